@@ -1,0 +1,43 @@
+# cnngen — see README.md. `make` runs the main job on built-in defaults.
+GO ?= go
+SPECS := $(basename $(notdir $(wildcard spec/*.cnn)))
+
+.PHONY: all run test lint generate check-generated bench fuzz clean
+
+all: run
+
+# The main job: describe every built-in spec. It grows as the generator, verify,
+# bench and train land.
+run:
+	@$(GO) build -o bin/ ./cmd/...
+	@for s in $(SPECS); do printf '%-12s ' $$s; ./bin/cnngen info $$s | tail -n 1; done
+
+test:
+	$(GO) test ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+generate:
+	$(GO) generate ./...
+
+# Delete every generated file, regenerate, and fail on any difference: proves the
+# checked-in code is what the generators make from the checked-in specs.
+check-generated:
+	@files=$$(git grep -l -E '^// Code generated .* DO NOT EDIT\.$$' -- ':!Makefile' ':!*.md' || true); \
+	if [ -n "$$files" ]; then rm -f $$files; fi; \
+	$(GO) generate ./... || exit 1; \
+	if [ -n "$$files" ]; then git diff --exit-code --stat -- $$files || { echo "stale generated code: run make generate"; exit 1; }; fi; \
+	new=$$(git ls-files --others --exclude-standard | xargs -r grep -l -E '^// Code generated .* DO NOT EDIT\.$$' || true); \
+	if [ -n "$$new" ]; then echo "generated files not checked in:"; echo "$$new"; exit 1; fi; \
+	echo "generated code is up to date"
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./spec
+
+clean:
+	rm -rf bin

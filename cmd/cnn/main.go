@@ -1,0 +1,69 @@
+// Command cnn runs the generated models: it checks them against the float64
+// reference, benchmarks them, classifies images and trains.
+//
+// Usage:
+//
+//	cnn verify   -model NAME [-mode exact|fast] [-batch N] [-json]
+//	cnn bench    -model NAME -batch N -threads T -mode exact|fast [-train] [-reps R] [-json]
+//	cnn classify -model NAME -weights FILE [-top 5] [-json] IMAGE...
+//	cnn train    -model NAME -epochs E [-batch B] [-lr X] [-threads T] [-seed S] [-out F] [-resume F] [-json]
+//	cnn export   -model NAME -o FILE
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands = []command{
+	{"verify", "check generated models against the float64 reference", notYet("verify", "the verify/ and generator issues")},
+	{"bench", "time a model per layer and end to end", notYet("bench", "the performance issue")},
+	{"classify", "classify JPEG or PNG images with a model and a weight file", notYet("classify", "the weights issue")},
+	{"train", "train a model (vgg_mnist on MNIST by default)", notYet("train", "the training issue")},
+	{"export", "write a model's weights as safetensors", notYet("export", "the weights issue")},
+}
+
+// notYet stands for a subcommand whose issue has not landed: it says so and fails,
+// so no script mistakes it for a working command.
+func notYet(name, issue string) func([]string, io.Writer, io.Writer) int {
+	return func(_ []string, _, stderr io.Writer) int {
+		fmt.Fprintf(stderr, "cnn %s: not implemented yet (%s)\n", name, issue)
+		return 1
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "cnn runs cnngen's generated models.\n\nUsage:\n  cnn COMMAND [flags]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'cnn COMMAND -h' for a command's flags.")
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "cnn: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}

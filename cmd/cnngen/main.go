@@ -1,0 +1,136 @@
+// Command cnngen is the cnngen generator CLI: it reads architecture specs
+// (spec/*.cnn) and reports on them or generates Go code from them.
+//
+// Usage:
+//
+//	cnngen info SPEC        layer table: name, torchvision name, output shape, params, MACs
+//
+// SPEC is a path to a .cnn file or the name of a built-in spec (alexnet, vgg16_bn, ...).
+// cnngen never imports the generated model packages, so a broken generated package can
+// always be regenerated.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/cnngen/cnngen/spec"
+)
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `cnngen generates shape-specialized Go code for convolutional networks.
+
+Usage:
+  cnngen info SPEC     print every layer: torchvision name, output shape, params, MACs
+
+SPEC is a .cnn file or a built-in spec name: `)
+	for i, n := range spec.Builtin() {
+		if i > 0 {
+			fmt.Fprint(w, ", ")
+		}
+		fmt.Fprint(w, n)
+	}
+	fmt.Fprintln(w)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	case "info":
+		return info(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "cnngen: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func info(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("info", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: cnngen info SPEC") }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	m, err := spec.Load(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	writeInfo(stdout, m)
+	return 0
+}
+
+func writeInfo(w io.Writer, m *spec.Model) {
+	fmt.Fprintf(w, "net %s  input %v  (%s)\n", m.Name, m.Input, m.File)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "layer\tname\toutput\tparams\tMACs\t")
+	for _, l := range m.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t\n", describe(l), l.Name, l.Out, l.NumParams(), l.MACs())
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "total params=%d macs=%d\n", m.NumParams(), m.MACs())
+}
+
+// describe renders a layer as PyTorch would construct it.
+func describe(l *spec.Layer) string {
+	switch l.Kind {
+	case spec.Conv:
+		s := fmt.Sprintf("Conv2d(%d, %d, %s, stride=%s, padding=%s", l.In.C, l.OutC, hw(l.KH, l.KW), hw(l.SH, l.SW), hw(l.PH, l.PW))
+		if l.Groups != 1 {
+			s += fmt.Sprintf(", groups=%d", l.Groups)
+		}
+		if !l.Bias {
+			s += ", bias=False"
+		}
+		return s + ")"
+	case spec.ReLU:
+		return "ReLU"
+	case spec.MaxPool:
+		s := fmt.Sprintf("MaxPool2d(%s, stride=%s", hw(l.KH, l.KW), hw(l.SH, l.SW))
+		if l.PH != 0 || l.PW != 0 {
+			s += ", padding=" + hw(l.PH, l.PW)
+		}
+		return s + ")"
+	case spec.AvgPool:
+		return fmt.Sprintf("AdaptiveAvgPool2d((%d, %d))", l.Out.H, l.Out.W)
+	case spec.LRN:
+		return fmt.Sprintf("LocalResponseNorm(%d, alpha=%g, beta=%g, k=%g)", l.Size, l.Alpha, l.Beta, l.K)
+	case spec.BatchNorm:
+		return fmt.Sprintf("BatchNorm2d(%d)", l.In.C)
+	case spec.Dropout:
+		return fmt.Sprintf("Dropout(p=%g)", l.P)
+	case spec.Flatten:
+		return "Flatten"
+	case spec.Linear:
+		s := fmt.Sprintf("Linear(%d, %d", l.In.Size(), l.OutC)
+		if !l.Bias {
+			s += ", bias=False"
+		}
+		return s + ")"
+	}
+	return l.Kind.String()
+}
+
+func hw(h, w int) string {
+	if h == w {
+		return fmt.Sprint(h)
+	}
+	return fmt.Sprintf("(%d, %d)", h, w)
+}

@@ -1,0 +1,87 @@
+// Package runtime is the hand-written support every generated model imports: the
+// Model contract, configuration, and (in subpackages) the compute kernels, the worker
+// pool and weight loading. It never imports the spec parser or the generator, so a
+// user's binary carries neither.
+package runtime
+
+import "fmt"
+
+// Mode selects how a model sums.
+type Mode int
+
+const (
+	// Exact sums every output element in one fixed order with fused multiply-adds and
+	// never splits a sum across threads: results are bit-identical for any thread
+	// count and for the AVX-512, AVX2 and pure-Go kernels.
+	Exact Mode = iota
+	// Fast may reorder sums and use algorithms that do fewer operations (Winograd,
+	// reduced-precision weights); its error against the float64 reference is measured
+	// and documented per model.
+	Fast
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Exact:
+		return "exact"
+	case Fast:
+		return "fast"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// ParseMode parses "exact" or "fast".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "exact":
+		return Exact, nil
+	case "fast":
+		return Fast, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q; expected exact or fast", s)
+}
+
+// Config configures a model instance.
+type Config struct {
+	MaxBatch int  // the largest batch Forward accepts; 0 means 1
+	Threads  int  // worker threads; 0 means 1
+	Mode     Mode // Exact or Fast
+	// Training makes the instance able to run Backward: it then holds gradient
+	// buffers and the activations Backward needs. An inference-only instance
+	// (Training false) holds none of them.
+	Training bool
+}
+
+// Param is a named tensor of a model in torchvision's layout (conv OIHW, linear
+// out×in). Value and Grad are views into the model's memory.
+type Param struct {
+	Name  string // the torchvision state_dict key, e.g. "features.0.weight"
+	Shape []int
+	Value []float32
+	Grad  []float32 // nil for buffers and for inference-only instances
+}
+
+// Model is the contract every generated model meets.
+type Model interface {
+	Name() string
+	InputShape() [3]int // C, H, W of one sample
+	Classes() int
+	// Forward runs an NCHW batch of n ≤ MaxBatch samples. The logits (n×Classes) are
+	// a view into the model's memory, valid until the next call. A wrong length or n
+	// is an error.
+	Forward(x []float32, n int) ([]float32, error)
+	// Backward, after Forward on a training instance, takes dL/dlogits and returns
+	// dL/dx, accumulating every parameter's Grad.
+	Backward(dlogits []float32) ([]float32, error)
+	// Params are the learnable tensors, in state_dict order.
+	Params() []Param
+	// Buffers are batch norm's running_mean and running_var, in state_dict order.
+	Buffers() []Param
+	// Sync re-derives whatever the model keeps beside the Values (packed weights,
+	// folded batch norm) after Params or Buffers were written from outside.
+	Sync() error
+	// SetTraining switches dropout and batch norm between training and evaluation.
+	SetTraining(bool)
+	// ZeroGrad sets every parameter gradient to zero.
+	ZeroGrad()
+}
