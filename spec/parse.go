@@ -638,18 +638,8 @@ func (p *parser) infer(m *Model) error {
 	if in.Size() > maxSize {
 		return &Error{Pos{p.file, 1, 1}, fmt.Sprintf("input %v has more than %d values", in, maxSize)}
 	}
-	var layers []*Layer
+	m.Layers = implyFlatten(m.Layers)
 	for _, ly := range m.Layers {
-		if ly.Kind == Linear && !in.Flat {
-			fl := &Layer{Kind: Flatten, Name: "flatten", In: in, Out: Shape{C: in.Size(), H: 1, W: 1, Flat: true}}
-			for _, other := range m.Layers {
-				if other.Name == "flatten" {
-					return &Error{ly.Pos, "linear: the implied flatten before this layer would be named \"flatten\", which is already used; write 'flatten' explicitly"}
-				}
-			}
-			layers = append(layers, fl)
-			in = fl.Out
-		}
 		fail := func(format string, args ...any) error {
 			return &Error{ly.Pos, ly.Kind.String() + ": " + fmt.Sprintf(format, args...)}
 		}
@@ -703,9 +693,44 @@ func (p *parser) infer(m *Model) error {
 		if int64(ly.Out.C)*int64(ly.Out.H)*int64(ly.Out.W) > maxSize {
 			return fail("output %v has more than %d values", ly.Out, maxSize)
 		}
-		layers = append(layers, ly)
 		in = ly.Out
 	}
-	m.Layers = layers
 	return nil
+}
+
+// implyFlatten inserts torch.flatten(x, 1) where torchvision's forward has it: before
+// the first linear layer unless a flatten precedes it, and before the dropout and
+// ReLU layers that directly precede that linear layer in its section (AlexNet's
+// classifier starts with a dropout that sees the flattened vector).
+func implyFlatten(layers []*Layer) []*Layer {
+	at := -1
+	for i, ly := range layers {
+		if ly.Kind == Flatten {
+			return layers
+		}
+		if ly.Kind == Linear {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return layers
+	}
+	section := func(name string) string {
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			return name[:i]
+		}
+		return name
+	}
+	for at > 0 {
+		prev := layers[at-1]
+		if (prev.Kind != Dropout && prev.Kind != ReLU) || section(prev.Name) != section(layers[at].Name) || !strings.Contains(prev.Name, ".") {
+			break
+		}
+		at--
+	}
+	out := make([]*Layer, 0, len(layers)+1)
+	out = append(out, layers[:at]...)
+	out = append(out, &Layer{Kind: Flatten, Name: "flatten"})
+	return append(out, layers[at:]...)
 }

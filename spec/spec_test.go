@@ -321,3 +321,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// torchvision flattens between avgpool and classifier, so AlexNet's first classifier
+// layer, a dropout, sees the flat vector.
+func TestImpliedFlattenPlacement(t *testing.T) {
+	m, err := LoadBuiltin("alexnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, l := range m.Layers {
+		order = append(order, l.Name)
+	}
+	got := strings.Join(order, " ")
+	if !strings.Contains(got, "features.12 avgpool flatten classifier.0 classifier.1") {
+		t.Errorf("alexnet layer order %s", got)
+	}
+	if l := m.Layer("classifier.0"); l.In != (Shape{C: 9216, H: 1, W: 1, Flat: true}) {
+		t.Errorf("classifier.0 input %v, want flat 9216", l.In)
+	}
+	// An explicit flatten suppresses the implied one.
+	m, err = Parse("f.cnn", []byte("net f\ninput 2 3 3\nfeatures\n  relu\n  flatten\n  dropout\nclassifier\n  relu\n  linear 4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.Layers); n != 5 || m.Layers[1].Name != "features.1" || m.Layers[1].Kind != Flatten {
+		t.Errorf("explicit flatten: %d layers, second %+v", n, m.Layers[1])
+	}
+}
