@@ -1,0 +1,130 @@
+package kernels
+
+// NR is the output-channel block of the convolution kernels: packed weights and
+// biases come in blocks of NR output channels (zero-padded), and one call computes
+// up to NR output channels of a run of output pixels. AVX-512 holds a block in two
+// zmm registers, AVX2 in four ymm registers.
+const NR = 32
+
+// ConvNHWC computes np output pixels × nr ≤ NR output channels of a direct
+// convolution on NHWC data, optionally followed by ReLU. It is the forward kernel of
+// every convolution, and the input-gradient kernel of stride-1 convolutions (run on
+// the padded output gradient with flipped, transposed weights).
+//
+// in points at the input value under the first output pixel's top-left tap, in a
+// buffer already zero-padded: there are no bounds inside the kernel. sx is the input
+// stride between consecutive output pixels (stride×C), sy between kernel rows
+// (padded width×C), sc between kernel columns (C); cin channels are read at each
+// tap, contiguous. w is packed [kh][kw][cin][NR], bias [NR] (nil for none); out
+// receives pixel p's channel j at out[p*so+j].
+//
+// Exact mode's order, which every variant (AVX-512, AVX2, pure Go) follows bit for
+// bit:
+//
+//	for p < np, j < nr:
+//	    acc := bias[j]  (or +0)
+//	    for ky < kh { for kx < kw { for c < cin {
+//	        acc = fma(in[p*sx+ky*sy+kx*sc+c], w[((ky*kw+kx)*cin+c)*NR+j], acc)
+//	    }}}
+//	    if relu && acc < 0 { acc = 0 }
+//	    out[p*so+j] = acc
+func ConvNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool) {
+	if np <= 0 || nr <= 0 {
+		return
+	}
+	checkConv(len(out), so, len(in), sx, sy, sc, cin, kh, kw, len(w), bias, np, nr)
+	convNHWC(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu)
+}
+
+func checkConv(lout, so, lin, sx, sy, sc, cin, kh, kw, lw int, bias []float32, np, nr int) {
+	switch {
+	case nr > NR || cin < 1 || kh < 1 || kw < 1:
+		panic("kernels.ConvNHWC: bad tile")
+	case lout < (np-1)*so+nr:
+		panic("kernels.ConvNHWC: out too short")
+	case lin < (np-1)*sx+(kh-1)*sy+(kw-1)*sc+cin:
+		panic("kernels.ConvNHWC: in too short")
+	case lw < kh*kw*cin*NR:
+		panic("kernels.ConvNHWC: w too short")
+	case bias != nil && len(bias) < NR:
+		panic("kernels.ConvNHWC: bias too short")
+	}
+}
+
+// convNHWCGo is ConvNHWC's pure-Go twin.
+func convNHWCGo(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool) {
+	var acc [NR]float32
+	for p := 0; p < np; p++ {
+		if bias != nil {
+			copy(acc[:], bias[:NR])
+		} else {
+			acc = [NR]float32{}
+		}
+		for ky := 0; ky < kh; ky++ {
+			for kx := 0; kx < kw; kx++ {
+				x := in[p*sx+ky*sy+kx*sc:]
+				x = x[:cin]
+				wt := w[(ky*kw+kx)*cin*NR:]
+				wt = wt[:cin*NR]
+				for c, xv := range x {
+					wc := (*[NR]float32)(wt[c*NR:])
+					for j := 0; j < nr; j++ {
+						acc[j] = FMA32(xv, wc[j], acc[j])
+					}
+				}
+			}
+		}
+		o := out[p*so:]
+		o = o[:nr]
+		for j := range o {
+			v := acc[j]
+			if relu && v < 0 {
+				v = 0
+			}
+			o[j] = v
+		}
+	}
+}
+
+// ConvWgrad accumulates the weight gradient of one kernel tap over a run of np
+// output pixels: for c < nc input channels and j < nr ≤ NR output channels,
+//
+//	acc := dw[c*NR+j]
+//	for p < np { acc = fma(x[p*sx+c], dy[p*so+j], acc) }
+//	dw[c*NR+j] = acc
+//
+// x points at the input value under the first pixel's tap (padded buffer, stride sx
+// between pixels), dy at the first pixel's output gradient (stride so). Calls for
+// successive pixel runs continue each element's FMA chain in order, so a whole
+// batch's reduction is one chain in (sample, row, column) order.
+func ConvWgrad(dw []float32, x []float32, sx int, dy []float32, so int, np, nc, nr int) {
+	if np <= 0 || nc <= 0 || nr <= 0 {
+		return
+	}
+	switch {
+	case nr > NR:
+		panic("kernels.ConvWgrad: bad tile")
+	case len(dw) < (nc-1)*NR+nr:
+		panic("kernels.ConvWgrad: dw too short")
+	case len(x) < (np-1)*sx+nc:
+		panic("kernels.ConvWgrad: x too short")
+	case len(dy) < (np-1)*so+nr:
+		panic("kernels.ConvWgrad: dy too short")
+	}
+	convWgrad(dw, x, sx, dy, so, np, nc, nr)
+}
+
+// convWgradGo is ConvWgrad's pure-Go twin.
+func convWgradGo(dw []float32, x []float32, sx int, dy []float32, so int, np, nc, nr int) {
+	for c := 0; c < nc; c++ {
+		d := dw[c*NR:]
+		d = d[:nr]
+		for j := range d {
+			acc := d[j]
+			for p := 0; p < np; p++ {
+				acc = FMA32(x[p*sx+c], dy[p*so+j], acc)
+			}
+			d[j] = acc
+		}
+	}
+}

@@ -1,0 +1,198 @@
+// Package nn holds the shape-generic helpers that generated models call outside their
+// hot loops: packing convolution weights into the kernels' layouts (at Sync), folding
+// batch norm, the phase decomposition of strided input gradients, zeroing halos.
+// Everything here takes its dimensions as arguments; the per-layer loops that run on
+// every Forward and Backward are generated with constants instead.
+package nn
+
+import (
+	"math"
+
+	"github.com/cnngen/cnngen/runtime/kernels"
+)
+
+// ConvDims are a convolution's dimensions as the packing functions need them.
+type ConvDims struct {
+	Groups, ICg, OCg int // groups and channels per group
+	KH, KW, SH, SW   int // kernel and stride
+}
+
+// OCB is the number of output-channel blocks of kernels.NR per group.
+func (d ConvDims) OCB() int { return (d.OCg + kernels.NR - 1) / kernels.NR }
+
+// ICB is the number of input-channel blocks of kernels.NR per group.
+func (d ConvDims) ICB() int { return (d.ICg + kernels.NR - 1) / kernels.NR }
+
+// PackConv packs OIHW weights w (and bias b, nil for none) into the forward layout
+// [group][ocBlock][ky][kx][ic][NR] that kernels.ConvNHWC reads, and the bias into
+// [group][ocBlock][NR]; channels past OCg in the last block are zero. If scale is not
+// nil, batch norm is folded in: w'[oc] = w[oc]·scale[oc], b'[oc] = b[oc]·scale[oc] +
+// shift[oc], computed in float64 and rounded once.
+func PackConv(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64) {
+	NR := kernels.NR
+	ocb := d.OCB()
+	clear(dst)
+	clear(dstBias)
+	for g := 0; g < d.Groups; g++ {
+		for o := 0; o < d.OCg; o++ {
+			oc := g*d.OCg + o
+			blk, j := o/NR, o%NR
+			base := (g*ocb + blk) * d.KH * d.KW * d.ICg * NR
+			for ic := 0; ic < d.ICg; ic++ {
+				for ky := 0; ky < d.KH; ky++ {
+					for kx := 0; kx < d.KW; kx++ {
+						v := w[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx]
+						if scale != nil {
+							v = float32(float64(v) * scale[oc])
+						}
+						dst[base+((ky*d.KW+kx)*d.ICg+ic)*NR+j] = v
+					}
+				}
+			}
+			var bv float64
+			if b != nil {
+				bv = float64(b[oc])
+			}
+			if scale != nil {
+				bv = bv*scale[oc] + shift[oc]
+			}
+			dstBias[(g*ocb+blk)*NR+j] = float32(bv)
+		}
+	}
+}
+
+// PackConvSize is the length of PackConv's dst.
+func PackConvSize(d ConvDims) int { return d.Groups * d.OCB() * d.KH * d.KW * d.ICg * kernels.NR }
+
+// BNFold returns the per-channel scale γ/√(var+ε) and shift β − mean·scale of an
+// evaluation-mode batch norm, in float64.
+func BNFold(scale, shift []float64, gamma, beta, mean, variance []float32, eps float64) {
+	for c := range scale {
+		s := float64(gamma[c]) / math.Sqrt(float64(variance[c])+eps)
+		scale[c] = s
+		shift[c] = float64(beta[c]) - float64(mean[c])*s
+	}
+}
+
+// Phase is one residue class of a strided convolution's input gradient along one
+// dimension. The input positions i with (i+pad) mod stride = R receive gradient from
+// the kernel taps R, R+stride, ..., T of them; the input gradient at those positions
+// is a stride-1 correlation of the output gradient with those taps reversed.
+type Phase struct {
+	R int // residue (the first tap)
+	T int // number of taps (may be 0: those inputs get no gradient)
+}
+
+// Phases returns the stride phases of a kernel of size k; for stride 1 there is one
+// phase holding every tap.
+func Phases(k, stride int) []Phase {
+	ps := make([]Phase, stride)
+	for r := range ps {
+		t := 0
+		if r < k {
+			t = (k - r + stride - 1) / stride
+		}
+		ps[r] = Phase{R: r, T: t}
+	}
+	return ps
+}
+
+// PackConvBackData packs OIHW weights for the input gradient: for every phase pair
+// (py, px) of Phases(KH, SH) × Phases(KW, SW) in order, the layout
+// [group][icBlock][jy][jx][oc][NR] with tap (jy, jx) holding the original tap
+// (ry + SH·(Ty−1−jy), rx + SW·(Tx−1−jx)), reversed so that the gradient is a forward
+// correlation; lanes are input channels. Phases with no taps take no space.
+func PackConvBackData(dst, w []float32, d ConvDims) {
+	NR := kernels.NR
+	icb := d.ICB()
+	clear(dst)
+	off := 0
+	for _, py := range Phases(d.KH, d.SH) {
+		for _, px := range Phases(d.KW, d.SW) {
+			n := py.T * px.T
+			if n == 0 {
+				continue
+			}
+			for g := 0; g < d.Groups; g++ {
+				for ib := 0; ib < icb; ib++ {
+					base := off + (g*icb+ib)*n*d.OCg*NR
+					for jy := 0; jy < py.T; jy++ {
+						ky := py.R + d.SH*(py.T-1-jy)
+						for jx := 0; jx < px.T; jx++ {
+							kx := px.R + d.SW*(px.T-1-jx)
+							for o := 0; o < d.OCg; o++ {
+								oc := g*d.OCg + o
+								for j := 0; j < NR && ib*NR+j < d.ICg; j++ {
+									ic := ib*NR + j
+									dst[base+((jy*px.T+jx)*d.OCg+o)*NR+j] = w[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx]
+								}
+							}
+						}
+					}
+				}
+			}
+			off += d.Groups * icb * n * d.OCg * NR
+		}
+	}
+}
+
+// PackConvBackDataSize is the length of PackConvBackData's dst.
+func PackConvBackDataSize(d ConvDims) int {
+	return d.Groups * d.ICB() * d.KH * d.KW * d.OCg * kernels.NR
+}
+
+// AddConvGrad adds a weight gradient computed in the packed forward layout
+// [group][ocBlock][ky][kx][ic][NR] into an OIHW gradient, for output-channel blocks
+// [blo, bhi) of every group (blocks numbered g*OCB+ob).
+func AddConvGrad(grad, packed []float32, d ConvDims, blo, bhi int) {
+	NR := kernels.NR
+	ocb := d.OCB()
+	for blk := blo; blk < bhi; blk++ {
+		g, ob := blk/ocb, blk%ocb
+		base := blk * d.KH * d.KW * d.ICg * NR
+		for j := 0; j < NR && ob*NR+j < d.OCg; j++ {
+			oc := g*d.OCg + ob*NR + j
+			for ic := 0; ic < d.ICg; ic++ {
+				for ky := 0; ky < d.KH; ky++ {
+					for kx := 0; kx < d.KW; kx++ {
+						grad[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx] += packed[base+((ky*d.KW+kx)*d.ICg+ic)*NR+j]
+					}
+				}
+			}
+		}
+	}
+}
+
+// ZeroHalo clears the halo of one sample of an NHWC buffer of h×w pixels of c
+// channels with ph rows and pw columns of halo on each side.
+func ZeroHalo(buf []float32, h, w, c, ph, pw int) {
+	if ph == 0 && pw == 0 {
+		return
+	}
+	rs := (w + 2*pw) * c
+	clear(buf[:ph*rs])
+	clear(buf[(ph+h)*rs : (2*ph+h)*rs])
+	for y := ph; y < ph+h; y++ {
+		row := buf[y*rs : (y+1)*rs]
+		clear(row[:pw*c])
+		clear(row[(pw+w)*c:])
+	}
+}
+
+// BackDataHalo is the zero halo the output gradient needs, along one dimension of
+// input size n, output size on, kernel k, stride s and padding p, for the input
+// gradient to read it with no bounds: input position i reads output rows q−T+1 … q,
+// q = (i+p)/s, T the taps of its phase.
+func BackDataHalo(n, on, k, s, p int) int {
+	ph := Phases(k, s)
+	halo := 0
+	for i := 0; i < n; i++ {
+		t := ph[(i+p)%s].T
+		if t == 0 {
+			continue
+		}
+		q := (i + p) / s
+		halo = max(halo, -(q - t + 1), q-(on-1))
+	}
+	return halo
+}
