@@ -6,14 +6,20 @@ SPECS := $(basename $(notdir $(wildcard spec/*.cnn)))
 
 all: run
 
-# The main job: describe every built-in spec. It grows as the generator, verify,
-# bench and train land.
+# The main job: describe every built-in spec, regenerate every model, and hold the
+# small ones to the float64 reference. It grows as bench and train land.
 run:
 	@$(GO) build -o bin/ ./cmd/...
 	@for s in $(SPECS); do printf '%-12s ' $$s; ./bin/cnngen info $$s | tail -n 1; done
+	$(GO) generate ./generated/...
+	$(GO) test -count=1 ./generated/...
 
+# The tests, then the concurrent code under the race detector and the pure-Go kernels
+# (-tags purego) on the same vectors.
 test:
 	$(GO) test ./...
+	$(GO) test -race ./runtime/parallel/ ./generated/tiny/
+	$(GO) test -tags purego ./runtime/... ./generated/tiny/ ./generated/vggmnist/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi

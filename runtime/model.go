@@ -50,6 +50,9 @@ type Config struct {
 	// buffers and the activations Backward needs. An inference-only instance
 	// (Training false) holds none of them.
 	Training bool
+	// Seed seeds the instance's random source (dropout masks in training mode): the
+	// same seed gives the same masks, whatever the thread count.
+	Seed uint64
 }
 
 // Param is a named tensor of a model in torchvision's layout (conv OIHW, linear

@@ -141,24 +141,17 @@ func PackConvBackDataSize(d ConvDims) int {
 	return d.Groups * d.ICB() * d.KH * d.KW * d.OCg * kernels.NR
 }
 
-// AddConvGrad adds a weight gradient computed in the packed forward layout
-// [group][ocBlock][ky][kx][ic][NR] into an OIHW gradient, for output-channel blocks
-// [blo, bhi) of every group (blocks numbered g*OCB+ob).
-func AddConvGrad(grad, packed []float32, d ConvDims, blo, bhi int) {
+// AddConvGradTap adds the weight gradient of one kernel tap (ky, kx) of one
+// output-channel block blk (numbered g*OCB+ob), computed by kernels.ConvWgrad in the
+// layout [ic][NR], into an OIHW gradient.
+func AddConvGradTap(grad, tap []float32, d ConvDims, blk, ky, kx int) {
 	NR := kernels.NR
 	ocb := d.OCB()
-	for blk := blo; blk < bhi; blk++ {
-		g, ob := blk/ocb, blk%ocb
-		base := blk * d.KH * d.KW * d.ICg * NR
-		for j := 0; j < NR && ob*NR+j < d.OCg; j++ {
-			oc := g*d.OCg + ob*NR + j
-			for ic := 0; ic < d.ICg; ic++ {
-				for ky := 0; ky < d.KH; ky++ {
-					for kx := 0; kx < d.KW; kx++ {
-						grad[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx] += packed[base+((ky*d.KW+kx)*d.ICg+ic)*NR+j]
-					}
-				}
-			}
+	g, ob := blk/ocb, blk%ocb
+	for j := 0; j < NR && ob*NR+j < d.OCg; j++ {
+		oc := g*d.OCg + ob*NR + j
+		for ic := 0; ic < d.ICg; ic++ {
+			grad[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx] += tap[ic*NR+j]
 		}
 	}
 }
@@ -176,6 +169,20 @@ func ZeroHalo(buf []float32, h, w, c, ph, pw int) {
 		row := buf[y*rs : (y+1)*rs]
 		clear(row[:pw*c])
 		clear(row[(pw+w)*c:])
+	}
+}
+
+// ZeroHalos clears the halo of the samples [lo, hi) = Span(n, w, nw) of a buffer
+// of size values per sample: worker w's share, so that the workers of a step split it.
+func ZeroHalos(buf []float32, n, size, h, w, c, ph, pw, worker, workers int) {
+	q, r := n/workers, n%workers
+	lo := worker*q + min(worker, r)
+	hi := lo + q
+	if worker < r {
+		hi++
+	}
+	for b := lo; b < hi; b++ {
+		ZeroHalo(buf[b*size:(b+1)*size], h, w, c, ph, pw)
 	}
 }
 

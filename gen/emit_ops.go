@@ -1,0 +1,945 @@
+package gen
+
+import (
+	"fmt"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/cnngen/cnngen/runtime/kernels"
+	"github.com/cnngen/cnngen/runtime/nn"
+)
+
+// program emits the step functions of one program: evalN for Eval, fwdN and bwdN...
+// for Grad.
+func (e *emitter) program(f *jen.File, prog *Program) {
+	grad := prog.Name == "grad"
+	for i, st := range prog.Steps {
+		name := stepFunc("eval", i, st, "")
+		if grad {
+			name = stepFunc("fwd", i, st, "")
+		}
+		g := &stepGen{e: e, prog: prog, st: st, grad: grad}
+		f.Comment(fmt.Sprintf("%s computes %s.", name, describe(st)))
+		f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id(name).Params(jen.Id("w"), jen.Id("nw").Int()).Block(g.forward()...)
+	}
+	if !grad {
+		return
+	}
+	for i := len(prog.Steps) - 1; i >= 0; i-- {
+		st := prog.Steps[i]
+		g := &stepGen{e: e, prog: prog, st: st, grad: true}
+		for _, part := range backwardParts(st) {
+			name := stepFunc("bwd", i, st, part)
+			f.Comment(fmt.Sprintf("%s is the backward pass (%s) of %s.", name, partDoc[part], describe(st)))
+			f.Func().Params(jen.Id("m").Op("*").Id("Model")).Id(name).Params(jen.Id("w"), jen.Id("nw").Int()).Block(g.backward(part)...)
+		}
+	}
+}
+
+var partDoc = map[string]string{
+	"":       "input gradient",
+	"Mask":   "ReLU mask on the output gradient",
+	"Bias":   "bias gradient",
+	"Weight": "weight gradient",
+	"Data":   "input gradient",
+}
+
+// backwardParts lists the backward functions of a step, in the order they run.
+func backwardParts(st *Step) []string {
+	switch st.Op {
+	case OpConv:
+		parts := []string{}
+		if st.ReLU {
+			parts = append(parts, "Mask")
+		}
+		if st.Layer.Bias {
+			parts = append(parts, "Bias")
+		}
+		return append(parts, "Weight", "Data")
+	case OpLinear:
+		parts := []string{}
+		if st.ReLU {
+			parts = append(parts, "Mask")
+		}
+		return append(parts, "Weight", "Data")
+	}
+	return []string{""}
+}
+
+type stepGen struct {
+	e    *emitter
+	prog *Program
+	st   *Step
+	grad bool
+}
+
+// ref is the Go expression for a buffer's slice.
+func (g *stepGen) ref(b *Buffer) string {
+	switch {
+	case !g.grad:
+		return fmt.Sprintf("m.eb[%d]", b.ID)
+	case b.Int:
+		return fmt.Sprintf("m.gi[%d]", b.ID)
+	}
+	return fmt.Sprintf("m.gb[%d]", b.ID)
+}
+
+// geom declares a buffer's geometry as constants with the given prefix:
+// <p>S (values per sample), <p>RS (row stride), <p>I (offset of pixel 0,0).
+func geom(prefix string, b *Buffer) []jen.Code {
+	return []jen.Code{
+		x("%sS = %d", prefix, b.Size),
+		x("%sRS = %d", prefix, b.RowStride()),
+		x("%sI = %d", prefix, b.Interior()),
+	}
+}
+
+// zeroHalos clears, for the samples this worker owns, the halo of a buffer the step
+// writes; the interior is written by the step itself.
+func (g *stepGen) zeroHalos(b *Buffer) []jen.Code {
+	if b.Flat || (b.PH == 0 && b.PW == 0) {
+		return nil
+	}
+	return []jen.Code{
+		jen.Comment("The next convolution reads a zero halo around this buffer."),
+		jen.Qual(pkgNN, "ZeroHalos").Call(x("%s", g.ref(b)), x("m.n"), jen.Lit(b.Size), jen.Lit(b.H), jen.Lit(b.W), jen.Lit(b.C), jen.Lit(b.PH), jen.Lit(b.PW), jen.Id("w"), jen.Id("nw")),
+	}
+}
+
+func (g *stepGen) forward() []jen.Code {
+	st := g.st
+	switch st.Op {
+	case OpInput:
+		return g.inputFwd()
+	case OpConv:
+		return g.convFwd()
+	case OpBN:
+		return g.bnFwd()
+	case OpReLU:
+		return g.reluFwd()
+	case OpMaxPool:
+		return g.maxPoolFwd()
+	case OpAvgPool:
+		return g.avgPoolFwd()
+	case OpLRN:
+		return g.lrnFwd()
+	case OpDropout:
+		return g.dropoutFwd()
+	case OpFlatten:
+		return g.flattenFwd()
+	case OpLinear:
+		return g.linearFwd()
+	}
+	panic(fmt.Sprintf("gen: no forward emitter for %v", st.Op))
+}
+
+func (g *stepGen) backward(part string) []jen.Code {
+	st := g.st
+	switch st.Op {
+	case OpInput:
+		return g.inputBwd()
+	case OpConv:
+		switch part {
+		case "Mask":
+			return g.reluMask(st.Out, st.DOut)
+		case "Bias":
+			return g.convBiasBwd()
+		case "Weight":
+			return g.convWeightBwd()
+		case "Data":
+			return g.convDataBwd()
+		}
+	case OpBN:
+		return g.bnBwd()
+	case OpReLU:
+		return g.reluBwd()
+	case OpMaxPool:
+		return g.maxPoolBwd()
+	case OpAvgPool:
+		return g.avgPoolBwd()
+	case OpLRN:
+		return g.lrnBwd()
+	case OpDropout:
+		return g.dropoutBwd()
+	case OpFlatten:
+		return g.flattenBwd()
+	case OpLinear:
+		switch part {
+		case "Mask":
+			return g.reluMask(st.Out, st.DOut)
+		case "Weight":
+			return g.linearWeightBwd()
+		case "Data":
+			return g.linearDataBwd()
+		}
+	}
+	panic(fmt.Sprintf("gen: no backward emitter for %v part %q", st.Op, part))
+}
+
+// rows renders the loop over this worker's (sample, row) pairs of an h-row tensor:
+//
+//	lo, hi := parallel.Span(m.n*h, w, nw)
+//	for r := lo; r < hi; r++ { b, y := r/h, r%h; body }
+func rows(h int, y string, body ...jen.Code) []jen.Code {
+	inner := append([]jen.Code{x("b, %s := r/%d, r%%%d", y, h, h)}, body...)
+	return []jen.Code{span(fmt.Sprintf("m.n*%d", h)), loop("r", "lo", "hi", inner...)}
+}
+
+/*
+	for r := lo; r < hi; r++ {
+		b, y := r/H, r%H
+		o := out[b*OS+OI+y*ORS:][:W*C]
+		for c := 0; c < C; c++ { for i, v := range m.x[((b*C+c)*H+y)*W:][:W] { o[i*C+c] = v } }
+	}
+*/
+func (g *stepGen) inputFwd() []jen.Code {
+	out := g.st.Out
+	code := []jen.Code{
+		jen.Const().Defs(append([]jen.Code{x("C, H, W = %d, %d, %d", out.C, out.H, out.W)}, geom("O", out)...)...),
+		x("out := %s", g.ref(out)),
+	}
+	code = append(code, g.zeroHalos(out)...)
+	return append(code, rows(out.H, "y",
+		x("o := out[b*OS+OI+y*ORS:][:W*C]"),
+		loop("c", 0, "C",
+			jen.For(x("i, v := range m.x[((b*C+c)*H+y)*W:][:W]")).Block(x("o[i*C+c] = v")),
+		),
+	)...)
+}
+
+func (g *stepGen) inputBwd() []jen.Code {
+	d := g.st.DOut
+	return append([]jen.Code{
+		jen.Const().Defs(append([]jen.Code{x("C, H, W = %d, %d, %d", d.C, d.H, d.W)}, geom("D", d)...)...),
+		x("dout, dx := %s, %s", g.ref(d), g.ref(g.prog.DX)),
+	}, rows(d.H, "y",
+		x("src := dout[b*DS+DI+y*DRS:][:W*C]"),
+		loop("c", 0, "C",
+			x("dst := dx[((b*C+c)*H+y)*W:][:W]"),
+			jen.For(x("i := range dst")).Block(x("dst[i] = src[i*C+c]")),
+		),
+	)...)
+}
+
+// convConsts declares a convolution step's dimensions.
+func (g *stepGen) convConsts() (*ConvPlan, jen.Code) {
+	st := g.st
+	l := st.Layer
+	ci, c := g.e.p.convOf(l)
+	_ = ci
+	in, out := st.In, st.Out
+	defs := []jen.Code{
+		x("H, W, C = %d, %d, %d", l.In.H, l.In.W, l.In.C),
+		x("OH, OW, OC = %d, %d, %d", l.Out.H, l.Out.W, l.OutC),
+		x("KH, KW, SH, SW, PH, PW = %d, %d, %d, %d, %d, %d", l.KH, l.KW, l.SH, l.SW, l.PH, l.PW),
+		x("G, ICg, OCg, OCB, ICB = %d, %d, %d, %d, %d", c.Groups, c.ICg, c.OCg, c.OCB, c.ICB),
+		x("NR = %d", kernels.NR),
+		x("PACK = KH * KW * ICg * NR // one output-channel block of packed weights"),
+	}
+	defs = append(defs, geom("I", in)...)
+	defs = append(defs, x("IOFF = %d // input offset of the top-left tap of output (0, 0)", (in.PH-l.PH)*in.RowStride()+(in.PW-l.PW)*in.C))
+	defs = append(defs, geom("O", out)...)
+	return c, jen.Const().Defs(defs...)
+}
+
+/*
+	for r := lo; r < hi; r++ {
+		b, oy := r/OH, r%OH
+		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
+		for g := 0; g < G; g++ { for ob := 0; ob < OCB; ob++ {
+			kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), relu)
+		}}
+	}
+*/
+func (g *stepGen) convFwd() []jen.Code {
+	st := g.st
+	_, consts := g.convConsts()
+	pack, bias := "pack", "bias"
+	if !g.grad {
+		pack, bias = "packE", "biasE"
+	}
+	code := []jen.Code{
+		consts,
+		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
+		x("wt, bias := m.w.%s[%d], m.w.%s[%d]", pack, st.ConvIndex, bias, st.ConvIndex),
+	}
+	code = append(code, g.zeroHalos(st.Out)...)
+	return append(code, rows(st.Layer.Out.H, "oy",
+		x("src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]"),
+		loop("g", 0, "G", loop("ob", 0, "OCB",
+			jen.Qual(pkgKernels, "ConvNHWC").Call(x("dst[g*OCg+ob*NR:]"), x("OC"), x("src[g*ICg:]"), x("SW*C"), x("IRS"), x("C"), x("ICg"), x("KH"), x("KW"),
+				x("wt[(g*OCB+ob)*PACK:]"), x("bias[(g*OCB+ob)*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)),
+		)),
+	)...)
+}
+
+// reluMask zeroes the output gradient where the fused ReLU's output is not positive.
+func (g *stepGen) reluMask(out, dout *Buffer) []jen.Code {
+	if out.Flat {
+		return []jen.Code{
+			x("out, dout := %s, %s", g.ref(out), g.ref(dout)),
+			span(fmt.Sprintf("m.n*%d", out.C)),
+			jen.For(x("i := lo; i < hi; i++")).Block(jen.If(x("!(out[i] > 0)")).Block(x("dout[i] = 0"))),
+		}
+	}
+	return append([]jen.Code{
+		jen.Const().Defs(append(append([]jen.Code{x("W, C = %d, %d", out.W, out.C)}, geom("O", out)...), geom("D", dout)...)...),
+		x("out, dout := %s, %s", g.ref(out), g.ref(dout)),
+	}, rows(out.H, "y",
+		x("o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]"),
+		jen.For(x("i, v := range o")).Block(jen.If(x("!(v > 0)")).Block(x("d[i] = 0"))),
+	)...)
+}
+
+/*
+	for oc := lo; oc < hi; oc++ {
+		var s float64
+		for b, y, x { s += float64(dout[b*DS+DI+y*DRS+x*OC+oc]) }
+		grad[oc] += float32(s)
+	}
+*/
+func (g *stepGen) convBiasBwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	d := st.DOut
+	return []jen.Code{
+		jen.Const().Defs(append([]jen.Code{x("OH, OW, OC = %d, %d, %d", l.Out.H, l.Out.W, l.OutC)}, geom("D", d)...)...),
+		x("dout := %s", g.ref(d)),
+		x("grad := m.grads[%d:%d]", g.e.p.param(l.Name+".bias").Off, g.e.p.param(l.Name+".bias").Off+l.OutC),
+		span("OC"),
+		loop("oc", "lo", "hi",
+			jen.Var().Id("s").Float64(),
+			loop("b", 0, "m.n", loop("y", 0, "OH", loop("x", 0, "OW", x("s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])")))),
+			x("grad[oc] += float32(s)"),
+		),
+	}
+}
+
+/*
+for u := lo; u < hi; u++ {   // units: (group, ocBlock, ky, kx)
+
+		dw := scratch[u*ICg*NR:][:ICg*NR]; clear(dw)
+		for b, oy { kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, nr) }
+		nn.AddConvGradTap(grad, dw, dims, blk, ky, kx)
+	}
+*/
+func (g *stepGen) convWeightBwd() []jen.Code {
+	st := g.st
+	c, consts := g.convConsts()
+	d := st.DOut
+	return []jen.Code{
+		consts,
+		jen.Const().Defs(geom("D", d)...),
+		x("in, dout := %s, %s", g.ref(st.In), g.ref(d)),
+		x("scratch := m.dwScratch[%d]", st.ConvIndex),
+		x("grad := m.grads[%d:%d]", c.Weight.Off, c.Weight.Off+c.Weight.Len()),
+		jen.Comment("Each unit is one kernel tap of one output-channel block: its gradient is a"),
+		jen.Comment("whole FMA chain over (sample, row, column), never split across workers."),
+		span("G * OCB * KH * KW"),
+		loop("u", "lo", "hi",
+			x("blk, tap := u/(KH*KW), u%%(KH*KW)"),
+			x("g, ob, ky, kx := blk/OCB, blk%%OCB, tap/KW, tap%%KW"),
+			x("dw := scratch[u*ICg*NR:][:ICg*NR]"),
+			jen.Clear(jen.Id("dw")),
+			loop("b", 0, "m.n", loop("oy", 0, "OH",
+				jen.Qual(pkgKernels, "ConvWgrad").Call(x("dw"), x("in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:]"), x("SW*C"), x("dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:]"), x("OC"), x("OW"), x("ICg"), x("min(NR, OCg-ob*NR)")),
+			)),
+			jen.Qual(pkgNN, "AddConvGradTap").Call(x("grad"), x("dw"), x("convInfo[%d].dims", st.ConvIndex), x("blk"), x("ky"), x("kx")),
+		),
+	}
+}
+
+/*
+for r := lo; r < hi; r++ {     // input rows
+
+		b, iy := r/H, r%H
+		py := (iy+PH)%SH  and for each x phase px: the input pixels ix ≡ px are a stride-1
+		correlation of the output gradient with the phase's reversed taps (nn.PackConvBackData)
+	}
+*/
+func (g *stepGen) convDataBwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	c, consts := g.convConsts()
+	d, di := st.DOut, st.DIn
+	phY, phX := nn.Phases(l.KH, l.SH), nn.Phases(l.KW, l.SW)
+	// Pack offsets of every phase pair, as PackConvBackData lays them out.
+	offs := make([][]int, len(phY))
+	off := 0
+	for i, py := range phY {
+		offs[i] = make([]int, len(phX))
+		for j, px := range phX {
+			offs[i][j] = off
+			off += c.Groups * c.ICB * py.T * px.T * c.OCg * kernels.NR
+		}
+	}
+	code := []jen.Code{
+		consts,
+		jen.Const().Defs(append(geom("D", d), geom("X", di)...)...),
+		x("dout, dx := %s, %s", g.ref(d), g.ref(di)),
+		x("wt := m.w.packB[%d]", st.ConvIndex),
+	}
+	code = append(code, g.zeroHalos(di)...)
+	var body []jen.Code
+	body = append(body, x("b, iy := r/H, r%%H"), x("qy := (iy + PH) / SH"), x("row := dx[b*XS+XI+iy*XRS:]"))
+	// One case per y phase, with the x phases unrolled.
+	var cases []jen.Code
+	for i, py := range phY {
+		var stmts []jen.Code
+		for j, px := range phX {
+			// First input column of this x phase, and how many.
+			ix0 := ((px.R-l.PW)%l.SW + l.SW) % l.SW
+			if ix0 >= l.In.W {
+				continue
+			}
+			npx := (l.In.W - ix0 + l.SW - 1) / l.SW
+			if py.T == 0 || px.T == 0 {
+				stmts = append(stmts, jen.Comment(fmt.Sprintf("phase (%d, %d) has no taps: no gradient reaches these inputs", py.R, px.R)),
+					loop("p", 0, npx, jen.Clear(x("row[(%d+p*SW)*C:][:C]", ix0))))
+				continue
+			}
+			qx := (ix0 + l.PW) / l.SW
+			stmts = append(stmts,
+				jen.Comment(fmt.Sprintf("x phase %d: %d taps × %d taps, input columns %d, %d, ...", px.R, py.T, px.T, ix0, ix0+l.SW)),
+				x("src := dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC:]", py.T-1, qx, px.T-1),
+				loop("g", 0, "G", loop("ib", 0, "ICB",
+					jen.Qual(pkgKernels, "ConvNHWC").Call(x("row[%d*C+g*ICg+ib*NR:]", ix0), x("SW*C"), x("src[g*OCg:]"), x("OC"), x("DRS"), x("OC"), x("OCg"), jen.Lit(py.T), jen.Lit(px.T),
+						x("wt[%d+(g*ICB+ib)*%d:]", offs[i][j], py.T*px.T*c.OCg*kernels.NR), jen.Nil(), jen.Lit(npx), x("min(NR, ICg-ib*NR)"), jen.False()),
+				)),
+			)
+			// Wrap each phase in its own block to scope src.
+			stmts[len(stmts)-2] = jen.Block(stmts[len(stmts)-2], stmts[len(stmts)-1])
+			stmts = stmts[:len(stmts)-1]
+		}
+		cases = append(cases, jen.Case(jen.Lit(py.R)).Block(stmts...))
+	}
+	body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
+	code = append(code,
+		jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)),
+		span("m.n*H"),
+		loop("r", "lo", "hi", body...),
+	)
+	return code
+}
+
+func (g *stepGen) bnConsts() jen.Code {
+	st := g.st
+	l := st.Layer
+	defs := []jen.Code{
+		x("H, W, C = %d, %d, %d", l.In.H, l.In.W, l.In.C),
+		x("EPS, MOM = %v, %v", l.Eps, l.Momentum),
+	}
+	defs = append(defs, geom("I", st.In)...)
+	defs = append(defs, geom("O", st.Out)...)
+	return jen.Const().Defs(defs...)
+}
+
+func (g *stepGen) bnTensors() jen.Code {
+	p := g.e.p
+	l := g.st.Layer
+	C := l.In.C
+	gm, bt := p.param(l.Name+".weight").Off, p.param(l.Name+".bias").Off
+	rm, rv := p.buffer(l.Name+".running_mean").Off, p.buffer(l.Name+".running_var").Off
+	return x("gamma, beta, rm, rv := m.w.vals[%d:%d], m.w.vals[%d:%d], m.bufs[%d:%d], m.bufs[%d:%d]", gm, gm+C, bt, bt+C, rm, rm+C, rv, rv+C)
+}
+
+/*
+	for c := lo; c < hi; c++ {
+		training: mean and biased variance over (sample, row, column) in float64; update the
+		running statistics with the unbiased variance; evaluation: the running statistics.
+		out = in·γ/σ + (β − mean·γ/σ), then ReLU if fused
+	}
+*/
+func (g *stepGen) bnFwd() []jen.Code {
+	st := g.st
+	code := []jen.Code{g.bnConsts(), x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)), g.bnTensors()}
+	code = append(code, g.zeroHalos(st.Out)...)
+	stat := "nil"
+	trainBranch := []jen.Code{}
+	if g.grad {
+		stat = "m." + bnStatField(st)
+		trainBranch = []jen.Code{
+			x("var s float64"),
+			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", x("s += float64(in[b*IS+II+y*IRS+x*C+c])")))),
+			x("mean = s / cnt"),
+			x("var q float64"),
+			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", x("d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean"), x("q += d * d")))),
+			x("v := q / cnt"),
+			x("invstd = 1 / sqrt(v+EPS)"),
+			x("%s[c], %s[C+c] = mean, invstd", stat, stat),
+			x("unbiased := v"),
+			jen.If(x("cnt > 1")).Block(x("unbiased = q / (cnt - 1)")),
+			x("rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)"),
+			x("rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)"),
+		}
+	}
+	apply := []jen.Code{x("v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)")}
+	if st.ReLU {
+		apply = append(apply, jen.If(x("v < 0")).Block(x("v = 0")))
+	}
+	apply = append(apply, x("out[b*OS+OI+y*ORS+x*C+c] = v"))
+	body := []jen.Code{jen.Var().List(jen.Id("mean"), jen.Id("invstd")).Float64()}
+	eval := []jen.Code{x("mean = float64(rm[c])"), x("invstd = 1 / sqrt(float64(rv[c])+EPS)")}
+	if g.grad {
+		body = append(body, jen.If(x("m.training")).Block(trainBranch...).Else().Block(eval...))
+	} else {
+		body = append(body, eval...)
+	}
+	body = append(body,
+		x("scale := float64(gamma[c]) * invstd"),
+		x("shift := float64(beta[c]) - mean*scale"),
+		loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", apply...))),
+	)
+	code = append(code, x("cnt := float64(m.n * H * W)"), x("_ = cnt"), span("C"), loop("c", "lo", "hi", body...))
+	return code
+}
+
+/*
+	for c := lo; c < hi; c++ {
+		g = dout (0 where a fused ReLU's output is not positive); x̂ = (in − mean)/σ
+		dγ += Σ g·x̂; dβ += Σ g
+		training: dx = γ/σ/M · (M·g − Σg − x̂·Σg·x̂); evaluation: dx = g·γ/σ
+	}
+*/
+func (g *stepGen) bnBwd() []jen.Code {
+	st := g.st
+	p := g.e.p
+	l := st.Layer
+	C := l.In.C
+	gm, bt := p.param(l.Name+".weight").Off, p.param(l.Name+".bias").Off
+	stat := "m." + bnStatField(st)
+	code := []jen.Code{
+		g.bnConsts(),
+		jen.Const().Defs(append(geom("D", st.DOut), geom("X", st.DIn)...)...),
+		x("in, out, dout, dx := %s, %s, %s, %s", g.ref(st.In), g.ref(st.Out), g.ref(st.DOut), g.ref(st.DIn)),
+		g.bnTensors(),
+		x("_, _ = beta, out"),
+		x("dgamma, dbeta := m.grads[%d:%d], m.grads[%d:%d]", gm, gm+C, bt, bt+C),
+	}
+	code = append(code, g.zeroHalos(st.DIn)...)
+	grad := []jen.Code{x("gv := float64(dout[b*DS+DI+y*DRS+x*C+c])")}
+	if st.ReLU {
+		grad = append(grad, jen.If(x("!(out[b*OS+OI+y*ORS+x*C+c] > 0)")).Block(x("gv = 0")))
+	}
+	xhat := x("xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd")
+	sums := append(append([]jen.Code{}, grad...), xhat, x("sg += gv"), x("sgx += gv * xh"))
+	dxTrain := append(append([]jen.Code{}, grad...), xhat, x("dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))"))
+	dxEval := append(append([]jen.Code{}, grad...), x("dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)"))
+	code = append(code,
+		x("cnt := float64(m.n * H * W)"),
+		span("C"),
+		loop("c", "lo", "hi",
+			jen.Var().List(jen.Id("mean"), jen.Id("invstd")).Float64(),
+			jen.If(x("m.training")).Block(x("mean, invstd = %s[c], %s[C+c]", stat, stat)).Else().Block(
+				x("mean = float64(rm[c])"), x("invstd = 1 / sqrt(float64(rv[c])+EPS)")),
+			x("var sg, sgx float64"),
+			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", sums...))),
+			x("dgamma[c] += float32(sgx)"),
+			x("dbeta[c] += float32(sg)"),
+			jen.If(x("m.training")).Block(
+				x("k := float64(gamma[c]) * invstd / cnt"),
+				loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", dxTrain...))),
+			).Else().Block(
+				x("k := float64(gamma[c]) * invstd"),
+				loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", dxEval...))),
+			),
+		),
+	)
+	return code
+}
+
+func (g *stepGen) reluFwd() []jen.Code {
+	st := g.st
+	in, out := st.In, st.Out
+	if in.Flat {
+		return []jen.Code{
+			x("in, out := %s, %s", g.ref(in), g.ref(out)),
+			span(fmt.Sprintf("m.n*%d", in.C)),
+			jen.For(x("i := lo; i < hi; i++")).Block(x("v := in[i]"), jen.If(x("v < 0")).Block(x("v = 0")), x("out[i] = v")),
+		}
+	}
+	code := []jen.Code{
+		jen.Const().Defs(append(append([]jen.Code{x("W, C = %d, %d", in.W, in.C)}, geom("I", in)...), geom("O", out)...)...),
+		x("in, out := %s, %s", g.ref(in), g.ref(out)),
+	}
+	code = append(code, g.zeroHalos(out)...)
+	return append(code, rows(in.H, "y",
+		x("s, d := in[b*IS+II+y*IRS:][:W*C], out[b*OS+OI+y*ORS:][:W*C]"),
+		jen.For(x("i, v := range s")).Block(jen.If(x("v < 0")).Block(x("v = 0")), x("d[i] = v")),
+	)...)
+}
+
+func (g *stepGen) reluBwd() []jen.Code {
+	st := g.st
+	out, d, di := st.Out, st.DOut, st.DIn
+	if out.Flat {
+		return []jen.Code{
+			x("out, dout, dx := %s, %s, %s", g.ref(out), g.ref(d), g.ref(di)),
+			span(fmt.Sprintf("m.n*%d", out.C)),
+			jen.For(x("i := lo; i < hi; i++")).Block(jen.If(x("out[i] > 0")).Block(x("dx[i] = dout[i]")).Else().Block(x("dx[i] = 0"))),
+		}
+	}
+	code := []jen.Code{
+		jen.Const().Defs(append(append(append([]jen.Code{x("W, C = %d, %d", out.W, out.C)}, geom("O", out)...), geom("D", d)...), geom("X", di)...)...),
+		x("out, dout, dx := %s, %s, %s", g.ref(out), g.ref(d), g.ref(di)),
+	}
+	code = append(code, g.zeroHalos(di)...)
+	return append(code, rows(out.H, "y",
+		x("o, s, t := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C], dx[b*XS+XI+y*XRS:][:W*C]"),
+		jen.For(x("i, v := range o")).Block(jen.If(x("v > 0")).Block(x("t[i] = s[i]")).Else().Block(x("t[i] = 0"))),
+	)...)
+}
+
+func (g *stepGen) poolConsts() jen.Code {
+	st := g.st
+	l := st.Layer
+	defs := []jen.Code{
+		x("H, W, C = %d, %d, %d", l.In.H, l.In.W, l.In.C),
+		x("OH, OW = %d, %d", l.Out.H, l.Out.W),
+	}
+	defs = append(defs, geom("I", st.In)...)
+	defs = append(defs, geom("O", st.Out)...)
+	return jen.Const().Defs(defs...)
+}
+
+/*
+for each output pixel and channel: the first maximum of the window in row-major order
+(a NaN counts as a maximum, as in PyTorch); the grad program records its position.
+*/
+func (g *stepGen) maxPoolFwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	code := []jen.Code{
+		g.poolConsts(),
+		jen.Const().Defs(x("KH, KW, SH, SW, PH, PW = %d, %d, %d, %d, %d, %d", l.KH, l.KW, l.SH, l.SW, l.PH, l.PW)),
+		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
+	}
+	if g.grad {
+		code = append(code, x("arg := %s", g.ref(st.Saved)))
+	}
+	code = append(code, g.zeroHalos(st.Out)...)
+	inner := []jen.Code{
+		x("best, at := negInf, int32(ys*W+xs)"),
+		loop("y", "ys", "ye", loop("x", "xs", "xe",
+			x("v := in[b*IS+II+y*IRS+x*C+c]"),
+			jen.If(x("v > best || v != v")).Block(x("best, at = v, int32(y*W+x)")),
+		)),
+		x("out[b*OS+OI+oy*ORS+ox*C+c] = best"),
+	}
+	if g.grad {
+		inner = append(inner, x("arg[(b*OH+oy)*OW*C+ox*C+c] = at"))
+	} else {
+		inner = append(inner, x("_ = at"))
+	}
+	return append(code, rows(l.Out.H, "oy",
+		x("ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)"),
+		loop("ox", 0, "OW",
+			x("xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)"),
+			loop("c", 0, "C", inner...),
+		),
+	)...)
+}
+
+func (g *stepGen) maxPoolBwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	code := []jen.Code{
+		g.poolConsts(),
+		jen.Const().Defs(append(geom("D", st.DOut), geom("X", st.DIn)...)...),
+		x("dout, dx, arg := %s, %s, %s", g.ref(st.DOut), g.ref(st.DIn), g.ref(st.Saved)),
+	}
+	code = append(code, g.zeroHalos(st.DIn)...)
+	code = append(code,
+		jen.Comment("Channels are independent and windows overlap: split by channel, so each input"),
+		jen.Comment("gradient is summed by one worker in output scan order."),
+		span("C"),
+		loop("c", "lo", "hi", loop("b", 0, "m.n",
+			loop("y", 0, "H", loop("x", 0, "W", x("dx[b*XS+XI+y*XRS+x*C+c] = 0"))),
+			loop("oy", 0, "OH", loop("ox", 0, "OW",
+				x("at := int(arg[(b*OH+oy)*OW*C+ox*C+c])"),
+				x("dx[b*XS+XI+(at/W)*XRS+(at%%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]"),
+			)),
+		)),
+	)
+	_ = l
+	return code
+}
+
+/*
+window of output (oy, ox): rows [oy·H/OH, ⌈(oy+1)·H/OH⌉), columns likewise (PyTorch's
+adaptive_avg_pool2d); the mean is summed in float64 in row-major order.
+*/
+func (g *stepGen) avgPoolFwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	code := []jen.Code{g.poolConsts(), x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))}
+	code = append(code, g.zeroHalos(st.Out)...)
+	return append(code, rows(l.Out.H, "oy",
+		x("ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH"),
+		loop("ox", 0, "OW",
+			x("xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW"),
+			x("cnt := float64((ye - ys) * (xe - xs))"),
+			loop("c", 0, "C",
+				x("var s float64"),
+				loop("y", "ys", "ye", loop("x", "xs", "xe", x("s += float64(in[b*IS+II+y*IRS+x*C+c])"))),
+				x("out[b*OS+OI+oy*ORS+ox*C+c] = float32(s / cnt)"),
+			),
+		),
+	)...)
+}
+
+func (g *stepGen) avgPoolBwd() []jen.Code {
+	st := g.st
+	code := []jen.Code{
+		g.poolConsts(),
+		jen.Const().Defs(append(geom("D", st.DOut), geom("X", st.DIn)...)...),
+		x("dout, dx := %s, %s", g.ref(st.DOut), g.ref(st.DIn)),
+	}
+	code = append(code, g.zeroHalos(st.DIn)...)
+	return append(code,
+		span("C"),
+		loop("c", "lo", "hi", loop("b", 0, "m.n",
+			loop("y", 0, "H", loop("x", 0, "W", x("dx[b*XS+XI+y*XRS+x*C+c] = 0"))),
+			loop("oy", 0, "OH",
+				x("ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH"),
+				loop("ox", 0, "OW",
+					x("xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW"),
+					x("v := float32(float64(dout[b*DS+DI+oy*DRS+ox*C+c]) / float64((ye-ys)*(xe-xs)))"),
+					loop("y", "ys", "ye", loop("x", "xs", "xe", x("dx[b*XS+XI+y*XRS+x*C+c] += v"))),
+				),
+			),
+		)),
+	)
+}
+
+// lrnPow renders s^-β, with β = 0.75 (AlexNet's) as square roots.
+func lrnPow(s string, beta float64) string {
+	if beta == 0.75 {
+		return fmt.Sprintf("1 / (sqrt(%s) * sqrt(sqrt(%s)))", s, s)
+	}
+	return fmt.Sprintf("pow(%s, %v)", s, -beta)
+}
+
+/*
+s_c = k + α/n · Σ_{j = c−⌊n/2⌋}^{c+⌊(n−1)/2⌋} x_j²;  y_c = x_c · s_c^−β   (torch.nn.LocalResponseNorm)
+*/
+func (g *stepGen) lrnFwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	code := []jen.Code{
+		jen.Const().Defs(append(append([]jen.Code{
+			x("H, W, C = %d, %d, %d", l.In.H, l.In.W, l.In.C),
+			x("SIZE, ALPHA, BETA, K = %d, %v, %v, %v", l.Size, l.Alpha, l.Beta, l.K),
+		}, geom("I", st.In)...), geom("O", st.Out)...)...),
+		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
+	}
+	if g.grad {
+		code = append(code, x("scale := %s", g.ref(st.Saved)))
+	}
+	code = append(code, g.zeroHalos(st.Out)...)
+	inner := []jen.Code{
+		x("var s float64"),
+		loop("j", "max(c-SIZE/2, 0)", "min(c+(SIZE-1)/2+1, C)", x("v := float64(px[j])"), x("s += v * v")),
+		x("s = K + ALPHA/SIZE*s"),
+		x("po[c] = float32(float64(px[c]) * (%s))", lrnPow("s", l.Beta)),
+	}
+	if g.grad {
+		inner = append(inner, x("ps[c] = float32(s)"))
+	}
+	pix := []jen.Code{x("px, po := in[b*IS+II+y*IRS+x*C:][:C], out[b*OS+OI+y*ORS+x*C:][:C]")}
+	if g.grad {
+		pix = append(pix, x("ps := scale[((b*H+y)*W+x)*C:][:C]"))
+	}
+	pix = append(pix, loop("c", 0, "C", inner...))
+	return append(code, rows(l.In.H, "y", loop("x", 0, "W", pix...))...)
+}
+
+/*
+dx_c = dy_c·s_c^−β − 2αβ/n · x_c · Σ_{j = c−⌊(n−1)/2⌋}^{c+⌊n/2⌋} dy_j·x_j·s_j^(−β−1)
+*/
+func (g *stepGen) lrnBwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	code := []jen.Code{
+		jen.Const().Defs(append(append(append([]jen.Code{
+			x("H, W, C = %d, %d, %d", l.In.H, l.In.W, l.In.C),
+			x("SIZE, ALPHA, BETA, K = %d, %v, %v, %v", l.Size, l.Alpha, l.Beta, l.K),
+		}, geom("I", st.In)...), geom("D", st.DOut)...), geom("X", st.DIn)...)...),
+		x("in, dout, dx, scale := %s, %s, %s, %s", g.ref(st.In), g.ref(st.DOut), g.ref(st.DIn), g.ref(st.Saved)),
+	}
+	code = append(code, g.zeroHalos(st.DIn)...)
+	return append(code, rows(l.In.H, "y", loop("x", 0, "W",
+		x("px, pd, pg := in[b*IS+II+y*IRS+x*C:][:C], dout[b*DS+DI+y*DRS+x*C:][:C], dx[b*XS+XI+y*XRS+x*C:][:C]"),
+		x("ps := scale[((b*H+y)*W+x)*C:][:C]"),
+		x("var t, p [C]float64"),
+		loop("c", 0, "C",
+			x("s := float64(ps[c])"),
+			x("p[c] = %s", lrnPow("s", l.Beta)),
+			x("t[c] = float64(pd[c]) * float64(px[c]) * p[c] / s"),
+		),
+		loop("c", 0, "C",
+			x("var acc float64"),
+			loop("j", "max(c-(SIZE-1)/2, 0)", "min(c+SIZE/2+1, C)", x("acc += t[j]")),
+			x("pg[c] = float32(float64(pd[c])*p[c] - 2*ALPHA*BETA/SIZE*float64(px[c])*acc)"),
+		),
+	))...)
+}
+
+// elementwise renders a loop over every element of one sample of an activation, with
+// i the NHWC (or flat) index and k the C·H·W index of the mask.
+func elementwise(b *Buffer, body ...jen.Code) jen.Code {
+	if b.Flat {
+		return loop("k", 0, b.C, append([]jen.Code{x("i := k")}, body...)...)
+	}
+	return loop("y", 0, b.H, loop("x", 0, b.W, loop("c", 0, b.C,
+		append([]jen.Code{
+			x("i := %d + y*%d + x*%d + c", b.Interior(), b.RowStride(), b.C),
+			x("k := (c*%d+y)*%d + x", b.H, b.W),
+		}, body...)...)))
+}
+
+func (g *stepGen) dropoutFwd() []jen.Code {
+	st := g.st
+	in, out := st.In, st.Out
+	code := []jen.Code{x("in, out, mask := %s, %s, %s", g.ref(in), g.ref(out), g.ref(st.Saved))}
+	code = append(code, g.zeroHalos(out)...)
+	return append(code,
+		span("m.n"),
+		loop("b", "lo", "hi",
+			x("src, dst, mk := in[b*%d:][:%d], out[b*%d:][:%d], mask[b*%d:][:%d]", in.Size, in.Size, out.Size, out.Size, st.Saved.Size, st.Saved.Size),
+			jen.If(x("m.training")).Block(elementwise(out, x("dst[i] = src[i] * mk[k]"))).Else().Block(elementwise(out, x("dst[i] = src[i]"), x("_ = mk"))),
+		),
+	)
+}
+
+func (g *stepGen) dropoutBwd() []jen.Code {
+	st := g.st
+	d, di := st.DOut, st.DIn
+	code := []jen.Code{x("dout, dx, mask := %s, %s, %s", g.ref(d), g.ref(di), g.ref(st.Saved))}
+	code = append(code, g.zeroHalos(di)...)
+	if d.PH != di.PH || d.PW != di.PW {
+		panic("gen: dropout gradient buffers with different halos")
+	}
+	return append(code,
+		span("m.n"),
+		loop("b", "lo", "hi",
+			x("src, dst, mk := dout[b*%d:][:%d], dx[b*%d:][:%d], mask[b*%d:][:%d]", d.Size, d.Size, di.Size, di.Size, st.Saved.Size, st.Saved.Size),
+			jen.If(x("m.training")).Block(elementwise(d, x("dst[i] = src[i] * mk[k]"))).Else().Block(elementwise(d, x("dst[i] = src[i]"), x("_ = mk"))),
+		),
+	)
+}
+
+func (g *stepGen) flattenFwd() []jen.Code {
+	st := g.st
+	in, out := st.In, st.Out
+	if in.Flat {
+		return []jen.Code{x("copy(%s[:m.n*%d], %s[:m.n*%d])", g.ref(out), out.Size, g.ref(in), in.Size), x("_, _ = w, nw")}
+	}
+	return []jen.Code{
+		x("in, out := %s, %s", g.ref(in), g.ref(out)),
+		span("m.n"),
+		loop("b", "lo", "hi",
+			x("src, dst := in[b*%d:][:%d], out[b*%d:][:%d]", in.Size, in.Size, out.Size, out.Size),
+			elementwise(in, x("dst[k] = src[i]")),
+		),
+	}
+}
+
+func (g *stepGen) flattenBwd() []jen.Code {
+	st := g.st
+	d, di := st.DOut, st.DIn
+	if di.Flat {
+		return []jen.Code{x("copy(%s[:m.n*%d], %s[:m.n*%d])", g.ref(di), di.Size, g.ref(d), d.Size), x("_, _ = w, nw")}
+	}
+	code := []jen.Code{x("dout, dx := %s, %s", g.ref(d), g.ref(di))}
+	code = append(code, g.zeroHalos(di)...)
+	return append(code,
+		span("m.n"),
+		loop("b", "lo", "hi",
+			x("src, dst := dout[b*%d:][:%d], dx[b*%d:][:%d]", d.Size, d.Size, di.Size, di.Size),
+			elementwise(di, x("dst[i] = src[k]")),
+		),
+	)
+}
+
+func (g *stepGen) linearNames() (w, b string) {
+	l := g.st.Layer
+	K, N := l.In.Size(), l.OutC
+	wp := g.e.p.param(l.Name + ".weight")
+	w = fmt.Sprintf("m.w.vals[%d:%d]", wp.Off, wp.Off+N*K)
+	b = "nil"
+	if l.Bias {
+		bp := g.e.p.param(l.Name + ".bias")
+		b = fmt.Sprintf("m.w.vals[%d:%d]", bp.Off, bp.Off+N)
+	}
+	return w, b
+}
+
+/*
+lo, hi := parallel.Span(N, w, nw)   // output features
+kernels.Linear(out[lo:], N, in, K, W[lo*K:], K, bias[lo:], m.n, hi-lo, K, relu)
+*/
+func (g *stepGen) linearFwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	wv, bv := g.linearNames()
+	biasArg := jen.Nil()
+	if l.Bias {
+		biasArg = x("bias[lo:]")
+	}
+	return []jen.Code{
+		jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC)),
+		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
+		x("wt, bias := %s, %s", wv, map[bool]string{true: bv, false: "[]float32(nil)"}[l.Bias]),
+		x("_ = bias"),
+		span("N"),
+		jen.If(x("lo < hi")).Block(
+			jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
+		),
+	}
+}
+
+func (g *stepGen) linearDataBwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	wv, _ := g.linearNames()
+	return []jen.Code{
+		jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC)),
+		x("dout, dx := %s, %s", g.ref(st.DOut), g.ref(st.DIn)),
+		x("wt := %s", wv),
+		jen.Comment("Split by input feature: each input gradient is one chain over the outputs."),
+		span("K"),
+		jen.If(x("lo < hi")).Block(
+			jen.Qual(pkgKernels, "LinearBackData").Call(x("dx[lo:]"), x("K"), x("dout"), x("N"), x("wt[lo:]"), x("K"), x("m.n"), x("N"), x("hi-lo")),
+		),
+	}
+}
+
+func (g *stepGen) linearWeightBwd() []jen.Code {
+	st := g.st
+	l := st.Layer
+	K, N := l.In.Size(), l.OutC
+	wp := g.e.p.param(l.Name + ".weight")
+	code := []jen.Code{
+		jen.Const().Defs(x("K, N = %d, %d", K, N)),
+		x("in, dout := %s, %s", g.ref(st.In), g.ref(st.DOut)),
+		x("dw := m.grads[%d:%d]", wp.Off, wp.Off+N*K),
+		jen.Comment("Split by output feature: each weight gradient is one chain over the samples."),
+		span("N"),
+		jen.If(x("lo < hi")).Block(
+			jen.Qual(pkgKernels, "LinearBackWeight").Call(x("dw[lo*K:]"), x("K"), x("dout[lo:]"), x("N"), x("in"), x("K"), x("m.n"), x("hi-lo"), x("K")),
+		),
+	}
+	if l.Bias {
+		bp := g.e.p.param(l.Name + ".bias")
+		code = append(code,
+			x("db := m.grads[%d:%d]", bp.Off, bp.Off+N),
+			loop("j", "lo", "hi",
+				x("var s float64"),
+				loop("i", 0, "m.n", x("s += float64(dout[i*N+j])")),
+				x("db[j] += float32(s)"),
+			),
+		)
+	}
+	return code
+}
