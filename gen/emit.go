@@ -37,11 +37,12 @@ func Emit(p *Plan, specPath string) ([]File, error) {
 		{"eval_gen.go", func(f *jen.File) { e.program(f, p.Eval) }},
 		{"grad_gen.go", func(f *jen.File) { e.program(f, p.Grad) }},
 		{"model_gen_test.go", func(f *jen.File) { e.test(f, specPath) }},
+		{"example_gen_test.go", e.example},
 	}
 	var out []File
 	for _, fd := range files {
 		pkg := p.Package
-		if fd.name == "model_gen_test.go" {
+		if strings.HasSuffix(fd.name, "_test.go") {
 			pkg += "_test"
 		}
 		f := jen.NewFile(pkg)
@@ -652,4 +653,34 @@ func (e *emitter) inspect(f *jen.File) {
 		),
 		jen.Return(jen.Nil(), jen.False()),
 	))
+}
+
+// example emits the package's godoc Example: New, weights, Sync, Forward. Nets small
+// enough to run it in every test run declare its output; the others are compiled only.
+func (e *emitter) example(f *jen.File) {
+	pkg := "github.com/cnngen/cnngen/generated/" + e.p.Package
+	m := e.p.Model
+	body := []jen.Code{
+		jen.List(jen.Id("m"), jen.Id("err")).Op(":=").Qual(pkg, "New").Call(jen.Qual(pkgRuntime, "Config").Values(jen.Dict{jen.Id("MaxBatch"): jen.Lit(1), jen.Id("Threads"): jen.Lit(2)})),
+		jen.If(jen.Id("err").Op("!=").Nil()).Block(jen.Qual("log", "Fatal").Call(jen.Id("err"))),
+		jen.Defer().Id("m").Dot("Close").Call(),
+		jen.Line(),
+		jen.Comment("Weights are views in torchvision's layout, by state_dict name: fill them from a"),
+		jen.Comment("state_dict (or set them), then Sync re-derives the packed copies."),
+		jen.For(jen.List(jen.Id("_"), jen.Id("p")).Op(":=").Range().Id("m").Dot("Params").Call()).Block(
+			jen.For(jen.Id("i").Op(":=").Range().Id("p").Dot("Value")).Block(x("p.Value[i] = float32(i%%7-3) / 100")),
+		),
+		jen.If(jen.Id("err").Op(":=").Id("m").Dot("Sync").Call(), jen.Id("err").Op("!=").Nil()).Block(jen.Qual("log", "Fatal").Call(jen.Id("err"))),
+		jen.Line(),
+		jen.Comment("One NCHW sample."),
+		jen.Id("x").Op(":=").Make(jen.Index().Float32(), jen.Qual(pkg, "InC").Op("*").Qual(pkg, "InH").Op("*").Qual(pkg, "InW")),
+		jen.List(jen.Id("logits"), jen.Id("err")).Op(":=").Id("m").Dot("Forward").Call(jen.Id("x"), jen.Lit(1)),
+		jen.If(jen.Id("err").Op("!=").Nil()).Block(jen.Qual("log", "Fatal").Call(jen.Id("err"))),
+		jen.Qual("fmt", "Println").Call(jen.Len(jen.Id("logits")), jen.Lit("logits")),
+	}
+	if m.MACs() <= 50_000_000 {
+		body = append(body, jen.Comment(fmt.Sprintf("Output: %d logits", m.Classes())))
+	}
+	f.Comment(fmt.Sprintf("Running %s: make an instance, give it weights, run a batch.", m.Name))
+	f.Func().Id("Example").Params().Block(body...)
 }

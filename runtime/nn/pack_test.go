@@ -1,0 +1,134 @@
+package nn
+
+import (
+	"testing"
+
+	"github.com/cnngen/cnngen/runtime/kernels"
+)
+
+func TestPhases(t *testing.T) {
+	for k := 1; k <= 11; k++ {
+		for s := 1; s <= 5; s++ {
+			total := 0
+			for r, p := range Phases(k, s) {
+				if p.R != r {
+					t.Fatalf("Phases(%d, %d)[%d].R = %d", k, s, r, p.R)
+				}
+				// The taps of phase r are r, r+s, ... < k.
+				n := 0
+				for tap := r; tap < k; tap += s {
+					n++
+				}
+				if p.T != n {
+					t.Errorf("Phases(%d, %d)[%d].T = %d, want %d", k, s, r, p.T, n)
+				}
+				total += p.T
+			}
+			if total != k {
+				t.Errorf("Phases(%d, %d) cover %d taps, want %d", k, s, total, k)
+			}
+		}
+	}
+}
+
+func TestBackDataHalo(t *testing.T) {
+	for _, c := range []struct{ n, k, s, p, want int }{
+		{224, 3, 1, 1, 1},  // VGG: k-1-p
+		{13, 3, 1, 0, 2},   // no padding: k-1
+		{224, 11, 4, 2, 2}, // AlexNet conv1
+		{227, 11, 4, 0, 2}, // AlexNet 2012 conv1
+		{8, 1, 2, 0, 0},    // 1×1 stride 2: odd inputs get no gradient
+	} {
+		on := (c.n+2*c.p-c.k)/c.s + 1
+		if got := BackDataHalo(c.n, on, c.k, c.s, c.p); got != c.want {
+			t.Errorf("BackDataHalo(%d, %d, %d, %d, %d) = %d, want %d", c.n, on, c.k, c.s, c.p, got, c.want)
+		}
+	}
+}
+
+// PackConv then reading the pack the way ConvNHWC does gives back the OIHW weight.
+func TestPackConvLayout(t *testing.T) {
+	d := ConvDims{Groups: 2, ICg: 3, OCg: 40, KH: 3, KW: 2, SH: 1, SW: 1}
+	oc, NR := d.Groups*d.OCg, kernels.NR
+	w := make([]float32, oc*d.ICg*d.KH*d.KW)
+	b := make([]float32, oc)
+	for i := range w {
+		w[i] = float32(i + 1)
+	}
+	for i := range b {
+		b[i] = float32(-i - 1)
+	}
+	pack := make([]float32, PackConvSize(d))
+	bias := make([]float32, d.Groups*d.OCB()*NR)
+	PackConv(pack, bias, w, b, d, nil, nil)
+	for g := 0; g < d.Groups; g++ {
+		for o := 0; o < d.OCB()*NR; o++ {
+			blk, j := o/NR, o%NR
+			base := (g*d.OCB() + blk) * d.KH * d.KW * d.ICg * NR
+			for ic := 0; ic < d.ICg; ic++ {
+				for ky := 0; ky < d.KH; ky++ {
+					for kx := 0; kx < d.KW; kx++ {
+						got := pack[base+((ky*d.KW+kx)*d.ICg+ic)*NR+j]
+						var want float32
+						if o < d.OCg {
+							want = w[(((g*d.OCg+o)*d.ICg+ic)*d.KH+ky)*d.KW+kx]
+						}
+						if got != want {
+							t.Fatalf("g%d oc%d ic%d tap %d,%d: %v, want %v", g, o, ic, ky, kx, got, want)
+						}
+					}
+				}
+			}
+			var want float32
+			if o < d.OCg {
+				want = b[g*d.OCg+o]
+			}
+			if got := bias[(g*d.OCB()+blk)*NR+j]; got != want {
+				t.Fatalf("bias g%d oc%d: %v, want %v", g, o, got, want)
+			}
+		}
+	}
+}
+
+// Every weight lands in exactly one place of the input-gradient pack.
+func TestPackConvBackDataCoversEveryWeight(t *testing.T) {
+	d := ConvDims{Groups: 2, ICg: 5, OCg: 3, KH: 5, KW: 3, SH: 2, SW: 3}
+	oc := d.Groups * d.OCg
+	w := make([]float32, oc*d.ICg*d.KH*d.KW)
+	for i := range w {
+		w[i] = float32(i + 1)
+	}
+	pack := make([]float32, PackConvBackDataSize(d))
+	PackConvBackData(pack, w, d)
+	seen := map[float32]int{}
+	for _, v := range pack {
+		if v != 0 {
+			seen[v]++
+		}
+	}
+	for _, v := range w {
+		if seen[v] != 1 {
+			t.Fatalf("weight %v appears %d times in the pack", v, seen[v])
+		}
+	}
+}
+
+func TestZeroHalo(t *testing.T) {
+	const h, w, c, ph, pw = 3, 4, 2, 1, 2
+	buf := make([]float32, (h+2*ph)*(w+2*pw)*c)
+	for i := range buf {
+		buf[i] = 1
+	}
+	ZeroHalo(buf, h, w, c, ph, pw)
+	rs := (w + 2*pw) * c
+	for y := 0; y < h+2*ph; y++ {
+		for x := 0; x < w+2*pw; x++ {
+			inside := y >= ph && y < ph+h && x >= pw && x < pw+w
+			for k := 0; k < c; k++ {
+				if v := buf[y*rs+x*c+k]; (v == 1) != inside {
+					t.Fatalf("(%d, %d, %d) = %v, inside %v", y, x, k, v, inside)
+				}
+			}
+		}
+	}
+}
