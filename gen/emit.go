@@ -374,7 +374,9 @@ func (e *emitter) modelMethods(f *jen.File) {
 	f.Comment("Sync re-derives the packed convolution weights (and, for evaluation, the folded batch")
 	f.Comment("norm) from Params and Buffers after they were written from outside.")
 	f.Add(recv().Id("Sync").Params().Error().Block(jen.Return(jen.Id("m").Dot("derive").Call(jen.True()))))
-	f.Comment("derive allocates the packs this instance needs and, if all, recomputes every pack.")
+	f.Comment("derive allocates the packs this instance needs and computes the new ones; with all it")
+	f.Comment("recomputes every pack that exists. An evaluation pack folds batch norm with this")
+	f.Comment("instance's running statistics.")
 	f.Add(recv().Id("derive").Params(jen.Id("all").Bool()).Error().Block(
 		jen.Id("w").Op(":=").Id("m").Dot("w"),
 		jen.For(jen.List(jen.Id("i"), jen.Id("c")).Op(":=").Range().Id("convInfo")).Block(
@@ -391,27 +393,31 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.If(jen.Id("all")).Block(
 				jen.Qual(pkgNN, "PackConv").Call(x("w.pack[i]"), x("w.bias[i]"), jen.Id("weight"), jen.Id("bias"), x("c.dims"), jen.Nil(), jen.Nil()),
 			),
-			jen.If(jen.Op("!").Id("m").Dot("cfg").Dot("Training")).Block(
+			jen.Comment("Evaluation packs: for this instance if it is inference-only, or because an"),
+			jen.Comment("instance sharing these weights made them."),
+			jen.If(x("!m.cfg.Training || w.packE[i] != nil")).Block(
 				jen.If(jen.Id("c").Dot("bn").Op("<").Lit(0)).Block(
 					x("w.packE[i], w.biasE[i] = w.pack[i], w.bias[i]"),
 				).Else().Block(
-					jen.If(x("w.packE[i] == nil")).Block(
+					x("fresh := w.packE[i] == nil"),
+					jen.If(x("fresh")).Block(
 						x("w.packE[i], w.biasE[i] = make([]float32, size), make([]float32, nb)"),
-						x("all = true"),
 					),
-					jen.If(jen.Id("all")).Block(
+					jen.If(x("all || fresh")).Block(
 						x("oc := c.dims.Groups * c.dims.OCg"),
 						x("scale, shift := make([]float64, oc), make([]float64, oc)"),
 						jen.Qual(pkgNN, "BNFold").Call(x("scale"), x("shift"), x("w.vals[c.bn:c.bn+oc]"), x("w.vals[c.bn+oc:c.bn+2*oc]"), x("m.bufs[c.bnBuf:c.bnBuf+oc]"), x("m.bufs[c.bnBuf+oc:c.bnBuf+2*oc]"), x("c.bnEps")),
 						jen.Qual(pkgNN, "PackConv").Call(x("w.packE[i]"), x("w.biasE[i]"), jen.Id("weight"), jen.Id("bias"), x("c.dims"), x("scale"), x("shift")),
 					),
 				),
-			).Else().Block(
-				jen.If(x("w.packB[i] == nil")).Block(
+			),
+			jen.Comment("Input-gradient packs, likewise for training instances."),
+			jen.If(x("m.cfg.Training || w.packB[i] != nil")).Block(
+				x("fresh := w.packB[i] == nil"),
+				jen.If(x("fresh")).Block(
 					x("w.packB[i] = make([]float32, %s(c.dims))", "nn.PackConvBackDataSize"),
-					x("all = true"),
 				),
-				jen.If(jen.Id("all")).Block(
+				jen.If(x("all || fresh")).Block(
 					jen.Qual(pkgNN, "PackConvBackData").Call(x("w.packB[i]"), jen.Id("weight"), x("c.dims")),
 				),
 			),

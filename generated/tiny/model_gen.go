@@ -344,7 +344,9 @@ func (m *Model) Sync() error {
 	return m.derive(true)
 }
 
-// derive allocates the packs this instance needs and, if all, recomputes every pack.
+// derive allocates the packs this instance needs and computes the new ones; with all it
+// recomputes every pack that exists. An evaluation pack folds batch norm with this
+// instance's running statistics.
 func (m *Model) derive(all bool) error {
 	w := m.w
 	for i, c := range convInfo {
@@ -363,27 +365,31 @@ func (m *Model) derive(all bool) error {
 		if all {
 			nn.PackConv(w.pack[i], w.bias[i], weight, bias, c.dims, nil, nil)
 		}
-		if !m.cfg.Training {
+		// Evaluation packs: for this instance if it is inference-only, or because an
+		// instance sharing these weights made them.
+		if !m.cfg.Training || w.packE[i] != nil {
 			if c.bn < 0 {
 				w.packE[i], w.biasE[i] = w.pack[i], w.bias[i]
 			} else {
-				if w.packE[i] == nil {
+				fresh := w.packE[i] == nil
+				if fresh {
 					w.packE[i], w.biasE[i] = make([]float32, size), make([]float32, nb)
-					all = true
 				}
-				if all {
+				if all || fresh {
 					oc := c.dims.Groups * c.dims.OCg
 					scale, shift := make([]float64, oc), make([]float64, oc)
 					nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
 					nn.PackConv(w.packE[i], w.biasE[i], weight, bias, c.dims, scale, shift)
 				}
 			}
-		} else {
-			if w.packB[i] == nil {
+		}
+		// Input-gradient packs, likewise for training instances.
+		if m.cfg.Training || w.packB[i] != nil {
+			fresh := w.packB[i] == nil
+			if fresh {
 				w.packB[i] = make([]float32, nn.PackConvBackDataSize(c.dims))
-				all = true
 			}
-			if all {
+			if all || fresh {
 				nn.PackConvBackData(w.packB[i], weight, c.dims)
 			}
 		}
