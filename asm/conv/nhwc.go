@@ -1,0 +1,268 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// nhwcTile is a ConvNHWC register tile: maxP output pixels × vecs vectors of
+// output channels, all accumulators in registers for the whole (ky, kx, c)
+// reduction. If vecs vectors are fewer than NR channels, the kernel runs the
+// block in passes of vecs*lanes channels.
+type nhwcTile struct {
+	isa    *isa
+	maxP   int  // output pixels per tile
+	vecs   int  // accumulator vectors per pixel
+	unroll int  // channel-loop unroll
+	bcst   bool // VFMADD231PS m32bcst (AVX-512) instead of VBROADCASTSS + FMA
+	wmem   bool // FMAs read weights from memory, not from weight registers
+}
+
+func (t nhwcTile) width() int  { return t.vecs * t.isa.lanes }
+func (t nhwcTile) passes() int { return nr / t.width() }
+
+func (t nhwcTile) name() string {
+	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.name)
+}
+
+const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool)"
+
+// convNHWC emits ConvNHWC for tile t:
+//
+//	for each tile of P ≤ maxP pixels, for each pass of vecs*lanes channels:
+//	    acc[p][j] = bias[j]
+//	    for ky < kh { for kx < kw { for c < cin {
+//	        acc[p][j] = fma(in[p*sx+ky*sy+kx*sc+c], w[((ky*kw+kx)*cin+c)*NR+j], acc[p][j])
+//	    }}}
+//	    if relu && acc[p][j] < 0 { acc[p][j] = 0 }
+//	    out[p*so+j] = acc[p][j]  (j < nr)
+func convNHWC(t nhwcTile) {
+	name := t.name()
+	TEXT(name, NOSPLIT, nhwcSignature)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is ConvNHWC on %s: tiles of up to %d pixels × %d output channels", name, t.isa.name, t.maxP, t.width()),
+		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.kind, t.passes()),
+		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR.")
+
+	Comment("Pixel tiles: out, in and the pixel count advance by P pixels per tile.")
+	outp := loadGP("out")
+	inp := loadGP("in")
+	rem := loadGP("np")
+	nrr := loadGP("nr")
+	m := setupMasks(t.isa, nrr, t.vecs)
+	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8)}
+	if t.passes() > 1 {
+		l.nrb, l.joff = AllocLocal(8), AllocLocal(8)
+		SHLQ(U8(2), nrr)
+		MOVQ(nrr, l.nrb)
+	}
+	tileLoop(name, rem, t.maxP, 4, func(P int, next string) {
+		t.tile(fmt.Sprintf("%s_%d", name, P), P, outp, inp, m, l)
+		Commentf("out += %d*so; in += %d*sx; n -= %d", P, P, P)
+		d := loadBytes("so")
+		IMUL3Q(U32(P), d, d)
+		ADDQ(d, outp)
+		d = loadBytes("sx")
+		IMUL3Q(U32(P), d, d)
+		ADDQ(d, inp)
+		SUBQ(U32(P), rem)
+		JMP(LabelRef(next))
+	})
+	VZEROUPPER()
+	RET()
+}
+
+// nhwcLocals are the stack slots of the loop counters that do not fit in
+// registers next to a full tile.
+type nhwcLocals struct {
+	ky, kx    Mem // remaining kernel rows, columns
+	nrb, joff Mem // passes only: nr*4, and the pass's channel offset in bytes
+}
+
+// tile emits one P-pixel tile (all its passes).
+func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nhwcLocals) {
+	i := t.isa
+	passes := t.passes() > 1
+	var jr reg.GPVirtual // the pass offset, where it is needed
+	loadJ := func() reg.Register {
+		if !passes {
+			return nil
+		}
+		jr = GP64()
+		MOVQ(l.joff, jr)
+		return jr
+	}
+	if passes {
+		Comment("for joff := 0; joff < nr; joff += pass width (bytes)")
+		MOVQ(U32(0), l.joff)
+		Label(lbl + "_pass")
+	}
+
+	// Register budget: accumulators, then weight vectors (double-buffered
+	// across the unrolled channel loop if they fit), then broadcasts.
+	acc := make([][]reg.VecVirtual, P)
+	for p := range acc {
+		acc[p] = i.vecs(t.vecs)
+	}
+	nb := 1
+	if t.bcst {
+		nb = 0
+	}
+	wsets := 0
+	if !t.wmem {
+		wsets = 1
+		if P*t.vecs+2*t.vecs+nb <= i.regs {
+			wsets = 2
+		}
+	}
+	if nb == 1 && P*t.vecs+wsets*t.vecs+2 <= i.regs {
+		nb = 2
+	}
+	if P*t.vecs+wsets*t.vecs+nb > i.regs {
+		panic(fmt.Sprintf("%s: %d-pixel tile needs too many registers", lbl, P))
+	}
+	W := make([][]reg.VecVirtual, wsets)
+	for s := range W {
+		W[s] = i.vecs(t.vecs)
+	}
+	B := i.vecs(nb)
+
+	Comment("acc[p][j] = bias[j]")
+	bp := loadGP("bias")
+	if j := loadJ(); j != nil {
+		ADDQ(j, bp)
+	}
+	for p := 0; p < P; p++ {
+		for v := 0; v < t.vecs; v++ {
+			VMOVUPS(Mem{Base: bp, Disp: v * i.vbytes()}, acc[p][v])
+		}
+	}
+
+	Comment("w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer")
+	wp := loadGP("w")
+	if j := loadJ(); j != nil {
+		ADDQ(j, wp)
+	}
+	row := GP64()
+	MOVQ(inp, row)
+	k := GP64()
+	MOVQ(arg("kh"), k)
+	MOVQ(k, l.ky)
+	Comment("for ky < kh")
+	Label(lbl + "_ky")
+	tap := GP64()
+	MOVQ(row, tap)
+	k = GP64()
+	MOVQ(arg("kw"), k)
+	MOVQ(k, l.kx)
+	Comment("for kx < kw")
+	Label(lbl + "_kx")
+	s := loadBytes("sx")
+	s3 := GP64()
+	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
+	px := newStrided(P, tap, s, s3)
+	cc := loadGP("cin")
+
+	// step emits channel c+u of the tap.
+	step := func(u int) {
+		var w []reg.VecVirtual
+		wmem := func(v int) Mem { return Mem{Base: wp, Disp: u*4*nr + v*i.vbytes()} }
+		if wsets > 0 {
+			w = W[u%wsets]
+			for v := range w {
+				VMOVUPS(wmem(v), w[v])
+			}
+		}
+		for p := 0; p < P; p++ {
+			x := px.at(p, 4*u)
+			if t.bcst {
+				for v := 0; v < t.vecs; v++ {
+					VFMADD231PS_BCST(x, w[v], acc[p][v])
+				}
+				continue
+			}
+			b := B[p%nb]
+			VBROADCASTSS(x, b)
+			for v := 0; v < t.vecs; v++ {
+				if t.wmem {
+					VFMADD231PS(wmem(v), b, acc[p][v])
+				} else {
+					VFMADD231PS(w[v], b, acc[p][v])
+				}
+			}
+		}
+	}
+	U := t.unroll
+	Commentf("for c < cin, %d at a time:", U)
+	Comment("acc[p][j] = fma(in[p*sx+ky*sy+kx*sc+c], w[((ky*kw+kx)*cin+c)*NR+j], acc[p][j])")
+	SUBQ(U32(U), cc)
+	JB(LabelRef(lbl + "_ctail"))
+	Label(lbl + "_c")
+	for u := 0; u < U; u++ {
+		step(u)
+	}
+	px.advance(4 * U)
+	ADDQ(U32(4*nr*U), wp)
+	SUBQ(U32(U), cc)
+	JAE(LabelRef(lbl + "_c"))
+	Label(lbl + "_ctail")
+	Comment("the last cin%U channels, one at a time")
+	ADDQ(U32(U), cc)
+	JZ(LabelRef(lbl + "_cdone"))
+	Label(lbl + "_c1")
+	step(0)
+	px.advance(4)
+	ADDQ(U32(4*nr), wp)
+	DECQ(cc)
+	JNZ(LabelRef(lbl + "_c1"))
+	Label(lbl + "_cdone")
+
+	d := loadBytes("sc")
+	ADDQ(d, tap)
+	DECQ(l.kx)
+	JNZ(LabelRef(lbl + "_kx"))
+	d = loadBytes("sy")
+	ADDQ(d, row)
+	DECQ(l.ky)
+	JNZ(LabelRef(lbl + "_ky"))
+
+	Comment("if relu && acc < 0 { acc = 0 }: VMAXPS acc, zero, acc is Intel's max(src1=0, src2=acc),",
+		"which returns src2 unless src1 > src2, so NaN and -0 pass through")
+	CMPB(arg("relu"), U8(0))
+	JEQ(LabelRef(lbl + "_store"))
+	zero := i.vec()
+	VXORPS(zero, zero, zero)
+	for p := 0; p < P; p++ {
+		for v := 0; v < t.vecs; v++ {
+			VMAXPS(acc[p][v], zero, acc[p][v])
+		}
+	}
+	Label(lbl + "_store")
+	Comment("out[p*so+j] = acc[p][j] for j < nr")
+	op := GP64()
+	MOVQ(outp, op)
+	j := loadJ()
+	if j != nil {
+		ADDQ(j, op)
+	}
+	so := loadBytes("so")
+	for p := 0; p < P; p++ {
+		for v := 0; v < t.vecs; v++ {
+			m.store(acc[p][v], v, j, Mem{Base: op, Disp: v * i.vbytes()})
+		}
+		if p+1 < P {
+			ADDQ(so, op)
+		}
+	}
+	if passes {
+		j := GP64()
+		MOVQ(l.joff, j)
+		ADDQ(U32(t.width()*4), j)
+		MOVQ(j, l.joff)
+		CMPQ(j, l.nrb)
+		JB(LabelRef(lbl + "_pass"))
+	}
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// wgradTile is a ConvWgrad register tile: maxC input channels × vecs vectors
+// of output channels, accumulated over all pixels in registers.
+type wgradTile struct {
+	isa    *isa
+	maxC   int  // input channels per tile
+	vecs   int  // accumulator vectors per channel
+	unroll int  // pixel-loop unroll
+	bcst   bool // VFMADD231PS m32bcst (AVX-512)
+}
+
+func (t wgradTile) width() int  { return t.vecs * t.isa.lanes }
+func (t wgradTile) passes() int { return nr / t.width() }
+
+func (t wgradTile) name() string {
+	return fmt.Sprintf("convWgrad_%dx%d_%s", t.maxC, t.width(), t.isa.name)
+}
+
+// convWgrad emits ConvWgrad for tile t:
+//
+//	for each tile of P ≤ maxC channels c0.., for each pass of vecs*lanes channels j:
+//	    acc[i][j] = dw[(c0+i)*NR+j]
+//	    for p < np { acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j]) }
+//	    dw[(c0+i)*NR+j] = acc[i][j]  (j < nr)
+func convWgrad(t wgradTile) {
+	name := t.name()
+	TEXT(name, NOSPLIT, "func(dw *float32, x *float32, sx int, dy *float32, so int, np, nc, nr int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is ConvWgrad on %s: tiles of up to %d input channels × %d output channels", name, t.isa.name, t.maxC, t.width()),
+		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxC*t.vecs, t.isa.kind, t.passes()),
+		"and np, nc ≥ 1, 1 ≤ nr ≤ NR.")
+
+	Comment("Channel tiles: dw, x and the channel count advance by P channels per tile.")
+	dwp := loadGP("dw")
+	xc := loadGP("x")
+	rem := loadGP("nc")
+	nrr := loadGP("nr")
+	m := setupMasks(t.isa, nrr, t.vecs)
+	l := wgradLocals{nrb: AllocLocal(8)}
+	SHLQ(U8(2), nrr)
+	MOVQ(nrr, l.nrb)
+	if t.passes() > 1 {
+		l.joff = AllocLocal(8)
+	}
+	tileLoop(name, rem, t.maxC, 4, func(P int, next string) {
+		t.tile(fmt.Sprintf("%s_%d", name, P), P, dwp, xc, m, l)
+		Commentf("dw += %d*NR; x += %d; n -= %d", P, P, P)
+		ADDQ(U32(4*nr*P), dwp)
+		ADDQ(U32(4*P), xc)
+		SUBQ(U32(P), rem)
+		JMP(LabelRef(next))
+	})
+	VZEROUPPER()
+	RET()
+}
+
+type wgradLocals struct {
+	nrb  Mem // nr*4
+	joff Mem // passes only: the pass's channel offset in bytes
+}
+
+// tile emits one P-channel tile (all its passes).
+func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgradLocals) {
+	i := t.isa
+	passes := t.passes() > 1
+	loadJ := func() reg.Register {
+		if !passes {
+			return nil
+		}
+		j := GP64()
+		MOVQ(l.joff, j)
+		return j
+	}
+	if passes {
+		Comment("for joff := 0; joff < nr; joff += pass width (bytes)")
+		MOVQ(U32(0), l.joff)
+		Label(lbl + "_pass")
+	}
+
+	acc := make([][]reg.VecVirtual, P)
+	for c := range acc {
+		acc[c] = i.vecs(t.vecs)
+	}
+	nb := 1
+	if t.bcst {
+		nb = 0
+	}
+	dsets := 1
+	if P*t.vecs+2*t.vecs+nb <= i.regs {
+		dsets = 2
+	}
+	if nb == 1 && P*t.vecs+dsets*t.vecs+2 <= i.regs {
+		nb = 2
+	}
+	if P*t.vecs+dsets*t.vecs+nb > i.regs {
+		panic(fmt.Sprintf("%s: %d-channel tile needs too many registers", lbl, P))
+	}
+	D := make([][]reg.VecVirtual, dsets)
+	for s := range D {
+		D[s] = i.vecs(t.vecs)
+	}
+	B := i.vecs(nb)
+
+	Comment("acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)")
+	j := loadJ()
+	for c := 0; c < P; c++ {
+		for v := 0; v < t.vecs; v++ {
+			m.load(dwMem(dwp, j, c, v, i), v, j, acc[c][v])
+		}
+	}
+
+	// loop emits the pixel loop; masked says whether dy's channels >= nr
+	// must not be read: only in a pass that holds channel nr-1 and is
+	// partial (masked loads cost an extra uop, on the FMA ports for AVX-512).
+	loop := func(sfx string, masked bool) {
+		xp := GP64()
+		MOVQ(xc, xp)
+		dyp := loadGP("dy")
+		var mp reg.GPVirtual
+		if masked && i == avx2 {
+			mp = GP64()
+			MOVQ(m.ptr, mp)
+		}
+		if j := loadJ(); j != nil {
+			ADDQ(j, dyp)
+			if mp != nil {
+				ADDQ(j, mp)
+			}
+		}
+		sx := loadBytes("sx")
+		so := loadBytes("so")
+		n := loadGP("np")
+		step := func(u int) {
+			d := D[u%dsets]
+			for v := range d {
+				mem := Mem{Base: dyp, Disp: v * i.vbytes()}
+				if u == 1 {
+					mem.Index, mem.Scale = so, 1
+				}
+				switch {
+				case !masked:
+					VMOVUPS(mem, d[v])
+				case i == avx512:
+					VMOVUPS_Z(mem, m.k[v], d[v])
+				default:
+					VMOVUPS(Mem{Base: mp, Disp: v * i.vbytes()}, d[v])
+					VMASKMOVPS(mem, d[v], d[v])
+				}
+			}
+			for c := 0; c < P; c++ {
+				x := Mem{Base: xp, Disp: 4 * c}
+				if u == 1 {
+					x.Index, x.Scale = sx, 1
+				}
+				if t.bcst {
+					for v := range d {
+						VFMADD231PS_BCST(x, d[v], acc[c][v])
+					}
+					continue
+				}
+				b := B[c%nb]
+				VBROADCASTSS(x, b)
+				for v := range d {
+					VFMADD231PS(d[v], b, acc[c][v])
+				}
+			}
+		}
+		if t.unroll != 2 {
+			panic("wgrad: the pixel loop is unrolled by 2")
+		}
+		L := lbl + sfx
+		Comment("for p < np, 2 at a time:", "acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])")
+		SUBQ(U8(2), n)
+		JB(LabelRef(L + "_ptail"))
+		Label(L + "_p")
+		step(0)
+		step(1)
+		LEAQ(Mem{Base: xp, Index: sx, Scale: 2}, xp)
+		LEAQ(Mem{Base: dyp, Index: so, Scale: 2}, dyp)
+		SUBQ(U8(2), n)
+		JAE(LabelRef(L + "_p"))
+		Label(L + "_ptail")
+		Comment("the last pixel if np is odd")
+		TESTQ(U32(1), n)
+		JZ(LabelRef(lbl + "_store"))
+		step(0)
+	}
+	Comment("dy's channels >= nr are read with masks only in a partial pass")
+	if passes {
+		jj := loadJ()
+		ADDQ(U32(t.width()*4), jj)
+		CMPQ(jj, l.nrb)
+		JA(LabelRef(lbl + "_partial"))
+	} else {
+		CMPQ(l.nrb, U32(t.width()*4))
+		JB(LabelRef(lbl + "_partial"))
+	}
+	loop("_full", false)
+	JMP(LabelRef(lbl + "_store"))
+	Label(lbl + "_partial")
+	loop("", true)
+
+	Label(lbl + "_store")
+	Comment("dw[i*NR+j] = acc[i][j] for j < nr")
+	j = loadJ()
+	for c := 0; c < P; c++ {
+		for v := 0; v < t.vecs; v++ {
+			m.store(acc[c][v], v, j, dwMem(dwp, j, c, v, i))
+		}
+	}
+	if passes {
+		j := GP64()
+		MOVQ(l.joff, j)
+		ADDQ(U32(t.width()*4), j)
+		MOVQ(j, l.joff)
+		CMPQ(j, l.nrb)
+		JB(LabelRef(lbl + "_pass"))
+	}
+}
+
+// dwMem addresses vector v of channel c's row of dw in pass j (nil: no passes).
+func dwMem(dwp reg.GPVirtual, j reg.Register, c, v int, i *isa) Mem {
+	mem := Mem{Base: dwp, Disp: 4*nr*c + v*i.vbytes()}
+	if j != nil {
+		mem.Index, mem.Scale = j, 1
+	}
+	return mem
+}

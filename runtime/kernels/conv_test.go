@@ -1,0 +1,430 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// convISA is one implementation of the convolution kernels (see convISAs).
+type convISA struct {
+	name string
+	has  bool   // this CPU can run it
+	use  func() // set the dispatch flags to select it
+}
+
+// forEachConvISA runs f as a subtest per implementation, skipping those the
+// CPU lacks, with the dispatch flags restored afterwards.
+func forEachConvISA(t *testing.T, f func(t *testing.T)) {
+	defer convRestoreISA()()
+	for _, isa := range convISAs() {
+		t.Run(isa.name, func(t *testing.T) {
+			if !isa.has {
+				t.Skipf("CPU lacks %s", isa.name)
+			}
+			isa.use()
+			f(t)
+		})
+	}
+}
+
+// convSentinel fills the output elements a kernel must not write: a
+// signalling NaN, which no arithmetic result can equal.
+const convSentinel = 0x7fa5a5a5
+
+// convGuardLen is how many sentinel elements surround each output.
+const convGuardLen = 2 * NR
+
+// sameConv says whether a kernel result equals the pure-Go twin's: the same
+// bits, except that any NaN equals any NaN (FMA32 does not specify NaN payloads).
+func sameConv(got, want float32) bool {
+	if got != got || want != want {
+		return got != got && want != want
+	}
+	return math.Float32bits(got) == math.Float32bits(want)
+}
+
+// convValue draws an operand: mostly normal numbers spread over 2^±8 (so that
+// any change of FMA order or rounding shows in the bits), and with probability
+// special/64 one of NaN, ±Inf, ±0 or a subnormal.
+func convValue(rng *rand.Rand, special int) float32 {
+	if special > 0 && rng.IntN(64) < special {
+		switch rng.IntN(8) {
+		case 0:
+			return float32(math.NaN())
+		case 1:
+			return float32(math.Inf(1))
+		case 2:
+			return float32(math.Inf(-1))
+		case 3:
+			return float32(math.Copysign(0, -1))
+		case 4:
+			return 0
+		case 5:
+			return math.Float32frombits(rng.Uint32N(1 << 23)) // positive subnormal
+		case 6:
+			return -math.Float32frombits(rng.Uint32N(1<<23) | 1)
+		default:
+			return float32(rng.NormFloat64()) * 0x1p-120 // products go subnormal
+		}
+	}
+	return float32(rng.NormFloat64() * math.Ldexp(1, rng.IntN(17)-8))
+}
+
+func convFill(rng *rand.Rand, x []float32, special int) {
+	for i := range x {
+		x[i] = convValue(rng, special)
+	}
+}
+
+// convCase is one ConvNHWC call: np output pixels of an NHWC input with C
+// channels (cin ≤ C of them read at each tap), kernel kh×kw, stride, padded
+// input width wide = (np-1)*stride+kw+extra, output pixel stride so.
+type convCase struct {
+	np, nr, cin, C, kh, kw, stride, extra, so int
+	bias, relu                                bool
+	special                                   int // see convValue
+}
+
+func (c convCase) String() string {
+	return fmt.Sprintf("np=%d nr=%d cin=%d C=%d k=%dx%d stride=%d extra=%d so=%d bias=%v relu=%v special=%d",
+		c.np, c.nr, c.cin, c.C, c.kh, c.kw, c.stride, c.extra, c.so, c.bias, c.relu, c.special)
+}
+
+// strides returns the contract's strides and the minimum input length.
+func (c convCase) strides() (sx, sy, sc, lin int) {
+	wide := (c.np-1)*c.stride + c.kw + c.extra
+	sx, sy, sc = c.stride*c.C, wide*c.C, c.C
+	lin = (c.np-1)*sx + (c.kh-1)*sy + (c.kw-1)*sc + c.cin
+	return
+}
+
+// run checks one case against convNHWCGo on the current implementation (plant,
+// if not nil, may overwrite operands after they are drawn): the
+// inputs are exactly as long as checkConv requires and end at a guard page
+// (Linux), and the output is surrounded and interleaved (channels nr..so-1 of
+// each pixel) with sentinels that must survive.
+func (c convCase) run(t *testing.T, rng *rand.Rand, plant func(in, w []float32)) {
+	t.Helper()
+	sx, sy, sc, lin := c.strides()
+	in := convGuarded(t, 0, lin)
+	w := convGuarded(t, 1, c.kh*c.kw*c.cin*NR)
+	convFill(rng, in, c.special)
+	convFill(rng, w, c.special)
+	if plant != nil {
+		plant(in, w)
+	}
+	var bias []float32
+	if c.bias {
+		bias = convGuarded(t, 2, NR)
+		convFill(rng, bias, c.special)
+	}
+	lout := (c.np-1)*c.so + c.nr
+	got := make([]float32, lout+2*convGuardLen)
+	want := make([]float32, len(got))
+	for i := range got {
+		got[i] = math.Float32frombits(convSentinel)
+		want[i] = got[i]
+	}
+	convNHWCGo(want[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu)
+	ConvNHWC(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu)
+	checkConvOut(t, c.String(), got, want, c.np, c.nr, c.so)
+}
+
+// checkConvOut compares a kernel's output with the twin's: every element the
+// contract writes (pixel p's channels j < nr) must match, every other element
+// of the guarded buffer must still hold the sentinel.
+func checkConvOut(t *testing.T, what string, got, want []float32, rows, nr, stride int) {
+	t.Helper()
+	bad := 0
+	for i := range got {
+		off := i - convGuardLen
+		written := off >= 0 && off/stride < rows && off%stride < nr && off < (rows-1)*stride+nr
+		g := got[i]
+		switch {
+		case !written && math.Float32bits(g) != convSentinel:
+			t.Errorf("%s: element %d (row %d, col %d) outside the output was overwritten: %v", what, i, off/stride, off%stride, g)
+		case written && !sameConv(g, want[i]):
+			t.Errorf("%s: row %d col %d = %v (%#08x), want %v (%#08x)", what, off/stride, off%stride,
+				g, math.Float32bits(g), want[i], math.Float32bits(want[i]))
+		default:
+			continue
+		}
+		if bad++; bad == 5 {
+			t.Fatalf("%s: too many errors", what)
+		}
+	}
+	if bad > 0 {
+		t.FailNow()
+	}
+}
+
+// TestConvNHWCTiles covers every partial pixel tile (np = 1..2×14+1, which
+// includes AVX2's 6-pixel tiles) and every channel count nr = 1..32, on small
+// kernels with and without the merged-taps path (sc == cin).
+func TestConvNHWCTiles(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for _, shape := range []struct{ cin, C, k int }{{3, 3, 3}, {5, 8, 2}, {17, 17, 1}} {
+			for np := 1; np <= 29; np++ {
+				for nr := 1; nr <= NR; nr++ {
+					c := convCase{np: np, nr: nr, cin: shape.cin, C: shape.C, kh: shape.k, kw: shape.k, stride: 1,
+						extra: np % 2, so: nr + np%3, bias: nr%2 == 0, relu: nr%3 != 0}
+					c.run(t, rng, nil)
+				}
+			}
+		}
+	})
+}
+
+// TestConvNHWCShapes covers kernel sizes, strides, channel counts (also cin <
+// C, where kernel columns are separate channel runs), odd strides, bias and
+// ReLU, at pixel counts around the tile sizes.
+func TestConvNHWCShapes(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		i := 0
+		for _, k := range [][2]int{{1, 1}, {3, 3}, {5, 5}, {11, 11}, {3, 2}, {2, 3}} {
+			for _, stride := range []int{1, 2, 4} {
+				for _, cin := range []int{1, 3, 16, 17} {
+					for _, dc := range []int{0, 3} {
+						for _, np := range []int{1, 5, 14, 15, 29} {
+							for _, nr := range []int{7, 8, 15, 16, 17, 31, 32} {
+								i++
+								if (i+nr)%3 != 0 && nr != 32 && nr != 17 {
+									continue // a third of the partial nr, all 17 and 32
+								}
+								c := convCase{np: np, nr: nr, cin: cin, C: cin + dc, kh: k[0], kw: k[1], stride: stride,
+									extra: i % 2, so: NR + i%2, bias: i%4 < 2, relu: i%4%2 == 0}
+								c.run(t, rng, nil)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestConvNHWCSpecial runs operands with NaN, ±Inf, ±0 and subnormals
+// (about one in four) through every tile, then checks the signed-zero and NaN
+// rules of the ReLU and subnormal results by value.
+func TestConvNHWCSpecial(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for np := 1; np <= 29; np++ {
+			for _, special := range []int{4, 16, 64} {
+				for _, relu := range []bool{false, true} {
+					c := convCase{np: np, nr: 32 - np%5, cin: 4, C: 4, kh: 2, kw: 2, stride: 2, so: 35,
+						bias: true, relu: relu, special: special}
+					c.run(t, rng, nil)
+				}
+			}
+		}
+
+		// Per channel j of one pixel: bias[j], and the one product in*w[j].
+		negZero := float32(math.Copysign(0, -1))
+		inf, nan := float32(math.Inf(1)), float32(math.NaN())
+		sub := math.Float32frombits(1) // smallest subnormal
+		for _, tc := range []struct {
+			name        string
+			in, w, bias float32
+			relu        bool
+			want        float32
+		}{
+			{"-0 stays -0", 0, -1, negZero, false, negZero},
+			{"relu keeps -0", 0, -1, negZero, true, negZero},
+			{"+0 + -0", 0, -1, 0, true, 0},
+			{"relu of negative", 1, -2, 0, true, 0},
+			{"relu keeps NaN", 1, 1, nan, true, nan},
+			{"NaN input", nan, 1, 0, false, nan},
+			{"Inf", inf, 2, 1, true, inf},
+			{"-Inf", inf, -2, 1, false, -inf},
+			{"relu of -Inf", inf, -2, 1, true, 0},
+			{"Inf*0", inf, 0, 1, false, nan},
+			{"Inf-Inf", inf, 1, -inf, false, nan},
+			{"subnormal product", 0x1p-70, 0x1p-70, 0, false, 0x1p-140},
+			{"subnormal sum", sub, 1, sub, false, 2 * sub},
+			{"underflow to -0", -sub, 0x1p-10, 0, false, negZero},
+			{"relu of underflow", -sub, 0x1p-10, 0, true, negZero},
+			{"overflow", math.MaxFloat32, 2, 0, false, inf},
+		} {
+			in := []float32{tc.in}
+			w := make([]float32, NR)
+			bias := make([]float32, NR)
+			for j := range w {
+				w[j], bias[j] = tc.w, tc.bias
+			}
+			out := make([]float32, NR)
+			ConvNHWC(out, NR, in, 1, 1, 1, 1, 1, 1, w, bias, 1, NR, tc.relu)
+			for j, v := range out {
+				if !sameConv(v, tc.want) {
+					t.Errorf("%s: out[%d] = %v (%#08x), want %v (%#08x)", tc.name, j, v, math.Float32bits(v), tc.want, math.Float32bits(tc.want))
+					break
+				}
+			}
+		}
+	})
+}
+
+// wgradCase is one ConvWgrad call.
+type wgradCase struct {
+	np, nc, nr, sx, so int
+	special            int
+}
+
+func (c wgradCase) String() string {
+	return fmt.Sprintf("np=%d nc=%d nr=%d sx=%d so=%d special=%d", c.np, c.nc, c.nr, c.sx, c.so, c.special)
+}
+
+// run checks one ConvWgrad case against convWgradGo: x and dy exactly as
+// long as required and guarded, dw starting from random values, with the
+// channels nr..NR-1 of every row (which the kernel must not write) and the
+// elements around dw holding sentinels.
+func (c wgradCase) run(t *testing.T, rng *rand.Rand) {
+	t.Helper()
+	x := convGuarded(t, 0, (c.np-1)*c.sx+c.nc)
+	dy := convGuarded(t, 1, (c.np-1)*c.so+c.nr)
+	convFill(rng, x, c.special)
+	convFill(rng, dy, c.special)
+	ldw := (c.nc-1)*NR + c.nr
+	got := make([]float32, ldw+2*convGuardLen)
+	want := make([]float32, len(got))
+	for i := range got {
+		off := i - convGuardLen
+		v := math.Float32frombits(convSentinel)
+		if off >= 0 && off < ldw && off%NR < c.nr {
+			v = convValue(rng, c.special)
+		}
+		got[i], want[i] = v, v
+	}
+	convWgradGo(want[convGuardLen:][:ldw], x, c.sx, dy, c.so, c.np, c.nc, c.nr)
+	// The kernel's own dw ends at a guard page too.
+	dw := convGuarded(t, 2, ldw)
+	copy(dw, got[convGuardLen:])
+	ConvWgrad(dw, x, c.sx, dy, c.so, c.np, c.nc, c.nr)
+	copy(got[convGuardLen:], dw)
+	checkConvOut(t, c.String(), got, want, c.nc, c.nr, NR)
+}
+
+// TestConvWgradTiles covers every partial channel tile (nc = 1..2×14+1),
+// channel counts nr, odd and even pixel counts (the pixel loop runs two at a
+// time) and odd strides.
+func TestConvWgradTiles(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		for nc := 1; nc <= 29; nc++ {
+			for nr := 1; nr <= NR; nr++ {
+				for _, np := range []int{1, 2, 3, 8, 13} {
+					if (nc+nr+np)%2 == 0 && nr != 32 && nr != 16 && nr != 1 {
+						continue
+					}
+					c := wgradCase{np: np, nc: nc, nr: nr, sx: nc + np%3, so: nr + nc%2}
+					c.run(t, rng)
+				}
+			}
+		}
+		for _, np := range []int{1, 2, 4, 5, 31, 56, 57} {
+			for _, nr := range []int{7, 16, 17, 32} {
+				c := wgradCase{np: np, nc: 64, nr: nr, sx: 4*64 + 1, so: 33}
+				c.run(t, rng)
+			}
+		}
+	})
+}
+
+// TestConvWgradSpecial runs NaN, ±Inf, ±0 and subnormal operands.
+func TestConvWgradSpecial(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(9, 10))
+		for nc := 1; nc <= 29; nc++ {
+			for _, special := range []int{4, 16, 64} {
+				c := wgradCase{np: 1 + nc%4, nc: nc, nr: 32 - nc%9, sx: nc + 1, so: 33, special: special}
+				c.run(t, rng)
+			}
+		}
+	})
+}
+
+// TestConvPanics checks that the exported kernels reject operands shorter
+// than the contract's minimum (the assembly relies on it).
+func TestConvPanics(t *testing.T) {
+	w := make([]float32, 9*NR)
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"nr", func() {
+			ConvNHWC(make([]float32, 64), 64, make([]float32, 9), 1, 3, 1, 1, 3, 3, w, nil, 1, NR+1, false)
+		}},
+		{"out", func() { ConvNHWC(make([]float32, 31), 32, make([]float32, 9), 1, 3, 1, 1, 3, 3, w, nil, 1, 32, false) }},
+		{"in", func() { ConvNHWC(make([]float32, 32), 32, make([]float32, 8), 1, 3, 1, 1, 3, 3, w, nil, 1, 32, false) }},
+		{"w", func() {
+			ConvNHWC(make([]float32, 32), 32, make([]float32, 9), 1, 3, 1, 1, 3, 3, w[1:], nil, 1, 32, false)
+		}},
+		{"bias", func() {
+			ConvNHWC(make([]float32, 32), 32, make([]float32, 9), 1, 3, 1, 1, 3, 3, w, w[:NR-1], 1, 32, false)
+		}},
+		{"dw", func() { ConvWgrad(make([]float32, NR+1), make([]float32, 2), 1, make([]float32, 2), 1, 1, 2, 2) }},
+		{"x", func() { ConvWgrad(make([]float32, NR+2), make([]float32, 2), 1, make([]float32, 3), 1, 2, 2, 2) }},
+		{"dy", func() { ConvWgrad(make([]float32, NR+2), make([]float32, 3), 1, make([]float32, 2), 1, 2, 2, 2) }},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", tc.name)
+				}
+			}()
+			tc.f()
+		}()
+	}
+}
+
+// FuzzConvNHWC compares every implementation with convNHWCGo on random
+// shapes and values; v1 and v2 are planted at random positions of the
+// operands so that the fuzzer can steer towards special values.
+func FuzzConvNHWC(f *testing.F) {
+	f.Add(uint8(14), uint8(32), uint8(3), uint8(3), uint8(3), uint8(1), uint8(0), uint8(0), uint64(1), float32(1), float32(-1))
+	f.Add(uint8(29), uint8(17), uint8(17), uint8(2), uint8(3), uint8(2), uint8(5), uint8(3), uint64(2), float32(math.Inf(1)), float32(0))
+	f.Add(uint8(1), uint8(1), uint8(1), uint8(1), uint8(1), uint8(4), uint8(1), uint8(1), uint64(3), float32(math.NaN()), float32(1e-40))
+	f.Fuzz(func(t *testing.T, np, nr, cin, kh, kw, stride, pad, flags uint8, seed uint64, v1, v2 float32) {
+		c := convCase{
+			np: 1 + int(np)%40, nr: 1 + int(nr)%NR, cin: 1 + int(cin)%24,
+			kh: 1 + int(kh)%6, kw: 1 + int(kw)%6, stride: 1 + int(stride)%4,
+			bias: flags&1 != 0, relu: flags&2 != 0, extra: int(flags>>2) % 3, special: int(flags>>4) * 2,
+		}
+		c.C = c.cin + int(pad)%4
+		c.so = c.nr + int(pad>>2)%8
+		plant := func(in, w []float32) {
+			in[seed%uint64(len(in))] = v1
+			w[(seed>>32)%uint64(len(w))] = v2
+		}
+		defer convRestoreISA()()
+		for _, isa := range convISAs() {
+			if isa.has {
+				isa.use()
+				c.run(t, rand.New(rand.NewPCG(seed, uint64(flags))), plant)
+			}
+		}
+	})
+}
+
+// FuzzConvWgrad compares every implementation with convWgradGo on random
+// shapes and values (special > 0 mixes in NaN, ±Inf, ±0 and subnormals).
+func FuzzConvWgrad(f *testing.F) {
+	f.Add(uint8(56), uint8(64), uint8(32), uint8(0), uint8(0), uint64(1))
+	f.Add(uint8(3), uint8(29), uint8(17), uint8(3), uint8(9), uint64(2))
+	f.Fuzz(func(t *testing.T, np, nc, nr, pad, special uint8, seed uint64) {
+		c := wgradCase{np: 1 + int(np)%64, nc: 1 + int(nc)%40, nr: 1 + int(nr)%NR, special: int(special) % 32}
+		c.sx = c.nc + int(pad)%5
+		c.so = c.nr + int(pad>>3)%5
+		defer convRestoreISA()()
+		for _, isa := range convISAs() {
+			if isa.has {
+				isa.use()
+				c.run(t, rand.New(rand.NewPCG(seed, 7)))
+			}
+		}
+	})
+}
