@@ -218,6 +218,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("evalTasks").Index().Func().Params(jen.Int(), jen.Int()),
 		jen.Id("gradFwdTasks").Index().Func().Params(jen.Int(), jen.Int()),
 		jen.Id("gradBwdTasks").Index().Func().Params(jen.Int(), jen.Int()),
+		jen.Id("prof").Func().Params(jen.Int(), jen.Qual("time", "Duration")).Comment("SetProfile's hook"),
 		jen.Id("params").Index().Qual(pkgRuntime, "Param"),
 		jen.Id("buffers").Index().Qual(pkgRuntime, "Param"),
 	}
@@ -451,6 +452,7 @@ func (e *emitter) modelMethods(f *jen.File) {
 	))
 
 	e.inspect(f)
+	e.profile(f)
 
 	// Forward and Backward.
 	var draw []jen.Code
@@ -487,12 +489,12 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.If(jen.Id("m").Dot("training")).Block(
 				jen.Return(jen.Nil(), jen.Qual("errors", "New").Call(jen.Lit(p.Model.Name+": Forward: this instance was made without Config.Training and cannot run in training mode"))),
 			),
-			jen.For(jen.List(jen.Id("_"), jen.Id("t")).Op(":=").Range().Id("m").Dot("evalTasks")).Block(jen.Id("m").Dot("pool").Dot("Run").Call(jen.Id("t"))),
+			jen.Id("m").Dot("run").Call(jen.Id("m").Dot("evalTasks"), jen.Lit(0)),
 			x("m.x = nil"),
 			jen.Return(x("m.eb[%d][:n*NumClasses]", p.Eval.Logits.ID), jen.Nil()),
 		),
 		jen.If(jen.Id("m").Dot("training")).Block(jen.Id("m").Dot("drawMasks").Call()),
-		jen.For(jen.List(jen.Id("_"), jen.Id("t")).Op(":=").Range().Id("m").Dot("gradFwdTasks")).Block(jen.Id("m").Dot("pool").Dot("Run").Call(jen.Id("t"))),
+		jen.Id("m").Dot("run").Call(jen.Id("m").Dot("gradFwdTasks"), jen.Lit(0)),
 		x("m.x = nil"),
 		x("m.ready, m.backwardDone = true, false"),
 		jen.Return(x("m.gb[%d][:n*NumClasses]", p.Grad.Logits.ID), jen.Nil()),
@@ -510,7 +512,7 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(p.Model.Name+": Backward: dlogits has %d values, want %d (%d samples of %d)"), jen.Len(jen.Id("dlogits")), jen.Id("m").Dot("n").Op("*").Id("NumClasses"), jen.Id("m").Dot("n"), jen.Id("NumClasses"))),
 		),
 		x("copy(m.gb[%d], dlogits)", p.Grad.DLogits.ID),
-		jen.For(jen.List(jen.Id("_"), jen.Id("t")).Op(":=").Range().Id("m").Dot("gradBwdTasks")).Block(jen.Id("m").Dot("pool").Dot("Run").Call(jen.Id("t"))),
+		jen.Id("m").Dot("run").Call(jen.Id("m").Dot("gradBwdTasks"), jen.Len(jen.Id("m").Dot("gradFwdTasks"))),
 		x("m.ready, m.backwardDone = false, true"),
 		jen.Return(x("m.gb[%d][:m.n*inSize]", p.Grad.DX.ID), jen.Nil()),
 	))
@@ -689,4 +691,64 @@ func (e *emitter) example(f *jen.File) {
 	}
 	f.Comment(fmt.Sprintf("Running %s: make an instance, give it weights, run a batch.", m.Name))
 	f.Func().Id("Example").Params().Block(body...)
+}
+
+// profile emits Tasks, SetProfile and run, the loop every Forward and Backward runs.
+func (e *emitter) profile(f *jen.File) {
+	p := e.p
+	task := func(st *Step, phase string) jen.Code {
+		layer, kind, algo := "input", st.Op.String(), st.Algo
+		var macs, bytes int64
+		if st.Layer != nil {
+			layer = st.Layer.Name
+			for _, l := range st.Fused {
+				layer += "+" + l.Name
+			}
+			if phase != "relu mask" && phase != "backward bias" {
+				macs = st.Layer.MACs()
+			}
+			if st.Op == OpLinear && phase != "relu mask" {
+				bytes = 4 * int64(st.Layer.In.Size()) * int64(st.Layer.OutC)
+			}
+		}
+		return jen.Values(jen.Dict{jen.Id("Layer"): jen.Lit(layer), jen.Id("Kind"): jen.Lit(kind), jen.Id("Phase"): jen.Lit(phase),
+			jen.Id("Algo"): jen.Lit(algo), jen.Id("MACs"): jen.Lit(macs), jen.Id("Bytes"): jen.Lit(bytes)})
+	}
+	var evalT, gradT []jen.Code
+	for _, st := range p.Eval.Steps {
+		evalT = append(evalT, task(st, "forward"))
+	}
+	for _, st := range p.Grad.Steps {
+		gradT = append(gradT, task(st, "forward"))
+	}
+	phases := map[string]string{"": "backward", "Mask": "relu mask", "Bias": "backward bias", "Weight": "backward weight", "Data": "backward data"}
+	for i := len(p.Grad.Steps) - 1; i >= 0; i-- {
+		st := p.Grad.Steps[i]
+		for _, part := range backwardParts(st) {
+			gradT = append(gradT, task(st, phases[part]))
+		}
+	}
+	f.Var().Id("evalTaskInfo").Op("=").Index().Qual(pkgRuntime, "Task").Values(evalT...)
+	f.Var().Id("gradTaskInfo").Op("=").Index().Qual(pkgRuntime, "Task").Values(gradT...)
+	recv := func() *jen.Statement { return jen.Func().Params(jen.Id("m").Op("*").Id("Model")) }
+	f.Comment("Tasks lists what Forward (and for a training instance Backward) runs, in order.")
+	f.Add(recv().Id("Tasks").Params().Index().Qual(pkgRuntime, "Task").Block(
+		jen.If(x("m.cfg.Training")).Block(jen.Return(jen.Qual("slices", "Clone").Call(jen.Id("gradTaskInfo")))),
+		jen.Return(jen.Qual("slices", "Clone").Call(jen.Id("evalTaskInfo"))),
+	))
+	f.Comment("SetProfile makes Forward and Backward call fn after each task with its index in Tasks")
+	f.Comment("and its wall time; nil turns profiling off.")
+	f.Add(recv().Id("SetProfile").Params(jen.Id("fn").Func().Params(jen.Int(), jen.Qual("time", "Duration"))).Block(x("m.prof = fn")))
+	f.Comment("run runs tasks on the pool in order; base is the index of the first in Tasks.")
+	f.Add(recv().Id("run").Params(jen.Id("tasks").Index().Func().Params(jen.Int(), jen.Int()), jen.Id("base").Int()).Block(
+		jen.If(x("m.prof == nil")).Block(
+			jen.For(x("_, t := range tasks")).Block(x("m.pool.Run(t)")),
+			jen.Return(),
+		),
+		jen.For(x("i, t := range tasks")).Block(
+			jen.Id("start").Op(":=").Qual("time", "Now").Call(),
+			x("m.pool.Run(t)"),
+			jen.Id("m").Dot("prof").Call(x("base+i"), jen.Qual("time", "Since").Call(jen.Id("start"))),
+		),
+	))
 }

@@ -4,7 +4,10 @@
 // user's binary carries neither.
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Mode selects how a model sums.
 type Mode int
@@ -87,4 +90,26 @@ type Model interface {
 	SetTraining(bool)
 	// ZeroGrad sets every parameter gradient to zero.
 	ZeroGrad()
+}
+
+// Task is one unit of a generated model's Forward or Backward: a layer's forward
+// computation, or one part of its backward (input gradient, weight gradient, ...).
+// Models list their tasks for profiling (cnn bench).
+type Task struct {
+	Layer string // the layer (with the layers fused into it, e.g. "features.0+features.1")
+	Kind  string // "conv", "linear", "maxpool", ...
+	Phase string // "forward", "backward data", "backward weight", "backward bias", "relu mask", "backward"
+	Algo  string // the algorithm, e.g. "direct", "dot16"
+	MACs  int64  // multiply-accumulates per sample
+	Bytes int64  // weight bytes read per call (linear layers stream theirs)
+}
+
+// Profiled is a model that reports the wall time of every task.
+type Profiled interface {
+	// Tasks lists the tasks that Forward (and, for a training instance, Backward)
+	// run, in order: Forward's first.
+	Tasks() []Task
+	// SetProfile makes Forward and Backward call f after each task with its index in
+	// Tasks and its duration; nil turns it off.
+	SetProfile(f func(task int, d time.Duration))
 }

@@ -23,7 +23,7 @@ type command struct {
 
 var commands = []command{
 	{"verify", "check generated models against the float64 reference", verifyCmd},
-	{"bench", "time a model per layer and end to end", notYet("bench", "the performance issue")},
+	{"bench", "time a model per layer and end to end", benchCmd},
 	{"classify", "classify JPEG or PNG images with a model and a weight file", notYet("classify", "the weights issue")},
 	{"train", "train a model (vgg_mnist on MNIST by default)", trainCmd},
 	{"export", "write a model's weights as safetensors", notYet("export", "the weights issue")},

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The generated layer code assumes the kernels' output-channel block; this fails to
@@ -143,6 +144,7 @@ type Model struct {
 	evalTasks        []func(int, int)
 	gradFwdTasks     []func(int, int)
 	gradBwdTasks     []func(int, int)
+	prof             func(int, time.Duration) // SetProfile's hook
 	params           []runtime.Param
 	buffers          []runtime.Param
 	bnStatfeatures_5 [24]float64 // features.5: batch mean and 1/std of the last training Forward
@@ -484,6 +486,325 @@ func (m *Model) Gradient(layer string) ([]float32, bool) {
 	return nil, false
 }
 
+var evalTaskInfo = []runtime.Task{{
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(72600),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "lrn",
+	Layer: "features.2",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.3",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4+features.5+features.6",
+	MACs:  int64(10800),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "avgpool",
+	Layer: "avgpool",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(13824),
+	Kind:  "linear",
+	Layer: "classifier.1+classifier.2",
+	MACs:  int64(3456),
+	Phase: "forward",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(1280),
+	Kind:  "linear",
+	Layer: "classifier.4",
+	MACs:  int64(320),
+	Phase: "forward",
+}}
+var gradTaskInfo = []runtime.Task{{
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(72600),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "lrn",
+	Layer: "features.2",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.3",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4",
+	MACs:  int64(10800),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "batchnorm",
+	Layer: "features.5+features.6",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "avgpool",
+	Layer: "avgpool",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "dropout",
+	Layer: "classifier.0",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(13824),
+	Kind:  "linear",
+	Layer: "classifier.1+classifier.2",
+	MACs:  int64(3456),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "dropout",
+	Layer: "classifier.3",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(1280),
+	Kind:  "linear",
+	Layer: "classifier.4",
+	MACs:  int64(320),
+	Phase: "forward",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(1280),
+	Kind:  "linear",
+	Layer: "classifier.4",
+	MACs:  int64(320),
+	Phase: "backward weight",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(1280),
+	Kind:  "linear",
+	Layer: "classifier.4",
+	MACs:  int64(320),
+	Phase: "backward data",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "dropout",
+	Layer: "classifier.3",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(0),
+	Kind:  "linear",
+	Layer: "classifier.1+classifier.2",
+	MACs:  int64(0),
+	Phase: "relu mask",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(13824),
+	Kind:  "linear",
+	Layer: "classifier.1+classifier.2",
+	MACs:  int64(3456),
+	Phase: "backward weight",
+}, {
+	Algo:  "dot16",
+	Bytes: int64(13824),
+	Kind:  "linear",
+	Layer: "classifier.1+classifier.2",
+	MACs:  int64(3456),
+	Phase: "backward data",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "dropout",
+	Layer: "classifier.0",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "avgpool",
+	Layer: "avgpool",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "batchnorm",
+	Layer: "features.5+features.6",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4",
+	MACs:  int64(0),
+	Phase: "backward bias",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4",
+	MACs:  int64(10800),
+	Phase: "backward weight",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4",
+	MACs:  int64(10800),
+	Phase: "backward data",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.3",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "lrn",
+	Layer: "features.2",
+	MACs:  int64(0),
+	Phase: "backward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(0),
+	Phase: "relu mask",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(0),
+	Phase: "backward bias",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(72600),
+	Phase: "backward weight",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(72600),
+	Phase: "backward data",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "backward",
+}}
+
+// Tasks lists what Forward (and for a training instance Backward) runs, in order.
+func (m *Model) Tasks() []runtime.Task {
+	if m.cfg.Training {
+		return slices.Clone(gradTaskInfo)
+	}
+	return slices.Clone(evalTaskInfo)
+}
+
+// SetProfile makes Forward and Backward call fn after each task with its index in Tasks
+// and its wall time; nil turns profiling off.
+func (m *Model) SetProfile(fn func(int, time.Duration)) {
+	m.prof = fn
+}
+
+// run runs tasks on the pool in order; base is the index of the first in Tasks.
+func (m *Model) run(tasks []func(int, int), base int) {
+	if m.prof == nil {
+		for _, t := range tasks {
+			m.pool.Run(t)
+		}
+		return
+	}
+	for i, t := range tasks {
+		start := time.Now()
+		m.pool.Run(t)
+		m.prof(base+i, time.Since(start))
+	}
+}
+
 // drawMasks draws every dropout mask of a training Forward from the instance's random
 // source, in layer order then C·H·W order: the same seed gives the same masks.
 func (m *Model) drawMasks() {
@@ -519,18 +840,14 @@ func (m *Model) Forward(x []float32, n int) ([]float32, error) {
 		if m.training {
 			return nil, errors.New("tiny: Forward: this instance was made without Config.Training and cannot run in training mode")
 		}
-		for _, t := range m.evalTasks {
-			m.pool.Run(t)
-		}
+		m.run(m.evalTasks, 0)
 		m.x = nil
 		return m.eb[8][:n*NumClasses], nil
 	}
 	if m.training {
 		m.drawMasks()
 	}
-	for _, t := range m.gradFwdTasks {
-		m.pool.Run(t)
-	}
+	m.run(m.gradFwdTasks, 0)
 	m.x = nil
 	m.ready, m.backwardDone = true, false
 	return m.gb[11][:n*NumClasses], nil
@@ -549,9 +866,7 @@ func (m *Model) Backward(dlogits []float32) ([]float32, error) {
 		return nil, fmt.Errorf("tiny: Backward: dlogits has %d values, want %d (%d samples of %d)", len(dlogits), m.n*NumClasses, m.n, NumClasses)
 	}
 	copy(m.gb[27], dlogits)
-	for _, t := range m.gradBwdTasks {
-		m.pool.Run(t)
-	}
+	m.run(m.gradBwdTasks, len(m.gradFwdTasks))
 	m.ready, m.backwardDone = false, true
 	return m.gb[28][:m.n*inSize], nil
 }
