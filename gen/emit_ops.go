@@ -618,24 +618,34 @@ func (g *stepGen) maxPoolFwd() []jen.Code {
 		code = append(code, x("arg := %s", g.ref(st.Saved)))
 	}
 	code = append(code, g.zeroHalos(st.Out)...)
-	inner := []jen.Code{
-		x("best, at := negInf, int32(ys*W+xs)"),
-		loop("y", "ys", "ye", loop("x", "xs", "xe",
-			x("v := in[b*IS+II+y*IRS+x*C+c]"),
-			jen.If(x("v > best || v != v")).Block(x("best, at = v, int32(y*W+x)")),
-		)),
-		x("out[b*OS+OI+oy*ORS+ox*C+c] = best"),
-	}
+	// Per output pixel, every channel at once: the window's taps in row-major order,
+	// each a contiguous run of C values.
+	init := []jen.Code{x("o := out[b*OS+OI+oy*ORS+ox*C:][:C]")}
 	if g.grad {
-		inner = append(inner, x("arg[(b*OH+oy)*OW*C+ox*C+c] = at"))
-	} else {
-		inner = append(inner, x("_ = at"))
+		init = append(init, x("a := arg[((b*OH+oy)*OW+ox)*C:][:C]"))
 	}
+	init = append(init, jen.For(x("c := range o")).Block(x("o[c] = negInf")))
+	if g.grad {
+		init = append(init, jen.For(x("c := range a")).Block(x("a[c] = int32(ys*W + xs)")))
+	}
+	update := []jen.Code{x("o[c] = v")}
+	if g.grad {
+		update = append(update, x("a[c] = at"))
+	}
+	body := append(init,
+		loop("y", "ys", "ye", loop("x", "xs", "xe",
+			x("src := in[b*IS+II+y*IRS+x*C:][:C]"),
+			x("at := int32(y*W + x)"),
+			x("_ = at"),
+			jen.For(x("c, v := range src")).Block(
+				jen.If(x("v > o[c] || v != v")).Block(update...),
+			),
+		)),
+	)
 	return append(code, rows(l.Out.H, "oy",
 		x("ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)"),
 		loop("ox", 0, "OW",
-			x("xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)"),
-			loop("c", 0, "C", inner...),
+			append([]jen.Code{x("xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)")}, body...)...,
 		),
 	)...)
 }
@@ -678,12 +688,13 @@ func (g *stepGen) avgPoolFwd() []jen.Code {
 		x("ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH"),
 		loop("ox", 0, "OW",
 			x("xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW"),
+			x("var acc [C]float64"),
+			loop("y", "ys", "ye", loop("x", "xs", "xe",
+				jen.For(x("c, v := range in[b*IS+II+y*IRS+x*C:][:C]")).Block(x("acc[c] += float64(v)")),
+			)),
 			x("cnt := float64((ye - ys) * (xe - xs))"),
-			loop("c", 0, "C",
-				x("var s float64"),
-				loop("y", "ys", "ye", loop("x", "xs", "xe", x("s += float64(in[b*IS+II+y*IRS+x*C+c])"))),
-				x("out[b*OS+OI+oy*ORS+ox*C+c] = float32(s / cnt)"),
-			),
+			x("o := out[b*OS+OI+oy*ORS+ox*C:][:C]"),
+			jen.For(x("c := range o")).Block(x("o[c] = float32(acc[c] / cnt)")),
 		),
 	)...)
 }

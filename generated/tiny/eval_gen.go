@@ -117,18 +117,21 @@ func (m *Model) eval3(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				_ = at
 			}
 		}
 	}
@@ -184,15 +187,18 @@ func (m *Model) eval5(w, nw int) {
 		ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW
-			cnt := float64((ye - ys) * (xe - xs))
-			for c := 0; c < C; c++ {
-				var s float64
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
+			var acc [C]float64
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					for c, v := range in[b*IS+II+y*IRS+x*C:][:C] {
+						acc[c] += float64(v)
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = float32(s / cnt)
+			}
+			cnt := float64((ye - ys) * (xe - xs))
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = float32(acc[c] / cnt)
 			}
 		}
 	}

@@ -87,18 +87,26 @@ func (m *Model) fwd2(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for c := range a {
+				a[c] = int32(ys*W + xs)
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
+							a[c] = at
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				arg[(b*OH+oy)*OW*C+ox*C+c] = at
 			}
 		}
 	}
@@ -160,18 +168,26 @@ func (m *Model) fwd4(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for c := range a {
+				a[c] = int32(ys*W + xs)
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
+							a[c] = at
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				arg[(b*OH+oy)*OW*C+ox*C+c] = at
 			}
 		}
 	}
@@ -266,18 +282,26 @@ func (m *Model) fwd7(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for c := range a {
+				a[c] = int32(ys*W + xs)
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
+							a[c] = at
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				arg[(b*OH+oy)*OW*C+ox*C+c] = at
 			}
 		}
 	}
@@ -372,18 +396,26 @@ func (m *Model) fwd10(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for c := range a {
+				a[c] = int32(ys*W + xs)
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
+							a[c] = at
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				arg[(b*OH+oy)*OW*C+ox*C+c] = at
 			}
 		}
 	}
@@ -476,18 +508,26 @@ func (m *Model) fwd13(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for c := range a {
+				a[c] = int32(ys*W + xs)
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
+							a[c] = at
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				arg[(b*OH+oy)*OW*C+ox*C+c] = at
 			}
 		}
 	}

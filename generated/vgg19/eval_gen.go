@@ -119,18 +119,21 @@ func (m *Model) eval3(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				_ = at
 			}
 		}
 	}
@@ -224,18 +227,21 @@ func (m *Model) eval6(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				_ = at
 			}
 		}
 	}
@@ -395,18 +401,21 @@ func (m *Model) eval11(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				_ = at
 			}
 		}
 	}
@@ -566,18 +575,21 @@ func (m *Model) eval16(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				_ = at
 			}
 		}
 	}
@@ -735,18 +747,21 @@ func (m *Model) eval21(w, nw int) {
 		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
 		for ox := 0; ox < OW; ox++ {
 			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			for c := 0; c < C; c++ {
-				best, at := negInf, int32(ys*W+xs)
-				for y := ys; y < ye; y++ {
-					for x := xs; x < xe; x++ {
-						v := in[b*IS+II+y*IRS+x*C+c]
-						if v > best || v != v {
-							best, at = v, int32(y*W+x)
+			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
+			for c := range o {
+				o[c] = negInf
+			}
+			for y := ys; y < ye; y++ {
+				for x := xs; x < xe; x++ {
+					src := in[b*IS+II+y*IRS+x*C:][:C]
+					at := int32(y*W + x)
+					_ = at
+					for c, v := range src {
+						if v > o[c] || v != v {
+							o[c] = v
 						}
 					}
 				}
-				out[b*OS+OI+oy*ORS+ox*C+c] = best
-				_ = at
 			}
 		}
 	}
