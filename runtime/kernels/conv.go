@@ -3,7 +3,7 @@ package kernels
 // NR is the output-channel block of the convolution kernels: packed weights and
 // biases come in blocks of NR output channels (zero-padded), and one call computes
 // up to NR output channels of a run of output pixels. AVX-512 holds a block in two
-// zmm registers, AVX2 in four ymm registers.
+// zmm registers; AVX2 computes it in two passes of two ymm registers.
 const NR = 32
 
 // ConvNHWC computes np output pixels × nr ≤ NR output channels of a direct
@@ -40,6 +40,8 @@ func checkConv(lout, so, lin, sx, sy, sc, cin, kh, kw, lw int, bias []float32, n
 	switch {
 	case nr > NR || cin < 1 || kh < 1 || kw < 1:
 		panic("kernels.ConvNHWC: bad tile")
+	case so < 0 || sx < 0 || sy < 0 || sc < 0 || (np > 1 && so < nr):
+		panic("kernels.ConvNHWC: negative or overlapping strides")
 	case lout < (np-1)*so+nr:
 		panic("kernels.ConvNHWC: out too short")
 	case lin < (np-1)*sx+(kh-1)*sy+(kw-1)*sc+cin:
@@ -104,6 +106,8 @@ func ConvWgrad(dw []float32, x []float32, sx int, dy []float32, so int, np, nc, 
 	switch {
 	case nr > NR:
 		panic("kernels.ConvWgrad: bad tile")
+	case sx < 0 || so < 0:
+		panic("kernels.ConvWgrad: negative strides")
 	case len(dw) < (nc-1)*NR+nr:
 		panic("kernels.ConvWgrad: dw too short")
 	case len(x) < (np-1)*sx+nc:
