@@ -209,6 +209,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("gi").Index(jen.Lit(len(p.Grad.Buffers))).Index().Int32().Comment("the grad program's int32 buffers"),
 		jen.Id("dwScratch").Index(jen.Id("numConv")).Index().Float32().Comment("packed weight gradients"),
 		jen.Id("pool").Op("*").Qual(pkgParallel, "Pool"),
+		jen.Id("pcg").Op("*").Qual("math/rand/v2", "PCG").Comment("the dropout masks' source"),
 		jen.Id("rng").Op("*").Qual("math/rand/v2", "Rand"),
 		jen.Id("n").Int().Comment("samples in the current batch"),
 		jen.Id("x").Index().Float32().Comment("the current input (NCHW), read by the first step"),
@@ -282,8 +283,8 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.Id("w"):    jen.Id("w"),
 			jen.Id("bufs"): jen.Id("bufs"),
 			jen.Id("pool"): jen.Qual(pkgParallel, "New").Call(jen.Id("cfg").Dot("Threads")),
-			jen.Id("rng"):  jen.Qual("math/rand/v2", "New").Call(jen.Qual("math/rand/v2", "NewPCG").Call(jen.Id("cfg").Dot("Seed"), jen.Lit(0x636e6e67656e))),
 		}),
+		x("m.Seed(cfg.Seed)"),
 		jen.Id("mb").Op(":=").Id("cfg").Dot("MaxBatch"),
 		jen.If(jen.Id("cfg").Dot("Training")).Block(
 			jen.Id("m").Dot("grads").Op("=").Make(jen.Index().Float32(), jen.Id("NumParams")),
@@ -471,6 +472,18 @@ func (e *emitter) modelMethods(f *jen.File) {
 			)
 		}
 	}
+	f.Comment("Seed restarts the random source of the dropout masks: the masks drawn after Seed(s)")
+	f.Comment("depend only on s (and the batches run since), whatever the thread count. New seeds")
+	f.Comment("it with Config.Seed; a training loop may reseed per epoch so a resumed run repeats")
+	f.Comment("an uninterrupted one.")
+	f.Add(recv().Id("Seed").Params(jen.Id("s").Uint64()).Block(
+		jen.If(x("m.pcg == nil")).Block(
+			jen.Id("m").Dot("pcg").Op("=").Qual("math/rand/v2", "NewPCG").Call(jen.Id("s"), jen.Lit(0x636e6e67656e)),
+			jen.Id("m").Dot("rng").Op("=").Qual("math/rand/v2", "New").Call(jen.Id("m").Dot("pcg")),
+			jen.Return(),
+		),
+		jen.Id("m").Dot("pcg").Dot("Seed").Call(jen.Id("s"), jen.Lit(0x636e6e67656e)),
+	))
 	f.Comment("drawMasks draws every dropout mask of a training Forward from the instance's random")
 	f.Comment("source, in layer order then C·H·W order: the same seed gives the same masks.")
 	f.Add(recv().Id("drawMasks").Params().Block(draw...))

@@ -29,6 +29,8 @@ type Model interface {
 	runtime.Model
 	// Close stops the instance's worker threads.
 	Close()
+	// Seed restarts the random source of the dropout masks.
+	Seed(uint64)
 	// DropoutMasks reports the last training Forward's dropout multipliers.
 	DropoutMasks() []runtime.Param
 	// Layers, Activation and Gradient report a training instance's held layer

@@ -39,7 +39,7 @@ type trainFlags struct {
 	seed                   uint64
 	limit, testLimit       int
 	asJSON                 bool
-	dataDir                string
+	dataDir, out, resume   string
 	stdout, stderr         io.Writer
 	isTerminal             bool
 }
@@ -62,6 +62,8 @@ func trainCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.testLimit, "test-limit", 0, "evaluate on at most this many test images (0: all 10,000)")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object per epoch")
 	fs.StringVar(&f.dataDir, "data", "", "directory of the MNIST IDX files (default: the GoMNIST module's)")
+	fs.StringVar(&f.out, "out", "", "write a checkpoint (safetensors: weights, batch norm statistics, momentum) here after every epoch")
+	fs.StringVar(&f.resume, "resume", "", "continue from this checkpoint, as if the run had not stopped")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cnn train [-model vgg_mnist] [-epochs E] [-batch B] [-lr X] [-threads T] [-seed S] [-json]")
 		fs.PrintDefaults()
@@ -130,12 +132,24 @@ func train(f *trainFlags) error {
 	if err != nil {
 		return err
 	}
+	first := 0
+	if f.resume != "" {
+		if first, err = loadCheckpoint(f.resume, m, opt, f.seed); err != nil {
+			return err
+		}
+		if first >= f.epochs {
+			return fmt.Errorf("%s has already trained %d epochs; ask for more with -epochs", f.resume, first)
+		}
+	}
 	batches := mnist.NewBatches(trainSet, f.batch, f.seed)
 	dl := make([]float32, f.batch*10)
 	enc := json.NewEncoder(f.stdout)
-	for epoch := 0; epoch < f.epochs; epoch++ {
+	for epoch := first; epoch < f.epochs; epoch++ {
 		lr := sched.LR(epoch)
 		batches.Seek(epoch, 0)
+		// Each epoch's dropout masks and batches depend on the seed and the epoch
+		// only, so a run resumed from a checkpoint repeats the uninterrupted one.
+		m.Seed(f.seed ^ uint64(epoch+1)*0x9e3779b97f4a7c15)
 		steps := batches.Len()
 		if f.limit > 0 {
 			steps = min(steps, f.limit)
@@ -184,6 +198,11 @@ func train(f *trainFlags) error {
 		}
 		r := epochResult{Epoch: epoch + 1, LR: lr, TrainLoss: lossSum / float64(seen), TrainAcc: float64(correct) / float64(seen),
 			TestLoss: testLoss, TestAcc: testAcc, ImagesPerSec: float64(seen) / elapsed.Seconds(), Seconds: elapsed.Seconds()}
+		if f.out != "" {
+			if err := saveCheckpoint(f.out, m, opt, epoch+1, f.seed); err != nil {
+				return err
+			}
+		}
 		if f.asJSON {
 			if err := enc.Encode(r); err != nil {
 				return err

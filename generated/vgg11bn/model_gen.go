@@ -231,6 +231,7 @@ type Model struct {
 	gi                [64][]int32        // the grad program's int32 buffers
 	dwScratch         [numConv][]float32 // packed weight gradients
 	pool              *parallel.Pool
+	pcg               *rand.PCG // the dropout masks' source
 	rng               *rand.Rand
 	n                 int       // samples in the current batch
 	x                 []float32 // the current input (NCHW), read by the first step
@@ -308,9 +309,9 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		bufs: bufs,
 		cfg:  cfg,
 		pool: parallel.New(cfg.Threads),
-		rng:  rand.New(rand.NewPCG(cfg.Seed, 109325949822318)),
 		w:    w,
 	}
+	m.Seed(cfg.Seed)
 	mb := cfg.MaxBatch
 	if cfg.Training {
 		m.grads = make([]float32, NumParams)
@@ -1328,6 +1329,19 @@ func (m *Model) run(tasks []func(int, int), base int) {
 		m.pool.Run(t)
 		m.prof(base+i, time.Since(start))
 	}
+}
+
+// Seed restarts the random source of the dropout masks: the masks drawn after Seed(s)
+// depend only on s (and the batches run since), whatever the thread count. New seeds
+// it with Config.Seed; a training loop may reseed per epoch so a resumed run repeats
+// an uninterrupted one.
+func (m *Model) Seed(s uint64) {
+	if m.pcg == nil {
+		m.pcg = rand.NewPCG(s, 109325949822318)
+		m.rng = rand.New(m.pcg)
+		return
+	}
+	m.pcg.Seed(s, 109325949822318)
 }
 
 // drawMasks draws every dropout mask of a training Forward from the instance's random

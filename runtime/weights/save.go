@@ -21,7 +21,19 @@ import (
 // SaveFile writes m's parameters and then its buffers to path as an F32 safetensors
 // file, atomically: into a temporary file in the same directory, synced, then renamed
 // over path, so that path holds either the old file or the whole new one.
-func SaveFile(m runtime.Model, path string) (err error) {
+func SaveFile(m runtime.Model, path string) error {
+	return atomicWrite(path, func(w io.Writer) error { return Write(w, m) })
+}
+
+// SaveTensors writes ts in order to path as an F32 safetensors file with the given
+// metadata, atomically as SaveFile does: for checkpoints that hold more than a model
+// (optimizer state, the epoch).
+func SaveTensors(path string, ts []runtime.Param, metadata map[string]string) error {
+	return atomicWrite(path, func(w io.Writer) error { return WriteSafetensors(w, ts, metadata) })
+}
+
+// atomicWrite writes path through a synced temporary file and a rename.
+func atomicWrite(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -43,7 +55,7 @@ func SaveFile(m runtime.Model, path string) (err error) {
 		}
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = Write(bw, m); err != nil {
+	if err = write(bw); err != nil {
 		return err
 	}
 	if err = bw.Flush(); err != nil {
