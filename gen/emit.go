@@ -657,16 +657,19 @@ func (e *emitter) inspect(f *jen.File) {
 	))
 	f.Comment("Activation returns a copy of the named layer's output in the last Forward of a")
 	f.Comment("training instance, in NCHW order (N×F for flat layers); \"input\" is the input. ok")
-	f.Comment("is false for an inference instance, before Forward, or for a layer not in Layers.")
+	f.Comment("is false for an inference instance, before Forward, after Backward (which reuses")
+	f.Comment("activation memory for gradients), or for a layer not in Layers.")
 	f.Add(recv().Id("Activation").Params(jen.Id("layer").String()).Params(jen.Index().Float32(), jen.Bool()).Block(
-		jen.If(x("!m.cfg.Training || m.n == 0")).Block(jen.Return(jen.Nil(), jen.False())),
+		jen.If(x("!m.cfg.Training || !m.ready")).Block(jen.Return(jen.Nil(), jen.False())),
 		jen.For(x("_, h := range held")).Block(
 			jen.If(x("h.name == layer")).Block(jen.Return(x("nchw(m.gb[h.act], m.n, h.size, h.rs, h.in, h.c, h.h, h.w)"), jen.True())),
 		),
 		jen.Return(jen.Nil(), jen.False()),
 	))
 	f.Comment("Gradient returns a copy of dL/d(output of the named layer) from the last Backward of")
-	f.Comment("a training instance, in NCHW order; \"input\" gives dL/dx.")
+	f.Comment("a training instance, in NCHW order; \"input\" gives dL/dx. For a ReLU fused into")
+	f.Comment("the layer before it (conv, linear or batch norm + ReLU) the gradient is taken after")
+	f.Comment("the ReLU's backward: dL/d(ReLU input), zero where the ReLU's output is zero.")
 	f.Add(recv().Id("Gradient").Params(jen.Id("layer").String()).Params(jen.Index().Float32(), jen.Bool()).Block(
 		jen.If(x("!m.cfg.Training || !m.backwardDone")).Block(jen.Return(jen.Nil(), jen.False())),
 		jen.For(x("_, h := range held")).Block(

@@ -519,7 +519,9 @@ func (g *stepGen) bnBwd() []jen.Code {
 	code = append(code, g.zeroHalos(st.DIn)...)
 	grad := []jen.Code{x("gv := float64(dout[b*DS+DI+y*DRS+x*C+c])")}
 	if st.ReLU {
-		grad = append(grad, jen.If(x("!(out[b*OS+OI+y*ORS+x*C+c] > 0)")).Block(x("gv = 0")))
+		// Masked in place, as the conv and linear steps do: the held gradient is then
+		// dL/d(ReLU input) for every fused ReLU.
+		grad = append(grad, jen.If(x("!(out[b*OS+OI+y*ORS+x*C+c] > 0)")).Block(x("gv = 0"), x("dout[b*DS+DI+y*DRS+x*C+c] = 0")))
 	}
 	xhat := x("xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd")
 	sums := append(append([]jen.Code{}, grad...), xhat, x("sg += gv"), x("sgx += gv * xh"))

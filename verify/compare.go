@@ -45,8 +45,9 @@ type Options struct {
 
 // Metric is the agreement of one tensor between a model and the reference.
 type Metric struct {
-	Name   string  // "logits", "dx", a parameter or buffer name
+	Name   string  // "logits", "dx", a parameter or buffer name; CompareLayers: a layer, "grad " + a layer
 	Len    int     // values compared
+	Of     int     // values in the tensor, if only Len of them were sampled (else 0)
 	MaxAbs float64 // max |model − reference|
 	Rel    float64 // normwise relative error ‖model − reference‖₂ / ‖reference‖₂
 	Tol    float64 // the bound Rel must not exceed
@@ -59,6 +60,7 @@ type Report struct {
 	Train   bool
 	Batch   int
 	Seed    uint64
+	Samples int // positions sampled per tensor (CompareLayers); 0: every value
 	Metrics []Metric
 	Pass    bool
 }
@@ -167,16 +169,7 @@ func Compare(m runtime.Model, sm *spec.Model, opt Options) (*Report, error) {
 func pathSum(m *spec.Model) float64 {
 	s := 0.0
 	for _, l := range m.Layers {
-		switch l.Kind {
-		case spec.Conv:
-			s += math.Sqrt(float64(l.In.C / l.Groups * l.KH * l.KW))
-		case spec.Linear:
-			s += math.Sqrt(float64(l.In.Size()))
-		case spec.LRN:
-			s += math.Sqrt(float64(l.Size))
-		case spec.BatchNorm, spec.AvgPool:
-			s += 1
-		}
+		s += forwardSum(l)
 	}
 	return s
 }
@@ -252,7 +245,15 @@ func (r *Report) add(name string, got []float32, want []float64, path float64) {
 // addScaled compares got with want; the relative error is taken against the larger of
 // ‖want‖₂ and scale (see termScale).
 func (r *Report) addScaled(name string, got []float32, want []float64, path, scale float64) {
+	r.addSampled(name, got, want, 0, path, scale)
+}
+
+// addSampled is addScaled for values sampled from a tensor of of values.
+func (r *Report) addSampled(name string, got []float32, want []float64, of int, path, scale float64) {
 	mt := Metric{Name: name, Len: len(want), Tol: Lambda * Growth * Unit * math.Max(path, 1)}
+	if of > len(want) {
+		mt.Of = of
+	}
 	if len(got) != len(want) {
 		mt.MaxAbs, mt.Rel = math.Inf(1), math.Inf(1)
 	} else {
@@ -284,7 +285,7 @@ func (r *Report) Err() error {
 	var errs []error
 	for _, m := range r.Metrics {
 		if !m.Pass {
-			errs = append(errs, fmt.Errorf("%s: %s: relative error %.3g exceeds %.3g (max abs %.3g over %d values)", r.Model, m.Name, m.Rel, m.Tol, m.MaxAbs, m.Len))
+			errs = append(errs, fmt.Errorf("%s: %s: relative error %.3g exceeds %.3g (max abs %.3g over %s values)", r.Model, m.Name, m.Rel, m.Tol, m.MaxAbs, m.values()))
 		}
 	}
 	return errors.Join(errs...)
@@ -300,9 +301,13 @@ func (r *Report) Write(w io.Writer) {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	fmt.Fprintf(w, "%s  %s  batch %d  seed %d  %s\n", r.Model, mode, r.Batch, r.Seed, verdict)
+	sampled := ""
+	if r.Samples > 0 {
+		sampled = fmt.Sprintf("  %d positions per tensor", r.Samples)
+	}
+	fmt.Fprintf(w, "%s  %s  batch %d  seed %d%s  %s\n", r.Model, mode, r.Batch, r.Seed, sampled, verdict)
 	ms := append([]Metric(nil), r.Metrics...)
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Rel/ms[i].Tol > ms[j].Rel/ms[j].Tol })
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].ratio() > ms[j].ratio() })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tensor\tvalues\tmax abs\trel error\ttolerance\t\t")
 	for _, m := range ms {
@@ -310,7 +315,26 @@ func (r *Report) Write(w io.Writer) {
 		if !m.Pass {
 			ok = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3g\t%.3g\t%.3g\t%s\t\n", m.Name, m.Len, m.MaxAbs, m.Rel, m.Tol, ok)
+		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%.3g\t%.3g\t%s\t\n", m.Name, m.values(), m.MaxAbs, m.Rel, m.Tol, ok)
 	}
 	tw.Flush()
+}
+
+// ratio is Rel/Tol, for sorting: 0 or +Inf for an exact check (Tol 0).
+func (m Metric) ratio() float64 {
+	switch {
+	case m.Tol > 0:
+		return m.Rel / m.Tol
+	case m.Pass:
+		return 0
+	}
+	return math.Inf(1)
+}
+
+// values is "Len", or "Len of Of" for a sampled tensor.
+func (m Metric) values() string {
+	if m.Of > m.Len {
+		return fmt.Sprintf("%d of %d", m.Len, m.Of)
+	}
+	return fmt.Sprint(m.Len)
 }

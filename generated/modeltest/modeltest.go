@@ -1,6 +1,7 @@
 // Package modeltest is the test suite every generated model package runs (from its
 // generated model_gen_test.go): agreement with the float64 reference of package verify
-// in evaluation and training mode, forward and backward; bit-identical results for any
+// in evaluation and training mode, forward and backward, for the whole net (small nets)
+// and layer by layer at sampled positions (every net); bit-identical results for any
 // thread count; no allocation in Forward and Backward; input validation; and instances
 // sharing weights across goroutines.
 package modeltest
@@ -10,6 +11,8 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,10 +44,14 @@ func Run(t *testing.T, f Factory) {
 	if sm.MACs() > SmallMACs {
 		t.Run("Errors", func(t *testing.T) { testErrors(t, f, sm, false) })
 		t.Run("Layers", func(t *testing.T) { testLayers(t, f, sm) })
+		t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 1, []int{1, 2}) })
 		return
 	}
 	t.Run("Reference", func(t *testing.T) { testReference(t, f, sm) })
-	t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm) })
+	t.Run("Layers", func(t *testing.T) { testLayers(t, f, sm) })
+	t.Run("LayersDetect", func(t *testing.T) { testLayersDetect(t, f, sm) })
+	t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 3, []int{1, 2, 3}) })
+	t.Run("ISAs", func(t *testing.T) { testISAs(t, f, sm) })
 	t.Run("Allocs", func(t *testing.T) { testAllocs(t, f, sm) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, f, sm, true) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f, sm) })
@@ -53,11 +60,238 @@ func Run(t *testing.T, f Factory) {
 // SmallMACs is the size up to which a net gets the whole suite, with the whole-net
 // float64 reference: beyond it (AlexNet, VGG) the float64 reference of every layer at
 // every position takes minutes, so larger nets are checked layer by layer at sampled
-// positions instead.
+// positions instead (verify.CompareLayers), which small nets get as well.
 const SmallMACs = 50_000_000
 
+// inspector returns m as a verify.Inspector: a training instance reports its layers.
+func inspector(t *testing.T, m Model) verify.Inspector {
+	t.Helper()
+	in, ok := m.(verify.Inspector)
+	if !ok {
+		t.Fatalf("%s does not report its layers (Layers, Activation, Gradient): it is not a verify.Inspector", m.Name())
+	}
+	return in
+}
+
+// testLayers checks a training instance layer by layer (verify.CompareLayers) at batch
+// 1 and 2, in evaluation and training mode, forward and backward, and an inference
+// instance's logits against the training instance's in evaluation mode. For a small
+// net each check is repeated with the whole-net verify.Compare on the same weights and
+// batch, and the two must agree.
 func testLayers(t *testing.T, f Factory, sm *spec.Model) {
-	t.Skip("the layer-wise sampled check for nets beyond modeltest.SmallMACs is not implemented yet; " + sm.Name + " is only built and checked for input validation")
+	if sm.MACs() > SmallMACs {
+		// A big net's instance, its gradients and the reference's copy of its weights
+		// take gigabytes: collect the previous check's tensors before the heap doubles.
+		defer debug.SetGCPercent(debug.SetGCPercent(25))
+	}
+	tr := newModel(t, f, runtime.Config{MaxBatch: 2, Threads: 2, Training: true, Seed: 7})
+	in := inspector(t, tr)
+	for _, n := range []int{1, 2} {
+		for _, train := range []bool{false, true} {
+			if train && !trainBatchOK(sm, n) {
+				continue
+			}
+			opt := verify.LayerOptions{Batch: n, Train: train, Seed: uint64(40 + 2*n), Backward: true}
+			if train {
+				opt.Seed++
+			}
+			rep, err := verify.CompareLayers(in, sm, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReport(t, rep)
+			if sm.MACs() > SmallMACs {
+				continue
+			}
+			whole, err := verify.Compare(tr, sm, verify.Options{Batch: n, Train: train, Seed: opt.Seed, Backward: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if whole.Pass != rep.Pass {
+				var b strings.Builder
+				whole.Write(&b)
+				t.Errorf("verify.Compare (pass %v) and verify.CompareLayers (pass %v) disagree:\n%s", whole.Pass, rep.Pass, b.String())
+			}
+		}
+	}
+	// The inference program folds batch norm into the convolutions: close to the
+	// training program in evaluation mode, not bit-identical.
+	inf, err := f.NewFrom(tr, runtime.Config{MaxBatch: 2, Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inf.Close()
+	rep, err := verify.CompareInference(inf, in, sm, verify.LayerOptions{Batch: 2, Seed: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, rep)
+}
+
+// corrupted is an instance that misreports one value: an element of one layer's
+// Activation or Gradient, or an element of one parameter, changed in every Sync before
+// the model derives what it computes with, while the reference keeps the value loaded.
+type corrupted struct {
+	verify.Inspector
+	act, grad string // the layer whose output or gradient is misreported
+	param     string // the parameter changed after Sync
+	index     int
+	delta     float32
+	seen      []float32 // grad's layer's output, to misreport where its ReLU passes
+}
+
+func (c *corrupted) Activation(layer string) ([]float32, bool) {
+	v, ok := c.Inspector.Activation(layer)
+	if ok && layer == c.act {
+		v[c.index%len(v)] += c.delta
+	}
+	if ok && layer == c.grad {
+		c.seen = slices.Clone(v)
+	}
+	return v, ok
+}
+
+func (c *corrupted) Gradient(layer string) ([]float32, bool) {
+	v, ok := c.Inspector.Gradient(layer)
+	if ok && layer == c.grad {
+		i := c.index % len(v)
+		for j := range v {
+			// A gradient that a ReLU stops is not compared: misreport one it passes.
+			if k := (i + j) % len(v); k < len(c.seen) && c.seen[k] > 0 {
+				i = k
+				break
+			}
+		}
+		v[i] += c.delta
+	}
+	return v, ok
+}
+
+func (c *corrupted) Sync() error {
+	for _, p := range c.Params() {
+		if p.Name == c.param {
+			p.Value[c.index%len(p.Value)] += c.delta
+		}
+	}
+	return c.Inspector.Sync()
+}
+
+// testLayersDetect shows that verify.CompareLayers fails, naming the culprit, when a
+// training instance misreports one value of one held layer's output or gradient
+// (every position compared, so the single value is among them), or computes with one
+// wrong weight in a convolution or linear layer (sampled positions, but in every
+// channel, so in the one output channel that weight feeds).
+func testLayersDetect(t *testing.T, f Factory, sm *spec.Model) {
+	tr := newModel(t, f, runtime.Config{MaxBatch: 2, Threads: 2, Training: true, Seed: 7})
+	in := inspector(t, tr)
+	names := in.Layers()
+	expect := func(c *corrupted, opt verify.LayerOptions, want string) {
+		t.Helper()
+		rep, err := verify.CompareLayers(c, sm, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed []string
+		for _, m := range rep.Metrics {
+			if !m.Pass {
+				failed = append(failed, m.Name)
+			}
+		}
+		if !slices.Contains(failed, want) {
+			var b strings.Builder
+			rep.Write(&b)
+			t.Errorf("%+v: want %q among the failures, got %q\n%s", *c, want, failed, b.String())
+		}
+	}
+	every := 1 << 30
+	for i, name := range names[1 : len(names)-1] {
+		c := &corrupted{Inspector: in, act: name, index: 7919 * i, delta: 1}
+		expect(c, verify.LayerOptions{Batch: 1, Seed: 60, Samples: every}, name)
+		c = &corrupted{Inspector: in, grad: name, index: 7919 * i, delta: 1}
+		expect(c, verify.LayerOptions{Batch: 1, Train: trainBatchOK(sm, 1), Seed: 61, Samples: every, Backward: true}, "grad "+name)
+	}
+	// A wrong weight shows at the held layer that ends its segment, in the output
+	// channel it belongs to: enough positions that every channel has some.
+	opt := verify.LayerOptions{Batch: 2, Seed: 62, Samples: 1024}
+	rep, err := verify.CompareLayers(in, sm, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("unchanged: %v", err)
+	}
+	live := map[string]int{}
+	for _, l := range sm.Layers {
+		if l.Kind == spec.Conv || l.Kind == spec.Linear {
+			live[l.Name] = liveWeight(in, sm, l)
+		}
+	}
+	at := map[string]int{}
+	for i, l := range sm.Layers {
+		at[l.Name] = i
+	}
+	held := 1
+	for i, l := range sm.Layers {
+		for at[names[held]] < i {
+			held++
+		}
+		if l.Kind != spec.Conv && l.Kind != spec.Linear {
+			continue
+		}
+		want := names[held]
+		if held == len(names)-1 {
+			want = "logits"
+		}
+		fanin := l.In.Size()
+		if l.Kind == spec.Conv {
+			fanin = l.In.C / l.Groups * l.KH * l.KW
+		}
+		c := &corrupted{Inspector: in, param: l.Name + ".weight", index: live[l.Name], delta: float32(100 * math.Sqrt(6/float64(fanin)))}
+		expect(c, opt, want)
+	}
+}
+
+// liveWeight returns the index of the weight of l's output 0 from its largest input
+// in the last Forward (for a convolution: the centre tap of the input channel of
+// group 0 with the largest values), so that a change to that weight shows. The
+// layer before l must be held.
+func liveWeight(in verify.Inspector, sm *spec.Model, l *spec.Layer) int {
+	src := "input"
+	if i := slices.Index(sm.Layers, l); i > 0 {
+		src = sm.Layers[i-1].Name
+	}
+	a, _ := in.Activation(src)
+	size := l.In.Size()
+	group := size // the inputs of group 0
+	if l.Kind == spec.Conv {
+		group = l.In.C / l.Groups * l.In.H * l.In.W
+	}
+	best, at := -1.0, 0
+	for j := 0; j < group && len(a) > 0; j++ {
+		v := 0.0
+		for n := 0; n < len(a)/size; n++ {
+			v += math.Abs(float64(a[n*size+j]))
+		}
+		if v > best {
+			best, at = v, j
+		}
+	}
+	if l.Kind == spec.Conv {
+		return at/(l.In.H*l.In.W)*l.KH*l.KW + (l.KH/2)*l.KW + l.KW/2
+	}
+	return at
+}
+
+// checkReport fails t if rep does, and logs it in verbose mode.
+func checkReport(t *testing.T, rep *verify.Report) {
+	t.Helper()
+	var b strings.Builder
+	rep.Write(&b)
+	if err := rep.Err(); err != nil {
+		t.Errorf("%v\n%s", err, b.String())
+	} else if testing.Verbose() {
+		t.Log("\n" + b.String())
+	}
 }
 
 func newModel(t *testing.T, f Factory, cfg runtime.Config) Model {
@@ -101,13 +335,7 @@ func check(t *testing.T, m Model, sm *spec.Model, opt verify.Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	rep.Write(&b)
-	if err := rep.Err(); err != nil {
-		t.Errorf("%v\n%s", err, b.String())
-	} else if testing.Verbose() {
-		t.Log("\n" + b.String())
-	}
+	checkReport(t, rep)
 }
 
 // randomize gives m deterministic weights and running statistics.
@@ -186,11 +414,10 @@ func step(t *testing.T, m Model, sm *spec.Model, n int, train bool) [32]byte {
 }
 
 // Exact mode never splits a sum across threads: every thread count gives the same bits.
-func testThreads(t *testing.T, f Factory, sm *spec.Model) {
-	n := 3
+func testThreads(t *testing.T, f Factory, sm *spec.Model, n int, counts []int) {
 	train := trainBatchOK(sm, n)
 	var want [32]byte
-	for i, threads := range []int{1, 2, 3} {
+	for i, threads := range counts {
 		m := newModel(t, f, runtime.Config{MaxBatch: n, Threads: threads, Training: true, Seed: 99})
 		randomize(t, m, 3)
 		got := step(t, m, sm, n, train)

@@ -1445,6 +1445,7 @@ func (m *Model) bwd20(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1462,6 +1463,7 @@ func (m *Model) bwd20(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1476,6 +1478,7 @@ func (m *Model) bwd20(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -1644,6 +1647,7 @@ func (m *Model) bwd18(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1661,6 +1665,7 @@ func (m *Model) bwd18(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1675,6 +1680,7 @@ func (m *Model) bwd18(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -1884,6 +1890,7 @@ func (m *Model) bwd15(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1901,6 +1908,7 @@ func (m *Model) bwd15(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1915,6 +1923,7 @@ func (m *Model) bwd15(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2083,6 +2092,7 @@ func (m *Model) bwd13(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2100,6 +2110,7 @@ func (m *Model) bwd13(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2114,6 +2125,7 @@ func (m *Model) bwd13(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2323,6 +2335,7 @@ func (m *Model) bwd10(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2340,6 +2353,7 @@ func (m *Model) bwd10(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2354,6 +2368,7 @@ func (m *Model) bwd10(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2522,6 +2537,7 @@ func (m *Model) bwd8(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2539,6 +2555,7 @@ func (m *Model) bwd8(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2553,6 +2570,7 @@ func (m *Model) bwd8(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2762,6 +2780,7 @@ func (m *Model) bwd5(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2779,6 +2798,7 @@ func (m *Model) bwd5(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2793,6 +2813,7 @@ func (m *Model) bwd5(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3002,6 +3023,7 @@ func (m *Model) bwd2(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3019,6 +3041,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3033,6 +3056,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}

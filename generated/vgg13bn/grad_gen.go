@@ -1645,6 +1645,7 @@ func (m *Model) bwd24(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1662,6 +1663,7 @@ func (m *Model) bwd24(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1676,6 +1678,7 @@ func (m *Model) bwd24(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -1844,6 +1847,7 @@ func (m *Model) bwd22(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1861,6 +1865,7 @@ func (m *Model) bwd22(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1875,6 +1880,7 @@ func (m *Model) bwd22(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2084,6 +2090,7 @@ func (m *Model) bwd19(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2101,6 +2108,7 @@ func (m *Model) bwd19(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2115,6 +2123,7 @@ func (m *Model) bwd19(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2283,6 +2292,7 @@ func (m *Model) bwd17(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2300,6 +2310,7 @@ func (m *Model) bwd17(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2314,6 +2325,7 @@ func (m *Model) bwd17(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2523,6 +2535,7 @@ func (m *Model) bwd14(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2540,6 +2553,7 @@ func (m *Model) bwd14(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2554,6 +2568,7 @@ func (m *Model) bwd14(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2722,6 +2737,7 @@ func (m *Model) bwd12(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2739,6 +2755,7 @@ func (m *Model) bwd12(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2753,6 +2770,7 @@ func (m *Model) bwd12(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2962,6 +2980,7 @@ func (m *Model) bwd9(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2979,6 +2998,7 @@ func (m *Model) bwd9(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2993,6 +3013,7 @@ func (m *Model) bwd9(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3161,6 +3182,7 @@ func (m *Model) bwd7(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3178,6 +3200,7 @@ func (m *Model) bwd7(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3192,6 +3215,7 @@ func (m *Model) bwd7(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3401,6 +3425,7 @@ func (m *Model) bwd4(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3418,6 +3443,7 @@ func (m *Model) bwd4(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3432,6 +3458,7 @@ func (m *Model) bwd4(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3600,6 +3627,7 @@ func (m *Model) bwd2(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3617,6 +3645,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3631,6 +3660,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}

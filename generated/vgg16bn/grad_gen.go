@@ -1945,6 +1945,7 @@ func (m *Model) bwd30(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1962,6 +1963,7 @@ func (m *Model) bwd30(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1976,6 +1978,7 @@ func (m *Model) bwd30(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2144,6 +2147,7 @@ func (m *Model) bwd28(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2161,6 +2165,7 @@ func (m *Model) bwd28(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2175,6 +2180,7 @@ func (m *Model) bwd28(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2343,6 +2349,7 @@ func (m *Model) bwd26(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2360,6 +2367,7 @@ func (m *Model) bwd26(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2374,6 +2382,7 @@ func (m *Model) bwd26(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2583,6 +2592,7 @@ func (m *Model) bwd23(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2600,6 +2610,7 @@ func (m *Model) bwd23(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2614,6 +2625,7 @@ func (m *Model) bwd23(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2782,6 +2794,7 @@ func (m *Model) bwd21(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2799,6 +2812,7 @@ func (m *Model) bwd21(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2813,6 +2827,7 @@ func (m *Model) bwd21(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2981,6 +2996,7 @@ func (m *Model) bwd19(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2998,6 +3014,7 @@ func (m *Model) bwd19(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3012,6 +3029,7 @@ func (m *Model) bwd19(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3221,6 +3239,7 @@ func (m *Model) bwd16(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3238,6 +3257,7 @@ func (m *Model) bwd16(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3252,6 +3272,7 @@ func (m *Model) bwd16(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3420,6 +3441,7 @@ func (m *Model) bwd14(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3437,6 +3459,7 @@ func (m *Model) bwd14(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3451,6 +3474,7 @@ func (m *Model) bwd14(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3619,6 +3643,7 @@ func (m *Model) bwd12(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3636,6 +3661,7 @@ func (m *Model) bwd12(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3650,6 +3676,7 @@ func (m *Model) bwd12(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3859,6 +3886,7 @@ func (m *Model) bwd9(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3876,6 +3904,7 @@ func (m *Model) bwd9(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3890,6 +3919,7 @@ func (m *Model) bwd9(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4058,6 +4088,7 @@ func (m *Model) bwd7(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4075,6 +4106,7 @@ func (m *Model) bwd7(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4089,6 +4121,7 @@ func (m *Model) bwd7(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4298,6 +4331,7 @@ func (m *Model) bwd4(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4315,6 +4349,7 @@ func (m *Model) bwd4(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4329,6 +4364,7 @@ func (m *Model) bwd4(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4497,6 +4533,7 @@ func (m *Model) bwd2(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4514,6 +4551,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4528,6 +4566,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}

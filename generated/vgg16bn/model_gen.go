@@ -717,9 +717,10 @@ func (m *Model) Layers() []string {
 
 // Activation returns a copy of the named layer's output in the last Forward of a
 // training instance, in NCHW order (N×F for flat layers); "input" is the input. ok
-// is false for an inference instance, before Forward, or for a layer not in Layers.
+// is false for an inference instance, before Forward, after Backward (which reuses
+// activation memory for gradients), or for a layer not in Layers.
 func (m *Model) Activation(layer string) ([]float32, bool) {
-	if !m.cfg.Training || m.n == 0 {
+	if !m.cfg.Training || !m.ready {
 		return nil, false
 	}
 	for _, h := range held {
@@ -731,7 +732,9 @@ func (m *Model) Activation(layer string) ([]float32, bool) {
 }
 
 // Gradient returns a copy of dL/d(output of the named layer) from the last Backward of
-// a training instance, in NCHW order; "input" gives dL/dx.
+// a training instance, in NCHW order; "input" gives dL/dx. For a ReLU fused into
+// the layer before it (conv, linear or batch norm + ReLU) the gradient is taken after
+// the ReLU's backward: dL/d(ReLU input), zero where the ReLU's output is zero.
 func (m *Model) Gradient(layer string) ([]float32, bool) {
 	if !m.cfg.Training || !m.backwardDone {
 		return nil, false

@@ -2245,6 +2245,7 @@ func (m *Model) bwd36(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2262,6 +2263,7 @@ func (m *Model) bwd36(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2276,6 +2278,7 @@ func (m *Model) bwd36(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2444,6 +2447,7 @@ func (m *Model) bwd34(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2461,6 +2465,7 @@ func (m *Model) bwd34(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2475,6 +2480,7 @@ func (m *Model) bwd34(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2643,6 +2649,7 @@ func (m *Model) bwd32(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2660,6 +2667,7 @@ func (m *Model) bwd32(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2674,6 +2682,7 @@ func (m *Model) bwd32(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -2842,6 +2851,7 @@ func (m *Model) bwd30(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -2859,6 +2869,7 @@ func (m *Model) bwd30(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -2873,6 +2884,7 @@ func (m *Model) bwd30(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3082,6 +3094,7 @@ func (m *Model) bwd27(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3099,6 +3112,7 @@ func (m *Model) bwd27(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3113,6 +3127,7 @@ func (m *Model) bwd27(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3281,6 +3296,7 @@ func (m *Model) bwd25(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3298,6 +3314,7 @@ func (m *Model) bwd25(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3312,6 +3329,7 @@ func (m *Model) bwd25(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3480,6 +3498,7 @@ func (m *Model) bwd23(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3497,6 +3516,7 @@ func (m *Model) bwd23(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3511,6 +3531,7 @@ func (m *Model) bwd23(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3679,6 +3700,7 @@ func (m *Model) bwd21(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3696,6 +3718,7 @@ func (m *Model) bwd21(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3710,6 +3733,7 @@ func (m *Model) bwd21(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -3919,6 +3943,7 @@ func (m *Model) bwd18(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -3936,6 +3961,7 @@ func (m *Model) bwd18(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -3950,6 +3976,7 @@ func (m *Model) bwd18(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4118,6 +4145,7 @@ func (m *Model) bwd16(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4135,6 +4163,7 @@ func (m *Model) bwd16(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4149,6 +4178,7 @@ func (m *Model) bwd16(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4317,6 +4347,7 @@ func (m *Model) bwd14(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4334,6 +4365,7 @@ func (m *Model) bwd14(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4348,6 +4380,7 @@ func (m *Model) bwd14(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4516,6 +4549,7 @@ func (m *Model) bwd12(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4533,6 +4567,7 @@ func (m *Model) bwd12(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4547,6 +4582,7 @@ func (m *Model) bwd12(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4756,6 +4792,7 @@ func (m *Model) bwd9(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4773,6 +4810,7 @@ func (m *Model) bwd9(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4787,6 +4825,7 @@ func (m *Model) bwd9(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -4955,6 +4994,7 @@ func (m *Model) bwd7(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -4972,6 +5012,7 @@ func (m *Model) bwd7(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -4986,6 +5027,7 @@ func (m *Model) bwd7(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -5195,6 +5237,7 @@ func (m *Model) bwd4(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -5212,6 +5255,7 @@ func (m *Model) bwd4(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -5226,6 +5270,7 @@ func (m *Model) bwd4(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -5394,6 +5439,7 @@ func (m *Model) bwd2(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -5411,6 +5457,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -5425,6 +5472,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}

@@ -746,6 +746,7 @@ func (m *Model) bwd8(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -763,6 +764,7 @@ func (m *Model) bwd8(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -777,6 +779,7 @@ func (m *Model) bwd8(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -986,6 +989,7 @@ func (m *Model) bwd5(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1003,6 +1007,7 @@ func (m *Model) bwd5(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1017,6 +1022,7 @@ func (m *Model) bwd5(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
@@ -1226,6 +1232,7 @@ func (m *Model) bwd2(w, nw int) {
 					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 						gv = 0
+						dout[b*DS+DI+y*DRS+x*C+c] = 0
 					}
 					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 					sg += gv
@@ -1243,6 +1250,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
@@ -1257,6 +1265,7 @@ func (m *Model) bwd2(w, nw int) {
 						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
 						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
 							gv = 0
+							dout[b*DS+DI+y*DRS+x*C+c] = 0
 						}
 						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
 					}
