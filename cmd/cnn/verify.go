@@ -24,6 +24,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "seed of the weights, inputs and output gradients")
 	threads := fs.Int("threads", 2, "worker threads")
 	asJSON := fs.Bool("json", false, "print one JSON report per check")
+	samples := fs.Int("samples", verify.DefaultSamples, "positions compared per tensor in the layer-wise checks")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cnn verify [-model NAME|all] [-mode exact|fast] [-batch N] [-seed S] [-threads T] [-json]")
 		fs.PrintDefaults()
@@ -61,39 +62,20 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "cnn verify:", err)
 			return 1
 		}
-		checks := []struct {
-			cfg runtime.Config
-			opt verify.Options
-		}{
-			{runtime.Config{MaxBatch: *batch, Threads: *threads, Mode: md}, verify.Options{Batch: *batch, Seed: *seed}},
-			{runtime.Config{MaxBatch: *batch, Threads: *threads, Mode: md, Training: true, Seed: *seed}, verify.Options{Batch: *batch, Seed: *seed, Backward: true}},
-			{runtime.Config{MaxBatch: *batch, Threads: *threads, Mode: md, Training: true, Seed: *seed}, verify.Options{Batch: *batch, Seed: *seed, Backward: true, Train: true}},
+		reps, err := verifyModel(e, sm, md, *batch, *threads, *seed, *samples)
+		if err != nil {
+			fmt.Fprintf(stderr, "cnn verify: %s: %v\n", e.Name, err)
+			failed = true
 		}
-		for _, c := range checks {
-			m, err := e.New(c.cfg)
-			if err != nil {
-				fmt.Fprintf(stderr, "cnn verify: %s: %v\n", e.Name, err)
-				return 1
-			}
-			rep, err := verify.Compare(m, sm, c.opt)
-			m.Close()
-			if err != nil {
-				fmt.Fprintf(stderr, "cnn verify: %s: %v\n", e.Name, err)
-				failed = true
+		for _, r := range reps {
+			failed = failed || !r.rep.Pass
+			if *asJSON {
+				enc.Encode(r.rep)
 				continue
 			}
-			failed = failed || !rep.Pass
-			if *asJSON {
-				enc.Encode(rep)
-			} else {
-				kind := "inference instance"
-				if c.cfg.Training {
-					kind = "training instance"
-				}
-				fmt.Fprintf(stdout, "%s (%s, %s mode)\n", e.Name, kind, md)
-				rep.Write(stdout)
-				fmt.Fprintln(stdout)
-			}
+			fmt.Fprintf(stdout, "%s: %s\n", e.Name, r.what)
+			r.rep.Write(stdout)
+			fmt.Fprintln(stdout)
 		}
 	}
 	if failed {
@@ -101,4 +83,73 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+type verifyReport struct {
+	what string
+	rep  *verify.Report
+}
+
+// wholeNetMACs is the size up to which cnn verify also runs the whole-net float64
+// reference (verify.Compare); beyond it only the layer-wise sampled checks run, which
+// take seconds where the whole-net reference takes minutes.
+const wholeNetMACs = 50_000_000
+
+// verifyModel runs the checks of one model: layer by layer at sampled positions on a
+// training instance in evaluation and training mode with gradients, an inference
+// instance's logits against the training instance's, and for small nets the whole-net
+// reference as well.
+func verifyModel(e generated.Entry, sm *spec.Model, md runtime.Mode, batch, threads int, seed uint64, samples int) ([]verifyReport, error) {
+	var out []verifyReport
+	newM := func(training bool) (generated.Model, error) {
+		return e.New(runtime.Config{MaxBatch: batch, Threads: threads, Mode: md, Training: training, Seed: seed})
+	}
+	tr, err := newM(true)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	inf, err := newM(false)
+	if err != nil {
+		return nil, err
+	}
+	defer inf.Close()
+	for _, train := range []bool{false, true} {
+		if train && !trainBatchOK(sm, batch) {
+			continue
+		}
+		mode := "evaluation"
+		if train {
+			mode = "training"
+		}
+		rep, err := verify.CompareLayers(tr, sm, verify.LayerOptions{Batch: batch, Train: train, Seed: seed, Samples: samples, Backward: true})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, verifyReport{"training instance, " + mode + " mode, layer by layer, forward and backward", rep})
+		if e.MACs <= wholeNetMACs {
+			rep, err := verify.Compare(tr, sm, verify.Options{Batch: batch, Train: train, Seed: seed, Backward: true})
+			if err != nil {
+				return out, err
+			}
+			out = append(out, verifyReport{"training instance, " + mode + " mode, whole net, forward and backward", rep})
+		}
+	}
+	rep, err := verify.CompareInference(inf, tr, sm, verify.LayerOptions{Batch: batch, Seed: seed})
+	if err != nil {
+		return out, err
+	}
+	out = append(out, verifyReport{"inference instance (batch norm folded) against the training instance", rep})
+	return out, nil
+}
+
+// trainBatchOK reports whether batch norm can use batch statistics at batch n
+// (PyTorch refuses a single value per channel).
+func trainBatchOK(sm *spec.Model, n int) bool {
+	for _, l := range sm.Layers {
+		if l.Kind == spec.BatchNorm && n*l.In.H*l.In.W < 2 {
+			return false
+		}
+	}
+	return true
 }
