@@ -302,16 +302,19 @@ func (g *stepGen) convBiasBwd() []jen.Code {
 	st := g.st
 	l := st.Layer
 	d := st.DOut
+	bp := g.e.p.param(l.Name + ".bias")
 	return []jen.Code{
 		jen.Const().Defs(append([]jen.Code{x("OH, OW, OC = %d, %d, %d", l.Out.H, l.Out.W, l.OutC)}, geom("D", d)...)...),
 		x("dout := %s", g.ref(d)),
-		x("grad := m.grads[%d:%d]", g.e.p.param(l.Name+".bias").Off, g.e.p.param(l.Name+".bias").Off+l.OutC),
+		x("grad := m.grads[%d:%d]", bp.Off, bp.Off+l.OutC),
+		jen.Comment("Each worker sums its output channels over every pixel, in pixel order."),
 		span("OC"),
-		loop("oc", "lo", "hi",
-			jen.Var().Id("s").Float64(),
-			loop("b", 0, "m.n", loop("y", 0, "OH", loop("x", 0, "OW", x("s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])")))),
-			x("grad[oc] += float32(s)"),
-		),
+		jen.If(x("lo >= hi")).Block(jen.Return()),
+		x("var s [OC]float64"),
+		loop("b", 0, "m.n", loop("y", 0, "OH", loop("x", 0, "OW",
+			jen.For(x("k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi]")).Block(x("s[lo+k] += float64(v)")),
+		))),
+		loop("oc", "lo", "hi", x("grad[oc] += float32(s[oc])")),
 	}
 }
 
@@ -444,62 +447,74 @@ func (g *stepGen) bnTensors() jen.Code {
 }
 
 /*
-	for c := lo; c < hi; c++ {
-		training: mean and biased variance over (sample, row, column) in float64; update the
-		running statistics with the unbiased variance; evaluation: the running statistics.
-		out = in·γ/σ + (β − mean·γ/σ), then ReLU if fused
-	}
+lo, hi := parallel.Span(C, w, nw)   // this worker's channels
+training: per channel, mean and biased variance over (sample, row, column) in
+float64, summed in that order; the running statistics updated with the unbiased
+variance. Evaluation: the running statistics.
+out = in·γ/σ + (β − mean·γ/σ), then ReLU if fused.
+The pixels are scanned once per pass, each worker reading its channels' contiguous run.
 */
 func (g *stepGen) bnFwd() []jen.Code {
 	st := g.st
 	code := []jen.Code{g.bnConsts(), x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)), g.bnTensors()}
 	code = append(code, g.zeroHalos(st.Out)...)
-	stat := "nil"
-	trainBranch := []jen.Code{}
-	if g.grad {
-		stat = "m." + bnStatField(st)
-		trainBranch = []jen.Code{
-			x("var s float64"),
-			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", x("s += float64(in[b*IS+II+y*IRS+x*C+c])")))),
-			x("mean = s / cnt"),
-			x("var q float64"),
-			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", x("d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean"), x("q += d * d")))),
-			x("v := q / cnt"),
-			x("invstd = 1 / sqrt(v+EPS)"),
-			x("%s[c], %s[C+c] = mean, invstd", stat, stat),
-			x("unbiased := v"),
-			jen.If(x("cnt > 1")).Block(x("unbiased = q / (cnt - 1)")),
-			x("rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)"),
-			x("rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)"),
-		}
-	}
-	apply := []jen.Code{x("v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)")}
+	apply := []jen.Code{x("v := float32(float64(pv)*scale[c] + shift[c])")}
 	if st.ReLU {
 		apply = append(apply, jen.If(x("v < 0")).Block(x("v = 0")))
 	}
-	apply = append(apply, x("out[b*OS+OI+y*ORS+x*C+c] = v"))
-	body := []jen.Code{jen.Var().List(jen.Id("mean"), jen.Id("invstd")).Float64()}
-	eval := []jen.Code{x("mean = float64(rm[c])"), x("invstd = 1 / sqrt(float64(rv[c])+EPS)")}
-	if g.grad {
-		body = append(body, jen.If(x("m.training")).Block(trainBranch...).Else().Block(eval...))
-	} else {
-		body = append(body, eval...)
-	}
-	body = append(body,
-		x("scale := float64(gamma[c]) * invstd"),
-		x("shift := float64(beta[c]) - mean*scale"),
-		loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", apply...))),
+	apply = append(apply, x("o[c-lo] = v"))
+	code = append(code,
+		span("C"),
+		jen.If(x("lo >= hi")).Block(jen.Return()),
+		x("cnt := float64(m.n * H * W)"),
+		x("var scale, shift [C]float64"),
 	)
-	code = append(code, x("cnt := float64(m.n * H * W)"), x("_ = cnt"), span("C"), loop("c", "lo", "hi", body...))
+	evalStats := loop("c", "lo", "hi",
+		x("invstd := 1 / sqrt(float64(rv[c])+EPS)"),
+		x("scale[c] = float64(gamma[c]) * invstd"),
+		x("shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]"),
+	)
+	if g.grad {
+		stat := "m." + bnStatField(st)
+		train := []jen.Code{
+			x("var sum, sq [C]float64"),
+			pixelsIn(jen.For(x("k, v := range p")).Block(x("sum[lo+k] += float64(v)"))),
+			loop("c", "lo", "hi", x("sum[c] /= cnt")),
+			pixelsIn(jen.For(x("k, v := range p")).Block(x("d := float64(v) - sum[lo+k]"), x("sq[lo+k] += d * d"))),
+			loop("c", "lo", "hi",
+				x("mean, v := sum[c], sq[c]/cnt"),
+				x("invstd := 1 / sqrt(v+EPS)"),
+				x("%s[c], %s[C+c] = mean, invstd", stat, stat),
+				x("unbiased := v"),
+				jen.If(x("cnt > 1")).Block(x("unbiased = sq[c] / (cnt - 1)")),
+				x("rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)"),
+				x("rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)"),
+				x("scale[c] = float64(gamma[c]) * invstd"),
+				x("shift[c] = float64(beta[c]) - mean*scale[c]"),
+			),
+		}
+		code = append(code, jen.If(x("m.training")).Block(train...).Else().Block(evalStats))
+	} else {
+		code = append(code, evalStats)
+	}
+	code = append(code, loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
+		x("p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]"),
+		jen.For(x("k, pv := range p")).Block(append([]jen.Code{x("c := lo + k")}, apply...)...),
+	))))
 	return code
 }
 
+// pixelsIn loops over every pixel with p the input's channel run [lo, hi).
+func pixelsIn(body ...jen.Code) jen.Code {
+	return loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
+		append([]jen.Code{x("p := in[b*IS+II+y*IRS+x*C:][lo:hi]")}, body...)...)))
+}
+
 /*
-	for c := lo; c < hi; c++ {
-		g = dout (0 where a fused ReLU's output is not positive); x̂ = (in − mean)/σ
-		dγ += Σ g·x̂; dβ += Σ g
-		training: dx = γ/σ/M · (M·g − Σg − x̂·Σg·x̂); evaluation: dx = g·γ/σ
-	}
+lo, hi := parallel.Span(C, w, nw)   // this worker's channels
+g = dout (0, written back, where a fused ReLU's output is not positive); x̂ = (in − mean)/σ
+dγ += Σ g·x̂; dβ += Σ g   (per channel, in float64, in pixel order)
+training: dx = γ/σ/M · (M·g − Σg − x̂·Σg·x̂); evaluation: dx = g·γ/σ
 */
 func (g *stepGen) bnBwd() []jen.Code {
 	st := g.st
@@ -517,34 +532,49 @@ func (g *stepGen) bnBwd() []jen.Code {
 		x("dgamma, dbeta := m.grads[%d:%d], m.grads[%d:%d]", gm, gm+C, bt, bt+C),
 	}
 	code = append(code, g.zeroHalos(st.DIn)...)
-	grad := []jen.Code{x("gv := float64(dout[b*DS+DI+y*DRS+x*C+c])")}
+	mask := []jen.Code{}
 	if st.ReLU {
 		// Masked in place, as the conv and linear steps do: the held gradient is then
 		// dL/d(ReLU input) for every fused ReLU.
-		grad = append(grad, jen.If(x("!(out[b*OS+OI+y*ORS+x*C+c] > 0)")).Block(x("gv = 0"), x("dout[b*DS+DI+y*DRS+x*C+c] = 0")))
+		mask = append(mask, x("o := out[b*OS+OI+y*ORS+x*C:][lo:hi]"),
+			jen.For(x("k, v := range o")).Block(jen.If(x("!(v > 0)")).Block(x("d[k] = 0"))))
 	}
-	xhat := x("xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd")
-	sums := append(append([]jen.Code{}, grad...), xhat, x("sg += gv"), x("sgx += gv * xh"))
-	dxTrain := append(append([]jen.Code{}, grad...), xhat, x("dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))"))
-	dxEval := append(append([]jen.Code{}, grad...), x("dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)"))
+	sums := append([]jen.Code{x("p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]")}, mask...)
+	sums = append(sums, jen.For(x("k, gv32 := range d")).Block(
+		x("c, gv := lo+k, float64(gv32)"),
+		x("xh := (float64(p[k]) - mean[c]) * invstd[c]"),
+		x("sg[c] += gv"),
+		x("sgx[c] += gv * xh"),
+	))
 	code = append(code,
-		x("cnt := float64(m.n * H * W)"),
 		span("C"),
+		jen.If(x("lo >= hi")).Block(jen.Return()),
+		x("cnt := float64(m.n * H * W)"),
+		x("var mean, invstd, sg, sgx, k [C]float64"),
 		loop("c", "lo", "hi",
-			jen.Var().List(jen.Id("mean"), jen.Id("invstd")).Float64(),
-			jen.If(x("m.training")).Block(x("mean, invstd = %s[c], %s[C+c]", stat, stat)).Else().Block(
-				x("mean = float64(rm[c])"), x("invstd = 1 / sqrt(float64(rv[c])+EPS)")),
-			x("var sg, sgx float64"),
-			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", sums...))),
-			x("dgamma[c] += float32(sgx)"),
-			x("dbeta[c] += float32(sg)"),
-			jen.If(x("m.training")).Block(
-				x("k := float64(gamma[c]) * invstd / cnt"),
-				loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", dxTrain...))),
-			).Else().Block(
-				x("k := float64(gamma[c]) * invstd"),
-				loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", dxEval...))),
-			),
+			jen.If(x("m.training")).Block(x("mean[c], invstd[c] = %s[c], %s[C+c]", stat, stat)).Else().Block(
+				x("mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)")),
+		),
+		loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", sums...))),
+		loop("c", "lo", "hi",
+			x("dgamma[c] += float32(sgx[c])"),
+			x("dbeta[c] += float32(sg[c])"),
+			x("k[c] = float64(gamma[c]) * invstd[c]"),
+		),
+		jen.If(x("m.training")).Block(
+			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
+				x("p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]"),
+				jen.For(x("j, gv32 := range d")).Block(
+					x("c := lo + j"),
+					x("xh := (float64(p[j]) - mean[c]) * invstd[c]"),
+					x("t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))"),
+				),
+			))),
+		).Else().Block(
+			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
+				x("d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]"),
+				jen.For(x("j, gv32 := range d")).Block(x("t[j] = float32(float64(gv32) * k[lo+j])")),
+			))),
 		),
 	)
 	return code
@@ -654,27 +684,27 @@ func (g *stepGen) maxPoolFwd() []jen.Code {
 
 func (g *stepGen) maxPoolBwd() []jen.Code {
 	st := g.st
-	l := st.Layer
 	code := []jen.Code{
 		g.poolConsts(),
 		jen.Const().Defs(append(geom("D", st.DOut), geom("X", st.DIn)...)...),
 		x("dout, dx, arg := %s, %s, %s", g.ref(st.DOut), g.ref(st.DIn), g.ref(st.Saved)),
 	}
 	code = append(code, g.zeroHalos(st.DIn)...)
-	code = append(code,
+	return append(code,
 		jen.Comment("Channels are independent and windows overlap: split by channel, so each input"),
-		jen.Comment("gradient is summed by one worker in output scan order."),
+		jen.Comment("gradient is summed by one worker, in output scan order."),
 		span("C"),
-		loop("c", "lo", "hi", loop("b", 0, "m.n",
-			loop("y", 0, "H", loop("x", 0, "W", x("dx[b*XS+XI+y*XRS+x*C+c] = 0"))),
+		jen.If(x("lo >= hi")).Block(jen.Return()),
+		loop("b", 0, "m.n",
+			loop("y", 0, "H", loop("x", 0, "W", jen.Clear(x("dx[b*XS+XI+y*XRS+x*C:][lo:hi]")))),
 			loop("oy", 0, "OH", loop("ox", 0, "OW",
-				x("at := int(arg[(b*OH+oy)*OW*C+ox*C+c])"),
-				x("dx[b*XS+XI+(at/W)*XRS+(at%%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]"),
+				x("a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]"),
+				jen.For(x("k, at := range a")).Block(
+					x("dx[b*XS+XI+int(at)/W*XRS+int(at)%%W*C+lo+k] += d[k]"),
+				),
 			)),
-		)),
+		),
 	)
-	_ = l
-	return code
 }
 
 /*
@@ -711,17 +741,22 @@ func (g *stepGen) avgPoolBwd() []jen.Code {
 	code = append(code, g.zeroHalos(st.DIn)...)
 	return append(code,
 		span("C"),
-		loop("c", "lo", "hi", loop("b", 0, "m.n",
-			loop("y", 0, "H", loop("x", 0, "W", x("dx[b*XS+XI+y*XRS+x*C+c] = 0"))),
+		jen.If(x("lo >= hi")).Block(jen.Return()),
+		loop("b", 0, "m.n",
+			loop("y", 0, "H", loop("x", 0, "W", jen.Clear(x("dx[b*XS+XI+y*XRS+x*C:][lo:hi]")))),
 			loop("oy", 0, "OH",
 				x("ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH"),
 				loop("ox", 0, "OW",
 					x("xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW"),
-					x("v := float32(float64(dout[b*DS+DI+oy*DRS+ox*C+c]) / float64((ye-ys)*(xe-xs)))"),
-					loop("y", "ys", "ye", loop("x", "xs", "xe", x("dx[b*XS+XI+y*XRS+x*C+c] += v"))),
+					x("cnt := float64((ye - ys) * (xe - xs))"),
+					x("d := dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]"),
+					loop("y", "ys", "ye", loop("x", "xs", "xe",
+						x("t := dx[b*XS+XI+y*XRS+x*C:][lo:hi]"),
+						jen.For(x("k, v := range d")).Block(x("t[k] += float32(float64(v) / cnt)")),
+					)),
 				),
 			),
-		)),
+		),
 	)
 }
 

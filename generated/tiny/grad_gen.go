@@ -191,53 +191,69 @@ func (m *Model) fwd5(w, nw int) {
 	)
 	in, out := m.gb[4], m.gb[5]
 	gamma, beta, rm, rv := m.w.vals[1052:1064], m.w.vals[1064:1076], m.bufs[0:12], m.bufs[12:24]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -533,21 +549,26 @@ func (m *Model) bwd6(w, nw int) {
 	)
 	dout, dx := m.gb[20], m.gb[19]
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH
-				for ox := 0; ox < OW; ox++ {
-					xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW
-					v := float32(float64(dout[b*DS+DI+oy*DRS+ox*C+c]) / float64((ye-ys)*(xe-xs)))
-					for y := ys; y < ye; y++ {
-						for x := xs; x < xe; x++ {
-							dx[b*XS+XI+y*XRS+x*C+c] += v
+		}
+		for oy := 0; oy < OH; oy++ {
+			ys, ye := oy*H/OH, ((oy+1)*H+OH-1)/OH
+			for ox := 0; ox < OW; ox++ {
+				xs, xe := ox*W/OW, ((ox+1)*W+OW-1)/OW
+				cnt := float64((ye - ys) * (xe - xs))
+				d := dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for y := ys; y < ye; y++ {
+					for x := xs; x < xe; x++ {
+						t := dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+						for k, v := range d {
+							t[k] += float32(float64(v) / cnt)
 						}
 					}
 				}
@@ -582,59 +603,63 @@ func (m *Model) bwd5(w, nw int) {
 	dgamma, dbeta := m.grads[1052:1064], m.grads[1064:1076]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[18], m.n, 588, 5, 5, 12, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -652,17 +677,23 @@ func (m *Model) bwd4Bias(w, nw int) {
 	)
 	dout := m.gb[18]
 	grad := m.grads[1040:1052]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -780,19 +811,22 @@ func (m *Model) bwd3(w, nw int) {
 	)
 	dout, dx, arg := m.gb[16], m.gb[14], m.gi[17]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -874,17 +908,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[13]
 	grad := m.grads[600:608]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 

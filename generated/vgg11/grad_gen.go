@@ -849,19 +849,22 @@ func (m *Model) bwd13(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[36], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -902,17 +905,23 @@ func (m *Model) bwd12Bias(w, nw int) {
 	)
 	dout := m.gb[36]
 	grad := m.grads[9219968:9220480]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1044,17 +1053,23 @@ func (m *Model) bwd11Bias(w, nw int) {
 	)
 	dout := m.gb[35]
 	grad := m.grads[6860160:6860672]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1174,19 +1189,22 @@ func (m *Model) bwd10(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[32], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1227,17 +1245,23 @@ func (m *Model) bwd9Bias(w, nw int) {
 	)
 	dout := m.gb[32]
 	grad := m.grads[4500352:4500864]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1369,17 +1393,23 @@ func (m *Model) bwd8Bias(w, nw int) {
 	)
 	dout := m.gb[31]
 	grad := m.grads[2140544:2141056]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1499,19 +1529,22 @@ func (m *Model) bwd7(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[28], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1552,17 +1585,23 @@ func (m *Model) bwd6Bias(w, nw int) {
 	)
 	dout := m.gb[28]
 	grad := m.grads[960640:960896]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1694,17 +1733,23 @@ func (m *Model) bwd5Bias(w, nw int) {
 	)
 	dout := m.gb[27]
 	grad := m.grads[370560:370816]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1824,19 +1869,22 @@ func (m *Model) bwd4(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[24], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1877,17 +1925,23 @@ func (m *Model) bwd3Bias(w, nw int) {
 	)
 	dout := m.gb[24]
 	grad := m.grads[75520:75648]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2007,19 +2061,22 @@ func (m *Model) bwd2(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[21], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2060,17 +2117,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[21]
 	grad := m.grads[1728:1792]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 

@@ -76,53 +76,69 @@ func (m *Model) fwd2(w, nw int) {
 	)
 	in, out := m.gb[1], m.gb[2]
 	gamma, beta, rm, rv := m.w.vals[1792:1856], m.w.vals[1856:1920], m.bufs[0:64], m.bufs[64:128]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -224,53 +240,69 @@ func (m *Model) fwd5(w, nw int) {
 	)
 	in, out := m.gb[4], m.gb[5]
 	gamma, beta, rm, rv := m.w.vals[75776:75904], m.w.vals[75904:76032], m.bufs[128:256], m.bufs[256:384]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -374,53 +406,69 @@ func (m *Model) fwd8(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[371200:371456], m.w.vals[371456:371712], m.bufs[384:640], m.bufs[640:896]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -472,53 +520,69 @@ func (m *Model) fwd10(w, nw int) {
 	)
 	in, out := m.gb[9], m.gb[10]
 	gamma, beta, rm, rv := m.w.vals[961792:962048], m.w.vals[962048:962304], m.bufs[896:1152], m.bufs[1152:1408]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_12[c], m.bnStatfeatures_12[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_12[c], m.bnStatfeatures_12[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -622,53 +686,69 @@ func (m *Model) fwd13(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[2142464:2142976], m.w.vals[2142976:2143488], m.bufs[1408:1920], m.bufs[1920:2432]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[13], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_16[c], m.bnStatfeatures_16[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_16[c], m.bnStatfeatures_16[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -720,53 +800,69 @@ func (m *Model) fwd15(w, nw int) {
 	)
 	in, out := m.gb[14], m.gb[15]
 	gamma, beta, rm, rv := m.w.vals[4503296:4503808], m.w.vals[4503808:4504320], m.bufs[2432:2944], m.bufs[2944:3456]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_19[c], m.bnStatfeatures_19[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_19[c], m.bnStatfeatures_19[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -870,53 +966,69 @@ func (m *Model) fwd18(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[6864128:6864640], m.w.vals[6864640:6865152], m.bufs[3456:3968], m.bufs[3968:4480]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[18], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_23[c], m.bnStatfeatures_23[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_23[c], m.bnStatfeatures_23[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -968,53 +1080,69 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	gamma, beta, rm, rv := m.w.vals[9224960:9225472], m.w.vals[9225472:9225984], m.bufs[4480:4992], m.bufs[4992:5504]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_26[c], m.bnStatfeatures_26[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_26[c], m.bnStatfeatures_26[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1383,19 +1511,22 @@ func (m *Model) bwd21(w, nw int) {
 	)
 	dout, dx, arg := m.gb[53], m.gb[52], m.gi[54]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1428,59 +1559,63 @@ func (m *Model) bwd20(w, nw int) {
 	dgamma, dbeta := m.grads[9224960:9225472], m.grads[9225472:9225984]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[51], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_26[c], m.bnStatfeatures_26[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_26[c], m.bnStatfeatures_26[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -1498,17 +1633,23 @@ func (m *Model) bwd19Bias(w, nw int) {
 	)
 	dout := m.gb[51]
 	grad := m.grads[9224448:9224960]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1630,59 +1771,63 @@ func (m *Model) bwd18(w, nw int) {
 	dgamma, dbeta := m.grads[6864128:6864640], m.grads[6864640:6865152]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[49], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_23[c], m.bnStatfeatures_23[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_23[c], m.bnStatfeatures_23[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -1700,17 +1845,23 @@ func (m *Model) bwd17Bias(w, nw int) {
 	)
 	dout := m.gb[49]
 	grad := m.grads[6863616:6864128]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1828,19 +1979,22 @@ func (m *Model) bwd16(w, nw int) {
 	)
 	dout, dx, arg := m.gb[47], m.gb[46], m.gi[48]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1873,59 +2027,63 @@ func (m *Model) bwd15(w, nw int) {
 	dgamma, dbeta := m.grads[4503296:4503808], m.grads[4503808:4504320]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[45], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_19[c], m.bnStatfeatures_19[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_19[c], m.bnStatfeatures_19[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -1943,17 +2101,23 @@ func (m *Model) bwd14Bias(w, nw int) {
 	)
 	dout := m.gb[45]
 	grad := m.grads[4502784:4503296]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2075,59 +2239,63 @@ func (m *Model) bwd13(w, nw int) {
 	dgamma, dbeta := m.grads[2142464:2142976], m.grads[2142976:2143488]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[43], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_16[c], m.bnStatfeatures_16[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_16[c], m.bnStatfeatures_16[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2145,17 +2313,23 @@ func (m *Model) bwd12Bias(w, nw int) {
 	)
 	dout := m.gb[43]
 	grad := m.grads[2141952:2142464]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2273,19 +2447,22 @@ func (m *Model) bwd11(w, nw int) {
 	)
 	dout, dx, arg := m.gb[41], m.gb[40], m.gi[42]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2318,59 +2495,63 @@ func (m *Model) bwd10(w, nw int) {
 	dgamma, dbeta := m.grads[961792:962048], m.grads[962048:962304]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[39], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_12[c], m.bnStatfeatures_12[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_12[c], m.bnStatfeatures_12[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2388,17 +2569,23 @@ func (m *Model) bwd9Bias(w, nw int) {
 	)
 	dout := m.gb[39]
 	grad := m.grads[961536:961792]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2520,59 +2707,63 @@ func (m *Model) bwd8(w, nw int) {
 	dgamma, dbeta := m.grads[371200:371456], m.grads[371456:371712]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[37], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2590,17 +2781,23 @@ func (m *Model) bwd7Bias(w, nw int) {
 	)
 	dout := m.gb[37]
 	grad := m.grads[370944:371200]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2718,19 +2915,22 @@ func (m *Model) bwd6(w, nw int) {
 	)
 	dout, dx, arg := m.gb[35], m.gb[34], m.gi[36]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2763,59 +2963,63 @@ func (m *Model) bwd5(w, nw int) {
 	dgamma, dbeta := m.grads[75776:75904], m.grads[75904:76032]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[33], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2833,17 +3037,23 @@ func (m *Model) bwd4Bias(w, nw int) {
 	)
 	dout := m.gb[33]
 	grad := m.grads[75648:75776]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2961,19 +3171,22 @@ func (m *Model) bwd3(w, nw int) {
 	)
 	dout, dx, arg := m.gb[31], m.gb[30], m.gi[32]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -3006,59 +3219,63 @@ func (m *Model) bwd2(w, nw int) {
 	dgamma, dbeta := m.grads[1792:1856], m.grads[1856:1920]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[29], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3076,17 +3293,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[29]
 	grad := m.grads[1728:1792]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 

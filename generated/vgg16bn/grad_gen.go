@@ -78,53 +78,69 @@ func (m *Model) fwd2(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[1792:1856], m.w.vals[1856:1920], m.bufs[0:64], m.bufs[64:128]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[2], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -176,53 +192,69 @@ func (m *Model) fwd4(w, nw int) {
 	)
 	in, out := m.gb[3], m.gb[4]
 	gamma, beta, rm, rv := m.w.vals[38848:38912], m.w.vals[38912:38976], m.bufs[128:192], m.bufs[192:256]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -326,53 +358,69 @@ func (m *Model) fwd7(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[112832:112960], m.w.vals[112960:113088], m.bufs[256:384], m.bufs[384:512]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -424,53 +472,69 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	gamma, beta, rm, rv := m.w.vals[260672:260800], m.w.vals[260800:260928], m.bufs[512:640], m.bufs[640:768]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -574,53 +638,69 @@ func (m *Model) fwd12(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[556096:556352], m.w.vals[556352:556608], m.bufs[768:1024], m.bufs[1024:1280]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[12], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -674,53 +754,69 @@ func (m *Model) fwd14(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[1146688:1146944], m.w.vals[1146944:1147200], m.bufs[1280:1536], m.bufs[1536:1792]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[14], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -772,53 +868,69 @@ func (m *Model) fwd16(w, nw int) {
 	)
 	in, out := m.gb[15], m.gb[16]
 	gamma, beta, rm, rv := m.w.vals[1737280:1737536], m.w.vals[1737536:1737792], m.bufs[1792:2048], m.bufs[2048:2304]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -922,53 +1034,69 @@ func (m *Model) fwd19(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[2917952:2918464], m.w.vals[2918464:2918976], m.bufs[2304:2816], m.bufs[2816:3328]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[19], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_25[c], m.bnStatfeatures_25[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_25[c], m.bnStatfeatures_25[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1022,53 +1150,69 @@ func (m *Model) fwd21(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[5278784:5279296], m.w.vals[5279296:5279808], m.bufs[3328:3840], m.bufs[3840:4352]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[21], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1120,53 +1264,69 @@ func (m *Model) fwd23(w, nw int) {
 	)
 	in, out := m.gb[22], m.gb[23]
 	gamma, beta, rm, rv := m.w.vals[7639616:7640128], m.w.vals[7640128:7640640], m.bufs[4352:4864], m.bufs[4864:5376]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1270,53 +1430,69 @@ func (m *Model) fwd26(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[10000448:10000960], m.w.vals[10000960:10001472], m.bufs[5376:5888], m.bufs[5888:6400]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[26], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_35[c], m.bnStatfeatures_35[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_35[c], m.bnStatfeatures_35[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1370,53 +1546,69 @@ func (m *Model) fwd28(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[12361280:12361792], m.w.vals[12361792:12362304], m.bufs[6400:6912], m.bufs[6912:7424]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[28], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_38[c], m.bnStatfeatures_38[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_38[c], m.bnStatfeatures_38[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1468,53 +1660,69 @@ func (m *Model) fwd30(w, nw int) {
 	)
 	in, out := m.gb[29], m.gb[30]
 	gamma, beta, rm, rv := m.w.vals[14722112:14722624], m.w.vals[14722624:14723136], m.bufs[7424:7936], m.bufs[7936:8448]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1883,19 +2091,22 @@ func (m *Model) bwd31(w, nw int) {
 	)
 	dout, dx, arg := m.gb[73], m.gb[72], m.gi[74]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1928,59 +2139,63 @@ func (m *Model) bwd30(w, nw int) {
 	dgamma, dbeta := m.grads[14722112:14722624], m.grads[14722624:14723136]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[71], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -1998,17 +2213,23 @@ func (m *Model) bwd29Bias(w, nw int) {
 	)
 	dout := m.gb[71]
 	grad := m.grads[14721600:14722112]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2130,59 +2351,63 @@ func (m *Model) bwd28(w, nw int) {
 	dgamma, dbeta := m.grads[12361280:12361792], m.grads[12361792:12362304]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[69], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_38[c], m.bnStatfeatures_38[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_38[c], m.bnStatfeatures_38[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2200,17 +2425,23 @@ func (m *Model) bwd27Bias(w, nw int) {
 	)
 	dout := m.gb[69]
 	grad := m.grads[12360768:12361280]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2332,59 +2563,63 @@ func (m *Model) bwd26(w, nw int) {
 	dgamma, dbeta := m.grads[10000448:10000960], m.grads[10000960:10001472]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[67], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_35[c], m.bnStatfeatures_35[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_35[c], m.bnStatfeatures_35[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2402,17 +2637,23 @@ func (m *Model) bwd25Bias(w, nw int) {
 	)
 	dout := m.gb[67]
 	grad := m.grads[9999936:10000448]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2530,19 +2771,22 @@ func (m *Model) bwd24(w, nw int) {
 	)
 	dout, dx, arg := m.gb[65], m.gb[64], m.gi[66]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2575,59 +2819,63 @@ func (m *Model) bwd23(w, nw int) {
 	dgamma, dbeta := m.grads[7639616:7640128], m.grads[7640128:7640640]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[63], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2645,17 +2893,23 @@ func (m *Model) bwd22Bias(w, nw int) {
 	)
 	dout := m.gb[63]
 	grad := m.grads[7639104:7639616]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2777,59 +3031,63 @@ func (m *Model) bwd21(w, nw int) {
 	dgamma, dbeta := m.grads[5278784:5279296], m.grads[5279296:5279808]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[61], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2847,17 +3105,23 @@ func (m *Model) bwd20Bias(w, nw int) {
 	)
 	dout := m.gb[61]
 	grad := m.grads[5278272:5278784]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2979,59 +3243,63 @@ func (m *Model) bwd19(w, nw int) {
 	dgamma, dbeta := m.grads[2917952:2918464], m.grads[2918464:2918976]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[59], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_25[c], m.bnStatfeatures_25[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_25[c], m.bnStatfeatures_25[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3049,17 +3317,23 @@ func (m *Model) bwd18Bias(w, nw int) {
 	)
 	dout := m.gb[59]
 	grad := m.grads[2917440:2917952]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3177,19 +3451,22 @@ func (m *Model) bwd17(w, nw int) {
 	)
 	dout, dx, arg := m.gb[57], m.gb[56], m.gi[58]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -3222,59 +3499,63 @@ func (m *Model) bwd16(w, nw int) {
 	dgamma, dbeta := m.grads[1737280:1737536], m.grads[1737536:1737792]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[55], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3292,17 +3573,23 @@ func (m *Model) bwd15Bias(w, nw int) {
 	)
 	dout := m.gb[55]
 	grad := m.grads[1737024:1737280]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3424,59 +3711,63 @@ func (m *Model) bwd14(w, nw int) {
 	dgamma, dbeta := m.grads[1146688:1146944], m.grads[1146944:1147200]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[53], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3494,17 +3785,23 @@ func (m *Model) bwd13Bias(w, nw int) {
 	)
 	dout := m.gb[53]
 	grad := m.grads[1146432:1146688]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3626,59 +3923,63 @@ func (m *Model) bwd12(w, nw int) {
 	dgamma, dbeta := m.grads[556096:556352], m.grads[556352:556608]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[51], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3696,17 +3997,23 @@ func (m *Model) bwd11Bias(w, nw int) {
 	)
 	dout := m.gb[51]
 	grad := m.grads[555840:556096]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3824,19 +4131,22 @@ func (m *Model) bwd10(w, nw int) {
 	)
 	dout, dx, arg := m.gb[49], m.gb[48], m.gi[50]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -3869,59 +4179,63 @@ func (m *Model) bwd9(w, nw int) {
 	dgamma, dbeta := m.grads[260672:260800], m.grads[260800:260928]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[47], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3939,17 +4253,23 @@ func (m *Model) bwd8Bias(w, nw int) {
 	)
 	dout := m.gb[47]
 	grad := m.grads[260544:260672]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4071,59 +4391,63 @@ func (m *Model) bwd7(w, nw int) {
 	dgamma, dbeta := m.grads[112832:112960], m.grads[112960:113088]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[45], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4141,17 +4465,23 @@ func (m *Model) bwd6Bias(w, nw int) {
 	)
 	dout := m.gb[45]
 	grad := m.grads[112704:112832]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4269,19 +4599,22 @@ func (m *Model) bwd5(w, nw int) {
 	)
 	dout, dx, arg := m.gb[43], m.gb[42], m.gi[44]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -4314,59 +4647,63 @@ func (m *Model) bwd4(w, nw int) {
 	dgamma, dbeta := m.grads[38848:38912], m.grads[38912:38976]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[41], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4384,17 +4721,23 @@ func (m *Model) bwd3Bias(w, nw int) {
 	)
 	dout := m.gb[41]
 	grad := m.grads[38784:38848]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4516,59 +4859,63 @@ func (m *Model) bwd2(w, nw int) {
 	dgamma, dbeta := m.grads[1792:1856], m.grads[1856:1920]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[39], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4586,17 +4933,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[39]
 	grad := m.grads[1728:1792]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 

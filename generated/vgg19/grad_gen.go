@@ -1113,19 +1113,22 @@ func (m *Model) bwd21(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[52], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1166,17 +1169,23 @@ func (m *Model) bwd20Bias(w, nw int) {
 	)
 	dout := m.gb[52]
 	grad := m.grads[20023872:20024384]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1308,17 +1317,23 @@ func (m *Model) bwd19Bias(w, nw int) {
 	)
 	dout := m.gb[51]
 	grad := m.grads[17664064:17664576]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1450,17 +1465,23 @@ func (m *Model) bwd18Bias(w, nw int) {
 	)
 	dout := m.gb[50]
 	grad := m.grads[15304256:15304768]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1592,17 +1613,23 @@ func (m *Model) bwd17Bias(w, nw int) {
 	)
 	dout := m.gb[49]
 	grad := m.grads[12944448:12944960]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1722,19 +1749,22 @@ func (m *Model) bwd16(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[46], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1775,17 +1805,23 @@ func (m *Model) bwd15Bias(w, nw int) {
 	)
 	dout := m.gb[46]
 	grad := m.grads[10584640:10585152]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1917,17 +1953,23 @@ func (m *Model) bwd14Bias(w, nw int) {
 	)
 	dout := m.gb[45]
 	grad := m.grads[8224832:8225344]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2059,17 +2101,23 @@ func (m *Model) bwd13Bias(w, nw int) {
 	)
 	dout := m.gb[44]
 	grad := m.grads[5865024:5865536]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2201,17 +2249,23 @@ func (m *Model) bwd12Bias(w, nw int) {
 	)
 	dout := m.gb[43]
 	grad := m.grads[3505216:3505728]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2331,19 +2385,22 @@ func (m *Model) bwd11(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[40], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2384,17 +2441,23 @@ func (m *Model) bwd10Bias(w, nw int) {
 	)
 	dout := m.gb[40]
 	grad := m.grads[2325312:2325568]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2526,17 +2589,23 @@ func (m *Model) bwd9Bias(w, nw int) {
 	)
 	dout := m.gb[39]
 	grad := m.grads[1735232:1735488]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2668,17 +2737,23 @@ func (m *Model) bwd8Bias(w, nw int) {
 	)
 	dout := m.gb[38]
 	grad := m.grads[1145152:1145408]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2810,17 +2885,23 @@ func (m *Model) bwd7Bias(w, nw int) {
 	)
 	dout := m.gb[37]
 	grad := m.grads[555072:555328]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2940,19 +3021,22 @@ func (m *Model) bwd6(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[34], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2993,17 +3077,23 @@ func (m *Model) bwd5Bias(w, nw int) {
 	)
 	dout := m.gb[34]
 	grad := m.grads[260032:260160]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3135,17 +3225,23 @@ func (m *Model) bwd4Bias(w, nw int) {
 	)
 	dout := m.gb[33]
 	grad := m.grads[112448:112576]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3265,19 +3361,22 @@ func (m *Model) bwd3(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[30], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -3318,17 +3417,23 @@ func (m *Model) bwd2Bias(w, nw int) {
 	)
 	dout := m.gb[30]
 	grad := m.grads[38656:38720]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3460,17 +3565,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[29]
 	grad := m.grads[1728:1792]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 

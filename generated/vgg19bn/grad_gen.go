@@ -78,53 +78,69 @@ func (m *Model) fwd2(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[1792:1856], m.w.vals[1856:1920], m.bufs[0:64], m.bufs[64:128]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[2], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -176,53 +192,69 @@ func (m *Model) fwd4(w, nw int) {
 	)
 	in, out := m.gb[3], m.gb[4]
 	gamma, beta, rm, rv := m.w.vals[38848:38912], m.w.vals[38912:38976], m.bufs[128:192], m.bufs[192:256]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -326,53 +358,69 @@ func (m *Model) fwd7(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[112832:112960], m.w.vals[112960:113088], m.bufs[256:384], m.bufs[384:512]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -424,53 +472,69 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	gamma, beta, rm, rv := m.w.vals[260672:260800], m.w.vals[260800:260928], m.bufs[512:640], m.bufs[640:768]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -574,53 +638,69 @@ func (m *Model) fwd12(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[556096:556352], m.w.vals[556352:556608], m.bufs[768:1024], m.bufs[1024:1280]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[12], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -674,53 +754,69 @@ func (m *Model) fwd14(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[1146688:1146944], m.w.vals[1146944:1147200], m.bufs[1280:1536], m.bufs[1536:1792]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[14], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -774,53 +870,69 @@ func (m *Model) fwd16(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[1737280:1737536], m.w.vals[1737536:1737792], m.bufs[1792:2048], m.bufs[2048:2304]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[16], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -872,53 +984,69 @@ func (m *Model) fwd18(w, nw int) {
 	)
 	in, out := m.gb[17], m.gb[18]
 	gamma, beta, rm, rv := m.w.vals[2327872:2328128], m.w.vals[2328128:2328384], m.bufs[2304:2560], m.bufs[2560:2816]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_24[c], m.bnStatfeatures_24[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_24[c], m.bnStatfeatures_24[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1022,53 +1150,69 @@ func (m *Model) fwd21(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[3508544:3509056], m.w.vals[3509056:3509568], m.bufs[2816:3328], m.bufs[3328:3840]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[21], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1122,53 +1266,69 @@ func (m *Model) fwd23(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[5869376:5869888], m.w.vals[5869888:5870400], m.bufs[3840:4352], m.bufs[4352:4864]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[23], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1222,53 +1382,69 @@ func (m *Model) fwd25(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[8230208:8230720], m.w.vals[8230720:8231232], m.bufs[4864:5376], m.bufs[5376:5888]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[25], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_34[c], m.bnStatfeatures_34[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_34[c], m.bnStatfeatures_34[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1320,53 +1496,69 @@ func (m *Model) fwd27(w, nw int) {
 	)
 	in, out := m.gb[26], m.gb[27]
 	gamma, beta, rm, rv := m.w.vals[10591040:10591552], m.w.vals[10591552:10592064], m.bufs[5888:6400], m.bufs[6400:6912]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_37[c], m.bnStatfeatures_37[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_37[c], m.bnStatfeatures_37[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1470,53 +1662,69 @@ func (m *Model) fwd30(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[12951872:12952384], m.w.vals[12952384:12952896], m.bufs[6912:7424], m.bufs[7424:7936]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[30], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1570,53 +1778,69 @@ func (m *Model) fwd32(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[15312704:15313216], m.w.vals[15313216:15313728], m.bufs[7936:8448], m.bufs[8448:8960]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[32], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_44[c], m.bnStatfeatures_44[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_44[c], m.bnStatfeatures_44[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1670,53 +1894,69 @@ func (m *Model) fwd34(w, nw int) {
 	gamma, beta, rm, rv := m.w.vals[17673536:17674048], m.w.vals[17674048:17674560], m.bufs[8960:9472], m.bufs[9472:9984]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[34], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_47[c], m.bnStatfeatures_47[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_47[c], m.bnStatfeatures_47[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -1768,53 +2008,69 @@ func (m *Model) fwd36(w, nw int) {
 	)
 	in, out := m.gb[35], m.gb[36]
 	gamma, beta, rm, rv := m.w.vals[20034368:20034880], m.w.vals[20034880:20035392], m.bufs[9984:10496], m.bufs[10496:11008]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_50[c], m.bnStatfeatures_50[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_50[c], m.bnStatfeatures_50[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -2183,19 +2439,22 @@ func (m *Model) bwd37(w, nw int) {
 	)
 	dout, dx, arg := m.gb[85], m.gb[84], m.gi[86]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -2228,59 +2487,63 @@ func (m *Model) bwd36(w, nw int) {
 	dgamma, dbeta := m.grads[20034368:20034880], m.grads[20034880:20035392]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[83], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_50[c], m.bnStatfeatures_50[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_50[c], m.bnStatfeatures_50[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2298,17 +2561,23 @@ func (m *Model) bwd35Bias(w, nw int) {
 	)
 	dout := m.gb[83]
 	grad := m.grads[20033856:20034368]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2430,59 +2699,63 @@ func (m *Model) bwd34(w, nw int) {
 	dgamma, dbeta := m.grads[17673536:17674048], m.grads[17674048:17674560]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[81], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_47[c], m.bnStatfeatures_47[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_47[c], m.bnStatfeatures_47[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2500,17 +2773,23 @@ func (m *Model) bwd33Bias(w, nw int) {
 	)
 	dout := m.gb[81]
 	grad := m.grads[17673024:17673536]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2632,59 +2911,63 @@ func (m *Model) bwd32(w, nw int) {
 	dgamma, dbeta := m.grads[15312704:15313216], m.grads[15313216:15313728]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[79], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_44[c], m.bnStatfeatures_44[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_44[c], m.bnStatfeatures_44[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2702,17 +2985,23 @@ func (m *Model) bwd31Bias(w, nw int) {
 	)
 	dout := m.gb[79]
 	grad := m.grads[15312192:15312704]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -2834,59 +3123,63 @@ func (m *Model) bwd30(w, nw int) {
 	dgamma, dbeta := m.grads[12951872:12952384], m.grads[12952384:12952896]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[77], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_41[c], m.bnStatfeatures_41[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -2904,17 +3197,23 @@ func (m *Model) bwd29Bias(w, nw int) {
 	)
 	dout := m.gb[77]
 	grad := m.grads[12951360:12951872]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3032,19 +3331,22 @@ func (m *Model) bwd28(w, nw int) {
 	)
 	dout, dx, arg := m.gb[75], m.gb[74], m.gi[76]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -3077,59 +3379,63 @@ func (m *Model) bwd27(w, nw int) {
 	dgamma, dbeta := m.grads[10591040:10591552], m.grads[10591552:10592064]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[73], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_37[c], m.bnStatfeatures_37[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_37[c], m.bnStatfeatures_37[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3147,17 +3453,23 @@ func (m *Model) bwd26Bias(w, nw int) {
 	)
 	dout := m.gb[73]
 	grad := m.grads[10590528:10591040]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3279,59 +3591,63 @@ func (m *Model) bwd25(w, nw int) {
 	dgamma, dbeta := m.grads[8230208:8230720], m.grads[8230720:8231232]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[71], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_34[c], m.bnStatfeatures_34[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_34[c], m.bnStatfeatures_34[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3349,17 +3665,23 @@ func (m *Model) bwd24Bias(w, nw int) {
 	)
 	dout := m.gb[71]
 	grad := m.grads[8229696:8230208]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3481,59 +3803,63 @@ func (m *Model) bwd23(w, nw int) {
 	dgamma, dbeta := m.grads[5869376:5869888], m.grads[5869888:5870400]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[69], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_31[c], m.bnStatfeatures_31[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3551,17 +3877,23 @@ func (m *Model) bwd22Bias(w, nw int) {
 	)
 	dout := m.gb[69]
 	grad := m.grads[5868864:5869376]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3683,59 +4015,63 @@ func (m *Model) bwd21(w, nw int) {
 	dgamma, dbeta := m.grads[3508544:3509056], m.grads[3509056:3509568]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[67], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_28[c], m.bnStatfeatures_28[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3753,17 +4089,23 @@ func (m *Model) bwd20Bias(w, nw int) {
 	)
 	dout := m.gb[67]
 	grad := m.grads[3508032:3508544]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -3881,19 +4223,22 @@ func (m *Model) bwd19(w, nw int) {
 	)
 	dout, dx, arg := m.gb[65], m.gb[64], m.gi[66]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -3926,59 +4271,63 @@ func (m *Model) bwd18(w, nw int) {
 	dgamma, dbeta := m.grads[2327872:2328128], m.grads[2328128:2328384]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[63], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_24[c], m.bnStatfeatures_24[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_24[c], m.bnStatfeatures_24[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -3996,17 +4345,23 @@ func (m *Model) bwd17Bias(w, nw int) {
 	)
 	dout := m.gb[63]
 	grad := m.grads[2327616:2327872]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4128,59 +4483,63 @@ func (m *Model) bwd16(w, nw int) {
 	dgamma, dbeta := m.grads[1737280:1737536], m.grads[1737536:1737792]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[61], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_21[c], m.bnStatfeatures_21[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4198,17 +4557,23 @@ func (m *Model) bwd15Bias(w, nw int) {
 	)
 	dout := m.gb[61]
 	grad := m.grads[1737024:1737280]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4330,59 +4695,63 @@ func (m *Model) bwd14(w, nw int) {
 	dgamma, dbeta := m.grads[1146688:1146944], m.grads[1146944:1147200]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[59], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_18[c], m.bnStatfeatures_18[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4400,17 +4769,23 @@ func (m *Model) bwd13Bias(w, nw int) {
 	)
 	dout := m.gb[59]
 	grad := m.grads[1146432:1146688]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4532,59 +4907,63 @@ func (m *Model) bwd12(w, nw int) {
 	dgamma, dbeta := m.grads[556096:556352], m.grads[556352:556608]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[57], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_15[c], m.bnStatfeatures_15[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4602,17 +4981,23 @@ func (m *Model) bwd11Bias(w, nw int) {
 	)
 	dout := m.gb[57]
 	grad := m.grads[555840:556096]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4730,19 +5115,22 @@ func (m *Model) bwd10(w, nw int) {
 	)
 	dout, dx, arg := m.gb[55], m.gb[54], m.gi[56]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -4775,59 +5163,63 @@ func (m *Model) bwd9(w, nw int) {
 	dgamma, dbeta := m.grads[260672:260800], m.grads[260800:260928]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[53], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_11[c], m.bnStatfeatures_11[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -4845,17 +5237,23 @@ func (m *Model) bwd8Bias(w, nw int) {
 	)
 	dout := m.gb[53]
 	grad := m.grads[260544:260672]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -4977,59 +5375,63 @@ func (m *Model) bwd7(w, nw int) {
 	dgamma, dbeta := m.grads[112832:112960], m.grads[112960:113088]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[51], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_8[c], m.bnStatfeatures_8[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -5047,17 +5449,23 @@ func (m *Model) bwd6Bias(w, nw int) {
 	)
 	dout := m.gb[51]
 	grad := m.grads[112704:112832]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -5175,19 +5583,22 @@ func (m *Model) bwd5(w, nw int) {
 	)
 	dout, dx, arg := m.gb[49], m.gb[48], m.gi[50]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -5220,59 +5631,63 @@ func (m *Model) bwd4(w, nw int) {
 	dgamma, dbeta := m.grads[38848:38912], m.grads[38912:38976]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[47], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_4[c], m.bnStatfeatures_4[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -5290,17 +5705,23 @@ func (m *Model) bwd3Bias(w, nw int) {
 	)
 	dout := m.gb[47]
 	grad := m.grads[38784:38848]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -5422,59 +5843,63 @@ func (m *Model) bwd2(w, nw int) {
 	dgamma, dbeta := m.grads[1792:1856], m.grads[1856:1920]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[45], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -5492,17 +5917,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[45]
 	grad := m.grads[1728:1792]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 

@@ -76,53 +76,69 @@ func (m *Model) fwd2(w, nw int) {
 	)
 	in, out := m.gb[1], m.gb[2]
 	gamma, beta, rm, rv := m.w.vals[320:352], m.w.vals[352:384], m.bufs[0:32], m.bufs[32:64]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -224,53 +240,69 @@ func (m *Model) fwd5(w, nw int) {
 	)
 	in, out := m.gb[4], m.gb[5]
 	gamma, beta, rm, rv := m.w.vals[18880:18944], m.w.vals[18944:19008], m.bufs[64:128], m.bufs[128:192]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -372,53 +404,69 @@ func (m *Model) fwd8(w, nw int) {
 	)
 	in, out := m.gb[7], m.gb[8]
 	gamma, beta, rm, rv := m.w.vals[92864:92992], m.w.vals[92992:93120], m.bufs[192:320], m.bufs[320:448]
-	cnt := float64(m.n * H * W)
-	_ = cnt
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		var mean, invstd float64
-		if m.training {
-			var s float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						s += float64(in[b*IS+II+y*IRS+x*C+c])
-					}
-				}
-			}
-			mean = s / cnt
-			var q float64
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						d := float64(in[b*IS+II+y*IRS+x*C+c]) - mean
-						q += d * d
-					}
-				}
-			}
-			v := q / cnt
-			invstd = 1 / sqrt(v+EPS)
-			m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c] = mean, invstd
-			unbiased := v
-			if cnt > 1 {
-				unbiased = q / (cnt - 1)
-			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
-		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
-		}
-		scale := float64(gamma[c]) * invstd
-		shift := float64(beta[c]) - mean*scale
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var scale, shift [C]float64
+	if m.training {
+		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					v := float32(float64(in[b*IS+II+y*IRS+x*C+c])*scale + shift)
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						sum[lo+k] += float64(v)
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			sum[c] /= cnt
+		}
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
+					for k, v := range p {
+						d := float64(v) - sum[lo+k]
+						sq[lo+k] += d * d
+					}
+				}
+			}
+		}
+		for c := lo; c < hi; c++ {
+			mean, v := sum[c], sq[c]/cnt
+			invstd := 1 / sqrt(v+EPS)
+			m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c] = mean, invstd
+			unbiased := v
+			if cnt > 1 {
+				unbiased = sq[c] / (cnt - 1)
+			}
+			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
+			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - mean*scale[c]
+		}
+	} else {
+		for c := lo; c < hi; c++ {
+			invstd := 1 / sqrt(float64(rv[c])+EPS)
+			scale[c] = float64(gamma[c]) * invstd
+			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+		}
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, pv := range p {
+					c := lo + k
+					v := float32(float64(pv)*scale[c] + shift[c])
 					if v < 0 {
 						v = 0
 					}
-					out[b*OS+OI+y*ORS+x*C+c] = v
+					o[c-lo] = v
 				}
 			}
 		}
@@ -684,19 +732,22 @@ func (m *Model) bwd9(w, nw int) {
 	)
 	dout, dx, arg := m.gb[25], m.gb[24], m.gi[26]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -729,59 +780,63 @@ func (m *Model) bwd8(w, nw int) {
 	dgamma, dbeta := m.grads[92864:92992], m.grads[92992:93120]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[23], m.n, 10368, 7, 7, 128, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_9[c], m.bnStatfeatures_9[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -799,17 +854,23 @@ func (m *Model) bwd7Bias(w, nw int) {
 	)
 	dout := m.gb[23]
 	grad := m.grads[92736:92864]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -927,19 +988,22 @@ func (m *Model) bwd6(w, nw int) {
 	)
 	dout, dx, arg := m.gb[21], m.gb[20], m.gi[22]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -972,59 +1036,63 @@ func (m *Model) bwd5(w, nw int) {
 	dgamma, dbeta := m.grads[18880:18944], m.grads[18944:19008]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[19], m.n, 16384, 14, 14, 64, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_5[c], m.bnStatfeatures_5[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -1042,17 +1110,23 @@ func (m *Model) bwd4Bias(w, nw int) {
 	)
 	dout := m.gb[19]
 	grad := m.grads[18816:18880]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
@@ -1170,19 +1244,22 @@ func (m *Model) bwd3(w, nw int) {
 	)
 	dout, dx, arg := m.gb[17], m.gb[16], m.gi[18]
 	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker in output scan order.
+	// gradient is summed by one worker, in output scan order.
 	lo, hi := parallel.Span(C, w, nw)
-	for c := lo; c < hi; c++ {
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					dx[b*XS+XI+y*XRS+x*C+c] = 0
-				}
+	if lo >= hi {
+		return
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
 			}
-			for oy := 0; oy < OH; oy++ {
-				for ox := 0; ox < OW; ox++ {
-					at := int(arg[(b*OH+oy)*OW*C+ox*C+c])
-					dx[b*XS+XI+(at/W)*XRS+(at%W)*C+c] += dout[b*DS+DI+oy*DRS+ox*C+c]
+		}
+		for oy := 0; oy < OH; oy++ {
+			for ox := 0; ox < OW; ox++ {
+				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
+				for k, at := range a {
+					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
 				}
 			}
 		}
@@ -1215,59 +1292,63 @@ func (m *Model) bwd2(w, nw int) {
 	dgamma, dbeta := m.grads[320:352], m.grads[352:384]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[15], m.n, 28800, 28, 28, 32, 1, 1, w, nw)
-	cnt := float64(m.n * H * W)
 	lo, hi := parallel.Span(C, w, nw)
+	if lo >= hi {
+		return
+	}
+	cnt := float64(m.n * H * W)
+	var mean, invstd, sg, sgx, k [C]float64
 	for c := lo; c < hi; c++ {
-		var mean, invstd float64
 		if m.training {
-			mean, invstd = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
+			mean[c], invstd[c] = m.bnStatfeatures_1[c], m.bnStatfeatures_1[C+c]
 		} else {
-			mean = float64(rm[c])
-			invstd = 1 / sqrt(float64(rv[c])+EPS)
+			mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)
 		}
-		var sg, sgx float64
+	}
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < H; y++ {
+			for x := 0; x < W; x++ {
+				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
+				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
+				for k, v := range o {
+					if !(v > 0) {
+						d[k] = 0
+					}
+				}
+				for k, gv32 := range d {
+					c, gv := lo+k, float64(gv32)
+					xh := (float64(p[k]) - mean[c]) * invstd[c]
+					sg[c] += gv
+					sgx[c] += gv * xh
+				}
+			}
+		}
+	}
+	for c := lo; c < hi; c++ {
+		dgamma[c] += float32(sgx[c])
+		dbeta[c] += float32(sg[c])
+		k[c] = float64(gamma[c]) * invstd[c]
+	}
+	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
 				for x := 0; x < W; x++ {
-					gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-					if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-						gv = 0
-						dout[b*DS+DI+y*DRS+x*C+c] = 0
+					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						c := lo + j
+						xh := (float64(p[j]) - mean[c]) * invstd[c]
+						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
 					}
-					xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-					sg += gv
-					sgx += gv * xh
 				}
 			}
 		}
-		dgamma[c] += float32(sgx)
-		dbeta[c] += float32(sg)
-		if m.training {
-			k := float64(gamma[c]) * invstd / cnt
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						xh := (float64(in[b*IS+II+y*IRS+x*C+c]) - mean) * invstd
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(k * (cnt*gv - sg - xh*sgx))
-					}
-				}
-			}
-		} else {
-			k := float64(gamma[c]) * invstd
-			for b := 0; b < m.n; b++ {
-				for y := 0; y < H; y++ {
-					for x := 0; x < W; x++ {
-						gv := float64(dout[b*DS+DI+y*DRS+x*C+c])
-						if !(out[b*OS+OI+y*ORS+x*C+c] > 0) {
-							gv = 0
-							dout[b*DS+DI+y*DRS+x*C+c] = 0
-						}
-						dx[b*XS+XI+y*XRS+x*C+c] = float32(gv * k)
+	} else {
+		for b := 0; b < m.n; b++ {
+			for y := 0; y < H; y++ {
+				for x := 0; x < W; x++ {
+					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
+					for j, gv32 := range d {
+						t[j] = float32(float64(gv32) * k[lo+j])
 					}
 				}
 			}
@@ -1285,17 +1366,23 @@ func (m *Model) bwd1Bias(w, nw int) {
 	)
 	dout := m.gb[15]
 	grad := m.grads[288:320]
+	// Each worker sums its output channels over every pixel, in pixel order.
 	lo, hi := parallel.Span(OC, w, nw)
-	for oc := lo; oc < hi; oc++ {
-		var s float64
-		for b := 0; b < m.n; b++ {
-			for y := 0; y < OH; y++ {
-				for x := 0; x < OW; x++ {
-					s += float64(dout[b*DS+DI+y*DRS+x*OC+oc])
+	if lo >= hi {
+		return
+	}
+	var s [OC]float64
+	for b := 0; b < m.n; b++ {
+		for y := 0; y < OH; y++ {
+			for x := 0; x < OW; x++ {
+				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
+					s[lo+k] += float64(v)
 				}
 			}
 		}
-		grad[oc] += float32(s)
+	}
+	for oc := lo; oc < hi; oc++ {
+		grad[oc] += float32(s[oc])
 	}
 }
 
