@@ -1,0 +1,99 @@
+// Command linear generates the linear-layer microkernels of runtime/kernels
+// (Linear, LinearBackData and LinearBackWeight; runtime/kernels/linear.go is the
+// contract) for AVX-512 and AVX2 with avo. Every kernel keeps the contract's FMA
+// order bit for bit, so its results equal linearGo's, linearBackDataGo's and
+// linearBackWeightGo's exactly:
+//
+//   - Linear: one 16-lane accumulator per (sample, output), one zmm or two ymm
+//     (lanes 0-7 and 8-15), one VFMADD231PS per 16 inputs, the K tail under a
+//     mask that leaves lanes past the tail untouched, then the fixed tree
+//     s[l]+s[l+8], +4, +2, +1, + bias, relu.
+//   - LinearBackData / LinearBackWeight: lanes run over the input columns c, so
+//     each lane is one element's FMA chain in the contract's order.
+//
+// The plan per kernel: pick a register tile per ISA (the tables below) → emit
+// the loop over output rows (or columns) in whole tiles and a remainder tile →
+// emit the tile's K loop, its masked tail and its epilogue. The dispatch in
+// runtime/kernels/linear_amd64.go splits a call into sample blocks, row
+// chunks and (Linear) input chunks whose lane sums wait in a buffer, or
+// (LinearBackData) row blocks whose chains wait in dx; neither changes the
+// order of any FMA chain.
+package main
+
+//go:generate go run . -out ../../runtime/kernels/linear_amd64.s -stubs ../../runtime/kernels/linear_amd64_stubs.go -pkg kernels
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+)
+
+// The Linear register tiles, one per sample count m of a call (index m-1): m
+// samples × r outputs, r·m 16-lane accumulators. AVX-512 keeps the m x vectors
+// of a 16-input block in registers and loads each W vector once per block
+// (r·m + m + 1 ≤ 32 zmm), so a call reads every W element once for all its
+// samples. AVX2 needs two ymm per accumulator and 3 ymm more for the masked
+// tail (2·r·m + 3 ≤ 16), so it stops at m = 6 (m = 7, 8 run as 4+3, 4+4).
+//
+// One sample reads W at the streaming-read rate without help; with more
+// samples per W row the kernels fall behind the hardware prefetchers, and a
+// software prefetch 1 KiB ahead in each row gains ~15% when W comes from
+// DRAM (BenchmarkLinear, b8).
+var (
+	linearAVX512 = []linearTile{
+		{m: 1, r: 8, xReg: true, wMem: true},
+		{m: 2, r: 8, xReg: true, pf: 1024},
+		{m: 3, r: 8, xReg: true, pf: 1024},
+		{m: 4, r: 6, xReg: true, pf: 1024},
+		{m: 5, r: 4, xReg: true, pf: 1024},
+		{m: 6, r: 4, xReg: true, pf: 1024},
+		{m: 7, r: 3, xReg: true, pf: 1024},
+		{m: 8, r: 2, xReg: true, pf: 1024},
+	}
+	linearAVX2 = []linearTile{
+		{m: 1, r: 6, xReg: true, wMem: true},
+		{m: 2, r: 3, xReg: true, wMem: true, pf: 1024},
+		{m: 3, r: 2, pf: 1024},
+		{m: 4, r: 1, pf: 1024},
+		{m: 5, r: 1, pf: 1024},
+		{m: 6, r: 1, pf: 1024},
+	}
+)
+
+// The LinearBackData tiles: m samples × c vectors of dx columns, m·c
+// accumulators, c W vectors and one broadcast of dy (m·c + c + 1 registers).
+// A call reads a block of W's rows (16, linear_amd64.go) as parallel
+// sequential streams; with more than one sample, AVX-512 falls behind the
+// hardware prefetchers when W comes from DRAM, and a software prefetch 512
+// bytes ahead gains ~30% there (~5% loss from L3); on AVX2 it only loses.
+var (
+	backDataAVX512 = []backDataTile{{1, 8, 0}, {2, 8, 512}, {3, 7, 512}, {4, 6, 512}, {5, 5, 512}, {6, 4, 512}, {7, 3, 512}, {8, 3, 512}}
+	backDataAVX2   = []backDataTile{{1, 7, 0}, {2, 5, 0}, {3, 3, 0}, {4, 3, 0}, {5, 2, 0}, {6, 2, 0}, {7, 1, 0}, {8, 1, 0}}
+)
+
+// The LinearBackWeight tiles: r rows of dW × c vectors of columns, r·c
+// accumulators, c x vectors and one broadcast of dy (r·c + c + 1 registers).
+var (
+	backWeightAVX512 = backWeightTile{r: 4, c: 6}
+	backWeightAVX2   = backWeightTile{r: 2, c: 4}
+)
+
+func main() {
+	ConstraintExpr("amd64,!purego") // printed as: //go:build amd64 && !purego
+	tailTables()
+	for _, t := range linearAVX512 {
+		linear(avx512, t)
+	}
+	for _, t := range linearAVX2 {
+		linear(avx2, t)
+	}
+	for _, t := range backDataAVX512 {
+		backData(avx512, t)
+	}
+	for _, t := range backDataAVX2 {
+		backData(avx2, t)
+	}
+	backWeight(avx512, backWeightAVX512)
+	backWeight(avx2, backWeightAVX2)
+	streamRead(avx512)
+	streamRead(avx2)
+	Generate()
+}
