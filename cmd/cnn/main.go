@@ -3,11 +3,13 @@
 //
 // Usage:
 //
-//	cnn verify   -model NAME [-mode exact|fast] [-batch N] [-json]
+//	cnn verify   [-model NAME|all] [-mode exact|fast] [-batch N] [-samples S] [-json]
 //	cnn bench    -model NAME -batch N -threads T -mode exact|fast [-train] [-reps R] [-json]
-//	cnn classify -model NAME -weights FILE [-top 5] [-json] IMAGE...
-//	cnn train    -model NAME -epochs E [-batch B] [-lr X] [-threads T] [-seed S] [-out F] [-resume F] [-json]
-//	cnn export   -model NAME -o FILE
+//	cnn classify -model NAME -weights FILE [-top 5] [-batch B] [-threads T] [-json] IMAGE...
+//	cnn train    [-model vgg_mnist] [-epochs E] [-batch B] [-lr X] [-threads T] [-seed S] [-out F] [-resume F] [-json]
+//	cnn export   -model NAME -o FILE [-weights IN | -seed S]
+//
+// Run "cnn COMMAND -h" for every flag.
 package main
 
 import (
@@ -24,18 +26,9 @@ type command struct {
 var commands = []command{
 	{"verify", "check generated models against the float64 reference", verifyCmd},
 	{"bench", "time a model per layer and end to end", benchCmd},
-	{"classify", "classify JPEG or PNG images with a model and a weight file", notYet("classify", "the weights issue")},
+	{"classify", "classify JPEG or PNG images with a model and a weight file", classifyCmd},
 	{"train", "train a model (vgg_mnist on MNIST by default)", trainCmd},
-	{"export", "write a model's weights as safetensors", notYet("export", "the weights issue")},
-}
-
-// notYet stands for a subcommand whose issue has not landed: it says so and fails,
-// so no script mistakes it for a working command.
-func notYet(name, issue string) func([]string, io.Writer, io.Writer) int {
-	return func(_ []string, _, stderr io.Writer) int {
-		fmt.Fprintf(stderr, "cnn %s: not implemented yet (%s)\n", name, issue)
-		return 1
-	}
+	{"export", "write a model's weights as safetensors", exportCmd},
 }
 
 func usage(w io.Writer) {
