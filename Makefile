@@ -6,13 +6,16 @@ SPECS := $(basename $(notdir $(wildcard spec/*.cnn)))
 
 all: run
 
-# The main job: describe every built-in spec, regenerate every model, and hold the
-# small ones to the float64 reference. It grows as bench and train land.
+# The main job: describe every built-in spec, regenerate every model, hold them to the
+# float64 reference, benchmark AlexNet, and train the MNIST demo for one epoch.
 run:
 	@$(GO) build -o bin/ ./cmd/...
 	@for s in $(SPECS); do printf '%-12s ' $$s; ./bin/cnngen info $$s | tail -n 1; done
 	$(GO) generate ./generated/...
-	$(GO) test -count=1 ./generated/...
+	./bin/cnn verify -model tiny | tail -n 4
+	./bin/cnn verify -model alexnet -batch 1 | grep -E 'PASS|FAIL'
+	./bin/cnn bench -model alexnet -batch 1 -reps 5 | tail -n 1
+	./bin/cnn train -model vgg_mnist -epochs 1 -curve bin/train.png
 
 # The tests, then the concurrent code under the race detector and the pure-Go kernels
 # (-tags purego) on the same vectors.

@@ -21,7 +21,7 @@ import (
 // epochResult is one line of `cnn train -json`.
 type epochResult struct {
 	Epoch        int     `json:"epoch"`
-	LR           float64 `json:"lr"`
+	LR           float64 `json:"lr"` // at the end of the epoch
 	TrainLoss    float64 `json:"train_loss"`
 	TrainAcc     float64 `json:"train_accuracy"`
 	TestLoss     float64 `json:"test_loss"`
@@ -40,6 +40,7 @@ type trainFlags struct {
 	limit, testLimit       int
 	asJSON                 bool
 	dataDir, out, resume   string
+	curve                  string
 	stdout, stderr         io.Writer
 	isTerminal             bool
 }
@@ -64,6 +65,7 @@ func trainCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.dataDir, "data", "", "directory of the MNIST IDX files (default: the GoMNIST module's)")
 	fs.StringVar(&f.out, "out", "", "write a checkpoint (safetensors: weights, batch norm statistics, momentum) here after every epoch")
 	fs.StringVar(&f.resume, "resume", "", "continue from this checkpoint, as if the run had not stopped")
+	fs.StringVar(&f.curve, "curve", "train.png", "write the loss and test-error curve here after every epoch (PNG; empty: none)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: cnn train [-model vgg_mnist] [-epochs E] [-batch B] [-lr X] [-threads T] [-seed S] [-json]")
 		fs.PrintDefaults()
@@ -144,8 +146,8 @@ func train(f *trainFlags) error {
 	batches := mnist.NewBatches(trainSet, f.batch, f.seed)
 	dl := make([]float32, f.batch*10)
 	enc := json.NewEncoder(f.stdout)
+	var results []epochResult
 	for epoch := first; epoch < f.epochs; epoch++ {
-		lr := sched.LR(epoch)
 		batches.Seek(epoch, 0)
 		// Each epoch's dropout masks and batches depend on the seed and the epoch
 		// only, so a run resumed from a checkpoint repeats the uninterrupted one.
@@ -165,6 +167,7 @@ func train(f *trainFlags) error {
 		var correct, seen int
 		m.SetTraining(true)
 		for s := 0; s < steps; s++ {
+			lr := sched.LR(float64(epoch) + float64(s)/float64(steps))
 			x, labels, n := batches.Next()
 			logits, err := m.Forward(x, n)
 			if err != nil {
@@ -196,11 +199,17 @@ func train(f *trainFlags) error {
 		if err != nil {
 			return err
 		}
-		r := epochResult{Epoch: epoch + 1, LR: lr, TrainLoss: lossSum / float64(seen), TrainAcc: float64(correct) / float64(seen),
+		r := epochResult{Epoch: epoch + 1, LR: sched.LR(float64(epoch + 1)), TrainLoss: lossSum / float64(seen), TrainAcc: float64(correct) / float64(seen),
 			TestLoss: testLoss, TestAcc: testAcc, ImagesPerSec: float64(seen) / elapsed.Seconds(), Seconds: elapsed.Seconds()}
 		if f.out != "" {
 			if err := saveCheckpoint(f.out, m, opt, epoch+1, f.seed); err != nil {
 				return err
+			}
+		}
+		results = append(results, r)
+		if f.curve != "" {
+			if err := writeCurve(f.curve, f.model, results); err != nil {
+				return fmt.Errorf("writing the curve %s: %w", f.curve, err)
 			}
 		}
 		if f.asJSON {

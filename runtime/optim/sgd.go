@@ -106,36 +106,39 @@ func (o *SGD) SetState(buf [][]float32, steps int) error {
 	return nil
 }
 
-// Schedule gives the learning rate of an epoch.
+// Schedule gives the learning rate at a point of training, in epochs: 1.5 is half way
+// through the second epoch, so a schedule can change the rate every step.
 type Schedule interface {
-	LR(epoch int) float64
+	LR(epoch float64) float64
 }
 
-// StepLR is torch.optim.lr_scheduler.StepLR: Base·Gamma^⌊epoch/Every⌋.
+// StepLR is torch.optim.lr_scheduler.StepLR stepped once per epoch:
+// Base·Gamma^⌊⌊epoch⌋/Every⌋.
 type StepLR struct {
 	Base, Gamma float64
 	Every       int
 }
 
-// LR returns the learning rate of the epoch (from 0).
-func (s StepLR) LR(epoch int) float64 {
+// LR returns the learning rate at the given point (epochs from 0).
+func (s StepLR) LR(epoch float64) float64 {
 	if s.Every <= 0 {
 		return s.Base
 	}
-	return s.Base * math.Pow(s.Gamma, float64(epoch/s.Every))
+	return s.Base * math.Pow(s.Gamma, float64(int(epoch)/s.Every))
 }
 
-// Cosine is torch.optim.lr_scheduler.CosineAnnealingLR in its closed form:
-// Min + (Base−Min)·(1+cos(π·epoch/Epochs))/2.
+// Cosine is torch.optim.lr_scheduler.CosineAnnealingLR in its closed form, stepped
+// every batch: Min + (Base−Min)·(1+cos(π·epoch/Epochs))/2, reaching Min at the end of
+// the last epoch.
 type Cosine struct {
 	Base, Min float64
 	Epochs    int
 }
 
-// LR returns the learning rate of the epoch (from 0).
-func (c Cosine) LR(epoch int) float64 {
+// LR returns the learning rate at the given point (epochs from 0).
+func (c Cosine) LR(epoch float64) float64 {
 	if c.Epochs <= 0 {
 		return c.Base
 	}
-	return c.Min + (c.Base-c.Min)*(1+math.Cos(math.Pi*float64(epoch)/float64(c.Epochs)))/2
+	return c.Min + (c.Base-c.Min)*(1+math.Cos(math.Pi*min(epoch, float64(c.Epochs))/float64(c.Epochs)))/2
 }

@@ -103,14 +103,17 @@ func TestSGDErrors(t *testing.T) {
 func TestSchedules(t *testing.T) {
 	s := StepLR{Base: 0.1, Gamma: 0.1, Every: 2}
 	for e, want := range []float64{0.1, 0.1, 0.01, 0.01, 0.001} {
-		if got := s.LR(e); math.Abs(got-want) > 1e-12 {
+		if got := s.LR(float64(e) + 0.5); math.Abs(got-want) > 1e-12 {
 			t.Errorf("StepLR epoch %d: %v, want %v", e, got, want)
 		}
 	}
 	c := Cosine{Base: 0.1, Min: 0, Epochs: 4}
 	for e, want := range []float64{0.1, 0.1 * (1 + math.Sqrt2/2) / 2, 0.05, 0.1 * (1 - math.Sqrt2/2) / 2, 0} {
-		if got := c.LR(e); math.Abs(got-want) > 1e-12 {
+		if got := c.LR(float64(e)); math.Abs(got-want) > 1e-12 {
 			t.Errorf("Cosine epoch %d: %v, want %v", e, got, want)
 		}
+	}
+	if got := c.LR(0.5); math.Abs(got-0.1*(1+math.Cos(math.Pi/8))/2) > 1e-12 {
+		t.Errorf("Cosine half way through epoch 0: %v", got)
 	}
 }
