@@ -41,6 +41,7 @@ type trainFlags struct {
 	asJSON                 bool
 	dataDir, out, resume   string
 	curve                  string
+	stopAfter              int // tests: stop after this many epochs, as if killed
 	stdout, stderr         io.Writer
 	isTerminal             bool
 }
@@ -207,6 +208,9 @@ func train(f *trainFlags) error {
 			}
 		}
 		results = append(results, r)
+		if f.stopAfter > 0 && epoch+1 >= f.stopAfter {
+			return nil
+		}
 		if f.curve != "" {
 			if err := writeCurve(f.curve, f.model, results); err != nil {
 				return fmt.Errorf("writing the curve %s: %w", f.curve, err)

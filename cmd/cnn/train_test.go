@@ -10,11 +10,12 @@ import (
 )
 
 // trainTo runs a short training on MNIST and returns the checkpoint it wrote.
-func trainTo(t *testing.T, out string, epochs, threads int, resume string) []byte {
+func trainTo(t *testing.T, out string, epochs, threads int, resume string, stopAfter int) []byte {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	f := trainFlags{model: "vgg_mnist", epochs: epochs, batch: 16, threads: threads, lr: 0.05, momentum: 0.9, wd: 5e-4,
-		schedule: "cosine", seed: 3, limit: 3, testLimit: 32, asJSON: true, out: out, resume: resume, stdout: &stdout, stderr: &stderr}
+		schedule: "cosine", seed: 3, limit: 3, testLimit: 32, asJSON: true, out: out, resume: resume, stdout: &stdout, stderr: &stderr,
+		curve: filepath.Join(t.TempDir(), "curve.png"), stopAfter: stopAfter}
 	if err := train(&f); err != nil {
 		t.Fatalf("train: %v\n%s", err, stderr.String())
 	}
@@ -41,20 +42,21 @@ func trainTo(t *testing.T, out string, epochs, threads int, resume string) []byt
 // thread count.
 func TestTrainDeterministicAcrossThreads(t *testing.T) {
 	dir := t.TempDir()
-	one := trainTo(t, filepath.Join(dir, "t1.safetensors"), 1, 1, "")
-	two := trainTo(t, filepath.Join(dir, "t2.safetensors"), 1, 2, "")
+	one := trainTo(t, filepath.Join(dir, "t1.safetensors"), 1, 1, "", 0)
+	two := trainTo(t, filepath.Join(dir, "t2.safetensors"), 1, 2, "", 0)
 	if !bytes.Equal(one, two) {
 		t.Error("checkpoints after training with 1 and 2 threads differ")
 	}
 }
 
-// Stopping after epoch 1 and resuming gives exactly the uninterrupted run.
+// A 2-epoch run stopped after epoch 1 and resumed from its checkpoint ends exactly
+// where the uninterrupted run does.
 func TestTrainResume(t *testing.T) {
 	dir := t.TempDir()
-	straight := trainTo(t, filepath.Join(dir, "straight.safetensors"), 2, 2, "")
+	straight := trainTo(t, filepath.Join(dir, "straight.safetensors"), 2, 2, "", 0)
 	half := filepath.Join(dir, "half.safetensors")
-	trainTo(t, half, 1, 2, "")
-	resumed := trainTo(t, filepath.Join(dir, "resumed.safetensors"), 2, 2, half)
+	trainTo(t, half, 2, 2, "", 1)
+	resumed := trainTo(t, filepath.Join(dir, "resumed.safetensors"), 2, 2, half, 0)
 	if !bytes.Equal(straight, resumed) {
 		t.Error("a run resumed after epoch 1 differs from the uninterrupted run")
 	}
