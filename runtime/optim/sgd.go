@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	goruntime "runtime"
+	"sync"
 
 	"github.com/cnngen/cnngen/runtime"
 )
@@ -22,6 +24,7 @@ import (
 type SGD struct {
 	Momentum, WeightDecay float64
 	Nesterov              bool
+	Threads               int // goroutines for the update; GOMAXPROCS if 0
 	params                []runtime.Param
 	buf                   [][]float32 // momentum buffers, nil until the first step
 	steps                 int
@@ -45,6 +48,8 @@ func NewSGD(m runtime.Model, momentum, weightDecay float64, nesterov bool) (*SGD
 }
 
 // Step applies one update with learning rate lr and returns the model's Sync error.
+// The update is elementwise, so it is split over Threads goroutines (GOMAXPROCS if 0)
+// in chunks; the result does not depend on the split.
 func (o *SGD) Step(m runtime.Model, lr float64) error {
 	if o.Momentum != 0 && o.buf == nil {
 		o.buf = make([][]float32, len(o.params))
@@ -52,35 +57,63 @@ func (o *SGD) Step(m runtime.Model, lr float64) error {
 			o.buf[i] = make([]float32, len(p.Value))
 		}
 	}
-	lr32, wd, mom := float32(lr), float32(o.WeightDecay), float32(o.Momentum)
+	const chunk = 1 << 16
+	type piece struct{ p, lo, hi int }
+	var pieces []piece
 	for i, p := range o.params {
-		v, g := p.Value, p.Grad[:len(p.Value)]
-		var buf []float32
-		if o.buf != nil {
-			buf = o.buf[i][:len(v)]
-		}
-		for k := range v {
-			d := g[k]
-			if wd != 0 {
-				d += wd * v[k]
-			}
-			if buf != nil {
-				if o.steps == 0 {
-					buf[k] = d
-				} else {
-					buf[k] = mom*buf[k] + d
-				}
-				if o.Nesterov {
-					d += mom * buf[k]
-				} else {
-					d = buf[k]
-				}
-			}
-			v[k] -= lr32 * d
+		for lo := 0; lo < len(p.Value); lo += chunk {
+			pieces = append(pieces, piece{i, lo, min(lo+chunk, len(p.Value))})
 		}
 	}
+	threads := o.Threads
+	if threads <= 0 {
+		threads = goruntime.GOMAXPROCS(0)
+	}
+	threads = max(1, min(threads, len(pieces)))
+	first := o.steps == 0
+	var wg sync.WaitGroup
+	for t := 0; t < threads; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := t; k < len(pieces); k += threads {
+				pc := pieces[k]
+				var buf []float32
+				if o.buf != nil {
+					buf = o.buf[pc.p][pc.lo:pc.hi]
+				}
+				o.update(o.params[pc.p].Value[pc.lo:pc.hi], o.params[pc.p].Grad[pc.lo:pc.hi], buf, float32(lr), first)
+			}
+		}()
+	}
+	wg.Wait()
 	o.steps++
 	return m.Sync()
+}
+
+// update applies the rule to one run of values.
+func (o *SGD) update(v, g, buf []float32, lr32 float32, first bool) {
+	wd, mom := float32(o.WeightDecay), float32(o.Momentum)
+	g = g[:len(v)]
+	for k := range v {
+		d := g[k]
+		if wd != 0 {
+			d += wd * v[k]
+		}
+		if buf != nil {
+			if first {
+				buf[k] = d
+			} else {
+				buf[k] = mom*buf[k] + d
+			}
+			if o.Nesterov {
+				d += mom * buf[k]
+			} else {
+				d = buf[k]
+			}
+		}
+		v[k] -= lr32 * d
+	}
 }
 
 // Steps is the number of updates applied.
