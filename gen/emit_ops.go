@@ -225,8 +225,7 @@ func (g *stepGen) inputBwd() []jen.Code {
 func (g *stepGen) convConsts() (*ConvPlan, jen.Code) {
 	st := g.st
 	l := st.Layer
-	ci, c := g.e.p.convOf(l)
-	_ = ci
+	_, c := g.e.p.convOf(l)
 	in, out := st.In, st.Out
 	defs := []jen.Code{
 		x("H, W, C = %d, %d, %d", l.In.H, l.In.W, l.In.C),
@@ -664,16 +663,14 @@ func (g *stepGen) maxPoolFwd() []jen.Code {
 	if g.grad {
 		update = append(update, x("a[c] = at"))
 	}
-	body := append(init,
-		loop("y", "ys", "ye", loop("x", "xs", "xe",
-			x("src := in[b*IS+II+y*IRS+x*C:][:C]"),
-			x("at := int32(y*W + x)"),
-			x("_ = at"),
-			jen.For(x("c, v := range src")).Block(
-				jen.If(x("v > o[c] || v != v")).Block(update...),
-			),
-		)),
-	)
+	tap := []jen.Code{x("src := in[b*IS+II+y*IRS+x*C:][:C]")}
+	if g.grad {
+		tap = append(tap, x("at := int32(y*W + x)"))
+	}
+	tap = append(tap, jen.For(x("c, v := range src")).Block(
+		jen.If(x("v > o[c] || v != v")).Block(update...),
+	))
+	body := append(init, loop("y", "ys", "ye", loop("x", "xs", "xe", tap...)))
 	return append(code, rows(l.Out.H, "oy",
 		x("ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)"),
 		loop("ox", 0, "OW",
@@ -931,20 +928,21 @@ func (g *stepGen) linearFwd() []jen.Code {
 	st := g.st
 	l := st.Layer
 	wv, bv := g.linearNames()
+	code := []jen.Code{
+		jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC)),
+		x("in, out, wt := %s, %s, %s", g.ref(st.In), g.ref(st.Out), wv),
+	}
 	biasArg := jen.Nil()
 	if l.Bias {
+		code = append(code, x("bias := %s", bv))
 		biasArg = x("bias[lo:]")
 	}
-	return []jen.Code{
-		jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC)),
-		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
-		x("wt, bias := %s, %s", wv, map[bool]string{true: bv, false: "[]float32(nil)"}[l.Bias]),
-		x("_ = bias"),
+	return append(code,
 		span("N"),
 		jen.If(x("lo < hi")).Block(
 			jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
 		),
-	}
+	)
 }
 
 func (g *stepGen) linearDataBwd() []jen.Code {

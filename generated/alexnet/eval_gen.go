@@ -93,8 +93,6 @@ func (m *Model) eval2(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -168,8 +166,6 @@ func (m *Model) eval4(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -307,8 +303,6 @@ func (m *Model) eval8(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -343,9 +337,8 @@ func (m *Model) eval10(w, nw int) {
 	const (
 		K, N = 9216, 4096
 	)
-	in, out := m.eb[9], m.eb[10]
-	wt, bias := m.w.vals[2469696:40218432], m.w.vals[40218432:40222528]
-	_ = bias
+	in, out, wt := m.eb[9], m.eb[10], m.w.vals[2469696:40218432]
+	bias := m.w.vals[40218432:40222528]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -357,9 +350,8 @@ func (m *Model) eval11(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.eb[10], m.eb[11]
-	wt, bias := m.w.vals[40222528:56999744], m.w.vals[56999744:57003840]
-	_ = bias
+	in, out, wt := m.eb[10], m.eb[11], m.w.vals[40222528:56999744]
+	bias := m.w.vals[56999744:57003840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -371,9 +363,8 @@ func (m *Model) eval12(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.eb[11], m.eb[12]
-	wt, bias := m.w.vals[57003840:61099840], m.w.vals[61099840:61100840]
-	_ = bias
+	in, out, wt := m.eb[11], m.eb[12], m.w.vals[57003840:61099840]
+	bias := m.w.vals[61099840:61100840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

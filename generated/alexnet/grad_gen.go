@@ -99,7 +99,6 @@ func (m *Model) fwd2(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -180,7 +179,6 @@ func (m *Model) fwd4(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -325,7 +323,6 @@ func (m *Model) fwd8(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -382,9 +379,8 @@ func (m *Model) fwd11(w, nw int) {
 	const (
 		K, N = 9216, 4096
 	)
-	in, out := m.gb[10], m.gb[11]
-	wt, bias := m.w.vals[2469696:40218432], m.w.vals[40218432:40222528]
-	_ = bias
+	in, out, wt := m.gb[10], m.gb[11], m.w.vals[2469696:40218432]
+	bias := m.w.vals[40218432:40222528]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -417,9 +413,8 @@ func (m *Model) fwd13(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[12], m.gb[13]
-	wt, bias := m.w.vals[40222528:56999744], m.w.vals[56999744:57003840]
-	_ = bias
+	in, out, wt := m.gb[12], m.gb[13], m.w.vals[40222528:56999744]
+	bias := m.w.vals[56999744:57003840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -431,9 +426,8 @@ func (m *Model) fwd14(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[13], m.gb[14]
-	wt, bias := m.w.vals[57003840:61099840], m.w.vals[61099840:61100840]
-	_ = bias
+	in, out, wt := m.gb[13], m.gb[14], m.w.vals[57003840:61099840]
+	bias := m.w.vals[61099840:61100840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -122,8 +122,6 @@ func (m *Model) eval3(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -228,8 +226,6 @@ func (m *Model) eval6(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -367,8 +363,6 @@ func (m *Model) eval10(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -403,9 +397,8 @@ func (m *Model) eval12(w, nw int) {
 	const (
 		K, N = 9216, 4096
 	)
-	in, out := m.eb[11], m.eb[12]
-	wt, bias := m.w.vals[2334080:40082816], m.w.vals[40082816:40086912]
-	_ = bias
+	in, out, wt := m.eb[11], m.eb[12], m.w.vals[2334080:40082816]
+	bias := m.w.vals[40082816:40086912]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -417,9 +410,8 @@ func (m *Model) eval13(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.eb[12], m.eb[13]
-	wt, bias := m.w.vals[40086912:56864128], m.w.vals[56864128:56868224]
-	_ = bias
+	in, out, wt := m.eb[12], m.eb[13], m.w.vals[40086912:56864128]
+	bias := m.w.vals[56864128:56868224]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -431,9 +423,8 @@ func (m *Model) eval14(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.eb[13], m.eb[14]
-	wt, bias := m.w.vals[56868224:60964224], m.w.vals[60964224:60965224]
-	_ = bias
+	in, out, wt := m.eb[13], m.eb[14], m.w.vals[56868224:60964224]
+	bias := m.w.vals[60964224:60965224]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -131,7 +131,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -246,7 +245,6 @@ func (m *Model) fwd6(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -391,7 +389,6 @@ func (m *Model) fwd10(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -427,9 +424,8 @@ func (m *Model) fwd12(w, nw int) {
 	const (
 		K, N = 9216, 4096
 	)
-	in, out := m.gb[11], m.gb[12]
-	wt, bias := m.w.vals[2334080:40082816], m.w.vals[40082816:40086912]
-	_ = bias
+	in, out, wt := m.gb[11], m.gb[12], m.w.vals[2334080:40082816]
+	bias := m.w.vals[40082816:40086912]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -462,9 +458,8 @@ func (m *Model) fwd14(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[13], m.gb[14]
-	wt, bias := m.w.vals[40086912:56864128], m.w.vals[56864128:56868224]
-	_ = bias
+	in, out, wt := m.gb[13], m.gb[14], m.w.vals[40086912:56864128]
+	bias := m.w.vals[56864128:56868224]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -497,9 +492,8 @@ func (m *Model) fwd16(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[15], m.gb[16]
-	wt, bias := m.w.vals[56868224:60964224], m.w.vals[60964224:60965224]
-	_ = bias
+	in, out, wt := m.gb[15], m.gb[16], m.w.vals[56868224:60964224]
+	bias := m.w.vals[60964224:60965224]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

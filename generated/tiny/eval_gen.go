@@ -124,8 +124,6 @@ func (m *Model) eval3(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -227,9 +225,8 @@ func (m *Model) eval7(w, nw int) {
 	const (
 		K, N = 108, 32
 	)
-	in, out := m.eb[6], m.eb[7]
-	wt, bias := m.w.vals[1076:4532], m.w.vals[4532:4564]
-	_ = bias
+	in, out, wt := m.eb[6], m.eb[7], m.w.vals[1076:4532]
+	bias := m.w.vals[4532:4564]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -241,9 +238,8 @@ func (m *Model) eval8(w, nw int) {
 	const (
 		K, N = 32, 10
 	)
-	in, out := m.eb[7], m.eb[8]
-	wt, bias := m.w.vals[4564:4884], m.w.vals[4884:4894]
-	_ = bias
+	in, out, wt := m.eb[7], m.eb[8], m.w.vals[4564:4884]
+	bias := m.w.vals[4884:4894]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -133,7 +133,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -340,9 +339,8 @@ func (m *Model) fwd9(w, nw int) {
 	const (
 		K, N = 108, 32
 	)
-	in, out := m.gb[8], m.gb[9]
-	wt, bias := m.w.vals[1076:4532], m.w.vals[4532:4564]
-	_ = bias
+	in, out, wt := m.gb[8], m.gb[9], m.w.vals[1076:4532]
+	bias := m.w.vals[4532:4564]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -375,9 +373,8 @@ func (m *Model) fwd11(w, nw int) {
 	const (
 		K, N = 32, 10
 	)
-	in, out := m.gb[10], m.gb[11]
-	wt, bias := m.w.vals[4564:4884], m.w.vals[4884:4894]
-	_ = bias
+	in, out, wt := m.gb[10], m.gb[11], m.w.vals[4564:4884]
+	bias := m.w.vals[4884:4894]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -99,7 +99,6 @@ func (m *Model) fwd2(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -180,7 +179,6 @@ func (m *Model) fwd4(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -294,7 +292,6 @@ func (m *Model) fwd7(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -408,7 +405,6 @@ func (m *Model) fwd10(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -520,7 +516,6 @@ func (m *Model) fwd13(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -556,9 +551,8 @@ func (m *Model) fwd15(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[14], m.gb[15]
-	wt, bias := m.w.vals[9220480:111980928], m.w.vals[111980928:111985024]
-	_ = bias
+	in, out, wt := m.gb[14], m.gb[15], m.w.vals[9220480:111980928]
+	bias := m.w.vals[111980928:111985024]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -591,9 +585,8 @@ func (m *Model) fwd17(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[16], m.gb[17]
-	wt, bias := m.w.vals[111985024:128762240], m.w.vals[128762240:128766336]
-	_ = bias
+	in, out, wt := m.gb[16], m.gb[17], m.w.vals[111985024:128762240]
+	bias := m.w.vals[128762240:128766336]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -626,9 +619,8 @@ func (m *Model) fwd19(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[18], m.gb[19]
-	wt, bias := m.w.vals[128766336:132862336], m.w.vals[132862336:132863336]
-	_ = bias
+	in, out, wt := m.gb[18], m.gb[19], m.w.vals[128766336:132862336]
+	bias := m.w.vals[132862336:132863336]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -93,8 +93,6 @@ func (m *Model) eval2(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -168,8 +166,6 @@ func (m *Model) eval4(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -276,8 +272,6 @@ func (m *Model) eval7(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -384,8 +378,6 @@ func (m *Model) eval10(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -490,8 +482,6 @@ func (m *Model) eval13(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -526,9 +516,8 @@ func (m *Model) eval15(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.eb[14], m.eb[15]
-	wt, bias := m.w.vals[9225984:111986432], m.w.vals[111986432:111990528]
-	_ = bias
+	in, out, wt := m.eb[14], m.eb[15], m.w.vals[9225984:111986432]
+	bias := m.w.vals[111986432:111990528]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -540,9 +529,8 @@ func (m *Model) eval16(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.eb[15], m.eb[16]
-	wt, bias := m.w.vals[111990528:128767744], m.w.vals[128767744:128771840]
-	_ = bias
+	in, out, wt := m.eb[15], m.eb[16], m.w.vals[111990528:128767744]
+	bias := m.w.vals[128767744:128771840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -554,9 +542,8 @@ func (m *Model) eval17(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.eb[16], m.eb[17]
-	wt, bias := m.w.vals[128771840:132867840], m.w.vals[132867840:132868840]
-	_ = bias
+	in, out, wt := m.eb[16], m.eb[17], m.w.vals[128771840:132867840]
+	bias := m.w.vals[132867840:132868840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

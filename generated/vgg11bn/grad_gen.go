@@ -182,7 +182,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -346,7 +345,6 @@ func (m *Model) fwd6(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -626,7 +624,6 @@ func (m *Model) fwd11(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -906,7 +903,6 @@ func (m *Model) fwd16(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1184,7 +1180,6 @@ func (m *Model) fwd21(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1220,9 +1215,8 @@ func (m *Model) fwd23(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[22], m.gb[23]
-	wt, bias := m.w.vals[9225984:111986432], m.w.vals[111986432:111990528]
-	_ = bias
+	in, out, wt := m.gb[22], m.gb[23], m.w.vals[9225984:111986432]
+	bias := m.w.vals[111986432:111990528]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -1255,9 +1249,8 @@ func (m *Model) fwd25(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[24], m.gb[25]
-	wt, bias := m.w.vals[111990528:128767744], m.w.vals[128767744:128771840]
-	_ = bias
+	in, out, wt := m.gb[24], m.gb[25], m.w.vals[111990528:128767744]
+	bias := m.w.vals[128767744:128771840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -1290,9 +1283,8 @@ func (m *Model) fwd27(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[26], m.gb[27]
-	wt, bias := m.w.vals[128771840:132867840], m.w.vals[132867840:132868840]
-	_ = bias
+	in, out, wt := m.gb[26], m.gb[27], m.w.vals[128771840:132867840]
+	bias := m.w.vals[132867840:132868840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -126,8 +126,6 @@ func (m *Model) eval3(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -234,8 +232,6 @@ func (m *Model) eval6(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -342,8 +338,6 @@ func (m *Model) eval9(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -450,8 +444,6 @@ func (m *Model) eval12(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -556,8 +548,6 @@ func (m *Model) eval15(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -592,9 +582,8 @@ func (m *Model) eval17(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.eb[16], m.eb[17]
-	wt, bias := m.w.vals[9404992:112165440], m.w.vals[112165440:112169536]
-	_ = bias
+	in, out, wt := m.eb[16], m.eb[17], m.w.vals[9404992:112165440]
+	bias := m.w.vals[112165440:112169536]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -606,9 +595,8 @@ func (m *Model) eval18(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.eb[17], m.eb[18]
-	wt, bias := m.w.vals[112169536:128946752], m.w.vals[128946752:128950848]
-	_ = bias
+	in, out, wt := m.eb[17], m.eb[18], m.w.vals[112169536:128946752]
+	bias := m.w.vals[128946752:128950848]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -620,9 +608,8 @@ func (m *Model) eval19(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.eb[18], m.eb[19]
-	wt, bias := m.w.vals[128950848:133046848], m.w.vals[133046848:133047848]
-	_ = bias
+	in, out, wt := m.eb[18], m.eb[19], m.w.vals[128950848:133046848]
+	bias := m.w.vals[133046848:133047848]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

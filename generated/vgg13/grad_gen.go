@@ -132,7 +132,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -246,7 +245,6 @@ func (m *Model) fwd6(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -360,7 +358,6 @@ func (m *Model) fwd9(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -474,7 +471,6 @@ func (m *Model) fwd12(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -586,7 +582,6 @@ func (m *Model) fwd15(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -622,9 +617,8 @@ func (m *Model) fwd17(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[16], m.gb[17]
-	wt, bias := m.w.vals[9404992:112165440], m.w.vals[112165440:112169536]
-	_ = bias
+	in, out, wt := m.gb[16], m.gb[17], m.w.vals[9404992:112165440]
+	bias := m.w.vals[112165440:112169536]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -657,9 +651,8 @@ func (m *Model) fwd19(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[18], m.gb[19]
-	wt, bias := m.w.vals[112169536:128946752], m.w.vals[128946752:128950848]
-	_ = bias
+	in, out, wt := m.gb[18], m.gb[19], m.w.vals[112169536:128946752]
+	bias := m.w.vals[128946752:128950848]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -692,9 +685,8 @@ func (m *Model) fwd21(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[20], m.gb[21]
-	wt, bias := m.w.vals[128950848:133046848], m.w.vals[133046848:133047848]
-	_ = bias
+	in, out, wt := m.gb[20], m.gb[21], m.w.vals[128950848:133046848]
+	bias := m.w.vals[133046848:133047848]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

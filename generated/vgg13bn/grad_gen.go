@@ -298,7 +298,6 @@ func (m *Model) fwd5(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -578,7 +577,6 @@ func (m *Model) fwd10(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -858,7 +856,6 @@ func (m *Model) fwd15(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1138,7 +1135,6 @@ func (m *Model) fwd20(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1416,7 +1412,6 @@ func (m *Model) fwd25(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1452,9 +1447,8 @@ func (m *Model) fwd27(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[26], m.gb[27]
-	wt, bias := m.w.vals[9410880:112171328], m.w.vals[112171328:112175424]
-	_ = bias
+	in, out, wt := m.gb[26], m.gb[27], m.w.vals[9410880:112171328]
+	bias := m.w.vals[112171328:112175424]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -1487,9 +1481,8 @@ func (m *Model) fwd29(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[28], m.gb[29]
-	wt, bias := m.w.vals[112175424:128952640], m.w.vals[128952640:128956736]
-	_ = bias
+	in, out, wt := m.gb[28], m.gb[29], m.w.vals[112175424:128952640]
+	bias := m.w.vals[128952640:128956736]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -1522,9 +1515,8 @@ func (m *Model) fwd31(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[30], m.gb[31]
-	wt, bias := m.w.vals[128956736:133052736], m.w.vals[133052736:133053736]
-	_ = bias
+	in, out, wt := m.gb[30], m.gb[31], m.w.vals[128956736:133052736]
+	bias := m.w.vals[133052736:133053736]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -132,7 +132,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -246,7 +245,6 @@ func (m *Model) fwd6(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -393,7 +391,6 @@ func (m *Model) fwd10(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -540,7 +537,6 @@ func (m *Model) fwd14(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -685,7 +681,6 @@ func (m *Model) fwd18(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -721,9 +716,8 @@ func (m *Model) fwd20(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[19], m.gb[20]
-	wt, bias := m.w.vals[14714688:117475136], m.w.vals[117475136:117479232]
-	_ = bias
+	in, out, wt := m.gb[19], m.gb[20], m.w.vals[14714688:117475136]
+	bias := m.w.vals[117475136:117479232]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -756,9 +750,8 @@ func (m *Model) fwd22(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[21], m.gb[22]
-	wt, bias := m.w.vals[117479232:134256448], m.w.vals[134256448:134260544]
-	_ = bias
+	in, out, wt := m.gb[21], m.gb[22], m.w.vals[117479232:134256448]
+	bias := m.w.vals[134256448:134260544]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -791,9 +784,8 @@ func (m *Model) fwd24(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[23], m.gb[24]
-	wt, bias := m.w.vals[134260544:138356544], m.w.vals[138356544:138357544]
-	_ = bias
+	in, out, wt := m.gb[23], m.gb[24], m.w.vals[134260544:138356544]
+	bias := m.w.vals[138356544:138357544]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -126,8 +126,6 @@ func (m *Model) eval3(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -234,8 +232,6 @@ func (m *Model) eval6(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -375,8 +371,6 @@ func (m *Model) eval10(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -516,8 +510,6 @@ func (m *Model) eval14(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -655,8 +647,6 @@ func (m *Model) eval18(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -691,9 +681,8 @@ func (m *Model) eval20(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.eb[19], m.eb[20]
-	wt, bias := m.w.vals[14723136:117483584], m.w.vals[117483584:117487680]
-	_ = bias
+	in, out, wt := m.eb[19], m.eb[20], m.w.vals[14723136:117483584]
+	bias := m.w.vals[117483584:117487680]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -705,9 +694,8 @@ func (m *Model) eval21(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.eb[20], m.eb[21]
-	wt, bias := m.w.vals[117487680:134264896], m.w.vals[134264896:134268992]
-	_ = bias
+	in, out, wt := m.eb[20], m.eb[21], m.w.vals[117487680:134264896]
+	bias := m.w.vals[134264896:134268992]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -719,9 +707,8 @@ func (m *Model) eval22(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.eb[21], m.eb[22]
-	wt, bias := m.w.vals[134268992:138364992], m.w.vals[138364992:138365992]
-	_ = bias
+	in, out, wt := m.eb[21], m.eb[22], m.w.vals[134268992:138364992]
+	bias := m.w.vals[138364992:138365992]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -298,7 +298,6 @@ func (m *Model) fwd5(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -578,7 +577,6 @@ func (m *Model) fwd10(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -974,7 +972,6 @@ func (m *Model) fwd17(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1370,7 +1367,6 @@ func (m *Model) fwd24(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1764,7 +1760,6 @@ func (m *Model) fwd31(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1800,9 +1795,8 @@ func (m *Model) fwd33(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[32], m.gb[33]
-	wt, bias := m.w.vals[14723136:117483584], m.w.vals[117483584:117487680]
-	_ = bias
+	in, out, wt := m.gb[32], m.gb[33], m.w.vals[14723136:117483584]
+	bias := m.w.vals[117483584:117487680]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -1835,9 +1829,8 @@ func (m *Model) fwd35(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[34], m.gb[35]
-	wt, bias := m.w.vals[117487680:134264896], m.w.vals[134264896:134268992]
-	_ = bias
+	in, out, wt := m.gb[34], m.gb[35], m.w.vals[117487680:134264896]
+	bias := m.w.vals[134264896:134268992]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -1870,9 +1863,8 @@ func (m *Model) fwd37(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[36], m.gb[37]
-	wt, bias := m.w.vals[134268992:138364992], m.w.vals[138364992:138365992]
-	_ = bias
+	in, out, wt := m.gb[36], m.gb[37], m.w.vals[134268992:138364992]
+	bias := m.w.vals[138364992:138365992]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

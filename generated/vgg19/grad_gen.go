@@ -132,7 +132,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -246,7 +245,6 @@ func (m *Model) fwd6(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -426,7 +424,6 @@ func (m *Model) fwd11(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -606,7 +603,6 @@ func (m *Model) fwd16(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -784,7 +780,6 @@ func (m *Model) fwd21(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -820,9 +815,8 @@ func (m *Model) fwd23(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[22], m.gb[23]
-	wt, bias := m.w.vals[20024384:122784832], m.w.vals[122784832:122788928]
-	_ = bias
+	in, out, wt := m.gb[22], m.gb[23], m.w.vals[20024384:122784832]
+	bias := m.w.vals[122784832:122788928]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -855,9 +849,8 @@ func (m *Model) fwd25(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[24], m.gb[25]
-	wt, bias := m.w.vals[122788928:139566144], m.w.vals[139566144:139570240]
-	_ = bias
+	in, out, wt := m.gb[24], m.gb[25], m.w.vals[122788928:139566144]
+	bias := m.w.vals[139566144:139570240]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -890,9 +883,8 @@ func (m *Model) fwd27(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[26], m.gb[27]
-	wt, bias := m.w.vals[139570240:143666240], m.w.vals[143666240:143667240]
-	_ = bias
+	in, out, wt := m.gb[26], m.gb[27], m.w.vals[139570240:143666240]
+	bias := m.w.vals[143666240:143667240]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -126,8 +126,6 @@ func (m *Model) eval3(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -234,8 +232,6 @@ func (m *Model) eval6(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -408,8 +404,6 @@ func (m *Model) eval11(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -582,8 +576,6 @@ func (m *Model) eval16(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -754,8 +746,6 @@ func (m *Model) eval21(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -790,9 +780,8 @@ func (m *Model) eval23(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.eb[22], m.eb[23]
-	wt, bias := m.w.vals[20035392:122795840], m.w.vals[122795840:122799936]
-	_ = bias
+	in, out, wt := m.eb[22], m.eb[23], m.w.vals[20035392:122795840]
+	bias := m.w.vals[122795840:122799936]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -804,9 +793,8 @@ func (m *Model) eval24(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.eb[23], m.eb[24]
-	wt, bias := m.w.vals[122799936:139577152], m.w.vals[139577152:139581248]
-	_ = bias
+	in, out, wt := m.eb[23], m.eb[24], m.w.vals[122799936:139577152]
+	bias := m.w.vals[139577152:139581248]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -818,9 +806,8 @@ func (m *Model) eval25(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.eb[24], m.eb[25]
-	wt, bias := m.w.vals[139581248:143677248], m.w.vals[143677248:143678248]
-	_ = bias
+	in, out, wt := m.eb[24], m.eb[25], m.w.vals[139581248:143677248]
+	bias := m.w.vals[143677248:143678248]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -298,7 +298,6 @@ func (m *Model) fwd5(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -578,7 +577,6 @@ func (m *Model) fwd10(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1090,7 +1088,6 @@ func (m *Model) fwd19(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -1602,7 +1599,6 @@ func (m *Model) fwd28(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -2112,7 +2108,6 @@ func (m *Model) fwd37(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -2148,9 +2143,8 @@ func (m *Model) fwd39(w, nw int) {
 	const (
 		K, N = 25088, 4096
 	)
-	in, out := m.gb[38], m.gb[39]
-	wt, bias := m.w.vals[20035392:122795840], m.w.vals[122795840:122799936]
-	_ = bias
+	in, out, wt := m.gb[38], m.gb[39], m.w.vals[20035392:122795840]
+	bias := m.w.vals[122795840:122799936]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -2183,9 +2177,8 @@ func (m *Model) fwd41(w, nw int) {
 	const (
 		K, N = 4096, 4096
 	)
-	in, out := m.gb[40], m.gb[41]
-	wt, bias := m.w.vals[122799936:139577152], m.w.vals[139577152:139581248]
-	_ = bias
+	in, out, wt := m.gb[40], m.gb[41], m.w.vals[122799936:139577152]
+	bias := m.w.vals[139577152:139581248]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -2218,9 +2211,8 @@ func (m *Model) fwd43(w, nw int) {
 	const (
 		K, N = 4096, 1000
 	)
-	in, out := m.gb[42], m.gb[43]
-	wt, bias := m.w.vals[139581248:143677248], m.w.vals[143677248:143678248]
-	_ = bias
+	in, out, wt := m.gb[42], m.gb[43], m.w.vals[139581248:143677248]
+	bias := m.w.vals[143677248:143678248]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

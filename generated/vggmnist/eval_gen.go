@@ -93,8 +93,6 @@ func (m *Model) eval2(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -168,8 +166,6 @@ func (m *Model) eval4(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -241,8 +237,6 @@ func (m *Model) eval6(w, nw int) {
 			for y := ys; y < ye; y++ {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -277,9 +271,8 @@ func (m *Model) eval8(w, nw int) {
 	const (
 		K, N = 1152, 256
 	)
-	in, out := m.eb[7], m.eb[8]
-	wt, bias := m.w.vals[93120:388032], m.w.vals[388032:388288]
-	_ = bias
+	in, out, wt := m.eb[7], m.eb[8], m.w.vals[93120:388032]
+	bias := m.w.vals[388032:388288]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -291,9 +284,8 @@ func (m *Model) eval9(w, nw int) {
 	const (
 		K, N = 256, 10
 	)
-	in, out := m.eb[8], m.eb[9]
-	wt, bias := m.w.vals[388288:390848], m.w.vals[390848:390858]
-	_ = bias
+	in, out, wt := m.eb[8], m.eb[9], m.w.vals[388288:390848]
+	bias := m.w.vals[390848:390858]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)

@@ -182,7 +182,6 @@ func (m *Model) fwd3(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -346,7 +345,6 @@ func (m *Model) fwd6(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -508,7 +506,6 @@ func (m *Model) fwd9(w, nw int) {
 				for x := xs; x < xe; x++ {
 					src := in[b*IS+II+y*IRS+x*C:][:C]
 					at := int32(y*W + x)
-					_ = at
 					for c, v := range src {
 						if v > o[c] || v != v {
 							o[c] = v
@@ -544,9 +541,8 @@ func (m *Model) fwd11(w, nw int) {
 	const (
 		K, N = 1152, 256
 	)
-	in, out := m.gb[10], m.gb[11]
-	wt, bias := m.w.vals[93120:388032], m.w.vals[388032:388288]
-	_ = bias
+	in, out, wt := m.gb[10], m.gb[11], m.w.vals[93120:388032]
+	bias := m.w.vals[388032:388288]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
@@ -579,9 +575,8 @@ func (m *Model) fwd13(w, nw int) {
 	const (
 		K, N = 256, 10
 	)
-	in, out := m.gb[12], m.gb[13]
-	wt, bias := m.w.vals[388288:390848], m.w.vals[390848:390858]
-	_ = bias
+	in, out, wt := m.gb[12], m.gb[13], m.w.vals[388288:390848]
+	bias := m.w.vals[390848:390858]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
 		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
