@@ -21,7 +21,7 @@ run:
 # (-tags purego) on the same vectors.
 test:
 	$(GO) test ./...
-	$(GO) test -race ./runtime/parallel/ ./generated/tiny/
+	$(GO) test -race ./runtime/parallel/ ./runtime/optim/ ./generated/tiny/
 	$(GO) test -tags purego ./runtime/... ./generated/tiny/ ./generated/vggmnist/
 
 lint:
