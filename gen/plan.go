@@ -245,7 +245,7 @@ func (p *Plan) param(name string) *ParamPlan {
 	return nil
 }
 
-// Buffer returns the running-statistics slot of the given name.
+// buffer returns the running-statistics slot of the given name.
 func (p *Plan) buffer(name string) *ParamPlan {
 	for i := range p.Buffers {
 		if p.Buffers[i].Name == name {

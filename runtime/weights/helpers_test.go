@@ -144,17 +144,6 @@ func stateDict(ts ...pt) []byte {
 	return p.Bytes()
 }
 
-// contiguous gives the row-major strides of shape.
-func contiguous(shape []int) []int {
-	s := make([]int, len(shape))
-	n := 1
-	for i := len(shape) - 1; i >= 0; i-- {
-		s[i] = n
-		n *= shape[i]
-	}
-	return s
-}
-
 // zipFile builds a torch.save-like archive: PREFIX/data.pkl, then the given entries
 // (name relative to PREFIX/), stored.
 func zipFile(t testing.TB, pkl []byte, entries ...[2]string) []byte {
