@@ -514,6 +514,7 @@ func (e *emitter) modelMethods(f *jen.File) {
 	))
 	f.Comment("Backward takes dL/dlogits for the batch of the last Forward and returns dL/dx (NCHW),")
 	f.Comment("a view valid until the next call, adding every parameter's gradient into its Grad.")
+	f.Comment("With Config.NoInputGrad it skips dL/dx and returns nil for it.")
 	f.Add(recv().Id("Backward").Params(jen.Id("dlogits").Index().Float32()).Params(jen.Index().Float32(), jen.Error()).Block(
 		jen.If(jen.Op("!").Id("m").Dot("cfg").Dot("Training")).Block(
 			jen.Return(jen.Nil(), jen.Qual("errors", "New").Call(jen.Lit(p.Model.Name+": Backward: this instance was made without Config.Training"))),
@@ -525,10 +526,36 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(p.Model.Name+": Backward: dlogits has %d values, want %d (%d samples of %d)"), jen.Len(jen.Id("dlogits")), jen.Id("m").Dot("n").Op("*").Id("NumClasses"), jen.Id("m").Dot("n"), jen.Id("NumClasses"))),
 		),
 		x("copy(m.gb[%d], dlogits)", p.Grad.DLogits.ID),
-		jen.Id("m").Dot("run").Call(jen.Id("m").Dot("gradBwdTasks"), jen.Len(jen.Id("m").Dot("gradFwdTasks"))),
+		x("tasks := m.gradBwdTasks"),
+		jen.If(x("m.cfg.NoInputGrad")).Block(
+			jen.Comment(fmt.Sprintf("The last %d tasks only carry the gradient on to the input.", inputGradTasks(p))),
+			x("m.run(tasks[:len(tasks)-%d], len(m.gradFwdTasks))", inputGradTasks(p)),
+			x("m.ready, m.backwardDone = false, true"),
+			jen.Return(jen.Nil(), jen.Nil()),
+		),
+		x("m.run(tasks, len(m.gradFwdTasks))"),
 		x("m.ready, m.backwardDone = false, true"),
 		jen.Return(x("m.gb[%d][:m.n*inSize]", p.Grad.DX.ID), jen.Nil()),
 	))
+}
+
+// inputGradTasks counts the backward tasks, at the end of the Grad program's task
+// list, that only carry the gradient on to the network's input: every task of the
+// steps before the first one with parameters, and that step's Data part.
+func inputGradTasks(p *Plan) int {
+	n := 0
+	for _, st := range p.Grad.Steps {
+		parts := backwardParts(st)
+		switch st.Op {
+		case OpConv, OpLinear, OpBN:
+			if parts[len(parts)-1] == "Data" {
+				n++
+			}
+			return n
+		}
+		n += len(parts)
+	}
+	return n
 }
 
 // stepFunc names a step's generated method: eval3, fwd3, bwd3Data, ...

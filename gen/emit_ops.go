@@ -242,17 +242,20 @@ func (g *stepGen) convConsts() (*ConvPlan, jen.Code) {
 }
 
 /*
-	for r := lo; r < hi; r++ {
-		b, oy := r/OH, r%OH
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ { for ob := 0; ob < OCB; ob++ {
-			kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), relu)
-		}}
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {     // rows CHUNK at a time
+		for u := ulo; u < uhi; u++ {            // channel blocks (group, block)
+			for r := r0; r < min(r0+CHUNK, rhi); r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out row oy, block u, ..., relu)
+			}
+		}
 	}
+
+The workers split the rows or the blocks (Schedule).
 */
 func (g *stepGen) convFwd() []jen.Code {
 	st := g.st
-	_, consts := g.convConsts()
+	c, consts := g.convConsts()
 	pack, bias := "pack", "bias"
 	if !g.grad {
 		pack, bias = "packE", "biasE"
@@ -263,13 +266,45 @@ func (g *stepGen) convFwd() []jen.Code {
 		x("wt, bias := m.w.%s[%d], m.w.%s[%d]", pack, st.ConvIndex, bias, st.ConvIndex),
 	}
 	code = append(code, g.zeroHalos(st.Out)...)
-	return append(code, rows(st.Layer.Out.H, "oy",
-		x("src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]"),
-		loop("g", 0, "G", loop("ob", 0, "OCB",
-			jen.Qual(pkgKernels, "ConvNHWC").Call(x("dst[g*OCg+ob*NR:]"), x("OC"), x("src[g*ICg:]"), x("SW*C"), x("IRS"), x("C"), x("ICg"), x("KH"), x("KW"),
-				x("wt[(g*OCB+ob)*PACK:]"), x("bias[(g*OCB+ob)*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)),
-		)),
+	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB",
+		x("g, ob := u/OCB, u%%OCB"),
+		x("b, oy := r/OH, r%%OH"),
+		jen.Qual(pkgKernels, "ConvNHWC").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), x("ICg"), x("KH"), x("KW"),
+			x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)),
 	)...)
+}
+
+// chunked renders a convolution's loop nest under schedule s over rows (sample,
+// row) pairs and units channel blocks; unit is the statement naming the block
+// from u, and body runs for row r:
+//
+//	ulo, uhi := 0, units / parallel.Span(units, w, nw)
+//	rlo, rhi := parallel.Span(rows, w, nw) / 0, rows
+//	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+//		for u := ulo; u < uhi; u++ { unit; for r := r0; r < min(r0+CHUNK, rhi); r++ { body } }
+//	}
+func chunked(s Schedule, rows, units string, unit jen.Code, body ...jen.Code) []jen.Code {
+	var split []jen.Code
+	if s.ByBlocks {
+		split = []jen.Code{
+			jen.Comment("The workers split the channel blocks; each walks every row."),
+			jen.List(jen.Id("ulo"), jen.Id("uhi")).Op(":=").Qual(pkgParallel, "Span").Call(x("%s", units), jen.Id("w"), jen.Id("nw")),
+			x("rlo, rhi := 0, %s", rows),
+		}
+	} else {
+		split = []jen.Code{
+			jen.Comment("The workers split the rows; each runs every channel block."),
+			x("ulo, uhi := 0, %s", units),
+			jen.List(jen.Id("rlo"), jen.Id("rhi")).Op(":=").Qual(pkgParallel, "Span").Call(x("%s", rows), jen.Id("w"), jen.Id("nw")),
+		}
+	}
+	return append(split,
+		jen.Const().Id("CHUNK").Op("=").Lit(s.Chunk).Comment("rows whose input stays in L2 while every block runs over it"),
+		jen.For(x("r0 := rlo; r0 < rhi; r0 += CHUNK")).Block(
+			x("r1 := min(r0+CHUNK, rhi)"),
+			loop("u", "ulo", "uhi", unit, loop("r", "r0", "r1", body...)),
+		),
+	)
 }
 
 // reluMask zeroes the output gradient where the fused ReLU's output is not positive.
@@ -318,37 +353,69 @@ func (g *stepGen) convBiasBwd() []jen.Code {
 }
 
 /*
-for u := lo; u < hi; u++ {   // units: (group, ocBlock, ky, kx)
+for u := lo; u < hi; u++ {   // units: output-channel blocks (group, block), or (block, kernel row)
 
-		dw := scratch[u*ICg*NR:][:ICg*NR]; clear(dw)
-		for b, oy { kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, nr) }
-		nn.AddConvGradTap(grad, dw, dims, blk, ky, kx)
+		dw := the unit's scratch; clear(dw)
+		for b := 0; b < m.n; b++ { for oy0 := 0; oy0 < OH; oy0 += WCHUNK { for ky := ... {
+			// one call per kernel row: its KW taps × C channels are one contiguous run
+			kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+		}}}
+		nn.AddConvGradTap(grad, dw[tap*ICg*NR:], dims, blk, ky, kx) for every tap
 	}
 */
 func (g *stepGen) convWeightBwd() []jen.Code {
 	st := g.st
+	l := st.Layer
 	c, consts := g.convConsts()
 	d := st.DOut
-	return []jen.Code{
+	code := []jen.Code{
 		consts,
-		jen.Const().Defs(geom("D", d)...),
+		jen.Const().Defs(append(geom("D", d), x("WCHUNK = %d // output rows whose input stays in L2 across the channel tiles", c.WChunk))...),
 		x("in, dout := %s, %s", g.ref(st.In), g.ref(d)),
 		x("scratch := m.dwScratch[%d]", st.ConvIndex),
 		x("grad := m.grads[%d:%d]", c.Weight.Off, c.Weight.Off+c.Weight.Len()),
-		jen.Comment("Each unit is one kernel tap of one output-channel block: its gradient is a"),
-		jen.Comment("whole FMA chain over (sample, row, column), never split across workers."),
-		span("G * OCB * KH * KW"),
-		loop("u", "lo", "hi",
-			x("blk, tap := u/(KH*KW), u%%(KH*KW)"),
-			x("g, ob, ky, kx := blk/OCB, blk%%OCB, tap/KW, tap%%KW"),
-			x("dw := scratch[u*ICg*NR:][:ICg*NR]"),
-			jen.Clear(jen.Id("dw")),
-			loop("b", 0, "m.n", loop("oy", 0, "OH",
-				jen.Qual(pkgKernels, "ConvWgrad").Call(x("dw"), x("in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:]"), x("SW*C"), x("dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:]"), x("OC"), x("OW"), x("ICg"), x("min(NR, OCg-ob*NR)")),
-			)),
-			jen.Qual(pkgNN, "AddConvGradTap").Call(x("grad"), x("dw"), x("convInfo[%d].dims", st.ConvIndex), x("blk"), x("ky"), x("kx")),
-		),
+		jen.Comment("Each unit's gradient is a whole FMA chain over (sample, row, column) per"),
+		jen.Comment("element, never split across workers."),
 	}
+	var unit []jen.Code
+	kyLo, kyHi := "0", "KH"
+	if c.WgradTaps {
+		code = append(code, jen.Comment("Units are (block, kernel row): too few blocks to keep every worker busy."), span("G * OCB * KH"))
+		unit = append(unit, x("blk, ky0 := u/KH, u%%KH"), x("dw := scratch[u*KW*ICg*NR:][:KW*ICg*NR]"))
+		kyLo, kyHi = "ky0", "ky0 + 1"
+	} else {
+		code = append(code, jen.Comment("Units are output-channel blocks, with every kernel tap."), span("G * OCB"))
+		unit = append(unit, x("blk := u"), x("dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]"))
+	}
+	if l.Groups == 1 {
+		unit = append(unit, x("ob := blk"))
+	} else {
+		unit = append(unit, x("g, ob := blk/OCB, blk%%OCB"))
+	}
+	unit = append(unit, x("nr := min(NR, OCg-ob*NR)"), jen.Clear(jen.Id("dw")))
+	// row is the kernel row's index within the unit's scratch.
+	row := "ky"
+	if kyLo != "0" {
+		row = "(ky - ky0)"
+	}
+	var call jen.Code
+	if l.Groups == 1 {
+		unit = append(unit, jen.Comment("A kernel row's KW taps × C channels are one contiguous run of the input."))
+		call = jen.Qual(pkgKernels, "ConvWgrad").Call(x("dw[%s*KW*ICg*NR:]", row), x("in[b*IS+IOFF+(oy0*SH+ky)*IRS:]"), x("SW*C"), x("SH*IRS"),
+			x("dout[b*DS+DI+oy0*DRS+ob*NR:]"), x("OC"), x("DRS"), x("OW"), x("rows"), x("KW*C"), x("nr"))
+	} else {
+		call = loop("kx", 0, "KW", jen.Qual(pkgKernels, "ConvWgrad").Call(x("dw[(%s*KW+kx)*ICg*NR:]", row), x("in[b*IS+IOFF+(oy0*SH+ky)*IRS+kx*C+g*ICg:]"), x("SW*C"), x("SH*IRS"),
+			x("dout[b*DS+DI+oy0*DRS+g*OCg+ob*NR:]"), x("OC"), x("DRS"), x("OW"), x("rows"), x("ICg"), x("nr")))
+	}
+	unit = append(unit,
+		loop("b", 0, "m.n", jen.For(x("oy0 := 0; oy0 < OH; oy0 += WCHUNK")).Block(
+			x("rows := min(WCHUNK, OH-oy0)"),
+			loop("ky", kyLo, kyHi, call),
+		)),
+		loop("ky", kyLo, kyHi, loop("kx", 0, "KW",
+			jen.Qual(pkgNN, "AddConvGradTap").Call(x("grad"), x("dw[(%s*KW+kx)*ICg*NR:]", row), x("convInfo[%d].dims", st.ConvIndex), x("blk"), x("ky"), x("kx")))),
+	)
+	return append(code, loop("u", "lo", "hi", unit...))
 }
 
 /*
@@ -383,7 +450,7 @@ func (g *stepGen) convDataBwd() []jen.Code {
 	}
 	code = append(code, g.zeroHalos(di)...)
 	var body []jen.Code
-	body = append(body, x("b, iy := r/H, r%%H"), x("qy := (iy + PH) / SH"), x("row := dx[b*XS+XI+iy*XRS:]"))
+	body = append(body, x("b, iy := r/H, r%%H"), x("qy := (iy + PH) / SH"), x("row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]"))
 	// One case per y phase, with the x phases unrolled.
 	var cases []jen.Code
 	for i, py := range phY {
@@ -397,30 +464,28 @@ func (g *stepGen) convDataBwd() []jen.Code {
 			npx := (l.In.W - ix0 + l.SW - 1) / l.SW
 			if py.T == 0 || px.T == 0 {
 				stmts = append(stmts, jen.Comment(fmt.Sprintf("phase (%d, %d) has no taps: no gradient reaches these inputs", py.R, px.R)),
-					loop("p", 0, npx, jen.Clear(x("row[(%d+p*SW)*C:][:C]", ix0))))
+					loop("p", 0, npx, jen.Clear(x("row[(%d+p*SW)*C:][:nr]", ix0))))
 				continue
 			}
 			qx := (ix0 + l.PW) / l.SW
 			stmts = append(stmts,
 				jen.Comment(fmt.Sprintf("x phase %d: %d taps × %d taps, input columns %d, %d, ...", px.R, py.T, px.T, ix0, ix0+l.SW)),
-				x("src := dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC:]", py.T-1, qx, px.T-1),
-				loop("g", 0, "G", loop("ib", 0, "ICB",
-					jen.Qual(pkgKernels, "ConvNHWC").Call(x("row[%d*C+g*ICg+ib*NR:]", ix0), x("SW*C"), x("src[g*OCg:]"), x("OC"), x("DRS"), x("OC"), x("OCg"), jen.Lit(py.T), jen.Lit(px.T),
-						x("wt[%d+(g*ICB+ib)*%d:]", offs[i][j], py.T*px.T*c.OCg*kernels.NR), jen.Nil(), jen.Lit(npx), x("min(NR, ICg-ib*NR)"), jen.False()),
-				)),
+				jen.Qual(pkgKernels, "ConvNHWC").Call(x("row[%d*C:]", ix0), x("SW*C"), x("dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC+g*OCg:]", py.T-1, qx, px.T-1), x("OC"), x("DRS"), x("OC"), x("OCg"), jen.Lit(py.T), jen.Lit(px.T),
+					x("wt[%d+u*%d:]", offs[i][j], py.T*px.T*c.OCg*kernels.NR), jen.Nil(), jen.Lit(npx), x("nr"), jen.False()),
 			)
-			// Wrap each phase in its own block to scope src.
-			stmts[len(stmts)-2] = jen.Block(stmts[len(stmts)-2], stmts[len(stmts)-1])
-			stmts = stmts[:len(stmts)-1]
 		}
-		cases = append(cases, jen.Case(jen.Lit(py.R)).Block(stmts...))
+		if len(phY) == 1 {
+			body = append(body, stmts...)
+		} else {
+			cases = append(cases, jen.Case(jen.Lit(py.R)).Block(stmts...))
+		}
 	}
-	body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
-	code = append(code,
-		jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)),
-		span("m.n*H"),
-		loop("r", "lo", "hi", body...),
-	)
+	if len(cases) > 0 {
+		body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
+	}
+	code = append(code, jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)))
+	code = append(code, chunked(c.Data, "m.n*H", "G*ICB",
+		x("g, ib := u/ICB, u%%ICB; nr := min(NR, ICg-ib*NR)"), body...)...)
 	return code
 }
 
@@ -649,6 +714,12 @@ func (g *stepGen) maxPoolFwd() []jen.Code {
 		code = append(code, x("arg := %s", g.ref(st.Saved)))
 	}
 	code = append(code, g.zeroHalos(st.Out)...)
+	if !g.grad && l.PH == 0 && l.PW == 0 {
+		// Unpadded windows lie inside the input: one kernel call per output row.
+		return append(code, rows(l.Out.H, "oy",
+			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("out[b*OS+OI+oy*ORS:]"), x("C"), x("in[b*IS+II+oy*SH*IRS:]"), x("SW*C"), x("IRS"), x("C"), x("C"), x("KH"), x("KW"), x("OW")),
+		)...)
+	}
 	// Per output pixel, every channel at once: the window's taps in row-major order,
 	// each a contiguous run of C values.
 	init := []jen.Code{x("o := out[b*OS+OI+oy*ORS+ox*C:][:C]")}

@@ -100,9 +100,10 @@ const (
 	ByOutputs                       // output features (linear forward, weight gradients)
 	ByInputs                        // input features (linear input gradient)
 	BySamples                       // samples
+	ByBlocks                        // convolution channel blocks, each worker walking every row
 )
 
-var partNames = [...]string{ByRows: "rows", ByChannels: "channels", ByOutputs: "outputs", ByInputs: "inputs", BySamples: "samples"}
+var partNames = [...]string{ByRows: "rows", ByChannels: "channels", ByOutputs: "outputs", ByInputs: "inputs", BySamples: "samples", ByBlocks: "blocks"}
 
 func (p Partition) String() string {
 	if p > 0 && int(p) < len(partNames) {
@@ -199,6 +200,56 @@ type ConvPlan struct {
 	HaloY, HaloX int
 	Weight       ParamPlan
 	Bias         *ParamPlan
+	// Fwd and Data are the schedules of the forward convolution and of the
+	// input-gradient convolution; WgradTaps says the weight gradient's units are
+	// (block, kernel row) rather than blocks (see wgradUnits).
+	Fwd, Data Schedule
+	WgradTaps bool
+	WChunk    int // output rows per weight-gradient call (input in L2)
+}
+
+// Schedule is how a convolution's kernel calls are laid over the workers and the
+// caches: rows are taken Chunk at a time (so a chunk's input stays in L2 while
+// every channel block runs over it), and the workers split either the rows or the
+// channel blocks. Both give the same bits: a split never cuts a sum.
+type Schedule struct {
+	ByBlocks bool // split channel blocks over the workers, each walking every row
+	Chunk    int  // rows per chunk
+}
+
+func (s Schedule) String() string {
+	split := "rows"
+	if s.ByBlocks {
+		split = "blocks"
+	}
+	return fmt.Sprintf("%s, %d-row chunks", split, s.Chunk)
+}
+
+// chunkBudget is the input bytes a chunk may hold: a quarter of one core's L2
+// (2 MB on the machines measured), leaving room for a block of packed weights.
+const chunkBudget = 512 << 10
+
+// schedule chooses a Schedule for rows output rows (per sample) made of units
+// channel blocks, each row reading rowBytes of new input (step rows of rowBytes
+// per output row, window rows for the first), every block's packed weights
+// taking blockBytes. It sizes the chunk to chunkBudget, then picks the split
+// that moves fewer bytes into each of two workers' caches:
+//
+//	rows:   ⌈rows/2/chunk⌉·units·blockBytes + rows/2·step·rowBytes
+//	blocks: ⌈rows/chunk⌉·units/2·blockBytes + rows·step·rowBytes
+//
+// Splitting blocks needs at least 4 of them, so that uneven thread counts still
+// balance.
+func schedule(rows, units, rowBytes, step, window, blockBytes int) Schedule {
+	chunk := 1
+	for chunk < rows && (chunk*step+window)*rowBytes <= chunkBudget {
+		chunk++
+	}
+	ceil := func(a, b int) int { return (a + b - 1) / b }
+	half := ceil(rows, 2)
+	byRows := ceil(half, chunk)*units*blockBytes + half*step*rowBytes
+	byBlocks := ceil(rows, chunk)*ceil(units, 2)*blockBytes + rows*step*rowBytes
+	return Schedule{ByBlocks: units >= 4 && byBlocks < byRows, Chunk: chunk}
 }
 
 // Build plans m for the generated package pkg; source is the spec path used in
@@ -273,6 +324,19 @@ func (p *Plan) convPlan(l *spec.Layer) *ConvPlan {
 		c.BackData = "conv with flipped weights"
 	} else {
 		c.BackData = fmt.Sprintf("conv per stride phase (%d×%d phases)", l.SH, l.SW)
+	}
+	f32 := 4
+	inRow := (l.In.W + 2*l.PW) * l.In.C * f32
+	c.Fwd = schedule(l.Out.H, c.Groups*c.OCB, inRow, l.SH, l.KH-l.SH, l.KH*l.KW*c.ICg*kernels.NR*f32)
+	// The input gradient reads the output gradient (with its halo) over about
+	// ⌈KH/SH⌉ rows per input row.
+	dyRow := (l.Out.W + 2*c.HaloX) * l.OutC * f32
+	taps := (l.KH + l.SH - 1) / l.SH
+	c.Data = schedule(l.In.H, c.Groups*c.ICB, dyRow, 1, taps-1, taps*((l.KW+l.SW-1)/l.SW)*c.OCg*kernels.NR*f32)
+	c.WgradTaps = c.Groups*c.OCB < 2
+	c.WChunk = 1
+	for c.WChunk < l.Out.H && ((c.WChunk+1)*l.SH+l.KH-l.SH)*inRow <= chunkBudget {
+		c.WChunk++
 	}
 	for i, other := range p.Model.Layers {
 		if other == l && i+1 < len(p.Model.Layers) && p.Model.Layers[i+1].Kind == spec.BatchNorm {
@@ -494,8 +558,17 @@ func partition(p *Plan, prog *Program) error {
 			st.Part = BySamples
 			st.BackPart = "samples"
 		case OpConv:
+			_, c := p.convOf(st.Layer)
 			st.Part = ByRows
-			st.BackPart = "dx by rows, dW by output-channel blocks"
+			if c.Fwd.ByBlocks {
+				st.Part = ByBlocks
+			}
+			st.Tile = fmt.Sprintf("pixels×%d, %d-row chunks", kernels.NR, c.Fwd.Chunk)
+			units := "output-channel blocks"
+			if c.WgradTaps {
+				units = "(block, kernel row)"
+			}
+			st.BackPart = fmt.Sprintf("dx by %s, dW by %s", c.Data, units)
 		default:
 			st.Part = ByRows
 			st.BackPart = "rows"

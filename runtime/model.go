@@ -56,6 +56,12 @@ type Config struct {
 	// Seed seeds the instance's random source (dropout masks in training mode): the
 	// same seed gives the same masks, whatever the thread count.
 	Seed uint64
+	// NoInputGrad makes Backward skip dL/dx, the gradient of the network's input,
+	// and return nil for it: the parameters' gradients are the same bits. A
+	// training loop never needs it (PyTorch skips it too when the input does not
+	// require grad), and for AlexNet's strided 11×11 first convolution it is the
+	// most expensive pass of the step.
+	NoInputGrad bool
 }
 
 // Param is a named tensor of a model in torchvision's layout (conv OIHW, linear
@@ -77,7 +83,7 @@ type Model interface {
 	// is an error.
 	Forward(x []float32, n int) ([]float32, error)
 	// Backward, after Forward on a training instance, takes dL/dlogits and returns
-	// dL/dx, accumulating every parameter's Grad.
+	// dL/dx (nil with Config.NoInputGrad), accumulating every parameter's Grad.
 	Backward(dlogits []float32) ([]float32, error)
 	// Params are the learnable tensors, in state_dict order.
 	Params() []Param

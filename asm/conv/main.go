@@ -33,9 +33,11 @@ const nr = 32
 //
 // ConvWgrad is the same outer product with the roles of pixels and input
 // channels exchanged: 14 input channels × 32 output channels per tile (6 × 16
-// on AVX2), the pixel loop innermost. Its dy loads are masked only in a
-// partial block: a masked zmm load costs a uop on the FMA ports, and
-// unmasking the full blocks took it from ~88% to ~94% of peak.
+// on AVX2), the row and pixel loops innermost, so that a tile stays in
+// registers over all the rows of a call (the Go dispatch splits long runs into
+// calls of about 96 pixels; see runtime/kernels/conv_amd64.go). Its dy loads
+// are masked only in a partial block: a masked zmm load costs a uop on the FMA
+// ports, and unmasking the full blocks took it from ~88% to ~94% of peak.
 var (
 	nhwcAVX512 = nhwcTile{isa: avx512, maxP: 14, vecs: 2, unroll: 4}
 	nhwcAVX2   = nhwcTile{isa: avx2, maxP: 6, vecs: 2, unroll: 4}

@@ -9,7 +9,7 @@ import (
 )
 
 // wgradTile is a ConvWgrad register tile: maxC input channels × vecs vectors
-// of output channels, accumulated over all pixels in registers.
+// of output channels, accumulated over all rows and pixels in registers.
 type wgradTile struct {
 	isa    *isa
 	maxC   int  // input channels per tile
@@ -25,19 +25,40 @@ func (t wgradTile) name() string {
 	return fmt.Sprintf("convWgrad_%dx%d_%s", t.maxC, t.width(), t.isa.name)
 }
 
+const wgradSignature = "func(dw *float32, x *float32, sx, sxr int, dy *float32, so, sor int, np, nrows, nc, nr int)"
+
 // convWgrad emits ConvWgrad for tile t:
 //
 //	for each tile of P ≤ maxC channels c0.., for each pass of vecs*lanes channels j:
 //	    acc[i][j] = dw[(c0+i)*NR+j]
-//	    for p < np { acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j]) }
+//	    for r < nrows { for p < np {
+//	        acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
+//	    }}
 //	    dw[(c0+i)*NR+j] = acc[i][j]  (j < nr)
 func convWgrad(t wgradTile) {
 	name := t.name()
-	TEXT(name, NOSPLIT, "func(dw *float32, x *float32, sx int, dy *float32, so int, np, nc, nr int)")
+	TEXT(name, NOSPLIT, wgradSignature)
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is ConvWgrad on %s: tiles of up to %d input channels × %d output channels", name, t.isa.name, t.maxC, t.width()),
-		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxC*t.vecs, t.isa.kind, t.passes()),
-		"and np, nc ≥ 1, 1 ≤ nr ≤ NR.")
+		fmt.Sprintf("(%d %s accumulators, held over all nrows × np pixels), %d pass(es) per NR block;", t.maxC*t.vecs, t.isa.kind, t.passes()),
+		"strides are in float32s, and np, nrows, nc ≥ 1, 1 ≤ nr ≤ NR.")
+
+	l := wgradLocals{nrb: AllocLocal(8), xskip: AllocLocal(8), dyskip: AllocLocal(8), rows: AllocLocal(8)}
+	if t.passes() > 1 {
+		l.joff = AllocLocal(8)
+	}
+	Comment("The pointers walk each row's pixels, then skip to the next row:",
+		"xskip = (sxr - np*sx)*4, dyskip = (sor - np*so)*4 (bytes; may be negative)")
+	for _, s := range []struct {
+		row, pix string
+		skip     Mem
+	}{{"sxr", "sx", l.xskip}, {"sor", "so", l.dyskip}} {
+		d := loadBytes(s.pix)
+		IMULQ(arg("np"), d)
+		k := loadBytes(s.row)
+		SUBQ(d, k)
+		MOVQ(k, s.skip)
+	}
 
 	Comment("Channel tiles: dw, x and the channel count advance by P channels per tile.")
 	dwp := loadGP("dw")
@@ -45,12 +66,8 @@ func convWgrad(t wgradTile) {
 	rem := loadGP("nc")
 	nrr := loadGP("nr")
 	m := setupMasks(t.isa, nrr, t.vecs)
-	l := wgradLocals{nrb: AllocLocal(8)}
 	SHLQ(U8(2), nrr)
 	MOVQ(nrr, l.nrb)
-	if t.passes() > 1 {
-		l.joff = AllocLocal(8)
-	}
 	tileLoop(name, rem, t.maxC, 4, func(P int, next string) {
 		t.tile(fmt.Sprintf("%s_%d", name, P), P, dwp, xc, m, l)
 		Commentf("dw += %d*NR; x += %d; n -= %d", P, P, P)
@@ -63,9 +80,13 @@ func convWgrad(t wgradTile) {
 	RET()
 }
 
+// wgradLocals are the stack slots of the values that do not fit in registers
+// next to a full tile; the row-level ones are used once per row.
 type wgradLocals struct {
-	nrb  Mem // nr*4
-	joff Mem // passes only: the pass's channel offset in bytes
+	nrb           Mem // nr*4
+	xskip, dyskip Mem // from one row's end to the next row's start, bytes
+	rows          Mem // rows left in the current pass
+	joff          Mem // passes only: the pass's channel offset in bytes
 }
 
 // tile emits one P-channel tile (all its passes).
@@ -95,7 +116,7 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 		nb = 0
 	}
 	dsets := 1
-	if P*t.vecs+2*t.vecs+nb <= i.regs {
+	if t.unroll > 1 && P*t.vecs+2*t.vecs+nb <= i.regs {
 		dsets = 2
 	}
 	if nb == 1 && P*t.vecs+dsets*t.vecs+2 <= i.regs {
@@ -118,10 +139,11 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 		}
 	}
 
-	// loop emits the pixel loop; masked says whether dy's channels >= nr
-	// must not be read: only in a pass that holds channel nr-1 and is
+	// loop emits the row and pixel loops; masked says whether dy's channels
+	// >= nr must not be read: only in a pass that holds channel nr-1 and is
 	// partial (masked loads cost an extra uop, on the FMA ports for AVX-512).
 	loop := func(sfx string, masked bool) {
+		L := lbl + sfx
 		xp := GP64()
 		MOVQ(xc, xp)
 		dyp := loadGP("dy")
@@ -138,7 +160,10 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 		}
 		sx := loadBytes("sx")
 		so := loadBytes("so")
-		n := loadGP("np")
+		MOVQ(loadGP("nrows"), l.rows)
+
+		// step emits pixel u of an unrolled group: xp and dyp point at
+		// pixel 0 of the group.
 		step := func(u int) {
 			d := D[u%dsets]
 			for v := range d {
@@ -174,25 +199,46 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 				}
 			}
 		}
-		if t.unroll != 2 {
-			panic("wgrad: the pixel loop is unrolled by 2")
+
+		Comment("for r < nrows {")
+		Label(L + "_row")
+		n := loadGP("np")
+		switch t.unroll {
+		case 1:
+			Comment("for p < np { acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j]) }")
+			Label(L + "_p")
+			step(0)
+			ADDQ(sx, xp)
+			ADDQ(so, dyp)
+			DECQ(n)
+			JNZ(LabelRef(L + "_p"))
+		case 2:
+			Comment("for p < np, 2 at a time:", "acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])")
+			SUBQ(U8(2), n)
+			JB(LabelRef(L + "_ptail"))
+			Label(L + "_p")
+			step(0)
+			step(1)
+			LEAQ(Mem{Base: xp, Index: sx, Scale: 2}, xp)
+			LEAQ(Mem{Base: dyp, Index: so, Scale: 2}, dyp)
+			SUBQ(U8(2), n)
+			JAE(LabelRef(L + "_p"))
+			Label(L + "_ptail")
+			Comment("the last pixel if np is odd")
+			TESTQ(U32(1), n)
+			JZ(LabelRef(L + "_rowend"))
+			step(0)
+			ADDQ(sx, xp)
+			ADDQ(so, dyp)
+		default:
+			panic("wgrad: the pixel loop is unrolled by 1 or 2")
 		}
-		L := lbl + sfx
-		Comment("for p < np, 2 at a time:", "acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])")
-		SUBQ(U8(2), n)
-		JB(LabelRef(L + "_ptail"))
-		Label(L + "_p")
-		step(0)
-		step(1)
-		LEAQ(Mem{Base: xp, Index: sx, Scale: 2}, xp)
-		LEAQ(Mem{Base: dyp, Index: so, Scale: 2}, dyp)
-		SUBQ(U8(2), n)
-		JAE(LabelRef(L + "_p"))
-		Label(L + "_ptail")
-		Comment("the last pixel if np is odd")
-		TESTQ(U32(1), n)
-		JZ(LabelRef(lbl + "_store"))
-		step(0)
+		Label(L + "_rowend")
+		Comment("x += sxr - np*sx; dy += sor - np*so; }")
+		ADDQ(l.xskip, xp)
+		ADDQ(l.dyskip, dyp)
+		DECQ(l.rows)
+		JNZ(LabelRef(L + "_row"))
 	}
 	Comment("dy's channels >= nr are read with masks only in a partial pass")
 	if passes {

@@ -100,7 +100,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 	if err != nil {
 		return nil, err
 	}
-	m, err := e.New(runtime.Config{MaxBatch: batch, Threads: threads, Mode: mode, Training: train, Seed: 1})
+	m, err := e.New(runtime.Config{MaxBatch: batch, Threads: threads, Mode: mode, Training: train, NoInputGrad: train, Seed: 1})
 	if err != nil {
 		return nil, err
 	}

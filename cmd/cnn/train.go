@@ -120,7 +120,7 @@ func train(f *trainFlags) error {
 	if err != nil {
 		return err
 	}
-	m, err := e.New(runtime.Config{MaxBatch: f.batch, Threads: f.threads, Training: true, Seed: f.seed})
+	m, err := e.New(runtime.Config{MaxBatch: f.batch, Threads: f.threads, Training: true, NoInputGrad: true, Seed: f.seed})
 	if err != nil {
 		return err
 	}

@@ -50,13 +50,17 @@ func (m *Model) eval1(w, nw int) {
 	)
 	in, out := m.eb[0], m.eb[1]
 	wt, bias := m.w.packE[0], m.w.biasE[0]
-	lo, hi := parallel.Span(m.n*55, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/55, r%55
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 47 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -83,24 +87,7 @@ func (m *Model) eval2(w, nw int) {
 	lo, hi := parallel.Span(m.n*27, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/27, r%27
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -123,13 +110,17 @@ func (m *Model) eval3(w, nw int) {
 	)
 	in, out := m.eb[2], m.eb[3]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
-	lo, hi := parallel.Span(m.n*27, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/27, r%27
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 27 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -156,24 +147,7 @@ func (m *Model) eval4(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/13, r%13
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -198,13 +172,17 @@ func (m *Model) eval5(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[5], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -231,13 +209,17 @@ func (m *Model) eval6(w, nw int) {
 	wt, bias := m.w.packE[3], m.w.biasE[3]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[6], m.n, 57600, 13, 13, 256, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -262,13 +244,17 @@ func (m *Model) eval7(w, nw int) {
 	)
 	in, out := m.eb[6], m.eb[7]
 	wt, bias := m.w.packE[4], m.w.biasE[4]
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -293,24 +279,7 @@ func (m *Model) eval8(w, nw int) {
 	lo, hi := parallel.Span(m.n*6, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/6, r%6
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 

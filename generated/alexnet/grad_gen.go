@@ -50,13 +50,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	lo, hi := parallel.Span(m.n*55, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/55, r%55
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 47 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -130,13 +134,17 @@ func (m *Model) fwd3(w, nw int) {
 	)
 	in, out := m.gb[2], m.gb[3]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	lo, hi := parallel.Span(m.n*27, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/27, r%27
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 27 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -212,13 +220,17 @@ func (m *Model) fwd5(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[5], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -245,13 +257,17 @@ func (m *Model) fwd6(w, nw int) {
 	wt, bias := m.w.pack[3], m.w.bias[3]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[6], m.n, 57600, 13, 13, 256, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -276,13 +292,17 @@ func (m *Model) fwd7(w, nw int) {
 	)
 	in, out := m.gb[6], m.gb[7]
 	wt, bias := m.w.pack[4], m.w.bias[4]
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -742,27 +762,38 @@ func (m *Model) bwd7Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 57600
-		DRS = 3840
-		DI  = 4096
+		DS     = 57600
+		DRS    = 3840
+		DI     = 4096
+		WCHUNK = 13 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[6], m.gb[24]
 	scratch := m.dwScratch[4]
 	grad := m.grads[1879616:2469440]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[4].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -798,21 +829,21 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 13, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -890,27 +921,38 @@ func (m *Model) bwd6Weight(w, nw int) {
 		OI                     = 4096
 	)
 	const (
-		DS  = 57600
-		DRS = 3840
-		DI  = 4096
+		DS     = 57600
+		DRS    = 3840
+		DI     = 4096
+		WCHUNK = 13 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[5], m.gb[23]
 	scratch := m.dwScratch[3]
 	grad := m.grads[994624:1879360]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[3].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -946,21 +988,21 @@ func (m *Model) bwd6Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 13, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1038,27 +1080,38 @@ func (m *Model) bwd5Weight(w, nw int) {
 		OI                     = 6144
 	)
 	const (
-		DS  = 86400
-		DRS = 5760
-		DI  = 6144
+		DS     = 86400
+		DRS    = 5760
+		DI     = 6144
+		WCHUNK = 13 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[4], m.gb[22]
 	scratch := m.dwScratch[2]
 	grad := m.grads[330688:994240]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[2].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1092,21 +1145,21 @@ func (m *Model) bwd5Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*110592:], nil, 13, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*110592:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1230,27 +1283,38 @@ func (m *Model) bwd3Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 184512
-		DRS = 5952
-		DI  = 12288
+		DS     = 184512
+		DRS    = 5952
+		DI     = 12288
+		WCHUNK = 27 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[2], m.gb[19]
 	scratch := m.dwScratch[1]
 	grad := m.grads[23296:330496]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[1].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1284,21 +1348,21 @@ func (m *Model) bwd3Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 5, 5, wt[0+(g*ICB+ib)*153600:], nil, 27, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 19 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 5, 5, wt[0+u*153600:], nil, 27, nr, false)
 			}
 		}
 	}
@@ -1422,27 +1486,38 @@ func (m *Model) bwd1Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 222784
-		DRS = 3776
-		DI  = 7680
+		DS     = 222784
+		DRS    = 3776
+		DI     = 7680
+		WCHUNK = 46 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[0], m.gb[16]
 	scratch := m.dwScratch[0]
 	grad := m.grads[0:23232]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[0].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1476,158 +1551,56 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[18432+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[36864+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[55296+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 1:
-			// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[67584+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[86016+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[104448+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[122880+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 2:
-			// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[135168+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[153600+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[172032+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[190464+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 3:
-			// x phase 0: 2 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[202752+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 2 taps × 3 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[215040+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 2 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[227328+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 2 taps × 2 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[239616+(g*ICB+ib)*8192:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 33 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				switch (iy + PH) % SH {
+				case 0:
+					// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 56, nr, false)
+					// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[18432+u*18432:], nil, 56, nr, false)
+					// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[36864+u*18432:], nil, 56, nr, false)
+					// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[55296+u*12288:], nil, 56, nr, false)
+				case 1:
+					// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[67584+u*18432:], nil, 56, nr, false)
+					// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[86016+u*18432:], nil, 56, nr, false)
+					// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[104448+u*18432:], nil, 56, nr, false)
+					// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[122880+u*12288:], nil, 56, nr, false)
+				case 2:
+					// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[135168+u*18432:], nil, 56, nr, false)
+					// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[153600+u*18432:], nil, 56, nr, false)
+					// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[172032+u*18432:], nil, 56, nr, false)
+					// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[190464+u*12288:], nil, 56, nr, false)
+				case 3:
+					// x phase 0: 2 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[202752+u*12288:], nil, 56, nr, false)
+					// x phase 1: 2 taps × 3 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[215040+u*12288:], nil, 56, nr, false)
+					// x phase 2: 2 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[227328+u*12288:], nil, 56, nr, false)
+					// x phase 3: 2 taps × 2 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[239616+u*8192:], nil, 56, nr, false)
 				}
 			}
 		}

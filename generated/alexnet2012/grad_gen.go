@@ -48,13 +48,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	lo, hi := parallel.Span(m.n*55, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/55, r%55
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 47 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -162,13 +166,17 @@ func (m *Model) fwd4(w, nw int) {
 	)
 	in, out := m.gb[3], m.gb[4]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	lo, hi := parallel.Span(m.n*27, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/27, r%27
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 27 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -278,13 +286,17 @@ func (m *Model) fwd7(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -311,13 +323,17 @@ func (m *Model) fwd8(w, nw int) {
 	wt, bias := m.w.pack[3], m.w.bias[3]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -342,13 +358,17 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[4], m.w.bias[4]
-	lo, hi := parallel.Span(m.n*13, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/13, r%13
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -808,27 +828,39 @@ func (m *Model) bwd9Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 57600
-		DRS = 3840
-		DI  = 4096
+		DS     = 57600
+		DRS    = 3840
+		DI     = 4096
+		WCHUNK = 13 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[8], m.gb[30]
 	scratch := m.dwScratch[4]
 	grad := m.grads[1891456:2333824]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		g, ob := blk/OCB, blk%OCB
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					for kx := 0; kx < KW; kx++ {
+						kernels.ConvWgrad(dw[(ky*KW+kx)*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS+kx*C+g*ICg:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+g*OCg+ob*NR:], OC, DRS, OW, rows, ICg, nr)
+					}
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[4].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -864,21 +896,21 @@ func (m *Model) bwd9Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*36864:], nil, 13, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -956,27 +988,39 @@ func (m *Model) bwd8Weight(w, nw int) {
 		OI                     = 6144
 	)
 	const (
-		DS  = 86400
-		DRS = 5760
-		DI  = 6144
+		DS     = 86400
+		DRS    = 5760
+		DI     = 6144
+		WCHUNK = 13 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[7], m.gb[29]
 	scratch := m.dwScratch[3]
 	grad := m.grads[1227520:1891072]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		g, ob := blk/OCB, blk%OCB
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					for kx := 0; kx < KW; kx++ {
+						kernels.ConvWgrad(dw[(ky*KW+kx)*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS+kx*C+g*ICg:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+g*OCg+ob*NR:], OC, DRS, OW, rows, ICg, nr)
+					}
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[3].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1012,21 +1056,21 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*55296:], nil, 13, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*55296:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1104,27 +1148,38 @@ func (m *Model) bwd7Weight(w, nw int) {
 		OI                     = 6144
 	)
 	const (
-		DS  = 86400
-		DRS = 5760
-		DI  = 6144
+		DS     = 86400
+		DRS    = 5760
+		DI     = 6144
+		WCHUNK = 13 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[6], m.gb[28]
 	scratch := m.dwScratch[2]
 	grad := m.grads[342400:1227136]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[2].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1158,21 +1213,21 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*110592:], nil, 13, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*110592:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1335,27 +1390,39 @@ func (m *Model) bwd4Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 246016
-		DRS = 7936
-		DI  = 16384
+		DS     = 246016
+		DRS    = 7936
+		DI     = 16384
+		WCHUNK = 27 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[3], m.gb[23]
 	scratch := m.dwScratch[1]
 	grad := m.grads[34944:342144]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		g, ob := blk/OCB, blk%OCB
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					for kx := 0; kx < KW; kx++ {
+						kernels.ConvWgrad(dw[(ky*KW+kx)*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS+kx*C+g*ICg:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+g*OCg+ob*NR:], OC, DRS, OW, rows, ICg, nr)
+					}
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[1].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1389,21 +1456,21 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 5, 5, wt[0+(g*ICB+ib)*102400:], nil, 27, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 5, 5, wt[0+u*102400:], nil, 27, nr, false)
 			}
 		}
 	}
@@ -1566,27 +1633,38 @@ func (m *Model) bwd1Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 334176
-		DRS = 5664
-		DI  = 11520
+		DS     = 334176
+		DRS    = 5664
+		DI     = 11520
+		WCHUNK = 46 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[0], m.gb[18]
 	scratch := m.dwScratch[0]
 	grad := m.grads[0:34848]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[0].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1620,158 +1698,56 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[27648+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[55296+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[82944+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 1:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[101376+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[129024+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[156672+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[184320+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 2:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[202752+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[230400+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[258048+(g*ICB+ib)*27648:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[285696+(g*ICB+ib)*18432:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 3:
-			// x phase 0: 2 taps × 3 taps, input columns 0, 4, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[304128+(g*ICB+ib)*18432:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 2 taps × 3 taps, input columns 1, 5, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[322560+(g*ICB+ib)*18432:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 2: 2 taps × 3 taps, input columns 2, 6, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[2*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[340992+(g*ICB+ib)*18432:], nil, 57, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 3: 2 taps × 2 taps, input columns 3, 7, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[3*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[359424+(g*ICB+ib)*12288:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 22 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				switch (iy + PH) % SH {
+				case 0:
+					// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*27648:], nil, 57, nr, false)
+					// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[27648+u*27648:], nil, 57, nr, false)
+					// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[55296+u*27648:], nil, 57, nr, false)
+					// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[82944+u*18432:], nil, 56, nr, false)
+				case 1:
+					// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[101376+u*27648:], nil, 57, nr, false)
+					// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[129024+u*27648:], nil, 57, nr, false)
+					// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[156672+u*27648:], nil, 57, nr, false)
+					// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[184320+u*18432:], nil, 56, nr, false)
+				case 2:
+					// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[202752+u*27648:], nil, 57, nr, false)
+					// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[230400+u*27648:], nil, 57, nr, false)
+					// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[258048+u*27648:], nil, 57, nr, false)
+					// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[285696+u*18432:], nil, 56, nr, false)
+				case 3:
+					// x phase 0: 2 taps × 3 taps, input columns 0, 4, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[304128+u*18432:], nil, 57, nr, false)
+					// x phase 1: 2 taps × 3 taps, input columns 1, 5, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[322560+u*18432:], nil, 57, nr, false)
+					// x phase 2: 2 taps × 3 taps, input columns 2, 6, ...
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[340992+u*18432:], nil, 57, nr, false)
+					// x phase 3: 2 taps × 2 taps, input columns 3, 7, ...
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[359424+u*12288:], nil, 56, nr, false)
 				}
 			}
 		}

@@ -45,6 +45,7 @@ func Run(t *testing.T, f Factory) {
 		t.Run("Errors", func(t *testing.T) { testErrors(t, f, sm, false) })
 		t.Run("Layers", func(t *testing.T) { testLayers(t, f, sm) })
 		t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 1, []int{1, 2}) })
+		t.Run("NoInputGrad", func(t *testing.T) { testNoInputGrad(t, f, sm) })
 		return
 	}
 	t.Run("Reference", func(t *testing.T) { testReference(t, f, sm) })
@@ -52,6 +53,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("LayersDetect", func(t *testing.T) { testLayersDetect(t, f, sm) })
 	t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 3, []int{1, 2, 3}) })
 	t.Run("ISAs", func(t *testing.T) { testISAs(t, f, sm) })
+	t.Run("NoInputGrad", func(t *testing.T) { testNoInputGrad(t, f, sm) })
 	t.Run("Allocs", func(t *testing.T) { testAllocs(t, f, sm) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, f, sm, true) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f, sm) })
@@ -383,8 +385,9 @@ func hash(h interface{ Write([]byte) (int, error) }, vs []float32) {
 	}
 }
 
-// step runs a training step's forward and backward and hashes logits, dx, every
-// gradient and the running statistics.
+// step runs a training step's forward and backward and hashes logits, dx (unless
+// the instance was made with NoInputGrad), every gradient and the running
+// statistics.
 func step(t *testing.T, m Model, sm *spec.Model, n int, train bool) [32]byte {
 	t.Helper()
 	m.SetTraining(train)
@@ -403,7 +406,9 @@ func step(t *testing.T, m Model, sm *spec.Model, n int, train bool) [32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash(h, dx)
+	if dx != nil {
+		hash(h, dx)
+	}
 	for _, p := range m.Params() {
 		hash(h, p.Grad)
 	}
@@ -426,6 +431,44 @@ func testThreads(t *testing.T, f Factory, sm *spec.Model, n int, counts []int) {
 		} else if got != want {
 			t.Errorf("threads=%d: logits, gradients or running statistics differ from threads=1", threads)
 		}
+	}
+}
+
+// NoInputGrad skips dL/dx and nothing else: Backward returns nil for it, and the
+// logits, gradients and running statistics are the bits of a full Backward.
+func testNoInputGrad(t *testing.T, f Factory, sm *spec.Model) {
+	train := trainBatchOK(sm, 1)
+	hashes := [2][32]byte{}
+	for i, skip := range []bool{false, true} {
+		m := newModel(t, f, runtime.Config{Threads: 2, Training: true, Seed: 99, NoInputGrad: skip})
+		randomize(t, m, 3)
+		m.SetTraining(train)
+		m.ZeroGrad()
+		if _, err := m.Forward(input(sm, 1, 5), 1); err != nil {
+			t.Fatal(err)
+		}
+		dl := make([]float32, sm.Classes())
+		for j := range dl {
+			dl[j] = float32(j%7) - 3
+		}
+		dx, err := m.Backward(dl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (dx == nil) != skip {
+			t.Fatalf("NoInputGrad=%v: Backward returned dL/dx %v", skip, dx != nil)
+		}
+		h := sha256.New()
+		for _, p := range m.Params() {
+			hash(h, p.Grad)
+		}
+		for _, b := range m.Buffers() {
+			hash(h, b.Value)
+		}
+		hashes[i] = [32]byte(h.Sum(nil))
+	}
+	if hashes[0] != hashes[1] {
+		t.Error("NoInputGrad changed the parameters' gradients or the running statistics")
 	}
 }
 

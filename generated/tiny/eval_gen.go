@@ -50,13 +50,17 @@ func (m *Model) eval1(w, nw int) {
 	)
 	in, out := m.eb[0], m.eb[1]
 	wt, bias := m.w.packE[0], m.w.biasE[0]
-	lo, hi := parallel.Span(m.n*11, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/11, r%11
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 11 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -114,24 +118,7 @@ func (m *Model) eval3(w, nw int) {
 	lo, hi := parallel.Span(m.n*5, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/5, r%5
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -154,13 +141,17 @@ func (m *Model) eval4(w, nw int) {
 	)
 	in, out := m.eb[3], m.eb[4]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
-	lo, hi := parallel.Span(m.n*5, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/5, r%5
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 5 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}

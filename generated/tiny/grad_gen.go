@@ -50,13 +50,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	lo, hi := parallel.Span(m.n*11, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/11, r%11
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 11 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -164,13 +168,17 @@ func (m *Model) fwd4(w, nw int) {
 	)
 	in, out := m.gb[3], m.gb[4]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	lo, hi := parallel.Span(m.n*5, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/5, r%5
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 5 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -712,27 +720,39 @@ func (m *Model) bwd4Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 588
-		DRS = 84
-		DI  = 96
+		DS     = 588
+		DRS    = 84
+		DI     = 96
+		WCHUNK = 5 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[3], m.gb[18]
 	scratch := m.dwScratch[1]
 	grad := m.grads[608:1040]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		g, ob := blk/OCB, blk%OCB
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					for kx := 0; kx < KW; kx++ {
+						kernels.ConvWgrad(dw[(ky*KW+kx)*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS+kx*C+g*ICg:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+g*OCg+ob*NR:], OC, DRS, OW, rows, ICg, nr)
+					}
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[1].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -766,21 +786,21 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*1728:], nil, 5, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 5 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*1728:], nil, 5, nr, false)
 			}
 		}
 	}
@@ -943,27 +963,38 @@ func (m *Model) bwd1Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 1352
-		DRS = 104
-		DI  = 112
+		DS     = 1352
+		DRS    = 104
+		DI     = 112
+		WCHUNK = 11 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[0], m.gb[13]
 	scratch := m.dwScratch[0]
 	grad := m.grads[0:600]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are (block, kernel row): too few blocks to keep every worker busy.
+	lo, hi := parallel.Span(G*OCB*KH, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk, ky0 := u/KH, u%KH
+		dw := scratch[u*KW*ICg*NR:][:KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := ky0; ky < ky0+1; ky++ {
+					kernels.ConvWgrad(dw[(ky-ky0)*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[0].dims, blk, ky, kx)
+		for ky := ky0; ky < ky0+1; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[((ky-ky0)*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -997,48 +1028,30 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 1, 3, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*2304:], nil, 11, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 3 taps × 2 taps, input columns 0, 2, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[2304+(g*ICB+ib)*1536:], nil, 12, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-		case 1:
-			// x phase 0: 2 taps × 3 taps, input columns 1, 3, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[1*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[3840+(g*ICB+ib)*1536:], nil, 11, min(NR, ICg-ib*NR), false)
-					}
-				}
-			}
-			// x phase 1: 2 taps × 2 taps, input columns 0, 2, ...
-			{
-				src := dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[5376+(g*ICB+ib)*1024:], nil, 12, min(NR, ICg-ib*NR), false)
-					}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 23 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				switch (iy + PH) % SH {
+				case 0:
+					// x phase 0: 3 taps × 3 taps, input columns 1, 3, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*2304:], nil, 11, nr, false)
+					// x phase 1: 3 taps × 2 taps, input columns 0, 2, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[2304+u*1536:], nil, 12, nr, false)
+				case 1:
+					// x phase 0: 2 taps × 3 taps, input columns 1, 3, ...
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[3840+u*1536:], nil, 11, nr, false)
+					// x phase 1: 2 taps × 2 taps, input columns 0, 2, ...
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[5376+u*1024:], nil, 12, nr, false)
 				}
 			}
 		}

@@ -52,13 +52,17 @@ func (m *Model) fwd1(w, nw int) {
 	wt, bias := m.w.pack[0], m.w.bias[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/224, r%224
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -83,13 +87,17 @@ func (m *Model) fwd2(w, nw int) {
 	)
 	in, out := m.gb[1], m.gb[2]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/224, r%224
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -165,13 +173,17 @@ func (m *Model) fwd4(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[4], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -196,13 +208,17 @@ func (m *Model) fwd5(w, nw int) {
 	)
 	in, out := m.gb[4], m.gb[5]
 	wt, bias := m.w.pack[3], m.w.bias[3]
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -278,13 +294,17 @@ func (m *Model) fwd7(w, nw int) {
 	wt, bias := m.w.pack[4], m.w.bias[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -309,13 +329,17 @@ func (m *Model) fwd8(w, nw int) {
 	)
 	in, out := m.gb[7], m.gb[8]
 	wt, bias := m.w.pack[5], m.w.bias[5]
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -391,13 +415,17 @@ func (m *Model) fwd10(w, nw int) {
 	wt, bias := m.w.pack[6], m.w.bias[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[10], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -422,13 +450,17 @@ func (m *Model) fwd11(w, nw int) {
 	)
 	in, out := m.gb[10], m.gb[11]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -504,13 +536,17 @@ func (m *Model) fwd13(w, nw int) {
 	wt, bias := m.w.pack[8], m.w.bias[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[13], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -535,13 +571,17 @@ func (m *Model) fwd14(w, nw int) {
 	)
 	in, out := m.gb[13], m.gb[14]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -1001,27 +1041,38 @@ func (m *Model) bwd14Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 131072
-		DRS = 8192
-		DI  = 8704
+		DS     = 131072
+		DRS    = 8192
+		DI     = 8704
+		WCHUNK = 14 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[13], m.gb[40]
 	scratch := m.dwScratch[9]
 	grad := m.grads[7045184:9404480]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[9].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[9].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1057,21 +1108,21 @@ func (m *Model) bwd14Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 14, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1149,27 +1200,38 @@ func (m *Model) bwd13Weight(w, nw int) {
 		OI                     = 8704
 	)
 	const (
-		DS  = 131072
-		DRS = 8192
-		DI  = 8704
+		DS     = 131072
+		DRS    = 8192
+		DI     = 8704
+		WCHUNK = 14 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[12], m.gb[39]
 	scratch := m.dwScratch[8]
 	grad := m.grads[4685376:7044672]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[8].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[8].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1203,21 +1265,21 @@ func (m *Model) bwd13Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 14, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1341,27 +1403,38 @@ func (m *Model) bwd11Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 460800
-		DRS = 15360
-		DI  = 15872
+		DS     = 460800
+		DRS    = 15360
+		DI     = 15872
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[10], m.gb[36]
 	scratch := m.dwScratch[7]
 	grad := m.grads[2325568:4684864]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[7].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[7].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1397,21 +1470,21 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 28, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -1489,27 +1562,38 @@ func (m *Model) bwd10Weight(w, nw int) {
 		OI                     = 15872
 	)
 	const (
-		DS  = 460800
-		DRS = 15360
-		DI  = 15872
+		DS     = 460800
+		DRS    = 15360
+		DI     = 15872
+		WCHUNK = 15 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[9], m.gb[35]
 	scratch := m.dwScratch[6]
 	grad := m.grads[1145408:2325056]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[6].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[6].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1543,21 +1627,21 @@ func (m *Model) bwd10Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 28, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -1681,27 +1765,38 @@ func (m *Model) bwd8Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 861184
-		DRS = 14848
-		DI  = 15104
+		DS     = 861184
+		DRS    = 14848
+		DI     = 15104
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[7], m.gb[32]
 	scratch := m.dwScratch[5]
 	grad := m.grads[555328:1145152]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[5].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[5].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1737,21 +1832,21 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -1829,27 +1924,38 @@ func (m *Model) bwd7Weight(w, nw int) {
 		OI                     = 15104
 	)
 	const (
-		DS  = 861184
-		DRS = 14848
-		DI  = 15104
+		DS     = 861184
+		DRS    = 14848
+		DI     = 15104
+		WCHUNK = 15 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[6], m.gb[31]
 	scratch := m.dwScratch[4]
 	grad := m.grads[260160:555072]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[4].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -1883,21 +1989,21 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2021,27 +2127,38 @@ func (m *Model) bwd5Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 1663488
-		DRS = 14592
-		DI  = 14720
+		DS     = 1663488
+		DRS    = 14592
+		DI     = 14720
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[4], m.gb[28]
 	scratch := m.dwScratch[3]
 	grad := m.grads[112576:260032]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[3].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2077,21 +2194,21 @@ func (m *Model) bwd5Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*36864:], nil, 112, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -2169,27 +2286,38 @@ func (m *Model) bwd4Weight(w, nw int) {
 		OI                     = 14720
 	)
 	const (
-		DS  = 1663488
-		DRS = 14592
-		DI  = 14720
+		DS     = 1663488
+		DRS    = 14592
+		DI     = 14720
+		WCHUNK = 15 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[3], m.gb[27]
 	scratch := m.dwScratch[2]
 	grad := m.grads[38720:112448]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[2].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2223,21 +2351,21 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*36864:], nil, 112, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -2361,27 +2489,38 @@ func (m *Model) bwd2Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 3268864
-		DRS = 14464
-		DI  = 14528
+		DS     = 3268864
+		DRS    = 14464
+		DI     = 14528
+		WCHUNK = 7 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[1], m.gb[24]
 	scratch := m.dwScratch[1]
 	grad := m.grads[1792:38656]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[1].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2417,21 +2556,21 @@ func (m *Model) bwd2Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*18432:], nil, 224, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
@@ -2509,27 +2648,38 @@ func (m *Model) bwd1Weight(w, nw int) {
 		OI                     = 14528
 	)
 	const (
-		DS  = 3268864
-		DRS = 14464
-		DI  = 14528
+		DS     = 3268864
+		DRS    = 14464
+		DI     = 14528
+		WCHUNK = 191 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[0], m.gb[23]
 	scratch := m.dwScratch[0]
 	grad := m.grads[0:1728]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[0].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2563,21 +2713,21 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*18432:], nil, 224, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}

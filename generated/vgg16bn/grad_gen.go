@@ -50,13 +50,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/224, r%224
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -166,13 +170,17 @@ func (m *Model) fwd3(w, nw int) {
 	)
 	in, out := m.gb[2], m.gb[3]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/224, r%224
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -329,13 +337,17 @@ func (m *Model) fwd6(w, nw int) {
 	)
 	in, out := m.gb[5], m.gb[6]
 	wt, bias := m.w.pack[2], m.w.bias[2]
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -445,13 +457,17 @@ func (m *Model) fwd8(w, nw int) {
 	)
 	in, out := m.gb[7], m.gb[8]
 	wt, bias := m.w.pack[3], m.w.bias[3]
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -608,13 +624,17 @@ func (m *Model) fwd11(w, nw int) {
 	)
 	in, out := m.gb[10], m.gb[11]
 	wt, bias := m.w.pack[4], m.w.bias[4]
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -724,13 +744,17 @@ func (m *Model) fwd13(w, nw int) {
 	)
 	in, out := m.gb[12], m.gb[13]
 	wt, bias := m.w.pack[5], m.w.bias[5]
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -840,13 +864,17 @@ func (m *Model) fwd15(w, nw int) {
 	)
 	in, out := m.gb[14], m.gb[15]
 	wt, bias := m.w.pack[6], m.w.bias[6]
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1003,13 +1031,17 @@ func (m *Model) fwd18(w, nw int) {
 	)
 	in, out := m.gb[17], m.gb[18]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1119,13 +1151,17 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[8], m.w.bias[8]
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1235,13 +1271,17 @@ func (m *Model) fwd22(w, nw int) {
 	)
 	in, out := m.gb[21], m.gb[22]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1398,13 +1438,17 @@ func (m *Model) fwd25(w, nw int) {
 	)
 	in, out := m.gb[24], m.gb[25]
 	wt, bias := m.w.pack[10], m.w.bias[10]
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1514,13 +1558,17 @@ func (m *Model) fwd27(w, nw int) {
 	)
 	in, out := m.gb[26], m.gb[27]
 	wt, bias := m.w.pack[11], m.w.bias[11]
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1630,13 +1678,17 @@ func (m *Model) fwd29(w, nw int) {
 	)
 	in, out := m.gb[28], m.gb[29]
 	wt, bias := m.w.pack[12], m.w.bias[12]
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), false)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -2243,27 +2295,38 @@ func (m *Model) bwd29Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 131072
-		DRS = 8192
-		DI  = 8704
+		DS     = 131072
+		DRS    = 8192
+		DI     = 8704
+		WCHUNK = 14 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[28], m.gb[71]
 	scratch := m.dwScratch[12]
 	grad := m.grads[12362304:14721600]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[12].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[12].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2297,21 +2360,21 @@ func (m *Model) bwd29Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 14, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2455,27 +2518,38 @@ func (m *Model) bwd27Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 131072
-		DRS = 8192
-		DI  = 8704
+		DS     = 131072
+		DRS    = 8192
+		DI     = 8704
+		WCHUNK = 14 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[26], m.gb[69]
 	scratch := m.dwScratch[11]
 	grad := m.grads[10001472:12360768]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[11].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[11].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2509,21 +2583,21 @@ func (m *Model) bwd27Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 14, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2667,27 +2741,38 @@ func (m *Model) bwd25Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 131072
-		DRS = 8192
-		DI  = 8704
+		DS     = 131072
+		DRS    = 8192
+		DI     = 8704
+		WCHUNK = 14 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[24], m.gb[67]
 	scratch := m.dwScratch[10]
 	grad := m.grads[7640640:9999936]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[10].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[10].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2721,21 +2806,21 @@ func (m *Model) bwd25Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 14, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*ICB, w, nw)
+	rlo, rhi := 0, m.n*H
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2923,27 +3008,38 @@ func (m *Model) bwd22Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 460800
-		DRS = 15360
-		DI  = 15872
+		DS     = 460800
+		DRS    = 15360
+		DI     = 15872
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[21], m.gb[63]
 	scratch := m.dwScratch[9]
 	grad := m.grads[5279808:7639104]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[9].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[9].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -2977,21 +3073,21 @@ func (m *Model) bwd22Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 28, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3135,27 +3231,38 @@ func (m *Model) bwd20Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 460800
-		DRS = 15360
-		DI  = 15872
+		DS     = 460800
+		DRS    = 15360
+		DI     = 15872
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[19], m.gb[61]
 	scratch := m.dwScratch[8]
 	grad := m.grads[2918976:5278272]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[8].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[8].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -3189,21 +3296,21 @@ func (m *Model) bwd20Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 28, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3347,27 +3454,38 @@ func (m *Model) bwd18Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 460800
-		DRS = 15360
-		DI  = 15872
+		DS     = 460800
+		DRS    = 15360
+		DI     = 15872
+		WCHUNK = 15 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[17], m.gb[59]
 	scratch := m.dwScratch[7]
 	grad := m.grads[1737792:2917440]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[7].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[7].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -3401,21 +3519,21 @@ func (m *Model) bwd18Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*147456:], nil, 28, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3603,27 +3721,38 @@ func (m *Model) bwd15Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 861184
-		DRS = 14848
-		DI  = 15104
+		DS     = 861184
+		DRS    = 14848
+		DI     = 15104
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[14], m.gb[55]
 	scratch := m.dwScratch[6]
 	grad := m.grads[1147200:1737024]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[6].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[6].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -3657,21 +3786,21 @@ func (m *Model) bwd15Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -3815,27 +3944,38 @@ func (m *Model) bwd13Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 861184
-		DRS = 14848
-		DI  = 15104
+		DS     = 861184
+		DRS    = 14848
+		DI     = 15104
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[12], m.gb[53]
 	scratch := m.dwScratch[5]
 	grad := m.grads[556608:1146432]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[5].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[5].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -3869,21 +4009,21 @@ func (m *Model) bwd13Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -4027,27 +4167,38 @@ func (m *Model) bwd11Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 861184
-		DRS = 14848
-		DI  = 15104
+		DS     = 861184
+		DRS    = 14848
+		DI     = 15104
+		WCHUNK = 15 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[10], m.gb[51]
 	scratch := m.dwScratch[4]
 	grad := m.grads[260928:555840]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[4].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -4081,21 +4232,21 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*73728:], nil, 56, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -4283,27 +4434,38 @@ func (m *Model) bwd8Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 1663488
-		DRS = 14592
-		DI  = 14720
+		DS     = 1663488
+		DRS    = 14592
+		DI     = 14720
+		WCHUNK = 6 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[7], m.gb[47]
 	scratch := m.dwScratch[3]
 	grad := m.grads[113088:260544]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[3].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -4337,21 +4499,21 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*36864:], nil, 112, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -4495,27 +4657,38 @@ func (m *Model) bwd6Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 1663488
-		DRS = 14592
-		DI  = 14720
+		DS     = 1663488
+		DRS    = 14592
+		DI     = 14720
+		WCHUNK = 15 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[5], m.gb[45]
 	scratch := m.dwScratch[2]
 	grad := m.grads[38976:112704]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[2].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -4549,21 +4722,21 @@ func (m *Model) bwd6Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*36864:], nil, 112, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -4751,27 +4924,38 @@ func (m *Model) bwd3Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 3268864
-		DRS = 14464
-		DI  = 14528
+		DS     = 3268864
+		DRS    = 14464
+		DI     = 14528
+		WCHUNK = 7 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[2], m.gb[41]
 	scratch := m.dwScratch[1]
 	grad := m.grads[1920:38784]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[1].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -4805,21 +4989,21 @@ func (m *Model) bwd3Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*18432:], nil, 224, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
@@ -4963,27 +5147,38 @@ func (m *Model) bwd1Weight(w, nw int) {
 		OI                     = 0
 	)
 	const (
-		DS  = 3268864
-		DRS = 14464
-		DI  = 14528
+		DS     = 3268864
+		DRS    = 14464
+		DI     = 14528
+		WCHUNK = 191 // output rows whose input stays in L2 across the channel tiles
 	)
 	in, dout := m.gb[0], m.gb[39]
 	scratch := m.dwScratch[0]
 	grad := m.grads[0:1728]
-	// Each unit is one kernel tap of one output-channel block: its gradient is a
-	// whole FMA chain over (sample, row, column), never split across workers.
-	lo, hi := parallel.Span(G*OCB*KH*KW, w, nw)
+	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
+	// element, never split across workers.
+	// Units are output-channel blocks, with every kernel tap.
+	lo, hi := parallel.Span(G*OCB, w, nw)
 	for u := lo; u < hi; u++ {
-		blk, tap := u/(KH*KW), u%(KH*KW)
-		g, ob, ky, kx := blk/OCB, blk%OCB, tap/KW, tap%KW
-		dw := scratch[u*ICg*NR:][:ICg*NR]
+		blk := u
+		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
+		ob := blk
+		nr := min(NR, OCg-ob*NR)
 		clear(dw)
+		// A kernel row's KW taps × C channels are one contiguous run of the input.
 		for b := 0; b < m.n; b++ {
-			for oy := 0; oy < OH; oy++ {
-				kernels.ConvWgrad(dw, in[b*IS+IOFF+(oy*SH+ky)*IRS+kx*C+g*ICg:], SW*C, dout[b*DS+DI+oy*DRS+g*OCg+ob*NR:], OC, OW, ICg, min(NR, OCg-ob*NR))
+			for oy0 := 0; oy0 < OH; oy0 += WCHUNK {
+				rows := min(WCHUNK, OH-oy0)
+				for ky := 0; ky < KH; ky++ {
+					kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
+				}
 			}
 		}
-		nn.AddConvGradTap(grad, dw, convInfo[0].dims, blk, ky, kx)
+		for ky := 0; ky < KH; ky++ {
+			for kx := 0; kx < KW; kx++ {
+				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
+			}
+		}
 	}
 }
 
@@ -5017,21 +5212,21 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	lo, hi := parallel.Span(m.n*H, w, nw)
-	for r := lo; r < hi; r++ {
-		b, iy := r/H, r%H
-		qy := (iy + PH) / SH
-		row := dx[b*XS+XI+iy*XRS:]
-		switch (iy + PH) % SH {
-		case 0:
-			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			{
-				src := dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC:]
-				for g := 0; g < G; g++ {
-					for ib := 0; ib < ICB; ib++ {
-						kernels.ConvNHWC(row[0*C+g*ICg+ib*NR:], SW*C, src[g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+(g*ICB+ib)*18432:], nil, 224, min(NR, ICg-ib*NR), false)
-					}
-				}
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*ICB
+	rlo, rhi := parallel.Span(m.n*H, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
+				b, iy := r/H, r%H
+				qy := (iy + PH) / SH
+				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}

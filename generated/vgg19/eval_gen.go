@@ -52,13 +52,17 @@ func (m *Model) eval1(w, nw int) {
 	wt, bias := m.w.packE[0], m.w.biasE[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/224, r%224
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -83,13 +87,17 @@ func (m *Model) eval2(w, nw int) {
 	)
 	in, out := m.eb[1], m.eb[2]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/224, r%224
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -116,24 +124,7 @@ func (m *Model) eval3(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/112, r%112
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -158,13 +149,17 @@ func (m *Model) eval4(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[4], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -189,13 +184,17 @@ func (m *Model) eval5(w, nw int) {
 	)
 	in, out := m.eb[4], m.eb[5]
 	wt, bias := m.w.packE[3], m.w.biasE[3]
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -222,24 +221,7 @@ func (m *Model) eval6(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/56, r%56
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -264,13 +246,17 @@ func (m *Model) eval7(w, nw int) {
 	wt, bias := m.w.packE[4], m.w.biasE[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[7], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -297,13 +283,17 @@ func (m *Model) eval8(w, nw int) {
 	wt, bias := m.w.packE[5], m.w.biasE[5]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[8], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -330,13 +320,17 @@ func (m *Model) eval9(w, nw int) {
 	wt, bias := m.w.packE[6], m.w.biasE[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[9], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -361,13 +355,17 @@ func (m *Model) eval10(w, nw int) {
 	)
 	in, out := m.eb[9], m.eb[10]
 	wt, bias := m.w.packE[7], m.w.biasE[7]
-	lo, hi := parallel.Span(m.n*56, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/56, r%56
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -394,24 +392,7 @@ func (m *Model) eval11(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/28, r%28
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -436,13 +417,17 @@ func (m *Model) eval12(w, nw int) {
 	wt, bias := m.w.packE[8], m.w.biasE[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[12], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -469,13 +454,17 @@ func (m *Model) eval13(w, nw int) {
 	wt, bias := m.w.packE[9], m.w.biasE[9]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[13], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -502,13 +491,17 @@ func (m *Model) eval14(w, nw int) {
 	wt, bias := m.w.packE[10], m.w.biasE[10]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[14], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -533,13 +526,17 @@ func (m *Model) eval15(w, nw int) {
 	)
 	in, out := m.eb[14], m.eb[15]
 	wt, bias := m.w.packE[11], m.w.biasE[11]
-	lo, hi := parallel.Span(m.n*28, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/28, r%28
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the rows; each runs every channel block.
+	ulo, uhi := 0, G*OCB
+	rlo, rhi := parallel.Span(m.n*OH, w, nw)
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -566,24 +563,7 @@ func (m *Model) eval16(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/14, r%14
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 
@@ -608,13 +588,17 @@ func (m *Model) eval17(w, nw int) {
 	wt, bias := m.w.packE[12], m.w.biasE[12]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[17], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -641,13 +625,17 @@ func (m *Model) eval18(w, nw int) {
 	wt, bias := m.w.packE[13], m.w.biasE[13]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[18], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -674,13 +662,17 @@ func (m *Model) eval19(w, nw int) {
 	wt, bias := m.w.packE[14], m.w.biasE[14]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[19], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -705,13 +697,17 @@ func (m *Model) eval20(w, nw int) {
 	)
 	in, out := m.eb[19], m.eb[20]
 	wt, bias := m.w.packE[15], m.w.biasE[15]
-	lo, hi := parallel.Span(m.n*14, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/14, r%14
-		src, dst := in[b*IS+IOFF+oy*SH*IRS:], out[b*OS+OI+oy*ORS:]
-		for g := 0; g < G; g++ {
-			for ob := 0; ob < OCB; ob++ {
-				kernels.ConvNHWC(dst[g*OCg+ob*NR:], OC, src[g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[(g*OCB+ob)*PACK:], bias[(g*OCB+ob)*NR:], OW, min(NR, OCg-ob*NR), true)
+	// The workers split the channel blocks; each walks every row.
+	ulo, uhi := parallel.Span(G*OCB, w, nw)
+	rlo, rhi := 0, m.n*OH
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
+	for r0 := rlo; r0 < rhi; r0 += CHUNK {
+		r1 := min(r0+CHUNK, rhi)
+		for u := ulo; u < uhi; u++ {
+			g, ob := u/OCB, u%OCB
+			for r := r0; r < r1; r++ {
+				b, oy := r/OH, r%OH
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -736,24 +732,7 @@ func (m *Model) eval21(w, nw int) {
 	lo, hi := parallel.Span(m.n*7, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/7, r%7
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
 	}
 }
 

@@ -925,6 +925,7 @@ func (m *Model) Forward(x []float32, n int) ([]float32, error) {
 
 // Backward takes dL/dlogits for the batch of the last Forward and returns dL/dx (NCHW),
 // a view valid until the next call, adding every parameter's gradient into its Grad.
+// With Config.NoInputGrad it skips dL/dx and returns nil for it.
 func (m *Model) Backward(dlogits []float32) ([]float32, error) {
 	if !m.cfg.Training {
 		return nil, errors.New("vgg_mnist: Backward: this instance was made without Config.Training")
@@ -936,7 +937,14 @@ func (m *Model) Backward(dlogits []float32) ([]float32, error) {
 		return nil, fmt.Errorf("vgg_mnist: Backward: dlogits has %d values, want %d (%d samples of %d)", len(dlogits), m.n*NumClasses, m.n, NumClasses)
 	}
 	copy(m.gb[31], dlogits)
-	m.run(m.gradBwdTasks, len(m.gradFwdTasks))
+	tasks := m.gradBwdTasks
+	if m.cfg.NoInputGrad {
+		// The last 2 tasks only carry the gradient on to the input.
+		m.run(tasks[:len(tasks)-2], len(m.gradFwdTasks))
+		m.ready, m.backwardDone = false, true
+		return nil, nil
+	}
+	m.run(tasks, len(m.gradFwdTasks))
 	m.ready, m.backwardDone = false, true
 	return m.gb[32][:m.n*inSize], nil
 }

@@ -88,45 +88,54 @@ func convNHWCGo(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int
 	}
 }
 
-// ConvWgrad accumulates the weight gradient of one kernel tap over a run of np
-// output pixels: for c < nc input channels and j < nr ≤ NR output channels,
+// ConvWgrad accumulates the weight gradient of one kernel tap (or of a run of
+// taps whose input channels follow each other in memory, such as a kernel row's
+// taps on NHWC data) over nrows rows of np output pixels: for c < nc input
+// channels and j < nr ≤ NR output channels,
 //
 //	acc := dw[c*NR+j]
-//	for p < np { acc = fma(x[p*sx+c], dy[p*so+j], acc) }
+//	for r < nrows { for p < np {
+//	    acc = fma(x[r*sxr+p*sx+c], dy[r*sor+p*so+j], acc)
+//	}}
 //	dw[c*NR+j] = acc
 //
 // x points at the input value under the first pixel's tap (padded buffer, stride sx
-// between pixels), dy at the first pixel's output gradient (stride so). Calls for
-// successive pixel runs continue each element's FMA chain in order, so a whole
-// batch's reduction is one chain in (sample, row, column) order.
-func ConvWgrad(dw []float32, x []float32, sx int, dy []float32, so int, np, nc, nr int) {
-	if np <= 0 || nc <= 0 || nr <= 0 {
-		return
-	}
+// between pixels, sxr between rows), dy at the first pixel's output gradient
+// (stride so between pixels, sor between rows). The strides are any non-negative
+// values: rows may overlap or interleave. Each element's FMA chain runs over the
+// rows, then the pixels of a row, and calls for successive runs continue it in
+// order, so a whole batch's reduction is one chain in (sample, row, column) order;
+// nrows = 1 is one row (sxr and sor are then not used).
+func ConvWgrad(dw []float32, x []float32, sx, sxr int, dy []float32, so, sor int, np, nrows, nc, nr int) {
 	switch {
 	case nr > NR:
 		panic("kernels.ConvWgrad: bad tile")
-	case sx < 0 || so < 0:
+	case sx < 0 || sxr < 0 || so < 0 || sor < 0:
 		panic("kernels.ConvWgrad: negative strides")
+	case np <= 0 || nrows <= 0 || nc <= 0 || nr <= 0:
+		return
 	case len(dw) < (nc-1)*NR+nr:
 		panic("kernels.ConvWgrad: dw too short")
-	case len(x) < (np-1)*sx+nc:
+	case len(x) < (nrows-1)*sxr+(np-1)*sx+nc:
 		panic("kernels.ConvWgrad: x too short")
-	case len(dy) < (np-1)*so+nr:
+	case len(dy) < (nrows-1)*sor+(np-1)*so+nr:
 		panic("kernels.ConvWgrad: dy too short")
 	}
-	convWgrad(dw, x, sx, dy, so, np, nc, nr)
+	convWgrad(dw, x, sx, sxr, dy, so, sor, np, nrows, nc, nr)
 }
 
 // convWgradGo is ConvWgrad's pure-Go twin.
-func convWgradGo(dw []float32, x []float32, sx int, dy []float32, so int, np, nc, nr int) {
+func convWgradGo(dw []float32, x []float32, sx, sxr int, dy []float32, so, sor int, np, nrows, nc, nr int) {
 	for c := 0; c < nc; c++ {
 		d := dw[c*NR:]
 		d = d[:nr]
 		for j := range d {
 			acc := d[j]
-			for p := 0; p < np; p++ {
-				acc = FMA32(x[p*sx+c], dy[p*so+j], acc)
+			for r := 0; r < nrows; r++ {
+				xr, dyr := x[r*sxr+c:], dy[r*sor+j:]
+				for p := 0; p < np; p++ {
+					acc = FMA32(xr[p*sx], dyr[p*so], acc)
+				}
 			}
 			d[j] = acc
 		}

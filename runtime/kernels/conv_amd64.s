@@ -5001,14 +5001,31 @@ convNHWC_6x16_avx2_done:
 	VZEROUPPER
 	RET
 
-// func convWgrad_14x32_avx512(dw *float32, x *float32, sx int, dy *float32, so int, np int, nc int, nr int)
+// func convWgrad_14x32_avx512(dw *float32, x *float32, sx int, sxr int, dy *float32, so int, sor int, np int, nrows int, nc int, nr int)
 // Requires: AVX, AVX512F
-TEXT ·convWgrad_14x32_avx512(SB), NOSPLIT, $8-64
+TEXT ·convWgrad_14x32_avx512(SB), NOSPLIT, $32-88
+	// The pointers walk each row's pixels, then skip to the next row:
+	// xskip = (sxr - np*sx)*4, dyskip = (sor - np*so)*4 (bytes; may be negative)
+	MOVQ  sx+16(FP), AX
+	SHLQ  $0x02, AX
+	IMULQ np+56(FP), AX
+	MOVQ  sxr+24(FP), CX
+	SHLQ  $0x02, CX
+	SUBQ  AX, CX
+	MOVQ  CX, 8(SP)
+	MOVQ  so+40(FP), AX
+	SHLQ  $0x02, AX
+	IMULQ np+56(FP), AX
+	MOVQ  sor+48(FP), CX
+	SHLQ  $0x02, CX
+	SUBQ  AX, CX
+	MOVQ  CX, 16(SP)
+
 	// Channel tiles: dw, x and the channel count advance by P channels per tile.
 	MOVQ dw+0(FP), AX
 	MOVQ x+8(FP), DX
-	MOVQ nc+48(FP), BX
-	MOVQ nr+56(FP), SI
+	MOVQ nc+72(FP), BX
+	MOVQ nr+80(FP), SI
 
 	// k[v] has bit l set iff channel v*16+l < nr
 	MOVQ  SI, CX
@@ -5097,15 +5114,20 @@ convWgrad_14x32_avx512_14:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_14_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_14_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_14_full_ptail
 
@@ -5206,7 +5228,7 @@ convWgrad_14x32_avx512_14_full_p:
 convWgrad_14x32_avx512_14_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_14_store
+	JZ           convWgrad_14x32_avx512_14_full_rowend
 	VMOVUPS      (SI), Z28
 	VMOVUPS      64(SI), Z29
 	VBROADCASTSS (CX), Z30
@@ -5251,19 +5273,33 @@ convWgrad_14x32_avx512_14_full_ptail:
 	VBROADCASTSS 52(CX), Z30
 	VFMADD231PS  Z28, Z30, Z26
 	VFMADD231PS  Z29, Z30, Z27
-	JMP          convWgrad_14x32_avx512_14_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_14_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_14_full_row
+	JMP  convWgrad_14x32_avx512_14_store
 
 convWgrad_14x32_avx512_14_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_14_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_14_ptail
 
@@ -5364,7 +5400,7 @@ convWgrad_14x32_avx512_14_p:
 convWgrad_14x32_avx512_14_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_14_store
+	JZ           convWgrad_14x32_avx512_14_rowend
 	VMOVUPS.Z    (SI), K1, Z28
 	VMOVUPS.Z    64(SI), K2, Z29
 	VBROADCASTSS (CX), Z30
@@ -5409,6 +5445,15 @@ convWgrad_14x32_avx512_14_ptail:
 	VBROADCASTSS 52(CX), Z30
 	VFMADD231PS  Z28, Z30, Z26
 	VFMADD231PS  Z29, Z30, Z27
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_14_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_14_row
 
 convWgrad_14x32_avx512_14_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -5480,15 +5525,20 @@ convWgrad_14x32_avx512_13:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_13_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_13_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_13_full_ptail
 
@@ -5583,7 +5633,7 @@ convWgrad_14x32_avx512_13_full_p:
 convWgrad_14x32_avx512_13_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_13_store
+	JZ           convWgrad_14x32_avx512_13_full_rowend
 	VMOVUPS      (SI), Z26
 	VMOVUPS      64(SI), Z27
 	VBROADCASTSS (CX), Z28
@@ -5625,19 +5675,33 @@ convWgrad_14x32_avx512_13_full_ptail:
 	VBROADCASTSS 48(CX), Z28
 	VFMADD231PS  Z26, Z28, Z24
 	VFMADD231PS  Z27, Z28, Z25
-	JMP          convWgrad_14x32_avx512_13_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_13_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_13_full_row
+	JMP  convWgrad_14x32_avx512_13_store
 
 convWgrad_14x32_avx512_13_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_13_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_13_ptail
 
@@ -5732,7 +5796,7 @@ convWgrad_14x32_avx512_13_p:
 convWgrad_14x32_avx512_13_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_13_store
+	JZ           convWgrad_14x32_avx512_13_rowend
 	VMOVUPS.Z    (SI), K1, Z26
 	VMOVUPS.Z    64(SI), K2, Z27
 	VBROADCASTSS (CX), Z28
@@ -5774,6 +5838,15 @@ convWgrad_14x32_avx512_13_ptail:
 	VBROADCASTSS 48(CX), Z28
 	VFMADD231PS  Z26, Z28, Z24
 	VFMADD231PS  Z27, Z28, Z25
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_13_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_13_row
 
 convWgrad_14x32_avx512_13_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -5841,15 +5914,20 @@ convWgrad_14x32_avx512_12:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_12_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_12_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_12_full_ptail
 
@@ -5938,7 +6016,7 @@ convWgrad_14x32_avx512_12_full_p:
 convWgrad_14x32_avx512_12_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_12_store
+	JZ           convWgrad_14x32_avx512_12_full_rowend
 	VMOVUPS      (SI), Z24
 	VMOVUPS      64(SI), Z25
 	VBROADCASTSS (CX), Z26
@@ -5977,19 +6055,33 @@ convWgrad_14x32_avx512_12_full_ptail:
 	VBROADCASTSS 44(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
-	JMP          convWgrad_14x32_avx512_12_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_12_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_12_full_row
+	JMP  convWgrad_14x32_avx512_12_store
 
 convWgrad_14x32_avx512_12_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_12_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_12_ptail
 
@@ -6078,7 +6170,7 @@ convWgrad_14x32_avx512_12_p:
 convWgrad_14x32_avx512_12_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_12_store
+	JZ           convWgrad_14x32_avx512_12_rowend
 	VMOVUPS.Z    (SI), K1, Z24
 	VMOVUPS.Z    64(SI), K2, Z25
 	VBROADCASTSS (CX), Z26
@@ -6117,6 +6209,15 @@ convWgrad_14x32_avx512_12_ptail:
 	VBROADCASTSS 44(CX), Z26
 	VFMADD231PS  Z24, Z26, Z22
 	VFMADD231PS  Z25, Z26, Z23
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_12_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_12_row
 
 convWgrad_14x32_avx512_12_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -6180,15 +6281,20 @@ convWgrad_14x32_avx512_11:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_11_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_11_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_11_full_ptail
 
@@ -6271,7 +6377,7 @@ convWgrad_14x32_avx512_11_full_p:
 convWgrad_14x32_avx512_11_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_11_store
+	JZ           convWgrad_14x32_avx512_11_full_rowend
 	VMOVUPS      (SI), Z22
 	VMOVUPS      64(SI), Z23
 	VBROADCASTSS (CX), Z24
@@ -6307,19 +6413,33 @@ convWgrad_14x32_avx512_11_full_ptail:
 	VBROADCASTSS 40(CX), Z24
 	VFMADD231PS  Z22, Z24, Z20
 	VFMADD231PS  Z23, Z24, Z21
-	JMP          convWgrad_14x32_avx512_11_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_11_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_11_full_row
+	JMP  convWgrad_14x32_avx512_11_store
 
 convWgrad_14x32_avx512_11_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_11_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_11_ptail
 
@@ -6402,7 +6522,7 @@ convWgrad_14x32_avx512_11_p:
 convWgrad_14x32_avx512_11_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_11_store
+	JZ           convWgrad_14x32_avx512_11_rowend
 	VMOVUPS.Z    (SI), K1, Z22
 	VMOVUPS.Z    64(SI), K2, Z23
 	VBROADCASTSS (CX), Z24
@@ -6438,6 +6558,15 @@ convWgrad_14x32_avx512_11_ptail:
 	VBROADCASTSS 40(CX), Z24
 	VFMADD231PS  Z22, Z24, Z20
 	VFMADD231PS  Z23, Z24, Z21
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_11_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_11_row
 
 convWgrad_14x32_avx512_11_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -6497,15 +6626,20 @@ convWgrad_14x32_avx512_10:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_10_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_10_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_10_full_ptail
 
@@ -6582,7 +6716,7 @@ convWgrad_14x32_avx512_10_full_p:
 convWgrad_14x32_avx512_10_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_10_store
+	JZ           convWgrad_14x32_avx512_10_full_rowend
 	VMOVUPS      (SI), Z20
 	VMOVUPS      64(SI), Z21
 	VBROADCASTSS (CX), Z22
@@ -6615,19 +6749,33 @@ convWgrad_14x32_avx512_10_full_ptail:
 	VBROADCASTSS 36(CX), Z22
 	VFMADD231PS  Z20, Z22, Z18
 	VFMADD231PS  Z21, Z22, Z19
-	JMP          convWgrad_14x32_avx512_10_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_10_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_10_full_row
+	JMP  convWgrad_14x32_avx512_10_store
 
 convWgrad_14x32_avx512_10_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_10_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_10_ptail
 
@@ -6704,7 +6852,7 @@ convWgrad_14x32_avx512_10_p:
 convWgrad_14x32_avx512_10_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_10_store
+	JZ           convWgrad_14x32_avx512_10_rowend
 	VMOVUPS.Z    (SI), K1, Z20
 	VMOVUPS.Z    64(SI), K2, Z21
 	VBROADCASTSS (CX), Z22
@@ -6737,6 +6885,15 @@ convWgrad_14x32_avx512_10_ptail:
 	VBROADCASTSS 36(CX), Z22
 	VFMADD231PS  Z20, Z22, Z18
 	VFMADD231PS  Z21, Z22, Z19
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_10_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_10_row
 
 convWgrad_14x32_avx512_10_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -6792,15 +6949,20 @@ convWgrad_14x32_avx512_9:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_9_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_9_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_9_full_ptail
 
@@ -6871,7 +7033,7 @@ convWgrad_14x32_avx512_9_full_p:
 convWgrad_14x32_avx512_9_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_9_store
+	JZ           convWgrad_14x32_avx512_9_full_rowend
 	VMOVUPS      (SI), Z18
 	VMOVUPS      64(SI), Z19
 	VBROADCASTSS (CX), Z20
@@ -6901,19 +7063,33 @@ convWgrad_14x32_avx512_9_full_ptail:
 	VBROADCASTSS 32(CX), Z20
 	VFMADD231PS  Z18, Z20, Z16
 	VFMADD231PS  Z19, Z20, Z17
-	JMP          convWgrad_14x32_avx512_9_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_9_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_9_full_row
+	JMP  convWgrad_14x32_avx512_9_store
 
 convWgrad_14x32_avx512_9_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_9_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_9_ptail
 
@@ -6984,7 +7160,7 @@ convWgrad_14x32_avx512_9_p:
 convWgrad_14x32_avx512_9_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_9_store
+	JZ           convWgrad_14x32_avx512_9_rowend
 	VMOVUPS.Z    (SI), K1, Z18
 	VMOVUPS.Z    64(SI), K2, Z19
 	VBROADCASTSS (CX), Z20
@@ -7014,6 +7190,15 @@ convWgrad_14x32_avx512_9_ptail:
 	VBROADCASTSS 32(CX), Z20
 	VFMADD231PS  Z18, Z20, Z16
 	VFMADD231PS  Z19, Z20, Z17
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_9_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_9_row
 
 convWgrad_14x32_avx512_9_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -7065,15 +7250,20 @@ convWgrad_14x32_avx512_8:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_8_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_8_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_8_full_ptail
 
@@ -7138,7 +7328,7 @@ convWgrad_14x32_avx512_8_full_p:
 convWgrad_14x32_avx512_8_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_8_store
+	JZ           convWgrad_14x32_avx512_8_full_rowend
 	VMOVUPS      (SI), Z16
 	VMOVUPS      64(SI), Z17
 	VBROADCASTSS (CX), Z18
@@ -7165,19 +7355,33 @@ convWgrad_14x32_avx512_8_full_ptail:
 	VBROADCASTSS 28(CX), Z18
 	VFMADD231PS  Z16, Z18, Z14
 	VFMADD231PS  Z17, Z18, Z15
-	JMP          convWgrad_14x32_avx512_8_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_8_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_8_full_row
+	JMP  convWgrad_14x32_avx512_8_store
 
 convWgrad_14x32_avx512_8_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_8_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_8_ptail
 
@@ -7242,7 +7446,7 @@ convWgrad_14x32_avx512_8_p:
 convWgrad_14x32_avx512_8_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_8_store
+	JZ           convWgrad_14x32_avx512_8_rowend
 	VMOVUPS.Z    (SI), K1, Z16
 	VMOVUPS.Z    64(SI), K2, Z17
 	VBROADCASTSS (CX), Z18
@@ -7269,6 +7473,15 @@ convWgrad_14x32_avx512_8_ptail:
 	VBROADCASTSS 28(CX), Z18
 	VFMADD231PS  Z16, Z18, Z14
 	VFMADD231PS  Z17, Z18, Z15
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_8_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_8_row
 
 convWgrad_14x32_avx512_8_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -7316,15 +7529,20 @@ convWgrad_14x32_avx512_7:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_7_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_7_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_7_full_ptail
 
@@ -7383,7 +7601,7 @@ convWgrad_14x32_avx512_7_full_p:
 convWgrad_14x32_avx512_7_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_7_store
+	JZ           convWgrad_14x32_avx512_7_full_rowend
 	VMOVUPS      (SI), Z14
 	VMOVUPS      64(SI), Z15
 	VBROADCASTSS (CX), Z16
@@ -7407,19 +7625,33 @@ convWgrad_14x32_avx512_7_full_ptail:
 	VBROADCASTSS 24(CX), Z16
 	VFMADD231PS  Z14, Z16, Z12
 	VFMADD231PS  Z15, Z16, Z13
-	JMP          convWgrad_14x32_avx512_7_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_7_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_7_full_row
+	JMP  convWgrad_14x32_avx512_7_store
 
 convWgrad_14x32_avx512_7_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_7_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_7_ptail
 
@@ -7478,7 +7710,7 @@ convWgrad_14x32_avx512_7_p:
 convWgrad_14x32_avx512_7_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_7_store
+	JZ           convWgrad_14x32_avx512_7_rowend
 	VMOVUPS.Z    (SI), K1, Z14
 	VMOVUPS.Z    64(SI), K2, Z15
 	VBROADCASTSS (CX), Z16
@@ -7502,6 +7734,15 @@ convWgrad_14x32_avx512_7_ptail:
 	VBROADCASTSS 24(CX), Z16
 	VFMADD231PS  Z14, Z16, Z12
 	VFMADD231PS  Z15, Z16, Z13
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_7_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_7_row
 
 convWgrad_14x32_avx512_7_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -7545,15 +7786,20 @@ convWgrad_14x32_avx512_6:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_6_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_6_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_6_full_ptail
 
@@ -7606,7 +7852,7 @@ convWgrad_14x32_avx512_6_full_p:
 convWgrad_14x32_avx512_6_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_6_store
+	JZ           convWgrad_14x32_avx512_6_full_rowend
 	VMOVUPS      (SI), Z12
 	VMOVUPS      64(SI), Z13
 	VBROADCASTSS (CX), Z14
@@ -7627,19 +7873,33 @@ convWgrad_14x32_avx512_6_full_ptail:
 	VBROADCASTSS 20(CX), Z14
 	VFMADD231PS  Z12, Z14, Z10
 	VFMADD231PS  Z13, Z14, Z11
-	JMP          convWgrad_14x32_avx512_6_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_6_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_6_full_row
+	JMP  convWgrad_14x32_avx512_6_store
 
 convWgrad_14x32_avx512_6_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_6_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_6_ptail
 
@@ -7692,7 +7952,7 @@ convWgrad_14x32_avx512_6_p:
 convWgrad_14x32_avx512_6_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_6_store
+	JZ           convWgrad_14x32_avx512_6_rowend
 	VMOVUPS.Z    (SI), K1, Z12
 	VMOVUPS.Z    64(SI), K2, Z13
 	VBROADCASTSS (CX), Z14
@@ -7713,6 +7973,15 @@ convWgrad_14x32_avx512_6_ptail:
 	VBROADCASTSS 20(CX), Z14
 	VFMADD231PS  Z12, Z14, Z10
 	VFMADD231PS  Z13, Z14, Z11
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_6_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_6_row
 
 convWgrad_14x32_avx512_6_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -7752,15 +8021,20 @@ convWgrad_14x32_avx512_5:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_5_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_5_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_5_full_ptail
 
@@ -7807,7 +8081,7 @@ convWgrad_14x32_avx512_5_full_p:
 convWgrad_14x32_avx512_5_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_5_store
+	JZ           convWgrad_14x32_avx512_5_full_rowend
 	VMOVUPS      (SI), Z10
 	VMOVUPS      64(SI), Z11
 	VBROADCASTSS (CX), Z12
@@ -7825,19 +8099,33 @@ convWgrad_14x32_avx512_5_full_ptail:
 	VBROADCASTSS 16(CX), Z12
 	VFMADD231PS  Z10, Z12, Z8
 	VFMADD231PS  Z11, Z12, Z9
-	JMP          convWgrad_14x32_avx512_5_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_5_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_5_full_row
+	JMP  convWgrad_14x32_avx512_5_store
 
 convWgrad_14x32_avx512_5_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_5_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_5_ptail
 
@@ -7884,7 +8172,7 @@ convWgrad_14x32_avx512_5_p:
 convWgrad_14x32_avx512_5_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_5_store
+	JZ           convWgrad_14x32_avx512_5_rowend
 	VMOVUPS.Z    (SI), K1, Z10
 	VMOVUPS.Z    64(SI), K2, Z11
 	VBROADCASTSS (CX), Z12
@@ -7902,6 +8190,15 @@ convWgrad_14x32_avx512_5_ptail:
 	VBROADCASTSS 16(CX), Z12
 	VFMADD231PS  Z10, Z12, Z8
 	VFMADD231PS  Z11, Z12, Z9
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_5_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_5_row
 
 convWgrad_14x32_avx512_5_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -7937,15 +8234,20 @@ convWgrad_14x32_avx512_4:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_4_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_4_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_4_full_ptail
 
@@ -7986,7 +8288,7 @@ convWgrad_14x32_avx512_4_full_p:
 convWgrad_14x32_avx512_4_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_4_store
+	JZ           convWgrad_14x32_avx512_4_full_rowend
 	VMOVUPS      (SI), Z8
 	VMOVUPS      64(SI), Z9
 	VBROADCASTSS (CX), Z10
@@ -8001,19 +8303,33 @@ convWgrad_14x32_avx512_4_full_ptail:
 	VBROADCASTSS 12(CX), Z10
 	VFMADD231PS  Z8, Z10, Z6
 	VFMADD231PS  Z9, Z10, Z7
-	JMP          convWgrad_14x32_avx512_4_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_4_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_4_full_row
+	JMP  convWgrad_14x32_avx512_4_store
 
 convWgrad_14x32_avx512_4_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_4_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_4_ptail
 
@@ -8054,7 +8370,7 @@ convWgrad_14x32_avx512_4_p:
 convWgrad_14x32_avx512_4_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_4_store
+	JZ           convWgrad_14x32_avx512_4_rowend
 	VMOVUPS.Z    (SI), K1, Z8
 	VMOVUPS.Z    64(SI), K2, Z9
 	VBROADCASTSS (CX), Z10
@@ -8069,6 +8385,15 @@ convWgrad_14x32_avx512_4_ptail:
 	VBROADCASTSS 12(CX), Z10
 	VFMADD231PS  Z8, Z10, Z6
 	VFMADD231PS  Z9, Z10, Z7
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_4_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_4_row
 
 convWgrad_14x32_avx512_4_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -8100,15 +8425,20 @@ convWgrad_14x32_avx512_3:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_3_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_3_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_3_full_ptail
 
@@ -8143,7 +8473,7 @@ convWgrad_14x32_avx512_3_full_p:
 convWgrad_14x32_avx512_3_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_3_store
+	JZ           convWgrad_14x32_avx512_3_full_rowend
 	VMOVUPS      (SI), Z6
 	VMOVUPS      64(SI), Z7
 	VBROADCASTSS (CX), Z8
@@ -8155,19 +8485,33 @@ convWgrad_14x32_avx512_3_full_ptail:
 	VBROADCASTSS 8(CX), Z8
 	VFMADD231PS  Z6, Z8, Z4
 	VFMADD231PS  Z7, Z8, Z5
-	JMP          convWgrad_14x32_avx512_3_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_3_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_3_full_row
+	JMP  convWgrad_14x32_avx512_3_store
 
 convWgrad_14x32_avx512_3_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_3_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_3_ptail
 
@@ -8202,7 +8546,7 @@ convWgrad_14x32_avx512_3_p:
 convWgrad_14x32_avx512_3_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_3_store
+	JZ           convWgrad_14x32_avx512_3_rowend
 	VMOVUPS.Z    (SI), K1, Z6
 	VMOVUPS.Z    64(SI), K2, Z7
 	VBROADCASTSS (CX), Z8
@@ -8214,6 +8558,15 @@ convWgrad_14x32_avx512_3_ptail:
 	VBROADCASTSS 8(CX), Z8
 	VFMADD231PS  Z6, Z8, Z4
 	VFMADD231PS  Z7, Z8, Z5
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_3_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_3_row
 
 convWgrad_14x32_avx512_3_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -8241,15 +8594,20 @@ convWgrad_14x32_avx512_2:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_2_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_2_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_2_full_ptail
 
@@ -8278,7 +8636,7 @@ convWgrad_14x32_avx512_2_full_p:
 convWgrad_14x32_avx512_2_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_2_store
+	JZ           convWgrad_14x32_avx512_2_full_rowend
 	VMOVUPS      (SI), Z4
 	VMOVUPS      64(SI), Z5
 	VBROADCASTSS (CX), Z6
@@ -8287,19 +8645,33 @@ convWgrad_14x32_avx512_2_full_ptail:
 	VBROADCASTSS 4(CX), Z6
 	VFMADD231PS  Z4, Z6, Z2
 	VFMADD231PS  Z5, Z6, Z3
-	JMP          convWgrad_14x32_avx512_2_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_2_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_2_full_row
+	JMP  convWgrad_14x32_avx512_2_store
 
 convWgrad_14x32_avx512_2_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_2_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_2_ptail
 
@@ -8328,7 +8700,7 @@ convWgrad_14x32_avx512_2_p:
 convWgrad_14x32_avx512_2_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_2_store
+	JZ           convWgrad_14x32_avx512_2_rowend
 	VMOVUPS.Z    (SI), K1, Z4
 	VMOVUPS.Z    64(SI), K2, Z5
 	VBROADCASTSS (CX), Z6
@@ -8337,6 +8709,15 @@ convWgrad_14x32_avx512_2_ptail:
 	VBROADCASTSS 4(CX), Z6
 	VFMADD231PS  Z4, Z6, Z2
 	VFMADD231PS  Z5, Z6, Z3
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_2_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_2_row
 
 convWgrad_14x32_avx512_2_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -8360,15 +8741,20 @@ convWgrad_14x32_avx512_1:
 	CMPQ (SP), $0x00000080
 	JB   convWgrad_14x32_avx512_1_partial
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_1_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_1_full_ptail
 
@@ -8391,25 +8777,39 @@ convWgrad_14x32_avx512_1_full_p:
 convWgrad_14x32_avx512_1_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_1_store
+	JZ           convWgrad_14x32_avx512_1_full_rowend
 	VMOVUPS      (SI), Z2
 	VMOVUPS      64(SI), Z3
 	VBROADCASTSS (CX), Z4
 	VFMADD231PS  Z2, Z4, Z0
 	VFMADD231PS  Z3, Z4, Z1
-	JMP          convWgrad_14x32_avx512_1_store
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_1_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_1_full_row
+	JMP  convWgrad_14x32_avx512_1_store
 
 convWgrad_14x32_avx512_1_partial:
 	MOVQ DX, CX
-	MOVQ dy+24(FP), SI
+	MOVQ dy+32(FP), SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_14x32_avx512_1_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_14x32_avx512_1_ptail
 
@@ -8432,12 +8832,21 @@ convWgrad_14x32_avx512_1_p:
 convWgrad_14x32_avx512_1_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_14x32_avx512_1_store
+	JZ           convWgrad_14x32_avx512_1_rowend
 	VMOVUPS.Z    (SI), K1, Z2
 	VMOVUPS.Z    64(SI), K2, Z3
 	VBROADCASTSS (CX), Z4
 	VFMADD231PS  Z2, Z4, Z0
 	VFMADD231PS  Z3, Z4, Z1
+	ADDQ         DI, CX
+	ADDQ         R8, SI
+
+convWgrad_14x32_avx512_1_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), CX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_14x32_avx512_1_row
 
 convWgrad_14x32_avx512_1_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
@@ -8454,23 +8863,40 @@ convWgrad_14x32_avx512_done:
 	VZEROUPPER
 	RET
 
-// func convWgrad_6x16_avx2(dw *float32, x *float32, sx int, dy *float32, so int, np int, nc int, nr int)
+// func convWgrad_6x16_avx2(dw *float32, x *float32, sx int, sxr int, dy *float32, so int, sor int, np int, nrows int, nc int, nr int)
 // Requires: AVX, FMA3
-TEXT ·convWgrad_6x16_avx2(SB), NOSPLIT, $24-64
+TEXT ·convWgrad_6x16_avx2(SB), NOSPLIT, $48-88
+	// The pointers walk each row's pixels, then skip to the next row:
+	// xskip = (sxr - np*sx)*4, dyskip = (sor - np*so)*4 (bytes; may be negative)
+	MOVQ  sx+16(FP), AX
+	SHLQ  $0x02, AX
+	IMULQ np+56(FP), AX
+	MOVQ  sxr+24(FP), CX
+	SHLQ  $0x02, CX
+	SUBQ  AX, CX
+	MOVQ  CX, 8(SP)
+	MOVQ  so+40(FP), AX
+	SHLQ  $0x02, AX
+	IMULQ np+56(FP), AX
+	MOVQ  sor+48(FP), CX
+	SHLQ  $0x02, CX
+	SUBQ  AX, CX
+	MOVQ  CX, 16(SP)
+
 	// Channel tiles: dw, x and the channel count advance by P channels per tile.
 	MOVQ dw+0(FP), AX
 	MOVQ x+8(FP), CX
-	MOVQ nc+48(FP), DX
-	MOVQ nr+56(FP), BX
+	MOVQ nc+72(FP), DX
+	MOVQ nr+80(FP), BX
 
 	// mask = &convMaskTable[NR-nr]: lane l of the mask at channel j is set iff j+l < nr
 	LEAQ convMaskTable<>+128(SB), SI
 	MOVQ BX, DI
 	SHLQ $0x02, DI
 	SUBQ DI, SI
-	MOVQ SI, (SP)
+	MOVQ SI, 40(SP)
 	SHLQ $0x02, BX
-	MOVQ BX, 8(SP)
+	MOVQ BX, (SP)
 
 	// for n > 0 { P := tile size (6, or what is left, halved above 6); tile[P](); n -= P }
 convWgrad_6x16_avx2_next:
@@ -8499,65 +8925,70 @@ convWgrad_6x16_avx2_dispatch:
 
 convWgrad_6x16_avx2_6:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 16(SP)
+	MOVQ $0x00000000, 32(SP)
 
 convWgrad_6x16_avx2_6_pass:
 	// acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS (AX)(BX*1), Y0, Y0
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y1
 	VMASKMOVPS 32(AX)(BX*1), Y1, Y1
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y2
 	VMASKMOVPS 128(AX)(BX*1), Y2, Y2
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y3
 	VMASKMOVPS 160(AX)(BX*1), Y3, Y3
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y4
 	VMASKMOVPS 256(AX)(BX*1), Y4, Y4
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y5
 	VMASKMOVPS 288(AX)(BX*1), Y5, Y5
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y6
 	VMASKMOVPS 384(AX)(BX*1), Y6, Y6
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y7
 	VMASKMOVPS 416(AX)(BX*1), Y7, Y7
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y8
 	VMASKMOVPS 512(AX)(BX*1), Y8, Y8
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y9
 	VMASKMOVPS 544(AX)(BX*1), Y9, Y9
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y10
 	VMASKMOVPS 640(AX)(BX*1), Y10, Y10
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y11
 	VMASKMOVPS 672(AX)(BX*1), Y11, Y11
 
 	// dy's channels >= nr are read with masks only in a partial pass
-	MOVQ 16(SP), BX
+	MOVQ 32(SP), BX
 	ADDQ $0x00000040, BX
-	CMPQ BX, 8(SP)
+	CMPQ BX, (SP)
 	JA   convWgrad_6x16_avx2_6_partial
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ 16(SP), DI
+	MOVQ dy+32(FP), SI
+	MOVQ 32(SP), DI
 	ADDQ DI, SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_6_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_6x16_avx2_6_full_ptail
 
@@ -8610,7 +9041,7 @@ convWgrad_6x16_avx2_6_full_p:
 convWgrad_6x16_avx2_6_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_6x16_avx2_6_store
+	JZ           convWgrad_6x16_avx2_6_full_rowend
 	VMOVUPS      (SI), Y12
 	VMOVUPS      32(SI), Y13
 	VBROADCASTSS (BX), Y14
@@ -8631,23 +9062,37 @@ convWgrad_6x16_avx2_6_full_ptail:
 	VBROADCASTSS 20(BX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	JMP          convWgrad_6x16_avx2_6_store
+	ADDQ         DI, BX
+	ADDQ         R8, SI
+
+convWgrad_6x16_avx2_6_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_6_full_row
+	JMP  convWgrad_6x16_avx2_6_store
 
 convWgrad_6x16_avx2_6_partial:
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ (SP), DI
-	MOVQ 16(SP), R8
+	MOVQ dy+32(FP), SI
+	MOVQ 40(SP), DI
+	MOVQ 32(SP), R8
 	ADDQ R8, SI
 	ADDQ R8, DI
 	MOVQ sx+16(FP), R8
 	SHLQ $0x02, R8
-	MOVQ so+32(FP), R9
+	MOVQ so+40(FP), R9
 	SHLQ $0x02, R9
-	MOVQ np+40(FP), R10
+	MOVQ nrows+64(FP), R10
+	MOVQ R10, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_6_row:
+	MOVQ np+56(FP), R10
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R10
 	JB   convWgrad_6x16_avx2_6_ptail
 
@@ -8704,7 +9149,7 @@ convWgrad_6x16_avx2_6_p:
 convWgrad_6x16_avx2_6_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R10
-	JZ           convWgrad_6x16_avx2_6_store
+	JZ           convWgrad_6x16_avx2_6_rowend
 	VMOVUPS      (DI), Y12
 	VMASKMOVPS   (SI), Y12, Y12
 	VMOVUPS      32(DI), Y13
@@ -8727,50 +9172,59 @@ convWgrad_6x16_avx2_6_ptail:
 	VBROADCASTSS 20(BX), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
+	ADDQ         R8, BX
+	ADDQ         R9, SI
+
+convWgrad_6x16_avx2_6_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_6_row
 
 convWgrad_6x16_avx2_6_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y12
 	VMASKMOVPS Y0, Y12, (AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y1, Y0, 32(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y2, Y0, 128(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y3, Y0, 160(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y4, Y0, 256(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y5, Y0, 288(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y6, Y0, 384(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y7, Y0, 416(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y8, Y0, 512(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y9, Y0, 544(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y10, Y0, 640(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y11, Y0, 672(AX)(BX*1)
-	MOVQ       16(SP), BX
+	MOVQ       32(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 16(SP)
-	CMPQ       BX, 8(SP)
+	MOVQ       BX, 32(SP)
+	CMPQ       BX, (SP)
 	JB         convWgrad_6x16_avx2_6_pass
 
 	// dw += 6*NR; x += 6; n -= 6
@@ -8781,59 +9235,64 @@ convWgrad_6x16_avx2_6_store:
 
 convWgrad_6x16_avx2_5:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 16(SP)
+	MOVQ $0x00000000, 32(SP)
 
 convWgrad_6x16_avx2_5_pass:
 	// acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS (AX)(BX*1), Y0, Y0
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y1
 	VMASKMOVPS 32(AX)(BX*1), Y1, Y1
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y2
 	VMASKMOVPS 128(AX)(BX*1), Y2, Y2
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y3
 	VMASKMOVPS 160(AX)(BX*1), Y3, Y3
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y4
 	VMASKMOVPS 256(AX)(BX*1), Y4, Y4
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y5
 	VMASKMOVPS 288(AX)(BX*1), Y5, Y5
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y6
 	VMASKMOVPS 384(AX)(BX*1), Y6, Y6
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y7
 	VMASKMOVPS 416(AX)(BX*1), Y7, Y7
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y8
 	VMASKMOVPS 512(AX)(BX*1), Y8, Y8
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y9
 	VMASKMOVPS 544(AX)(BX*1), Y9, Y9
 
 	// dy's channels >= nr are read with masks only in a partial pass
-	MOVQ 16(SP), BX
+	MOVQ 32(SP), BX
 	ADDQ $0x00000040, BX
-	CMPQ BX, 8(SP)
+	CMPQ BX, (SP)
 	JA   convWgrad_6x16_avx2_5_partial
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ 16(SP), DI
+	MOVQ dy+32(FP), SI
+	MOVQ 32(SP), DI
 	ADDQ DI, SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_5_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_6x16_avx2_5_full_ptail
 
@@ -8880,7 +9339,7 @@ convWgrad_6x16_avx2_5_full_p:
 convWgrad_6x16_avx2_5_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_6x16_avx2_5_store
+	JZ           convWgrad_6x16_avx2_5_full_rowend
 	VMOVUPS      (SI), Y10
 	VMOVUPS      32(SI), Y11
 	VBROADCASTSS (BX), Y12
@@ -8898,23 +9357,37 @@ convWgrad_6x16_avx2_5_full_ptail:
 	VBROADCASTSS 16(BX), Y12
 	VFMADD231PS  Y10, Y12, Y8
 	VFMADD231PS  Y11, Y12, Y9
-	JMP          convWgrad_6x16_avx2_5_store
+	ADDQ         DI, BX
+	ADDQ         R8, SI
+
+convWgrad_6x16_avx2_5_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_5_full_row
+	JMP  convWgrad_6x16_avx2_5_store
 
 convWgrad_6x16_avx2_5_partial:
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ (SP), DI
-	MOVQ 16(SP), R8
+	MOVQ dy+32(FP), SI
+	MOVQ 40(SP), DI
+	MOVQ 32(SP), R8
 	ADDQ R8, SI
 	ADDQ R8, DI
 	MOVQ sx+16(FP), R8
 	SHLQ $0x02, R8
-	MOVQ so+32(FP), R9
+	MOVQ so+40(FP), R9
 	SHLQ $0x02, R9
-	MOVQ np+40(FP), R10
+	MOVQ nrows+64(FP), R10
+	MOVQ R10, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_5_row:
+	MOVQ np+56(FP), R10
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R10
 	JB   convWgrad_6x16_avx2_5_ptail
 
@@ -8965,7 +9438,7 @@ convWgrad_6x16_avx2_5_p:
 convWgrad_6x16_avx2_5_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R10
-	JZ           convWgrad_6x16_avx2_5_store
+	JZ           convWgrad_6x16_avx2_5_rowend
 	VMOVUPS      (DI), Y10
 	VMASKMOVPS   (SI), Y10, Y10
 	VMOVUPS      32(DI), Y11
@@ -8985,44 +9458,53 @@ convWgrad_6x16_avx2_5_ptail:
 	VBROADCASTSS 16(BX), Y12
 	VFMADD231PS  Y10, Y12, Y8
 	VFMADD231PS  Y11, Y12, Y9
+	ADDQ         R8, BX
+	ADDQ         R9, SI
+
+convWgrad_6x16_avx2_5_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_5_row
 
 convWgrad_6x16_avx2_5_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y10
 	VMASKMOVPS Y0, Y10, (AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y1, Y0, 32(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y2, Y0, 128(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y3, Y0, 160(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y4, Y0, 256(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y5, Y0, 288(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y6, Y0, 384(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y7, Y0, 416(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y8, Y0, 512(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y9, Y0, 544(AX)(BX*1)
-	MOVQ       16(SP), BX
+	MOVQ       32(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 16(SP)
-	CMPQ       BX, 8(SP)
+	MOVQ       BX, 32(SP)
+	CMPQ       BX, (SP)
 	JB         convWgrad_6x16_avx2_5_pass
 
 	// dw += 5*NR; x += 5; n -= 5
@@ -9033,53 +9515,58 @@ convWgrad_6x16_avx2_5_store:
 
 convWgrad_6x16_avx2_4:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 16(SP)
+	MOVQ $0x00000000, 32(SP)
 
 convWgrad_6x16_avx2_4_pass:
 	// acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS (AX)(BX*1), Y0, Y0
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y1
 	VMASKMOVPS 32(AX)(BX*1), Y1, Y1
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y2
 	VMASKMOVPS 128(AX)(BX*1), Y2, Y2
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y3
 	VMASKMOVPS 160(AX)(BX*1), Y3, Y3
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y4
 	VMASKMOVPS 256(AX)(BX*1), Y4, Y4
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y5
 	VMASKMOVPS 288(AX)(BX*1), Y5, Y5
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y6
 	VMASKMOVPS 384(AX)(BX*1), Y6, Y6
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y7
 	VMASKMOVPS 416(AX)(BX*1), Y7, Y7
 
 	// dy's channels >= nr are read with masks only in a partial pass
-	MOVQ 16(SP), BX
+	MOVQ 32(SP), BX
 	ADDQ $0x00000040, BX
-	CMPQ BX, 8(SP)
+	CMPQ BX, (SP)
 	JA   convWgrad_6x16_avx2_4_partial
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ 16(SP), DI
+	MOVQ dy+32(FP), SI
+	MOVQ 32(SP), DI
 	ADDQ DI, SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_4_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_6x16_avx2_4_full_ptail
 
@@ -9120,7 +9607,7 @@ convWgrad_6x16_avx2_4_full_p:
 convWgrad_6x16_avx2_4_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_6x16_avx2_4_store
+	JZ           convWgrad_6x16_avx2_4_full_rowend
 	VMOVUPS      (SI), Y8
 	VMOVUPS      32(SI), Y9
 	VBROADCASTSS (BX), Y10
@@ -9135,23 +9622,37 @@ convWgrad_6x16_avx2_4_full_ptail:
 	VBROADCASTSS 12(BX), Y10
 	VFMADD231PS  Y8, Y10, Y6
 	VFMADD231PS  Y9, Y10, Y7
-	JMP          convWgrad_6x16_avx2_4_store
+	ADDQ         DI, BX
+	ADDQ         R8, SI
+
+convWgrad_6x16_avx2_4_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_4_full_row
+	JMP  convWgrad_6x16_avx2_4_store
 
 convWgrad_6x16_avx2_4_partial:
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ (SP), DI
-	MOVQ 16(SP), R8
+	MOVQ dy+32(FP), SI
+	MOVQ 40(SP), DI
+	MOVQ 32(SP), R8
 	ADDQ R8, SI
 	ADDQ R8, DI
 	MOVQ sx+16(FP), R8
 	SHLQ $0x02, R8
-	MOVQ so+32(FP), R9
+	MOVQ so+40(FP), R9
 	SHLQ $0x02, R9
-	MOVQ np+40(FP), R10
+	MOVQ nrows+64(FP), R10
+	MOVQ R10, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_4_row:
+	MOVQ np+56(FP), R10
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R10
 	JB   convWgrad_6x16_avx2_4_ptail
 
@@ -9196,7 +9697,7 @@ convWgrad_6x16_avx2_4_p:
 convWgrad_6x16_avx2_4_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R10
-	JZ           convWgrad_6x16_avx2_4_store
+	JZ           convWgrad_6x16_avx2_4_rowend
 	VMOVUPS      (DI), Y8
 	VMASKMOVPS   (SI), Y8, Y8
 	VMOVUPS      32(DI), Y9
@@ -9213,38 +9714,47 @@ convWgrad_6x16_avx2_4_ptail:
 	VBROADCASTSS 12(BX), Y10
 	VFMADD231PS  Y8, Y10, Y6
 	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         R8, BX
+	ADDQ         R9, SI
+
+convWgrad_6x16_avx2_4_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_4_row
 
 convWgrad_6x16_avx2_4_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y8
 	VMASKMOVPS Y0, Y8, (AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y1, Y0, 32(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y2, Y0, 128(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y3, Y0, 160(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y4, Y0, 256(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y5, Y0, 288(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y6, Y0, 384(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y7, Y0, 416(AX)(BX*1)
-	MOVQ       16(SP), BX
+	MOVQ       32(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 16(SP)
-	CMPQ       BX, 8(SP)
+	MOVQ       BX, 32(SP)
+	CMPQ       BX, (SP)
 	JB         convWgrad_6x16_avx2_4_pass
 
 	// dw += 4*NR; x += 4; n -= 4
@@ -9255,47 +9765,52 @@ convWgrad_6x16_avx2_4_store:
 
 convWgrad_6x16_avx2_3:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 16(SP)
+	MOVQ $0x00000000, 32(SP)
 
 convWgrad_6x16_avx2_3_pass:
 	// acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS (AX)(BX*1), Y0, Y0
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y1
 	VMASKMOVPS 32(AX)(BX*1), Y1, Y1
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y2
 	VMASKMOVPS 128(AX)(BX*1), Y2, Y2
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y3
 	VMASKMOVPS 160(AX)(BX*1), Y3, Y3
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y4
 	VMASKMOVPS 256(AX)(BX*1), Y4, Y4
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y5
 	VMASKMOVPS 288(AX)(BX*1), Y5, Y5
 
 	// dy's channels >= nr are read with masks only in a partial pass
-	MOVQ 16(SP), BX
+	MOVQ 32(SP), BX
 	ADDQ $0x00000040, BX
-	CMPQ BX, 8(SP)
+	CMPQ BX, (SP)
 	JA   convWgrad_6x16_avx2_3_partial
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ 16(SP), DI
+	MOVQ dy+32(FP), SI
+	MOVQ 32(SP), DI
 	ADDQ DI, SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_3_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_6x16_avx2_3_full_ptail
 
@@ -9330,7 +9845,7 @@ convWgrad_6x16_avx2_3_full_p:
 convWgrad_6x16_avx2_3_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_6x16_avx2_3_store
+	JZ           convWgrad_6x16_avx2_3_full_rowend
 	VMOVUPS      (SI), Y6
 	VMOVUPS      32(SI), Y7
 	VBROADCASTSS (BX), Y8
@@ -9342,23 +9857,37 @@ convWgrad_6x16_avx2_3_full_ptail:
 	VBROADCASTSS 8(BX), Y8
 	VFMADD231PS  Y6, Y8, Y4
 	VFMADD231PS  Y7, Y8, Y5
-	JMP          convWgrad_6x16_avx2_3_store
+	ADDQ         DI, BX
+	ADDQ         R8, SI
+
+convWgrad_6x16_avx2_3_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_3_full_row
+	JMP  convWgrad_6x16_avx2_3_store
 
 convWgrad_6x16_avx2_3_partial:
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ (SP), DI
-	MOVQ 16(SP), R8
+	MOVQ dy+32(FP), SI
+	MOVQ 40(SP), DI
+	MOVQ 32(SP), R8
 	ADDQ R8, SI
 	ADDQ R8, DI
 	MOVQ sx+16(FP), R8
 	SHLQ $0x02, R8
-	MOVQ so+32(FP), R9
+	MOVQ so+40(FP), R9
 	SHLQ $0x02, R9
-	MOVQ np+40(FP), R10
+	MOVQ nrows+64(FP), R10
+	MOVQ R10, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_3_row:
+	MOVQ np+56(FP), R10
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R10
 	JB   convWgrad_6x16_avx2_3_ptail
 
@@ -9397,7 +9926,7 @@ convWgrad_6x16_avx2_3_p:
 convWgrad_6x16_avx2_3_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R10
-	JZ           convWgrad_6x16_avx2_3_store
+	JZ           convWgrad_6x16_avx2_3_rowend
 	VMOVUPS      (DI), Y6
 	VMASKMOVPS   (SI), Y6, Y6
 	VMOVUPS      32(DI), Y7
@@ -9411,32 +9940,41 @@ convWgrad_6x16_avx2_3_ptail:
 	VBROADCASTSS 8(BX), Y8
 	VFMADD231PS  Y6, Y8, Y4
 	VFMADD231PS  Y7, Y8, Y5
+	ADDQ         R8, BX
+	ADDQ         R9, SI
+
+convWgrad_6x16_avx2_3_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_3_row
 
 convWgrad_6x16_avx2_3_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y6
 	VMASKMOVPS Y0, Y6, (AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y1, Y0, 32(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y2, Y0, 128(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y3, Y0, 160(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y4, Y0, 256(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y5, Y0, 288(AX)(BX*1)
-	MOVQ       16(SP), BX
+	MOVQ       32(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 16(SP)
-	CMPQ       BX, 8(SP)
+	MOVQ       BX, 32(SP)
+	CMPQ       BX, (SP)
 	JB         convWgrad_6x16_avx2_3_pass
 
 	// dw += 3*NR; x += 3; n -= 3
@@ -9447,41 +9985,46 @@ convWgrad_6x16_avx2_3_store:
 
 convWgrad_6x16_avx2_2:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 16(SP)
+	MOVQ $0x00000000, 32(SP)
 
 convWgrad_6x16_avx2_2_pass:
 	// acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS (AX)(BX*1), Y0, Y0
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y1
 	VMASKMOVPS 32(AX)(BX*1), Y1, Y1
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y2
 	VMASKMOVPS 128(AX)(BX*1), Y2, Y2
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y3
 	VMASKMOVPS 160(AX)(BX*1), Y3, Y3
 
 	// dy's channels >= nr are read with masks only in a partial pass
-	MOVQ 16(SP), BX
+	MOVQ 32(SP), BX
 	ADDQ $0x00000040, BX
-	CMPQ BX, 8(SP)
+	CMPQ BX, (SP)
 	JA   convWgrad_6x16_avx2_2_partial
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ 16(SP), DI
+	MOVQ dy+32(FP), SI
+	MOVQ 32(SP), DI
 	ADDQ DI, SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_2_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_6x16_avx2_2_full_ptail
 
@@ -9510,7 +10053,7 @@ convWgrad_6x16_avx2_2_full_p:
 convWgrad_6x16_avx2_2_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_6x16_avx2_2_store
+	JZ           convWgrad_6x16_avx2_2_full_rowend
 	VMOVUPS      (SI), Y4
 	VMOVUPS      32(SI), Y5
 	VBROADCASTSS (BX), Y6
@@ -9519,23 +10062,37 @@ convWgrad_6x16_avx2_2_full_ptail:
 	VBROADCASTSS 4(BX), Y6
 	VFMADD231PS  Y4, Y6, Y2
 	VFMADD231PS  Y5, Y6, Y3
-	JMP          convWgrad_6x16_avx2_2_store
+	ADDQ         DI, BX
+	ADDQ         R8, SI
+
+convWgrad_6x16_avx2_2_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_2_full_row
+	JMP  convWgrad_6x16_avx2_2_store
 
 convWgrad_6x16_avx2_2_partial:
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ (SP), DI
-	MOVQ 16(SP), R8
+	MOVQ dy+32(FP), SI
+	MOVQ 40(SP), DI
+	MOVQ 32(SP), R8
 	ADDQ R8, SI
 	ADDQ R8, DI
 	MOVQ sx+16(FP), R8
 	SHLQ $0x02, R8
-	MOVQ so+32(FP), R9
+	MOVQ so+40(FP), R9
 	SHLQ $0x02, R9
-	MOVQ np+40(FP), R10
+	MOVQ nrows+64(FP), R10
+	MOVQ R10, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_2_row:
+	MOVQ np+56(FP), R10
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R10
 	JB   convWgrad_6x16_avx2_2_ptail
 
@@ -9568,7 +10125,7 @@ convWgrad_6x16_avx2_2_p:
 convWgrad_6x16_avx2_2_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R10
-	JZ           convWgrad_6x16_avx2_2_store
+	JZ           convWgrad_6x16_avx2_2_rowend
 	VMOVUPS      (DI), Y4
 	VMASKMOVPS   (SI), Y4, Y4
 	VMOVUPS      32(DI), Y5
@@ -9579,26 +10136,35 @@ convWgrad_6x16_avx2_2_ptail:
 	VBROADCASTSS 4(BX), Y6
 	VFMADD231PS  Y4, Y6, Y2
 	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         R8, BX
+	ADDQ         R9, SI
+
+convWgrad_6x16_avx2_2_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_2_row
 
 convWgrad_6x16_avx2_2_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y4
 	VMASKMOVPS Y0, Y4, (AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y1, Y0, 32(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS Y2, Y0, 128(AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y3, Y0, 160(AX)(BX*1)
-	MOVQ       16(SP), BX
+	MOVQ       32(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 16(SP)
-	CMPQ       BX, 8(SP)
+	MOVQ       BX, 32(SP)
+	CMPQ       BX, (SP)
 	JB         convWgrad_6x16_avx2_2_pass
 
 	// dw += 2*NR; x += 2; n -= 2
@@ -9609,35 +10175,40 @@ convWgrad_6x16_avx2_2_store:
 
 convWgrad_6x16_avx2_1:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 16(SP)
+	MOVQ $0x00000000, 32(SP)
 
 convWgrad_6x16_avx2_1_pass:
 	// acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y0
 	VMASKMOVPS (AX)(BX*1), Y0, Y0
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y1
 	VMASKMOVPS 32(AX)(BX*1), Y1, Y1
 
 	// dy's channels >= nr are read with masks only in a partial pass
-	MOVQ 16(SP), BX
+	MOVQ 32(SP), BX
 	ADDQ $0x00000040, BX
-	CMPQ BX, 8(SP)
+	CMPQ BX, (SP)
 	JA   convWgrad_6x16_avx2_1_partial
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ 16(SP), DI
+	MOVQ dy+32(FP), SI
+	MOVQ 32(SP), DI
 	ADDQ DI, SI
 	MOVQ sx+16(FP), DI
 	SHLQ $0x02, DI
-	MOVQ so+32(FP), R8
+	MOVQ so+40(FP), R8
 	SHLQ $0x02, R8
-	MOVQ np+40(FP), R9
+	MOVQ nrows+64(FP), R9
+	MOVQ R9, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_1_full_row:
+	MOVQ np+56(FP), R9
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R9
 	JB   convWgrad_6x16_avx2_1_full_ptail
 
@@ -9660,29 +10231,43 @@ convWgrad_6x16_avx2_1_full_p:
 convWgrad_6x16_avx2_1_full_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R9
-	JZ           convWgrad_6x16_avx2_1_store
+	JZ           convWgrad_6x16_avx2_1_full_rowend
 	VMOVUPS      (SI), Y2
 	VMOVUPS      32(SI), Y3
 	VBROADCASTSS (BX), Y4
 	VFMADD231PS  Y2, Y4, Y0
 	VFMADD231PS  Y3, Y4, Y1
-	JMP          convWgrad_6x16_avx2_1_store
+	ADDQ         DI, BX
+	ADDQ         R8, SI
+
+convWgrad_6x16_avx2_1_full_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_1_full_row
+	JMP  convWgrad_6x16_avx2_1_store
 
 convWgrad_6x16_avx2_1_partial:
 	MOVQ CX, BX
-	MOVQ dy+24(FP), SI
-	MOVQ (SP), DI
-	MOVQ 16(SP), R8
+	MOVQ dy+32(FP), SI
+	MOVQ 40(SP), DI
+	MOVQ 32(SP), R8
 	ADDQ R8, SI
 	ADDQ R8, DI
 	MOVQ sx+16(FP), R8
 	SHLQ $0x02, R8
-	MOVQ so+32(FP), R9
+	MOVQ so+40(FP), R9
 	SHLQ $0x02, R9
-	MOVQ np+40(FP), R10
+	MOVQ nrows+64(FP), R10
+	MOVQ R10, 24(SP)
+
+	// for r < nrows {
+convWgrad_6x16_avx2_1_row:
+	MOVQ np+56(FP), R10
 
 	// for p < np, 2 at a time:
-	// acc[i][j] = fma(x[p*sx+c0+i], dy[p*so+j], acc[i][j])
+	// acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j])
 	SUBQ $0x02, R10
 	JB   convWgrad_6x16_avx2_1_ptail
 
@@ -9709,7 +10294,7 @@ convWgrad_6x16_avx2_1_p:
 convWgrad_6x16_avx2_1_ptail:
 	// the last pixel if np is odd
 	TESTQ        $0x00000001, R10
-	JZ           convWgrad_6x16_avx2_1_store
+	JZ           convWgrad_6x16_avx2_1_rowend
 	VMOVUPS      (DI), Y2
 	VMASKMOVPS   (SI), Y2, Y2
 	VMOVUPS      32(DI), Y3
@@ -9717,20 +10302,29 @@ convWgrad_6x16_avx2_1_ptail:
 	VBROADCASTSS (BX), Y4
 	VFMADD231PS  Y2, Y4, Y0
 	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         R8, BX
+	ADDQ         R9, SI
+
+convWgrad_6x16_avx2_1_rowend:
+	// x += sxr - np*sx; dy += sor - np*so; }
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	DECQ 24(SP)
+	JNZ  convWgrad_6x16_avx2_1_row
 
 convWgrad_6x16_avx2_1_store:
 	// dw[i*NR+j] = acc[i][j] for j < nr
-	MOVQ       16(SP), BX
-	MOVQ       (SP), SI
+	MOVQ       32(SP), BX
+	MOVQ       40(SP), SI
 	VMOVUPS    (SI)(BX*1), Y2
 	VMASKMOVPS Y0, Y2, (AX)(BX*1)
-	MOVQ       (SP), SI
+	MOVQ       40(SP), SI
 	VMOVUPS    32(SI)(BX*1), Y0
 	VMASKMOVPS Y1, Y0, 32(AX)(BX*1)
-	MOVQ       16(SP), BX
+	MOVQ       32(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 16(SP)
-	CMPQ       BX, 8(SP)
+	MOVQ       BX, 32(SP)
+	CMPQ       BX, (SP)
 	JB         convWgrad_6x16_avx2_1_pass
 
 	// dw += 1*NR; x += 1; n -= 1

@@ -19,15 +19,15 @@ func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc
 func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool)
 
 // convWgrad_14x32_avx512 is ConvWgrad on avx512: tiles of up to 14 input channels × 32 output channels
-// (28 zmm accumulators), 1 pass(es) per NR block; strides are in float32s,
-// and np, nc ≥ 1, 1 ≤ nr ≤ NR.
+// (28 zmm accumulators, held over all nrows × np pixels), 1 pass(es) per NR block;
+// strides are in float32s, and np, nrows, nc ≥ 1, 1 ≤ nr ≤ NR.
 //
 //go:noescape
-func convWgrad_14x32_avx512(dw *float32, x *float32, sx int, dy *float32, so int, np int, nc int, nr int)
+func convWgrad_14x32_avx512(dw *float32, x *float32, sx int, sxr int, dy *float32, so int, sor int, np int, nrows int, nc int, nr int)
 
 // convWgrad_6x16_avx2 is ConvWgrad on avx2: tiles of up to 6 input channels × 16 output channels
-// (12 ymm accumulators), 2 pass(es) per NR block; strides are in float32s,
-// and np, nc ≥ 1, 1 ≤ nr ≤ NR.
+// (12 ymm accumulators, held over all nrows × np pixels), 2 pass(es) per NR block;
+// strides are in float32s, and np, nrows, nc ≥ 1, 1 ≤ nr ≤ NR.
 //
 //go:noescape
-func convWgrad_6x16_avx2(dw *float32, x *float32, sx int, dy *float32, so int, np int, nc int, nr int)
+func convWgrad_6x16_avx2(dw *float32, x *float32, sx int, sxr int, dy *float32, so int, sor int, np int, nrows int, nc int, nr int)

@@ -4,7 +4,6 @@ package kernels
 
 import (
 	"bufio"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -170,21 +169,39 @@ func BenchmarkConvNHWCTaps(b *testing.B) {
 	}
 }
 
-// BenchmarkConvWgrad accumulates one output row's weight gradient for one
-// tap: np pixels of C input channels × 32 output channels (a 224-pixel row
-// shows how the per-tile cost amortizes).
+// convWgradBenchShapes are weight-gradient runs with dw, x and dy in L1/L2:
+// one tap over one output row (nrows = 1: 56 pixels of C = 64 and 256, and
+// 224 pixels), and a kernel row's taps merged into one channel run (nc =
+// kw*cin, the generator's call) over several output rows: AlexNet's conv4
+// (3×384 channels, 13×13 pixels) and conv1 (11×3 channels at stride 4, 8 rows
+// of 55 pixels), and a VGG-like 3×64 on 4 rows of 56.
+var convWgradBenchShapes = []struct {
+	name                       string
+	nc, np, nrows, sx, sxr, so int
+}{
+	{"np=56,C=64", 64, 56, 1, 64, 0, 64},
+	{"np=56,C=256", 256, 56, 1, 256, 0, 256},
+	{"np=224,C=64", 64, 224, 1, 64, 0, 64},
+	{"conv4:nc=1152,13x13", 3 * 384, 13, 13, 384, 15 * 384, 384},
+	{"conv1:nc=33,8x55", 11 * 3, 55, 8, 4 * 3, 4 * 227 * 3, 96},
+	{"nc=192,4x56", 3 * 64, 56, 4, 64, 58 * 64, 64},
+}
+
+// BenchmarkConvWgrad accumulates the weight gradient of convWgradBenchShapes
+// for 32 output channels.
 func BenchmarkConvWgrad(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, s := range []struct{ np, C int }{{56, 64}, {56, 256}, {224, 64}} {
-		b.Run(fmt.Sprintf("np=%d/C=%d", s.np, s.C), func(b *testing.B) {
-			x := make([]float32, s.np*s.C)
-			dy := make([]float32, s.np*s.C)
-			dw := convAligned(s.C * NR)
+	for _, s := range convWgradBenchShapes {
+		b.Run(s.name, func(b *testing.B) {
+			sor := s.np * s.so
+			x := make([]float32, (s.nrows-1)*s.sxr+(s.np-1)*s.sx+s.nc)
+			dy := make([]float32, (s.nrows-1)*sor+(s.np-1)*s.so+NR)
+			dw := convAligned(s.nc * NR)
 			convFill(rng, x, 0)
 			convFill(rng, dy, 0)
-			flop := 2 * float64(s.np*s.C*NR)
+			flop := 2 * float64(s.nrows*s.np*s.nc*NR)
 			convBenchISAs(b, func(b *testing.B, isa string) {
-				kernel := func() { ConvWgrad(dw, x, s.C, dy, s.C, s.np, s.C, NR) }
+				kernel := func() { ConvWgrad(dw, x, s.sx, s.sxr, dy, s.so, sor, s.np, s.nrows, s.nc, NR) }
 				for b.Loop() {
 					kernel()
 				}

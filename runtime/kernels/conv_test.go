@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -268,29 +269,39 @@ func TestConvNHWCSpecial(t *testing.T) {
 	})
 }
 
-// wgradCase is one ConvWgrad call.
+// wgradCase is one ConvWgrad call: nrows rows of np pixels; x's row stride
+// is np*sx+dsx (dsx may be negative: overlapping rows), dy's np*so+dso.
 type wgradCase struct {
-	np, nc, nr, sx, so int
-	special            int
+	np, nrows, nc, nr, sx, dsx, so, dso int
+	special                             int
 }
 
 func (c wgradCase) String() string {
-	return fmt.Sprintf("np=%d nc=%d nr=%d sx=%d so=%d special=%d", c.np, c.nc, c.nr, c.sx, c.so, c.special)
+	return fmt.Sprintf("np=%d nrows=%d nc=%d nr=%d sx=%d sxr=%d so=%d sor=%d special=%d",
+		c.np, c.nrows, c.nc, c.nr, c.sx, c.sxr(), c.so, c.sor(), c.special)
 }
 
-// run checks one ConvWgrad case against convWgradGo: x and dy exactly as
-// long as required and guarded, dw starting from random values, with the
-// channels nr..NR-1 of every row (which the kernel must not write) and the
-// elements around dw holding sentinels.
-func (c wgradCase) run(t *testing.T, rng *rand.Rand) {
-	t.Helper()
-	x := convGuarded(t, 0, (c.np-1)*c.sx+c.nc)
-	dy := convGuarded(t, 1, (c.np-1)*c.so+c.nr)
+func (c wgradCase) sxr() int { return max(c.np*c.sx+c.dsx, 0) }
+func (c wgradCase) sor() int { return max(c.np*c.so+c.dso, 0) }
+
+// operands returns x and dy exactly as long as ConvWgrad requires, each
+// ending at a guard page (Linux), filled with random values.
+func (c wgradCase) operands(t *testing.T, rng *rand.Rand) (x, dy []float32) {
+	x = convGuarded(t, 0, (c.nrows-1)*c.sxr()+(c.np-1)*c.sx+c.nc)
+	dy = convGuarded(t, 1, (c.nrows-1)*c.sor()+(c.np-1)*c.so+c.nr)
 	convFill(rng, x, c.special)
 	convFill(rng, dy, c.special)
-	ldw := (c.nc-1)*NR + c.nr
-	got := make([]float32, ldw+2*convGuardLen)
-	want := make([]float32, len(got))
+	return x, dy
+}
+
+// dwBuffers returns two equal guarded dw buffers (convGuardLen sentinels
+// before and after): the rows' channels j < nr hold random values, the
+// channels nr..NR-1 of every row (which the kernel must not write) and the
+// guards hold sentinels.
+func (c wgradCase) dwBuffers(rng *rand.Rand) (ldw int, got, want []float32) {
+	ldw = (c.nc-1)*NR + c.nr
+	got = make([]float32, ldw+2*convGuardLen)
+	want = make([]float32, len(got))
 	for i := range got {
 		off := i - convGuardLen
 		v := math.Float32frombits(convSentinel)
@@ -299,37 +310,121 @@ func (c wgradCase) run(t *testing.T, rng *rand.Rand) {
 		}
 		got[i], want[i] = v, v
 	}
-	convWgradGo(want[convGuardLen:][:ldw], x, c.sx, dy, c.so, c.np, c.nc, c.nr)
-	// The kernel's own dw ends at a guard page too.
+	return ldw, got, want
+}
+
+// run checks one ConvWgrad case against convWgradGo on the current
+// implementation, with the kernel's x, dy and dw ending at guard pages.
+func (c wgradCase) run(t *testing.T, rng *rand.Rand) {
+	t.Helper()
+	x, dy := c.operands(t, rng)
+	ldw, got, want := c.dwBuffers(rng)
+	convWgradGo(want[convGuardLen:][:ldw], x, c.sx, c.sxr(), dy, c.so, c.sor(), c.np, c.nrows, c.nc, c.nr)
 	dw := convGuarded(t, 2, ldw)
 	copy(dw, got[convGuardLen:])
-	ConvWgrad(dw, x, c.sx, dy, c.so, c.np, c.nc, c.nr)
+	ConvWgrad(dw, x, c.sx, c.sxr(), dy, c.so, c.sor(), c.np, c.nrows, c.nc, c.nr)
 	copy(got[convGuardLen:], dw)
 	checkConvOut(t, c.String(), got, want, c.nc, c.nr, NR)
 }
 
 // TestConvWgradTiles covers every partial channel tile (nc = 1..2×14+1),
 // channel counts nr, odd and even pixel counts (the pixel loop runs two at a
-// time) and odd strides.
+// time), 1, 2 and 7 rows, odd pixel strides, and row strides that are not
+// multiples of the pixel stride, shorter than a row (overlapping rows) or 0.
 func TestConvWgradTiles(t *testing.T) {
 	forEachConvISA(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
+		rows := []int{1, 2, 7}
+		i := 0
 		for nc := 1; nc <= 29; nc++ {
 			for nr := 1; nr <= NR; nr++ {
 				for _, np := range []int{1, 2, 3, 8, 13} {
 					if (nc+nr+np)%2 == 0 && nr != 32 && nr != 16 && nr != 1 {
 						continue
 					}
-					c := wgradCase{np: np, nc: nc, nr: nr, sx: nc + np%3, so: nr + nc%2}
+					i++
+					c := wgradCase{np: np, nrows: rows[i%3], nc: nc, nr: nr, sx: nc + np%3, dsx: 1 + i%5,
+						so: nr + nc%2, dso: i%4 - 1}
 					c.run(t, rng)
 				}
 			}
 		}
 		for _, np := range []int{1, 2, 4, 5, 31, 56, 57} {
 			for _, nr := range []int{7, 16, 17, 32} {
-				c := wgradCase{np: np, nc: 64, nr: nr, sx: 4*64 + 1, so: 33}
+				for _, nrows := range rows {
+					c := wgradCase{np: np, nrows: nrows, nc: 64, nr: nr, sx: 4*64 + 1, dsx: 3 * 64, so: 33, dso: 7}
+					c.run(t, rng)
+				}
+			}
+		}
+		// Long runs, which the amd64 dispatch splits into calls of whole
+		// rows (see wgradBlockPixels), with a shorter last call; one and
+		// several channel tiles.
+		for _, np := range []int{5, 48, 97} {
+			for _, nrows := range []int{3, 40} {
+				for _, nc := range []int{9, 30} {
+					c := wgradCase{np: np, nrows: nrows, nc: nc, nr: 32 - nc%4, sx: nc + 2, dsx: 2*nc - 1, so: 33, dso: 3}
+					c.run(t, rng)
+				}
+			}
+		}
+		// Rows that interleave or repeat: the row stride below a pixel
+		// stride, and 0.
+		for _, sxr := range []int{0, 1, 5} {
+			for _, np := range []int{1, 3, 14} {
+				c := wgradCase{np: np, nrows: 7, nc: 30, nr: 32, sx: 31, dsx: sxr - np*31, so: 32, dso: sxr - np*32}
 				c.run(t, rng)
 			}
+		}
+	})
+}
+
+// TestConvWgradShapes runs the channel counts the generator uses (a kernel
+// row's taps merged into one channel run, nc = kw*cin) on a few rows of
+// AlexNet- and VGG-like rows, including every nr split of the last block.
+func TestConvWgradShapes(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		for i, s := range []struct{ nc, cin, stride, np int }{
+			{3, 3, 1, 5}, {9, 3, 1, 6}, {33, 3, 4, 55}, {192, 64, 1, 9}, {320, 64, 1, 27},
+			{384, 128, 1, 7}, {576, 192, 1, 13}, {768, 256, 1, 3}, {1152, 384, 1, 13}, {1536, 512, 1, 2},
+		} {
+			for _, nr := range []int{32, 5 + i} {
+				c := wgradCase{np: s.np, nrows: 1 + i%4, nc: s.nc, nr: nr, sx: s.stride * s.cin, dsx: (i%3 + 1) * s.cin,
+					so: 2 * NR, dso: 0}
+				c.run(t, rng)
+			}
+		}
+	})
+}
+
+// TestConvWgradRowChain checks the contract's chain order on every
+// implementation: one call over nrows rows equals one call per row in turn,
+// and one call per pixel in turn, bit for bit (also with NaN, ±Inf, ±0 and
+// subnormals).
+func TestConvWgradRowChain(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(13, 14))
+		for i, c := range []wgradCase{
+			{np: 13, nrows: 13, nc: 45, nr: 32, sx: 48, dsx: 96, so: 32, dso: 5},
+			{np: 55, nrows: 3, nc: 33, nr: 31, sx: 12, dsx: 700, so: 96, dso: 0},
+			{np: 1, nrows: 7, nc: 17, nr: 9, sx: 1, dsx: 2, so: 9, dso: 0},
+			{np: 4, nrows: 2, nc: 20, nr: 16, sx: 20, dsx: -60, so: 16, dso: -40, special: 16},
+		} {
+			x, dy := c.operands(t, rng)
+			ldw, whole, _ := c.dwBuffers(rng)
+			rowWise := slices.Clone(whole)
+			pixelWise := slices.Clone(whole)
+			sxr, sor := c.sxr(), c.sor()
+			ConvWgrad(whole[convGuardLen:][:ldw], x, c.sx, sxr, dy, c.so, sor, c.np, c.nrows, c.nc, c.nr)
+			for r := range c.nrows {
+				ConvWgrad(rowWise[convGuardLen:][:ldw], x[r*sxr:], c.sx, 1<<40, dy[r*sor:], c.so, 0, c.np, 1, c.nc, c.nr)
+				for p := range c.np {
+					ConvWgrad(pixelWise[convGuardLen:][:ldw], x[r*sxr+p*c.sx:], 0, 0, dy[r*sor+p*c.so:], 0, 0, 1, 1, c.nc, c.nr)
+				}
+			}
+			checkConvOut(t, fmt.Sprintf("case %d rows", i), rowWise, whole, c.nc, c.nr, NR)
+			checkConvOut(t, fmt.Sprintf("case %d pixels", i), pixelWise, whole, c.nc, c.nr, NR)
 		}
 	})
 }
@@ -340,8 +435,45 @@ func TestConvWgradSpecial(t *testing.T) {
 		rng := rand.New(rand.NewPCG(9, 10))
 		for nc := 1; nc <= 29; nc++ {
 			for _, special := range []int{4, 16, 64} {
-				c := wgradCase{np: 1 + nc%4, nc: nc, nr: 32 - nc%9, sx: nc + 1, so: 33, special: special}
+				c := wgradCase{np: 1 + nc%4, nrows: 1 + nc%3, nc: nc, nr: 32 - nc%9, sx: nc + 1, dsx: nc % 5,
+					so: 33, dso: 1, special: special}
 				c.run(t, rng)
+			}
+		}
+
+		// One product x*dy added to dw, by value.
+		negZero := float32(math.Copysign(0, -1))
+		inf, nan := float32(math.Inf(1)), float32(math.NaN())
+		sub := math.Float32frombits(1)
+		for _, tc := range []struct {
+			name      string
+			x, dy, dw float32
+			want      float32
+		}{
+			{"-0 stays -0", 0, -1, negZero, negZero},
+			{"+0 + -0", 0, -1, 0, 0},
+			{"NaN x", nan, 1, 0, nan},
+			{"NaN dw", 1, 1, nan, nan},
+			{"Inf", inf, 2, 1, inf},
+			{"Inf*0", inf, 0, 1, nan},
+			{"Inf-Inf", inf, 1, float32(math.Inf(-1)), nan},
+			{"fused: no rounding of the product", 1 + 0x1p-23, 1 - 0x1p-23, -1, -0x1p-46},
+			{"subnormal sum", sub, 1, sub, 2 * sub},
+			{"underflow to -0", -sub, 0x1p-10, 0, negZero},
+			{"overflow", math.MaxFloat32, 2, 0, inf},
+		} {
+			x := []float32{tc.x}
+			dy := make([]float32, NR)
+			dw := make([]float32, NR)
+			for j := range dy {
+				dy[j], dw[j] = tc.dy, tc.dw
+			}
+			ConvWgrad(dw, x, 1, 1, dy, NR, NR, 1, 1, 1, NR)
+			for j, v := range dw {
+				if !sameConv(v, tc.want) {
+					t.Errorf("%s: dw[%d] = %v (%#08x), want %v (%#08x)", tc.name, j, v, math.Float32bits(v), tc.want, math.Float32bits(tc.want))
+					break
+				}
 			}
 		}
 	})
@@ -366,9 +498,18 @@ func TestConvPanics(t *testing.T) {
 		{"bias", func() {
 			ConvNHWC(make([]float32, 32), 32, make([]float32, 9), 1, 3, 1, 1, 3, 3, w, w[:NR-1], 1, 32, false)
 		}},
-		{"dw", func() { ConvWgrad(make([]float32, NR+1), make([]float32, 2), 1, make([]float32, 2), 1, 1, 2, 2) }},
-		{"x", func() { ConvWgrad(make([]float32, NR+2), make([]float32, 2), 1, make([]float32, 3), 1, 2, 2, 2) }},
-		{"dy", func() { ConvWgrad(make([]float32, NR+2), make([]float32, 3), 1, make([]float32, 2), 1, 2, 2, 2) }},
+		// ConvWgrad on 2 rows of 2 pixels, 2 input × 2 output channels:
+		// x and dy need (2-1)*5+(2-1)*1+2 = 8 elements at strides 1, 5.
+		{"wgrad nr", func() { wgradOn(NR+2, 8, 8, 1, 5, 1, 5, NR+1) }},
+		{"wgrad sx", func() { wgradOn(NR+2, 8, 8, -1, 5, 1, 5, 2) }},
+		{"wgrad sxr", func() { wgradOn(NR+2, 8, 8, 1, -1, 1, 5, 2) }},
+		{"wgrad so", func() { wgradOn(NR+2, 8, 8, 1, 5, -1, 5, 2) }},
+		{"wgrad sor", func() { wgradOn(NR+2, 8, 8, 1, 5, 1, -1, 2) }},
+		{"wgrad dw", func() { wgradOn(NR+1, 8, 8, 1, 5, 1, 5, 2) }},
+		{"wgrad x", func() { wgradOn(NR+2, 7, 8, 1, 5, 1, 5, 2) }},
+		{"wgrad dy", func() { wgradOn(NR+2, 8, 7, 1, 5, 1, 5, 2) }},
+		{"wgrad x rows", func() { wgradOn(NR+2, 8, 8, 1, 6, 1, 5, 2) }},
+		{"wgrad dy rows", func() { wgradOn(NR+2, 8, 8, 1, 5, 1, 6, 2) }},
 	} {
 		func() {
 			defer func() {
@@ -379,6 +520,21 @@ func TestConvPanics(t *testing.T) {
 			tc.f()
 		}()
 	}
+}
+
+// wgradOn calls ConvWgrad with fresh operands of lengths ldw, lx, ldy on 2
+// rows of 2 pixels, 2 input channels and nr output channels.
+func wgradOn(ldw, lx, ldy, sx, sxr, so, sor, nr int) {
+	ConvWgrad(make([]float32, ldw), make([]float32, lx), sx, sxr, make([]float32, ldy), so, sor, 2, 2, 2, nr)
+}
+
+// TestConvWgradMinimal checks that ConvWgrad accepts operands of exactly the
+// contract's minimum length, and neither reads them nor checks their lengths
+// when there is nothing to do.
+func TestConvWgradMinimal(t *testing.T) {
+	wgradOn(NR+2, 8, 8, 1, 5, 1, 5, 2)
+	ConvWgrad(nil, nil, 1, 0, nil, 1, 0, 0, 1, 1, 1)
+	ConvWgrad(nil, nil, 1, 0, nil, 1, 0, 1, 0, 1, 1)
 }
 
 // FuzzConvNHWC compares every implementation with convNHWCGo on random
@@ -413,12 +569,15 @@ func FuzzConvNHWC(f *testing.F) {
 // FuzzConvWgrad compares every implementation with convWgradGo on random
 // shapes and values (special > 0 mixes in NaN, ±Inf, ±0 and subnormals).
 func FuzzConvWgrad(f *testing.F) {
-	f.Add(uint8(56), uint8(64), uint8(32), uint8(0), uint8(0), uint64(1))
-	f.Add(uint8(3), uint8(29), uint8(17), uint8(3), uint8(9), uint64(2))
-	f.Fuzz(func(t *testing.T, np, nc, nr, pad, special uint8, seed uint64) {
-		c := wgradCase{np: 1 + int(np)%64, nc: 1 + int(nc)%40, nr: 1 + int(nr)%NR, special: int(special) % 32}
+	f.Add(uint8(56), uint8(0), uint8(64), uint8(32), uint8(0), uint8(0), uint8(0), uint64(1))
+	f.Add(uint8(3), uint8(6), uint8(29), uint8(17), uint8(3), uint8(9), uint8(9), uint64(2))
+	f.Add(uint8(13), uint8(12), uint8(33), uint8(32), uint8(1), uint8(0), uint8(200), uint64(3))
+	f.Fuzz(func(t *testing.T, np, nrows, nc, nr, pad, rowpad, special uint8, seed uint64) {
+		c := wgradCase{np: 1 + int(np)%64, nrows: 1 + int(nrows)%16, nc: 1 + int(nc)%40, nr: 1 + int(nr)%NR, special: int(special) % 32}
 		c.sx = c.nc + int(pad)%5
 		c.so = c.nr + int(pad>>3)%5
+		c.dsx = int(rowpad)%16 - 4
+		c.dso = int(rowpad>>4) - 4
 		defer convRestoreISA()()
 		for _, isa := range convISAs() {
 			if isa.has {

@@ -7,6 +7,8 @@ package nn
 
 import (
 	"math"
+	goruntime "runtime"
+	"sync"
 
 	"github.com/cnngen/cnngen/runtime/kernels"
 )
@@ -29,24 +31,33 @@ func (d ConvDims) ICB() int { return (d.ICg + kernels.NR - 1) / kernels.NR }
 // nil, batch norm is folded in: w'[oc] = w[oc]·scale[oc], b'[oc] = b[oc]·scale[oc] +
 // shift[oc], computed in float64 and rounded once.
 func PackConv(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64) {
+	blocks := d.Groups * d.OCB()
+	inParallel(blocks, blocks*d.KH*d.KW*d.ICg*kernels.NR, func(lo, hi int) {
+		packConvBlocks(dst, dstBias, w, b, d, scale, shift, lo, hi)
+	})
+}
+
+// packConvBlocks is PackConv for the output-channel blocks [lo, hi), numbered
+// g*OCB+blk.
+func packConvBlocks(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64, lo, hi int) {
 	NR := kernels.NR
 	ocb := d.OCB()
-	clear(dst)
-	clear(dstBias)
-	for g := 0; g < d.Groups; g++ {
-		for o := 0; o < d.OCg; o++ {
-			oc := g*d.OCg + o
-			blk, j := o/NR, o%NR
-			base := (g*ocb + blk) * d.KH * d.KW * d.ICg * NR
+	size := d.KH * d.KW * d.ICg * NR
+	clear(dst[lo*size : hi*size])
+	clear(dstBias[lo*NR : hi*NR])
+	taps := d.KH * d.KW
+	for u := lo; u < hi; u++ {
+		g, blk := u/ocb, u%ocb
+		base := dst[u*size : (u+1)*size]
+		for j := 0; j < NR && blk*NR+j < d.OCg; j++ {
+			oc := g*d.OCg + blk*NR + j
+			src := w[oc*d.ICg*taps : (oc+1)*d.ICg*taps]
 			for ic := 0; ic < d.ICg; ic++ {
-				for ky := 0; ky < d.KH; ky++ {
-					for kx := 0; kx < d.KW; kx++ {
-						v := w[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx]
-						if scale != nil {
-							v = float32(float64(v) * scale[oc])
-						}
-						dst[base+((ky*d.KW+kx)*d.ICg+ic)*NR+j] = v
+				for t, v := range src[ic*taps : (ic+1)*taps] {
+					if scale != nil {
+						v = float32(float64(v) * scale[oc])
 					}
+					base[(t*d.ICg+ic)*NR+j] = v
 				}
 			}
 			var bv float64
@@ -54,11 +65,33 @@ func PackConv(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64) 
 				bv = float64(b[oc])
 			}
 			if scale != nil {
-				bv = bv*scale[oc] + shift[oc]
+				bv = float64(bv*scale[oc]) + shift[oc]
 			}
-			dstBias[(g*ocb+blk)*NR+j] = float32(bv)
+			dstBias[u*NR+j] = float32(bv)
 		}
 	}
+}
+
+// inParallel runs f over [0, units) split into contiguous parts on up to
+// GOMAXPROCS goroutines when the work (floats written) is large enough to pay
+// for them. The parts write disjoint outputs, so the result does not depend on
+// the split.
+func inParallel(units, work int, f func(lo, hi int)) {
+	n := min(units, goruntime.GOMAXPROCS(0))
+	if n <= 1 || work < 1<<16 {
+		f(0, units)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(units*i/n, units*(i+1)/n)
+		}()
+	}
+	f(0, units/n)
+	wg.Wait()
 }
 
 // PackConvSize is the length of PackConv's dst.
@@ -103,9 +136,15 @@ func Phases(k, stride int) []Phase {
 // (ry + SH·(Ty−1−jy), rx + SW·(Tx−1−jx)), reversed so that the gradient is a forward
 // correlation; lanes are input channels. Phases with no taps take no space.
 func PackConvBackData(dst, w []float32, d ConvDims) {
+	units := d.Groups * d.ICB()
+	inParallel(units, len(dst), func(lo, hi int) { packBackDataUnits(dst, w, d, lo, hi) })
+}
+
+// packBackDataUnits is PackConvBackData for the (group, input-channel block)
+// units [lo, hi) of every phase pair.
+func packBackDataUnits(dst, w []float32, d ConvDims, lo, hi int) {
 	NR := kernels.NR
 	icb := d.ICB()
-	clear(dst)
 	off := 0
 	for _, py := range Phases(d.KH, d.SH) {
 		for _, px := range Phases(d.KW, d.SW) {
@@ -113,25 +152,27 @@ func PackConvBackData(dst, w []float32, d ConvDims) {
 			if n == 0 {
 				continue
 			}
-			for g := 0; g < d.Groups; g++ {
-				for ib := 0; ib < icb; ib++ {
-					base := off + (g*icb+ib)*n*d.OCg*NR
-					for jy := 0; jy < py.T; jy++ {
-						ky := py.R + d.SH*(py.T-1-jy)
-						for jx := 0; jx < px.T; jx++ {
-							kx := px.R + d.SW*(px.T-1-jx)
-							for o := 0; o < d.OCg; o++ {
-								oc := g*d.OCg + o
-								for j := 0; j < NR && ib*NR+j < d.ICg; j++ {
-									ic := ib*NR + j
-									dst[base+((jy*px.T+jx)*d.OCg+o)*NR+j] = w[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx]
-								}
+			unit := n * d.OCg * NR
+			clear(dst[off+lo*unit : off+hi*unit])
+			for u := lo; u < hi; u++ {
+				g, ib := u/icb, u%icb
+				base := dst[off+u*unit : off+(u+1)*unit]
+				for jy := 0; jy < py.T; jy++ {
+					ky := py.R + d.SH*(py.T-1-jy)
+					for jx := 0; jx < px.T; jx++ {
+						kx := px.R + d.SW*(px.T-1-jx)
+						tap := base[(jy*px.T+jx)*d.OCg*NR:]
+						for o := 0; o < d.OCg; o++ {
+							oc := g*d.OCg + o
+							t := tap[o*NR : (o+1)*NR]
+							for j := 0; j < NR && ib*NR+j < d.ICg; j++ {
+								t[j] = w[((oc*d.ICg+ib*NR+j)*d.KH+ky)*d.KW+kx]
 							}
 						}
 					}
 				}
 			}
-			off += d.Groups * icb * n * d.OCg * NR
+			off += d.Groups * icb * unit
 		}
 	}
 }

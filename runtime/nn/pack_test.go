@@ -1,6 +1,8 @@
 package nn
 
 import (
+	goruntime "runtime"
+	"slices"
 	"testing"
 
 	"github.com/cnngen/cnngen/runtime/kernels"
@@ -129,6 +131,57 @@ func TestZeroHalo(t *testing.T) {
 					t.Fatalf("(%d, %d, %d) = %v, inside %v", y, x, k, v, inside)
 				}
 			}
+		}
+	}
+}
+
+// The packs of a convolution large enough to be packed on several goroutines
+// equal the ones packed in one piece, bit for bit, padding lanes included.
+func TestPackConvParallel(t *testing.T) {
+	if goruntime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: PackConv never splits")
+	}
+	for _, d := range []ConvDims{
+		{Groups: 1, ICg: 64, OCg: 200, KH: 3, KW: 3, SH: 1, SW: 1},
+		{Groups: 2, ICg: 48, OCg: 70, KH: 5, KW: 5, SH: 1, SW: 1},
+		{Groups: 1, ICg: 3, OCg: 330, KH: 11, KW: 11, SH: 4, SW: 4},
+	} {
+		w := make([]float32, d.Groups*d.OCg*d.ICg*d.KH*d.KW)
+		b := make([]float32, d.Groups*d.OCg)
+		for i := range w {
+			w[i] = float32(i%1013) - 500
+		}
+		for i := range b {
+			b[i] = float32(i) / 3
+		}
+		scale, shift := make([]float64, len(b)), make([]float64, len(b))
+		for i := range scale {
+			scale[i], shift[i] = 1+float64(i)/7, float64(i)/11
+		}
+		size := PackConvSize(d)
+		nb := d.Groups * d.OCB() * kernels.NR
+		if size < 1<<16 {
+			t.Fatalf("%+v: pack of %d floats is too small to be split", d, size)
+		}
+		got, gotB := make([]float32, size), make([]float32, nb)
+		want, wantB := make([]float32, size), make([]float32, nb)
+		for i := range got {
+			got[i], want[i] = 7, 9 // stale values: both must clear them
+		}
+		PackConv(got, gotB, w, b, d, scale, shift)
+		packConvBlocks(want, wantB, w, b, d, scale, shift, 0, d.Groups*d.OCB())
+		if !slices.Equal(got, want) || !slices.Equal(gotB, wantB) {
+			t.Errorf("%+v: PackConv differs from the single-piece pack", d)
+		}
+		bsize := PackConvBackDataSize(d)
+		got, want = make([]float32, bsize), make([]float32, bsize)
+		for i := range got {
+			got[i], want[i] = 7, 9
+		}
+		PackConvBackData(got, w, d)
+		packBackDataUnits(want, w, d, 0, d.Groups*d.ICB())
+		if !slices.Equal(got, want) {
+			t.Errorf("%+v: PackConvBackData differs from the single-piece pack", d)
 		}
 	}
 }

@@ -1,0 +1,43 @@
+// Command pool generates the max-pooling microkernels of runtime/kernels
+// (MaxPoolNHWC; runtime/kernels/pool.go is the contract) for AVX-512 and AVX2
+// with avo. Every kernel returns the bits of maxPoolNHWCGo exactly: pooling
+// only selects one of its inputs, so there is no rounding, only the selection
+// rule to reproduce (see fold in maxpool.go).
+//
+// The plan per kernel: take the tail masks from c → dispatch once on kw (2, 3,
+// or a kx loop) → per output pixel, run the channels in blocks of 4 vectors,
+// then 2, then 1, then one masked vector → per block, reduce each kernel row
+// to its row maximum and fold the rows together (the fold is associative, so
+// this tree selects what the contract's single chain selects).
+package main
+
+//go:generate go run . -out ../../runtime/kernels/pool_amd64.s -stubs ../../runtime/kernels/pool_amd64_stubs.go -pkg kernels
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+)
+
+// The channel block: 4 vectors (64 channels on AVX-512, 32 on AVX2), then
+// blocks of 2 and 1 for what is left and a masked vector for the last c mod
+// lanes channels. The models' channel counts (64 ... 512) are whole blocks on
+// AVX-512 but 96 (4+2); a block of 8 measured no faster (README.md).
+//
+// AVX-512 folds every tap with VMAXPS + VFIXUPIMMPS, 2 uops: the kernel is
+// bound by memory, not by them (without the fix-up, incorrect, it runs no
+// faster). AVX2 needs VMAXPS + VCMPPS + VBLENDVPS per tap, which made it
+// 1.5-2.5× slower than AVX-512 on the same loads; with nanCheck it runs plain
+// VMAXPS and one VCMPPS per pair of taps, and reruns a block with the exact
+// fold only if a tap is a NaN. On AVX-512 nanCheck gains nothing, so it keeps
+// the branch-free kernel whose speed does not depend on the data.
+var (
+	poolAVX512 = poolKernel{isa: avx512, block: 4}
+	poolAVX2   = poolKernel{isa: avx2, block: 4, nanCheck: true}
+)
+
+func main() {
+	ConstraintExpr("amd64,!purego") // printed as: //go:build amd64 && !purego
+	tailTables()
+	maxPool(poolAVX512)
+	maxPool(poolAVX2)
+	Generate()
+}

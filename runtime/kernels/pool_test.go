@@ -1,0 +1,421 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// Tests of MaxPoolNHWC: every implementation (forEachConvISA) must return the
+// pure-Go twin's bits exactly — NaN payloads included, since pooling only
+// selects one of its inputs — and the twin must agree with poolRef, the
+// selection rule stated as a result. Inputs end at a guard page (Linux), and
+// outputs sit among sentinels that must survive.
+
+// The special values of the pooling tests: both zeros, both infinities, quiet
+// NaNs with different payloads and signs, signalling NaNs (which a selection
+// must pass on unquieted), subnormals and ordinary numbers, some equal.
+var poolSpecials = []uint32{
+	0x00000000, // +0
+	0x80000000, // -0
+	0x7f800000, // +Inf
+	0xff800000, // -Inf
+	0x7fc00000, // NaN
+	0x7fc12345, // NaN, another payload
+	0xffc00001, // -NaN
+	0x7f800001, // signalling NaN
+	0xff823456, // signalling -NaN
+	0x00000001, // smallest subnormal
+	0x807fffff, // largest negative subnormal
+	0x3f800000, // 1
+	0xbf800000, // -1
+	0x3f800000, // 1 again, so that equal numbers meet
+}
+
+// poolValue draws an input: with probability special/64 one of poolSpecials,
+// else a number from a small set (so that equal values meet) or spread wide.
+func poolValue(rng *rand.Rand, special int) float32 {
+	if special > 0 && rng.IntN(64) < special {
+		return math.Float32frombits(poolSpecials[rng.IntN(len(poolSpecials))])
+	}
+	if rng.IntN(2) == 0 {
+		return float32(rng.IntN(9) - 4)
+	}
+	return float32(rng.NormFloat64() * math.Ldexp(1, rng.IntN(41)-20))
+}
+
+// poolRef is the selection rule as a result: the last NaN of the window if it
+// has one, else the first of its largest values (-Inf for none larger).
+func poolRef(window []float32) float32 {
+	for i := len(window) - 1; i >= 0; i-- {
+		if v := window[i]; v != v {
+			return v
+		}
+	}
+	o := float32(math.Inf(-1))
+	for _, v := range window {
+		if v > o {
+			o = v
+		}
+	}
+	return o
+}
+
+// poolCase is one MaxPoolNHWC call: np output pixels of c channels, taken from
+// an NHWC input with C ≥ c channels per pixel, window kh×kw, stride (0 reads
+// the same window for every pixel), padded input width wide =
+// (np-1)*stride+kw+extra, output pixel stride so; zeroY and zeroX set sy or sc
+// to 0.
+type poolCase struct {
+	np, c, C, kh, kw, stride, extra, so int
+	zeroY, zeroX                        bool
+	special                             int // see poolValue
+}
+
+func (c poolCase) String() string {
+	return fmt.Sprintf("np=%d c=%d C=%d k=%dx%d stride=%d extra=%d so=%d zeroY=%v zeroX=%v special=%d",
+		c.np, c.c, c.C, c.kh, c.kw, c.stride, c.extra, c.so, c.zeroY, c.zeroX, c.special)
+}
+
+// strides returns the contract's strides and the minimum input length.
+func (c poolCase) strides() (sx, sy, sc, lin int) {
+	wide := (c.np-1)*c.stride + c.kw + c.extra
+	sx, sy, sc = c.stride*c.C, wide*c.C, c.C
+	if c.zeroY {
+		sy = 0
+	}
+	if c.zeroX {
+		sc = 0
+	}
+	lin = (c.np-1)*sx + (c.kh-1)*sy + (c.kw-1)*sc + c.c
+	return
+}
+
+// run checks one case on the current implementation against maxPoolNHWCGo,
+// and (with check) the twin against poolRef.
+func (c poolCase) run(t *testing.T, rng *rand.Rand, check bool) {
+	t.Helper()
+	sx, sy, sc, lin := c.strides()
+	in := convGuarded(t, 0, lin)
+	for i := range in {
+		in[i] = poolValue(rng, c.special)
+	}
+	got, want := poolOut(c.np, c.c, c.so)
+	lout := len(got) - 2*convGuardLen
+	maxPoolNHWCGo(want[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.c, c.kh, c.kw, c.np)
+	MaxPoolNHWC(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.c, c.kh, c.kw, c.np)
+	checkPoolOut(t, c.String(), got, want, c.np, c.c, c.so)
+	if !check {
+		return
+	}
+	window := make([]float32, 0, c.kh*c.kw)
+	for p := range c.np {
+		for ch := range c.c {
+			window = window[:0]
+			for ky := range c.kh {
+				for kx := range c.kw {
+					window = append(window, in[p*sx+ky*sy+kx*sc+ch])
+				}
+			}
+			if r, w := poolRef(window), want[convGuardLen+p*c.so+ch]; math.Float32bits(r) != math.Float32bits(w) {
+				t.Fatalf("%s: maxPoolNHWCGo gives %#08x at pixel %d channel %d, the rule %#08x (window %v)",
+					c, math.Float32bits(w), p, ch, math.Float32bits(r), window)
+			}
+		}
+	}
+}
+
+// poolOut returns two output buffers for np pixels of c channels at stride
+// so, with convGuardLen elements either side, all holding convSentinel.
+func poolOut(np, c, so int) (got, want []float32) {
+	lout := (np-1)*so + c
+	got = make([]float32, lout+2*convGuardLen)
+	for i := range got {
+		got[i] = math.Float32frombits(convSentinel)
+	}
+	return got, slices.Clone(got)
+}
+
+// checkPoolOut compares a kernel's output with the twin's bit for bit: every
+// element the contract writes (pixel p's channels ch < c) must match, every
+// other element of the guarded buffer must still hold the sentinel.
+func checkPoolOut(t *testing.T, what string, got, want []float32, np, c, so int) {
+	t.Helper()
+	bad := 0
+	for i := range got {
+		off := i - convGuardLen
+		written := off >= 0 && off/so < np && off%so < c && off < (np-1)*so+c
+		g, w := math.Float32bits(got[i]), math.Float32bits(want[i])
+		switch {
+		case !written && g != convSentinel:
+			t.Errorf("%s: element %d (pixel %d, channel %d) outside the output was overwritten: %#08x", what, i, off/so, off%so, g)
+		case written && g != w:
+			t.Errorf("%s: pixel %d channel %d = %v (%#08x), want %v (%#08x)", what, off/so, off%so, got[i], g, want[i], w)
+		default:
+			continue
+		}
+		if bad++; bad == 5 {
+			t.Fatalf("%s: too many errors", what)
+		}
+	}
+	if bad > 0 {
+		t.FailNow()
+	}
+}
+
+// poolChannels are the channel counts tested: every tail of both vector
+// widths (1..33), and around the block sizes and the models' counts.
+var poolChannels = []int{
+	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33,
+	47, 48, 63, 64, 65, 96, 97, 127, 128, 192, 255, 256, 512,
+}
+
+// TestMaxPoolNHWCShapes covers every channel count of poolChannels with
+// windows 1..4 × 1..4 (kw 2 and 3 have their own code, 1 and 4 run the
+// general kx loop), on three pixels with rotating strides, channel subsets
+// (c < C), output strides and special values.
+func TestMaxPoolNHWCShapes(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		i := 0
+		for _, c := range poolChannels {
+			for kh := 1; kh <= 4; kh++ {
+				for kw := 1; kw <= 4; kw++ {
+					i++
+					pc := poolCase{np: 3, c: c, C: c + 3*(i%2), kh: kh, kw: kw, stride: 1 + i%3,
+						extra: i % 2, so: c + (i/2)%3, special: 8 * (i % 3)}
+					pc.run(t, rng, true)
+				}
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCPixels runs the models' shapes over whole rows: VGG's 2×2/2
+// at 64..512 channels, AlexNet's 3×3/2 at 96 and 256, and a few pixel counts.
+func TestMaxPoolNHWCPixels(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, s := range []struct{ c, k, np int }{
+			{64, 2, 112}, {128, 2, 56}, {256, 2, 28}, {512, 2, 14}, {512, 2, 7},
+			{96, 3, 27}, {256, 3, 13}, {256, 3, 6}, {3, 3, 1}, {17, 2, 2},
+		} {
+			pc := poolCase{np: s.np, c: s.c, C: s.c, kh: s.k, kw: s.k, stride: 2, so: s.c, special: 1}
+			pc.run(t, rng, false)
+		}
+	})
+}
+
+// TestMaxPoolNHWCStrides covers zero strides (every pixel, row or column
+// reads the same taps) and output strides well above c.
+func TestMaxPoolNHWCStrides(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for _, c := range []int{1, 7, 16, 17, 64, 96} {
+			for k := 1; k <= 3; k++ {
+				for _, z := range []struct{ stride int }{{0}, {1}} {
+					for zy := range 2 {
+						for zx := range 2 {
+							pc := poolCase{np: 4, c: c, C: c, kh: k, kw: k + 1, stride: z.stride, so: 2*c + 1,
+								zeroY: zy == 1, zeroX: zx == 1, special: 16}
+							pc.run(t, rng, true)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// poolOrdered are the poolSpecials that are not NaNs: windows of only these
+// take the kernels' NaN-free path (AVX2 checks the taps for NaNs first).
+var poolOrdered = slices.DeleteFunc(slices.Clone(poolSpecials), func(b uint32) bool {
+	v := math.Float32frombits(b)
+	return v != v
+})
+
+// TestMaxPoolNHWCWindows runs every combination of special values through a
+// window: channel ch of one output pixel sees the taps given by the digits of
+// ch in base len(set), so one call covers all of them (all 14^4 for 2×2 and
+// 1×4, all 14^3 for 1×3 and 3×1), each in some lane; 3×3 and 2×3 windows get
+// random draws. The NaN-free set gives most vectors no NaN at all. Each result
+// must be poolRef's too.
+func TestMaxPoolNHWCWindows(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		for _, set := range [][]uint32{poolSpecials, poolOrdered} {
+			for _, k := range [][2]int{{2, 2}, {1, 3}, {3, 1}, {1, 4}, {3, 3}, {2, 3}} {
+				poolWindows(t, rng, set, k[0], k[1])
+			}
+		}
+	})
+}
+
+// poolWindows runs one call of TestMaxPoolNHWCWindows.
+func poolWindows(t *testing.T, rng *rand.Rand, set []uint32, kh, kw int) {
+	ns, taps := len(set), kh*kw
+	c := 1
+	for range taps {
+		c *= ns
+	}
+	exhaustive := c <= 1<<16
+	if !exhaustive {
+		c = 4099
+	}
+	// The taps of channel ch are at in[tap*c+ch]: sc = c, sy = kw*c.
+	in := convGuarded(t, 0, taps*c)
+	for ch := range c {
+		d := ch
+		if !exhaustive {
+			d = int(rng.Uint64() >> 1)
+		}
+		for tap := range taps {
+			in[tap*c+ch] = math.Float32frombits(set[d%ns])
+			d /= ns
+		}
+	}
+	what := fmt.Sprintf("%dx%d window, %d of %d values, %d channels", kh, kw, taps, ns, c)
+	got, want := poolOut(1, c, c)
+	maxPoolNHWCGo(want[convGuardLen:][:c], c, in, 0, kw*c, c, c, kh, kw, 1)
+	MaxPoolNHWC(got[convGuardLen:][:c], c, in, 0, kw*c, c, c, kh, kw, 1)
+	checkPoolOut(t, what, got, want, 1, c, c)
+	window := make([]float32, taps)
+	for ch := range c {
+		for tap := range taps {
+			window[tap] = in[tap*c+ch]
+		}
+		if r, w := poolRef(window), want[convGuardLen+ch]; math.Float32bits(r) != math.Float32bits(w) {
+			t.Fatalf("%s: maxPoolNHWCGo gives %#08x at channel %d, the rule %#08x (window %v)",
+				what, math.Float32bits(w), ch, math.Float32bits(r), window)
+		}
+	}
+}
+
+// TestMaxPoolNHWCRule checks the selection rule by value on two-tap windows
+// (and a one-tap one) in every implementation, in a full vector and in the
+// tail.
+func TestMaxPoolNHWCRule(t *testing.T) {
+	const (
+		posZero = 0x00000000
+		negZero = 0x80000000
+		negInf  = 0xff800000
+		nan1    = 0x7fc12345
+		nan2    = 0xffc00001
+		snan    = 0x7f800001
+	)
+	cases := []struct {
+		name       string
+		taps       []uint32
+		want       uint32
+		kh, kw, np int
+	}{
+		{"+0 then -0 keeps +0", []uint32{posZero, negZero}, posZero, 1, 2, 1},
+		{"-0 then +0 keeps -0", []uint32{negZero, posZero}, negZero, 2, 1, 1},
+		{"NaN then number keeps the NaN", []uint32{nan1, 0x3f800000}, nan1, 1, 2, 1},
+		{"number then NaN takes the NaN", []uint32{0x3f800000, nan1}, nan1, 2, 1, 1},
+		{"the last NaN wins", []uint32{nan1, nan2}, nan2, 1, 2, 1},
+		{"signalling NaN passes unquieted", []uint32{0xbf800000, snan}, snan, 1, 2, 1},
+		{"-Inf only", []uint32{negInf, negInf}, negInf, 2, 1, 1},
+		{"one tap", []uint32{snan}, snan, 1, 1, 1},
+	}
+	forEachConvISA(t, func(t *testing.T) {
+		for _, tc := range cases {
+			for _, c := range []int{16, 21} {
+				taps := len(tc.taps)
+				in := make([]float32, taps*c)
+				for tap, v := range tc.taps {
+					for ch := range c {
+						in[tap*c+ch] = math.Float32frombits(v)
+					}
+				}
+				out := make([]float32, c)
+				MaxPoolNHWC(out, c, in, 0, tc.kw*c, c, c, tc.kh, tc.kw, tc.np)
+				for ch, v := range out {
+					if math.Float32bits(v) != tc.want {
+						t.Fatalf("%s, c=%d: channel %d = %#08x, want %#08x", tc.name, c, ch, math.Float32bits(v), tc.want)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCPanics checks that MaxPoolNHWC rejects operands shorter than
+// the contract's minimum (the assembly relies on it) and bad shapes.
+func TestMaxPoolNHWCPanics(t *testing.T) {
+	// 2 pixels of 4 channels, 2×2 window at stride 2 in a 4-pixel row:
+	// in needs (2-1)*8+(2-1)*16+(2-1)*4+4 = 32 elements, out (2-1)*4+4 = 8.
+	pool := func(lout, so, lin, sx, sy, sc, kh, kw int) func() {
+		return func() { MaxPoolNHWC(make([]float32, lout), so, make([]float32, lin), sx, sy, sc, 4, kh, kw, 2) }
+	}
+	pool(8, 4, 32, 8, 16, 4, 2, 2)() // the minimum is fine
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"out", pool(7, 4, 32, 8, 16, 4, 2, 2)},
+		{"in", pool(8, 4, 31, 8, 16, 4, 2, 2)},
+		{"kh", pool(8, 4, 32, 8, 16, 4, 0, 2)},
+		{"kw", pool(8, 4, 32, 8, 16, 4, 2, 0)},
+		{"overlapping so", pool(8, 3, 32, 8, 16, 4, 2, 2)},
+		{"negative so", pool(8, -4, 32, 8, 16, 4, 2, 2)},
+		{"negative sx", pool(8, 4, 32, -8, 16, 4, 2, 2)},
+		{"negative sy", pool(8, 4, 32, 8, -16, 4, 2, 2)},
+		{"negative sc", pool(8, 4, 32, 8, 16, -4, 2, 2)},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", tc.name)
+				}
+			}()
+			tc.f()
+		}()
+	}
+	// Nothing to do: no operand is read or checked.
+	MaxPoolNHWC(nil, 0, nil, 0, 0, 0, 4, 2, 2, 0)
+	MaxPoolNHWC(nil, 0, nil, 0, 0, 0, 0, 2, 2, 3)
+}
+
+// FuzzMaxPoolNHWC compares every implementation with maxPoolNHWCGo on random
+// shapes and values; v1 and v2 are planted at random positions of the input
+// so that the fuzzer can steer towards special values and orders.
+func FuzzMaxPoolNHWC(f *testing.F) {
+	f.Add(uint8(112), uint16(64), uint8(2), uint8(2), uint8(2), uint8(0), uint8(0), uint64(1), float32(0), float32(math.Copysign(0, -1)))
+	f.Add(uint8(27), uint16(96), uint8(3), uint8(3), uint8(2), uint8(5), uint8(3), uint64(2), float32(math.NaN()), float32(math.Inf(-1)))
+	f.Add(uint8(1), uint16(17), uint8(1), uint8(5), uint8(0), uint8(1), uint8(200), uint64(3), math.Float32frombits(0x7f800001), float32(1))
+	f.Fuzz(func(t *testing.T, np uint8, c uint16, kh, kw, stride, pad, flags uint8, seed uint64, v1, v2 float32) {
+		pc := poolCase{
+			np: 1 + int(np)%128, c: 1 + int(c)%600, kh: 1 + int(kh)%5, kw: 1 + int(kw)%5, stride: int(stride) % 4,
+			extra: int(flags) % 3, zeroY: flags&4 != 0 && flags&8 != 0, zeroX: flags&16 != 0 && flags&32 != 0,
+			special: int(flags>>6) * 16,
+		}
+		pc.C = pc.c + int(pad)%5
+		pc.so = pc.c + int(pad>>3)%9
+		sx, sy, sc, lin := pc.strides()
+		rng := rand.New(rand.NewPCG(seed, uint64(flags)))
+		in := convGuarded(t, 0, lin)
+		for i := range in {
+			in[i] = poolValue(rng, pc.special)
+		}
+		in[seed%uint64(lin)] = v1
+		in[(seed>>32)%uint64(lin)] = v2
+		got, want := poolOut(pc.np, pc.c, pc.so)
+		lout := len(got) - 2*convGuardLen
+		maxPoolNHWCGo(want[convGuardLen:][:lout], pc.so, in, sx, sy, sc, pc.c, pc.kh, pc.kw, pc.np)
+		defer convRestoreISA()()
+		for _, isa := range convISAs() {
+			if !isa.has {
+				continue
+			}
+			isa.use()
+			for i := convGuardLen; i < convGuardLen+lout; i++ {
+				got[i] = math.Float32frombits(convSentinel)
+			}
+			MaxPoolNHWC(got[convGuardLen:][:lout], pc.so, in, sx, sy, sc, pc.c, pc.kh, pc.kw, pc.np)
+			checkPoolOut(t, isa.name+" "+pc.String(), got, want, pc.np, pc.c, pc.so)
+		}
+	})
+}
