@@ -522,11 +522,6 @@ func (g *stepGen) bnFwd() []jen.Code {
 	st := g.st
 	code := []jen.Code{g.bnConsts(), x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)), g.bnTensors()}
 	code = append(code, g.zeroHalos(st.Out)...)
-	apply := []jen.Code{x("v := float32(float64(pv)*scale[c] + shift[c])")}
-	if st.ReLU {
-		apply = append(apply, jen.If(x("v < 0")).Block(x("v = 0")))
-	}
-	apply = append(apply, x("o[c-lo] = v"))
 	code = append(code,
 		span("C"),
 		jen.If(x("lo >= hi")).Block(jen.Return()),
@@ -536,42 +531,41 @@ func (g *stepGen) bnFwd() []jen.Code {
 	evalStats := loop("c", "lo", "hi",
 		x("invstd := 1 / sqrt(float64(rv[c])+EPS)"),
 		x("scale[c] = float64(gamma[c]) * invstd"),
-		x("shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]"),
+		x("shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])"),
 	)
 	if g.grad {
 		stat := "m." + bnStatField(st)
 		train := []jen.Code{
 			x("var sum, sq [C]float64"),
-			pixelsIn(jen.For(x("k, v := range p")).Block(x("sum[lo+k] += float64(v)"))),
+			pixelsIn(jen.Qual(pkgKernels, "BNSum").Call(x("sum[lo:hi]"), x("p"), x("C"), x("W"), x("hi-lo"))),
 			loop("c", "lo", "hi", x("sum[c] /= cnt")),
-			pixelsIn(jen.For(x("k, v := range p")).Block(x("d := float64(v) - sum[lo+k]"), x("sq[lo+k] += d * d"))),
+			pixelsIn(jen.Qual(pkgKernels, "BNSumSq").Call(x("sq[lo:hi]"), x("p"), x("C"), x("W"), x("hi-lo"), x("sum[lo:hi]"))),
 			loop("c", "lo", "hi",
 				x("mean, v := sum[c], sq[c]/cnt"),
 				x("invstd := 1 / sqrt(v+EPS)"),
 				x("%s[c], %s[C+c] = mean, invstd", stat, stat),
 				x("unbiased := v"),
 				jen.If(x("cnt > 1")).Block(x("unbiased = sq[c] / (cnt - 1)")),
-				x("rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)"),
-				x("rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)"),
+				x("rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))"),
+				x("rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))"),
 				x("scale[c] = float64(gamma[c]) * invstd"),
-				x("shift[c] = float64(beta[c]) - mean*scale[c]"),
+				x("shift[c] = float64(beta[c]) - float64(mean*scale[c])"),
 			),
 		}
 		code = append(code, jen.If(x("m.training")).Block(train...).Else().Block(evalStats))
 	} else {
 		code = append(code, evalStats)
 	}
-	code = append(code, loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
-		x("p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]"),
-		jen.For(x("k, pv := range p")).Block(append([]jen.Code{x("c := lo + k")}, apply...)...),
-	))))
+	code = append(code, loop("b", 0, "m.n", loop("y", 0, "H",
+		jen.Qual(pkgKernels, "BNApply").Call(x("out[b*OS+OI+y*ORS+lo:]"), x("C"), x("in[b*IS+II+y*IRS+lo:]"), x("C"), x("W"), x("hi-lo"), x("scale[lo:hi]"), x("shift[lo:hi]"), jen.Lit(st.ReLU)),
+	)))
 	return code
 }
 
-// pixelsIn loops over every pixel with p the input's channel run [lo, hi).
+// pixelsIn loops over every row with p the input from the row's channel lo on.
 func pixelsIn(body ...jen.Code) jen.Code {
-	return loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
-		append([]jen.Code{x("p := in[b*IS+II+y*IRS+x*C:][lo:hi]")}, body...)...)))
+	return loop("b", 0, "m.n", loop("y", 0, "H",
+		append([]jen.Code{x("p := in[b*IS+II+y*IRS+lo:]")}, body...)...))
 }
 
 /*
@@ -596,20 +590,12 @@ func (g *stepGen) bnBwd() []jen.Code {
 		x("dgamma, dbeta := m.grads[%d:%d], m.grads[%d:%d]", gm, gm+C, bt, bt+C),
 	}
 	code = append(code, g.zeroHalos(st.DIn)...)
-	mask := []jen.Code{}
+	// A fused ReLU masks the gradient in place, as the conv and linear steps do: the
+	// held gradient is then dL/d(ReLU input).
+	mask := jen.Nil()
 	if st.ReLU {
-		// Masked in place, as the conv and linear steps do: the held gradient is then
-		// dL/d(ReLU input) for every fused ReLU.
-		mask = append(mask, x("o := out[b*OS+OI+y*ORS+x*C:][lo:hi]"),
-			jen.For(x("k, v := range o")).Block(jen.If(x("!(v > 0)")).Block(x("d[k] = 0"))))
+		mask = x("out[b*OS+OI+y*ORS+lo:]")
 	}
-	sums := append([]jen.Code{x("p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]")}, mask...)
-	sums = append(sums, jen.For(x("k, gv32 := range d")).Block(
-		x("c, gv := lo+k, float64(gv32)"),
-		x("xh := (float64(p[k]) - mean[c]) * invstd[c]"),
-		x("sg[c] += gv"),
-		x("sgx[c] += gv * xh"),
-	))
 	code = append(code,
 		span("C"),
 		jen.If(x("lo >= hi")).Block(jen.Return()),
@@ -619,26 +605,23 @@ func (g *stepGen) bnBwd() []jen.Code {
 			jen.If(x("m.training")).Block(x("mean[c], invstd[c] = %s[c], %s[C+c]", stat, stat)).Else().Block(
 				x("mean[c], invstd[c] = float64(rm[c]), 1/sqrt(float64(rv[c])+EPS)")),
 		),
-		loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W", sums...))),
+		loop("b", 0, "m.n", loop("y", 0, "H",
+			jen.Qual(pkgKernels, "BNBackSums").Call(x("sg[lo:hi]"), x("sgx[lo:hi]"), x("dout[b*DS+DI+y*DRS+lo:]"), x("C"), x("in[b*IS+II+y*IRS+lo:]"), x("C"), mask, x("C"), x("W"), x("hi-lo"), x("mean[lo:hi]"), x("invstd[lo:hi]")),
+		)),
 		loop("c", "lo", "hi",
 			x("dgamma[c] += float32(sgx[c])"),
 			x("dbeta[c] += float32(sg[c])"),
 			x("k[c] = float64(gamma[c]) * invstd[c]"),
 		),
 		jen.If(x("m.training")).Block(
-			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
-				x("p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]"),
-				jen.For(x("j, gv32 := range d")).Block(
-					x("c := lo + j"),
-					x("xh := (float64(p[j]) - mean[c]) * invstd[c]"),
-					x("t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))"),
-				),
-			))),
+			loop("b", 0, "m.n", loop("y", 0, "H",
+				jen.Qual(pkgKernels, "BNBackData").Call(x("dx[b*XS+XI+y*XRS+lo:]"), x("C"), x("dout[b*DS+DI+y*DRS+lo:]"), x("C"), x("in[b*IS+II+y*IRS+lo:]"), x("C"), x("W"), x("hi-lo"),
+					x("mean[lo:hi]"), x("invstd[lo:hi]"), x("k[lo:hi]"), x("sg[lo:hi]"), x("sgx[lo:hi]"), x("cnt")),
+			)),
 		).Else().Block(
-			loop("b", 0, "m.n", loop("y", 0, "H", loop("x", 0, "W",
-				x("d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]"),
-				jen.For(x("j, gv32 := range d")).Block(x("t[j] = float32(float64(gv32) * k[lo+j])")),
-			))),
+			loop("b", 0, "m.n", loop("y", 0, "H",
+				jen.Qual(pkgKernels, "BNBackDataEval").Call(x("dx[b*XS+XI+y*XRS+lo:]"), x("C"), x("dout[b*DS+DI+y*DRS+lo:]"), x("C"), x("W"), x("hi-lo"), x("k[lo:hi]")),
+			)),
 		),
 	)
 	return code

@@ -92,12 +92,8 @@ func (m *Model) fwd2(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -105,13 +101,8 @@ func (m *Model) fwd2(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -122,31 +113,21 @@ func (m *Model) fwd2(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -210,12 +191,8 @@ func (m *Model) fwd4(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -223,13 +200,8 @@ func (m *Model) fwd4(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -240,31 +212,21 @@ func (m *Model) fwd4(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -379,12 +341,8 @@ func (m *Model) fwd7(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -392,13 +350,8 @@ func (m *Model) fwd7(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -409,31 +362,21 @@ func (m *Model) fwd7(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -497,12 +440,8 @@ func (m *Model) fwd9(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -510,13 +449,8 @@ func (m *Model) fwd9(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -527,31 +461,21 @@ func (m *Model) fwd9(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -666,12 +590,8 @@ func (m *Model) fwd12(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -679,13 +599,8 @@ func (m *Model) fwd12(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -696,31 +611,21 @@ func (m *Model) fwd12(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -784,12 +689,8 @@ func (m *Model) fwd14(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -797,13 +698,8 @@ func (m *Model) fwd14(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -814,31 +710,21 @@ func (m *Model) fwd14(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -953,12 +839,8 @@ func (m *Model) fwd17(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -966,13 +848,8 @@ func (m *Model) fwd17(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -983,31 +860,21 @@ func (m *Model) fwd17(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1071,12 +938,8 @@ func (m *Model) fwd19(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1084,13 +947,8 @@ func (m *Model) fwd19(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1101,31 +959,21 @@ func (m *Model) fwd19(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1240,12 +1088,8 @@ func (m *Model) fwd22(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1253,13 +1097,8 @@ func (m *Model) fwd22(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1270,31 +1109,21 @@ func (m *Model) fwd22(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1358,12 +1187,8 @@ func (m *Model) fwd24(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1371,13 +1196,8 @@ func (m *Model) fwd24(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1388,31 +1208,21 @@ func (m *Model) fwd24(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1838,21 +1648,7 @@ func (m *Model) bwd24(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -1863,25 +1659,13 @@ func (m *Model) bwd24(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2061,21 +1845,7 @@ func (m *Model) bwd22(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2086,25 +1856,13 @@ func (m *Model) bwd22(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2328,21 +2086,7 @@ func (m *Model) bwd19(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2353,25 +2097,13 @@ func (m *Model) bwd19(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2551,21 +2283,7 @@ func (m *Model) bwd17(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2576,25 +2294,13 @@ func (m *Model) bwd17(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2818,21 +2524,7 @@ func (m *Model) bwd14(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2843,25 +2535,13 @@ func (m *Model) bwd14(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3041,21 +2721,7 @@ func (m *Model) bwd12(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3066,25 +2732,13 @@ func (m *Model) bwd12(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3308,21 +2962,7 @@ func (m *Model) bwd9(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3333,25 +2973,13 @@ func (m *Model) bwd9(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3531,21 +3159,7 @@ func (m *Model) bwd7(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3556,25 +3170,13 @@ func (m *Model) bwd7(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3798,21 +3400,7 @@ func (m *Model) bwd4(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3823,25 +3411,13 @@ func (m *Model) bwd4(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4021,21 +3597,7 @@ func (m *Model) bwd2(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4046,25 +3608,13 @@ func (m *Model) bwd2(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}

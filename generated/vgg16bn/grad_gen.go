@@ -92,12 +92,8 @@ func (m *Model) fwd2(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -105,13 +101,8 @@ func (m *Model) fwd2(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -122,31 +113,21 @@ func (m *Model) fwd2(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -210,12 +191,8 @@ func (m *Model) fwd4(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -223,13 +200,8 @@ func (m *Model) fwd4(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -240,31 +212,21 @@ func (m *Model) fwd4(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -379,12 +341,8 @@ func (m *Model) fwd7(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -392,13 +350,8 @@ func (m *Model) fwd7(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -409,31 +362,21 @@ func (m *Model) fwd7(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -497,12 +440,8 @@ func (m *Model) fwd9(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -510,13 +449,8 @@ func (m *Model) fwd9(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -527,31 +461,21 @@ func (m *Model) fwd9(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -666,12 +590,8 @@ func (m *Model) fwd12(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -679,13 +599,8 @@ func (m *Model) fwd12(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -696,31 +611,21 @@ func (m *Model) fwd12(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -786,12 +691,8 @@ func (m *Model) fwd14(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -799,13 +700,8 @@ func (m *Model) fwd14(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -816,31 +712,21 @@ func (m *Model) fwd14(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -904,12 +790,8 @@ func (m *Model) fwd16(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -917,13 +799,8 @@ func (m *Model) fwd16(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -934,31 +811,21 @@ func (m *Model) fwd16(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1073,12 +940,8 @@ func (m *Model) fwd19(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1086,13 +949,8 @@ func (m *Model) fwd19(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1103,31 +961,21 @@ func (m *Model) fwd19(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1193,12 +1041,8 @@ func (m *Model) fwd21(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1206,13 +1050,8 @@ func (m *Model) fwd21(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1223,31 +1062,21 @@ func (m *Model) fwd21(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1311,12 +1140,8 @@ func (m *Model) fwd23(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1324,13 +1149,8 @@ func (m *Model) fwd23(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1341,31 +1161,21 @@ func (m *Model) fwd23(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1480,12 +1290,8 @@ func (m *Model) fwd26(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1493,13 +1299,8 @@ func (m *Model) fwd26(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1510,31 +1311,21 @@ func (m *Model) fwd26(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1600,12 +1391,8 @@ func (m *Model) fwd28(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1613,13 +1400,8 @@ func (m *Model) fwd28(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1630,31 +1412,21 @@ func (m *Model) fwd28(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1718,12 +1490,8 @@ func (m *Model) fwd30(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1731,13 +1499,8 @@ func (m *Model) fwd30(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1748,31 +1511,21 @@ func (m *Model) fwd30(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -2198,21 +1951,7 @@ func (m *Model) bwd30(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2223,25 +1962,13 @@ func (m *Model) bwd30(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2421,21 +2148,7 @@ func (m *Model) bwd28(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2446,25 +2159,13 @@ func (m *Model) bwd28(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2644,21 +2345,7 @@ func (m *Model) bwd26(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2669,25 +2356,13 @@ func (m *Model) bwd26(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2911,21 +2586,7 @@ func (m *Model) bwd23(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2936,25 +2597,13 @@ func (m *Model) bwd23(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3134,21 +2783,7 @@ func (m *Model) bwd21(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3159,25 +2794,13 @@ func (m *Model) bwd21(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3357,21 +2980,7 @@ func (m *Model) bwd19(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3382,25 +2991,13 @@ func (m *Model) bwd19(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3624,21 +3221,7 @@ func (m *Model) bwd16(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3649,25 +3232,13 @@ func (m *Model) bwd16(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3847,21 +3418,7 @@ func (m *Model) bwd14(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3872,25 +3429,13 @@ func (m *Model) bwd14(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4070,21 +3615,7 @@ func (m *Model) bwd12(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4095,25 +3626,13 @@ func (m *Model) bwd12(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4337,21 +3856,7 @@ func (m *Model) bwd9(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4362,25 +3867,13 @@ func (m *Model) bwd9(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4560,21 +4053,7 @@ func (m *Model) bwd7(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4585,25 +4064,13 @@ func (m *Model) bwd7(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4827,21 +4294,7 @@ func (m *Model) bwd4(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4852,25 +4305,13 @@ func (m *Model) bwd4(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -5050,21 +4491,7 @@ func (m *Model) bwd2(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -5075,25 +4502,13 @@ func (m *Model) bwd2(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}

@@ -92,12 +92,8 @@ func (m *Model) fwd2(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -105,13 +101,8 @@ func (m *Model) fwd2(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -122,31 +113,21 @@ func (m *Model) fwd2(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -210,12 +191,8 @@ func (m *Model) fwd4(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -223,13 +200,8 @@ func (m *Model) fwd4(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -240,31 +212,21 @@ func (m *Model) fwd4(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -379,12 +341,8 @@ func (m *Model) fwd7(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -392,13 +350,8 @@ func (m *Model) fwd7(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -409,31 +362,21 @@ func (m *Model) fwd7(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -497,12 +440,8 @@ func (m *Model) fwd9(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -510,13 +449,8 @@ func (m *Model) fwd9(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -527,31 +461,21 @@ func (m *Model) fwd9(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -666,12 +590,8 @@ func (m *Model) fwd12(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -679,13 +599,8 @@ func (m *Model) fwd12(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -696,31 +611,21 @@ func (m *Model) fwd12(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -786,12 +691,8 @@ func (m *Model) fwd14(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -799,13 +700,8 @@ func (m *Model) fwd14(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -816,31 +712,21 @@ func (m *Model) fwd14(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -906,12 +792,8 @@ func (m *Model) fwd16(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -919,13 +801,8 @@ func (m *Model) fwd16(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -936,31 +813,21 @@ func (m *Model) fwd16(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1024,12 +891,8 @@ func (m *Model) fwd18(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1037,13 +900,8 @@ func (m *Model) fwd18(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1054,31 +912,21 @@ func (m *Model) fwd18(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1193,12 +1041,8 @@ func (m *Model) fwd21(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1206,13 +1050,8 @@ func (m *Model) fwd21(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1223,31 +1062,21 @@ func (m *Model) fwd21(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1313,12 +1142,8 @@ func (m *Model) fwd23(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1326,13 +1151,8 @@ func (m *Model) fwd23(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1343,31 +1163,21 @@ func (m *Model) fwd23(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1433,12 +1243,8 @@ func (m *Model) fwd25(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1446,13 +1252,8 @@ func (m *Model) fwd25(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1463,31 +1264,21 @@ func (m *Model) fwd25(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1551,12 +1342,8 @@ func (m *Model) fwd27(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1564,13 +1351,8 @@ func (m *Model) fwd27(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1581,31 +1363,21 @@ func (m *Model) fwd27(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1720,12 +1492,8 @@ func (m *Model) fwd30(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1733,13 +1501,8 @@ func (m *Model) fwd30(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1750,31 +1513,21 @@ func (m *Model) fwd30(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1840,12 +1593,8 @@ func (m *Model) fwd32(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1853,13 +1602,8 @@ func (m *Model) fwd32(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1870,31 +1614,21 @@ func (m *Model) fwd32(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -1960,12 +1694,8 @@ func (m *Model) fwd34(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1973,13 +1703,8 @@ func (m *Model) fwd34(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -1990,31 +1715,21 @@ func (m *Model) fwd34(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -2078,12 +1793,8 @@ func (m *Model) fwd36(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -2091,13 +1802,8 @@ func (m *Model) fwd36(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -2108,31 +1814,21 @@ func (m *Model) fwd36(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -2558,21 +2254,7 @@ func (m *Model) bwd36(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2583,25 +2265,13 @@ func (m *Model) bwd36(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -2781,21 +2451,7 @@ func (m *Model) bwd34(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -2806,25 +2462,13 @@ func (m *Model) bwd34(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3004,21 +2648,7 @@ func (m *Model) bwd32(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3029,25 +2659,13 @@ func (m *Model) bwd32(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3227,21 +2845,7 @@ func (m *Model) bwd30(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3252,25 +2856,13 @@ func (m *Model) bwd30(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3494,21 +3086,7 @@ func (m *Model) bwd27(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3519,25 +3097,13 @@ func (m *Model) bwd27(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3717,21 +3283,7 @@ func (m *Model) bwd25(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3742,25 +3294,13 @@ func (m *Model) bwd25(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -3940,21 +3480,7 @@ func (m *Model) bwd23(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -3965,25 +3491,13 @@ func (m *Model) bwd23(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4163,21 +3677,7 @@ func (m *Model) bwd21(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4188,25 +3688,13 @@ func (m *Model) bwd21(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4430,21 +3918,7 @@ func (m *Model) bwd18(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4455,25 +3929,13 @@ func (m *Model) bwd18(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4653,21 +4115,7 @@ func (m *Model) bwd16(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4678,25 +4126,13 @@ func (m *Model) bwd16(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -4876,21 +4312,7 @@ func (m *Model) bwd14(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -4901,25 +4323,13 @@ func (m *Model) bwd14(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -5099,21 +4509,7 @@ func (m *Model) bwd12(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -5124,25 +4520,13 @@ func (m *Model) bwd12(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -5366,21 +4750,7 @@ func (m *Model) bwd9(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -5391,25 +4761,13 @@ func (m *Model) bwd9(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -5589,21 +4947,7 @@ func (m *Model) bwd7(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -5614,25 +4958,13 @@ func (m *Model) bwd7(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -5856,21 +5188,7 @@ func (m *Model) bwd4(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -5881,25 +5199,13 @@ func (m *Model) bwd4(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -6079,21 +5385,7 @@ func (m *Model) bwd2(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -6104,25 +5396,13 @@ func (m *Model) bwd2(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}

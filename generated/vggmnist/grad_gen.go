@@ -90,12 +90,8 @@ func (m *Model) fwd2(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -103,13 +99,8 @@ func (m *Model) fwd2(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -120,31 +111,21 @@ func (m *Model) fwd2(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -257,12 +238,8 @@ func (m *Model) fwd5(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -270,13 +247,8 @@ func (m *Model) fwd5(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -287,31 +259,21 @@ func (m *Model) fwd5(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -424,12 +386,8 @@ func (m *Model) fwd8(w, nw int) {
 		var sum, sq [C]float64
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						sum[lo+k] += float64(v)
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSum(sum[lo:hi], p, C, W, hi-lo)
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -437,13 +395,8 @@ func (m *Model) fwd8(w, nw int) {
 		}
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p := in[b*IS+II+y*IRS+x*C:][lo:hi]
-					for k, v := range p {
-						d := float64(v) - sum[lo+k]
-						sq[lo+k] += d * d
-					}
-				}
+				p := in[b*IS+II+y*IRS+lo:]
+				kernels.BNSumSq(sq[lo:hi], p, C, W, hi-lo, sum[lo:hi])
 			}
 		}
 		for c := lo; c < hi; c++ {
@@ -454,31 +407,21 @@ func (m *Model) fwd8(w, nw int) {
 			if cnt > 1 {
 				unbiased = sq[c] / (cnt - 1)
 			}
-			rm[c] = float32((1-MOM)*float64(rm[c]) + MOM*mean)
-			rv[c] = float32((1-MOM)*float64(rv[c]) + MOM*unbiased)
+			rm[c] = float32(float64((1-MOM)*float64(rm[c])) + float64(MOM*mean))
+			rv[c] = float32(float64((1-MOM)*float64(rv[c])) + float64(MOM*unbiased))
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - mean*scale[c]
+			shift[c] = float64(beta[c]) - float64(mean*scale[c])
 		}
 	} else {
 		for c := lo; c < hi; c++ {
 			invstd := 1 / sqrt(float64(rv[c])+EPS)
 			scale[c] = float64(gamma[c]) * invstd
-			shift[c] = float64(beta[c]) - float64(rm[c])*scale[c]
+			shift[c] = float64(beta[c]) - float64(float64(rm[c])*scale[c])
 		}
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, o := in[b*IS+II+y*IRS+x*C:][lo:hi], out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, pv := range p {
-					c := lo + k
-					v := float32(float64(pv)*scale[c] + shift[c])
-					if v < 0 {
-						v = 0
-					}
-					o[c-lo] = v
-				}
-			}
+			kernels.BNApply(out[b*OS+OI+y*ORS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, scale[lo:hi], shift[lo:hi], true)
 		}
 	}
 }
@@ -802,21 +745,7 @@ func (m *Model) bwd8(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -827,25 +756,13 @@ func (m *Model) bwd8(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -1069,21 +986,7 @@ func (m *Model) bwd5(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -1094,25 +997,13 @@ func (m *Model) bwd5(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}
@@ -1336,21 +1227,7 @@ func (m *Model) bwd2(w, nw int) {
 	}
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				p, d := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi]
-				o := out[b*OS+OI+y*ORS+x*C:][lo:hi]
-				for k, v := range o {
-					if !(v > 0) {
-						d[k] = 0
-					}
-				}
-				for k, gv32 := range d {
-					c, gv := lo+k, float64(gv32)
-					xh := (float64(p[k]) - mean[c]) * invstd[c]
-					sg[c] += gv
-					sgx[c] += gv * xh
-				}
-			}
+			kernels.BNBackSums(sg[lo:hi], sgx[lo:hi], dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, out[b*OS+OI+y*ORS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi])
 		}
 	}
 	for c := lo; c < hi; c++ {
@@ -1361,25 +1238,13 @@ func (m *Model) bwd2(w, nw int) {
 	if m.training {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					p, d, t := in[b*IS+II+y*IRS+x*C:][lo:hi], dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						c := lo + j
-						xh := (float64(p[j]) - mean[c]) * invstd[c]
-						t[j] = float32(k[c] / cnt * (cnt*float64(gv32) - sg[c] - xh*sgx[c]))
-					}
-				}
+				kernels.BNBackData(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, in[b*IS+II+y*IRS+lo:], C, W, hi-lo, mean[lo:hi], invstd[lo:hi], k[lo:hi], sg[lo:hi], sgx[lo:hi], cnt)
 			}
 		}
 	} else {
 		for b := 0; b < m.n; b++ {
 			for y := 0; y < H; y++ {
-				for x := 0; x < W; x++ {
-					d, t := dout[b*DS+DI+y*DRS+x*C:][lo:hi], dx[b*XS+XI+y*XRS+x*C:][lo:hi]
-					for j, gv32 := range d {
-						t[j] = float32(float64(gv32) * k[lo+j])
-					}
-				}
+				kernels.BNBackDataEval(dx[b*XS+XI+y*XRS+lo:], C, dout[b*DS+DI+y*DRS+lo:], C, W, hi-lo, k[lo:hi])
 			}
 		}
 	}

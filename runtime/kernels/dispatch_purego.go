@@ -27,3 +27,25 @@ func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32,
 func maxPoolNHWC(out []float32, so int, in []float32, sx, sy, sc, c, kh, kw, np int) {
 	maxPoolNHWCGo(out, so, in, sx, sy, sc, c, kh, kw, np)
 }
+
+func bnSum(sum []float64, x []float32, sx, np, n int) { bnSumGo(sum, x, sx, np, n) }
+
+func bnSumSq(sq []float64, x []float32, sx, np, n int, mean []float64) {
+	bnSumSqGo(sq, x, sx, np, n, mean)
+}
+
+func bnApply(out []float32, so int, x []float32, sx, np, n int, scale, shift []float64, relu bool) {
+	bnApplyGo(out, so, x, sx, np, n, scale, shift, relu)
+}
+
+func bnBackSums(sg, sgx []float64, d []float32, sd int, x []float32, sx int, out []float32, so int, np, n int, mean, invstd []float64) {
+	bnBackSumsGo(sg, sgx, d, sd, x, sx, out, so, np, n, mean, invstd)
+}
+
+func bnBackData(dx []float32, sdx int, d []float32, sd int, x []float32, sx int, np, n int, mean, invstd, kc, sg, sgx []float64, cnt float64) {
+	bnBackDataGo(dx, sdx, d, sd, x, sx, np, n, mean, invstd, kc, sg, sgx, cnt)
+}
+
+func bnBackDataEval(dx []float32, sdx int, d []float32, sd int, np, n int, kc []float64) {
+	bnBackDataEvalGo(dx, sdx, d, sd, np, n, kc)
+}

@@ -103,7 +103,7 @@ func BNFold(scale, shift []float64, gamma, beta, mean, variance []float32, eps f
 	for c := range scale {
 		s := float64(gamma[c]) / math.Sqrt(float64(variance[c])+eps)
 		scale[c] = s
-		shift[c] = float64(beta[c]) - float64(mean[c])*s
+		shift[c] = float64(beta[c]) - float64(float64(mean[c])*s) // rounded product: no build may fuse it
 	}
 }
 
