@@ -3,6 +3,7 @@ package gen
 import (
 	"bytes"
 	"fmt"
+	"github.com/cnngen/cnngen/runtime/winograd"
 	"go/format"
 	"strings"
 
@@ -16,6 +17,7 @@ const (
 	pkgKernels  = "github.com/cnngen/cnngen/runtime/kernels"
 	pkgNN       = "github.com/cnngen/cnngen/runtime/nn"
 	pkgParallel = "github.com/cnngen/cnngen/runtime/parallel"
+	pkgWinograd = "github.com/cnngen/cnngen/runtime/winograd"
 )
 
 // File is one generated source file.
@@ -195,6 +197,12 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.List(jen.Id("packE"), jen.Id("biasE")).Index(jen.Id("numConv")).Index().Float32(),
 		jen.Comment("Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them."),
 		jen.Id("packB").Index(jen.Id("numConv")).Index().Float32(),
+		jen.Comment("Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in"),
+		jen.Comment("torchvision layout; nil until a fast instance needs them."),
+		jen.Id("bf16").Index(jen.Lit(max(1, len(linears(p))))).Index().Uint16(),
+		jen.Comment("Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in"),
+		jen.Comment("as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil."),
+		jen.Id("wino").Index(jen.Id("numConv")).Index().Float32(),
 	)
 
 	fields := []jen.Code{
@@ -208,12 +216,14 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("gb").Index(jen.Lit(len(p.Grad.Buffers))).Index().Float32().Comment("the grad program's float buffers"),
 		jen.Id("gi").Index(jen.Lit(len(p.Grad.Buffers))).Index().Int32().Comment("the grad program's int32 buffers"),
 		jen.Id("dwScratch").Index(jen.Id("numConv")).Index().Float32().Comment("packed weight gradients"),
+		jen.Id("wscratch").Index().Index().Float32().Comment("fast mode: each worker's Winograd scratch"),
 		jen.Id("pool").Op("*").Qual(pkgParallel, "Pool"),
 		jen.Id("pcg").Op("*").Qual("math/rand/v2", "PCG").Comment("the dropout masks' source"),
 		jen.Id("rng").Op("*").Qual("math/rand/v2", "Rand"),
 		jen.Id("n").Int().Comment("samples in the current batch"),
 		jen.Id("x").Index().Float32().Comment("the current input (NCHW), read by the first step"),
 		jen.Id("training").Bool(),
+		jen.Id("fast").Bool().Comment("cfg.Mode == runtime.Fast"),
 		jen.Id("ready").Bool().Comment("a grad-program Forward ran; Backward may follow"),
 		jen.Id("backwardDone").Bool().Comment("Backward ran after the last Forward"),
 		jen.Id("evalTasks").Index().Func().Params(jen.Int(), jen.Int()),
@@ -276,12 +286,15 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(p.Model.Name+": MaxBatch %d out of range [1, 65536]"), jen.Id("cfg").Dot("MaxBatch")))),
 		jen.If(jen.Id("cfg").Dot("Threads").Op("<").Lit(1).Op("||").Id("cfg").Dot("Threads").Op(">").Lit(1024)).Block(
 			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(p.Model.Name+": Threads %d out of range [1, 1024]"), jen.Id("cfg").Dot("Threads")))),
-		jen.If(jen.Id("cfg").Dot("Mode").Op("!=").Qual(pkgRuntime, "Exact")).Block(
-			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(p.Model.Name+": mode %v is not generated yet; use runtime.Exact"), jen.Id("cfg").Dot("Mode")))),
+		jen.If(x("cfg.Mode != runtime.Exact && cfg.Mode != runtime.Fast")).Block(
+			jen.Return(jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(p.Model.Name+": unknown mode %v"), jen.Id("cfg").Dot("Mode")))),
+		jen.If(x("cfg.Mode == runtime.Fast && cfg.Training")).Block(
+			jen.Return(jen.Nil(), jen.Qual("errors", "New").Call(jen.Lit(p.Model.Name+": fast mode is for inference; train in runtime.Exact")))),
 		jen.Id("m").Op(":=").Op("&").Id("Model").Values(jen.Dict{
 			jen.Id("cfg"):  jen.Id("cfg"),
 			jen.Id("w"):    jen.Id("w"),
 			jen.Id("bufs"): jen.Id("bufs"),
+			jen.Id("fast"): x("cfg.Mode == runtime.Fast"),
 			jen.Id("pool"): jen.Qual(pkgParallel, "New").Call(jen.Id("cfg").Dot("Threads")),
 		}),
 		x("m.Seed(cfg.Seed)"),
@@ -296,6 +309,12 @@ func (e *emitter) modelMethods(f *jen.File) {
 		).Else().Block(
 			jen.Id("m").Dot("arena").Op("=").Make(jen.Index().Float32(), jen.Id("evalArena").Op("*").Id("mb")),
 		),
+	}
+	if sz := winoScratch(p); sz > 0 {
+		body = append(body, jen.If(x("m.fast")).Block(
+			x("m.wscratch = make([][]float32, cfg.Threads)"),
+			jen.For(x("i := range m.wscratch")).Block(x("m.wscratch[i] = make([]float32, %d)", sz)),
+		))
 	}
 	// Buffer slices.
 	var evalSl, gradSl []jen.Code
@@ -379,6 +398,18 @@ func (e *emitter) modelMethods(f *jen.File) {
 	f.Comment("derive allocates the packs this instance needs and computes the new ones; with all it")
 	f.Comment("recomputes every pack that exists. An evaluation pack folds batch norm with this")
 	f.Comment("instance's running statistics.")
+	var bf []jen.Code
+	for i, l := range linears(p) {
+		wp := p.param(l.Name + ".weight")
+		bf = append(bf,
+			jen.Comment(fmt.Sprintf("%s.weight in bfloat16.", l.Name)),
+			jen.If(x("m.fast || w.bf16[%d] != nil", i)).Block(
+				x("fresh := w.bf16[%d] == nil", i),
+				jen.If(x("fresh")).Block(x("w.bf16[%d] = make([]uint16, %d)", i, wp.Len())),
+				jen.If(x("all || fresh")).Block(jen.Qual(pkgKernels, "BF16").Call(x("w.bf16[%d]", i), x("w.vals[%d:%d]", wp.Off, wp.Off+wp.Len()))),
+			),
+		)
+	}
 	f.Add(recv().Id("derive").Params(jen.Id("all").Bool()).Error().Block(
 		jen.Id("w").Op(":=").Id("m").Dot("w"),
 		jen.For(jen.List(jen.Id("i"), jen.Id("c")).Op(":=").Range().Id("convInfo")).Block(
@@ -424,8 +455,40 @@ func (e *emitter) modelMethods(f *jen.File) {
 				),
 			),
 		),
-		jen.Return(jen.Nil()),
+		jen.Return(jen.Id("m").Dot("deriveFast").Call(jen.Id("all"))),
 	))
+	for i, c := range p.Convs {
+		if !Winograd(c.Layer) {
+			continue
+		}
+		l := c.Layer
+		src := x("weight")
+		fold := []jen.Code{}
+		if c.BN != nil {
+			// Fold batch norm as PackConv does: w·scale rounded once.
+			fold = append(fold,
+				x("oc := %d", l.OutC),
+				x("scale, shift := make([]float64, oc), make([]float64, oc)"),
+				jen.Qual(pkgNN, "BNFold").Call(x("scale"), x("shift"), x("w.vals[c.bn:c.bn+oc]"), x("w.vals[c.bn+oc:c.bn+2*oc]"), x("m.bufs[c.bnBuf:c.bnBuf+oc]"), x("m.bufs[c.bnBuf+oc:c.bnBuf+2*oc]"), x("c.bnEps")),
+				x("folded := make([]float32, len(weight))"),
+				jen.For(x("k, v := range weight")).Block(x("folded[k] = float32(float64(v) * scale[k/%d])", l.In.C*9)),
+			)
+			src = x("folded")
+		}
+		bf = append(bf,
+			jen.Comment(fmt.Sprintf("%s as Winograd F(4×4, 3×3).", l.Name)),
+			jen.If(x("m.fast || w.wino[%d] != nil", i)).Block(
+				x("fresh := w.wino[%d] == nil", i),
+				jen.If(x("fresh")).Block(x("w.wino[%d] = make([]float32, %s(%d, %d))", i, "winograd.PackSize", l.In.C, l.OutC)),
+				jen.If(x("all || fresh")).Block(append(append([]jen.Code{
+					x("c := convInfo[%d]", i),
+					x("weight := w.vals[c.weight : c.weight+%d]", l.OutC*l.In.C*9),
+				}, fold...), jen.Qual(pkgWinograd, "Pack").Call(x("w.wino[%d]", i), src, jen.Lit(l.In.C), jen.Lit(l.OutC)))...),
+			),
+		)
+	}
+	f.Comment("deriveFast makes fast mode's copies of the weights, as derive does the packs.")
+	f.Add(recv().Id("deriveFast").Params(jen.Id("all").Bool()).Error().Block(append(append([]jen.Code{x("w := m.w")}, bf...), jen.Return(jen.Nil()))...))
 
 	// DropoutMasks.
 	var masks []jen.Code
@@ -537,6 +600,31 @@ func (e *emitter) modelMethods(f *jen.File) {
 		x("m.ready, m.backwardDone = false, true"),
 		jen.Return(x("m.gb[%d][:m.n*inSize]", p.Grad.DX.ID), jen.Nil()),
 	))
+}
+
+// winoScratch is the scratch each worker needs for the model's Winograd
+// convolutions (the largest of them), or 0 if it has none.
+func winoScratch(p *Plan) int {
+	sz := 0
+	for _, c := range p.Convs {
+		if Winograd(c.Layer) {
+			l := c.Layer
+			sz = max(sz, winograd.ScratchSize(l.Out.H, l.Out.W, l.In.C, l.OutC))
+		}
+	}
+	return sz
+}
+
+// linears lists the model's linear layers in net order; fast mode keeps a
+// bfloat16 copy of each one's weights (weights.bf16, same index).
+func linears(p *Plan) []*spec.Layer {
+	var ls []*spec.Layer
+	for _, l := range p.Model.Layers {
+		if l.Kind == spec.Linear {
+			ls = append(ls, l)
+		}
+	}
+	return ls
 }
 
 // inputGradTasks counts the backward tasks, at the end of the Grad program's task
@@ -739,8 +827,11 @@ func (e *emitter) example(f *jen.File) {
 // profile emits Tasks, SetProfile and run, the loop every Forward and Backward runs.
 func (e *emitter) profile(f *jen.File) {
 	p := e.p
-	task := func(st *Step, phase string) jen.Code {
+	task := func(st *Step, phase string, fast bool) jen.Code {
 		layer, kind, algo := "input", st.Op.String(), st.Algo
+		if fast && fastAlgo(st) != "" {
+			algo = fastAlgo(st)
+		}
 		var macs, bytes int64
 		if st.Layer != nil {
 			layer = st.Layer.Name
@@ -752,31 +843,37 @@ func (e *emitter) profile(f *jen.File) {
 			}
 			if st.Op == OpLinear && phase != "relu mask" {
 				bytes = 4 * int64(st.Layer.In.Size()) * int64(st.Layer.OutC)
+				if fast {
+					bytes /= 2 // bfloat16
+				}
 			}
 		}
 		return jen.Values(jen.Dict{jen.Id("Layer"): jen.Lit(layer), jen.Id("Kind"): jen.Lit(kind), jen.Id("Phase"): jen.Lit(phase),
 			jen.Id("Algo"): jen.Lit(algo), jen.Id("MACs"): jen.Lit(macs), jen.Id("Bytes"): jen.Lit(bytes)})
 	}
-	var evalT, gradT []jen.Code
+	var evalT, fastT, gradT []jen.Code
 	for _, st := range p.Eval.Steps {
-		evalT = append(evalT, task(st, "forward"))
+		evalT = append(evalT, task(st, "forward", false))
+		fastT = append(fastT, task(st, "forward", true))
 	}
 	for _, st := range p.Grad.Steps {
-		gradT = append(gradT, task(st, "forward"))
+		gradT = append(gradT, task(st, "forward", false))
 	}
 	phases := map[string]string{"": "backward", "Mask": "relu mask", "Bias": "backward bias", "Weight": "backward weight", "Data": "backward data"}
 	for i := len(p.Grad.Steps) - 1; i >= 0; i-- {
 		st := p.Grad.Steps[i]
 		for _, part := range backwardParts(st) {
-			gradT = append(gradT, task(st, phases[part]))
+			gradT = append(gradT, task(st, phases[part], false))
 		}
 	}
 	f.Var().Id("evalTaskInfo").Op("=").Index().Qual(pkgRuntime, "Task").Values(evalT...)
+	f.Var().Id("fastTaskInfo").Op("=").Index().Qual(pkgRuntime, "Task").Values(fastT...)
 	f.Var().Id("gradTaskInfo").Op("=").Index().Qual(pkgRuntime, "Task").Values(gradT...)
 	recv := func() *jen.Statement { return jen.Func().Params(jen.Id("m").Op("*").Id("Model")) }
 	f.Comment("Tasks lists what Forward (and for a training instance Backward) runs, in order.")
 	f.Add(recv().Id("Tasks").Params().Index().Qual(pkgRuntime, "Task").Block(
 		jen.If(x("m.cfg.Training")).Block(jen.Return(jen.Qual("slices", "Clone").Call(jen.Id("gradTaskInfo")))),
+		jen.If(x("m.fast")).Block(jen.Return(jen.Qual("slices", "Clone").Call(jen.Id("fastTaskInfo")))),
 		jen.Return(jen.Qual("slices", "Clone").Call(jen.Id("evalTaskInfo"))),
 	))
 	f.Comment("SetProfile makes Forward and Backward call fn after each task with its index in Tasks")

@@ -2,6 +2,8 @@ package gen
 
 import (
 	"fmt"
+	"github.com/cnngen/cnngen/runtime/winograd"
+	"slices"
 
 	"github.com/dave/jennifer/jen"
 
@@ -266,6 +268,20 @@ func (g *stepGen) convFwd() []jen.Code {
 		x("wt, bias := m.w.%s[%d], m.w.%s[%d]", pack, st.ConvIndex, bias, st.ConvIndex),
 	}
 	code = append(code, g.zeroHalos(st.Out)...)
+	if !g.grad && Winograd(st.Layer) {
+		code = append(code, jen.If(x("m.fast")).Block(
+			jen.Comment("Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch."),
+			x("const TR = %d // tile rows per sample", winograd.TileRows(st.Layer.Out.H)),
+			span("m.n*TR"),
+			jen.For(x("r := lo; r < hi;")).Block(
+				x("b, t0 := r/TR, r%%TR"),
+				x("t1 := min(TR, t0+hi-r)"),
+				jen.Qual(pkgWinograd, "Conv").Call(x("out[b*OS+OI:]"), x("ORS"), x("in[b*IS+IOFF:]"), x("IRS"), x("OH"), x("OW"), x("C"), x("OC"), x("m.w.wino[%d]", st.ConvIndex), x("bias"), jen.Lit(st.ReLU), x("t0"), x("t1"), x("m.wscratch[w]")),
+				x("r += t1 - t0"),
+			),
+			jen.Return(),
+		))
+	}
 	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB",
 		x("g, ob := u/OCB, u%%OCB"),
 		x("b, oy := r/OH, r%%OH"),
@@ -991,11 +1007,20 @@ func (g *stepGen) linearFwd() []jen.Code {
 		code = append(code, x("bias := %s", bv))
 		biasArg = x("bias[lo:]")
 	}
+	exact := jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
+	if g.grad {
+		return append(code, span("N"), jen.If(x("lo < hi")).Block(exact))
+	}
+	idx := slices.Index(linears(g.e.p), l)
 	return append(code,
 		span("N"),
-		jen.If(x("lo < hi")).Block(
-			jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
+		jen.If(x("lo >= hi")).Block(jen.Return()),
+		jen.If(x("m.fast")).Block(
+			jen.Comment("Fast mode streams the weights as bfloat16: half the bytes."),
+			jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
+			jen.Return(),
 		),
+		exact,
 	)
 }
 

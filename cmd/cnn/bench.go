@@ -14,6 +14,7 @@ import (
 	"github.com/cnngen/cnngen/runtime"
 	"github.com/cnngen/cnngen/runtime/kernels"
 	"github.com/cnngen/cnngen/runtime/optim"
+	"github.com/cnngen/cnngen/spec"
 )
 
 // benchLayer is one task's line of `cnn bench -json`.
@@ -26,6 +27,9 @@ type benchLayer struct {
 	GFLOPS  float64 `json:"gflops"`
 	PctPeak float64 `json:"pct_peak"`
 	GBPS    float64 `json:"gbps,omitempty"`
+	// Intensity is FLOPs per byte of estimated memory traffic (activations in and
+	// out, weights), the roofline's x axis.
+	Intensity float64 `json:"intensity,omitempty"`
 }
 
 // benchResult is the output of `cnn bench -json`.
@@ -55,8 +59,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	reps := fs.Int("reps", 10, "timed runs")
 	warmup := fs.Int("warmup", 2, "untimed runs first")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	roofline := fs.String("roofline", "", "also write a roofline PNG of the layers to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cnn bench -model NAME -batch N -threads T -mode exact|fast [-train] [-reps R] [-json]")
+		fmt.Fprintln(stderr, "usage: cnn bench -model NAME -batch N -threads T -mode exact|fast [-train] [-reps R] [-json] [-roofline FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +80,12 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "cnn bench:", err)
 		return 1
+	}
+	if *roofline != "" {
+		if err := writeRoofline(*roofline, res, streamGBPS(*threads)); err != nil {
+			fmt.Fprintln(stderr, "cnn bench:", err)
+			return 1
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -108,6 +119,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 	if err := runtime.InitTorch(m, 1); err != nil {
 		return nil, err
 	}
+	sm, _ := spec.LoadBuiltin(name) // for the roofline's traffic estimates; nil leaves them out
 	prof, ok := m.(runtime.Profiled)
 	if !ok {
 		return nil, fmt.Errorf("model %s does not report its tasks", name)
@@ -190,6 +202,11 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 		}
 		if d > 0 && t.Bytes > 0 {
 			l.GBPS = float64(t.Bytes) / d.Seconds() / 1e9
+		}
+		if sm != nil && flops > 0 {
+			if b := layerTraffic(sm, l, t.Bytes, batch); b > 0 {
+				l.Intensity = flops / b
+			}
 		}
 		res.Layers = append(res.Layers, l)
 	}

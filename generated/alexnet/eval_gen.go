@@ -309,9 +309,15 @@ func (m *Model) eval10(w, nw int) {
 	in, out, wt := m.eb[9], m.eb[10], m.w.vals[2469696:40218432]
 	bias := m.w.vals[40218432:40222528]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval11 computes classifier.4: Linear(4096, 4096, bias=true) + classifier.5 ReLU, 4096 → 4096.
@@ -322,9 +328,15 @@ func (m *Model) eval11(w, nw int) {
 	in, out, wt := m.eb[10], m.eb[11], m.w.vals[40222528:56999744]
 	bias := m.w.vals[56999744:57003840]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval12 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -335,7 +347,13 @@ func (m *Model) eval12(w, nw int) {
 	in, out, wt := m.eb[11], m.eb[12], m.w.vals[57003840:61099840]
 	bias := m.w.vals[61099840:61100840]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

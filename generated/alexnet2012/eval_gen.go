@@ -369,9 +369,15 @@ func (m *Model) eval12(w, nw int) {
 	in, out, wt := m.eb[11], m.eb[12], m.w.vals[2334080:40082816]
 	bias := m.w.vals[40082816:40086912]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval13 computes classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -382,9 +388,15 @@ func (m *Model) eval13(w, nw int) {
 	in, out, wt := m.eb[12], m.eb[13], m.w.vals[40086912:56864128]
 	bias := m.w.vals[56864128:56868224]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval14 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -395,7 +407,13 @@ func (m *Model) eval14(w, nw int) {
 	in, out, wt := m.eb[13], m.eb[14], m.w.vals[56868224:60964224]
 	bias := m.w.vals[60964224:60965224]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

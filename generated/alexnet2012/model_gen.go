@@ -167,6 +167,12 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
+	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
+	// torchvision layout; nil until a fast instance needs them.
+	bf16 [3][]uint16
+	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
+	// as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil.
+	wino [numConv][]float32
 }
 
 // Model is alexnet2012 (spec/alexnet2012.cnn) specialized to its shapes. It implements runtime.Model.
@@ -182,12 +188,14 @@ type Model struct {
 	gb           [42][]float32      // the grad program's float buffers
 	gi           [42][]int32        // the grad program's int32 buffers
 	dwScratch    [numConv][]float32 // packed weight gradients
+	wscratch     [][]float32        // fast mode: each worker's Winograd scratch
 	pool         *parallel.Pool
 	pcg          *rand.PCG // the dropout masks' source
 	rng          *rand.Rand
 	n            int       // samples in the current batch
 	x            []float32 // the current input (NCHW), read by the first step
 	training     bool
+	fast         bool // cfg.Mode == runtime.Fast
 	ready        bool // a grad-program Forward ran; Backward may follow
 	backwardDone bool // Backward ran after the last Forward
 	evalTasks    []func(int, int)
@@ -246,12 +254,16 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	if cfg.Threads < 1 || cfg.Threads > 1024 {
 		return nil, fmt.Errorf("alexnet2012: Threads %d out of range [1, 1024]", cfg.Threads)
 	}
-	if cfg.Mode != runtime.Exact {
-		return nil, fmt.Errorf("alexnet2012: mode %v is not generated yet; use runtime.Exact", cfg.Mode)
+	if cfg.Mode != runtime.Exact && cfg.Mode != runtime.Fast {
+		return nil, fmt.Errorf("alexnet2012: unknown mode %v", cfg.Mode)
+	}
+	if cfg.Mode == runtime.Fast && cfg.Training {
+		return nil, errors.New("alexnet2012: fast mode is for inference; train in runtime.Exact")
 	}
 	m := &Model{
 		bufs: bufs,
 		cfg:  cfg,
+		fast: cfg.Mode == runtime.Fast,
 		pool: parallel.New(cfg.Threads),
 		w:    w,
 	}
@@ -463,6 +475,42 @@ func (m *Model) derive(all bool) error {
 			}
 		}
 	}
+	return m.deriveFast(all)
+}
+
+// deriveFast makes fast mode's copies of the weights, as derive does the packs.
+func (m *Model) deriveFast(all bool) error {
+	w := m.w
+	// classifier.0.weight in bfloat16.
+	if m.fast || w.bf16[0] != nil {
+		fresh := w.bf16[0] == nil
+		if fresh {
+			w.bf16[0] = make([]uint16, 37748736)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[0], w.vals[2334080:40082816])
+		}
+	}
+	// classifier.3.weight in bfloat16.
+	if m.fast || w.bf16[1] != nil {
+		fresh := w.bf16[1] == nil
+		if fresh {
+			w.bf16[1] = make([]uint16, 16777216)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[1], w.vals[40086912:56864128])
+		}
+	}
+	// classifier.6.weight in bfloat16.
+	if m.fast || w.bf16[2] != nil {
+		fresh := w.bf16[2] == nil
+		if fresh {
+			w.bf16[2] = make([]uint16, 4096000)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[2], w.vals[56868224:60964224])
+		}
+	}
 	return nil
 }
 
@@ -657,6 +705,112 @@ var evalTaskInfo = []runtime.Task{{
 }, {
 	Algo:  "dot16",
 	Bytes: int64(16384000),
+	Kind:  "linear",
+	Layer: "classifier.6",
+	MACs:  int64(4096000),
+	Phase: "forward",
+}}
+var fastTaskInfo = []runtime.Task{{
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(105415200),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "lrn",
+	Layer: "features.2",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.3",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4+features.5",
+	MACs:  int64(223948800),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "lrn",
+	Layer: "features.6",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.7",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.8+features.9",
+	MACs:  int64(149520384),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.10+features.11",
+	MACs:  int64(112140288),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.12+features.13",
+	MACs:  int64(74760192),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.14",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(75497472),
+	Kind:  "linear",
+	Layer: "classifier.0+classifier.1",
+	MACs:  int64(37748736),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(33554432),
+	Kind:  "linear",
+	Layer: "classifier.3+classifier.4",
+	MACs:  int64(16777216),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(8192000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
@@ -1046,6 +1200,9 @@ var gradTaskInfo = []runtime.Task{{
 func (m *Model) Tasks() []runtime.Task {
 	if m.cfg.Training {
 		return slices.Clone(gradTaskInfo)
+	}
+	if m.fast {
+		return slices.Clone(fastTaskInfo)
 	}
 	return slices.Clone(evalTaskInfo)
 }

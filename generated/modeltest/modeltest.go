@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cnngen/cnngen/gen"
 	"github.com/cnngen/cnngen/runtime"
 	"github.com/cnngen/cnngen/spec"
 	"github.com/cnngen/cnngen/verify"
@@ -46,6 +47,7 @@ func Run(t *testing.T, f Factory) {
 		t.Run("Layers", func(t *testing.T) { testLayers(t, f, sm) })
 		t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 1, []int{1, 2}) })
 		t.Run("NoInputGrad", func(t *testing.T) { testNoInputGrad(t, f, sm) })
+		t.Run("FastSmoke", func(t *testing.T) { testFastSmoke(t, f, sm) })
 		return
 	}
 	t.Run("Reference", func(t *testing.T) { testReference(t, f, sm) })
@@ -54,6 +56,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 3, []int{1, 2, 3}) })
 	t.Run("ISAs", func(t *testing.T) { testISAs(t, f, sm) })
 	t.Run("NoInputGrad", func(t *testing.T) { testNoInputGrad(t, f, sm) })
+	t.Run("Fast", func(t *testing.T) { testFast(t, f, sm) })
 	t.Run("Allocs", func(t *testing.T) { testAllocs(t, f, sm) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, f, sm, true) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, f, sm) })
@@ -472,6 +475,114 @@ func testNoInputGrad(t *testing.T, f Factory, sm *spec.Model) {
 	}
 }
 
+// Fast mode's logits lie within the bound verify.FastBound derives from its methods
+// (Winograd F(4×4, 3×3) where gen.Winograd says so, bfloat16 linear weights) around
+// the float64 reference, for the same weights and input; the test logs the largest
+// error/bound ratio of fast and of exact mode, and their top-1 agreement.
+func testFast(t *testing.T, f Factory, sm *spec.Model) {
+	for _, l := range sm.Layers {
+		if l.Kind == spec.LRN {
+			t.Skipf("no fast-mode bound for %s (LRN): fast mode is checked on the other nets", l.Name)
+		}
+	}
+	const n = 4
+	fast := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2, Mode: runtime.Fast})
+	exact := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2})
+	randomize(t, fast, 21)
+	randomize(t, exact, 21)
+	net := verify.NewNet(sm)
+	for _, p := range fast.Params() {
+		net.Params[p.Name] = widen(p.Value)
+	}
+	for _, b := range fast.Buffers() {
+		net.Buffers[b.Name] = widen(b.Value)
+	}
+	x := input(sm, n, 8)
+	ref, bound, err := verify.FastBound(net, widen(x), n, gen.Winograd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fast.Forward(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := exact.Forward(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst, worstExact, scale, loosest := 0.0, 0.0, 0.0, 0.0
+	for i := range ref {
+		d := math.Abs(float64(got[i]) - ref[i])
+		if !(d <= bound[i]) {
+			t.Errorf("logit %d: fast %v, reference %v: error %.3g above the bound %.3g", i, got[i], ref[i], d, bound[i])
+		}
+		worst = max(worst, d/bound[i])
+		worstExact = max(worstExact, math.Abs(float64(ex[i])-ref[i])/bound[i])
+		scale = max(scale, math.Abs(ref[i]))
+		loosest = max(loosest, bound[i])
+	}
+	// A broken layer moves the logits by about their own size: a bound that large
+	// would let it pass.
+	if loosest > 0.1*scale {
+		t.Errorf("the bound (up to %.3g) is not below 10%% of the logits (up to %.3g): the check would be void", loosest, scale)
+	}
+	agree := 0
+	c := sm.Classes()
+	for s := 0; s < n; s++ {
+		if argmax(got[s*c:(s+1)*c]) == argmax(ex[s*c:(s+1)*c]) {
+			agree++
+		}
+	}
+	t.Logf("fast error/bound ≤ %.3g, exact error/fast bound ≤ %.3g; bound ≤ %.3g, logits up to %.3g; top-1 agreement %d/%d", worst, worstExact, loosest, scale, agree, n)
+}
+
+// FastSmoke runs a big net's fast mode once against its exact mode: the float64
+// bound of Fast costs minutes on these nets, so this only checks that every fast
+// path is wired (a wrong weight layout or transform moves logits by their own
+// size), not the size of the error.
+func testFastSmoke(t *testing.T, f Factory, sm *spec.Model) {
+	fast := newModel(t, f, runtime.Config{Threads: 2, Mode: runtime.Fast})
+	exact := newModel(t, f, runtime.Config{Threads: 2})
+	randomize(t, fast, 21)
+	randomize(t, exact, 21)
+	x := input(sm, 1, 8)
+	got, err := fast.Forward(x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exact.Forward(x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale, worst := 0.0, 0.0
+	for i := range want {
+		scale = max(scale, math.Abs(float64(want[i])))
+		worst = max(worst, math.Abs(float64(got[i]-want[i])))
+	}
+	if !(worst <= 0.01*scale) {
+		t.Errorf("fast logits differ from exact by %.3g, logits up to %.3g", worst, scale)
+	}
+	t.Logf("fast − exact ≤ %.3g, logits up to %.3g", worst, scale)
+}
+
+func widen(v []float32) []float64 {
+	w := make([]float64, len(v))
+	for i, x := range v {
+		w[i] = float64(x)
+	}
+	return w
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 func testAllocs(t *testing.T, f Factory, sm *spec.Model) {
 	n := 2
 	inf := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2})
@@ -479,6 +590,11 @@ func testAllocs(t *testing.T, f Factory, sm *spec.Model) {
 	x := input(sm, n, 6)
 	if a := testing.AllocsPerRun(5, func() { inf.Forward(x, n) }); a != 0 {
 		t.Errorf("inference Forward allocates %v times per call", a)
+	}
+	fast := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2, Mode: runtime.Fast})
+	randomize(t, fast, 4)
+	if a := testing.AllocsPerRun(5, func() { fast.Forward(x, n) }); a != 0 {
+		t.Errorf("fast-mode Forward allocates %v times per call", a)
 	}
 	tr := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2, Training: true})
 	randomize(t, tr, 4)
@@ -535,7 +651,7 @@ func testErrors(t *testing.T, f Factory, sm *spec.Model, forward bool) {
 	if _, err := tr.Backward(make([]float32, sm.Classes()+1)); err == nil || !strings.Contains(err.Error(), "dlogits has") {
 		t.Errorf("Backward with a wrong length: error %v", err)
 	}
-	for _, cfg := range []runtime.Config{{MaxBatch: -1}, {Threads: -2}, {Mode: runtime.Mode(7)}} {
+	for _, cfg := range []runtime.Config{{MaxBatch: -1}, {Threads: -2}, {Mode: runtime.Mode(7)}, {Mode: runtime.Fast, Training: true}} {
 		if m, err := f.New(cfg); err == nil {
 			m.Close()
 			t.Errorf("New(%+v): no error", cfg)

@@ -219,9 +219,15 @@ func (m *Model) eval7(w, nw int) {
 	in, out, wt := m.eb[6], m.eb[7], m.w.vals[1076:4532]
 	bias := m.w.vals[4532:4564]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval8 computes classifier.4: Linear(32, 10, bias=true), 32 → 10.
@@ -232,7 +238,13 @@ func (m *Model) eval8(w, nw int) {
 	in, out, wt := m.eb[7], m.eb[8], m.w.vals[4564:4884]
 	bias := m.w.vals[4884:4894]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

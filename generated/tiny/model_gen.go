@@ -119,6 +119,12 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
+	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
+	// torchvision layout; nil until a fast instance needs them.
+	bf16 [2][]uint16
+	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
+	// as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil.
+	wino [numConv][]float32
 }
 
 // Model is tiny (spec/tiny.cnn) specialized to its shapes. It implements runtime.Model.
@@ -134,12 +140,14 @@ type Model struct {
 	gb               [29][]float32      // the grad program's float buffers
 	gi               [29][]int32        // the grad program's int32 buffers
 	dwScratch        [numConv][]float32 // packed weight gradients
+	wscratch         [][]float32        // fast mode: each worker's Winograd scratch
 	pool             *parallel.Pool
 	pcg              *rand.PCG // the dropout masks' source
 	rng              *rand.Rand
 	n                int       // samples in the current batch
 	x                []float32 // the current input (NCHW), read by the first step
 	training         bool
+	fast             bool // cfg.Mode == runtime.Fast
 	ready            bool // a grad-program Forward ran; Backward may follow
 	backwardDone     bool // Backward ran after the last Forward
 	evalTasks        []func(int, int)
@@ -199,12 +207,16 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	if cfg.Threads < 1 || cfg.Threads > 1024 {
 		return nil, fmt.Errorf("tiny: Threads %d out of range [1, 1024]", cfg.Threads)
 	}
-	if cfg.Mode != runtime.Exact {
-		return nil, fmt.Errorf("tiny: mode %v is not generated yet; use runtime.Exact", cfg.Mode)
+	if cfg.Mode != runtime.Exact && cfg.Mode != runtime.Fast {
+		return nil, fmt.Errorf("tiny: unknown mode %v", cfg.Mode)
+	}
+	if cfg.Mode == runtime.Fast && cfg.Training {
+		return nil, errors.New("tiny: fast mode is for inference; train in runtime.Exact")
 	}
 	m := &Model{
 		bufs: bufs,
 		cfg:  cfg,
+		fast: cfg.Mode == runtime.Fast,
 		pool: parallel.New(cfg.Threads),
 		w:    w,
 	}
@@ -397,6 +409,32 @@ func (m *Model) derive(all bool) error {
 			}
 		}
 	}
+	return m.deriveFast(all)
+}
+
+// deriveFast makes fast mode's copies of the weights, as derive does the packs.
+func (m *Model) deriveFast(all bool) error {
+	w := m.w
+	// classifier.1.weight in bfloat16.
+	if m.fast || w.bf16[0] != nil {
+		fresh := w.bf16[0] == nil
+		if fresh {
+			w.bf16[0] = make([]uint16, 3456)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[0], w.vals[1076:4532])
+		}
+	}
+	// classifier.4.weight in bfloat16.
+	if m.fast || w.bf16[1] != nil {
+		fresh := w.bf16[1] == nil
+		if fresh {
+			w.bf16[1] = make([]uint16, 320)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[1], w.vals[4564:4884])
+		}
+	}
 	return nil
 }
 
@@ -549,6 +587,70 @@ var evalTaskInfo = []runtime.Task{{
 }, {
 	Algo:  "dot16",
 	Bytes: int64(1280),
+	Kind:  "linear",
+	Layer: "classifier.4",
+	MACs:  int64(320),
+	Phase: "forward",
+}}
+var fastTaskInfo = []runtime.Task{{
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1",
+	MACs:  int64(72600),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "lrn",
+	Layer: "features.2",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.3",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4+features.5+features.6",
+	MACs:  int64(10800),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "avgpool",
+	Layer: "avgpool",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(6912),
+	Kind:  "linear",
+	Layer: "classifier.1+classifier.2",
+	MACs:  int64(3456),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(640),
 	Kind:  "linear",
 	Layer: "classifier.4",
 	MACs:  int64(320),
@@ -784,6 +886,9 @@ var gradTaskInfo = []runtime.Task{{
 func (m *Model) Tasks() []runtime.Task {
 	if m.cfg.Training {
 		return slices.Clone(gradTaskInfo)
+	}
+	if m.fast {
+		return slices.Clone(fastTaskInfo)
 	}
 	return slices.Clone(evalTaskInfo)
 }

@@ -6,6 +6,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 )
 
 // eval0 computes input: NCHW 3 → NHWC.
@@ -50,6 +51,18 @@ func (m *Model) eval1(w, nw int) {
 	)
 	in, out := m.eb[0], m.eb[1]
 	wt, bias := m.w.packE[0], m.w.biasE[0]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 56 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[0], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -110,6 +123,18 @@ func (m *Model) eval3(w, nw int) {
 	)
 	in, out := m.eb[2], m.eb[3]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 28 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[1], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -172,6 +197,18 @@ func (m *Model) eval5(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[5], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[2], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -207,6 +244,18 @@ func (m *Model) eval6(w, nw int) {
 	)
 	in, out := m.eb[5], m.eb[6]
 	wt, bias := m.w.packE[3], m.w.biasE[3]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[3], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -269,6 +318,18 @@ func (m *Model) eval8(w, nw int) {
 	wt, bias := m.w.packE[4], m.w.biasE[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[8], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[4], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -304,6 +365,18 @@ func (m *Model) eval9(w, nw int) {
 	)
 	in, out := m.eb[8], m.eb[9]
 	wt, bias := m.w.packE[5], m.w.biasE[5]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[5], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -466,9 +539,15 @@ func (m *Model) eval15(w, nw int) {
 	in, out, wt := m.eb[14], m.eb[15], m.w.vals[9220480:111980928]
 	bias := m.w.vals[111980928:111985024]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval16 computes classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -479,9 +558,15 @@ func (m *Model) eval16(w, nw int) {
 	in, out, wt := m.eb[15], m.eb[16], m.w.vals[111985024:128762240]
 	bias := m.w.vals[128762240:128766336]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval17 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -492,7 +577,13 @@ func (m *Model) eval17(w, nw int) {
 	in, out, wt := m.eb[16], m.eb[17], m.w.vals[128766336:132862336]
 	bias := m.w.vals[132862336:132863336]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

@@ -9,6 +9,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -247,6 +248,12 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
+	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
+	// torchvision layout; nil until a fast instance needs them.
+	bf16 [3][]uint16
+	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
+	// as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil.
+	wino [numConv][]float32
 }
 
 // Model is vgg13_bn (spec/vgg13_bn.cnn) specialized to its shapes. It implements runtime.Model.
@@ -262,12 +269,14 @@ type Model struct {
 	gb                [72][]float32      // the grad program's float buffers
 	gi                [72][]int32        // the grad program's int32 buffers
 	dwScratch         [numConv][]float32 // packed weight gradients
+	wscratch          [][]float32        // fast mode: each worker's Winograd scratch
 	pool              *parallel.Pool
 	pcg               *rand.PCG // the dropout masks' source
 	rng               *rand.Rand
 	n                 int       // samples in the current batch
 	x                 []float32 // the current input (NCHW), read by the first step
 	training          bool
+	fast              bool // cfg.Mode == runtime.Fast
 	ready             bool // a grad-program Forward ran; Backward may follow
 	backwardDone      bool // Backward ran after the last Forward
 	evalTasks         []func(int, int)
@@ -336,12 +345,16 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	if cfg.Threads < 1 || cfg.Threads > 1024 {
 		return nil, fmt.Errorf("vgg13_bn: Threads %d out of range [1, 1024]", cfg.Threads)
 	}
-	if cfg.Mode != runtime.Exact {
-		return nil, fmt.Errorf("vgg13_bn: mode %v is not generated yet; use runtime.Exact", cfg.Mode)
+	if cfg.Mode != runtime.Exact && cfg.Mode != runtime.Fast {
+		return nil, fmt.Errorf("vgg13_bn: unknown mode %v", cfg.Mode)
+	}
+	if cfg.Mode == runtime.Fast && cfg.Training {
+		return nil, errors.New("vgg13_bn: fast mode is for inference; train in runtime.Exact")
 	}
 	m := &Model{
 		bufs: bufs,
 		cfg:  cfg,
+		fast: cfg.Mode == runtime.Fast,
 		pool: parallel.New(cfg.Threads),
 		w:    w,
 	}
@@ -356,6 +369,12 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		}
 	} else {
 		m.arena = make([]float32, evalArena*mb)
+	}
+	if m.fast {
+		m.wscratch = make([][]float32, cfg.Threads)
+		for i := range m.wscratch {
+			m.wscratch[i] = make([]float32, 1834640)
+		}
 	}
 	if cfg.Training {
 		m.gb[0] = m.arena[0*mb : 153228*mb]           // x[224x224x3 NHWC halo 1x1]
@@ -588,6 +607,194 @@ func (m *Model) derive(all bool) error {
 			}
 		}
 	}
+	return m.deriveFast(all)
+}
+
+// deriveFast makes fast mode's copies of the weights, as derive does the packs.
+func (m *Model) deriveFast(all bool) error {
+	w := m.w
+	// classifier.0.weight in bfloat16.
+	if m.fast || w.bf16[0] != nil {
+		fresh := w.bf16[0] == nil
+		if fresh {
+			w.bf16[0] = make([]uint16, 102760448)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[0], w.vals[9410880:112171328])
+		}
+	}
+	// classifier.3.weight in bfloat16.
+	if m.fast || w.bf16[1] != nil {
+		fresh := w.bf16[1] == nil
+		if fresh {
+			w.bf16[1] = make([]uint16, 16777216)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[1], w.vals[112175424:128952640])
+		}
+	}
+	// classifier.6.weight in bfloat16.
+	if m.fast || w.bf16[2] != nil {
+		fresh := w.bf16[2] == nil
+		if fresh {
+			w.bf16[2] = make([]uint16, 4096000)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[2], w.vals[128956736:133052736])
+		}
+	}
+	// features.0 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[0] != nil {
+		fresh := w.wino[0] == nil
+		if fresh {
+			w.wino[0] = make([]float32, winograd.PackSize(3, 64))
+		}
+		if all || fresh {
+			c := convInfo[0]
+			weight := w.vals[c.weight : c.weight+1728]
+			oc := 64
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/27])
+			}
+			winograd.Pack(w.wino[0], folded, 3, 64)
+		}
+	}
+	// features.3 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[1] != nil {
+		fresh := w.wino[1] == nil
+		if fresh {
+			w.wino[1] = make([]float32, winograd.PackSize(64, 64))
+		}
+		if all || fresh {
+			c := convInfo[1]
+			weight := w.vals[c.weight : c.weight+36864]
+			oc := 64
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/576])
+			}
+			winograd.Pack(w.wino[1], folded, 64, 64)
+		}
+	}
+	// features.7 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[2] != nil {
+		fresh := w.wino[2] == nil
+		if fresh {
+			w.wino[2] = make([]float32, winograd.PackSize(64, 128))
+		}
+		if all || fresh {
+			c := convInfo[2]
+			weight := w.vals[c.weight : c.weight+73728]
+			oc := 128
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/576])
+			}
+			winograd.Pack(w.wino[2], folded, 64, 128)
+		}
+	}
+	// features.10 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[3] != nil {
+		fresh := w.wino[3] == nil
+		if fresh {
+			w.wino[3] = make([]float32, winograd.PackSize(128, 128))
+		}
+		if all || fresh {
+			c := convInfo[3]
+			weight := w.vals[c.weight : c.weight+147456]
+			oc := 128
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/1152])
+			}
+			winograd.Pack(w.wino[3], folded, 128, 128)
+		}
+	}
+	// features.14 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[4] != nil {
+		fresh := w.wino[4] == nil
+		if fresh {
+			w.wino[4] = make([]float32, winograd.PackSize(128, 256))
+		}
+		if all || fresh {
+			c := convInfo[4]
+			weight := w.vals[c.weight : c.weight+294912]
+			oc := 256
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/1152])
+			}
+			winograd.Pack(w.wino[4], folded, 128, 256)
+		}
+	}
+	// features.17 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[5] != nil {
+		fresh := w.wino[5] == nil
+		if fresh {
+			w.wino[5] = make([]float32, winograd.PackSize(256, 256))
+		}
+		if all || fresh {
+			c := convInfo[5]
+			weight := w.vals[c.weight : c.weight+589824]
+			oc := 256
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/2304])
+			}
+			winograd.Pack(w.wino[5], folded, 256, 256)
+		}
+	}
+	// features.21 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[6] != nil {
+		fresh := w.wino[6] == nil
+		if fresh {
+			w.wino[6] = make([]float32, winograd.PackSize(256, 512))
+		}
+		if all || fresh {
+			c := convInfo[6]
+			weight := w.vals[c.weight : c.weight+1179648]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/2304])
+			}
+			winograd.Pack(w.wino[6], folded, 256, 512)
+		}
+	}
+	// features.24 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[7] != nil {
+		fresh := w.wino[7] == nil
+		if fresh {
+			w.wino[7] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[7]
+			weight := w.vals[c.weight : c.weight+2359296]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/4608])
+			}
+			winograd.Pack(w.wino[7], folded, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -817,6 +1024,147 @@ var evalTaskInfo = []runtime.Task{{
 }, {
 	Algo:  "dot16",
 	Bytes: int64(16384000),
+	Kind:  "linear",
+	Layer: "classifier.6",
+	MACs:  int64(4096000),
+	Phase: "forward",
+}}
+var fastTaskInfo = []runtime.Task{{
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1+features.2",
+	MACs:  int64(86704128),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.3+features.4+features.5",
+	MACs:  int64(1849688064),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.6",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.7+features.8+features.9",
+	MACs:  int64(924844032),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.10+features.11+features.12",
+	MACs:  int64(1849688064),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.13",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.14+features.15+features.16",
+	MACs:  int64(924844032),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.17+features.18+features.19",
+	MACs:  int64(1849688064),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.20",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.21+features.22+features.23",
+	MACs:  int64(924844032),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.24+features.25+features.26",
+	MACs:  int64(1849688064),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.27",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.28+features.29+features.30",
+	MACs:  int64(462422016),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.31+features.32+features.33",
+	MACs:  int64(462422016),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.34",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(205520896),
+	Kind:  "linear",
+	Layer: "classifier.0+classifier.1",
+	MACs:  int64(102760448),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(33554432),
+	Kind:  "linear",
+	Layer: "classifier.3+classifier.4",
+	MACs:  int64(16777216),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(8192000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
@@ -1451,6 +1799,9 @@ var gradTaskInfo = []runtime.Task{{
 func (m *Model) Tasks() []runtime.Task {
 	if m.cfg.Training {
 		return slices.Clone(gradTaskInfo)
+	}
+	if m.fast {
+		return slices.Clone(fastTaskInfo)
 	}
 	return slices.Clone(evalTaskInfo)
 }

@@ -6,6 +6,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 )
 
 // eval0 computes input: NCHW 3 → NHWC.
@@ -52,6 +53,18 @@ func (m *Model) eval1(w, nw int) {
 	wt, bias := m.w.packE[0], m.w.biasE[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 56 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[0], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -87,6 +100,18 @@ func (m *Model) eval2(w, nw int) {
 	)
 	in, out := m.eb[1], m.eb[2]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 56 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[1], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -149,6 +174,18 @@ func (m *Model) eval4(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[4], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 28 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[2], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -184,6 +221,18 @@ func (m *Model) eval5(w, nw int) {
 	)
 	in, out := m.eb[4], m.eb[5]
 	wt, bias := m.w.packE[3], m.w.biasE[3]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 28 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[3], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -246,6 +295,18 @@ func (m *Model) eval7(w, nw int) {
 	wt, bias := m.w.packE[4], m.w.biasE[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[7], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[4], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -283,6 +344,18 @@ func (m *Model) eval8(w, nw int) {
 	wt, bias := m.w.packE[5], m.w.biasE[5]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[8], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[5], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -318,6 +391,18 @@ func (m *Model) eval9(w, nw int) {
 	)
 	in, out := m.eb[8], m.eb[9]
 	wt, bias := m.w.packE[6], m.w.biasE[6]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[6], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -380,6 +465,18 @@ func (m *Model) eval11(w, nw int) {
 	wt, bias := m.w.packE[7], m.w.biasE[7]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[11], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[7], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -417,6 +514,18 @@ func (m *Model) eval12(w, nw int) {
 	wt, bias := m.w.packE[8], m.w.biasE[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[12], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[8], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -452,6 +561,18 @@ func (m *Model) eval13(w, nw int) {
 	)
 	in, out := m.eb[12], m.eb[13]
 	wt, bias := m.w.packE[9], m.w.biasE[9]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[9], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -651,9 +772,15 @@ func (m *Model) eval20(w, nw int) {
 	in, out, wt := m.eb[19], m.eb[20], m.w.vals[14723136:117483584]
 	bias := m.w.vals[117483584:117487680]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval21 computes classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -664,9 +791,15 @@ func (m *Model) eval21(w, nw int) {
 	in, out, wt := m.eb[20], m.eb[21], m.w.vals[117487680:134264896]
 	bias := m.w.vals[134264896:134268992]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval22 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -677,7 +810,13 @@ func (m *Model) eval22(w, nw int) {
 	in, out, wt := m.eb[21], m.eb[22], m.w.vals[134268992:138364992]
 	bias := m.w.vals[138364992:138365992]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

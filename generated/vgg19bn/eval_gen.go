@@ -6,6 +6,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 )
 
 // eval0 computes input: NCHW 3 → NHWC.
@@ -52,6 +53,18 @@ func (m *Model) eval1(w, nw int) {
 	wt, bias := m.w.packE[0], m.w.biasE[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 56 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[0], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -87,6 +100,18 @@ func (m *Model) eval2(w, nw int) {
 	)
 	in, out := m.eb[1], m.eb[2]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 56 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[1], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -149,6 +174,18 @@ func (m *Model) eval4(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[4], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 28 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[2], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -184,6 +221,18 @@ func (m *Model) eval5(w, nw int) {
 	)
 	in, out := m.eb[4], m.eb[5]
 	wt, bias := m.w.packE[3], m.w.biasE[3]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 28 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[3], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -246,6 +295,18 @@ func (m *Model) eval7(w, nw int) {
 	wt, bias := m.w.packE[4], m.w.biasE[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[7], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[4], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -283,6 +344,18 @@ func (m *Model) eval8(w, nw int) {
 	wt, bias := m.w.packE[5], m.w.biasE[5]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[8], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[5], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -320,6 +393,18 @@ func (m *Model) eval9(w, nw int) {
 	wt, bias := m.w.packE[6], m.w.biasE[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[9], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[6], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -355,6 +440,18 @@ func (m *Model) eval10(w, nw int) {
 	)
 	in, out := m.eb[9], m.eb[10]
 	wt, bias := m.w.packE[7], m.w.biasE[7]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 14 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[7], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -417,6 +514,18 @@ func (m *Model) eval12(w, nw int) {
 	wt, bias := m.w.packE[8], m.w.biasE[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[12], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[8], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -454,6 +563,18 @@ func (m *Model) eval13(w, nw int) {
 	wt, bias := m.w.packE[9], m.w.biasE[9]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[13], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[9], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -491,6 +612,18 @@ func (m *Model) eval14(w, nw int) {
 	wt, bias := m.w.packE[10], m.w.biasE[10]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[14], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[10], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -526,6 +659,18 @@ func (m *Model) eval15(w, nw int) {
 	)
 	in, out := m.eb[14], m.eb[15]
 	wt, bias := m.w.packE[11], m.w.biasE[11]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[11], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -762,9 +907,15 @@ func (m *Model) eval23(w, nw int) {
 	in, out, wt := m.eb[22], m.eb[23], m.w.vals[20035392:122795840]
 	bias := m.w.vals[122795840:122799936]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval24 computes classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -775,9 +926,15 @@ func (m *Model) eval24(w, nw int) {
 	in, out, wt := m.eb[23], m.eb[24], m.w.vals[122799936:139577152]
 	bias := m.w.vals[139577152:139581248]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval25 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -788,7 +945,13 @@ func (m *Model) eval25(w, nw int) {
 	in, out, wt := m.eb[24], m.eb[25], m.w.vals[139581248:143677248]
 	bias := m.w.vals[143677248:143678248]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

@@ -6,6 +6,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 )
 
 // eval0 computes input: NCHW 1 → NHWC.
@@ -50,6 +51,18 @@ func (m *Model) eval1(w, nw int) {
 	)
 	in, out := m.eb[0], m.eb[1]
 	wt, bias := m.w.packE[0], m.w.biasE[0]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 7 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[0], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers split the rows; each runs every channel block.
 	ulo, uhi := 0, G*OCB
 	rlo, rhi := parallel.Span(m.n*OH, w, nw)
@@ -235,9 +248,15 @@ func (m *Model) eval8(w, nw int) {
 	in, out, wt := m.eb[7], m.eb[8], m.w.vals[93120:388032]
 	bias := m.w.vals[388032:388288]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 }
 
 // eval9 computes classifier.3: Linear(256, 10, bias=true), 256 → 10.
@@ -248,7 +267,13 @@ func (m *Model) eval9(w, nw int) {
 	in, out, wt := m.eb[8], m.eb[9], m.w.vals[388288:390848]
 	bias := m.w.vals[390848:390858]
 	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	if lo >= hi {
+		return
 	}
+	if m.fast {
+		// Fast mode streams the weights as bfloat16: half the bytes.
+		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		return
+	}
+	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 }

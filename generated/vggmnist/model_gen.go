@@ -9,6 +9,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -135,6 +136,12 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
+	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
+	// torchvision layout; nil until a fast instance needs them.
+	bf16 [2][]uint16
+	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
+	// as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil.
+	wino [numConv][]float32
 }
 
 // Model is vgg_mnist (spec/vgg_mnist.cnn) specialized to its shapes. It implements runtime.Model.
@@ -150,12 +157,14 @@ type Model struct {
 	gb               [33][]float32      // the grad program's float buffers
 	gi               [33][]int32        // the grad program's int32 buffers
 	dwScratch        [numConv][]float32 // packed weight gradients
+	wscratch         [][]float32        // fast mode: each worker's Winograd scratch
 	pool             *parallel.Pool
 	pcg              *rand.PCG // the dropout masks' source
 	rng              *rand.Rand
 	n                int       // samples in the current batch
 	x                []float32 // the current input (NCHW), read by the first step
 	training         bool
+	fast             bool // cfg.Mode == runtime.Fast
 	ready            bool // a grad-program Forward ran; Backward may follow
 	backwardDone     bool // Backward ran after the last Forward
 	evalTasks        []func(int, int)
@@ -217,12 +226,16 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	if cfg.Threads < 1 || cfg.Threads > 1024 {
 		return nil, fmt.Errorf("vgg_mnist: Threads %d out of range [1, 1024]", cfg.Threads)
 	}
-	if cfg.Mode != runtime.Exact {
-		return nil, fmt.Errorf("vgg_mnist: mode %v is not generated yet; use runtime.Exact", cfg.Mode)
+	if cfg.Mode != runtime.Exact && cfg.Mode != runtime.Fast {
+		return nil, fmt.Errorf("vgg_mnist: unknown mode %v", cfg.Mode)
+	}
+	if cfg.Mode == runtime.Fast && cfg.Training {
+		return nil, errors.New("vgg_mnist: fast mode is for inference; train in runtime.Exact")
 	}
 	m := &Model{
 		bufs: bufs,
 		cfg:  cfg,
+		fast: cfg.Mode == runtime.Fast,
 		pool: parallel.New(cfg.Threads),
 		w:    w,
 	}
@@ -237,6 +250,12 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		}
 	} else {
 		m.arena = make([]float32, evalArena*mb)
+	}
+	if m.fast {
+		m.wscratch = make([][]float32, cfg.Threads)
+		for i := range m.wscratch {
+			m.wscratch[i] = make([]float32, 86960)
+		}
 	}
 	if cfg.Training {
 		m.gb[0] = m.arena[0*mb : 900*mb]          // x[28x28x1 NHWC halo 1x1]
@@ -420,6 +439,51 @@ func (m *Model) derive(all bool) error {
 			}
 		}
 	}
+	return m.deriveFast(all)
+}
+
+// deriveFast makes fast mode's copies of the weights, as derive does the packs.
+func (m *Model) deriveFast(all bool) error {
+	w := m.w
+	// classifier.0.weight in bfloat16.
+	if m.fast || w.bf16[0] != nil {
+		fresh := w.bf16[0] == nil
+		if fresh {
+			w.bf16[0] = make([]uint16, 294912)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[0], w.vals[93120:388032])
+		}
+	}
+	// classifier.3.weight in bfloat16.
+	if m.fast || w.bf16[1] != nil {
+		fresh := w.bf16[1] == nil
+		if fresh {
+			w.bf16[1] = make([]uint16, 2560)
+		}
+		if all || fresh {
+			kernels.BF16(w.bf16[1], w.vals[388288:390848])
+		}
+	}
+	// features.0 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[0] != nil {
+		fresh := w.wino[0] == nil
+		if fresh {
+			w.wino[0] = make([]float32, winograd.PackSize(1, 32))
+		}
+		if all || fresh {
+			c := convInfo[0]
+			weight := w.vals[c.weight : c.weight+288]
+			oc := 32
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/9])
+			}
+			winograd.Pack(w.wino[0], folded, 1, 32)
+		}
+	}
 	return nil
 }
 
@@ -575,6 +639,77 @@ var evalTaskInfo = []runtime.Task{{
 }, {
 	Algo:  "dot16",
 	Bytes: int64(10240),
+	Kind:  "linear",
+	Layer: "classifier.3",
+	MACs:  int64(2560),
+	Phase: "forward",
+}}
+var fastTaskInfo = []runtime.Task{{
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "input",
+	Layer: "input",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "winograd F(4x4,3x3)",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.0+features.1+features.2",
+	MACs:  int64(225792),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.3",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.4+features.5+features.6",
+	MACs:  int64(3612672),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.7",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "direct",
+	Bytes: int64(0),
+	Kind:  "conv",
+	Layer: "features.8+features.9+features.10",
+	MACs:  int64(3612672),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "maxpool",
+	Layer: "features.11",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "",
+	Bytes: int64(0),
+	Kind:  "flatten",
+	Layer: "flatten",
+	MACs:  int64(0),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(589824),
+	Kind:  "linear",
+	Layer: "classifier.0+classifier.1",
+	MACs:  int64(294912),
+	Phase: "forward",
+}, {
+	Algo:  "dot16 bf16",
+	Bytes: int64(5120),
 	Kind:  "linear",
 	Layer: "classifier.3",
 	MACs:  int64(2560),
@@ -845,6 +980,9 @@ var gradTaskInfo = []runtime.Task{{
 func (m *Model) Tasks() []runtime.Task {
 	if m.cfg.Training {
 		return slices.Clone(gradTaskInfo)
+	}
+	if m.fast {
+		return slices.Clone(fastTaskInfo)
 	}
 	return slices.Clone(evalTaskInfo)
 }

@@ -49,3 +49,7 @@ func bnBackData(dx []float32, sdx int, d []float32, sd int, x []float32, sx int,
 func bnBackDataEval(dx []float32, sdx int, d []float32, sd int, np, n int, kc []float64) {
 	bnBackDataEvalGo(dx, sdx, d, sd, np, n, kc)
 }
+
+func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool) {
+	linearBF16Go(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// cnn bench -json reports every task of a forward with the fields the issue names,
+// and -roofline writes a PNG with a point per layer that has FLOPs.
+func TestBenchJSONAndRoofline(t *testing.T) {
+	for _, mode := range []string{"exact", "fast"} {
+		png := filepath.Join(t.TempDir(), "roofline.png")
+		var out, errb bytes.Buffer
+		if code := run([]string{"bench", "-model", "vgg_mnist", "-reps", "2", "-warmup", "1", "-mode", mode, "-json", "-roofline", png}, &out, &errb); code != 0 {
+			t.Fatalf("%s: exit %d: %s", mode, code, errb.String())
+		}
+		var r benchResult
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Model != "vgg_mnist" || r.Mode != mode || r.Batch != 1 || r.MedianMS <= 0 || r.PeakGFLOPS <= 0 || len(r.Layers) == 0 {
+			t.Errorf("%s: %+v", mode, r)
+		}
+		points := 0
+		for _, l := range r.Layers {
+			if l.GFLOPS > 0 && l.Intensity > 0 {
+				points++
+			}
+		}
+		if points < 5 { // 3 convolutions and 2 linear layers
+			t.Errorf("%s: %d layers with an intensity, want 5", mode, points)
+		}
+		b, err := os.ReadFile(png)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+			t.Errorf("%s: roofline is not a PNG", mode)
+		}
+	}
+}

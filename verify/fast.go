@@ -1,0 +1,308 @@
+package verify
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/cnngen/cnngen/spec"
+)
+
+// FastBound runs net in evaluation mode on x (n samples, NCHW) in float64 and
+// returns the reference logits and, for each logit, a bound on how far a generated
+// model in fast mode may be from it. The bound is derived from fast mode's methods,
+// layer by layer, not fitted to measurements:
+//
+// A layer computed from an input known within e (elementwise, |x̂ − x| ≤ e) is
+// within e' of its reference output, where with u = 2⁻²⁴, γ(k) = k·u/(1 − k·u),
+// W the layer's weights (batch norm folded in, as the evaluation program folds it:
+// w·scale and b·scale + shift, each rounded once, δ = u; else δ = 0), A = |W|·(|x| + e)
+// and P = √(W²·e²) (see rss: the errors a layer receives are propagated as
+// independent, the rest is worst case):
+//
+//   - direct convolution, K = C/groups·KH·KW terms in one FMA chain started from the
+//     bias: e' = P + δ·(A + |b|) + γ(K)·(1 + δ)·(A + |b|);
+//   - Winograd F(4×4, 3×3) (winograd reports which convolutions run so): e' = P +
+//     δ·(A + |b|) + γ(C + 13)·(1 + δ)·(|b| + T), T = Σ_c |Aᵀ|[(|G||g||Gᵀ|) ⊙
+//     (|Bᵀ|(|d| + e)|B|)]|A| over the output's 4×4 tile (runtime/winograd derives
+//     the chain length C + 13);
+//   - linear layers with bfloat16 weights summed in 16 lanes of ⌈K/16⌉ FMAs, a
+//     4-level tree and the bias: e' = P + Lambda·2⁻⁸·Q + γ(⌈K/16⌉ + 5)·((1 + 2⁻⁸)·A +
+//     |b|), Q = √(Σ w²(|x| + e)²). Each weight's rounding error is within 2⁻⁸ of it,
+//     independent of the others and of mean zero, so by Hoeffding's inequality their
+//     sum exceeds Lambda·2⁻⁸·Q with probability below 2·exp(−Lambda²/2) ≈ 3·10⁻¹⁴
+//     per output (the worst case, 2⁻⁸·A, is some 30× larger on a 4096-wide layer);
+//   - a batch norm on its own, y = x·s + t in float64 rounded once: e' = |s|·e +
+//     2u·(|s|·(|x| + e) + |t|);
+//   - ReLU, dropout and flatten keep e; a max pool takes the window's largest e; the
+//     average pool averages e and adds u·mean(|x| + e) for its rounding.
+//
+// Local response normalization has no bound here: FastBound returns an error for a
+// net that has it.
+func FastBound(net *Net, x []float64, n int, winograd func(*spec.Layer) bool) (logits, bound []float64, err error) {
+	if err := net.Validate(); err != nil {
+		return nil, nil, err
+	}
+	m := net.Model
+	if len(x) != n*m.Input.Size() {
+		return nil, nil, fmt.Errorf("verify: FastBound: input has %d values, want %d", len(x), n*m.Input.Size())
+	}
+	const u = 0x1p-24
+	gamma := func(k int) float64 { return float64(k) * u / (1 - float64(k)*u) }
+	cur := append([]float64(nil), x...)
+	e := make([]float64, len(cur))
+	layers := m.Layers
+	for i := 0; i < len(layers); i++ {
+		l := layers[i]
+		switch l.Kind {
+		case spec.Conv:
+			d := convDims(l, n)
+			w, b := net.Params[l.Name+".weight"], net.Params[l.Name+".bias"]
+			if b == nil {
+				b = make([]float64, l.OutC)
+			}
+			delta := 0.0
+			if i+1 < len(layers) && layers[i+1].Kind == spec.BatchNorm {
+				bn := layers[i+1]
+				s, t := bnScaleShift(net, bn)
+				w2, b2 := make([]float64, len(w)), make([]float64, len(b))
+				per := len(w) / l.OutC
+				for k := range w {
+					w2[k] = w[k] * s[k/per]
+				}
+				for o := range b {
+					b2[o] = b[o]*s[o] + t[o]
+				}
+				w, b, delta = w2, b2, u
+				i++ // folded
+			}
+			absW := absv(w)
+			y := d.Forward(cur, w, b)
+			mag := addv(absv(cur), e)
+			A := d.Forward(mag, absW, nil)
+			P := rss(e, w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
+			var T []float64
+			k := float64(0)
+			if winograd != nil && winograd(l) {
+				T = winogradAbs(d, mag, absW)
+				k = gamma(l.In.C + 13)
+			} else {
+				k = gamma(d.C / d.Groups * d.KH * d.KW)
+			}
+			plane := d.OutH() * d.OutW()
+			ne := make([]float64, len(y))
+			for j := range y {
+				ab := math.Abs(b[(j/plane)%l.OutC])
+				local := A[j] + ab
+				if T != nil {
+					local = T[j] + ab
+				}
+				ne[j] = P[j] + delta*(A[j]+ab) + k*(1+delta)*local
+			}
+			cur, e = y, ne
+		case spec.BatchNorm:
+			s, t := bnScaleShift(net, l)
+			plane := l.In.H * l.In.W
+			y, ne := make([]float64, len(cur)), make([]float64, len(cur))
+			for j, v := range cur {
+				c := (j / plane) % l.In.C
+				y[j] = v*s[c] + t[c]
+				ne[j] = math.Abs(s[c])*e[j] + 2*u*(math.Abs(s[c])*(math.Abs(v)+e[j])+math.Abs(t[c]))
+			}
+			cur, e = y, ne
+		case spec.ReLU:
+			cur = ReLU(cur)
+		case spec.Dropout, spec.Flatten:
+		case spec.MaxPool:
+			d := maxPoolDims(l, n)
+			cur, e = d.Forward(cur), d.Forward(e)
+		case spec.AvgPool:
+			d := avgPoolDims(l, n)
+			y := d.Forward(cur)
+			ea := d.Forward(e)
+			ma := d.Forward(addv(absv(cur), e))
+			for j := range ea {
+				ea[j] += u * ma[j]
+			}
+			cur, e = y, ea
+		case spec.Linear:
+			d := linearDims(l, n)
+			w, b := net.Params[l.Name+".weight"], net.Params[l.Name+".bias"]
+			absW := absv(w)
+			y := d.Forward(cur, w, b)
+			A := d.Forward(addv(absv(cur), e), absW, nil)
+			P := rss(e, w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
+			Q := rss(addv(absv(cur), e), w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
+			k := gamma((d.In+15)/16 + 5)
+			const bf = 0x1p-8
+			ne := make([]float64, len(y))
+			for j := range y {
+				ab := 0.0
+				if b != nil {
+					ab = math.Abs(b[j%d.Out])
+				}
+				ne[j] = P[j] + Lambda*bf*Q[j] + k*((1+bf)*A[j]+ab)
+			}
+			cur, e = y, ne
+		default:
+			return nil, nil, fmt.Errorf("verify: FastBound: %s: no fast-mode bound for %v", l.Name, l.Kind)
+		}
+	}
+	return cur, e, nil
+}
+
+// rss propagates input errors e through a layer's weights w (op applies weights
+// to an input with no bias) as a root sum of squares: √(Σ w²·e²). This is the one
+// step of FastBound that is not a worst case: it treats the errors of different
+// inputs as independent, as verify's exact-mode tolerances do (the worst case,
+// Σ|w|·e, grows by Σ|w| ≈ 10–20 per layer and says nothing after a few layers).
+func rss(e, w []float64, op func(x, w []float64) []float64) []float64 {
+	e2, w2 := make([]float64, len(e)), make([]float64, len(w))
+	for i, v := range e {
+		e2[i] = v * v
+	}
+	for i, v := range w {
+		w2[i] = v * v
+	}
+	p := op(e2, w2)
+	for i, v := range p {
+		p[i] = math.Sqrt(v)
+	}
+	return p
+}
+
+// bnScaleShift is an evaluation-mode batch norm as y = x·s + t.
+func bnScaleShift(net *Net, l *spec.Layer) (s, t []float64) {
+	g, b := net.Params[l.Name+".weight"], net.Params[l.Name+".bias"]
+	rm, rv := net.Buffers[l.Name+".running_mean"], net.Buffers[l.Name+".running_var"]
+	s, t = make([]float64, len(g)), make([]float64, len(g))
+	for c := range g {
+		s[c] = g[c] / math.Sqrt(rv[c]+l.Eps)
+		t[c] = b[c] - rm[c]*s[c]
+	}
+	return s, t
+}
+
+func absv(v []float64) []float64 {
+	a := make([]float64, len(v))
+	for i, x := range v {
+		a[i] = math.Abs(x)
+	}
+	return a
+}
+
+func addv(a, b []float64) []float64 {
+	c := make([]float64, len(a))
+	for i := range a {
+		c[i] = a[i] + b[i]
+	}
+	return c
+}
+
+// The Winograd F(4×4, 3×3) matrices (Lavin & Gray), as absolute values.
+var (
+	wBT = [6][6]float64{{4, 0, 5, 0, 1, 0}, {0, 4, 4, 1, 1, 0}, {0, 4, 4, 1, 1, 0}, {0, 2, 1, 2, 1, 0}, {0, 2, 1, 2, 1, 0}, {0, 4, 0, 5, 0, 1}}
+	wG  = [6][3]float64{{1. / 4, 0, 0}, {1. / 6, 1. / 6, 1. / 6}, {1. / 6, 1. / 6, 1. / 6}, {1. / 24, 1. / 12, 1. / 6}, {1. / 24, 1. / 12, 1. / 6}, {0, 0, 1}}
+	wAT = [4][6]float64{{1, 1, 1, 1, 1, 0}, {0, 1, 1, 2, 2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, 1, 8, 8, 1}}
+)
+
+// winogradAbs returns, per output, T = Σ_c |Aᵀ|[(|G| g |Gᵀ|) ⊙ (|Bᵀ| d |B|)]|A| over
+// the output's 4×4 tile, for nonnegative input d (NCHW, unpadded) and nonnegative
+// weights g (OIHW): the magnitude that Winograd's roundings scale with.
+func winogradAbs(d Conv2D, x, w []float64) []float64 {
+	oh, ow := d.OutH(), d.OutW()
+	th, tw := (oh+3)/4, (ow+3)/4
+	C, OC := d.C, d.OutC
+	// U[oc][c] = |G| g |Gᵀ| (6×6).
+	U := make([][36]float64, OC*C)
+	for o := 0; o < OC; o++ {
+		for c := 0; c < C; c++ {
+			g := w[(o*C+c)*9:]
+			var t [6][3]float64
+			for i := 0; i < 6; i++ {
+				for j := 0; j < 3; j++ {
+					for k := 0; k < 3; k++ {
+						t[i][j] += wG[i][k] * g[k*3+j]
+					}
+				}
+			}
+			for i := 0; i < 6; i++ {
+				for j := 0; j < 6; j++ {
+					s := 0.0
+					for k := 0; k < 3; k++ {
+						s += t[i][k] * wG[j][k]
+					}
+					U[o*C+c][i*6+j] = s
+				}
+			}
+		}
+	}
+	out := make([]float64, d.N*OC*oh*ow)
+	V := make([][36]float64, C)
+	for n := 0; n < d.N; n++ {
+		for ty := 0; ty < th; ty++ {
+			for tx := 0; tx < tw; tx++ {
+				// V[c] = |Bᵀ| d |B| for the 6×6 tile at (4ty−1, 4tx−1), zero outside.
+				for c := 0; c < C; c++ {
+					var dt, t [6][6]float64
+					for i := 0; i < 6; i++ {
+						for j := 0; j < 6; j++ {
+							y, xx := 4*ty-d.PH+i, 4*tx-d.PW+j
+							if y >= 0 && y < d.H && xx >= 0 && xx < d.W {
+								dt[i][j] = x[((n*C+c)*d.H+y)*d.W+xx]
+							}
+						}
+					}
+					for i := 0; i < 6; i++ {
+						for j := 0; j < 6; j++ {
+							s := 0.0
+							for k := 0; k < 6; k++ {
+								s += wBT[i][k] * dt[k][j]
+							}
+							t[i][j] = s
+						}
+					}
+					for i := 0; i < 6; i++ {
+						for j := 0; j < 6; j++ {
+							s := 0.0
+							for k := 0; k < 6; k++ {
+								s += t[i][k] * wBT[j][k]
+							}
+							V[c][i*6+j] = s
+						}
+					}
+				}
+				for o := 0; o < OC; o++ {
+					var M [36]float64
+					for c := 0; c < C; c++ {
+						u, v := &U[o*C+c], &V[c]
+						for k := range M {
+							M[k] += u[k] * v[k]
+						}
+					}
+					var t [4][6]float64
+					for i := 0; i < 4; i++ {
+						for j := 0; j < 6; j++ {
+							for k := 0; k < 6; k++ {
+								t[i][j] += wAT[i][k] * M[k*6+j]
+							}
+						}
+					}
+					for i := 0; i < 4; i++ {
+						for j := 0; j < 4; j++ {
+							y, xx := 4*ty+i, 4*tx+j
+							if y >= oh || xx >= ow {
+								continue
+							}
+							s := 0.0
+							for k := 0; k < 6; k++ {
+								s += t[i][k] * wAT[j][k]
+							}
+							out[((n*OC+o)*oh+y)*ow+xx] = s
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
