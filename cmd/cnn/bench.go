@@ -149,6 +149,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 		if opt, err = optim.NewSGD(m, 0.9, 5e-4, false); err != nil {
 			return nil, err
 		}
+		opt.ZeroGrad = true // Step clears the gradients in its pass: no ZeroGrad before Backward
 	}
 	run := func() error {
 		logits, err := m.Forward(x, batch)
@@ -158,7 +159,6 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 		if _, _, err := runtime.SoftmaxCrossEntropy(logits, labels, m.Classes(), dl); err != nil {
 			return err
 		}
-		m.ZeroGrad()
 		if _, err := m.Backward(dl); err != nil {
 			return err
 		}

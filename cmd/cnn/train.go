@@ -135,6 +135,7 @@ func train(f *trainFlags) error {
 	if err != nil {
 		return err
 	}
+	opt.ZeroGrad = true // Step leaves the gradients zero for the next Backward
 	first := 0
 	if f.resume != "" {
 		if first, err = loadCheckpoint(f.resume, m, opt, f.seed); err != nil {
@@ -178,7 +179,6 @@ func train(f *trainFlags) error {
 			if err != nil {
 				return err
 			}
-			m.ZeroGrad()
 			if _, err := m.Backward(dl[:n*10]); err != nil {
 				return err
 			}

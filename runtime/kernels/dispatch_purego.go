@@ -50,6 +50,10 @@ func bnBackDataEval(dx []float32, sdx int, d []float32, sd int, np, n int, kc []
 	bnBackDataEvalGo(dx, sdx, d, sd, np, n, kc)
 }
 
+func sgdUpdate(v, g, buf []float32, lr, wd, mom float32, first, nesterov, zeroGrad bool) {
+	sgdUpdateGo(v, g, buf, lr, wd, mom, first, nesterov, zeroGrad)
+}
+
 func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool) {
 	linearBF16Go(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
 }

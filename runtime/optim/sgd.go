@@ -9,13 +9,16 @@ import (
 	"math"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cnngen/cnngen/runtime"
+	"github.com/cnngen/cnngen/runtime/kernels"
 )
 
 // SGD is torch.optim.SGD: stochastic gradient descent with momentum, dampening 0,
 // weight decay (L2, added to the gradient) and optional Nesterov momentum. For every
-// parameter value p with gradient g, in float32 as PyTorch does:
+// parameter value p with gradient g, in float32 as PyTorch does, each product and
+// each sum rounded on its own (kernels.SGDUpdate; never a fused multiply-add):
 //
 //	g = g + weightDecay·p
 //	buf = g (first step) or momentum·buf + g
@@ -25,9 +28,13 @@ type SGD struct {
 	Momentum, WeightDecay float64
 	Nesterov              bool
 	Threads               int // goroutines for the update; GOMAXPROCS if 0
-	params                []runtime.Param
-	buf                   [][]float32 // momentum buffers, nil until the first step
-	steps                 int
+	// ZeroGrad makes Step leave every Grad zero, so the next Backward accumulates
+	// from zero and the caller need not call ZeroGrad: the update clears each
+	// gradient in the pass that reads it, which costs less than a separate clear.
+	ZeroGrad bool
+	params   []runtime.Param
+	buf      [][]float32 // momentum buffers, nil until the first step
+	steps    int
 }
 
 // NewSGD returns an optimizer over the model's parameters.
@@ -47,9 +54,15 @@ func NewSGD(m runtime.Model, momentum, weightDecay float64, nesterov bool) (*SGD
 	return &SGD{Momentum: momentum, WeightDecay: weightDecay, Nesterov: nesterov, params: ps}, nil
 }
 
+// stepChunk is the number of values in one piece of the update: 256 KiB of each
+// operand, big enough that a piece costs far more than taking it, small enough
+// that the goroutines finish together.
+const stepChunk = 1 << 16
+
 // Step applies one update with learning rate lr and returns the model's Sync error.
-// The update is elementwise, so it is split over Threads goroutines (GOMAXPROCS if 0)
-// in chunks; the result does not depend on the split.
+// The update is elementwise, so it is split into pieces of stepChunk values that
+// Threads goroutines (GOMAXPROCS if 0) take in turn as they finish the previous
+// one; the result does not depend on the split.
 func (o *SGD) Step(m runtime.Model, lr float64) error {
 	if o.Momentum != 0 && o.buf == nil {
 		o.buf = make([][]float32, len(o.params))
@@ -57,12 +70,11 @@ func (o *SGD) Step(m runtime.Model, lr float64) error {
 			o.buf[i] = make([]float32, len(p.Value))
 		}
 	}
-	const chunk = 1 << 16
 	type piece struct{ p, lo, hi int }
 	var pieces []piece
 	for i, p := range o.params {
-		for lo := 0; lo < len(p.Value); lo += chunk {
-			pieces = append(pieces, piece{i, lo, min(lo+chunk, len(p.Value))})
+		for lo := 0; lo < len(p.Value); lo += stepChunk {
+			pieces = append(pieces, piece{i, lo, min(lo+stepChunk, len(p.Value))})
 		}
 	}
 	threads := o.Threads
@@ -70,50 +82,32 @@ func (o *SGD) Step(m runtime.Model, lr float64) error {
 		threads = goruntime.GOMAXPROCS(0)
 	}
 	threads = max(1, min(threads, len(pieces)))
+	lr32, wd, mom := float32(lr), float32(o.WeightDecay), float32(o.Momentum)
 	first := o.steps == 0
-	var wg sync.WaitGroup
-	for t := 0; t < threads; t++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := t; k < len(pieces); k += threads {
-				pc := pieces[k]
-				var buf []float32
-				if o.buf != nil {
-					buf = o.buf[pc.p][pc.lo:pc.hi]
-				}
-				o.update(o.params[pc.p].Value[pc.lo:pc.hi], o.params[pc.p].Grad[pc.lo:pc.hi], buf, float32(lr), first)
+	var next atomic.Int64
+	work := func() {
+		for {
+			k := int(next.Add(1)) - 1
+			if k >= len(pieces) {
+				return
 			}
-		}()
+			pc := pieces[k]
+			p := o.params[pc.p]
+			var buf []float32
+			if o.buf != nil {
+				buf = o.buf[pc.p][pc.lo:pc.hi]
+			}
+			kernels.SGDUpdate(p.Value[pc.lo:pc.hi], p.Grad[pc.lo:pc.hi], buf, lr32, wd, mom, first, o.Nesterov && buf != nil, o.ZeroGrad)
+		}
 	}
+	var wg sync.WaitGroup
+	for range threads - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 	o.steps++
 	return m.Sync()
-}
-
-// update applies the rule to one run of values.
-func (o *SGD) update(v, g, buf []float32, lr32 float32, first bool) {
-	wd, mom := float32(o.WeightDecay), float32(o.Momentum)
-	g = g[:len(v)]
-	for k := range v {
-		d := g[k]
-		if wd != 0 {
-			d += wd * v[k]
-		}
-		if buf != nil {
-			if first {
-				buf[k] = d
-			} else {
-				buf[k] = mom*buf[k] + d
-			}
-			if o.Nesterov {
-				d += mom * buf[k]
-			} else {
-				d = buf[k]
-			}
-		}
-		v[k] -= lr32 * d
-	}
 }
 
 // Steps is the number of updates applied.

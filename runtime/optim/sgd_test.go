@@ -1,7 +1,9 @@
 package optim
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/cnngen/cnngen/runtime"
@@ -115,5 +117,109 @@ func TestSchedules(t *testing.T) {
 	}
 	if got := c.LR(0.5); math.Abs(got-0.1*(1+math.Cos(math.Pi/8))/2) > 1e-12 {
 		t.Errorf("Cosine half way through epoch 0: %v", got)
+	}
+}
+
+// sgdScalar is the update rule as Step computed it before kernels.SGDUpdate, one
+// value at a time with every product and sum rounded to float32: Step must keep
+// these bits.
+func sgdScalar(v, g, buf []float32, lr, wd, mom float32, first, nesterov bool) {
+	for k := range v {
+		d := g[k]
+		if wd != 0 {
+			d += float32(wd * v[k])
+		}
+		if buf != nil {
+			if first {
+				buf[k] = d
+			} else {
+				buf[k] = float32(mom*buf[k]) + d
+			}
+			if nesterov {
+				d += float32(mom * buf[k])
+			} else {
+				d = buf[k]
+			}
+		}
+		v[k] -= float32(lr * d)
+	}
+}
+
+// multiFake is a model with parameters of the given sizes, values and gradients
+// in one slab each as generated models keep them, drawn from seed.
+func multiFake(sizes []int, seed uint64) (*fake, []float32) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	vals, grads := make([]float32, total), make([]float32, total)
+	for i := range vals {
+		vals[i] = float32(rng.NormFloat64())
+		grads[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	f := &fake{}
+	off := 0
+	for i, n := range sizes {
+		f.p = append(f.p, runtime.Param{Name: fmt.Sprint("p", i), Shape: []int{n}, Value: vals[off : off+n], Grad: grads[off : off+n]})
+		off += n
+	}
+	return f, grads
+}
+
+// TestSGDStepBits checks Step bit for bit against the scalar rule over three
+// steps, for every option and thread count, on parameters that span several
+// pieces and end in partial ones; with ZeroGrad, the gradients must be zero
+// afterwards and the values the same.
+func TestSGDStepBits(t *testing.T) {
+	sizes := []int{3, stepChunk + 17, 1000, 2*stepChunk - 1, 64}
+	for _, c := range []struct {
+		mom, wd  float64
+		nesterov bool
+	}{{0, 0, false}, {0, 1e-3, false}, {0.9, 0, false}, {0.9, 5e-4, false}, {0.9, 5e-4, true}} {
+		for _, threads := range []int{1, 2, 3, 8} {
+			for _, zero := range []bool{false, true} {
+				what := fmt.Sprintf("momentum=%v wd=%v nesterov=%v threads=%d zeroGrad=%v", c.mom, c.wd, c.nesterov, threads, zero)
+				m, grads := multiFake(sizes, 7)
+				ref, refGrads := multiFake(sizes, 7)
+				o, err := NewSGD(m, c.mom, c.wd, c.nesterov)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Threads, o.ZeroGrad = threads, zero
+				bufs := make([][]float32, len(sizes))
+				for step := 0; step < 3; step++ {
+					lr := 0.1 / float64(step+1)
+					if err := o.Step(m, lr); err != nil {
+						t.Fatal(err)
+					}
+					for i, p := range ref.p {
+						var buf []float32
+						if c.mom != 0 {
+							if bufs[i] == nil {
+								bufs[i] = make([]float32, len(p.Value))
+							}
+							buf = bufs[i]
+						}
+						sgdScalar(p.Value, p.Grad, buf, float32(lr), float32(c.wd), float32(c.mom), step == 0, c.nesterov)
+					}
+					for i, p := range m.p {
+						for k, v := range p.Value {
+							if w := ref.p[i].Value[k]; math.Float32bits(v) != math.Float32bits(w) {
+								t.Fatalf("%s: step %d: %s[%d] = %v, scalar rule %v", what, step, p.Name, k, v, w)
+							}
+						}
+					}
+					if zero {
+						for k, g := range grads {
+							if math.Float32bits(g) != 0 {
+								t.Fatalf("%s: step %d: gradient %d = %v after Step", what, step, k, g)
+							}
+						}
+						copy(grads, refGrads) // the next Backward's gradients
+					}
+				}
+			}
+		}
 	}
 }
