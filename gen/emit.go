@@ -218,6 +218,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("dwScratch").Index(jen.Id("numConv")).Index().Float32().Comment("packed weight gradients"),
 		jen.Id("wscratch").Index().Index().Float32().Comment("fast mode: each worker's Winograd scratch"),
 		jen.Id("pool").Op("*").Qual(pkgParallel, "Pool"),
+		jen.Id("next").Qual("sync/atomic", "Int64").Comment("the next unit a convolution's workers claim; zeroed before every task"),
 		jen.Id("pcg").Op("*").Qual("math/rand/v2", "PCG").Comment("the dropout masks' source"),
 		jen.Id("rng").Op("*").Qual("math/rand/v2", "Rand"),
 		jen.Id("n").Int().Comment("samples in the current batch"),
@@ -882,11 +883,12 @@ func (e *emitter) profile(f *jen.File) {
 	f.Comment("run runs tasks on the pool in order; base is the index of the first in Tasks.")
 	f.Add(recv().Id("run").Params(jen.Id("tasks").Index().Func().Params(jen.Int(), jen.Int()), jen.Id("base").Int()).Block(
 		jen.If(x("m.prof == nil")).Block(
-			jen.For(x("_, t := range tasks")).Block(x("m.pool.Run(t)")),
+			jen.For(x("_, t := range tasks")).Block(x("m.next.Store(0)"), x("m.pool.Run(t)")),
 			jen.Return(),
 		),
 		jen.For(x("i, t := range tasks")).Block(
 			jen.Id("start").Op(":=").Qual("time", "Now").Call(),
+			x("m.next.Store(0)"),
 			x("m.pool.Run(t)"),
 			jen.Id("m").Dot("prof").Call(x("base+i"), jen.Qual("time", "Since").Call(jen.Id("start"))),
 		),

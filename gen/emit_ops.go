@@ -292,35 +292,42 @@ func (g *stepGen) convFwd() []jen.Code {
 
 // chunked renders a convolution's loop nest under schedule s over rows (sample,
 // row) pairs and units channel blocks; unit is the statement naming the block
-// from u, and body runs for row r:
+// from u, and body runs for row r. Workers claim work from m.next as they become
+// free (a shared counter, no lock), so a core slowed by another job does less of
+// it; who computes an output never changes its bits, since no sum is split.
 //
-//	ulo, uhi := 0, units / parallel.Span(units, w, nw)
-//	rlo, rhi := parallel.Span(rows, w, nw) / 0, rows
-//	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-//		for u := ulo; u < uhi; u++ { unit; for r := r0; r < min(r0+CHUNK, rhi); r++ { body } }
-//	}
+//	rows split:   claim CLAIM rows at a time (CHUNK, or less so that every worker
+//	              gets several), run every block over them;
+//	blocks split: claim one block at a time, run it over every row, CHUNK at a time.
 func chunked(s Schedule, rows, units string, unit jen.Code, body ...jen.Code) []jen.Code {
-	var split []jen.Code
 	if s.ByBlocks {
-		split = []jen.Code{
-			jen.Comment("The workers split the channel blocks; each walks every row."),
-			jen.List(jen.Id("ulo"), jen.Id("uhi")).Op(":=").Qual(pkgParallel, "Span").Call(x("%s", units), jen.Id("w"), jen.Id("nw")),
-			x("rlo, rhi := 0, %s", rows),
-		}
-	} else {
-		split = []jen.Code{
-			jen.Comment("The workers split the rows; each runs every channel block."),
-			x("ulo, uhi := 0, %s", units),
-			jen.List(jen.Id("rlo"), jen.Id("rhi")).Op(":=").Qual(pkgParallel, "Span").Call(x("%s", rows), jen.Id("w"), jen.Id("nw")),
+		return []jen.Code{
+			jen.Comment("The workers claim channel blocks; each runs its block over every row."),
+			jen.Const().Id("CHUNK").Op("=").Lit(s.Chunk).Comment("rows whose input stays in L2 while the block runs over it"),
+			x("rows := %s", rows),
+			jen.For().Block(
+				x("u := int(m.next.Add(1)) - 1"),
+				jen.If(x("u >= %s", units)).Block(jen.Return()),
+				unit,
+				jen.For(x("r0 := 0; r0 < rows; r0 += CHUNK")).Block(
+					x("r1 := min(r0+CHUNK, rows)"),
+					loop("r", "r0", "r1", body...),
+				),
+			),
 		}
 	}
-	return append(split,
-		jen.Const().Id("CHUNK").Op("=").Lit(s.Chunk).Comment("rows whose input stays in L2 while every block runs over it"),
-		jen.For(x("r0 := rlo; r0 < rhi; r0 += CHUNK")).Block(
-			x("r1 := min(r0+CHUNK, rhi)"),
-			loop("u", "ulo", "uhi", unit, loop("r", "r0", "r1", body...)),
+	return []jen.Code{
+		jen.Comment("The workers claim rows, a few at a time; each runs every channel block over them."),
+		jen.Const().Id("CHUNK").Op("=").Lit(s.Chunk).Comment("rows whose input stays in L2 while every block runs over them"),
+		x("rows := %s", rows),
+		x("claim := min(CHUNK, max(1, rows/(4*nw)))"),
+		jen.For().Block(
+			x("r0 := int(m.next.Add(int64(claim))) - claim"),
+			jen.If(x("r0 >= rows")).Block(jen.Return()),
+			x("r1 := min(r0+claim, rows)"),
+			loop("u", 0, units, unit, loop("r", "r0", "r1", body...)),
 		),
-	)
+	}
 }
 
 // reluMask zeroes the output gradient where the fused ReLU's output is not positive.
@@ -396,11 +403,11 @@ func (g *stepGen) convWeightBwd() []jen.Code {
 	var unit []jen.Code
 	kyLo, kyHi := "0", "KH"
 	if c.WgradTaps {
-		code = append(code, jen.Comment("Units are (block, kernel row): too few blocks to keep every worker busy."), span("G * OCB * KH"))
+		code = append(code, jen.Comment("Units are (block, kernel row): too few blocks to keep every worker busy."), x("const UNITS = G * OCB * KH"))
 		unit = append(unit, x("blk, ky0 := u/KH, u%%KH"), x("dw := scratch[u*KW*ICg*NR:][:KW*ICg*NR]"))
 		kyLo, kyHi = "ky0", "ky0 + 1"
 	} else {
-		code = append(code, jen.Comment("Units are output-channel blocks, with every kernel tap."), span("G * OCB"))
+		code = append(code, jen.Comment("Units are output-channel blocks, with every kernel tap."), x("const UNITS = G * OCB"))
 		unit = append(unit, x("blk := u"), x("dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]"))
 	}
 	if l.Groups == 1 {
@@ -431,7 +438,11 @@ func (g *stepGen) convWeightBwd() []jen.Code {
 		loop("ky", kyLo, kyHi, loop("kx", 0, "KW",
 			jen.Qual(pkgNN, "AddConvGradTap").Call(x("grad"), x("dw[(%s*KW+kx)*ICg*NR:]", row), x("convInfo[%d].dims", st.ConvIndex), x("blk"), x("ky"), x("kx")))),
 	)
-	return append(code, loop("u", "lo", "hi", unit...))
+	code = append(code, jen.Comment("The workers claim units as they become free (see chunked)."))
+	return append(code, jen.For().Block(append([]jen.Code{
+		x("u := int(m.next.Add(1)) - 1"),
+		jen.If(x("u >= UNITS")).Block(jen.Return()),
+	}, unit...)...))
 }
 
 /*

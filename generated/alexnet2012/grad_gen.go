@@ -48,13 +48,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 47 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 47 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -166,14 +170,17 @@ func (m *Model) fwd4(w, nw int) {
 	)
 	in, out := m.gb[3], m.gb[4]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 27 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 27 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -286,14 +293,17 @@ func (m *Model) fwd7(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -323,14 +333,17 @@ func (m *Model) fwd8(w, nw int) {
 	wt, bias := m.w.pack[3], m.w.bias[3]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -358,14 +371,17 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[4], m.w.bias[4]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -839,8 +855,13 @@ func (m *Model) bwd9Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		g, ob := blk/OCB, blk%OCB
@@ -896,15 +917,18 @@ func (m *Model) bwd9Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -999,8 +1023,13 @@ func (m *Model) bwd8Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		g, ob := blk/OCB, blk%OCB
@@ -1056,15 +1085,18 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1159,8 +1191,13 @@ func (m *Model) bwd7Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1213,15 +1250,18 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1401,8 +1441,13 @@ func (m *Model) bwd4Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		g, ob := blk/OCB, blk%OCB
@@ -1456,15 +1501,18 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 13 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1644,8 +1692,13 @@ func (m *Model) bwd1Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1698,13 +1751,17 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 22 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 22 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {

@@ -50,13 +50,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -134,13 +138,17 @@ func (m *Model) fwd3(w, nw int) {
 	)
 	in, out := m.gb[2], m.gb[3]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -220,13 +228,17 @@ func (m *Model) fwd5(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[5], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -255,13 +267,17 @@ func (m *Model) fwd6(w, nw int) {
 	)
 	in, out := m.gb[5], m.gb[6]
 	wt, bias := m.w.pack[3], m.w.bias[3]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -341,13 +357,17 @@ func (m *Model) fwd8(w, nw int) {
 	wt, bias := m.w.pack[4], m.w.bias[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -376,13 +396,17 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[5], m.w.bias[5]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -462,14 +486,17 @@ func (m *Model) fwd11(w, nw int) {
 	wt, bias := m.w.pack[6], m.w.bias[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[11], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -497,14 +524,17 @@ func (m *Model) fwd12(w, nw int) {
 	)
 	in, out := m.gb[11], m.gb[12]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -978,8 +1008,13 @@ func (m *Model) bwd12Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1034,15 +1069,18 @@ func (m *Model) bwd12Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1137,8 +1175,13 @@ func (m *Model) bwd11Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1191,15 +1234,18 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1340,8 +1386,13 @@ func (m *Model) bwd9Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1396,13 +1447,17 @@ func (m *Model) bwd9Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1499,8 +1554,13 @@ func (m *Model) bwd8Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1553,13 +1613,17 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1702,8 +1766,13 @@ func (m *Model) bwd6Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1758,13 +1827,17 @@ func (m *Model) bwd6Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1861,8 +1934,13 @@ func (m *Model) bwd5Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1915,13 +1993,17 @@ func (m *Model) bwd5Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2064,8 +2146,13 @@ func (m *Model) bwd3Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2118,13 +2205,17 @@ func (m *Model) bwd3Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2267,8 +2358,13 @@ func (m *Model) bwd1Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2321,13 +2417,17 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {

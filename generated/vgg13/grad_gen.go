@@ -52,13 +52,17 @@ func (m *Model) fwd1(w, nw int) {
 	wt, bias := m.w.pack[0], m.w.bias[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -87,13 +91,17 @@ func (m *Model) fwd2(w, nw int) {
 	)
 	in, out := m.gb[1], m.gb[2]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -173,13 +181,17 @@ func (m *Model) fwd4(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[4], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -208,13 +220,17 @@ func (m *Model) fwd5(w, nw int) {
 	)
 	in, out := m.gb[4], m.gb[5]
 	wt, bias := m.w.pack[3], m.w.bias[3]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -294,13 +310,17 @@ func (m *Model) fwd7(w, nw int) {
 	wt, bias := m.w.pack[4], m.w.bias[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -329,13 +349,17 @@ func (m *Model) fwd8(w, nw int) {
 	)
 	in, out := m.gb[7], m.gb[8]
 	wt, bias := m.w.pack[5], m.w.bias[5]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -415,13 +439,17 @@ func (m *Model) fwd10(w, nw int) {
 	wt, bias := m.w.pack[6], m.w.bias[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[10], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -450,13 +478,17 @@ func (m *Model) fwd11(w, nw int) {
 	)
 	in, out := m.gb[10], m.gb[11]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -536,14 +568,17 @@ func (m *Model) fwd13(w, nw int) {
 	wt, bias := m.w.pack[8], m.w.bias[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[13], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -571,14 +606,17 @@ func (m *Model) fwd14(w, nw int) {
 	)
 	in, out := m.gb[13], m.gb[14]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -1052,8 +1090,13 @@ func (m *Model) bwd14Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1108,15 +1151,18 @@ func (m *Model) bwd14Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1211,8 +1257,13 @@ func (m *Model) bwd13Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1265,15 +1316,18 @@ func (m *Model) bwd13Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1414,8 +1468,13 @@ func (m *Model) bwd11Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1470,13 +1529,17 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1573,8 +1636,13 @@ func (m *Model) bwd10Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1627,13 +1695,17 @@ func (m *Model) bwd10Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1776,8 +1848,13 @@ func (m *Model) bwd8Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1832,13 +1909,17 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1935,8 +2016,13 @@ func (m *Model) bwd7Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1989,13 +2075,17 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2138,8 +2228,13 @@ func (m *Model) bwd5Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2194,13 +2289,17 @@ func (m *Model) bwd5Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2297,8 +2396,13 @@ func (m *Model) bwd4Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2351,13 +2455,17 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2500,8 +2608,13 @@ func (m *Model) bwd2Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2556,13 +2669,17 @@ func (m *Model) bwd2Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2659,8 +2776,13 @@ func (m *Model) bwd1Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2713,13 +2835,17 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {

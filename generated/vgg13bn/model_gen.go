@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -271,7 +272,8 @@ type Model struct {
 	dwScratch         [numConv][]float32 // packed weight gradients
 	wscratch          [][]float32        // fast mode: each worker's Winograd scratch
 	pool              *parallel.Pool
-	pcg               *rand.PCG // the dropout masks' source
+	next              atomic.Int64 // the next unit a convolution's workers claim; zeroed before every task
+	pcg               *rand.PCG    // the dropout masks' source
 	rng               *rand.Rand
 	n                 int       // samples in the current batch
 	x                 []float32 // the current input (NCHW), read by the first step
@@ -1816,12 +1818,14 @@ func (m *Model) SetProfile(fn func(int, time.Duration)) {
 func (m *Model) run(tasks []func(int, int), base int) {
 	if m.prof == nil {
 		for _, t := range tasks {
+			m.next.Store(0)
 			m.pool.Run(t)
 		}
 		return
 	}
 	for i, t := range tasks {
 		start := time.Now()
+		m.next.Store(0)
 		m.pool.Run(t)
 		m.prof(base+i, time.Since(start))
 	}

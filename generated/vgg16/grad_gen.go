@@ -52,13 +52,17 @@ func (m *Model) fwd1(w, nw int) {
 	wt, bias := m.w.pack[0], m.w.bias[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -87,13 +91,17 @@ func (m *Model) fwd2(w, nw int) {
 	)
 	in, out := m.gb[1], m.gb[2]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -173,13 +181,17 @@ func (m *Model) fwd4(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[4], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -208,13 +220,17 @@ func (m *Model) fwd5(w, nw int) {
 	)
 	in, out := m.gb[4], m.gb[5]
 	wt, bias := m.w.pack[3], m.w.bias[3]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -294,13 +310,17 @@ func (m *Model) fwd7(w, nw int) {
 	wt, bias := m.w.pack[4], m.w.bias[4]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -331,13 +351,17 @@ func (m *Model) fwd8(w, nw int) {
 	wt, bias := m.w.pack[5], m.w.bias[5]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -366,13 +390,17 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[6], m.w.bias[6]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -452,13 +480,17 @@ func (m *Model) fwd11(w, nw int) {
 	wt, bias := m.w.pack[7], m.w.bias[7]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[11], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -489,13 +521,17 @@ func (m *Model) fwd12(w, nw int) {
 	wt, bias := m.w.pack[8], m.w.bias[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[12], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -524,13 +560,17 @@ func (m *Model) fwd13(w, nw int) {
 	)
 	in, out := m.gb[12], m.gb[13]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -610,14 +650,17 @@ func (m *Model) fwd15(w, nw int) {
 	wt, bias := m.w.pack[10], m.w.bias[10]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[15], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -647,14 +690,17 @@ func (m *Model) fwd16(w, nw int) {
 	wt, bias := m.w.pack[11], m.w.bias[11]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[16], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -682,14 +728,17 @@ func (m *Model) fwd17(w, nw int) {
 	)
 	in, out := m.gb[16], m.gb[17]
 	wt, bias := m.w.pack[12], m.w.bias[12]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -1163,8 +1212,13 @@ func (m *Model) bwd17Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1219,15 +1273,18 @@ func (m *Model) bwd17Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1322,8 +1379,13 @@ func (m *Model) bwd16Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1378,15 +1440,18 @@ func (m *Model) bwd16Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1481,8 +1546,13 @@ func (m *Model) bwd15Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1535,15 +1605,18 @@ func (m *Model) bwd15Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1684,8 +1757,13 @@ func (m *Model) bwd13Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1740,13 +1818,17 @@ func (m *Model) bwd13Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -1843,8 +1925,13 @@ func (m *Model) bwd12Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -1899,13 +1986,17 @@ func (m *Model) bwd12Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2002,8 +2093,13 @@ func (m *Model) bwd11Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2056,13 +2152,17 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2205,8 +2305,13 @@ func (m *Model) bwd9Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2261,13 +2366,17 @@ func (m *Model) bwd9Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2364,8 +2473,13 @@ func (m *Model) bwd8Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2420,13 +2534,17 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2523,8 +2641,13 @@ func (m *Model) bwd7Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2577,13 +2700,17 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2726,8 +2853,13 @@ func (m *Model) bwd5Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2782,13 +2914,17 @@ func (m *Model) bwd5Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -2885,8 +3021,13 @@ func (m *Model) bwd4Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2939,13 +3080,17 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -3088,8 +3233,13 @@ func (m *Model) bwd2Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -3144,13 +3294,17 @@ func (m *Model) bwd2Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -3247,8 +3401,13 @@ func (m *Model) bwd1Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -3301,13 +3460,17 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {

@@ -50,13 +50,17 @@ func (m *Model) fwd1(w, nw int) {
 	)
 	in, out := m.gb[0], m.gb[1]
 	wt, bias := m.w.pack[0], m.w.bias[0]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 192 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 192 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -151,13 +155,17 @@ func (m *Model) fwd3(w, nw int) {
 	)
 	in, out := m.gb[2], m.gb[3]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -299,13 +307,17 @@ func (m *Model) fwd6(w, nw int) {
 	)
 	in, out := m.gb[5], m.gb[6]
 	wt, bias := m.w.pack[2], m.w.bias[2]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -400,13 +412,17 @@ func (m *Model) fwd8(w, nw int) {
 	)
 	in, out := m.gb[7], m.gb[8]
 	wt, bias := m.w.pack[3], m.w.bias[3]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -548,13 +564,17 @@ func (m *Model) fwd11(w, nw int) {
 	)
 	in, out := m.gb[10], m.gb[11]
 	wt, bias := m.w.pack[4], m.w.bias[4]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -649,13 +669,17 @@ func (m *Model) fwd13(w, nw int) {
 	)
 	in, out := m.gb[12], m.gb[13]
 	wt, bias := m.w.pack[5], m.w.bias[5]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -750,13 +774,17 @@ func (m *Model) fwd15(w, nw int) {
 	)
 	in, out := m.gb[14], m.gb[15]
 	wt, bias := m.w.pack[6], m.w.bias[6]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -851,13 +879,17 @@ func (m *Model) fwd17(w, nw int) {
 	)
 	in, out := m.gb[16], m.gb[17]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -999,13 +1031,17 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[8], m.w.bias[8]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -1100,13 +1136,17 @@ func (m *Model) fwd22(w, nw int) {
 	)
 	in, out := m.gb[21], m.gb[22]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -1201,13 +1241,17 @@ func (m *Model) fwd24(w, nw int) {
 	)
 	in, out := m.gb[23], m.gb[24]
 	wt, bias := m.w.pack[10], m.w.bias[10]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -1302,13 +1346,17 @@ func (m *Model) fwd26(w, nw int) {
 	)
 	in, out := m.gb[25], m.gb[26]
 	wt, bias := m.w.pack[11], m.w.bias[11]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -1450,14 +1498,17 @@ func (m *Model) fwd29(w, nw int) {
 	)
 	in, out := m.gb[28], m.gb[29]
 	wt, bias := m.w.pack[12], m.w.bias[12]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1551,14 +1602,17 @@ func (m *Model) fwd31(w, nw int) {
 	)
 	in, out := m.gb[30], m.gb[31]
 	wt, bias := m.w.pack[13], m.w.bias[13]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1652,14 +1706,17 @@ func (m *Model) fwd33(w, nw int) {
 	)
 	in, out := m.gb[32], m.gb[33]
 	wt, bias := m.w.pack[14], m.w.bias[14]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1753,14 +1810,17 @@ func (m *Model) fwd35(w, nw int) {
 	)
 	in, out := m.gb[34], m.gb[35]
 	wt, bias := m.w.pack[15], m.w.bias[15]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -2336,8 +2396,13 @@ func (m *Model) bwd35Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2390,15 +2455,18 @@ func (m *Model) bwd35Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2533,8 +2601,13 @@ func (m *Model) bwd33Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2587,15 +2660,18 @@ func (m *Model) bwd33Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2730,8 +2806,13 @@ func (m *Model) bwd31Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2784,15 +2865,18 @@ func (m *Model) bwd31Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2927,8 +3011,13 @@ func (m *Model) bwd29Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -2981,15 +3070,18 @@ func (m *Model) bwd29Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*ICB, w, nw)
-	rlo, rhi := 0, m.n*H
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * H
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
+			return
+		}
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3168,8 +3260,13 @@ func (m *Model) bwd26Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -3222,13 +3319,17 @@ func (m *Model) bwd26Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -3365,8 +3466,13 @@ func (m *Model) bwd24Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -3419,13 +3525,17 @@ func (m *Model) bwd24Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -3562,8 +3672,13 @@ func (m *Model) bwd22Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -3616,13 +3731,17 @@ func (m *Model) bwd22Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -3759,8 +3878,13 @@ func (m *Model) bwd20Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -3813,13 +3937,17 @@ func (m *Model) bwd20Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -4000,8 +4128,13 @@ func (m *Model) bwd17Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -4054,13 +4187,17 @@ func (m *Model) bwd17Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -4197,8 +4334,13 @@ func (m *Model) bwd15Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -4251,13 +4393,17 @@ func (m *Model) bwd15Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -4394,8 +4540,13 @@ func (m *Model) bwd13Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -4448,13 +4599,17 @@ func (m *Model) bwd13Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -4591,8 +4746,13 @@ func (m *Model) bwd11Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -4645,13 +4805,17 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -4832,8 +4996,13 @@ func (m *Model) bwd8Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -4886,13 +5055,17 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -5029,8 +5202,13 @@ func (m *Model) bwd6Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -5083,13 +5261,17 @@ func (m *Model) bwd6Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -5270,8 +5452,13 @@ func (m *Model) bwd3Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -5324,13 +5511,17 @@ func (m *Model) bwd3Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {
@@ -5467,8 +5658,13 @@ func (m *Model) bwd1Weight(w, nw int) {
 	// Each unit's gradient is a whole FMA chain over (sample, row, column) per
 	// element, never split across workers.
 	// Units are output-channel blocks, with every kernel tap.
-	lo, hi := parallel.Span(G*OCB, w, nw)
-	for u := lo; u < hi; u++ {
+	const UNITS = G * OCB
+	// The workers claim units as they become free (see chunked).
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= UNITS {
+			return
+		}
 		blk := u
 		dw := scratch[u*KH*KW*ICg*NR:][:KH*KW*ICg*NR]
 		ob := blk
@@ -5521,13 +5717,17 @@ func (m *Model) bwd1Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*ICB
-	rlo, rhi := parallel.Span(m.n*H, w, nw)
-	const CHUNK = 8 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * H
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
 			for r := r0; r < r1; r++ {

@@ -63,13 +63,17 @@ func (m *Model) eval1(w, nw int) {
 		}
 		return
 	}
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 28 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 28 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -123,13 +127,17 @@ func (m *Model) eval3(w, nw int) {
 	)
 	in, out := m.eb[2], m.eb[3]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
-	// The workers split the rows; each runs every channel block.
-	ulo, uhi := 0, G*OCB
-	rlo, rhi := parallel.Span(m.n*OH, w, nw)
-	const CHUNK = 14 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
+	// The workers claim rows, a few at a time; each runs every channel block over them.
+	const CHUNK = 14 // rows whose input stays in L2 while every block runs over them
+	rows := m.n * OH
+	claim := min(CHUNK, max(1, rows/(4*nw)))
+	for {
+		r0 := int(m.next.Add(int64(claim))) - claim
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+claim, rows)
+		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -183,14 +191,17 @@ func (m *Model) eval5(w, nw int) {
 	)
 	in, out := m.eb[4], m.eb[5]
 	wt, bias := m.w.packE[2], m.w.biasE[2]
-	// The workers split the channel blocks; each walks every row.
-	ulo, uhi := parallel.Span(G*OCB, w, nw)
-	rlo, rhi := 0, m.n*OH
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over it
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {
-		r1 := min(r0+CHUNK, rhi)
-		for u := ulo; u < uhi; u++ {
-			g, ob := u/OCB, u%OCB
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	rows := m.n * OH
+	for {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
+			return
+		}
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
