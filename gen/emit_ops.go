@@ -368,9 +368,10 @@ func (g *stepGen) convBiasBwd() []jen.Code {
 		span("OC"),
 		jen.If(x("lo >= hi")).Block(jen.Return()),
 		x("var s [OC]float64"),
-		loop("b", 0, "m.n", loop("y", 0, "OH", loop("x", 0, "OW",
-			jen.For(x("k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi]")).Block(x("s[lo+k] += float64(v)")),
-		))),
+		jen.Comment("kernels.BNSum: each channel's float64 sum over the row's pixels, in order."),
+		loop("b", 0, "m.n", loop("y", 0, "OH",
+			jen.Qual(pkgKernels, "BNSum").Call(x("s[lo:hi]"), x("dout[b*DS+DI+y*DRS+lo:]"), x("OC"), x("OW"), x("hi-lo")),
+		)),
 		loop("oc", "lo", "hi", x("grad[oc] += float32(s[oc])")),
 	}
 }

@@ -17,9 +17,10 @@ const (
 	// never splits a sum across threads: results are bit-identical for any thread
 	// count and for the AVX-512, AVX2 and pure-Go kernels.
 	Exact Mode = iota
-	// Fast may reorder sums and use algorithms that do fewer operations (Winograd,
-	// reduced-precision weights); its error against the float64 reference is measured
-	// and documented per model.
+	// Fast, for inference instances only, runs 3×3 stride-1 convolutions with
+	// outputs of at least 20×20 as Winograd F(4×4, 3×3) and reads linear weights as
+	// bfloat16; its results are held to verify.FastBound, a bound derived from those
+	// methods. Results still do not depend on the thread count or the ISA.
 	Fast
 )
 

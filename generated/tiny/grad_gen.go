@@ -651,13 +651,10 @@ func (m *Model) bwd4Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -903,13 +900,10 @@ func (m *Model) bwd1Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {

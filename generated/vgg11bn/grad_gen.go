@@ -1515,13 +1515,10 @@ func (m *Model) bwd19Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -1720,13 +1717,10 @@ func (m *Model) bwd17Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -1969,13 +1963,10 @@ func (m *Model) bwd14Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2175,13 +2166,10 @@ func (m *Model) bwd12Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2425,13 +2413,10 @@ func (m *Model) bwd9Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2631,13 +2616,10 @@ func (m *Model) bwd7Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2881,13 +2863,10 @@ func (m *Model) bwd4Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3131,13 +3110,10 @@ func (m *Model) bwd1Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {

@@ -1725,13 +1725,10 @@ func (m *Model) bwd23Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -1930,13 +1927,10 @@ func (m *Model) bwd21Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2179,13 +2173,10 @@ func (m *Model) bwd18Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2385,13 +2376,10 @@ func (m *Model) bwd16Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2635,13 +2623,10 @@ func (m *Model) bwd13Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2841,13 +2826,10 @@ func (m *Model) bwd11Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3091,13 +3073,10 @@ func (m *Model) bwd8Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3297,13 +3276,10 @@ func (m *Model) bwd6Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3547,13 +3523,10 @@ func (m *Model) bwd3Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3753,13 +3726,10 @@ func (m *Model) bwd1Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {

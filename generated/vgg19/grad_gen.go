@@ -1291,13 +1291,10 @@ func (m *Model) bwd20Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -1458,13 +1455,10 @@ func (m *Model) bwd19Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -1625,13 +1619,10 @@ func (m *Model) bwd18Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -1792,13 +1783,10 @@ func (m *Model) bwd17Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2003,13 +1991,10 @@ func (m *Model) bwd15Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2171,13 +2156,10 @@ func (m *Model) bwd14Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2339,13 +2321,10 @@ func (m *Model) bwd13Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2507,13 +2486,10 @@ func (m *Model) bwd12Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2719,13 +2695,10 @@ func (m *Model) bwd10Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2887,13 +2860,10 @@ func (m *Model) bwd9Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3055,13 +3025,10 @@ func (m *Model) bwd8Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3223,13 +3190,10 @@ func (m *Model) bwd7Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3435,13 +3399,10 @@ func (m *Model) bwd5Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3603,13 +3564,10 @@ func (m *Model) bwd4Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3815,13 +3773,10 @@ func (m *Model) bwd2Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3983,13 +3938,10 @@ func (m *Model) bwd1Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {

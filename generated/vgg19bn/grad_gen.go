@@ -2353,13 +2353,10 @@ func (m *Model) bwd35Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2558,13 +2555,10 @@ func (m *Model) bwd33Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2763,13 +2757,10 @@ func (m *Model) bwd31Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -2968,13 +2959,10 @@ func (m *Model) bwd29Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3217,13 +3205,10 @@ func (m *Model) bwd26Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3423,13 +3408,10 @@ func (m *Model) bwd24Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3629,13 +3611,10 @@ func (m *Model) bwd22Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -3835,13 +3814,10 @@ func (m *Model) bwd20Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -4085,13 +4061,10 @@ func (m *Model) bwd17Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -4291,13 +4264,10 @@ func (m *Model) bwd15Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -4497,13 +4467,10 @@ func (m *Model) bwd13Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -4703,13 +4670,10 @@ func (m *Model) bwd11Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -4953,13 +4917,10 @@ func (m *Model) bwd8Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -5159,13 +5120,10 @@ func (m *Model) bwd6Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -5409,13 +5367,10 @@ func (m *Model) bwd3Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
@@ -5615,13 +5570,10 @@ func (m *Model) bwd1Bias(w, nw int) {
 		return
 	}
 	var s [OC]float64
+	// kernels.BNSum: each channel's float64 sum over the row's pixels, in order.
 	for b := 0; b < m.n; b++ {
 		for y := 0; y < OH; y++ {
-			for x := 0; x < OW; x++ {
-				for k, v := range dout[b*DS+DI+y*DRS+x*OC:][lo:hi] {
-					s[lo+k] += float64(v)
-				}
-			}
+			kernels.BNSum(s[lo:hi], dout[b*DS+DI+y*DRS+lo:], OC, OW, hi-lo)
 		}
 	}
 	for oc := lo; oc < hi; oc++ {
