@@ -725,8 +725,14 @@ func (g *stepGen) maxPoolFwd() []jen.Code {
 		code = append(code, x("arg := %s", g.ref(st.Saved)))
 	}
 	code = append(code, g.zeroHalos(st.Out)...)
-	if !g.grad && l.PH == 0 && l.PW == 0 {
+	if l.PH == 0 && l.PW == 0 {
 		// Unpadded windows lie inside the input: one kernel call per output row.
+		if g.grad {
+			// The grad program records each output's input position y·W + x.
+			return append(code, rows(l.Out.H, "oy",
+				jen.Qual(pkgKernels, "MaxPoolNHWCArg").Call(x("out[b*OS+OI+oy*ORS:]"), x("C"), x("arg[(b*OH+oy)*OW*C:]"), x("C"), x("in[b*IS+II+oy*SH*IRS:]"), x("SW*C"), x("IRS"), x("C"), x("C"), x("KH"), x("KW"), x("OW"), x("oy*SH*W"), x("SW"), x("W")),
+			)...)
+		}
 		return append(code, rows(l.Out.H, "oy",
 			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("out[b*OS+OI+oy*ORS:]"), x("C"), x("in[b*IS+II+oy*SH*IRS:]"), x("SW*C"), x("IRS"), x("C"), x("C"), x("KH"), x("KW"), x("OW")),
 		)...)

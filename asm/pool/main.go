@@ -34,10 +34,23 @@ var (
 	poolAVX2   = poolKernel{isa: avx2, block: 4, nanCheck: true}
 )
 
+// MaxPoolNHWCArg (the training forward pass: the value and the position of
+// the selected tap) folds every tap in the contract's order with VCMPPS and a
+// masked move (AVX-512) or VBLENDVPS (AVX2) of both the value and a broadcast
+// tap index. AVX2 holds a block of 2 ymm: 2 maxima, 2 indices, the tap and row
+// indices, the constant 1 and the temporaries fit in 16 registers.
+var (
+	argAVX512 = argKernel{isa: avx512, block: 4}
+	argAVX2   = argKernel{isa: avx2, block: 2}
+)
+
 func main() {
 	ConstraintExpr("amd64,!purego") // printed as: //go:build amd64 && !purego
 	tailTables()
 	maxPool(poolAVX512)
 	maxPool(poolAVX2)
+	argTables()
+	maxPoolArg(argAVX512)
+	maxPoolArg(argAVX2)
 	Generate()
 }

@@ -124,30 +124,7 @@ func (m *Model) fwd3(w, nw int) {
 	lo, hi := parallel.Span(m.n*27, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/27, r%27
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 
@@ -245,30 +222,7 @@ func (m *Model) fwd6(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/13, r%13
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 
@@ -410,30 +364,7 @@ func (m *Model) fwd10(w, nw int) {
 	lo, hi := parallel.Span(m.n*6, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/6, r%6
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 

@@ -133,30 +133,7 @@ func (m *Model) fwd3(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/112, r%112
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 
@@ -262,30 +239,7 @@ func (m *Model) fwd6(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/56, r%56
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 
@@ -432,30 +386,7 @@ func (m *Model) fwd10(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/28, r%28
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 
@@ -602,30 +533,7 @@ func (m *Model) fwd14(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/14, r%14
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 
@@ -767,30 +675,7 @@ func (m *Model) fwd18(w, nw int) {
 	lo, hi := parallel.Span(m.n*7, w, nw)
 	for r := lo; r < hi; r++ {
 		b, oy := r/7, r%7
-		ys, ye := max(oy*SH-PH, 0), min(oy*SH-PH+KH, H)
-		for ox := 0; ox < OW; ox++ {
-			xs, xe := max(ox*SW-PW, 0), min(ox*SW-PW+KW, W)
-			o := out[b*OS+OI+oy*ORS+ox*C:][:C]
-			a := arg[((b*OH+oy)*OW+ox)*C:][:C]
-			for c := range o {
-				o[c] = negInf
-			}
-			for c := range a {
-				a[c] = int32(ys*W + xs)
-			}
-			for y := ys; y < ye; y++ {
-				for x := xs; x < xe; x++ {
-					src := in[b*IS+II+y*IRS+x*C:][:C]
-					at := int32(y*W + x)
-					for c, v := range src {
-						if v > o[c] || v != v {
-							o[c] = v
-							a[c] = at
-						}
-					}
-				}
-			}
-		}
+		kernels.MaxPoolNHWCArg(out[b*OS+OI+oy*ORS:], C, arg[(b*OH+oy)*OW*C:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW, oy*SH*W, SW, W)
 	}
 }
 

@@ -57,3 +57,7 @@ func sgdUpdate(v, g, buf []float32, lr, wd, mom float32, first, nesterov, zeroGr
 func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool) {
 	linearBF16Go(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
 }
+
+func maxPoolNHWCArg(out []float32, so int, arg []int32, sa int, in []float32, sx, sy, sc, c, kh, kw, np int, base0, baseStep, rowW int) {
+	maxPoolNHWCArgGo(out, so, arg, sa, in, sx, sy, sc, c, kh, kw, np, base0, baseStep, rowW)
+}

@@ -2279,3 +2279,530 @@ maxPoolNHWC_1x32_avx2_kw3_next:
 maxPoolNHWC_1x32_avx2_done:
 	VZEROUPPER
 	RET
+
+DATA poolArgNegInf<>+0(SB)/4, $0xff800000
+GLOBL poolArgNegInf<>(SB), RODATA|NOPTR, $4
+
+DATA poolArgOne<>+0(SB)/4, $0x00000001
+GLOBL poolArgOne<>(SB), RODATA|NOPTR, $4
+
+// func maxPoolNHWCArg_1x64_avx512(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
+// Requires: AVX, AVX512F
+TEXT ·maxPoolNHWCArg_1x64_avx512(SB), NOSPLIT, $72-120
+	// Byte strides; c = nfull*lanes + nrest
+	MOVQ so+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, (SP)
+	MOVQ sa+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 8(SP)
+	MOVQ sx+40(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 16(SP)
+	MOVQ sy+48(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 24(SP)
+	MOVQ sc+56(FP), AX
+	SHLQ $0x02, AX
+	MOVQ c+64(FP), CX
+	MOVQ CX, DX
+	ANDQ $0x0f, DX
+	MOVQ DX, 32(SP)
+	SHRQ $0x04, CX
+	MOVQ CX, 40(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  poolTailKMask<>+0(SB), CX
+	KMOVW (CX)(DX*2), K1
+
+	// one := 1 in every lane; base = base0; rowW as int32
+	VPBROADCASTD poolArgOne<>+0(SB), Z0
+	MOVQ         base0+96(FP), CX
+	MOVQ         CX, 48(SP)
+	MOVQ         rowW+112(FP), CX
+	MOVQ         CX, 56(SP)
+	MOVQ         np+88(FP), CX
+	MOVQ         CX, 64(SP)
+	MOVQ         out+0(FP), CX
+	MOVQ         arg+16(FP), DX
+	MOVQ         in+32(FP), BX
+
+maxPoolNHWCArg_1x64_avx512_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ CX, SI
+	MOVQ DX, DI
+	MOVQ BX, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x64_avx512_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x64_avx512_b2
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
+	VPXORD       Z5, Z5, Z5
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z2
+	VPXORD       Z6, Z6, Z6
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z3
+	VPXORD       Z7, Z7, Z7
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z4
+	VPXORD       Z8, Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_b4_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z9, Z10
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_b4_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z11
+	VCMPPS    $0x1e, Z1, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z1
+	VMOVDQA32 Z10, K2, Z5
+	VMOVUPS   64(R12), Z11
+	VCMPPS    $0x1e, Z2, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z2
+	VMOVDQA32 Z10, K2, Z6
+	VMOVUPS   128(R12), Z11
+	VCMPPS    $0x1e, Z3, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z3
+	VMOVDQA32 Z10, K2, Z7
+	VMOVUPS   192(R12), Z11
+	VCMPPS    $0x1e, Z4, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z4
+	VMOVDQA32 Z10, K2, Z8
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z10, Z10
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_b4_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z10
+	VPADDD       Z10, Z9, Z9
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_b4_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z5, Z5
+	VMOVUPS      Z1, (SI)
+	VMOVUPS      Z5, (DI)
+	VPADDD       Z10, Z6, Z6
+	VMOVUPS      Z2, 64(SI)
+	VMOVUPS      Z6, 64(DI)
+	VPADDD       Z10, Z7, Z7
+	VMOVUPS      Z3, 128(SI)
+	VMOVUPS      Z7, 128(DI)
+	VPADDD       Z10, Z8, Z8
+	VMOVUPS      Z4, 192(SI)
+	VMOVUPS      Z8, 192(DI)
+	ADDQ         $0x00000100, R8
+	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000100, DI
+	SUBQ         $0x04, R9
+	JMP          maxPoolNHWCArg_1x64_avx512_b4
+
+maxPoolNHWCArg_1x64_avx512_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x64_avx512_b1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
+	VPXORD       Z12, Z12, Z12
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z2
+	VPXORD       Z13, Z13, Z13
+	VPXORD       Z14, Z14, Z14
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_b2_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z14, Z3
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_b2_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z4
+	VCMPPS    $0x1e, Z1, Z4, K2
+	VCMPPS    $0x03, Z4, Z4, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z4, K2, Z1
+	VMOVDQA32 Z3, K2, Z12
+	VMOVUPS   64(R12), Z4
+	VCMPPS    $0x1e, Z2, Z4, K2
+	VCMPPS    $0x03, Z4, Z4, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z4, K2, Z2
+	VMOVDQA32 Z3, K2, Z13
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z3, Z3
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_b2_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z3
+	VPADDD       Z3, Z14, Z14
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_b2_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z3
+	VPADDD       Z3, Z12, Z12
+	VMOVUPS      Z1, (SI)
+	VMOVUPS      Z12, (DI)
+	VPADDD       Z3, Z13, Z13
+	VMOVUPS      Z2, 64(SI)
+	VMOVUPS      Z13, 64(DI)
+	ADDQ         $0x00000080, R8
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000080, DI
+	SUBQ         $0x02, R9
+
+maxPoolNHWCArg_1x64_avx512_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x64_avx512_tail
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
+	VPXORD       Z15, Z15, Z15
+	VPXORD       Z16, Z16, Z16
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_b1_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z16, Z2
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_b1_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z3
+	VCMPPS    $0x1e, Z1, Z3, K2
+	VCMPPS    $0x03, Z3, Z3, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z3, K2, Z1
+	VMOVDQA32 Z2, K2, Z15
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z2, Z2
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_b1_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z2
+	VPADDD       Z2, Z16, Z16
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_b1_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z2
+	VPADDD       Z2, Z15, Z15
+	VMOVUPS      Z1, (SI)
+	VMOVUPS      Z15, (DI)
+	ADDQ         $0x00000040, R8
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000040, DI
+	SUBQ         $0x01, R9
+
+maxPoolNHWCArg_1x64_avx512_tail:
+	// the last c mod lanes channels, masked
+	CMPQ 32(SP), $0x00
+	JEQ  maxPoolNHWCArg_1x64_avx512_next
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
+	VPXORD       Z17, Z17, Z17
+	VPXORD       Z18, Z18, Z18
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x64_avx512_t_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z18, Z2
+	MOVQ      R8, R10
+	MOVQ      kw+80(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_t_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS.Z (R10), K1, Z3
+	VCMPPS    $0x1e, Z1, Z3, K2
+	VCMPPS    $0x03, Z3, Z3, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z3, K2, Z1
+	VMOVDQA32 Z2, K2, Z17
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z2, Z2
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x64_avx512_t_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z2
+	VPADDD       Z2, Z18, Z18
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x64_avx512_t_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z2
+	VPADDD       Z2, Z17, Z17
+	VMOVUPS      Z1, K1, (SI)
+	VMOVUPS      Z17, K1, (DI)
+
+maxPoolNHWCArg_1x64_avx512_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), CX
+	ADDQ 8(SP), DX
+	ADDQ 16(SP), BX
+	MOVQ baseStep+104(FP), SI
+	ADDQ SI, 48(SP)
+	DECQ 64(SP)
+	JNZ  maxPoolNHWCArg_1x64_avx512_pixel
+	VZEROUPPER
+	RET
+
+// func maxPoolNHWCArg_1x16_avx2(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
+// Requires: AVX, AVX2
+TEXT ·maxPoolNHWCArg_1x16_avx2(SB), NOSPLIT, $80-120
+	// Byte strides; c = nfull*lanes + nrest
+	MOVQ so+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, (SP)
+	MOVQ sa+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 8(SP)
+	MOVQ sx+40(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 16(SP)
+	MOVQ sy+48(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 24(SP)
+	MOVQ sc+56(FP), AX
+	SHLQ $0x02, AX
+	MOVQ c+64(FP), CX
+	MOVQ CX, DX
+	ANDQ $0x07, DX
+	MOVQ DX, 32(SP)
+	SHRQ $0x03, CX
+	MOVQ CX, 40(SP)
+
+	// ptr = &poolTailMask[8-t]: lane l of the mask is set iff l < t
+	LEAQ poolTailMask<>+32(SB), CX
+	SHLQ $0x02, DX
+	SUBQ DX, CX
+	MOVQ CX, 48(SP)
+
+	// one := 1 in every lane; base = base0; rowW as int32
+	VPBROADCASTD poolArgOne<>+0(SB), Y0
+	MOVQ         base0+96(FP), CX
+	MOVQ         CX, 56(SP)
+	MOVQ         rowW+112(FP), CX
+	MOVQ         CX, 64(SP)
+	MOVQ         np+88(FP), CX
+	MOVQ         CX, 72(SP)
+	MOVQ         out+0(FP), CX
+	MOVQ         arg+16(FP), DX
+	MOVQ         in+32(FP), BX
+
+maxPoolNHWCArg_1x16_avx2_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ CX, SI
+	MOVQ DX, DI
+	MOVQ BX, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x16_avx2_b2:
+	// blocks of 2 vectors while at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x16_avx2_b1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x16_avx2_b2_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x16_avx2_b2_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x16_avx2_b2_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x16_avx2_b2_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (SI)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(SI)
+	VMOVUPS      Y4, 32(DI)
+	ADDQ         $0x00000040, R8
+	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000040, DI
+	SUBQ         $0x02, R9
+	JMP          maxPoolNHWCArg_1x16_avx2_b2
+
+maxPoolNHWCArg_1x16_avx2_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x16_avx2_tail
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x16_avx2_b1_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y3, Y4
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x16_avx2_b1_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y5
+	VCMPPS    $0x1e, Y1, Y5, Y6
+	VCMPPS    $0x03, Y5, Y5, Y7
+	VORPS     Y7, Y6, Y6
+	VBLENDVPS Y6, Y5, Y1, Y1
+	VBLENDVPS Y6, Y4, Y2, Y2
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y4, Y4
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x16_avx2_b1_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x16_avx2_b1_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVUPS      Y1, (SI)
+	VMOVUPS      Y2, (DI)
+	ADDQ         $0x00000020, R8
+	ADDQ         $0x00000020, SI
+	ADDQ         $0x00000020, DI
+	SUBQ         $0x01, R9
+
+maxPoolNHWCArg_1x16_avx2_tail:
+	// the last c mod lanes channels, masked
+	CMPQ    32(SP), $0x00
+	JEQ     maxPoolNHWCArg_1x16_avx2_next
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x16_avx2_t_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y4, Y5
+	MOVQ    R8, R10
+	MOVQ    kw+80(FP), R11
+
+maxPoolNHWCArg_1x16_avx2_t_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMASKMOVPS (R10), Y1, Y6
+	VCMPPS     $0x1e, Y2, Y6, Y7
+	VCMPPS     $0x03, Y6, Y6, Y8
+	VORPS      Y8, Y7, Y7
+	VBLENDVPS  Y7, Y6, Y2, Y2
+	VBLENDVPS  Y7, Y5, Y3, Y3
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y5, Y5
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x16_avx2_t_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y5
+	VPADDD       Y5, Y4, Y4
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x16_avx2_t_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	VMASKMOVPS   Y2, Y1, (SI)
+	VMASKMOVPS   Y3, Y1, (DI)
+
+maxPoolNHWCArg_1x16_avx2_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), CX
+	ADDQ 8(SP), DX
+	ADDQ 16(SP), BX
+	MOVQ baseStep+104(FP), SI
+	ADDQ SI, 56(SP)
+	DECQ 72(SP)
+	JNZ  maxPoolNHWCArg_1x16_avx2_pixel
+	VZEROUPPER
+	RET

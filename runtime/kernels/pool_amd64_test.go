@@ -139,3 +139,47 @@ func poolStreamRatio(isa string, n int, kernel func()) (best, stream float64) {
 	}
 	return best, stream
 }
+
+// BenchmarkMaxPoolNHWCArg is BenchmarkMaxPoolNHWC for MaxPoolNHWCArg (the
+// training forward pass), same shapes and GB/s (the input read once; the
+// kernel also writes an int32 position per output value).
+//
+//	go test -run '^$' -bench MaxPoolNHWCArg -benchtime 0.2s -count 3 ./runtime/kernels/
+func BenchmarkMaxPoolNHWCArg(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, s := range poolBenchShapes {
+		b.Run(s.name, func(b *testing.B) {
+			irs := s.w * s.c
+			is := ((s.rows-1)*s.s + s.k) * irs
+			ors := s.ow * s.c
+			in := make([]float32, s.images*is)
+			out := make([]float32, s.images*s.rows*ors)
+			arg := make([]int32, len(out))
+			for i := range in {
+				in[i] = poolValue(rng, 0)
+			}
+			kernel := func() {
+				for img := range s.images {
+					for r := range s.rows {
+						o := (img*s.rows + r) * ors
+						MaxPoolNHWCArg(out[o:], s.c, arg[o:], s.c, in[img*is+r*s.s*irs:], s.s*s.c, irs, s.c, s.c, s.k, s.k, s.ow,
+							r*s.s*s.w, s.s, s.w)
+					}
+				}
+			}
+			bytes := 4 * float64(len(in))
+			convBenchISAs(b, func(b *testing.B, isa string) {
+				kernel()
+				for b.Loop() {
+					kernel()
+				}
+				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				if best, stream := poolStreamRatio(isa, len(in), kernel); stream > 0 {
+					b.ReportMetric(best/1e9, "best-GB/s")
+					b.ReportMetric(stream/1e9, "stream-GB/s")
+					b.ReportMetric(100*best/stream, "%stream")
+				}
+			})
+		})
+	}
+}

@@ -419,3 +419,374 @@ func FuzzMaxPoolNHWC(f *testing.F) {
 		}
 	})
 }
+
+// Tests of MaxPoolNHWCArg: every implementation must return the pure-Go
+// twin's values and positions bit for bit, the values must be MaxPoolNHWC's,
+// and the twin's positions those of the tap poolRefArg selects.
+
+// poolArgSentinel fills the arg elements a kernel must not write.
+const poolArgSentinel = int32(-0x5a5a5a5b)
+
+// poolRefArg is the selection rule as a tap number (row-major in the window):
+// the window's last NaN if it has one, else its first largest value, else
+// (every tap -Inf) the first tap.
+func poolRefArg(window []float32) int {
+	for i := len(window) - 1; i >= 0; i-- {
+		if v := window[i]; v != v {
+			return i
+		}
+	}
+	best, o := 0, float32(math.Inf(-1))
+	for i, v := range window {
+		if v > o {
+			best, o = i, v
+		}
+	}
+	return best
+}
+
+// poolArgCase is one MaxPoolNHWCArg call: a poolCase, the arg stride sa and
+// the position arguments.
+type poolArgCase struct {
+	poolCase
+	sa                    int
+	base0, baseStep, rowW int
+}
+
+func (c poolArgCase) String() string {
+	return fmt.Sprintf("%v sa=%d base0=%d baseStep=%d rowW=%d", c.poolCase, c.sa, c.base0, c.baseStep, c.rowW)
+}
+
+// poolArgOut returns two arg buffers for np pixels of c channels at stride
+// sa, with convGuardLen elements either side, all holding poolArgSentinel.
+func poolArgOut(np, c, sa int) (got, want []int32) {
+	got = make([]int32, (np-1)*sa+c+2*convGuardLen)
+	for i := range got {
+		got[i] = poolArgSentinel
+	}
+	return got, slices.Clone(got)
+}
+
+// checkPoolArgOut is checkPoolOut for positions.
+func checkPoolArgOut(t *testing.T, what string, got, want []int32, np, c, sa int) {
+	t.Helper()
+	bad := 0
+	for i := range got {
+		off := i - convGuardLen
+		written := off >= 0 && off/sa < np && off%sa < c && off < (np-1)*sa+c
+		switch {
+		case !written && got[i] != poolArgSentinel:
+			t.Errorf("%s: arg element %d (pixel %d, channel %d) outside the output was overwritten: %d", what, i, off/sa, off%sa, got[i])
+		case written && got[i] != want[i]:
+			t.Errorf("%s: arg pixel %d channel %d = %d, want %d", what, off/sa, off%sa, got[i], want[i])
+		default:
+			continue
+		}
+		if bad++; bad == 5 {
+			t.Fatalf("%s: too many errors", what)
+		}
+	}
+	if bad > 0 {
+		t.FailNow()
+	}
+}
+
+// run checks one case on the current implementation against
+// maxPoolNHWCArgGo, the twin's values against maxPoolNHWCGo, and (with
+// check) its positions against poolRefArg. in is filled by fill if not nil.
+func (c poolArgCase) run(t *testing.T, rng *rand.Rand, check bool, fill func(in []float32)) {
+	t.Helper()
+	if c.so == 0 {
+		c.so = c.c
+	}
+	if c.sa == 0 {
+		c.sa = c.c
+	}
+	sx, sy, sc, lin := c.strides()
+	in := convGuarded(t, 0, lin)
+	for i := range in {
+		in[i] = poolValue(rng, c.special)
+	}
+	if fill != nil {
+		fill(in)
+	}
+	got, want := poolOut(c.np, c.c, c.so)
+	agot, awant := poolArgOut(c.np, c.c, c.sa)
+	lout, larg := len(got)-2*convGuardLen, len(agot)-2*convGuardLen
+	o, a := want[convGuardLen:][:lout], awant[convGuardLen:][:larg]
+	maxPoolNHWCArgGo(o, c.so, a, c.sa, in, sx, sy, sc, c.c, c.kh, c.kw, c.np, c.base0, c.baseStep, c.rowW)
+	MaxPoolNHWCArg(got[convGuardLen:][:lout], c.so, agot[convGuardLen:][:larg], c.sa, in, sx, sy, sc, c.c, c.kh, c.kw, c.np, c.base0, c.baseStep, c.rowW)
+	checkPoolOut(t, c.String(), got, want, c.np, c.c, c.so)
+	checkPoolArgOut(t, c.String(), agot, awant, c.np, c.c, c.sa)
+	if !check {
+		return
+	}
+	vals, _ := poolOut(c.np, c.c, c.so)
+	maxPoolNHWCGo(vals[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.c, c.kh, c.kw, c.np)
+	checkPoolOut(t, c.String()+" (MaxPoolNHWC)", want, vals, c.np, c.c, c.so)
+	window := make([]float32, 0, c.kh*c.kw)
+	for p := range c.np {
+		for ch := range c.c {
+			window = window[:0]
+			for ky := range c.kh {
+				for kx := range c.kw {
+					window = append(window, in[p*sx+ky*sy+kx*sc+ch])
+				}
+			}
+			j := poolRefArg(window)
+			r := int32(c.base0 + p*c.baseStep + j/c.kw*c.rowW + j%c.kw)
+			if w := a[p*c.sa+ch]; w != r {
+				t.Fatalf("%s: maxPoolNHWCArgGo gives %d at pixel %d channel %d, the rule %d (tap %d of window %v)",
+					c, w, p, ch, r, j, window)
+			}
+		}
+	}
+}
+
+// TestMaxPoolNHWCArgShapes covers every channel count of poolChannels with
+// windows 1..3 × 1..3 on three pixels, with rotating strides, channel subsets,
+// output and arg strides, positions and special values.
+func TestMaxPoolNHWCArgShapes(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		i := 0
+		for _, c := range poolChannels {
+			for kh := 1; kh <= 3; kh++ {
+				for kw := 1; kw <= 3; kw++ {
+					i++
+					stride := 1 + i%3
+					pc := poolArgCase{
+						poolCase: poolCase{np: 3, c: c, C: c + 3*(i%2), kh: kh, kw: kw, stride: stride,
+							extra: i % 2, so: c + (i/2)%3, special: 8 * (i % 3)},
+						sa: c + (i/3)%4, base0: 1000 * (i % 5), baseStep: stride, rowW: 7 + i%50,
+					}
+					pc.run(t, rng, true, nil)
+				}
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCArgPixels runs the models' shapes over whole rows, and
+// positions that wrap around int32.
+func TestMaxPoolNHWCArgPixels(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(13, 14))
+		for _, s := range []struct{ c, k, np, w int }{
+			{64, 2, 112, 224}, {128, 2, 56, 112}, {256, 2, 28, 56}, {512, 2, 14, 28},
+			{96, 3, 27, 55}, {192, 3, 13, 27}, {256, 3, 6, 13}, {3, 3, 1, 3}, {17, 2, 2, 4},
+		} {
+			for _, base0 := range []int{0, 5 * 2 * s.w, math.MaxInt32 - 3, -7} {
+				pc := poolArgCase{
+					poolCase: poolCase{np: s.np, c: s.c, C: s.c, kh: s.k, kw: s.k, stride: 2, so: s.c, special: 1},
+					base0:    base0, baseStep: 2, rowW: s.w,
+				}
+				pc.run(t, rng, true, nil)
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCArgStrides covers zero strides, output and arg strides well
+// above c, and negative or zero position steps.
+func TestMaxPoolNHWCArgStrides(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		for _, c := range []int{1, 7, 8, 16, 17, 33, 64, 96} {
+			for k := 1; k <= 3; k++ {
+				for stride := range 2 {
+					for zy := range 2 {
+						for zx := range 2 {
+							pc := poolArgCase{
+								poolCase: poolCase{np: 4, c: c, C: c, kh: k, kw: k + 1, stride: stride, so: 2*c + 1,
+									zeroY: zy == 1, zeroX: zx == 1, special: 16},
+								sa: 3*c + 2, base0: 3, baseStep: stride - 1, rowW: 9 - 5*zy,
+							}
+							pc.run(t, rng, true, nil)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCArgWindows runs every combination of special values through
+// 2×2 and 1×3 windows (14^4 and 14^3 channels, one combination each), random
+// draws through 3×3 ones, windows of -Inf only, and windows of one repeated
+// value (ties: the first tap), each in full vectors and in the tail.
+func TestMaxPoolNHWCArgWindows(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(17, 18))
+		for _, set := range [][]uint32{poolSpecials, poolOrdered} {
+			for _, k := range [][2]int{{2, 2}, {1, 3}, {3, 1}, {3, 3}} {
+				ns, taps := len(set), k[0]*k[1]
+				c := 1
+				for range taps {
+					c *= ns
+				}
+				exhaustive := c <= 1<<16
+				if !exhaustive {
+					c = 4099
+				}
+				// The taps of channel ch are at in[tap*c+ch]: sc = c, sy = kw*c.
+				pc := poolArgCase{
+					poolCase: poolCase{np: 1, c: c, C: c, kh: k[0], kw: k[1], stride: 0, extra: 0},
+					base0:    41, rowW: 1000,
+				}
+				pc.run(t, rng, true, func(in []float32) {
+					for ch := range c {
+						d := ch
+						if !exhaustive {
+							d = int(rng.Uint64() >> 1)
+						}
+						for tap := range taps {
+							in[tap*c+ch] = math.Float32frombits(set[d%ns])
+							d /= ns
+						}
+					}
+				})
+			}
+		}
+		for _, b := range poolSpecials {
+			for _, c := range []int{5, 16, 64, 96, 97} {
+				pc := poolArgCase{
+					poolCase: poolCase{np: 3, c: c, C: c, kh: 3, kw: 3, stride: 2, extra: 1},
+					base0:    5, baseStep: 2, rowW: 8,
+				}
+				pc.run(t, rng, true, func(in []float32) {
+					for i := range in {
+						in[i] = math.Float32frombits(b)
+					}
+				})
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCArgRule checks positions by value on small windows.
+func TestMaxPoolNHWCArgRule(t *testing.T) {
+	const (
+		negInf = 0xff800000
+		nan1   = 0x7fc12345
+		nan2   = 0xffc00001
+		one    = 0x3f800000
+		two    = 0x40000000
+	)
+	// A 2×2 window in a row of width 10 at base 23: taps at 23, 24, 33, 34.
+	cases := []struct {
+		name string
+		taps [4]uint32
+		want int32
+	}{
+		{"all -Inf keeps the first tap", [4]uint32{negInf, negInf, negInf, negInf}, 23},
+		{"ties keep the first", [4]uint32{one, two, two, one}, 24},
+		{"+0 then -0 keeps +0", [4]uint32{negInf, 0, 0x80000000, 0}, 24},
+		{"the last NaN wins", [4]uint32{nan1, two, nan2, one}, 33},
+		{"a NaN stays", [4]uint32{one, nan1, two, two}, 24},
+		{"the maximum last", [4]uint32{negInf, negInf, negInf, one}, 34},
+	}
+	forEachConvISA(t, func(t *testing.T) {
+		for _, tc := range cases {
+			for _, c := range []int{16, 21, 64} {
+				in := make([]float32, 4*c)
+				for tap, v := range tc.taps {
+					for ch := range c {
+						in[tap*c+ch] = math.Float32frombits(v)
+					}
+				}
+				out, arg := make([]float32, c), make([]int32, c)
+				MaxPoolNHWCArg(out, c, arg, c, in, 0, 2*c, c, c, 2, 2, 1, 23, 2, 10)
+				for ch, a := range arg {
+					if a != tc.want {
+						t.Fatalf("%s, c=%d: channel %d at %d, want %d", tc.name, c, ch, a, tc.want)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMaxPoolNHWCArgPanics checks that MaxPoolNHWCArg rejects operands
+// shorter than the contract's minimum and bad shapes.
+func TestMaxPoolNHWCArgPanics(t *testing.T) {
+	// As TestMaxPoolNHWCPanics, with arg like out.
+	pool := func(lout, so, larg, sa, lin, sx, sy, sc, kh, kw int) func() {
+		return func() {
+			MaxPoolNHWCArg(make([]float32, lout), so, make([]int32, larg), sa, make([]float32, lin), sx, sy, sc, 4, kh, kw, 2, 0, 2, 4)
+		}
+	}
+	pool(8, 4, 8, 4, 32, 8, 16, 4, 2, 2)() // the minimum is fine
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"out", pool(7, 4, 8, 4, 32, 8, 16, 4, 2, 2)},
+		{"arg", pool(8, 4, 7, 4, 32, 8, 16, 4, 2, 2)},
+		{"in", pool(8, 4, 8, 4, 31, 8, 16, 4, 2, 2)},
+		{"kh", pool(8, 4, 8, 4, 32, 8, 16, 4, 0, 2)},
+		{"kw", pool(8, 4, 8, 4, 32, 8, 16, 4, 2, 0)},
+		{"overlapping so", pool(8, 3, 8, 4, 32, 8, 16, 4, 2, 2)},
+		{"overlapping sa", pool(8, 4, 8, 3, 32, 8, 16, 4, 2, 2)},
+		{"negative sa", pool(8, 4, 8, -4, 32, 8, 16, 4, 2, 2)},
+		{"negative sx", pool(8, 4, 8, 4, 32, -8, 16, 4, 2, 2)},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", tc.name)
+				}
+			}()
+			tc.f()
+		}()
+	}
+	MaxPoolNHWCArg(nil, 0, nil, 0, nil, 0, 0, 0, 4, 2, 2, 0, 0, 0, 0)
+	MaxPoolNHWCArg(nil, 0, nil, 0, nil, 0, 0, 0, 0, 2, 2, 3, 0, 0, 0)
+}
+
+// FuzzMaxPoolNHWCArg compares every implementation with maxPoolNHWCArgGo on
+// random shapes, positions and values, with v1 and v2 planted in the input.
+func FuzzMaxPoolNHWCArg(f *testing.F) {
+	f.Add(uint8(112), uint16(64), uint8(2), uint8(2), uint8(2), uint8(0), uint8(0), uint64(1), int32(0), float32(0), float32(math.Copysign(0, -1)))
+	f.Add(uint8(27), uint16(96), uint8(3), uint8(3), uint8(2), uint8(5), uint8(3), uint64(2), int32(-55), float32(math.NaN()), float32(math.Inf(-1)))
+	f.Add(uint8(1), uint16(17), uint8(1), uint8(5), uint8(0), uint8(1), uint8(200), uint64(3), int32(math.MaxInt32), math.Float32frombits(0x7f800001), float32(1))
+	f.Fuzz(func(t *testing.T, np uint8, c uint16, kh, kw, stride, pad, flags uint8, seed uint64, base0 int32, v1, v2 float32) {
+		pc := poolArgCase{poolCase: poolCase{
+			np: 1 + int(np)%128, c: 1 + int(c)%600, kh: 1 + int(kh)%5, kw: 1 + int(kw)%5, stride: int(stride) % 4,
+			extra: int(flags) % 3, zeroY: flags&4 != 0 && flags&8 != 0, zeroX: flags&16 != 0 && flags&32 != 0,
+			special: int(flags>>6) * 16,
+		}}
+		pc.C = pc.c + int(pad)%5
+		pc.so = pc.c + int(pad>>3)%9
+		pc.sa = pc.c + int(pad>>5)%5
+		pc.base0, pc.baseStep, pc.rowW = int(base0), int(stride)-1, int(seed>>40)%300
+		sx, sy, sc, lin := pc.strides()
+		rng := rand.New(rand.NewPCG(seed, uint64(flags)))
+		in := convGuarded(t, 0, lin)
+		for i := range in {
+			in[i] = poolValue(rng, pc.special)
+		}
+		in[seed%uint64(lin)] = v1
+		in[(seed>>32)%uint64(lin)] = v2
+		got, want := poolOut(pc.np, pc.c, pc.so)
+		agot, awant := poolArgOut(pc.np, pc.c, pc.sa)
+		lout, larg := len(got)-2*convGuardLen, len(agot)-2*convGuardLen
+		maxPoolNHWCArgGo(want[convGuardLen:][:lout], pc.so, awant[convGuardLen:][:larg], pc.sa, in, sx, sy, sc, pc.c, pc.kh, pc.kw, pc.np, pc.base0, pc.baseStep, pc.rowW)
+		defer convRestoreISA()()
+		for _, isa := range convISAs() {
+			if !isa.has {
+				continue
+			}
+			isa.use()
+			for i := convGuardLen; i < convGuardLen+lout; i++ {
+				got[i] = math.Float32frombits(convSentinel)
+			}
+			for i := convGuardLen; i < convGuardLen+larg; i++ {
+				agot[i] = poolArgSentinel
+			}
+			MaxPoolNHWCArg(got[convGuardLen:][:lout], pc.so, agot[convGuardLen:][:larg], pc.sa, in, sx, sy, sc, pc.c, pc.kh, pc.kw, pc.np, pc.base0, pc.baseStep, pc.rowW)
+			checkPoolOut(t, isa.name+" "+pc.String(), got, want, pc.np, pc.c, pc.so)
+			checkPoolArgOut(t, isa.name+" "+pc.String(), agot, awant, pc.np, pc.c, pc.sa)
+		}
+	})
+}
