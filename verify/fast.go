@@ -3,7 +3,9 @@ package verify
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 
+	"github.com/cnngen/cnngen/runtime"
 	"github.com/cnngen/cnngen/spec"
 )
 
@@ -305,4 +307,47 @@ func winogradAbs(d Conv2D, x, w []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// CompareFast runs a fast-mode model on random weights and input (opt.Seed, as
+// Compare draws them) and holds its logits to FastBound: the report's one metric
+// gives, as Rel, the largest ratio of a logit's error to its bound (Tol 1), and
+// MaxAbs the largest error. winograd says which convolutions the model runs as
+// Winograd (gen.Winograd for generated models).
+func CompareFast(m runtime.Model, sm *spec.Model, opt Options, winograd func(*spec.Layer) bool) (*Report, error) {
+	if opt.Batch == 0 {
+		opt.Batch = 2
+	}
+	if err := matchSpec(m, sm); err != nil {
+		return nil, err
+	}
+	net := NewNet(sm)
+	net.InitRandom(opt.Seed)
+	if err := loadInto(m, net); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(opt.Seed, 77))
+	x := randomInput(rng, opt.Batch*sm.Input.Size())
+	ref, bound, err := FastBound(net, widen(x), opt.Batch, winograd)
+	if err != nil {
+		return nil, err
+	}
+	got, err := m.Forward(x, opt.Batch)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Model: sm.Name, Batch: opt.Batch, Seed: opt.Seed, Pass: true}
+	mt := Metric{Name: "logits / fast-mode bound", Len: len(ref), Tol: 1}
+	for i, r := range ref {
+		d := math.Abs(float64(got[i]) - r)
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		mt.MaxAbs = math.Max(mt.MaxAbs, d)
+		mt.Rel = math.Max(mt.Rel, d/bound[i])
+	}
+	mt.Pass = mt.Rel <= mt.Tol
+	rep.Pass = mt.Pass
+	rep.Metrics = append(rep.Metrics, mt)
+	return rep, nil
 }

@@ -42,3 +42,15 @@ func TestBenchJSONAndRoofline(t *testing.T) {
 		}
 	}
 }
+
+// cnn verify -mode fast runs the exact checks and then holds the fast-mode
+// logits to verify.FastBound.
+func TestVerifyFast(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"verify", "-model", "vgg_mnist", "-mode", "fast"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
+	}
+	if !bytes.Contains(out.Bytes(), []byte("fast-mode inference instance against the bound")) || !bytes.Contains(out.Bytes(), []byte("logits / fast-mode bound")) {
+		t.Errorf("no fast-mode report:\n%s", out.String())
+	}
+}

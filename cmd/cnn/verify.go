@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cnngen/cnngen/gen"
 	"github.com/cnngen/cnngen/generated"
 	"github.com/cnngen/cnngen/runtime"
 	"github.com/cnngen/cnngen/spec"
@@ -101,6 +102,24 @@ const wholeNetMACs = 50_000_000
 // reference as well.
 func verifyModel(e generated.Entry, sm *spec.Model, md runtime.Mode, batch, threads int, seed uint64, samples int) ([]verifyReport, error) {
 	var out []verifyReport
+	if md == runtime.Fast {
+		// Fast mode is for inference: its logits are held to the bound its methods
+		// give (verify.FastBound), after the exact checks every instance shares.
+		out, err := verifyModel(e, sm, runtime.Exact, batch, threads, seed, samples)
+		if err != nil {
+			return out, err
+		}
+		fast, err := e.New(runtime.Config{MaxBatch: batch, Threads: threads, Mode: runtime.Fast, Seed: seed})
+		if err != nil {
+			return out, err
+		}
+		defer fast.Close()
+		rep, err := verify.CompareFast(fast, sm, verify.Options{Batch: batch, Seed: seed}, gen.Winograd)
+		if err != nil {
+			return out, err
+		}
+		return append(out, verifyReport{"fast-mode inference instance against the bound of its methods (whole net)", rep}), nil
+	}
 	newM := func(training bool) (generated.Model, error) {
 		return e.New(runtime.Config{MaxBatch: batch, Threads: threads, Mode: md, Training: training, Seed: seed})
 	}
