@@ -42,24 +42,37 @@ func PackConv(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64) 
 func packConvBlocks(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64, lo, hi int) {
 	NR := kernels.NR
 	ocb := d.OCB()
-	size := d.KH * d.KW * d.ICg * NR
-	clear(dst[lo*size : hi*size])
-	clear(dstBias[lo*NR : hi*NR])
 	taps := d.KH * d.KW
+	size := taps * d.ICg * NR
+	row := d.ICg * taps // one output channel's weights in w
 	for u := lo; u < hi; u++ {
 		g, blk := u/ocb, u%ocb
+		nj := min(NR, d.OCg-blk*NR)
+		oc0 := g*d.OCg + blk*NR
 		base := dst[u*size : (u+1)*size]
-		for j := 0; j < NR && blk*NR+j < d.OCg; j++ {
-			oc := g*d.OCg + blk*NR + j
-			src := w[oc*d.ICg*taps : (oc+1)*d.ICg*taps]
+		if nj < NR {
+			clear(base) // the lanes past OCg stay zero
+		}
+		// Written in order, [tap][ic][j]; each j reads its own row of w, whose
+		// values for successive ic are taps apart.
+		for t := 0; t < taps; t++ {
 			for ic := 0; ic < d.ICg; ic++ {
-				for t, v := range src[ic*taps : (ic+1)*taps] {
+				o := base[(t*d.ICg+ic)*NR:]
+				o = o[:nj]
+				src := w[oc0*row+ic*taps+t:]
+				for j := range o {
+					v := src[j*row]
 					if scale != nil {
-						v = float32(float64(v) * scale[oc])
+						v = float32(float64(v) * scale[oc0+j])
 					}
-					base[(t*d.ICg+ic)*NR+j] = v
+					o[j] = v
 				}
 			}
+		}
+		bias := dstBias[u*NR : (u+1)*NR]
+		clear(bias)
+		for j := 0; j < nj; j++ {
+			oc := oc0 + j
 			var bv float64
 			if b != nil {
 				bv = float64(b[oc])
@@ -67,7 +80,7 @@ func packConvBlocks(dst, dstBias, w, b []float32, d ConvDims, scale, shift []flo
 			if scale != nil {
 				bv = float64(bv*scale[oc]) + shift[oc]
 			}
-			dstBias[u*NR+j] = float32(bv)
+			bias[j] = float32(bv)
 		}
 	}
 }
@@ -153,20 +166,26 @@ func packBackDataUnits(dst, w []float32, d ConvDims, lo, hi int) {
 				continue
 			}
 			unit := n * d.OCg * NR
-			clear(dst[off+lo*unit : off+hi*unit])
 			for u := lo; u < hi; u++ {
 				g, ib := u/icb, u%icb
 				base := dst[off+u*unit : off+(u+1)*unit]
+				if (ib+1)*NR > d.ICg {
+					clear(base) // the lanes past ICg stay zero
+				}
 				for jy := 0; jy < py.T; jy++ {
 					ky := py.R + d.SH*(py.T-1-jy)
 					for jx := 0; jx < px.T; jx++ {
 						kx := px.R + d.SW*(px.T-1-jx)
 						tap := base[(jy*px.T+jx)*d.OCg*NR:]
+						nj := min(NR, d.ICg-ib*NR)
+						kk := d.KH * d.KW
 						for o := 0; o < d.OCg; o++ {
 							oc := g*d.OCg + o
-							t := tap[o*NR : (o+1)*NR]
-							for j := 0; j < NR && ib*NR+j < d.ICg; j++ {
-								t[j] = w[((oc*d.ICg+ib*NR+j)*d.KH+ky)*d.KW+kx]
+							t := tap[o*NR:]
+							t = t[:nj]
+							src := w[(oc*d.ICg+ib*NR)*kk+ky*d.KW+kx:]
+							for j := range t {
+								t[j] = src[j*kk]
 							}
 						}
 					}
