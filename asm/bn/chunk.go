@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // kernel describes one batch-norm kernel for the chunk driver (emit): what
@@ -68,9 +70,9 @@ func (k *kernel) emit(i *isa) {
 
 	e := &emitter{k: k, i: i, name: name, stride: map[string]Mem{}, vars: map[string]reg.VecVirtual{}}
 	for _, s := range k.streams {
-		e.stride[s.stride] = local4(s.stride)
+		e.stride[s.stride] = simd.Local4(s.stride)
 	}
-	e.rem = local("n")
+	e.rem = simd.Local("n")
 	e.off = AllocLocal(8)
 	MOVQ(U32(0), e.off)
 	if k.setup != nil {
@@ -99,7 +101,7 @@ func (k *kernel) emit(i *isa) {
 	JE(LabelRef(done))
 	e.chunk(1, true)
 	Label(done)
-	ret()
+	simd.Ret()
 }
 
 // chunk is one run of v vectors of channels through all np pixels.
@@ -124,13 +126,13 @@ func (e *emitter) chunk(v int, masked bool) {
 	MOVQ(e.off, o)
 	for _, s := range k.streams {
 		p := GP64()
-		MOVQ(arg(s.ptr), p)
+		MOVQ(simd.Arg(s.ptr), p)
 		LEAQ(Mem{Base: p, Index: o, Scale: 4}, p)
 		c.ptr[s.ptr] = p
 	}
 	for _, a := range append(append([]string{}, k.consts...), k.accs...) {
 		p := GP64()
-		MOVQ(arg(a), p)
+		MOVQ(simd.Arg(a), p)
 		LEAQ(Mem{Base: p, Index: o, Scale: 8}, p)
 		c.base[a] = p
 	}
@@ -164,7 +166,7 @@ func (e *emitter) chunk(v int, masked bool) {
 		}
 	}
 	cnt := GP64()
-	MOVQ(arg("np"), cnt)
+	MOVQ(simd.Arg("np"), cnt)
 	loop := e.label()
 	Label(loop)
 	Comment(k.impl...)

@@ -95,38 +95,3 @@ func setupTail(i *isa, t reg.GPVirtual) *tail {
 	VMOVUPS(Mem{Base: p, Index: t, Scale: 4}, m.m32)
 	return m
 }
-
-// arg is the memory operand of a parameter.
-func arg(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// local4 stores 4 × parameter name (a stride in float32s, as bytes) in a new
-// stack slot.
-func local4(name string) Mem {
-	r := GP64()
-	MOVQ(arg(name), r)
-	SHLQ(U8(2), r)
-	m := AllocLocal(8)
-	MOVQ(r, m)
-	return m
-}
-
-// local copies parameter name to a new stack slot.
-func local(name string) Mem {
-	r := GP64()
-	MOVQ(arg(name), r)
-	m := AllocLocal(8)
-	MOVQ(r, m)
-	return m
-}
-
-// ret ends a kernel: no AVX state may leak into SSE code.
-func ret() {
-	VZEROUPPER()
-	RET()
-}

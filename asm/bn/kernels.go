@@ -4,6 +4,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // The comparison predicates of VCMPPS used for the ReLU mask.
@@ -209,7 +211,7 @@ var bnBackData = &kernel{
 	vecs:    map[*isa]int{avx512: 16, avx2: 8},
 	setup: func(e *emitter) {
 		c := e.i.vec()
-		VBROADCASTSD(arg("cnt"), c)
+		VBROADCASTSD(simd.Arg("cnt"), c)
 		e.vars["cnt"] = c
 	},
 	init: func(c *chunk) {

@@ -6,33 +6,14 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
-// isa describes one vector instruction set: its vector width and registers,
-// and how it masks the partial output-channel block (nr < NR).
-type isa struct {
-	name  string // function-name suffix: avx512, avx2
-	lanes int    // float32 lanes per vector
-	regs  int    // vector registers
-	kind  string // zmm, ymm (for comments)
-	vec   func() reg.VecVirtual
-}
+// isa is the vector instruction set a kernel is generated for.
+type isa = simd.ISA
 
-var (
-	avx512 = &isa{name: "avx512", lanes: 16, regs: 32, kind: "zmm", vec: ZMM}
-	avx2   = &isa{name: "avx2", lanes: 8, regs: 16, kind: "ymm", vec: YMM}
-)
-
-func (i *isa) vbytes() int { return 4 * i.lanes }
-
-// vecs allocates n vector registers.
-func (i *isa) vecs(n int) []reg.VecVirtual {
-	v := make([]reg.VecVirtual, n)
-	for k := range v {
-		v[k] = i.vec()
-	}
-	return v
-}
+var avx512, avx2 = simd.AVX512, simd.AVX2
 
 // maskTableSym is a table of NR all-ones lanes followed by NR zero lanes: the
 // 8 lanes at byte offset 4*(NR-nr+j) are the AVX2 mask of output channels
@@ -102,7 +83,7 @@ func (m masks) store(x reg.VecVirtual, v int, jreg reg.Register, mem Mem) {
 		VMOVUPS(x, m.k[v], mem)
 		return
 	}
-	mk := m.isa.vec()
+	mk := m.isa.Vec()
 	VMOVUPS(m.avx2Mask(v, jreg), mk)
 	VMASKMOVPS(x, mk, mem)
 }
@@ -124,27 +105,9 @@ func (m masks) avx2Mask(v int, jreg reg.Register) Mem {
 	p := GP64()
 	MOVQ(m.ptr, p)
 	if jreg == nil {
-		return Mem{Base: p, Disp: v * m.isa.vbytes()}
+		return Mem{Base: p, Disp: v * m.isa.VBytes()}
 	}
-	return Mem{Base: p, Index: jreg, Scale: 1, Disp: v * m.isa.vbytes()}
-}
-
-// arg is the memory operand of a parameter.
-func arg(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// loadBytes loads integer parameter name times 4 (an element count or stride
-// in float32s, as bytes).
-func loadBytes(name string) reg.GPVirtual {
-	r := GP64()
-	MOVQ(arg(name), r)
-	SHLQ(U8(2), r)
-	return r
+	return Mem{Base: p, Index: jreg, Scale: 1, Disp: v * m.isa.VBytes()}
 }
 
 // strided addresses row p of a run of rows with a runtime stride s (bytes):
@@ -234,11 +197,4 @@ func tileLoop(name string, n reg.GPVirtual, maxP, minP int, tile func(P int, nex
 		tile(k, next)
 	}
 	Label(done)
-}
-
-// loadGP loads parameter name into a new general-purpose register.
-func loadGP(name string) reg.GPVirtual {
-	r := GP64()
-	Load(Param(name), r)
-	return r
 }

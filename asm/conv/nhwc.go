@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // nhwcTile is a ConvNHWC register tile: maxP output pixels × vecs vectors of
@@ -21,11 +23,11 @@ type nhwcTile struct {
 	wmem   bool // FMAs read weights from memory, not from weight registers
 }
 
-func (t nhwcTile) width() int  { return t.vecs * t.isa.lanes }
+func (t nhwcTile) width() int  { return t.vecs * t.isa.Lanes }
 func (t nhwcTile) passes() int { return nr / t.width() }
 
 func (t nhwcTile) name() string {
-	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.name)
+	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.Name)
 }
 
 const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool)"
@@ -43,15 +45,15 @@ func convNHWC(t nhwcTile) {
 	name := t.name()
 	TEXT(name, NOSPLIT, nhwcSignature)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is ConvNHWC on %s: tiles of up to %d pixels × %d output channels", name, t.isa.name, t.maxP, t.width()),
-		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.kind, t.passes()),
+	Doc(fmt.Sprintf("%s is ConvNHWC on %s: tiles of up to %d pixels × %d output channels", name, t.isa.Name, t.maxP, t.width()),
+		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes()),
 		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR.")
 
 	Comment("Pixel tiles: out, in and the pixel count advance by P pixels per tile.")
-	outp := loadGP("out")
-	inp := loadGP("in")
-	rem := loadGP("np")
-	nrr := loadGP("nr")
+	outp := simd.LoadGP("out")
+	inp := simd.LoadGP("in")
+	rem := simd.LoadGP("np")
+	nrr := simd.LoadGP("nr")
 	m := setupMasks(t.isa, nrr, t.vecs)
 	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8)}
 	if t.passes() > 1 {
@@ -62,17 +64,16 @@ func convNHWC(t nhwcTile) {
 	tileLoop(name, rem, t.maxP, 4, func(P int, next string) {
 		t.tile(fmt.Sprintf("%s_%d", name, P), P, outp, inp, m, l)
 		Commentf("out += %d*so; in += %d*sx; n -= %d", P, P, P)
-		d := loadBytes("so")
+		d := simd.Load4("so")
 		IMUL3Q(U32(P), d, d)
 		ADDQ(d, outp)
-		d = loadBytes("sx")
+		d = simd.Load4("sx")
 		IMUL3Q(U32(P), d, d)
 		ADDQ(d, inp)
 		SUBQ(U32(P), rem)
 		JMP(LabelRef(next))
 	})
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }
 
 // nhwcLocals are the stack slots of the loop counters that do not fit in
@@ -105,7 +106,7 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	// across the unrolled channel loop if they fit), then broadcasts.
 	acc := make([][]reg.VecVirtual, P)
 	for p := range acc {
-		acc[p] = i.vecs(t.vecs)
+		acc[p] = i.Vecs(t.vecs)
 	}
 	nb := 1
 	if t.bcst {
@@ -114,62 +115,62 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	wsets := 0
 	if !t.wmem {
 		wsets = 1
-		if P*t.vecs+2*t.vecs+nb <= i.regs {
+		if P*t.vecs+2*t.vecs+nb <= i.Regs {
 			wsets = 2
 		}
 	}
-	if nb == 1 && P*t.vecs+wsets*t.vecs+2 <= i.regs {
+	if nb == 1 && P*t.vecs+wsets*t.vecs+2 <= i.Regs {
 		nb = 2
 	}
-	if P*t.vecs+wsets*t.vecs+nb > i.regs {
+	if P*t.vecs+wsets*t.vecs+nb > i.Regs {
 		panic(fmt.Sprintf("%s: %d-pixel tile needs too many registers", lbl, P))
 	}
 	W := make([][]reg.VecVirtual, wsets)
 	for s := range W {
-		W[s] = i.vecs(t.vecs)
+		W[s] = i.Vecs(t.vecs)
 	}
-	B := i.vecs(nb)
+	B := i.Vecs(nb)
 
 	Comment("acc[p][j] = bias[j]")
-	bp := loadGP("bias")
+	bp := simd.LoadGP("bias")
 	if j := loadJ(); j != nil {
 		ADDQ(j, bp)
 	}
 	for p := 0; p < P; p++ {
 		for v := 0; v < t.vecs; v++ {
-			VMOVUPS(Mem{Base: bp, Disp: v * i.vbytes()}, acc[p][v])
+			VMOVUPS(Mem{Base: bp, Disp: v * i.VBytes()}, acc[p][v])
 		}
 	}
 
 	Comment("w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer")
-	wp := loadGP("w")
+	wp := simd.LoadGP("w")
 	if j := loadJ(); j != nil {
 		ADDQ(j, wp)
 	}
 	row := GP64()
 	MOVQ(inp, row)
 	k := GP64()
-	MOVQ(arg("kh"), k)
+	MOVQ(simd.Arg("kh"), k)
 	MOVQ(k, l.ky)
 	Comment("for ky < kh")
 	Label(lbl + "_ky")
 	tap := GP64()
 	MOVQ(row, tap)
 	k = GP64()
-	MOVQ(arg("kw"), k)
+	MOVQ(simd.Arg("kw"), k)
 	MOVQ(k, l.kx)
 	Comment("for kx < kw")
 	Label(lbl + "_kx")
-	s := loadBytes("sx")
+	s := simd.Load4("sx")
 	s3 := GP64()
 	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
 	px := newStrided(P, tap, s, s3)
-	cc := loadGP("cin")
+	cc := simd.LoadGP("cin")
 
 	// step emits channel c+u of the tap.
 	step := func(u int) {
 		var w []reg.VecVirtual
-		wmem := func(v int) Mem { return Mem{Base: wp, Disp: u*4*nr + v*i.vbytes()} }
+		wmem := func(v int) Mem { return Mem{Base: wp, Disp: u*4*nr + v*i.VBytes()} }
 		if wsets > 0 {
 			w = W[u%wsets]
 			for v := range w {
@@ -220,20 +221,20 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	JNZ(LabelRef(lbl + "_c1"))
 	Label(lbl + "_cdone")
 
-	d := loadBytes("sc")
+	d := simd.Load4("sc")
 	ADDQ(d, tap)
 	DECQ(l.kx)
 	JNZ(LabelRef(lbl + "_kx"))
-	d = loadBytes("sy")
+	d = simd.Load4("sy")
 	ADDQ(d, row)
 	DECQ(l.ky)
 	JNZ(LabelRef(lbl + "_ky"))
 
 	Comment("if relu && acc < 0 { acc = 0 }: VMAXPS acc, zero, acc is Intel's max(src1=0, src2=acc),",
 		"which returns src2 unless src1 > src2, so NaN and -0 pass through")
-	CMPB(arg("relu"), U8(0))
+	CMPB(simd.Arg("relu"), U8(0))
 	JEQ(LabelRef(lbl + "_store"))
-	zero := i.vec()
+	zero := i.Vec()
 	VXORPS(zero, zero, zero)
 	for p := 0; p < P; p++ {
 		for v := 0; v < t.vecs; v++ {
@@ -248,10 +249,10 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	if j != nil {
 		ADDQ(j, op)
 	}
-	so := loadBytes("so")
+	so := simd.Load4("so")
 	for p := 0; p < P; p++ {
 		for v := 0; v < t.vecs; v++ {
-			m.store(acc[p][v], v, j, Mem{Base: op, Disp: v * i.vbytes()})
+			m.store(acc[p][v], v, j, Mem{Base: op, Disp: v * i.VBytes()})
 		}
 		if p+1 < P {
 			ADDQ(so, op)

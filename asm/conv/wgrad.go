@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // wgradTile is a ConvWgrad register tile: maxC input channels × vecs vectors
@@ -18,11 +20,11 @@ type wgradTile struct {
 	bcst   bool // VFMADD231PS m32bcst (AVX-512)
 }
 
-func (t wgradTile) width() int  { return t.vecs * t.isa.lanes }
+func (t wgradTile) width() int  { return t.vecs * t.isa.Lanes }
 func (t wgradTile) passes() int { return nr / t.width() }
 
 func (t wgradTile) name() string {
-	return fmt.Sprintf("convWgrad_%dx%d_%s", t.maxC, t.width(), t.isa.name)
+	return fmt.Sprintf("convWgrad_%dx%d_%s", t.maxC, t.width(), t.isa.Name)
 }
 
 const wgradSignature = "func(dw *float32, x *float32, sx, sxr int, dy *float32, so, sor int, np, nrows, nc, nr int)"
@@ -39,8 +41,8 @@ func convWgrad(t wgradTile) {
 	name := t.name()
 	TEXT(name, NOSPLIT, wgradSignature)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is ConvWgrad on %s: tiles of up to %d input channels × %d output channels", name, t.isa.name, t.maxC, t.width()),
-		fmt.Sprintf("(%d %s accumulators, held over all nrows × np pixels), %d pass(es) per NR block;", t.maxC*t.vecs, t.isa.kind, t.passes()),
+	Doc(fmt.Sprintf("%s is ConvWgrad on %s: tiles of up to %d input channels × %d output channels", name, t.isa.Name, t.maxC, t.width()),
+		fmt.Sprintf("(%d %s accumulators, held over all nrows × np pixels), %d pass(es) per NR block;", t.maxC*t.vecs, t.isa.Kind, t.passes()),
 		"strides are in float32s, and np, nrows, nc ≥ 1, 1 ≤ nr ≤ NR.")
 
 	l := wgradLocals{nrb: AllocLocal(8), xskip: AllocLocal(8), dyskip: AllocLocal(8), rows: AllocLocal(8)}
@@ -53,18 +55,18 @@ func convWgrad(t wgradTile) {
 		row, pix string
 		skip     Mem
 	}{{"sxr", "sx", l.xskip}, {"sor", "so", l.dyskip}} {
-		d := loadBytes(s.pix)
-		IMULQ(arg("np"), d)
-		k := loadBytes(s.row)
+		d := simd.Load4(s.pix)
+		IMULQ(simd.Arg("np"), d)
+		k := simd.Load4(s.row)
 		SUBQ(d, k)
 		MOVQ(k, s.skip)
 	}
 
 	Comment("Channel tiles: dw, x and the channel count advance by P channels per tile.")
-	dwp := loadGP("dw")
-	xc := loadGP("x")
-	rem := loadGP("nc")
-	nrr := loadGP("nr")
+	dwp := simd.LoadGP("dw")
+	xc := simd.LoadGP("x")
+	rem := simd.LoadGP("nc")
+	nrr := simd.LoadGP("nr")
 	m := setupMasks(t.isa, nrr, t.vecs)
 	SHLQ(U8(2), nrr)
 	MOVQ(nrr, l.nrb)
@@ -76,8 +78,7 @@ func convWgrad(t wgradTile) {
 		SUBQ(U32(P), rem)
 		JMP(LabelRef(next))
 	})
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }
 
 // wgradLocals are the stack slots of the values that do not fit in registers
@@ -109,27 +110,27 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 
 	acc := make([][]reg.VecVirtual, P)
 	for c := range acc {
-		acc[c] = i.vecs(t.vecs)
+		acc[c] = i.Vecs(t.vecs)
 	}
 	nb := 1
 	if t.bcst {
 		nb = 0
 	}
 	dsets := 1
-	if t.unroll > 1 && P*t.vecs+2*t.vecs+nb <= i.regs {
+	if t.unroll > 1 && P*t.vecs+2*t.vecs+nb <= i.Regs {
 		dsets = 2
 	}
-	if nb == 1 && P*t.vecs+dsets*t.vecs+2 <= i.regs {
+	if nb == 1 && P*t.vecs+dsets*t.vecs+2 <= i.Regs {
 		nb = 2
 	}
-	if P*t.vecs+dsets*t.vecs+nb > i.regs {
+	if P*t.vecs+dsets*t.vecs+nb > i.Regs {
 		panic(fmt.Sprintf("%s: %d-channel tile needs too many registers", lbl, P))
 	}
 	D := make([][]reg.VecVirtual, dsets)
 	for s := range D {
-		D[s] = i.vecs(t.vecs)
+		D[s] = i.Vecs(t.vecs)
 	}
-	B := i.vecs(nb)
+	B := i.Vecs(nb)
 
 	Comment("acc[i][j] = dw[i*NR+j] (zero for j >= nr, whose memory is not read)")
 	j := loadJ()
@@ -146,7 +147,7 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 		L := lbl + sfx
 		xp := GP64()
 		MOVQ(xc, xp)
-		dyp := loadGP("dy")
+		dyp := simd.LoadGP("dy")
 		var mp reg.GPVirtual
 		if masked && i == avx2 {
 			mp = GP64()
@@ -158,16 +159,16 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 				ADDQ(j, mp)
 			}
 		}
-		sx := loadBytes("sx")
-		so := loadBytes("so")
-		MOVQ(loadGP("nrows"), l.rows)
+		sx := simd.Load4("sx")
+		so := simd.Load4("so")
+		MOVQ(simd.LoadGP("nrows"), l.rows)
 
 		// step emits pixel u of an unrolled group: xp and dyp point at
 		// pixel 0 of the group.
 		step := func(u int) {
 			d := D[u%dsets]
 			for v := range d {
-				mem := Mem{Base: dyp, Disp: v * i.vbytes()}
+				mem := Mem{Base: dyp, Disp: v * i.VBytes()}
 				if u == 1 {
 					mem.Index, mem.Scale = so, 1
 				}
@@ -177,7 +178,7 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 				case i == avx512:
 					VMOVUPS_Z(mem, m.k[v], d[v])
 				default:
-					VMOVUPS(Mem{Base: mp, Disp: v * i.vbytes()}, d[v])
+					VMOVUPS(Mem{Base: mp, Disp: v * i.VBytes()}, d[v])
 					VMASKMOVPS(mem, d[v], d[v])
 				}
 			}
@@ -202,7 +203,7 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 
 		Comment("for r < nrows {")
 		Label(L + "_row")
-		n := loadGP("np")
+		n := simd.LoadGP("np")
 		switch t.unroll {
 		case 1:
 			Comment("for p < np { acc[i][j] = fma(x[r*sxr+p*sx+c0+i], dy[r*sor+p*so+j], acc[i][j]) }")
@@ -275,7 +276,7 @@ func (t wgradTile) tile(lbl string, P int, dwp, xc reg.GPVirtual, m masks, l wgr
 
 // dwMem addresses vector v of channel c's row of dw in pass j (nil: no passes).
 func dwMem(dwp reg.GPVirtual, j reg.Register, c, v int, i *isa) Mem {
-	mem := Mem{Base: dwp, Disp: 4*nr*c + v*i.vbytes()}
+	mem := Mem{Base: dwp, Disp: 4*nr*c + v*i.VBytes()}
 	if j != nil {
 		mem.Index, mem.Scale = j, 1
 	}

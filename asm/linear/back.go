@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // columns is the loop over the k columns of a row in tiles of c vectors, then
@@ -16,7 +18,7 @@ import (
 //	for ; coff+4*lanes <= 4*k; coff += 4*lanes { tile(1, false) }
 //	if coff < 4*k { tile(1, true) }
 func columns(i *isa, lbl string, c int, kb Mem, tile func(coff reg.GPVirtual, c int, masked bool)) {
-	vb := i.vbytes()
+	vb := i.VBytes()
 	coff := GP64()
 	XORQ(coff, coff)
 	widths := []int{c}
@@ -36,7 +38,7 @@ func columns(i *isa, lbl string, c int, kb Mem, tile func(coff reg.GPVirtual, c 
 		JMP(LabelRef(l))
 		Label(l + "_end")
 	}
-	Commentf("if coff < 4*k: the last k mod %d columns, masked", i.lanes)
+	Commentf("if coff < 4*k: the last k mod %d columns, masked", i.Lanes)
 	CMPQ(coff, kb)
 	JE(LabelRef(lbl + "_cdone"))
 	tile(coff, 1, true)
@@ -57,27 +59,27 @@ type backDataTile struct{ m, c, pf int }
 	}
 */
 func backData(i *isa, t backDataTile) {
-	name := fmt.Sprintf("linearBackData_%dx%d_%s", t.m, t.c*i.lanes, i.name)
+	name := fmt.Sprintf("linearBackData_%dx%d_%s", t.m, t.c*i.Lanes, i.Name)
 	TEXT(name, NOSPLIT, "func(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n, k int, more bool)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is LinearBackData for %d sample(s) (n, k ≥ 1): tiles of %d columns × %d sample(s)", name, t.m, t.c*i.lanes, t.m),
-		fmt.Sprintf("in %d %s accumulators, each lane one element's FMA chain over j ascending from +0,", t.m*t.c, i.kind),
+	Doc(fmt.Sprintf("%s is LinearBackData for %d sample(s) (n, k ≥ 1): tiles of %d columns × %d sample(s)", name, t.m, t.c*i.Lanes, t.m),
+		fmt.Sprintf("in %d %s accumulators, each lane one element's FMA chain over j ascending from +0,", t.m*t.c, i.Kind),
 		"or, if more, continued from dx (the caller runs the chain over blocks of W's rows).")
 	Comment("dyp[i] = &dy[i*ldy]")
-	ldy4 := load4("ldy")
+	ldy4 := simd.Load4("ldy")
 	dyp := make([]reg.GPVirtual, t.m)
 	for s := range dyp {
 		dyp[s] = GP64()
 		if s == 0 {
-			MOVQ(arg("dy"), dyp[s])
+			MOVQ(simd.Arg("dy"), dyp[s])
 		} else {
-			LEAQ(at(dyp[s-1], ldy4, 0), dyp[s])
+			LEAQ(simd.At(dyp[s-1], ldy4, 0), dyp[s])
 		}
 	}
-	kb, n4, ldw4, ldx4 := local4("k"), local4("n"), local4("ldw"), local4("ldx")
+	kb, n4, ldw4, ldx4 := simd.Local4("k"), simd.Local4("n"), simd.Local4("ldw"), simd.Local4("ldx")
 	tr := GP64()
-	MOVQ(arg("k"), tr)
-	ANDQ(U8(i.lanes-1), tr)
+	MOVQ(simd.Arg("k"), tr)
+	ANDQ(U8(i.Lanes-1), tr)
 	tl := setupTail(i, tr)
 
 	columns(i, name, t.c, kb, func(coff reg.GPVirtual, c int, masked bool) {
@@ -89,19 +91,19 @@ func backData(i *isa, t backDataTile) {
 		if masked && i == avx2 {
 			tp = tl.avx2Ptr()
 		}
-		Commentf("Tile of %d sample(s) × %d column(s) at coff: acc[i][v] = more ? dx[i][c] : +0", t.m, c*i.lanes)
+		Commentf("Tile of %d sample(s) × %d column(s) at coff: acc[i][v] = more ? dx[i][c] : +0", t.m, c*i.Lanes)
 		acc := make([][]reg.VecVirtual, t.m)
 		for s := range acc {
-			acc[s] = i.vecs(c)
+			acc[s] = i.Vecs(c)
 		}
-		CMPB(arg("more"), U8(0))
+		CMPB(simd.Arg("more"), U8(0))
 		JE(LabelRef(lbl + "_zero"))
 		dp := GP64()
-		MOVQ(arg("dx"), dp)
+		MOVQ(simd.Arg("dx"), dp)
 		ADDQ(coff, dp)
 		for s := range acc {
 			for v, a := range acc[s] {
-				m := Mem{Base: dp, Disp: v * i.vbytes()}
+				m := Mem{Base: dp, Disp: v * i.VBytes()}
 				if masked {
 					tl.load(m, tp, 0, a)
 				} else {
@@ -121,28 +123,28 @@ func backData(i *isa, t backDataTile) {
 		}
 		Label(lbl + "_j0")
 		wj := GP64()
-		MOVQ(arg("w"), wj)
+		MOVQ(simd.Arg("w"), wj)
 		ADDQ(coff, wj)
 		j := GP64()
 		XORQ(j, j)
 		Label(lbl + "_j")
 		Comment("for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }")
-		wv := i.vecs(c)
+		wv := i.Vecs(c)
 		for v, x := range wv {
 			if masked {
-				tl.load(Mem{Base: wj, Disp: v * i.vbytes()}, tp, 0, x)
+				tl.load(Mem{Base: wj, Disp: v * i.VBytes()}, tp, 0, x)
 			} else {
-				VMOVUPS(Mem{Base: wj, Disp: v * i.vbytes()}, x)
+				VMOVUPS(Mem{Base: wj, Disp: v * i.VBytes()}, x)
 			}
 		}
 		if t.pf > 0 && !masked {
 			for v := 0; v < c; v++ {
-				PREFETCHT0(Mem{Base: wj, Disp: v*i.vbytes() + t.pf})
+				PREFETCHT0(Mem{Base: wj, Disp: v*i.VBytes() + t.pf})
 			}
 		}
 		for s := range acc {
-			b := i.vec()
-			VBROADCASTSS(at(dyp[s], j, 0), b)
+			b := i.Vec()
+			VBROADCASTSS(simd.At(dyp[s], j, 0), b)
 			for v := range wv {
 				VFMADD231PS(wv[v], b, acc[s][v])
 			}
@@ -153,11 +155,11 @@ func backData(i *isa, t backDataTile) {
 		JB(LabelRef(lbl + "_j"))
 		Comment("dx[i][c] = acc[i][c]")
 		dp = GP64()
-		MOVQ(arg("dx"), dp)
+		MOVQ(simd.Arg("dx"), dp)
 		ADDQ(coff, dp)
 		for s := range acc {
 			for v, a := range acc[s] {
-				m := Mem{Base: dp, Disp: v * i.vbytes()}
+				m := Mem{Base: dp, Disp: v * i.VBytes()}
 				if masked {
 					tl.store(a, tp, m)
 				} else {
@@ -169,7 +171,7 @@ func backData(i *isa, t backDataTile) {
 			}
 		}
 	})
-	ret()
+	simd.Ret()
 }
 
 // backWeightTile is a LinearBackWeight register tile: r rows of dW × c vectors
@@ -186,17 +188,17 @@ type backWeightTile struct{ r, c int }
 	}
 */
 func backWeight(i *isa, t backWeightTile) {
-	name := fmt.Sprintf("linearBackWeight_%dx%d_%s", t.r, t.c*i.lanes, i.name)
+	name := fmt.Sprintf("linearBackWeight_%dx%d_%s", t.r, t.c*i.Lanes, i.Name)
 	TEXT(name, NOSPLIT, "func(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m, n, k int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is LinearBackWeight (m, n, k ≥ 1): tiles of %d rows × %d columns of dW", name, t.r, t.c*i.lanes),
-		fmt.Sprintf("in %d %s accumulators, then single rows; each lane is one element's FMA chain", t.r*t.c, i.kind),
+	Doc(fmt.Sprintf("%s is LinearBackWeight (m, n, k ≥ 1): tiles of %d rows × %d columns of dW", name, t.r, t.c*i.Lanes),
+		fmt.Sprintf("in %d %s accumulators, then single rows; each lane is one element's FMA chain", t.r*t.c, i.Kind),
 		"from its value in dW over the samples i ascending.")
-	kb, ldw4, ldx4, ldy4 := local4("k"), local4("ldw"), local4("ldx"), local4("ldy")
-	nrem, dwrow, dycol := local("n"), local("dw"), local("dy")
+	kb, ldw4, ldx4, ldy4 := simd.Local4("k"), simd.Local4("ldw"), simd.Local4("ldx"), simd.Local4("ldy")
+	nrem, dwrow, dycol := simd.Local("n"), simd.Local("dw"), simd.Local("dy")
 	tr := GP64()
-	MOVQ(arg("k"), tr)
-	ANDQ(U8(i.lanes-1), tr)
+	MOVQ(simd.Arg("k"), tr)
+	ANDQ(U8(i.Lanes-1), tr)
 	tl := setupTail(i, tr)
 
 	rowTile := func(r int) {
@@ -210,7 +212,7 @@ func backWeight(i *isa, t backWeightTile) {
 			if j == 0 {
 				MOVQ(dwrow, dwp[j])
 			} else {
-				LEAQ(at(dwp[j-1], l, 0), dwp[j])
+				LEAQ(simd.At(dwp[j-1], l, 0), dwp[j])
 			}
 		}
 		columns(i, lbl, t.c, kb, func(coff reg.GPVirtual, c int, masked bool) {
@@ -222,12 +224,12 @@ func backWeight(i *isa, t backWeightTile) {
 			if masked && i == avx2 {
 				tp = tl.avx2Ptr()
 			}
-			Commentf("Tile of %d row(s) × %d column(s) at coff: acc[j][v] = dW[j][c]", r, c*i.lanes)
+			Commentf("Tile of %d row(s) × %d column(s) at coff: acc[j][v] = dW[j][c]", r, c*i.Lanes)
 			acc := make([][]reg.VecVirtual, r)
 			for j := range acc {
-				acc[j] = i.vecs(c)
+				acc[j] = i.Vecs(c)
 				for v, a := range acc[j] {
-					m := at(dwp[j], coff, v*i.vbytes())
+					m := simd.At(dwp[j], coff, v*i.VBytes())
 					if masked {
 						tl.load(m, tp, 0, a)
 					} else {
@@ -236,17 +238,17 @@ func backWeight(i *isa, t backWeightTile) {
 				}
 			}
 			xi := GP64()
-			MOVQ(arg("x"), xi)
+			MOVQ(simd.Arg("x"), xi)
 			ADDQ(coff, xi)
 			dyi := GP64()
 			MOVQ(dycol, dyi)
 			cnt := GP64()
-			MOVQ(arg("m"), cnt)
+			MOVQ(simd.Arg("m"), cnt)
 			Label(clbl + "_i")
 			Comment("for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }")
-			xv := i.vecs(c)
+			xv := i.Vecs(c)
 			for v, x := range xv {
-				m := Mem{Base: xi, Disp: v * i.vbytes()}
+				m := Mem{Base: xi, Disp: v * i.VBytes()}
 				if masked {
 					tl.load(m, tp, 0, x)
 				} else {
@@ -254,7 +256,7 @@ func backWeight(i *isa, t backWeightTile) {
 				}
 			}
 			for j := range acc {
-				b := i.vec()
+				b := i.Vec()
 				VBROADCASTSS(Mem{Base: dyi, Disp: 4 * j}, b)
 				for v := range xv {
 					VFMADD231PS(xv[v], b, acc[j][v])
@@ -267,7 +269,7 @@ func backWeight(i *isa, t backWeightTile) {
 			Comment("dW[j][c] = acc[j][c]")
 			for j := range acc {
 				for v, a := range acc[j] {
-					m := at(dwp[j], coff, v*i.vbytes())
+					m := simd.At(dwp[j], coff, v*i.VBytes())
 					if masked {
 						tl.store(a, tp, m)
 					} else {
@@ -277,7 +279,7 @@ func backWeight(i *isa, t backWeightTile) {
 			}
 		})
 		Commentf("next rows: dW += %d*ldw, dy += %d, n -= %d", r, r, r)
-		LEAQ(at(dwp[r-1], l, 0), l)
+		LEAQ(simd.At(dwp[r-1], l, 0), l)
 		MOVQ(l, dwrow)
 		ADDQ(U8(4*r), dycol)
 		SUBQ(U8(r), nrem)
@@ -298,5 +300,5 @@ func backWeight(i *isa, t backWeightTile) {
 	rowTile(1)
 	JMP(LabelRef(name + "_row"))
 	Label(name + "_done")
-	ret()
+	simd.Ret()
 }

@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // linearTile is a Linear register tile: m samples × r outputs.
@@ -57,35 +59,35 @@ type linearGen struct {
 	}
 */
 func linear(i *isa, t linearTile) {
-	g := &linearGen{isa: i, t: t, name: fmt.Sprintf("linear_%dx%d_%s", t.m, t.r, i.name)}
+	g := &linearGen{isa: i, t: t, name: fmt.Sprintf("linear_%dx%d_%s", t.m, t.r, i.Name)}
 	TEXT(g.name, NOSPLIT, linearSig)
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is Linear for %d sample(s) × n outputs (n, k ≥ 1) in tiles of %d output(s),", g.name, t.m, t.r),
-		fmt.Sprintf("each a 16-lane FMA chain in %d %s, then single outputs. bias points at bias[0] and bstep is 1,", 16/i.lanes, i.kind),
+		fmt.Sprintf("each a 16-lane FMA chain in %d %s, then single outputs. bias points at bias[0] and bstep is 1,", 16/i.Lanes, i.Kind),
 		"or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,",
 		"else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16",
 		"but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],",
 		"flags&2 stores them there instead of finishing the outputs.")
 	g.setup()
 	g.rows()
-	ret()
+	simd.Ret()
 }
 
 func (g *linearGen) setup() {
 	Comment("xp[i] = &x[i*ldx]")
-	ldx4 := load4("ldx")
+	ldx4 := simd.Load4("ldx")
 	g.xp = make([]reg.GPVirtual, g.t.m)
 	for s := range g.xp {
 		g.xp[s] = GP64()
 		if s == 0 {
-			MOVQ(arg("x"), g.xp[s])
+			MOVQ(simd.Arg("x"), g.xp[s])
 		} else {
-			LEAQ(at(g.xp[s-1], ldx4, 0), g.xp[s])
+			LEAQ(simd.At(g.xp[s-1], ldx4, 0), g.xp[s])
 		}
 	}
 	Comment("kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail")
 	g.kend = GP64()
-	MOVQ(arg("k"), g.kend)
+	MOVQ(simd.Arg("k"), g.kend)
 	t := GP64()
 	MOVQ(g.kend, t)
 	ANDQ(U8(15), t)
@@ -94,14 +96,14 @@ func (g *linearGen) setup() {
 	ANDQ(I8(-16), g.kend)
 	SHLQ(U8(2), g.kend)
 	g.tail = setupTail(g.isa, t)
-	g.nrem = local("n")
-	g.yrow = local("y")
-	g.wrow = local("w")
-	g.brow = local("bias")
-	g.ldw4 = local4("ldw")
-	g.ldy4 = local4("ldy")
-	g.bstp4 = local4("bstep")
-	g.part = local("part")
+	g.nrem = simd.Local("n")
+	g.yrow = simd.Local("y")
+	g.wrow = simd.Local("w")
+	g.brow = simd.Local("bias")
+	g.ldw4 = simd.Local4("ldw")
+	g.ldy4 = simd.Local4("ldy")
+	g.bstp4 = simd.Local4("bstep")
+	g.part = simd.Local("part")
 }
 
 // rows is the loop over the outputs: tiles of r, then single outputs.
@@ -126,7 +128,7 @@ func (g *linearGen) rows() {
 // tile computes r outputs of the m samples and advances to the next outputs.
 func (g *linearGen) tile(r int) {
 	i, t := g.isa, g.t
-	parts := 16 / i.lanes
+	parts := 16 / i.Lanes
 	lbl := fmt.Sprintf("%s_%dx%d", g.name, t.m, r)
 	Commentf("Tile of %d sample(s) × %d output(s): s[j][i] holds the 16 lanes of output j of sample i", t.m, r)
 	Comment("wp[j] = &W[j][0]")
@@ -138,23 +140,23 @@ func (g *linearGen) tile(r int) {
 		if j == 0 {
 			MOVQ(g.wrow, wp[j])
 		} else {
-			LEAQ(at(wp[j-1], ldw4, 0), wp[j])
+			LEAQ(simd.At(wp[j-1], ldw4, 0), wp[j])
 		}
 	}
 	Comment("next &W[j][0] = wp[r-1] + ldw")
 	next := GP64()
-	LEAQ(at(wp[r-1], ldw4, 0), next)
+	LEAQ(simd.At(wp[r-1], ldw4, 0), next)
 	MOVQ(next, g.wrow)
 
 	acc := make([][][]reg.VecVirtual, r)
 	for j := range acc {
 		acc[j] = make([][]reg.VecVirtual, t.m)
 		for s := range acc[j] {
-			acc[j][s] = i.vecs(parts)
+			acc[j][s] = i.Vecs(parts)
 		}
 	}
 	Comment("s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0")
-	TESTQ(U32(linearLoad), arg("flags"))
+	TESTQ(U32(linearLoad), simd.Arg("flags"))
 	JZ(LabelRef(lbl + "_zero"))
 	pp := GP64()
 	MOVQ(g.part, pp)
@@ -186,7 +188,7 @@ func (g *linearGen) tile(r int) {
 	}
 	Label(lbl + "_sum")
 	Comment("if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }")
-	TESTQ(U32(linearStore), arg("flags"))
+	TESTQ(U32(linearStore), simd.Arg("flags"))
 	JZ(LabelRef(lbl + "_out"))
 	pp = GP64()
 	MOVQ(g.part, pp)
@@ -205,7 +207,7 @@ func (g *linearGen) eachAcc(acc [][][]reg.VecVirtual, f func(a reg.VecVirtual, d
 	for j := range acc {
 		for s := range acc[j] {
 			for p, a := range acc[j][s] {
-				f(a, 64*(j*g.t.m+s)+p*g.isa.vbytes())
+				f(a, 64*(j*g.t.m+s)+p*g.isa.VBytes())
 			}
 		}
 	}
@@ -214,36 +216,36 @@ func (g *linearGen) eachAcc(acc [][][]reg.VecVirtual, f func(a reg.VecVirtual, d
 // block is one 16-input block of the tile: x and W at byte offset off.
 func (g *linearGen) block(wp []reg.GPVirtual, off reg.GPVirtual, acc [][][]reg.VecVirtual) {
 	i, t := g.isa, g.t
-	vb := i.vbytes()
+	vb := i.VBytes()
 	var xv [][]reg.VecVirtual
 	if t.xReg {
 		xv = make([][]reg.VecVirtual, t.m)
 		for s := range xv {
-			xv[s] = i.vecs(len(acc[0][s]))
+			xv[s] = i.Vecs(len(acc[0][s]))
 			for p, x := range xv[s] {
-				VMOVUPS(at(g.xp[s], off, p*vb), x)
+				VMOVUPS(simd.At(g.xp[s], off, p*vb), x)
 			}
 		}
 	}
 	for j := range acc {
 		if t.pf > 0 {
-			PREFETCHT0(at(wp[j], off, t.pf))
+			PREFETCHT0(simd.At(wp[j], off, t.pf))
 		}
 		for p := range acc[j][0] {
-			wm := at(wp[j], off, p*vb)
+			wm := simd.At(wp[j], off, p*vb)
 			if t.xReg && t.wMem {
 				for s := range acc[j] {
 					VFMADD231PS(wm, xv[s][p], acc[j][s][p])
 				}
 				continue
 			}
-			wv := i.vec()
+			wv := i.Vec()
 			VMOVUPS(wm, wv)
 			for s := range acc[j] {
 				if t.xReg {
 					VFMADD231PS(xv[s][p], wv, acc[j][s][p])
 				} else {
-					VFMADD231PS(at(g.xp[s], off, p*vb), wv, acc[j][s][p])
+					VFMADD231PS(simd.At(g.xp[s], off, p*vb), wv, acc[j][s][p])
 				}
 			}
 		}
@@ -256,25 +258,25 @@ func (g *linearGen) tail512(wp []reg.GPVirtual, off reg.GPVirtual, acc [][][]reg
 	k := g.tail.k
 	var xv []reg.VecVirtual
 	if g.t.xReg {
-		xv = g.isa.vecs(g.t.m)
+		xv = g.isa.Vecs(g.t.m)
 		for s, x := range xv {
-			VMOVUPS_Z(at(g.xp[s], off, 0), k, x)
+			VMOVUPS_Z(simd.At(g.xp[s], off, 0), k, x)
 		}
 	}
 	for j := range acc {
 		if g.t.xReg && g.t.wMem {
 			for s := range acc[j] {
-				VFMADD231PS(at(wp[j], off, 0), xv[s], k, acc[j][s][0])
+				VFMADD231PS(simd.At(wp[j], off, 0), xv[s], k, acc[j][s][0])
 			}
 			continue
 		}
-		wv := g.isa.vec()
-		VMOVUPS_Z(at(wp[j], off, 0), k, wv)
+		wv := g.isa.Vec()
+		VMOVUPS_Z(simd.At(wp[j], off, 0), k, wv)
 		for s := range acc[j] {
 			if g.t.xReg {
 				VFMADD231PS(xv[s], wv, k, acc[j][s][0])
 			} else {
-				VFMADD231PS(at(g.xp[s], off, 0), wv, k, acc[j][s][0])
+				VFMADD231PS(simd.At(g.xp[s], off, 0), wv, k, acc[j][s][0])
 			}
 		}
 	}
@@ -291,10 +293,10 @@ func (g *linearGen) tail2(wp []reg.GPVirtual, off reg.GPVirtual, acc [][][]reg.V
 		VMOVUPS(Mem{Base: tp, Disp: 32 * p}, mk)
 		for j := range acc {
 			wv := YMM()
-			VMASKMOVPS(at(wp[j], off, 32*p), mk, wv)
+			VMASKMOVPS(simd.At(wp[j], off, 32*p), mk, wv)
 			for s := range acc[j] {
 				xv := YMM()
-				VMASKMOVPS(at(g.xp[s], off, 32*p), mk, xv)
+				VMASKMOVPS(simd.At(g.xp[s], off, 32*p), mk, xv)
 				VORPS(Mem{Base: tp, Disp: 128 + 32*p}, xv, xv)
 				VFMADD231PS(xv, wv, acc[j][s][p])
 			}
@@ -306,7 +308,7 @@ func (g *linearGen) tail2(wp []reg.GPVirtual, off reg.GPVirtual, acc [][][]reg.V
 func (g *linearGen) epilogue(acc [][][]reg.VecVirtual) {
 	Comment("y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y")
 	lo := XMM()
-	VMOVSS(arg("lo"), lo)
+	VMOVSS(simd.Arg("lo"), lo)
 	bp := GP64()
 	MOVQ(g.brow, bp)
 	for j := range acc {

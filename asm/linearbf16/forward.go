@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // linearTile is a LinearBF16 register tile: m samples × r outputs.
@@ -60,11 +62,11 @@ type linearGen struct {
 with widen(h) = math.Float32frombits(uint32(h) << 16), exact.
 */
 func linear(i *isa, t linearTile) {
-	g := &linearGen{isa: i, t: t, name: fmt.Sprintf("linearBF16_%dx%d_%s", t.m, t.r, i.name)}
+	g := &linearGen{isa: i, t: t, name: fmt.Sprintf("linearBF16_%dx%d_%s", t.m, t.r, i.Name)}
 	TEXT(g.name, NOSPLIT, linearSig)
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is LinearBF16 for %d sample(s) × n outputs (n, k ≥ 1) in tiles of %d output(s),", g.name, t.m, t.r),
-		fmt.Sprintf("each a 16-lane FMA chain in %d %s over W widened exactly to float32 (VPMOVZXWD, VPSLLD $16),", 16/i.lanes, i.kind),
+		fmt.Sprintf("each a 16-lane FMA chain in %d %s over W widened exactly to float32 (VPMOVZXWD, VPSLLD $16),", 16/i.Lanes, i.Kind),
 		"then single outputs. bias points at bias[0] and bstep is 1,",
 		"or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,",
 		"else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16",
@@ -72,24 +74,24 @@ func linear(i *isa, t linearTile) {
 		"flags&2 stores them there instead of finishing the outputs.")
 	g.setup()
 	g.rows()
-	ret()
+	simd.Ret()
 }
 
 func (g *linearGen) setup() {
 	Comment("xp[i] = &x[i*ldx]")
-	ldx4 := load4("ldx")
+	ldx4 := simd.Load4("ldx")
 	g.xp = make([]reg.GPVirtual, g.t.m)
 	for s := range g.xp {
 		g.xp[s] = GP64()
 		if s == 0 {
-			MOVQ(arg("x"), g.xp[s])
+			MOVQ(simd.Arg("x"), g.xp[s])
 		} else {
-			LEAQ(at(g.xp[s-1], ldx4, 0), g.xp[s])
+			LEAQ(simd.At(g.xp[s-1], ldx4, 0), g.xp[s])
 		}
 	}
 	Comment("kend = k &^ 15, the whole 16-input blocks; t = k & 15, the inputs of the tail")
 	g.kend = GP64()
-	MOVQ(arg("k"), g.kend)
+	MOVQ(simd.Arg("k"), g.kend)
 	t := GP64()
 	MOVQ(g.kend, t)
 	ANDQ(U8(15), t)
@@ -97,14 +99,14 @@ func (g *linearGen) setup() {
 	MOVQ(t, g.ktail)
 	ANDQ(I8(-16), g.kend)
 	g.tail = setupTail(g.isa, t)
-	g.nrem = local("n")
-	g.yrow = local("y")
-	g.wrow = local("w")
-	g.brow = local("bias")
+	g.nrem = simd.Local("n")
+	g.yrow = simd.Local("y")
+	g.wrow = simd.Local("w")
+	g.brow = simd.Local("bias")
 	g.ldw2 = local2("ldw")
-	g.ldy4 = local4("ldy")
-	g.bstp4 = local4("bstep")
-	g.part = local("part")
+	g.ldy4 = simd.Local4("ldy")
+	g.bstp4 = simd.Local4("bstep")
+	g.part = simd.Local("part")
 	if g.isa == avx2 {
 		g.wtail = AllocLocal(64)
 	}
@@ -132,7 +134,7 @@ func (g *linearGen) rows() {
 // tile computes r outputs of the m samples and advances to the next outputs.
 func (g *linearGen) tile(r int) {
 	i, t := g.isa, g.t
-	parts := 16 / i.lanes
+	parts := 16 / i.Lanes
 	lbl := fmt.Sprintf("%s_%dx%d", g.name, t.m, r)
 	Commentf("Tile of %d sample(s) × %d output(s): s[j][i] holds the 16 lanes of output j of sample i", t.m, r)
 	Comment("wp[j] = &W[j][0]")
@@ -144,23 +146,23 @@ func (g *linearGen) tile(r int) {
 		if j == 0 {
 			MOVQ(g.wrow, wp[j])
 		} else {
-			LEAQ(at(wp[j-1], ldw2, 0), wp[j])
+			LEAQ(simd.At(wp[j-1], ldw2, 0), wp[j])
 		}
 	}
 	Comment("next &W[j][0] = wp[r-1] + ldw")
 	next := GP64()
-	LEAQ(at(wp[r-1], ldw2, 0), next)
+	LEAQ(simd.At(wp[r-1], ldw2, 0), next)
 	MOVQ(next, g.wrow)
 
 	acc := make([][][]reg.VecVirtual, r)
 	for j := range acc {
 		acc[j] = make([][]reg.VecVirtual, t.m)
 		for s := range acc[j] {
-			acc[j][s] = i.vecs(parts)
+			acc[j][s] = i.Vecs(parts)
 		}
 	}
 	Comment("s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0")
-	TESTQ(U32(linearLoad), arg("flags"))
+	TESTQ(U32(linearLoad), simd.Arg("flags"))
 	JZ(LabelRef(lbl + "_zero"))
 	pp := GP64()
 	MOVQ(g.part, pp)
@@ -204,7 +206,7 @@ func (g *linearGen) tile(r int) {
 	}
 	Label(lbl + "_sum")
 	Comment("if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }")
-	TESTQ(U32(linearStore), arg("flags"))
+	TESTQ(U32(linearStore), simd.Arg("flags"))
 	JZ(LabelRef(lbl + "_out"))
 	pp = GP64()
 	MOVQ(g.part, pp)
@@ -223,7 +225,7 @@ func (g *linearGen) eachAcc(acc [][][]reg.VecVirtual, f func(a reg.VecVirtual, d
 	for j := range acc {
 		for s := range acc[j] {
 			for p, a := range acc[j][s] {
-				f(a, 64*(j*g.t.m+s)+p*g.isa.vbytes())
+				f(a, 64*(j*g.t.m+s)+p*g.isa.VBytes())
 			}
 		}
 	}
@@ -235,7 +237,7 @@ func (g *linearGen) eachAcc(acc [][][]reg.VecVirtual, f func(a reg.VecVirtual, d
 //
 //	w[l] = math.Float32frombits(uint32(W[j][k+l]) << 16)
 func (g *linearGen) widen(mem Mem) reg.VecVirtual {
-	w := g.isa.vec()
+	w := g.isa.Vec()
 	VPMOVZXWD(mem, w)
 	VPSLLD(U8(16), w, w)
 	return w
@@ -245,12 +247,12 @@ func (g *linearGen) widen(mem Mem) reg.VecVirtual {
 // prefetches (if the tile does).
 func (g *linearGen) block(wp []reg.GPVirtual, k reg.GPVirtual, acc [][][]reg.VecVirtual, pf bool) {
 	i, t := g.isa, g.t
-	vb := i.vbytes()
+	vb := i.VBytes()
 	var xv [][]reg.VecVirtual
 	if t.xReg {
 		xv = make([][]reg.VecVirtual, t.m)
 		for s := range xv {
-			xv[s] = i.vecs(len(acc[0][s]))
+			xv[s] = i.Vecs(len(acc[0][s]))
 			for p, x := range xv[s] {
 				VMOVUPS(xAt(g.xp[s], k, p*vb), x)
 			}
@@ -261,7 +263,7 @@ func (g *linearGen) block(wp []reg.GPVirtual, k reg.GPVirtual, acc [][][]reg.Vec
 			PREFETCHT0(wAt(wp[j], k, t.pf))
 		}
 		for p := range acc[j][0] {
-			wv := g.widen(wAt(wp[j], k, 2*p*i.lanes))
+			wv := g.widen(wAt(wp[j], k, 2*p*i.Lanes))
 			for s := range acc[j] {
 				if t.xReg {
 					VFMADD231PS(xv[s][p], wv, acc[j][s][p])
@@ -279,7 +281,7 @@ func (g *linearGen) block(wp []reg.GPVirtual, k reg.GPVirtual, acc [][][]reg.Vec
 // words past them, and then widened.
 func (g *linearGen) tail512(wp []reg.GPVirtual, k reg.GPVirtual, acc [][][]reg.VecVirtual) {
 	km := g.tail.k
-	xv := g.isa.vecs(g.t.m)
+	xv := g.isa.Vecs(g.t.m)
 	for s, x := range xv {
 		VMOVUPS_Z(xAt(g.xp[s], k, 0), km, x)
 	}
@@ -348,7 +350,7 @@ func (g *linearGen) tail2(wp []reg.GPVirtual, k reg.GPVirtual, acc [][][]reg.Vec
 func (g *linearGen) epilogue(acc [][][]reg.VecVirtual) {
 	Comment("y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y")
 	lo := XMM()
-	VMOVSS(arg("lo"), lo)
+	VMOVSS(simd.Arg("lo"), lo)
 	bp := GP64()
 	MOVQ(g.brow, bp)
 	for j := range acc {

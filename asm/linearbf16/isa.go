@@ -4,33 +4,14 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
-// isa describes one vector instruction set: its vector width and registers.
-type isa struct {
-	name  string // function-name suffix: avx512, avx2
-	lanes int    // float32 lanes per vector
-	regs  int    // vector registers
-	kind  string // zmm, ymm (for comments)
-	vec   func() reg.VecVirtual
-}
+// isa is the vector instruction set a kernel is generated for.
+type isa = simd.ISA
 
-var (
-	avx512 = &isa{name: "avx512", lanes: 16, regs: 32, kind: "zmm", vec: ZMM}
-	avx2   = &isa{name: "avx2", lanes: 8, regs: 16, kind: "ymm", vec: YMM}
-)
-
-// vbytes is the size of one vector of float32s in bytes.
-func (i *isa) vbytes() int { return 4 * i.lanes }
-
-// vecs allocates n vector registers.
-func (i *isa) vecs(n int) []reg.VecVirtual {
-	v := make([]reg.VecVirtual, n)
-	for k := range v {
-		v[k] = i.vec()
-	}
-	return v
-}
+var avx512, avx2 = simd.AVX512, simd.AVX2
 
 // The tail tables (the names differ from asm/linear's: both files assemble
 // into one package).
@@ -80,10 +61,7 @@ func tailTables() {
 		}
 		DATA(tailLast+2*w, U16(v))
 	}
-	tailKMask = GLOBL("linearBF16TailKMask", RODATA|NOPTR)
-	for t := 0; t <= 16; t++ {
-		DATA(2*t, U16(uint16(1<<t-1)))
-	}
+	tailKMask = simd.OpmaskTable("linearBF16TailKMask", 17)
 }
 
 // tail is how a kernel handles the last t < 16 inputs of a row without
@@ -104,14 +82,11 @@ type tail struct {
 //	avx2:   x = &table[16-t]; pairs = &table + 256 + 4*(8-t/2); last = &table + 320 + 2*(17-t)
 func setupTail(i *isa, t reg.GPVirtual) tail {
 	m := tail{isa: i}
-	p := GP64()
 	if i == avx512 {
-		Comment("k = (1<<t) - 1: lane l is in the tail iff l < t")
-		m.k = K()
-		LEAQ(tailKMask, p)
-		KMOVW(Mem{Base: p, Index: t, Scale: 2}, m.k)
+		m.k = simd.LoadOpmask(tailKMask, t)
 		return m
 	}
+	p := GP64()
 	Comment("x = &table[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t")
 	m.x, m.pairs, m.last = AllocLocal(8), AllocLocal(8), AllocLocal(8)
 	LEAQ(tailTable.Offset(4*16), p)
@@ -135,55 +110,14 @@ func setupTail(i *isa, t reg.GPVirtual) tail {
 	return m
 }
 
-// arg is the memory operand of a parameter.
-func arg(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// load4 loads integer parameter name times 4 (an element count or stride in
-// float32s, as bytes) into a new register.
-func load4(name string) reg.GPVirtual {
-	r := GP64()
-	MOVQ(arg(name), r)
-	SHLQ(U8(2), r)
-	return r
-}
-
-// local4 stores 4 × parameter name in a new stack slot.
-func local4(name string) Mem {
-	m := AllocLocal(8)
-	MOVQ(load4(name), m)
-	return m
-}
-
 // local2 stores 2 × parameter name (a stride in bf16s, as bytes) in a new
 // stack slot.
 func local2(name string) Mem {
 	m := AllocLocal(8)
-	r := GP64()
-	MOVQ(arg(name), r)
+	r := simd.LoadGP(name)
 	SHLQ(U8(1), r)
 	MOVQ(r, m)
 	return m
-}
-
-// local copies parameter name (8 bytes) to a new stack slot, which the kernel
-// then advances.
-func local(name string) Mem {
-	m := AllocLocal(8)
-	r := GP64()
-	MOVQ(arg(name), r)
-	MOVQ(r, m)
-	return m
-}
-
-// at is base + 1*index + disp.
-func at(base, index reg.Register, disp int) Mem {
-	return Mem{Base: base, Index: index, Scale: 1, Disp: disp}
 }
 
 // xAt is &x[i][k] + disp bytes for an element index k: base + 4*k + disp.
@@ -194,10 +128,4 @@ func xAt(base, k reg.Register, disp int) Mem {
 // wAt is &W[j][k] + disp bytes for an element index k: base + 2*k + disp.
 func wAt(base, k reg.Register, disp int) Mem {
 	return Mem{Base: base, Index: k, Scale: 2, Disp: disp}
-}
-
-// ret ends a kernel: no AVX state may leak into SSE code.
-func ret() {
-	VZEROUPPER()
-	RET()
 }

@@ -26,23 +26,14 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
-// isa describes one vector instruction set.
-type isa struct {
-	name  string // function-name suffix: avx512, avx2
-	lanes int    // float32 lanes per vector
-	kind  string // zmm, ymm (for comments)
-	vec   func() reg.VecVirtual
-}
+// isa is the vector instruction set a kernel is generated for.
+type isa = simd.ISA
 
-var (
-	avx512 = &isa{name: "avx512", lanes: 16, kind: "zmm", vec: ZMM}
-	avx2   = &isa{name: "avx2", lanes: 8, kind: "ymm", vec: YMM}
-)
-
-// vbytes is the size of one vector in bytes.
-func (i *isa) vbytes() int { return 4 * i.lanes }
+var avx512, avx2 = simd.AVX512, simd.AVX2
 
 // unroll is the number of vectors per iteration of the main loop: 4 zmm are
 // 4 cache lines of each of v, g and buf. The vectors are emitted one after
@@ -104,7 +95,7 @@ func (v variant) name(i *isa) string {
 	if v.zero {
 		parts = append(parts, "zero")
 	}
-	return strings.Join(append(parts, i.name), "_")
+	return strings.Join(append(parts, i.Name), "_")
 }
 
 // doc is the Go the variant computes for one value (the contract in
@@ -162,10 +153,7 @@ func tailTables() {
 		}
 		DATA(4*l, U32(v))
 	}
-	tailKMask = GLOBL("sgdTailKMask", RODATA|NOPTR)
-	for t := 0; t < 16; t++ {
-		DATA(2*t, U16(uint16(1<<t-1)))
-	}
+	tailKMask = simd.OpmaskTable("sgdTailKMask", 16)
 }
 
 // access is how the kernel body reads and writes a vector: whole, or the
@@ -201,7 +189,7 @@ func masked(i *isa, tb reg.GPVirtual) access {
 		}
 	}
 	Comment("mask = sgdTailMask[8-t:][:8]: lane l is set iff l < t")
-	mask := i.vec()
+	mask := i.Vec()
 	LEAQ(tailMask.Offset(32), p)
 	SUBQ(tb, p)
 	VMOVUPS(Mem{Base: p}, mask)
@@ -216,34 +204,13 @@ type consts struct {
 	lr, wd, mom, zero reg.VecVirtual
 }
 
-// arg is the memory operand of a parameter.
-func arg(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// load reads parameter name (8 bytes) into a new register.
-func load(name string) reg.GPVirtual {
-	r := GP64()
-	MOVQ(arg(name), r)
-	return r
-}
-
-// at is base + index + disp.
-func at(base, index reg.Register, disp int) Mem {
-	return Mem{Base: base, Index: index, Scale: 1, Disp: disp}
-}
-
 // ptrs are the operand base pointers; the index register counts bytes.
 type ptrs struct{ v, g, buf reg.GPVirtual }
 
 // body updates the vector at byte offset idx+disp of every operand.
 func body(i *isa, vr variant, c consts, p ptrs, idx reg.GPVirtual, disp int, a access) {
-	vm, gm, bm := at(p.v, idx, disp), at(p.g, idx, disp), at(p.buf, idx, disp)
-	x, d, t := i.vec(), i.vec(), i.vec()
+	vm, gm, bm := simd.At(p.v, idx, disp), simd.At(p.g, idx, disp), simd.At(p.buf, idx, disp)
+	x, d, t := i.Vec(), i.Vec(), i.Vec()
 	a.load(vm, x)
 	a.load(gm, d)
 	if vr.wd {
@@ -261,7 +228,7 @@ func body(i *isa, vr variant, c consts, p ptrs, idx reg.GPVirtual, disp int, a a
 		a.store(d, bm)
 	case later:
 		Comment("buf[k] = float32(mom*buf[k]) + d")
-		b = i.vec()
+		b = i.Vec()
 		a.load(bm, b)
 		VMULPS(b, c.mom, b)
 		VADDPS(d, b, b)
@@ -296,8 +263,8 @@ func kernel(i *isa, vr variant) {
 	TEXT(name, NOSPLIT, "func(v, grad, buf *float32, n int, lr, wd, mom float32)")
 	Pragma("noescape")
 	lines := []string{
-		fmt.Sprintf("%s is SGDUpdate (n ≥ 1; grad is g) in %s vectors, %d per loop iteration,", name, i.kind, unroll),
-		fmt.Sprintf("then single vectors, then the last n mod %d values under a mask; for each value k:", i.lanes),
+		fmt.Sprintf("%s is SGDUpdate (n ≥ 1; grad is g) in %s vectors, %d per loop iteration,", name, i.Kind, unroll),
+		fmt.Sprintf("then single vectors, then the last n mod %d values under a mask; for each value k:", i.Lanes),
 		"",
 	}
 	for _, l := range vr.doc() {
@@ -307,30 +274,30 @@ func kernel(i *isa, vr variant) {
 
 	Comment("Broadcast the scalars the variant uses.")
 	var c consts
-	c.lr = i.vec()
-	VBROADCASTSS(arg("lr"), c.lr)
+	c.lr = i.Vec()
+	VBROADCASTSS(simd.Arg("lr"), c.lr)
 	if vr.wd {
-		c.wd = i.vec()
-		VBROADCASTSS(arg("wd"), c.wd)
+		c.wd = i.Vec()
+		VBROADCASTSS(simd.Arg("wd"), c.wd)
 	}
 	if vr.mom == later || vr.nesterov {
-		c.mom = i.vec()
-		VBROADCASTSS(arg("mom"), c.mom)
+		c.mom = i.Vec()
+		VBROADCASTSS(simd.Arg("mom"), c.mom)
 	}
 	if vr.zero {
-		c.zero = i.vec()
+		c.zero = i.Vec()
 		VXORPS(c.zero, c.zero, c.zero)
 	}
-	p := ptrs{v: load("v"), g: load("grad")}
+	p := ptrs{v: simd.LoadGP("v"), g: simd.LoadGP("grad")}
 	if vr.mom != plain {
-		p.buf = load("buf")
+		p.buf = simd.LoadGP("buf")
 	}
-	nb := load("n")
+	nb := simd.LoadGP("n")
 	SHLQ(U8(2), nb)
 	idx := GP64()
 	XORQ(idx, idx)
 
-	vb := i.vbytes()
+	vb := i.VBytes()
 	for _, w := range []int{unroll, 1} {
 		l := fmt.Sprintf("%s_x%d", name, w)
 		Label(l)
@@ -346,13 +313,12 @@ func kernel(i *isa, vr variant) {
 		JMP(LabelRef(l))
 		Label(l + "_end")
 	}
-	Commentf("if idx < 4*n: the last t = n mod %d values, masked", i.lanes)
+	Commentf("if idx < 4*n: the last t = n mod %d values, masked", i.Lanes)
 	SUBQ(idx, nb)
 	JZ(LabelRef(name + "_done"))
 	body(i, vr, c, p, idx, 0, masked(i, nb))
 	Label(name + "_done")
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }
 
 /*
@@ -362,31 +328,30 @@ func kernel(i *isa, vr variant) {
 // memory traffic as the update with momentum (read v, g and buf; write v and
 // buf) with one addition instead of the update's arithmetic.
 func stream(i *isa) {
-	name := "sgdStream_" + i.name
+	name := "sgdStream_" + i.Name
 	TEXT(name, NOSPLIT, "func(v, grad, buf *float32, n int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s sets v, buf = buf, v+g over n values (n > 0 a multiple of %d) with %s", name, unroll*i.lanes, i.kind),
+	Doc(fmt.Sprintf("%s sets v, buf = buf, v+g over n values (n > 0 a multiple of %d) with %s", name, unroll*i.Lanes, i.Kind),
 		"vectors: the memory traffic of SGDUpdate with momentum without most of its arithmetic, the",
 		"bandwidth the SGD benchmarks compare with.")
-	p := ptrs{v: load("v"), g: load("grad"), buf: load("buf")}
-	nb := load("n")
+	p := ptrs{v: simd.LoadGP("v"), g: simd.LoadGP("grad"), buf: simd.LoadGP("buf")}
+	nb := simd.LoadGP("n")
 	SHLQ(U8(2), nb)
 	idx := GP64()
 	XORQ(idx, idx)
 	Label(name + "_loop")
 	Comment("v[k], buf[k] = buf[k], v[k]+g[k]")
-	vb := i.vbytes()
+	vb := i.VBytes()
 	for u := 0; u < unroll; u++ {
-		x, y := i.vec(), i.vec()
-		VMOVUPS(at(p.v, idx, u*vb), x)
-		VADDPS(at(p.g, idx, u*vb), x, x)
-		VMOVUPS(at(p.buf, idx, u*vb), y)
-		VMOVUPS(x, at(p.buf, idx, u*vb))
-		VMOVUPS(y, at(p.v, idx, u*vb))
+		x, y := i.Vec(), i.Vec()
+		VMOVUPS(simd.At(p.v, idx, u*vb), x)
+		VADDPS(simd.At(p.g, idx, u*vb), x, x)
+		VMOVUPS(simd.At(p.buf, idx, u*vb), y)
+		VMOVUPS(x, simd.At(p.buf, idx, u*vb))
+		VMOVUPS(y, simd.At(p.v, idx, u*vb))
 	}
 	ADDQ(U32(unroll*vb), idx)
 	CMPQ(idx, nb)
 	JB(LabelRef(name + "_loop"))
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }

@@ -6,6 +6,8 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
 // inputTransform emits winoInput_6x6_<isa>, the input transform of a run of
@@ -21,39 +23,39 @@ import (
 // tmp is 36 vectors on the (64-byte aligned) stack: pass 1 leaves them there
 // for pass 2 to read in the other direction.
 func inputTransform(i *isa) {
-	name := "winoInput_6x6_" + i.name
+	name := "winoInput_6x6_" + i.Name
 	TEXT(name, 0, "func(v *float32, vs, vt int, in *float32, sx, sy, nt, nc int)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is the input transform V = Bᵀ d B on %s: nt 6×6 tiles 4 pixels apart", name, i.name),
-		fmt.Sprintf("along a row of in (pixel stride sx, row stride sy), channels in %s vectors and a masked one;", i.kind),
+	Doc(fmt.Sprintf("%s is the input transform V = Bᵀ d B on %s: nt 6×6 tiles 4 pixels apart", name, i.Name),
+		fmt.Sprintf("along a row of in (pixel stride sx, row stride sy), channels in %s vectors and a masked one;", i.Kind),
 		"position ξ = 6k+l of tile t, channel c goes to v[ξ*vs+t*vt+c]. Strides are in float32s; nt, nc ≥ 1.")
-	vb := i.vbytes()
+	vb := i.VBytes()
 
 	Comment("Byte strides: sx, 3sx, 5sx address a tile row's 6 pixels; vs, 6vs a column's 6 positions")
-	sx := load4("sx")
+	sx := simd.Load4("sx")
 	sx3, sx5 := GP64(), GP64()
 	LEAQ(Mem{Base: sx, Index: sx, Scale: 2}, sx3)
 	LEAQ(Mem{Base: sx, Index: sx, Scale: 4}, sx5)
-	sy := local4("sy")
-	vs := load4("vs")
+	sy := simd.Local4("sy")
+	vs := simd.Load4("vs")
 	vs6 := GP64()
 	IMUL3Q(U8(6), vs, vs6)
 	tmp := alignedLocal(36 * vb)
 
 	Comment("nc = nfull*lanes + nrest")
 	nfull, nrest := AllocLocal(8), AllocLocal(8)
-	c := loadGP("nc")
+	c := simd.LoadGP("nc")
 	t := GP64()
 	MOVQ(c, t)
-	ANDQ(U8(i.lanes-1), t)
+	ANDQ(U8(i.Lanes-1), t)
 	MOVQ(t, nrest)
-	SHRQ(U8(i.log2), c)
+	SHRQ(U8(i.Log2), c)
 	MOVQ(c, nfull)
 	tl := setupTail(i, t)
 
 	inT, vT, cnt := AllocLocal(8), AllocLocal(8), AllocLocal(8)
-	MOVQ(loadGP("in"), inT)
-	MOVQ(loadGP("v"), vT)
+	MOVQ(simd.LoadGP("in"), inT)
+	MOVQ(simd.LoadGP("v"), vT)
 
 	Label(name + "_tile")
 	Comment("for each tile: p, q point at channel c of its input and output")
@@ -86,19 +88,18 @@ func inputTransform(i *isa) {
 	MOVQ(vT, r)
 	ADDQ(local4vt(), r)
 	MOVQ(r, vT)
-	DECQ(arg("nt"))
+	DECQ(simd.Arg("nt"))
 	JNZ(LabelRef(name + "_tile"))
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }
 
 // local4vt loads 4*vt (the tile stride of v in bytes) into a new register.
-func local4vt() reg.GPVirtual { return load4("vt") }
+func local4vt() reg.GPVirtual { return simd.Load4("vt") }
 
 // inputBlock emits the transform of one vector of channels of one tile: d at
 // p (pixel stride sx, row stride sy in bytes), V to q (position stride vs).
 func inputBlock(i *isa, io vio, p, q, tmp, sx, sx3, sx5 reg.GPVirtual, sy Mem, vs, vs6 reg.GPVirtual) {
-	vb := i.vbytes()
+	vb := i.VBytes()
 	Comment("pass 1, row by row: tmp[y][0..5] = bt(d[y][0..5])")
 	r := GP64()
 	MOVQ(p, r)
@@ -108,7 +109,7 @@ func inputBlock(i *isa, io vio, p, q, tmp, sx, sx3, sx5 reg.GPVirtual, sy Mem, v
 			{Base: r}, {Base: r, Index: sx, Scale: 1}, {Base: r, Index: sx, Scale: 2},
 			{Base: r, Index: sx3, Scale: 1}, {Base: r, Index: sx, Scale: 4}, {Base: r, Index: sx5, Scale: 1},
 		} {
-			d[x] = i.vec()
+			d[x] = i.Vec()
 			io.load(m, d[x])
 		}
 		res := bt(i, d)
@@ -125,7 +126,7 @@ func inputBlock(i *isa, io vio, p, q, tmp, sx, sx3, sx5 reg.GPVirtual, sy Mem, v
 	for l := 0; l < 6; l++ {
 		var d [6]reg.VecVirtual
 		for y := range d {
-			d[y] = i.vec()
+			d[y] = i.Vec()
 			VMOVAPS(Mem{Base: tmp, Disp: (y*6 + l) * vb}, d[y])
 		}
 		res := bt(i, d)

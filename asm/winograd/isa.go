@@ -4,24 +4,14 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
-// isa describes one vector instruction set: its vector width and registers.
-type isa struct {
-	name  string // function-name suffix: avx512, avx2
-	lanes int    // float32 lanes per vector
-	log2  int    // log2(lanes)
-	kind  string // zmm, ymm (for comments)
-	vec   func() reg.VecVirtual
-}
+// isa is the vector instruction set a kernel is generated for.
+type isa = simd.ISA
 
-var (
-	avx512 = &isa{name: "avx512", lanes: 16, log2: 4, kind: "zmm", vec: ZMM}
-	avx2   = &isa{name: "avx2", lanes: 8, log2: 3, kind: "ymm", vec: YMM}
-)
-
-// vbytes is the size of one vector in bytes.
-func (i *isa) vbytes() int { return 4 * i.lanes }
+var avx512, avx2 = simd.AVX512, simd.AVX2
 
 // The constant tables. winoTailMask is 8 all-ones lanes then 8 zero lanes:
 // the 8 lanes at byte offset 4*(8-t) are the VMASKMOVPS mask of the first t
@@ -49,10 +39,7 @@ func tables() {
 		}
 		DATA(4*l, U32(v))
 	}
-	tailKMask = GLOBL("winoTailKMask", RODATA|NOPTR)
-	for t := 0; t <= 16; t++ {
-		DATA(2*t, U16(uint16(1<<t-1)))
-	}
+	tailKMask = simd.OpmaskTable("winoTailKMask", 17)
 	consts = GLOBL("winoConst", RODATA|NOPTR)
 	for k, bits := range []uint32{0x40000000, 0x40800000, 0x41000000, 0xff800000} { // 2, 4, 8, -Inf
 		for l := 0; l < 16; l++ {
@@ -82,20 +69,12 @@ type tail struct {
 //	avx2:   ptr = &winoTailMask[8-t]
 func setupTail(i *isa, t reg.GPVirtual) tail {
 	m := tail{isa: i}
-	p := GP64()
 	if i == avx512 {
-		Comment("k = (1<<t) - 1: lane l is in the tail iff l < t")
-		m.k = K()
-		LEAQ(tailKMask, p)
-		KMOVW(Mem{Base: p, Index: t, Scale: 2}, m.k)
+		m.k = simd.LoadOpmask(tailKMask, t)
 		return m
 	}
 	Comment("ptr = &winoTailMask[8-t]: lane l of the mask is set iff l < t")
-	m.ptr = AllocLocal(8)
-	LEAQ(tailMask.Offset(4*8), p)
-	SHLQ(U8(2), t)
-	SUBQ(t, p)
-	MOVQ(p, m.ptr)
+	m.ptr = simd.TailPtr(tailMask, 8, t)
 	return m
 }
 
@@ -107,7 +86,7 @@ func (m tail) mask() reg.VecVirtual {
 	}
 	p := GP64()
 	MOVQ(m.ptr, p)
-	mk := m.isa.vec()
+	mk := m.isa.Vec()
 	VMOVUPS(Mem{Base: p}, mk)
 	return mk
 }
@@ -143,37 +122,6 @@ func (v vio) store(x reg.VecVirtual, mem Mem) {
 	default:
 		VMASKMOVPS(x, v.mk, mem)
 	}
-}
-
-// arg is the memory operand of a parameter.
-func arg(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// loadGP loads parameter name into a new register.
-func loadGP(name string) reg.GPVirtual {
-	r := GP64()
-	MOVQ(arg(name), r)
-	return r
-}
-
-// load4 loads integer parameter name times 4 (a stride in float32s, as
-// bytes) into a new register.
-func load4(name string) reg.GPVirtual {
-	r := loadGP(name)
-	SHLQ(U8(2), r)
-	return r
-}
-
-// local4 stores 4 × parameter name in a new stack slot.
-func local4(name string) Mem {
-	m := AllocLocal(8)
-	MOVQ(load4(name), m)
-	return m
 }
 
 // alignedLocal allocates n bytes of stack aligned to 64 bytes and returns a

@@ -13,14 +13,14 @@ import (
 
 // sub emits x - y into a new register.
 func sub(i *isa, x, y reg.VecVirtual) reg.VecVirtual {
-	r := i.vec()
+	r := i.Vec()
 	VSUBPS(y, x, r)
 	return r
 }
 
 // add emits x + y into a new register.
 func add(i *isa, x, y reg.VecVirtual) reg.VecVirtual {
-	r := i.vec()
+	r := i.Vec()
 	VADDPS(y, x, r)
 	return r
 }
@@ -28,7 +28,7 @@ func add(i *isa, x, y reg.VecVirtual) reg.VecVirtual {
 // scale emits c*x (c one of the constants cTwo, cFour, cEight) into a new
 // register.
 func scale(i *isa, c int, x reg.VecVirtual) reg.VecVirtual {
-	r := i.vec()
+	r := i.Vec()
 	VMULPS(constant(c), x, r)
 	return r
 }
