@@ -4,33 +4,14 @@ import (
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
+
+	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
-// isa describes one vector instruction set: its vector width and registers.
-type isa struct {
-	name  string // function-name suffix: avx512, avx2
-	lanes int    // float32 lanes per vector
-	log2  int    // log2(lanes)
-	kind  string // zmm, ymm (for comments)
-	vec   func() reg.VecVirtual
-}
+// isa is the shared description of a vector instruction set.
+type isa = simd.ISA
 
-var (
-	avx512 = &isa{name: "avx512", lanes: 16, log2: 4, kind: "zmm", vec: ZMM}
-	avx2   = &isa{name: "avx2", lanes: 8, log2: 3, kind: "ymm", vec: YMM}
-)
-
-// vbytes is the size of one vector in bytes.
-func (i *isa) vbytes() int { return 4 * i.lanes }
-
-// vecs allocates n vector registers.
-func (i *isa) vecs(n int) []reg.VecVirtual {
-	v := make([]reg.VecVirtual, n)
-	for k := range v {
-		v[k] = i.vec()
-	}
-	return v
-}
+var avx512, avx2 = simd.AVX512, simd.AVX2
 
 // The tail tables. poolTailMask is 8 all-ones lanes then 8 zero lanes: the 8
 // lanes at byte offset 4*(8-t) are the VMASKMOVPS mask of the first t
@@ -94,7 +75,7 @@ func (m tail) mask() reg.VecVirtual {
 	}
 	p := GP64()
 	MOVQ(m.ptr, p)
-	mk := m.isa.vec()
+	mk := m.isa.Vec()
 	VMOVUPS(Mem{Base: p}, mk)
 	return mk
 }
@@ -115,35 +96,4 @@ func (m tail) store(x, mk reg.VecVirtual, mem Mem) {
 		return
 	}
 	VMASKMOVPS(x, mk, mem)
-}
-
-// arg is the memory operand of a parameter.
-func arg(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// loadGP loads parameter name into a new register.
-func loadGP(name string) reg.GPVirtual {
-	r := GP64()
-	MOVQ(arg(name), r)
-	return r
-}
-
-// load4 loads integer parameter name times 4 (a stride in float32s, as
-// bytes) into a new register.
-func load4(name string) reg.GPVirtual {
-	r := loadGP(name)
-	SHLQ(U8(2), r)
-	return r
-}
-
-// local4 stores 4 × parameter name in a new stack slot.
-func local4(name string) Mem {
-	m := AllocLocal(8)
-	MOVQ(load4(name), m)
-	return m
 }

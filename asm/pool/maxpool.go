@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/cnngen/cnngen/asm/internal/simd"
 	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -18,7 +19,7 @@ type poolKernel struct {
 }
 
 func (k poolKernel) name() string {
-	return fmt.Sprintf("maxPoolNHWC_1x%d_%s", k.block*k.isa.lanes, k.isa.name)
+	return fmt.Sprintf("maxPoolNHWC_1x%d_%s", k.block*k.isa.Lanes, k.isa.Name)
 }
 
 // poolGen is the state of one kernel while it is emitted: the registers that
@@ -57,20 +58,20 @@ func maxPool(k poolKernel) {
 	if k.nanCheck {
 		how = "plain VMAXPS, a block rerun with " + strings.TrimPrefix(how, "every tap folded with ") + " if a tap is a NaN"
 	}
-	Doc(fmt.Sprintf("%s is MaxPoolNHWC on %s: one output pixel at a time, its channels in", g.name, k.isa.name),
-		fmt.Sprintf("blocks of %s %s and a masked one; %s.", blockSizes(k.block), k.isa.kind, how),
+	Doc(fmt.Sprintf("%s is MaxPoolNHWC on %s: one output pixel at a time, its channels in", g.name, k.isa.Name),
+		fmt.Sprintf("blocks of %s %s and a masked one; %s.", blockSizes(k.block), k.isa.Kind, how),
 		"Strides are in float32s, and np, c, kh, kw ≥ 1.")
 
 	Comment("Byte strides; c = nfull*lanes + nrest")
-	g.so, g.sx, g.sy = local4("so"), local4("sx"), local4("sy")
-	g.sc = load4("sc")
-	c := loadGP("c")
+	g.so, g.sx, g.sy = simd.Local4("so"), simd.Local4("sx"), simd.Local4("sy")
+	g.sc = simd.Load4("sc")
+	c := simd.LoadGP("c")
 	t := GP64()
 	MOVQ(c, t)
-	ANDQ(U8(k.isa.lanes-1), t)
+	ANDQ(U8(k.isa.Lanes-1), t)
 	g.nrest = AllocLocal(8)
 	MOVQ(t, g.nrest)
-	SHRQ(U8(k.isa.log2), c)
+	SHRQ(U8(k.isa.Log2), c)
 	g.nfull = AllocLocal(8)
 	MOVQ(c, g.nfull)
 	g.tail = setupTail(k.isa, t)
@@ -82,9 +83,9 @@ func maxPool(k poolKernel) {
 		VPBROADCASTD(tab, g.nanTab)
 	}
 
-	outp, inp, np := loadGP("out"), loadGP("in"), loadGP("np")
+	outp, inp, np := simd.LoadGP("out"), simd.LoadGP("in"), simd.LoadGP("np")
 	Comment("One copy of the pixel loop per kernel width: kw = 2, kw = 3, any kw")
-	kw := loadGP("kw")
+	kw := simd.LoadGP("kw")
 	CMPQ(kw, U8(2))
 	JEQ(LabelRef(g.name + "_kw2"))
 	CMPQ(kw, U8(3))
@@ -93,8 +94,7 @@ func maxPool(k poolKernel) {
 		g.pixels(w, outp, inp, np)
 	}
 	Label(g.name + "_done")
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }
 
 // blockSizes lists the block sizes of a kernel: "4, 2 and 1".
@@ -123,7 +123,7 @@ func (g *poolGen) pixels(kw int, outp, inp, np reg.GPVirtual) {
 	MOVQ(inp, x)
 	n := GP64()
 	MOVQ(g.nfull, n)
-	vb := g.isa.vbytes()
+	vb := g.isa.VBytes()
 	for B := g.block; B >= 1; B /= 2 {
 		lbl := fmt.Sprintf("%s_b%d", pfx, B)
 		next := fmt.Sprintf("%s_b%d", pfx, B/2)
@@ -199,7 +199,7 @@ func (g *poolGen) reduce(kw, B int, masked bool, x, o reg.GPVirtual, lbl string,
 	MOVQ(x, r)
 	acc := g.rowmax(kw, B, masked, mk, r, lbl+"_r0", ns)
 	rows := GP64()
-	MOVQ(arg("kh"), rows)
+	MOVQ(simd.Arg("kh"), rows)
 	DECQ(rows)
 	JZ(LabelRef(lbl + "_store"))
 	Label(lbl + "_rows")
@@ -218,7 +218,7 @@ func (g *poolGen) reduce(kw, B int, masked bool, x, o reg.GPVirtual, lbl string,
 		JNZ(LabelRef(strings.TrimSuffix(lbl, "_f") + "_nan"))
 	}
 	for b := range B {
-		m := Mem{Base: o, Disp: b * g.isa.vbytes()}
+		m := Mem{Base: o, Disp: b * g.isa.VBytes()}
 		if masked {
 			g.tail.store(acc[b], mk, m)
 		} else {
@@ -239,9 +239,9 @@ func (g *poolGen) reduce(kw, B int, masked bool, x, o reg.GPVirtual, lbl string,
 // nil) and unmasked, the first tap is a memory operand of VMAXPS; with ns,
 // every tap is loaded and checked for NaN, in pairs.
 func (g *poolGen) rowmax(kw, B int, masked bool, mk reg.VecVirtual, r reg.GPVirtual, lbl string, ns *nanSet) []reg.VecVirtual {
-	vb := g.isa.vbytes()
+	vb := g.isa.VBytes()
 	load := func(m Mem) reg.VecVirtual {
-		v := g.isa.vec()
+		v := g.isa.Vec()
 		if masked {
 			g.tail.load(m, mk, v)
 		} else {
@@ -257,7 +257,7 @@ func (g *poolGen) rowmax(kw, B int, masked bool, mk reg.VecVirtual, r reg.GPVirt
 		}
 		q, n := GP64(), GP64()
 		MOVQ(r, q)
-		MOVQ(arg("kw"), n)
+		MOVQ(simd.Arg("kw"), n)
 		DECQ(n)
 		JZ(LabelRef(lbl + "_kxdone"))
 		Label(lbl + "_kx")
@@ -278,7 +278,7 @@ func (g *poolGen) rowmax(kw, B int, masked bool, mk reg.VecVirtual, r reg.GPVirt
 		Comment("t = f(t, r[2*sc])")
 	}
 	for b := range B {
-		t[b] = g.isa.vec()
+		t[b] = g.isa.Vec()
 		first := Op(Mem{Base: r, Disp: b * vb})
 		if masked || ns != nil {
 			first = load(first.(Mem))
@@ -331,7 +331,7 @@ func (n *nanSet) add(a, b Op) {
 		}
 		return
 	}
-	m := n.isa.vec()
+	m := n.isa.Vec()
 	VCMPPS(U8(3), a, b, m)
 	if !n.set {
 		n.v, n.set = m, true
@@ -366,7 +366,7 @@ func (g *poolGen) fold(acc reg.VecVirtual, a Op, v reg.VecVirtual) {
 		VFIXUPIMMPS(U8(0), g.nanTab, v, acc)
 		return
 	}
-	m := g.isa.vec()
+	m := g.isa.Vec()
 	VCMPPS(U8(3), v, v, m) // unordered: v != v
 	VBLENDVPS(m, v, acc, acc)
 }

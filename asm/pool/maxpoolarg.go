@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/cnngen/cnngen/asm/internal/simd"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -17,7 +18,7 @@ type argKernel struct {
 }
 
 func (k argKernel) name() string {
-	return fmt.Sprintf("maxPoolNHWCArg_1x%d_%s", k.block*k.isa.lanes, k.isa.name)
+	return fmt.Sprintf("maxPoolNHWCArg_1x%d_%s", k.block*k.isa.Lanes, k.isa.Name)
 }
 
 // argGen is the state of one MaxPoolNHWCArg kernel while it is emitted.
@@ -69,35 +70,35 @@ func maxPoolArg(k argKernel) {
 	if k.isa == avx2 {
 		how = "VCMPPS + VBLENDVPS on both"
 	}
-	Doc(fmt.Sprintf("%s is MaxPoolNHWCArg on %s: one output pixel at a time, its channels", g.name, k.isa.name),
-		fmt.Sprintf("in blocks of %s %s and a masked one; every tap selects value and index with %s.", blockSizes(k.block), k.isa.kind, how),
+	Doc(fmt.Sprintf("%s is MaxPoolNHWCArg on %s: one output pixel at a time, its channels", g.name, k.isa.Name),
+		fmt.Sprintf("in blocks of %s %s and a masked one; every tap selects value and index with %s.", blockSizes(k.block), k.isa.Kind, how),
 		"Strides are in float32s (int32s for sa), and np, c, kh, kw ≥ 1.")
 
 	Comment("Byte strides; c = nfull*lanes + nrest")
-	g.so, g.sa, g.sx, g.sy = local4("so"), local4("sa"), local4("sx"), local4("sy")
-	g.sc = load4("sc")
-	c := loadGP("c")
+	g.so, g.sa, g.sx, g.sy = simd.Local4("so"), simd.Local4("sa"), simd.Local4("sx"), simd.Local4("sy")
+	g.sc = simd.Load4("sc")
+	c := simd.LoadGP("c")
 	t := GP64()
 	MOVQ(c, t)
-	ANDQ(U8(k.isa.lanes-1), t)
+	ANDQ(U8(k.isa.Lanes-1), t)
 	g.nrest = AllocLocal(8)
 	MOVQ(t, g.nrest)
-	SHRQ(U8(k.isa.log2), c)
+	SHRQ(U8(k.isa.Log2), c)
 	g.nfull = AllocLocal(8)
 	MOVQ(c, g.nfull)
 	g.tail = setupTail(k.isa, t)
 
 	Comment("one := 1 in every lane; base = base0; rowW as int32")
-	g.one = k.isa.vec()
+	g.one = k.isa.Vec()
 	VPBROADCASTD(argOne, g.one)
 	g.base = AllocLocal(8)
-	MOVQ(loadGP("base0"), g.base)
+	MOVQ(simd.LoadGP("base0"), g.base)
 	g.roww = AllocLocal(8)
-	MOVQ(loadGP("rowW"), g.roww)
+	MOVQ(simd.LoadGP("rowW"), g.roww)
 	g.np = AllocLocal(8)
-	MOVQ(loadGP("np"), g.np)
+	MOVQ(simd.LoadGP("np"), g.np)
 
-	outp, argp, inp := loadGP("out"), loadGP("arg"), loadGP("in")
+	outp, argp, inp := simd.LoadGP("out"), simd.LoadGP("arg"), simd.LoadGP("in")
 	Label(g.name + "_pixel")
 	Comment("for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]")
 	o, a, x := GP64(), GP64(), GP64()
@@ -106,7 +107,7 @@ func maxPoolArg(k argKernel) {
 	MOVQ(inp, x)
 	n := GP64()
 	MOVQ(g.nfull, n)
-	vb := g.isa.vbytes()
+	vb := g.isa.VBytes()
 	for B := g.block; B >= 1; B /= 2 {
 		lbl := fmt.Sprintf("%s_b%d", g.name, B)
 		next := fmt.Sprintf("%s_b%d", g.name, B/2)
@@ -143,12 +144,11 @@ func maxPoolArg(k argKernel) {
 	ADDQ(g.so, outp)
 	ADDQ(g.sa, argp)
 	ADDQ(g.sx, inp)
-	bs := loadGP("baseStep")
+	bs := simd.LoadGP("baseStep")
 	ADDQ(bs, g.base)
 	DECQ(g.np)
 	JNZ(LabelRef(g.name + "_pixel"))
-	VZEROUPPER()
-	RET()
+	simd.Ret()
 }
 
 // blockOf emits one block of B vectors of channels at x (input), o (values)
@@ -166,29 +166,29 @@ func (g *argGen) blockOf(B int, masked bool, x, o, a reg.GPVirtual, lbl string) 
 	if masked {
 		mk = g.tail.mask()
 	}
-	vb := g.isa.vbytes()
+	vb := g.isa.VBytes()
 	Comment("acc := -Inf; idx := 0; rowIdx := 0")
-	acc, idx := g.isa.vecs(B), g.isa.vecs(B)
+	acc, idx := g.isa.Vecs(B), g.isa.Vecs(B)
 	for b := range B {
 		VPBROADCASTD(argNegInf, acc[b])
 		g.zero(idx[b])
 	}
-	rowIdx := g.isa.vec()
+	rowIdx := g.isa.Vec()
 	g.zero(rowIdx)
 	r, rows := GP64(), GP64()
 	MOVQ(x, r)
-	MOVQ(arg("kh"), rows)
+	MOVQ(simd.Arg("kh"), rows)
 	Label(lbl + "_row")
 	Comment("for ky < kh: tap := rowIdx; q := row ky")
-	tap := g.isa.vec()
+	tap := g.isa.Vec()
 	g.mov(rowIdx, tap)
 	q, cols := GP64(), GP64()
 	MOVQ(r, q)
-	MOVQ(arg("kw"), cols)
+	MOVQ(simd.Arg("kw"), cols)
 	Label(lbl + "_col")
 	Comment("for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }")
 	for b := range B {
-		v := g.isa.vec()
+		v := g.isa.Vec()
 		m := Mem{Base: q, Disp: b * vb}
 		if masked {
 			g.tail.load(m, mk, v)
@@ -203,7 +203,7 @@ func (g *argGen) blockOf(B int, masked bool, x, o, a reg.GPVirtual, lbl string) 
 	DECQ(cols)
 	JNZ(LabelRef(lbl + "_col"))
 	Comment("rowIdx += rowW; r += sy")
-	rw := g.isa.vec()
+	rw := g.isa.Vec()
 	VPBROADCASTD(g.roww, rw)
 	VPADDD(rw, rowIdx, rowIdx)
 	ADDQ(g.sy, r)
@@ -211,7 +211,7 @@ func (g *argGen) blockOf(B int, masked bool, x, o, a reg.GPVirtual, lbl string) 
 	JNZ(LabelRef(lbl + "_row"))
 
 	Comment("out[ch] = acc; arg[ch] = idx + base[p]")
-	bv := g.isa.vec()
+	bv := g.isa.Vec()
 	VPBROADCASTD(g.base, bv)
 	for b := range B {
 		VPADDD(bv, idx[b], idx[b])
@@ -262,7 +262,7 @@ func (g *argGen) fold(acc, idx, v, tap reg.VecVirtual) {
 		VMOVDQA32(tap, gt, idx)
 		return
 	}
-	gt, un := g.isa.vec(), g.isa.vec()
+	gt, un := g.isa.Vec(), g.isa.Vec()
 	VCMPPS(U8(0x1e), acc, v, gt) // v > acc, ordered
 	VCMPPS(U8(3), v, v, un)      // v != v
 	VORPS(un, gt, gt)
