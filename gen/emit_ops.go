@@ -244,16 +244,16 @@ func (g *stepGen) convConsts() (*ConvPlan, jen.Code) {
 }
 
 /*
-	for r0 := rlo; r0 < rhi; r0 += CHUNK {     // rows CHUNK at a time
-		for u := ulo; u < uhi; u++ {            // channel blocks (group, block)
-			for r := r0; r < min(r0+CHUNK, rhi); r++ {
+	for each run of rows [r0, r1) this worker claims (see chunked) {
+		for u := 0; u < G*OCB; u++ {           // channel blocks (group, block)
+			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out row oy, block u, ..., relu)
 			}
 		}
 	}
 
-The workers split the rows or the blocks (Schedule).
+or, for a schedule split by blocks, each claimed block over every row.
 */
 func (g *stepGen) convFwd() []jen.Code {
 	st := g.st
@@ -377,7 +377,7 @@ func (g *stepGen) convBiasBwd() []jen.Code {
 }
 
 /*
-for u := lo; u < hi; u++ {   // units: output-channel blocks (group, block), or (block, kernel row)
+for each unit u this worker claims {   // output-channel blocks (group, block), or (block, kernel row)
 
 		dw := the unit's scratch; clear(dw)
 		for b := 0; b < m.n; b++ { for oy0 := 0; oy0 < OH; oy0 += WCHUNK { for ky := ... {
@@ -447,7 +447,7 @@ func (g *stepGen) convWeightBwd() []jen.Code {
 }
 
 /*
-for r := lo; r < hi; r++ {     // input rows
+for each input row r of the runs this worker claims (see chunked), for each input-channel block {
 
 		b, iy := r/H, r%H
 		py := (iy+PH)%SH  and for each x phase px: the input pixels ix ≡ px are a stride-1

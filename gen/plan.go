@@ -232,10 +232,11 @@ type ConvPlan struct {
 
 // Schedule is how a convolution's kernel calls are laid over the workers and the
 // caches: rows are taken Chunk at a time (so a chunk's input stays in L2 while
-// every channel block runs over it), and the workers split either the rows or the
-// channel blocks. Both give the same bits: a split never cuts a sum.
+// every channel block runs over it), and the workers claim either runs of rows or
+// whole channel blocks as they become free (see chunked in emit_ops.go). Both give
+// the same bits: no sum is ever cut.
 type Schedule struct {
-	ByBlocks bool // split channel blocks over the workers, each walking every row
+	ByBlocks bool // the workers claim channel blocks, each running its block over every row
 	Chunk    int  // rows per chunk
 }
 
