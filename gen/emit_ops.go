@@ -384,7 +384,7 @@ for each unit u this worker claims {   // output-channel blocks (group, block), 
 			// one call per kernel row: its KW taps × C channels are one contiguous run
 			kernels.ConvWgrad(dw[ky*KW*ICg*NR:], in[b*IS+IOFF+(oy0*SH+ky)*IRS:], SW*C, SH*IRS, dout[b*DS+DI+oy0*DRS+ob*NR:], OC, DRS, OW, rows, KW*C, nr)
 		}}}
-		nn.AddConvGradTap(grad, dw[tap*ICg*NR:], dims, blk, ky, kx) for every tap
+		nn.AddConvGrad(grad, dw, dims, blk, first tap, last tap + 1)
 	}
 */
 func (g *stepGen) convWeightBwd() []jen.Code {
@@ -422,6 +422,10 @@ func (g *stepGen) convWeightBwd() []jen.Code {
 	if kyLo != "0" {
 		row = "(ky - ky0)"
 	}
+	taps := [2]string{"0", "KH * KW"} // the unit's taps, in scratch order
+	if c.WgradTaps {
+		taps = [2]string{"ky0 * KW", "(ky0 + 1) * KW"}
+	}
 	var call jen.Code
 	if l.Groups == 1 {
 		unit = append(unit, jen.Comment("A kernel row's KW taps × C channels are one contiguous run of the input."))
@@ -436,8 +440,7 @@ func (g *stepGen) convWeightBwd() []jen.Code {
 			x("rows := min(WCHUNK, OH-oy0)"),
 			loop("ky", kyLo, kyHi, call),
 		)),
-		loop("ky", kyLo, kyHi, loop("kx", 0, "KW",
-			jen.Qual(pkgNN, "AddConvGradTap").Call(x("grad"), x("dw[(%s*KW+kx)*ICg*NR:]", row), x("convInfo[%d].dims", st.ConvIndex), x("blk"), x("ky"), x("kx")))),
+		jen.Qual(pkgNN, "AddConvGrad").Call(x("grad"), x("dw"), x("convInfo[%d].dims", st.ConvIndex), x("blk"), x("%s", taps[0]), x("%s", taps[1])),
 	)
 	code = append(code, jen.Comment("The workers claim units as they become free (see chunked)."))
 	return append(code, jen.For().Block(append([]jen.Code{

@@ -256,22 +256,35 @@ const chunkBudget = 512 << 10
 // channel blocks, each row reading rowBytes of new input (step rows of rowBytes
 // per output row, window rows for the first), every block's packed weights
 // taking blockBytes. It sizes the chunk to chunkBudget, then picks the split
-// that moves fewer bytes into each of two workers' caches:
+// that moves fewer bytes from beyond L2 for one sample on two workers (the
+// machine kind's cores), counting what chunked really does:
 //
-//	rows:   ⌈rows/2/chunk⌉·units·blockBytes + rows/2·step·rowBytes
-//	blocks: ⌈rows/chunk⌉·units/2·blockBytes + rows·step·rowBytes
+//	rows:   every claim of ⌈rows/claims⌉ rows reads all the weights, unless they
+//	        fit beside the chunk (then each worker reads them once); the input is
+//	        read once.
+//	blocks: every block's weights are read once; every block reads the whole
+//	        input, unless it fits in L2 beside the block (then once per worker).
 //
-// Splitting blocks needs at least 4 of them, so that uneven thread counts still
-// balance.
+// A block split needs at least 4 blocks, so that uneven thread counts still
+// balance. Deep layers, whose weights outweigh their activations (VGG's 28×28
+// and 14×14 stages), split by blocks; wide shallow ones split by rows.
 func schedule(rows, units, rowBytes, step, window, blockBytes int) Schedule {
 	chunk := 1
 	for chunk < rows && (chunk*step+window)*rowBytes <= chunkBudget {
 		chunk++
 	}
+	const workers = 2
 	ceil := func(a, b int) int { return (a + b - 1) / b }
-	half := ceil(rows, 2)
-	byRows := ceil(half, chunk)*units*blockBytes + half*step*rowBytes
-	byBlocks := ceil(rows, chunk)*ceil(units, 2)*blockBytes + rows*step*rowBytes
+	claim := min(chunk, max(1, rows/(4*workers))) // as chunked claims at batch 1
+	weights, input := units*blockBytes, (rows*step+window)*rowBytes
+	byRows := input + workers*weights
+	if weights > chunkBudget {
+		byRows = input + ceil(rows, claim)*weights
+	}
+	byBlocks := weights + workers*input
+	if input+blockBytes > 2*chunkBudget {
+		byBlocks = weights + units*input
+	}
 	return Schedule{ByBlocks: units >= 4 && byBlocks < byRows, Chunk: chunk}
 }
 

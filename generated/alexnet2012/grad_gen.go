@@ -805,11 +805,7 @@ func (m *Model) bwd9Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[4].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -970,11 +966,7 @@ func (m *Model) bwd8Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[3].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1134,11 +1126,7 @@ func (m *Model) bwd7Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[2].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1382,11 +1370,7 @@ func (m *Model) bwd4Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[1].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1629,11 +1613,7 @@ func (m *Model) bwd1Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[0].dims, blk, 0, KH*KW)
 	}
 }
 

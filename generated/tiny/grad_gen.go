@@ -690,11 +690,7 @@ func (m *Model) bwd4Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[1].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -938,11 +934,7 @@ func (m *Model) bwd1Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := ky0; ky < ky0+1; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[((ky-ky0)*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[0].dims, blk, ky0*KW, (ky0+1)*KW)
 	}
 }
 

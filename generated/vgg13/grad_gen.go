@@ -370,18 +370,17 @@ func (m *Model) fwd10(w, nw int) {
 	wt, bias := m.w.pack[6], m.w.bias[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[10], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -409,18 +408,17 @@ func (m *Model) fwd11(w, nw int) {
 	)
 	in, out := m.gb[10], m.gb[11]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -993,11 +991,7 @@ func (m *Model) bwd14Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[9].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[9].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1157,11 +1151,7 @@ func (m *Model) bwd13Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[8].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[8].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1365,11 +1355,7 @@ func (m *Model) bwd11Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[7].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[7].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1405,19 +1391,18 @@ func (m *Model) bwd11Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1530,11 +1515,7 @@ func (m *Model) bwd10Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[6].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[6].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1568,19 +1549,18 @@ func (m *Model) bwd10Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -1739,11 +1719,7 @@ func (m *Model) bwd8Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[5].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[5].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1904,11 +1880,7 @@ func (m *Model) bwd7Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[4].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2113,11 +2085,7 @@ func (m *Model) bwd5Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[3].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2278,11 +2246,7 @@ func (m *Model) bwd4Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[2].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2487,11 +2451,7 @@ func (m *Model) bwd2Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[1].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2652,11 +2612,7 @@ func (m *Model) bwd1Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[0].dims, blk, 0, KH*KW)
 	}
 }
 

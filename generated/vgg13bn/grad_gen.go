@@ -752,18 +752,17 @@ func (m *Model) fwd16(w, nw int) {
 	)
 	in, out := m.gb[15], m.gb[16]
 	wt, bias := m.w.pack[6], m.w.bias[6]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -857,18 +856,17 @@ func (m *Model) fwd18(w, nw int) {
 	)
 	in, out := m.gb[17], m.gb[18]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1671,11 +1669,7 @@ func (m *Model) bwd23Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[9].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[9].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -1873,11 +1867,7 @@ func (m *Model) bwd21Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[8].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[8].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2119,11 +2109,7 @@ func (m *Model) bwd18Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[7].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[7].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2157,19 +2143,18 @@ func (m *Model) bwd18Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2322,11 +2307,7 @@ func (m *Model) bwd16Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[6].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[6].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2360,19 +2341,18 @@ func (m *Model) bwd16Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2569,11 +2549,7 @@ func (m *Model) bwd13Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[5].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[5].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2772,11 +2748,7 @@ func (m *Model) bwd11Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[4].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3019,11 +2991,7 @@ func (m *Model) bwd8Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[3].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3222,11 +3190,7 @@ func (m *Model) bwd6Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[2].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3469,11 +3433,7 @@ func (m *Model) bwd3Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[1].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3672,11 +3632,7 @@ func (m *Model) bwd1Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[0].dims, blk, 0, KH*KW)
 	}
 }
 

@@ -505,18 +505,17 @@ func (m *Model) eval11(w, nw int) {
 		}
 		return
 	}
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -558,18 +557,17 @@ func (m *Model) eval12(w, nw int) {
 		}
 		return
 	}
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
@@ -609,18 +607,17 @@ func (m *Model) eval13(w, nw int) {
 		}
 		return
 	}
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)

@@ -857,18 +857,17 @@ func (m *Model) fwd18(w, nw int) {
 	)
 	in, out := m.gb[17], m.gb[18]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -962,18 +961,17 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[8], m.w.bias[8]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1067,18 +1065,17 @@ func (m *Model) fwd22(w, nw int) {
 	)
 	in, out := m.gb[21], m.gb[22]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1985,11 +1982,7 @@ func (m *Model) bwd29Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[12].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[12].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2187,11 +2180,7 @@ func (m *Model) bwd27Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[11].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[11].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2389,11 +2378,7 @@ func (m *Model) bwd25Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[10].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[10].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2635,11 +2620,7 @@ func (m *Model) bwd22Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[9].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[9].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2673,19 +2654,18 @@ func (m *Model) bwd22Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2838,11 +2818,7 @@ func (m *Model) bwd20Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[8].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[8].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2876,19 +2852,18 @@ func (m *Model) bwd20Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3041,11 +3016,7 @@ func (m *Model) bwd18Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[7].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[7].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3079,19 +3050,18 @@ func (m *Model) bwd18Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3288,11 +3258,7 @@ func (m *Model) bwd15Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[6].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[6].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3491,11 +3457,7 @@ func (m *Model) bwd13Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[5].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[5].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3694,11 +3656,7 @@ func (m *Model) bwd11Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[4].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3941,11 +3899,7 @@ func (m *Model) bwd8Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[3].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4144,11 +4098,7 @@ func (m *Model) bwd6Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[2].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4391,11 +4341,7 @@ func (m *Model) bwd3Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[1].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4594,11 +4540,7 @@ func (m *Model) bwd1Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[0].dims, blk, 0, KH*KW)
 	}
 }
 

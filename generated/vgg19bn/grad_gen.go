@@ -962,18 +962,17 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[8], m.w.bias[8]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 16 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1067,18 +1066,17 @@ func (m *Model) fwd22(w, nw int) {
 	)
 	in, out := m.gb[21], m.gb[22]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1172,18 +1170,17 @@ func (m *Model) fwd24(w, nw int) {
 	)
 	in, out := m.gb[23], m.gb[24]
 	wt, bias := m.w.pack[10], m.w.bias[10]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -1277,18 +1274,17 @@ func (m *Model) fwd26(w, nw int) {
 	)
 	in, out := m.gb[25], m.gb[26]
 	wt, bias := m.w.pack[11], m.w.bias[11]
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*OCB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
+		g, ob := u/OCB, u%OCB
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
@@ -2299,11 +2295,7 @@ func (m *Model) bwd35Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[15].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[15].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2501,11 +2493,7 @@ func (m *Model) bwd33Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[14].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[14].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2703,11 +2691,7 @@ func (m *Model) bwd31Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[13].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[13].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -2905,11 +2889,7 @@ func (m *Model) bwd29Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[12].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[12].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3151,11 +3131,7 @@ func (m *Model) bwd26Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[11].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[11].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3189,19 +3165,18 @@ func (m *Model) bwd26Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3354,11 +3329,7 @@ func (m *Model) bwd24Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[10].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[10].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3392,19 +3363,18 @@ func (m *Model) bwd24Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3557,11 +3527,7 @@ func (m *Model) bwd22Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[9].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[9].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3595,19 +3561,18 @@ func (m *Model) bwd22Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3760,11 +3725,7 @@ func (m *Model) bwd20Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[8].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[8].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -3798,19 +3759,18 @@ func (m *Model) bwd20Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim rows, a few at a time; each runs every channel block over them.
-	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
+	// The workers claim channel blocks; each runs its block over every row.
+	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
 	rows := m.n * H
-	claim := min(CHUNK, max(1, rows/(4*nw)))
 	for {
-		r0 := int(m.next.Add(int64(claim))) - claim
-		if r0 >= rows {
+		u := int(m.next.Add(1)) - 1
+		if u >= G*ICB {
 			return
 		}
-		r1 := min(r0+claim, rows)
-		for u := 0; u < G*ICB; u++ {
-			g, ib := u/ICB, u%ICB
-			nr := min(NR, ICg-ib*NR)
+		g, ib := u/ICB, u%ICB
+		nr := min(NR, ICg-ib*NR)
+		for r0 := 0; r0 < rows; r0 += CHUNK {
+			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -4007,11 +3967,7 @@ func (m *Model) bwd17Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[7].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[7].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4210,11 +4166,7 @@ func (m *Model) bwd15Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[6].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[6].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4413,11 +4365,7 @@ func (m *Model) bwd13Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[5].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[5].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4616,11 +4564,7 @@ func (m *Model) bwd11Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[4].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[4].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -4863,11 +4807,7 @@ func (m *Model) bwd8Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[3].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[3].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -5066,11 +5006,7 @@ func (m *Model) bwd6Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[2].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[2].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -5313,11 +5249,7 @@ func (m *Model) bwd3Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[1].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[1].dims, blk, 0, KH*KW)
 	}
 }
 
@@ -5516,11 +5448,7 @@ func (m *Model) bwd1Weight(w, nw int) {
 				}
 			}
 		}
-		for ky := 0; ky < KH; ky++ {
-			for kx := 0; kx < KW; kx++ {
-				nn.AddConvGradTap(grad, dw[(ky*KW+kx)*ICg*NR:], convInfo[0].dims, blk, ky, kx)
-			}
-		}
+		nn.AddConvGrad(grad, dw, convInfo[0].dims, blk, 0, KH*KW)
 	}
 }
 

@@ -174,7 +174,8 @@ func BenchmarkConvNHWCTaps(b *testing.B) {
 // 224 pixels), and a kernel row's taps merged into one channel run (nc =
 // kw*cin, the generator's call) over several output rows: AlexNet's conv4
 // (3×384 channels, 13×13 pixels) and conv1 (11×3 channels at stride 4, 8 rows
-// of 55 pixels), and a VGG-like 3×64 on 4 rows of 56.
+// of 55 pixels), a VGG-like 3×64 on 4 rows of 56, and VGG-16's calls at 56², 28²
+// and 14² (32 of 256 or 512 output-gradient channels per pixel).
 var convWgradBenchShapes = []struct {
 	name                       string
 	nc, np, nrows, sx, sxr, so int
@@ -185,6 +186,9 @@ var convWgradBenchShapes = []struct {
 	{"conv4:nc=1152,13x13", 3 * 384, 13, 13, 384, 15 * 384, 384},
 	{"conv1:nc=33,8x55", 11 * 3, 55, 8, 4 * 3, 4 * 227 * 3, 96},
 	{"nc=192,4x56", 3 * 64, 56, 4, 64, 58 * 64, 64},
+	{"vgg:nc=768,7x56", 3 * 256, 56, 7, 256, 58 * 256, 256},
+	{"vgg:nc=1536,7x28", 3 * 512, 28, 7, 512, 30 * 512, 512},
+	{"vgg:nc=1536,14x14", 3 * 512, 14, 14, 512, 16 * 512, 512},
 }
 
 // BenchmarkConvWgrad accumulates the weight gradient of convWgradBenchShapes

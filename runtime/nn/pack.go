@@ -201,20 +201,38 @@ func PackConvBackDataSize(d ConvDims) int {
 	return d.Groups * d.ICB() * d.KH * d.KW * d.OCg * kernels.NR
 }
 
-// AddConvGradTap adds the weight gradient of one kernel tap (ky, kx) of one
-// output-channel block blk (numbered g*OCB+ob), computed by kernels.ConvWgrad in the
-// layout [ic][NR], into an OIHW gradient.
-func AddConvGradTap(grad, tap []float32, d ConvDims, blk, ky, kx int) {
+// AddConvGrad adds the weight gradient of the kernel taps [t0, t1) (tap t is
+// ky·KW+kx) of one output-channel block blk (numbered g*OCB+ob), computed by
+// kernels.ConvWgrad in the layout [t-t0][ic][NR], into an OIHW gradient.
+func AddConvGrad(grad, dw []float32, d ConvDims, blk, t0, t1 int) {
 	NR := kernels.NR
 	ocb := d.OCB()
 	g, ob := blk/ocb, blk%ocb
-	for j := 0; j < NR && ob*NR+j < d.OCg; j++ {
-		oc := g*d.OCg + ob*NR + j
-		for ic := 0; ic < d.ICg; ic++ {
-			grad[((oc*d.ICg+ic)*d.KH+ky)*d.KW+kx] += tap[ic*NR+j]
+	nj := min(NR, d.OCg-ob*NR)
+	taps := d.KH * d.KW
+	nt := t1 - t0
+	if t0 < 0 || t1 > taps || nt < 1 {
+		panic("nn.AddConvGrad: bad tap range")
+	}
+	dw = dw[:nt*d.ICg*NR]
+	for ic0 := 0; ic0 < d.ICg; ic0 += packTile {
+		ic1 := min(ic0+packTile, d.ICg)
+		for j := 0; j < nj; j++ {
+			oc := g*d.OCg + ob*NR + j
+			row := grad[oc*d.ICg*taps:]
+			for ic := ic0; ic < ic1; ic++ {
+				o := row[ic*taps+t0 : ic*taps+t1]
+				for t := range o {
+					o[t] += dw[(t*d.ICg+ic)*NR+j]
+				}
+			}
 		}
 	}
 }
+
+// packTile is the input channels AddConvGrad moves per pass: the pass's lines of
+// the gradient rows and of dw stay in L1.
+const packTile = 16
 
 // ZeroHalo clears the halo of one sample of an NHWC buffer of h×w pixels of c
 // channels with ph rows and pw columns of halo on each side.

@@ -50,7 +50,17 @@ func TestBackDataHalo(t *testing.T) {
 
 // PackConv then reading the pack the way ConvNHWC does gives back the OIHW weight.
 func TestPackConvLayout(t *testing.T) {
-	d := ConvDims{Groups: 2, ICg: 3, OCg: 40, KH: 3, KW: 2, SH: 1, SW: 1}
+	// ICg = 37 crosses PackConv's input-channel tiles, with a partial last one.
+	for _, d := range []ConvDims{
+		{Groups: 2, ICg: 3, OCg: 40, KH: 3, KW: 2, SH: 1, SW: 1},
+		{Groups: 1, ICg: 37, OCg: 33, KH: 3, KW: 3, SH: 1, SW: 1},
+	} {
+		testPackConvLayout(t, d)
+	}
+}
+
+func testPackConvLayout(t *testing.T, d ConvDims) {
+	t.Helper()
 	oc, NR := d.Groups*d.OCg, kernels.NR
 	w := make([]float32, oc*d.ICg*d.KH*d.KW)
 	b := make([]float32, oc)
@@ -182,6 +192,102 @@ func TestPackConvParallel(t *testing.T) {
 		packBackDataUnits(want, w, d, 0, d.Groups*d.ICB())
 		if !slices.Equal(got, want) {
 			t.Errorf("%+v: PackConvBackData differs from the single-piece pack", d)
+		}
+	}
+}
+
+// PackConvBackData's layout, spelled out: for each phase pair (py, px), each
+// (group, input-channel block) unit holds its taps (jy, jx), kernel tap
+// (py.R+SH·(py.T-1-jy), px.R+SW·(px.T-1-jx)), as [tap][o][j] with j the input
+// channel within the block; lanes past ICg are zero.
+func TestPackConvBackDataLayout(t *testing.T) {
+	for _, d := range []ConvDims{
+		{Groups: 1, ICg: 40, OCg: 5, KH: 3, KW: 3, SH: 1, SW: 1},
+		{Groups: 2, ICg: 5, OCg: 3, KH: 5, KW: 3, SH: 2, SW: 3},
+	} {
+		NR, kk := kernels.NR, d.KH*d.KW
+		w := make([]float32, d.Groups*d.OCg*d.ICg*kk)
+		for i := range w {
+			w[i] = float32(i + 1)
+		}
+		pack := make([]float32, PackConvBackDataSize(d))
+		for i := range pack {
+			pack[i] = -1 // stale: every value must be written
+		}
+		PackConvBackData(pack, w, d)
+		off := 0
+		for _, py := range Phases(d.KH, d.SH) {
+			for _, px := range Phases(d.KW, d.SW) {
+				n := py.T * px.T
+				if n == 0 {
+					continue
+				}
+				for g := 0; g < d.Groups; g++ {
+					for ib := 0; ib < d.ICB(); ib++ {
+						base := off + (g*d.ICB()+ib)*n*d.OCg*NR
+						for jy := 0; jy < py.T; jy++ {
+							for jx := 0; jx < px.T; jx++ {
+								ky, kx := py.R+d.SH*(py.T-1-jy), px.R+d.SW*(px.T-1-jx)
+								for o := 0; o < d.OCg; o++ {
+									for j := 0; j < NR; j++ {
+										got := pack[base+((jy*px.T+jx)*d.OCg+o)*NR+j]
+										var want float32
+										if ic := ib*NR + j; ic < d.ICg {
+											want = w[(((g*d.OCg+o)*d.ICg+ic)*d.KH+ky)*d.KW+kx]
+										}
+										if got != want {
+											t.Fatalf("%+v: phase (%d,%d) g%d ib%d tap (%d,%d) o%d j%d: %v, want %v", d, py.R, px.R, g, ib, ky, kx, o, j, got, want)
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+				off += d.Groups * d.ICB() * n * d.OCg * NR
+			}
+		}
+		if off != len(pack) {
+			t.Fatalf("%+v: phases cover %d of %d values", d, off, len(pack))
+		}
+	}
+}
+
+// AddConvGrad adds a block's [tap][ic][j] gradient into the OIHW gradient for
+// the taps asked for, and leaves every other value alone.
+func TestAddConvGrad(t *testing.T) {
+	NR := kernels.NR
+	for _, c := range []struct {
+		d      ConvDims
+		blk    int
+		t0, t1 int
+	}{
+		{ConvDims{Groups: 1, ICg: 37, OCg: 40, KH: 3, KW: 3, SH: 1, SW: 1}, 1, 0, 9}, // partial block, tiles + rest
+		{ConvDims{Groups: 2, ICg: 5, OCg: 3, KH: 5, KW: 3, SH: 2, SW: 3}, 1, 6, 9},   // group 1, one kernel row
+		{ConvDims{Groups: 1, ICg: 16, OCg: 32, KH: 1, KW: 1, SH: 1, SW: 1}, 0, 0, 1},
+	} {
+		d, taps := c.d, c.d.KH*c.d.KW
+		grad := make([]float32, d.Groups*d.OCg*d.ICg*taps)
+		for i := range grad {
+			grad[i] = float32(i%7) / 4
+		}
+		want := slices.Clone(grad)
+		dw := make([]float32, (c.t1-c.t0)*d.ICg*NR)
+		for i := range dw {
+			dw[i] = float32(i + 1)
+		}
+		g, ob := c.blk/d.OCB(), c.blk%d.OCB()
+		for t := c.t0; t < c.t1; t++ {
+			for ic := 0; ic < d.ICg; ic++ {
+				for j := 0; j < NR && ob*NR+j < d.OCg; j++ {
+					oc := g*d.OCg + ob*NR + j
+					want[(oc*d.ICg+ic)*taps+t] += dw[((t-c.t0)*d.ICg+ic)*NR+j]
+				}
+			}
+		}
+		AddConvGrad(grad, dw, d, c.blk, c.t0, c.t1)
+		if !slices.Equal(grad, want) {
+			t.Errorf("%+v block %d taps [%d, %d): gradient differs", d, c.blk, c.t0, c.t1)
 		}
 	}
 }
