@@ -778,6 +778,22 @@ func (g *stepGen) maxPoolBwd() []jen.Code {
 		x("dout, dx, arg := %s, %s, %s", g.ref(st.DOut), g.ref(st.DIn), g.ref(st.Saved)),
 	}
 	code = append(code, g.zeroHalos(st.DIn)...)
+	if l := st.Layer; l.PH == 0 && l.PW == 0 && l.KH == l.SH && l.KW == l.SW && l.Out.H*l.SH == l.In.H && l.Out.W*l.SW == l.In.W {
+		return append(append(code,
+			jen.Const().Defs(x("KH, KW = %d, %d", l.KH, l.KW)),
+			jen.Comment("The windows tile the input without overlap, so a row of windows owns its KH"),
+			jen.Comment("input rows: clear them, then add each output gradient at its recorded"),
+			jen.Comment("position while they are still in cache. Split by output rows."),
+		), rows(l.Out.H, "oy",
+			loop("ky", 0, "KH", jen.Clear(x("dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C]"))),
+			loop("ox", 0, "OW",
+				x("a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]"),
+				jen.For(x("k, at := range a")).Block(
+					x("dx[b*XS+XI+int(at)/W*XRS+int(at)%%W*C+k] += d[k]"),
+				),
+			),
+		)...)
+	}
 	return append(code,
 		jen.Comment("Channels are independent and windows overlap: split by channel, so each input"),
 		jen.Comment("gradient is summed by one worker, in output scan order."),

@@ -1109,24 +1109,22 @@ func (m *Model) bwd21(w, nw int) {
 	dout, dx, arg := m.gb[53], m.gb[52], m.gi[54]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[52], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*7, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/7, r%7
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}
@@ -1793,24 +1791,22 @@ func (m *Model) bwd16(w, nw int) {
 	dout, dx, arg := m.gb[47], m.gb[46], m.gi[48]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[46], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*14, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/14, r%14
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}
@@ -2477,24 +2473,22 @@ func (m *Model) bwd11(w, nw int) {
 	dout, dx, arg := m.gb[41], m.gb[40], m.gi[42]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[40], m.n, 861184, 56, 56, 256, 1, 1, w, nw)
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*28, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/28, r%28
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}
@@ -3165,24 +3159,22 @@ func (m *Model) bwd6(w, nw int) {
 	dout, dx, arg := m.gb[35], m.gb[34], m.gi[36]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[34], m.n, 1663488, 112, 112, 128, 1, 1, w, nw)
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*56, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/56, r%56
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}
@@ -3531,24 +3523,22 @@ func (m *Model) bwd3(w, nw int) {
 	dout, dx, arg := m.gb[31], m.gb[30], m.gi[32]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[30], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*112, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/112, r%112
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}

@@ -866,24 +866,22 @@ func (m *Model) bwd6(w, nw int) {
 		XI  = 0
 	)
 	dout, dx, arg := m.gb[21], m.gb[20], m.gi[22]
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*7, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/7, r%7
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}
@@ -1109,24 +1107,22 @@ func (m *Model) bwd3(w, nw int) {
 		XI  = 0
 	)
 	dout, dx, arg := m.gb[17], m.gb[16], m.gi[18]
-	// Channels are independent and windows overlap: split by channel, so each input
-	// gradient is summed by one worker, in output scan order.
-	lo, hi := parallel.Span(C, w, nw)
-	if lo >= hi {
-		return
-	}
-	for b := 0; b < m.n; b++ {
-		for y := 0; y < H; y++ {
-			for x := 0; x < W; x++ {
-				clear(dx[b*XS+XI+y*XRS+x*C:][lo:hi])
-			}
+	const (
+		KH, KW = 2, 2
+	)
+	// The windows tile the input without overlap, so a row of windows owns its KH
+	// input rows: clear them, then add each output gradient at its recorded
+	// position while they are still in cache. Split by output rows.
+	lo, hi := parallel.Span(m.n*14, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/14, r%14
+		for ky := 0; ky < KH; ky++ {
+			clear(dx[b*XS+XI+(oy*KH+ky)*XRS:][:W*C])
 		}
-		for oy := 0; oy < OH; oy++ {
-			for ox := 0; ox < OW; ox++ {
-				a, d := arg[((b*OH+oy)*OW+ox)*C:][lo:hi], dout[b*DS+DI+oy*DRS+ox*C:][lo:hi]
-				for k, at := range a {
-					dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+lo+k] += d[k]
-				}
+		for ox := 0; ox < OW; ox++ {
+			a, d := arg[((b*OH+oy)*OW+ox)*C:][:C], dout[b*DS+DI+oy*DRS+ox*C:][:C]
+			for k, at := range a {
+				dx[b*XS+XI+int(at)/W*XRS+int(at)%W*C+k] += d[k]
 			}
 		}
 	}
