@@ -40,16 +40,23 @@ var (
 	}
 	linearAVX2 = linearKernels{
 		kern: []linearKernel{
-			linear_1x6_avx2, linear_2x3_avx2, linear_3x2_avx2,
-			linear_4x1_avx2, linear_5x1_avx2, linear_6x1_avx2,
+			linear_1x6_avx2, linear_2x3_avx2, linear_3x2_avx2, linear_4x3_avx2,
+			linear_5x2_avx2, linear_6x3_avx2, linear_7x3_avx2, linear_8x3_avx2,
 		},
 		rows: 6,
 	}
 )
 
 // linearNoBias is what the kernels add when bias is nil: -0, which leaves
-// every sum unchanged (+0 + -0 = +0, -0 + -0 = -0, NaN stays NaN).
-var linearNoBias = math.Float32frombits(1 << 31)
+// every sum unchanged (+0 + -0 = +0, -0 + -0 = -0, NaN stays NaN). A kernel
+// reads up to a tile's width of bias at once, and with bstep 0 always from
+// linearNoBias[0].
+var linearNoBias = func() (z [16]float32) {
+	for i := range z {
+		z[i] = math.Float32frombits(1 << 31)
+	}
+	return z
+}()
 
 const (
 	// linearXBytes bounds the x of one sample block per input chunk: a
@@ -108,7 +115,7 @@ func linear(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bi
 	}
 	for j0 := 0; j0 < n; j0 += nc {
 		nn := min(nc, n-j0)
-		b, bstep := &linearNoBias, 0
+		b, bstep := &linearNoBias[0], 0
 		if bias != nil {
 			b, bstep = &bias[j0], 1
 		}

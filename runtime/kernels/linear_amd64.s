@@ -90,80 +90,82 @@ DATA linearTailKMask<>+32(SB)/2, $0xffff
 GLOBL linearTailKMask<>(SB), RODATA|NOPTR, $34
 
 // func linear_1x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
-TEXT ·linear_1x8_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), AX
-
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linear_1x8_avx512(SB), NOSPLIT, $144-104
 	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), CX
-	MOVQ CX, DX
-	ANDQ $0x0f, DX
-	MOVQ DX, (SP)
-	ANDQ $-16, CX
-	SHLQ $0x02, CX
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
 
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), BX
-	KMOVW (BX)(DX*2), K1
-	MOVQ  n+64(FP), DX
-	MOVQ  DX, 8(SP)
-	MOVQ  y+0(FP), DX
-	MOVQ  DX, 16(SP)
-	MOVQ  w+32(FP), DX
-	MOVQ  DX, 24(SP)
-	MOVQ  bias+48(FP), DX
-	MOVQ  DX, 32(SP)
-	MOVQ  ldw+40(FP), DX
-	SHLQ  $0x02, DX
-	MOVQ  DX, 40(SP)
-	MOVQ  ldy+8(FP), DX
-	SHLQ  $0x02, DX
-	MOVQ  DX, 48(SP)
-	MOVQ  bstep+56(FP), DX
-	SHLQ  $0x02, DX
-	MOVQ  DX, 56(SP)
-	MOVQ  part+88(FP), DX
-	MOVQ  DX, 64(SP)
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
 
 linear_1x8_avx512_rows:
 	// for ; n >= 8; n -= 8
 	CMPQ 8(SP), $0x08
-	JL   linear_1x8_avx512_row
+	JL   linear_1x8_avx512_rest
 
-	// Tile of 1 sample(s) × 8 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// Tile of 1 sample(s) × 8 output(s) in groups [1]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), DX
-	MOVQ 24(SP), BX
-	LEAQ (BX)(DX*1), SI
-	LEAQ (SI)(DX*1), DI
-	LEAQ (DI)(DX*1), R8
-	LEAQ (R8)(DX*1), R9
-	LEAQ (R9)(DX*1), R10
-	LEAQ (R10)(DX*1), R11
-	LEAQ (R11)(DX*1), R12
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R12)(DX*1), DX
-	MOVQ DX, 24(SP)
+	LEAQ (R11)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_1x8_avx512_1x8_zero
-	MOVQ    64(SP), DX
-	VMOVUPS (DX), Z0
-	VMOVUPS 64(DX), Z1
-	VMOVUPS 128(DX), Z2
-	VMOVUPS 192(DX), Z3
-	VMOVUPS 256(DX), Z4
-	VMOVUPS 320(DX), Z5
-	VMOVUPS 384(DX), Z6
-	VMOVUPS 448(DX), Z7
-	JMP     linear_1x8_avx512_1x8_kloop
+	JZ      linear_1x8_avx512_8x1_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	JMP     linear_1x8_avx512_8x1_g0_kloop
 
-linear_1x8_avx512_1x8_zero:
+linear_1x8_avx512_8x1_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -173,349 +175,1206 @@ linear_1x8_avx512_1x8_zero:
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
 
-linear_1x8_avx512_1x8_kloop:
-	XORQ  DX, DX
-	TESTQ CX, CX
-	JZ    linear_1x8_avx512_1x8_tail
+linear_1x8_avx512_8x1_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_8x1_g0_tail
 
-linear_1x8_avx512_1x8_k:
+linear_1x8_avx512_8x1_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (AX)(DX*1), Z8
-	VFMADD231PS (BX)(DX*1), Z8, Z0
-	VFMADD231PS (SI)(DX*1), Z8, Z1
-	VFMADD231PS (DI)(DX*1), Z8, Z2
-	VFMADD231PS (R8)(DX*1), Z8, Z3
-	VFMADD231PS (R9)(DX*1), Z8, Z4
-	VFMADD231PS (R10)(DX*1), Z8, Z5
-	VFMADD231PS (R11)(DX*1), Z8, Z6
-	VFMADD231PS (R12)(DX*1), Z8, Z7
-	ADDQ        $0x40, DX
-	CMPQ        DX, CX
-	JB          linear_1x8_avx512_1x8_k
+	VMOVUPS     (CX)(R12*1), Z8
+	VFMADD231PS (DX)(R12*1), Z8, Z0
+	VFMADD231PS (BX)(R12*1), Z8, Z1
+	VFMADD231PS (SI)(R12*1), Z8, Z2
+	VFMADD231PS (DI)(R12*1), Z8, Z3
+	VFMADD231PS (R8)(R12*1), Z8, Z4
+	VFMADD231PS (R9)(R12*1), Z8, Z5
+	VFMADD231PS (R10)(R12*1), Z8, Z6
+	VFMADD231PS (R11)(R12*1), Z8, Z7
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_1x8_avx512_8x1_g0_k
 
-linear_1x8_avx512_1x8_tail:
+linear_1x8_avx512_8x1_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_1x8_avx512_1x8_sum
-	VMOVUPS.Z   (AX)(DX*1), K1, Z8
-	VFMADD231PS (BX)(DX*1), Z8, K1, Z0
-	VFMADD231PS (SI)(DX*1), Z8, K1, Z1
-	VFMADD231PS (DI)(DX*1), Z8, K1, Z2
-	VFMADD231PS (R8)(DX*1), Z8, K1, Z3
-	VFMADD231PS (R9)(DX*1), Z8, K1, Z4
-	VFMADD231PS (R10)(DX*1), Z8, K1, Z5
-	VFMADD231PS (R11)(DX*1), Z8, K1, Z6
-	VFMADD231PS (R12)(DX*1), Z8, K1, Z7
+	JE          linear_1x8_avx512_8x1_g0_sum
+	VMOVUPS.Z   (CX)(R12*1), K1, Z8
+	VFMADD231PS (DX)(R12*1), Z8, K1, Z0
+	VFMADD231PS (BX)(R12*1), Z8, K1, Z1
+	VFMADD231PS (SI)(R12*1), Z8, K1, Z2
+	VFMADD231PS (DI)(R12*1), Z8, K1, Z3
+	VFMADD231PS (R8)(R12*1), Z8, K1, Z4
+	VFMADD231PS (R9)(R12*1), Z8, K1, Z5
+	VFMADD231PS (R10)(R12*1), Z8, K1, Z6
+	VFMADD231PS (R11)(R12*1), Z8, K1, Z7
 
-linear_1x8_avx512_1x8_sum:
+linear_1x8_avx512_8x1_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_1x8_avx512_1x8_out
-	MOVQ    64(SP), DX
-	VMOVUPS Z0, (DX)
-	VMOVUPS Z1, 64(DX)
-	VMOVUPS Z2, 128(DX)
-	VMOVUPS Z3, 192(DX)
-	VMOVUPS Z4, 256(DX)
-	VMOVUPS Z5, 320(DX)
-	VMOVUPS Z6, 384(DX)
-	VMOVUPS Z7, 448(DX)
-	JMP     linear_1x8_avx512_1x8_next
+	JZ      linear_1x8_avx512_8x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	JMP     linear_1x8_avx512_8x1_g0_next
 
-linear_1x8_avx512_1x8_out:
+linear_1x8_avx512_8x1_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X8
-	MOVQ          32(SP), DX
-	VMOVSS        (DX), X9
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z0, Y10
-	VADDPS        Y10, Y0, Y10
-	VEXTRACTF32X4 $0x01, Y10, X0
-	VADDPS        X0, X10, X0
-	VMOVHLPS      X0, X0, X10
-	VADDPS        X10, X0, X10
-	VMOVSHDUP     X10, X0
-	VADDSS        X0, X10, X0
-	VADDSS        X9, X0, X0
-	VMAXSS        X0, X8, X0
-	VMOVSS        X0, (BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z1, Y9
-	VADDPS        Y9, Y1, Y9
-	VEXTRACTF32X4 $0x01, Y9, X1
-	VADDPS        X1, X9, X1
-	VMOVHLPS      X1, X1, X9
-	VADDPS        X9, X1, X9
-	VMOVSHDUP     X9, X1
-	VADDSS        X1, X9, X1
-	VADDSS        X0, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, 4(BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X8, X2
-	VMOVSS        X2, 8(BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z3, Y1
-	VADDPS        Y1, Y3, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X8, X2
-	VMOVSS        X2, 12(BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X8, X2
-	VMOVSS        X2, 16(BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X8, X2
-	VMOVSS        X2, 20(BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X8, X2
-	VMOVSS        X2, 24(BX)
-	VMOVSS        (DX), X0
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X8, X2
-	VMOVSS        X2, 28(BX)
-	MOVQ          DX, 32(SP)
-	ADDQ          $0x20, 16(SP)
+	VBROADCASTSS lo+80(FP), Z8
 
-linear_1x8_avx512_1x8_next:
-	// n -= 8; part += 8*m*16
-	ADDQ $0x00000200, 64(SP)
-	SUBQ $0x08, 8(SP)
-	JMP  linear_1x8_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z9
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z2, Z1
+	VSHUFF32X4 $0xee, Z6, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z3, Z2
+	VSHUFF32X4 $0xee, Z7, Z3, Z3
+	VADDPS     Z3, Z2, Z2
 
-linear_1x8_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_1x8_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
 
-	// Tile of 1 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*8+jj] = max(lo, z[s*8+jj] + bias[0+jj]); y[i][0:8] = z[s*8:][:8]
+	VBROADCASTF64X4 (CX), Z1
+	VADDPS          Z1, Z0, Z0
+	VMAXPS          Z0, Z8, Z0
+	VMOVUPS         Z0, 80(SP)
+	VMOVUPS         80(SP), Y0
+	VMOVUPS         Y0, (DX)
+
+linear_1x8_avx512_8x1_g0_next:
+	// n -= 8; part += 8*m*16; y += 8; bias += 8*bstep
+	ADDQ   $0x00000200, 72(SP)
+	ADDQ   $0x20, 16(SP)
+	IMUL3Q $0x08, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x08, 8(SP)
+	JMP    linear_1x8_avx512_rows
+
+linear_1x8_avx512_rest:
+	// if n >= 7 { tile of 7; n -= 7 }
+	CMPQ 8(SP), $0x07
+	JL   linear_1x8_avx512_not7
+
+	// Tile of 1 sample(s) × 7 output(s) in groups [1]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), DX
-	MOVQ 24(SP), BX
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (BX)(DX*1), DX
-	MOVQ DX, 24(SP)
+	LEAQ (R10)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_1x8_avx512_1x1_zero
-	MOVQ    64(SP), DX
-	VMOVUPS (DX), Z0
-	JMP     linear_1x8_avx512_1x1_kloop
+	JZ      linear_1x8_avx512_7x1_g0_zero
+	MOVQ    72(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	JMP     linear_1x8_avx512_7x1_g0_kloop
 
-linear_1x8_avx512_1x1_zero:
+linear_1x8_avx512_7x1_g0_zero:
 	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
 
-linear_1x8_avx512_1x1_kloop:
-	XORQ  DX, DX
-	TESTQ CX, CX
-	JZ    linear_1x8_avx512_1x1_tail
+linear_1x8_avx512_7x1_g0_kloop:
+	XORQ  R11, R11
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_7x1_g0_tail
 
-linear_1x8_avx512_1x1_k:
+linear_1x8_avx512_7x1_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (AX)(DX*1), Z1
-	VFMADD231PS (BX)(DX*1), Z1, Z0
-	ADDQ        $0x40, DX
-	CMPQ        DX, CX
-	JB          linear_1x8_avx512_1x1_k
+	VMOVUPS     (CX)(R11*1), Z7
+	VFMADD231PS (DX)(R11*1), Z7, Z0
+	VFMADD231PS (BX)(R11*1), Z7, Z1
+	VFMADD231PS (SI)(R11*1), Z7, Z2
+	VFMADD231PS (DI)(R11*1), Z7, Z3
+	VFMADD231PS (R8)(R11*1), Z7, Z4
+	VFMADD231PS (R9)(R11*1), Z7, Z5
+	VFMADD231PS (R10)(R11*1), Z7, Z6
+	ADDQ        $0x40, R11
+	CMPQ        R11, AX
+	JB          linear_1x8_avx512_7x1_g0_k
 
-linear_1x8_avx512_1x1_tail:
+linear_1x8_avx512_7x1_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_1x8_avx512_1x1_sum
-	VMOVUPS.Z   (AX)(DX*1), K1, Z1
-	VFMADD231PS (BX)(DX*1), Z1, K1, Z0
+	JE          linear_1x8_avx512_7x1_g0_sum
+	VMOVUPS.Z   (CX)(R11*1), K1, Z7
+	VFMADD231PS (DX)(R11*1), Z7, K1, Z0
+	VFMADD231PS (BX)(R11*1), Z7, K1, Z1
+	VFMADD231PS (SI)(R11*1), Z7, K1, Z2
+	VFMADD231PS (DI)(R11*1), Z7, K1, Z3
+	VFMADD231PS (R8)(R11*1), Z7, K1, Z4
+	VFMADD231PS (R9)(R11*1), Z7, K1, Z5
+	VFMADD231PS (R10)(R11*1), Z7, K1, Z6
 
-linear_1x8_avx512_1x1_sum:
+linear_1x8_avx512_7x1_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_1x8_avx512_1x1_out
-	MOVQ    64(SP), DX
-	VMOVUPS Z0, (DX)
-	JMP     linear_1x8_avx512_1x1_next
+	JZ      linear_1x8_avx512_7x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	JMP     linear_1x8_avx512_7x1_g0_next
 
-linear_1x8_avx512_1x1_out:
+linear_1x8_avx512_7x1_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X1
-	MOVQ          32(SP), DX
-	VMOVSS        (DX), X2
-	ADDQ          56(SP), DX
-	MOVQ          16(SP), BX
-	VEXTRACTF64X4 $0x01, Z0, Y3
-	VADDPS        Y3, Y0, Y3
-	VEXTRACTF32X4 $0x01, Y3, X0
-	VADDPS        X0, X3, X0
-	VMOVHLPS      X0, X0, X3
-	VADDPS        X3, X0, X3
-	VMOVSHDUP     X3, X0
-	VADDSS        X0, X3, X0
-	VADDSS        X2, X0, X0
-	VMAXSS        X0, X1, X0
-	VMOVSS        X0, (BX)
-	MOVQ          DX, 32(SP)
-	ADDQ          $0x04, 16(SP)
+	VBROADCASTSS lo+80(FP), Z7
 
-linear_1x8_avx512_1x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000040, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_1x8_avx512_row
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z8
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z2, Z1
+	VSHUFF32X4 $0xee, Z6, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
 
-linear_1x8_avx512_done:
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z8, Z8, Z3
+	VSHUFF32X4 $0xdd, Z8, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z0, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X7, X0
+	VMOVSS  X0, 24(DX)
+
+linear_1x8_avx512_7x1_g0_next:
+	// n -= 7; part += 7*m*16; y += 7; bias += 7*bstep
+	ADDQ   $0x000001c0, 72(SP)
+	ADDQ   $0x1c, 16(SP)
+	IMUL3Q $0x07, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x07, 8(SP)
+
+linear_1x8_avx512_not7:
+	// if n >= 6 { tile of 6; n -= 6 }
+	CMPQ 8(SP), $0x06
+	JL   linear_1x8_avx512_not6
+
+	// Tile of 1 sample(s) × 6 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x8_avx512_6x1_g0_zero
+	MOVQ    72(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	JMP     linear_1x8_avx512_6x1_g0_kloop
+
+linear_1x8_avx512_6x1_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linear_1x8_avx512_6x1_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_6x1_g0_tail
+
+linear_1x8_avx512_6x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(R10*1), Z6
+	VFMADD231PS (DX)(R10*1), Z6, Z0
+	VFMADD231PS (BX)(R10*1), Z6, Z1
+	VFMADD231PS (SI)(R10*1), Z6, Z2
+	VFMADD231PS (DI)(R10*1), Z6, Z3
+	VFMADD231PS (R8)(R10*1), Z6, Z4
+	VFMADD231PS (R9)(R10*1), Z6, Z5
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_1x8_avx512_6x1_g0_k
+
+linear_1x8_avx512_6x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_1x8_avx512_6x1_g0_sum
+	VMOVUPS.Z   (CX)(R10*1), K1, Z6
+	VFMADD231PS (DX)(R10*1), Z6, K1, Z0
+	VFMADD231PS (BX)(R10*1), Z6, K1, Z1
+	VFMADD231PS (SI)(R10*1), Z6, K1, Z2
+	VFMADD231PS (DI)(R10*1), Z6, K1, Z3
+	VFMADD231PS (R8)(R10*1), Z6, K1, Z4
+	VFMADD231PS (R9)(R10*1), Z6, K1, Z5
+
+linear_1x8_avx512_6x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x8_avx512_6x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	JMP     linear_1x8_avx512_6x1_g0_next
+
+linear_1x8_avx512_6x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z7
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z0, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 20(DX)
+
+linear_1x8_avx512_6x1_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000180, 72(SP)
+	ADDQ   $0x18, 16(SP)
+	IMUL3Q $0x06, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x06, 8(SP)
+
+linear_1x8_avx512_not6:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 8(SP), $0x05
+	JL   linear_1x8_avx512_not5
+
+	// Tile of 1 sample(s) × 5 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x8_avx512_5x1_g0_zero
+	MOVQ    72(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	JMP     linear_1x8_avx512_5x1_g0_kloop
+
+linear_1x8_avx512_5x1_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+linear_1x8_avx512_5x1_g0_kloop:
+	XORQ  R9, R9
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_5x1_g0_tail
+
+linear_1x8_avx512_5x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(R9*1), Z5
+	VFMADD231PS (DX)(R9*1), Z5, Z0
+	VFMADD231PS (BX)(R9*1), Z5, Z1
+	VFMADD231PS (SI)(R9*1), Z5, Z2
+	VFMADD231PS (DI)(R9*1), Z5, Z3
+	VFMADD231PS (R8)(R9*1), Z5, Z4
+	ADDQ        $0x40, R9
+	CMPQ        R9, AX
+	JB          linear_1x8_avx512_5x1_g0_k
+
+linear_1x8_avx512_5x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_1x8_avx512_5x1_g0_sum
+	VMOVUPS.Z   (CX)(R9*1), K1, Z5
+	VFMADD231PS (DX)(R9*1), Z5, K1, Z0
+	VFMADD231PS (BX)(R9*1), Z5, K1, Z1
+	VFMADD231PS (SI)(R9*1), Z5, K1, Z2
+	VFMADD231PS (DI)(R9*1), Z5, K1, Z3
+	VFMADD231PS (R8)(R9*1), Z5, K1, Z4
+
+linear_1x8_avx512_5x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x8_avx512_5x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	JMP     linear_1x8_avx512_5x1_g0_next
+
+linear_1x8_avx512_5x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z5
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z6
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z6, Z6
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z6, Z6, Z3
+	VSHUFF32X4 $0xdd, Z6, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z0, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X5, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X5, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X5, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X5, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X5, X0
+	VMOVSS  X0, 16(DX)
+
+linear_1x8_avx512_5x1_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000140, 72(SP)
+	ADDQ   $0x14, 16(SP)
+	IMUL3Q $0x05, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x05, 8(SP)
+
+linear_1x8_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 8(SP), $0x04
+	JL   linear_1x8_avx512_not4
+
+	// Tile of 1 sample(s) × 4 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x8_avx512_4x1_g0_zero
+	MOVQ    72(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	JMP     linear_1x8_avx512_4x1_g0_kloop
+
+linear_1x8_avx512_4x1_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linear_1x8_avx512_4x1_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_4x1_g0_tail
+
+linear_1x8_avx512_4x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(R8*1), Z4
+	VFMADD231PS (DX)(R8*1), Z4, Z0
+	VFMADD231PS (BX)(R8*1), Z4, Z1
+	VFMADD231PS (SI)(R8*1), Z4, Z2
+	VFMADD231PS (DI)(R8*1), Z4, Z3
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_1x8_avx512_4x1_g0_k
+
+linear_1x8_avx512_4x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_1x8_avx512_4x1_g0_sum
+	VMOVUPS.Z   (CX)(R8*1), K1, Z4
+	VFMADD231PS (DX)(R8*1), Z4, K1, Z0
+	VFMADD231PS (BX)(R8*1), Z4, K1, Z1
+	VFMADD231PS (SI)(R8*1), Z4, K1, Z2
+	VFMADD231PS (DI)(R8*1), Z4, K1, Z3
+
+linear_1x8_avx512_4x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x8_avx512_4x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	JMP     linear_1x8_avx512_4x1_g0_next
+
+linear_1x8_avx512_4x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z2
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z1
+	VADDPS          Z1, Z0, Z0
+	VMAXPS          Z0, Z4, Z0
+	VMOVUPS         Z0, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+
+linear_1x8_avx512_4x1_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000100, 72(SP)
+	ADDQ   $0x10, 16(SP)
+	IMUL3Q $0x04, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x04, 8(SP)
+
+linear_1x8_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 8(SP), $0x03
+	JL   linear_1x8_avx512_not3
+
+	// Tile of 1 sample(s) × 3 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x8_avx512_3x1_g0_zero
+	MOVQ    72(SP), DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	JMP     linear_1x8_avx512_3x1_g0_kloop
+
+linear_1x8_avx512_3x1_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+linear_1x8_avx512_3x1_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_3x1_g0_tail
+
+linear_1x8_avx512_3x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(DI*1), Z3
+	VFMADD231PS (DX)(DI*1), Z3, Z0
+	VFMADD231PS (BX)(DI*1), Z3, Z1
+	VFMADD231PS (SI)(DI*1), Z3, Z2
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_1x8_avx512_3x1_g0_k
+
+linear_1x8_avx512_3x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_1x8_avx512_3x1_g0_sum
+	VMOVUPS.Z   (CX)(DI*1), K1, Z3
+	VFMADD231PS (DX)(DI*1), Z3, K1, Z0
+	VFMADD231PS (BX)(DI*1), Z3, K1, Z1
+	VFMADD231PS (SI)(DI*1), Z3, K1, Z2
+
+linear_1x8_avx512_3x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x8_avx512_3x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	JMP     linear_1x8_avx512_3x1_g0_next
+
+linear_1x8_avx512_3x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z3
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z4
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z2, Z1
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z1, Z1
+	VSHUFPS $0x44, Z0, Z0, Z2
+	VSHUFPS $0xee, Z0, Z0, Z0
+	VADDPS  Z0, Z2, Z2
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z2, Z1, Z0
+	VSHUFPS $0xdd, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z0, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X3, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X3, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X3, X0
+	VMOVSS  X0, 8(DX)
+
+linear_1x8_avx512_3x1_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x000000c0, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+
+linear_1x8_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_1x8_avx512_not2
+
+	// Tile of 1 sample(s) × 2 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x8_avx512_2x1_g0_zero
+	MOVQ    72(SP), SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	JMP     linear_1x8_avx512_2x1_g0_kloop
+
+linear_1x8_avx512_2x1_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+linear_1x8_avx512_2x1_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_2x1_g0_tail
+
+linear_1x8_avx512_2x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(SI*1), Z2
+	VFMADD231PS (DX)(SI*1), Z2, Z0
+	VFMADD231PS (BX)(SI*1), Z2, Z1
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_1x8_avx512_2x1_g0_k
+
+linear_1x8_avx512_2x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_1x8_avx512_2x1_g0_sum
+	VMOVUPS.Z   (CX)(SI*1), K1, Z2
+	VFMADD231PS (DX)(SI*1), Z2, K1, Z0
+	VFMADD231PS (BX)(SI*1), Z2, K1, Z1
+
+linear_1x8_avx512_2x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x8_avx512_2x1_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	JMP     linear_1x8_avx512_2x1_g0_next
+
+linear_1x8_avx512_2x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z2
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z3
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x88, Z0, Z0, Z3
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z3, Z1, Z0
+	VSHUFPS $0xee, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z0, Z1
+	VSHUFPS $0xdd, Z0, Z0, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z2, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+
+linear_1x8_avx512_2x1_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000080, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_1x8_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_1x8_avx512_not1
+
+	// Tile of 1 sample(s) × 1 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x8_avx512_1x1_g0_zero
+	MOVQ    72(SP), BX
+	VMOVUPS (BX), Z0
+	JMP     linear_1x8_avx512_1x1_g0_kloop
+
+linear_1x8_avx512_1x1_g0_zero:
+	VXORPS Z0, Z0, Z0
+
+linear_1x8_avx512_1x1_g0_kloop:
+	XORQ  BX, BX
+	TESTQ AX, AX
+	JZ    linear_1x8_avx512_1x1_g0_tail
+
+linear_1x8_avx512_1x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(BX*1), Z1
+	VFMADD231PS (DX)(BX*1), Z1, Z0
+	ADDQ        $0x40, BX
+	CMPQ        BX, AX
+	JB          linear_1x8_avx512_1x1_g0_k
+
+linear_1x8_avx512_1x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_1x8_avx512_1x1_g0_sum
+	VMOVUPS.Z   (CX)(BX*1), K1, Z1
+	VFMADD231PS (DX)(BX*1), Z1, K1, Z0
+
+linear_1x8_avx512_1x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x8_avx512_1x1_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	JMP     linear_1x8_avx512_1x1_g0_next
+
+linear_1x8_avx512_1x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z1
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z2
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z0, Z2
+	VSHUFPS $0xee, Z0, Z0, Z0
+	VADDPS  Z0, Z2, Z2
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z2, Z2, Z0
+	VSHUFPS $0xdd, Z2, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z2
+	VADDPS       Z2, Z0, Z0
+	VMAXPS       Z0, Z1, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+
+linear_1x8_avx512_1x1_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000040, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_1x8_avx512_not1:
 	VZEROUPPER
 	RET
 
 // func linear_2x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_2x8_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), AX
-
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_2x8_avx512(SB), NOSPLIT, $144-104
 	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), DX
-	MOVQ DX, BX
-	ANDQ $0x0f, BX
-	MOVQ BX, (SP)
-	ANDQ $-16, DX
-	SHLQ $0x02, DX
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
 
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), SI
-	KMOVW (SI)(BX*2), K1
-	MOVQ  n+64(FP), BX
-	MOVQ  BX, 8(SP)
-	MOVQ  y+0(FP), BX
-	MOVQ  BX, 16(SP)
-	MOVQ  w+32(FP), BX
-	MOVQ  BX, 24(SP)
-	MOVQ  bias+48(FP), BX
-	MOVQ  BX, 32(SP)
-	MOVQ  ldw+40(FP), BX
-	SHLQ  $0x02, BX
-	MOVQ  BX, 40(SP)
-	MOVQ  ldy+8(FP), BX
-	SHLQ  $0x02, BX
-	MOVQ  BX, 48(SP)
-	MOVQ  bstep+56(FP), BX
-	SHLQ  $0x02, BX
-	MOVQ  BX, 56(SP)
-	MOVQ  part+88(FP), BX
-	MOVQ  BX, 64(SP)
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
 
 linear_2x8_avx512_rows:
 	// for ; n >= 8; n -= 8
 	CMPQ 8(SP), $0x08
-	JL   linear_2x8_avx512_row
+	JL   linear_2x8_avx512_rest
 
-	// Tile of 2 sample(s) × 8 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// Tile of 2 sample(s) × 8 output(s) in groups [2]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), BX
-	MOVQ 24(SP), SI
-	LEAQ (SI)(BX*1), DI
-	LEAQ (DI)(BX*1), R8
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	LEAQ (R10)(BX*1), R11
-	LEAQ (R11)(BX*1), R12
-	LEAQ (R12)(BX*1), R13
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R13)(BX*1), BX
-	MOVQ BX, 24(SP)
+	LEAQ (R11)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_2x8_avx512_2x8_zero
-	MOVQ    64(SP), BX
-	VMOVUPS (BX), Z0
-	VMOVUPS 64(BX), Z1
-	VMOVUPS 128(BX), Z2
-	VMOVUPS 192(BX), Z3
-	VMOVUPS 256(BX), Z4
-	VMOVUPS 320(BX), Z5
-	VMOVUPS 384(BX), Z6
-	VMOVUPS 448(BX), Z7
-	VMOVUPS 512(BX), Z8
-	VMOVUPS 576(BX), Z9
-	VMOVUPS 640(BX), Z10
-	VMOVUPS 704(BX), Z11
-	VMOVUPS 768(BX), Z12
-	VMOVUPS 832(BX), Z13
-	VMOVUPS 896(BX), Z14
-	VMOVUPS 960(BX), Z15
-	JMP     linear_2x8_avx512_2x8_kloop
+	JZ      linear_2x8_avx512_8x2_g0_zero
+	MOVQ    72(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	JMP     linear_2x8_avx512_8x2_g0_kloop
 
-linear_2x8_avx512_2x8_zero:
+linear_2x8_avx512_8x2_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -533,526 +1392,232 @@ linear_2x8_avx512_2x8_zero:
 	VXORPS Z14, Z14, Z14
 	VXORPS Z15, Z15, Z15
 
-linear_2x8_avx512_2x8_kloop:
-	XORQ  BX, BX
-	TESTQ DX, DX
-	JZ    linear_2x8_avx512_2x8_tail
+linear_2x8_avx512_8x2_g0_kloop:
+	XORQ  R13, R13
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_8x2_g0_tail
 
-linear_2x8_avx512_2x8_k:
+linear_2x8_avx512_8x2_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(BX*1), Z16
-	VMOVUPS     (AX)(BX*1), Z17
-	PREFETCHT0  1024(SI)(BX*1)
-	VMOVUPS     (SI)(BX*1), Z18
+	VMOVUPS     (R12)(R13*1), Z16
+	VMOVUPS     (CX)(R13*1), Z17
+	PREFETCHT0  1024(DX)(R13*1)
+	VMOVUPS     (DX)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z0
 	VFMADD231PS Z17, Z18, Z1
-	PREFETCHT0  1024(DI)(BX*1)
-	VMOVUPS     (DI)(BX*1), Z18
+	PREFETCHT0  1024(BX)(R13*1)
+	VMOVUPS     (BX)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z2
 	VFMADD231PS Z17, Z18, Z3
-	PREFETCHT0  1024(R8)(BX*1)
-	VMOVUPS     (R8)(BX*1), Z18
+	PREFETCHT0  1024(SI)(R13*1)
+	VMOVUPS     (SI)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z4
 	VFMADD231PS Z17, Z18, Z5
-	PREFETCHT0  1024(R9)(BX*1)
-	VMOVUPS     (R9)(BX*1), Z18
+	PREFETCHT0  1024(DI)(R13*1)
+	VMOVUPS     (DI)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z6
 	VFMADD231PS Z17, Z18, Z7
-	PREFETCHT0  1024(R10)(BX*1)
-	VMOVUPS     (R10)(BX*1), Z18
+	PREFETCHT0  1024(R8)(R13*1)
+	VMOVUPS     (R8)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z8
 	VFMADD231PS Z17, Z18, Z9
-	PREFETCHT0  1024(R11)(BX*1)
-	VMOVUPS     (R11)(BX*1), Z18
+	PREFETCHT0  1024(R9)(R13*1)
+	VMOVUPS     (R9)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z10
 	VFMADD231PS Z17, Z18, Z11
-	PREFETCHT0  1024(R12)(BX*1)
-	VMOVUPS     (R12)(BX*1), Z18
+	PREFETCHT0  1024(R10)(R13*1)
+	VMOVUPS     (R10)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z12
 	VFMADD231PS Z17, Z18, Z13
-	PREFETCHT0  1024(R13)(BX*1)
-	VMOVUPS     (R13)(BX*1), Z18
+	PREFETCHT0  1024(R11)(R13*1)
+	VMOVUPS     (R11)(R13*1), Z18
 	VFMADD231PS Z16, Z18, Z14
 	VFMADD231PS Z17, Z18, Z15
-	ADDQ        $0x40, BX
-	CMPQ        BX, DX
-	JB          linear_2x8_avx512_2x8_k
+	ADDQ        $0x40, R13
+	CMPQ        R13, AX
+	JB          linear_2x8_avx512_8x2_g0_k
 
-linear_2x8_avx512_2x8_tail:
+linear_2x8_avx512_8x2_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_2x8_avx512_2x8_sum
-	VMOVUPS.Z   (CX)(BX*1), K1, Z16
-	VMOVUPS.Z   (AX)(BX*1), K1, Z17
-	VMOVUPS.Z   (SI)(BX*1), K1, Z18
+	JE          linear_2x8_avx512_8x2_g0_sum
+	VMOVUPS.Z   (R12)(R13*1), K1, Z16
+	VMOVUPS.Z   (CX)(R13*1), K1, Z17
+	VMOVUPS.Z   (DX)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z0
 	VFMADD231PS Z17, Z18, K1, Z1
-	VMOVUPS.Z   (DI)(BX*1), K1, Z18
+	VMOVUPS.Z   (BX)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z2
 	VFMADD231PS Z17, Z18, K1, Z3
-	VMOVUPS.Z   (R8)(BX*1), K1, Z18
+	VMOVUPS.Z   (SI)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z4
 	VFMADD231PS Z17, Z18, K1, Z5
-	VMOVUPS.Z   (R9)(BX*1), K1, Z18
+	VMOVUPS.Z   (DI)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z6
 	VFMADD231PS Z17, Z18, K1, Z7
-	VMOVUPS.Z   (R10)(BX*1), K1, Z18
+	VMOVUPS.Z   (R8)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z8
 	VFMADD231PS Z17, Z18, K1, Z9
-	VMOVUPS.Z   (R11)(BX*1), K1, Z18
+	VMOVUPS.Z   (R9)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z10
 	VFMADD231PS Z17, Z18, K1, Z11
-	VMOVUPS.Z   (R12)(BX*1), K1, Z18
+	VMOVUPS.Z   (R10)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z12
 	VFMADD231PS Z17, Z18, K1, Z13
-	VMOVUPS.Z   (R13)(BX*1), K1, Z18
+	VMOVUPS.Z   (R11)(R13*1), K1, Z18
 	VFMADD231PS Z16, Z18, K1, Z14
 	VFMADD231PS Z17, Z18, K1, Z15
 
-linear_2x8_avx512_2x8_sum:
+linear_2x8_avx512_8x2_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_2x8_avx512_2x8_out
-	MOVQ    64(SP), BX
-	VMOVUPS Z0, (BX)
-	VMOVUPS Z1, 64(BX)
-	VMOVUPS Z2, 128(BX)
-	VMOVUPS Z3, 192(BX)
-	VMOVUPS Z4, 256(BX)
-	VMOVUPS Z5, 320(BX)
-	VMOVUPS Z6, 384(BX)
-	VMOVUPS Z7, 448(BX)
-	VMOVUPS Z8, 512(BX)
-	VMOVUPS Z9, 576(BX)
-	VMOVUPS Z10, 640(BX)
-	VMOVUPS Z11, 704(BX)
-	VMOVUPS Z12, 768(BX)
-	VMOVUPS Z13, 832(BX)
-	VMOVUPS Z14, 896(BX)
-	VMOVUPS Z15, 960(BX)
-	JMP     linear_2x8_avx512_2x8_next
+	JZ      linear_2x8_avx512_8x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	JMP     linear_2x8_avx512_8x2_g0_next
 
-linear_2x8_avx512_2x8_out:
+linear_2x8_avx512_8x2_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X16
-	MOVQ          32(SP), BX
-	VMOVSS        (BX), X17
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z0, Y18
-	VADDPS        Y18, Y0, Y18
-	VEXTRACTF32X4 $0x01, Y18, X0
-	VADDPS        X0, X18, X0
-	VMOVHLPS      X0, X0, X18
-	VADDPS        X18, X0, X18
-	VMOVSHDUP     X18, X0
-	VADDSS        X0, X18, X0
-	VADDSS        X17, X0, X0
-	VMAXSS        X0, X16, X0
-	VMOVSS        X0, (SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z2, Y1
-	VADDPS        Y1, Y2, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z3, Y1
-	VADDPS        Y1, Y3, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 8(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 8(SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 12(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 12(SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 16(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 16(SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 20(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 20(SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 24(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 24(SI)
-	VMOVSS        (BX), X0
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 28(SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 28(SI)
-	MOVQ          BX, 32(SP)
-	ADDQ          $0x20, 16(SP)
+	VBROADCASTSS lo+80(FP), Z16
 
-linear_2x8_avx512_2x8_next:
-	// n -= 8; part += 8*m*16
-	ADDQ $0x00000400, 64(SP)
-	SUBQ $0x08, 8(SP)
-	JMP  linear_2x8_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z8, Z0, Z17
+	VSHUFF32X4 $0xee, Z8, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z9, Z1, Z0
+	VSHUFF32X4 $0xee, Z9, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z10, Z2, Z1
+	VSHUFF32X4 $0xee, Z10, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z11, Z3, Z2
+	VSHUFF32X4 $0xee, Z11, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z12, Z4, Z3
+	VSHUFF32X4 $0xee, Z12, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z13, Z5, Z4
+	VSHUFF32X4 $0xee, Z13, Z5, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z14, Z6, Z5
+	VSHUFF32X4 $0xee, Z14, Z6, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z7, Z6
+	VSHUFF32X4 $0xee, Z15, Z7, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_2x8_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_2x8_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 2 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*8+jj] = max(lo, z[s*8+jj] + bias[0+jj]); y[i][0:8] = z[s*8:][:8]
+	VBROADCASTF64X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z16, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), Y0
+	VMOVUPS         Y0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), Y0
+	VMOVUPS         Y0, (DX)
+
+linear_2x8_avx512_8x2_g0_next:
+	// n -= 8; part += 8*m*16; y += 8; bias += 8*bstep
+	ADDQ   $0x00000400, 72(SP)
+	ADDQ   $0x20, 16(SP)
+	IMUL3Q $0x08, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x08, 8(SP)
+	JMP    linear_2x8_avx512_rows
+
+linear_2x8_avx512_rest:
+	// if n >= 7 { tile of 7; n -= 7 }
+	CMPQ 8(SP), $0x07
+	JL   linear_2x8_avx512_not7
+
+	// Tile of 2 sample(s) × 7 output(s) in groups [2]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), BX
-	MOVQ 24(SP), SI
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (SI)(BX*1), BX
-	MOVQ BX, 24(SP)
+	LEAQ (R10)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_2x8_avx512_2x1_zero
-	MOVQ    64(SP), BX
-	VMOVUPS (BX), Z0
-	VMOVUPS 64(BX), Z1
-	JMP     linear_2x8_avx512_2x1_kloop
+	JZ      linear_2x8_avx512_7x2_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	JMP     linear_2x8_avx512_7x2_g0_kloop
 
-linear_2x8_avx512_2x1_zero:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-
-linear_2x8_avx512_2x1_kloop:
-	XORQ  BX, BX
-	TESTQ DX, DX
-	JZ    linear_2x8_avx512_2x1_tail
-
-linear_2x8_avx512_2x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(BX*1), Z2
-	VMOVUPS     (AX)(BX*1), Z3
-	PREFETCHT0  1024(SI)(BX*1)
-	VMOVUPS     (SI)(BX*1), Z4
-	VFMADD231PS Z2, Z4, Z0
-	VFMADD231PS Z3, Z4, Z1
-	ADDQ        $0x40, BX
-	CMPQ        BX, DX
-	JB          linear_2x8_avx512_2x1_k
-
-linear_2x8_avx512_2x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ        (SP), $0x00
-	JE          linear_2x8_avx512_2x1_sum
-	VMOVUPS.Z   (CX)(BX*1), K1, Z2
-	VMOVUPS.Z   (AX)(BX*1), K1, Z3
-	VMOVUPS.Z   (SI)(BX*1), K1, Z4
-	VFMADD231PS Z2, Z4, K1, Z0
-	VFMADD231PS Z3, Z4, K1, Z1
-
-linear_2x8_avx512_2x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_2x8_avx512_2x1_out
-	MOVQ    64(SP), BX
-	VMOVUPS Z0, (BX)
-	VMOVUPS Z1, 64(BX)
-	JMP     linear_2x8_avx512_2x1_next
-
-linear_2x8_avx512_2x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X2
-	MOVQ          32(SP), BX
-	VMOVSS        (BX), X3
-	ADDQ          56(SP), BX
-	MOVQ          16(SP), SI
-	VEXTRACTF64X4 $0x01, Z0, Y4
-	VADDPS        Y4, Y0, Y4
-	VEXTRACTF32X4 $0x01, Y4, X0
-	VADDPS        X0, X4, X0
-	VMOVHLPS      X0, X0, X4
-	VADDPS        X4, X0, X4
-	VMOVSHDUP     X4, X0
-	VADDSS        X0, X4, X0
-	VADDSS        X3, X0, X0
-	VMAXSS        X0, X2, X0
-	VMOVSS        X0, (SI)
-	ADDQ          48(SP), SI
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X3, X1, X1
-	VMAXSS        X1, X2, X1
-	VMOVSS        X1, (SI)
-	MOVQ          BX, 32(SP)
-	ADDQ          $0x04, 16(SP)
-
-linear_2x8_avx512_2x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000080, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_2x8_avx512_row
-
-linear_2x8_avx512_done:
-	VZEROUPPER
-	RET
-
-// func linear_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_3x8_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), BX
-	MOVQ BX, SI
-	ANDQ $0x0f, SI
-	MOVQ SI, (SP)
-	ANDQ $-16, BX
-	SHLQ $0x02, BX
-
-	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), DI
-	KMOVW (DI)(SI*2), K1
-	MOVQ  n+64(FP), SI
-	MOVQ  SI, 8(SP)
-	MOVQ  y+0(FP), SI
-	MOVQ  SI, 16(SP)
-	MOVQ  w+32(FP), SI
-	MOVQ  SI, 24(SP)
-	MOVQ  bias+48(FP), SI
-	MOVQ  SI, 32(SP)
-	MOVQ  ldw+40(FP), SI
-	SHLQ  $0x02, SI
-	MOVQ  SI, 40(SP)
-	MOVQ  ldy+8(FP), SI
-	SHLQ  $0x02, SI
-	MOVQ  SI, 48(SP)
-	MOVQ  bstep+56(FP), SI
-	SHLQ  $0x02, SI
-	MOVQ  SI, 56(SP)
-	MOVQ  part+88(FP), SI
-	MOVQ  SI, 64(SP)
-
-linear_3x8_avx512_rows:
-	// for ; n >= 8; n -= 8
-	CMPQ 8(SP), $0x08
-	JL   linear_3x8_avx512_row
-
-	// Tile of 3 sample(s) × 8 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 40(SP), SI
-	MOVQ 24(SP), DI
-	LEAQ (DI)(SI*1), R8
-	LEAQ (R8)(SI*1), R9
-	LEAQ (R9)(SI*1), R10
-	LEAQ (R10)(SI*1), R11
-	LEAQ (R11)(SI*1), R12
-	LEAQ (R12)(SI*1), R13
-	LEAQ (R13)(SI*1), R14
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R14)(SI*1), SI
-	MOVQ SI, 24(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_3x8_avx512_3x8_zero
-	MOVQ    64(SP), SI
-	VMOVUPS (SI), Z0
-	VMOVUPS 64(SI), Z1
-	VMOVUPS 128(SI), Z2
-	VMOVUPS 192(SI), Z3
-	VMOVUPS 256(SI), Z4
-	VMOVUPS 320(SI), Z5
-	VMOVUPS 384(SI), Z6
-	VMOVUPS 448(SI), Z7
-	VMOVUPS 512(SI), Z8
-	VMOVUPS 576(SI), Z9
-	VMOVUPS 640(SI), Z10
-	VMOVUPS 704(SI), Z11
-	VMOVUPS 768(SI), Z12
-	VMOVUPS 832(SI), Z13
-	VMOVUPS 896(SI), Z14
-	VMOVUPS 960(SI), Z15
-	VMOVUPS 1024(SI), Z16
-	VMOVUPS 1088(SI), Z17
-	VMOVUPS 1152(SI), Z18
-	VMOVUPS 1216(SI), Z19
-	VMOVUPS 1280(SI), Z20
-	VMOVUPS 1344(SI), Z21
-	VMOVUPS 1408(SI), Z22
-	VMOVUPS 1472(SI), Z23
-	JMP     linear_3x8_avx512_3x8_kloop
-
-linear_3x8_avx512_3x8_zero:
+linear_2x8_avx512_7x2_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1067,677 +1632,269 @@ linear_3x8_avx512_3x8_zero:
 	VXORPS Z11, Z11, Z11
 	VXORPS Z12, Z12, Z12
 	VXORPS Z13, Z13, Z13
-	VXORPS Z14, Z14, Z14
-	VXORPS Z15, Z15, Z15
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
 
-linear_3x8_avx512_3x8_kloop:
-	XORQ  SI, SI
-	TESTQ BX, BX
-	JZ    linear_3x8_avx512_3x8_tail
+linear_2x8_avx512_7x2_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_7x2_g0_tail
 
-linear_3x8_avx512_3x8_k:
+linear_2x8_avx512_7x2_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(SI*1), Z24
-	VMOVUPS     (DX)(SI*1), Z25
-	VMOVUPS     (AX)(SI*1), Z26
-	PREFETCHT0  1024(DI)(SI*1)
-	VMOVUPS     (DI)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z0
-	VFMADD231PS Z25, Z27, Z1
-	VFMADD231PS Z26, Z27, Z2
-	PREFETCHT0  1024(R8)(SI*1)
-	VMOVUPS     (R8)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z3
-	VFMADD231PS Z25, Z27, Z4
-	VFMADD231PS Z26, Z27, Z5
-	PREFETCHT0  1024(R9)(SI*1)
-	VMOVUPS     (R9)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z6
-	VFMADD231PS Z25, Z27, Z7
-	VFMADD231PS Z26, Z27, Z8
-	PREFETCHT0  1024(R10)(SI*1)
-	VMOVUPS     (R10)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z9
-	VFMADD231PS Z25, Z27, Z10
-	VFMADD231PS Z26, Z27, Z11
-	PREFETCHT0  1024(R11)(SI*1)
-	VMOVUPS     (R11)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z12
-	VFMADD231PS Z25, Z27, Z13
-	VFMADD231PS Z26, Z27, Z14
-	PREFETCHT0  1024(R12)(SI*1)
-	VMOVUPS     (R12)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z15
-	VFMADD231PS Z25, Z27, Z16
-	VFMADD231PS Z26, Z27, Z17
-	PREFETCHT0  1024(R13)(SI*1)
-	VMOVUPS     (R13)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z18
-	VFMADD231PS Z25, Z27, Z19
-	VFMADD231PS Z26, Z27, Z20
-	PREFETCHT0  1024(R14)(SI*1)
-	VMOVUPS     (R14)(SI*1), Z27
-	VFMADD231PS Z24, Z27, Z21
-	VFMADD231PS Z25, Z27, Z22
-	VFMADD231PS Z26, Z27, Z23
-	ADDQ        $0x40, SI
-	CMPQ        SI, BX
-	JB          linear_3x8_avx512_3x8_k
+	VMOVUPS     (R11)(R12*1), Z14
+	VMOVUPS     (CX)(R12*1), Z15
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	PREFETCHT0  1024(BX)(R12*1)
+	VMOVUPS     (BX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	PREFETCHT0  1024(SI)(R12*1)
+	VMOVUPS     (SI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z4
+	VFMADD231PS Z15, Z16, Z5
+	PREFETCHT0  1024(DI)(R12*1)
+	VMOVUPS     (DI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	PREFETCHT0  1024(R8)(R12*1)
+	VMOVUPS     (R8)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	PREFETCHT0  1024(R9)(R12*1)
+	VMOVUPS     (R9)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	PREFETCHT0  1024(R10)(R12*1)
+	VMOVUPS     (R10)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z12
+	VFMADD231PS Z15, Z16, Z13
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_2x8_avx512_7x2_g0_k
 
-linear_3x8_avx512_3x8_tail:
+linear_2x8_avx512_7x2_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_3x8_avx512_3x8_sum
-	VMOVUPS.Z   (CX)(SI*1), K1, Z24
-	VMOVUPS.Z   (DX)(SI*1), K1, Z25
-	VMOVUPS.Z   (AX)(SI*1), K1, Z26
-	VMOVUPS.Z   (DI)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z0
-	VFMADD231PS Z25, Z27, K1, Z1
-	VFMADD231PS Z26, Z27, K1, Z2
-	VMOVUPS.Z   (R8)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z3
-	VFMADD231PS Z25, Z27, K1, Z4
-	VFMADD231PS Z26, Z27, K1, Z5
-	VMOVUPS.Z   (R9)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z6
-	VFMADD231PS Z25, Z27, K1, Z7
-	VFMADD231PS Z26, Z27, K1, Z8
-	VMOVUPS.Z   (R10)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z9
-	VFMADD231PS Z25, Z27, K1, Z10
-	VFMADD231PS Z26, Z27, K1, Z11
-	VMOVUPS.Z   (R11)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z12
-	VFMADD231PS Z25, Z27, K1, Z13
-	VFMADD231PS Z26, Z27, K1, Z14
-	VMOVUPS.Z   (R12)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z15
-	VFMADD231PS Z25, Z27, K1, Z16
-	VFMADD231PS Z26, Z27, K1, Z17
-	VMOVUPS.Z   (R13)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z18
-	VFMADD231PS Z25, Z27, K1, Z19
-	VFMADD231PS Z26, Z27, K1, Z20
-	VMOVUPS.Z   (R14)(SI*1), K1, Z27
-	VFMADD231PS Z24, Z27, K1, Z21
-	VFMADD231PS Z25, Z27, K1, Z22
-	VFMADD231PS Z26, Z27, K1, Z23
+	JE          linear_2x8_avx512_7x2_g0_sum
+	VMOVUPS.Z   (R11)(R12*1), K1, Z14
+	VMOVUPS.Z   (CX)(R12*1), K1, Z15
+	VMOVUPS.Z   (DX)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z0
+	VFMADD231PS Z15, Z16, K1, Z1
+	VMOVUPS.Z   (BX)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z2
+	VFMADD231PS Z15, Z16, K1, Z3
+	VMOVUPS.Z   (SI)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z4
+	VFMADD231PS Z15, Z16, K1, Z5
+	VMOVUPS.Z   (DI)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z6
+	VFMADD231PS Z15, Z16, K1, Z7
+	VMOVUPS.Z   (R8)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z8
+	VFMADD231PS Z15, Z16, K1, Z9
+	VMOVUPS.Z   (R9)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z10
+	VFMADD231PS Z15, Z16, K1, Z11
+	VMOVUPS.Z   (R10)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z12
+	VFMADD231PS Z15, Z16, K1, Z13
 
-linear_3x8_avx512_3x8_sum:
+linear_2x8_avx512_7x2_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_3x8_avx512_3x8_out
-	MOVQ    64(SP), SI
-	VMOVUPS Z0, (SI)
-	VMOVUPS Z1, 64(SI)
-	VMOVUPS Z2, 128(SI)
-	VMOVUPS Z3, 192(SI)
-	VMOVUPS Z4, 256(SI)
-	VMOVUPS Z5, 320(SI)
-	VMOVUPS Z6, 384(SI)
-	VMOVUPS Z7, 448(SI)
-	VMOVUPS Z8, 512(SI)
-	VMOVUPS Z9, 576(SI)
-	VMOVUPS Z10, 640(SI)
-	VMOVUPS Z11, 704(SI)
-	VMOVUPS Z12, 768(SI)
-	VMOVUPS Z13, 832(SI)
-	VMOVUPS Z14, 896(SI)
-	VMOVUPS Z15, 960(SI)
-	VMOVUPS Z16, 1024(SI)
-	VMOVUPS Z17, 1088(SI)
-	VMOVUPS Z18, 1152(SI)
-	VMOVUPS Z19, 1216(SI)
-	VMOVUPS Z20, 1280(SI)
-	VMOVUPS Z21, 1344(SI)
-	VMOVUPS Z22, 1408(SI)
-	VMOVUPS Z23, 1472(SI)
-	JMP     linear_3x8_avx512_3x8_next
+	JZ      linear_2x8_avx512_7x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	JMP     linear_2x8_avx512_7x2_g0_next
 
-linear_3x8_avx512_3x8_out:
+linear_2x8_avx512_7x2_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X24
-	MOVQ          32(SP), SI
-	VMOVSS        (SI), X25
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z0, Y26
-	VADDPS        Y26, Y0, Y26
-	VEXTRACTF32X4 $0x01, Y26, X0
-	VADDPS        X0, X26, X0
-	VMOVHLPS      X0, X0, X26
-	VADDPS        X26, X0, X26
-	VMOVSHDUP     X26, X0
-	VADDSS        X0, X26, X0
-	VADDSS        X25, X0, X0
-	VMAXSS        X0, X24, X0
-	VMOVSS        X0, (DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z3, Y1
-	VADDPS        Y1, Y3, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z16, Y1
-	VADDPS        Y1, Y16, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z17, Y1
-	VADDPS        Y1, Y17, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z18, Y1
-	VADDPS        Y1, Y18, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 24(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z19, Y1
-	VADDPS        Y1, Y19, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 24(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z20, Y1
-	VADDPS        Y1, Y20, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 24(DI)
-	VMOVSS        (SI), X0
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z21, Y1
-	VADDPS        Y1, Y21, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 28(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z22, Y1
-	VADDPS        Y1, Y22, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 28(DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z23, Y1
-	VADDPS        Y1, Y23, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 28(DI)
-	MOVQ          SI, 32(SP)
-	ADDQ          $0x20, 16(SP)
+	VBROADCASTSS lo+80(FP), Z14
 
-linear_3x8_avx512_3x8_next:
-	// n -= 8; part += 8*m*16
-	ADDQ $0x00000600, 64(SP)
-	SUBQ $0x08, 8(SP)
-	JMP  linear_3x8_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z15
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z15, Z15
+	VSHUFF32X4 $0x44, Z12, Z8, Z0
+	VSHUFF32X4 $0xee, Z12, Z8, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z2, Z1
+	VSHUFF32X4 $0xee, Z3, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z13, Z10, Z2
+	VSHUFF32X4 $0xee, Z13, Z10, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z5, Z4, Z3
+	VSHUFF32X4 $0xee, Z5, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z7, Z6, Z5
+	VSHUFF32X4 $0xee, Z7, Z6, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_3x8_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_3x8_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z15, Z7
+	VSHUFF32X4 $0xdd, Z0, Z15, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 3 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 40(SP), SI
-	MOVQ 24(SP), DI
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
 
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (DI)(SI*1), SI
-	MOVQ SI, 24(SP)
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_3x8_avx512_3x1_zero
-	MOVQ    64(SP), SI
-	VMOVUPS (SI), Z0
-	VMOVUPS 64(SI), Z1
-	VMOVUPS 128(SI), Z2
-	JMP     linear_3x8_avx512_3x1_kloop
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 24(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 24(DX)
 
-linear_3x8_avx512_3x1_zero:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
+linear_2x8_avx512_7x2_g0_next:
+	// n -= 7; part += 7*m*16; y += 7; bias += 7*bstep
+	ADDQ   $0x00000380, 72(SP)
+	ADDQ   $0x1c, 16(SP)
+	IMUL3Q $0x07, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x07, 8(SP)
 
-linear_3x8_avx512_3x1_kloop:
-	XORQ  SI, SI
-	TESTQ BX, BX
-	JZ    linear_3x8_avx512_3x1_tail
-
-linear_3x8_avx512_3x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(SI*1), Z3
-	VMOVUPS     (DX)(SI*1), Z4
-	VMOVUPS     (AX)(SI*1), Z5
-	PREFETCHT0  1024(DI)(SI*1)
-	VMOVUPS     (DI)(SI*1), Z6
-	VFMADD231PS Z3, Z6, Z0
-	VFMADD231PS Z4, Z6, Z1
-	VFMADD231PS Z5, Z6, Z2
-	ADDQ        $0x40, SI
-	CMPQ        SI, BX
-	JB          linear_3x8_avx512_3x1_k
-
-linear_3x8_avx512_3x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ        (SP), $0x00
-	JE          linear_3x8_avx512_3x1_sum
-	VMOVUPS.Z   (CX)(SI*1), K1, Z3
-	VMOVUPS.Z   (DX)(SI*1), K1, Z4
-	VMOVUPS.Z   (AX)(SI*1), K1, Z5
-	VMOVUPS.Z   (DI)(SI*1), K1, Z6
-	VFMADD231PS Z3, Z6, K1, Z0
-	VFMADD231PS Z4, Z6, K1, Z1
-	VFMADD231PS Z5, Z6, K1, Z2
-
-linear_3x8_avx512_3x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_3x8_avx512_3x1_out
-	MOVQ    64(SP), SI
-	VMOVUPS Z0, (SI)
-	VMOVUPS Z1, 64(SI)
-	VMOVUPS Z2, 128(SI)
-	JMP     linear_3x8_avx512_3x1_next
-
-linear_3x8_avx512_3x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X3
-	MOVQ          32(SP), SI
-	VMOVSS        (SI), X4
-	ADDQ          56(SP), SI
-	MOVQ          16(SP), DI
-	VEXTRACTF64X4 $0x01, Z0, Y5
-	VADDPS        Y5, Y0, Y5
-	VEXTRACTF32X4 $0x01, Y5, X0
-	VADDPS        X0, X5, X0
-	VMOVHLPS      X0, X0, X5
-	VADDPS        X5, X0, X5
-	VMOVSHDUP     X5, X0
-	VADDSS        X0, X5, X0
-	VADDSS        X4, X0, X0
-	VMAXSS        X0, X3, X0
-	VMOVSS        X0, (DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X4, X1, X1
-	VMAXSS        X1, X3, X1
-	VMOVSS        X1, (DI)
-	ADDQ          48(SP), DI
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X4, X1, X1
-	VMAXSS        X1, X3, X1
-	VMOVSS        X1, (DI)
-	MOVQ          SI, 32(SP)
-	ADDQ          $0x04, 16(SP)
-
-linear_3x8_avx512_3x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x000000c0, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_3x8_avx512_row
-
-linear_3x8_avx512_done:
-	VZEROUPPER
-	RET
-
-// func linear_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_4x6_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), SI
-	MOVQ SI, DI
-	ANDQ $0x0f, DI
-	MOVQ DI, (SP)
-	ANDQ $-16, SI
-	SHLQ $0x02, SI
-
-	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), R8
-	KMOVW (R8)(DI*2), K1
-	MOVQ  n+64(FP), DI
-	MOVQ  DI, 8(SP)
-	MOVQ  y+0(FP), DI
-	MOVQ  DI, 16(SP)
-	MOVQ  w+32(FP), DI
-	MOVQ  DI, 24(SP)
-	MOVQ  bias+48(FP), DI
-	MOVQ  DI, 32(SP)
-	MOVQ  ldw+40(FP), DI
-	SHLQ  $0x02, DI
-	MOVQ  DI, 40(SP)
-	MOVQ  ldy+8(FP), DI
-	SHLQ  $0x02, DI
-	MOVQ  DI, 48(SP)
-	MOVQ  bstep+56(FP), DI
-	SHLQ  $0x02, DI
-	MOVQ  DI, 56(SP)
-	MOVQ  part+88(FP), DI
-	MOVQ  DI, 64(SP)
-
-linear_4x6_avx512_rows:
-	// for ; n >= 6; n -= 6
+linear_2x8_avx512_not7:
+	// if n >= 6 { tile of 6; n -= 6 }
 	CMPQ 8(SP), $0x06
-	JL   linear_4x6_avx512_row
+	JL   linear_2x8_avx512_not6
 
-	// Tile of 4 sample(s) × 6 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// Tile of 2 sample(s) × 6 output(s) in groups [2]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), DI
-	MOVQ 24(SP), R8
-	LEAQ (R8)(DI*1), R9
-	LEAQ (R9)(DI*1), R10
-	LEAQ (R10)(DI*1), R11
-	LEAQ (R11)(DI*1), R12
-	LEAQ (R12)(DI*1), R13
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R13)(DI*1), DI
-	MOVQ DI, 24(SP)
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_4x6_avx512_4x6_zero
-	MOVQ    64(SP), DI
-	VMOVUPS (DI), Z0
-	VMOVUPS 64(DI), Z1
-	VMOVUPS 128(DI), Z2
-	VMOVUPS 192(DI), Z3
-	VMOVUPS 256(DI), Z4
-	VMOVUPS 320(DI), Z5
-	VMOVUPS 384(DI), Z6
-	VMOVUPS 448(DI), Z7
-	VMOVUPS 512(DI), Z8
-	VMOVUPS 576(DI), Z9
-	VMOVUPS 640(DI), Z10
-	VMOVUPS 704(DI), Z11
-	VMOVUPS 768(DI), Z12
-	VMOVUPS 832(DI), Z13
-	VMOVUPS 896(DI), Z14
-	VMOVUPS 960(DI), Z15
-	VMOVUPS 1024(DI), Z16
-	VMOVUPS 1088(DI), Z17
-	VMOVUPS 1152(DI), Z18
-	VMOVUPS 1216(DI), Z19
-	VMOVUPS 1280(DI), Z20
-	VMOVUPS 1344(DI), Z21
-	VMOVUPS 1408(DI), Z22
-	VMOVUPS 1472(DI), Z23
-	JMP     linear_4x6_avx512_4x6_kloop
+	JZ      linear_2x8_avx512_6x2_g0_zero
+	MOVQ    72(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	JMP     linear_2x8_avx512_6x2_g0_kloop
 
-linear_4x6_avx512_4x6_zero:
+linear_2x8_avx512_6x2_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1750,685 +1907,249 @@ linear_4x6_avx512_4x6_zero:
 	VXORPS Z9, Z9, Z9
 	VXORPS Z10, Z10, Z10
 	VXORPS Z11, Z11, Z11
-	VXORPS Z12, Z12, Z12
-	VXORPS Z13, Z13, Z13
-	VXORPS Z14, Z14, Z14
-	VXORPS Z15, Z15, Z15
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
 
-linear_4x6_avx512_4x6_kloop:
-	XORQ  DI, DI
-	TESTQ SI, SI
-	JZ    linear_4x6_avx512_4x6_tail
+linear_2x8_avx512_6x2_g0_kloop:
+	XORQ  R11, R11
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_6x2_g0_tail
 
-linear_4x6_avx512_4x6_k:
+linear_2x8_avx512_6x2_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(DI*1), Z24
-	VMOVUPS     (DX)(DI*1), Z25
-	VMOVUPS     (BX)(DI*1), Z26
-	VMOVUPS     (AX)(DI*1), Z27
-	PREFETCHT0  1024(R8)(DI*1)
-	VMOVUPS     (R8)(DI*1), Z28
-	VFMADD231PS Z24, Z28, Z0
-	VFMADD231PS Z25, Z28, Z1
-	VFMADD231PS Z26, Z28, Z2
-	VFMADD231PS Z27, Z28, Z3
-	PREFETCHT0  1024(R9)(DI*1)
-	VMOVUPS     (R9)(DI*1), Z28
-	VFMADD231PS Z24, Z28, Z4
-	VFMADD231PS Z25, Z28, Z5
-	VFMADD231PS Z26, Z28, Z6
-	VFMADD231PS Z27, Z28, Z7
-	PREFETCHT0  1024(R10)(DI*1)
-	VMOVUPS     (R10)(DI*1), Z28
-	VFMADD231PS Z24, Z28, Z8
-	VFMADD231PS Z25, Z28, Z9
-	VFMADD231PS Z26, Z28, Z10
-	VFMADD231PS Z27, Z28, Z11
-	PREFETCHT0  1024(R11)(DI*1)
-	VMOVUPS     (R11)(DI*1), Z28
-	VFMADD231PS Z24, Z28, Z12
-	VFMADD231PS Z25, Z28, Z13
-	VFMADD231PS Z26, Z28, Z14
-	VFMADD231PS Z27, Z28, Z15
-	PREFETCHT0  1024(R12)(DI*1)
-	VMOVUPS     (R12)(DI*1), Z28
-	VFMADD231PS Z24, Z28, Z16
-	VFMADD231PS Z25, Z28, Z17
-	VFMADD231PS Z26, Z28, Z18
-	VFMADD231PS Z27, Z28, Z19
-	PREFETCHT0  1024(R13)(DI*1)
-	VMOVUPS     (R13)(DI*1), Z28
-	VFMADD231PS Z24, Z28, Z20
-	VFMADD231PS Z25, Z28, Z21
-	VFMADD231PS Z26, Z28, Z22
-	VFMADD231PS Z27, Z28, Z23
-	ADDQ        $0x40, DI
-	CMPQ        DI, SI
-	JB          linear_4x6_avx512_4x6_k
+	VMOVUPS     (R10)(R11*1), Z12
+	VMOVUPS     (CX)(R11*1), Z13
+	PREFETCHT0  1024(DX)(R11*1)
+	VMOVUPS     (DX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	PREFETCHT0  1024(BX)(R11*1)
+	VMOVUPS     (BX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z2
+	VFMADD231PS Z13, Z14, Z3
+	PREFETCHT0  1024(SI)(R11*1)
+	VMOVUPS     (SI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z4
+	VFMADD231PS Z13, Z14, Z5
+	PREFETCHT0  1024(DI)(R11*1)
+	VMOVUPS     (DI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z6
+	VFMADD231PS Z13, Z14, Z7
+	PREFETCHT0  1024(R8)(R11*1)
+	VMOVUPS     (R8)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	PREFETCHT0  1024(R9)(R11*1)
+	VMOVUPS     (R9)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z10
+	VFMADD231PS Z13, Z14, Z11
+	ADDQ        $0x40, R11
+	CMPQ        R11, AX
+	JB          linear_2x8_avx512_6x2_g0_k
 
-linear_4x6_avx512_4x6_tail:
+linear_2x8_avx512_6x2_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_4x6_avx512_4x6_sum
-	VMOVUPS.Z   (CX)(DI*1), K1, Z24
-	VMOVUPS.Z   (DX)(DI*1), K1, Z25
-	VMOVUPS.Z   (BX)(DI*1), K1, Z26
-	VMOVUPS.Z   (AX)(DI*1), K1, Z27
-	VMOVUPS.Z   (R8)(DI*1), K1, Z28
-	VFMADD231PS Z24, Z28, K1, Z0
-	VFMADD231PS Z25, Z28, K1, Z1
-	VFMADD231PS Z26, Z28, K1, Z2
-	VFMADD231PS Z27, Z28, K1, Z3
-	VMOVUPS.Z   (R9)(DI*1), K1, Z28
-	VFMADD231PS Z24, Z28, K1, Z4
-	VFMADD231PS Z25, Z28, K1, Z5
-	VFMADD231PS Z26, Z28, K1, Z6
-	VFMADD231PS Z27, Z28, K1, Z7
-	VMOVUPS.Z   (R10)(DI*1), K1, Z28
-	VFMADD231PS Z24, Z28, K1, Z8
-	VFMADD231PS Z25, Z28, K1, Z9
-	VFMADD231PS Z26, Z28, K1, Z10
-	VFMADD231PS Z27, Z28, K1, Z11
-	VMOVUPS.Z   (R11)(DI*1), K1, Z28
-	VFMADD231PS Z24, Z28, K1, Z12
-	VFMADD231PS Z25, Z28, K1, Z13
-	VFMADD231PS Z26, Z28, K1, Z14
-	VFMADD231PS Z27, Z28, K1, Z15
-	VMOVUPS.Z   (R12)(DI*1), K1, Z28
-	VFMADD231PS Z24, Z28, K1, Z16
-	VFMADD231PS Z25, Z28, K1, Z17
-	VFMADD231PS Z26, Z28, K1, Z18
-	VFMADD231PS Z27, Z28, K1, Z19
-	VMOVUPS.Z   (R13)(DI*1), K1, Z28
-	VFMADD231PS Z24, Z28, K1, Z20
-	VFMADD231PS Z25, Z28, K1, Z21
-	VFMADD231PS Z26, Z28, K1, Z22
-	VFMADD231PS Z27, Z28, K1, Z23
+	JE          linear_2x8_avx512_6x2_g0_sum
+	VMOVUPS.Z   (R10)(R11*1), K1, Z12
+	VMOVUPS.Z   (CX)(R11*1), K1, Z13
+	VMOVUPS.Z   (DX)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z0
+	VFMADD231PS Z13, Z14, K1, Z1
+	VMOVUPS.Z   (BX)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z2
+	VFMADD231PS Z13, Z14, K1, Z3
+	VMOVUPS.Z   (SI)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z4
+	VFMADD231PS Z13, Z14, K1, Z5
+	VMOVUPS.Z   (DI)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z6
+	VFMADD231PS Z13, Z14, K1, Z7
+	VMOVUPS.Z   (R8)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z8
+	VFMADD231PS Z13, Z14, K1, Z9
+	VMOVUPS.Z   (R9)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z10
+	VFMADD231PS Z13, Z14, K1, Z11
 
-linear_4x6_avx512_4x6_sum:
+linear_2x8_avx512_6x2_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_4x6_avx512_4x6_out
-	MOVQ    64(SP), DI
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z1, 64(DI)
-	VMOVUPS Z2, 128(DI)
-	VMOVUPS Z3, 192(DI)
-	VMOVUPS Z4, 256(DI)
-	VMOVUPS Z5, 320(DI)
-	VMOVUPS Z6, 384(DI)
-	VMOVUPS Z7, 448(DI)
-	VMOVUPS Z8, 512(DI)
-	VMOVUPS Z9, 576(DI)
-	VMOVUPS Z10, 640(DI)
-	VMOVUPS Z11, 704(DI)
-	VMOVUPS Z12, 768(DI)
-	VMOVUPS Z13, 832(DI)
-	VMOVUPS Z14, 896(DI)
-	VMOVUPS Z15, 960(DI)
-	VMOVUPS Z16, 1024(DI)
-	VMOVUPS Z17, 1088(DI)
-	VMOVUPS Z18, 1152(DI)
-	VMOVUPS Z19, 1216(DI)
-	VMOVUPS Z20, 1280(DI)
-	VMOVUPS Z21, 1344(DI)
-	VMOVUPS Z22, 1408(DI)
-	VMOVUPS Z23, 1472(DI)
-	JMP     linear_4x6_avx512_4x6_next
+	JZ      linear_2x8_avx512_6x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linear_2x8_avx512_6x2_g0_next
 
-linear_4x6_avx512_4x6_out:
+linear_2x8_avx512_6x2_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X24
-	MOVQ          32(SP), DI
-	VMOVSS        (DI), X25
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z0, Y26
-	VADDPS        Y26, Y0, Y26
-	VEXTRACTF32X4 $0x01, Y26, X0
-	VADDPS        X0, X26, X0
-	VMOVHLPS      X0, X0, X26
-	VADDPS        X26, X0, X26
-	VMOVSHDUP     X26, X0
-	VADDSS        X0, X26, X0
-	VADDSS        X25, X0, X0
-	VMAXSS        X0, X24, X0
-	VMOVSS        X0, (R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R8)
-	VMOVSS        (DI), X0
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z4, Y1
-	VADDPS        Y1, Y4, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R8)
-	VMOVSS        (DI), X0
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R8)
-	VMOVSS        (DI), X0
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R8)
-	VMOVSS        (DI), X0
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z16, Y1
-	VADDPS        Y1, Y16, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z17, Y1
-	VADDPS        Y1, Y17, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z18, Y1
-	VADDPS        Y1, Y18, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z19, Y1
-	VADDPS        Y1, Y19, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 16(R8)
-	VMOVSS        (DI), X0
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z20, Y1
-	VADDPS        Y1, Y20, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z21, Y1
-	VADDPS        Y1, Y21, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z22, Y1
-	VADDPS        Y1, Y22, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z23, Y1
-	VADDPS        Y1, Y23, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 20(R8)
-	MOVQ          DI, 32(SP)
-	ADDQ          $0x18, 16(SP)
+	VBROADCASTSS lo+80(FP), Z12
 
-linear_4x6_avx512_4x6_next:
-	// n -= 6; part += 6*m*16
-	ADDQ $0x00000600, 64(SP)
-	SUBQ $0x06, 8(SP)
-	JMP  linear_4x6_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z13
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z2, Z1
+	VSHUFF32X4 $0xee, Z3, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z10, Z10, Z2
+	VSHUFF32X4 $0xee, Z10, Z10, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z5, Z4, Z3
+	VSHUFF32X4 $0xee, Z5, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z7, Z6, Z5
+	VSHUFF32X4 $0xee, Z7, Z6, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_4x6_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_4x6_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 4 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 20(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 20(DX)
+
+linear_2x8_avx512_6x2_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000300, 72(SP)
+	ADDQ   $0x18, 16(SP)
+	IMUL3Q $0x06, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x06, 8(SP)
+
+linear_2x8_avx512_not6:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 8(SP), $0x05
+	JL   linear_2x8_avx512_not5
+
+	// Tile of 2 sample(s) × 5 output(s) in groups [2]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), DI
-	MOVQ 24(SP), R8
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R8)(DI*1), DI
-	MOVQ DI, 24(SP)
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_4x6_avx512_4x1_zero
-	MOVQ    64(SP), DI
-	VMOVUPS (DI), Z0
-	VMOVUPS 64(DI), Z1
-	VMOVUPS 128(DI), Z2
-	VMOVUPS 192(DI), Z3
-	JMP     linear_4x6_avx512_4x1_kloop
+	JZ      linear_2x8_avx512_5x2_g0_zero
+	MOVQ    72(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	JMP     linear_2x8_avx512_5x2_g0_kloop
 
-linear_4x6_avx512_4x1_zero:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-
-linear_4x6_avx512_4x1_kloop:
-	XORQ  DI, DI
-	TESTQ SI, SI
-	JZ    linear_4x6_avx512_4x1_tail
-
-linear_4x6_avx512_4x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(DI*1), Z4
-	VMOVUPS     (DX)(DI*1), Z5
-	VMOVUPS     (BX)(DI*1), Z6
-	VMOVUPS     (AX)(DI*1), Z7
-	PREFETCHT0  1024(R8)(DI*1)
-	VMOVUPS     (R8)(DI*1), Z8
-	VFMADD231PS Z4, Z8, Z0
-	VFMADD231PS Z5, Z8, Z1
-	VFMADD231PS Z6, Z8, Z2
-	VFMADD231PS Z7, Z8, Z3
-	ADDQ        $0x40, DI
-	CMPQ        DI, SI
-	JB          linear_4x6_avx512_4x1_k
-
-linear_4x6_avx512_4x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ        (SP), $0x00
-	JE          linear_4x6_avx512_4x1_sum
-	VMOVUPS.Z   (CX)(DI*1), K1, Z4
-	VMOVUPS.Z   (DX)(DI*1), K1, Z5
-	VMOVUPS.Z   (BX)(DI*1), K1, Z6
-	VMOVUPS.Z   (AX)(DI*1), K1, Z7
-	VMOVUPS.Z   (R8)(DI*1), K1, Z8
-	VFMADD231PS Z4, Z8, K1, Z0
-	VFMADD231PS Z5, Z8, K1, Z1
-	VFMADD231PS Z6, Z8, K1, Z2
-	VFMADD231PS Z7, Z8, K1, Z3
-
-linear_4x6_avx512_4x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_4x6_avx512_4x1_out
-	MOVQ    64(SP), DI
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z1, 64(DI)
-	VMOVUPS Z2, 128(DI)
-	VMOVUPS Z3, 192(DI)
-	JMP     linear_4x6_avx512_4x1_next
-
-linear_4x6_avx512_4x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X4
-	MOVQ          32(SP), DI
-	VMOVSS        (DI), X5
-	ADDQ          56(SP), DI
-	MOVQ          16(SP), R8
-	VEXTRACTF64X4 $0x01, Z0, Y6
-	VADDPS        Y6, Y0, Y6
-	VEXTRACTF32X4 $0x01, Y6, X0
-	VADDPS        X0, X6, X0
-	VMOVHLPS      X0, X0, X6
-	VADDPS        X6, X0, X6
-	VMOVSHDUP     X6, X0
-	VADDSS        X0, X6, X0
-	VADDSS        X5, X0, X0
-	VMAXSS        X0, X4, X0
-	VMOVSS        X0, (R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X5, X1, X1
-	VMAXSS        X1, X4, X1
-	VMOVSS        X1, (R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X5, X1, X1
-	VMAXSS        X1, X4, X1
-	VMOVSS        X1, (R8)
-	ADDQ          48(SP), R8
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X5, X1, X1
-	VMAXSS        X1, X4, X1
-	VMOVSS        X1, (R8)
-	MOVQ          DI, 32(SP)
-	ADDQ          $0x04, 16(SP)
-
-linear_4x6_avx512_4x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000100, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_4x6_avx512_row
-
-linear_4x6_avx512_done:
-	VZEROUPPER
-	RET
-
-// func linear_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_5x4_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), DI
-	MOVQ DI, R8
-	ANDQ $0x0f, R8
-	MOVQ R8, (SP)
-	ANDQ $-16, DI
-	SHLQ $0x02, DI
-
-	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), R9
-	KMOVW (R9)(R8*2), K1
-	MOVQ  n+64(FP), R8
-	MOVQ  R8, 8(SP)
-	MOVQ  y+0(FP), R8
-	MOVQ  R8, 16(SP)
-	MOVQ  w+32(FP), R8
-	MOVQ  R8, 24(SP)
-	MOVQ  bias+48(FP), R8
-	MOVQ  R8, 32(SP)
-	MOVQ  ldw+40(FP), R8
-	SHLQ  $0x02, R8
-	MOVQ  R8, 40(SP)
-	MOVQ  ldy+8(FP), R8
-	SHLQ  $0x02, R8
-	MOVQ  R8, 48(SP)
-	MOVQ  bstep+56(FP), R8
-	SHLQ  $0x02, R8
-	MOVQ  R8, 56(SP)
-	MOVQ  part+88(FP), R8
-	MOVQ  R8, 64(SP)
-
-linear_5x4_avx512_rows:
-	// for ; n >= 4; n -= 4
-	CMPQ 8(SP), $0x04
-	JL   linear_5x4_avx512_row
-
-	// Tile of 5 sample(s) × 4 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R8
-	MOVQ 24(SP), R9
-	LEAQ (R9)(R8*1), R10
-	LEAQ (R10)(R8*1), R11
-	LEAQ (R11)(R8*1), R12
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R12)(R8*1), R8
-	MOVQ R8, 24(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_5x4_avx512_5x4_zero
-	MOVQ    64(SP), R8
-	VMOVUPS (R8), Z0
-	VMOVUPS 64(R8), Z1
-	VMOVUPS 128(R8), Z2
-	VMOVUPS 192(R8), Z3
-	VMOVUPS 256(R8), Z4
-	VMOVUPS 320(R8), Z5
-	VMOVUPS 384(R8), Z6
-	VMOVUPS 448(R8), Z7
-	VMOVUPS 512(R8), Z8
-	VMOVUPS 576(R8), Z9
-	VMOVUPS 640(R8), Z10
-	VMOVUPS 704(R8), Z11
-	VMOVUPS 768(R8), Z12
-	VMOVUPS 832(R8), Z13
-	VMOVUPS 896(R8), Z14
-	VMOVUPS 960(R8), Z15
-	VMOVUPS 1024(R8), Z16
-	VMOVUPS 1088(R8), Z17
-	VMOVUPS 1152(R8), Z18
-	VMOVUPS 1216(R8), Z19
-	JMP     linear_5x4_avx512_5x4_kloop
-
-linear_5x4_avx512_5x4_zero:
+linear_2x8_avx512_5x2_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -2439,612 +2160,212 @@ linear_5x4_avx512_5x4_zero:
 	VXORPS Z7, Z7, Z7
 	VXORPS Z8, Z8, Z8
 	VXORPS Z9, Z9, Z9
-	VXORPS Z10, Z10, Z10
-	VXORPS Z11, Z11, Z11
-	VXORPS Z12, Z12, Z12
-	VXORPS Z13, Z13, Z13
-	VXORPS Z14, Z14, Z14
-	VXORPS Z15, Z15, Z15
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
 
-linear_5x4_avx512_5x4_kloop:
-	XORQ  R8, R8
-	TESTQ DI, DI
-	JZ    linear_5x4_avx512_5x4_tail
+linear_2x8_avx512_5x2_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_5x2_g0_tail
 
-linear_5x4_avx512_5x4_k:
+linear_2x8_avx512_5x2_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R8*1), Z20
-	VMOVUPS     (DX)(R8*1), Z21
-	VMOVUPS     (BX)(R8*1), Z22
-	VMOVUPS     (SI)(R8*1), Z23
-	VMOVUPS     (AX)(R8*1), Z24
-	PREFETCHT0  1024(R9)(R8*1)
-	VMOVUPS     (R9)(R8*1), Z25
-	VFMADD231PS Z20, Z25, Z0
-	VFMADD231PS Z21, Z25, Z1
-	VFMADD231PS Z22, Z25, Z2
-	VFMADD231PS Z23, Z25, Z3
-	VFMADD231PS Z24, Z25, Z4
-	PREFETCHT0  1024(R10)(R8*1)
-	VMOVUPS     (R10)(R8*1), Z25
-	VFMADD231PS Z20, Z25, Z5
-	VFMADD231PS Z21, Z25, Z6
-	VFMADD231PS Z22, Z25, Z7
-	VFMADD231PS Z23, Z25, Z8
-	VFMADD231PS Z24, Z25, Z9
-	PREFETCHT0  1024(R11)(R8*1)
-	VMOVUPS     (R11)(R8*1), Z25
-	VFMADD231PS Z20, Z25, Z10
-	VFMADD231PS Z21, Z25, Z11
-	VFMADD231PS Z22, Z25, Z12
-	VFMADD231PS Z23, Z25, Z13
-	VFMADD231PS Z24, Z25, Z14
-	PREFETCHT0  1024(R12)(R8*1)
-	VMOVUPS     (R12)(R8*1), Z25
-	VFMADD231PS Z20, Z25, Z15
-	VFMADD231PS Z21, Z25, Z16
-	VFMADD231PS Z22, Z25, Z17
-	VFMADD231PS Z23, Z25, Z18
-	VFMADD231PS Z24, Z25, Z19
-	ADDQ        $0x40, R8
-	CMPQ        R8, DI
-	JB          linear_5x4_avx512_5x4_k
+	VMOVUPS     (R9)(R10*1), Z10
+	VMOVUPS     (CX)(R10*1), Z11
+	PREFETCHT0  1024(DX)(R10*1)
+	VMOVUPS     (DX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	PREFETCHT0  1024(BX)(R10*1)
+	VMOVUPS     (BX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	PREFETCHT0  1024(SI)(R10*1)
+	VMOVUPS     (SI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	PREFETCHT0  1024(DI)(R10*1)
+	VMOVUPS     (DI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	PREFETCHT0  1024(R8)(R10*1)
+	VMOVUPS     (R8)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_2x8_avx512_5x2_g0_k
 
-linear_5x4_avx512_5x4_tail:
+linear_2x8_avx512_5x2_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_5x4_avx512_5x4_sum
-	VMOVUPS.Z   (CX)(R8*1), K1, Z20
-	VMOVUPS.Z   (DX)(R8*1), K1, Z21
-	VMOVUPS.Z   (BX)(R8*1), K1, Z22
-	VMOVUPS.Z   (SI)(R8*1), K1, Z23
-	VMOVUPS.Z   (AX)(R8*1), K1, Z24
-	VMOVUPS.Z   (R9)(R8*1), K1, Z25
-	VFMADD231PS Z20, Z25, K1, Z0
-	VFMADD231PS Z21, Z25, K1, Z1
-	VFMADD231PS Z22, Z25, K1, Z2
-	VFMADD231PS Z23, Z25, K1, Z3
-	VFMADD231PS Z24, Z25, K1, Z4
-	VMOVUPS.Z   (R10)(R8*1), K1, Z25
-	VFMADD231PS Z20, Z25, K1, Z5
-	VFMADD231PS Z21, Z25, K1, Z6
-	VFMADD231PS Z22, Z25, K1, Z7
-	VFMADD231PS Z23, Z25, K1, Z8
-	VFMADD231PS Z24, Z25, K1, Z9
-	VMOVUPS.Z   (R11)(R8*1), K1, Z25
-	VFMADD231PS Z20, Z25, K1, Z10
-	VFMADD231PS Z21, Z25, K1, Z11
-	VFMADD231PS Z22, Z25, K1, Z12
-	VFMADD231PS Z23, Z25, K1, Z13
-	VFMADD231PS Z24, Z25, K1, Z14
-	VMOVUPS.Z   (R12)(R8*1), K1, Z25
-	VFMADD231PS Z20, Z25, K1, Z15
-	VFMADD231PS Z21, Z25, K1, Z16
-	VFMADD231PS Z22, Z25, K1, Z17
-	VFMADD231PS Z23, Z25, K1, Z18
-	VFMADD231PS Z24, Z25, K1, Z19
+	JE          linear_2x8_avx512_5x2_g0_sum
+	VMOVUPS.Z   (R9)(R10*1), K1, Z10
+	VMOVUPS.Z   (CX)(R10*1), K1, Z11
+	VMOVUPS.Z   (DX)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z0
+	VFMADD231PS Z11, Z12, K1, Z1
+	VMOVUPS.Z   (BX)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z2
+	VFMADD231PS Z11, Z12, K1, Z3
+	VMOVUPS.Z   (SI)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z4
+	VFMADD231PS Z11, Z12, K1, Z5
+	VMOVUPS.Z   (DI)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z6
+	VFMADD231PS Z11, Z12, K1, Z7
+	VMOVUPS.Z   (R8)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z8
+	VFMADD231PS Z11, Z12, K1, Z9
 
-linear_5x4_avx512_5x4_sum:
+linear_2x8_avx512_5x2_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_5x4_avx512_5x4_out
-	MOVQ    64(SP), R8
-	VMOVUPS Z0, (R8)
-	VMOVUPS Z1, 64(R8)
-	VMOVUPS Z2, 128(R8)
-	VMOVUPS Z3, 192(R8)
-	VMOVUPS Z4, 256(R8)
-	VMOVUPS Z5, 320(R8)
-	VMOVUPS Z6, 384(R8)
-	VMOVUPS Z7, 448(R8)
-	VMOVUPS Z8, 512(R8)
-	VMOVUPS Z9, 576(R8)
-	VMOVUPS Z10, 640(R8)
-	VMOVUPS Z11, 704(R8)
-	VMOVUPS Z12, 768(R8)
-	VMOVUPS Z13, 832(R8)
-	VMOVUPS Z14, 896(R8)
-	VMOVUPS Z15, 960(R8)
-	VMOVUPS Z16, 1024(R8)
-	VMOVUPS Z17, 1088(R8)
-	VMOVUPS Z18, 1152(R8)
-	VMOVUPS Z19, 1216(R8)
-	JMP     linear_5x4_avx512_5x4_next
+	JZ      linear_2x8_avx512_5x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	JMP     linear_2x8_avx512_5x2_g0_next
 
-linear_5x4_avx512_5x4_out:
+linear_2x8_avx512_5x2_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X20
-	MOVQ          32(SP), R8
-	VMOVSS        (R8), X21
-	ADDQ          56(SP), R8
-	MOVQ          16(SP), R9
-	VEXTRACTF64X4 $0x01, Z0, Y22
-	VADDPS        Y22, Y0, Y22
-	VEXTRACTF32X4 $0x01, Y22, X0
-	VADDPS        X0, X22, X0
-	VMOVHLPS      X0, X0, X22
-	VADDPS        X22, X0, X22
-	VMOVSHDUP     X22, X0
-	VADDSS        X0, X22, X0
-	VADDSS        X21, X0, X0
-	VMAXSS        X0, X20, X0
-	VMOVSS        X0, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X21, X1, X1
-	VMAXSS        X1, X20, X1
-	VMOVSS        X1, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X21, X1, X1
-	VMAXSS        X1, X20, X1
-	VMOVSS        X1, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X21, X1, X1
-	VMAXSS        X1, X20, X1
-	VMOVSS        X1, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X21, X1, X1
-	VMAXSS        X1, X20, X1
-	VMOVSS        X1, (R9)
-	VMOVSS        (R8), X0
-	ADDQ          56(SP), R8
-	MOVQ          16(SP), R9
-	VEXTRACTF64X4 $0x01, Z5, Y1
-	VADDPS        Y1, Y5, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 4(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 4(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 4(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 4(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 4(R9)
-	VMOVSS        (R8), X0
-	ADDQ          56(SP), R8
-	MOVQ          16(SP), R9
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 8(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 8(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 8(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 8(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 8(R9)
-	VMOVSS        (R8), X0
-	ADDQ          56(SP), R8
-	MOVQ          16(SP), R9
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 12(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z16, Y1
-	VADDPS        Y1, Y16, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 12(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z17, Y1
-	VADDPS        Y1, Y17, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 12(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z18, Y1
-	VADDPS        Y1, Y18, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 12(R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z19, Y1
-	VADDPS        Y1, Y19, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X20, X2
-	VMOVSS        X2, 12(R9)
-	MOVQ          R8, 32(SP)
-	ADDQ          $0x10, 16(SP)
+	VBROADCASTSS lo+80(FP), Z10
 
-linear_5x4_avx512_5x4_next:
-	// n -= 4; part += 4*m*16
-	ADDQ $0x00000500, 64(SP)
-	SUBQ $0x04, 8(SP)
-	JMP  linear_5x4_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z11
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z11, Z11
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z2, Z1
+	VSHUFF32X4 $0xee, Z3, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z9, Z2
+	VSHUFF32X4 $0xee, Z9, Z9, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z5, Z4, Z3
+	VSHUFF32X4 $0xee, Z5, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z7, Z6, Z4
+	VSHUFF32X4 $0xee, Z7, Z6, Z5
+	VADDPS     Z5, Z4, Z4
 
-linear_5x4_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_5x4_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z11, Z5
+	VSHUFF32X4 $0xdd, Z0, Z11, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 5 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R8
-	MOVQ 24(SP), R9
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z5, Z3
+	VSHUFPS $0xee, Z0, Z5, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
 
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R9)(R8*1), R8
-	MOVQ R8, 24(SP)
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_5x4_avx512_5x1_zero
-	MOVQ    64(SP), R8
-	VMOVUPS (R8), Z0
-	VMOVUPS 64(R8), Z1
-	VMOVUPS 128(R8), Z2
-	VMOVUPS 192(R8), Z3
-	VMOVUPS 256(R8), Z4
-	JMP     linear_5x4_avx512_5x1_kloop
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 16(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 16(DX)
 
-linear_5x4_avx512_5x1_zero:
-	VXORPS Z0, Z0, Z0
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	VXORPS Z4, Z4, Z4
+linear_2x8_avx512_5x2_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000280, 72(SP)
+	ADDQ   $0x14, 16(SP)
+	IMUL3Q $0x05, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x05, 8(SP)
 
-linear_5x4_avx512_5x1_kloop:
-	XORQ  R8, R8
-	TESTQ DI, DI
-	JZ    linear_5x4_avx512_5x1_tail
-
-linear_5x4_avx512_5x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R8*1), Z5
-	VMOVUPS     (DX)(R8*1), Z6
-	VMOVUPS     (BX)(R8*1), Z7
-	VMOVUPS     (SI)(R8*1), Z8
-	VMOVUPS     (AX)(R8*1), Z9
-	PREFETCHT0  1024(R9)(R8*1)
-	VMOVUPS     (R9)(R8*1), Z10
-	VFMADD231PS Z5, Z10, Z0
-	VFMADD231PS Z6, Z10, Z1
-	VFMADD231PS Z7, Z10, Z2
-	VFMADD231PS Z8, Z10, Z3
-	VFMADD231PS Z9, Z10, Z4
-	ADDQ        $0x40, R8
-	CMPQ        R8, DI
-	JB          linear_5x4_avx512_5x1_k
-
-linear_5x4_avx512_5x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ        (SP), $0x00
-	JE          linear_5x4_avx512_5x1_sum
-	VMOVUPS.Z   (CX)(R8*1), K1, Z5
-	VMOVUPS.Z   (DX)(R8*1), K1, Z6
-	VMOVUPS.Z   (BX)(R8*1), K1, Z7
-	VMOVUPS.Z   (SI)(R8*1), K1, Z8
-	VMOVUPS.Z   (AX)(R8*1), K1, Z9
-	VMOVUPS.Z   (R9)(R8*1), K1, Z10
-	VFMADD231PS Z5, Z10, K1, Z0
-	VFMADD231PS Z6, Z10, K1, Z1
-	VFMADD231PS Z7, Z10, K1, Z2
-	VFMADD231PS Z8, Z10, K1, Z3
-	VFMADD231PS Z9, Z10, K1, Z4
-
-linear_5x4_avx512_5x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_5x4_avx512_5x1_out
-	MOVQ    64(SP), R8
-	VMOVUPS Z0, (R8)
-	VMOVUPS Z1, 64(R8)
-	VMOVUPS Z2, 128(R8)
-	VMOVUPS Z3, 192(R8)
-	VMOVUPS Z4, 256(R8)
-	JMP     linear_5x4_avx512_5x1_next
-
-linear_5x4_avx512_5x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X5
-	MOVQ          32(SP), R8
-	VMOVSS        (R8), X6
-	ADDQ          56(SP), R8
-	MOVQ          16(SP), R9
-	VEXTRACTF64X4 $0x01, Z0, Y7
-	VADDPS        Y7, Y0, Y7
-	VEXTRACTF32X4 $0x01, Y7, X0
-	VADDPS        X0, X7, X0
-	VMOVHLPS      X0, X0, X7
-	VADDPS        X7, X0, X7
-	VMOVSHDUP     X7, X0
-	VADDSS        X0, X7, X0
-	VADDSS        X6, X0, X0
-	VMAXSS        X0, X5, X0
-	VMOVSS        X0, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X6, X1, X1
-	VMAXSS        X1, X5, X1
-	VMOVSS        X1, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X6, X1, X1
-	VMAXSS        X1, X5, X1
-	VMOVSS        X1, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X6, X1, X1
-	VMAXSS        X1, X5, X1
-	VMOVSS        X1, (R9)
-	ADDQ          48(SP), R9
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X6, X1, X1
-	VMAXSS        X1, X5, X1
-	VMOVSS        X1, (R9)
-	MOVQ          R8, 32(SP)
-	ADDQ          $0x04, 16(SP)
-
-linear_5x4_avx512_5x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000140, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_5x4_avx512_row
-
-linear_5x4_avx512_done:
-	VZEROUPPER
-	RET
-
-// func linear_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_6x4_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), DI
-	LEAQ (DI)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), R8
-	MOVQ R8, R9
-	ANDQ $0x0f, R9
-	MOVQ R9, (SP)
-	ANDQ $-16, R8
-	SHLQ $0x02, R8
-
-	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), R10
-	KMOVW (R10)(R9*2), K1
-	MOVQ  n+64(FP), R9
-	MOVQ  R9, 8(SP)
-	MOVQ  y+0(FP), R9
-	MOVQ  R9, 16(SP)
-	MOVQ  w+32(FP), R9
-	MOVQ  R9, 24(SP)
-	MOVQ  bias+48(FP), R9
-	MOVQ  R9, 32(SP)
-	MOVQ  ldw+40(FP), R9
-	SHLQ  $0x02, R9
-	MOVQ  R9, 40(SP)
-	MOVQ  ldy+8(FP), R9
-	SHLQ  $0x02, R9
-	MOVQ  R9, 48(SP)
-	MOVQ  bstep+56(FP), R9
-	SHLQ  $0x02, R9
-	MOVQ  R9, 56(SP)
-	MOVQ  part+88(FP), R9
-	MOVQ  R9, 64(SP)
-
-linear_6x4_avx512_rows:
-	// for ; n >= 4; n -= 4
+linear_2x8_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
 	CMPQ 8(SP), $0x04
-	JL   linear_6x4_avx512_row
+	JL   linear_2x8_avx512_not4
 
-	// Tile of 6 sample(s) × 4 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// Tile of 2 sample(s) × 4 output(s) in groups [2]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R9
-	MOVQ 24(SP), R10
-	LEAQ (R10)(R9*1), R11
-	LEAQ (R11)(R9*1), R12
-	LEAQ (R12)(R9*1), R13
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R13)(R9*1), R9
-	MOVQ R9, 24(SP)
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_6x4_avx512_6x4_zero
-	MOVQ    64(SP), R9
+	JZ      linear_2x8_avx512_4x2_g0_zero
+	MOVQ    72(SP), R9
 	VMOVUPS (R9), Z0
 	VMOVUPS 64(R9), Z1
 	VMOVUPS 128(R9), Z2
@@ -3053,25 +2374,697 @@ linear_6x4_avx512_rows:
 	VMOVUPS 320(R9), Z5
 	VMOVUPS 384(R9), Z6
 	VMOVUPS 448(R9), Z7
-	VMOVUPS 512(R9), Z8
-	VMOVUPS 576(R9), Z9
-	VMOVUPS 640(R9), Z10
-	VMOVUPS 704(R9), Z11
-	VMOVUPS 768(R9), Z12
-	VMOVUPS 832(R9), Z13
-	VMOVUPS 896(R9), Z14
-	VMOVUPS 960(R9), Z15
-	VMOVUPS 1024(R9), Z16
-	VMOVUPS 1088(R9), Z17
-	VMOVUPS 1152(R9), Z18
-	VMOVUPS 1216(R9), Z19
-	VMOVUPS 1280(R9), Z20
-	VMOVUPS 1344(R9), Z21
-	VMOVUPS 1408(R9), Z22
-	VMOVUPS 1472(R9), Z23
-	JMP     linear_6x4_avx512_6x4_kloop
+	JMP     linear_2x8_avx512_4x2_g0_kloop
 
-linear_6x4_avx512_6x4_zero:
+linear_2x8_avx512_4x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linear_2x8_avx512_4x2_g0_kloop:
+	XORQ  R9, R9
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_4x2_g0_tail
+
+linear_2x8_avx512_4x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (R8)(R9*1), Z8
+	VMOVUPS     (CX)(R9*1), Z9
+	PREFETCHT0  1024(DX)(R9*1)
+	VMOVUPS     (DX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	PREFETCHT0  1024(BX)(R9*1)
+	VMOVUPS     (BX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z2
+	VFMADD231PS Z9, Z10, Z3
+	PREFETCHT0  1024(SI)(R9*1)
+	VMOVUPS     (SI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z4
+	VFMADD231PS Z9, Z10, Z5
+	PREFETCHT0  1024(DI)(R9*1)
+	VMOVUPS     (DI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z6
+	VFMADD231PS Z9, Z10, Z7
+	ADDQ        $0x40, R9
+	CMPQ        R9, AX
+	JB          linear_2x8_avx512_4x2_g0_k
+
+linear_2x8_avx512_4x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_2x8_avx512_4x2_g0_sum
+	VMOVUPS.Z   (R8)(R9*1), K1, Z8
+	VMOVUPS.Z   (CX)(R9*1), K1, Z9
+	VMOVUPS.Z   (DX)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z0
+	VFMADD231PS Z9, Z10, K1, Z1
+	VMOVUPS.Z   (BX)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z2
+	VFMADD231PS Z9, Z10, K1, Z3
+	VMOVUPS.Z   (SI)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z4
+	VFMADD231PS Z9, Z10, K1, Z5
+	VMOVUPS.Z   (DI)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z6
+	VFMADD231PS Z9, Z10, K1, Z7
+
+linear_2x8_avx512_4x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_2x8_avx512_4x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	JMP     linear_2x8_avx512_4x2_g0_next
+
+linear_2x8_avx512_4x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z8
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z9
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z1
+	VADDPS          Z1, Z0, Z0
+	VMAXPS          Z0, Z8, Z0
+	VMOVUPS         Z0, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+
+linear_2x8_avx512_4x2_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000200, 72(SP)
+	ADDQ   $0x10, 16(SP)
+	IMUL3Q $0x04, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x04, 8(SP)
+
+linear_2x8_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 8(SP), $0x03
+	JL   linear_2x8_avx512_not3
+
+	// Tile of 2 sample(s) × 3 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_2x8_avx512_3x2_g0_zero
+	MOVQ    72(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	VMOVUPS 256(R8), Z4
+	VMOVUPS 320(R8), Z5
+	JMP     linear_2x8_avx512_3x2_g0_kloop
+
+linear_2x8_avx512_3x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linear_2x8_avx512_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_3x2_g0_tail
+
+linear_2x8_avx512_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	PREFETCHT0  1024(SI)(R8*1)
+	VMOVUPS     (SI)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z4
+	VFMADD231PS Z7, Z8, Z5
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_2x8_avx512_3x2_g0_k
+
+linear_2x8_avx512_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_2x8_avx512_3x2_g0_sum
+	VMOVUPS.Z   (DI)(R8*1), K1, Z6
+	VMOVUPS.Z   (CX)(R8*1), K1, Z7
+	VMOVUPS.Z   (DX)(R8*1), K1, Z8
+	VFMADD231PS Z6, Z8, K1, Z0
+	VFMADD231PS Z7, Z8, K1, Z1
+	VMOVUPS.Z   (BX)(R8*1), K1, Z8
+	VFMADD231PS Z6, Z8, K1, Z2
+	VFMADD231PS Z7, Z8, K1, Z3
+	VMOVUPS.Z   (SI)(R8*1), K1, Z8
+	VFMADD231PS Z6, Z8, K1, Z4
+	VFMADD231PS Z7, Z8, K1, Z5
+
+linear_2x8_avx512_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_2x8_avx512_3x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	JMP     linear_2x8_avx512_3x2_g0_next
+
+linear_2x8_avx512_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z7
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z2, Z0
+	VSHUFF32X4 $0xee, Z5, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z1, Z1, Z2
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z3, Z3, Z1
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z0, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+
+linear_2x8_avx512_3x2_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000180, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+
+linear_2x8_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_2x8_avx512_not2
+
+	// Tile of 2 sample(s) × 2 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_2x8_avx512_2x2_g0_zero
+	MOVQ    72(SP), DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	JMP     linear_2x8_avx512_2x2_g0_kloop
+
+linear_2x8_avx512_2x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linear_2x8_avx512_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_2x2_g0_tail
+
+linear_2x8_avx512_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Z4
+	VMOVUPS     (CX)(DI*1), Z5
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	PREFETCHT0  1024(BX)(DI*1)
+	VMOVUPS     (BX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z2
+	VFMADD231PS Z5, Z6, Z3
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_2x8_avx512_2x2_g0_k
+
+linear_2x8_avx512_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_2x8_avx512_2x2_g0_sum
+	VMOVUPS.Z   (SI)(DI*1), K1, Z4
+	VMOVUPS.Z   (CX)(DI*1), K1, Z5
+	VMOVUPS.Z   (DX)(DI*1), K1, Z6
+	VFMADD231PS Z4, Z6, K1, Z0
+	VFMADD231PS Z5, Z6, K1, Z1
+	VMOVUPS.Z   (BX)(DI*1), K1, Z6
+	VFMADD231PS Z4, Z6, K1, Z2
+	VFMADD231PS Z5, Z6, K1, Z3
+
+linear_2x8_avx512_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_2x8_avx512_2x2_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	JMP     linear_2x8_avx512_2x2_g0_next
+
+linear_2x8_avx512_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z1, Z1, Z2
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z3, Z3, Z1
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z1
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+
+linear_2x8_avx512_2x2_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000100, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_2x8_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_2x8_avx512_not1
+
+	// Tile of 2 sample(s) × 1 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_2x8_avx512_1x2_g0_zero
+	MOVQ    72(SP), SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	JMP     linear_2x8_avx512_1x2_g0_kloop
+
+linear_2x8_avx512_1x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+linear_2x8_avx512_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_2x8_avx512_1x2_g0_tail
+
+linear_2x8_avx512_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Z2
+	VMOVUPS     (CX)(SI*1), Z3
+	PREFETCHT0  1024(DX)(SI*1)
+	VMOVUPS     (DX)(SI*1), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_2x8_avx512_1x2_g0_k
+
+linear_2x8_avx512_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_2x8_avx512_1x2_g0_sum
+	VMOVUPS.Z   (BX)(SI*1), K1, Z2
+	VMOVUPS.Z   (CX)(SI*1), K1, Z3
+	VMOVUPS.Z   (DX)(SI*1), K1, Z4
+	VFMADD231PS Z2, Z4, K1, Z0
+	VFMADD231PS Z3, Z4, K1, Z1
+
+linear_2x8_avx512_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_2x8_avx512_1x2_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	JMP     linear_2x8_avx512_1x2_g0_next
+
+linear_2x8_avx512_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z2
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z3
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x88, Z0, Z0, Z3
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z3, Z1, Z0
+	VSHUFPS $0xee, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z0, Z1
+	VSHUFPS $0xdd, Z0, Z0, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z2, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+
+linear_2x8_avx512_1x2_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000080, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_2x8_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linear_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_3x8_avx512(SB), NOSPLIT, $144-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
+
+linear_3x8_avx512_rows:
+	// for ; n >= 8; n -= 8
+	CMPQ 8(SP), $0x08
+	JL   linear_3x8_avx512_rest
+
+	// Tile of 3 sample(s) × 8 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R11)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R12
+	LEAQ (R12)(CX*1), R13
+	LEAQ (R13)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x8_avx512_8x3_g0_zero
+	MOVQ    72(SP), R14
+	VMOVUPS (R14), Z0
+	VMOVUPS 64(R14), Z1
+	VMOVUPS 128(R14), Z2
+	VMOVUPS 192(R14), Z3
+	VMOVUPS 256(R14), Z4
+	VMOVUPS 320(R14), Z5
+	VMOVUPS 384(R14), Z6
+	VMOVUPS 448(R14), Z7
+	VMOVUPS 512(R14), Z8
+	VMOVUPS 576(R14), Z9
+	VMOVUPS 640(R14), Z10
+	VMOVUPS 704(R14), Z11
+	VMOVUPS 768(R14), Z12
+	VMOVUPS 832(R14), Z13
+	VMOVUPS 896(R14), Z14
+	VMOVUPS 960(R14), Z15
+	VMOVUPS 1024(R14), Z16
+	VMOVUPS 1088(R14), Z17
+	VMOVUPS 1152(R14), Z18
+	VMOVUPS 1216(R14), Z19
+	VMOVUPS 1280(R14), Z20
+	VMOVUPS 1344(R14), Z21
+	VMOVUPS 1408(R14), Z22
+	VMOVUPS 1472(R14), Z23
+	JMP     linear_3x8_avx512_8x3_g0_kloop
+
+linear_3x8_avx512_8x3_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -3097,682 +3090,1268 @@ linear_6x4_avx512_6x4_zero:
 	VXORPS Z22, Z22, Z22
 	VXORPS Z23, Z23, Z23
 
-linear_6x4_avx512_6x4_kloop:
-	XORQ  R9, R9
-	TESTQ R8, R8
-	JZ    linear_6x4_avx512_6x4_tail
+linear_3x8_avx512_8x3_g0_kloop:
+	XORQ  R14, R14
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_8x3_g0_tail
 
-linear_6x4_avx512_6x4_k:
+linear_3x8_avx512_8x3_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R9*1), Z24
-	VMOVUPS     (DX)(R9*1), Z25
-	VMOVUPS     (BX)(R9*1), Z26
-	VMOVUPS     (SI)(R9*1), Z27
-	VMOVUPS     (DI)(R9*1), Z28
-	VMOVUPS     (AX)(R9*1), Z29
-	PREFETCHT0  1024(R10)(R9*1)
-	VMOVUPS     (R10)(R9*1), Z30
-	VFMADD231PS Z24, Z30, Z0
-	VFMADD231PS Z25, Z30, Z1
-	VFMADD231PS Z26, Z30, Z2
-	VFMADD231PS Z27, Z30, Z3
-	VFMADD231PS Z28, Z30, Z4
-	VFMADD231PS Z29, Z30, Z5
-	PREFETCHT0  1024(R11)(R9*1)
-	VMOVUPS     (R11)(R9*1), Z30
-	VFMADD231PS Z24, Z30, Z6
-	VFMADD231PS Z25, Z30, Z7
-	VFMADD231PS Z26, Z30, Z8
-	VFMADD231PS Z27, Z30, Z9
-	VFMADD231PS Z28, Z30, Z10
-	VFMADD231PS Z29, Z30, Z11
-	PREFETCHT0  1024(R12)(R9*1)
-	VMOVUPS     (R12)(R9*1), Z30
-	VFMADD231PS Z24, Z30, Z12
-	VFMADD231PS Z25, Z30, Z13
-	VFMADD231PS Z26, Z30, Z14
-	VFMADD231PS Z27, Z30, Z15
-	VFMADD231PS Z28, Z30, Z16
-	VFMADD231PS Z29, Z30, Z17
-	PREFETCHT0  1024(R13)(R9*1)
-	VMOVUPS     (R13)(R9*1), Z30
-	VFMADD231PS Z24, Z30, Z18
-	VFMADD231PS Z25, Z30, Z19
-	VFMADD231PS Z26, Z30, Z20
-	VFMADD231PS Z27, Z30, Z21
-	VFMADD231PS Z28, Z30, Z22
-	VFMADD231PS Z29, Z30, Z23
-	ADDQ        $0x40, R9
-	CMPQ        R9, R8
-	JB          linear_6x4_avx512_6x4_k
+	VMOVUPS     (R12)(R14*1), Z24
+	VMOVUPS     (R13)(R14*1), Z25
+	VMOVUPS     (CX)(R14*1), Z26
+	PREFETCHT0  1024(DX)(R14*1)
+	VMOVUPS     (DX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z0
+	VFMADD231PS Z25, Z27, Z1
+	VFMADD231PS Z26, Z27, Z2
+	PREFETCHT0  1024(BX)(R14*1)
+	VMOVUPS     (BX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z3
+	VFMADD231PS Z25, Z27, Z4
+	VFMADD231PS Z26, Z27, Z5
+	PREFETCHT0  1024(SI)(R14*1)
+	VMOVUPS     (SI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z6
+	VFMADD231PS Z25, Z27, Z7
+	VFMADD231PS Z26, Z27, Z8
+	PREFETCHT0  1024(DI)(R14*1)
+	VMOVUPS     (DI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z9
+	VFMADD231PS Z25, Z27, Z10
+	VFMADD231PS Z26, Z27, Z11
+	PREFETCHT0  1024(R8)(R14*1)
+	VMOVUPS     (R8)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z12
+	VFMADD231PS Z25, Z27, Z13
+	VFMADD231PS Z26, Z27, Z14
+	PREFETCHT0  1024(R9)(R14*1)
+	VMOVUPS     (R9)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z15
+	VFMADD231PS Z25, Z27, Z16
+	VFMADD231PS Z26, Z27, Z17
+	PREFETCHT0  1024(R10)(R14*1)
+	VMOVUPS     (R10)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VFMADD231PS Z26, Z27, Z20
+	PREFETCHT0  1024(R11)(R14*1)
+	VMOVUPS     (R11)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z21
+	VFMADD231PS Z25, Z27, Z22
+	VFMADD231PS Z26, Z27, Z23
+	ADDQ        $0x40, R14
+	CMPQ        R14, AX
+	JB          linear_3x8_avx512_8x3_g0_k
 
-linear_6x4_avx512_6x4_tail:
+linear_3x8_avx512_8x3_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_6x4_avx512_6x4_sum
-	VMOVUPS.Z   (CX)(R9*1), K1, Z24
-	VMOVUPS.Z   (DX)(R9*1), K1, Z25
-	VMOVUPS.Z   (BX)(R9*1), K1, Z26
-	VMOVUPS.Z   (SI)(R9*1), K1, Z27
-	VMOVUPS.Z   (DI)(R9*1), K1, Z28
-	VMOVUPS.Z   (AX)(R9*1), K1, Z29
-	VMOVUPS.Z   (R10)(R9*1), K1, Z30
-	VFMADD231PS Z24, Z30, K1, Z0
-	VFMADD231PS Z25, Z30, K1, Z1
-	VFMADD231PS Z26, Z30, K1, Z2
-	VFMADD231PS Z27, Z30, K1, Z3
-	VFMADD231PS Z28, Z30, K1, Z4
-	VFMADD231PS Z29, Z30, K1, Z5
-	VMOVUPS.Z   (R11)(R9*1), K1, Z30
-	VFMADD231PS Z24, Z30, K1, Z6
-	VFMADD231PS Z25, Z30, K1, Z7
-	VFMADD231PS Z26, Z30, K1, Z8
-	VFMADD231PS Z27, Z30, K1, Z9
-	VFMADD231PS Z28, Z30, K1, Z10
-	VFMADD231PS Z29, Z30, K1, Z11
-	VMOVUPS.Z   (R12)(R9*1), K1, Z30
-	VFMADD231PS Z24, Z30, K1, Z12
-	VFMADD231PS Z25, Z30, K1, Z13
-	VFMADD231PS Z26, Z30, K1, Z14
-	VFMADD231PS Z27, Z30, K1, Z15
-	VFMADD231PS Z28, Z30, K1, Z16
-	VFMADD231PS Z29, Z30, K1, Z17
-	VMOVUPS.Z   (R13)(R9*1), K1, Z30
-	VFMADD231PS Z24, Z30, K1, Z18
-	VFMADD231PS Z25, Z30, K1, Z19
-	VFMADD231PS Z26, Z30, K1, Z20
-	VFMADD231PS Z27, Z30, K1, Z21
-	VFMADD231PS Z28, Z30, K1, Z22
-	VFMADD231PS Z29, Z30, K1, Z23
+	JE          linear_3x8_avx512_8x3_g0_sum
+	VMOVUPS.Z   (R12)(R14*1), K1, Z24
+	VMOVUPS.Z   (R13)(R14*1), K1, Z25
+	VMOVUPS.Z   (CX)(R14*1), K1, Z26
+	VMOVUPS.Z   (DX)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z0
+	VFMADD231PS Z25, Z27, K1, Z1
+	VFMADD231PS Z26, Z27, K1, Z2
+	VMOVUPS.Z   (BX)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z3
+	VFMADD231PS Z25, Z27, K1, Z4
+	VFMADD231PS Z26, Z27, K1, Z5
+	VMOVUPS.Z   (SI)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z6
+	VFMADD231PS Z25, Z27, K1, Z7
+	VFMADD231PS Z26, Z27, K1, Z8
+	VMOVUPS.Z   (DI)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z9
+	VFMADD231PS Z25, Z27, K1, Z10
+	VFMADD231PS Z26, Z27, K1, Z11
+	VMOVUPS.Z   (R8)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z12
+	VFMADD231PS Z25, Z27, K1, Z13
+	VFMADD231PS Z26, Z27, K1, Z14
+	VMOVUPS.Z   (R9)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z15
+	VFMADD231PS Z25, Z27, K1, Z16
+	VFMADD231PS Z26, Z27, K1, Z17
+	VMOVUPS.Z   (R10)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z18
+	VFMADD231PS Z25, Z27, K1, Z19
+	VFMADD231PS Z26, Z27, K1, Z20
+	VMOVUPS.Z   (R11)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z21
+	VFMADD231PS Z25, Z27, K1, Z22
+	VFMADD231PS Z26, Z27, K1, Z23
 
-linear_6x4_avx512_6x4_sum:
+linear_3x8_avx512_8x3_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_6x4_avx512_6x4_out
-	MOVQ    64(SP), R9
-	VMOVUPS Z0, (R9)
-	VMOVUPS Z1, 64(R9)
-	VMOVUPS Z2, 128(R9)
-	VMOVUPS Z3, 192(R9)
-	VMOVUPS Z4, 256(R9)
-	VMOVUPS Z5, 320(R9)
-	VMOVUPS Z6, 384(R9)
-	VMOVUPS Z7, 448(R9)
-	VMOVUPS Z8, 512(R9)
-	VMOVUPS Z9, 576(R9)
-	VMOVUPS Z10, 640(R9)
-	VMOVUPS Z11, 704(R9)
-	VMOVUPS Z12, 768(R9)
-	VMOVUPS Z13, 832(R9)
-	VMOVUPS Z14, 896(R9)
-	VMOVUPS Z15, 960(R9)
-	VMOVUPS Z16, 1024(R9)
-	VMOVUPS Z17, 1088(R9)
-	VMOVUPS Z18, 1152(R9)
-	VMOVUPS Z19, 1216(R9)
-	VMOVUPS Z20, 1280(R9)
-	VMOVUPS Z21, 1344(R9)
-	VMOVUPS Z22, 1408(R9)
-	VMOVUPS Z23, 1472(R9)
-	JMP     linear_6x4_avx512_6x4_next
+	JZ      linear_3x8_avx512_8x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	VMOVUPS Z21, 1344(CX)
+	VMOVUPS Z22, 1408(CX)
+	VMOVUPS Z23, 1472(CX)
+	JMP     linear_3x8_avx512_8x3_g0_next
 
-linear_6x4_avx512_6x4_out:
+linear_3x8_avx512_8x3_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X24
-	MOVQ          32(SP), R9
-	VMOVSS        (R9), X25
-	ADDQ          56(SP), R9
-	MOVQ          16(SP), R10
-	VEXTRACTF64X4 $0x01, Z0, Y26
-	VADDPS        Y26, Y0, Y26
-	VEXTRACTF32X4 $0x01, Y26, X0
-	VADDPS        X0, X26, X0
-	VMOVHLPS      X0, X0, X26
-	VADDPS        X26, X0, X26
-	VMOVSHDUP     X26, X0
-	VADDSS        X0, X26, X0
-	VADDSS        X25, X0, X0
-	VMAXSS        X0, X24, X0
-	VMOVSS        X0, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X25, X1, X1
-	VMAXSS        X1, X24, X1
-	VMOVSS        X1, (R10)
-	VMOVSS        (R9), X0
-	ADDQ          56(SP), R9
-	MOVQ          16(SP), R10
-	VEXTRACTF64X4 $0x01, Z6, Y1
-	VADDPS        Y1, Y6, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 4(R10)
-	VMOVSS        (R9), X0
-	ADDQ          56(SP), R9
-	MOVQ          16(SP), R10
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z16, Y1
-	VADDPS        Y1, Y16, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z17, Y1
-	VADDPS        Y1, Y17, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 8(R10)
-	VMOVSS        (R9), X0
-	ADDQ          56(SP), R9
-	MOVQ          16(SP), R10
-	VEXTRACTF64X4 $0x01, Z18, Y1
-	VADDPS        Y1, Y18, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z19, Y1
-	VADDPS        Y1, Y19, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z20, Y1
-	VADDPS        Y1, Y20, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z21, Y1
-	VADDPS        Y1, Y21, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z22, Y1
-	VADDPS        Y1, Y22, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z23, Y1
-	VADDPS        Y1, Y23, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X24, X2
-	VMOVSS        X2, 12(R10)
-	MOVQ          R9, 32(SP)
-	ADDQ          $0x10, 16(SP)
+	VBROADCASTSS lo+80(FP), Z24
 
-linear_6x4_avx512_6x4_next:
-	// n -= 4; part += 4*m*16
-	ADDQ $0x00000600, 64(SP)
-	SUBQ $0x04, 8(SP)
-	JMP  linear_6x4_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z25
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_6x4_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_6x4_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 6 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z13, Z12, Z0
+	VSHUFF32X4 $0xee, Z13, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z14, Z14, Z1
+	VSHUFF32X4 $0xee, Z14, Z14, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z16, Z15, Z2
+	VSHUFF32X4 $0xee, Z16, Z15, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z17, Z17, Z3
+	VSHUFF32X4 $0xee, Z17, Z17, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z19, Z18, Z4
+	VSHUFF32X4 $0xee, Z19, Z18, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z20, Z20, Z5
+	VSHUFF32X4 $0xee, Z20, Z20, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z22, Z21, Z6
+	VSHUFF32X4 $0xee, Z22, Z21, Z7
+	VADDPS     Z7, Z6, Z6
+	VSHUFF32X4 $0x44, Z23, Z23, Z7
+	VSHUFF32X4 $0xee, Z23, Z23, Z8
+	VADDPS     Z8, Z7, Z7
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z8
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x88, Z3, Z2, Z0
+	VSHUFF32X4 $0xdd, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z4, Z1
+	VSHUFF32X4 $0xdd, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z7, Z6, Z2
+	VSHUFF32X4 $0xdd, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z8, Z3
+	VSHUFPS $0xee, Z0, Z8, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[4+jj]); y[i][4:8] = z[s*4:][:4]
+	VBROADCASTF32X4 16(CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, 16(DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, 16(DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, 16(DX)
+
+linear_3x8_avx512_8x3_g0_next:
+	// n -= 8; part += 8*m*16; y += 8; bias += 8*bstep
+	ADDQ   $0x00000600, 72(SP)
+	ADDQ   $0x20, 16(SP)
+	IMUL3Q $0x08, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x08, 8(SP)
+	JMP    linear_3x8_avx512_rows
+
+linear_3x8_avx512_rest:
+	// if n >= 7 { tile of 7; n -= 7 }
+	CMPQ 8(SP), $0x07
+	JL   linear_3x8_avx512_not7
+
+	// Tile of 3 sample(s) × 7 output(s) in groups [3]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R9
-	MOVQ 24(SP), R10
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R10)(R9*1), R9
-	MOVQ R9, 24(SP)
+	LEAQ (R10)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_6x4_avx512_6x1_zero
-	MOVQ    64(SP), R9
-	VMOVUPS (R9), Z0
-	VMOVUPS 64(R9), Z1
-	VMOVUPS 128(R9), Z2
-	VMOVUPS 192(R9), Z3
-	VMOVUPS 256(R9), Z4
-	VMOVUPS 320(R9), Z5
-	JMP     linear_6x4_avx512_6x1_kloop
+	JZ      linear_3x8_avx512_7x3_g0_zero
+	MOVQ    72(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	JMP     linear_3x8_avx512_7x3_g0_kloop
 
-linear_6x4_avx512_6x1_zero:
+linear_3x8_avx512_7x3_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
 	VXORPS Z4, Z4, Z4
 	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
 
-linear_6x4_avx512_6x1_kloop:
-	XORQ  R9, R9
-	TESTQ R8, R8
-	JZ    linear_6x4_avx512_6x1_tail
+linear_3x8_avx512_7x3_g0_kloop:
+	XORQ  R13, R13
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_7x3_g0_tail
 
-linear_6x4_avx512_6x1_k:
+linear_3x8_avx512_7x3_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R9*1), Z6
-	VMOVUPS     (DX)(R9*1), Z7
-	VMOVUPS     (BX)(R9*1), Z8
-	VMOVUPS     (SI)(R9*1), Z9
-	VMOVUPS     (DI)(R9*1), Z10
-	VMOVUPS     (AX)(R9*1), Z11
-	PREFETCHT0  1024(R10)(R9*1)
-	VMOVUPS     (R10)(R9*1), Z12
-	VFMADD231PS Z6, Z12, Z0
-	VFMADD231PS Z7, Z12, Z1
-	VFMADD231PS Z8, Z12, Z2
-	VFMADD231PS Z9, Z12, Z3
-	VFMADD231PS Z10, Z12, Z4
-	VFMADD231PS Z11, Z12, Z5
-	ADDQ        $0x40, R9
-	CMPQ        R9, R8
-	JB          linear_6x4_avx512_6x1_k
+	VMOVUPS     (R11)(R13*1), Z21
+	VMOVUPS     (R12)(R13*1), Z22
+	VMOVUPS     (CX)(R13*1), Z23
+	PREFETCHT0  1024(DX)(R13*1)
+	VMOVUPS     (DX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z0
+	VFMADD231PS Z22, Z24, Z1
+	VFMADD231PS Z23, Z24, Z2
+	PREFETCHT0  1024(BX)(R13*1)
+	VMOVUPS     (BX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	PREFETCHT0  1024(SI)(R13*1)
+	VMOVUPS     (SI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z6
+	VFMADD231PS Z22, Z24, Z7
+	VFMADD231PS Z23, Z24, Z8
+	PREFETCHT0  1024(DI)(R13*1)
+	VMOVUPS     (DI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	PREFETCHT0  1024(R8)(R13*1)
+	VMOVUPS     (R8)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z12
+	VFMADD231PS Z22, Z24, Z13
+	VFMADD231PS Z23, Z24, Z14
+	PREFETCHT0  1024(R9)(R13*1)
+	VMOVUPS     (R9)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	PREFETCHT0  1024(R10)(R13*1)
+	VMOVUPS     (R10)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z18
+	VFMADD231PS Z22, Z24, Z19
+	VFMADD231PS Z23, Z24, Z20
+	ADDQ        $0x40, R13
+	CMPQ        R13, AX
+	JB          linear_3x8_avx512_7x3_g0_k
 
-linear_6x4_avx512_6x1_tail:
+linear_3x8_avx512_7x3_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_6x4_avx512_6x1_sum
-	VMOVUPS.Z   (CX)(R9*1), K1, Z6
-	VMOVUPS.Z   (DX)(R9*1), K1, Z7
-	VMOVUPS.Z   (BX)(R9*1), K1, Z8
-	VMOVUPS.Z   (SI)(R9*1), K1, Z9
-	VMOVUPS.Z   (DI)(R9*1), K1, Z10
-	VMOVUPS.Z   (AX)(R9*1), K1, Z11
-	VMOVUPS.Z   (R10)(R9*1), K1, Z12
-	VFMADD231PS Z6, Z12, K1, Z0
-	VFMADD231PS Z7, Z12, K1, Z1
-	VFMADD231PS Z8, Z12, K1, Z2
-	VFMADD231PS Z9, Z12, K1, Z3
-	VFMADD231PS Z10, Z12, K1, Z4
-	VFMADD231PS Z11, Z12, K1, Z5
+	JE          linear_3x8_avx512_7x3_g0_sum
+	VMOVUPS.Z   (R11)(R13*1), K1, Z21
+	VMOVUPS.Z   (R12)(R13*1), K1, Z22
+	VMOVUPS.Z   (CX)(R13*1), K1, Z23
+	VMOVUPS.Z   (DX)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z0
+	VFMADD231PS Z22, Z24, K1, Z1
+	VFMADD231PS Z23, Z24, K1, Z2
+	VMOVUPS.Z   (BX)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z3
+	VFMADD231PS Z22, Z24, K1, Z4
+	VFMADD231PS Z23, Z24, K1, Z5
+	VMOVUPS.Z   (SI)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z6
+	VFMADD231PS Z22, Z24, K1, Z7
+	VFMADD231PS Z23, Z24, K1, Z8
+	VMOVUPS.Z   (DI)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (R8)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z12
+	VFMADD231PS Z22, Z24, K1, Z13
+	VFMADD231PS Z23, Z24, K1, Z14
+	VMOVUPS.Z   (R9)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z15
+	VFMADD231PS Z22, Z24, K1, Z16
+	VFMADD231PS Z23, Z24, K1, Z17
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z18
+	VFMADD231PS Z22, Z24, K1, Z19
+	VFMADD231PS Z23, Z24, K1, Z20
 
-linear_6x4_avx512_6x1_sum:
+linear_3x8_avx512_7x3_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_6x4_avx512_6x1_out
-	MOVQ    64(SP), R9
-	VMOVUPS Z0, (R9)
-	VMOVUPS Z1, 64(R9)
-	VMOVUPS Z2, 128(R9)
-	VMOVUPS Z3, 192(R9)
-	VMOVUPS Z4, 256(R9)
-	VMOVUPS Z5, 320(R9)
-	JMP     linear_6x4_avx512_6x1_next
+	JZ      linear_3x8_avx512_7x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	JMP     linear_3x8_avx512_7x3_g0_next
 
-linear_6x4_avx512_6x1_out:
+linear_3x8_avx512_7x3_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X6
-	MOVQ          32(SP), R9
-	VMOVSS        (R9), X7
-	ADDQ          56(SP), R9
-	MOVQ          16(SP), R10
-	VEXTRACTF64X4 $0x01, Z0, Y8
-	VADDPS        Y8, Y0, Y8
-	VEXTRACTF32X4 $0x01, Y8, X0
-	VADDPS        X0, X8, X0
-	VMOVHLPS      X0, X0, X8
-	VADDPS        X8, X0, X8
-	VMOVSHDUP     X8, X0
-	VADDSS        X0, X8, X0
-	VADDSS        X7, X0, X0
-	VMAXSS        X0, X6, X0
-	VMOVSS        X0, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X7, X1, X1
-	VMAXSS        X1, X6, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X7, X1, X1
-	VMAXSS        X1, X6, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X7, X1, X1
-	VMAXSS        X1, X6, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X7, X1, X1
-	VMAXSS        X1, X6, X1
-	VMOVSS        X1, (R10)
-	ADDQ          48(SP), R10
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X7, X1, X1
-	VMAXSS        X1, X6, X1
-	VMOVSS        X1, (R10)
-	MOVQ          R9, 32(SP)
-	ADDQ          $0x04, 16(SP)
+	VBROADCASTSS lo+80(FP), Z21
 
-linear_6x4_avx512_6x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000180, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_6x4_avx512_row
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z22
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z22, Z22
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_6x4_avx512_done:
-	VZEROUPPER
-	RET
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z22, Z7
+	VSHUFF32X4 $0xdd, Z0, Z22, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-// func linear_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_7x3_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), DI
-	LEAQ (DI)(AX*1), R8
-	LEAQ (R8)(AX*1), AX
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
 
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), R9
-	MOVQ R9, R10
-	ANDQ $0x0f, R10
-	MOVQ R10, (SP)
-	ANDQ $-16, R9
-	SHLQ $0x02, R9
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
 
-	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), R11
-	KMOVW (R11)(R10*2), K1
-	MOVQ  n+64(FP), R10
-	MOVQ  R10, 8(SP)
-	MOVQ  y+0(FP), R10
-	MOVQ  R10, 16(SP)
-	MOVQ  w+32(FP), R10
-	MOVQ  R10, 24(SP)
-	MOVQ  bias+48(FP), R10
-	MOVQ  R10, 32(SP)
-	MOVQ  ldw+40(FP), R10
-	SHLQ  $0x02, R10
-	MOVQ  R10, 40(SP)
-	MOVQ  ldy+8(FP), R10
-	SHLQ  $0x02, R10
-	MOVQ  R10, 48(SP)
-	MOVQ  bstep+56(FP), R10
-	SHLQ  $0x02, R10
-	MOVQ  R10, 56(SP)
-	MOVQ  part+88(FP), R10
-	MOVQ  R10, 64(SP)
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z21, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
 
-linear_7x3_avx512_rows:
-	// for ; n >= 3; n -= 3
-	CMPQ 8(SP), $0x03
-	JL   linear_7x3_avx512_row
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z14, Z12, Z0
+	VSHUFF32X4 $0xee, Z14, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z20, Z20, Z1
+	VSHUFF32X4 $0xee, Z20, Z20, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z17, Z15, Z2
+	VSHUFF32X4 $0xee, Z17, Z15, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z18, Z13, Z3
+	VSHUFF32X4 $0xee, Z18, Z13, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z19, Z16, Z4
+	VSHUFF32X4 $0xee, Z19, Z16, Z5
+	VADDPS     Z5, Z4, Z4
 
-	// Tile of 7 sample(s) × 3 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z5
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z5, Z3
+	VSHUFPS $0xee, Z0, Z5, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  84(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 24(DX)
+	ADDQ    BX, DX
+	VMOVSS  88(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 24(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 24(DX)
+
+linear_3x8_avx512_7x3_g0_next:
+	// n -= 7; part += 7*m*16; y += 7; bias += 7*bstep
+	ADDQ   $0x00000540, 72(SP)
+	ADDQ   $0x1c, 16(SP)
+	IMUL3Q $0x07, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x07, 8(SP)
+
+linear_3x8_avx512_not7:
+	// if n >= 6 { tile of 6; n -= 6 }
+	CMPQ 8(SP), $0x06
+	JL   linear_3x8_avx512_not6
+
+	// Tile of 3 sample(s) × 6 output(s) in groups [3]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R10
-	MOVQ 24(SP), R11
-	LEAQ (R11)(R10*1), R12
-	LEAQ (R12)(R10*1), R13
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R13)(R10*1), R10
-	MOVQ R10, 24(SP)
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_7x3_avx512_7x3_zero
-	MOVQ    64(SP), R10
+	JZ      linear_3x8_avx512_6x3_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	JMP     linear_3x8_avx512_6x3_g0_kloop
+
+linear_3x8_avx512_6x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linear_3x8_avx512_6x3_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_6x3_g0_tail
+
+linear_3x8_avx512_6x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (R10)(R12*1), Z18
+	VMOVUPS     (R11)(R12*1), Z19
+	VMOVUPS     (CX)(R12*1), Z20
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z0
+	VFMADD231PS Z19, Z21, Z1
+	VFMADD231PS Z20, Z21, Z2
+	PREFETCHT0  1024(BX)(R12*1)
+	VMOVUPS     (BX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z3
+	VFMADD231PS Z19, Z21, Z4
+	VFMADD231PS Z20, Z21, Z5
+	PREFETCHT0  1024(SI)(R12*1)
+	VMOVUPS     (SI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z6
+	VFMADD231PS Z19, Z21, Z7
+	VFMADD231PS Z20, Z21, Z8
+	PREFETCHT0  1024(DI)(R12*1)
+	VMOVUPS     (DI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z9
+	VFMADD231PS Z19, Z21, Z10
+	VFMADD231PS Z20, Z21, Z11
+	PREFETCHT0  1024(R8)(R12*1)
+	VMOVUPS     (R8)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z12
+	VFMADD231PS Z19, Z21, Z13
+	VFMADD231PS Z20, Z21, Z14
+	PREFETCHT0  1024(R9)(R12*1)
+	VMOVUPS     (R9)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z15
+	VFMADD231PS Z19, Z21, Z16
+	VFMADD231PS Z20, Z21, Z17
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_3x8_avx512_6x3_g0_k
+
+linear_3x8_avx512_6x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_3x8_avx512_6x3_g0_sum
+	VMOVUPS.Z   (R10)(R12*1), K1, Z18
+	VMOVUPS.Z   (R11)(R12*1), K1, Z19
+	VMOVUPS.Z   (CX)(R12*1), K1, Z20
+	VMOVUPS.Z   (DX)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z0
+	VFMADD231PS Z19, Z21, K1, Z1
+	VFMADD231PS Z20, Z21, K1, Z2
+	VMOVUPS.Z   (BX)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z3
+	VFMADD231PS Z19, Z21, K1, Z4
+	VFMADD231PS Z20, Z21, K1, Z5
+	VMOVUPS.Z   (SI)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z6
+	VFMADD231PS Z19, Z21, K1, Z7
+	VFMADD231PS Z20, Z21, K1, Z8
+	VMOVUPS.Z   (DI)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z9
+	VFMADD231PS Z19, Z21, K1, Z10
+	VFMADD231PS Z20, Z21, K1, Z11
+	VMOVUPS.Z   (R8)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z12
+	VFMADD231PS Z19, Z21, K1, Z13
+	VFMADD231PS Z20, Z21, K1, Z14
+	VMOVUPS.Z   (R9)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z15
+	VFMADD231PS Z19, Z21, K1, Z16
+	VFMADD231PS Z20, Z21, K1, Z17
+
+linear_3x8_avx512_6x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x8_avx512_6x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	JMP     linear_3x8_avx512_6x3_g0_next
+
+linear_3x8_avx512_6x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z18
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z19
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z19, Z19
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z19, Z7
+	VSHUFF32X4 $0xdd, Z0, Z19, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z18, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z14, Z12, Z0
+	VSHUFF32X4 $0xee, Z14, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z15, Z1
+	VSHUFF32X4 $0xee, Z17, Z15, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z13, Z13, Z2
+	VSHUFF32X4 $0xee, Z13, Z13, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z16, Z16, Z3
+	VSHUFF32X4 $0xee, Z16, Z16, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[4+jj]); y[i][4:6] = z[s*2:][:2]
+	VBROADCASTSD 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z18, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 16(DX)
+
+linear_3x8_avx512_6x3_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000480, 72(SP)
+	ADDQ   $0x18, 16(SP)
+	IMUL3Q $0x06, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x06, 8(SP)
+
+linear_3x8_avx512_not6:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 8(SP), $0x05
+	JL   linear_3x8_avx512_not5
+
+	// Tile of 3 sample(s) × 5 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x8_avx512_5x3_g0_zero
+	MOVQ    72(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	VMOVUPS 768(R11), Z12
+	VMOVUPS 832(R11), Z13
+	VMOVUPS 896(R11), Z14
+	JMP     linear_3x8_avx512_5x3_g0_kloop
+
+linear_3x8_avx512_5x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linear_3x8_avx512_5x3_g0_kloop:
+	XORQ  R11, R11
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_5x3_g0_tail
+
+linear_3x8_avx512_5x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (R9)(R11*1), Z15
+	VMOVUPS     (R10)(R11*1), Z16
+	VMOVUPS     (CX)(R11*1), Z17
+	PREFETCHT0  1024(DX)(R11*1)
+	VMOVUPS     (DX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z0
+	VFMADD231PS Z16, Z18, Z1
+	VFMADD231PS Z17, Z18, Z2
+	PREFETCHT0  1024(BX)(R11*1)
+	VMOVUPS     (BX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	PREFETCHT0  1024(SI)(R11*1)
+	VMOVUPS     (SI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z6
+	VFMADD231PS Z16, Z18, Z7
+	VFMADD231PS Z17, Z18, Z8
+	PREFETCHT0  1024(DI)(R11*1)
+	VMOVUPS     (DI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	PREFETCHT0  1024(R8)(R11*1)
+	VMOVUPS     (R8)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z12
+	VFMADD231PS Z16, Z18, Z13
+	VFMADD231PS Z17, Z18, Z14
+	ADDQ        $0x40, R11
+	CMPQ        R11, AX
+	JB          linear_3x8_avx512_5x3_g0_k
+
+linear_3x8_avx512_5x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_3x8_avx512_5x3_g0_sum
+	VMOVUPS.Z   (R9)(R11*1), K1, Z15
+	VMOVUPS.Z   (R10)(R11*1), K1, Z16
+	VMOVUPS.Z   (CX)(R11*1), K1, Z17
+	VMOVUPS.Z   (DX)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z0
+	VFMADD231PS Z16, Z18, K1, Z1
+	VFMADD231PS Z17, Z18, K1, Z2
+	VMOVUPS.Z   (BX)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z3
+	VFMADD231PS Z16, Z18, K1, Z4
+	VFMADD231PS Z17, Z18, K1, Z5
+	VMOVUPS.Z   (SI)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z6
+	VFMADD231PS Z16, Z18, K1, Z7
+	VFMADD231PS Z17, Z18, K1, Z8
+	VMOVUPS.Z   (DI)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z9
+	VFMADD231PS Z16, Z18, K1, Z10
+	VFMADD231PS Z17, Z18, K1, Z11
+	VMOVUPS.Z   (R8)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z12
+	VFMADD231PS Z16, Z18, K1, Z13
+	VFMADD231PS Z17, Z18, K1, Z14
+
+linear_3x8_avx512_5x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x8_avx512_5x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	JMP     linear_3x8_avx512_5x3_g0_next
+
+linear_3x8_avx512_5x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z15
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z16
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z16, Z16
+	VSHUFF32X4 $0x44, Z12, Z2, Z0
+	VSHUFF32X4 $0xee, Z12, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z13, Z5, Z2
+	VSHUFF32X4 $0xee, Z13, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z14, Z8, Z4
+	VSHUFF32X4 $0xee, Z14, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z16, Z7
+	VSHUFF32X4 $0xdd, Z0, Z16, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  88(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 16(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 16(DX)
+	ADDQ    BX, DX
+	VMOVSS  112(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  116(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  136(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 16(DX)
+
+linear_3x8_avx512_5x3_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x000003c0, 72(SP)
+	ADDQ   $0x14, 16(SP)
+	IMUL3Q $0x05, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x05, 8(SP)
+
+linear_3x8_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 8(SP), $0x04
+	JL   linear_3x8_avx512_not4
+
+	// Tile of 3 sample(s) × 4 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x8_avx512_4x3_g0_zero
+	MOVQ    72(SP), R10
 	VMOVUPS (R10), Z0
 	VMOVUPS 64(R10), Z1
 	VMOVUPS 128(R10), Z2
@@ -3785,18 +4364,799 @@ linear_7x3_avx512_rows:
 	VMOVUPS 576(R10), Z9
 	VMOVUPS 640(R10), Z10
 	VMOVUPS 704(R10), Z11
-	VMOVUPS 768(R10), Z12
-	VMOVUPS 832(R10), Z13
-	VMOVUPS 896(R10), Z14
-	VMOVUPS 960(R10), Z15
-	VMOVUPS 1024(R10), Z16
-	VMOVUPS 1088(R10), Z17
-	VMOVUPS 1152(R10), Z18
-	VMOVUPS 1216(R10), Z19
-	VMOVUPS 1280(R10), Z20
-	JMP     linear_7x3_avx512_7x3_kloop
+	JMP     linear_3x8_avx512_4x3_g0_kloop
 
-linear_7x3_avx512_7x3_zero:
+linear_3x8_avx512_4x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linear_3x8_avx512_4x3_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_4x3_g0_tail
+
+linear_3x8_avx512_4x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (R8)(R10*1), Z12
+	VMOVUPS     (R9)(R10*1), Z13
+	VMOVUPS     (CX)(R10*1), Z14
+	PREFETCHT0  1024(DX)(R10*1)
+	VMOVUPS     (DX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z0
+	VFMADD231PS Z13, Z15, Z1
+	VFMADD231PS Z14, Z15, Z2
+	PREFETCHT0  1024(BX)(R10*1)
+	VMOVUPS     (BX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z3
+	VFMADD231PS Z13, Z15, Z4
+	VFMADD231PS Z14, Z15, Z5
+	PREFETCHT0  1024(SI)(R10*1)
+	VMOVUPS     (SI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VFMADD231PS Z13, Z15, Z7
+	VFMADD231PS Z14, Z15, Z8
+	PREFETCHT0  1024(DI)(R10*1)
+	VMOVUPS     (DI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z9
+	VFMADD231PS Z13, Z15, Z10
+	VFMADD231PS Z14, Z15, Z11
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_3x8_avx512_4x3_g0_k
+
+linear_3x8_avx512_4x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_3x8_avx512_4x3_g0_sum
+	VMOVUPS.Z   (R8)(R10*1), K1, Z12
+	VMOVUPS.Z   (R9)(R10*1), K1, Z13
+	VMOVUPS.Z   (CX)(R10*1), K1, Z14
+	VMOVUPS.Z   (DX)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z0
+	VFMADD231PS Z13, Z15, K1, Z1
+	VFMADD231PS Z14, Z15, K1, Z2
+	VMOVUPS.Z   (BX)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z3
+	VFMADD231PS Z13, Z15, K1, Z4
+	VFMADD231PS Z14, Z15, K1, Z5
+	VMOVUPS.Z   (SI)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z6
+	VFMADD231PS Z13, Z15, K1, Z7
+	VFMADD231PS Z14, Z15, K1, Z8
+	VMOVUPS.Z   (DI)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z9
+	VFMADD231PS Z13, Z15, K1, Z10
+	VFMADD231PS Z14, Z15, K1, Z11
+
+linear_3x8_avx512_4x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x8_avx512_4x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linear_3x8_avx512_4x3_g0_next
+
+linear_3x8_avx512_4x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z13
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z12, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
+
+linear_3x8_avx512_4x3_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000300, 72(SP)
+	ADDQ   $0x10, 16(SP)
+	IMUL3Q $0x04, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x04, 8(SP)
+
+linear_3x8_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 8(SP), $0x03
+	JL   linear_3x8_avx512_not3
+
+	// Tile of 3 sample(s) × 3 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x8_avx512_3x3_g0_zero
+	MOVQ    72(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	VMOVUPS 320(R9), Z5
+	VMOVUPS 384(R9), Z6
+	VMOVUPS 448(R9), Z7
+	VMOVUPS 512(R9), Z8
+	JMP     linear_3x8_avx512_3x3_g0_kloop
+
+linear_3x8_avx512_3x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+
+linear_3x8_avx512_3x3_g0_kloop:
+	XORQ  R9, R9
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_3x3_g0_tail
+
+linear_3x8_avx512_3x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	PREFETCHT0  1024(DX)(R9*1)
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z0
+	VFMADD231PS Z10, Z12, Z1
+	VFMADD231PS Z11, Z12, Z2
+	PREFETCHT0  1024(BX)(R9*1)
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	PREFETCHT0  1024(SI)(R9*1)
+	VMOVUPS     (SI)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VFMADD231PS Z10, Z12, Z7
+	VFMADD231PS Z11, Z12, Z8
+	ADDQ        $0x40, R9
+	CMPQ        R9, AX
+	JB          linear_3x8_avx512_3x3_g0_k
+
+linear_3x8_avx512_3x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_3x8_avx512_3x3_g0_sum
+	VMOVUPS.Z   (DI)(R9*1), K1, Z9
+	VMOVUPS.Z   (R8)(R9*1), K1, Z10
+	VMOVUPS.Z   (CX)(R9*1), K1, Z11
+	VMOVUPS.Z   (DX)(R9*1), K1, Z12
+	VFMADD231PS Z9, Z12, K1, Z0
+	VFMADD231PS Z10, Z12, K1, Z1
+	VFMADD231PS Z11, Z12, K1, Z2
+	VMOVUPS.Z   (BX)(R9*1), K1, Z12
+	VFMADD231PS Z9, Z12, K1, Z3
+	VFMADD231PS Z10, Z12, K1, Z4
+	VFMADD231PS Z11, Z12, K1, Z5
+	VMOVUPS.Z   (SI)(R9*1), K1, Z12
+	VFMADD231PS Z9, Z12, K1, Z6
+	VFMADD231PS Z10, Z12, K1, Z7
+	VFMADD231PS Z11, Z12, K1, Z8
+
+linear_3x8_avx512_3x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x8_avx512_3x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	JMP     linear_3x8_avx512_3x3_g0_next
+
+linear_3x8_avx512_3x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z9
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z10
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z10, Z10
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z3, Z2
+	VSHUFF32X4 $0xee, Z5, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z6, Z1, Z3
+	VSHUFF32X4 $0xee, Z6, Z1, Z1
+	VADDPS     Z1, Z3, Z3
+	VSHUFF32X4 $0x44, Z7, Z4, Z1
+	VSHUFF32X4 $0xee, Z7, Z4, Z4
+	VADDPS     Z4, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z10, Z4
+	VSHUFF32X4 $0xdd, Z0, Z10, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x88, Z1, Z1, Z3
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z3, Z3
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z1
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z1, Z1
+	VSHUFPS $0x44, Z3, Z2, Z0
+	VSHUFPS $0xee, Z3, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z1, Z2
+	VSHUFPS $0xdd, Z0, Z1, Z0
+	VADDPS  Z0, Z2, Z2
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z2, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 8(DX)
+
+linear_3x8_avx512_3x3_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000240, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+
+linear_3x8_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_3x8_avx512_not2
+
+	// Tile of 3 sample(s) × 2 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x8_avx512_2x3_g0_zero
+	MOVQ    72(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	VMOVUPS 256(R8), Z4
+	VMOVUPS 320(R8), Z5
+	JMP     linear_3x8_avx512_2x3_g0_kloop
+
+linear_3x8_avx512_2x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linear_3x8_avx512_2x3_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_2x3_g0_tail
+
+linear_3x8_avx512_2x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R8*1), Z6
+	VMOVUPS     (DI)(R8*1), Z7
+	VMOVUPS     (CX)(R8*1), Z8
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z0
+	VFMADD231PS Z7, Z9, Z1
+	VFMADD231PS Z8, Z9, Z2
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z3
+	VFMADD231PS Z7, Z9, Z4
+	VFMADD231PS Z8, Z9, Z5
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_3x8_avx512_2x3_g0_k
+
+linear_3x8_avx512_2x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_3x8_avx512_2x3_g0_sum
+	VMOVUPS.Z   (SI)(R8*1), K1, Z6
+	VMOVUPS.Z   (DI)(R8*1), K1, Z7
+	VMOVUPS.Z   (CX)(R8*1), K1, Z8
+	VMOVUPS.Z   (DX)(R8*1), K1, Z9
+	VFMADD231PS Z6, Z9, K1, Z0
+	VFMADD231PS Z7, Z9, K1, Z1
+	VFMADD231PS Z8, Z9, K1, Z2
+	VMOVUPS.Z   (BX)(R8*1), K1, Z9
+	VFMADD231PS Z6, Z9, K1, Z3
+	VFMADD231PS Z7, Z9, K1, Z4
+	VFMADD231PS Z8, Z9, K1, Z5
+
+linear_3x8_avx512_2x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x8_avx512_2x3_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	JMP     linear_3x8_avx512_2x3_g0_next
+
+linear_3x8_avx512_2x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z7
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z3, Z0
+	VSHUFF32X4 $0xee, Z5, Z3, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z1, Z1, Z2
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z4, Z4, Z1
+	VSHUFF32X4 $0xee, Z4, Z4, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z6, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linear_3x8_avx512_2x3_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000180, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_3x8_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_3x8_avx512_not1
+
+	// Tile of 3 sample(s) × 1 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x8_avx512_1x3_g0_zero
+	MOVQ    72(SP), DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	JMP     linear_3x8_avx512_1x3_g0_kloop
+
+linear_3x8_avx512_1x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+linear_3x8_avx512_1x3_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_3x8_avx512_1x3_g0_tail
+
+linear_3x8_avx512_1x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(DI*1), Z3
+	VMOVUPS     (SI)(DI*1), Z4
+	VMOVUPS     (CX)(DI*1), Z5
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Z6
+	VFMADD231PS Z3, Z6, Z0
+	VFMADD231PS Z4, Z6, Z1
+	VFMADD231PS Z5, Z6, Z2
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_3x8_avx512_1x3_g0_k
+
+linear_3x8_avx512_1x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_3x8_avx512_1x3_g0_sum
+	VMOVUPS.Z   (BX)(DI*1), K1, Z3
+	VMOVUPS.Z   (SI)(DI*1), K1, Z4
+	VMOVUPS.Z   (CX)(DI*1), K1, Z5
+	VMOVUPS.Z   (DX)(DI*1), K1, Z6
+	VFMADD231PS Z3, Z6, K1, Z0
+	VFMADD231PS Z4, Z6, K1, Z1
+	VFMADD231PS Z5, Z6, K1, Z2
+
+linear_3x8_avx512_1x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x8_avx512_1x3_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	JMP     linear_3x8_avx512_1x3_g0_next
+
+linear_3x8_avx512_1x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z3
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z4
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z2, Z1
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z1, Z1
+	VSHUFPS $0x44, Z0, Z0, Z2
+	VSHUFPS $0xee, Z0, Z0, Z0
+	VADDPS  Z0, Z2, Z2
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z2, Z1, Z0
+	VSHUFPS $0xdd, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z3, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+
+linear_3x8_avx512_1x3_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000000c0, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_3x8_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linear_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_4x6_avx512(SB), NOSPLIT, $144-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
+
+linear_4x6_avx512_rows:
+	// for ; n >= 6; n -= 6
+	CMPQ 8(SP), $0x06
+	JL   linear_4x6_avx512_rest
+
+	// Tile of 4 sample(s) × 6 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x6_avx512_6x4_g0_zero
+	MOVQ    72(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	VMOVUPS 1344(R13), Z21
+	VMOVUPS 1408(R13), Z22
+	VMOVUPS 1472(R13), Z23
+	JMP     linear_4x6_avx512_6x4_g0_kloop
+
+linear_4x6_avx512_6x4_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -3818,416 +5178,331 @@ linear_7x3_avx512_7x3_zero:
 	VXORPS Z18, Z18, Z18
 	VXORPS Z19, Z19, Z19
 	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
 
-linear_7x3_avx512_7x3_kloop:
-	XORQ  R10, R10
-	TESTQ R9, R9
-	JZ    linear_7x3_avx512_7x3_tail
+linear_4x6_avx512_6x4_g0_kloop:
+	XORQ  R13, R13
+	TESTQ AX, AX
+	JZ    linear_4x6_avx512_6x4_g0_tail
 
-linear_7x3_avx512_7x3_k:
+linear_4x6_avx512_6x4_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R10*1), Z21
-	VMOVUPS     (DX)(R10*1), Z22
-	VMOVUPS     (BX)(R10*1), Z23
-	VMOVUPS     (SI)(R10*1), Z24
-	VMOVUPS     (DI)(R10*1), Z25
-	VMOVUPS     (R8)(R10*1), Z26
-	VMOVUPS     (AX)(R10*1), Z27
-	PREFETCHT0  1024(R11)(R10*1)
-	VMOVUPS     (R11)(R10*1), Z28
-	VFMADD231PS Z21, Z28, Z0
-	VFMADD231PS Z22, Z28, Z1
-	VFMADD231PS Z23, Z28, Z2
-	VFMADD231PS Z24, Z28, Z3
-	VFMADD231PS Z25, Z28, Z4
-	VFMADD231PS Z26, Z28, Z5
-	VFMADD231PS Z27, Z28, Z6
-	PREFETCHT0  1024(R12)(R10*1)
-	VMOVUPS     (R12)(R10*1), Z28
-	VFMADD231PS Z21, Z28, Z7
-	VFMADD231PS Z22, Z28, Z8
-	VFMADD231PS Z23, Z28, Z9
-	VFMADD231PS Z24, Z28, Z10
-	VFMADD231PS Z25, Z28, Z11
-	VFMADD231PS Z26, Z28, Z12
-	VFMADD231PS Z27, Z28, Z13
-	PREFETCHT0  1024(R13)(R10*1)
-	VMOVUPS     (R13)(R10*1), Z28
-	VFMADD231PS Z21, Z28, Z14
-	VFMADD231PS Z22, Z28, Z15
-	VFMADD231PS Z23, Z28, Z16
-	VFMADD231PS Z24, Z28, Z17
-	VFMADD231PS Z25, Z28, Z18
-	VFMADD231PS Z26, Z28, Z19
-	VFMADD231PS Z27, Z28, Z20
-	ADDQ        $0x40, R10
-	CMPQ        R10, R9
-	JB          linear_7x3_avx512_7x3_k
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	PREFETCHT0  1024(DX)(R13*1)
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	PREFETCHT0  1024(BX)(R13*1)
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	PREFETCHT0  1024(SI)(R13*1)
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	PREFETCHT0  1024(DI)(R13*1)
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	PREFETCHT0  1024(R8)(R13*1)
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	PREFETCHT0  1024(R9)(R13*1)
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	ADDQ        $0x40, R13
+	CMPQ        R13, AX
+	JB          linear_4x6_avx512_6x4_g0_k
 
-linear_7x3_avx512_7x3_tail:
+linear_4x6_avx512_6x4_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_7x3_avx512_7x3_sum
-	VMOVUPS.Z   (CX)(R10*1), K1, Z21
-	VMOVUPS.Z   (DX)(R10*1), K1, Z22
-	VMOVUPS.Z   (BX)(R10*1), K1, Z23
-	VMOVUPS.Z   (SI)(R10*1), K1, Z24
-	VMOVUPS.Z   (DI)(R10*1), K1, Z25
-	VMOVUPS.Z   (R8)(R10*1), K1, Z26
-	VMOVUPS.Z   (AX)(R10*1), K1, Z27
-	VMOVUPS.Z   (R11)(R10*1), K1, Z28
-	VFMADD231PS Z21, Z28, K1, Z0
-	VFMADD231PS Z22, Z28, K1, Z1
-	VFMADD231PS Z23, Z28, K1, Z2
-	VFMADD231PS Z24, Z28, K1, Z3
-	VFMADD231PS Z25, Z28, K1, Z4
-	VFMADD231PS Z26, Z28, K1, Z5
-	VFMADD231PS Z27, Z28, K1, Z6
-	VMOVUPS.Z   (R12)(R10*1), K1, Z28
-	VFMADD231PS Z21, Z28, K1, Z7
-	VFMADD231PS Z22, Z28, K1, Z8
-	VFMADD231PS Z23, Z28, K1, Z9
-	VFMADD231PS Z24, Z28, K1, Z10
-	VFMADD231PS Z25, Z28, K1, Z11
-	VFMADD231PS Z26, Z28, K1, Z12
-	VFMADD231PS Z27, Z28, K1, Z13
-	VMOVUPS.Z   (R13)(R10*1), K1, Z28
-	VFMADD231PS Z21, Z28, K1, Z14
-	VFMADD231PS Z22, Z28, K1, Z15
-	VFMADD231PS Z23, Z28, K1, Z16
-	VFMADD231PS Z24, Z28, K1, Z17
-	VFMADD231PS Z25, Z28, K1, Z18
-	VFMADD231PS Z26, Z28, K1, Z19
-	VFMADD231PS Z27, Z28, K1, Z20
+	JE          linear_4x6_avx512_6x4_g0_sum
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VMOVUPS.Z   (R11)(R13*1), K1, Z25
+	VMOVUPS.Z   (R12)(R13*1), K1, Z26
+	VMOVUPS.Z   (CX)(R13*1), K1, Z27
+	VMOVUPS.Z   (DX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z0
+	VFMADD231PS Z25, Z28, K1, Z1
+	VFMADD231PS Z26, Z28, K1, Z2
+	VFMADD231PS Z27, Z28, K1, Z3
+	VMOVUPS.Z   (BX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z4
+	VFMADD231PS Z25, Z28, K1, Z5
+	VFMADD231PS Z26, Z28, K1, Z6
+	VFMADD231PS Z27, Z28, K1, Z7
+	VMOVUPS.Z   (SI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z8
+	VFMADD231PS Z25, Z28, K1, Z9
+	VFMADD231PS Z26, Z28, K1, Z10
+	VFMADD231PS Z27, Z28, K1, Z11
+	VMOVUPS.Z   (DI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z12
+	VFMADD231PS Z25, Z28, K1, Z13
+	VFMADD231PS Z26, Z28, K1, Z14
+	VFMADD231PS Z27, Z28, K1, Z15
+	VMOVUPS.Z   (R8)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z16
+	VFMADD231PS Z25, Z28, K1, Z17
+	VFMADD231PS Z26, Z28, K1, Z18
+	VFMADD231PS Z27, Z28, K1, Z19
+	VMOVUPS.Z   (R9)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z20
+	VFMADD231PS Z25, Z28, K1, Z21
+	VFMADD231PS Z26, Z28, K1, Z22
+	VFMADD231PS Z27, Z28, K1, Z23
 
-linear_7x3_avx512_7x3_sum:
+linear_4x6_avx512_6x4_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_7x3_avx512_7x3_out
-	MOVQ    64(SP), R10
-	VMOVUPS Z0, (R10)
-	VMOVUPS Z1, 64(R10)
-	VMOVUPS Z2, 128(R10)
-	VMOVUPS Z3, 192(R10)
-	VMOVUPS Z4, 256(R10)
-	VMOVUPS Z5, 320(R10)
-	VMOVUPS Z6, 384(R10)
-	VMOVUPS Z7, 448(R10)
-	VMOVUPS Z8, 512(R10)
-	VMOVUPS Z9, 576(R10)
-	VMOVUPS Z10, 640(R10)
-	VMOVUPS Z11, 704(R10)
-	VMOVUPS Z12, 768(R10)
-	VMOVUPS Z13, 832(R10)
-	VMOVUPS Z14, 896(R10)
-	VMOVUPS Z15, 960(R10)
-	VMOVUPS Z16, 1024(R10)
-	VMOVUPS Z17, 1088(R10)
-	VMOVUPS Z18, 1152(R10)
-	VMOVUPS Z19, 1216(R10)
-	VMOVUPS Z20, 1280(R10)
-	JMP     linear_7x3_avx512_7x3_next
+	JZ      linear_4x6_avx512_6x4_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	VMOVUPS Z21, 1344(CX)
+	VMOVUPS Z22, 1408(CX)
+	VMOVUPS Z23, 1472(CX)
+	JMP     linear_4x6_avx512_6x4_g0_next
 
-linear_7x3_avx512_7x3_out:
+linear_4x6_avx512_6x4_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X21
-	MOVQ          32(SP), R10
-	VMOVSS        (R10), X22
-	ADDQ          56(SP), R10
-	MOVQ          16(SP), R11
-	VEXTRACTF64X4 $0x01, Z0, Y23
-	VADDPS        Y23, Y0, Y23
-	VEXTRACTF32X4 $0x01, Y23, X0
-	VADDPS        X0, X23, X0
-	VMOVHLPS      X0, X0, X23
-	VADDPS        X23, X0, X23
-	VMOVSHDUP     X23, X0
-	VADDSS        X0, X23, X0
-	VADDSS        X22, X0, X0
-	VMAXSS        X0, X21, X0
-	VMOVSS        X0, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X22, X1, X1
-	VMAXSS        X1, X21, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X22, X1, X1
-	VMAXSS        X1, X21, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X22, X1, X1
-	VMAXSS        X1, X21, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X22, X1, X1
-	VMAXSS        X1, X21, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X22, X1, X1
-	VMAXSS        X1, X21, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z6, Y0
-	VADDPS        Y0, Y6, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X22, X1, X1
-	VMAXSS        X1, X21, X1
-	VMOVSS        X1, (R11)
-	VMOVSS        (R10), X0
-	ADDQ          56(SP), R10
-	MOVQ          16(SP), R11
-	VEXTRACTF64X4 $0x01, Z7, Y1
-	VADDPS        Y1, Y7, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 4(R11)
-	VMOVSS        (R10), X0
-	ADDQ          56(SP), R10
-	MOVQ          16(SP), R11
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z16, Y1
-	VADDPS        Y1, Y16, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z17, Y1
-	VADDPS        Y1, Y17, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z18, Y1
-	VADDPS        Y1, Y18, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z19, Y1
-	VADDPS        Y1, Y19, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z20, Y1
-	VADDPS        Y1, Y20, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X21, X2
-	VMOVSS        X2, 8(R11)
-	MOVQ          R10, 32(SP)
-	ADDQ          $0x0c, 16(SP)
+	VBROADCASTSS lo+80(FP), Z24
 
-linear_7x3_avx512_7x3_next:
-	// n -= 3; part += 3*m*16
-	ADDQ $0x00000540, 64(SP)
-	SUBQ $0x03, 8(SP)
-	JMP  linear_7x3_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z25
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_7x3_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_7x3_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 7 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         128(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z18, Z16, Z0
+	VSHUFF32X4 $0xee, Z18, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z22, Z20, Z1
+	VSHUFF32X4 $0xee, Z22, Z20, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z19, Z17, Z2
+	VSHUFF32X4 $0xee, Z19, Z17, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z23, Z21, Z3
+	VSHUFF32X4 $0xee, Z23, Z21, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[4+jj]); y[i][4:6] = z[s*2:][:2]
+	VBROADCASTSD 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 16(DX)
+
+linear_4x6_avx512_6x4_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000600, 72(SP)
+	ADDQ   $0x18, 16(SP)
+	IMUL3Q $0x06, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x06, 8(SP)
+	JMP    linear_4x6_avx512_rows
+
+linear_4x6_avx512_rest:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 8(SP), $0x05
+	JL   linear_4x6_avx512_not5
+
+	// Tile of 4 sample(s) × 5 output(s) in groups [4]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R10
-	MOVQ 24(SP), R11
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R11)(R10*1), R10
-	MOVQ R10, 24(SP)
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_7x3_avx512_7x1_zero
-	MOVQ    64(SP), R10
-	VMOVUPS (R10), Z0
-	VMOVUPS 64(R10), Z1
-	VMOVUPS 128(R10), Z2
-	VMOVUPS 192(R10), Z3
-	VMOVUPS 256(R10), Z4
-	VMOVUPS 320(R10), Z5
-	VMOVUPS 384(R10), Z6
-	JMP     linear_7x3_avx512_7x1_kloop
+	JZ      linear_4x6_avx512_5x4_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	VMOVUPS 1152(R12), Z18
+	VMOVUPS 1216(R12), Z19
+	JMP     linear_4x6_avx512_5x4_g0_kloop
 
-linear_7x3_avx512_7x1_zero:
+linear_4x6_avx512_5x4_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -4235,237 +5510,301 @@ linear_7x3_avx512_7x1_zero:
 	VXORPS Z4, Z4, Z4
 	VXORPS Z5, Z5, Z5
 	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
 
-linear_7x3_avx512_7x1_kloop:
-	XORQ  R10, R10
-	TESTQ R9, R9
-	JZ    linear_7x3_avx512_7x1_tail
+linear_4x6_avx512_5x4_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_4x6_avx512_5x4_g0_tail
 
-linear_7x3_avx512_7x1_k:
+linear_4x6_avx512_5x4_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R10*1), Z7
-	VMOVUPS     (DX)(R10*1), Z8
-	VMOVUPS     (BX)(R10*1), Z9
-	VMOVUPS     (SI)(R10*1), Z10
-	VMOVUPS     (DI)(R10*1), Z11
-	VMOVUPS     (R8)(R10*1), Z12
-	VMOVUPS     (AX)(R10*1), Z13
-	PREFETCHT0  1024(R11)(R10*1)
-	VMOVUPS     (R11)(R10*1), Z14
-	VFMADD231PS Z7, Z14, Z0
-	VFMADD231PS Z8, Z14, Z1
-	VFMADD231PS Z9, Z14, Z2
-	VFMADD231PS Z10, Z14, Z3
-	VFMADD231PS Z11, Z14, Z4
-	VFMADD231PS Z12, Z14, Z5
-	VFMADD231PS Z13, Z14, Z6
-	ADDQ        $0x40, R10
-	CMPQ        R10, R9
-	JB          linear_7x3_avx512_7x1_k
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	PREFETCHT0  1024(BX)(R12*1)
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	PREFETCHT0  1024(SI)(R12*1)
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	PREFETCHT0  1024(DI)(R12*1)
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	PREFETCHT0  1024(R8)(R12*1)
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_4x6_avx512_5x4_g0_k
 
-linear_7x3_avx512_7x1_tail:
+linear_4x6_avx512_5x4_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_7x3_avx512_7x1_sum
-	VMOVUPS.Z   (CX)(R10*1), K1, Z7
-	VMOVUPS.Z   (DX)(R10*1), K1, Z8
-	VMOVUPS.Z   (BX)(R10*1), K1, Z9
-	VMOVUPS.Z   (SI)(R10*1), K1, Z10
-	VMOVUPS.Z   (DI)(R10*1), K1, Z11
-	VMOVUPS.Z   (R8)(R10*1), K1, Z12
-	VMOVUPS.Z   (AX)(R10*1), K1, Z13
-	VMOVUPS.Z   (R11)(R10*1), K1, Z14
-	VFMADD231PS Z7, Z14, K1, Z0
-	VFMADD231PS Z8, Z14, K1, Z1
-	VFMADD231PS Z9, Z14, K1, Z2
-	VFMADD231PS Z10, Z14, K1, Z3
-	VFMADD231PS Z11, Z14, K1, Z4
-	VFMADD231PS Z12, Z14, K1, Z5
-	VFMADD231PS Z13, Z14, K1, Z6
+	JE          linear_4x6_avx512_5x4_g0_sum
+	VMOVUPS.Z   (R9)(R12*1), K1, Z20
+	VMOVUPS.Z   (R10)(R12*1), K1, Z21
+	VMOVUPS.Z   (R11)(R12*1), K1, Z22
+	VMOVUPS.Z   (CX)(R12*1), K1, Z23
+	VMOVUPS.Z   (DX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z0
+	VFMADD231PS Z21, Z24, K1, Z1
+	VFMADD231PS Z22, Z24, K1, Z2
+	VFMADD231PS Z23, Z24, K1, Z3
+	VMOVUPS.Z   (BX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z4
+	VFMADD231PS Z21, Z24, K1, Z5
+	VFMADD231PS Z22, Z24, K1, Z6
+	VFMADD231PS Z23, Z24, K1, Z7
+	VMOVUPS.Z   (SI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z8
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (DI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z12
+	VFMADD231PS Z21, Z24, K1, Z13
+	VFMADD231PS Z22, Z24, K1, Z14
+	VFMADD231PS Z23, Z24, K1, Z15
+	VMOVUPS.Z   (R8)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z16
+	VFMADD231PS Z21, Z24, K1, Z17
+	VFMADD231PS Z22, Z24, K1, Z18
+	VFMADD231PS Z23, Z24, K1, Z19
 
-linear_7x3_avx512_7x1_sum:
+linear_4x6_avx512_5x4_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_7x3_avx512_7x1_out
-	MOVQ    64(SP), R10
-	VMOVUPS Z0, (R10)
-	VMOVUPS Z1, 64(R10)
-	VMOVUPS Z2, 128(R10)
-	VMOVUPS Z3, 192(R10)
-	VMOVUPS Z4, 256(R10)
-	VMOVUPS Z5, 320(R10)
-	VMOVUPS Z6, 384(R10)
-	JMP     linear_7x3_avx512_7x1_next
+	JZ      linear_4x6_avx512_5x4_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	JMP     linear_4x6_avx512_5x4_g0_next
 
-linear_7x3_avx512_7x1_out:
+linear_4x6_avx512_5x4_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X7
-	MOVQ          32(SP), R10
-	VMOVSS        (R10), X8
-	ADDQ          56(SP), R10
-	MOVQ          16(SP), R11
-	VEXTRACTF64X4 $0x01, Z0, Y9
-	VADDPS        Y9, Y0, Y9
-	VEXTRACTF32X4 $0x01, Y9, X0
-	VADDPS        X0, X9, X0
-	VMOVHLPS      X0, X0, X9
-	VADDPS        X9, X0, X9
-	VMOVSHDUP     X9, X0
-	VADDSS        X0, X9, X0
-	VADDSS        X8, X0, X0
-	VMAXSS        X0, X7, X0
-	VMOVSS        X0, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X8, X1, X1
-	VMAXSS        X1, X7, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X8, X1, X1
-	VMAXSS        X1, X7, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X8, X1, X1
-	VMAXSS        X1, X7, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X8, X1, X1
-	VMAXSS        X1, X7, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X8, X1, X1
-	VMAXSS        X1, X7, X1
-	VMOVSS        X1, (R11)
-	ADDQ          48(SP), R11
-	VEXTRACTF64X4 $0x01, Z6, Y0
-	VADDPS        Y0, Y6, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X8, X1, X1
-	VMAXSS        X1, X7, X1
-	VMOVSS        X1, (R11)
-	MOVQ          R10, 32(SP)
-	ADDQ          $0x04, 16(SP)
+	VBROADCASTSS lo+80(FP), Z20
 
-linear_7x3_avx512_7x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x000001c0, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_7x3_avx512_row
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z21
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z21, Z21
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_7x3_avx512_done:
-	VZEROUPPER
-	RET
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z21, Z7
+	VSHUFF32X4 $0xdd, Z0, Z21, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-// func linear_8x2_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, MMX+
-TEXT ·linear_8x2_avx512(SB), NOSPLIT, $72-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), DI
-	LEAQ (DI)(AX*1), R8
-	LEAQ (R8)(AX*1), R9
-	LEAQ (R9)(AX*1), AX
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
 
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), R10
-	MOVQ R10, R11
-	ANDQ $0x0f, R11
-	MOVQ R11, (SP)
-	ANDQ $-16, R10
-	SHLQ $0x02, R10
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
 
-	// k = (1<<t) - 1: lane l is in the tail iff l < t
-	LEAQ  linearTailKMask<>+0(SB), R12
-	KMOVW (R12)(R11*2), K1
-	MOVQ  n+64(FP), R11
-	MOVQ  R11, 8(SP)
-	MOVQ  y+0(FP), R11
-	MOVQ  R11, 16(SP)
-	MOVQ  w+32(FP), R11
-	MOVQ  R11, 24(SP)
-	MOVQ  bias+48(FP), R11
-	MOVQ  R11, 32(SP)
-	MOVQ  ldw+40(FP), R11
-	SHLQ  $0x02, R11
-	MOVQ  R11, 40(SP)
-	MOVQ  ldy+8(FP), R11
-	SHLQ  $0x02, R11
-	MOVQ  R11, 48(SP)
-	MOVQ  bstep+56(FP), R11
-	SHLQ  $0x02, R11
-	MOVQ  R11, 56(SP)
-	MOVQ  part+88(FP), R11
-	MOVQ  R11, 64(SP)
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z20, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         128(SP), X0
+	VMOVUPS         X0, (DX)
 
-linear_8x2_avx512_rows:
-	// for ; n >= 2; n -= 2
-	CMPQ 8(SP), $0x02
-	JL   linear_8x2_avx512_row
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z16, Z16, Z0
+	VSHUFF32X4 $0xee, Z16, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z17, Z1
+	VSHUFF32X4 $0xee, Z17, Z17, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z18, Z18, Z2
+	VSHUFF32X4 $0xee, Z18, Z18, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z19, Z19, Z3
+	VSHUFF32X4 $0xee, Z19, Z19, Z4
+	VADDPS     Z4, Z3, Z3
 
-	// Tile of 8 sample(s) × 2 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[4+jj]); y[i][4:5] = z[s*1:][:1]
+	VBROADCASTSS 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z20, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVL         80(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         84(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         88(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 16(DX)
+
+linear_4x6_avx512_5x4_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000500, 72(SP)
+	ADDQ   $0x14, 16(SP)
+	IMUL3Q $0x05, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x05, 8(SP)
+
+linear_4x6_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 8(SP), $0x04
+	JL   linear_4x6_avx512_not4
+
+	// Tile of 4 sample(s) × 4 output(s) in groups [4]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R11
-	MOVQ 24(SP), R12
-	LEAQ (R12)(R11*1), R13
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R13)(R11*1), R11
-	MOVQ R11, 24(SP)
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_8x2_avx512_8x2_zero
-	MOVQ    64(SP), R11
+	JZ      linear_4x6_avx512_4x4_g0_zero
+	MOVQ    72(SP), R11
 	VMOVUPS (R11), Z0
 	VMOVUPS 64(R11), Z1
 	VMOVUPS 128(R11), Z2
@@ -4482,9 +5821,9 @@ linear_8x2_avx512_rows:
 	VMOVUPS 832(R11), Z13
 	VMOVUPS 896(R11), Z14
 	VMOVUPS 960(R11), Z15
-	JMP     linear_8x2_avx512_8x2_kloop
+	JMP     linear_4x6_avx512_4x4_g0_kloop
 
-linear_8x2_avx512_8x2_zero:
+linear_4x6_avx512_4x4_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -4502,338 +5841,474 @@ linear_8x2_avx512_8x2_zero:
 	VXORPS Z14, Z14, Z14
 	VXORPS Z15, Z15, Z15
 
-linear_8x2_avx512_8x2_kloop:
+linear_4x6_avx512_4x4_g0_kloop:
 	XORQ  R11, R11
-	TESTQ R10, R10
-	JZ    linear_8x2_avx512_8x2_tail
+	TESTQ AX, AX
+	JZ    linear_4x6_avx512_4x4_g0_tail
 
-linear_8x2_avx512_8x2_k:
+linear_4x6_avx512_4x4_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R11*1), Z16
-	VMOVUPS     (DX)(R11*1), Z17
-	VMOVUPS     (BX)(R11*1), Z18
-	VMOVUPS     (SI)(R11*1), Z19
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	PREFETCHT0  1024(DX)(R11*1)
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	PREFETCHT0  1024(BX)(R11*1)
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	PREFETCHT0  1024(SI)(R11*1)
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	PREFETCHT0  1024(DI)(R11*1)
 	VMOVUPS     (DI)(R11*1), Z20
-	VMOVUPS     (R8)(R11*1), Z21
-	VMOVUPS     (R9)(R11*1), Z22
-	VMOVUPS     (AX)(R11*1), Z23
-	PREFETCHT0  1024(R12)(R11*1)
-	VMOVUPS     (R12)(R11*1), Z24
-	VFMADD231PS Z16, Z24, Z0
-	VFMADD231PS Z17, Z24, Z1
-	VFMADD231PS Z18, Z24, Z2
-	VFMADD231PS Z19, Z24, Z3
-	VFMADD231PS Z20, Z24, Z4
-	VFMADD231PS Z21, Z24, Z5
-	VFMADD231PS Z22, Z24, Z6
-	VFMADD231PS Z23, Z24, Z7
-	PREFETCHT0  1024(R13)(R11*1)
-	VMOVUPS     (R13)(R11*1), Z24
-	VFMADD231PS Z16, Z24, Z8
-	VFMADD231PS Z17, Z24, Z9
-	VFMADD231PS Z18, Z24, Z10
-	VFMADD231PS Z19, Z24, Z11
-	VFMADD231PS Z20, Z24, Z12
-	VFMADD231PS Z21, Z24, Z13
-	VFMADD231PS Z22, Z24, Z14
-	VFMADD231PS Z23, Z24, Z15
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
 	ADDQ        $0x40, R11
-	CMPQ        R11, R10
-	JB          linear_8x2_avx512_8x2_k
+	CMPQ        R11, AX
+	JB          linear_4x6_avx512_4x4_g0_k
 
-linear_8x2_avx512_8x2_tail:
+linear_4x6_avx512_4x4_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_8x2_avx512_8x2_sum
-	VMOVUPS.Z   (CX)(R11*1), K1, Z16
-	VMOVUPS.Z   (DX)(R11*1), K1, Z17
-	VMOVUPS.Z   (BX)(R11*1), K1, Z18
-	VMOVUPS.Z   (SI)(R11*1), K1, Z19
+	JE          linear_4x6_avx512_4x4_g0_sum
+	VMOVUPS.Z   (R8)(R11*1), K1, Z16
+	VMOVUPS.Z   (R9)(R11*1), K1, Z17
+	VMOVUPS.Z   (R10)(R11*1), K1, Z18
+	VMOVUPS.Z   (CX)(R11*1), K1, Z19
+	VMOVUPS.Z   (DX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z0
+	VFMADD231PS Z17, Z20, K1, Z1
+	VFMADD231PS Z18, Z20, K1, Z2
+	VFMADD231PS Z19, Z20, K1, Z3
+	VMOVUPS.Z   (BX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z4
+	VFMADD231PS Z17, Z20, K1, Z5
+	VFMADD231PS Z18, Z20, K1, Z6
+	VFMADD231PS Z19, Z20, K1, Z7
+	VMOVUPS.Z   (SI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z8
+	VFMADD231PS Z17, Z20, K1, Z9
+	VFMADD231PS Z18, Z20, K1, Z10
+	VFMADD231PS Z19, Z20, K1, Z11
 	VMOVUPS.Z   (DI)(R11*1), K1, Z20
-	VMOVUPS.Z   (R8)(R11*1), K1, Z21
-	VMOVUPS.Z   (R9)(R11*1), K1, Z22
-	VMOVUPS.Z   (AX)(R11*1), K1, Z23
-	VMOVUPS.Z   (R12)(R11*1), K1, Z24
-	VFMADD231PS Z16, Z24, K1, Z0
-	VFMADD231PS Z17, Z24, K1, Z1
-	VFMADD231PS Z18, Z24, K1, Z2
-	VFMADD231PS Z19, Z24, K1, Z3
-	VFMADD231PS Z20, Z24, K1, Z4
-	VFMADD231PS Z21, Z24, K1, Z5
-	VFMADD231PS Z22, Z24, K1, Z6
-	VFMADD231PS Z23, Z24, K1, Z7
-	VMOVUPS.Z   (R13)(R11*1), K1, Z24
-	VFMADD231PS Z16, Z24, K1, Z8
-	VFMADD231PS Z17, Z24, K1, Z9
-	VFMADD231PS Z18, Z24, K1, Z10
-	VFMADD231PS Z19, Z24, K1, Z11
-	VFMADD231PS Z20, Z24, K1, Z12
-	VFMADD231PS Z21, Z24, K1, Z13
-	VFMADD231PS Z22, Z24, K1, Z14
-	VFMADD231PS Z23, Z24, K1, Z15
+	VFMADD231PS Z16, Z20, K1, Z12
+	VFMADD231PS Z17, Z20, K1, Z13
+	VFMADD231PS Z18, Z20, K1, Z14
+	VFMADD231PS Z19, Z20, K1, Z15
 
-linear_8x2_avx512_8x2_sum:
+linear_4x6_avx512_4x4_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_8x2_avx512_8x2_out
-	MOVQ    64(SP), R11
-	VMOVUPS Z0, (R11)
-	VMOVUPS Z1, 64(R11)
-	VMOVUPS Z2, 128(R11)
-	VMOVUPS Z3, 192(R11)
-	VMOVUPS Z4, 256(R11)
-	VMOVUPS Z5, 320(R11)
-	VMOVUPS Z6, 384(R11)
-	VMOVUPS Z7, 448(R11)
-	VMOVUPS Z8, 512(R11)
-	VMOVUPS Z9, 576(R11)
-	VMOVUPS Z10, 640(R11)
-	VMOVUPS Z11, 704(R11)
-	VMOVUPS Z12, 768(R11)
-	VMOVUPS Z13, 832(R11)
-	VMOVUPS Z14, 896(R11)
-	VMOVUPS Z15, 960(R11)
-	JMP     linear_8x2_avx512_8x2_next
+	JZ      linear_4x6_avx512_4x4_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	JMP     linear_4x6_avx512_4x4_g0_next
 
-linear_8x2_avx512_8x2_out:
+linear_4x6_avx512_4x4_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X16
-	MOVQ          32(SP), R11
-	VMOVSS        (R11), X17
-	ADDQ          56(SP), R11
-	MOVQ          16(SP), R12
-	VEXTRACTF64X4 $0x01, Z0, Y18
-	VADDPS        Y18, Y0, Y18
-	VEXTRACTF32X4 $0x01, Y18, X0
-	VADDPS        X0, X18, X0
-	VMOVHLPS      X0, X0, X18
-	VADDPS        X18, X0, X18
-	VMOVSHDUP     X18, X0
-	VADDSS        X0, X18, X0
-	VADDSS        X17, X0, X0
-	VMAXSS        X0, X16, X0
-	VMOVSS        X0, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z6, Y0
-	VADDPS        Y0, Y6, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X17, X1, X1
-	VMAXSS        X1, X16, X1
-	VMOVSS        X1, (R12)
-	VMOVSS        (R11), X0
-	ADDQ          56(SP), R11
-	MOVQ          16(SP), R12
-	VEXTRACTF64X4 $0x01, Z8, Y1
-	VADDPS        Y1, Y8, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z9, Y1
-	VADDPS        Y1, Y9, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z10, Y1
-	VADDPS        Y1, Y10, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z11, Y1
-	VADDPS        Y1, Y11, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z12, Y1
-	VADDPS        Y1, Y12, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z13, Y1
-	VADDPS        Y1, Y13, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z14, Y1
-	VADDPS        Y1, Y14, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z15, Y1
-	VADDPS        Y1, Y15, Y1
-	VEXTRACTF32X4 $0x01, Y1, X2
-	VADDPS        X2, X1, X2
-	VMOVHLPS      X2, X2, X1
-	VADDPS        X1, X2, X1
-	VMOVSHDUP     X1, X2
-	VADDSS        X2, X1, X2
-	VADDSS        X0, X2, X2
-	VMAXSS        X2, X16, X2
-	VMOVSS        X2, 4(R12)
-	MOVQ          R11, 32(SP)
-	ADDQ          $0x08, 16(SP)
+	VBROADCASTSS lo+80(FP), Z16
 
-linear_8x2_avx512_8x2_next:
-	// n -= 2; part += 2*m*16
-	ADDQ $0x00000400, 64(SP)
-	SUBQ $0x02, 8(SP)
-	JMP  linear_8x2_avx512_rows
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z17
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
 
-linear_8x2_avx512_row:
-	// for ; n > 0; n--
-	CMPQ 8(SP), $0x00
-	JE   linear_8x2_avx512_done
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
 
-	// Tile of 8 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z16, Z1
+	VMOVUPS         Z1, 80(SP)
+	VMOVUPS         80(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         96(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         112(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         128(SP), X0
+	VMOVUPS         X0, (DX)
+
+linear_4x6_avx512_4x4_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000400, 72(SP)
+	ADDQ   $0x10, 16(SP)
+	IMUL3Q $0x04, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x04, 8(SP)
+
+linear_4x6_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 8(SP), $0x03
+	JL   linear_4x6_avx512_not3
+
+	// Tile of 4 sample(s) × 3 output(s) in groups [4]
 	// wp[j] = &W[j][0]
-	MOVQ 40(SP), R11
-	MOVQ 24(SP), R12
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R12)(R11*1), R11
-	MOVQ R11, 24(SP)
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_8x2_avx512_8x1_zero
-	MOVQ    64(SP), R11
-	VMOVUPS (R11), Z0
-	VMOVUPS 64(R11), Z1
-	VMOVUPS 128(R11), Z2
-	VMOVUPS 192(R11), Z3
-	VMOVUPS 256(R11), Z4
-	VMOVUPS 320(R11), Z5
-	VMOVUPS 384(R11), Z6
-	VMOVUPS 448(R11), Z7
-	JMP     linear_8x2_avx512_8x1_kloop
+	JZ      linear_4x6_avx512_3x4_g0_zero
+	MOVQ    72(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	VMOVUPS 640(R10), Z10
+	VMOVUPS 704(R10), Z11
+	JMP     linear_4x6_avx512_3x4_g0_kloop
 
-linear_8x2_avx512_8x1_zero:
+linear_4x6_avx512_3x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linear_4x6_avx512_3x4_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_4x6_avx512_3x4_g0_tail
+
+linear_4x6_avx512_3x4_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	PREFETCHT0  1024(DX)(R10*1)
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	PREFETCHT0  1024(BX)(R10*1)
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	PREFETCHT0  1024(SI)(R10*1)
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_4x6_avx512_3x4_g0_k
+
+linear_4x6_avx512_3x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_4x6_avx512_3x4_g0_sum
+	VMOVUPS.Z   (DI)(R10*1), K1, Z12
+	VMOVUPS.Z   (R8)(R10*1), K1, Z13
+	VMOVUPS.Z   (R9)(R10*1), K1, Z14
+	VMOVUPS.Z   (CX)(R10*1), K1, Z15
+	VMOVUPS.Z   (DX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z0
+	VFMADD231PS Z13, Z16, K1, Z1
+	VFMADD231PS Z14, Z16, K1, Z2
+	VFMADD231PS Z15, Z16, K1, Z3
+	VMOVUPS.Z   (BX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z4
+	VFMADD231PS Z13, Z16, K1, Z5
+	VFMADD231PS Z14, Z16, K1, Z6
+	VFMADD231PS Z15, Z16, K1, Z7
+	VMOVUPS.Z   (SI)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z8
+	VFMADD231PS Z13, Z16, K1, Z9
+	VFMADD231PS Z14, Z16, K1, Z10
+	VFMADD231PS Z15, Z16, K1, Z11
+
+linear_4x6_avx512_3x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x6_avx512_3x4_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linear_4x6_avx512_3x4_g0_next
+
+linear_4x6_avx512_3x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z13
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z4, Z2
+	VSHUFF32X4 $0xee, Z6, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z10, Z10, Z1
+	VSHUFF32X4 $0xee, Z10, Z10, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z5, Z3
+	VSHUFF32X4 $0xee, Z7, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linear_4x6_avx512_3x4_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000300, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+
+linear_4x6_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_4x6_avx512_not2
+
+	// Tile of 4 sample(s) × 2 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x6_avx512_2x4_g0_zero
+	MOVQ    72(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	VMOVUPS 320(R9), Z5
+	VMOVUPS 384(R9), Z6
+	VMOVUPS 448(R9), Z7
+	JMP     linear_4x6_avx512_2x4_g0_kloop
+
+linear_4x6_avx512_2x4_g0_zero:
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -4843,23 +6318,3659 @@ linear_8x2_avx512_8x1_zero:
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
 
-linear_8x2_avx512_8x1_kloop:
-	XORQ  R11, R11
-	TESTQ R10, R10
-	JZ    linear_8x2_avx512_8x1_tail
+linear_4x6_avx512_2x4_g0_kloop:
+	XORQ  R9, R9
+	TESTQ AX, AX
+	JZ    linear_4x6_avx512_2x4_g0_tail
 
-linear_8x2_avx512_8x1_k:
+linear_4x6_avx512_2x4_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(R11*1), Z8
-	VMOVUPS     (DX)(R11*1), Z9
-	VMOVUPS     (BX)(R11*1), Z10
-	VMOVUPS     (SI)(R11*1), Z11
-	VMOVUPS     (DI)(R11*1), Z12
-	VMOVUPS     (R8)(R11*1), Z13
-	VMOVUPS     (R9)(R11*1), Z14
-	VMOVUPS     (AX)(R11*1), Z15
-	PREFETCHT0  1024(R12)(R11*1)
-	VMOVUPS     (R12)(R11*1), Z16
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	PREFETCHT0  1024(DX)(R9*1)
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	PREFETCHT0  1024(BX)(R9*1)
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	ADDQ        $0x40, R9
+	CMPQ        R9, AX
+	JB          linear_4x6_avx512_2x4_g0_k
+
+linear_4x6_avx512_2x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_4x6_avx512_2x4_g0_sum
+	VMOVUPS.Z   (SI)(R9*1), K1, Z8
+	VMOVUPS.Z   (DI)(R9*1), K1, Z9
+	VMOVUPS.Z   (R8)(R9*1), K1, Z10
+	VMOVUPS.Z   (CX)(R9*1), K1, Z11
+	VMOVUPS.Z   (DX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z0
+	VFMADD231PS Z9, Z12, K1, Z1
+	VFMADD231PS Z10, Z12, K1, Z2
+	VFMADD231PS Z11, Z12, K1, Z3
+	VMOVUPS.Z   (BX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z4
+	VFMADD231PS Z9, Z12, K1, Z5
+	VFMADD231PS Z10, Z12, K1, Z6
+	VFMADD231PS Z11, Z12, K1, Z7
+
+linear_4x6_avx512_2x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x6_avx512_2x4_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	JMP     linear_4x6_avx512_2x4_g0_next
+
+linear_4x6_avx512_2x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z8
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z9
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z1, Z2
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z5, Z1
+	VSHUFF32X4 $0xee, Z7, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z8, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+
+linear_4x6_avx512_2x4_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000200, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_4x6_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_4x6_avx512_not1
+
+	// Tile of 4 sample(s) × 1 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x6_avx512_1x4_g0_zero
+	MOVQ    72(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	JMP     linear_4x6_avx512_1x4_g0_kloop
+
+linear_4x6_avx512_1x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linear_4x6_avx512_1x4_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_4x6_avx512_1x4_g0_tail
+
+linear_4x6_avx512_1x4_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_4x6_avx512_1x4_g0_k
+
+linear_4x6_avx512_1x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_4x6_avx512_1x4_g0_sum
+	VMOVUPS.Z   (BX)(R8*1), K1, Z4
+	VMOVUPS.Z   (SI)(R8*1), K1, Z5
+	VMOVUPS.Z   (DI)(R8*1), K1, Z6
+	VMOVUPS.Z   (CX)(R8*1), K1, Z7
+	VMOVUPS.Z   (DX)(R8*1), K1, Z8
+	VFMADD231PS Z4, Z8, K1, Z0
+	VFMADD231PS Z5, Z8, K1, Z1
+	VFMADD231PS Z6, Z8, K1, Z2
+	VFMADD231PS Z7, Z8, K1, Z3
+
+linear_4x6_avx512_1x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x6_avx512_1x4_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	JMP     linear_4x6_avx512_1x4_g0_next
+
+linear_4x6_avx512_1x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z2
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linear_4x6_avx512_1x4_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000100, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_4x6_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linear_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_5x4_avx512(SB), NOSPLIT, $144-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
+
+linear_5x4_avx512_rows:
+	// for ; n >= 4; n -= 4
+	CMPQ 8(SP), $0x04
+	JL   linear_5x4_avx512_rest
+
+	// Tile of 5 sample(s) × 4 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x4_avx512_4x5_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	VMOVUPS 1152(R12), Z18
+	VMOVUPS 1216(R12), Z19
+	JMP     linear_5x4_avx512_4x5_g0_kloop
+
+linear_5x4_avx512_4x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linear_5x4_avx512_4x5_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_5x4_avx512_4x5_g0_tail
+
+linear_5x4_avx512_4x5_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (R8)(R12*1), Z20
+	VMOVUPS     (R9)(R12*1), Z21
+	VMOVUPS     (R10)(R12*1), Z22
+	VMOVUPS     (R11)(R12*1), Z23
+	VMOVUPS     (CX)(R12*1), Z24
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z0
+	VFMADD231PS Z21, Z25, Z1
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VFMADD231PS Z24, Z25, Z4
+	PREFETCHT0  1024(BX)(R12*1)
+	VMOVUPS     (BX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z5
+	VFMADD231PS Z21, Z25, Z6
+	VFMADD231PS Z22, Z25, Z7
+	VFMADD231PS Z23, Z25, Z8
+	VFMADD231PS Z24, Z25, Z9
+	PREFETCHT0  1024(SI)(R12*1)
+	VMOVUPS     (SI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z10
+	VFMADD231PS Z21, Z25, Z11
+	VFMADD231PS Z22, Z25, Z12
+	VFMADD231PS Z23, Z25, Z13
+	VFMADD231PS Z24, Z25, Z14
+	PREFETCHT0  1024(DI)(R12*1)
+	VMOVUPS     (DI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z15
+	VFMADD231PS Z21, Z25, Z16
+	VFMADD231PS Z22, Z25, Z17
+	VFMADD231PS Z23, Z25, Z18
+	VFMADD231PS Z24, Z25, Z19
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_5x4_avx512_4x5_g0_k
+
+linear_5x4_avx512_4x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_5x4_avx512_4x5_g0_sum
+	VMOVUPS.Z   (R8)(R12*1), K1, Z20
+	VMOVUPS.Z   (R9)(R12*1), K1, Z21
+	VMOVUPS.Z   (R10)(R12*1), K1, Z22
+	VMOVUPS.Z   (R11)(R12*1), K1, Z23
+	VMOVUPS.Z   (CX)(R12*1), K1, Z24
+	VMOVUPS.Z   (DX)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z0
+	VFMADD231PS Z21, Z25, K1, Z1
+	VFMADD231PS Z22, Z25, K1, Z2
+	VFMADD231PS Z23, Z25, K1, Z3
+	VFMADD231PS Z24, Z25, K1, Z4
+	VMOVUPS.Z   (BX)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z5
+	VFMADD231PS Z21, Z25, K1, Z6
+	VFMADD231PS Z22, Z25, K1, Z7
+	VFMADD231PS Z23, Z25, K1, Z8
+	VFMADD231PS Z24, Z25, K1, Z9
+	VMOVUPS.Z   (SI)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z10
+	VFMADD231PS Z21, Z25, K1, Z11
+	VFMADD231PS Z22, Z25, K1, Z12
+	VFMADD231PS Z23, Z25, K1, Z13
+	VFMADD231PS Z24, Z25, K1, Z14
+	VMOVUPS.Z   (DI)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z15
+	VFMADD231PS Z21, Z25, K1, Z16
+	VFMADD231PS Z22, Z25, K1, Z17
+	VFMADD231PS Z23, Z25, K1, Z18
+	VFMADD231PS Z24, Z25, K1, Z19
+
+linear_5x4_avx512_4x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x4_avx512_4x5_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	JMP     linear_5x4_avx512_4x5_g0_next
+
+linear_5x4_avx512_4x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z20
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z21
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z21, Z21
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z7, Z5, Z2
+	VSHUFF32X4 $0xee, Z7, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z5
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z5, Z5
+	VSHUFF32X4 $0x44, Z8, Z6, Z1
+	VSHUFF32X4 $0xee, Z8, Z6, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z21, Z3
+	VSHUFF32X4 $0xdd, Z0, Z21, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z5, Z2
+	VSHUFF32X4 $0xdd, Z5, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z1, Z1, Z4
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z4, Z4
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z3, Z1
+	VSHUFPS $0xee, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	VSHUFPS $0x44, Z4, Z2, Z0
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z1, Z2
+	VSHUFPS $0xdd, Z0, Z1, Z0
+	VADDPS  Z0, Z2, Z2
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z2, Z2
+	VMAXPS       Z2, Z20, Z2
+	VMOVUPS      Z2, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z12, Z10, Z0
+	VSHUFF32X4 $0xee, Z12, Z10, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z14, Z14, Z1
+	VSHUFF32X4 $0xee, Z14, Z14, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z17, Z15, Z2
+	VSHUFF32X4 $0xee, Z17, Z15, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z19, Z19, Z3
+	VSHUFF32X4 $0xee, Z19, Z19, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z13, Z11, Z4
+	VSHUFF32X4 $0xee, Z13, Z11, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z18, Z16, Z5
+	VSHUFF32X4 $0xee, Z18, Z16, Z6
+	VADDPS     Z6, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z6
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z6, Z6
+	VSHUFF32X4 $0x88, Z3, Z2, Z0
+	VSHUFF32X4 $0xdd, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z4, Z1
+	VSHUFF32X4 $0xdd, Z4, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z5, Z5, Z2
+	VSHUFF32X4 $0xdd, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z6, Z3
+	VSHUFPS $0xee, Z0, Z6, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[2+jj]); y[i][2:4] = z[s*2:][:2]
+	VBROADCASTSD 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z20, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, 8(DX)
+
+linear_5x4_avx512_4x5_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000500, 72(SP)
+	ADDQ   $0x10, 16(SP)
+	IMUL3Q $0x04, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x04, 8(SP)
+	JMP    linear_5x4_avx512_rows
+
+linear_5x4_avx512_rest:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 8(SP), $0x03
+	JL   linear_5x4_avx512_not3
+
+	// Tile of 5 sample(s) × 3 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x4_avx512_3x5_g0_zero
+	MOVQ    72(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	VMOVUPS 768(R11), Z12
+	VMOVUPS 832(R11), Z13
+	VMOVUPS 896(R11), Z14
+	JMP     linear_5x4_avx512_3x5_g0_kloop
+
+linear_5x4_avx512_3x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linear_5x4_avx512_3x5_g0_kloop:
+	XORQ  R11, R11
+	TESTQ AX, AX
+	JZ    linear_5x4_avx512_3x5_g0_tail
+
+linear_5x4_avx512_3x5_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R11*1), Z15
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	PREFETCHT0  1024(DX)(R11*1)
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z0
+	VFMADD231PS Z16, Z20, Z1
+	VFMADD231PS Z17, Z20, Z2
+	VFMADD231PS Z18, Z20, Z3
+	VFMADD231PS Z19, Z20, Z4
+	PREFETCHT0  1024(BX)(R11*1)
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z5
+	VFMADD231PS Z16, Z20, Z6
+	VFMADD231PS Z17, Z20, Z7
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	PREFETCHT0  1024(SI)(R11*1)
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z10
+	VFMADD231PS Z16, Z20, Z11
+	VFMADD231PS Z17, Z20, Z12
+	VFMADD231PS Z18, Z20, Z13
+	VFMADD231PS Z19, Z20, Z14
+	ADDQ        $0x40, R11
+	CMPQ        R11, AX
+	JB          linear_5x4_avx512_3x5_g0_k
+
+linear_5x4_avx512_3x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_5x4_avx512_3x5_g0_sum
+	VMOVUPS.Z   (DI)(R11*1), K1, Z15
+	VMOVUPS.Z   (R8)(R11*1), K1, Z16
+	VMOVUPS.Z   (R9)(R11*1), K1, Z17
+	VMOVUPS.Z   (R10)(R11*1), K1, Z18
+	VMOVUPS.Z   (CX)(R11*1), K1, Z19
+	VMOVUPS.Z   (DX)(R11*1), K1, Z20
+	VFMADD231PS Z15, Z20, K1, Z0
+	VFMADD231PS Z16, Z20, K1, Z1
+	VFMADD231PS Z17, Z20, K1, Z2
+	VFMADD231PS Z18, Z20, K1, Z3
+	VFMADD231PS Z19, Z20, K1, Z4
+	VMOVUPS.Z   (BX)(R11*1), K1, Z20
+	VFMADD231PS Z15, Z20, K1, Z5
+	VFMADD231PS Z16, Z20, K1, Z6
+	VFMADD231PS Z17, Z20, K1, Z7
+	VFMADD231PS Z18, Z20, K1, Z8
+	VFMADD231PS Z19, Z20, K1, Z9
+	VMOVUPS.Z   (SI)(R11*1), K1, Z20
+	VFMADD231PS Z15, Z20, K1, Z10
+	VFMADD231PS Z16, Z20, K1, Z11
+	VFMADD231PS Z17, Z20, K1, Z12
+	VFMADD231PS Z18, Z20, K1, Z13
+	VFMADD231PS Z19, Z20, K1, Z14
+
+linear_5x4_avx512_3x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x4_avx512_3x5_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	JMP     linear_5x4_avx512_3x5_g0_next
+
+linear_5x4_avx512_3x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z15
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z16
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z16, Z16
+	VSHUFF32X4 $0x44, Z12, Z4, Z0
+	VSHUFF32X4 $0xee, Z12, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z7, Z5, Z2
+	VSHUFF32X4 $0xee, Z7, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z13, Z9, Z4
+	VSHUFF32X4 $0xee, Z13, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z5
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z5, Z5
+	VSHUFF32X4 $0x44, Z14, Z10, Z1
+	VSHUFF32X4 $0xee, Z14, Z10, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z8, Z6, Z3
+	VSHUFF32X4 $0xee, Z8, Z6, Z6
+	VADDPS     Z6, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z16, Z7
+	VSHUFF32X4 $0xdd, Z0, Z16, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z5, Z2
+	VSHUFF32X4 $0xdd, Z1, Z5, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z6, Z3, Z1
+	VSHUFF32X4 $0xdd, Z6, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 80(SP)
+	VMOVSS  80(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  84(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  112(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  116(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  136(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+
+linear_5x4_avx512_3x5_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x000003c0, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+
+linear_5x4_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_5x4_avx512_not2
+
+	// Tile of 5 sample(s) × 2 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x4_avx512_2x5_g0_zero
+	MOVQ    72(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	JMP     linear_5x4_avx512_2x5_g0_kloop
+
+linear_5x4_avx512_2x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linear_5x4_avx512_2x5_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_5x4_avx512_2x5_g0_tail
+
+linear_5x4_avx512_2x5_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R10*1), Z10
+	VMOVUPS     (DI)(R10*1), Z11
+	VMOVUPS     (R8)(R10*1), Z12
+	VMOVUPS     (R9)(R10*1), Z13
+	VMOVUPS     (CX)(R10*1), Z14
+	PREFETCHT0  1024(DX)(R10*1)
+	VMOVUPS     (DX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z0
+	VFMADD231PS Z11, Z15, Z1
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VFMADD231PS Z14, Z15, Z4
+	PREFETCHT0  1024(BX)(R10*1)
+	VMOVUPS     (BX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z5
+	VFMADD231PS Z11, Z15, Z6
+	VFMADD231PS Z12, Z15, Z7
+	VFMADD231PS Z13, Z15, Z8
+	VFMADD231PS Z14, Z15, Z9
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_5x4_avx512_2x5_g0_k
+
+linear_5x4_avx512_2x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_5x4_avx512_2x5_g0_sum
+	VMOVUPS.Z   (SI)(R10*1), K1, Z10
+	VMOVUPS.Z   (DI)(R10*1), K1, Z11
+	VMOVUPS.Z   (R8)(R10*1), K1, Z12
+	VMOVUPS.Z   (R9)(R10*1), K1, Z13
+	VMOVUPS.Z   (CX)(R10*1), K1, Z14
+	VMOVUPS.Z   (DX)(R10*1), K1, Z15
+	VFMADD231PS Z10, Z15, K1, Z0
+	VFMADD231PS Z11, Z15, K1, Z1
+	VFMADD231PS Z12, Z15, K1, Z2
+	VFMADD231PS Z13, Z15, K1, Z3
+	VFMADD231PS Z14, Z15, K1, Z4
+	VMOVUPS.Z   (BX)(R10*1), K1, Z15
+	VFMADD231PS Z10, Z15, K1, Z5
+	VFMADD231PS Z11, Z15, K1, Z6
+	VFMADD231PS Z12, Z15, K1, Z7
+	VFMADD231PS Z13, Z15, K1, Z8
+	VFMADD231PS Z14, Z15, K1, Z9
+
+linear_5x4_avx512_2x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x4_avx512_2x5_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	JMP     linear_5x4_avx512_2x5_g0_next
+
+linear_5x4_avx512_2x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z10
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z11
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z11, Z11
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z7, Z5, Z2
+	VSHUFF32X4 $0xee, Z7, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z5
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z5, Z5
+	VSHUFF32X4 $0x44, Z8, Z6, Z1
+	VSHUFF32X4 $0xee, Z8, Z6, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z11, Z3
+	VSHUFF32X4 $0xdd, Z0, Z11, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z5, Z2
+	VSHUFF32X4 $0xdd, Z5, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z1, Z1, Z4
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z4, Z4
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z3, Z1
+	VSHUFPS $0xee, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	VSHUFPS $0x44, Z4, Z2, Z0
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z1, Z2
+	VSHUFPS $0xdd, Z0, Z1, Z0
+	VADDPS  Z0, Z2, Z2
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z2, Z2
+	VMAXPS       Z2, Z10, Z2
+	VMOVUPS      Z2, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+
+linear_5x4_avx512_2x5_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000280, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_5x4_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_5x4_avx512_not1
+
+	// Tile of 5 sample(s) × 1 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x4_avx512_1x5_g0_zero
+	MOVQ    72(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	JMP     linear_5x4_avx512_1x5_g0_kloop
+
+linear_5x4_avx512_1x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+linear_5x4_avx512_1x5_g0_kloop:
+	XORQ  R9, R9
+	TESTQ AX, AX
+	JZ    linear_5x4_avx512_1x5_g0_tail
+
+linear_5x4_avx512_1x5_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(R9*1), Z5
+	VMOVUPS     (SI)(R9*1), Z6
+	VMOVUPS     (DI)(R9*1), Z7
+	VMOVUPS     (R8)(R9*1), Z8
+	VMOVUPS     (CX)(R9*1), Z9
+	PREFETCHT0  1024(DX)(R9*1)
+	VMOVUPS     (DX)(R9*1), Z10
+	VFMADD231PS Z5, Z10, Z0
+	VFMADD231PS Z6, Z10, Z1
+	VFMADD231PS Z7, Z10, Z2
+	VFMADD231PS Z8, Z10, Z3
+	VFMADD231PS Z9, Z10, Z4
+	ADDQ        $0x40, R9
+	CMPQ        R9, AX
+	JB          linear_5x4_avx512_1x5_g0_k
+
+linear_5x4_avx512_1x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_5x4_avx512_1x5_g0_sum
+	VMOVUPS.Z   (BX)(R9*1), K1, Z5
+	VMOVUPS.Z   (SI)(R9*1), K1, Z6
+	VMOVUPS.Z   (DI)(R9*1), K1, Z7
+	VMOVUPS.Z   (R8)(R9*1), K1, Z8
+	VMOVUPS.Z   (CX)(R9*1), K1, Z9
+	VMOVUPS.Z   (DX)(R9*1), K1, Z10
+	VFMADD231PS Z5, Z10, K1, Z0
+	VFMADD231PS Z6, Z10, K1, Z1
+	VFMADD231PS Z7, Z10, K1, Z2
+	VFMADD231PS Z8, Z10, K1, Z3
+	VFMADD231PS Z9, Z10, K1, Z4
+
+linear_5x4_avx512_1x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x4_avx512_1x5_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	JMP     linear_5x4_avx512_1x5_g0_next
+
+linear_5x4_avx512_1x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z5
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z6
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z6, Z6
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z6, Z6, Z3
+	VSHUFF32X4 $0xdd, Z6, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z5, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+
+linear_5x4_avx512_1x5_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000140, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_5x4_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linear_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_6x4_avx512(SB), NOSPLIT, $144-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
+
+linear_6x4_avx512_rows:
+	// for ; n >= 4; n -= 4
+	CMPQ 8(SP), $0x04
+	JL   linear_6x4_avx512_rest
+
+	// Tile of 6 sample(s) × 4 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x4_avx512_4x6_g0_zero
+	MOVQ    72(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	VMOVUPS 1344(R13), Z21
+	VMOVUPS 1408(R13), Z22
+	VMOVUPS 1472(R13), Z23
+	JMP     linear_6x4_avx512_4x6_g0_kloop
+
+linear_6x4_avx512_4x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linear_6x4_avx512_4x6_g0_kloop:
+	XORQ  R13, R13
+	TESTQ AX, AX
+	JZ    linear_6x4_avx512_4x6_g0_tail
+
+linear_6x4_avx512_4x6_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (R8)(R13*1), Z24
+	VMOVUPS     (R9)(R13*1), Z25
+	VMOVUPS     (R10)(R13*1), Z26
+	VMOVUPS     (R11)(R13*1), Z27
+	VMOVUPS     (R12)(R13*1), Z28
+	VMOVUPS     (CX)(R13*1), Z29
+	PREFETCHT0  1024(DX)(R13*1)
+	VMOVUPS     (DX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z0
+	VFMADD231PS Z25, Z30, Z1
+	VFMADD231PS Z26, Z30, Z2
+	VFMADD231PS Z27, Z30, Z3
+	VFMADD231PS Z28, Z30, Z4
+	VFMADD231PS Z29, Z30, Z5
+	PREFETCHT0  1024(BX)(R13*1)
+	VMOVUPS     (BX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z6
+	VFMADD231PS Z25, Z30, Z7
+	VFMADD231PS Z26, Z30, Z8
+	VFMADD231PS Z27, Z30, Z9
+	VFMADD231PS Z28, Z30, Z10
+	VFMADD231PS Z29, Z30, Z11
+	PREFETCHT0  1024(SI)(R13*1)
+	VMOVUPS     (SI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z12
+	VFMADD231PS Z25, Z30, Z13
+	VFMADD231PS Z26, Z30, Z14
+	VFMADD231PS Z27, Z30, Z15
+	VFMADD231PS Z28, Z30, Z16
+	VFMADD231PS Z29, Z30, Z17
+	PREFETCHT0  1024(DI)(R13*1)
+	VMOVUPS     (DI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z18
+	VFMADD231PS Z25, Z30, Z19
+	VFMADD231PS Z26, Z30, Z20
+	VFMADD231PS Z27, Z30, Z21
+	VFMADD231PS Z28, Z30, Z22
+	VFMADD231PS Z29, Z30, Z23
+	ADDQ        $0x40, R13
+	CMPQ        R13, AX
+	JB          linear_6x4_avx512_4x6_g0_k
+
+linear_6x4_avx512_4x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_6x4_avx512_4x6_g0_sum
+	VMOVUPS.Z   (R8)(R13*1), K1, Z24
+	VMOVUPS.Z   (R9)(R13*1), K1, Z25
+	VMOVUPS.Z   (R10)(R13*1), K1, Z26
+	VMOVUPS.Z   (R11)(R13*1), K1, Z27
+	VMOVUPS.Z   (R12)(R13*1), K1, Z28
+	VMOVUPS.Z   (CX)(R13*1), K1, Z29
+	VMOVUPS.Z   (DX)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z0
+	VFMADD231PS Z25, Z30, K1, Z1
+	VFMADD231PS Z26, Z30, K1, Z2
+	VFMADD231PS Z27, Z30, K1, Z3
+	VFMADD231PS Z28, Z30, K1, Z4
+	VFMADD231PS Z29, Z30, K1, Z5
+	VMOVUPS.Z   (BX)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z6
+	VFMADD231PS Z25, Z30, K1, Z7
+	VFMADD231PS Z26, Z30, K1, Z8
+	VFMADD231PS Z27, Z30, K1, Z9
+	VFMADD231PS Z28, Z30, K1, Z10
+	VFMADD231PS Z29, Z30, K1, Z11
+	VMOVUPS.Z   (SI)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z12
+	VFMADD231PS Z25, Z30, K1, Z13
+	VFMADD231PS Z26, Z30, K1, Z14
+	VFMADD231PS Z27, Z30, K1, Z15
+	VFMADD231PS Z28, Z30, K1, Z16
+	VFMADD231PS Z29, Z30, K1, Z17
+	VMOVUPS.Z   (DI)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z18
+	VFMADD231PS Z25, Z30, K1, Z19
+	VFMADD231PS Z26, Z30, K1, Z20
+	VFMADD231PS Z27, Z30, K1, Z21
+	VFMADD231PS Z28, Z30, K1, Z22
+	VFMADD231PS Z29, Z30, K1, Z23
+
+linear_6x4_avx512_4x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x4_avx512_4x6_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	VMOVUPS Z21, 1344(CX)
+	VMOVUPS Z22, 1408(CX)
+	VMOVUPS Z23, 1472(CX)
+	JMP     linear_6x4_avx512_4x6_g0_next
+
+linear_6x4_avx512_4x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z24
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z25
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z8, Z6, Z2
+	VSHUFF32X4 $0xee, Z8, Z6, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z10, Z10, Z4
+	VSHUFF32X4 $0xee, Z10, Z10, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z7, Z3
+	VSHUFF32X4 $0xee, Z9, Z7, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z14, Z12, Z0
+	VSHUFF32X4 $0xee, Z14, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z16, Z16, Z1
+	VSHUFF32X4 $0xee, Z16, Z16, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z20, Z18, Z2
+	VSHUFF32X4 $0xee, Z20, Z18, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z22, Z22, Z3
+	VSHUFF32X4 $0xee, Z22, Z22, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z15, Z13, Z4
+	VSHUFF32X4 $0xee, Z15, Z13, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z17, Z17, Z5
+	VSHUFF32X4 $0xee, Z17, Z17, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z21, Z19, Z6
+	VSHUFF32X4 $0xee, Z21, Z19, Z7
+	VADDPS     Z7, Z6, Z6
+	VSHUFF32X4 $0x44, Z23, Z23, Z7
+	VSHUFF32X4 $0xee, Z23, Z23, Z8
+	VADDPS     Z8, Z7, Z7
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z8
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x88, Z3, Z2, Z0
+	VSHUFF32X4 $0xdd, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z4, Z1
+	VSHUFF32X4 $0xdd, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z7, Z6, Z2
+	VSHUFF32X4 $0xdd, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z8, Z3
+	VSHUFPS $0xee, Z0, Z8, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[2+jj]); y[i][2:4] = z[s*2:][:2]
+	VBROADCASTSD 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, 8(DX)
+
+linear_6x4_avx512_4x6_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000600, 72(SP)
+	ADDQ   $0x10, 16(SP)
+	IMUL3Q $0x04, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x04, 8(SP)
+	JMP    linear_6x4_avx512_rows
+
+linear_6x4_avx512_rest:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 8(SP), $0x03
+	JL   linear_6x4_avx512_not3
+
+	// Tile of 6 sample(s) × 3 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x4_avx512_3x6_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	JMP     linear_6x4_avx512_3x6_g0_kloop
+
+linear_6x4_avx512_3x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linear_6x4_avx512_3x6_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_6x4_avx512_3x6_g0_tail
+
+linear_6x4_avx512_3x6_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R12*1), Z18
+	VMOVUPS     (R8)(R12*1), Z19
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z0
+	VFMADD231PS Z19, Z24, Z1
+	VFMADD231PS Z20, Z24, Z2
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	PREFETCHT0  1024(BX)(R12*1)
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z6
+	VFMADD231PS Z19, Z24, Z7
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	PREFETCHT0  1024(SI)(R12*1)
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z12
+	VFMADD231PS Z19, Z24, Z13
+	VFMADD231PS Z20, Z24, Z14
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_6x4_avx512_3x6_g0_k
+
+linear_6x4_avx512_3x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_6x4_avx512_3x6_g0_sum
+	VMOVUPS.Z   (DI)(R12*1), K1, Z18
+	VMOVUPS.Z   (R8)(R12*1), K1, Z19
+	VMOVUPS.Z   (R9)(R12*1), K1, Z20
+	VMOVUPS.Z   (R10)(R12*1), K1, Z21
+	VMOVUPS.Z   (R11)(R12*1), K1, Z22
+	VMOVUPS.Z   (CX)(R12*1), K1, Z23
+	VMOVUPS.Z   (DX)(R12*1), K1, Z24
+	VFMADD231PS Z18, Z24, K1, Z0
+	VFMADD231PS Z19, Z24, K1, Z1
+	VFMADD231PS Z20, Z24, K1, Z2
+	VFMADD231PS Z21, Z24, K1, Z3
+	VFMADD231PS Z22, Z24, K1, Z4
+	VFMADD231PS Z23, Z24, K1, Z5
+	VMOVUPS.Z   (BX)(R12*1), K1, Z24
+	VFMADD231PS Z18, Z24, K1, Z6
+	VFMADD231PS Z19, Z24, K1, Z7
+	VFMADD231PS Z20, Z24, K1, Z8
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (SI)(R12*1), K1, Z24
+	VFMADD231PS Z18, Z24, K1, Z12
+	VFMADD231PS Z19, Z24, K1, Z13
+	VFMADD231PS Z20, Z24, K1, Z14
+	VFMADD231PS Z21, Z24, K1, Z15
+	VFMADD231PS Z22, Z24, K1, Z16
+	VFMADD231PS Z23, Z24, K1, Z17
+
+linear_6x4_avx512_3x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x4_avx512_3x6_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	JMP     linear_6x4_avx512_3x6_g0_next
+
+linear_6x4_avx512_3x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z18
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z19
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z19, Z19
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z8, Z6, Z2
+	VSHUFF32X4 $0xee, Z8, Z6, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z10, Z10, Z4
+	VSHUFF32X4 $0xee, Z10, Z10, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z7, Z3
+	VSHUFF32X4 $0xee, Z9, Z7, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z19, Z7
+	VSHUFF32X4 $0xdd, Z0, Z19, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z18, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z16, Z12, Z0
+	VSHUFF32X4 $0xee, Z16, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z13, Z1
+	VSHUFF32X4 $0xee, Z17, Z13, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z14, Z14, Z2
+	VSHUFF32X4 $0xee, Z14, Z14, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z15, Z15, Z3
+	VSHUFF32X4 $0xee, Z15, Z15, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[2+jj]); y[i][2:3] = z[s*1:][:1]
+	VBROADCASTSS 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z18, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVL         80(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         84(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         88(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         96(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         100(SP), CX
+	MOVL         CX, 8(DX)
+
+linear_6x4_avx512_3x6_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000480, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+
+linear_6x4_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_6x4_avx512_not2
+
+	// Tile of 6 sample(s) × 2 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x4_avx512_2x6_g0_zero
+	MOVQ    72(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	JMP     linear_6x4_avx512_2x6_g0_kloop
+
+linear_6x4_avx512_2x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linear_6x4_avx512_2x6_g0_kloop:
+	XORQ  R11, R11
+	TESTQ AX, AX
+	JZ    linear_6x4_avx512_2x6_g0_tail
+
+linear_6x4_avx512_2x6_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R11*1), Z12
+	VMOVUPS     (DI)(R11*1), Z13
+	VMOVUPS     (R8)(R11*1), Z14
+	VMOVUPS     (R9)(R11*1), Z15
+	VMOVUPS     (R10)(R11*1), Z16
+	VMOVUPS     (CX)(R11*1), Z17
+	PREFETCHT0  1024(DX)(R11*1)
+	VMOVUPS     (DX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z0
+	VFMADD231PS Z13, Z18, Z1
+	VFMADD231PS Z14, Z18, Z2
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	PREFETCHT0  1024(BX)(R11*1)
+	VMOVUPS     (BX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z6
+	VFMADD231PS Z13, Z18, Z7
+	VFMADD231PS Z14, Z18, Z8
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	ADDQ        $0x40, R11
+	CMPQ        R11, AX
+	JB          linear_6x4_avx512_2x6_g0_k
+
+linear_6x4_avx512_2x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_6x4_avx512_2x6_g0_sum
+	VMOVUPS.Z   (SI)(R11*1), K1, Z12
+	VMOVUPS.Z   (DI)(R11*1), K1, Z13
+	VMOVUPS.Z   (R8)(R11*1), K1, Z14
+	VMOVUPS.Z   (R9)(R11*1), K1, Z15
+	VMOVUPS.Z   (R10)(R11*1), K1, Z16
+	VMOVUPS.Z   (CX)(R11*1), K1, Z17
+	VMOVUPS.Z   (DX)(R11*1), K1, Z18
+	VFMADD231PS Z12, Z18, K1, Z0
+	VFMADD231PS Z13, Z18, K1, Z1
+	VFMADD231PS Z14, Z18, K1, Z2
+	VFMADD231PS Z15, Z18, K1, Z3
+	VFMADD231PS Z16, Z18, K1, Z4
+	VFMADD231PS Z17, Z18, K1, Z5
+	VMOVUPS.Z   (BX)(R11*1), K1, Z18
+	VFMADD231PS Z12, Z18, K1, Z6
+	VFMADD231PS Z13, Z18, K1, Z7
+	VFMADD231PS Z14, Z18, K1, Z8
+	VFMADD231PS Z15, Z18, K1, Z9
+	VFMADD231PS Z16, Z18, K1, Z10
+	VFMADD231PS Z17, Z18, K1, Z11
+
+linear_6x4_avx512_2x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x4_avx512_2x6_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linear_6x4_avx512_2x6_g0_next
+
+linear_6x4_avx512_2x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z13
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z8, Z6, Z2
+	VSHUFF32X4 $0xee, Z8, Z6, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z10, Z10, Z4
+	VSHUFF32X4 $0xee, Z10, Z10, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z7, Z3
+	VSHUFF32X4 $0xee, Z9, Z7, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z12, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+
+linear_6x4_avx512_2x6_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000300, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_6x4_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_6x4_avx512_not1
+
+	// Tile of 6 sample(s) × 1 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x4_avx512_1x6_g0_zero
+	MOVQ    72(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	JMP     linear_6x4_avx512_1x6_g0_kloop
+
+linear_6x4_avx512_1x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linear_6x4_avx512_1x6_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_6x4_avx512_1x6_g0_tail
+
+linear_6x4_avx512_1x6_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(R10*1), Z6
+	VMOVUPS     (SI)(R10*1), Z7
+	VMOVUPS     (DI)(R10*1), Z8
+	VMOVUPS     (R8)(R10*1), Z9
+	VMOVUPS     (R9)(R10*1), Z10
+	VMOVUPS     (CX)(R10*1), Z11
+	PREFETCHT0  1024(DX)(R10*1)
+	VMOVUPS     (DX)(R10*1), Z12
+	VFMADD231PS Z6, Z12, Z0
+	VFMADD231PS Z7, Z12, Z1
+	VFMADD231PS Z8, Z12, Z2
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_6x4_avx512_1x6_g0_k
+
+linear_6x4_avx512_1x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_6x4_avx512_1x6_g0_sum
+	VMOVUPS.Z   (BX)(R10*1), K1, Z6
+	VMOVUPS.Z   (SI)(R10*1), K1, Z7
+	VMOVUPS.Z   (DI)(R10*1), K1, Z8
+	VMOVUPS.Z   (R8)(R10*1), K1, Z9
+	VMOVUPS.Z   (R9)(R10*1), K1, Z10
+	VMOVUPS.Z   (CX)(R10*1), K1, Z11
+	VMOVUPS.Z   (DX)(R10*1), K1, Z12
+	VFMADD231PS Z6, Z12, K1, Z0
+	VFMADD231PS Z7, Z12, K1, Z1
+	VFMADD231PS Z8, Z12, K1, Z2
+	VFMADD231PS Z9, Z12, K1, Z3
+	VFMADD231PS Z10, Z12, K1, Z4
+	VFMADD231PS Z11, Z12, K1, Z5
+
+linear_6x4_avx512_1x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x4_avx512_1x6_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	JMP     linear_6x4_avx512_1x6_g0_next
+
+linear_6x4_avx512_1x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z7
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z6, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+
+linear_6x4_avx512_1x6_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000180, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_6x4_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linear_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_7x3_avx512(SB), NOSPLIT, $144-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
+
+linear_7x3_avx512_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 8(SP), $0x03
+	JL   linear_7x3_avx512_rest
+
+	// Tile of 7 sample(s) × 3 output(s) in groups [7]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..6; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx512_3x7_g0_zero
+	MOVQ    72(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	JMP     linear_7x3_avx512_3x7_g0_kloop
+
+linear_7x3_avx512_3x7_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+
+linear_7x3_avx512_3x7_g0_kloop:
+	XORQ  R13, R13
+	TESTQ AX, AX
+	JZ    linear_7x3_avx512_3x7_g0_tail
+
+linear_7x3_avx512_3x7_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R13*1), Z21
+	VMOVUPS     (R8)(R13*1), Z22
+	VMOVUPS     (R9)(R13*1), Z23
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	PREFETCHT0  1024(DX)(R13*1)
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z0
+	VFMADD231PS Z22, Z28, Z1
+	VFMADD231PS Z23, Z28, Z2
+	VFMADD231PS Z24, Z28, Z3
+	VFMADD231PS Z25, Z28, Z4
+	VFMADD231PS Z26, Z28, Z5
+	VFMADD231PS Z27, Z28, Z6
+	PREFETCHT0  1024(BX)(R13*1)
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z7
+	VFMADD231PS Z22, Z28, Z8
+	VFMADD231PS Z23, Z28, Z9
+	VFMADD231PS Z24, Z28, Z10
+	VFMADD231PS Z25, Z28, Z11
+	VFMADD231PS Z26, Z28, Z12
+	VFMADD231PS Z27, Z28, Z13
+	PREFETCHT0  1024(SI)(R13*1)
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z14
+	VFMADD231PS Z22, Z28, Z15
+	VFMADD231PS Z23, Z28, Z16
+	VFMADD231PS Z24, Z28, Z17
+	VFMADD231PS Z25, Z28, Z18
+	VFMADD231PS Z26, Z28, Z19
+	VFMADD231PS Z27, Z28, Z20
+	ADDQ        $0x40, R13
+	CMPQ        R13, AX
+	JB          linear_7x3_avx512_3x7_g0_k
+
+linear_7x3_avx512_3x7_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_7x3_avx512_3x7_g0_sum
+	VMOVUPS.Z   (DI)(R13*1), K1, Z21
+	VMOVUPS.Z   (R8)(R13*1), K1, Z22
+	VMOVUPS.Z   (R9)(R13*1), K1, Z23
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VMOVUPS.Z   (R11)(R13*1), K1, Z25
+	VMOVUPS.Z   (R12)(R13*1), K1, Z26
+	VMOVUPS.Z   (CX)(R13*1), K1, Z27
+	VMOVUPS.Z   (DX)(R13*1), K1, Z28
+	VFMADD231PS Z21, Z28, K1, Z0
+	VFMADD231PS Z22, Z28, K1, Z1
+	VFMADD231PS Z23, Z28, K1, Z2
+	VFMADD231PS Z24, Z28, K1, Z3
+	VFMADD231PS Z25, Z28, K1, Z4
+	VFMADD231PS Z26, Z28, K1, Z5
+	VFMADD231PS Z27, Z28, K1, Z6
+	VMOVUPS.Z   (BX)(R13*1), K1, Z28
+	VFMADD231PS Z21, Z28, K1, Z7
+	VFMADD231PS Z22, Z28, K1, Z8
+	VFMADD231PS Z23, Z28, K1, Z9
+	VFMADD231PS Z24, Z28, K1, Z10
+	VFMADD231PS Z25, Z28, K1, Z11
+	VFMADD231PS Z26, Z28, K1, Z12
+	VFMADD231PS Z27, Z28, K1, Z13
+	VMOVUPS.Z   (SI)(R13*1), K1, Z28
+	VFMADD231PS Z21, Z28, K1, Z14
+	VFMADD231PS Z22, Z28, K1, Z15
+	VFMADD231PS Z23, Z28, K1, Z16
+	VFMADD231PS Z24, Z28, K1, Z17
+	VFMADD231PS Z25, Z28, K1, Z18
+	VFMADD231PS Z26, Z28, K1, Z19
+	VFMADD231PS Z27, Z28, K1, Z20
+
+linear_7x3_avx512_3x7_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx512_3x7_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	JMP     linear_7x3_avx512_3x7_g0_next
+
+linear_7x3_avx512_3x7_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z21
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z22
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z22, Z22
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z9, Z7, Z2
+	VSHUFF32X4 $0xee, Z9, Z7, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z13, Z11, Z4
+	VSHUFF32X4 $0xee, Z13, Z11, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z10, Z8, Z3
+	VSHUFF32X4 $0xee, Z10, Z8, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z12, Z12, Z5
+	VSHUFF32X4 $0xee, Z12, Z12, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z22, Z7
+	VSHUFF32X4 $0xdd, Z0, Z22, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z21, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z18, Z14, Z0
+	VSHUFF32X4 $0xee, Z18, Z14, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z19, Z15, Z1
+	VSHUFF32X4 $0xee, Z19, Z15, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z20, Z16, Z2
+	VSHUFF32X4 $0xee, Z20, Z16, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z17, Z17, Z3
+	VSHUFF32X4 $0xee, Z17, Z17, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[2+jj]); y[i][2:3] = z[s*1:][:1]
+	VBROADCASTSS 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z21, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVL         80(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         84(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         88(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         96(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         100(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         104(SP), CX
+	MOVL         CX, 8(DX)
+
+linear_7x3_avx512_3x7_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000540, 72(SP)
+	ADDQ   $0x0c, 16(SP)
+	IMUL3Q $0x03, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x03, 8(SP)
+	JMP    linear_7x3_avx512_rows
+
+linear_7x3_avx512_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 8(SP), $0x02
+	JL   linear_7x3_avx512_not2
+
+	// Tile of 7 sample(s) × 2 output(s) in groups [7]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..6; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx512_2x7_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	JMP     linear_7x3_avx512_2x7_g0_kloop
+
+linear_7x3_avx512_2x7_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linear_7x3_avx512_2x7_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_7x3_avx512_2x7_g0_tail
+
+linear_7x3_avx512_2x7_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R12*1), Z14
+	VMOVUPS     (DI)(R12*1), Z15
+	VMOVUPS     (R8)(R12*1), Z16
+	VMOVUPS     (R9)(R12*1), Z17
+	VMOVUPS     (R10)(R12*1), Z18
+	VMOVUPS     (R11)(R12*1), Z19
+	VMOVUPS     (CX)(R12*1), Z20
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z0
+	VFMADD231PS Z15, Z21, Z1
+	VFMADD231PS Z16, Z21, Z2
+	VFMADD231PS Z17, Z21, Z3
+	VFMADD231PS Z18, Z21, Z4
+	VFMADD231PS Z19, Z21, Z5
+	VFMADD231PS Z20, Z21, Z6
+	PREFETCHT0  1024(BX)(R12*1)
+	VMOVUPS     (BX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z7
+	VFMADD231PS Z15, Z21, Z8
+	VFMADD231PS Z16, Z21, Z9
+	VFMADD231PS Z17, Z21, Z10
+	VFMADD231PS Z18, Z21, Z11
+	VFMADD231PS Z19, Z21, Z12
+	VFMADD231PS Z20, Z21, Z13
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_7x3_avx512_2x7_g0_k
+
+linear_7x3_avx512_2x7_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_7x3_avx512_2x7_g0_sum
+	VMOVUPS.Z   (SI)(R12*1), K1, Z14
+	VMOVUPS.Z   (DI)(R12*1), K1, Z15
+	VMOVUPS.Z   (R8)(R12*1), K1, Z16
+	VMOVUPS.Z   (R9)(R12*1), K1, Z17
+	VMOVUPS.Z   (R10)(R12*1), K1, Z18
+	VMOVUPS.Z   (R11)(R12*1), K1, Z19
+	VMOVUPS.Z   (CX)(R12*1), K1, Z20
+	VMOVUPS.Z   (DX)(R12*1), K1, Z21
+	VFMADD231PS Z14, Z21, K1, Z0
+	VFMADD231PS Z15, Z21, K1, Z1
+	VFMADD231PS Z16, Z21, K1, Z2
+	VFMADD231PS Z17, Z21, K1, Z3
+	VFMADD231PS Z18, Z21, K1, Z4
+	VFMADD231PS Z19, Z21, K1, Z5
+	VFMADD231PS Z20, Z21, K1, Z6
+	VMOVUPS.Z   (BX)(R12*1), K1, Z21
+	VFMADD231PS Z14, Z21, K1, Z7
+	VFMADD231PS Z15, Z21, K1, Z8
+	VFMADD231PS Z16, Z21, K1, Z9
+	VFMADD231PS Z17, Z21, K1, Z10
+	VFMADD231PS Z18, Z21, K1, Z11
+	VFMADD231PS Z19, Z21, K1, Z12
+	VFMADD231PS Z20, Z21, K1, Z13
+
+linear_7x3_avx512_2x7_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx512_2x7_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	JMP     linear_7x3_avx512_2x7_g0_next
+
+linear_7x3_avx512_2x7_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z14
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z15
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z15, Z15
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z9, Z7, Z2
+	VSHUFF32X4 $0xee, Z9, Z7, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z13, Z11, Z4
+	VSHUFF32X4 $0xee, Z13, Z11, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z10, Z8, Z3
+	VSHUFF32X4 $0xee, Z10, Z8, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z12, Z12, Z5
+	VSHUFF32X4 $0xee, Z12, Z12, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z15, Z7
+	VSHUFF32X4 $0xdd, Z0, Z15, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z14, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+
+linear_7x3_avx512_2x7_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000380, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+
+linear_7x3_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_7x3_avx512_not1
+
+	// Tile of 7 sample(s) × 1 output(s) in groups [7]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..6; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx512_1x7_g0_zero
+	MOVQ    72(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	JMP     linear_7x3_avx512_1x7_g0_kloop
+
+linear_7x3_avx512_1x7_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+
+linear_7x3_avx512_1x7_g0_kloop:
+	XORQ  R11, R11
+	TESTQ AX, AX
+	JZ    linear_7x3_avx512_1x7_g0_tail
+
+linear_7x3_avx512_1x7_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(R11*1), Z7
+	VMOVUPS     (SI)(R11*1), Z8
+	VMOVUPS     (DI)(R11*1), Z9
+	VMOVUPS     (R8)(R11*1), Z10
+	VMOVUPS     (R9)(R11*1), Z11
+	VMOVUPS     (R10)(R11*1), Z12
+	VMOVUPS     (CX)(R11*1), Z13
+	PREFETCHT0  1024(DX)(R11*1)
+	VMOVUPS     (DX)(R11*1), Z14
+	VFMADD231PS Z7, Z14, Z0
+	VFMADD231PS Z8, Z14, Z1
+	VFMADD231PS Z9, Z14, Z2
+	VFMADD231PS Z10, Z14, Z3
+	VFMADD231PS Z11, Z14, Z4
+	VFMADD231PS Z12, Z14, Z5
+	VFMADD231PS Z13, Z14, Z6
+	ADDQ        $0x40, R11
+	CMPQ        R11, AX
+	JB          linear_7x3_avx512_1x7_g0_k
+
+linear_7x3_avx512_1x7_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_7x3_avx512_1x7_g0_sum
+	VMOVUPS.Z   (BX)(R11*1), K1, Z7
+	VMOVUPS.Z   (SI)(R11*1), K1, Z8
+	VMOVUPS.Z   (DI)(R11*1), K1, Z9
+	VMOVUPS.Z   (R8)(R11*1), K1, Z10
+	VMOVUPS.Z   (R9)(R11*1), K1, Z11
+	VMOVUPS.Z   (R10)(R11*1), K1, Z12
+	VMOVUPS.Z   (CX)(R11*1), K1, Z13
+	VMOVUPS.Z   (DX)(R11*1), K1, Z14
+	VFMADD231PS Z7, Z14, K1, Z0
+	VFMADD231PS Z8, Z14, K1, Z1
+	VFMADD231PS Z9, Z14, K1, Z2
+	VFMADD231PS Z10, Z14, K1, Z3
+	VFMADD231PS Z11, Z14, K1, Z4
+	VFMADD231PS Z12, Z14, K1, Z5
+	VFMADD231PS Z13, Z14, K1, Z6
+
+linear_7x3_avx512_1x7_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx512_1x7_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	VMOVUPS Z6, 384(AX)
+	JMP     linear_7x3_avx512_1x7_g0_next
+
+linear_7x3_avx512_1x7_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z7
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z8
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z2, Z1
+	VSHUFF32X4 $0xee, Z6, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z8, Z8, Z3
+	VSHUFF32X4 $0xdd, Z8, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z7, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         104(SP), AX
+	MOVL         AX, (CX)
+
+linear_7x3_avx512_1x7_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000001c0, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_7x3_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linear_8x2_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·linear_8x2_avx512(SB), NOSPLIT, $144-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 8(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 72(SP)
+
+linear_8x2_avx512_rows:
+	// for ; n >= 2; n -= 2
+	CMPQ 8(SP), $0x02
+	JL   linear_8x2_avx512_rest
+
+	// Tile of 8 sample(s) × 2 output(s) in groups [8]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..7; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x2_avx512_2x8_g0_zero
+	MOVQ    72(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	JMP     linear_8x2_avx512_2x8_g0_kloop
+
+linear_8x2_avx512_2x8_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linear_8x2_avx512_2x8_g0_kloop:
+	XORQ  R13, R13
+	TESTQ AX, AX
+	JZ    linear_8x2_avx512_2x8_g0_tail
+
+linear_8x2_avx512_2x8_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R13*1), Z16
+	VMOVUPS     (DI)(R13*1), Z17
+	VMOVUPS     (R8)(R13*1), Z18
+	VMOVUPS     (R9)(R13*1), Z19
+	VMOVUPS     (R10)(R13*1), Z20
+	VMOVUPS     (R11)(R13*1), Z21
+	VMOVUPS     (R12)(R13*1), Z22
+	VMOVUPS     (CX)(R13*1), Z23
+	PREFETCHT0  1024(DX)(R13*1)
+	VMOVUPS     (DX)(R13*1), Z24
+	VFMADD231PS Z16, Z24, Z0
+	VFMADD231PS Z17, Z24, Z1
+	VFMADD231PS Z18, Z24, Z2
+	VFMADD231PS Z19, Z24, Z3
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	PREFETCHT0  1024(BX)(R13*1)
+	VMOVUPS     (BX)(R13*1), Z24
+	VFMADD231PS Z16, Z24, Z8
+	VFMADD231PS Z17, Z24, Z9
+	VFMADD231PS Z18, Z24, Z10
+	VFMADD231PS Z19, Z24, Z11
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	ADDQ        $0x40, R13
+	CMPQ        R13, AX
+	JB          linear_8x2_avx512_2x8_g0_k
+
+linear_8x2_avx512_2x8_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linear_8x2_avx512_2x8_g0_sum
+	VMOVUPS.Z   (SI)(R13*1), K1, Z16
+	VMOVUPS.Z   (DI)(R13*1), K1, Z17
+	VMOVUPS.Z   (R8)(R13*1), K1, Z18
+	VMOVUPS.Z   (R9)(R13*1), K1, Z19
+	VMOVUPS.Z   (R10)(R13*1), K1, Z20
+	VMOVUPS.Z   (R11)(R13*1), K1, Z21
+	VMOVUPS.Z   (R12)(R13*1), K1, Z22
+	VMOVUPS.Z   (CX)(R13*1), K1, Z23
+	VMOVUPS.Z   (DX)(R13*1), K1, Z24
+	VFMADD231PS Z16, Z24, K1, Z0
+	VFMADD231PS Z17, Z24, K1, Z1
+	VFMADD231PS Z18, Z24, K1, Z2
+	VFMADD231PS Z19, Z24, K1, Z3
+	VFMADD231PS Z20, Z24, K1, Z4
+	VFMADD231PS Z21, Z24, K1, Z5
+	VFMADD231PS Z22, Z24, K1, Z6
+	VFMADD231PS Z23, Z24, K1, Z7
+	VMOVUPS.Z   (BX)(R13*1), K1, Z24
+	VFMADD231PS Z16, Z24, K1, Z8
+	VFMADD231PS Z17, Z24, K1, Z9
+	VFMADD231PS Z18, Z24, K1, Z10
+	VFMADD231PS Z19, Z24, K1, Z11
+	VFMADD231PS Z20, Z24, K1, Z12
+	VFMADD231PS Z21, Z24, K1, Z13
+	VFMADD231PS Z22, Z24, K1, Z14
+	VFMADD231PS Z23, Z24, K1, Z15
+
+linear_8x2_avx512_2x8_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x2_avx512_2x8_g0_out
+	MOVQ    72(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	JMP     linear_8x2_avx512_2x8_g0_next
+
+linear_8x2_avx512_2x8_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z16
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z17
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z10, Z8, Z2
+	VSHUFF32X4 $0xee, Z10, Z8, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z14, Z12, Z4
+	VSHUFF32X4 $0xee, Z14, Z12, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z7, Z5, Z1
+	VSHUFF32X4 $0xee, Z7, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z11, Z9, Z3
+	VSHUFF32X4 $0xee, Z11, Z9, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z15, Z13, Z5
+	VSHUFF32X4 $0xee, Z15, Z13, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    32(SP), CX
+	MOVQ    16(SP), DX
+	MOVQ    56(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z16, Z1
+	VMOVUPS      Z1, 80(SP)
+	MOVQ         80(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         136(SP), CX
+	MOVQ         CX, (DX)
+
+linear_8x2_avx512_2x8_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000400, 72(SP)
+	ADDQ   $0x08, 16(SP)
+	IMUL3Q $0x02, 64(SP), CX
+	ADDQ   CX, 32(SP)
+	SUBQ   $0x02, 8(SP)
+	JMP    linear_8x2_avx512_rows
+
+linear_8x2_avx512_rest:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 8(SP), $0x01
+	JL   linear_8x2_avx512_not1
+
+	// Tile of 8 sample(s) × 1 output(s) in groups [8]
+	// wp[j] = &W[j][0]
+	MOVQ 40(SP), CX
+	MOVQ 24(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 24(SP)
+
+	// Group 0: samples 0..7; xp[i] = &x[(0+i)*ldx]
+	MOVQ 48(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x2_avx512_1x8_g0_zero
+	MOVQ    72(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	JMP     linear_8x2_avx512_1x8_g0_kloop
+
+linear_8x2_avx512_1x8_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linear_8x2_avx512_1x8_g0_kloop:
+	XORQ  R12, R12
+	TESTQ AX, AX
+	JZ    linear_8x2_avx512_1x8_g0_tail
+
+linear_8x2_avx512_1x8_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(R12*1), Z8
+	VMOVUPS     (SI)(R12*1), Z9
+	VMOVUPS     (DI)(R12*1), Z10
+	VMOVUPS     (R8)(R12*1), Z11
+	VMOVUPS     (R9)(R12*1), Z12
+	VMOVUPS     (R10)(R12*1), Z13
+	VMOVUPS     (R11)(R12*1), Z14
+	VMOVUPS     (CX)(R12*1), Z15
+	PREFETCHT0  1024(DX)(R12*1)
+	VMOVUPS     (DX)(R12*1), Z16
 	VFMADD231PS Z8, Z16, Z0
 	VFMADD231PS Z9, Z16, Z1
 	VFMADD231PS Z10, Z16, Z2
@@ -4868,24 +9979,24 @@ linear_8x2_avx512_8x1_k:
 	VFMADD231PS Z13, Z16, Z5
 	VFMADD231PS Z14, Z16, Z6
 	VFMADD231PS Z15, Z16, Z7
-	ADDQ        $0x40, R11
-	CMPQ        R11, R10
-	JB          linear_8x2_avx512_8x1_k
+	ADDQ        $0x40, R12
+	CMPQ        R12, AX
+	JB          linear_8x2_avx512_1x8_g0_k
 
-linear_8x2_avx512_8x1_tail:
+linear_8x2_avx512_1x8_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ        (SP), $0x00
-	JE          linear_8x2_avx512_8x1_sum
-	VMOVUPS.Z   (CX)(R11*1), K1, Z8
-	VMOVUPS.Z   (DX)(R11*1), K1, Z9
-	VMOVUPS.Z   (BX)(R11*1), K1, Z10
-	VMOVUPS.Z   (SI)(R11*1), K1, Z11
-	VMOVUPS.Z   (DI)(R11*1), K1, Z12
-	VMOVUPS.Z   (R8)(R11*1), K1, Z13
-	VMOVUPS.Z   (R9)(R11*1), K1, Z14
-	VMOVUPS.Z   (AX)(R11*1), K1, Z15
-	VMOVUPS.Z   (R12)(R11*1), K1, Z16
+	JE          linear_8x2_avx512_1x8_g0_sum
+	VMOVUPS.Z   (BX)(R12*1), K1, Z8
+	VMOVUPS.Z   (SI)(R12*1), K1, Z9
+	VMOVUPS.Z   (DI)(R12*1), K1, Z10
+	VMOVUPS.Z   (R8)(R12*1), K1, Z11
+	VMOVUPS.Z   (R9)(R12*1), K1, Z12
+	VMOVUPS.Z   (R10)(R12*1), K1, Z13
+	VMOVUPS.Z   (R11)(R12*1), K1, Z14
+	VMOVUPS.Z   (CX)(R12*1), K1, Z15
+	VMOVUPS.Z   (DX)(R12*1), K1, Z16
 	VFMADD231PS Z8, Z16, K1, Z0
 	VFMADD231PS Z9, Z16, K1, Z1
 	VFMADD231PS Z10, Z16, K1, Z2
@@ -4895,215 +10006,191 @@ linear_8x2_avx512_8x1_tail:
 	VFMADD231PS Z14, Z16, K1, Z6
 	VFMADD231PS Z15, Z16, K1, Z7
 
-linear_8x2_avx512_8x1_sum:
+linear_8x2_avx512_1x8_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_8x2_avx512_8x1_out
-	MOVQ    64(SP), R11
-	VMOVUPS Z0, (R11)
-	VMOVUPS Z1, 64(R11)
-	VMOVUPS Z2, 128(R11)
-	VMOVUPS Z3, 192(R11)
-	VMOVUPS Z4, 256(R11)
-	VMOVUPS Z5, 320(R11)
-	VMOVUPS Z6, 384(R11)
-	VMOVUPS Z7, 448(R11)
-	JMP     linear_8x2_avx512_8x1_next
+	JZ      linear_8x2_avx512_1x8_g0_out
+	MOVQ    72(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	VMOVUPS Z6, 384(AX)
+	VMOVUPS Z7, 448(AX)
+	JMP     linear_8x2_avx512_1x8_g0_next
 
-linear_8x2_avx512_8x1_out:
+linear_8x2_avx512_1x8_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS        lo+80(FP), X8
-	MOVQ          32(SP), R11
-	VMOVSS        (R11), X9
-	ADDQ          56(SP), R11
-	MOVQ          16(SP), R12
-	VEXTRACTF64X4 $0x01, Z0, Y10
-	VADDPS        Y10, Y0, Y10
-	VEXTRACTF32X4 $0x01, Y10, X0
-	VADDPS        X0, X10, X0
-	VMOVHLPS      X0, X0, X10
-	VADDPS        X10, X0, X10
-	VMOVSHDUP     X10, X0
-	VADDSS        X0, X10, X0
-	VADDSS        X9, X0, X0
-	VMAXSS        X0, X8, X0
-	VMOVSS        X0, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z1, Y0
-	VADDPS        Y0, Y1, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z2, Y0
-	VADDPS        Y0, Y2, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z3, Y0
-	VADDPS        Y0, Y3, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z4, Y0
-	VADDPS        Y0, Y4, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z5, Y0
-	VADDPS        Y0, Y5, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z6, Y0
-	VADDPS        Y0, Y6, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	ADDQ          48(SP), R12
-	VEXTRACTF64X4 $0x01, Z7, Y0
-	VADDPS        Y0, Y7, Y0
-	VEXTRACTF32X4 $0x01, Y0, X1
-	VADDPS        X1, X0, X1
-	VMOVHLPS      X1, X1, X0
-	VADDPS        X0, X1, X0
-	VMOVSHDUP     X0, X1
-	VADDSS        X1, X0, X1
-	VADDSS        X9, X1, X1
-	VMAXSS        X1, X8, X1
-	VMOVSS        X1, (R12)
-	MOVQ          R11, 32(SP)
-	ADDQ          $0x04, 16(SP)
+	VBROADCASTSS lo+80(FP), Z8
 
-linear_8x2_avx512_8x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000200, 64(SP)
-	SUBQ $0x01, 8(SP)
-	JMP  linear_8x2_avx512_row
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z9
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z2, Z1
+	VSHUFF32X4 $0xee, Z6, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z3, Z2
+	VSHUFF32X4 $0xee, Z7, Z3, Z3
+	VADDPS     Z3, Z2, Z2
 
-linear_8x2_avx512_done:
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    32(SP), AX
+	MOVQ    16(SP), CX
+	MOVQ    56(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z8, Z0
+	VMOVUPS      Z0, 80(SP)
+	MOVL         80(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         84(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         104(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         108(SP), AX
+	MOVL         AX, (CX)
+
+linear_8x2_avx512_1x8_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000200, 72(SP)
+	ADDQ   $0x04, 16(SP)
+	IMUL3Q $0x01, 64(SP), AX
+	ADDQ   AX, 32(SP)
+	SUBQ   $0x01, 8(SP)
+
+linear_8x2_avx512_not1:
 	VZEROUPPER
 	RET
 
 // func linear_1x6_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 // Requires: AVX, FMA3
-TEXT ·linear_1x6_avx2(SB), NOSPLIT, $80-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), AX
-
+TEXT ·linear_1x6_avx2(SB), NOSPLIT, $152-104
 	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), CX
-	MOVQ CX, DX
-	ANDQ $0x0f, DX
-	MOVQ DX, (SP)
-	ANDQ $-16, CX
-	SHLQ $0x02, CX
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
 
 	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), BX
-	SHLQ $0x02, DX
-	SUBQ DX, BX
-	MOVQ BX, 8(SP)
-	MOVQ n+64(FP), DX
-	MOVQ DX, 16(SP)
-	MOVQ y+0(FP), DX
-	MOVQ DX, 24(SP)
-	MOVQ w+32(FP), DX
-	MOVQ DX, 32(SP)
-	MOVQ bias+48(FP), DX
-	MOVQ DX, 40(SP)
-	MOVQ ldw+40(FP), DX
-	SHLQ $0x02, DX
-	MOVQ DX, 48(SP)
-	MOVQ ldy+8(FP), DX
-	SHLQ $0x02, DX
-	MOVQ DX, 56(SP)
-	MOVQ bstep+56(FP), DX
-	SHLQ $0x02, DX
-	MOVQ DX, 64(SP)
-	MOVQ part+88(FP), DX
-	MOVQ DX, 72(SP)
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
 
 linear_1x6_avx2_rows:
 	// for ; n >= 6; n -= 6
 	CMPQ 16(SP), $0x06
-	JL   linear_1x6_avx2_row
+	JL   linear_1x6_avx2_rest
 
-	// Tile of 1 sample(s) × 6 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// Tile of 1 sample(s) × 6 output(s) in groups [1]
 	// wp[j] = &W[j][0]
-	MOVQ 48(SP), DX
-	MOVQ 32(SP), BX
-	LEAQ (BX)(DX*1), SI
-	LEAQ (SI)(DX*1), DI
-	LEAQ (DI)(DX*1), R8
-	LEAQ (R8)(DX*1), R9
-	LEAQ (R9)(DX*1), R10
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R10)(DX*1), DX
-	MOVQ DX, 32(SP)
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 32(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_1x6_avx2_1x6_zero
-	MOVQ    72(SP), DX
-	VMOVUPS (DX), Y0
-	VMOVUPS 32(DX), Y1
-	VMOVUPS 64(DX), Y2
-	VMOVUPS 96(DX), Y3
-	VMOVUPS 128(DX), Y4
-	VMOVUPS 160(DX), Y5
-	VMOVUPS 192(DX), Y6
-	VMOVUPS 224(DX), Y7
-	VMOVUPS 256(DX), Y8
-	VMOVUPS 288(DX), Y9
-	VMOVUPS 320(DX), Y10
-	VMOVUPS 352(DX), Y11
-	JMP     linear_1x6_avx2_1x6_kloop
+	JZ      linear_1x6_avx2_6x1_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Y0
+	VMOVUPS 32(R10), Y1
+	VMOVUPS 64(R10), Y2
+	VMOVUPS 96(R10), Y3
+	VMOVUPS 128(R10), Y4
+	VMOVUPS 160(R10), Y5
+	VMOVUPS 192(R10), Y6
+	VMOVUPS 224(R10), Y7
+	VMOVUPS 256(R10), Y8
+	VMOVUPS 288(R10), Y9
+	VMOVUPS 320(R10), Y10
+	VMOVUPS 352(R10), Y11
+	JMP     linear_1x6_avx2_6x1_g0_kloop
 
-linear_1x6_avx2_1x6_zero:
+linear_1x6_avx2_6x1_g0_zero:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -5117,1669 +10204,225 @@ linear_1x6_avx2_1x6_zero:
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
 
-linear_1x6_avx2_1x6_kloop:
-	XORQ  DX, DX
-	TESTQ CX, CX
-	JZ    linear_1x6_avx2_1x6_tail
+linear_1x6_avx2_6x1_g0_kloop:
+	XORQ  R10, R10
+	TESTQ AX, AX
+	JZ    linear_1x6_avx2_6x1_g0_tail
 
-linear_1x6_avx2_1x6_k:
+linear_1x6_avx2_6x1_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (AX)(DX*1), Y12
-	VMOVUPS     32(AX)(DX*1), Y13
-	VFMADD231PS (BX)(DX*1), Y12, Y0
-	VFMADD231PS 32(BX)(DX*1), Y13, Y1
-	VFMADD231PS (SI)(DX*1), Y12, Y2
-	VFMADD231PS 32(SI)(DX*1), Y13, Y3
-	VFMADD231PS (DI)(DX*1), Y12, Y4
-	VFMADD231PS 32(DI)(DX*1), Y13, Y5
-	VFMADD231PS (R8)(DX*1), Y12, Y6
-	VFMADD231PS 32(R8)(DX*1), Y13, Y7
-	VFMADD231PS (R9)(DX*1), Y12, Y8
-	VFMADD231PS 32(R9)(DX*1), Y13, Y9
-	VFMADD231PS (R10)(DX*1), Y12, Y10
-	VFMADD231PS 32(R10)(DX*1), Y13, Y11
-	ADDQ        $0x40, DX
-	CMPQ        DX, CX
-	JB          linear_1x6_avx2_1x6_k
+	VMOVUPS     (CX)(R10*1), Y12
+	VFMADD231PS (DX)(R10*1), Y12, Y0
+	VFMADD231PS (BX)(R10*1), Y12, Y2
+	VFMADD231PS (SI)(R10*1), Y12, Y4
+	VFMADD231PS (DI)(R10*1), Y12, Y6
+	VFMADD231PS (R8)(R10*1), Y12, Y8
+	VFMADD231PS (R9)(R10*1), Y12, Y10
+	VMOVUPS     32(CX)(R10*1), Y12
+	VFMADD231PS 32(DX)(R10*1), Y12, Y1
+	VFMADD231PS 32(BX)(R10*1), Y12, Y3
+	VFMADD231PS 32(SI)(R10*1), Y12, Y5
+	VFMADD231PS 32(DI)(R10*1), Y12, Y7
+	VFMADD231PS 32(R8)(R10*1), Y12, Y9
+	VFMADD231PS 32(R9)(R10*1), Y12, Y11
+	ADDQ        $0x40, R10
+	CMPQ        R10, AX
+	JB          linear_1x6_avx2_6x1_g0_k
 
-linear_1x6_avx2_1x6_tail:
+linear_1x6_avx2_6x1_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ (SP), $0x00
-	JE   linear_1x6_avx2_1x6_sum
+	JE   linear_1x6_avx2_6x1_g0_sum
 	MOVQ 8(SP), R11
 
 	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
 	VMOVUPS     (R11), Y12
-	VMASKMOVPS  (BX)(DX*1), Y12, Y13
-	VMASKMOVPS  (AX)(DX*1), Y12, Y14
+	VMASKMOVPS  (DX)(R10*1), Y12, Y13
+	VMASKMOVPS  (CX)(R10*1), Y12, Y14
 	VORPS       128(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y0
-	VMASKMOVPS  (SI)(DX*1), Y12, Y13
-	VMASKMOVPS  (AX)(DX*1), Y12, Y14
+	VMASKMOVPS  (BX)(R10*1), Y12, Y13
+	VMASKMOVPS  (CX)(R10*1), Y12, Y14
 	VORPS       128(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y2
-	VMASKMOVPS  (DI)(DX*1), Y12, Y13
-	VMASKMOVPS  (AX)(DX*1), Y12, Y14
+	VMASKMOVPS  (SI)(R10*1), Y12, Y13
+	VMASKMOVPS  (CX)(R10*1), Y12, Y14
 	VORPS       128(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y4
-	VMASKMOVPS  (R8)(DX*1), Y12, Y13
-	VMASKMOVPS  (AX)(DX*1), Y12, Y14
+	VMASKMOVPS  (DI)(R10*1), Y12, Y13
+	VMASKMOVPS  (CX)(R10*1), Y12, Y14
 	VORPS       128(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y6
-	VMASKMOVPS  (R9)(DX*1), Y12, Y13
-	VMASKMOVPS  (AX)(DX*1), Y12, Y14
+	VMASKMOVPS  (R8)(R10*1), Y12, Y13
+	VMASKMOVPS  (CX)(R10*1), Y12, Y14
 	VORPS       128(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y8
-	VMASKMOVPS  (R10)(DX*1), Y12, Y13
-	VMASKMOVPS  (AX)(DX*1), Y12, Y12
+	VMASKMOVPS  (R9)(R10*1), Y12, Y13
+	VMASKMOVPS  (CX)(R10*1), Y12, Y12
 	VORPS       128(R11), Y12, Y12
 	VFMADD231PS Y12, Y13, Y10
 
 	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
 	VMOVUPS     32(R11), Y12
-	VMASKMOVPS  32(BX)(DX*1), Y12, Y13
-	VMASKMOVPS  32(AX)(DX*1), Y12, Y14
+	VMASKMOVPS  32(DX)(R10*1), Y12, Y13
+	VMASKMOVPS  32(CX)(R10*1), Y12, Y14
 	VORPS       160(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y1
-	VMASKMOVPS  32(SI)(DX*1), Y12, Y13
-	VMASKMOVPS  32(AX)(DX*1), Y12, Y14
+	VMASKMOVPS  32(BX)(R10*1), Y12, Y13
+	VMASKMOVPS  32(CX)(R10*1), Y12, Y14
 	VORPS       160(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y3
-	VMASKMOVPS  32(DI)(DX*1), Y12, Y13
-	VMASKMOVPS  32(AX)(DX*1), Y12, Y14
+	VMASKMOVPS  32(SI)(R10*1), Y12, Y13
+	VMASKMOVPS  32(CX)(R10*1), Y12, Y14
 	VORPS       160(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y5
-	VMASKMOVPS  32(R8)(DX*1), Y12, Y13
-	VMASKMOVPS  32(AX)(DX*1), Y12, Y14
+	VMASKMOVPS  32(DI)(R10*1), Y12, Y13
+	VMASKMOVPS  32(CX)(R10*1), Y12, Y14
 	VORPS       160(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y7
-	VMASKMOVPS  32(R9)(DX*1), Y12, Y13
-	VMASKMOVPS  32(AX)(DX*1), Y12, Y14
+	VMASKMOVPS  32(R8)(R10*1), Y12, Y13
+	VMASKMOVPS  32(CX)(R10*1), Y12, Y14
 	VORPS       160(R11), Y14, Y14
 	VFMADD231PS Y14, Y13, Y9
-	VMASKMOVPS  32(R10)(DX*1), Y12, Y13
-	VMASKMOVPS  32(AX)(DX*1), Y12, Y12
+	VMASKMOVPS  32(R9)(R10*1), Y12, Y13
+	VMASKMOVPS  32(CX)(R10*1), Y12, Y12
 	VORPS       160(R11), Y12, Y12
 	VFMADD231PS Y12, Y13, Y11
 
-linear_1x6_avx2_1x6_sum:
+linear_1x6_avx2_6x1_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_1x6_avx2_1x6_out
-	MOVQ    72(SP), DX
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	VMOVUPS Y2, 64(DX)
-	VMOVUPS Y3, 96(DX)
-	VMOVUPS Y4, 128(DX)
-	VMOVUPS Y5, 160(DX)
-	VMOVUPS Y6, 192(DX)
-	VMOVUPS Y7, 224(DX)
-	VMOVUPS Y8, 256(DX)
-	VMOVUPS Y9, 288(DX)
-	VMOVUPS Y10, 320(DX)
-	VMOVUPS Y11, 352(DX)
-	JMP     linear_1x6_avx2_1x6_next
+	JZ      linear_1x6_avx2_6x1_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	VMOVUPS Y8, 256(CX)
+	VMOVUPS Y9, 288(CX)
+	VMOVUPS Y10, 320(CX)
+	VMOVUPS Y11, 352(CX)
+	JMP     linear_1x6_avx2_6x1_g0_next
 
-linear_1x6_avx2_1x6_out:
+linear_1x6_avx2_6x1_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X12
-	MOVQ         40(SP), DX
-	VMOVSS       (DX), X13
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (BX)
-	VMOVSS       (DX), X0
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y3, Y2, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 4(BX)
-	VMOVSS       (DX), X0
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y5, Y4, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 8(BX)
-	VMOVSS       (DX), X0
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y7, Y6, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 12(BX)
-	VMOVSS       (DX), X0
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y9, Y8, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 16(BX)
-	VMOVSS       (DX), X0
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y11, Y10, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 20(BX)
-	MOVQ         DX, 40(SP)
-	ADDQ         $0x18, 24(SP)
+	VBROADCASTSS lo+80(FP), Y12
 
-linear_1x6_avx2_1x6_next:
-	// n -= 6; part += 6*m*16
-	ADDQ $0x00000180, 72(SP)
-	SUBQ $0x06, 16(SP)
-	JMP  linear_1x6_avx2_rows
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
 
-linear_1x6_avx2_row:
-	// for ; n > 0; n--
-	CMPQ 16(SP), $0x00
-	JE   linear_1x6_avx2_done
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
 
-	// Tile of 1 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 20(DX)
+
+linear_1x6_avx2_6x1_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x18, 24(SP)
+	IMUL3Q $0x06, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x06, 16(SP)
+	JMP    linear_1x6_avx2_rows
+
+linear_1x6_avx2_rest:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 16(SP), $0x05
+	JL   linear_1x6_avx2_not5
+
+	// Tile of 1 sample(s) × 5 output(s) in groups [1]
 	// wp[j] = &W[j][0]
-	MOVQ 48(SP), DX
-	MOVQ 32(SP), BX
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
 
 	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (BX)(DX*1), DX
-	MOVQ DX, 32(SP)
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 32(SP)
 
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_1x6_avx2_1x1_zero
-	MOVQ    72(SP), DX
-	VMOVUPS (DX), Y0
-	VMOVUPS 32(DX), Y1
-	JMP     linear_1x6_avx2_1x1_kloop
-
-linear_1x6_avx2_1x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-
-linear_1x6_avx2_1x1_kloop:
-	XORQ  DX, DX
-	TESTQ CX, CX
-	JZ    linear_1x6_avx2_1x1_tail
-
-linear_1x6_avx2_1x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (AX)(DX*1), Y2
-	VMOVUPS     32(AX)(DX*1), Y3
-	VFMADD231PS (BX)(DX*1), Y2, Y0
-	VFMADD231PS 32(BX)(DX*1), Y3, Y1
-	ADDQ        $0x40, DX
-	CMPQ        DX, CX
-	JB          linear_1x6_avx2_1x1_k
-
-linear_1x6_avx2_1x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_1x6_avx2_1x1_sum
-	MOVQ 8(SP), SI
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (SI), Y2
-	VMASKMOVPS  (BX)(DX*1), Y2, Y3
-	VMASKMOVPS  (AX)(DX*1), Y2, Y2
-	VORPS       128(SI), Y2, Y2
-	VFMADD231PS Y2, Y3, Y0
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(SI), Y2
-	VMASKMOVPS  32(BX)(DX*1), Y2, Y3
-	VMASKMOVPS  32(AX)(DX*1), Y2, Y2
-	VORPS       160(SI), Y2, Y2
-	VFMADD231PS Y2, Y3, Y1
-
-linear_1x6_avx2_1x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_1x6_avx2_1x1_out
-	MOVQ    72(SP), DX
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	JMP     linear_1x6_avx2_1x1_next
-
-linear_1x6_avx2_1x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X2
-	MOVQ         40(SP), DX
-	VMOVSS       (DX), X3
-	ADDQ         64(SP), DX
-	MOVQ         24(SP), BX
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X3, X1, X1
-	VMAXSS       X1, X2, X1
-	VMOVSS       X1, (BX)
-	MOVQ         DX, 40(SP)
-	ADDQ         $0x04, 24(SP)
-
-linear_1x6_avx2_1x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000040, 72(SP)
-	SUBQ $0x01, 16(SP)
-	JMP  linear_1x6_avx2_row
-
-linear_1x6_avx2_done:
-	VZEROUPPER
-	RET
-
-// func linear_2x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, FMA3, MMX+
-TEXT ·linear_2x3_avx2(SB), NOSPLIT, $80-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
 	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), AX
 
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), DX
-	MOVQ DX, BX
-	ANDQ $0x0f, BX
-	MOVQ BX, (SP)
-	ANDQ $-16, DX
-	SHLQ $0x02, DX
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), SI
-	SHLQ $0x02, BX
-	SUBQ BX, SI
-	MOVQ SI, 8(SP)
-	MOVQ n+64(FP), BX
-	MOVQ BX, 16(SP)
-	MOVQ y+0(FP), BX
-	MOVQ BX, 24(SP)
-	MOVQ w+32(FP), BX
-	MOVQ BX, 32(SP)
-	MOVQ bias+48(FP), BX
-	MOVQ BX, 40(SP)
-	MOVQ ldw+40(FP), BX
-	SHLQ $0x02, BX
-	MOVQ BX, 48(SP)
-	MOVQ ldy+8(FP), BX
-	SHLQ $0x02, BX
-	MOVQ BX, 56(SP)
-	MOVQ bstep+56(FP), BX
-	SHLQ $0x02, BX
-	MOVQ BX, 64(SP)
-	MOVQ part+88(FP), BX
-	MOVQ BX, 72(SP)
-
-linear_2x3_avx2_rows:
-	// for ; n >= 3; n -= 3
-	CMPQ 16(SP), $0x03
-	JL   linear_2x3_avx2_row
-
-	// Tile of 2 sample(s) × 3 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), BX
-	MOVQ 32(SP), SI
-	LEAQ (SI)(BX*1), DI
-	LEAQ (DI)(BX*1), R8
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R8)(BX*1), BX
-	MOVQ BX, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
 	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_2x3_avx2_2x3_zero
-	MOVQ    72(SP), BX
-	VMOVUPS (BX), Y0
-	VMOVUPS 32(BX), Y1
-	VMOVUPS 64(BX), Y2
-	VMOVUPS 96(BX), Y3
-	VMOVUPS 128(BX), Y4
-	VMOVUPS 160(BX), Y5
-	VMOVUPS 192(BX), Y6
-	VMOVUPS 224(BX), Y7
-	VMOVUPS 256(BX), Y8
-	VMOVUPS 288(BX), Y9
-	VMOVUPS 320(BX), Y10
-	VMOVUPS 352(BX), Y11
-	JMP     linear_2x3_avx2_2x3_kloop
-
-linear_2x3_avx2_2x3_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-
-linear_2x3_avx2_2x3_kloop:
-	XORQ  BX, BX
-	TESTQ DX, DX
-	JZ    linear_2x3_avx2_2x3_tail
-
-linear_2x3_avx2_2x3_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(BX*1), Y12
-	VMOVUPS     32(CX)(BX*1), Y13
-	VMOVUPS     (AX)(BX*1), Y14
-	VMOVUPS     32(AX)(BX*1), Y15
-	PREFETCHT0  1024(SI)(BX*1)
-	VFMADD231PS (SI)(BX*1), Y12, Y0
-	VFMADD231PS (SI)(BX*1), Y14, Y2
-	VFMADD231PS 32(SI)(BX*1), Y13, Y1
-	VFMADD231PS 32(SI)(BX*1), Y15, Y3
-	PREFETCHT0  1024(DI)(BX*1)
-	VFMADD231PS (DI)(BX*1), Y12, Y4
-	VFMADD231PS (DI)(BX*1), Y14, Y6
-	VFMADD231PS 32(DI)(BX*1), Y13, Y5
-	VFMADD231PS 32(DI)(BX*1), Y15, Y7
-	PREFETCHT0  1024(R8)(BX*1)
-	VFMADD231PS (R8)(BX*1), Y12, Y8
-	VFMADD231PS (R8)(BX*1), Y14, Y10
-	VFMADD231PS 32(R8)(BX*1), Y13, Y9
-	VFMADD231PS 32(R8)(BX*1), Y15, Y11
-	ADDQ        $0x40, BX
-	CMPQ        BX, DX
-	JB          linear_2x3_avx2_2x3_k
-
-linear_2x3_avx2_2x3_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_2x3_avx2_2x3_sum
-	MOVQ 8(SP), R9
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (R9), Y12
-	VMASKMOVPS  (SI)(BX*1), Y12, Y13
-	VMASKMOVPS  (CX)(BX*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y0
-	VMASKMOVPS  (AX)(BX*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y2
-	VMASKMOVPS  (DI)(BX*1), Y12, Y13
-	VMASKMOVPS  (CX)(BX*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y4
-	VMASKMOVPS  (AX)(BX*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y6
-	VMASKMOVPS  (R8)(BX*1), Y12, Y13
-	VMASKMOVPS  (CX)(BX*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y8
-	VMASKMOVPS  (AX)(BX*1), Y12, Y12
-	VORPS       128(R9), Y12, Y12
-	VFMADD231PS Y12, Y13, Y10
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(R9), Y12
-	VMASKMOVPS  32(SI)(BX*1), Y12, Y13
-	VMASKMOVPS  32(CX)(BX*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y1
-	VMASKMOVPS  32(AX)(BX*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y3
-	VMASKMOVPS  32(DI)(BX*1), Y12, Y13
-	VMASKMOVPS  32(CX)(BX*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y5
-	VMASKMOVPS  32(AX)(BX*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y7
-	VMASKMOVPS  32(R8)(BX*1), Y12, Y13
-	VMASKMOVPS  32(CX)(BX*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y9
-	VMASKMOVPS  32(AX)(BX*1), Y12, Y12
-	VORPS       160(R9), Y12, Y12
-	VFMADD231PS Y12, Y13, Y11
-
-linear_2x3_avx2_2x3_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_2x3_avx2_2x3_out
-	MOVQ    72(SP), BX
-	VMOVUPS Y0, (BX)
-	VMOVUPS Y1, 32(BX)
-	VMOVUPS Y2, 64(BX)
-	VMOVUPS Y3, 96(BX)
-	VMOVUPS Y4, 128(BX)
-	VMOVUPS Y5, 160(BX)
-	VMOVUPS Y6, 192(BX)
-	VMOVUPS Y7, 224(BX)
-	VMOVUPS Y8, 256(BX)
-	VMOVUPS Y9, 288(BX)
-	VMOVUPS Y10, 320(BX)
-	VMOVUPS Y11, 352(BX)
-	JMP     linear_2x3_avx2_2x3_next
-
-linear_2x3_avx2_2x3_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X12
-	MOVQ         40(SP), BX
-	VMOVSS       (BX), X13
-	ADDQ         64(SP), BX
-	MOVQ         24(SP), SI
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (SI)
-	ADDQ         56(SP), SI
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (SI)
-	VMOVSS       (BX), X0
-	ADDQ         64(SP), BX
-	MOVQ         24(SP), SI
-	VADDPS       Y5, Y4, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 4(SI)
-	ADDQ         56(SP), SI
-	VADDPS       Y7, Y6, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 4(SI)
-	VMOVSS       (BX), X0
-	ADDQ         64(SP), BX
-	MOVQ         24(SP), SI
-	VADDPS       Y9, Y8, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 8(SI)
-	ADDQ         56(SP), SI
-	VADDPS       Y11, Y10, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 8(SI)
-	MOVQ         BX, 40(SP)
-	ADDQ         $0x0c, 24(SP)
-
-linear_2x3_avx2_2x3_next:
-	// n -= 3; part += 3*m*16
-	ADDQ $0x00000180, 72(SP)
-	SUBQ $0x03, 16(SP)
-	JMP  linear_2x3_avx2_rows
-
-linear_2x3_avx2_row:
-	// for ; n > 0; n--
-	CMPQ 16(SP), $0x00
-	JE   linear_2x3_avx2_done
-
-	// Tile of 2 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), BX
-	MOVQ 32(SP), SI
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (SI)(BX*1), BX
-	MOVQ BX, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_2x3_avx2_2x1_zero
-	MOVQ    72(SP), BX
-	VMOVUPS (BX), Y0
-	VMOVUPS 32(BX), Y1
-	VMOVUPS 64(BX), Y2
-	VMOVUPS 96(BX), Y3
-	JMP     linear_2x3_avx2_2x1_kloop
-
-linear_2x3_avx2_2x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-linear_2x3_avx2_2x1_kloop:
-	XORQ  BX, BX
-	TESTQ DX, DX
-	JZ    linear_2x3_avx2_2x1_tail
-
-linear_2x3_avx2_2x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	VMOVUPS     (CX)(BX*1), Y4
-	VMOVUPS     32(CX)(BX*1), Y5
-	VMOVUPS     (AX)(BX*1), Y6
-	VMOVUPS     32(AX)(BX*1), Y7
-	PREFETCHT0  1024(SI)(BX*1)
-	VFMADD231PS (SI)(BX*1), Y4, Y0
-	VFMADD231PS (SI)(BX*1), Y6, Y2
-	VFMADD231PS 32(SI)(BX*1), Y5, Y1
-	VFMADD231PS 32(SI)(BX*1), Y7, Y3
-	ADDQ        $0x40, BX
-	CMPQ        BX, DX
-	JB          linear_2x3_avx2_2x1_k
-
-linear_2x3_avx2_2x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_2x3_avx2_2x1_sum
-	MOVQ 8(SP), DI
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (DI), Y4
-	VMASKMOVPS  (SI)(BX*1), Y4, Y5
-	VMASKMOVPS  (CX)(BX*1), Y4, Y6
-	VORPS       128(DI), Y6, Y6
-	VFMADD231PS Y6, Y5, Y0
-	VMASKMOVPS  (AX)(BX*1), Y4, Y4
-	VORPS       128(DI), Y4, Y4
-	VFMADD231PS Y4, Y5, Y2
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(DI), Y4
-	VMASKMOVPS  32(SI)(BX*1), Y4, Y5
-	VMASKMOVPS  32(CX)(BX*1), Y4, Y6
-	VORPS       160(DI), Y6, Y6
-	VFMADD231PS Y6, Y5, Y1
-	VMASKMOVPS  32(AX)(BX*1), Y4, Y4
-	VORPS       160(DI), Y4, Y4
-	VFMADD231PS Y4, Y5, Y3
-
-linear_2x3_avx2_2x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_2x3_avx2_2x1_out
-	MOVQ    72(SP), BX
-	VMOVUPS Y0, (BX)
-	VMOVUPS Y1, 32(BX)
-	VMOVUPS Y2, 64(BX)
-	VMOVUPS Y3, 96(BX)
-	JMP     linear_2x3_avx2_2x1_next
-
-linear_2x3_avx2_2x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X4
-	MOVQ         40(SP), BX
-	VMOVSS       (BX), X5
-	ADDQ         64(SP), BX
-	MOVQ         24(SP), SI
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X5, X1, X1
-	VMAXSS       X1, X4, X1
-	VMOVSS       X1, (SI)
-	ADDQ         56(SP), SI
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X5, X1, X1
-	VMAXSS       X1, X4, X1
-	VMOVSS       X1, (SI)
-	MOVQ         BX, 40(SP)
-	ADDQ         $0x04, 24(SP)
-
-linear_2x3_avx2_2x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000080, 72(SP)
-	SUBQ $0x01, 16(SP)
-	JMP  linear_2x3_avx2_row
-
-linear_2x3_avx2_done:
-	VZEROUPPER
-	RET
-
-// func linear_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, FMA3, MMX+
-TEXT ·linear_3x2_avx2(SB), NOSPLIT, $80-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), BX
-	MOVQ BX, SI
-	ANDQ $0x0f, SI
-	MOVQ SI, (SP)
-	ANDQ $-16, BX
-	SHLQ $0x02, BX
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), DI
-	SHLQ $0x02, SI
-	SUBQ SI, DI
-	MOVQ DI, 8(SP)
-	MOVQ n+64(FP), SI
-	MOVQ SI, 16(SP)
-	MOVQ y+0(FP), SI
-	MOVQ SI, 24(SP)
-	MOVQ w+32(FP), SI
-	MOVQ SI, 32(SP)
-	MOVQ bias+48(FP), SI
-	MOVQ SI, 40(SP)
-	MOVQ ldw+40(FP), SI
-	SHLQ $0x02, SI
-	MOVQ SI, 48(SP)
-	MOVQ ldy+8(FP), SI
-	SHLQ $0x02, SI
-	MOVQ SI, 56(SP)
-	MOVQ bstep+56(FP), SI
-	SHLQ $0x02, SI
-	MOVQ SI, 64(SP)
-	MOVQ part+88(FP), SI
-	MOVQ SI, 72(SP)
-
-linear_3x2_avx2_rows:
-	// for ; n >= 2; n -= 2
-	CMPQ 16(SP), $0x02
-	JL   linear_3x2_avx2_row
-
-	// Tile of 3 sample(s) × 2 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), SI
-	MOVQ 32(SP), DI
-	LEAQ (DI)(SI*1), R8
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R8)(SI*1), SI
-	MOVQ SI, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_3x2_avx2_3x2_zero
-	MOVQ    72(SP), SI
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VMOVUPS 64(SI), Y2
-	VMOVUPS 96(SI), Y3
-	VMOVUPS 128(SI), Y4
-	VMOVUPS 160(SI), Y5
-	VMOVUPS 192(SI), Y6
-	VMOVUPS 224(SI), Y7
-	VMOVUPS 256(SI), Y8
-	VMOVUPS 288(SI), Y9
-	VMOVUPS 320(SI), Y10
-	VMOVUPS 352(SI), Y11
-	JMP     linear_3x2_avx2_3x2_kloop
-
-linear_3x2_avx2_3x2_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-
-linear_3x2_avx2_3x2_kloop:
-	XORQ  SI, SI
-	TESTQ BX, BX
-	JZ    linear_3x2_avx2_3x2_tail
-
-linear_3x2_avx2_3x2_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	PREFETCHT0  1024(DI)(SI*1)
-	VMOVUPS     (DI)(SI*1), Y12
-	VFMADD231PS (CX)(SI*1), Y12, Y0
-	VFMADD231PS (DX)(SI*1), Y12, Y2
-	VFMADD231PS (AX)(SI*1), Y12, Y4
-	VMOVUPS     32(DI)(SI*1), Y12
-	VFMADD231PS 32(CX)(SI*1), Y12, Y1
-	VFMADD231PS 32(DX)(SI*1), Y12, Y3
-	VFMADD231PS 32(AX)(SI*1), Y12, Y5
-	PREFETCHT0  1024(R8)(SI*1)
-	VMOVUPS     (R8)(SI*1), Y12
-	VFMADD231PS (CX)(SI*1), Y12, Y6
-	VFMADD231PS (DX)(SI*1), Y12, Y8
-	VFMADD231PS (AX)(SI*1), Y12, Y10
-	VMOVUPS     32(R8)(SI*1), Y12
-	VFMADD231PS 32(CX)(SI*1), Y12, Y7
-	VFMADD231PS 32(DX)(SI*1), Y12, Y9
-	VFMADD231PS 32(AX)(SI*1), Y12, Y11
-	ADDQ        $0x40, SI
-	CMPQ        SI, BX
-	JB          linear_3x2_avx2_3x2_k
-
-linear_3x2_avx2_3x2_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_3x2_avx2_3x2_sum
-	MOVQ 8(SP), R9
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (R9), Y12
-	VMASKMOVPS  (DI)(SI*1), Y12, Y13
-	VMASKMOVPS  (CX)(SI*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y0
-	VMASKMOVPS  (DX)(SI*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y2
-	VMASKMOVPS  (AX)(SI*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y4
-	VMASKMOVPS  (R8)(SI*1), Y12, Y13
-	VMASKMOVPS  (CX)(SI*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y6
-	VMASKMOVPS  (DX)(SI*1), Y12, Y14
-	VORPS       128(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y8
-	VMASKMOVPS  (AX)(SI*1), Y12, Y12
-	VORPS       128(R9), Y12, Y12
-	VFMADD231PS Y12, Y13, Y10
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(R9), Y12
-	VMASKMOVPS  32(DI)(SI*1), Y12, Y13
-	VMASKMOVPS  32(CX)(SI*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y1
-	VMASKMOVPS  32(DX)(SI*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y3
-	VMASKMOVPS  32(AX)(SI*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y5
-	VMASKMOVPS  32(R8)(SI*1), Y12, Y13
-	VMASKMOVPS  32(CX)(SI*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y7
-	VMASKMOVPS  32(DX)(SI*1), Y12, Y14
-	VORPS       160(R9), Y14, Y14
-	VFMADD231PS Y14, Y13, Y9
-	VMASKMOVPS  32(AX)(SI*1), Y12, Y12
-	VORPS       160(R9), Y12, Y12
-	VFMADD231PS Y12, Y13, Y11
-
-linear_3x2_avx2_3x2_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_3x2_avx2_3x2_out
-	MOVQ    72(SP), SI
-	VMOVUPS Y0, (SI)
-	VMOVUPS Y1, 32(SI)
-	VMOVUPS Y2, 64(SI)
-	VMOVUPS Y3, 96(SI)
-	VMOVUPS Y4, 128(SI)
-	VMOVUPS Y5, 160(SI)
-	VMOVUPS Y6, 192(SI)
-	VMOVUPS Y7, 224(SI)
-	VMOVUPS Y8, 256(SI)
-	VMOVUPS Y9, 288(SI)
-	VMOVUPS Y10, 320(SI)
-	VMOVUPS Y11, 352(SI)
-	JMP     linear_3x2_avx2_3x2_next
-
-linear_3x2_avx2_3x2_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X12
-	MOVQ         40(SP), SI
-	VMOVSS       (SI), X13
-	ADDQ         64(SP), SI
-	MOVQ         24(SP), DI
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (DI)
-	ADDQ         56(SP), DI
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (DI)
-	ADDQ         56(SP), DI
-	VADDPS       Y5, Y4, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (DI)
-	VMOVSS       (SI), X0
-	ADDQ         64(SP), SI
-	MOVQ         24(SP), DI
-	VADDPS       Y7, Y6, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 4(DI)
-	ADDQ         56(SP), DI
-	VADDPS       Y9, Y8, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 4(DI)
-	ADDQ         56(SP), DI
-	VADDPS       Y11, Y10, Y1
-	VEXTRACTF128 $0x01, Y1, X2
-	VADDPS       X2, X1, X2
-	VMOVHLPS     X2, X2, X1
-	VADDPS       X1, X2, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X2
-	VADDSS       X0, X2, X2
-	VMAXSS       X2, X12, X2
-	VMOVSS       X2, 4(DI)
-	MOVQ         SI, 40(SP)
-	ADDQ         $0x08, 24(SP)
-
-linear_3x2_avx2_3x2_next:
-	// n -= 2; part += 2*m*16
-	ADDQ $0x00000180, 72(SP)
-	SUBQ $0x02, 16(SP)
-	JMP  linear_3x2_avx2_rows
-
-linear_3x2_avx2_row:
-	// for ; n > 0; n--
-	CMPQ 16(SP), $0x00
-	JE   linear_3x2_avx2_done
-
-	// Tile of 3 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), SI
-	MOVQ 32(SP), DI
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (DI)(SI*1), SI
-	MOVQ SI, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_3x2_avx2_3x1_zero
-	MOVQ    72(SP), SI
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VMOVUPS 64(SI), Y2
-	VMOVUPS 96(SI), Y3
-	VMOVUPS 128(SI), Y4
-	VMOVUPS 160(SI), Y5
-	JMP     linear_3x2_avx2_3x1_kloop
-
-linear_3x2_avx2_3x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-
-linear_3x2_avx2_3x1_kloop:
-	XORQ  SI, SI
-	TESTQ BX, BX
-	JZ    linear_3x2_avx2_3x1_tail
-
-linear_3x2_avx2_3x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	PREFETCHT0  1024(DI)(SI*1)
-	VMOVUPS     (DI)(SI*1), Y6
-	VFMADD231PS (CX)(SI*1), Y6, Y0
-	VFMADD231PS (DX)(SI*1), Y6, Y2
-	VFMADD231PS (AX)(SI*1), Y6, Y4
-	VMOVUPS     32(DI)(SI*1), Y6
-	VFMADD231PS 32(CX)(SI*1), Y6, Y1
-	VFMADD231PS 32(DX)(SI*1), Y6, Y3
-	VFMADD231PS 32(AX)(SI*1), Y6, Y5
-	ADDQ        $0x40, SI
-	CMPQ        SI, BX
-	JB          linear_3x2_avx2_3x1_k
-
-linear_3x2_avx2_3x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_3x2_avx2_3x1_sum
-	MOVQ 8(SP), R8
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (R8), Y6
-	VMASKMOVPS  (DI)(SI*1), Y6, Y7
-	VMASKMOVPS  (CX)(SI*1), Y6, Y8
-	VORPS       128(R8), Y8, Y8
-	VFMADD231PS Y8, Y7, Y0
-	VMASKMOVPS  (DX)(SI*1), Y6, Y8
-	VORPS       128(R8), Y8, Y8
-	VFMADD231PS Y8, Y7, Y2
-	VMASKMOVPS  (AX)(SI*1), Y6, Y6
-	VORPS       128(R8), Y6, Y6
-	VFMADD231PS Y6, Y7, Y4
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(R8), Y6
-	VMASKMOVPS  32(DI)(SI*1), Y6, Y7
-	VMASKMOVPS  32(CX)(SI*1), Y6, Y8
-	VORPS       160(R8), Y8, Y8
-	VFMADD231PS Y8, Y7, Y1
-	VMASKMOVPS  32(DX)(SI*1), Y6, Y8
-	VORPS       160(R8), Y8, Y8
-	VFMADD231PS Y8, Y7, Y3
-	VMASKMOVPS  32(AX)(SI*1), Y6, Y6
-	VORPS       160(R8), Y6, Y6
-	VFMADD231PS Y6, Y7, Y5
-
-linear_3x2_avx2_3x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_3x2_avx2_3x1_out
-	MOVQ    72(SP), SI
-	VMOVUPS Y0, (SI)
-	VMOVUPS Y1, 32(SI)
-	VMOVUPS Y2, 64(SI)
-	VMOVUPS Y3, 96(SI)
-	VMOVUPS Y4, 128(SI)
-	VMOVUPS Y5, 160(SI)
-	JMP     linear_3x2_avx2_3x1_next
-
-linear_3x2_avx2_3x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X6
-	MOVQ         40(SP), SI
-	VMOVSS       (SI), X7
-	ADDQ         64(SP), SI
-	MOVQ         24(SP), DI
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X7, X1, X1
-	VMAXSS       X1, X6, X1
-	VMOVSS       X1, (DI)
-	ADDQ         56(SP), DI
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X7, X1, X1
-	VMAXSS       X1, X6, X1
-	VMOVSS       X1, (DI)
-	ADDQ         56(SP), DI
-	VADDPS       Y5, Y4, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X7, X1, X1
-	VMAXSS       X1, X6, X1
-	VMOVSS       X1, (DI)
-	MOVQ         SI, 40(SP)
-	ADDQ         $0x04, 24(SP)
-
-linear_3x2_avx2_3x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x000000c0, 72(SP)
-	SUBQ $0x01, 16(SP)
-	JMP  linear_3x2_avx2_row
-
-linear_3x2_avx2_done:
-	VZEROUPPER
-	RET
-
-// func linear_4x1_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, FMA3, MMX+
-TEXT ·linear_4x1_avx2(SB), NOSPLIT, $80-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), SI
-	MOVQ SI, DI
-	ANDQ $0x0f, DI
-	MOVQ DI, (SP)
-	ANDQ $-16, SI
-	SHLQ $0x02, SI
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), R8
-	SHLQ $0x02, DI
-	SUBQ DI, R8
-	MOVQ R8, 8(SP)
-	MOVQ n+64(FP), DI
-	MOVQ DI, 16(SP)
-	MOVQ y+0(FP), DI
-	MOVQ DI, 24(SP)
-	MOVQ w+32(FP), DI
-	MOVQ DI, 32(SP)
-	MOVQ bias+48(FP), DI
-	MOVQ DI, 40(SP)
-	MOVQ ldw+40(FP), DI
-	SHLQ $0x02, DI
-	MOVQ DI, 48(SP)
-	MOVQ ldy+8(FP), DI
-	SHLQ $0x02, DI
-	MOVQ DI, 56(SP)
-	MOVQ bstep+56(FP), DI
-	SHLQ $0x02, DI
-	MOVQ DI, 64(SP)
-	MOVQ part+88(FP), DI
-	MOVQ DI, 72(SP)
-
-linear_4x1_avx2_row:
-	// for ; n > 0; n--
-	CMPQ 16(SP), $0x00
-	JE   linear_4x1_avx2_done
-
-	// Tile of 4 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), DI
-	MOVQ 32(SP), R8
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R8)(DI*1), DI
-	MOVQ DI, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_4x1_avx2_4x1_zero
-	MOVQ    72(SP), DI
-	VMOVUPS (DI), Y0
-	VMOVUPS 32(DI), Y1
-	VMOVUPS 64(DI), Y2
-	VMOVUPS 96(DI), Y3
-	VMOVUPS 128(DI), Y4
-	VMOVUPS 160(DI), Y5
-	VMOVUPS 192(DI), Y6
-	VMOVUPS 224(DI), Y7
-	JMP     linear_4x1_avx2_4x1_kloop
-
-linear_4x1_avx2_4x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-
-linear_4x1_avx2_4x1_kloop:
-	XORQ  DI, DI
-	TESTQ SI, SI
-	JZ    linear_4x1_avx2_4x1_tail
-
-linear_4x1_avx2_4x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	PREFETCHT0  1024(R8)(DI*1)
-	VMOVUPS     (R8)(DI*1), Y8
-	VFMADD231PS (CX)(DI*1), Y8, Y0
-	VFMADD231PS (DX)(DI*1), Y8, Y2
-	VFMADD231PS (BX)(DI*1), Y8, Y4
-	VFMADD231PS (AX)(DI*1), Y8, Y6
-	VMOVUPS     32(R8)(DI*1), Y8
-	VFMADD231PS 32(CX)(DI*1), Y8, Y1
-	VFMADD231PS 32(DX)(DI*1), Y8, Y3
-	VFMADD231PS 32(BX)(DI*1), Y8, Y5
-	VFMADD231PS 32(AX)(DI*1), Y8, Y7
-	ADDQ        $0x40, DI
-	CMPQ        DI, SI
-	JB          linear_4x1_avx2_4x1_k
-
-linear_4x1_avx2_4x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_4x1_avx2_4x1_sum
-	MOVQ 8(SP), R9
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (R9), Y8
-	VMASKMOVPS  (R8)(DI*1), Y8, Y9
-	VMASKMOVPS  (CX)(DI*1), Y8, Y10
-	VORPS       128(R9), Y10, Y10
-	VFMADD231PS Y10, Y9, Y0
-	VMASKMOVPS  (DX)(DI*1), Y8, Y10
-	VORPS       128(R9), Y10, Y10
-	VFMADD231PS Y10, Y9, Y2
-	VMASKMOVPS  (BX)(DI*1), Y8, Y10
-	VORPS       128(R9), Y10, Y10
-	VFMADD231PS Y10, Y9, Y4
-	VMASKMOVPS  (AX)(DI*1), Y8, Y8
-	VORPS       128(R9), Y8, Y8
-	VFMADD231PS Y8, Y9, Y6
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(R9), Y8
-	VMASKMOVPS  32(R8)(DI*1), Y8, Y9
-	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
-	VORPS       160(R9), Y10, Y10
-	VFMADD231PS Y10, Y9, Y1
-	VMASKMOVPS  32(DX)(DI*1), Y8, Y10
-	VORPS       160(R9), Y10, Y10
-	VFMADD231PS Y10, Y9, Y3
-	VMASKMOVPS  32(BX)(DI*1), Y8, Y10
-	VORPS       160(R9), Y10, Y10
-	VFMADD231PS Y10, Y9, Y5
-	VMASKMOVPS  32(AX)(DI*1), Y8, Y8
-	VORPS       160(R9), Y8, Y8
-	VFMADD231PS Y8, Y9, Y7
-
-linear_4x1_avx2_4x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_4x1_avx2_4x1_out
-	MOVQ    72(SP), DI
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, 64(DI)
-	VMOVUPS Y3, 96(DI)
-	VMOVUPS Y4, 128(DI)
-	VMOVUPS Y5, 160(DI)
-	VMOVUPS Y6, 192(DI)
-	VMOVUPS Y7, 224(DI)
-	JMP     linear_4x1_avx2_4x1_next
-
-linear_4x1_avx2_4x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X8
-	MOVQ         40(SP), DI
-	VMOVSS       (DI), X9
-	ADDQ         64(SP), DI
-	MOVQ         24(SP), R8
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X9, X1, X1
-	VMAXSS       X1, X8, X1
-	VMOVSS       X1, (R8)
-	ADDQ         56(SP), R8
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X9, X1, X1
-	VMAXSS       X1, X8, X1
-	VMOVSS       X1, (R8)
-	ADDQ         56(SP), R8
-	VADDPS       Y5, Y4, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X9, X1, X1
-	VMAXSS       X1, X8, X1
-	VMOVSS       X1, (R8)
-	ADDQ         56(SP), R8
-	VADDPS       Y7, Y6, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X9, X1, X1
-	VMAXSS       X1, X8, X1
-	VMOVSS       X1, (R8)
-	MOVQ         DI, 40(SP)
-	ADDQ         $0x04, 24(SP)
-
-linear_4x1_avx2_4x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000100, 72(SP)
-	SUBQ $0x01, 16(SP)
-	JMP  linear_4x1_avx2_row
-
-linear_4x1_avx2_done:
-	VZEROUPPER
-	RET
-
-// func linear_5x1_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, FMA3, MMX+
-TEXT ·linear_5x1_avx2(SB), NOSPLIT, $80-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), DI
-	MOVQ DI, R8
-	ANDQ $0x0f, R8
-	MOVQ R8, (SP)
-	ANDQ $-16, DI
-	SHLQ $0x02, DI
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), R9
-	SHLQ $0x02, R8
-	SUBQ R8, R9
-	MOVQ R9, 8(SP)
-	MOVQ n+64(FP), R8
-	MOVQ R8, 16(SP)
-	MOVQ y+0(FP), R8
-	MOVQ R8, 24(SP)
-	MOVQ w+32(FP), R8
-	MOVQ R8, 32(SP)
-	MOVQ bias+48(FP), R8
-	MOVQ R8, 40(SP)
-	MOVQ ldw+40(FP), R8
-	SHLQ $0x02, R8
-	MOVQ R8, 48(SP)
-	MOVQ ldy+8(FP), R8
-	SHLQ $0x02, R8
-	MOVQ R8, 56(SP)
-	MOVQ bstep+56(FP), R8
-	SHLQ $0x02, R8
-	MOVQ R8, 64(SP)
-	MOVQ part+88(FP), R8
-	MOVQ R8, 72(SP)
-
-linear_5x1_avx2_row:
-	// for ; n > 0; n--
-	CMPQ 16(SP), $0x00
-	JE   linear_5x1_avx2_done
-
-	// Tile of 5 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), R8
-	MOVQ 32(SP), R9
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R9)(R8*1), R8
-	MOVQ R8, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_5x1_avx2_5x1_zero
-	MOVQ    72(SP), R8
-	VMOVUPS (R8), Y0
-	VMOVUPS 32(R8), Y1
-	VMOVUPS 64(R8), Y2
-	VMOVUPS 96(R8), Y3
-	VMOVUPS 128(R8), Y4
-	VMOVUPS 160(R8), Y5
-	VMOVUPS 192(R8), Y6
-	VMOVUPS 224(R8), Y7
-	VMOVUPS 256(R8), Y8
-	VMOVUPS 288(R8), Y9
-	JMP     linear_5x1_avx2_5x1_kloop
-
-linear_5x1_avx2_5x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-
-linear_5x1_avx2_5x1_kloop:
-	XORQ  R8, R8
-	TESTQ DI, DI
-	JZ    linear_5x1_avx2_5x1_tail
-
-linear_5x1_avx2_5x1_k:
-	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	PREFETCHT0  1024(R9)(R8*1)
-	VMOVUPS     (R9)(R8*1), Y10
-	VFMADD231PS (CX)(R8*1), Y10, Y0
-	VFMADD231PS (DX)(R8*1), Y10, Y2
-	VFMADD231PS (BX)(R8*1), Y10, Y4
-	VFMADD231PS (SI)(R8*1), Y10, Y6
-	VFMADD231PS (AX)(R8*1), Y10, Y8
-	VMOVUPS     32(R9)(R8*1), Y10
-	VFMADD231PS 32(CX)(R8*1), Y10, Y1
-	VFMADD231PS 32(DX)(R8*1), Y10, Y3
-	VFMADD231PS 32(BX)(R8*1), Y10, Y5
-	VFMADD231PS 32(SI)(R8*1), Y10, Y7
-	VFMADD231PS 32(AX)(R8*1), Y10, Y9
-	ADDQ        $0x40, R8
-	CMPQ        R8, DI
-	JB          linear_5x1_avx2_5x1_k
-
-linear_5x1_avx2_5x1_tail:
-	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
-	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
-	CMPQ (SP), $0x00
-	JE   linear_5x1_avx2_5x1_sum
-	MOVQ 8(SP), R10
-
-	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (R10), Y10
-	VMASKMOVPS  (R9)(R8*1), Y10, Y11
-	VMASKMOVPS  (CX)(R8*1), Y10, Y12
-	VORPS       128(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y0
-	VMASKMOVPS  (DX)(R8*1), Y10, Y12
-	VORPS       128(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y2
-	VMASKMOVPS  (BX)(R8*1), Y10, Y12
-	VORPS       128(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y4
-	VMASKMOVPS  (SI)(R8*1), Y10, Y12
-	VORPS       128(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y6
-	VMASKMOVPS  (AX)(R8*1), Y10, Y10
-	VORPS       128(R10), Y10, Y10
-	VFMADD231PS Y10, Y11, Y8
-
-	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(R10), Y10
-	VMASKMOVPS  32(R9)(R8*1), Y10, Y11
-	VMASKMOVPS  32(CX)(R8*1), Y10, Y12
-	VORPS       160(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y1
-	VMASKMOVPS  32(DX)(R8*1), Y10, Y12
-	VORPS       160(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y3
-	VMASKMOVPS  32(BX)(R8*1), Y10, Y12
-	VORPS       160(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y5
-	VMASKMOVPS  32(SI)(R8*1), Y10, Y12
-	VORPS       160(R10), Y12, Y12
-	VFMADD231PS Y12, Y11, Y7
-	VMASKMOVPS  32(AX)(R8*1), Y10, Y10
-	VORPS       160(R10), Y10, Y10
-	VFMADD231PS Y10, Y11, Y9
-
-linear_5x1_avx2_5x1_sum:
-	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
-	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_5x1_avx2_5x1_out
-	MOVQ    72(SP), R8
-	VMOVUPS Y0, (R8)
-	VMOVUPS Y1, 32(R8)
-	VMOVUPS Y2, 64(R8)
-	VMOVUPS Y3, 96(R8)
-	VMOVUPS Y4, 128(R8)
-	VMOVUPS Y5, 160(R8)
-	VMOVUPS Y6, 192(R8)
-	VMOVUPS Y7, 224(R8)
-	VMOVUPS Y8, 256(R8)
-	VMOVUPS Y9, 288(R8)
-	JMP     linear_5x1_avx2_5x1_next
-
-linear_5x1_avx2_5x1_out:
-	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X10
-	MOVQ         40(SP), R8
-	VMOVSS       (R8), X11
-	ADDQ         64(SP), R8
-	MOVQ         24(SP), R9
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X11, X1, X1
-	VMAXSS       X1, X10, X1
-	VMOVSS       X1, (R9)
-	ADDQ         56(SP), R9
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X11, X1, X1
-	VMAXSS       X1, X10, X1
-	VMOVSS       X1, (R9)
-	ADDQ         56(SP), R9
-	VADDPS       Y5, Y4, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X11, X1, X1
-	VMAXSS       X1, X10, X1
-	VMOVSS       X1, (R9)
-	ADDQ         56(SP), R9
-	VADDPS       Y7, Y6, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X11, X1, X1
-	VMAXSS       X1, X10, X1
-	VMOVSS       X1, (R9)
-	ADDQ         56(SP), R9
-	VADDPS       Y9, Y8, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X11, X1, X1
-	VMAXSS       X1, X10, X1
-	VMOVSS       X1, (R9)
-	MOVQ         R8, 40(SP)
-	ADDQ         $0x04, 24(SP)
-
-linear_5x1_avx2_5x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000140, 72(SP)
-	SUBQ $0x01, 16(SP)
-	JMP  linear_5x1_avx2_row
-
-linear_5x1_avx2_done:
-	VZEROUPPER
-	RET
-
-// func linear_6x1_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
-// Requires: AVX, FMA3, MMX+
-TEXT ·linear_6x1_avx2(SB), NOSPLIT, $80-104
-	// xp[i] = &x[i*ldx]
-	MOVQ ldx+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ x+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), DI
-	LEAQ (DI)(AX*1), AX
-
-	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
-	MOVQ k+72(FP), R8
-	MOVQ R8, R9
-	ANDQ $0x0f, R9
-	MOVQ R9, (SP)
-	ANDQ $-16, R8
-	SHLQ $0x02, R8
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), R10
-	SHLQ $0x02, R9
-	SUBQ R9, R10
-	MOVQ R10, 8(SP)
-	MOVQ n+64(FP), R9
-	MOVQ R9, 16(SP)
-	MOVQ y+0(FP), R9
-	MOVQ R9, 24(SP)
-	MOVQ w+32(FP), R9
-	MOVQ R9, 32(SP)
-	MOVQ bias+48(FP), R9
-	MOVQ R9, 40(SP)
-	MOVQ ldw+40(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, 48(SP)
-	MOVQ ldy+8(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, 56(SP)
-	MOVQ bstep+56(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, 64(SP)
-	MOVQ part+88(FP), R9
-	MOVQ R9, 72(SP)
-
-linear_6x1_avx2_row:
-	// for ; n > 0; n--
-	CMPQ 16(SP), $0x00
-	JE   linear_6x1_avx2_done
-
-	// Tile of 6 sample(s) × 1 output(s): s[j][i] holds the 16 lanes of output j of sample i
-	// wp[j] = &W[j][0]
-	MOVQ 48(SP), R9
-	MOVQ 32(SP), R10
-
-	// next &W[j][0] = wp[r-1] + ldw
-	LEAQ (R10)(R9*1), R9
-	MOVQ R9, 32(SP)
-
-	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+i)*16+l] : +0
-	TESTQ   $0x00000001, flags+96(FP)
-	JZ      linear_6x1_avx2_6x1_zero
-	MOVQ    72(SP), R9
+	JZ      linear_1x6_avx2_5x1_g0_zero
+	MOVQ    80(SP), R9
 	VMOVUPS (R9), Y0
 	VMOVUPS 32(R9), Y1
 	VMOVUPS 64(R9), Y2
@@ -6790,11 +10433,891 @@ linear_6x1_avx2_row:
 	VMOVUPS 224(R9), Y7
 	VMOVUPS 256(R9), Y8
 	VMOVUPS 288(R9), Y9
-	VMOVUPS 320(R9), Y10
-	VMOVUPS 352(R9), Y11
-	JMP     linear_6x1_avx2_6x1_kloop
+	JMP     linear_1x6_avx2_5x1_g0_kloop
 
-linear_6x1_avx2_6x1_zero:
+linear_1x6_avx2_5x1_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+
+linear_1x6_avx2_5x1_g0_kloop:
+	XORQ  R9, R9
+	TESTQ AX, AX
+	JZ    linear_1x6_avx2_5x1_g0_tail
+
+linear_1x6_avx2_5x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(R9*1), Y10
+	VFMADD231PS (DX)(R9*1), Y10, Y0
+	VFMADD231PS (BX)(R9*1), Y10, Y2
+	VFMADD231PS (SI)(R9*1), Y10, Y4
+	VFMADD231PS (DI)(R9*1), Y10, Y6
+	VFMADD231PS (R8)(R9*1), Y10, Y8
+	VMOVUPS     32(CX)(R9*1), Y10
+	VFMADD231PS 32(DX)(R9*1), Y10, Y1
+	VFMADD231PS 32(BX)(R9*1), Y10, Y3
+	VFMADD231PS 32(SI)(R9*1), Y10, Y5
+	VFMADD231PS 32(DI)(R9*1), Y10, Y7
+	VFMADD231PS 32(R8)(R9*1), Y10, Y9
+	ADDQ        $0x40, R9
+	CMPQ        R9, AX
+	JB          linear_1x6_avx2_5x1_g0_k
+
+linear_1x6_avx2_5x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_1x6_avx2_5x1_g0_sum
+	MOVQ 8(SP), R10
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R10), Y10
+	VMASKMOVPS  (DX)(R9*1), Y10, Y11
+	VMASKMOVPS  (CX)(R9*1), Y10, Y12
+	VORPS       128(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y0
+	VMASKMOVPS  (BX)(R9*1), Y10, Y11
+	VMASKMOVPS  (CX)(R9*1), Y10, Y12
+	VORPS       128(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y2
+	VMASKMOVPS  (SI)(R9*1), Y10, Y11
+	VMASKMOVPS  (CX)(R9*1), Y10, Y12
+	VORPS       128(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y4
+	VMASKMOVPS  (DI)(R9*1), Y10, Y11
+	VMASKMOVPS  (CX)(R9*1), Y10, Y12
+	VORPS       128(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y6
+	VMASKMOVPS  (R8)(R9*1), Y10, Y11
+	VMASKMOVPS  (CX)(R9*1), Y10, Y10
+	VORPS       128(R10), Y10, Y10
+	VFMADD231PS Y10, Y11, Y8
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R10), Y10
+	VMASKMOVPS  32(DX)(R9*1), Y10, Y11
+	VMASKMOVPS  32(CX)(R9*1), Y10, Y12
+	VORPS       160(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y1
+	VMASKMOVPS  32(BX)(R9*1), Y10, Y11
+	VMASKMOVPS  32(CX)(R9*1), Y10, Y12
+	VORPS       160(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y3
+	VMASKMOVPS  32(SI)(R9*1), Y10, Y11
+	VMASKMOVPS  32(CX)(R9*1), Y10, Y12
+	VORPS       160(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y5
+	VMASKMOVPS  32(DI)(R9*1), Y10, Y11
+	VMASKMOVPS  32(CX)(R9*1), Y10, Y12
+	VORPS       160(R10), Y12, Y12
+	VFMADD231PS Y12, Y11, Y7
+	VMASKMOVPS  32(R8)(R9*1), Y10, Y11
+	VMASKMOVPS  32(CX)(R9*1), Y10, Y10
+	VORPS       160(R10), Y10, Y10
+	VFMADD231PS Y10, Y11, Y9
+
+linear_1x6_avx2_5x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x6_avx2_5x1_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	VMOVUPS Y8, 256(CX)
+	VMOVUPS Y9, 288(CX)
+	JMP     linear_1x6_avx2_5x1_g0_next
+
+linear_1x6_avx2_5x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y10
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y5
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y5, Y5
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y5, Y3
+	VSHUFPS $0xee, Y0, Y5, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 16(DX)
+
+linear_1x6_avx2_5x1_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000140, 80(SP)
+	ADDQ   $0x14, 24(SP)
+	IMUL3Q $0x05, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x05, 16(SP)
+
+linear_1x6_avx2_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 16(SP), $0x04
+	JL   linear_1x6_avx2_not4
+
+	// Tile of 1 sample(s) × 4 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x6_avx2_4x1_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	JMP     linear_1x6_avx2_4x1_g0_kloop
+
+linear_1x6_avx2_4x1_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_1x6_avx2_4x1_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_1x6_avx2_4x1_g0_tail
+
+linear_1x6_avx2_4x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(R8*1), Y8
+	VFMADD231PS (DX)(R8*1), Y8, Y0
+	VFMADD231PS (BX)(R8*1), Y8, Y2
+	VFMADD231PS (SI)(R8*1), Y8, Y4
+	VFMADD231PS (DI)(R8*1), Y8, Y6
+	VMOVUPS     32(CX)(R8*1), Y8
+	VFMADD231PS 32(DX)(R8*1), Y8, Y1
+	VFMADD231PS 32(BX)(R8*1), Y8, Y3
+	VFMADD231PS 32(SI)(R8*1), Y8, Y5
+	VFMADD231PS 32(DI)(R8*1), Y8, Y7
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_1x6_avx2_4x1_g0_k
+
+linear_1x6_avx2_4x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_1x6_avx2_4x1_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y8
+	VMASKMOVPS  (DX)(R8*1), Y8, Y9
+	VMASKMOVPS  (CX)(R8*1), Y8, Y10
+	VORPS       128(R9), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (BX)(R8*1), Y8, Y9
+	VMASKMOVPS  (CX)(R8*1), Y8, Y10
+	VORPS       128(R9), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (SI)(R8*1), Y8, Y9
+	VMASKMOVPS  (CX)(R8*1), Y8, Y10
+	VORPS       128(R9), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (DI)(R8*1), Y8, Y9
+	VMASKMOVPS  (CX)(R8*1), Y8, Y8
+	VORPS       128(R9), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y8
+	VMASKMOVPS  32(DX)(R8*1), Y8, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y8, Y10
+	VORPS       160(R9), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(BX)(R8*1), Y8, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y8, Y10
+	VORPS       160(R9), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(SI)(R8*1), Y8, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y8, Y10
+	VORPS       160(R9), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(DI)(R8*1), Y8, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y8, Y8
+	VORPS       160(R9), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_1x6_avx2_4x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x6_avx2_4x1_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	JMP     linear_1x6_avx2_4x1_g0_next
+
+linear_1x6_avx2_4x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF128 (CX), Y0
+	VADDPS         Y0, Y1, Y1
+	VMAXPS         Y1, Y8, Y1
+	VMOVUPS        Y1, 88(SP)
+	VMOVUPS        88(SP), X0
+	VMOVUPS        X0, (DX)
+
+linear_1x6_avx2_4x1_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000100, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+
+linear_1x6_avx2_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linear_1x6_avx2_not3
+
+	// Tile of 1 sample(s) × 3 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x6_avx2_3x1_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	JMP     linear_1x6_avx2_3x1_g0_kloop
+
+linear_1x6_avx2_3x1_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linear_1x6_avx2_3x1_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_1x6_avx2_3x1_g0_tail
+
+linear_1x6_avx2_3x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(DI*1), Y6
+	VFMADD231PS (DX)(DI*1), Y6, Y0
+	VFMADD231PS (BX)(DI*1), Y6, Y2
+	VFMADD231PS (SI)(DI*1), Y6, Y4
+	VMOVUPS     32(CX)(DI*1), Y6
+	VFMADD231PS 32(DX)(DI*1), Y6, Y1
+	VFMADD231PS 32(BX)(DI*1), Y6, Y3
+	VFMADD231PS 32(SI)(DI*1), Y6, Y5
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_1x6_avx2_3x1_g0_k
+
+linear_1x6_avx2_3x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_1x6_avx2_3x1_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y6
+	VMASKMOVPS  (DX)(DI*1), Y6, Y7
+	VMASKMOVPS  (CX)(DI*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (BX)(DI*1), Y6, Y7
+	VMASKMOVPS  (CX)(DI*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (SI)(DI*1), Y6, Y7
+	VMASKMOVPS  (CX)(DI*1), Y6, Y6
+	VORPS       128(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y6
+	VMASKMOVPS  32(DX)(DI*1), Y6, Y7
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(BX)(DI*1), Y6, Y7
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(SI)(DI*1), Y6, Y7
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y6
+	VORPS       160(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linear_1x6_avx2_3x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x6_avx2_3x1_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	JMP     linear_1x6_avx2_3x1_g0_next
+
+linear_1x6_avx2_3x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+
+linear_1x6_avx2_3x1_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x000000c0, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linear_1x6_avx2_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linear_1x6_avx2_not2
+
+	// Tile of 1 sample(s) × 2 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x6_avx2_2x1_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linear_1x6_avx2_2x1_g0_kloop
+
+linear_1x6_avx2_2x1_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_1x6_avx2_2x1_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_1x6_avx2_2x1_g0_tail
+
+linear_1x6_avx2_2x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(SI*1), Y4
+	VFMADD231PS (DX)(SI*1), Y4, Y0
+	VFMADD231PS (BX)(SI*1), Y4, Y2
+	VMOVUPS     32(CX)(SI*1), Y4
+	VFMADD231PS 32(DX)(SI*1), Y4, Y1
+	VFMADD231PS 32(BX)(SI*1), Y4, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_1x6_avx2_2x1_g0_k
+
+linear_1x6_avx2_2x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_1x6_avx2_2x1_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (CX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (BX)(SI*1), Y4, Y5
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_1x6_avx2_2x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x6_avx2_2x1_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linear_1x6_avx2_2x1_g0_next
+
+linear_1x6_avx2_2x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+
+linear_1x6_avx2_2x1_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000080, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linear_1x6_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_1x6_avx2_not1
+
+	// Tile of 1 sample(s) × 1 output(s) in groups [1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..0; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_1x6_avx2_1x1_g0_zero
+	MOVQ    80(SP), BX
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	JMP     linear_1x6_avx2_1x1_g0_kloop
+
+linear_1x6_avx2_1x1_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+linear_1x6_avx2_1x1_g0_kloop:
+	XORQ  BX, BX
+	TESTQ AX, AX
+	JZ    linear_1x6_avx2_1x1_g0_tail
+
+linear_1x6_avx2_1x1_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (CX)(BX*1), Y2
+	VFMADD231PS (DX)(BX*1), Y2, Y0
+	VMOVUPS     32(CX)(BX*1), Y2
+	VFMADD231PS 32(DX)(BX*1), Y2, Y1
+	ADDQ        $0x40, BX
+	CMPQ        BX, AX
+	JB          linear_1x6_avx2_1x1_g0_k
+
+linear_1x6_avx2_1x1_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_1x6_avx2_1x1_g0_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y2
+	VMASKMOVPS  (DX)(BX*1), Y2, Y3
+	VMASKMOVPS  (CX)(BX*1), Y2, Y2
+	VORPS       128(AX), Y2, Y2
+	VFMADD231PS Y2, Y3, Y0
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y2
+	VMASKMOVPS  32(DX)(BX*1), Y2, Y3
+	VMASKMOVPS  32(CX)(BX*1), Y2, Y2
+	VORPS       160(AX), Y2, Y2
+	VFMADD231PS Y2, Y3, Y1
+
+linear_1x6_avx2_1x1_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_1x6_avx2_1x1_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	JMP     linear_1x6_avx2_1x1_g0_next
+
+linear_1x6_avx2_1x1_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y2
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y1
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y0, Y1
+	VSHUFPS $0xdd, Y0, Y0, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y2, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+
+linear_1x6_avx2_1x1_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000040, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_1x6_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_2x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_2x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_2x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linear_2x3_avx2_rest
+
+	// Tile of 2 sample(s) × 3 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_2x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	VMOVUPS 256(R8), Y8
+	VMOVUPS 288(R8), Y9
+	VMOVUPS 320(R8), Y10
+	VMOVUPS 352(R8), Y11
+	JMP     linear_2x3_avx2_3x2_g0_kloop
+
+linear_2x3_avx2_3x2_g0_zero:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -6808,184 +11331,8999 @@ linear_6x1_avx2_6x1_zero:
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
 
-linear_6x1_avx2_6x1_kloop:
-	XORQ  R9, R9
-	TESTQ R8, R8
-	JZ    linear_6x1_avx2_6x1_tail
+linear_2x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_2x3_avx2_3x2_g0_tail
 
-linear_6x1_avx2_6x1_k:
+linear_2x3_avx2_3x2_g0_k:
 	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
-	PREFETCHT0  1024(R10)(R9*1)
-	VMOVUPS     (R10)(R9*1), Y12
-	VFMADD231PS (CX)(R9*1), Y12, Y0
-	VFMADD231PS (DX)(R9*1), Y12, Y2
-	VFMADD231PS (BX)(R9*1), Y12, Y4
-	VFMADD231PS (SI)(R9*1), Y12, Y6
-	VFMADD231PS (DI)(R9*1), Y12, Y8
-	VFMADD231PS (AX)(R9*1), Y12, Y10
-	VMOVUPS     32(R10)(R9*1), Y12
-	VFMADD231PS 32(CX)(R9*1), Y12, Y1
-	VFMADD231PS 32(DX)(R9*1), Y12, Y3
-	VFMADD231PS 32(BX)(R9*1), Y12, Y5
-	VFMADD231PS 32(SI)(R9*1), Y12, Y7
-	VFMADD231PS 32(DI)(R9*1), Y12, Y9
-	VFMADD231PS 32(AX)(R9*1), Y12, Y11
-	ADDQ        $0x40, R9
-	CMPQ        R9, R8
-	JB          linear_6x1_avx2_6x1_k
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	PREFETCHT0  1024(SI)(R8*1)
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_2x3_avx2_3x2_g0_k
 
-linear_6x1_avx2_6x1_tail:
+linear_2x3_avx2_3x2_g0_tail:
 	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
 	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
 	CMPQ (SP), $0x00
-	JE   linear_6x1_avx2_6x1_sum
-	MOVQ 8(SP), R11
+	JE   linear_2x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
 
 	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     (R11), Y12
-	VMASKMOVPS  (R10)(R9*1), Y12, Y13
-	VMASKMOVPS  (CX)(R9*1), Y12, Y14
-	VORPS       128(R11), Y14, Y14
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y0
-	VMASKMOVPS  (DX)(R9*1), Y12, Y14
-	VORPS       128(R11), Y14, Y14
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y2
-	VMASKMOVPS  (BX)(R9*1), Y12, Y14
-	VORPS       128(R11), Y14, Y14
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y4
-	VMASKMOVPS  (SI)(R9*1), Y12, Y14
-	VORPS       128(R11), Y14, Y14
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y6
-	VMASKMOVPS  (DI)(R9*1), Y12, Y14
-	VORPS       128(R11), Y14, Y14
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y8
-	VMASKMOVPS  (AX)(R9*1), Y12, Y12
-	VORPS       128(R11), Y12, Y12
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
 	VFMADD231PS Y12, Y13, Y10
 
 	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
-	VMOVUPS     32(R11), Y12
-	VMASKMOVPS  32(R10)(R9*1), Y12, Y13
-	VMASKMOVPS  32(CX)(R9*1), Y12, Y14
-	VORPS       160(R11), Y14, Y14
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y1
-	VMASKMOVPS  32(DX)(R9*1), Y12, Y14
-	VORPS       160(R11), Y14, Y14
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y3
-	VMASKMOVPS  32(BX)(R9*1), Y12, Y14
-	VORPS       160(R11), Y14, Y14
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y5
-	VMASKMOVPS  32(SI)(R9*1), Y12, Y14
-	VORPS       160(R11), Y14, Y14
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y7
-	VMASKMOVPS  32(DI)(R9*1), Y12, Y14
-	VORPS       160(R11), Y14, Y14
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
 	VFMADD231PS Y14, Y13, Y9
-	VMASKMOVPS  32(AX)(R9*1), Y12, Y12
-	VORPS       160(R11), Y12, Y12
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
 	VFMADD231PS Y12, Y13, Y11
 
-linear_6x1_avx2_6x1_sum:
+linear_2x3_avx2_3x2_g0_sum:
 	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
 	TESTQ   $0x00000002, flags+96(FP)
-	JZ      linear_6x1_avx2_6x1_out
-	MOVQ    72(SP), R9
-	VMOVUPS Y0, (R9)
-	VMOVUPS Y1, 32(R9)
-	VMOVUPS Y2, 64(R9)
-	VMOVUPS Y3, 96(R9)
-	VMOVUPS Y4, 128(R9)
-	VMOVUPS Y5, 160(R9)
-	VMOVUPS Y6, 192(R9)
-	VMOVUPS Y7, 224(R9)
-	VMOVUPS Y8, 256(R9)
-	VMOVUPS Y9, 288(R9)
-	VMOVUPS Y10, 320(R9)
-	VMOVUPS Y11, 352(R9)
-	JMP     linear_6x1_avx2_6x1_next
+	JZ      linear_2x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	VMOVUPS Y8, 256(CX)
+	VMOVUPS Y9, 288(CX)
+	VMOVUPS Y10, 320(CX)
+	VMOVUPS Y11, 352(CX)
+	JMP     linear_2x3_avx2_3x2_g0_next
 
-linear_6x1_avx2_6x1_out:
+linear_2x3_avx2_3x2_g0_out:
 	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
-	VMOVSS       lo+80(FP), X12
-	MOVQ         40(SP), R9
-	VMOVSS       (R9), X13
-	ADDQ         64(SP), R9
-	MOVQ         24(SP), R10
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linear_2x3_avx2_3x2_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linear_2x3_avx2_rows
+
+linear_2x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linear_2x3_avx2_not2
+
+	// Tile of 2 sample(s) × 2 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_2x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+	JMP     linear_2x3_avx2_2x2_g0_kloop
+
+linear_2x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_2x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_2x3_avx2_2x2_g0_tail
+
+linear_2x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	PREFETCHT0  1024(BX)(DI*1)
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_2x3_avx2_2x2_g0_k
+
+linear_2x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_2x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_2x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_2x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	JMP     linear_2x3_avx2_2x2_g0_next
+
+linear_2x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linear_2x3_avx2_2x2_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000100, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linear_2x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_2x3_avx2_not1
+
+	// Tile of 2 sample(s) × 1 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_2x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linear_2x3_avx2_1x2_g0_kloop
+
+linear_2x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_2x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_2x3_avx2_1x2_g0_tail
+
+linear_2x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	PREFETCHT0  1024(DX)(SI*1)
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_2x3_avx2_1x2_g0_k
+
+linear_2x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_2x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_2x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_2x3_avx2_1x2_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
+	VMOVUPS Y3, 96(AX)
+	JMP     linear_2x3_avx2_1x2_g0_next
+
+linear_2x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
 	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (R10)
-	ADDQ         56(SP), R10
-	VADDPS       Y3, Y2, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (R10)
-	ADDQ         56(SP), R10
-	VADDPS       Y5, Y4, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (R10)
-	ADDQ         56(SP), R10
-	VADDPS       Y7, Y6, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (R10)
-	ADDQ         56(SP), R10
-	VADDPS       Y9, Y8, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (R10)
-	ADDQ         56(SP), R10
-	VADDPS       Y11, Y10, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X1
-	VADDSS       X13, X1, X1
-	VMAXSS       X1, X12, X1
-	VMOVSS       X1, (R10)
-	MOVQ         R9, 40(SP)
-	ADDQ         $0x04, 24(SP)
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
 
-linear_6x1_avx2_6x1_next:
-	// n -= 1; part += 1*m*16
-	ADDQ $0x00000180, 72(SP)
-	SUBQ $0x01, 16(SP)
-	JMP  linear_6x1_avx2_row
+linear_2x3_avx2_1x2_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000080, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
 
-linear_6x1_avx2_done:
+linear_2x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_3x2_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_3x2_avx2_rows:
+	// for ; n >= 2; n -= 2
+	CMPQ 16(SP), $0x02
+	JL   linear_3x2_avx2_rest
+
+	// Tile of 3 sample(s) × 2 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x2_avx2_2x3_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	VMOVUPS 256(R8), Y8
+	VMOVUPS 288(R8), Y9
+	VMOVUPS 320(R8), Y10
+	VMOVUPS 352(R8), Y11
+	JMP     linear_3x2_avx2_2x3_g0_kloop
+
+linear_3x2_avx2_2x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_3x2_avx2_2x3_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_3x2_avx2_2x3_g0_tail
+
+linear_3x2_avx2_2x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R8*1), Y12
+	VMOVUPS     (DI)(R8*1), Y13
+	VMOVUPS     (CX)(R8*1), Y14
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y2
+	VFMADD231PS Y14, Y15, Y4
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y8
+	VFMADD231PS Y14, Y15, Y10
+	VMOVUPS     32(SI)(R8*1), Y12
+	VMOVUPS     32(DI)(R8*1), Y13
+	VMOVUPS     32(CX)(R8*1), Y14
+	VMOVUPS     32(DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VFMADD231PS Y13, Y15, Y3
+	VFMADD231PS Y14, Y15, Y5
+	VMOVUPS     32(BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y7
+	VFMADD231PS Y13, Y15, Y9
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_3x2_avx2_2x3_g0_k
+
+linear_3x2_avx2_2x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_3x2_avx2_2x3_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_3x2_avx2_2x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x2_avx2_2x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	VMOVUPS Y8, 256(CX)
+	VMOVUPS Y9, 288(CX)
+	VMOVUPS Y10, 320(CX)
+	VMOVUPS Y11, 352(CX)
+	JMP     linear_3x2_avx2_2x3_g0_next
+
+linear_3x2_avx2_2x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y7, Y6, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y9, Y8, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y5, Y4, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y12, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+
+linear_3x2_avx2_2x3_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+	JMP    linear_3x2_avx2_rows
+
+linear_3x2_avx2_rest:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_3x2_avx2_not1
+
+	// Tile of 3 sample(s) × 1 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_3x2_avx2_1x3_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	JMP     linear_3x2_avx2_1x3_g0_kloop
+
+linear_3x2_avx2_1x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linear_3x2_avx2_1x3_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_3x2_avx2_1x3_g0_tail
+
+linear_3x2_avx2_1x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(DI*1), Y6
+	VMOVUPS     (SI)(DI*1), Y7
+	VMOVUPS     (CX)(DI*1), Y8
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y2
+	VFMADD231PS Y8, Y9, Y4
+	VMOVUPS     32(BX)(DI*1), Y6
+	VMOVUPS     32(SI)(DI*1), Y7
+	VMOVUPS     32(CX)(DI*1), Y8
+	VMOVUPS     32(DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y1
+	VFMADD231PS Y7, Y9, Y3
+	VFMADD231PS Y8, Y9, Y5
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_3x2_avx2_1x3_g0_k
+
+linear_3x2_avx2_1x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_3x2_avx2_1x3_g0_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y6
+	VMASKMOVPS  (DX)(DI*1), Y6, Y7
+	VMASKMOVPS  (BX)(DI*1), Y6, Y8
+	VORPS       128(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (SI)(DI*1), Y6, Y8
+	VORPS       128(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (CX)(DI*1), Y6, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y6
+	VMASKMOVPS  32(DX)(DI*1), Y6, Y7
+	VMASKMOVPS  32(BX)(DI*1), Y6, Y8
+	VORPS       160(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(SI)(DI*1), Y6, Y8
+	VORPS       160(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linear_3x2_avx2_1x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_3x2_avx2_1x3_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
+	VMOVUPS Y3, 96(AX)
+	VMOVUPS Y4, 128(AX)
+	VMOVUPS Y5, 160(AX)
+	JMP     linear_3x2_avx2_1x3_g0_next
+
+linear_3x2_avx2_1x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y6, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+
+linear_3x2_avx2_1x3_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000000c0, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_3x2_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_4x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_4x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_4x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linear_4x3_avx2_rest
+
+	// Tile of 4 sample(s) × 3 output(s) in groups [2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 256(R8), Y4
+	VMOVUPS 288(R8), Y5
+	VMOVUPS 320(R8), Y6
+	VMOVUPS 352(R8), Y7
+	VMOVUPS 512(R8), Y8
+	VMOVUPS 544(R8), Y9
+	VMOVUPS 576(R8), Y10
+	VMOVUPS 608(R8), Y11
+	JMP     linear_4x3_avx2_3x2_g0_kloop
+
+linear_4x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_4x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_4x3_avx2_3x2_g0_tail
+
+linear_4x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	PREFETCHT0  1024(SI)(R8*1)
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_4x3_avx2_3x2_g0_k
+
+linear_4x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_4x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_4x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 256(CX)
+	VMOVUPS Y5, 288(CX)
+	VMOVUPS Y6, 320(CX)
+	VMOVUPS Y7, 352(CX)
+	VMOVUPS Y8, 512(CX)
+	VMOVUPS Y9, 544(CX)
+	VMOVUPS Y10, 576(CX)
+	VMOVUPS Y11, 608(CX)
+	JMP     linear_4x3_avx2_3x2_g0_next
+
+linear_4x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_4x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 384(R8), Y4
+	VMOVUPS 416(R8), Y5
+	VMOVUPS 448(R8), Y6
+	VMOVUPS 480(R8), Y7
+	VMOVUPS 640(R8), Y8
+	VMOVUPS 672(R8), Y9
+	VMOVUPS 704(R8), Y10
+	VMOVUPS 736(R8), Y11
+	JMP     linear_4x3_avx2_3x2_g1_kloop
+
+linear_4x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_4x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_4x3_avx2_3x2_g1_tail
+
+linear_4x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_4x3_avx2_3x2_g1_k
+
+linear_4x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_4x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_4x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	VMOVUPS Y8, 640(CX)
+	VMOVUPS Y9, 672(CX)
+	VMOVUPS Y10, 704(CX)
+	VMOVUPS Y11, 736(CX)
+	JMP     linear_4x3_avx2_3x2_g1_next
+
+linear_4x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linear_4x3_avx2_3x2_g1_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linear_4x3_avx2_rows
+
+linear_4x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linear_4x3_avx2_not2
+
+	// Tile of 4 sample(s) × 2 output(s) in groups [2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 256(DI), Y4
+	VMOVUPS 288(DI), Y5
+	VMOVUPS 320(DI), Y6
+	VMOVUPS 352(DI), Y7
+	JMP     linear_4x3_avx2_2x2_g0_kloop
+
+linear_4x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_4x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_4x3_avx2_2x2_g0_tail
+
+linear_4x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	PREFETCHT0  1024(BX)(DI*1)
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_4x3_avx2_2x2_g0_k
+
+linear_4x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_4x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_4x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 256(CX)
+	VMOVUPS Y5, 288(CX)
+	VMOVUPS Y6, 320(CX)
+	VMOVUPS Y7, 352(CX)
+	JMP     linear_4x3_avx2_2x2_g0_next
+
+linear_4x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_4x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 384(DI), Y4
+	VMOVUPS 416(DI), Y5
+	VMOVUPS 448(DI), Y6
+	VMOVUPS 480(DI), Y7
+	JMP     linear_4x3_avx2_2x2_g1_kloop
+
+linear_4x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_4x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_4x3_avx2_2x2_g1_tail
+
+linear_4x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_4x3_avx2_2x2_g1_k
+
+linear_4x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_4x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_4x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	JMP     linear_4x3_avx2_2x2_g1_next
+
+linear_4x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linear_4x3_avx2_2x2_g1_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linear_4x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_4x3_avx2_not1
+
+	// Tile of 4 sample(s) × 1 output(s) in groups [2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linear_4x3_avx2_1x2_g0_kloop
+
+linear_4x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_4x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_4x3_avx2_1x2_g0_tail
+
+linear_4x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	PREFETCHT0  1024(DX)(SI*1)
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_4x3_avx2_1x2_g0_k
+
+linear_4x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_4x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_4x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linear_4x3_avx2_1x2_g0_next
+
+linear_4x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_4x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_4x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linear_4x3_avx2_1x2_g1_kloop
+
+linear_4x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_4x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_4x3_avx2_1x2_g1_tail
+
+linear_4x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_4x3_avx2_1x2_g1_k
+
+linear_4x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_4x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_4x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_4x3_avx2_1x2_g1_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 128(AX)
+	VMOVUPS Y1, 160(AX)
+	VMOVUPS Y2, 192(AX)
+	VMOVUPS Y3, 224(AX)
+	JMP     linear_4x3_avx2_1x2_g1_next
+
+linear_4x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linear_4x3_avx2_1x2_g1_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000100, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_4x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_5x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_5x2_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_5x2_avx2_rows:
+	// for ; n >= 2; n -= 2
+	CMPQ 16(SP), $0x02
+	JL   linear_5x2_avx2_rest
+
+	// Tile of 5 sample(s) × 2 output(s) in groups [3 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x2_avx2_2x3_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 320(R8), Y6
+	VMOVUPS 352(R8), Y7
+	VMOVUPS 384(R8), Y8
+	VMOVUPS 416(R8), Y9
+	VMOVUPS 448(R8), Y10
+	VMOVUPS 480(R8), Y11
+	JMP     linear_5x2_avx2_2x3_g0_kloop
+
+linear_5x2_avx2_2x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_5x2_avx2_2x3_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_5x2_avx2_2x3_g0_tail
+
+linear_5x2_avx2_2x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R8*1), Y12
+	VMOVUPS     (DI)(R8*1), Y13
+	VMOVUPS     (CX)(R8*1), Y14
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y2
+	VFMADD231PS Y14, Y15, Y4
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y8
+	VFMADD231PS Y14, Y15, Y10
+	VMOVUPS     32(SI)(R8*1), Y12
+	VMOVUPS     32(DI)(R8*1), Y13
+	VMOVUPS     32(CX)(R8*1), Y14
+	VMOVUPS     32(DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VFMADD231PS Y13, Y15, Y3
+	VFMADD231PS Y14, Y15, Y5
+	VMOVUPS     32(BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y7
+	VFMADD231PS Y13, Y15, Y9
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_5x2_avx2_2x3_g0_k
+
+linear_5x2_avx2_2x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_5x2_avx2_2x3_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_5x2_avx2_2x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x2_avx2_2x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 320(CX)
+	VMOVUPS Y7, 352(CX)
+	VMOVUPS Y8, 384(CX)
+	VMOVUPS Y9, 416(CX)
+	VMOVUPS Y10, 448(CX)
+	VMOVUPS Y11, 480(CX)
+	JMP     linear_5x2_avx2_2x3_g0_next
+
+linear_5x2_avx2_2x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y7, Y6, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y9, Y8, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y5, Y4, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y12, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         104(SP), CX
+	MOVQ         CX, (SI)
+
+linear_5x2_avx2_2x3_g0_next:
+	// Group 1: samples 3..4; xp[i] = &x[(3+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+3+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x2_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 192(DI), Y0
+	VMOVUPS 224(DI), Y1
+	VMOVUPS 256(DI), Y2
+	VMOVUPS 288(DI), Y3
+	VMOVUPS 512(DI), Y4
+	VMOVUPS 544(DI), Y5
+	VMOVUPS 576(DI), Y6
+	VMOVUPS 608(DI), Y7
+	JMP     linear_5x2_avx2_2x2_g1_kloop
+
+linear_5x2_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_5x2_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_5x2_avx2_2x2_g1_tail
+
+linear_5x2_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_5x2_avx2_2x2_g1_k
+
+linear_5x2_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_5x2_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_5x2_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x2_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 192(CX)
+	VMOVUPS Y1, 224(CX)
+	VMOVUPS Y2, 256(CX)
+	VMOVUPS Y3, 288(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	JMP     linear_5x2_avx2_2x2_g1_next
+
+linear_5x2_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linear_5x2_avx2_2x2_g1_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000280, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+	JMP    linear_5x2_avx2_rows
+
+linear_5x2_avx2_rest:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_5x2_avx2_not1
+
+	// Tile of 5 sample(s) × 1 output(s) in groups [3 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x2_avx2_1x3_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	JMP     linear_5x2_avx2_1x3_g0_kloop
+
+linear_5x2_avx2_1x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linear_5x2_avx2_1x3_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_5x2_avx2_1x3_g0_tail
+
+linear_5x2_avx2_1x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(DI*1), Y6
+	VMOVUPS     (SI)(DI*1), Y7
+	VMOVUPS     (CX)(DI*1), Y8
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y2
+	VFMADD231PS Y8, Y9, Y4
+	VMOVUPS     32(BX)(DI*1), Y6
+	VMOVUPS     32(SI)(DI*1), Y7
+	VMOVUPS     32(CX)(DI*1), Y8
+	VMOVUPS     32(DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y1
+	VFMADD231PS Y7, Y9, Y3
+	VFMADD231PS Y8, Y9, Y5
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_5x2_avx2_1x3_g0_k
+
+linear_5x2_avx2_1x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_5x2_avx2_1x3_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y6
+	VMASKMOVPS  (DX)(DI*1), Y6, Y7
+	VMASKMOVPS  (BX)(DI*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (SI)(DI*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (CX)(DI*1), Y6, Y6
+	VORPS       128(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y6
+	VMASKMOVPS  32(DX)(DI*1), Y6, Y7
+	VMASKMOVPS  32(BX)(DI*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(SI)(DI*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y6
+	VORPS       160(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linear_5x2_avx2_1x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x2_avx2_1x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	JMP     linear_5x2_avx2_1x3_g0_next
+
+linear_5x2_avx2_1x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y6, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         96(SP), CX
+	MOVL         CX, (BX)
+
+linear_5x2_avx2_1x3_g0_next:
+	// Group 1: samples 3..4; xp[i] = &x[(3+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+3+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_5x2_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 192(SI), Y0
+	VMOVUPS 224(SI), Y1
+	VMOVUPS 256(SI), Y2
+	VMOVUPS 288(SI), Y3
+	JMP     linear_5x2_avx2_1x2_g1_kloop
+
+linear_5x2_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_5x2_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_5x2_avx2_1x2_g1_tail
+
+linear_5x2_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_5x2_avx2_1x2_g1_k
+
+linear_5x2_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_5x2_avx2_1x2_g1_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_5x2_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_5x2_avx2_1x2_g1_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 192(AX)
+	VMOVUPS Y1, 224(AX)
+	VMOVUPS Y2, 256(AX)
+	VMOVUPS Y3, 288(AX)
+	JMP     linear_5x2_avx2_1x2_g1_next
+
+linear_5x2_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linear_5x2_avx2_1x2_g1_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000140, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_5x2_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_6x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_6x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_6x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linear_6x3_avx2_rest
+
+	// Tile of 6 sample(s) × 3 output(s) in groups [2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 384(R8), Y4
+	VMOVUPS 416(R8), Y5
+	VMOVUPS 448(R8), Y6
+	VMOVUPS 480(R8), Y7
+	VMOVUPS 768(R8), Y8
+	VMOVUPS 800(R8), Y9
+	VMOVUPS 832(R8), Y10
+	VMOVUPS 864(R8), Y11
+	JMP     linear_6x3_avx2_3x2_g0_kloop
+
+linear_6x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_6x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_3x2_g0_tail
+
+linear_6x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	PREFETCHT0  1024(SI)(R8*1)
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_6x3_avx2_3x2_g0_k
+
+linear_6x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_6x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	VMOVUPS Y8, 768(CX)
+	VMOVUPS Y9, 800(CX)
+	VMOVUPS Y10, 832(CX)
+	VMOVUPS Y11, 864(CX)
+	JMP     linear_6x3_avx2_3x2_g0_next
+
+linear_6x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_6x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 512(R8), Y4
+	VMOVUPS 544(R8), Y5
+	VMOVUPS 576(R8), Y6
+	VMOVUPS 608(R8), Y7
+	VMOVUPS 896(R8), Y8
+	VMOVUPS 928(R8), Y9
+	VMOVUPS 960(R8), Y10
+	VMOVUPS 992(R8), Y11
+	JMP     linear_6x3_avx2_3x2_g1_kloop
+
+linear_6x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_6x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_3x2_g1_tail
+
+linear_6x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_6x3_avx2_3x2_g1_k
+
+linear_6x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_6x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	VMOVUPS Y8, 896(CX)
+	VMOVUPS Y9, 928(CX)
+	VMOVUPS Y10, 960(CX)
+	VMOVUPS Y11, 992(CX)
+	JMP     linear_6x3_avx2_3x2_g1_next
+
+linear_6x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_6x3_avx2_3x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_3x2_g2_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Y0
+	VMOVUPS 288(R8), Y1
+	VMOVUPS 320(R8), Y2
+	VMOVUPS 352(R8), Y3
+	VMOVUPS 640(R8), Y4
+	VMOVUPS 672(R8), Y5
+	VMOVUPS 704(R8), Y6
+	VMOVUPS 736(R8), Y7
+	VMOVUPS 1024(R8), Y8
+	VMOVUPS 1056(R8), Y9
+	VMOVUPS 1088(R8), Y10
+	VMOVUPS 1120(R8), Y11
+	JMP     linear_6x3_avx2_3x2_g2_kloop
+
+linear_6x3_avx2_3x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_6x3_avx2_3x2_g2_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_3x2_g2_tail
+
+linear_6x3_avx2_3x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_6x3_avx2_3x2_g2_k
+
+linear_6x3_avx2_3x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_3x2_g2_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_6x3_avx2_3x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_3x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	VMOVUPS Y8, 1024(CX)
+	VMOVUPS Y9, 1056(CX)
+	VMOVUPS Y10, 1088(CX)
+	VMOVUPS Y11, 1120(CX)
+	JMP     linear_6x3_avx2_3x2_g2_next
+
+linear_6x3_avx2_3x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linear_6x3_avx2_3x2_g2_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000480, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linear_6x3_avx2_rows
+
+linear_6x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linear_6x3_avx2_not2
+
+	// Tile of 6 sample(s) × 2 output(s) in groups [2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 384(DI), Y4
+	VMOVUPS 416(DI), Y5
+	VMOVUPS 448(DI), Y6
+	VMOVUPS 480(DI), Y7
+	JMP     linear_6x3_avx2_2x2_g0_kloop
+
+linear_6x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_6x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_2x2_g0_tail
+
+linear_6x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	PREFETCHT0  1024(BX)(DI*1)
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_6x3_avx2_2x2_g0_k
+
+linear_6x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_6x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	JMP     linear_6x3_avx2_2x2_g0_next
+
+linear_6x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_6x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 512(DI), Y4
+	VMOVUPS 544(DI), Y5
+	VMOVUPS 576(DI), Y6
+	VMOVUPS 608(DI), Y7
+	JMP     linear_6x3_avx2_2x2_g1_kloop
+
+linear_6x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_6x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_2x2_g1_tail
+
+linear_6x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_6x3_avx2_2x2_g1_k
+
+linear_6x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_6x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	JMP     linear_6x3_avx2_2x2_g1_next
+
+linear_6x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_6x3_avx2_2x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_2x2_g2_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 256(DI), Y0
+	VMOVUPS 288(DI), Y1
+	VMOVUPS 320(DI), Y2
+	VMOVUPS 352(DI), Y3
+	VMOVUPS 640(DI), Y4
+	VMOVUPS 672(DI), Y5
+	VMOVUPS 704(DI), Y6
+	VMOVUPS 736(DI), Y7
+	JMP     linear_6x3_avx2_2x2_g2_kloop
+
+linear_6x3_avx2_2x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_6x3_avx2_2x2_g2_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_2x2_g2_tail
+
+linear_6x3_avx2_2x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_6x3_avx2_2x2_g2_k
+
+linear_6x3_avx2_2x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_2x2_g2_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_6x3_avx2_2x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_2x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	JMP     linear_6x3_avx2_2x2_g2_next
+
+linear_6x3_avx2_2x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linear_6x3_avx2_2x2_g2_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linear_6x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_6x3_avx2_not1
+
+	// Tile of 6 sample(s) × 1 output(s) in groups [2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linear_6x3_avx2_1x2_g0_kloop
+
+linear_6x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_6x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_1x2_g0_tail
+
+linear_6x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	PREFETCHT0  1024(DX)(SI*1)
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_6x3_avx2_1x2_g0_k
+
+linear_6x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_6x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linear_6x3_avx2_1x2_g0_next
+
+linear_6x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_6x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linear_6x3_avx2_1x2_g1_kloop
+
+linear_6x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_6x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_1x2_g1_tail
+
+linear_6x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_6x3_avx2_1x2_g1_k
+
+linear_6x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_6x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_1x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	JMP     linear_6x3_avx2_1x2_g1_next
+
+linear_6x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_6x3_avx2_1x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_6x3_avx2_1x2_g2_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 256(SI), Y0
+	VMOVUPS 288(SI), Y1
+	VMOVUPS 320(SI), Y2
+	VMOVUPS 352(SI), Y3
+	JMP     linear_6x3_avx2_1x2_g2_kloop
+
+linear_6x3_avx2_1x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_6x3_avx2_1x2_g2_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_6x3_avx2_1x2_g2_tail
+
+linear_6x3_avx2_1x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_6x3_avx2_1x2_g2_k
+
+linear_6x3_avx2_1x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_6x3_avx2_1x2_g2_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_6x3_avx2_1x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_6x3_avx2_1x2_g2_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 256(AX)
+	VMOVUPS Y1, 288(AX)
+	VMOVUPS Y2, 320(AX)
+	VMOVUPS Y3, 352(AX)
+	JMP     linear_6x3_avx2_1x2_g2_next
+
+linear_6x3_avx2_1x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linear_6x3_avx2_1x2_g2_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_6x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_7x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_7x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_7x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linear_7x3_avx2_rest
+
+	// Tile of 7 sample(s) × 3 output(s) in groups [2 2 2 1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 448(R8), Y4
+	VMOVUPS 480(R8), Y5
+	VMOVUPS 512(R8), Y6
+	VMOVUPS 544(R8), Y7
+	VMOVUPS 896(R8), Y8
+	VMOVUPS 928(R8), Y9
+	VMOVUPS 960(R8), Y10
+	VMOVUPS 992(R8), Y11
+	JMP     linear_7x3_avx2_3x2_g0_kloop
+
+linear_7x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_7x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_3x2_g0_tail
+
+linear_7x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	PREFETCHT0  1024(SI)(R8*1)
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_7x3_avx2_3x2_g0_k
+
+linear_7x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_7x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 448(CX)
+	VMOVUPS Y5, 480(CX)
+	VMOVUPS Y6, 512(CX)
+	VMOVUPS Y7, 544(CX)
+	VMOVUPS Y8, 896(CX)
+	VMOVUPS Y9, 928(CX)
+	VMOVUPS Y10, 960(CX)
+	VMOVUPS Y11, 992(CX)
+	JMP     linear_7x3_avx2_3x2_g0_next
+
+linear_7x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_7x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 576(R8), Y4
+	VMOVUPS 608(R8), Y5
+	VMOVUPS 640(R8), Y6
+	VMOVUPS 672(R8), Y7
+	VMOVUPS 1024(R8), Y8
+	VMOVUPS 1056(R8), Y9
+	VMOVUPS 1088(R8), Y10
+	VMOVUPS 1120(R8), Y11
+	JMP     linear_7x3_avx2_3x2_g1_kloop
+
+linear_7x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_7x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_3x2_g1_tail
+
+linear_7x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_7x3_avx2_3x2_g1_k
+
+linear_7x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_7x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 576(CX)
+	VMOVUPS Y5, 608(CX)
+	VMOVUPS Y6, 640(CX)
+	VMOVUPS Y7, 672(CX)
+	VMOVUPS Y8, 1024(CX)
+	VMOVUPS Y9, 1056(CX)
+	VMOVUPS Y10, 1088(CX)
+	VMOVUPS Y11, 1120(CX)
+	JMP     linear_7x3_avx2_3x2_g1_next
+
+linear_7x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_7x3_avx2_3x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_3x2_g2_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Y0
+	VMOVUPS 288(R8), Y1
+	VMOVUPS 320(R8), Y2
+	VMOVUPS 352(R8), Y3
+	VMOVUPS 704(R8), Y4
+	VMOVUPS 736(R8), Y5
+	VMOVUPS 768(R8), Y6
+	VMOVUPS 800(R8), Y7
+	VMOVUPS 1152(R8), Y8
+	VMOVUPS 1184(R8), Y9
+	VMOVUPS 1216(R8), Y10
+	VMOVUPS 1248(R8), Y11
+	JMP     linear_7x3_avx2_3x2_g2_kloop
+
+linear_7x3_avx2_3x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_7x3_avx2_3x2_g2_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_3x2_g2_tail
+
+linear_7x3_avx2_3x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_7x3_avx2_3x2_g2_k
+
+linear_7x3_avx2_3x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_3x2_g2_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_7x3_avx2_3x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_3x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 704(CX)
+	VMOVUPS Y5, 736(CX)
+	VMOVUPS Y6, 768(CX)
+	VMOVUPS Y7, 800(CX)
+	VMOVUPS Y8, 1152(CX)
+	VMOVUPS Y9, 1184(CX)
+	VMOVUPS Y10, 1216(CX)
+	VMOVUPS Y11, 1248(CX)
+	JMP     linear_7x3_avx2_3x2_g2_next
+
+linear_7x3_avx2_3x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_7x3_avx2_3x2_g2_next:
+	// Group 3: samples 6..6; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_3x1_g3_zero
+	MOVQ    80(SP), CX
+	VMOVUPS 384(CX), Y0
+	VMOVUPS 416(CX), Y1
+	VMOVUPS 832(CX), Y2
+	VMOVUPS 864(CX), Y3
+	VMOVUPS 1280(CX), Y4
+	VMOVUPS 1312(CX), Y5
+	JMP     linear_7x3_avx2_3x1_g3_kloop
+
+linear_7x3_avx2_3x1_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linear_7x3_avx2_3x1_g3_kloop:
+	XORQ  CX, CX
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_3x1_g3_tail
+
+linear_7x3_avx2_3x1_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(CX*1), Y6
+	VMOVUPS     (DX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y0
+	VMOVUPS     (BX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y2
+	VMOVUPS     (SI)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y4
+	VMOVUPS     32(DI)(CX*1), Y6
+	VMOVUPS     32(DX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y1
+	VMOVUPS     32(BX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y3
+	VMOVUPS     32(SI)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y5
+	ADDQ        $0x40, CX
+	CMPQ        CX, AX
+	JB          linear_7x3_avx2_3x1_g3_k
+
+linear_7x3_avx2_3x1_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_3x1_g3_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y6
+	VMASKMOVPS  (DX)(CX*1), Y6, Y7
+	VMASKMOVPS  (DI)(CX*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (BX)(CX*1), Y6, Y7
+	VMASKMOVPS  (DI)(CX*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (SI)(CX*1), Y6, Y7
+	VMASKMOVPS  (DI)(CX*1), Y6, Y6
+	VORPS       128(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y6
+	VMASKMOVPS  32(DX)(CX*1), Y6, Y7
+	VMASKMOVPS  32(DI)(CX*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(BX)(CX*1), Y6, Y7
+	VMASKMOVPS  32(DI)(CX*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(SI)(CX*1), Y6, Y7
+	VMASKMOVPS  32(DI)(CX*1), Y6, Y6
+	VORPS       160(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linear_7x3_avx2_3x1_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_3x1_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 832(CX)
+	VMOVUPS Y3, 864(CX)
+	VMOVUPS Y4, 1280(CX)
+	VMOVUPS Y5, 1312(CX)
+	JMP     linear_7x3_avx2_3x1_g3_next
+
+linear_7x3_avx2_3x1_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+
+linear_7x3_avx2_3x1_g3_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000540, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linear_7x3_avx2_rows
+
+linear_7x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linear_7x3_avx2_not2
+
+	// Tile of 7 sample(s) × 2 output(s) in groups [2 2 2 1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 448(DI), Y4
+	VMOVUPS 480(DI), Y5
+	VMOVUPS 512(DI), Y6
+	VMOVUPS 544(DI), Y7
+	JMP     linear_7x3_avx2_2x2_g0_kloop
+
+linear_7x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_7x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_2x2_g0_tail
+
+linear_7x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	PREFETCHT0  1024(BX)(DI*1)
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_7x3_avx2_2x2_g0_k
+
+linear_7x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_7x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 448(CX)
+	VMOVUPS Y5, 480(CX)
+	VMOVUPS Y6, 512(CX)
+	VMOVUPS Y7, 544(CX)
+	JMP     linear_7x3_avx2_2x2_g0_next
+
+linear_7x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_7x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 576(DI), Y4
+	VMOVUPS 608(DI), Y5
+	VMOVUPS 640(DI), Y6
+	VMOVUPS 672(DI), Y7
+	JMP     linear_7x3_avx2_2x2_g1_kloop
+
+linear_7x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_7x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_2x2_g1_tail
+
+linear_7x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_7x3_avx2_2x2_g1_k
+
+linear_7x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_7x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 576(CX)
+	VMOVUPS Y5, 608(CX)
+	VMOVUPS Y6, 640(CX)
+	VMOVUPS Y7, 672(CX)
+	JMP     linear_7x3_avx2_2x2_g1_next
+
+linear_7x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_7x3_avx2_2x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_2x2_g2_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 256(DI), Y0
+	VMOVUPS 288(DI), Y1
+	VMOVUPS 320(DI), Y2
+	VMOVUPS 352(DI), Y3
+	VMOVUPS 704(DI), Y4
+	VMOVUPS 736(DI), Y5
+	VMOVUPS 768(DI), Y6
+	VMOVUPS 800(DI), Y7
+	JMP     linear_7x3_avx2_2x2_g2_kloop
+
+linear_7x3_avx2_2x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_7x3_avx2_2x2_g2_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_2x2_g2_tail
+
+linear_7x3_avx2_2x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_7x3_avx2_2x2_g2_k
+
+linear_7x3_avx2_2x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_2x2_g2_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_7x3_avx2_2x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_2x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 704(CX)
+	VMOVUPS Y5, 736(CX)
+	VMOVUPS Y6, 768(CX)
+	VMOVUPS Y7, 800(CX)
+	JMP     linear_7x3_avx2_2x2_g2_next
+
+linear_7x3_avx2_2x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_7x3_avx2_2x2_g2_next:
+	// Group 3: samples 6..6; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_2x1_g3_zero
+	MOVQ    80(SP), CX
+	VMOVUPS 384(CX), Y0
+	VMOVUPS 416(CX), Y1
+	VMOVUPS 832(CX), Y2
+	VMOVUPS 864(CX), Y3
+	JMP     linear_7x3_avx2_2x1_g3_kloop
+
+linear_7x3_avx2_2x1_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_7x3_avx2_2x1_g3_kloop:
+	XORQ  CX, CX
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_2x1_g3_tail
+
+linear_7x3_avx2_2x1_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(CX*1), Y4
+	VMOVUPS     (DX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VMOVUPS     (BX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y2
+	VMOVUPS     32(SI)(CX*1), Y4
+	VMOVUPS     32(DX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y1
+	VMOVUPS     32(BX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y3
+	ADDQ        $0x40, CX
+	CMPQ        CX, AX
+	JB          linear_7x3_avx2_2x1_g3_k
+
+linear_7x3_avx2_2x1_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_2x1_g3_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(CX*1), Y4, Y5
+	VMASKMOVPS  (SI)(CX*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (BX)(CX*1), Y4, Y5
+	VMASKMOVPS  (SI)(CX*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(CX*1), Y4, Y5
+	VMASKMOVPS  32(SI)(CX*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(BX)(CX*1), Y4, Y5
+	VMASKMOVPS  32(SI)(CX*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_7x3_avx2_2x1_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_2x1_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 832(CX)
+	VMOVUPS Y3, 864(CX)
+	JMP     linear_7x3_avx2_2x1_g3_next
+
+linear_7x3_avx2_2x1_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+
+linear_7x3_avx2_2x1_g3_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000380, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linear_7x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_7x3_avx2_not1
+
+	// Tile of 7 sample(s) × 1 output(s) in groups [2 2 2 1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linear_7x3_avx2_1x2_g0_kloop
+
+linear_7x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_7x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_1x2_g0_tail
+
+linear_7x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	PREFETCHT0  1024(DX)(SI*1)
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_7x3_avx2_1x2_g0_k
+
+linear_7x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_7x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linear_7x3_avx2_1x2_g0_next
+
+linear_7x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_7x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linear_7x3_avx2_1x2_g1_kloop
+
+linear_7x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_7x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_1x2_g1_tail
+
+linear_7x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_7x3_avx2_1x2_g1_k
+
+linear_7x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_7x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_1x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	JMP     linear_7x3_avx2_1x2_g1_next
+
+linear_7x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_7x3_avx2_1x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_1x2_g2_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 256(SI), Y0
+	VMOVUPS 288(SI), Y1
+	VMOVUPS 320(SI), Y2
+	VMOVUPS 352(SI), Y3
+	JMP     linear_7x3_avx2_1x2_g2_kloop
+
+linear_7x3_avx2_1x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_7x3_avx2_1x2_g2_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_1x2_g2_tail
+
+linear_7x3_avx2_1x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_7x3_avx2_1x2_g2_k
+
+linear_7x3_avx2_1x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_1x2_g2_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_7x3_avx2_1x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_1x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	JMP     linear_7x3_avx2_1x2_g2_next
+
+linear_7x3_avx2_1x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_7x3_avx2_1x2_g2_next:
+	// Group 3: samples 6..6; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_7x3_avx2_1x1_g3_zero
+	MOVQ    80(SP), CX
+	VMOVUPS 384(CX), Y0
+	VMOVUPS 416(CX), Y1
+	JMP     linear_7x3_avx2_1x1_g3_kloop
+
+linear_7x3_avx2_1x1_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+linear_7x3_avx2_1x1_g3_kloop:
+	XORQ  CX, CX
+	TESTQ AX, AX
+	JZ    linear_7x3_avx2_1x1_g3_tail
+
+linear_7x3_avx2_1x1_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(CX*1), Y2
+	VMOVUPS     (DX)(CX*1), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VMOVUPS     32(BX)(CX*1), Y2
+	VMOVUPS     32(DX)(CX*1), Y3
+	VFMADD231PS Y2, Y3, Y1
+	ADDQ        $0x40, CX
+	CMPQ        CX, AX
+	JB          linear_7x3_avx2_1x1_g3_k
+
+linear_7x3_avx2_1x1_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_7x3_avx2_1x1_g3_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y2
+	VMASKMOVPS  (DX)(CX*1), Y2, Y3
+	VMASKMOVPS  (BX)(CX*1), Y2, Y2
+	VORPS       128(AX), Y2, Y2
+	VFMADD231PS Y2, Y3, Y0
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y2
+	VMASKMOVPS  32(DX)(CX*1), Y2, Y3
+	VMASKMOVPS  32(BX)(CX*1), Y2, Y2
+	VORPS       160(AX), Y2, Y2
+	VFMADD231PS Y2, Y3, Y1
+
+linear_7x3_avx2_1x1_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_7x3_avx2_1x1_g3_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 384(AX)
+	VMOVUPS Y1, 416(AX)
+	JMP     linear_7x3_avx2_1x1_g3_next
+
+linear_7x3_avx2_1x1_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y2
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y1
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y0, Y1
+	VSHUFPS $0xdd, Y0, Y0, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y2, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+
+linear_7x3_avx2_1x1_g3_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000001c0, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_7x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linear_8x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·linear_8x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linear_8x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linear_8x3_avx2_rest
+
+	// Tile of 8 sample(s) × 3 output(s) in groups [2 2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 512(R8), Y4
+	VMOVUPS 544(R8), Y5
+	VMOVUPS 576(R8), Y6
+	VMOVUPS 608(R8), Y7
+	VMOVUPS 1024(R8), Y8
+	VMOVUPS 1056(R8), Y9
+	VMOVUPS 1088(R8), Y10
+	VMOVUPS 1120(R8), Y11
+	JMP     linear_8x3_avx2_3x2_g0_kloop
+
+linear_8x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_8x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_3x2_g0_tail
+
+linear_8x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	PREFETCHT0  1024(DX)(R8*1)
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	PREFETCHT0  1024(BX)(R8*1)
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	PREFETCHT0  1024(SI)(R8*1)
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_8x3_avx2_3x2_g0_k
+
+linear_8x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_8x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	VMOVUPS Y8, 1024(CX)
+	VMOVUPS Y9, 1056(CX)
+	VMOVUPS Y10, 1088(CX)
+	VMOVUPS Y11, 1120(CX)
+	JMP     linear_8x3_avx2_3x2_g0_next
+
+linear_8x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_8x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 640(R8), Y4
+	VMOVUPS 672(R8), Y5
+	VMOVUPS 704(R8), Y6
+	VMOVUPS 736(R8), Y7
+	VMOVUPS 1152(R8), Y8
+	VMOVUPS 1184(R8), Y9
+	VMOVUPS 1216(R8), Y10
+	VMOVUPS 1248(R8), Y11
+	JMP     linear_8x3_avx2_3x2_g1_kloop
+
+linear_8x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_8x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_3x2_g1_tail
+
+linear_8x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_8x3_avx2_3x2_g1_k
+
+linear_8x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_8x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	VMOVUPS Y8, 1152(CX)
+	VMOVUPS Y9, 1184(CX)
+	VMOVUPS Y10, 1216(CX)
+	VMOVUPS Y11, 1248(CX)
+	JMP     linear_8x3_avx2_3x2_g1_next
+
+linear_8x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_8x3_avx2_3x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g2_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Y0
+	VMOVUPS 288(R8), Y1
+	VMOVUPS 320(R8), Y2
+	VMOVUPS 352(R8), Y3
+	VMOVUPS 768(R8), Y4
+	VMOVUPS 800(R8), Y5
+	VMOVUPS 832(R8), Y6
+	VMOVUPS 864(R8), Y7
+	VMOVUPS 1280(R8), Y8
+	VMOVUPS 1312(R8), Y9
+	VMOVUPS 1344(R8), Y10
+	VMOVUPS 1376(R8), Y11
+	JMP     linear_8x3_avx2_3x2_g2_kloop
+
+linear_8x3_avx2_3x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_8x3_avx2_3x2_g2_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_3x2_g2_tail
+
+linear_8x3_avx2_3x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_8x3_avx2_3x2_g2_k
+
+linear_8x3_avx2_3x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_3x2_g2_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_8x3_avx2_3x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 768(CX)
+	VMOVUPS Y5, 800(CX)
+	VMOVUPS Y6, 832(CX)
+	VMOVUPS Y7, 864(CX)
+	VMOVUPS Y8, 1280(CX)
+	VMOVUPS Y9, 1312(CX)
+	VMOVUPS Y10, 1344(CX)
+	VMOVUPS Y11, 1376(CX)
+	JMP     linear_8x3_avx2_3x2_g2_next
+
+linear_8x3_avx2_3x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linear_8x3_avx2_3x2_g2_next:
+	// Group 3: samples 6..7; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g3_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 384(R8), Y0
+	VMOVUPS 416(R8), Y1
+	VMOVUPS 448(R8), Y2
+	VMOVUPS 480(R8), Y3
+	VMOVUPS 896(R8), Y4
+	VMOVUPS 928(R8), Y5
+	VMOVUPS 960(R8), Y6
+	VMOVUPS 992(R8), Y7
+	VMOVUPS 1408(R8), Y8
+	VMOVUPS 1440(R8), Y9
+	VMOVUPS 1472(R8), Y10
+	VMOVUPS 1504(R8), Y11
+	JMP     linear_8x3_avx2_3x2_g3_kloop
+
+linear_8x3_avx2_3x2_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linear_8x3_avx2_3x2_g3_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_3x2_g3_tail
+
+linear_8x3_avx2_3x2_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linear_8x3_avx2_3x2_g3_k
+
+linear_8x3_avx2_3x2_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_3x2_g3_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linear_8x3_avx2_3x2_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_3x2_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 448(CX)
+	VMOVUPS Y3, 480(CX)
+	VMOVUPS Y4, 896(CX)
+	VMOVUPS Y5, 928(CX)
+	VMOVUPS Y6, 960(CX)
+	VMOVUPS Y7, 992(CX)
+	VMOVUPS Y8, 1408(CX)
+	VMOVUPS Y9, 1440(CX)
+	VMOVUPS Y10, 1472(CX)
+	VMOVUPS Y11, 1504(CX)
+	JMP     linear_8x3_avx2_3x2_g3_next
+
+linear_8x3_avx2_3x2_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linear_8x3_avx2_3x2_g3_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000600, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linear_8x3_avx2_rows
+
+linear_8x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linear_8x3_avx2_not2
+
+	// Tile of 8 sample(s) × 2 output(s) in groups [2 2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 512(DI), Y4
+	VMOVUPS 544(DI), Y5
+	VMOVUPS 576(DI), Y6
+	VMOVUPS 608(DI), Y7
+	JMP     linear_8x3_avx2_2x2_g0_kloop
+
+linear_8x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_8x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_2x2_g0_tail
+
+linear_8x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	PREFETCHT0  1024(DX)(DI*1)
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	PREFETCHT0  1024(BX)(DI*1)
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_8x3_avx2_2x2_g0_k
+
+linear_8x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_8x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	JMP     linear_8x3_avx2_2x2_g0_next
+
+linear_8x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_8x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 640(DI), Y4
+	VMOVUPS 672(DI), Y5
+	VMOVUPS 704(DI), Y6
+	VMOVUPS 736(DI), Y7
+	JMP     linear_8x3_avx2_2x2_g1_kloop
+
+linear_8x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_8x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_2x2_g1_tail
+
+linear_8x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_8x3_avx2_2x2_g1_k
+
+linear_8x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_8x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	JMP     linear_8x3_avx2_2x2_g1_next
+
+linear_8x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_8x3_avx2_2x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g2_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 256(DI), Y0
+	VMOVUPS 288(DI), Y1
+	VMOVUPS 320(DI), Y2
+	VMOVUPS 352(DI), Y3
+	VMOVUPS 768(DI), Y4
+	VMOVUPS 800(DI), Y5
+	VMOVUPS 832(DI), Y6
+	VMOVUPS 864(DI), Y7
+	JMP     linear_8x3_avx2_2x2_g2_kloop
+
+linear_8x3_avx2_2x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_8x3_avx2_2x2_g2_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_2x2_g2_tail
+
+linear_8x3_avx2_2x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_8x3_avx2_2x2_g2_k
+
+linear_8x3_avx2_2x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_2x2_g2_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_8x3_avx2_2x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 768(CX)
+	VMOVUPS Y5, 800(CX)
+	VMOVUPS Y6, 832(CX)
+	VMOVUPS Y7, 864(CX)
+	JMP     linear_8x3_avx2_2x2_g2_next
+
+linear_8x3_avx2_2x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linear_8x3_avx2_2x2_g2_next:
+	// Group 3: samples 6..7; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g3_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 384(DI), Y0
+	VMOVUPS 416(DI), Y1
+	VMOVUPS 448(DI), Y2
+	VMOVUPS 480(DI), Y3
+	VMOVUPS 896(DI), Y4
+	VMOVUPS 928(DI), Y5
+	VMOVUPS 960(DI), Y6
+	VMOVUPS 992(DI), Y7
+	JMP     linear_8x3_avx2_2x2_g3_kloop
+
+linear_8x3_avx2_2x2_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linear_8x3_avx2_2x2_g3_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_2x2_g3_tail
+
+linear_8x3_avx2_2x2_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linear_8x3_avx2_2x2_g3_k
+
+linear_8x3_avx2_2x2_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_2x2_g3_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linear_8x3_avx2_2x2_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_2x2_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 448(CX)
+	VMOVUPS Y3, 480(CX)
+	VMOVUPS Y4, 896(CX)
+	VMOVUPS Y5, 928(CX)
+	VMOVUPS Y6, 960(CX)
+	VMOVUPS Y7, 992(CX)
+	JMP     linear_8x3_avx2_2x2_g3_next
+
+linear_8x3_avx2_2x2_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linear_8x3_avx2_2x2_g3_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000400, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linear_8x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linear_8x3_avx2_not1
+
+	// Tile of 8 sample(s) × 1 output(s) in groups [2 2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linear_8x3_avx2_1x2_g0_kloop
+
+linear_8x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_8x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_1x2_g0_tail
+
+linear_8x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	PREFETCHT0  1024(DX)(SI*1)
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_8x3_avx2_1x2_g0_k
+
+linear_8x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_8x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linear_8x3_avx2_1x2_g0_next
+
+linear_8x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_8x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linear_8x3_avx2_1x2_g1_kloop
+
+linear_8x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_8x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_1x2_g1_tail
+
+linear_8x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_8x3_avx2_1x2_g1_k
+
+linear_8x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_8x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	JMP     linear_8x3_avx2_1x2_g1_next
+
+linear_8x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_8x3_avx2_1x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g2_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 256(SI), Y0
+	VMOVUPS 288(SI), Y1
+	VMOVUPS 320(SI), Y2
+	VMOVUPS 352(SI), Y3
+	JMP     linear_8x3_avx2_1x2_g2_kloop
+
+linear_8x3_avx2_1x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_8x3_avx2_1x2_g2_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_1x2_g2_tail
+
+linear_8x3_avx2_1x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_8x3_avx2_1x2_g2_k
+
+linear_8x3_avx2_1x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_1x2_g2_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_8x3_avx2_1x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	JMP     linear_8x3_avx2_1x2_g2_next
+
+linear_8x3_avx2_1x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linear_8x3_avx2_1x2_g2_next:
+	// Group 3: samples 6..7; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g3_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 384(SI), Y0
+	VMOVUPS 416(SI), Y1
+	VMOVUPS 448(SI), Y2
+	VMOVUPS 480(SI), Y3
+	JMP     linear_8x3_avx2_1x2_g3_kloop
+
+linear_8x3_avx2_1x2_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linear_8x3_avx2_1x2_g3_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linear_8x3_avx2_1x2_g3_tail
+
+linear_8x3_avx2_1x2_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linear_8x3_avx2_1x2_g3_k
+
+linear_8x3_avx2_1x2_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linear_8x3_avx2_1x2_g3_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linear_8x3_avx2_1x2_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linear_8x3_avx2_1x2_g3_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 384(AX)
+	VMOVUPS Y1, 416(AX)
+	VMOVUPS Y2, 448(AX)
+	VMOVUPS Y3, 480(AX)
+	JMP     linear_8x3_avx2_1x2_g3_next
+
+linear_8x3_avx2_1x2_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linear_8x3_avx2_1x2_g3_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linear_8x3_avx2_not1:
 	VZEROUPPER
 	RET
 

@@ -4,145 +4,197 @@
 
 package kernels
 
-// linear_1x8_avx512 is Linear for 1 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_1x8_avx512 is Linear for 1 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [1],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_1x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_2x8_avx512 is Linear for 2 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_2x8_avx512 is Linear for 2 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_2x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_3x8_avx512 is Linear for 3 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_3x8_avx512 is Linear for 3 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [3],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_4x6_avx512 is Linear for 4 sample(s) × n outputs (n, k ≥ 1) in tiles of 6 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_4x6_avx512 is Linear for 4 sample(s) × n outputs (n, k ≥ 1) in tiles of 6 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [4],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_5x4_avx512 is Linear for 5 sample(s) × n outputs (n, k ≥ 1) in tiles of 4 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_5x4_avx512 is Linear for 5 sample(s) × n outputs (n, k ≥ 1) in tiles of 4 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [5],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_6x4_avx512 is Linear for 6 sample(s) × n outputs (n, k ≥ 1) in tiles of 4 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_6x4_avx512 is Linear for 6 sample(s) × n outputs (n, k ≥ 1) in tiles of 4 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [6],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_7x3_avx512 is Linear for 7 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_7x3_avx512 is Linear for 7 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [7],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_8x2_avx512 is Linear for 8 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s),
-// each a 16-lane FMA chain in 1 zmm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_8x2_avx512 is Linear for 8 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [8],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_8x2_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_1x6_avx2 is Linear for 1 sample(s) × n outputs (n, k ≥ 1) in tiles of 6 output(s),
-// each a 16-lane FMA chain in 2 ymm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_1x6_avx2 is Linear for 1 sample(s) × n outputs (n, k ≥ 1) in tiles of 6 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [1],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_1x6_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_2x3_avx2 is Linear for 2 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s),
-// each a 16-lane FMA chain in 2 ymm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_2x3_avx2 is Linear for 2 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_2x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_3x2_avx2 is Linear for 3 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s),
-// each a 16-lane FMA chain in 2 ymm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_3x2_avx2 is Linear for 3 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [3],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
 func linear_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_4x1_avx2 is Linear for 4 sample(s) × n outputs (n, k ≥ 1) in tiles of 1 output(s),
-// each a 16-lane FMA chain in 2 ymm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_4x3_avx2 is Linear for 4 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
-func linear_4x1_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+func linear_4x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_5x1_avx2 is Linear for 5 sample(s) × n outputs (n, k ≥ 1) in tiles of 1 output(s),
-// each a 16-lane FMA chain in 2 ymm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_5x2_avx2 is Linear for 5 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [3 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
-func linear_5x1_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+func linear_5x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
-// linear_6x1_avx2 is Linear for 6 sample(s) × n outputs (n, k ≥ 1) in tiles of 1 output(s),
-// each a 16-lane FMA chain in 2 ymm, then single outputs. bias points at bias[0] and bstep is 1,
-// or bias points at one -0 (adding it changes nothing) and bstep is 0; lo is 0 for relu,
-// else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple of 16
-// but the last): flags&1 continues the 16 lane sums of each output from part[(j*m+i)*16:],
-// flags&2 stores them there instead of finishing the outputs.
+// linear_6x3_avx2 is Linear for 6 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
 //
 //go:noescape
-func linear_6x1_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+func linear_6x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linear_7x3_avx2 is Linear for 7 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2 2 1],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+//
+//go:noescape
+func linear_7x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linear_8x3_avx2 is Linear for 8 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2 2 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+//
+//go:noescape
+func linear_8x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
 // linearBackData_1x128_avx512 is LinearBackData for 1 sample(s) (n, k ≥ 1): tiles of 128 columns × 1 sample(s)
 // in 8 zmm accumulators, each lane one element's FMA chain over j ascending from +0,

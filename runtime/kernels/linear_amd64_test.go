@@ -144,7 +144,7 @@ func linCatch(t *testing.T, what string, f func()) {
 
 var (
 	linTestM = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 17}
-	linTestN = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 31, 33}
+	linTestN = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 31, 33}
 	linTestK = []int{1, 15, 16, 17, 31, 32, 33, 100, 4096 + 5}
 )
 

@@ -19,6 +19,10 @@ import (
 //
 //	go test -run '^$' -bench 'PeakFMA|Linear' -count 5 ./runtime/kernels/
 //
+// The shapes whose W stays in L2 also report %peak, the kernel's best rate
+// against the FMA peak's, both measured in alternating short slices of the same
+// benchmark (peakRatio).
+//
 // Every rate is also given per second of the benchmark thread's CPU time
 // (the "-cpu" metrics): on a shared machine other processes take the core
 // away for whole time slices, which these leave out (not the memory traffic
@@ -50,7 +54,10 @@ func linThreadSeconds() float64 {
 
 // linBench times f and reports gb GB and gflop GFLOP per call as rates per
 // wall second and per thread CPU second (a zero amount is not reported).
-func linBench(b *testing.B, f func(), gb, gflop float64) {
+// With peak, it also reports f's best rate in short slices interleaved with
+// the FMA-peak loop of isa (best-GFLOP/s) and that as a percentage of the
+// peak loop's best rate in the same slices (%peak): see peakRatio.
+func linBench(b *testing.B, isa string, peak bool, f func(), gb, gflop float64) {
 	defer func() {
 		runtime.GC()
 		debug.FreeOSMemory() // return the big buffers before the next benchmark
@@ -74,22 +81,40 @@ func linBench(b *testing.B, f func(), gb, gflop float64) {
 		b.ReportMetric(gflop*n/wall, "GFLOP/s")
 		b.ReportMetric(gflop*n/cpu, "GFLOP/s-cpu")
 	}
+	if peak && gflop > 0 {
+		if best, pk := peakRatio(isa, gflop*1e9, f); pk > 0 {
+			b.ReportMetric(best/1e9, "best-GFLOP/s")
+			b.ReportMetric(100*best/pk, "%peak")
+		}
+	}
 }
 
 type linShape struct{ m, n, k int }
 
 func (s linShape) String() string { return fmt.Sprintf("b%d/%dx%d", s.m, s.n, s.k) }
 
+// cached reports whether the shape's W (n·k float32s, 2 MiB at most) stays in
+// a core's L2 across calls: its rate is the kernels' own, and the benchmarks
+// report it against the FMA peak.
+func (s linShape) cached() bool { return 4*s.n*s.k <= 2<<20 }
+
 // The benchmark shapes: AlexNet's fc6 (9216→4096, 151 MB of W), VGG's fc6
 // (25088→4096, 411 MB), fc7 (4096→4096, 67 MB) and fc8 (4096→1000, 16 MB),
-// plus 1024→256 (1 MB, L2-resident), which shows the kernels' own speed.
+// plus 1024→256 (1 MB, L2-resident) at batches 2 to 32 and 128→64 (32 KiB,
+// L1-resident), which show the kernels' own speed.
 var (
 	linStreamShapes = []linShape{{1, 4096, 9216}, {1, 4096, 25088}}
 	linShapes       = []linShape{
 		{1, 4096, 9216}, {1, 4096, 25088}, {1, 1000, 4096},
-		{8, 4096, 9216}, {8, 4096, 4096}, {8, 1000, 4096}, {8, 256, 1024},
+		{8, 4096, 9216}, {8, 4096, 4096}, {8, 1000, 4096},
+		{2, 256, 1024}, {4, 256, 1024}, {8, 256, 1024}, {16, 256, 1024}, {32, 256, 1024},
+		{8, 64, 128},
 	}
-	linBackShapes = []linShape{{8, 4096, 9216}, {8, 1000, 4096}, {8, 256, 1024}}
+	linBackShapes = []linShape{
+		{8, 4096, 9216}, {8, 1000, 4096},
+		{4, 256, 1024}, {8, 256, 1024}, {16, 256, 1024}, {32, 256, 1024},
+		{8, 64, 128},
+	}
 )
 
 // BenchmarkLinearStream reads n·k float32s (the W of a shape) per op with
@@ -105,7 +130,7 @@ func BenchmarkLinearStream(b *testing.B) {
 				if isa == "avx2" {
 					read = linearStreamRead_avx2
 				}
-				linBench(b, func() { read(&p[0], len(p)) }, 4*float64(len(p))/1e9, 0)
+				linBench(b, isa, false, func() { read(&p[0], len(p)) }, 4*float64(len(p))/1e9, 0)
 			})
 		}
 	}
@@ -123,7 +148,7 @@ func BenchmarkLinear(b *testing.B) {
 				linBenchFill(x)
 				linBenchFill(w)
 				linBenchFill(bias)
-				linBench(b, func() { Linear(y, s.n, x, s.k, w, s.k, bias, s.m, s.n, s.k, true) },
+				linBench(b, isa, s.cached(), func() { Linear(y, s.n, x, s.k, w, s.k, bias, s.m, s.n, s.k, true) },
 					4*float64(s.n*s.k)/1e9, 2*float64(s.m*s.n*s.k)/1e9)
 			})
 		}
@@ -140,7 +165,7 @@ func BenchmarkLinearBackData(b *testing.B) {
 				dx := make([]float32, s.m*s.k)
 				linBenchFill(dy)
 				linBenchFill(w)
-				linBench(b, func() { LinearBackData(dx, s.k, dy, s.n, w, s.k, s.m, s.n, s.k) },
+				linBench(b, isa, s.cached(), func() { LinearBackData(dx, s.k, dy, s.n, w, s.k, s.m, s.n, s.k) },
 					4*float64(s.n*s.k)/1e9, 2*float64(s.m*s.n*s.k)/1e9)
 			})
 		}
@@ -158,7 +183,7 @@ func BenchmarkLinearBackWeight(b *testing.B) {
 				linBenchFill(dy)
 				linBenchFill(x)
 				// GB/s counts dW read and written.
-				linBench(b, func() { LinearBackWeight(dw, s.k, dy, s.n, x, s.k, s.m, s.n, s.k) },
+				linBench(b, isa, s.cached(), func() { LinearBackWeight(dw, s.k, dy, s.n, x, s.k, s.m, s.n, s.k) },
 					8*float64(s.n*s.k)/1e9, 2*float64(s.m*s.n*s.k)/1e9)
 			})
 		}

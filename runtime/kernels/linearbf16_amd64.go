@@ -76,7 +76,7 @@ func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int,
 	}
 	for j0 := 0; j0 < n; j0 += nc {
 		nn := min(nc, n-j0)
-		b, bstep := &linearNoBias, 0
+		b, bstep := &linearNoBias[0], 0
 		if bias != nil {
 			b, bstep = &bias[j0], 1
 		}
