@@ -282,10 +282,17 @@ func (g *stepGen) convFwd() []jen.Code {
 			jen.Return(),
 		))
 	}
+	// Without groups a kernel row's KW taps × C channels are one contiguous run of
+	// the input, in the pack's order too: one tap of KW*C channels sums them in the
+	// same order with fewer loop trips (AlexNet's and VGG's first layers, C = 3).
+	cin, kw := x("ICg"), x("KW")
+	if st.Layer.Groups == 1 {
+		cin, kw = x("KW*C"), jen.Lit(1)
+	}
 	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB",
 		x("g, ob := u/OCB, u%%OCB"),
 		x("b, oy := r/OH, r%%OH"),
-		jen.Qual(pkgKernels, "ConvNHWC").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), x("ICg"), x("KH"), x("KW"),
+		jen.Qual(pkgKernels, "ConvNHWC").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
 			x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)),
 	)...)
 }
@@ -499,9 +506,15 @@ func (g *stepGen) convDataBwd() []jen.Code {
 				continue
 			}
 			qx := (ix0 + l.PW) / l.SW
+			// Without groups the phase's px.T taps × OCg channels of a row are one
+			// contiguous run of the output gradient, as in the forward call.
+			cin, kw := jen.Lit(c.OCg), jen.Lit(px.T)
+			if l.Groups == 1 {
+				cin, kw = jen.Lit(px.T*c.OCg), jen.Lit(1)
+			}
 			stmts = append(stmts,
 				jen.Comment(fmt.Sprintf("x phase %d: %d taps × %d taps, input columns %d, %d, ...", px.R, py.T, px.T, ix0, ix0+l.SW)),
-				jen.Qual(pkgKernels, "ConvNHWC").Call(x("row[%d*C:]", ix0), x("SW*C"), x("dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC+g*OCg:]", py.T-1, qx, px.T-1), x("OC"), x("DRS"), x("OC"), x("OCg"), jen.Lit(py.T), jen.Lit(px.T),
+				jen.Qual(pkgKernels, "ConvNHWC").Call(x("row[%d*C:]", ix0), x("SW*C"), x("dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC+g*OCg:]", py.T-1, qx, px.T-1), x("OC"), x("DRS"), x("OC"), cin, jen.Lit(py.T), kw,
 					x("wt[%d+u*%d:]", offs[i][j], py.T*px.T*c.OCg*kernels.NR), jen.Nil(), jen.Lit(npx), x("nr"), jen.False()),
 			)
 		}

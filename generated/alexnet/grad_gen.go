@@ -64,7 +64,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -128,7 +128,7 @@ func (m *Model) fwd3(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -194,7 +194,7 @@ func (m *Model) fwd5(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -234,7 +234,7 @@ func (m *Model) fwd6(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -272,7 +272,7 @@ func (m *Model) fwd7(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -791,7 +791,7 @@ func (m *Model) bwd7Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 13, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -951,7 +951,7 @@ func (m *Model) bwd6Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 13, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1109,7 +1109,7 @@ func (m *Model) bwd5Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*110592:], nil, 13, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1314,7 +1314,7 @@ func (m *Model) bwd3Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 5, 5, wt[0+u*153600:], nil, 27, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 960, 5, 1, wt[0+u*153600:], nil, 27, nr, false)
 			}
 		}
 	}
@@ -1521,40 +1521,40 @@ func (m *Model) bwd1Data(w, nw int) {
 				switch (iy + PH) % SH {
 				case 0:
 					// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 56, nr, false)
 					// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[18432+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[18432+u*18432:], nil, 56, nr, false)
 					// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[36864+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[36864+u*18432:], nil, 56, nr, false)
 					// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[55296+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 1, wt[55296+u*12288:], nil, 56, nr, false)
 				case 1:
 					// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[67584+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[67584+u*18432:], nil, 56, nr, false)
 					// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[86016+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[86016+u*18432:], nil, 56, nr, false)
 					// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[104448+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[104448+u*18432:], nil, 56, nr, false)
 					// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[122880+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 1, wt[122880+u*12288:], nil, 56, nr, false)
 				case 2:
 					// x phase 0: 3 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[135168+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[135168+u*18432:], nil, 56, nr, false)
 					// x phase 1: 3 taps × 3 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[153600+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[153600+u*18432:], nil, 56, nr, false)
 					// x phase 2: 3 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[172032+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[172032+u*18432:], nil, 56, nr, false)
 					// x phase 3: 3 taps × 2 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[190464+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 1, wt[190464+u*12288:], nil, 56, nr, false)
 				case 3:
 					// x phase 0: 2 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[202752+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 2, 1, wt[202752+u*12288:], nil, 56, nr, false)
 					// x phase 1: 2 taps × 3 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[215040+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 2, 1, wt[215040+u*12288:], nil, 56, nr, false)
 					// x phase 2: 2 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[227328+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 2, 1, wt[227328+u*12288:], nil, 56, nr, false)
 					// x phase 3: 2 taps × 2 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[239616+u*8192:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 2, 1, wt[239616+u*8192:], nil, 56, nr, false)
 				}
 			}
 		}

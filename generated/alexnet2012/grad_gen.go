@@ -62,7 +62,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -260,7 +260,7 @@ func (m *Model) fwd7(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -858,7 +858,7 @@ func (m *Model) bwd9Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 13, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 3, wt[0+u*36864:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1019,7 +1019,7 @@ func (m *Model) bwd8Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*55296:], nil, 13, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 3, wt[0+u*55296:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1177,7 +1177,7 @@ func (m *Model) bwd7Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*110592:], nil, 13, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false)
 			}
 		}
 	}
@@ -1421,7 +1421,7 @@ func (m *Model) bwd4Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 5, 5, wt[0+u*102400:], nil, 27, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 5, 5, wt[0+u*102400:], nil, 27, nr, false)
 			}
 		}
 	}
@@ -1667,40 +1667,40 @@ func (m *Model) bwd1Data(w, nw int) {
 				switch (iy + PH) % SH {
 				case 0:
 					// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[0+u*27648:], nil, 57, nr, false)
 					// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[27648+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[27648+u*27648:], nil, 57, nr, false)
 					// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[55296+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[55296+u*27648:], nil, 57, nr, false)
 					// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[82944+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[82944+u*18432:], nil, 56, nr, false)
 				case 1:
 					// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[101376+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[101376+u*27648:], nil, 57, nr, false)
 					// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[129024+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[129024+u*27648:], nil, 57, nr, false)
 					// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[156672+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[156672+u*27648:], nil, 57, nr, false)
 					// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[184320+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[184320+u*18432:], nil, 56, nr, false)
 				case 2:
 					// x phase 0: 3 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[202752+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[202752+u*27648:], nil, 57, nr, false)
 					// x phase 1: 3 taps × 3 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[230400+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[230400+u*27648:], nil, 57, nr, false)
 					// x phase 2: 3 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[258048+u*27648:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 3, 1, wt[258048+u*27648:], nil, 57, nr, false)
 					// x phase 3: 3 taps × 2 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[285696+u*18432:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[285696+u*18432:], nil, 56, nr, false)
 				case 3:
 					// x phase 0: 2 taps × 3 taps, input columns 0, 4, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[304128+u*18432:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 2, 1, wt[304128+u*18432:], nil, 57, nr, false)
 					// x phase 1: 2 taps × 3 taps, input columns 1, 5, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[322560+u*18432:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 2, 1, wt[322560+u*18432:], nil, 57, nr, false)
 					// x phase 2: 2 taps × 3 taps, input columns 2, 6, ...
-					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[340992+u*18432:], nil, 57, nr, false)
+					kernels.ConvNHWC(row[2*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-2+DPW)*OC+g*OCg:], OC, DRS, OC, 288, 2, 1, wt[340992+u*18432:], nil, 57, nr, false)
 					// x phase 3: 2 taps × 2 taps, input columns 3, 7, ...
-					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[359424+u*12288:], nil, 56, nr, false)
+					kernels.ConvNHWC(row[3*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 2, 1, wt[359424+u*12288:], nil, 56, nr, false)
 				}
 			}
 		}

@@ -64,7 +64,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -742,7 +742,7 @@ func (m *Model) bwd4Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*1728:], nil, 5, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 6, 3, 3, wt[0+u*1728:], nil, 5, nr, false)
 			}
 		}
 	}
@@ -988,14 +988,14 @@ func (m *Model) bwd1Data(w, nw int) {
 				switch (iy + PH) % SH {
 				case 0:
 					// x phase 0: 3 taps × 3 taps, input columns 1, 3, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*2304:], nil, 11, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 24, 3, 1, wt[0+u*2304:], nil, 11, nr, false)
 					// x phase 1: 3 taps × 2 taps, input columns 0, 2, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 2, wt[2304+u*1536:], nil, 12, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 16, 3, 1, wt[2304+u*1536:], nil, 12, nr, false)
 				case 1:
 					// x phase 0: 2 taps × 3 taps, input columns 1, 3, ...
-					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 3, wt[3840+u*1536:], nil, 11, nr, false)
+					kernels.ConvNHWC(row[1*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 24, 2, 1, wt[3840+u*1536:], nil, 11, nr, false)
 					// x phase 1: 2 taps × 2 taps, input columns 0, 2, ...
-					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 2, 2, wt[5376+u*1024:], nil, 12, nr, false)
+					kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-1+DPH)*DRS+(0-1+DPW)*OC+g*OCg:], OC, DRS, OC, 16, 2, 1, wt[5376+u*1024:], nil, 12, nr, false)
 				}
 			}
 		}

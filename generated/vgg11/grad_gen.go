@@ -64,7 +64,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -129,7 +129,7 @@ func (m *Model) fwd3(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -196,7 +196,7 @@ func (m *Model) fwd5(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -235,7 +235,7 @@ func (m *Model) fwd6(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -301,7 +301,7 @@ func (m *Model) fwd8(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -339,7 +339,7 @@ func (m *Model) fwd9(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -405,7 +405,7 @@ func (m *Model) fwd11(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -443,7 +443,7 @@ func (m *Model) fwd12(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -960,7 +960,7 @@ func (m *Model) bwd12Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1118,7 +1118,7 @@ func (m *Model) bwd11Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1322,7 +1322,7 @@ func (m *Model) bwd9Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -1480,7 +1480,7 @@ func (m *Model) bwd8Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -1685,7 +1685,7 @@ func (m *Model) bwd6Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -1844,7 +1844,7 @@ func (m *Model) bwd5Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2047,7 +2047,7 @@ func (m *Model) bwd3Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -2250,7 +2250,7 @@ func (m *Model) bwd1Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}

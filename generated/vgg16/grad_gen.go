@@ -66,7 +66,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -105,7 +105,7 @@ func (m *Model) fwd2(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -172,7 +172,7 @@ func (m *Model) fwd4(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -211,7 +211,7 @@ func (m *Model) fwd5(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -278,7 +278,7 @@ func (m *Model) fwd7(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -319,7 +319,7 @@ func (m *Model) fwd8(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -358,7 +358,7 @@ func (m *Model) fwd9(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -424,7 +424,7 @@ func (m *Model) fwd11(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -464,7 +464,7 @@ func (m *Model) fwd12(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -502,7 +502,7 @@ func (m *Model) fwd13(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -568,7 +568,7 @@ func (m *Model) fwd15(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -608,7 +608,7 @@ func (m *Model) fwd16(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -646,7 +646,7 @@ func (m *Model) fwd17(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -1163,7 +1163,7 @@ func (m *Model) bwd17Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1323,7 +1323,7 @@ func (m *Model) bwd16Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1481,7 +1481,7 @@ func (m *Model) bwd15Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1685,7 +1685,7 @@ func (m *Model) bwd13Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -1845,7 +1845,7 @@ func (m *Model) bwd12Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2003,7 +2003,7 @@ func (m *Model) bwd11Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2208,7 +2208,7 @@ func (m *Model) bwd9Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2369,7 +2369,7 @@ func (m *Model) bwd8Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2528,7 +2528,7 @@ func (m *Model) bwd7Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2733,7 +2733,7 @@ func (m *Model) bwd5Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -2892,7 +2892,7 @@ func (m *Model) bwd4Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -3097,7 +3097,7 @@ func (m *Model) bwd2Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
@@ -3256,7 +3256,7 @@ func (m *Model) bwd1Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}

@@ -64,7 +64,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -169,7 +169,7 @@ func (m *Model) fwd3(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -298,7 +298,7 @@ func (m *Model) fwd6(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -403,7 +403,7 @@ func (m *Model) fwd8(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -532,7 +532,7 @@ func (m *Model) fwd11(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -637,7 +637,7 @@ func (m *Model) fwd13(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -742,7 +742,7 @@ func (m *Model) fwd15(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -870,7 +870,7 @@ func (m *Model) fwd18(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -974,7 +974,7 @@ func (m *Model) fwd20(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1078,7 +1078,7 @@ func (m *Model) fwd22(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1206,7 +1206,7 @@ func (m *Model) fwd25(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1310,7 +1310,7 @@ func (m *Model) fwd27(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1414,7 +1414,7 @@ func (m *Model) fwd29(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -2031,7 +2031,7 @@ func (m *Model) bwd29Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2229,7 +2229,7 @@ func (m *Model) bwd27Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2427,7 +2427,7 @@ func (m *Model) bwd25Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2667,7 +2667,7 @@ func (m *Model) bwd22Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2865,7 +2865,7 @@ func (m *Model) bwd20Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3063,7 +3063,7 @@ func (m *Model) bwd18Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3304,7 +3304,7 @@ func (m *Model) bwd15Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -3503,7 +3503,7 @@ func (m *Model) bwd13Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -3702,7 +3702,7 @@ func (m *Model) bwd11Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -3943,7 +3943,7 @@ func (m *Model) bwd8Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -4142,7 +4142,7 @@ func (m *Model) bwd6Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -4383,7 +4383,7 @@ func (m *Model) bwd3Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
@@ -4582,7 +4582,7 @@ func (m *Model) bwd1Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}

@@ -66,7 +66,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -105,7 +105,7 @@ func (m *Model) fwd2(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -172,7 +172,7 @@ func (m *Model) fwd4(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -211,7 +211,7 @@ func (m *Model) fwd5(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -278,7 +278,7 @@ func (m *Model) fwd7(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -319,7 +319,7 @@ func (m *Model) fwd8(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -360,7 +360,7 @@ func (m *Model) fwd9(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -399,7 +399,7 @@ func (m *Model) fwd10(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -465,7 +465,7 @@ func (m *Model) fwd12(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -505,7 +505,7 @@ func (m *Model) fwd13(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -545,7 +545,7 @@ func (m *Model) fwd14(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -583,7 +583,7 @@ func (m *Model) fwd15(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -649,7 +649,7 @@ func (m *Model) fwd17(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -689,7 +689,7 @@ func (m *Model) fwd18(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -729,7 +729,7 @@ func (m *Model) fwd19(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -767,7 +767,7 @@ func (m *Model) fwd20(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 			}
 		}
 	}
@@ -1284,7 +1284,7 @@ func (m *Model) bwd20Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1444,7 +1444,7 @@ func (m *Model) bwd19Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1604,7 +1604,7 @@ func (m *Model) bwd18Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1762,7 +1762,7 @@ func (m *Model) bwd17Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -1966,7 +1966,7 @@ func (m *Model) bwd15Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2126,7 +2126,7 @@ func (m *Model) bwd14Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2286,7 +2286,7 @@ func (m *Model) bwd13Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2444,7 +2444,7 @@ func (m *Model) bwd12Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -2649,7 +2649,7 @@ func (m *Model) bwd10Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2810,7 +2810,7 @@ func (m *Model) bwd9Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -2971,7 +2971,7 @@ func (m *Model) bwd8Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -3130,7 +3130,7 @@ func (m *Model) bwd7Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -3335,7 +3335,7 @@ func (m *Model) bwd5Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -3494,7 +3494,7 @@ func (m *Model) bwd4Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -3699,7 +3699,7 @@ func (m *Model) bwd2Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
@@ -3858,7 +3858,7 @@ func (m *Model) bwd1Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}

@@ -64,7 +64,7 @@ func (m *Model) fwd1(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -169,7 +169,7 @@ func (m *Model) fwd3(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -298,7 +298,7 @@ func (m *Model) fwd6(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -403,7 +403,7 @@ func (m *Model) fwd8(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -532,7 +532,7 @@ func (m *Model) fwd11(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -637,7 +637,7 @@ func (m *Model) fwd13(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -742,7 +742,7 @@ func (m *Model) fwd15(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -847,7 +847,7 @@ func (m *Model) fwd17(w, nw int) {
 			g, ob := u/OCB, u%OCB
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -975,7 +975,7 @@ func (m *Model) fwd20(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1079,7 +1079,7 @@ func (m *Model) fwd22(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1183,7 +1183,7 @@ func (m *Model) fwd24(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1287,7 +1287,7 @@ func (m *Model) fwd26(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1415,7 +1415,7 @@ func (m *Model) fwd29(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1519,7 +1519,7 @@ func (m *Model) fwd31(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1623,7 +1623,7 @@ func (m *Model) fwd33(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -1727,7 +1727,7 @@ func (m *Model) fwd35(w, nw int) {
 			r1 := min(r0+CHUNK, rows)
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 			}
 		}
 	}
@@ -2344,7 +2344,7 @@ func (m *Model) bwd35Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2542,7 +2542,7 @@ func (m *Model) bwd33Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2740,7 +2740,7 @@ func (m *Model) bwd31Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -2938,7 +2938,7 @@ func (m *Model) bwd29Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 14, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 			}
 		}
 	}
@@ -3178,7 +3178,7 @@ func (m *Model) bwd26Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3376,7 +3376,7 @@ func (m *Model) bwd24Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3574,7 +3574,7 @@ func (m *Model) bwd22Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -3772,7 +3772,7 @@ func (m *Model) bwd20Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*147456:], nil, 28, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 			}
 		}
 	}
@@ -4013,7 +4013,7 @@ func (m *Model) bwd17Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -4212,7 +4212,7 @@ func (m *Model) bwd15Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -4411,7 +4411,7 @@ func (m *Model) bwd13Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -4610,7 +4610,7 @@ func (m *Model) bwd11Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
 			}
 		}
 	}
@@ -4851,7 +4851,7 @@ func (m *Model) bwd8Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -5050,7 +5050,7 @@ func (m *Model) bwd6Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
 			}
 		}
 	}
@@ -5291,7 +5291,7 @@ func (m *Model) bwd3Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
@@ -5490,7 +5490,7 @@ func (m *Model) bwd1Data(w, nw int) {
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, OCg, 3, 3, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
 			}
 		}
 	}
