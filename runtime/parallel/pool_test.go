@@ -3,6 +3,7 @@ package parallel
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestSpanCoversExactlyOnce(t *testing.T) {
@@ -70,6 +71,46 @@ func BenchmarkRun(b *testing.B) {
 	p := New(2)
 	defer p.Close()
 	f := func(w, n int) {}
+	for b.Loop() {
+		p.Run(f)
+	}
+}
+
+// Runs separated by more than spinFor find the workers (and the caller) parked;
+// runs whose workers take longer than spinFor park the caller. Both must still
+// run every worker exactly once per Run, and Close must stop parked workers.
+func TestRunAcrossParking(t *testing.T) {
+	for _, threads := range []int{2, 3} {
+		p := New(threads)
+		var counts [3]atomic.Int32
+		slow := func(w, n int) {
+			counts[w].Add(1)
+			if w == n-1 {
+				time.Sleep(2 * spinFor) // the caller parks waiting for this worker
+			}
+		}
+		for rep := 0; rep < 4; rep++ {
+			p.Run(slow)
+			time.Sleep(2 * spinFor) // the workers park waiting for the next Run
+		}
+		for w := 0; w < threads; w++ {
+			if c := counts[w].Load(); c != 4 {
+				t.Errorf("threads=%d: worker %d ran %d times, want 4", threads, w, c)
+			}
+		}
+		p.Close()
+	}
+}
+
+// BenchmarkRunLayer runs layer-sized tasks (50 µs per worker) back to back:
+// ns/op above 50,000 is what handing out a task and waiting for it costs.
+func BenchmarkRunLayer(b *testing.B) {
+	p := New(2)
+	defer p.Close()
+	f := func(w, n int) {
+		for t := time.Now(); time.Since(t) < 50*time.Microsecond; {
+		}
+	}
 	for b.Loop() {
 		p.Run(f)
 	}
