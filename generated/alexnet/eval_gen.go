@@ -114,21 +114,21 @@ func (m *Model) eval3(w, nw int) {
 	)
 	in, out := m.eb[2], m.eb[3]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 27 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -179,21 +179,21 @@ func (m *Model) eval5(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[5], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -219,21 +219,21 @@ func (m *Model) eval6(w, nw int) {
 	wt, bias := m.w.packE[3], m.w.biasE[3]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[6], m.n, 57600, 13, 13, 256, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -257,21 +257,21 @@ func (m *Model) eval7(w, nw int) {
 	)
 	in, out := m.eb[6], m.eb[7]
 	wt, bias := m.w.packE[4], m.w.biasE[4]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }

@@ -147,21 +147,21 @@ func (m *Model) fwd4(w, nw int) {
 	)
 	in, out := m.gb[3], m.gb[4]
 	wt, bias := m.w.pack[1], m.w.bias[1]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 27 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -247,21 +247,21 @@ func (m *Model) fwd7(w, nw int) {
 	wt, bias := m.w.pack[2], m.w.bias[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -287,21 +287,21 @@ func (m *Model) fwd8(w, nw int) {
 	wt, bias := m.w.pack[3], m.w.bias[3]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -325,21 +325,21 @@ func (m *Model) fwd9(w, nw int) {
 	)
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[4], m.w.bias[4]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -841,25 +841,25 @@ func (m *Model) bwd9Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 3, wt[0+u*36864:], nil, 13, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 3, wt[0+u*36864:], nil, 13, nr, false)
 		}
 	}
 }
@@ -1002,25 +1002,25 @@ func (m *Model) bwd8Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 3, wt[0+u*55296:], nil, 13, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 3, wt[0+u*55296:], nil, 13, nr, false)
 		}
 	}
 }
@@ -1160,25 +1160,25 @@ func (m *Model) bwd7Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false)
 		}
 	}
 }
@@ -1404,25 +1404,25 @@ func (m *Model) bwd4Data(w, nw int) {
 	const (
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 13 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 5, 5, wt[0+u*102400:], nil, 27, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 5, 5, wt[0+u*102400:], nil, 27, nr, false)
 		}
 	}
 }

@@ -857,21 +857,21 @@ func (m *Model) fwd18(w, nw int) {
 	)
 	in, out := m.gb[17], m.gb[18]
 	wt, bias := m.w.pack[7], m.w.bias[7]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 		}
 	}
 }
@@ -961,21 +961,21 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[8], m.w.bias[8]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 		}
 	}
 }
@@ -1065,21 +1065,21 @@ func (m *Model) fwd22(w, nw int) {
 	)
 	in, out := m.gb[21], m.gb[22]
 	wt, bias := m.w.pack[9], m.w.bias[9]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 		}
 	}
 }
@@ -1193,21 +1193,21 @@ func (m *Model) fwd25(w, nw int) {
 	)
 	in, out := m.gb[24], m.gb[25]
 	wt, bias := m.w.pack[10], m.w.bias[10]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 		}
 	}
 }
@@ -1297,21 +1297,21 @@ func (m *Model) fwd27(w, nw int) {
 	)
 	in, out := m.gb[26], m.gb[27]
 	wt, bias := m.w.pack[11], m.w.bias[11]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 		}
 	}
 }
@@ -1401,21 +1401,21 @@ func (m *Model) fwd29(w, nw int) {
 	)
 	in, out := m.gb[28], m.gb[29]
 	wt, bias := m.w.pack[12], m.w.bias[12]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
 		}
 	}
 }
@@ -2014,25 +2014,25 @@ func (m *Model) bwd29Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -2212,25 +2212,25 @@ func (m *Model) bwd27Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -2410,25 +2410,25 @@ func (m *Model) bwd25Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -2650,25 +2650,25 @@ func (m *Model) bwd22Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }
@@ -2848,25 +2848,25 @@ func (m *Model) bwd20Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }
@@ -3046,25 +3046,25 @@ func (m *Model) bwd18Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }

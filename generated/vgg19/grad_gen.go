@@ -452,21 +452,21 @@ func (m *Model) fwd12(w, nw int) {
 	wt, bias := m.w.pack[8], m.w.bias[8]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[12], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -492,21 +492,21 @@ func (m *Model) fwd13(w, nw int) {
 	wt, bias := m.w.pack[9], m.w.bias[9]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[13], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -532,21 +532,21 @@ func (m *Model) fwd14(w, nw int) {
 	wt, bias := m.w.pack[10], m.w.bias[10]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[14], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -570,21 +570,21 @@ func (m *Model) fwd15(w, nw int) {
 	)
 	in, out := m.gb[14], m.gb[15]
 	wt, bias := m.w.pack[11], m.w.bias[11]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -636,21 +636,21 @@ func (m *Model) fwd17(w, nw int) {
 	wt, bias := m.w.pack[12], m.w.bias[12]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[17], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -676,21 +676,21 @@ func (m *Model) fwd18(w, nw int) {
 	wt, bias := m.w.pack[13], m.w.bias[13]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[18], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -716,21 +716,21 @@ func (m *Model) fwd19(w, nw int) {
 	wt, bias := m.w.pack[14], m.w.bias[14]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[19], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -754,21 +754,21 @@ func (m *Model) fwd20(w, nw int) {
 	)
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[15], m.w.bias[15]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -1267,25 +1267,25 @@ func (m *Model) bwd20Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -1427,25 +1427,25 @@ func (m *Model) bwd19Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -1587,25 +1587,25 @@ func (m *Model) bwd18Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -1745,25 +1745,25 @@ func (m *Model) bwd17Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
 		}
 	}
 }
@@ -1949,25 +1949,25 @@ func (m *Model) bwd15Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }
@@ -2109,25 +2109,25 @@ func (m *Model) bwd14Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }
@@ -2269,25 +2269,25 @@ func (m *Model) bwd13Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }
@@ -2427,25 +2427,25 @@ func (m *Model) bwd12Data(w, nw int) {
 	const (
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * H
+	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*ICB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*ICB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, iy := r/H, r%H
-				qy := (iy + PH) / SH
-				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
-				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, iy := r/H, r%H
+			qy := (iy + PH) / SH
+			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
+			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
+			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
 		}
 	}
 }

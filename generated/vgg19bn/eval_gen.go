@@ -558,21 +558,21 @@ func (m *Model) eval12(w, nw int) {
 		}
 		return
 	}
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 16 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -610,21 +610,21 @@ func (m *Model) eval13(w, nw int) {
 		}
 		return
 	}
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -662,21 +662,21 @@ func (m *Model) eval14(w, nw int) {
 		}
 		return
 	}
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -712,21 +712,21 @@ func (m *Model) eval15(w, nw int) {
 		}
 		return
 	}
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 7 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -777,21 +777,21 @@ func (m *Model) eval17(w, nw int) {
 	wt, bias := m.w.packE[12], m.w.biasE[12]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[17], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -817,21 +817,21 @@ func (m *Model) eval18(w, nw int) {
 	wt, bias := m.w.packE[13], m.w.biasE[13]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[18], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -857,21 +857,21 @@ func (m *Model) eval19(w, nw int) {
 	wt, bias := m.w.packE[14], m.w.biasE[14]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[19], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
@@ -895,21 +895,21 @@ func (m *Model) eval20(w, nw int) {
 	)
 	in, out := m.eb[19], m.eb[20]
 	wt, bias := m.w.packE[15], m.w.biasE[15]
-	// The workers claim channel blocks; each runs its block over every row.
-	const CHUNK = 14 // rows whose input stays in L2 while the block runs over it
+	// The workers claim channel blocks, each run over every row; with fewer than
+	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// the others by a small claim.
 	rows := m.n * OH
+	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
 	for {
-		u := int(m.next.Add(1)) - 1
-		if u >= G*OCB {
+		c := int(m.next.Add(1)) - 1
+		if c >= (G*OCB)*parts {
 			return
 		}
+		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r0 := 0; r0 < rows; r0 += CHUNK {
-			r1 := min(r0+CHUNK, rows)
-			for r := r0; r < r1; r++ {
-				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
-			}
+		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+			b, oy := r/OH, r%OH
+			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
 		}
 	}
 }
