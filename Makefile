@@ -27,6 +27,7 @@ test:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@GO=$(GO) sh scripts/check_nofma.sh
 
 generate:
 	$(GO) generate ./...

@@ -905,8 +905,8 @@ func (g *stepGen) lrnFwd() []jen.Code {
 	code = append(code, g.zeroHalos(st.Out)...)
 	inner := []jen.Code{
 		x("var s float64"),
-		loop("j", "max(c-SIZE/2, 0)", "min(c+(SIZE-1)/2+1, C)", x("v := float64(px[j])"), x("s += v * v")),
-		x("s = K + ALPHA/SIZE*s"),
+		loop("j", "max(c-SIZE/2, 0)", "min(c+(SIZE-1)/2+1, C)", x("v := float64(px[j])"), x("s += float64(v * v)")),
+		x("s = K + float64(ALPHA/SIZE*s)"),
 		x("po[c] = float32(float64(px[c]) * (%s))", lrnPow("s", l.Beta)),
 	}
 	if g.grad {
@@ -946,7 +946,7 @@ func (g *stepGen) lrnBwd() []jen.Code {
 		loop("c", 0, "C",
 			x("var acc float64"),
 			loop("j", "max(c-(SIZE-1)/2, 0)", "min(c+SIZE/2+1, C)", x("acc += t[j]")),
-			x("pg[c] = float32(float64(pd[c])*p[c] - 2*ALPHA*BETA/SIZE*float64(px[c])*acc)"),
+			x("pg[c] = float32(float64(float64(pd[c])*p[c]) - float64(2*ALPHA*BETA/SIZE*float64(px[c])*acc))"),
 		),
 	))...)
 }

@@ -185,7 +185,7 @@ func train(f *trainFlags) error {
 			if err := opt.Step(m, lr); err != nil {
 				return err
 			}
-			lossSum += loss * float64(n)
+			lossSum += float64(loss * float64(n))
 			correct += ok
 			seen += n
 			if bar != nil {
@@ -260,7 +260,7 @@ func evaluate(m generated.Model, set *mnist.Set, batch, limit int) (loss, acc fl
 		if err != nil {
 			return 0, 0, err
 		}
-		lossSum += l * float64(k)
+		lossSum += float64(l * float64(k))
 		correct += c
 	}
 	return lossSum / float64(n), float64(correct) / float64(n), nil

@@ -90,9 +90,9 @@ func (m *Model) eval2(w, nw int) {
 				var s float64
 				for j := max(c-SIZE/2, 0); j < min(c+(SIZE-1)/2+1, C); j++ {
 					v := float64(px[j])
-					s += v * v
+					s += float64(v * v)
 				}
-				s = K + ALPHA/SIZE*s
+				s = K + float64(ALPHA/SIZE*s)
 				po[c] = float32(float64(px[c]) * (1 / (sqrt(s) * sqrt(sqrt(s)))))
 			}
 		}
@@ -184,9 +184,9 @@ func (m *Model) eval5(w, nw int) {
 				var s float64
 				for j := max(c-SIZE/2, 0); j < min(c+(SIZE-1)/2+1, C); j++ {
 					v := float64(px[j])
-					s += v * v
+					s += float64(v * v)
 				}
-				s = K + ALPHA/SIZE*s
+				s = K + float64(ALPHA/SIZE*s)
 				po[c] = float32(float64(px[c]) * (1 / (sqrt(s) * sqrt(sqrt(s)))))
 			}
 		}

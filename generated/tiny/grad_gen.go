@@ -94,9 +94,9 @@ func (m *Model) fwd2(w, nw int) {
 				var s float64
 				for j := max(c-SIZE/2, 0); j < min(c+(SIZE-1)/2+1, C); j++ {
 					v := float64(px[j])
-					s += v * v
+					s += float64(v * v)
 				}
-				s = K + ALPHA/SIZE*s
+				s = K + float64(ALPHA/SIZE*s)
 				po[c] = float32(float64(px[c]) * (1 / (sqrt(s) * sqrt(sqrt(s)))))
 				ps[c] = float32(s)
 			}
@@ -827,7 +827,7 @@ func (m *Model) bwd2(w, nw int) {
 				for j := max(c-(SIZE-1)/2, 0); j < min(c+SIZE/2+1, C); j++ {
 					acc += t[j]
 				}
-				pg[c] = float32(float64(pd[c])*p[c] - 2*ALPHA*BETA/SIZE*float64(px[c])*acc)
+				pg[c] = float32(float64(float64(pd[c])*p[c]) - float64(2*ALPHA*BETA/SIZE*float64(px[c])*acc))
 			}
 		}
 	}

@@ -167,5 +167,7 @@ func (c Cosine) LR(epoch float64) float64 {
 	if c.Epochs <= 0 {
 		return c.Base
 	}
-	return c.Min + (c.Base-c.Min)*(1+math.Cos(math.Pi*min(epoch, float64(c.Epochs))/float64(c.Epochs)))/2
+	// The conversion rounds the product, so no build fuses it with the sum
+	// (see scripts/check_nofma.sh): the same epoch gives the same rate everywhere.
+	return c.Min + float64(float64((c.Base-c.Min)*(1+math.Cos(math.Pi*min(epoch, float64(c.Epochs))/float64(c.Epochs))))/2)
 }
