@@ -344,15 +344,14 @@ func (g *stepGen) reluMask(out, dout *Buffer) []jen.Code {
 		return []jen.Code{
 			x("out, dout := %s, %s", g.ref(out), g.ref(dout)),
 			span(fmt.Sprintf("m.n*%d", out.C)),
-			jen.For(x("i := lo; i < hi; i++")).Block(jen.If(x("!(out[i] > 0)")).Block(x("dout[i] = 0"))),
+			jen.Qual(pkgNN, "ReLUMask").Call(x("out[lo:hi]"), x("dout[lo:hi]")),
 		}
 	}
 	return append([]jen.Code{
 		jen.Const().Defs(append(append([]jen.Code{x("W, C = %d, %d", out.W, out.C)}, geom("O", out)...), geom("D", dout)...)...),
 		x("out, dout := %s, %s", g.ref(out), g.ref(dout)),
 	}, rows(out.H, "y",
-		x("o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]"),
-		jen.For(x("i, v := range o")).Block(jen.If(x("!(v > 0)")).Block(x("d[i] = 0"))),
+		jen.Qual(pkgNN, "ReLUMask").Call(x("out[b*OS+OI+y*ORS:][:W*C]"), x("dout[b*DS+DI+y*DRS:][:W*C]")),
 	)...)
 }
 

@@ -441,11 +441,7 @@ func (m *Model) bwd14Data(w, nw int) {
 func (m *Model) bwd13Mask(w, nw int) {
 	out, dout := m.gb[13], m.gb[33]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd13Weight is the backward pass (weight gradient) of classifier.4: Linear(4096, 4096, bias=true) + classifier.5 ReLU, 4096 → 4096.
@@ -509,11 +505,7 @@ func (m *Model) bwd12(w, nw int) {
 func (m *Model) bwd11Mask(w, nw int) {
 	out, dout := m.gb[11], m.gb[30]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd11Weight is the backward pass (weight gradient) of classifier.1: Linear(9216, 4096, bias=true) + classifier.2 ReLU, 9216 → 4096.
@@ -652,12 +644,7 @@ func (m *Model) bwd7Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/13, r%13
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -812,12 +799,7 @@ func (m *Model) bwd6Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/13, r%13
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -972,12 +954,7 @@ func (m *Model) bwd5Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/13, r%13
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1176,12 +1153,7 @@ func (m *Model) bwd3Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*27, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/27, r%27
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1381,12 +1353,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*55, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/55, r%55
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

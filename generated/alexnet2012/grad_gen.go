@@ -528,11 +528,7 @@ func (m *Model) bwd15(w, nw int) {
 func (m *Model) bwd14Mask(w, nw int) {
 	out, dout := m.gb[14], m.gb[37]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd14Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -596,11 +592,7 @@ func (m *Model) bwd13(w, nw int) {
 func (m *Model) bwd12Mask(w, nw int) {
 	out, dout := m.gb[12], m.gb[34]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd12Weight is the backward pass (weight gradient) of classifier.0: Linear(9216, 4096, bias=true) + classifier.1 ReLU, 9216 → 4096.
@@ -718,12 +710,7 @@ func (m *Model) bwd9Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/13, r%13
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -879,12 +866,7 @@ func (m *Model) bwd8Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/13, r%13
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1040,12 +1022,7 @@ func (m *Model) bwd7Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*13, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/13, r%13
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1283,12 +1260,7 @@ func (m *Model) bwd4Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*27, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/27, r%27
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1527,12 +1499,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*55, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/55, r%55
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

@@ -416,11 +416,7 @@ func (m *Model) bwd10(w, nw int) {
 func (m *Model) bwd9Mask(w, nw int) {
 	out, dout := m.gb[9], m.gb[24]
 	lo, hi := parallel.Span(m.n*32, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd9Weight is the backward pass (weight gradient) of classifier.1: Linear(108, 32, bias=true) + classifier.2 ReLU, 108 → 32.
@@ -848,12 +844,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*11, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/11, r%11
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

@@ -633,11 +633,7 @@ func (m *Model) bwd18(w, nw int) {
 func (m *Model) bwd17Mask(w, nw int) {
 	out, dout := m.gb[17], m.gb[43]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd17Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -701,11 +697,7 @@ func (m *Model) bwd16(w, nw int) {
 func (m *Model) bwd15Mask(w, nw int) {
 	out, dout := m.gb[15], m.gb[40]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd15Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.
@@ -821,12 +813,7 @@ func (m *Model) bwd12Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -981,12 +968,7 @@ func (m *Model) bwd11Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1183,12 +1165,7 @@ func (m *Model) bwd9Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1343,12 +1320,7 @@ func (m *Model) bwd8Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1545,12 +1517,7 @@ func (m *Model) bwd6Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1706,12 +1673,7 @@ func (m *Model) bwd5Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1909,12 +1871,7 @@ func (m *Model) bwd3Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2112,12 +2069,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

@@ -1145,11 +1145,7 @@ func (m *Model) bwd26(w, nw int) {
 func (m *Model) bwd25Mask(w, nw int) {
 	out, dout := m.gb[25], m.gb[59]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd25Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -1213,11 +1209,7 @@ func (m *Model) bwd24(w, nw int) {
 func (m *Model) bwd23Mask(w, nw int) {
 	out, dout := m.gb[23], m.gb[56]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd23Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.

@@ -715,11 +715,7 @@ func (m *Model) bwd20(w, nw int) {
 func (m *Model) bwd19Mask(w, nw int) {
 	out, dout := m.gb[19], m.gb[47]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd19Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -783,11 +779,7 @@ func (m *Model) bwd18(w, nw int) {
 func (m *Model) bwd17Mask(w, nw int) {
 	out, dout := m.gb[17], m.gb[44]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd17Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.
@@ -903,12 +895,7 @@ func (m *Model) bwd14Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1063,12 +1050,7 @@ func (m *Model) bwd13Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1265,12 +1247,7 @@ func (m *Model) bwd11Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1425,12 +1402,7 @@ func (m *Model) bwd10Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1627,12 +1599,7 @@ func (m *Model) bwd8Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1788,12 +1755,7 @@ func (m *Model) bwd7Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1991,12 +1953,7 @@ func (m *Model) bwd5Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2152,12 +2109,7 @@ func (m *Model) bwd4Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2355,12 +2307,7 @@ func (m *Model) bwd2Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2516,12 +2463,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

@@ -1355,11 +1355,7 @@ func (m *Model) bwd30(w, nw int) {
 func (m *Model) bwd29Mask(w, nw int) {
 	out, dout := m.gb[29], m.gb[67]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd29Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -1423,11 +1419,7 @@ func (m *Model) bwd28(w, nw int) {
 func (m *Model) bwd27Mask(w, nw int) {
 	out, dout := m.gb[27], m.gb[64]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd27Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.

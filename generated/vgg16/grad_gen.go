@@ -836,11 +836,7 @@ func (m *Model) bwd23(w, nw int) {
 func (m *Model) bwd22Mask(w, nw int) {
 	out, dout := m.gb[22], m.gb[53]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd22Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -904,11 +900,7 @@ func (m *Model) bwd21(w, nw int) {
 func (m *Model) bwd20Mask(w, nw int) {
 	out, dout := m.gb[20], m.gb[50]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd20Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.
@@ -1024,12 +1016,7 @@ func (m *Model) bwd17Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1184,12 +1171,7 @@ func (m *Model) bwd16Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1344,12 +1326,7 @@ func (m *Model) bwd15Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1546,12 +1523,7 @@ func (m *Model) bwd13Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1706,12 +1678,7 @@ func (m *Model) bwd12Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1866,12 +1833,7 @@ func (m *Model) bwd11Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2068,12 +2030,7 @@ func (m *Model) bwd9Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2229,12 +2186,7 @@ func (m *Model) bwd8Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2390,12 +2342,7 @@ func (m *Model) bwd7Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2593,12 +2540,7 @@ func (m *Model) bwd5Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2754,12 +2696,7 @@ func (m *Model) bwd4Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2957,12 +2894,7 @@ func (m *Model) bwd2Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -3118,12 +3050,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

@@ -1668,11 +1668,7 @@ func (m *Model) bwd36(w, nw int) {
 func (m *Model) bwd35Mask(w, nw int) {
 	out, dout := m.gb[35], m.gb[79]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd35Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -1736,11 +1732,7 @@ func (m *Model) bwd34(w, nw int) {
 func (m *Model) bwd33Mask(w, nw int) {
 	out, dout := m.gb[33], m.gb[76]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd33Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.

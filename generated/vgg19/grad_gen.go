@@ -957,11 +957,7 @@ func (m *Model) bwd26(w, nw int) {
 func (m *Model) bwd25Mask(w, nw int) {
 	out, dout := m.gb[25], m.gb[59]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd25Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -1025,11 +1021,7 @@ func (m *Model) bwd24(w, nw int) {
 func (m *Model) bwd23Mask(w, nw int) {
 	out, dout := m.gb[23], m.gb[56]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd23Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.
@@ -1145,12 +1137,7 @@ func (m *Model) bwd20Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1305,12 +1292,7 @@ func (m *Model) bwd19Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1465,12 +1447,7 @@ func (m *Model) bwd18Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1625,12 +1602,7 @@ func (m *Model) bwd17Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*14, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/14, r%14
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1827,12 +1799,7 @@ func (m *Model) bwd15Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -1987,12 +1954,7 @@ func (m *Model) bwd14Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2147,12 +2109,7 @@ func (m *Model) bwd13Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2307,12 +2264,7 @@ func (m *Model) bwd12Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*28, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/28, r%28
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2509,12 +2461,7 @@ func (m *Model) bwd10Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2670,12 +2617,7 @@ func (m *Model) bwd9Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2831,12 +2773,7 @@ func (m *Model) bwd8Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -2992,12 +2929,7 @@ func (m *Model) bwd7Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*56, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/56, r%56
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -3195,12 +3127,7 @@ func (m *Model) bwd5Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -3356,12 +3283,7 @@ func (m *Model) bwd4Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*112, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/112, r%112
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -3559,12 +3481,7 @@ func (m *Model) bwd2Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 
@@ -3720,12 +3637,7 @@ func (m *Model) bwd1Mask(w, nw int) {
 	lo, hi := parallel.Span(m.n*224, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/224, r%224
-		o, d := out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C]
-		for i, v := range o {
-			if !(v > 0) {
-				d[i] = 0
-			}
-		}
+		nn.ReLUMask(out[b*OS+OI+y*ORS:][:W*C], dout[b*DS+DI+y*DRS:][:W*C])
 	}
 }
 

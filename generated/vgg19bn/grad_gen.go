@@ -1981,11 +1981,7 @@ func (m *Model) bwd42(w, nw int) {
 func (m *Model) bwd41Mask(w, nw int) {
 	out, dout := m.gb[41], m.gb[91]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd41Weight is the backward pass (weight gradient) of classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -2049,11 +2045,7 @@ func (m *Model) bwd40(w, nw int) {
 func (m *Model) bwd39Mask(w, nw int) {
 	out, dout := m.gb[39], m.gb[88]
 	lo, hi := parallel.Span(m.n*4096, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd39Weight is the backward pass (weight gradient) of classifier.0: Linear(25088, 4096, bias=true) + classifier.1 ReLU, 25088 → 4096.

@@ -541,11 +541,7 @@ func (m *Model) bwd12(w, nw int) {
 func (m *Model) bwd11Mask(w, nw int) {
 	out, dout := m.gb[11], m.gb[28]
 	lo, hi := parallel.Span(m.n*256, w, nw)
-	for i := lo; i < hi; i++ {
-		if !(out[i] > 0) {
-			dout[i] = 0
-		}
-	}
+	nn.ReLUMask(out[lo:hi], dout[lo:hi])
 }
 
 // bwd11Weight is the backward pass (weight gradient) of classifier.0: Linear(1152, 256, bias=true) + classifier.1 ReLU, 1152 → 256.
