@@ -306,15 +306,15 @@ func (g *stepGen) convFwd() []jen.Code {
 //	rows split:   claim CLAIM rows at a time (CHUNK, or less so that every worker
 //	              gets several), run every block over them;
 //	blocks split: claim one block at a time, run it over every row (or over one of
-//	              ⌈4·workers/blocks⌉ parts of the rows when blocks are few).
+//	              ⌈8·workers/blocks⌉ parts of the rows when blocks are few).
 func chunked(s Schedule, rows, units string, unit jen.Code, body ...jen.Code) []jen.Code {
 	if s.ByBlocks {
 		return []jen.Code{
 			jen.Comment("The workers claim channel blocks, each run over every row; with fewer than"),
-			jen.Comment("4 blocks per worker, over a part of the rows, so that a slow core holds up"),
+			jen.Comment("8 blocks per worker, over a part of the rows, so that a slow core holds up"),
 			jen.Comment("the others by a small claim."),
 			x("rows := %s", rows),
-			x("parts := min(rows, (4*nw+(%s)-1)/(%s))", units, units),
+			x("parts := min(rows, (8*nw+(%s)-1)/(%s))", units, units),
 			jen.For().Block(
 				x("c := int(m.next.Add(1)) - 1"),
 				jen.If(x("c >= (%s)*parts", units)).Block(jen.Return()),

@@ -116,10 +116,10 @@ func (m *Model) fwd3(w, nw int) {
 	in, out := m.gb[2], m.gb[3]
 	wt, bias := m.w.pack[1], m.w.bias[1]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -182,10 +182,10 @@ func (m *Model) fwd5(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[5], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -222,10 +222,10 @@ func (m *Model) fwd6(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[6], m.n, 57600, 13, 13, 256, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -260,10 +260,10 @@ func (m *Model) fwd7(w, nw int) {
 	in, out := m.gb[6], m.gb[7]
 	wt, bias := m.w.pack[4], m.w.bias[4]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -762,10 +762,10 @@ func (m *Model) bwd7Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -917,10 +917,10 @@ func (m *Model) bwd6Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1070,10 +1070,10 @@ func (m *Model) bwd5Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {

@@ -148,10 +148,10 @@ func (m *Model) fwd4(w, nw int) {
 	in, out := m.gb[3], m.gb[4]
 	wt, bias := m.w.pack[1], m.w.bias[1]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -248,10 +248,10 @@ func (m *Model) fwd7(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[7], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -288,10 +288,10 @@ func (m *Model) fwd8(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -326,10 +326,10 @@ func (m *Model) fwd9(w, nw int) {
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[4], m.w.bias[4]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -829,10 +829,10 @@ func (m *Model) bwd9Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -985,10 +985,10 @@ func (m *Model) bwd8Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1138,10 +1138,10 @@ func (m *Model) bwd7Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1377,10 +1377,10 @@ func (m *Model) bwd4Data(w, nw int) {
 		DPH, DPW = 2, 2 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {

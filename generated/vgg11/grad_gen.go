@@ -289,10 +289,10 @@ func (m *Model) fwd8(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[8], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -327,10 +327,10 @@ func (m *Model) fwd9(w, nw int) {
 	in, out := m.gb[8], m.gb[9]
 	wt, bias := m.w.pack[5], m.w.bias[5]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -393,10 +393,10 @@ func (m *Model) fwd11(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[11], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -431,10 +431,10 @@ func (m *Model) fwd12(w, nw int) {
 	in, out := m.gb[11], m.gb[12]
 	wt, bias := m.w.pack[7], m.w.bias[7]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -931,10 +931,10 @@ func (m *Model) bwd12Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1084,10 +1084,10 @@ func (m *Model) bwd11Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1283,10 +1283,10 @@ func (m *Model) bwd9Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1436,10 +1436,10 @@ func (m *Model) bwd8Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {

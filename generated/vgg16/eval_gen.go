@@ -506,10 +506,10 @@ func (m *Model) eval11(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -558,10 +558,10 @@ func (m *Model) eval12(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -608,10 +608,10 @@ func (m *Model) eval13(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -673,10 +673,10 @@ func (m *Model) eval15(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[15], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -713,10 +713,10 @@ func (m *Model) eval16(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[16], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -751,10 +751,10 @@ func (m *Model) eval17(w, nw int) {
 	in, out := m.eb[16], m.eb[17]
 	wt, bias := m.w.packE[12], m.w.biasE[12]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {

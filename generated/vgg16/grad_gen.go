@@ -412,10 +412,10 @@ func (m *Model) fwd11(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[11], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -452,10 +452,10 @@ func (m *Model) fwd12(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[12], m.n, 460800, 28, 28, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -490,10 +490,10 @@ func (m *Model) fwd13(w, nw int) {
 	in, out := m.gb[12], m.gb[13]
 	wt, bias := m.w.pack[9], m.w.bias[9]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -556,10 +556,10 @@ func (m *Model) fwd15(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[15], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -596,10 +596,10 @@ func (m *Model) fwd16(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[16], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -634,10 +634,10 @@ func (m *Model) fwd17(w, nw int) {
 	in, out := m.gb[16], m.gb[17]
 	wt, bias := m.w.pack[12], m.w.bias[12]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1134,10 +1134,10 @@ func (m *Model) bwd17Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1289,10 +1289,10 @@ func (m *Model) bwd16Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1442,10 +1442,10 @@ func (m *Model) bwd15Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1641,10 +1641,10 @@ func (m *Model) bwd13Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1796,10 +1796,10 @@ func (m *Model) bwd12Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -1949,10 +1949,10 @@ func (m *Model) bwd11Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {

@@ -559,10 +559,10 @@ func (m *Model) eval12(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -611,10 +611,10 @@ func (m *Model) eval13(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -663,10 +663,10 @@ func (m *Model) eval14(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -713,10 +713,10 @@ func (m *Model) eval15(w, nw int) {
 		return
 	}
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -778,10 +778,10 @@ func (m *Model) eval17(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[17], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -818,10 +818,10 @@ func (m *Model) eval18(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[18], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -858,10 +858,10 @@ func (m *Model) eval19(w, nw int) {
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[19], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -896,10 +896,10 @@ func (m *Model) eval20(w, nw int) {
 	in, out := m.eb[19], m.eb[20]
 	wt, bias := m.w.packE[15], m.w.biasE[15]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {

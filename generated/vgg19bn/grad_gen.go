@@ -963,10 +963,10 @@ func (m *Model) fwd20(w, nw int) {
 	in, out := m.gb[19], m.gb[20]
 	wt, bias := m.w.pack[8], m.w.bias[8]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1067,10 +1067,10 @@ func (m *Model) fwd22(w, nw int) {
 	in, out := m.gb[21], m.gb[22]
 	wt, bias := m.w.pack[9], m.w.bias[9]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1171,10 +1171,10 @@ func (m *Model) fwd24(w, nw int) {
 	in, out := m.gb[23], m.gb[24]
 	wt, bias := m.w.pack[10], m.w.bias[10]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1275,10 +1275,10 @@ func (m *Model) fwd26(w, nw int) {
 	in, out := m.gb[25], m.gb[26]
 	wt, bias := m.w.pack[11], m.w.bias[11]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1403,10 +1403,10 @@ func (m *Model) fwd29(w, nw int) {
 	in, out := m.gb[28], m.gb[29]
 	wt, bias := m.w.pack[12], m.w.bias[12]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1507,10 +1507,10 @@ func (m *Model) fwd31(w, nw int) {
 	in, out := m.gb[30], m.gb[31]
 	wt, bias := m.w.pack[13], m.w.bias[13]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1611,10 +1611,10 @@ func (m *Model) fwd33(w, nw int) {
 	in, out := m.gb[32], m.gb[33]
 	wt, bias := m.w.pack[14], m.w.bias[14]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -1715,10 +1715,10 @@ func (m *Model) fwd35(w, nw int) {
 	in, out := m.gb[34], m.gb[35]
 	wt, bias := m.w.pack[15], m.w.bias[15]
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (4*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -2320,10 +2320,10 @@ func (m *Model) bwd35Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -2518,10 +2518,10 @@ func (m *Model) bwd33Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -2716,10 +2716,10 @@ func (m *Model) bwd31Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -2914,10 +2914,10 @@ func (m *Model) bwd29Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -3154,10 +3154,10 @@ func (m *Model) bwd26Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -3352,10 +3352,10 @@ func (m *Model) bwd24Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -3550,10 +3550,10 @@ func (m *Model) bwd22Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
@@ -3748,10 +3748,10 @@ func (m *Model) bwd20Data(w, nw int) {
 		DPH, DPW = 1, 1 // the output gradient's halo
 	)
 	// The workers claim channel blocks, each run over every row; with fewer than
-	// 4 blocks per worker, over a part of the rows, so that a slow core holds up
+	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * H
-	parts := min(rows, (4*nw+(G*ICB)-1)/(G*ICB))
+	parts := min(rows, (8*nw+(G*ICB)-1)/(G*ICB))
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*ICB)*parts {
