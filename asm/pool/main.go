@@ -35,13 +35,18 @@ var (
 )
 
 // MaxPoolNHWCArg (the training forward pass: the value and the position of
-// the selected tap) folds every tap in the contract's order with VCMPPS and a
-// masked move (AVX-512) or VBLENDVPS (AVX2) of both the value and a broadcast
-// tap index. AVX2 holds a block of 2 ymm: 2 maxima, 2 indices, the tap and row
-// indices, the constant 1 and the temporaries fit in 16 registers.
+// the selected tap) folds every tap in the contract's order. Its fast step
+// assumes no tap is a NaN: VCMPPS GT + VMAXPS for the value, and for the
+// offset a masked VMOVDQA32 (AVX-512) or VPAND + VPMAXUD (AVX2, where
+// VBLENDVPS is 3 uops), which is the select because the offsets grow along
+// the window. A block with a NaN tap, or every block of a call whose offsets
+// do not grow, takes the exact fold: VCMPPS GT and unordered, and masked
+// moves (AVX-512) or VBLENDVPS (AVX2) of value and offset. The fast AVX2
+// block is 4 ymm (maxima, offsets, tap, 1, NaN flags, a pending tap and two
+// temporaries fit in 16 registers); the exact one 2.
 var (
-	argAVX512 = argKernel{isa: avx512, block: 4}
-	argAVX2   = argKernel{isa: avx2, block: 2}
+	argAVX512 = argKernel{isa: avx512, block: 4, exact: 4}
+	argAVX2   = argKernel{isa: avx2, block: 4, exact: 2}
 )
 
 func main() {

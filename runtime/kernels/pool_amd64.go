@@ -22,7 +22,7 @@ func maxPoolNHWCArg(out []float32, so int, arg []int32, sa int, in []float32, sx
 	case useAVX512:
 		maxPoolNHWCArg_1x64_avx512(&out[0], so, &arg[0], sa, &in[0], sx, sy, sc, c, kh, kw, np, base0, baseStep, rowW)
 	case useAVX2:
-		maxPoolNHWCArg_1x16_avx2(&out[0], so, &arg[0], sa, &in[0], sx, sy, sc, c, kh, kw, np, base0, baseStep, rowW)
+		maxPoolNHWCArg_1x32_avx2(&out[0], so, &arg[0], sa, &in[0], sx, sy, sc, c, kh, kw, np, base0, baseStep, rowW)
 	default:
 		maxPoolNHWCArgGo(out, so, arg, sa, in, sx, sy, sc, c, kh, kw, np, base0, baseStep, rowW)
 	}

@@ -2288,7 +2288,7 @@ GLOBL poolArgOne<>(SB), RODATA|NOPTR, $4
 
 // func maxPoolNHWCArg_1x64_avx512(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
 // Requires: AVX, AVX512F
-TEXT ·maxPoolNHWCArg_1x64_avx512(SB), NOSPLIT, $72-120
+TEXT ·maxPoolNHWCArg_1x64_avx512(SB), NOSPLIT, $80-120
 	// Byte strides; c = nfull*lanes + nrest
 	MOVQ so+8(FP), AX
 	SHLQ $0x02, AX
@@ -2321,23 +2321,1884 @@ TEXT ·maxPoolNHWCArg_1x64_avx512(SB), NOSPLIT, $72-120
 	MOVQ         CX, 48(SP)
 	MOVQ         rowW+112(FP), CX
 	MOVQ         CX, 56(SP)
-	MOVQ         np+88(FP), CX
-	MOVQ         CX, 64(SP)
-	MOVQ         out+0(FP), CX
-	MOVQ         arg+16(FP), DX
-	MOVQ         in+32(FP), BX
+	MOVQ         np+88(FP), DX
+	MOVQ         DX, 64(SP)
 
-maxPoolNHWCArg_1x64_avx512_pixel:
+	// The fast fold needs tap offsets ky*rowW + kx that grow along the window
+	// and fit in int32: kw ≤ rowW and (kh-1)*rowW + kw-1 < 2^31; else the exact fold
+	MOVQ  out+0(FP), DX
+	MOVQ  arg+16(FP), BX
+	MOVQ  in+32(FP), SI
+	MOVQ  kh+72(FP), DI
+	MOVQ  kw+80(FP), R8
+	MOVQ  $0x7fffffff, R9
+	CMPQ  CX, R8
+	JL    maxPoolNHWCArg_1x64_avx512_exact
+	CMPQ  CX, R9
+	JG    maxPoolNHWCArg_1x64_avx512_exact
+	DECQ  DI
+	CMPQ  DI, R9
+	JG    maxPoolNHWCArg_1x64_avx512_exact
+	IMULQ CX, DI
+	ADDQ  R8, DI
+	DECQ  DI
+	CMPQ  DI, R9
+	JG    maxPoolNHWCArg_1x64_avx512_exact
+
+	// jump = rowW - kw + 1
+	SUBQ R8, CX
+	INCQ CX
+	MOVQ CX, 72(SP)
+
+	// One copy of the pixel loop per kernel width: kw = 2, kw = 3, any kw; and the exact fold
+	CMPQ R8, $0x02
+	JEQ  maxPoolNHWCArg_1x64_avx512_kw2
+	CMPQ R8, $0x03
+	JEQ  maxPoolNHWCArg_1x64_avx512_kw3
+
+maxPoolNHWCArg_1x64_avx512_kwN_pixel:
 	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
-	MOVQ CX, SI
-	MOVQ DX, DI
-	MOVQ BX, R8
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
 	MOVQ 40(SP), R9
 
-maxPoolNHWCArg_1x64_avx512_b4:
+maxPoolNHWCArg_1x64_avx512_kwN_b4:
 	// blocks of 4 vectors while at least 4 are left
 	CMPQ R9, $0x04
-	JB   maxPoolNHWCArg_1x64_avx512_b2
+	JB   maxPoolNHWCArg_1x64_avx512_kwN_b2
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z5, Z5, Z5
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z1, Z1, Z1
+	VMOVUPS 64(R10), Z7
+	VCMPPS  $0x07, Z6, Z7, K2, K2
+	VPXORD  Z2, Z2, Z2
+	VMOVUPS 128(R10), Z8
+	VPXORD  Z3, Z3, Z3
+	VMOVUPS 192(R10), Z9
+	VCMPPS  $0x07, Z8, Z9, K3, K3
+	VPXORD  Z4, Z4, Z4
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	MOVQ R10, R11
+	MOVQ kw+80(FP), R12
+	DECQ R12
+	JZ   maxPoolNHWCArg_1x64_avx512_kwN_b4_r0_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z5, Z5
+	ADDQ      AX, R11
+	VMOVUPS   (R11), Z10
+	VCMPPS    $0x1e, Z6, Z10, K4
+	VMAXPS    Z6, Z10, Z6
+	VMOVDQA32 Z5, K4, Z1
+	VMOVUPS   64(R11), Z11
+	VCMPPS    $0x07, Z10, Z11, K2, K2
+	VCMPPS    $0x1e, Z7, Z11, K4
+	VMAXPS    Z7, Z11, Z7
+	VMOVDQA32 Z5, K4, Z2
+	VMOVUPS   128(R11), Z10
+	VCMPPS    $0x1e, Z8, Z10, K4
+	VMAXPS    Z8, Z10, Z8
+	VMOVDQA32 Z5, K4, Z3
+	VMOVUPS   192(R11), Z11
+	VCMPPS    $0x07, Z10, Z11, K3, K3
+	VCMPPS    $0x1e, Z9, Z11, K4
+	VMAXPS    Z9, Z11, Z9
+	VMOVDQA32 Z5, K4, Z4
+	DECQ      R12
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_b4_r0_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_r0_kxdone:
+	MOVQ kh+72(FP), R11
+	DECQ R11
+	JZ   maxPoolNHWCArg_1x64_avx512_kwN_b4_store
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z10
+	VPADDD       Z10, Z5, Z5
+	VMOVUPS      (R10), Z10
+	VCMPPS       $0x1e, Z6, Z10, K4
+	VMAXPS       Z6, Z10, Z6
+	VMOVDQA32    Z5, K4, Z1
+	VMOVUPS      64(R10), Z11
+	VCMPPS       $0x07, Z10, Z11, K2, K2
+	VCMPPS       $0x1e, Z7, Z11, K4
+	VMAXPS       Z7, Z11, Z7
+	VMOVDQA32    Z5, K4, Z2
+	VMOVUPS      128(R10), Z10
+	VCMPPS       $0x1e, Z8, Z10, K4
+	VMAXPS       Z8, Z10, Z8
+	VMOVDQA32    Z5, K4, Z3
+	VMOVUPS      192(R10), Z11
+	VCMPPS       $0x07, Z10, Z11, K3, K3
+	VCMPPS       $0x1e, Z9, Z11, K4
+	VMAXPS       Z9, Z11, Z9
+	VMOVDQA32    Z5, K4, Z4
+	MOVQ         R10, R12
+	MOVQ         kw+80(FP), R13
+	DECQ         R13
+	JZ           maxPoolNHWCArg_1x64_avx512_kwN_b4_r_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z5, Z5
+	ADDQ      AX, R12
+	VMOVUPS   (R12), Z10
+	VCMPPS    $0x1e, Z6, Z10, K4
+	VMAXPS    Z6, Z10, Z6
+	VMOVDQA32 Z5, K4, Z1
+	VMOVUPS   64(R12), Z11
+	VCMPPS    $0x07, Z10, Z11, K2, K2
+	VCMPPS    $0x1e, Z7, Z11, K4
+	VMAXPS    Z7, Z11, Z7
+	VMOVDQA32 Z5, K4, Z2
+	VMOVUPS   128(R12), Z10
+	VCMPPS    $0x1e, Z8, Z10, K4
+	VMAXPS    Z8, Z10, Z8
+	VMOVDQA32 Z5, K4, Z3
+	VMOVUPS   192(R12), Z11
+	VCMPPS    $0x07, Z10, Z11, K3, K3
+	VCMPPS    $0x1e, Z9, Z11, K4
+	VMAXPS    Z9, Z11, Z9
+	VMOVDQA32 Z5, K4, Z4
+	DECQ      R13
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_b4_r_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_r_kxdone:
+	DECQ R11
+	JNZ  maxPoolNHWCArg_1x64_avx512_kwN_b4_rows
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kwN_b4_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z1, Z1
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z1, (DI)
+	VPADDD       Z10, Z2, Z2
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z2, 64(DI)
+	VPADDD       Z10, Z3, Z3
+	VMOVUPS      Z8, 128(CX)
+	VMOVUPS      Z3, 128(DI)
+	VPADDD       Z10, Z4, Z4
+	VMOVUPS      Z9, 192(CX)
+	VMOVUPS      Z4, 192(DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kwN_b4_end
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z12, Z12, Z12
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z7
+	VPXORD       Z13, Z13, Z13
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z8
+	VPXORD       Z14, Z14, Z14
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z9
+	VPXORD       Z15, Z15, Z15
+	VPXORD       Z16, Z16, Z16
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z16, Z10
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z11
+	VCMPPS    $0x1e, Z6, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z6
+	VMOVDQA32 Z10, K2, Z12
+	VMOVUPS   64(R12), Z11
+	VCMPPS    $0x1e, Z7, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z7
+	VMOVDQA32 Z10, K2, Z13
+	VMOVUPS   128(R12), Z11
+	VCMPPS    $0x1e, Z8, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z8
+	VMOVDQA32 Z10, K2, Z14
+	VMOVUPS   192(R12), Z11
+	VCMPPS    $0x1e, Z9, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z9
+	VMOVDQA32 Z10, K2, Z15
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z10, Z10
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kwN_b4_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z10
+	VPADDD       Z10, Z16, Z16
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kwN_b4_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z12, Z12
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z12, (DI)
+	VPADDD       Z10, Z13, Z13
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z13, 64(DI)
+	VPADDD       Z10, Z14, Z14
+	VMOVUPS      Z8, 128(CX)
+	VMOVUPS      Z14, 128(DI)
+	VPADDD       Z10, Z15, Z15
+	VMOVUPS      Z9, 192(CX)
+	VMOVUPS      Z15, 192(DI)
+
+maxPoolNHWCArg_1x64_avx512_kwN_b4_end:
+	ADDQ $0x00000100, R8
+	ADDQ $0x00000100, CX
+	ADDQ $0x00000100, DI
+	SUBQ $0x04, R9
+	JMP  maxPoolNHWCArg_1x64_avx512_kwN_b4
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x64_avx512_kwN_b1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z19, Z19, Z19
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z17, Z17, Z17
+	VMOVUPS 64(R10), Z7
+	VCMPPS  $0x07, Z6, Z7, K2, K2
+	VPXORD  Z18, Z18, Z18
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	MOVQ R10, R11
+	MOVQ kw+80(FP), R12
+	DECQ R12
+	JZ   maxPoolNHWCArg_1x64_avx512_kwN_b2_r0_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z19, Z19
+	ADDQ      AX, R11
+	VMOVUPS   (R11), Z8
+	VCMPPS    $0x1e, Z6, Z8, K4
+	VMAXPS    Z6, Z8, Z6
+	VMOVDQA32 Z19, K4, Z17
+	VMOVUPS   64(R11), Z9
+	VCMPPS    $0x07, Z8, Z9, K3, K3
+	VCMPPS    $0x1e, Z7, Z9, K4
+	VMAXPS    Z7, Z9, Z7
+	VMOVDQA32 Z19, K4, Z18
+	DECQ      R12
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_b2_r0_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_r0_kxdone:
+	MOVQ kh+72(FP), R11
+	DECQ R11
+	JZ   maxPoolNHWCArg_1x64_avx512_kwN_b2_store
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z8
+	VPADDD       Z8, Z19, Z19
+	VMOVUPS      (R10), Z8
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z19, K4, Z17
+	VMOVUPS      64(R10), Z9
+	VCMPPS       $0x07, Z8, Z9, K2, K2
+	VCMPPS       $0x1e, Z7, Z9, K4
+	VMAXPS       Z7, Z9, Z7
+	VMOVDQA32    Z19, K4, Z18
+	MOVQ         R10, R12
+	MOVQ         kw+80(FP), R13
+	DECQ         R13
+	JZ           maxPoolNHWCArg_1x64_avx512_kwN_b2_r_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z19, Z19
+	ADDQ      AX, R12
+	VMOVUPS   (R12), Z8
+	VCMPPS    $0x1e, Z6, Z8, K4
+	VMAXPS    Z6, Z8, Z6
+	VMOVDQA32 Z19, K4, Z17
+	VMOVUPS   64(R12), Z9
+	VCMPPS    $0x07, Z8, Z9, K3, K3
+	VCMPPS    $0x1e, Z7, Z9, K4
+	VMAXPS    Z7, Z9, Z7
+	VMOVDQA32 Z19, K4, Z18
+	DECQ      R13
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_b2_r_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_r_kxdone:
+	DECQ R11
+	JNZ  maxPoolNHWCArg_1x64_avx512_kwN_b2_rows
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kwN_b2_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z8
+	VPADDD       Z8, Z17, Z17
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z17, (DI)
+	VPADDD       Z8, Z18, Z18
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z18, 64(DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kwN_b2_end
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z20, Z20, Z20
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z7
+	VPXORD       Z21, Z21, Z21
+	VPXORD       Z22, Z22, Z22
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z22, Z8
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z9
+	VCMPPS    $0x1e, Z6, Z9, K2
+	VCMPPS    $0x03, Z9, Z9, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z9, K2, Z6
+	VMOVDQA32 Z8, K2, Z20
+	VMOVUPS   64(R12), Z9
+	VCMPPS    $0x1e, Z7, Z9, K2
+	VCMPPS    $0x03, Z9, Z9, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z9, K2, Z7
+	VMOVDQA32 Z8, K2, Z21
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z8, Z8
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kwN_b2_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z8
+	VPADDD       Z8, Z22, Z22
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kwN_b2_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z8
+	VPADDD       Z8, Z20, Z20
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z20, (DI)
+	VPADDD       Z8, Z21, Z21
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z21, 64(DI)
+
+maxPoolNHWCArg_1x64_avx512_kwN_b2_end:
+	ADDQ $0x00000080, R8
+	ADDQ $0x00000080, CX
+	ADDQ $0x00000080, DI
+	SUBQ $0x02, R9
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x64_avx512_kwN_tail
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z24, Z24, Z24
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z23, Z23, Z23
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VCMPPS $0x07, Z6, Z6, K2, K2
+	MOVQ   R10, R11
+	MOVQ   kw+80(FP), R12
+	DECQ   R12
+	JZ     maxPoolNHWCArg_1x64_avx512_kwN_b1_r0_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z24, Z24
+	ADDQ      AX, R11
+	VMOVUPS   (R11), Z7
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z24, K4, Z23
+	VCMPPS    $0x07, Z7, Z7, K3, K3
+	DECQ      R12
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_b1_r0_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_r0_kxdone:
+	MOVQ kh+72(FP), R11
+	DECQ R11
+	JZ   maxPoolNHWCArg_1x64_avx512_kwN_b1_store
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z7
+	VPADDD       Z7, Z24, Z24
+	VMOVUPS      (R10), Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z24, K4, Z23
+	VCMPPS       $0x07, Z7, Z7, K2, K2
+	MOVQ         R10, R12
+	MOVQ         kw+80(FP), R13
+	DECQ         R13
+	JZ           maxPoolNHWCArg_1x64_avx512_kwN_b1_r_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z24, Z24
+	ADDQ      AX, R12
+	VMOVUPS   (R12), Z7
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z24, K4, Z23
+	VCMPPS    $0x07, Z7, Z7, K3, K3
+	DECQ      R13
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_b1_r_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_r_kxdone:
+	DECQ R11
+	JNZ  maxPoolNHWCArg_1x64_avx512_kwN_b1_rows
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kwN_b1_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z23, Z23
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z23, (DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kwN_b1_end
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z25, Z25, Z25
+	VPXORD       Z26, Z26, Z26
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z26, Z7
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z8
+	VCMPPS    $0x1e, Z6, Z8, K2
+	VCMPPS    $0x03, Z8, Z8, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z8, K2, Z6
+	VMOVDQA32 Z7, K2, Z25
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z7, Z7
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kwN_b1_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z7
+	VPADDD       Z7, Z26, Z26
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kwN_b1_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z25, Z25
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z25, (DI)
+
+maxPoolNHWCArg_1x64_avx512_kwN_b1_end:
+	ADDQ $0x00000040, R8
+	ADDQ $0x00000040, CX
+	ADDQ $0x00000040, DI
+	SUBQ $0x01, R9
+
+maxPoolNHWCArg_1x64_avx512_kwN_tail:
+	// the last c mod lanes channels, masked
+	CMPQ 32(SP), $0x00
+	JEQ  maxPoolNHWCArg_1x64_avx512_kwN_next
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW    K1, K1, K2
+	KXNORW    K1, K1, K3
+	VPXORD    Z28, Z28, Z28
+	MOVQ      R8, R9
+	VMOVUPS.Z (R9), K1, Z6
+	VPXORD    Z27, Z27, Z27
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VCMPPS $0x07, Z6, Z6, K2, K2
+	MOVQ   R9, R10
+	MOVQ   kw+80(FP), R11
+	DECQ   R11
+	JZ     maxPoolNHWCArg_1x64_avx512_kwN_t_r0_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z28, Z28
+	ADDQ      AX, R10
+	VMOVUPS.Z (R10), K1, Z7
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z28, K4, Z27
+	VCMPPS    $0x07, Z7, Z7, K3, K3
+	DECQ      R11
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_t_r0_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_r0_kxdone:
+	MOVQ kh+72(FP), R10
+	DECQ R10
+	JZ   maxPoolNHWCArg_1x64_avx512_kwN_t_store
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R9
+	VPBROADCASTD 72(SP), Z7
+	VPADDD       Z7, Z28, Z28
+	VMOVUPS.Z    (R9), K1, Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z28, K4, Z27
+	VCMPPS       $0x07, Z7, Z7, K2, K2
+	MOVQ         R9, R11
+	MOVQ         kw+80(FP), R12
+	DECQ         R12
+	JZ           maxPoolNHWCArg_1x64_avx512_kwN_t_r_kxdone
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD    Z0, Z28, Z28
+	ADDQ      AX, R11
+	VMOVUPS.Z (R11), K1, Z7
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z28, K4, Z27
+	VCMPPS    $0x07, Z7, Z7, K3, K3
+	DECQ      R12
+	JNZ       maxPoolNHWCArg_1x64_avx512_kwN_t_r_kx
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_r_kxdone:
+	DECQ R10
+	JNZ  maxPoolNHWCArg_1x64_avx512_kwN_t_rows
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kwN_t_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z27, Z27
+	VMOVUPS      Z6, K1, (CX)
+	VMOVUPS      Z27, K1, (DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kwN_t_end
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z29, Z29, Z29
+	VPXORD       Z30, Z30, Z30
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z30, Z7
+	MOVQ      R8, R10
+	MOVQ      kw+80(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS.Z (R10), K1, Z8
+	VCMPPS    $0x1e, Z6, Z8, K2
+	VCMPPS    $0x03, Z8, Z8, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z8, K2, Z6
+	VMOVDQA32 Z7, K2, Z29
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z7, Z7
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x64_avx512_kwN_t_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z7
+	VPADDD       Z7, Z30, Z30
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x64_avx512_kwN_t_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z29, Z29
+	VMOVUPS      Z6, K1, (CX)
+	VMOVUPS      Z29, K1, (DI)
+
+maxPoolNHWCArg_1x64_avx512_kwN_t_end:
+maxPoolNHWCArg_1x64_avx512_kwN_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 48(SP)
+	DECQ 64(SP)
+	JNZ  maxPoolNHWCArg_1x64_avx512_kwN_pixel
+	JMP  maxPoolNHWCArg_1x64_avx512_done
+
+maxPoolNHWCArg_1x64_avx512_kw2:
+maxPoolNHWCArg_1x64_avx512_kw2_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x64_avx512_kw2_b2
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z5, Z5, Z5
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z1, Z1, Z1
+	VMOVUPS 64(R10), Z7
+	VCMPPS  $0x07, Z6, Z7, K2, K2
+	VPXORD  Z2, Z2, Z2
+	VMOVUPS 128(R10), Z8
+	VPXORD  Z3, Z3, Z3
+	VMOVUPS 192(R10), Z9
+	VCMPPS  $0x07, Z8, Z9, K3, K3
+	VPXORD  Z4, Z4, Z4
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z5, Z5
+	VMOVUPS   (R10)(AX*1), Z10
+	VCMPPS    $0x1e, Z6, Z10, K4
+	VMAXPS    Z6, Z10, Z6
+	VMOVDQA32 Z5, K4, Z1
+	VMOVUPS   64(R10)(AX*1), Z11
+	VCMPPS    $0x07, Z10, Z11, K2, K2
+	VCMPPS    $0x1e, Z7, Z11, K4
+	VMAXPS    Z7, Z11, Z7
+	VMOVDQA32 Z5, K4, Z2
+	VMOVUPS   128(R10)(AX*1), Z10
+	VCMPPS    $0x1e, Z8, Z10, K4
+	VMAXPS    Z8, Z10, Z8
+	VMOVDQA32 Z5, K4, Z3
+	VMOVUPS   192(R10)(AX*1), Z11
+	VCMPPS    $0x07, Z10, Z11, K3, K3
+	VCMPPS    $0x1e, Z9, Z11, K4
+	VMAXPS    Z9, Z11, Z9
+	VMOVDQA32 Z5, K4, Z4
+	MOVQ      kh+72(FP), R11
+	DECQ      R11
+	JZ        maxPoolNHWCArg_1x64_avx512_kw2_b4_store
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z10
+	VPADDD       Z10, Z5, Z5
+	VMOVUPS      (R10), Z10
+	VCMPPS       $0x1e, Z6, Z10, K4
+	VMAXPS       Z6, Z10, Z6
+	VMOVDQA32    Z5, K4, Z1
+	VMOVUPS      64(R10), Z11
+	VCMPPS       $0x07, Z10, Z11, K2, K2
+	VCMPPS       $0x1e, Z7, Z11, K4
+	VMAXPS       Z7, Z11, Z7
+	VMOVDQA32    Z5, K4, Z2
+	VMOVUPS      128(R10), Z10
+	VCMPPS       $0x1e, Z8, Z10, K4
+	VMAXPS       Z8, Z10, Z8
+	VMOVDQA32    Z5, K4, Z3
+	VMOVUPS      192(R10), Z11
+	VCMPPS       $0x07, Z10, Z11, K3, K3
+	VCMPPS       $0x1e, Z9, Z11, K4
+	VMAXPS       Z9, Z11, Z9
+	VMOVDQA32    Z5, K4, Z4
+	VPADDD       Z0, Z5, Z5
+	VMOVUPS      (R10)(AX*1), Z10
+	VCMPPS       $0x1e, Z6, Z10, K4
+	VMAXPS       Z6, Z10, Z6
+	VMOVDQA32    Z5, K4, Z1
+	VMOVUPS      64(R10)(AX*1), Z11
+	VCMPPS       $0x07, Z10, Z11, K2, K2
+	VCMPPS       $0x1e, Z7, Z11, K4
+	VMAXPS       Z7, Z11, Z7
+	VMOVDQA32    Z5, K4, Z2
+	VMOVUPS      128(R10)(AX*1), Z10
+	VCMPPS       $0x1e, Z8, Z10, K4
+	VMAXPS       Z8, Z10, Z8
+	VMOVDQA32    Z5, K4, Z3
+	VMOVUPS      192(R10)(AX*1), Z11
+	VCMPPS       $0x07, Z10, Z11, K3, K3
+	VCMPPS       $0x1e, Z9, Z11, K4
+	VMAXPS       Z9, Z11, Z9
+	VMOVDQA32    Z5, K4, Z4
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_b4_rows
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw2_b4_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z1, Z1
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z1, (DI)
+	VPADDD       Z10, Z2, Z2
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z2, 64(DI)
+	VPADDD       Z10, Z3, Z3
+	VMOVUPS      Z8, 128(CX)
+	VMOVUPS      Z3, 128(DI)
+	VPADDD       Z10, Z4, Z4
+	VMOVUPS      Z9, 192(CX)
+	VMOVUPS      Z4, 192(DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw2_b4_end
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z12, Z12, Z12
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z7
+	VPXORD       Z13, Z13, Z13
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z8
+	VPXORD       Z14, Z14, Z14
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z9
+	VPXORD       Z15, Z15, Z15
+	VPXORD       Z16, Z16, Z16
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z16, Z10
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z11
+	VCMPPS    $0x1e, Z6, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z6
+	VMOVDQA32 Z10, K2, Z12
+	VMOVUPS   64(R12), Z11
+	VCMPPS    $0x1e, Z7, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z7
+	VMOVDQA32 Z10, K2, Z13
+	VMOVUPS   128(R12), Z11
+	VCMPPS    $0x1e, Z8, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z8
+	VMOVDQA32 Z10, K2, Z14
+	VMOVUPS   192(R12), Z11
+	VCMPPS    $0x1e, Z9, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z9
+	VMOVDQA32 Z10, K2, Z15
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z10, Z10
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw2_b4_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z10
+	VPADDD       Z10, Z16, Z16
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_b4_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z12, Z12
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z12, (DI)
+	VPADDD       Z10, Z13, Z13
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z13, 64(DI)
+	VPADDD       Z10, Z14, Z14
+	VMOVUPS      Z8, 128(CX)
+	VMOVUPS      Z14, 128(DI)
+	VPADDD       Z10, Z15, Z15
+	VMOVUPS      Z9, 192(CX)
+	VMOVUPS      Z15, 192(DI)
+
+maxPoolNHWCArg_1x64_avx512_kw2_b4_end:
+	ADDQ $0x00000100, R8
+	ADDQ $0x00000100, CX
+	ADDQ $0x00000100, DI
+	SUBQ $0x04, R9
+	JMP  maxPoolNHWCArg_1x64_avx512_kw2_b4
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x64_avx512_kw2_b1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z19, Z19, Z19
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z17, Z17, Z17
+	VMOVUPS 64(R10), Z7
+	VCMPPS  $0x07, Z6, Z7, K2, K2
+	VPXORD  Z18, Z18, Z18
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z19, Z19
+	VMOVUPS   (R10)(AX*1), Z8
+	VCMPPS    $0x1e, Z6, Z8, K4
+	VMAXPS    Z6, Z8, Z6
+	VMOVDQA32 Z19, K4, Z17
+	VMOVUPS   64(R10)(AX*1), Z9
+	VCMPPS    $0x07, Z8, Z9, K3, K3
+	VCMPPS    $0x1e, Z7, Z9, K4
+	VMAXPS    Z7, Z9, Z7
+	VMOVDQA32 Z19, K4, Z18
+	MOVQ      kh+72(FP), R11
+	DECQ      R11
+	JZ        maxPoolNHWCArg_1x64_avx512_kw2_b2_store
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z8
+	VPADDD       Z8, Z19, Z19
+	VMOVUPS      (R10), Z8
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z19, K4, Z17
+	VMOVUPS      64(R10), Z9
+	VCMPPS       $0x07, Z8, Z9, K2, K2
+	VCMPPS       $0x1e, Z7, Z9, K4
+	VMAXPS       Z7, Z9, Z7
+	VMOVDQA32    Z19, K4, Z18
+	VPADDD       Z0, Z19, Z19
+	VMOVUPS      (R10)(AX*1), Z8
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z19, K4, Z17
+	VMOVUPS      64(R10)(AX*1), Z9
+	VCMPPS       $0x07, Z8, Z9, K3, K3
+	VCMPPS       $0x1e, Z7, Z9, K4
+	VMAXPS       Z7, Z9, Z7
+	VMOVDQA32    Z19, K4, Z18
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_b2_rows
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw2_b2_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z8
+	VPADDD       Z8, Z17, Z17
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z17, (DI)
+	VPADDD       Z8, Z18, Z18
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z18, 64(DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw2_b2_end
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z20, Z20, Z20
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z7
+	VPXORD       Z21, Z21, Z21
+	VPXORD       Z22, Z22, Z22
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z22, Z8
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z9
+	VCMPPS    $0x1e, Z6, Z9, K2
+	VCMPPS    $0x03, Z9, Z9, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z9, K2, Z6
+	VMOVDQA32 Z8, K2, Z20
+	VMOVUPS   64(R12), Z9
+	VCMPPS    $0x1e, Z7, Z9, K2
+	VCMPPS    $0x03, Z9, Z9, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z9, K2, Z7
+	VMOVDQA32 Z8, K2, Z21
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z8, Z8
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw2_b2_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z8
+	VPADDD       Z8, Z22, Z22
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_b2_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z8
+	VPADDD       Z8, Z20, Z20
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z20, (DI)
+	VPADDD       Z8, Z21, Z21
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z21, 64(DI)
+
+maxPoolNHWCArg_1x64_avx512_kw2_b2_end:
+	ADDQ $0x00000080, R8
+	ADDQ $0x00000080, CX
+	ADDQ $0x00000080, DI
+	SUBQ $0x02, R9
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x64_avx512_kw2_tail
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z24, Z24, Z24
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z23, Z23, Z23
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z24, Z24
+	VMOVUPS   (R10)(AX*1), Z7
+	VCMPPS    $0x07, Z6, Z7, K2, K2
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z24, K4, Z23
+	MOVQ      kh+72(FP), R11
+	DECQ      R11
+	JZ        maxPoolNHWCArg_1x64_avx512_kw2_b1_store
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z7
+	VPADDD       Z7, Z24, Z24
+	VMOVUPS      (R10), Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z24, K4, Z23
+	VPADDD       Z0, Z24, Z24
+	VMOVUPS      (R10)(AX*1), Z8
+	VCMPPS       $0x07, Z7, Z8, K3, K3
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z24, K4, Z23
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_b1_rows
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw2_b1_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z23, Z23
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z23, (DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw2_b1_end
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z25, Z25, Z25
+	VPXORD       Z26, Z26, Z26
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z26, Z7
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z8
+	VCMPPS    $0x1e, Z6, Z8, K2
+	VCMPPS    $0x03, Z8, Z8, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z8, K2, Z6
+	VMOVDQA32 Z7, K2, Z25
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z7, Z7
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw2_b1_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z7
+	VPADDD       Z7, Z26, Z26
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_b1_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z25, Z25
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z25, (DI)
+
+maxPoolNHWCArg_1x64_avx512_kw2_b1_end:
+	ADDQ $0x00000040, R8
+	ADDQ $0x00000040, CX
+	ADDQ $0x00000040, DI
+	SUBQ $0x01, R9
+
+maxPoolNHWCArg_1x64_avx512_kw2_tail:
+	// the last c mod lanes channels, masked
+	CMPQ 32(SP), $0x00
+	JEQ  maxPoolNHWCArg_1x64_avx512_kw2_next
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW    K1, K1, K2
+	KXNORW    K1, K1, K3
+	VPXORD    Z28, Z28, Z28
+	MOVQ      R8, R9
+	VMOVUPS.Z (R9), K1, Z6
+	VPXORD    Z27, Z27, Z27
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z28, Z28
+	VMOVUPS.Z (R9)(AX*1), K1, Z7
+	VCMPPS    $0x07, Z6, Z7, K2, K2
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z28, K4, Z27
+	MOVQ      kh+72(FP), R10
+	DECQ      R10
+	JZ        maxPoolNHWCArg_1x64_avx512_kw2_t_store
+
+maxPoolNHWCArg_1x64_avx512_kw2_t_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R9
+	VPBROADCASTD 72(SP), Z7
+	VPADDD       Z7, Z28, Z28
+	VMOVUPS.Z    (R9), K1, Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z28, K4, Z27
+	VPADDD       Z0, Z28, Z28
+	VMOVUPS.Z    (R9)(AX*1), K1, Z8
+	VCMPPS       $0x07, Z7, Z8, K3, K3
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z28, K4, Z27
+	DECQ         R10
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_t_rows
+
+maxPoolNHWCArg_1x64_avx512_kw2_t_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw2_t_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z27, Z27
+	VMOVUPS      Z6, K1, (CX)
+	VMOVUPS      Z27, K1, (DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw2_t_end
+
+maxPoolNHWCArg_1x64_avx512_kw2_t_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z29, Z29, Z29
+	VPXORD       Z30, Z30, Z30
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x64_avx512_kw2_t_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z30, Z7
+	MOVQ      R8, R10
+	MOVQ      kw+80(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw2_t_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS.Z (R10), K1, Z8
+	VCMPPS    $0x1e, Z6, Z8, K2
+	VCMPPS    $0x03, Z8, Z8, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z8, K2, Z6
+	VMOVDQA32 Z7, K2, Z29
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z7, Z7
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw2_t_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z7
+	VPADDD       Z7, Z30, Z30
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw2_t_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z29, Z29
+	VMOVUPS      Z6, K1, (CX)
+	VMOVUPS      Z29, K1, (DI)
+
+maxPoolNHWCArg_1x64_avx512_kw2_t_end:
+maxPoolNHWCArg_1x64_avx512_kw2_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 48(SP)
+	DECQ 64(SP)
+	JNZ  maxPoolNHWCArg_1x64_avx512_kw2_pixel
+	JMP  maxPoolNHWCArg_1x64_avx512_done
+
+maxPoolNHWCArg_1x64_avx512_kw3:
+maxPoolNHWCArg_1x64_avx512_kw3_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x64_avx512_kw3_b2
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z5, Z5, Z5
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z1, Z1, Z1
+	VMOVUPS 64(R10), Z7
+	VCMPPS  $0x07, Z6, Z7, K2, K2
+	VPXORD  Z2, Z2, Z2
+	VMOVUPS 128(R10), Z8
+	VPXORD  Z3, Z3, Z3
+	VMOVUPS 192(R10), Z9
+	VCMPPS  $0x07, Z8, Z9, K3, K3
+	VPXORD  Z4, Z4, Z4
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z5, Z5
+	VMOVUPS   (R10)(AX*1), Z10
+	VCMPPS    $0x1e, Z6, Z10, K4
+	VMAXPS    Z6, Z10, Z6
+	VMOVDQA32 Z5, K4, Z1
+	VMOVUPS   64(R10)(AX*1), Z11
+	VCMPPS    $0x07, Z10, Z11, K2, K2
+	VCMPPS    $0x1e, Z7, Z11, K4
+	VMAXPS    Z7, Z11, Z7
+	VMOVDQA32 Z5, K4, Z2
+	VMOVUPS   128(R10)(AX*1), Z10
+	VCMPPS    $0x1e, Z8, Z10, K4
+	VMAXPS    Z8, Z10, Z8
+	VMOVDQA32 Z5, K4, Z3
+	VMOVUPS   192(R10)(AX*1), Z11
+	VCMPPS    $0x07, Z10, Z11, K3, K3
+	VCMPPS    $0x1e, Z9, Z11, K4
+	VMAXPS    Z9, Z11, Z9
+	VMOVDQA32 Z5, K4, Z4
+	VPADDD    Z0, Z5, Z5
+	VMOVUPS   (R10)(AX*2), Z10
+	VCMPPS    $0x1e, Z6, Z10, K4
+	VMAXPS    Z6, Z10, Z6
+	VMOVDQA32 Z5, K4, Z1
+	VMOVUPS   64(R10)(AX*2), Z11
+	VCMPPS    $0x07, Z10, Z11, K2, K2
+	VCMPPS    $0x1e, Z7, Z11, K4
+	VMAXPS    Z7, Z11, Z7
+	VMOVDQA32 Z5, K4, Z2
+	VMOVUPS   128(R10)(AX*2), Z10
+	VCMPPS    $0x1e, Z8, Z10, K4
+	VMAXPS    Z8, Z10, Z8
+	VMOVDQA32 Z5, K4, Z3
+	VMOVUPS   192(R10)(AX*2), Z11
+	VCMPPS    $0x07, Z10, Z11, K3, K3
+	VCMPPS    $0x1e, Z9, Z11, K4
+	VMAXPS    Z9, Z11, Z9
+	VMOVDQA32 Z5, K4, Z4
+	MOVQ      kh+72(FP), R11
+	DECQ      R11
+	JZ        maxPoolNHWCArg_1x64_avx512_kw3_b4_store
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z10
+	VPADDD       Z10, Z5, Z5
+	VMOVUPS      (R10), Z10
+	VCMPPS       $0x1e, Z6, Z10, K4
+	VMAXPS       Z6, Z10, Z6
+	VMOVDQA32    Z5, K4, Z1
+	VMOVUPS      64(R10), Z11
+	VCMPPS       $0x07, Z10, Z11, K2, K2
+	VCMPPS       $0x1e, Z7, Z11, K4
+	VMAXPS       Z7, Z11, Z7
+	VMOVDQA32    Z5, K4, Z2
+	VMOVUPS      128(R10), Z10
+	VCMPPS       $0x1e, Z8, Z10, K4
+	VMAXPS       Z8, Z10, Z8
+	VMOVDQA32    Z5, K4, Z3
+	VMOVUPS      192(R10), Z11
+	VCMPPS       $0x07, Z10, Z11, K3, K3
+	VCMPPS       $0x1e, Z9, Z11, K4
+	VMAXPS       Z9, Z11, Z9
+	VMOVDQA32    Z5, K4, Z4
+	VPADDD       Z0, Z5, Z5
+	VMOVUPS      (R10)(AX*1), Z10
+	VCMPPS       $0x1e, Z6, Z10, K4
+	VMAXPS       Z6, Z10, Z6
+	VMOVDQA32    Z5, K4, Z1
+	VMOVUPS      64(R10)(AX*1), Z11
+	VCMPPS       $0x07, Z10, Z11, K2, K2
+	VCMPPS       $0x1e, Z7, Z11, K4
+	VMAXPS       Z7, Z11, Z7
+	VMOVDQA32    Z5, K4, Z2
+	VMOVUPS      128(R10)(AX*1), Z10
+	VCMPPS       $0x1e, Z8, Z10, K4
+	VMAXPS       Z8, Z10, Z8
+	VMOVDQA32    Z5, K4, Z3
+	VMOVUPS      192(R10)(AX*1), Z11
+	VCMPPS       $0x07, Z10, Z11, K3, K3
+	VCMPPS       $0x1e, Z9, Z11, K4
+	VMAXPS       Z9, Z11, Z9
+	VMOVDQA32    Z5, K4, Z4
+	VPADDD       Z0, Z5, Z5
+	VMOVUPS      (R10)(AX*2), Z10
+	VCMPPS       $0x1e, Z6, Z10, K4
+	VMAXPS       Z6, Z10, Z6
+	VMOVDQA32    Z5, K4, Z1
+	VMOVUPS      64(R10)(AX*2), Z11
+	VCMPPS       $0x07, Z10, Z11, K2, K2
+	VCMPPS       $0x1e, Z7, Z11, K4
+	VMAXPS       Z7, Z11, Z7
+	VMOVDQA32    Z5, K4, Z2
+	VMOVUPS      128(R10)(AX*2), Z10
+	VCMPPS       $0x1e, Z8, Z10, K4
+	VMAXPS       Z8, Z10, Z8
+	VMOVDQA32    Z5, K4, Z3
+	VMOVUPS      192(R10)(AX*2), Z11
+	VCMPPS       $0x07, Z10, Z11, K3, K3
+	VCMPPS       $0x1e, Z9, Z11, K4
+	VMAXPS       Z9, Z11, Z9
+	VMOVDQA32    Z5, K4, Z4
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_b4_rows
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw3_b4_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z1, Z1
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z1, (DI)
+	VPADDD       Z10, Z2, Z2
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z2, 64(DI)
+	VPADDD       Z10, Z3, Z3
+	VMOVUPS      Z8, 128(CX)
+	VMOVUPS      Z3, 128(DI)
+	VPADDD       Z10, Z4, Z4
+	VMOVUPS      Z9, 192(CX)
+	VMOVUPS      Z4, 192(DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw3_b4_end
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z12, Z12, Z12
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z7
+	VPXORD       Z13, Z13, Z13
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z8
+	VPXORD       Z14, Z14, Z14
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z9
+	VPXORD       Z15, Z15, Z15
+	VPXORD       Z16, Z16, Z16
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z16, Z10
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z11
+	VCMPPS    $0x1e, Z6, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z6
+	VMOVDQA32 Z10, K2, Z12
+	VMOVUPS   64(R12), Z11
+	VCMPPS    $0x1e, Z7, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z7
+	VMOVDQA32 Z10, K2, Z13
+	VMOVUPS   128(R12), Z11
+	VCMPPS    $0x1e, Z8, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z8
+	VMOVDQA32 Z10, K2, Z14
+	VMOVUPS   192(R12), Z11
+	VCMPPS    $0x1e, Z9, Z11, K2
+	VCMPPS    $0x03, Z11, Z11, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z11, K2, Z9
+	VMOVDQA32 Z10, K2, Z15
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z10, Z10
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw3_b4_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z10
+	VPADDD       Z10, Z16, Z16
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_b4_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z10
+	VPADDD       Z10, Z12, Z12
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z12, (DI)
+	VPADDD       Z10, Z13, Z13
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z13, 64(DI)
+	VPADDD       Z10, Z14, Z14
+	VMOVUPS      Z8, 128(CX)
+	VMOVUPS      Z14, 128(DI)
+	VPADDD       Z10, Z15, Z15
+	VMOVUPS      Z9, 192(CX)
+	VMOVUPS      Z15, 192(DI)
+
+maxPoolNHWCArg_1x64_avx512_kw3_b4_end:
+	ADDQ $0x00000100, R8
+	ADDQ $0x00000100, CX
+	ADDQ $0x00000100, DI
+	SUBQ $0x04, R9
+	JMP  maxPoolNHWCArg_1x64_avx512_kw3_b4
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x64_avx512_kw3_b1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z19, Z19, Z19
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z17, Z17, Z17
+	VMOVUPS 64(R10), Z7
+	VCMPPS  $0x07, Z6, Z7, K2, K2
+	VPXORD  Z18, Z18, Z18
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z19, Z19
+	VMOVUPS   (R10)(AX*1), Z8
+	VCMPPS    $0x1e, Z6, Z8, K4
+	VMAXPS    Z6, Z8, Z6
+	VMOVDQA32 Z19, K4, Z17
+	VMOVUPS   64(R10)(AX*1), Z9
+	VCMPPS    $0x07, Z8, Z9, K3, K3
+	VCMPPS    $0x1e, Z7, Z9, K4
+	VMAXPS    Z7, Z9, Z7
+	VMOVDQA32 Z19, K4, Z18
+	VPADDD    Z0, Z19, Z19
+	VMOVUPS   (R10)(AX*2), Z8
+	VCMPPS    $0x1e, Z6, Z8, K4
+	VMAXPS    Z6, Z8, Z6
+	VMOVDQA32 Z19, K4, Z17
+	VMOVUPS   64(R10)(AX*2), Z9
+	VCMPPS    $0x07, Z8, Z9, K2, K2
+	VCMPPS    $0x1e, Z7, Z9, K4
+	VMAXPS    Z7, Z9, Z7
+	VMOVDQA32 Z19, K4, Z18
+	MOVQ      kh+72(FP), R11
+	DECQ      R11
+	JZ        maxPoolNHWCArg_1x64_avx512_kw3_b2_store
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z8
+	VPADDD       Z8, Z19, Z19
+	VMOVUPS      (R10), Z8
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z19, K4, Z17
+	VMOVUPS      64(R10), Z9
+	VCMPPS       $0x07, Z8, Z9, K3, K3
+	VCMPPS       $0x1e, Z7, Z9, K4
+	VMAXPS       Z7, Z9, Z7
+	VMOVDQA32    Z19, K4, Z18
+	VPADDD       Z0, Z19, Z19
+	VMOVUPS      (R10)(AX*1), Z8
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z19, K4, Z17
+	VMOVUPS      64(R10)(AX*1), Z9
+	VCMPPS       $0x07, Z8, Z9, K2, K2
+	VCMPPS       $0x1e, Z7, Z9, K4
+	VMAXPS       Z7, Z9, Z7
+	VMOVDQA32    Z19, K4, Z18
+	VPADDD       Z0, Z19, Z19
+	VMOVUPS      (R10)(AX*2), Z8
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z19, K4, Z17
+	VMOVUPS      64(R10)(AX*2), Z9
+	VCMPPS       $0x07, Z8, Z9, K3, K3
+	VCMPPS       $0x1e, Z7, Z9, K4
+	VMAXPS       Z7, Z9, Z7
+	VMOVDQA32    Z19, K4, Z18
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_b2_rows
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw3_b2_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z8
+	VPADDD       Z8, Z17, Z17
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z17, (DI)
+	VPADDD       Z8, Z18, Z18
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z18, 64(DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw3_b2_end
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z20, Z20, Z20
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z7
+	VPXORD       Z21, Z21, Z21
+	VPXORD       Z22, Z22, Z22
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z22, Z8
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z9
+	VCMPPS    $0x1e, Z6, Z9, K2
+	VCMPPS    $0x03, Z9, Z9, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z9, K2, Z6
+	VMOVDQA32 Z8, K2, Z20
+	VMOVUPS   64(R12), Z9
+	VCMPPS    $0x1e, Z7, Z9, K2
+	VCMPPS    $0x03, Z9, Z9, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z9, K2, Z7
+	VMOVDQA32 Z8, K2, Z21
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z8, Z8
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw3_b2_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z8
+	VPADDD       Z8, Z22, Z22
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_b2_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z8
+	VPADDD       Z8, Z20, Z20
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z20, (DI)
+	VPADDD       Z8, Z21, Z21
+	VMOVUPS      Z7, 64(CX)
+	VMOVUPS      Z21, 64(DI)
+
+maxPoolNHWCArg_1x64_avx512_kw3_b2_end:
+	ADDQ $0x00000080, R8
+	ADDQ $0x00000080, CX
+	ADDQ $0x00000080, DI
+	SUBQ $0x02, R9
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x64_avx512_kw3_tail
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW  K1, K1, K2
+	KXNORW  K1, K1, K3
+	VPXORD  Z24, Z24, Z24
+	MOVQ    R8, R10
+	VMOVUPS (R10), Z6
+	VPXORD  Z23, Z23, Z23
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z24, Z24
+	VMOVUPS   (R10)(AX*1), Z7
+	VCMPPS    $0x07, Z6, Z7, K2, K2
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z24, K4, Z23
+	VPADDD    Z0, Z24, Z24
+	VMOVUPS   (R10)(AX*2), Z7
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z24, K4, Z23
+	VCMPPS    $0x07, Z7, Z7, K3, K3
+	MOVQ      kh+72(FP), R11
+	DECQ      R11
+	JZ        maxPoolNHWCArg_1x64_avx512_kw3_b1_store
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 72(SP), Z7
+	VPADDD       Z7, Z24, Z24
+	VMOVUPS      (R10), Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z24, K4, Z23
+	VPADDD       Z0, Z24, Z24
+	VMOVUPS      (R10)(AX*1), Z8
+	VCMPPS       $0x07, Z7, Z8, K2, K2
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z24, K4, Z23
+	VPADDD       Z0, Z24, Z24
+	VMOVUPS      (R10)(AX*2), Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z24, K4, Z23
+	VCMPPS       $0x07, Z7, Z7, K3, K3
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_b1_rows
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw3_b1_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z23, Z23
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z23, (DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw3_b1_end
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z25, Z25, Z25
+	VPXORD       Z26, Z26, Z26
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z26, Z7
+	MOVQ      R10, R12
+	MOVQ      kw+80(FP), R13
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Z8
+	VCMPPS    $0x1e, Z6, Z8, K2
+	VCMPPS    $0x03, Z8, Z8, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z8, K2, Z6
+	VMOVDQA32 Z7, K2, Z25
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z7, Z7
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw3_b1_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z7
+	VPADDD       Z7, Z26, Z26
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_b1_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z25, Z25
+	VMOVUPS      Z6, (CX)
+	VMOVUPS      Z25, (DI)
+
+maxPoolNHWCArg_1x64_avx512_kw3_b1_end:
+	ADDQ $0x00000040, R8
+	ADDQ $0x00000040, CX
+	ADDQ $0x00000040, DI
+	SUBQ $0x01, R9
+
+maxPoolNHWCArg_1x64_avx512_kw3_tail:
+	// the last c mod lanes channels, masked
+	CMPQ 32(SP), $0x00
+	JEQ  maxPoolNHWCArg_1x64_avx512_kw3_next
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	KXNORW    K1, K1, K2
+	KXNORW    K1, K1, K3
+	VPXORD    Z28, Z28, Z28
+	MOVQ      R8, R9
+	VMOVUPS.Z (R9), K1, Z6
+	VPXORD    Z27, Z27, Z27
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD    Z0, Z28, Z28
+	VMOVUPS.Z (R9)(AX*1), K1, Z7
+	VCMPPS    $0x07, Z6, Z7, K2, K2
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z28, K4, Z27
+	VPADDD    Z0, Z28, Z28
+	VMOVUPS.Z (R9)(AX*2), K1, Z7
+	VCMPPS    $0x1e, Z6, Z7, K4
+	VMAXPS    Z6, Z7, Z6
+	VMOVDQA32 Z28, K4, Z27
+	VCMPPS    $0x07, Z7, Z7, K3, K3
+	MOVQ      kh+72(FP), R10
+	DECQ      R10
+	JZ        maxPoolNHWCArg_1x64_avx512_kw3_t_store
+
+maxPoolNHWCArg_1x64_avx512_kw3_t_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R9
+	VPBROADCASTD 72(SP), Z7
+	VPADDD       Z7, Z28, Z28
+	VMOVUPS.Z    (R9), K1, Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z28, K4, Z27
+	VPADDD       Z0, Z28, Z28
+	VMOVUPS.Z    (R9)(AX*1), K1, Z8
+	VCMPPS       $0x07, Z7, Z8, K2, K2
+	VCMPPS       $0x1e, Z6, Z8, K4
+	VMAXPS       Z6, Z8, Z6
+	VMOVDQA32    Z28, K4, Z27
+	VPADDD       Z0, Z28, Z28
+	VMOVUPS.Z    (R9)(AX*2), K1, Z7
+	VCMPPS       $0x1e, Z6, Z7, K4
+	VMAXPS       Z6, Z7, Z6
+	VMOVDQA32    Z28, K4, Z27
+	VCMPPS       $0x07, Z7, Z7, K3, K3
+	DECQ         R10
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_t_rows
+
+maxPoolNHWCArg_1x64_avx512_kw3_t_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	KANDW    K3, K2, K2
+	KORTESTW K2, K2
+	JCC      maxPoolNHWCArg_1x64_avx512_kw3_t_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z27, Z27
+	VMOVUPS      Z6, K1, (CX)
+	VMOVUPS      Z27, K1, (DI)
+	JMP          maxPoolNHWCArg_1x64_avx512_kw3_t_end
+
+maxPoolNHWCArg_1x64_avx512_kw3_t_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Z6
+	VPXORD       Z29, Z29, Z29
+	VPXORD       Z30, Z30, Z30
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x64_avx512_kw3_t_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA32 Z30, Z7
+	MOVQ      R8, R10
+	MOVQ      kw+80(FP), R11
+
+maxPoolNHWCArg_1x64_avx512_kw3_t_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS.Z (R10), K1, Z8
+	VCMPPS    $0x1e, Z6, Z8, K2
+	VCMPPS    $0x03, Z8, Z8, K3
+	KORW      K3, K2, K2
+	VMOVAPS   Z8, K2, Z6
+	VMOVDQA32 Z7, K2, Z29
+
+	// tap += 1; q += sc
+	VPADDD Z0, Z7, Z7
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x64_avx512_kw3_t_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 56(SP), Z7
+	VPADDD       Z7, Z30, Z30
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x64_avx512_kw3_t_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 48(SP), Z7
+	VPADDD       Z7, Z29, Z29
+	VMOVUPS      Z6, K1, (CX)
+	VMOVUPS      Z29, K1, (DI)
+
+maxPoolNHWCArg_1x64_avx512_kw3_t_end:
+maxPoolNHWCArg_1x64_avx512_kw3_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 48(SP)
+	DECQ 64(SP)
+	JNZ  maxPoolNHWCArg_1x64_avx512_kw3_pixel
+	JMP  maxPoolNHWCArg_1x64_avx512_done
+
+maxPoolNHWCArg_1x64_avx512_exact:
+maxPoolNHWCArg_1x64_avx512_exact_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x64_avx512_exact_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x64_avx512_exact_b2
 
 	// acc := -Inf; idx := 0; rowIdx := 0
 	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
@@ -2352,13 +4213,13 @@ maxPoolNHWCArg_1x64_avx512_b4:
 	MOVQ         R8, R10
 	MOVQ         kh+72(FP), R11
 
-maxPoolNHWCArg_1x64_avx512_b4_row:
+maxPoolNHWCArg_1x64_avx512_exact_b4_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA32 Z9, Z10
 	MOVQ      R10, R12
 	MOVQ      kw+80(FP), R13
 
-maxPoolNHWCArg_1x64_avx512_b4_col:
+maxPoolNHWCArg_1x64_avx512_exact_b4_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMOVUPS   (R12), Z11
 	VCMPPS    $0x1e, Z1, Z11, K2
@@ -2389,39 +4250,39 @@ maxPoolNHWCArg_1x64_avx512_b4_col:
 	VPADDD Z0, Z10, Z10
 	ADDQ   AX, R12
 	DECQ   R13
-	JNZ    maxPoolNHWCArg_1x64_avx512_b4_col
+	JNZ    maxPoolNHWCArg_1x64_avx512_exact_b4_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 56(SP), Z10
 	VPADDD       Z10, Z9, Z9
 	ADDQ         24(SP), R10
 	DECQ         R11
-	JNZ          maxPoolNHWCArg_1x64_avx512_b4_row
+	JNZ          maxPoolNHWCArg_1x64_avx512_exact_b4_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 48(SP), Z10
 	VPADDD       Z10, Z5, Z5
-	VMOVUPS      Z1, (SI)
+	VMOVUPS      Z1, (CX)
 	VMOVUPS      Z5, (DI)
 	VPADDD       Z10, Z6, Z6
-	VMOVUPS      Z2, 64(SI)
+	VMOVUPS      Z2, 64(CX)
 	VMOVUPS      Z6, 64(DI)
 	VPADDD       Z10, Z7, Z7
-	VMOVUPS      Z3, 128(SI)
+	VMOVUPS      Z3, 128(CX)
 	VMOVUPS      Z7, 128(DI)
 	VPADDD       Z10, Z8, Z8
-	VMOVUPS      Z4, 192(SI)
+	VMOVUPS      Z4, 192(CX)
 	VMOVUPS      Z8, 192(DI)
 	ADDQ         $0x00000100, R8
-	ADDQ         $0x00000100, SI
+	ADDQ         $0x00000100, CX
 	ADDQ         $0x00000100, DI
 	SUBQ         $0x04, R9
-	JMP          maxPoolNHWCArg_1x64_avx512_b4
+	JMP          maxPoolNHWCArg_1x64_avx512_exact_b4
 
-maxPoolNHWCArg_1x64_avx512_b2:
+maxPoolNHWCArg_1x64_avx512_exact_b2:
 	// a block of 2 vectors if at least 2 are left
 	CMPQ R9, $0x02
-	JB   maxPoolNHWCArg_1x64_avx512_b1
+	JB   maxPoolNHWCArg_1x64_avx512_exact_b1
 
 	// acc := -Inf; idx := 0; rowIdx := 0
 	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
@@ -2432,13 +4293,13 @@ maxPoolNHWCArg_1x64_avx512_b2:
 	MOVQ         R8, R10
 	MOVQ         kh+72(FP), R11
 
-maxPoolNHWCArg_1x64_avx512_b2_row:
+maxPoolNHWCArg_1x64_avx512_exact_b2_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA32 Z14, Z3
 	MOVQ      R10, R12
 	MOVQ      kw+80(FP), R13
 
-maxPoolNHWCArg_1x64_avx512_b2_col:
+maxPoolNHWCArg_1x64_avx512_exact_b2_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMOVUPS   (R12), Z4
 	VCMPPS    $0x1e, Z1, Z4, K2
@@ -2457,32 +4318,32 @@ maxPoolNHWCArg_1x64_avx512_b2_col:
 	VPADDD Z0, Z3, Z3
 	ADDQ   AX, R12
 	DECQ   R13
-	JNZ    maxPoolNHWCArg_1x64_avx512_b2_col
+	JNZ    maxPoolNHWCArg_1x64_avx512_exact_b2_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 56(SP), Z3
 	VPADDD       Z3, Z14, Z14
 	ADDQ         24(SP), R10
 	DECQ         R11
-	JNZ          maxPoolNHWCArg_1x64_avx512_b2_row
+	JNZ          maxPoolNHWCArg_1x64_avx512_exact_b2_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 48(SP), Z3
 	VPADDD       Z3, Z12, Z12
-	VMOVUPS      Z1, (SI)
+	VMOVUPS      Z1, (CX)
 	VMOVUPS      Z12, (DI)
 	VPADDD       Z3, Z13, Z13
-	VMOVUPS      Z2, 64(SI)
+	VMOVUPS      Z2, 64(CX)
 	VMOVUPS      Z13, 64(DI)
 	ADDQ         $0x00000080, R8
-	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000080, CX
 	ADDQ         $0x00000080, DI
 	SUBQ         $0x02, R9
 
-maxPoolNHWCArg_1x64_avx512_b1:
+maxPoolNHWCArg_1x64_avx512_exact_b1:
 	// a vector if one is left
 	CMPQ R9, $0x01
-	JB   maxPoolNHWCArg_1x64_avx512_tail
+	JB   maxPoolNHWCArg_1x64_avx512_exact_tail
 
 	// acc := -Inf; idx := 0; rowIdx := 0
 	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
@@ -2491,13 +4352,13 @@ maxPoolNHWCArg_1x64_avx512_b1:
 	MOVQ         R8, R10
 	MOVQ         kh+72(FP), R11
 
-maxPoolNHWCArg_1x64_avx512_b1_row:
+maxPoolNHWCArg_1x64_avx512_exact_b1_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA32 Z16, Z2
 	MOVQ      R10, R12
 	MOVQ      kw+80(FP), R13
 
-maxPoolNHWCArg_1x64_avx512_b1_col:
+maxPoolNHWCArg_1x64_avx512_exact_b1_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMOVUPS   (R12), Z3
 	VCMPPS    $0x1e, Z1, Z3, K2
@@ -2510,29 +4371,29 @@ maxPoolNHWCArg_1x64_avx512_b1_col:
 	VPADDD Z0, Z2, Z2
 	ADDQ   AX, R12
 	DECQ   R13
-	JNZ    maxPoolNHWCArg_1x64_avx512_b1_col
+	JNZ    maxPoolNHWCArg_1x64_avx512_exact_b1_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 56(SP), Z2
 	VPADDD       Z2, Z16, Z16
 	ADDQ         24(SP), R10
 	DECQ         R11
-	JNZ          maxPoolNHWCArg_1x64_avx512_b1_row
+	JNZ          maxPoolNHWCArg_1x64_avx512_exact_b1_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 48(SP), Z2
 	VPADDD       Z2, Z15, Z15
-	VMOVUPS      Z1, (SI)
+	VMOVUPS      Z1, (CX)
 	VMOVUPS      Z15, (DI)
 	ADDQ         $0x00000040, R8
-	ADDQ         $0x00000040, SI
+	ADDQ         $0x00000040, CX
 	ADDQ         $0x00000040, DI
 	SUBQ         $0x01, R9
 
-maxPoolNHWCArg_1x64_avx512_tail:
+maxPoolNHWCArg_1x64_avx512_exact_tail:
 	// the last c mod lanes channels, masked
 	CMPQ 32(SP), $0x00
-	JEQ  maxPoolNHWCArg_1x64_avx512_next
+	JEQ  maxPoolNHWCArg_1x64_avx512_exact_next
 
 	// acc := -Inf; idx := 0; rowIdx := 0
 	VPBROADCASTD poolArgNegInf<>+0(SB), Z1
@@ -2540,13 +4401,13 @@ maxPoolNHWCArg_1x64_avx512_tail:
 	VPXORD       Z18, Z18, Z18
 	MOVQ         kh+72(FP), R9
 
-maxPoolNHWCArg_1x64_avx512_t_row:
+maxPoolNHWCArg_1x64_avx512_exact_t_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA32 Z18, Z2
 	MOVQ      R8, R10
 	MOVQ      kw+80(FP), R11
 
-maxPoolNHWCArg_1x64_avx512_t_col:
+maxPoolNHWCArg_1x64_avx512_exact_t_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMOVUPS.Z (R10), K1, Z3
 	VCMPPS    $0x1e, Z1, Z3, K2
@@ -2559,36 +4420,38 @@ maxPoolNHWCArg_1x64_avx512_t_col:
 	VPADDD Z0, Z2, Z2
 	ADDQ   AX, R10
 	DECQ   R11
-	JNZ    maxPoolNHWCArg_1x64_avx512_t_col
+	JNZ    maxPoolNHWCArg_1x64_avx512_exact_t_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 56(SP), Z2
 	VPADDD       Z2, Z18, Z18
 	ADDQ         24(SP), R8
 	DECQ         R9
-	JNZ          maxPoolNHWCArg_1x64_avx512_t_row
+	JNZ          maxPoolNHWCArg_1x64_avx512_exact_t_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 48(SP), Z2
 	VPADDD       Z2, Z17, Z17
-	VMOVUPS      Z1, K1, (SI)
+	VMOVUPS      Z1, K1, (CX)
 	VMOVUPS      Z17, K1, (DI)
 
-maxPoolNHWCArg_1x64_avx512_next:
+maxPoolNHWCArg_1x64_avx512_exact_next:
 	// out += so; arg += sa; in += sx; base += baseStep
-	ADDQ (SP), CX
-	ADDQ 8(SP), DX
-	ADDQ 16(SP), BX
-	MOVQ baseStep+104(FP), SI
-	ADDQ SI, 48(SP)
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 48(SP)
 	DECQ 64(SP)
-	JNZ  maxPoolNHWCArg_1x64_avx512_pixel
+	JNZ  maxPoolNHWCArg_1x64_avx512_exact_pixel
+
+maxPoolNHWCArg_1x64_avx512_done:
 	VZEROUPPER
 	RET
 
-// func maxPoolNHWCArg_1x16_avx2(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
+// func maxPoolNHWCArg_1x32_avx2(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
 // Requires: AVX, AVX2
-TEXT ·maxPoolNHWCArg_1x16_avx2(SB), NOSPLIT, $80-120
+TEXT ·maxPoolNHWCArg_1x32_avx2(SB), NOSPLIT, $88-120
 	// Byte strides; c = nfull*lanes + nrest
 	MOVQ so+8(FP), AX
 	SHLQ $0x02, AX
@@ -2623,24 +4486,204 @@ TEXT ·maxPoolNHWCArg_1x16_avx2(SB), NOSPLIT, $80-120
 	MOVQ         CX, 56(SP)
 	MOVQ         rowW+112(FP), CX
 	MOVQ         CX, 64(SP)
-	MOVQ         np+88(FP), CX
-	MOVQ         CX, 72(SP)
-	MOVQ         out+0(FP), CX
-	MOVQ         arg+16(FP), DX
-	MOVQ         in+32(FP), BX
+	MOVQ         np+88(FP), DX
+	MOVQ         DX, 72(SP)
 
-maxPoolNHWCArg_1x16_avx2_pixel:
+	// The fast fold needs tap offsets ky*rowW + kx that grow along the window
+	// and fit in int32: kw ≤ rowW and (kh-1)*rowW + kw-1 < 2^31; else the exact fold
+	MOVQ  out+0(FP), DX
+	MOVQ  arg+16(FP), BX
+	MOVQ  in+32(FP), SI
+	MOVQ  kh+72(FP), DI
+	MOVQ  kw+80(FP), R8
+	MOVQ  $0x7fffffff, R9
+	CMPQ  CX, R8
+	JL    maxPoolNHWCArg_1x32_avx2_exact
+	CMPQ  CX, R9
+	JG    maxPoolNHWCArg_1x32_avx2_exact
+	DECQ  DI
+	CMPQ  DI, R9
+	JG    maxPoolNHWCArg_1x32_avx2_exact
+	IMULQ CX, DI
+	ADDQ  R8, DI
+	DECQ  DI
+	CMPQ  DI, R9
+	JG    maxPoolNHWCArg_1x32_avx2_exact
+
+	// jump = rowW - kw + 1
+	SUBQ R8, CX
+	INCQ CX
+	MOVQ CX, 80(SP)
+
+	// One copy of the pixel loop per kernel width: kw = 2, kw = 3, any kw; and the exact fold
+	CMPQ R8, $0x02
+	JEQ  maxPoolNHWCArg_1x32_avx2_kw2
+	CMPQ R8, $0x03
+	JEQ  maxPoolNHWCArg_1x32_avx2_kw3
+
+maxPoolNHWCArg_1x32_avx2_kwN_pixel:
 	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
-	MOVQ CX, SI
-	MOVQ DX, DI
-	MOVQ BX, R8
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
 	MOVQ 40(SP), R9
 
-maxPoolNHWCArg_1x16_avx2_b2:
-	// blocks of 2 vectors while at least 2 are left
-	CMPQ R9, $0x02
-	JB   maxPoolNHWCArg_1x16_avx2_b1
+maxPoolNHWCArg_1x32_avx2_kwN_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x32_avx2_kwN_b2
 
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y6, Y6, Y6
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y7
+	VPXOR   Y2, Y2, Y2
+	VMOVUPS 32(R10), Y8
+	VCMPPS  $0x03, Y7, Y8, Y3
+	VORPS   Y3, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+	VMOVUPS 64(R10), Y9
+	VPXOR   Y4, Y4, Y4
+	VMOVUPS 96(R10), Y10
+	VCMPPS  $0x03, Y9, Y10, Y5
+	VORPS   Y5, Y1, Y1
+	VPXOR   Y5, Y5, Y5
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	MOVQ R10, R11
+	MOVQ kw+80(FP), R12
+	DECQ R12
+	JZ   maxPoolNHWCArg_1x32_avx2_kwN_b4_r0_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD  Y0, Y6, Y6
+	ADDQ    AX, R11
+	VMOVUPS (R11), Y11
+	VCMPPS  $0x1e, Y7, Y11, Y12
+	VMAXPS  Y7, Y11, Y7
+	VPAND   Y6, Y12, Y12
+	VPMAXUD Y12, Y2, Y2
+	VMOVUPS 32(R11), Y12
+	VCMPPS  $0x03, Y11, Y12, Y11
+	VORPS   Y11, Y1, Y1
+	VCMPPS  $0x1e, Y8, Y12, Y11
+	VMAXPS  Y8, Y12, Y8
+	VPAND   Y6, Y11, Y11
+	VPMAXUD Y11, Y3, Y3
+	VMOVUPS 64(R11), Y11
+	VCMPPS  $0x1e, Y9, Y11, Y12
+	VMAXPS  Y9, Y11, Y9
+	VPAND   Y6, Y12, Y12
+	VPMAXUD Y12, Y4, Y4
+	VMOVUPS 96(R11), Y12
+	VCMPPS  $0x03, Y11, Y12, Y11
+	VORPS   Y11, Y1, Y1
+	VCMPPS  $0x1e, Y10, Y12, Y11
+	VMAXPS  Y10, Y12, Y10
+	VPAND   Y6, Y11, Y11
+	VPMAXUD Y11, Y5, Y5
+	DECQ    R12
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b4_r0_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_r0_kxdone:
+	MOVQ kh+72(FP), R11
+	DECQ R11
+	JZ   maxPoolNHWCArg_1x32_avx2_kwN_b4_store
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVUPS      (R10), Y11
+	VCMPPS       $0x1e, Y7, Y11, Y12
+	VMAXPS       Y7, Y11, Y7
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y2, Y2
+	VMOVUPS      32(R10), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y8, Y12, Y11
+	VMAXPS       Y8, Y12, Y8
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y3, Y3
+	VMOVUPS      64(R10), Y11
+	VCMPPS       $0x1e, Y9, Y11, Y12
+	VMAXPS       Y9, Y11, Y9
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y4, Y4
+	VMOVUPS      96(R10), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y10, Y12, Y11
+	VMAXPS       Y10, Y12, Y10
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y5, Y5
+	MOVQ         R10, R12
+	MOVQ         kw+80(FP), R13
+	DECQ         R13
+	JZ           maxPoolNHWCArg_1x32_avx2_kwN_b4_r_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD  Y0, Y6, Y6
+	ADDQ    AX, R12
+	VMOVUPS (R12), Y11
+	VCMPPS  $0x1e, Y7, Y11, Y12
+	VMAXPS  Y7, Y11, Y7
+	VPAND   Y6, Y12, Y12
+	VPMAXUD Y12, Y2, Y2
+	VMOVUPS 32(R12), Y12
+	VCMPPS  $0x03, Y11, Y12, Y11
+	VORPS   Y11, Y1, Y1
+	VCMPPS  $0x1e, Y8, Y12, Y11
+	VMAXPS  Y8, Y12, Y8
+	VPAND   Y6, Y11, Y11
+	VPMAXUD Y11, Y3, Y3
+	VMOVUPS 64(R12), Y11
+	VCMPPS  $0x1e, Y9, Y11, Y12
+	VMAXPS  Y9, Y11, Y9
+	VPAND   Y6, Y12, Y12
+	VPMAXUD Y12, Y4, Y4
+	VMOVUPS 96(R12), Y12
+	VCMPPS  $0x03, Y11, Y12, Y11
+	VORPS   Y11, Y1, Y1
+	VCMPPS  $0x1e, Y10, Y12, Y11
+	VMAXPS  Y10, Y12, Y10
+	VPAND   Y6, Y11, Y11
+	VPMAXUD Y11, Y5, Y5
+	DECQ    R13
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b4_r_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_r_kxdone:
+	DECQ R11
+	JNZ  maxPoolNHWCArg_1x32_avx2_kwN_b4_rows
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b4_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y7, (CX)
+	VMOVUPS      Y2, (DI)
+	VPADDD       Y1, Y3, Y3
+	VMOVUPS      Y8, 32(CX)
+	VMOVUPS      Y3, 32(DI)
+	VPADDD       Y1, Y4, Y4
+	VMOVUPS      Y9, 64(CX)
+	VMOVUPS      Y4, 64(DI)
+	VPADDD       Y1, Y5, Y5
+	VMOVUPS      Y10, 96(CX)
+	VMOVUPS      Y5, 96(DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kwN_b4_end
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_nan:
+	// a tap of the block is a NaN: the exact fold
 	// acc := -Inf; idx := 0; rowIdx := 0
 	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
 	VPXOR        Y3, Y3, Y3
@@ -2650,13 +4693,13 @@ maxPoolNHWCArg_1x16_avx2_b2:
 	MOVQ         R8, R10
 	MOVQ         kh+72(FP), R11
 
-maxPoolNHWCArg_1x16_avx2_b2_row:
+maxPoolNHWCArg_1x32_avx2_kwN_b4_x0_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA Y5, Y6
 	MOVQ    R10, R12
 	MOVQ    kw+80(FP), R13
 
-maxPoolNHWCArg_1x16_avx2_b2_col:
+maxPoolNHWCArg_1x32_avx2_kwN_b4_x0_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMOVUPS   (R12), Y7
 	VCMPPS    $0x1e, Y1, Y7, Y8
@@ -2675,34 +4718,337 @@ maxPoolNHWCArg_1x16_avx2_b2_col:
 	VPADDD Y0, Y6, Y6
 	ADDQ   AX, R12
 	DECQ   R13
-	JNZ    maxPoolNHWCArg_1x16_avx2_b2_col
+	JNZ    maxPoolNHWCArg_1x32_avx2_kwN_b4_x0_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 64(SP), Y6
 	VPADDD       Y6, Y5, Y5
 	ADDQ         24(SP), R10
 	DECQ         R11
-	JNZ          maxPoolNHWCArg_1x16_avx2_b2_row
+	JNZ          maxPoolNHWCArg_1x32_avx2_kwN_b4_x0_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 56(SP), Y5
 	VPADDD       Y5, Y3, Y3
-	VMOVUPS      Y1, (SI)
+	VMOVUPS      Y1, (CX)
 	VMOVUPS      Y3, (DI)
 	VPADDD       Y5, Y4, Y4
-	VMOVUPS      Y2, 32(SI)
+	VMOVUPS      Y2, 32(CX)
 	VMOVUPS      Y4, 32(DI)
-	ADDQ         $0x00000040, R8
-	ADDQ         $0x00000040, SI
-	ADDQ         $0x00000040, DI
-	SUBQ         $0x02, R9
-	JMP          maxPoolNHWCArg_1x16_avx2_b2
 
-maxPoolNHWCArg_1x16_avx2_b1:
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_x2_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_x2_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   64(R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   96(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kwN_b4_x2_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kwN_b4_x2_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, 64(CX)
+	VMOVUPS      Y3, 64(DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 96(CX)
+	VMOVUPS      Y4, 96(DI)
+
+maxPoolNHWCArg_1x32_avx2_kwN_b4_end:
+	ADDQ $0x00000080, R8
+	ADDQ $0x00000080, CX
+	ADDQ $0x00000080, DI
+	SUBQ $0x04, R9
+	JMP  maxPoolNHWCArg_1x32_avx2_kwN_b4
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x32_avx2_kwN_b1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y4, Y4, Y4
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y5
+	VPXOR   Y2, Y2, Y2
+	VMOVUPS 32(R10), Y6
+	VCMPPS  $0x03, Y5, Y6, Y3
+	VORPS   Y3, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	MOVQ R10, R11
+	MOVQ kw+80(FP), R12
+	DECQ R12
+	JZ   maxPoolNHWCArg_1x32_avx2_kwN_b2_r0_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD  Y0, Y4, Y4
+	ADDQ    AX, R11
+	VMOVUPS (R11), Y7
+	VCMPPS  $0x1e, Y5, Y7, Y8
+	VMAXPS  Y5, Y7, Y5
+	VPAND   Y4, Y8, Y8
+	VPMAXUD Y8, Y2, Y2
+	VMOVUPS 32(R11), Y8
+	VCMPPS  $0x03, Y7, Y8, Y7
+	VORPS   Y7, Y1, Y1
+	VCMPPS  $0x1e, Y6, Y8, Y7
+	VMAXPS  Y6, Y8, Y6
+	VPAND   Y4, Y7, Y7
+	VPMAXUD Y7, Y3, Y3
+	DECQ    R12
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b2_r0_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_r0_kxdone:
+	MOVQ kh+72(FP), R11
+	DECQ R11
+	JZ   maxPoolNHWCArg_1x32_avx2_kwN_b2_store
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y7
+	VPADDD       Y7, Y4, Y4
+	VMOVUPS      (R10), Y7
+	VCMPPS       $0x1e, Y5, Y7, Y8
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y8, Y8
+	VPMAXUD      Y8, Y2, Y2
+	VMOVUPS      32(R10), Y8
+	VCMPPS       $0x03, Y7, Y8, Y7
+	VORPS        Y7, Y1, Y1
+	VCMPPS       $0x1e, Y6, Y8, Y7
+	VMAXPS       Y6, Y8, Y6
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	MOVQ         R10, R12
+	MOVQ         kw+80(FP), R13
+	DECQ         R13
+	JZ           maxPoolNHWCArg_1x32_avx2_kwN_b2_r_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD  Y0, Y4, Y4
+	ADDQ    AX, R12
+	VMOVUPS (R12), Y7
+	VCMPPS  $0x1e, Y5, Y7, Y8
+	VMAXPS  Y5, Y7, Y5
+	VPAND   Y4, Y8, Y8
+	VPMAXUD Y8, Y2, Y2
+	VMOVUPS 32(R12), Y8
+	VCMPPS  $0x03, Y7, Y8, Y7
+	VORPS   Y7, Y1, Y1
+	VCMPPS  $0x1e, Y6, Y8, Y7
+	VMAXPS  Y6, Y8, Y6
+	VPAND   Y4, Y7, Y7
+	VPMAXUD Y7, Y3, Y3
+	DECQ    R13
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b2_r_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_r_kxdone:
+	DECQ R11
+	JNZ  maxPoolNHWCArg_1x32_avx2_kwN_b2_rows
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b2_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y5, (CX)
+	VMOVUPS      Y2, (DI)
+	VPADDD       Y1, Y3, Y3
+	VMOVUPS      Y6, 32(CX)
+	VMOVUPS      Y3, 32(DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kwN_b2_end
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kwN_b2_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kwN_b2_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(CX)
+	VMOVUPS      Y4, 32(DI)
+
+maxPoolNHWCArg_1x32_avx2_kwN_b2_end:
+	ADDQ $0x00000040, R8
+	ADDQ $0x00000040, CX
+	ADDQ $0x00000040, DI
+	SUBQ $0x02, R9
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1:
 	// a vector if one is left
 	CMPQ R9, $0x01
-	JB   maxPoolNHWCArg_1x16_avx2_tail
+	JB   maxPoolNHWCArg_1x32_avx2_kwN_tail
 
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y4
+	VPXOR   Y2, Y2, Y2
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VCMPPS $0x03, Y4, Y4, Y5
+	VORPS  Y5, Y1, Y1
+	MOVQ   R10, R11
+	MOVQ   kw+80(FP), R12
+	DECQ   R12
+	JZ     maxPoolNHWCArg_1x32_avx2_kwN_b1_r0_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD  Y0, Y3, Y3
+	ADDQ    AX, R11
+	VMOVUPS (R11), Y5
+	VCMPPS  $0x1e, Y4, Y5, Y6
+	VMAXPS  Y4, Y5, Y4
+	VPAND   Y3, Y6, Y6
+	VPMAXUD Y6, Y2, Y2
+	VCMPPS  $0x03, Y5, Y5, Y5
+	VORPS   Y5, Y1, Y1
+	DECQ    R12
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b1_r0_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_r0_kxdone:
+	MOVQ kh+72(FP), R11
+	DECQ R11
+	JZ   maxPoolNHWCArg_1x32_avx2_kwN_b1_store
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      (R10), Y5
+	VCMPPS       $0x1e, Y4, Y5, Y6
+	VMAXPS       Y4, Y5, Y4
+	VPAND        Y3, Y6, Y6
+	VPMAXUD      Y6, Y2, Y2
+	VCMPPS       $0x03, Y5, Y5, Y5
+	VORPS        Y5, Y1, Y1
+	MOVQ         R10, R12
+	MOVQ         kw+80(FP), R13
+	DECQ         R13
+	JZ           maxPoolNHWCArg_1x32_avx2_kwN_b1_r_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD  Y0, Y3, Y3
+	ADDQ    AX, R12
+	VMOVUPS (R12), Y5
+	VCMPPS  $0x1e, Y4, Y5, Y6
+	VMAXPS  Y4, Y5, Y4
+	VPAND   Y3, Y6, Y6
+	VPMAXUD Y6, Y2, Y2
+	VCMPPS  $0x03, Y5, Y5, Y5
+	VORPS   Y5, Y1, Y1
+	DECQ    R13
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b1_r_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_r_kxdone:
+	DECQ R11
+	JNZ  maxPoolNHWCArg_1x32_avx2_kwN_b1_rows
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_b1_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y4, (CX)
+	VMOVUPS      Y2, (DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kwN_b1_end
+
+maxPoolNHWCArg_1x32_avx2_kwN_b1_nan:
+	// a tap of the block is a NaN: the exact fold
 	// acc := -Inf; idx := 0; rowIdx := 0
 	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
 	VPXOR        Y2, Y2, Y2
@@ -2710,13 +5056,13 @@ maxPoolNHWCArg_1x16_avx2_b1:
 	MOVQ         R8, R10
 	MOVQ         kh+72(FP), R11
 
-maxPoolNHWCArg_1x16_avx2_b1_row:
+maxPoolNHWCArg_1x32_avx2_kwN_b1_x0_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA Y3, Y4
 	MOVQ    R10, R12
 	MOVQ    kw+80(FP), R13
 
-maxPoolNHWCArg_1x16_avx2_b1_col:
+maxPoolNHWCArg_1x32_avx2_kwN_b1_x0_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMOVUPS   (R12), Y5
 	VCMPPS    $0x1e, Y1, Y5, Y6
@@ -2729,29 +5075,117 @@ maxPoolNHWCArg_1x16_avx2_b1_col:
 	VPADDD Y0, Y4, Y4
 	ADDQ   AX, R12
 	DECQ   R13
-	JNZ    maxPoolNHWCArg_1x16_avx2_b1_col
+	JNZ    maxPoolNHWCArg_1x32_avx2_kwN_b1_x0_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 64(SP), Y4
 	VPADDD       Y4, Y3, Y3
 	ADDQ         24(SP), R10
 	DECQ         R11
-	JNZ          maxPoolNHWCArg_1x16_avx2_b1_row
+	JNZ          maxPoolNHWCArg_1x32_avx2_kwN_b1_x0_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 56(SP), Y3
 	VPADDD       Y3, Y2, Y2
-	VMOVUPS      Y1, (SI)
+	VMOVUPS      Y1, (CX)
 	VMOVUPS      Y2, (DI)
-	ADDQ         $0x00000020, R8
-	ADDQ         $0x00000020, SI
-	ADDQ         $0x00000020, DI
-	SUBQ         $0x01, R9
 
-maxPoolNHWCArg_1x16_avx2_tail:
+maxPoolNHWCArg_1x32_avx2_kwN_b1_end:
+	ADDQ $0x00000020, R8
+	ADDQ $0x00000020, CX
+	ADDQ $0x00000020, DI
+	SUBQ $0x01, R9
+
+maxPoolNHWCArg_1x32_avx2_kwN_tail:
 	// the last c mod lanes channels, masked
 	CMPQ    32(SP), $0x00
-	JEQ     maxPoolNHWCArg_1x16_avx2_next
+	JEQ     maxPoolNHWCArg_1x32_avx2_kwN_next
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR      Y2, Y2, Y2
+	VPXOR      Y4, Y4, Y4
+	MOVQ       R8, R9
+	VMASKMOVPS (R9), Y1, Y5
+	VPXOR      Y3, Y3, Y3
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VCMPPS $0x03, Y5, Y5, Y6
+	VORPS  Y6, Y2, Y2
+	MOVQ   R9, R10
+	MOVQ   kw+80(FP), R11
+	DECQ   R11
+	JZ     maxPoolNHWCArg_1x32_avx2_kwN_t_r0_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_r0_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD     Y0, Y4, Y4
+	ADDQ       AX, R10
+	VMASKMOVPS (R10), Y1, Y6
+	VCMPPS     $0x1e, Y5, Y6, Y7
+	VMAXPS     Y5, Y6, Y5
+	VPAND      Y4, Y7, Y7
+	VPMAXUD    Y7, Y3, Y3
+	VCMPPS     $0x03, Y6, Y6, Y6
+	VORPS      Y6, Y2, Y2
+	DECQ       R11
+	JNZ        maxPoolNHWCArg_1x32_avx2_kwN_t_r0_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_r0_kxdone:
+	MOVQ kh+72(FP), R10
+	DECQ R10
+	JZ   maxPoolNHWCArg_1x32_avx2_kwN_t_store
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R9
+	VPBROADCASTD 80(SP), Y6
+	VPADDD       Y6, Y4, Y4
+	VMASKMOVPS   (R9), Y1, Y6
+	VCMPPS       $0x1e, Y5, Y6, Y7
+	VMAXPS       Y5, Y6, Y5
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VCMPPS       $0x03, Y6, Y6, Y6
+	VORPS        Y6, Y2, Y2
+	MOVQ         R9, R11
+	MOVQ         kw+80(FP), R12
+	DECQ         R12
+	JZ           maxPoolNHWCArg_1x32_avx2_kwN_t_r_kxdone
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_r_kx:
+	// for kx := 1; kx < kw; kx++ { tap += 1; q += sc; fold q[0] }
+	VPADDD     Y0, Y4, Y4
+	ADDQ       AX, R11
+	VMASKMOVPS (R11), Y1, Y6
+	VCMPPS     $0x1e, Y5, Y6, Y7
+	VMAXPS     Y5, Y6, Y5
+	VPAND      Y4, Y7, Y7
+	VPMAXUD    Y7, Y3, Y3
+	VCMPPS     $0x03, Y6, Y6, Y6
+	VORPS      Y6, Y2, Y2
+	DECQ       R12
+	JNZ        maxPoolNHWCArg_1x32_avx2_kwN_t_r_kx
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_r_kxdone:
+	DECQ R10
+	JNZ  maxPoolNHWCArg_1x32_avx2_kwN_t_rows
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y2, Y2
+	JNZ     maxPoolNHWCArg_1x32_avx2_kwN_t_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y2
+	VPADDD       Y2, Y3, Y3
+	VMASKMOVPS   Y5, Y1, (CX)
+	VMASKMOVPS   Y3, Y1, (DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kwN_t_end
+
+maxPoolNHWCArg_1x32_avx2_kwN_t_nan:
+	// a tap of the block is a NaN: the exact fold
 	MOVQ    48(SP), R9
 	VMOVUPS (R9), Y1
 
@@ -2761,13 +5195,13 @@ maxPoolNHWCArg_1x16_avx2_tail:
 	VPXOR        Y4, Y4, Y4
 	MOVQ         kh+72(FP), R9
 
-maxPoolNHWCArg_1x16_avx2_t_row:
+maxPoolNHWCArg_1x32_avx2_kwN_t_x0_row:
 	// for ky < kh: tap := rowIdx; q := row ky
 	VMOVDQA Y4, Y5
 	MOVQ    R8, R10
 	MOVQ    kw+80(FP), R11
 
-maxPoolNHWCArg_1x16_avx2_t_col:
+maxPoolNHWCArg_1x32_avx2_kwN_t_x0_col:
 	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
 	VMASKMOVPS (R10), Y1, Y6
 	VCMPPS     $0x1e, Y2, Y6, Y7
@@ -2780,29 +5214,1536 @@ maxPoolNHWCArg_1x16_avx2_t_col:
 	VPADDD Y0, Y5, Y5
 	ADDQ   AX, R10
 	DECQ   R11
-	JNZ    maxPoolNHWCArg_1x16_avx2_t_col
+	JNZ    maxPoolNHWCArg_1x32_avx2_kwN_t_x0_col
 
 	// rowIdx += rowW; r += sy
 	VPBROADCASTD 64(SP), Y5
 	VPADDD       Y5, Y4, Y4
 	ADDQ         24(SP), R8
 	DECQ         R9
-	JNZ          maxPoolNHWCArg_1x16_avx2_t_row
+	JNZ          maxPoolNHWCArg_1x32_avx2_kwN_t_x0_row
 
 	// out[ch] = acc; arg[ch] = idx + base[p]
 	VPBROADCASTD 56(SP), Y4
 	VPADDD       Y4, Y3, Y3
-	VMASKMOVPS   Y2, Y1, (SI)
+	VMASKMOVPS   Y2, Y1, (CX)
 	VMASKMOVPS   Y3, Y1, (DI)
 
-maxPoolNHWCArg_1x16_avx2_next:
+maxPoolNHWCArg_1x32_avx2_kwN_t_end:
+maxPoolNHWCArg_1x32_avx2_kwN_next:
 	// out += so; arg += sa; in += sx; base += baseStep
-	ADDQ (SP), CX
-	ADDQ 8(SP), DX
-	ADDQ 16(SP), BX
-	MOVQ baseStep+104(FP), SI
-	ADDQ SI, 56(SP)
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 56(SP)
 	DECQ 72(SP)
-	JNZ  maxPoolNHWCArg_1x16_avx2_pixel
+	JNZ  maxPoolNHWCArg_1x32_avx2_kwN_pixel
+	JMP  maxPoolNHWCArg_1x32_avx2_done
+
+maxPoolNHWCArg_1x32_avx2_kw2:
+maxPoolNHWCArg_1x32_avx2_kw2_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x32_avx2_kw2_b2
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y6, Y6, Y6
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y7
+	VPXOR   Y2, Y2, Y2
+	VMOVUPS 32(R10), Y8
+	VCMPPS  $0x03, Y7, Y8, Y2
+	VORPS   Y2, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+	VMOVUPS 64(R10), Y9
+	VPXOR   Y4, Y4, Y4
+	VMOVUPS 96(R10), Y10
+	VCMPPS  $0x03, Y9, Y10, Y2
+	VORPS   Y2, Y1, Y1
+	VPXOR   Y5, Y5, Y5
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD  Y0, Y6, Y6
+	VMOVUPS (R10)(AX*1), Y3
+	VCMPPS  $0x1e, Y7, Y3, Y2
+	VMAXPS  Y7, Y3, Y7
+	VPAND   Y6, Y2, Y2
+	VMOVUPS 32(R10)(AX*1), Y4
+	VCMPPS  $0x03, Y3, Y4, Y3
+	VORPS   Y3, Y1, Y1
+	VCMPPS  $0x1e, Y8, Y4, Y3
+	VMAXPS  Y8, Y4, Y8
+	VPAND   Y6, Y3, Y3
+	VMOVUPS 64(R10)(AX*1), Y5
+	VCMPPS  $0x1e, Y9, Y5, Y4
+	VMAXPS  Y9, Y5, Y9
+	VPAND   Y6, Y4, Y4
+	VMOVUPS 96(R10)(AX*1), Y11
+	VCMPPS  $0x03, Y5, Y11, Y5
+	VORPS   Y5, Y1, Y1
+	VCMPPS  $0x1e, Y10, Y11, Y5
+	VMAXPS  Y10, Y11, Y10
+	VPAND   Y6, Y5, Y5
+	MOVQ    kh+72(FP), R11
+	DECQ    R11
+	JZ      maxPoolNHWCArg_1x32_avx2_kw2_b4_store
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVUPS      (R10), Y11
+	VCMPPS       $0x1e, Y7, Y11, Y12
+	VMAXPS       Y7, Y11, Y7
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y2, Y2
+	VMOVUPS      32(R10), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y8, Y12, Y11
+	VMAXPS       Y8, Y12, Y8
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y3, Y3
+	VMOVUPS      64(R10), Y11
+	VCMPPS       $0x1e, Y9, Y11, Y12
+	VMAXPS       Y9, Y11, Y9
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y4, Y4
+	VMOVUPS      96(R10), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y10, Y12, Y11
+	VMAXPS       Y10, Y12, Y10
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y5, Y5
+	VPADDD       Y0, Y6, Y6
+	VMOVUPS      (R10)(AX*1), Y11
+	VCMPPS       $0x1e, Y7, Y11, Y12
+	VMAXPS       Y7, Y11, Y7
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y2, Y2
+	VMOVUPS      32(R10)(AX*1), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y8, Y12, Y11
+	VMAXPS       Y8, Y12, Y8
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y3, Y3
+	VMOVUPS      64(R10)(AX*1), Y11
+	VCMPPS       $0x1e, Y9, Y11, Y12
+	VMAXPS       Y9, Y11, Y9
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y4, Y4
+	VMOVUPS      96(R10)(AX*1), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y10, Y12, Y11
+	VMAXPS       Y10, Y12, Y10
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y5, Y5
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b4_rows
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw2_b4_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y7, (CX)
+	VMOVUPS      Y2, (DI)
+	VPADDD       Y1, Y3, Y3
+	VMOVUPS      Y8, 32(CX)
+	VMOVUPS      Y3, 32(DI)
+	VPADDD       Y1, Y4, Y4
+	VMOVUPS      Y9, 64(CX)
+	VMOVUPS      Y4, 64(DI)
+	VPADDD       Y1, Y5, Y5
+	VMOVUPS      Y10, 96(CX)
+	VMOVUPS      Y5, 96(DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw2_b4_end
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw2_b4_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b4_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(CX)
+	VMOVUPS      Y4, 32(DI)
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_x2_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_x2_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   64(R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   96(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw2_b4_x2_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b4_x2_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, 64(CX)
+	VMOVUPS      Y3, 64(DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 96(CX)
+	VMOVUPS      Y4, 96(DI)
+
+maxPoolNHWCArg_1x32_avx2_kw2_b4_end:
+	ADDQ $0x00000080, R8
+	ADDQ $0x00000080, CX
+	ADDQ $0x00000080, DI
+	SUBQ $0x04, R9
+	JMP  maxPoolNHWCArg_1x32_avx2_kw2_b4
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x32_avx2_kw2_b1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y4, Y4, Y4
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y5
+	VPXOR   Y2, Y2, Y2
+	VMOVUPS 32(R10), Y6
+	VCMPPS  $0x03, Y5, Y6, Y2
+	VORPS   Y2, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD  Y0, Y4, Y4
+	VMOVUPS (R10)(AX*1), Y3
+	VCMPPS  $0x1e, Y5, Y3, Y2
+	VMAXPS  Y5, Y3, Y5
+	VPAND   Y4, Y2, Y2
+	VMOVUPS 32(R10)(AX*1), Y7
+	VCMPPS  $0x03, Y3, Y7, Y3
+	VORPS   Y3, Y1, Y1
+	VCMPPS  $0x1e, Y6, Y7, Y3
+	VMAXPS  Y6, Y7, Y6
+	VPAND   Y4, Y3, Y3
+	MOVQ    kh+72(FP), R11
+	DECQ    R11
+	JZ      maxPoolNHWCArg_1x32_avx2_kw2_b2_store
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y7
+	VPADDD       Y7, Y4, Y4
+	VMOVUPS      (R10), Y7
+	VCMPPS       $0x1e, Y5, Y7, Y8
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y8, Y8
+	VPMAXUD      Y8, Y2, Y2
+	VMOVUPS      32(R10), Y8
+	VCMPPS       $0x03, Y7, Y8, Y7
+	VORPS        Y7, Y1, Y1
+	VCMPPS       $0x1e, Y6, Y8, Y7
+	VMAXPS       Y6, Y8, Y6
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VPADDD       Y0, Y4, Y4
+	VMOVUPS      (R10)(AX*1), Y7
+	VCMPPS       $0x1e, Y5, Y7, Y8
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y8, Y8
+	VPMAXUD      Y8, Y2, Y2
+	VMOVUPS      32(R10)(AX*1), Y8
+	VCMPPS       $0x03, Y7, Y8, Y7
+	VORPS        Y7, Y1, Y1
+	VCMPPS       $0x1e, Y6, Y8, Y7
+	VMAXPS       Y6, Y8, Y6
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b2_rows
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw2_b2_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y5, (CX)
+	VMOVUPS      Y2, (DI)
+	VPADDD       Y1, Y3, Y3
+	VMOVUPS      Y6, 32(CX)
+	VMOVUPS      Y3, 32(DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw2_b2_end
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw2_b2_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b2_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(CX)
+	VMOVUPS      Y4, 32(DI)
+
+maxPoolNHWCArg_1x32_avx2_kw2_b2_end:
+	ADDQ $0x00000040, R8
+	ADDQ $0x00000040, CX
+	ADDQ $0x00000040, DI
+	SUBQ $0x02, R9
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x32_avx2_kw2_tail
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y4
+	VPXOR   Y2, Y2, Y2
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD  Y0, Y3, Y3
+	VMOVUPS (R10)(AX*1), Y2
+	VCMPPS  $0x03, Y4, Y2, Y5
+	VORPS   Y5, Y1, Y1
+	VCMPPS  $0x1e, Y4, Y2, Y5
+	VMAXPS  Y4, Y2, Y4
+	VPAND   Y3, Y5, Y2
+	MOVQ    kh+72(FP), R11
+	DECQ    R11
+	JZ      maxPoolNHWCArg_1x32_avx2_kw2_b1_store
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      (R10), Y5
+	VCMPPS       $0x1e, Y4, Y5, Y6
+	VMAXPS       Y4, Y5, Y4
+	VPAND        Y3, Y6, Y6
+	VPMAXUD      Y6, Y2, Y2
+	VPADDD       Y0, Y3, Y3
+	VMOVUPS      (R10)(AX*1), Y6
+	VCMPPS       $0x03, Y5, Y6, Y5
+	VORPS        Y5, Y1, Y1
+	VCMPPS       $0x1e, Y4, Y6, Y5
+	VMAXPS       Y4, Y6, Y4
+	VPAND        Y3, Y5, Y5
+	VPMAXUD      Y5, Y2, Y2
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b1_rows
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw2_b1_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y4, (CX)
+	VMOVUPS      Y2, (DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw2_b1_end
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y3, Y4
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y5
+	VCMPPS    $0x1e, Y1, Y5, Y6
+	VCMPPS    $0x03, Y5, Y5, Y7
+	VORPS     Y7, Y6, Y6
+	VBLENDVPS Y6, Y5, Y1, Y1
+	VBLENDVPS Y6, Y4, Y2, Y2
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y4, Y4
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw2_b1_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_b1_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y2, (DI)
+
+maxPoolNHWCArg_1x32_avx2_kw2_b1_end:
+	ADDQ $0x00000020, R8
+	ADDQ $0x00000020, CX
+	ADDQ $0x00000020, DI
+	SUBQ $0x01, R9
+
+maxPoolNHWCArg_1x32_avx2_kw2_tail:
+	// the last c mod lanes channels, masked
+	CMPQ    32(SP), $0x00
+	JEQ     maxPoolNHWCArg_1x32_avx2_kw2_next
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR      Y2, Y2, Y2
+	VPXOR      Y4, Y4, Y4
+	MOVQ       R8, R9
+	VMASKMOVPS (R9), Y1, Y5
+	VPXOR      Y3, Y3, Y3
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD     Y0, Y4, Y4
+	VMASKMOVPS (R9)(AX*1), Y1, Y3
+	VCMPPS     $0x03, Y5, Y3, Y6
+	VORPS      Y6, Y2, Y2
+	VCMPPS     $0x1e, Y5, Y3, Y6
+	VMAXPS     Y5, Y3, Y5
+	VPAND      Y4, Y6, Y3
+	MOVQ       kh+72(FP), R10
+	DECQ       R10
+	JZ         maxPoolNHWCArg_1x32_avx2_kw2_t_store
+
+maxPoolNHWCArg_1x32_avx2_kw2_t_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R9
+	VPBROADCASTD 80(SP), Y6
+	VPADDD       Y6, Y4, Y4
+	VMASKMOVPS   (R9), Y1, Y6
+	VCMPPS       $0x1e, Y5, Y6, Y7
+	VMAXPS       Y5, Y6, Y5
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VPADDD       Y0, Y4, Y4
+	VMASKMOVPS   (R9)(AX*1), Y1, Y7
+	VCMPPS       $0x03, Y6, Y7, Y6
+	VORPS        Y6, Y2, Y2
+	VCMPPS       $0x1e, Y5, Y7, Y6
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y6, Y6
+	VPMAXUD      Y6, Y3, Y3
+	DECQ         R10
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_t_rows
+
+maxPoolNHWCArg_1x32_avx2_kw2_t_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y2, Y2
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw2_t_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y2
+	VPADDD       Y2, Y3, Y3
+	VMASKMOVPS   Y5, Y1, (CX)
+	VMASKMOVPS   Y3, Y1, (DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw2_t_end
+
+maxPoolNHWCArg_1x32_avx2_kw2_t_nan:
+	// a tap of the block is a NaN: the exact fold
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x32_avx2_kw2_t_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y4, Y5
+	MOVQ    R8, R10
+	MOVQ    kw+80(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw2_t_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMASKMOVPS (R10), Y1, Y6
+	VCMPPS     $0x1e, Y2, Y6, Y7
+	VCMPPS     $0x03, Y6, Y6, Y8
+	VORPS      Y8, Y7, Y7
+	VBLENDVPS  Y7, Y6, Y2, Y2
+	VBLENDVPS  Y7, Y5, Y3, Y3
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y5, Y5
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw2_t_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y5
+	VPADDD       Y5, Y4, Y4
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw2_t_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	VMASKMOVPS   Y2, Y1, (CX)
+	VMASKMOVPS   Y3, Y1, (DI)
+
+maxPoolNHWCArg_1x32_avx2_kw2_t_end:
+maxPoolNHWCArg_1x32_avx2_kw2_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 56(SP)
+	DECQ 72(SP)
+	JNZ  maxPoolNHWCArg_1x32_avx2_kw2_pixel
+	JMP  maxPoolNHWCArg_1x32_avx2_done
+
+maxPoolNHWCArg_1x32_avx2_kw3:
+maxPoolNHWCArg_1x32_avx2_kw3_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4:
+	// blocks of 4 vectors while at least 4 are left
+	CMPQ R9, $0x04
+	JB   maxPoolNHWCArg_1x32_avx2_kw3_b2
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y6, Y6, Y6
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y7
+	VPXOR   Y2, Y2, Y2
+	VMOVUPS 32(R10), Y8
+	VCMPPS  $0x03, Y7, Y8, Y2
+	VORPS   Y2, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+	VMOVUPS 64(R10), Y9
+	VPXOR   Y4, Y4, Y4
+	VMOVUPS 96(R10), Y10
+	VCMPPS  $0x03, Y9, Y10, Y2
+	VORPS   Y2, Y1, Y1
+	VPXOR   Y5, Y5, Y5
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD  Y0, Y6, Y6
+	VMOVUPS (R10)(AX*1), Y3
+	VCMPPS  $0x1e, Y7, Y3, Y2
+	VMAXPS  Y7, Y3, Y7
+	VPAND   Y6, Y2, Y2
+	VMOVUPS 32(R10)(AX*1), Y4
+	VCMPPS  $0x03, Y3, Y4, Y3
+	VORPS   Y3, Y1, Y1
+	VCMPPS  $0x1e, Y8, Y4, Y3
+	VMAXPS  Y8, Y4, Y8
+	VPAND   Y6, Y3, Y3
+	VMOVUPS 64(R10)(AX*1), Y5
+	VCMPPS  $0x1e, Y9, Y5, Y4
+	VMAXPS  Y9, Y5, Y9
+	VPAND   Y6, Y4, Y4
+	VMOVUPS 96(R10)(AX*1), Y11
+	VCMPPS  $0x03, Y5, Y11, Y5
+	VORPS   Y5, Y1, Y1
+	VCMPPS  $0x1e, Y10, Y11, Y5
+	VMAXPS  Y10, Y11, Y10
+	VPAND   Y6, Y5, Y5
+	VPADDD  Y0, Y6, Y6
+	VMOVUPS (R10)(AX*2), Y11
+	VCMPPS  $0x1e, Y7, Y11, Y12
+	VMAXPS  Y7, Y11, Y7
+	VPAND   Y6, Y12, Y12
+	VPMAXUD Y12, Y2, Y2
+	VMOVUPS 32(R10)(AX*2), Y12
+	VCMPPS  $0x03, Y11, Y12, Y11
+	VORPS   Y11, Y1, Y1
+	VCMPPS  $0x1e, Y8, Y12, Y11
+	VMAXPS  Y8, Y12, Y8
+	VPAND   Y6, Y11, Y11
+	VPMAXUD Y11, Y3, Y3
+	VMOVUPS 64(R10)(AX*2), Y11
+	VCMPPS  $0x1e, Y9, Y11, Y12
+	VMAXPS  Y9, Y11, Y9
+	VPAND   Y6, Y12, Y12
+	VPMAXUD Y12, Y4, Y4
+	VMOVUPS 96(R10)(AX*2), Y12
+	VCMPPS  $0x03, Y11, Y12, Y11
+	VORPS   Y11, Y1, Y1
+	VCMPPS  $0x1e, Y10, Y12, Y11
+	VMAXPS  Y10, Y12, Y10
+	VPAND   Y6, Y11, Y11
+	VPMAXUD Y11, Y5, Y5
+	MOVQ    kh+72(FP), R11
+	DECQ    R11
+	JZ      maxPoolNHWCArg_1x32_avx2_kw3_b4_store
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVUPS      (R10), Y11
+	VCMPPS       $0x1e, Y7, Y11, Y12
+	VMAXPS       Y7, Y11, Y7
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y2, Y2
+	VMOVUPS      32(R10), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y8, Y12, Y11
+	VMAXPS       Y8, Y12, Y8
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y3, Y3
+	VMOVUPS      64(R10), Y11
+	VCMPPS       $0x1e, Y9, Y11, Y12
+	VMAXPS       Y9, Y11, Y9
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y4, Y4
+	VMOVUPS      96(R10), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y10, Y12, Y11
+	VMAXPS       Y10, Y12, Y10
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y5, Y5
+	VPADDD       Y0, Y6, Y6
+	VMOVUPS      (R10)(AX*1), Y11
+	VCMPPS       $0x1e, Y7, Y11, Y12
+	VMAXPS       Y7, Y11, Y7
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y2, Y2
+	VMOVUPS      32(R10)(AX*1), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y8, Y12, Y11
+	VMAXPS       Y8, Y12, Y8
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y3, Y3
+	VMOVUPS      64(R10)(AX*1), Y11
+	VCMPPS       $0x1e, Y9, Y11, Y12
+	VMAXPS       Y9, Y11, Y9
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y4, Y4
+	VMOVUPS      96(R10)(AX*1), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y10, Y12, Y11
+	VMAXPS       Y10, Y12, Y10
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y5, Y5
+	VPADDD       Y0, Y6, Y6
+	VMOVUPS      (R10)(AX*2), Y11
+	VCMPPS       $0x1e, Y7, Y11, Y12
+	VMAXPS       Y7, Y11, Y7
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y2, Y2
+	VMOVUPS      32(R10)(AX*2), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y8, Y12, Y11
+	VMAXPS       Y8, Y12, Y8
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y3, Y3
+	VMOVUPS      64(R10)(AX*2), Y11
+	VCMPPS       $0x1e, Y9, Y11, Y12
+	VMAXPS       Y9, Y11, Y9
+	VPAND        Y6, Y12, Y12
+	VPMAXUD      Y12, Y4, Y4
+	VMOVUPS      96(R10)(AX*2), Y12
+	VCMPPS       $0x03, Y11, Y12, Y11
+	VORPS        Y11, Y1, Y1
+	VCMPPS       $0x1e, Y10, Y12, Y11
+	VMAXPS       Y10, Y12, Y10
+	VPAND        Y6, Y11, Y11
+	VPMAXUD      Y11, Y5, Y5
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b4_rows
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw3_b4_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y7, (CX)
+	VMOVUPS      Y2, (DI)
+	VPADDD       Y1, Y3, Y3
+	VMOVUPS      Y8, 32(CX)
+	VMOVUPS      Y3, 32(DI)
+	VPADDD       Y1, Y4, Y4
+	VMOVUPS      Y9, 64(CX)
+	VMOVUPS      Y4, 64(DI)
+	VPADDD       Y1, Y5, Y5
+	VMOVUPS      Y10, 96(CX)
+	VMOVUPS      Y5, 96(DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw3_b4_end
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw3_b4_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b4_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(CX)
+	VMOVUPS      Y4, 32(DI)
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_x2_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_x2_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   64(R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   96(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw3_b4_x2_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b4_x2_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, 64(CX)
+	VMOVUPS      Y3, 64(DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 96(CX)
+	VMOVUPS      Y4, 96(DI)
+
+maxPoolNHWCArg_1x32_avx2_kw3_b4_end:
+	ADDQ $0x00000080, R8
+	ADDQ $0x00000080, CX
+	ADDQ $0x00000080, DI
+	SUBQ $0x04, R9
+	JMP  maxPoolNHWCArg_1x32_avx2_kw3_b4
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2:
+	// a block of 2 vectors if at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x32_avx2_kw3_b1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y4, Y4, Y4
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y5
+	VPXOR   Y2, Y2, Y2
+	VMOVUPS 32(R10), Y6
+	VCMPPS  $0x03, Y5, Y6, Y2
+	VORPS   Y2, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD  Y0, Y4, Y4
+	VMOVUPS (R10)(AX*1), Y3
+	VCMPPS  $0x1e, Y5, Y3, Y2
+	VMAXPS  Y5, Y3, Y5
+	VPAND   Y4, Y2, Y2
+	VMOVUPS 32(R10)(AX*1), Y7
+	VCMPPS  $0x03, Y3, Y7, Y3
+	VORPS   Y3, Y1, Y1
+	VCMPPS  $0x1e, Y6, Y7, Y3
+	VMAXPS  Y6, Y7, Y6
+	VPAND   Y4, Y3, Y3
+	VPADDD  Y0, Y4, Y4
+	VMOVUPS (R10)(AX*2), Y7
+	VCMPPS  $0x1e, Y5, Y7, Y8
+	VMAXPS  Y5, Y7, Y5
+	VPAND   Y4, Y8, Y8
+	VPMAXUD Y8, Y2, Y2
+	VMOVUPS 32(R10)(AX*2), Y8
+	VCMPPS  $0x03, Y7, Y8, Y7
+	VORPS   Y7, Y1, Y1
+	VCMPPS  $0x1e, Y6, Y8, Y7
+	VMAXPS  Y6, Y8, Y6
+	VPAND   Y4, Y7, Y7
+	VPMAXUD Y7, Y3, Y3
+	MOVQ    kh+72(FP), R11
+	DECQ    R11
+	JZ      maxPoolNHWCArg_1x32_avx2_kw3_b2_store
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y7
+	VPADDD       Y7, Y4, Y4
+	VMOVUPS      (R10), Y7
+	VCMPPS       $0x1e, Y5, Y7, Y8
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y8, Y8
+	VPMAXUD      Y8, Y2, Y2
+	VMOVUPS      32(R10), Y8
+	VCMPPS       $0x03, Y7, Y8, Y7
+	VORPS        Y7, Y1, Y1
+	VCMPPS       $0x1e, Y6, Y8, Y7
+	VMAXPS       Y6, Y8, Y6
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VPADDD       Y0, Y4, Y4
+	VMOVUPS      (R10)(AX*1), Y7
+	VCMPPS       $0x1e, Y5, Y7, Y8
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y8, Y8
+	VPMAXUD      Y8, Y2, Y2
+	VMOVUPS      32(R10)(AX*1), Y8
+	VCMPPS       $0x03, Y7, Y8, Y7
+	VORPS        Y7, Y1, Y1
+	VCMPPS       $0x1e, Y6, Y8, Y7
+	VMAXPS       Y6, Y8, Y6
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VPADDD       Y0, Y4, Y4
+	VMOVUPS      (R10)(AX*2), Y7
+	VCMPPS       $0x1e, Y5, Y7, Y8
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y8, Y8
+	VPMAXUD      Y8, Y2, Y2
+	VMOVUPS      32(R10)(AX*2), Y8
+	VCMPPS       $0x03, Y7, Y8, Y7
+	VORPS        Y7, Y1, Y1
+	VCMPPS       $0x1e, Y6, Y8, Y7
+	VMAXPS       Y6, Y8, Y6
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b2_rows
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw3_b2_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y5, (CX)
+	VMOVUPS      Y2, (DI)
+	VPADDD       Y1, Y3, Y3
+	VMOVUPS      Y6, 32(CX)
+	VMOVUPS      Y3, 32(DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw3_b2_end
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw3_b2_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b2_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(CX)
+	VMOVUPS      Y4, 32(DI)
+
+maxPoolNHWCArg_1x32_avx2_kw3_b2_end:
+	ADDQ $0x00000040, R8
+	ADDQ $0x00000040, CX
+	ADDQ $0x00000040, DI
+	SUBQ $0x02, R9
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x32_avx2_kw3_tail
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y3, Y3, Y3
+	MOVQ    R8, R10
+	VMOVUPS (R10), Y4
+	VPXOR   Y2, Y2, Y2
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD  Y0, Y3, Y3
+	VMOVUPS (R10)(AX*1), Y2
+	VCMPPS  $0x03, Y4, Y2, Y5
+	VORPS   Y5, Y1, Y1
+	VCMPPS  $0x1e, Y4, Y2, Y5
+	VMAXPS  Y4, Y2, Y4
+	VPAND   Y3, Y5, Y2
+	VPADDD  Y0, Y3, Y3
+	VMOVUPS (R10)(AX*2), Y5
+	VCMPPS  $0x1e, Y4, Y5, Y6
+	VMAXPS  Y4, Y5, Y4
+	VPAND   Y3, Y6, Y6
+	VPMAXUD Y6, Y2, Y2
+	VCMPPS  $0x03, Y5, Y5, Y5
+	VORPS   Y5, Y1, Y1
+	MOVQ    kh+72(FP), R11
+	DECQ    R11
+	JZ      maxPoolNHWCArg_1x32_avx2_kw3_b1_store
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R10
+	VPBROADCASTD 80(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      (R10), Y5
+	VCMPPS       $0x1e, Y4, Y5, Y6
+	VMAXPS       Y4, Y5, Y4
+	VPAND        Y3, Y6, Y6
+	VPMAXUD      Y6, Y2, Y2
+	VPADDD       Y0, Y3, Y3
+	VMOVUPS      (R10)(AX*1), Y6
+	VCMPPS       $0x03, Y5, Y6, Y5
+	VORPS        Y5, Y1, Y1
+	VCMPPS       $0x1e, Y4, Y6, Y5
+	VMAXPS       Y4, Y6, Y4
+	VPAND        Y3, Y5, Y5
+	VPMAXUD      Y5, Y2, Y2
+	VPADDD       Y0, Y3, Y3
+	VMOVUPS      (R10)(AX*2), Y5
+	VCMPPS       $0x1e, Y4, Y5, Y6
+	VMAXPS       Y4, Y5, Y4
+	VPAND        Y3, Y6, Y6
+	VPMAXUD      Y6, Y2, Y2
+	VCMPPS       $0x03, Y5, Y5, Y5
+	VORPS        Y5, Y1, Y1
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b1_rows
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y1, Y1
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw3_b1_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y1
+	VPADDD       Y1, Y2, Y2
+	VMOVUPS      Y4, (CX)
+	VMOVUPS      Y2, (DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw3_b1_end
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1_nan:
+	// a tap of the block is a NaN: the exact fold
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y3, Y4
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y5
+	VCMPPS    $0x1e, Y1, Y5, Y6
+	VCMPPS    $0x03, Y5, Y5, Y7
+	VORPS     Y7, Y6, Y6
+	VBLENDVPS Y6, Y5, Y1, Y1
+	VBLENDVPS Y6, Y4, Y2, Y2
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y4, Y4
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw3_b1_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_b1_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y2, (DI)
+
+maxPoolNHWCArg_1x32_avx2_kw3_b1_end:
+	ADDQ $0x00000020, R8
+	ADDQ $0x00000020, CX
+	ADDQ $0x00000020, DI
+	SUBQ $0x01, R9
+
+maxPoolNHWCArg_1x32_avx2_kw3_tail:
+	// the last c mod lanes channels, masked
+	CMPQ    32(SP), $0x00
+	JEQ     maxPoolNHWCArg_1x32_avx2_kw3_next
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := tap (0, 0); idx := 0; tap := 0; no NaN seen
+	VPXOR      Y2, Y2, Y2
+	VPXOR      Y4, Y4, Y4
+	MOVQ       R8, R9
+	VMASKMOVPS (R9), Y1, Y5
+	VPXOR      Y3, Y3, Y3
+
+	// row 0 after its first tap: for kx := 1; kx < kw; kx++ { tap += 1; acc, idx = step(acc, idx, v, tap) }
+	VPADDD     Y0, Y4, Y4
+	VMASKMOVPS (R9)(AX*1), Y1, Y3
+	VCMPPS     $0x03, Y5, Y3, Y6
+	VORPS      Y6, Y2, Y2
+	VCMPPS     $0x1e, Y5, Y3, Y6
+	VMAXPS     Y5, Y3, Y5
+	VPAND      Y4, Y6, Y3
+	VPADDD     Y0, Y4, Y4
+	VMASKMOVPS (R9)(AX*2), Y1, Y6
+	VCMPPS     $0x1e, Y5, Y6, Y7
+	VMAXPS     Y5, Y6, Y5
+	VPAND      Y4, Y7, Y7
+	VPMAXUD    Y7, Y3, Y3
+	VCMPPS     $0x03, Y6, Y6, Y6
+	VORPS      Y6, Y2, Y2
+	MOVQ       kh+72(FP), R10
+	DECQ       R10
+	JZ         maxPoolNHWCArg_1x32_avx2_kw3_t_store
+
+maxPoolNHWCArg_1x32_avx2_kw3_t_rows:
+	// for ky := 1; ky < kh; ky++ { r += sy; tap += rowW - kw + 1; the row's kw taps }
+	ADDQ         24(SP), R9
+	VPBROADCASTD 80(SP), Y6
+	VPADDD       Y6, Y4, Y4
+	VMASKMOVPS   (R9), Y1, Y6
+	VCMPPS       $0x1e, Y5, Y6, Y7
+	VMAXPS       Y5, Y6, Y5
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VPADDD       Y0, Y4, Y4
+	VMASKMOVPS   (R9)(AX*1), Y1, Y7
+	VCMPPS       $0x03, Y6, Y7, Y6
+	VORPS        Y6, Y2, Y2
+	VCMPPS       $0x1e, Y5, Y7, Y6
+	VMAXPS       Y5, Y7, Y5
+	VPAND        Y4, Y6, Y6
+	VPMAXUD      Y6, Y3, Y3
+	VPADDD       Y0, Y4, Y4
+	VMASKMOVPS   (R9)(AX*2), Y1, Y6
+	VCMPPS       $0x1e, Y5, Y6, Y7
+	VMAXPS       Y5, Y6, Y5
+	VPAND        Y4, Y7, Y7
+	VPMAXUD      Y7, Y3, Y3
+	VCMPPS       $0x03, Y6, Y6, Y6
+	VORPS        Y6, Y2, Y2
+	DECQ         R10
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_t_rows
+
+maxPoolNHWCArg_1x32_avx2_kw3_t_store:
+	// if a tap was a NaN, the fast step may differ from the contract's: redo the block
+	VTESTPS Y2, Y2
+	JNZ     maxPoolNHWCArg_1x32_avx2_kw3_t_nan
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y2
+	VPADDD       Y2, Y3, Y3
+	VMASKMOVPS   Y5, Y1, (CX)
+	VMASKMOVPS   Y3, Y1, (DI)
+	JMP          maxPoolNHWCArg_1x32_avx2_kw3_t_end
+
+maxPoolNHWCArg_1x32_avx2_kw3_t_nan:
+	// a tap of the block is a NaN: the exact fold
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x32_avx2_kw3_t_x0_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y4, Y5
+	MOVQ    R8, R10
+	MOVQ    kw+80(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_kw3_t_x0_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMASKMOVPS (R10), Y1, Y6
+	VCMPPS     $0x1e, Y2, Y6, Y7
+	VCMPPS     $0x03, Y6, Y6, Y8
+	VORPS      Y8, Y7, Y7
+	VBLENDVPS  Y7, Y6, Y2, Y2
+	VBLENDVPS  Y7, Y5, Y3, Y3
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y5, Y5
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x32_avx2_kw3_t_x0_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y5
+	VPADDD       Y5, Y4, Y4
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x32_avx2_kw3_t_x0_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	VMASKMOVPS   Y2, Y1, (CX)
+	VMASKMOVPS   Y3, Y1, (DI)
+
+maxPoolNHWCArg_1x32_avx2_kw3_t_end:
+maxPoolNHWCArg_1x32_avx2_kw3_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 56(SP)
+	DECQ 72(SP)
+	JNZ  maxPoolNHWCArg_1x32_avx2_kw3_pixel
+	JMP  maxPoolNHWCArg_1x32_avx2_done
+
+maxPoolNHWCArg_1x32_avx2_exact:
+maxPoolNHWCArg_1x32_avx2_exact_pixel:
+	// for each pixel: o, a, x point at channel ch of out[p*so:], arg[p*sa:], in[p*sx:]
+	MOVQ DX, CX
+	MOVQ BX, DI
+	MOVQ SI, R8
+	MOVQ 40(SP), R9
+
+maxPoolNHWCArg_1x32_avx2_exact_b2:
+	// blocks of 2 vectors while at least 2 are left
+	CMPQ R9, $0x02
+	JB   maxPoolNHWCArg_1x32_avx2_exact_b1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y3, Y3, Y3
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_exact_b2_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y5, Y6
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_exact_b2_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y7
+	VCMPPS    $0x1e, Y1, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y1, Y1
+	VBLENDVPS Y8, Y6, Y3, Y3
+	VMOVUPS   32(R12), Y7
+	VCMPPS    $0x1e, Y2, Y7, Y8
+	VCMPPS    $0x03, Y7, Y7, Y9
+	VORPS     Y9, Y8, Y8
+	VBLENDVPS Y8, Y7, Y2, Y2
+	VBLENDVPS Y8, Y6, Y4, Y4
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y6, Y6
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_exact_b2_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y6
+	VPADDD       Y6, Y5, Y5
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_exact_b2_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y5
+	VPADDD       Y5, Y3, Y3
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y3, (DI)
+	VPADDD       Y5, Y4, Y4
+	VMOVUPS      Y2, 32(CX)
+	VMOVUPS      Y4, 32(DI)
+	ADDQ         $0x00000040, R8
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DI
+	SUBQ         $0x02, R9
+	JMP          maxPoolNHWCArg_1x32_avx2_exact_b2
+
+maxPoolNHWCArg_1x32_avx2_exact_b1:
+	// a vector if one is left
+	CMPQ R9, $0x01
+	JB   maxPoolNHWCArg_1x32_avx2_exact_tail
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         R8, R10
+	MOVQ         kh+72(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_exact_b1_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y3, Y4
+	MOVQ    R10, R12
+	MOVQ    kw+80(FP), R13
+
+maxPoolNHWCArg_1x32_avx2_exact_b1_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMOVUPS   (R12), Y5
+	VCMPPS    $0x1e, Y1, Y5, Y6
+	VCMPPS    $0x03, Y5, Y5, Y7
+	VORPS     Y7, Y6, Y6
+	VBLENDVPS Y6, Y5, Y1, Y1
+	VBLENDVPS Y6, Y4, Y2, Y2
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y4, Y4
+	ADDQ   AX, R12
+	DECQ   R13
+	JNZ    maxPoolNHWCArg_1x32_avx2_exact_b1_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	ADDQ         24(SP), R10
+	DECQ         R11
+	JNZ          maxPoolNHWCArg_1x32_avx2_exact_b1_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVUPS      Y1, (CX)
+	VMOVUPS      Y2, (DI)
+	ADDQ         $0x00000020, R8
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, DI
+	SUBQ         $0x01, R9
+
+maxPoolNHWCArg_1x32_avx2_exact_tail:
+	// the last c mod lanes channels, masked
+	CMPQ    32(SP), $0x00
+	JEQ     maxPoolNHWCArg_1x32_avx2_exact_next
+	MOVQ    48(SP), R9
+	VMOVUPS (R9), Y1
+
+	// acc := -Inf; idx := 0; rowIdx := 0
+	VPBROADCASTD poolArgNegInf<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	MOVQ         kh+72(FP), R9
+
+maxPoolNHWCArg_1x32_avx2_exact_t_row:
+	// for ky < kh: tap := rowIdx; q := row ky
+	VMOVDQA Y4, Y5
+	MOVQ    R8, R10
+	MOVQ    kw+80(FP), R11
+
+maxPoolNHWCArg_1x32_avx2_exact_t_col:
+	// for kx < kw: v := q[kx*sc:]; if v > acc || v != v { acc = v; idx = tap }
+	VMASKMOVPS (R10), Y1, Y6
+	VCMPPS     $0x1e, Y2, Y6, Y7
+	VCMPPS     $0x03, Y6, Y6, Y8
+	VORPS      Y8, Y7, Y7
+	VBLENDVPS  Y7, Y6, Y2, Y2
+	VBLENDVPS  Y7, Y5, Y3, Y3
+
+	// tap += 1; q += sc
+	VPADDD Y0, Y5, Y5
+	ADDQ   AX, R10
+	DECQ   R11
+	JNZ    maxPoolNHWCArg_1x32_avx2_exact_t_col
+
+	// rowIdx += rowW; r += sy
+	VPBROADCASTD 64(SP), Y5
+	VPADDD       Y5, Y4, Y4
+	ADDQ         24(SP), R8
+	DECQ         R9
+	JNZ          maxPoolNHWCArg_1x32_avx2_exact_t_row
+
+	// out[ch] = acc; arg[ch] = idx + base[p]
+	VPBROADCASTD 56(SP), Y4
+	VPADDD       Y4, Y3, Y3
+	VMASKMOVPS   Y2, Y1, (CX)
+	VMASKMOVPS   Y3, Y1, (DI)
+
+maxPoolNHWCArg_1x32_avx2_exact_next:
+	// out += so; arg += sa; in += sx; base += baseStep
+	ADDQ (SP), DX
+	ADDQ 8(SP), BX
+	ADDQ 16(SP), SI
+	MOVQ baseStep+104(FP), CX
+	ADDQ CX, 56(SP)
+	DECQ 72(SP)
+	JNZ  maxPoolNHWCArg_1x32_avx2_exact_pixel
+
+maxPoolNHWCArg_1x32_avx2_done:
 	VZEROUPPER
 	RET

@@ -19,15 +19,17 @@ func maxPoolNHWC_1x64_avx512(out *float32, so int, in *float32, sx int, sy int, 
 func maxPoolNHWC_1x32_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int)
 
 // maxPoolNHWCArg_1x64_avx512 is MaxPoolNHWCArg on avx512: one output pixel at a time, its channels
-// in blocks of 4, 2 and 1 zmm and a masked one; every tap selects value and index with VCMPPS into opmasks + masked VMOVAPS / VMOVDQA32.
+// in blocks of 4, 2 and 1 zmm and a masked one; every tap selects value and offset with VCMPPS into an opmask + VMAXPS + masked VMOVDQA32,
+// and a block with a NaN tap (or every block, if the offsets ky*rowW+kx do not grow along the window) is redone with VCMPPS into opmasks + masked VMOVAPS / VMOVDQA32.
 // Strides are in float32s (int32s for sa), and np, c, kh, kw ≥ 1.
 //
 //go:noescape
 func maxPoolNHWCArg_1x64_avx512(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
 
-// maxPoolNHWCArg_1x16_avx2 is MaxPoolNHWCArg on avx2: one output pixel at a time, its channels
-// in blocks of 2 and 1 ymm and a masked one; every tap selects value and index with VCMPPS + VBLENDVPS on both.
+// maxPoolNHWCArg_1x32_avx2 is MaxPoolNHWCArg on avx2: one output pixel at a time, its channels
+// in blocks of 4, 2 and 1 ymm and a masked one; every tap selects value and offset with VCMPPS + VMAXPS + VPAND + VPMAXUD,
+// and a block with a NaN tap (or every block, if the offsets ky*rowW+kx do not grow along the window) is redone with VCMPPS + VBLENDVPS on both.
 // Strides are in float32s (int32s for sa), and np, c, kh, kw ≥ 1.
 //
 //go:noescape
-func maxPoolNHWCArg_1x16_avx2(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)
+func maxPoolNHWCArg_1x32_avx2(out *float32, so int, arg *int32, sa int, in *float32, sx int, sy int, sc int, c int, kh int, kw int, np int, base0 int, baseStep int, rowW int)

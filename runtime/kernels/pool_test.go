@@ -587,6 +587,32 @@ func TestMaxPoolNHWCArgPixels(t *testing.T) {
 	})
 }
 
+// TestMaxPoolNHWCArgOffsets crosses the assembly's choice between its fast
+// fold (tap offsets ky*rowW + kx that grow along the window and fit in int32:
+// kw ≤ rowW and (kh-1)*rowW + kw-1 ≤ MaxInt32) and its exact fold, on both
+// sides of each bound, with NaNs (the fast fold redoes such blocks exactly).
+func TestMaxPoolNHWCArgOffsets(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(19, 20))
+		for _, k := range [][2]int{{1, 1}, {2, 2}, {3, 3}, {2, 5}, {4, 1}} {
+			kh, kw := k[0], k[1]
+			edge := math.MaxInt32
+			if kh > 1 {
+				edge = (math.MaxInt32 - (kw - 1)) / (kh - 1)
+			}
+			for _, rowW := range []int{-3, 0, kw - 1, kw, kw + 1, edge, edge + 1, math.MaxInt32, math.MaxInt32 + 1} {
+				for _, c := range []int{8, 37, 64} {
+					pc := poolArgCase{
+						poolCase: poolCase{np: 3, c: c, C: c, kh: kh, kw: kw, stride: 1, special: 16},
+						base0:    -5, baseStep: 1, rowW: rowW,
+					}
+					pc.run(t, rng, true, nil)
+				}
+			}
+		}
+	})
+}
+
 // TestMaxPoolNHWCArgStrides covers zero strides, output and arg strides well
 // above c, and negative or zero position steps.
 func TestMaxPoolNHWCArgStrides(t *testing.T) {
