@@ -231,21 +231,20 @@ type ConvPlan struct {
 }
 
 // Schedule is how a convolution's kernel calls are laid over the workers and the
-// caches: rows are taken Chunk at a time (so a chunk's input stays in L2 while
-// every channel block runs over it), and the workers claim either runs of rows or
-// whole channel blocks as they become free (see chunked in emit_ops.go). Both give
-// the same bits: no sum is ever cut.
+// caches: the workers claim either runs of at most Chunk rows (so a run's input
+// stays in L2 while every channel block runs over it), or channel blocks, each
+// over every row or a part of them (see chunked in emit_ops.go). Both give the
+// same bits: no sum is ever cut.
 type Schedule struct {
-	ByBlocks bool // the workers claim channel blocks, each running its block over every row
-	Chunk    int  // rows per chunk
+	ByBlocks bool // the workers claim channel blocks, each running its block over its rows
+	Chunk    int  // rows per claim in a row split (unused by a block split)
 }
 
 func (s Schedule) String() string {
-	split := "rows"
 	if s.ByBlocks {
-		split = "blocks"
+		return "blocks"
 	}
-	return fmt.Sprintf("%s, %d-row chunks", split, s.Chunk)
+	return fmt.Sprintf("rows, %d-row chunks", s.Chunk)
 }
 
 // chunkBudget is the input bytes a chunk may hold: a quarter of one core's L2
@@ -264,6 +263,8 @@ const chunkBudget = 512 << 10
 //	        read once.
 //	blocks: every block's weights are read once; every block reads the whole
 //	        input, unless it fits in L2 beside the block (then once per worker).
+//	        (With few blocks chunked also cuts the rows into parts, each reading
+//	        its block's weights again; the model leaves that out.)
 //
 // A block split needs at least 4 blocks, so that uneven thread counts still
 // balance. Deep layers, whose weights outweigh their activations (VGG's 28×28
@@ -599,7 +600,10 @@ func partition(p *Plan, prog *Program) error {
 			if c.Fwd.ByBlocks {
 				st.Part = ByBlocks
 			}
-			st.Tile = fmt.Sprintf("pixels×%d, %d-row chunks", kernels.NR, c.Fwd.Chunk)
+			st.Tile = fmt.Sprintf("pixels×%d", kernels.NR)
+			if !c.Fwd.ByBlocks {
+				st.Tile += fmt.Sprintf(", %d-row chunks", c.Fwd.Chunk)
+			}
 			units := "output-channel blocks"
 			if c.WgradTaps {
 				units = "(block, kernel row)"

@@ -215,8 +215,8 @@ func AddConvGrad(grad, dw []float32, d ConvDims, blk, t0, t1 int) {
 		panic("nn.AddConvGrad: bad tap range")
 	}
 	dw = dw[:nt*d.ICg*NR]
-	for ic0 := 0; ic0 < d.ICg; ic0 += packTile {
-		ic1 := min(ic0+packTile, d.ICg)
+	for ic0 := 0; ic0 < d.ICg; ic0 += gradTile {
+		ic1 := min(ic0+gradTile, d.ICg)
 		for j := 0; j < nj; j++ {
 			oc := g*d.OCg + ob*NR + j
 			row := grad[oc*d.ICg*taps:]
@@ -230,9 +230,9 @@ func AddConvGrad(grad, dw []float32, d ConvDims, blk, t0, t1 int) {
 	}
 }
 
-// packTile is the input channels AddConvGrad moves per pass: the pass's lines of
+// gradTile is the input channels AddConvGrad moves per pass: the pass's lines of
 // the gradient rows and of dw stay in L1.
-const packTile = 16
+const gradTile = 16
 
 // ZeroHalo clears the halo of one sample of an NHWC buffer of h×w pixels of c
 // channels with ph rows and pw columns of halo on each side.
