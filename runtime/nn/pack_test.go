@@ -50,7 +50,7 @@ func TestBackDataHalo(t *testing.T) {
 
 // PackConv then reading the pack the way ConvNHWC does gives back the OIHW weight.
 func TestPackConvLayout(t *testing.T) {
-	// ICg = 37 crosses PackConv's input-channel tiles, with a partial last one.
+	// ICg = 37: a block of input channels that is not a multiple of 16 or 32.
 	for _, d := range []ConvDims{
 		{Groups: 2, ICg: 3, OCg: 40, KH: 3, KW: 2, SH: 1, SW: 1},
 		{Groups: 1, ICg: 37, OCg: 33, KH: 3, KW: 3, SH: 1, SW: 1},
