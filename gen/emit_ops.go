@@ -289,40 +289,64 @@ func (g *stepGen) convFwd() []jen.Code {
 	if st.Layer.Groups == 1 {
 		cin, kw = x("KW*C"), jen.Lit(1)
 	}
-	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB",
+	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB", "wt[u2*PACK : (u2+1)*PACK]",
 		x("g, ob := u/OCB, u%%OCB"),
 		x("b, oy := r/OH, r%%OH"),
-		jen.Qual(pkgKernels, "ConvNHWC").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
-			x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)),
+		jen.Qual(pkgKernels, "ConvNHWCNext").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
+			x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU), jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0"))),
 	)...)
 }
 
 // chunked renders a convolution's loop nest under schedule s over rows (sample,
 // row) pairs and units channel blocks; unit is the statement naming the block
-// from u, and body runs for row r. Workers claim work from m.next as they become
-// free (a shared counter, no lock), so a core slowed by another job does less of
-// it; who computes an output never changes its bits, since no sum is split.
+// from u, and body runs for row r of the claim's rows [r0, r1). Workers claim work
+// from m.next as they become free (a shared counter, no lock), so a core slowed by
+// another job does less of it; who computes an output never changes its bits,
+// since no sum is split.
 //
 //	rows split:   claim CLAIM rows at a time (CHUNK, or less so that every worker
 //	              gets several), run every block over them;
 //	blocks split: claim one block at a time, run it over every row (or over one of
 //	              ⌈8·workers/blocks⌉ parts of the rows when blocks are few).
-func chunked(s Schedule, rows, units string, unit jen.Code, body ...jen.Code) []jen.Code {
+//
+// If next is not empty, it renders the packed weights of block u2, and the loop
+// also sets nx to the weights the worker will most likely read after the block it
+// runs: the next block over the same rows in a rows split, the block of the claim
+// c+nw in a blocks split (claims go round the workers). body prefetches them,
+// a part per row (kernels.ConvNHWCNext with nn.Part(nx, r-r0, r1-r0)), so that
+// a block's first row does not wait for its weights to come from memory.
+func chunked(s Schedule, rows, units, next string, unit jen.Code, body ...jen.Code) []jen.Code {
 	if s.ByBlocks {
+		claim := []jen.Code{
+			x("c := int(m.next.Add(1)) - 1"),
+			jen.If(x("c >= (%s)*parts", units)).Block(jen.Return()),
+			x("u, part := c/parts, c%%parts"),
+			unit,
+			x("r0, r1 := part*rows/parts, (part+1)*rows/parts"),
+		}
+		if next != "" {
+			claim = append(claim,
+				jen.Comment("Prefetch the block this worker most likely claims next, unless it is this one."),
+				jen.Var().Id("nx").Index().Float32(),
+				jen.If(x("u2 := (c + nw) / parts; u2 != u && u2 < %s", units)).Block(x("nx = %s", next)),
+			)
+		}
 		return []jen.Code{
 			jen.Comment("The workers claim channel blocks, each run over every row; with fewer than"),
 			jen.Comment("8 blocks per worker, over a part of the rows, so that a slow core holds up"),
 			jen.Comment("the others by a small claim."),
 			x("rows := %s", rows),
 			x("parts := min(rows, (8*nw+(%s)-1)/(%s))", units, units),
-			jen.For().Block(
-				x("c := int(m.next.Add(1)) - 1"),
-				jen.If(x("c >= (%s)*parts", units)).Block(jen.Return()),
-				x("u, part := c/parts, c%%parts"),
-				unit,
-				loop("r", "part*rows/parts", "(part+1)*rows/parts", body...),
-			),
+			jen.For().Block(append(claim, loop("r", "r0", "r1", body...))...),
 		}
+	}
+	block := []jen.Code{unit}
+	if next != "" {
+		block = append(block,
+			jen.Comment("Prefetch the next block (the first, for the next claim) over these rows."),
+			x("u2 := (u + 1) %% (%s)", units),
+			x("nx := %s", next),
+		)
 	}
 	return []jen.Code{
 		jen.Comment("The workers claim rows, a few at a time; each runs every channel block over them."),
@@ -333,7 +357,7 @@ func chunked(s Schedule, rows, units string, unit jen.Code, body ...jen.Code) []
 			x("r0 := int(m.next.Add(int64(claim))) - claim"),
 			jen.If(x("r0 >= rows")).Block(jen.Return()),
 			x("r1 := min(r0+claim, rows)"),
-			loop("u", 0, units, unit, loop("r", "r0", "r1", body...)),
+			loop("u", 0, units, append(block, loop("r", "r0", "r1", body...))...),
 		),
 	}
 }
@@ -487,6 +511,13 @@ func (g *stepGen) convDataBwd() []jen.Code {
 		x("wt := m.w.packB[%d]", st.ConvIndex),
 	}
 	code = append(code, g.zeroHalos(di)...)
+	// With one phase (stride 1) a block's packed weights are contiguous, and each
+	// row prefetches a part of the next block's (see chunked).
+	single, next := len(phY) == 1 && len(phX) == 1, ""
+	if single {
+		blk := phY[0].T * phX[0].T * c.OCg * kernels.NR
+		next = fmt.Sprintf("wt[u2*%d : (u2+1)*%d]", blk, blk)
+	}
 	var body []jen.Code
 	body = append(body, x("b, iy := r/H, r%%H"), x("qy := (iy + PH) / SH"), x("row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]"))
 	// One case per y phase, with the x phases unrolled.
@@ -512,10 +543,16 @@ func (g *stepGen) convDataBwd() []jen.Code {
 			if l.Groups == 1 {
 				cin, kw = jen.Lit(px.T*c.OCg), jen.Lit(1)
 			}
+			call := jen.Qual(pkgKernels, "ConvNHWC")
+			args := []jen.Code{x("row[%d*C:]", ix0), x("SW*C"), x("dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC+g*OCg:]", py.T-1, qx, px.T-1), x("OC"), x("DRS"), x("OC"), cin, jen.Lit(py.T), kw,
+				x("wt[%d+u*%d:]", offs[i][j], py.T*px.T*c.OCg*kernels.NR), jen.Nil(), jen.Lit(npx), x("nr"), jen.False()}
+			if single {
+				call = jen.Qual(pkgKernels, "ConvNHWCNext")
+				args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
+			}
 			stmts = append(stmts,
 				jen.Comment(fmt.Sprintf("x phase %d: %d taps × %d taps, input columns %d, %d, ...", px.R, py.T, px.T, ix0, ix0+l.SW)),
-				jen.Qual(pkgKernels, "ConvNHWC").Call(x("row[%d*C:]", ix0), x("SW*C"), x("dout[b*DS+(qy-%d+DPH)*DRS+(%d-%d+DPW)*OC+g*OCg:]", py.T-1, qx, px.T-1), x("OC"), x("DRS"), x("OC"), cin, jen.Lit(py.T), kw,
-					x("wt[%d+u*%d:]", offs[i][j], py.T*px.T*c.OCg*kernels.NR), jen.Nil(), jen.Lit(npx), x("nr"), jen.False()),
+				call.Call(args...),
 			)
 		}
 		if len(phY) == 1 {
@@ -528,7 +565,7 @@ func (g *stepGen) convDataBwd() []jen.Code {
 		body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
 	}
 	code = append(code, jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)))
-	code = append(code, chunked(c.Data, "m.n*H", "G*ICB",
+	code = append(code, chunked(c.Data, "m.n*H", "G*ICB", next,
 		x("g, ib := u/ICB, u%%ICB; nr := min(NR, ICg-ib*NR)"), body...)...)
 	return code
 }

@@ -30,7 +30,7 @@ func (t nhwcTile) name() string {
 	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.Name)
 }
 
-const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool)"
+const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int)"
 
 // convNHWC emits ConvNHWC for tile t:
 //
@@ -41,13 +41,19 @@ const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, 
 //	    }}}
 //	    if relu && acc[p][j] < 0 { acc[p][j] = 0 }
 //	    out[p*so+j] = acc[p][j]  (j < nr)
+//
+// Besides, each iteration of the unrolled channel loop prefetches the next of
+// the pfn 64-byte lines from pf into L2 (PREFETCHT1) until none is left: the
+// caller passes the weights a later call will read, so that they arrive while
+// this call computes. Prefetches change no result.
 func convNHWC(t nhwcTile) {
 	name := t.name()
 	TEXT(name, NOSPLIT, nhwcSignature)
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is ConvNHWC on %s: tiles of up to %d pixels × %d output channels", name, t.isa.Name, t.maxP, t.width()),
 		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes()),
-		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR.")
+		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches",
+		"the pfn ≥ 0 cache lines from pf into L2, one per iteration of its channel loop.")
 
 	Comment("Pixel tiles: out, in and the pixel count advance by P pixels per tile.")
 	outp := simd.LoadGP("out")
@@ -55,7 +61,14 @@ func convNHWC(t nhwcTile) {
 	rem := simd.LoadGP("np")
 	nrr := simd.LoadGP("nr")
 	m := setupMasks(t.isa, nrr, t.vecs)
-	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8)}
+	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8), pf: AllocLocal(8), pfe: AllocLocal(8)}
+	Comment("pfe = pf + 64*pfn: the prefetch range")
+	pf := simd.LoadGP("pf")
+	MOVQ(pf, l.pf)
+	pfe := simd.LoadGP("pfn")
+	SHLQ(U8(6), pfe)
+	ADDQ(pf, pfe)
+	MOVQ(pfe, l.pfe)
 	if t.passes() > 1 {
 		l.nrb, l.joff = AllocLocal(8), AllocLocal(8)
 		SHLQ(U8(2), nrr)
@@ -80,6 +93,7 @@ func convNHWC(t nhwcTile) {
 // registers next to a full tile.
 type nhwcLocals struct {
 	ky, kx    Mem // remaining kernel rows, columns
+	pf, pfe   Mem // the next line to prefetch, the end of the prefetch range
 	nrb, joff Mem // passes only: nr*4, and the pass's channel offset in bytes
 }
 
@@ -202,6 +216,15 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	SUBQ(U32(U), cc)
 	JB(LabelRef(lbl + "_ctail"))
 	Label(lbl + "_c")
+	Comment("if pf < pfe { prefetch pf; pf += 64 }")
+	pr := GP64()
+	MOVQ(l.pf, pr)
+	CMPQ(pr, l.pfe)
+	JAE(LabelRef(lbl + "_nopf"))
+	PREFETCHT1(Mem{Base: pr})
+	ADDQ(U8(64), pr)
+	MOVQ(pr, l.pf)
+	Label(lbl + "_nopf")
 	for u := 0; u < U; u++ {
 		step(u)
 	}

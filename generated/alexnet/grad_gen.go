@@ -62,9 +62,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -127,9 +130,15 @@ func (m *Model) fwd3(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -193,9 +202,15 @@ func (m *Model) fwd5(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -233,9 +248,15 @@ func (m *Model) fwd6(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -271,9 +292,15 @@ func (m *Model) fwd7(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -774,12 +801,18 @@ func (m *Model) bwd7Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*73728 : (u2+1)*73728]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 13, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 13, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -929,12 +962,18 @@ func (m *Model) bwd6Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*73728 : (u2+1)*73728]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 13, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 13, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1082,12 +1121,18 @@ func (m *Model) bwd5Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*110592 : (u2+1)*110592]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1281,12 +1326,15 @@ func (m *Model) bwd3Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*153600 : (u2+1)*153600]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 960, 5, 1, wt[0+u*153600:], nil, 27, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 960, 5, 1, wt[0+u*153600:], nil, 27, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}

@@ -60,9 +60,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -159,9 +162,15 @@ func (m *Model) fwd4(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -259,9 +268,15 @@ func (m *Model) fwd7(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -299,9 +314,15 @@ func (m *Model) fwd8(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -337,9 +358,15 @@ func (m *Model) fwd9(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, ICg, KH, KW, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -841,12 +868,18 @@ func (m *Model) bwd9Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*36864 : (u2+1)*36864]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 3, wt[0+u*36864:], nil, 13, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 3, 3, wt[0+u*36864:], nil, 13, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -997,12 +1030,18 @@ func (m *Model) bwd8Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*55296 : (u2+1)*55296]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 3, wt[0+u*55296:], nil, 13, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 3, wt[0+u*55296:], nil, 13, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1150,12 +1189,18 @@ func (m *Model) bwd7Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*110592 : (u2+1)*110592]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1152, 3, 1, wt[0+u*110592:], nil, 13, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1389,12 +1434,18 @@ func (m *Model) bwd4Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*102400 : (u2+1)*102400]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 5 taps × 5 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 5, 5, wt[0+u*102400:], nil, 27, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-4+DPH)*DRS+(2-4+DPW)*OC+g*OCg:], OC, DRS, OC, 128, 5, 5, wt[0+u*102400:], nil, 27, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }

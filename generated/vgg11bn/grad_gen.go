@@ -62,9 +62,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -191,9 +194,12 @@ func (m *Model) fwd4(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -320,9 +326,12 @@ func (m *Model) fwd7(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -425,9 +434,12 @@ func (m *Model) fwd9(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -554,9 +566,15 @@ func (m *Model) fwd12(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -658,9 +676,15 @@ func (m *Model) fwd14(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -786,9 +810,15 @@ func (m *Model) fwd17(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -890,9 +920,15 @@ func (m *Model) fwd19(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1496,12 +1532,18 @@ func (m *Model) bwd19Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1694,12 +1736,18 @@ func (m *Model) bwd17Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1934,12 +1982,18 @@ func (m *Model) bwd14Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2132,12 +2186,18 @@ func (m *Model) bwd12Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2372,12 +2432,15 @@ func (m *Model) bwd9Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*73728 : (u2+1)*73728]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -2571,12 +2634,15 @@ func (m *Model) bwd7Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*73728 : (u2+1)*73728]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -2812,12 +2878,15 @@ func (m *Model) bwd4Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*36864 : (u2+1)*36864]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -3053,12 +3122,15 @@ func (m *Model) bwd1Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*18432 : (u2+1)*18432]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}

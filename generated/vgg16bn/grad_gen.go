@@ -62,9 +62,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -167,9 +170,12 @@ func (m *Model) fwd3(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -296,9 +302,12 @@ func (m *Model) fwd6(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -401,9 +410,12 @@ func (m *Model) fwd8(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -530,9 +542,12 @@ func (m *Model) fwd11(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -635,9 +650,12 @@ func (m *Model) fwd13(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -740,9 +758,12 @@ func (m *Model) fwd15(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * OCB)
+			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -869,9 +890,15 @@ func (m *Model) fwd18(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -973,9 +1000,15 @@ func (m *Model) fwd20(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1077,9 +1110,15 @@ func (m *Model) fwd22(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1205,9 +1244,15 @@ func (m *Model) fwd25(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1309,9 +1354,15 @@ func (m *Model) fwd27(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -1413,9 +1464,15 @@ func (m *Model) fwd29(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
+			nx = wt[u2*PACK : (u2+1)*PACK]
+		}
+		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWC(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false)
+			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2019,12 +2076,18 @@ func (m *Model) bwd29Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2217,12 +2280,18 @@ func (m *Model) bwd27Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2415,12 +2484,18 @@ func (m *Model) bwd25Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 14, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2655,12 +2730,18 @@ func (m *Model) bwd22Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -2853,12 +2934,18 @@ func (m *Model) bwd20Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -3051,12 +3138,18 @@ func (m *Model) bwd18Data(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ib := u/ICB, u%ICB
 		nr := min(NR, ICg-ib*NR)
-		for r := part * rows / parts; r < (part+1)*rows/parts; r++ {
+		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		// Prefetch the block this worker most likely claims next, unless it is this one.
+		var nx []float32
+		if u2 := (c + nw) / parts; u2 != u && u2 < G*ICB {
+			nx = wt[u2*147456 : (u2+1)*147456]
+		}
+		for r := r0; r < r1; r++ {
 			b, iy := r/H, r%H
 			qy := (iy + PH) / SH
 			row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 			// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-			kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false)
+			kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 1536, 3, 1, wt[0+u*147456:], nil, 28, nr, false, nn.Part(nx, r-r0, r1-r0))
 		}
 	}
 }
@@ -3291,12 +3384,15 @@ func (m *Model) bwd15Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*73728 : (u2+1)*73728]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -3490,12 +3586,15 @@ func (m *Model) bwd13Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*73728 : (u2+1)*73728]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -3689,12 +3788,15 @@ func (m *Model) bwd11Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*73728 : (u2+1)*73728]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 768, 3, 1, wt[0+u*73728:], nil, 56, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -3930,12 +4032,15 @@ func (m *Model) bwd8Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*36864 : (u2+1)*36864]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -4129,12 +4234,15 @@ func (m *Model) bwd6Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*36864 : (u2+1)*36864]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 384, 3, 1, wt[0+u*36864:], nil, 112, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -4370,12 +4478,15 @@ func (m *Model) bwd3Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*18432 : (u2+1)*18432]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}
@@ -4569,12 +4680,15 @@ func (m *Model) bwd1Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows.
+			u2 := (u + 1) % (G * ICB)
+			nx := wt[u2*18432 : (u2+1)*18432]
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
 				// x phase 0: 3 taps × 3 taps, input columns 0, 1, ...
-				kernels.ConvNHWC(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false)
+				kernels.ConvNHWCNext(row[0*C:], SW*C, dout[b*DS+(qy-2+DPH)*DRS+(1-2+DPW)*OC+g*OCg:], OC, DRS, OC, 192, 3, 1, wt[0+u*18432:], nil, 224, nr, false, nn.Part(nx, r-r0, r1-r0))
 			}
 		}
 	}

@@ -10,7 +10,7 @@ package kernels
 // starting each chain from +0 is what the contract says for none.
 var convZeroBias [NR]float32
 
-func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool) {
+func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next []float32) {
 	if !useAVX512 && !useAVX2 {
 		convNHWCGo(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu)
 		return
@@ -30,10 +30,14 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 	if bias != nil {
 		b = &bias[0]
 	}
+	pf, pfn := &w[0], 0
+	if len(next) > 0 {
+		pf, pfn = &next[0], (len(next)+15)/16
+	}
 	if useAVX512 {
-		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu)
+		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf, pfn)
 	} else {
-		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu)
+		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf, pfn)
 	}
 }
 

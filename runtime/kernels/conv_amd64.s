@@ -70,9 +70,9 @@ DATA convMaskTable<>+248(SB)/4, $0x00000000
 DATA convMaskTable<>+252(SB)/4, $0x00000000
 GLOBL convMaskTable<>(SB), RODATA|NOPTR, $256
 
-// func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $16-105
+// func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $32-128
 	// Pixel tiles: out, in and the pixel count advance by P pixels per tile.
 	MOVQ out+0(FP), AX
 	MOVQ in+16(FP), DX
@@ -86,6 +86,14 @@ TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $16-105
 	KMOVW SI, K1
 	SHRQ  $0x10, SI
 	KMOVW SI, K2
+
+	// pfe = pf + 64*pfn: the prefetch range
+	MOVQ pf+112(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ pfn+120(FP), SI
+	SHLQ $0x06, SI
+	ADDQ CX, SI
+	MOVQ SI, 24(SP)
 
 	// for n > 0 { P := tile size (14, or what is left, halved above 14); tile[P](); n -= P }
 convNHWC_14x32_avx512_next:
@@ -190,6 +198,15 @@ convNHWC_14x32_avx512_14_kx:
 	JB   convNHWC_14x32_avx512_14_ctail
 
 convNHWC_14x32_avx512_14_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R14
+	CMPQ       R14, 24(SP)
+	JAE        convNHWC_14x32_avx512_14_nopf
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 16(SP)
+
+convNHWC_14x32_avx512_14_nopf:
 	VMOVUPS      (CX), Z28
 	VMOVUPS      64(CX), Z29
 	VBROADCASTSS (R10), Z30
@@ -595,6 +612,15 @@ convNHWC_14x32_avx512_13_kx:
 	JB   convNHWC_14x32_avx512_13_ctail
 
 convNHWC_14x32_avx512_13_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R14
+	CMPQ       R14, 24(SP)
+	JAE        convNHWC_14x32_avx512_13_nopf
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 16(SP)
+
+convNHWC_14x32_avx512_13_nopf:
 	VMOVUPS      (CX), Z26
 	VMOVUPS      64(CX), Z27
 	VBROADCASTSS (R10), Z28
@@ -978,6 +1004,15 @@ convNHWC_14x32_avx512_12_kx:
 	JB   convNHWC_14x32_avx512_12_ctail
 
 convNHWC_14x32_avx512_12_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R14
+	CMPQ       R14, 24(SP)
+	JAE        convNHWC_14x32_avx512_12_nopf
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 16(SP)
+
+convNHWC_14x32_avx512_12_nopf:
 	VMOVUPS      (CX), Z24
 	VMOVUPS      64(CX), Z25
 	VBROADCASTSS (R10), Z26
@@ -1339,6 +1374,15 @@ convNHWC_14x32_avx512_11_kx:
 	JB   convNHWC_14x32_avx512_11_ctail
 
 convNHWC_14x32_avx512_11_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R14
+	CMPQ       R14, 24(SP)
+	JAE        convNHWC_14x32_avx512_11_nopf
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 16(SP)
+
+convNHWC_14x32_avx512_11_nopf:
 	VMOVUPS      (CX), Z22
 	VMOVUPS      64(CX), Z23
 	VBROADCASTSS (R10), Z24
@@ -1676,6 +1720,15 @@ convNHWC_14x32_avx512_10_kx:
 	JB   convNHWC_14x32_avx512_10_ctail
 
 convNHWC_14x32_avx512_10_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R13
+	CMPQ       R13, 24(SP)
+	JAE        convNHWC_14x32_avx512_10_nopf
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 16(SP)
+
+convNHWC_14x32_avx512_10_nopf:
 	VMOVUPS      (CX), Z20
 	VMOVUPS      64(CX), Z21
 	VBROADCASTSS (R10), Z22
@@ -1989,6 +2042,15 @@ convNHWC_14x32_avx512_9_kx:
 	JB   convNHWC_14x32_avx512_9_ctail
 
 convNHWC_14x32_avx512_9_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R13
+	CMPQ       R13, 24(SP)
+	JAE        convNHWC_14x32_avx512_9_nopf
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 16(SP)
+
+convNHWC_14x32_avx512_9_nopf:
 	VMOVUPS      (CX), Z18
 	VMOVUPS      64(CX), Z19
 	VBROADCASTSS (R10), Z20
@@ -2280,6 +2342,15 @@ convNHWC_14x32_avx512_8_kx:
 	JB   convNHWC_14x32_avx512_8_ctail
 
 convNHWC_14x32_avx512_8_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R13
+	CMPQ       R13, 24(SP)
+	JAE        convNHWC_14x32_avx512_8_nopf
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 16(SP)
+
+convNHWC_14x32_avx512_8_nopf:
 	VMOVUPS      (CX), Z16
 	VMOVUPS      64(CX), Z17
 	VBROADCASTSS (R10), Z18
@@ -2549,6 +2620,15 @@ convNHWC_14x32_avx512_7_kx:
 	JB   convNHWC_14x32_avx512_7_ctail
 
 convNHWC_14x32_avx512_7_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R13
+	CMPQ       R13, 24(SP)
+	JAE        convNHWC_14x32_avx512_7_nopf
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 16(SP)
+
+convNHWC_14x32_avx512_7_nopf:
 	VMOVUPS      (CX), Z14
 	VMOVUPS      64(CX), Z15
 	VBROADCASTSS (R10), Z16
@@ -2796,6 +2876,15 @@ convNHWC_14x32_avx512_6_kx:
 	JB   convNHWC_14x32_avx512_6_ctail
 
 convNHWC_14x32_avx512_6_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R13
+	CMPQ       R13, 24(SP)
+	JAE        convNHWC_14x32_avx512_6_nopf
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 16(SP)
+
+convNHWC_14x32_avx512_6_nopf:
 	VMOVUPS      (CX), Z12
 	VMOVUPS      64(CX), Z13
 	VBROADCASTSS (R10), Z14
@@ -3019,6 +3108,15 @@ convNHWC_14x32_avx512_5_kx:
 	JB   convNHWC_14x32_avx512_5_ctail
 
 convNHWC_14x32_avx512_5_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R12
+	CMPQ       R12, 24(SP)
+	JAE        convNHWC_14x32_avx512_5_nopf
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 16(SP)
+
+convNHWC_14x32_avx512_5_nopf:
 	VMOVUPS      (CX), Z10
 	VMOVUPS      64(CX), Z11
 	VBROADCASTSS (R10), Z12
@@ -3218,6 +3316,15 @@ convNHWC_14x32_avx512_4_kx:
 	JB   convNHWC_14x32_avx512_4_ctail
 
 convNHWC_14x32_avx512_4_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R12
+	CMPQ       R12, 24(SP)
+	JAE        convNHWC_14x32_avx512_4_nopf
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 16(SP)
+
+convNHWC_14x32_avx512_4_nopf:
 	VMOVUPS      (CX), Z8
 	VMOVUPS      64(CX), Z9
 	VBROADCASTSS (R10), Z10
@@ -3395,6 +3502,15 @@ convNHWC_14x32_avx512_3_kx:
 	JB   convNHWC_14x32_avx512_3_ctail
 
 convNHWC_14x32_avx512_3_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R11
+	CMPQ       R11, 24(SP)
+	JAE        convNHWC_14x32_avx512_3_nopf
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 16(SP)
+
+convNHWC_14x32_avx512_3_nopf:
 	VMOVUPS      (CX), Z6
 	VMOVUPS      64(CX), Z7
 	VBROADCASTSS (R9), Z8
@@ -3550,6 +3666,15 @@ convNHWC_14x32_avx512_2_kx:
 	JB   convNHWC_14x32_avx512_2_ctail
 
 convNHWC_14x32_avx512_2_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R11
+	CMPQ       R11, 24(SP)
+	JAE        convNHWC_14x32_avx512_2_nopf
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 16(SP)
+
+convNHWC_14x32_avx512_2_nopf:
 	VMOVUPS      (CX), Z4
 	VMOVUPS      64(CX), Z5
 	VBROADCASTSS (R9), Z6
@@ -3683,6 +3808,15 @@ convNHWC_14x32_avx512_1_kx:
 	JB   convNHWC_14x32_avx512_1_ctail
 
 convNHWC_14x32_avx512_1_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       16(SP), R10
+	CMPQ       R10, 24(SP)
+	JAE        convNHWC_14x32_avx512_1_nopf
+	PREFETCHT1 (R10)
+	ADDQ       $0x40, R10
+	MOVQ       R10, 16(SP)
+
+convNHWC_14x32_avx512_1_nopf:
 	VMOVUPS      (CX), Z2
 	VMOVUPS      64(CX), Z3
 	VBROADCASTSS (R8), Z4
@@ -3768,9 +3902,9 @@ convNHWC_14x32_avx512_done:
 	VZEROUPPER
 	RET
 
-// func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool)
-// Requires: AVX, FMA3
-TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $40-105
+// func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $56-128
 	// Pixel tiles: out, in and the pixel count advance by P pixels per tile.
 	MOVQ out+0(FP), AX
 	MOVQ in+16(FP), CX
@@ -3783,8 +3917,16 @@ TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $40-105
 	SHLQ $0x02, DI
 	SUBQ DI, SI
 	MOVQ SI, (SP)
+
+	// pfe = pf + 64*pfn: the prefetch range
+	MOVQ pf+112(FP), SI
+	MOVQ SI, 24(SP)
+	MOVQ pfn+120(FP), DI
+	SHLQ $0x06, DI
+	ADDQ SI, DI
+	MOVQ DI, 32(SP)
 	SHLQ $0x02, BX
-	MOVQ BX, 24(SP)
+	MOVQ BX, 40(SP)
 
 	// for n > 0 { P := tile size (6, or what is left, halved above 6); tile[P](); n -= P }
 convNHWC_6x16_avx2_next:
@@ -3813,12 +3955,12 @@ convNHWC_6x16_avx2_dispatch:
 
 convNHWC_6x16_avx2_6:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 32(SP)
+	MOVQ $0x00000000, 48(SP)
 
 convNHWC_6x16_avx2_6_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    32(SP), SI
+	MOVQ    48(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -3835,7 +3977,7 @@ convNHWC_6x16_avx2_6_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 32(SP), SI
+	MOVQ 48(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -3863,6 +4005,15 @@ convNHWC_6x16_avx2_6_kx:
 	JB   convNHWC_6x16_avx2_6_ctail
 
 convNHWC_6x16_avx2_6_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       24(SP), R13
+	CMPQ       R13, 32(SP)
+	JAE        convNHWC_6x16_avx2_6_nopf
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 24(SP)
+
+convNHWC_6x16_avx2_6_nopf:
 	VMOVUPS      (BX), Y12
 	VMOVUPS      32(BX), Y13
 	VBROADCASTSS (R10), Y14
@@ -4014,7 +4165,7 @@ convNHWC_6x16_avx2_6_cdone:
 convNHWC_6x16_avx2_6_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       32(SP), SI
+	MOVQ       48(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4059,10 +4210,10 @@ convNHWC_6x16_avx2_6_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y11, Y0, 32(BX)
-	MOVQ       32(SP), BX
+	MOVQ       48(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 32(SP)
-	CMPQ       BX, 24(SP)
+	MOVQ       BX, 48(SP)
+	CMPQ       BX, 40(SP)
 	JB         convNHWC_6x16_avx2_6_pass
 
 	// out += 6*so; in += 6*sx; n -= 6
@@ -4079,12 +4230,12 @@ convNHWC_6x16_avx2_6_store:
 
 convNHWC_6x16_avx2_5:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 32(SP)
+	MOVQ $0x00000000, 48(SP)
 
 convNHWC_6x16_avx2_5_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    32(SP), SI
+	MOVQ    48(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4099,7 +4250,7 @@ convNHWC_6x16_avx2_5_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 32(SP), SI
+	MOVQ 48(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4125,6 +4276,15 @@ convNHWC_6x16_avx2_5_kx:
 	JB   convNHWC_6x16_avx2_5_ctail
 
 convNHWC_6x16_avx2_5_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       24(SP), R12
+	CMPQ       R12, 32(SP)
+	JAE        convNHWC_6x16_avx2_5_nopf
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 24(SP)
+
+convNHWC_6x16_avx2_5_nopf:
 	VMOVUPS      (BX), Y10
 	VMOVUPS      32(BX), Y11
 	VBROADCASTSS (R10), Y12
@@ -4257,7 +4417,7 @@ convNHWC_6x16_avx2_5_cdone:
 convNHWC_6x16_avx2_5_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       32(SP), SI
+	MOVQ       48(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4295,10 +4455,10 @@ convNHWC_6x16_avx2_5_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y9, Y0, 32(BX)
-	MOVQ       32(SP), BX
+	MOVQ       48(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 32(SP)
-	CMPQ       BX, 24(SP)
+	MOVQ       BX, 48(SP)
+	CMPQ       BX, 40(SP)
 	JB         convNHWC_6x16_avx2_5_pass
 
 	// out += 5*so; in += 5*sx; n -= 5
@@ -4315,12 +4475,12 @@ convNHWC_6x16_avx2_5_store:
 
 convNHWC_6x16_avx2_4:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 32(SP)
+	MOVQ $0x00000000, 48(SP)
 
 convNHWC_6x16_avx2_4_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    32(SP), SI
+	MOVQ    48(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4333,7 +4493,7 @@ convNHWC_6x16_avx2_4_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 32(SP), SI
+	MOVQ 48(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4359,6 +4519,15 @@ convNHWC_6x16_avx2_4_kx:
 	JB   convNHWC_6x16_avx2_4_ctail
 
 convNHWC_6x16_avx2_4_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       24(SP), R12
+	CMPQ       R12, 32(SP)
+	JAE        convNHWC_6x16_avx2_4_nopf
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 24(SP)
+
+convNHWC_6x16_avx2_4_nopf:
 	VMOVUPS      (BX), Y8
 	VMOVUPS      32(BX), Y9
 	VBROADCASTSS (R10), Y10
@@ -4474,7 +4643,7 @@ convNHWC_6x16_avx2_4_cdone:
 convNHWC_6x16_avx2_4_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       32(SP), SI
+	MOVQ       48(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4505,10 +4674,10 @@ convNHWC_6x16_avx2_4_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y7, Y0, 32(BX)
-	MOVQ       32(SP), BX
+	MOVQ       48(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 32(SP)
-	CMPQ       BX, 24(SP)
+	MOVQ       BX, 48(SP)
+	CMPQ       BX, 40(SP)
 	JB         convNHWC_6x16_avx2_4_pass
 
 	// out += 4*so; in += 4*sx; n -= 4
@@ -4525,12 +4694,12 @@ convNHWC_6x16_avx2_4_store:
 
 convNHWC_6x16_avx2_3:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 32(SP)
+	MOVQ $0x00000000, 48(SP)
 
 convNHWC_6x16_avx2_3_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    32(SP), SI
+	MOVQ    48(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4541,7 +4710,7 @@ convNHWC_6x16_avx2_3_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 32(SP), SI
+	MOVQ 48(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4567,6 +4736,15 @@ convNHWC_6x16_avx2_3_kx:
 	JB   convNHWC_6x16_avx2_3_ctail
 
 convNHWC_6x16_avx2_3_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       24(SP), R11
+	CMPQ       R11, 32(SP)
+	JAE        convNHWC_6x16_avx2_3_nopf
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 24(SP)
+
+convNHWC_6x16_avx2_3_nopf:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      32(BX), Y7
 	VBROADCASTSS (R9), Y8
@@ -4665,7 +4843,7 @@ convNHWC_6x16_avx2_3_cdone:
 convNHWC_6x16_avx2_3_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       32(SP), SI
+	MOVQ       48(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4689,10 +4867,10 @@ convNHWC_6x16_avx2_3_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y5, Y0, 32(BX)
-	MOVQ       32(SP), BX
+	MOVQ       48(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 32(SP)
-	CMPQ       BX, 24(SP)
+	MOVQ       BX, 48(SP)
+	CMPQ       BX, 40(SP)
 	JB         convNHWC_6x16_avx2_3_pass
 
 	// out += 3*so; in += 3*sx; n -= 3
@@ -4709,12 +4887,12 @@ convNHWC_6x16_avx2_3_store:
 
 convNHWC_6x16_avx2_2:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 32(SP)
+	MOVQ $0x00000000, 48(SP)
 
 convNHWC_6x16_avx2_2_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    32(SP), SI
+	MOVQ    48(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4723,7 +4901,7 @@ convNHWC_6x16_avx2_2_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 32(SP), SI
+	MOVQ 48(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4749,6 +4927,15 @@ convNHWC_6x16_avx2_2_kx:
 	JB   convNHWC_6x16_avx2_2_ctail
 
 convNHWC_6x16_avx2_2_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       24(SP), R11
+	CMPQ       R11, 32(SP)
+	JAE        convNHWC_6x16_avx2_2_nopf
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 24(SP)
+
+convNHWC_6x16_avx2_2_nopf:
 	VMOVUPS      (BX), Y4
 	VMOVUPS      32(BX), Y5
 	VBROADCASTSS (R9), Y6
@@ -4830,7 +5017,7 @@ convNHWC_6x16_avx2_2_cdone:
 convNHWC_6x16_avx2_2_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       32(SP), SI
+	MOVQ       48(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4847,10 +5034,10 @@ convNHWC_6x16_avx2_2_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y3, Y0, 32(BX)
-	MOVQ       32(SP), BX
+	MOVQ       48(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 32(SP)
-	CMPQ       BX, 24(SP)
+	MOVQ       BX, 48(SP)
+	CMPQ       BX, 40(SP)
 	JB         convNHWC_6x16_avx2_2_pass
 
 	// out += 2*so; in += 2*sx; n -= 2
@@ -4867,19 +5054,19 @@ convNHWC_6x16_avx2_2_store:
 
 convNHWC_6x16_avx2_1:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 32(SP)
+	MOVQ $0x00000000, 48(SP)
 
 convNHWC_6x16_avx2_1_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    32(SP), SI
+	MOVQ    48(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 32(SP), SI
+	MOVQ 48(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4905,6 +5092,15 @@ convNHWC_6x16_avx2_1_kx:
 	JB   convNHWC_6x16_avx2_1_ctail
 
 convNHWC_6x16_avx2_1_c:
+	// if pf < pfe { prefetch pf; pf += 64 }
+	MOVQ       24(SP), R10
+	CMPQ       R10, 32(SP)
+	JAE        convNHWC_6x16_avx2_1_nopf
+	PREFETCHT1 (R10)
+	ADDQ       $0x40, R10
+	MOVQ       R10, 24(SP)
+
+convNHWC_6x16_avx2_1_nopf:
 	VMOVUPS      (BX), Y2
 	VMOVUPS      32(BX), Y3
 	VBROADCASTSS (R8), Y4
@@ -4969,7 +5165,7 @@ convNHWC_6x16_avx2_1_cdone:
 convNHWC_6x16_avx2_1_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       32(SP), SI
+	MOVQ       48(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4979,10 +5175,10 @@ convNHWC_6x16_avx2_1_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y1, Y0, 32(BX)
-	MOVQ       32(SP), BX
+	MOVQ       48(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 32(SP)
-	CMPQ       BX, 24(SP)
+	MOVQ       BX, 48(SP)
+	CMPQ       BX, 40(SP)
 	JB         convNHWC_6x16_avx2_1_pass
 
 	// out += 1*so; in += 1*sx; n -= 1

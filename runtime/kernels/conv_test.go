@@ -131,7 +131,20 @@ func (c convCase) run(t *testing.T, rng *rand.Rand, plant func(in, w []float32))
 	convNHWCGo(want[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu)
 	ConvNHWC(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu)
 	checkConvOut(t, c.String(), got, want, c.np, c.nr, c.so)
+
+	// ConvNHWCNext computes the same bits whatever it prefetches: nothing, one
+	// element, its own weights or input, or a long unrelated buffer.
+	next := [][]float32{nil, w[:1], w, in, convNextBuf}[rng.IntN(5)]
+	for i := range got {
+		got[i] = math.Float32frombits(convSentinel)
+	}
+	ConvNHWCNext(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu, next)
+	checkConvOut(t, c.String()+fmt.Sprintf(" ConvNHWCNext(len(next)=%d)", len(next)), got, want, c.np, c.nr, c.so)
 }
+
+// convNextBuf is memory for ConvNHWCNext to prefetch: 1 MiB, more than any
+// test call's channel loop has iterations for.
+var convNextBuf = make([]float32, 1<<18)
 
 // checkConvOut compares a kernel's output with the twin's: every element the
 // contract writes (pixel p's channels j < nr) must match, every other element

@@ -1,0 +1,96 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// BenchmarkConvNHWCLayer runs a whole layer's calls as the generated code does
+// when it splits a layer by channel blocks: each block of 32 output channels
+// over every output row, one ConvNHWC call per row, with the weights packed per
+// block. Between runs it reads a 256 MiB buffer, so the layer's weights come
+// from memory, as they do in a network whose weights are hundreds of MB:
+//
+//	cold:     ConvNHWC; each block's first row waits for its weights;
+//	prefetch: ConvNHWCNext, each row prefetching 1/rows of the next block's
+//	          weights (nn.Part's split), as the generated code does;
+//	hot:      the weights stay cached (no flush): the kernel's own rate.
+//
+// Shapes: VGG-16's 14×14 layers (512 → 512, 9.4 MB of weights) and AlexNet's
+// conv4 (13×13, 384 → 256, 3.5 MB). It reports the best run's GFLOP/s and
+// that as a percentage of the FMA peak probed between the runs (best probe).
+//
+//	go test -run '^$' -bench ConvNHWCLayer -benchtime 30x ./runtime/kernels/
+func BenchmarkConvNHWCLayer(b *testing.B) {
+	flush := make([]float32, 64<<20)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, s := range []struct {
+		name     string
+		h, c, oc int
+	}{
+		{"vgg14x14/C=512", 14, 512, 512},
+		{"alexnet13x13/C=384", 13, 384, 256},
+	} {
+		irs := (s.h + 2) * s.c
+		in := make([]float32, (s.h+2)*irs)
+		pack := 9 * s.c * NR
+		nb := s.oc / NR
+		w := convAligned(nb * pack)
+		bias := make([]float32, s.oc)
+		out := make([]float32, s.h*s.h*s.oc)
+		convFill(rng, in, 0)
+		convFill(rng, w, 0)
+		flop := 2 * float64(s.h*s.h*s.oc*9*s.c)
+		for _, mode := range []string{"cold", "prefetch", "hot"} {
+			layer := func() {
+				for u := 0; u < nb; u++ {
+					var nx []float32
+					if mode == "prefetch" && u+1 < nb {
+						nx = w[(u+1)*pack : (u+2)*pack]
+					}
+					for oy := 0; oy < s.h; oy++ {
+						part := nx[oy*len(nx)/s.h : (oy+1)*len(nx)/s.h]
+						ConvNHWCNext(out[oy*s.h*s.oc+u*NR:], s.oc, in[oy*irs:], s.c, irs, s.c, 3*s.c, 3, 1,
+							w[u*pack:], bias[u*NR:], s.h, NR, true, part)
+					}
+				}
+			}
+			for _, isa := range convISAs()[:2] {
+				b.Run(fmt.Sprintf("%s/%s/%s", s.name, mode, isa.name), func(b *testing.B) {
+					if !isa.has {
+						b.Skipf("CPU lacks %s", isa.name)
+					}
+					defer convRestoreISA()()
+					isa.use()
+					probe, fpi := peakProbe(isa.name)
+					best, peak := time.Duration(1<<62), 0.0
+					var sink float32
+					for b.Loop() {
+						b.StopTimer()
+						if mode != "hot" {
+							for i := 0; i < len(flush); i += 16 {
+								flush[i]++
+							}
+						}
+						t := time.Now()
+						probe(1 << 16)
+						peak = max(peak, fpi*(1<<16)/time.Since(t).Seconds())
+						b.StartTimer()
+						t = time.Now()
+						layer()
+						best = min(best, time.Since(t))
+					}
+					sink += flush[0]
+					rate := flop / best.Seconds()
+					b.ReportMetric(rate/1e9, "best-GFLOP/s")
+					b.ReportMetric(100*rate/peak, "%peak")
+					_ = sink
+				})
+			}
+		}
+	}
+}

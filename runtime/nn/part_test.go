@@ -1,0 +1,34 @@
+package nn
+
+import "testing"
+
+// TestPartCovers checks that the n parts of s are consecutive, cover s exactly
+// and differ in length by at most one, for nil, short and long slices.
+func TestPartCovers(t *testing.T) {
+	for _, l := range []int{0, 1, 5, 16, 1000, 147456} {
+		s := make([]float32, l)
+		for i := range s {
+			s[i] = float32(i)
+		}
+		for _, n := range []int{1, 2, 3, 7, 14, 56, 224} {
+			next, lmin, lmax := 0, l, 0
+			for i := 0; i < n; i++ {
+				p := Part(s, i, n)
+				if len(p) > 0 && p[0] != float32(next) {
+					t.Fatalf("len %d, n %d: part %d starts at %v, want %d", l, n, i, p[0], next)
+				}
+				next += len(p)
+				lmin, lmax = min(lmin, len(p)), max(lmax, len(p))
+			}
+			if next != l {
+				t.Errorf("len %d, n %d: parts cover %d elements", l, n, next)
+			}
+			if lmax-lmin > 1 {
+				t.Errorf("len %d, n %d: part lengths %d..%d", l, n, lmin, lmax)
+			}
+		}
+	}
+	if p := Part(nil, 0, 3); len(p) != 0 {
+		t.Errorf("Part(nil) = %v", p)
+	}
+}
