@@ -289,12 +289,26 @@ func (g *stepGen) convFwd() []jen.Code {
 	if st.Layer.Groups == 1 {
 		cin, kw = x("KW*C"), jen.Lit(1)
 	}
-	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB", "wt[u2*PACK : (u2+1)*PACK]",
-		x("g, ob := u/OCB, u%%OCB"),
+	body := []jen.Code{
 		x("b, oy := r/OH, r%%OH"),
 		jen.Qual(pkgKernels, "ConvNHWCNext").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
 			x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU), jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0"))),
-	)...)
+	}
+	group := 1
+	if pl := st.Pool; pl != nil {
+		// The max pool of the next step: after the last row of a row of windows,
+		// pool the block's channels of those rows while they are in cache.
+		l := pl.Layer
+		group = l.KH
+		code = append(code, jen.Const().Defs(append([]jen.Code{x("PKH, PKW = %d, %d // %s: %d×%d windows at stride %d×%d", l.KH, l.KW, l.Name, l.KH, l.KW, l.SH, l.SW)}, geom("P", pl.Out)...)...))
+		code = append(code, x("pout := %s", g.ref(pl.Out)))
+		code = append(code, g.zeroHalos(pl.Out)...)
+		body = append(body, jen.If(x("oy%%PKH == PKH-1")).Block(
+			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
+		))
+	}
+	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB", "wt[u2*PACK : (u2+1)*PACK]", group,
+		x("g, ob := u/OCB, u%%OCB"), body...)...)
 }
 
 // chunked renders a convolution's loop nest under schedule s over rows (sample,
@@ -315,14 +329,20 @@ func (g *stepGen) convFwd() []jen.Code {
 // c+nw in a blocks split (claims go round the workers). body prefetches them,
 // a part per row (kernels.ConvNHWCNext with nn.Part(nx, r-r0, r1-r0)), so that
 // a block's first row does not wait for its weights to come from memory.
-func chunked(s Schedule, rows, units, next string, unit jen.Code, body ...jen.Code) []jen.Code {
+func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, body ...jen.Code) []jen.Code {
 	if s.ByBlocks {
 		claim := []jen.Code{
 			x("c := int(m.next.Add(1)) - 1"),
 			jen.If(x("c >= (%s)*parts", units)).Block(jen.Return()),
 			x("u, part := c/parts, c%%parts"),
 			unit,
-			x("r0, r1 := part*rows/parts, (part+1)*rows/parts"),
+		}
+		parts := x("parts := min(rows, (8*nw+(%s)-1)/(%s))", units, units)
+		if group > 1 {
+			claim = append(claim, x("r0, r1 := %d*(part*(rows/%d)/parts), %d*((part+1)*(rows/%d)/parts)", group, group, group, group))
+			parts = x("parts := min(rows/%d, (8*nw+(%s)-1)/(%s)) // of the rows in groups of %d", group, units, units, group)
+		} else {
+			claim = append(claim, x("r0, r1 := part*rows/parts, (part+1)*rows/parts"))
 		}
 		if next != "" {
 			claim = append(claim,
@@ -336,7 +356,7 @@ func chunked(s Schedule, rows, units, next string, unit jen.Code, body ...jen.Co
 			jen.Comment("8 blocks per worker, over a part of the rows, so that a slow core holds up"),
 			jen.Comment("the others by a small claim."),
 			x("rows := %s", rows),
-			x("parts := min(rows, (8*nw+(%s)-1)/(%s))", units, units),
+			parts,
 			jen.For().Block(append(claim, loop("r", "r0", "r1", body...))...),
 		}
 	}
@@ -352,7 +372,7 @@ func chunked(s Schedule, rows, units, next string, unit jen.Code, body ...jen.Co
 		jen.Comment("The workers claim rows, a few at a time; each runs every channel block over them."),
 		jen.Const().Id("CHUNK").Op("=").Lit(s.Chunk).Comment("rows whose input stays in L2 while every block runs over them"),
 		x("rows := %s", rows),
-		x("claim := min(CHUNK, max(1, rows/(4*nw)))"),
+		claimSize(group),
 		jen.For().Block(
 			x("r0 := int(m.next.Add(int64(claim))) - claim"),
 			jen.If(x("r0 >= rows")).Block(jen.Return()),
@@ -360,6 +380,15 @@ func chunked(s Schedule, rows, units, next string, unit jen.Code, body ...jen.Co
 			loop("u", 0, units, append(block, loop("r", "r0", "r1", body...))...),
 		),
 	}
+}
+
+// claimSize renders the rows split's claim: CHUNK rows, or fewer so that every
+// worker gets several claims, and a multiple of group.
+func claimSize(group int) jen.Code {
+	if group > 1 {
+		return x("claim := max(%d, min(CHUNK, rows/(4*nw))/%d*%d) // whole groups of %d rows", group, group, group, group)
+	}
+	return x("claim := min(CHUNK, max(1, rows/(4*nw)))")
 }
 
 // reluMask zeroes the output gradient where the fused ReLU's output is not positive.
@@ -565,7 +594,7 @@ func (g *stepGen) convDataBwd() []jen.Code {
 		body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
 	}
 	code = append(code, jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)))
-	code = append(code, chunked(c.Data, "m.n*H", "G*ICB", next,
+	code = append(code, chunked(c.Data, "m.n*H", "G*ICB", next, 1,
 		x("g, ib := u/ICB, u%%ICB; nr := min(NR, ICg-ib*NR)"), body...)...)
 	return code
 }
@@ -769,11 +798,23 @@ for each output pixel and channel: the first maximum of the window in row-major 
 func (g *stepGen) maxPoolFwd() []jen.Code {
 	st := g.st
 	l := st.Layer
+	var pre []jen.Code
+	if conv := st.PoolOf; conv != nil && !g.grad {
+		if !Winograd(conv.Layer) {
+			return []jen.Code{jen.Comment(fmt.Sprintf("The step of %s computes this pool, a block's rows at a time.", conv.Name()))}
+		}
+		pre = []jen.Code{
+			jen.Comment(fmt.Sprintf("In exact mode %s computed this pool; in fast mode it ran Winograd,", conv.Name())),
+			jen.Comment("which does not pool."),
+			jen.If(x("!m.fast")).Block(jen.Return()),
+		}
+	}
 	code := []jen.Code{
 		g.poolConsts(),
 		jen.Const().Defs(x("KH, KW, SH, SW, PH, PW = %d, %d, %d, %d, %d, %d", l.KH, l.KW, l.SH, l.SW, l.PH, l.PW)),
 		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
 	}
+	code = append(pre, code...)
 	if g.grad {
 		code = append(code, x("arg := %s", g.ref(st.Saved)))
 	}

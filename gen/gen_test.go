@@ -139,3 +139,44 @@ func TestFusion(t *testing.T) {
 		t.Errorf("eval arena %d not smaller than grad arena %d", p.Eval.Arena, p.Grad.Arena)
 	}
 }
+
+// The evaluation program computes a max pool whose windows tile a convolution's
+// output in that convolution's step: VGG-16's five 2×2/2 pools, not AlexNet's
+// overlapping 3×3/2 ones, not vgg_mnist's 7 → 3 pool (a row left over), and never
+// in the grad program. The pool's output must not share memory with the
+// convolution's input, which the step still reads while it pools.
+func TestPoolFusion(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want []string
+	}{
+		{"vgg16", []string{"features.4", "features.9", "features.16", "features.23", "features.30"}},
+		{"alexnet", nil},
+		{"vgg_mnist", []string{"features.3", "features.7"}},
+	} {
+		p := build(t, c.name)
+		var got []string
+		for i, st := range p.Eval.Steps {
+			if st.PoolOf == nil {
+				continue
+			}
+			got = append(got, st.Name())
+			conv := p.Eval.Steps[i-1]
+			if st.Op != OpMaxPool || conv != st.PoolOf || conv.Pool != st || conv.Op != OpConv {
+				t.Errorf("%s: %s fused into %s", c.name, st.Name(), st.PoolOf.Name())
+			}
+			a, b := conv.In, st.Out
+			if a.Off < b.Off+b.Size && b.Off < a.Off+a.Size {
+				t.Errorf("%s: %s's output [%d, %d) overlaps %s's input [%d, %d)", c.name, st.Name(), b.Off, b.Off+b.Size, conv.Name(), a.Off, a.Off+a.Size)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s: pools fused %v, want %v", c.name, got, c.want)
+		}
+		for _, st := range p.Grad.Steps {
+			if st.Pool != nil || st.PoolOf != nil {
+				t.Errorf("%s: grad step %s has a fused pool", c.name, st.Name())
+			}
+		}
+	}
+}

@@ -5,14 +5,16 @@
 //
 // Build is a list of passes, each a small function over the plan:
 //
-//	lower → fuse → layout → partition → allocate
+//	lower → fuse → layout → partition → fusePools → allocate
 //
 // lower makes one step per spec layer; fuse folds ReLU into the conv, batch norm or
 // linear step before it, folds batch norm into the conv before it (evaluation
 // program only) and turns identity layers into aliases; layout gives every
 // activation that a convolution reads the zero halo its padding needs, so no layer
 // pads at run time; partition fixes how each step's work is split over threads;
-// allocate places every buffer in one arena, reusing memory where lifetimes allow.
+// fusePools has a convolution compute the max pool after it when the pool's
+// windows tile its output (evaluation program only); allocate places every buffer
+// in one arena, reusing memory where lifetimes allow.
 //
 // A plan has two programs. Eval is inference only: batch norm folded, activations
 // freed as soon as the next layer has read them. Grad runs forward in either mode
@@ -130,6 +132,10 @@ type Step struct {
 	Part      Partition // forward partition
 	BackPart  string    // backward partitions, for the plan printout
 	ConvIndex int       // index among the model's convolutions (packed weights)
+	// Eval: Pool is the max pool after this convolution whose windows tile its
+	// output, which this step computes too, a block's rows at a time while they
+	// are in cache (see fusePools); PoolOf, on that pool's step, is this step.
+	Pool, PoolOf *Step
 }
 
 // fastAlgo is the algorithm an evaluation step runs in fast mode, "" where it is
@@ -140,6 +146,8 @@ func fastAlgo(st *Step) string {
 		return "dot16 bf16"
 	case st.Op == OpConv && Winograd(st.Layer):
 		return "winograd F(4x4,3x3)"
+	case st.Op == OpMaxPool && st.PoolOf != nil && Winograd(st.PoolOf.Layer):
+		return "own pass" // after a Winograd convolution, which does not pool
 	}
 	return ""
 }
@@ -310,7 +318,7 @@ func Build(m *spec.Model, pkg, source string) (*Plan, error) {
 	}
 	for _, name := range []string{"eval", "grad"} {
 		prog := &Program{Name: name, Aliases: map[string]*Buffer{}}
-		for _, pass := range []func(*Plan, *Program) error{lower, fuse, layout, partition, allocate} {
+		for _, pass := range []func(*Plan, *Program) error{lower, fuse, layout, partition, fusePools, allocate} {
 			if err := pass(p, prog); err != nil {
 				return nil, fmt.Errorf("%s: %s program: %w", m.File, name, err)
 			}
@@ -617,6 +625,43 @@ func partition(p *Plan, prog *Program) error {
 	return nil
 }
 
+// fusePools gives the eval program's max pools whose windows tile their input
+// (kernel = stride, no padding, the input a whole number of windows) and follow
+// the convolution whose output only they read to that convolution: after
+// it has computed a block's rows for a row of windows, it pools them, reading
+// the rows back from L1/L2 instead of from memory in a pass of their own. The
+// convolution still writes its whole output (a Winograd convolution in fast mode
+// does not pool, and its pool step runs as before). The pool's output is written
+// while the convolution still reads its input, so allocate keeps them apart.
+func fusePools(p *Plan, prog *Program) error {
+	if prog.Name != "eval" {
+		return nil
+	}
+	for i, st := range prog.Steps[:len(prog.Steps)-1] {
+		pl := prog.Steps[i+1]
+		if st.Op != OpConv || pl.Op != OpMaxPool || pl.In != st.Out || st.Out == prog.Logits {
+			continue
+		}
+		l, c := pl.Layer, st.Layer.Out
+		if l.KH != l.SH || l.KW != l.SW || l.PH != 0 || l.PW != 0 ||
+			c.H%l.KH != 0 || c.W%l.KW != 0 || l.Out.H != c.H/l.KH || l.Out.W != c.W/l.KW {
+			continue
+		}
+		readers := 0
+		for _, o := range prog.Steps {
+			if o.In == st.Out {
+				readers++
+			}
+		}
+		if readers != 1 {
+			continue
+		}
+		st.Pool, pl.PoolOf = pl, st
+		pl.Algo = "in " + st.Name()
+	}
+	return nil
+}
+
 // allocate places the buffers in the arenas. A buffer lives from the first to the
 // last step that touches it (forward steps, then in Grad the backward steps in
 // reverse); two buffers share memory only if their lifetimes do not overlap.
@@ -640,6 +685,10 @@ func allocate(p *Plan, prog *Program) error {
 		touch(st.In, i)
 		touch(st.Out, i)
 		touch(st.Saved, i)
+		if st.Pool != nil {
+			// The pool's output is written while this step reads its input.
+			touch(st.In, i+1)
+		}
 	}
 	if prog.Name == "eval" {
 		// The logits are read by the caller after the last step.

@@ -393,13 +393,13 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		m.eb[4] = m.arena[1605632*mb : 2036224*mb] // act features.5[56x56x128 NHWC halo 1x1]
 		m.eb[5] = m.arena[0*mb : 861184*mb]        // act features.6[56x56x256 NHWC halo 1x1]
 		m.eb[6] = m.arena[861184*mb : 1664000*mb]  // act features.8[56x56x256 NHWC]
-		m.eb[7] = m.arena[0*mb : 230400*mb]        // act features.10[28x28x256 NHWC halo 1x1]
-		m.eb[8] = m.arena[230400*mb : 691200*mb]   // act features.11[28x28x512 NHWC halo 1x1]
-		m.eb[9] = m.arena[691200*mb : 1092608*mb]  // act features.13[28x28x512 NHWC]
-		m.eb[10] = m.arena[0*mb : 131072*mb]       // act features.15[14x14x512 NHWC halo 1x1]
-		m.eb[11] = m.arena[131072*mb : 262144*mb]  // act features.16[14x14x512 NHWC halo 1x1]
-		m.eb[12] = m.arena[0*mb : 100352*mb]       // act features.18[14x14x512 NHWC]
-		m.eb[13] = m.arena[100352*mb : 125440*mb]  // act features.20[7x7x512 NHWC]
+		m.eb[7] = m.arena[1664000*mb : 1894400*mb] // act features.10[28x28x256 NHWC halo 1x1]
+		m.eb[8] = m.arena[0*mb : 460800*mb]        // act features.11[28x28x512 NHWC halo 1x1]
+		m.eb[9] = m.arena[460800*mb : 862208*mb]   // act features.13[28x28x512 NHWC]
+		m.eb[10] = m.arena[862208*mb : 993280*mb]  // act features.15[14x14x512 NHWC halo 1x1]
+		m.eb[11] = m.arena[0*mb : 131072*mb]       // act features.16[14x14x512 NHWC halo 1x1]
+		m.eb[12] = m.arena[131072*mb : 231424*mb]  // act features.18[14x14x512 NHWC]
+		m.eb[13] = m.arena[231424*mb : 256512*mb]  // act features.20[7x7x512 NHWC]
 		m.eb[14] = m.arena[0*mb : 25088*mb]        // act flatten[25088]
 		m.eb[15] = m.arena[25088*mb : 29184*mb]    // act classifier.0[4096]
 		m.eb[16] = m.arena[0*mb : 4096*mb]         // act classifier.3[4096]
@@ -757,7 +757,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(86704128),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.0",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.2",
@@ -771,7 +771,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(924844032),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.3",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.5",
@@ -792,7 +792,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.8",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.10",
@@ -813,7 +813,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.13",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.15",
@@ -834,7 +834,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.18",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.20",
@@ -884,7 +884,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(86704128),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.2",
@@ -898,7 +898,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(924844032),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.5",
@@ -919,7 +919,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.10",
@@ -940,7 +940,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.15",
@@ -961,7 +961,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.18",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.20",

@@ -417,13 +417,13 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		m.eb[4] = m.arena[1605632*mb : 2036224*mb] // act features.7[56x56x128 NHWC halo 1x1]
 		m.eb[5] = m.arena[0*mb : 861184*mb]        // act features.8[56x56x256 NHWC halo 1x1]
 		m.eb[6] = m.arena[861184*mb : 1664000*mb]  // act features.11[56x56x256 NHWC]
-		m.eb[7] = m.arena[0*mb : 230400*mb]        // act features.14[28x28x256 NHWC halo 1x1]
-		m.eb[8] = m.arena[230400*mb : 691200*mb]   // act features.15[28x28x512 NHWC halo 1x1]
-		m.eb[9] = m.arena[691200*mb : 1092608*mb]  // act features.18[28x28x512 NHWC]
-		m.eb[10] = m.arena[0*mb : 131072*mb]       // act features.21[14x14x512 NHWC halo 1x1]
-		m.eb[11] = m.arena[131072*mb : 262144*mb]  // act features.22[14x14x512 NHWC halo 1x1]
-		m.eb[12] = m.arena[0*mb : 100352*mb]       // act features.25[14x14x512 NHWC]
-		m.eb[13] = m.arena[100352*mb : 125440*mb]  // act features.28[7x7x512 NHWC]
+		m.eb[7] = m.arena[1664000*mb : 1894400*mb] // act features.14[28x28x256 NHWC halo 1x1]
+		m.eb[8] = m.arena[0*mb : 460800*mb]        // act features.15[28x28x512 NHWC halo 1x1]
+		m.eb[9] = m.arena[460800*mb : 862208*mb]   // act features.18[28x28x512 NHWC]
+		m.eb[10] = m.arena[862208*mb : 993280*mb]  // act features.21[14x14x512 NHWC halo 1x1]
+		m.eb[11] = m.arena[0*mb : 131072*mb]       // act features.22[14x14x512 NHWC halo 1x1]
+		m.eb[12] = m.arena[131072*mb : 231424*mb]  // act features.25[14x14x512 NHWC]
+		m.eb[13] = m.arena[231424*mb : 256512*mb]  // act features.28[7x7x512 NHWC]
 		m.eb[14] = m.arena[0*mb : 25088*mb]        // act flatten[25088]
 		m.eb[15] = m.arena[25088*mb : 29184*mb]    // act classifier.0[4096]
 		m.eb[16] = m.arena[0*mb : 4096*mb]         // act classifier.3[4096]
@@ -823,7 +823,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(86704128),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.0",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.3",
@@ -837,7 +837,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(924844032),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.4",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.7",
@@ -858,7 +858,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.11",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.14",
@@ -879,7 +879,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.18",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.21",
@@ -900,7 +900,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.25",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.28",
@@ -950,7 +950,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(86704128),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.3",
@@ -964,7 +964,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(924844032),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.7",
@@ -985,7 +985,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.14",
@@ -1006,7 +1006,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.21",
@@ -1027,7 +1027,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.25",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.28",

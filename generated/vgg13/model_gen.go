@@ -34,7 +34,7 @@ const (
 	MACs          = int64(11308466176)
 	numBufferVals = 0
 	inSize        = InC * InH * InW
-	evalArena     = 6633356
+	evalArena     = 7465100
 	gradArena     = 27189852
 	gradIntArena  = 1530368
 	numConv       = 10
@@ -425,19 +425,19 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		m.eb[0] = m.arena[0*mb : 153228*mb]        // x[224x224x3 NHWC halo 1x1]
 		m.eb[1] = m.arena[153228*mb : 3422092*mb]  // act features.0[224x224x64 NHWC halo 1x1]
 		m.eb[2] = m.arena[3422092*mb : 6633356*mb] // act features.2[224x224x64 NHWC]
-		m.eb[3] = m.arena[0*mb : 831744*mb]        // act features.4[112x112x64 NHWC halo 1x1]
-		m.eb[4] = m.arena[831744*mb : 2495232*mb]  // act features.5[112x112x128 NHWC halo 1x1]
-		m.eb[5] = m.arena[2495232*mb : 4100864*mb] // act features.7[112x112x128 NHWC]
-		m.eb[6] = m.arena[0*mb : 430592*mb]        // act features.9[56x56x128 NHWC halo 1x1]
-		m.eb[7] = m.arena[430592*mb : 1291776*mb]  // act features.10[56x56x256 NHWC halo 1x1]
-		m.eb[8] = m.arena[1291776*mb : 2094592*mb] // act features.12[56x56x256 NHWC]
-		m.eb[9] = m.arena[0*mb : 230400*mb]        // act features.14[28x28x256 NHWC halo 1x1]
-		m.eb[10] = m.arena[230400*mb : 691200*mb]  // act features.15[28x28x512 NHWC halo 1x1]
-		m.eb[11] = m.arena[691200*mb : 1092608*mb] // act features.17[28x28x512 NHWC]
-		m.eb[12] = m.arena[0*mb : 131072*mb]       // act features.19[14x14x512 NHWC halo 1x1]
-		m.eb[13] = m.arena[131072*mb : 262144*mb]  // act features.20[14x14x512 NHWC halo 1x1]
-		m.eb[14] = m.arena[0*mb : 100352*mb]       // act features.22[14x14x512 NHWC]
-		m.eb[15] = m.arena[100352*mb : 125440*mb]  // act features.24[7x7x512 NHWC]
+		m.eb[3] = m.arena[6633356*mb : 7465100*mb] // act features.4[112x112x64 NHWC halo 1x1]
+		m.eb[4] = m.arena[0*mb : 1663488*mb]       // act features.5[112x112x128 NHWC halo 1x1]
+		m.eb[5] = m.arena[1663488*mb : 3269120*mb] // act features.7[112x112x128 NHWC]
+		m.eb[6] = m.arena[3269120*mb : 3699712*mb] // act features.9[56x56x128 NHWC halo 1x1]
+		m.eb[7] = m.arena[0*mb : 861184*mb]        // act features.10[56x56x256 NHWC halo 1x1]
+		m.eb[8] = m.arena[861184*mb : 1664000*mb]  // act features.12[56x56x256 NHWC]
+		m.eb[9] = m.arena[1664000*mb : 1894400*mb] // act features.14[28x28x256 NHWC halo 1x1]
+		m.eb[10] = m.arena[0*mb : 460800*mb]       // act features.15[28x28x512 NHWC halo 1x1]
+		m.eb[11] = m.arena[460800*mb : 862208*mb]  // act features.17[28x28x512 NHWC]
+		m.eb[12] = m.arena[862208*mb : 993280*mb]  // act features.19[14x14x512 NHWC halo 1x1]
+		m.eb[13] = m.arena[0*mb : 131072*mb]       // act features.20[14x14x512 NHWC halo 1x1]
+		m.eb[14] = m.arena[131072*mb : 231424*mb]  // act features.22[14x14x512 NHWC]
+		m.eb[15] = m.arena[231424*mb : 256512*mb]  // act features.24[7x7x512 NHWC]
 		m.eb[16] = m.arena[0*mb : 25088*mb]        // act flatten[25088]
 		m.eb[17] = m.arena[25088*mb : 29184*mb]    // act classifier.0[4096]
 		m.eb[18] = m.arena[0*mb : 4096*mb]         // act classifier.3[4096]
@@ -826,7 +826,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.2",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.4",
@@ -847,7 +847,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.7",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.9",
@@ -868,7 +868,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.12",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.14",
@@ -889,7 +889,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.17",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.19",
@@ -910,7 +910,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.22",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.24",
@@ -967,7 +967,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.4",
@@ -988,7 +988,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.9",
@@ -1009,7 +1009,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.14",
@@ -1030,7 +1030,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.19",
@@ -1051,7 +1051,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.22",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.24",

@@ -34,7 +34,7 @@ const (
 	MACs          = int64(11308466176)
 	numBufferVals = 5888
 	inSize        = InC * InH * InW
-	evalArena     = 6633356
+	evalArena     = 7465100
 	gradArena     = 45554268
 	gradIntArena  = 1530368
 	numConv       = 10
@@ -455,19 +455,19 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		m.eb[0] = m.arena[0*mb : 153228*mb]        // x[224x224x3 NHWC halo 1x1]
 		m.eb[1] = m.arena[153228*mb : 3422092*mb]  // act features.0[224x224x64 NHWC halo 1x1]
 		m.eb[2] = m.arena[3422092*mb : 6633356*mb] // act features.3[224x224x64 NHWC]
-		m.eb[3] = m.arena[0*mb : 831744*mb]        // act features.6[112x112x64 NHWC halo 1x1]
-		m.eb[4] = m.arena[831744*mb : 2495232*mb]  // act features.7[112x112x128 NHWC halo 1x1]
-		m.eb[5] = m.arena[2495232*mb : 4100864*mb] // act features.10[112x112x128 NHWC]
-		m.eb[6] = m.arena[0*mb : 430592*mb]        // act features.13[56x56x128 NHWC halo 1x1]
-		m.eb[7] = m.arena[430592*mb : 1291776*mb]  // act features.14[56x56x256 NHWC halo 1x1]
-		m.eb[8] = m.arena[1291776*mb : 2094592*mb] // act features.17[56x56x256 NHWC]
-		m.eb[9] = m.arena[0*mb : 230400*mb]        // act features.20[28x28x256 NHWC halo 1x1]
-		m.eb[10] = m.arena[230400*mb : 691200*mb]  // act features.21[28x28x512 NHWC halo 1x1]
-		m.eb[11] = m.arena[691200*mb : 1092608*mb] // act features.24[28x28x512 NHWC]
-		m.eb[12] = m.arena[0*mb : 131072*mb]       // act features.27[14x14x512 NHWC halo 1x1]
-		m.eb[13] = m.arena[131072*mb : 262144*mb]  // act features.28[14x14x512 NHWC halo 1x1]
-		m.eb[14] = m.arena[0*mb : 100352*mb]       // act features.31[14x14x512 NHWC]
-		m.eb[15] = m.arena[100352*mb : 125440*mb]  // act features.34[7x7x512 NHWC]
+		m.eb[3] = m.arena[6633356*mb : 7465100*mb] // act features.6[112x112x64 NHWC halo 1x1]
+		m.eb[4] = m.arena[0*mb : 1663488*mb]       // act features.7[112x112x128 NHWC halo 1x1]
+		m.eb[5] = m.arena[1663488*mb : 3269120*mb] // act features.10[112x112x128 NHWC]
+		m.eb[6] = m.arena[3269120*mb : 3699712*mb] // act features.13[56x56x128 NHWC halo 1x1]
+		m.eb[7] = m.arena[0*mb : 861184*mb]        // act features.14[56x56x256 NHWC halo 1x1]
+		m.eb[8] = m.arena[861184*mb : 1664000*mb]  // act features.17[56x56x256 NHWC]
+		m.eb[9] = m.arena[1664000*mb : 1894400*mb] // act features.20[28x28x256 NHWC halo 1x1]
+		m.eb[10] = m.arena[0*mb : 460800*mb]       // act features.21[28x28x512 NHWC halo 1x1]
+		m.eb[11] = m.arena[460800*mb : 862208*mb]  // act features.24[28x28x512 NHWC]
+		m.eb[12] = m.arena[862208*mb : 993280*mb]  // act features.27[14x14x512 NHWC halo 1x1]
+		m.eb[13] = m.arena[0*mb : 131072*mb]       // act features.28[14x14x512 NHWC halo 1x1]
+		m.eb[14] = m.arena[131072*mb : 231424*mb]  // act features.31[14x14x512 NHWC]
+		m.eb[15] = m.arena[231424*mb : 256512*mb]  // act features.34[7x7x512 NHWC]
 		m.eb[16] = m.arena[0*mb : 25088*mb]        // act flatten[25088]
 		m.eb[17] = m.arena[25088*mb : 29184*mb]    // act classifier.0[4096]
 		m.eb[18] = m.arena[0*mb : 4096*mb]         // act classifier.3[4096]
@@ -912,7 +912,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.3",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.6",
@@ -933,7 +933,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.10",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.13",
@@ -954,7 +954,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.17",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.20",
@@ -975,7 +975,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.24",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.27",
@@ -996,7 +996,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.31",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.34",
@@ -1053,7 +1053,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.6",
@@ -1074,7 +1074,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.13",
@@ -1095,7 +1095,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.20",
@@ -1116,7 +1116,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.27",
@@ -1137,7 +1137,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.31",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.34",

@@ -119,10 +119,19 @@ func (m *Model) eval2(w, nw int) {
 		}
 		return
 	}
+	const (
+		PKH, PKW = 2, 2 // features.4: 2×2 windows at stride 2×2
+		PS       = 831744
+		PRS      = 7296
+		PI       = 7360
+	)
+	pout := m.eb[3]
+	// The next convolution reads a zero halo around this buffer.
+	nn.ZeroHalos(m.eb[3], m.n, 831744, 112, 112, 64, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
 	const CHUNK = 8 // rows whose input stays in L2 while every block runs over them
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
+	claim := max(2, min(CHUNK, rows/(4*nw))/2*2) // whole groups of 2 rows
 	for {
 		r0 := int(m.next.Add(int64(claim))) - claim
 		if r0 >= rows {
@@ -137,6 +146,9 @@ func (m *Model) eval2(w, nw int) {
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				if oy%PKH == PKH-1 {
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				}
 			}
 		}
 	}
@@ -144,6 +156,11 @@ func (m *Model) eval2(w, nw int) {
 
 // eval3 computes features.4: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 64×224×224 → 64×112×112.
 func (m *Model) eval3(w, nw int) {
+	// In exact mode features.2 computed this pool; in fast mode it ran Winograd,
+	// which does not pool.
+	if !m.fast {
+		return
+	}
 	const (
 		H, W, C = 224, 224, 64
 		OH, OW  = 112, 112
@@ -254,10 +271,19 @@ func (m *Model) eval5(w, nw int) {
 		}
 		return
 	}
+	const (
+		PKH, PKW = 2, 2 // features.9: 2×2 windows at stride 2×2
+		PS       = 430592
+		PRS      = 7424
+		PI       = 7552
+	)
+	pout := m.eb[6]
+	// The next convolution reads a zero halo around this buffer.
+	nn.ZeroHalos(m.eb[6], m.n, 430592, 56, 56, 128, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
 	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
+	claim := max(2, min(CHUNK, rows/(4*nw))/2*2) // whole groups of 2 rows
 	for {
 		r0 := int(m.next.Add(int64(claim))) - claim
 		if r0 >= rows {
@@ -272,6 +298,9 @@ func (m *Model) eval5(w, nw int) {
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				if oy%PKH == PKH-1 {
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				}
 			}
 		}
 	}
@@ -279,6 +308,11 @@ func (m *Model) eval5(w, nw int) {
 
 // eval6 computes features.9: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 128×112×112 → 128×56×56.
 func (m *Model) eval6(w, nw int) {
+	// In exact mode features.7 computed this pool; in fast mode it ran Winograd,
+	// which does not pool.
+	if !m.fast {
+		return
+	}
 	const (
 		H, W, C = 112, 112, 128
 		OH, OW  = 56, 56
@@ -501,10 +535,19 @@ func (m *Model) eval10(w, nw int) {
 		}
 		return
 	}
+	const (
+		PKH, PKW = 2, 2 // features.18: 2×2 windows at stride 2×2
+		PS       = 230400
+		PRS      = 7680
+		PI       = 7936
+	)
+	pout := m.eb[11]
+	// The next convolution reads a zero halo around this buffer.
+	nn.ZeroHalos(m.eb[11], m.n, 230400, 28, 28, 256, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
 	const CHUNK = 7 // rows whose input stays in L2 while every block runs over them
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
+	claim := max(2, min(CHUNK, rows/(4*nw))/2*2) // whole groups of 2 rows
 	for {
 		r0 := int(m.next.Add(int64(claim))) - claim
 		if r0 >= rows {
@@ -519,6 +562,9 @@ func (m *Model) eval10(w, nw int) {
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				if oy%PKH == PKH-1 {
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				}
 			}
 		}
 	}
@@ -526,6 +572,11 @@ func (m *Model) eval10(w, nw int) {
 
 // eval11 computes features.18: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 256×56×56 → 256×28×28.
 func (m *Model) eval11(w, nw int) {
+	// In exact mode features.16 computed this pool; in fast mode it ran Winograd,
+	// which does not pool.
+	if !m.fast {
+		return
+	}
 	const (
 		H, W, C = 56, 56, 256
 		OH, OW  = 28, 28
@@ -754,11 +805,20 @@ func (m *Model) eval15(w, nw int) {
 		}
 		return
 	}
+	const (
+		PKH, PKW = 2, 2 // features.27: 2×2 windows at stride 2×2
+		PS       = 131072
+		PRS      = 8192
+		PI       = 8704
+	)
+	pout := m.eb[16]
+	// The next convolution reads a zero halo around this buffer.
+	nn.ZeroHalos(m.eb[16], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows/2, (8*nw+(G*OCB)-1)/(G*OCB)) // of the rows in groups of 2
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -766,7 +826,7 @@ func (m *Model) eval15(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		r0, r1 := 2*(part*(rows/2)/parts), 2*((part+1)*(rows/2)/parts)
 		// Prefetch the block this worker most likely claims next, unless it is this one.
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
@@ -775,12 +835,20 @@ func (m *Model) eval15(w, nw int) {
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
 			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			if oy%PKH == PKH-1 {
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+			}
 		}
 	}
 }
 
 // eval16 computes features.27: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 512×28×28 → 512×14×14.
 func (m *Model) eval16(w, nw int) {
+	// In exact mode features.25 computed this pool; in fast mode it ran Winograd,
+	// which does not pool.
+	if !m.fast {
+		return
+	}
 	const (
 		H, W, C = 28, 28, 512
 		OH, OW  = 14, 14
@@ -961,11 +1029,18 @@ func (m *Model) eval20(w, nw int) {
 	)
 	in, out := m.eb[19], m.eb[20]
 	wt, bias := m.w.packE[15], m.w.biasE[15]
+	const (
+		PKH, PKW = 2, 2 // features.36: 2×2 windows at stride 2×2
+		PS       = 25088
+		PRS      = 3584
+		PI       = 0
+	)
+	pout := m.eb[21]
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
 	rows := m.n * OH
-	parts := min(rows, (8*nw+(G*OCB)-1)/(G*OCB))
+	parts := min(rows/2, (8*nw+(G*OCB)-1)/(G*OCB)) // of the rows in groups of 2
 	for {
 		c := int(m.next.Add(1)) - 1
 		if c >= (G*OCB)*parts {
@@ -973,7 +1048,7 @@ func (m *Model) eval20(w, nw int) {
 		}
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
-		r0, r1 := part*rows/parts, (part+1)*rows/parts
+		r0, r1 := 2*(part*(rows/2)/parts), 2*((part+1)*(rows/2)/parts)
 		// Prefetch the block this worker most likely claims next, unless it is this one.
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
@@ -982,31 +1057,16 @@ func (m *Model) eval20(w, nw int) {
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
 			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			if oy%PKH == PKH-1 {
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+			}
 		}
 	}
 }
 
 // eval21 computes features.36: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 512×14×14 → 512×7×7.
 func (m *Model) eval21(w, nw int) {
-	const (
-		H, W, C = 14, 14, 512
-		OH, OW  = 7, 7
-		IS      = 100352
-		IRS     = 7168
-		II      = 0
-		OS      = 25088
-		ORS     = 3584
-		OI      = 0
-	)
-	const (
-		KH, KW, SH, SW, PH, PW = 2, 2, 2, 2, 0, 0
-	)
-	in, out := m.eb[20], m.eb[21]
-	lo, hi := parallel.Span(m.n*7, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/7, r%7
-		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
-	}
+	// The step of features.34 computes this pool, a block's rows at a time.
 }
 
 // eval22 computes flatten: Flatten, 512×7×7 → 25088.

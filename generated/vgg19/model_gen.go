@@ -34,7 +34,7 @@ const (
 	MACs          = int64(19632062464)
 	numBufferVals = 0
 	inSize        = InC * InH * InW
-	evalArena     = 6633356
+	evalArena     = 7465100
 	gradArena     = 30095964
 	gradIntArena  = 1530368
 	numConv       = 16
@@ -530,32 +530,32 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		m.gb[62] = m.arena[17269876*mb : 17270876*mb] // grad act classifier.6[1000]
 		m.gb[63] = m.arena[0*mb : 150528*mb]          // dx[150528]
 	} else {
-		m.eb[0] = m.arena[0*mb : 153228*mb]        // x[224x224x3 NHWC halo 1x1]
-		m.eb[1] = m.arena[153228*mb : 3422092*mb]  // act features.0[224x224x64 NHWC halo 1x1]
-		m.eb[2] = m.arena[3422092*mb : 6633356*mb] // act features.2[224x224x64 NHWC]
-		m.eb[3] = m.arena[0*mb : 831744*mb]        // act features.4[112x112x64 NHWC halo 1x1]
-		m.eb[4] = m.arena[831744*mb : 2495232*mb]  // act features.5[112x112x128 NHWC halo 1x1]
-		m.eb[5] = m.arena[2495232*mb : 4100864*mb] // act features.7[112x112x128 NHWC]
-		m.eb[6] = m.arena[0*mb : 430592*mb]        // act features.9[56x56x128 NHWC halo 1x1]
-		m.eb[7] = m.arena[430592*mb : 1291776*mb]  // act features.10[56x56x256 NHWC halo 1x1]
-		m.eb[8] = m.arena[1291776*mb : 2152960*mb] // act features.12[56x56x256 NHWC halo 1x1]
-		m.eb[9] = m.arena[0*mb : 861184*mb]        // act features.14[56x56x256 NHWC halo 1x1]
-		m.eb[10] = m.arena[861184*mb : 1664000*mb] // act features.16[56x56x256 NHWC]
-		m.eb[11] = m.arena[0*mb : 230400*mb]       // act features.18[28x28x256 NHWC halo 1x1]
-		m.eb[12] = m.arena[230400*mb : 691200*mb]  // act features.19[28x28x512 NHWC halo 1x1]
-		m.eb[13] = m.arena[691200*mb : 1152000*mb] // act features.21[28x28x512 NHWC halo 1x1]
-		m.eb[14] = m.arena[0*mb : 460800*mb]       // act features.23[28x28x512 NHWC halo 1x1]
-		m.eb[15] = m.arena[460800*mb : 862208*mb]  // act features.25[28x28x512 NHWC]
-		m.eb[16] = m.arena[0*mb : 131072*mb]       // act features.27[14x14x512 NHWC halo 1x1]
-		m.eb[17] = m.arena[131072*mb : 262144*mb]  // act features.28[14x14x512 NHWC halo 1x1]
-		m.eb[18] = m.arena[0*mb : 131072*mb]       // act features.30[14x14x512 NHWC halo 1x1]
-		m.eb[19] = m.arena[131072*mb : 262144*mb]  // act features.32[14x14x512 NHWC halo 1x1]
-		m.eb[20] = m.arena[0*mb : 100352*mb]       // act features.34[14x14x512 NHWC]
-		m.eb[21] = m.arena[100352*mb : 125440*mb]  // act features.36[7x7x512 NHWC]
-		m.eb[22] = m.arena[0*mb : 25088*mb]        // act flatten[25088]
-		m.eb[23] = m.arena[25088*mb : 29184*mb]    // act classifier.0[4096]
-		m.eb[24] = m.arena[0*mb : 4096*mb]         // act classifier.3[4096]
-		m.eb[25] = m.arena[4096*mb : 5096*mb]      // act classifier.6[1000]
+		m.eb[0] = m.arena[0*mb : 153228*mb]         // x[224x224x3 NHWC halo 1x1]
+		m.eb[1] = m.arena[153228*mb : 3422092*mb]   // act features.0[224x224x64 NHWC halo 1x1]
+		m.eb[2] = m.arena[3422092*mb : 6633356*mb]  // act features.2[224x224x64 NHWC]
+		m.eb[3] = m.arena[6633356*mb : 7465100*mb]  // act features.4[112x112x64 NHWC halo 1x1]
+		m.eb[4] = m.arena[0*mb : 1663488*mb]        // act features.5[112x112x128 NHWC halo 1x1]
+		m.eb[5] = m.arena[1663488*mb : 3269120*mb]  // act features.7[112x112x128 NHWC]
+		m.eb[6] = m.arena[3269120*mb : 3699712*mb]  // act features.9[56x56x128 NHWC halo 1x1]
+		m.eb[7] = m.arena[0*mb : 861184*mb]         // act features.10[56x56x256 NHWC halo 1x1]
+		m.eb[8] = m.arena[861184*mb : 1722368*mb]   // act features.12[56x56x256 NHWC halo 1x1]
+		m.eb[9] = m.arena[0*mb : 861184*mb]         // act features.14[56x56x256 NHWC halo 1x1]
+		m.eb[10] = m.arena[861184*mb : 1664000*mb]  // act features.16[56x56x256 NHWC]
+		m.eb[11] = m.arena[1664000*mb : 1894400*mb] // act features.18[28x28x256 NHWC halo 1x1]
+		m.eb[12] = m.arena[0*mb : 460800*mb]        // act features.19[28x28x512 NHWC halo 1x1]
+		m.eb[13] = m.arena[460800*mb : 921600*mb]   // act features.21[28x28x512 NHWC halo 1x1]
+		m.eb[14] = m.arena[0*mb : 460800*mb]        // act features.23[28x28x512 NHWC halo 1x1]
+		m.eb[15] = m.arena[460800*mb : 862208*mb]   // act features.25[28x28x512 NHWC]
+		m.eb[16] = m.arena[862208*mb : 993280*mb]   // act features.27[14x14x512 NHWC halo 1x1]
+		m.eb[17] = m.arena[0*mb : 131072*mb]        // act features.28[14x14x512 NHWC halo 1x1]
+		m.eb[18] = m.arena[131072*mb : 262144*mb]   // act features.30[14x14x512 NHWC halo 1x1]
+		m.eb[19] = m.arena[0*mb : 131072*mb]        // act features.32[14x14x512 NHWC halo 1x1]
+		m.eb[20] = m.arena[131072*mb : 231424*mb]   // act features.34[14x14x512 NHWC]
+		m.eb[21] = m.arena[231424*mb : 256512*mb]   // act features.36[7x7x512 NHWC]
+		m.eb[22] = m.arena[0*mb : 25088*mb]         // act flatten[25088]
+		m.eb[23] = m.arena[25088*mb : 29184*mb]     // act classifier.0[4096]
+		m.eb[24] = m.arena[0*mb : 4096*mb]          // act classifier.3[4096]
+		m.eb[25] = m.arena[4096*mb : 5096*mb]       // act classifier.6[1000]
 	}
 	m.evalTasks = []func(int, int){m.eval0, m.eval1, m.eval2, m.eval3, m.eval4, m.eval5, m.eval6, m.eval7, m.eval8, m.eval9, m.eval10, m.eval11, m.eval12, m.eval13, m.eval14, m.eval15, m.eval16, m.eval17, m.eval18, m.eval19, m.eval20, m.eval21, m.eval22, m.eval23, m.eval24, m.eval25}
 	m.gradFwdTasks = []func(int, int){m.fwd0, m.fwd1, m.fwd2, m.fwd3, m.fwd4, m.fwd5, m.fwd6, m.fwd7, m.fwd8, m.fwd9, m.fwd10, m.fwd11, m.fwd12, m.fwd13, m.fwd14, m.fwd15, m.fwd16, m.fwd17, m.fwd18, m.fwd19, m.fwd20, m.fwd21, m.fwd22, m.fwd23, m.fwd24, m.fwd25, m.fwd26, m.fwd27}
@@ -988,7 +988,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.2",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.4",
@@ -1009,7 +1009,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.7",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.9",
@@ -1044,7 +1044,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.16",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.18",
@@ -1079,7 +1079,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.25",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.27",
@@ -1114,7 +1114,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.34",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.36",
@@ -1171,7 +1171,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.4",
@@ -1192,7 +1192,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.9",
@@ -1227,7 +1227,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.18",
@@ -1262,7 +1262,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(1849688064),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.27",
@@ -1297,7 +1297,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.34",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.36",

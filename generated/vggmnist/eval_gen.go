@@ -63,10 +63,19 @@ func (m *Model) eval1(w, nw int) {
 		}
 		return
 	}
+	const (
+		PKH, PKW = 2, 2 // features.3: 2×2 windows at stride 2×2
+		PS       = 8192
+		PRS      = 512
+		PI       = 544
+	)
+	pout := m.eb[2]
+	// The next convolution reads a zero halo around this buffer.
+	nn.ZeroHalos(m.eb[2], m.n, 8192, 14, 14, 32, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
 	const CHUNK = 28 // rows whose input stays in L2 while every block runs over them
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
+	claim := max(2, min(CHUNK, rows/(4*nw))/2*2) // whole groups of 2 rows
 	for {
 		r0 := int(m.next.Add(int64(claim))) - claim
 		if r0 >= rows {
@@ -81,6 +90,9 @@ func (m *Model) eval1(w, nw int) {
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				if oy%PKH == PKH-1 {
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				}
 			}
 		}
 	}
@@ -88,6 +100,11 @@ func (m *Model) eval1(w, nw int) {
 
 // eval2 computes features.3: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 32×28×28 → 32×14×14.
 func (m *Model) eval2(w, nw int) {
+	// In exact mode features.0 computed this pool; in fast mode it ran Winograd,
+	// which does not pool.
+	if !m.fast {
+		return
+	}
 	const (
 		H, W, C = 28, 28, 32
 		OH, OW  = 14, 14
@@ -130,10 +147,19 @@ func (m *Model) eval3(w, nw int) {
 	)
 	in, out := m.eb[2], m.eb[3]
 	wt, bias := m.w.packE[1], m.w.biasE[1]
+	const (
+		PKH, PKW = 2, 2 // features.7: 2×2 windows at stride 2×2
+		PS       = 5184
+		PRS      = 576
+		PI       = 640
+	)
+	pout := m.eb[4]
+	// The next convolution reads a zero halo around this buffer.
+	nn.ZeroHalos(m.eb[4], m.n, 5184, 7, 7, 64, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
 	const CHUNK = 14 // rows whose input stays in L2 while every block runs over them
 	rows := m.n * OH
-	claim := min(CHUNK, max(1, rows/(4*nw)))
+	claim := max(2, min(CHUNK, rows/(4*nw))/2*2) // whole groups of 2 rows
 	for {
 		r0 := int(m.next.Add(int64(claim))) - claim
 		if r0 >= rows {
@@ -148,6 +174,9 @@ func (m *Model) eval3(w, nw int) {
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				if oy%PKH == PKH-1 {
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				}
 			}
 		}
 	}
@@ -155,27 +184,7 @@ func (m *Model) eval3(w, nw int) {
 
 // eval4 computes features.7: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 64×14×14 → 64×7×7.
 func (m *Model) eval4(w, nw int) {
-	const (
-		H, W, C = 14, 14, 64
-		OH, OW  = 7, 7
-		IS      = 12544
-		IRS     = 896
-		II      = 0
-		OS      = 5184
-		ORS     = 576
-		OI      = 640
-	)
-	const (
-		KH, KW, SH, SW, PH, PW = 2, 2, 2, 2, 0, 0
-	)
-	in, out := m.eb[3], m.eb[4]
-	// The next convolution reads a zero halo around this buffer.
-	nn.ZeroHalos(m.eb[4], m.n, 5184, 7, 7, 64, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*7, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/7, r%7
-		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
-	}
+	// The step of features.4 computes this pool, a block's rows at a time.
 }
 
 // eval5 computes features.8: Conv2d(64, 128, (3, 3), stride=(1, 1), padding=(1, 1)) + features.9 BatchNorm2d(128, eps=1e-05, momentum=0.1) + features.10 ReLU, 64×7×7 → 128×7×7.

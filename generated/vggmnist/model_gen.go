@@ -590,7 +590,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(225792),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.0",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.3",
@@ -604,7 +604,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(3612672),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.4",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.7",
@@ -661,7 +661,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(225792),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.3",
@@ -675,7 +675,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(3612672),
 	Phase: "forward",
 }, {
-	Algo:  "",
+	Algo:  "in features.4",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.7",
