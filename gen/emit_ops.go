@@ -289,11 +289,23 @@ func (g *stepGen) convFwd() []jen.Code {
 	if st.Layer.Groups == 1 {
 		cin, kw = x("KW*C"), jen.Lit(1)
 	}
-	body := []jen.Code{
-		x("b, oy := r/OH, r%%OH"),
-		jen.Qual(pkgKernels, "ConvNHWCNext").Call(x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
-			x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU), jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0"))),
+	body := []jen.Code{x("b, oy := r/OH, r%%OH")}
+	args := []jen.Code{x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
+		x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU), jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0"))}
+	if !c.Fwd.ByBlocks {
+		// A rows split runs over big activations: while the first block computes a
+		// row, it also prefetches the input rows the next row adds and that row's
+		// output (all its channels), which would otherwise come from memory.
+		body = append(body,
+			jen.Var().Id("nin").Op(",").Id("nout").Index().Float32(),
+			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(
+				x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString()),
+				x("nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]"),
+			),
+		)
+		args = append(args, x("nin"), x("nout"))
 	}
+	body = append(body, jen.Qual(pkgKernels, "ConvNHWCNext").Call(args...))
 	group := 1
 	if pl := st.Pool; pl != nil {
 		// The max pool of the next step: after the last row of a row of windows,

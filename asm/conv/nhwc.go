@@ -30,7 +30,7 @@ func (t nhwcTile) name() string {
 	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.Name)
 }
 
-const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int)"
+const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)"
 
 // convNHWC emits ConvNHWC for tile t:
 //
@@ -42,10 +42,12 @@ const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, 
 //	    if relu && acc[p][j] < 0 { acc[p][j] = 0 }
 //	    out[p*so+j] = acc[p][j]  (j < nr)
 //
-// Besides, each iteration of the unrolled channel loop prefetches the next of
-// the pfn 64-byte lines from pf into L2 (PREFETCHT1) until none is left: the
-// caller passes the weights a later call will read, so that they arrive while
-// this call computes. Prefetches change no result.
+// Besides, each iteration of the unrolled channel loop prefetches one 64-byte
+// line into L2 (PREFETCHT1): the next of the pfn lines from pf until none is
+// left, then of the pfn2 lines from pf2, then of the pfn3 lines from pf3. The
+// caller passes what a later call will read (a block's weights, input rows) or
+// write (output rows), so that it arrives while this call computes. Prefetches
+// change no result.
 func convNHWC(t nhwcTile) {
 	name := t.name()
 	TEXT(name, NOSPLIT, nhwcSignature)
@@ -53,7 +55,8 @@ func convNHWC(t nhwcTile) {
 	Doc(fmt.Sprintf("%s is ConvNHWC on %s: tiles of up to %d pixels × %d output channels", name, t.isa.Name, t.maxP, t.width()),
 		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes()),
 		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches",
-		"the pfn ≥ 0 cache lines from pf into L2, one per iteration of its channel loop.")
+		"the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, one",
+		"per iteration of its channel loop.")
 
 	Comment("Pixel tiles: out, in and the pixel count advance by P pixels per tile.")
 	outp := simd.LoadGP("out")
@@ -61,14 +64,17 @@ func convNHWC(t nhwcTile) {
 	rem := simd.LoadGP("np")
 	nrr := simd.LoadGP("nr")
 	m := setupMasks(t.isa, nrr, t.vecs)
-	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8), pf: AllocLocal(8), pfe: AllocLocal(8)}
-	Comment("pfe = pf + 64*pfn: the prefetch range")
-	pf := simd.LoadGP("pf")
-	MOVQ(pf, l.pf)
-	pfe := simd.LoadGP("pfn")
-	SHLQ(U8(6), pfe)
-	ADDQ(pf, pfe)
-	MOVQ(pfe, l.pfe)
+	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8)}
+	for r, a := range [][2]string{{"pf", "pfn"}, {"pf2", "pfn2"}, {"pf3", "pfn3"}} {
+		Commentf("prefetch range %d: [%s, %s + 64*%s)", r+1, a[0], a[0], a[1])
+		l.pf[r], l.pfe[r] = AllocLocal(8), AllocLocal(8)
+		pf := simd.LoadGP(a[0])
+		MOVQ(pf, l.pf[r])
+		pfe := simd.LoadGP(a[1])
+		SHLQ(U8(6), pfe)
+		ADDQ(pf, pfe)
+		MOVQ(pfe, l.pfe[r])
+	}
 	if t.passes() > 1 {
 		l.nrb, l.joff = AllocLocal(8), AllocLocal(8)
 		SHLQ(U8(2), nrr)
@@ -93,7 +99,7 @@ func convNHWC(t nhwcTile) {
 // registers next to a full tile.
 type nhwcLocals struct {
 	ky, kx    Mem // remaining kernel rows, columns
-	pf, pfe   Mem // the next line to prefetch, the end of the prefetch range
+	pf, pfe   [3]Mem // per prefetch range: the next line to prefetch, the end
 	nrb, joff Mem // passes only: nr*4, and the pass's channel offset in bytes
 }
 
@@ -216,15 +222,20 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	SUBQ(U32(U), cc)
 	JB(LabelRef(lbl + "_ctail"))
 	Label(lbl + "_c")
-	Comment("if pf < pfe { prefetch pf; pf += 64 }")
+	Comment("the next line of the first prefetch range that has one left:",
+		"if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...")
 	pr := GP64()
-	MOVQ(l.pf, pr)
-	CMPQ(pr, l.pfe)
-	JAE(LabelRef(lbl + "_nopf"))
-	PREFETCHT1(Mem{Base: pr})
-	ADDQ(U8(64), pr)
-	MOVQ(pr, l.pf)
-	Label(lbl + "_nopf")
+	for r := range l.pf {
+		MOVQ(l.pf[r], pr)
+		CMPQ(pr, l.pfe[r])
+		JAE(LabelRef(fmt.Sprintf("%s_nopf%d", lbl, r+1)))
+		PREFETCHT1(Mem{Base: pr})
+		ADDQ(U8(64), pr)
+		MOVQ(pr, l.pf[r])
+		JMP(LabelRef(lbl + "_pfdone"))
+		Label(fmt.Sprintf("%s_nopf%d", lbl, r+1))
+	}
+	Label(lbl + "_pfdone")
 	for u := 0; u < U; u++ {
 		step(u)
 	}

@@ -89,7 +89,12 @@ func (m *Model) eval1(w, nw int) {
 			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				var nin, nout []float32
+				if u == 0 && r+1 < r1 && oy+1 < OH {
+					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
+				}
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
 				if oy%PKH == PKH-1 {
 					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
@@ -173,7 +178,12 @@ func (m *Model) eval3(w, nw int) {
 			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+				var nin, nout []float32
+				if u == 0 && r+1 < r1 && oy+1 < OH {
+					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
+				}
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
 				if oy%PKH == PKH-1 {
 					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}

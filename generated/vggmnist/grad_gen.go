@@ -67,7 +67,12 @@ func (m *Model) fwd1(w, nw int) {
 			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
+				var nin, nout []float32
+				if u == 0 && r+1 < r1 && oy+1 < OH {
+					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
+				}
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0), nin, nout)
 			}
 		}
 	}
@@ -199,7 +204,12 @@ func (m *Model) fwd4(w, nw int) {
 			nx := wt[u2*PACK : (u2+1)*PACK]
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0))
+				var nin, nout []float32
+				if u == 0 && r+1 < r1 && oy+1 < OH {
+					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
+				}
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nn.Part(nx, r-r0, r1-r0), nin, nout)
 			}
 		}
 	}

@@ -36,16 +36,20 @@ func ConvNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 	convNHWC(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, nil)
 }
 
-// ConvNHWCNext is ConvNHWC, with the same results, that also asks for next
-// (typically the packed weights of a later call) to be brought into the core's
-// L2 cache while it computes: the assembly kernels prefetch one 64-byte line of
-// next per step of their unrolled channel loop, from its start, until next or
-// the call ends. Weights that come from memory at a row's first call hold that
-// call up by their transfer time; prefetched, they arrive under the FMAs. The
-// pure-Go twin ignores next.
-func ConvNHWCNext(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next []float32) {
+// ConvNHWCNext is ConvNHWC, with the same results, that also asks for up to
+// three ranges of memory to be brought into the core's L2 cache while it
+// computes: what a later call will read (the packed weights of the next block,
+// the next row's input rows) or write (its output row). The assembly kernels
+// prefetch one 64-byte line per step of their unrolled channel loop, from the
+// start of the first range, then of the next, until the ranges or the call
+// end. A row whose weights or input come from memory waits for their transfer;
+// prefetched, they arrive under the FMAs. The pure-Go twin ignores next.
+func ConvNHWCNext(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next ...[]float32) {
 	if np <= 0 || nr <= 0 {
 		return
+	}
+	if len(next) > 3 {
+		panic("kernels.ConvNHWCNext: more than three prefetch ranges")
 	}
 	checkConv(len(out), so, len(in), sx, sy, sc, cin, kh, kw, len(w), bias, np, nr)
 	convNHWC(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, next)

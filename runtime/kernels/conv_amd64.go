@@ -10,7 +10,7 @@ package kernels
 // starting each chain from +0 is what the contract says for none.
 var convZeroBias [NR]float32
 
-func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next []float32) {
+func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next [][]float32) {
 	if !useAVX512 && !useAVX2 {
 		convNHWCGo(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu)
 		return
@@ -30,14 +30,20 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 	if bias != nil {
 		b = &bias[0]
 	}
-	pf, pfn := &w[0], 0
-	if len(next) > 0 {
-		pf, pfn = &next[0], (len(next)+15)/16
+	// The prefetch ranges, in lines from their first element: an empty one
+	// points at w[0] (any address would do) with no lines.
+	var pf [3]*float32
+	var pfn [3]int
+	for i := range pf {
+		pf[i] = &w[0]
+		if i < len(next) && len(next[i]) > 0 {
+			pf[i], pfn[i] = &next[i][0], (len(next[i])+15)/16
+		}
 	}
 	if useAVX512 {
-		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf, pfn)
+		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2])
 	} else {
-		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf, pfn)
+		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2])
 	}
 }
 

@@ -70,9 +70,9 @@ DATA convMaskTable<>+248(SB)/4, $0x00000000
 DATA convMaskTable<>+252(SB)/4, $0x00000000
 GLOBL convMaskTable<>(SB), RODATA|NOPTR, $256
 
-// func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int)
+// func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $32-128
+TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $64-160
 	// Pixel tiles: out, in and the pixel count advance by P pixels per tile.
 	MOVQ out+0(FP), AX
 	MOVQ in+16(FP), DX
@@ -87,13 +87,29 @@ TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $32-128
 	SHRQ  $0x10, SI
 	KMOVW SI, K2
 
-	// pfe = pf + 64*pfn: the prefetch range
+	// prefetch range 1: [pf, pf + 64*pfn)
 	MOVQ pf+112(FP), CX
 	MOVQ CX, 16(SP)
 	MOVQ pfn+120(FP), SI
 	SHLQ $0x06, SI
 	ADDQ CX, SI
 	MOVQ SI, 24(SP)
+
+	// prefetch range 2: [pf2, pf2 + 64*pfn2)
+	MOVQ pf2+128(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ pfn2+136(FP), SI
+	SHLQ $0x06, SI
+	ADDQ CX, SI
+	MOVQ SI, 40(SP)
+
+	// prefetch range 3: [pf3, pf3 + 64*pfn3)
+	MOVQ pf3+144(FP), CX
+	MOVQ CX, 48(SP)
+	MOVQ pfn3+152(FP), SI
+	SHLQ $0x06, SI
+	ADDQ CX, SI
+	MOVQ SI, 56(SP)
 
 	// for n > 0 { P := tile size (14, or what is left, halved above 14); tile[P](); n -= P }
 convNHWC_14x32_avx512_next:
@@ -198,15 +214,36 @@ convNHWC_14x32_avx512_14_kx:
 	JB   convNHWC_14x32_avx512_14_ctail
 
 convNHWC_14x32_avx512_14_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R14
 	CMPQ       R14, 24(SP)
-	JAE        convNHWC_14x32_avx512_14_nopf
+	JAE        convNHWC_14x32_avx512_14_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
 	MOVQ       R14, 16(SP)
+	JMP        convNHWC_14x32_avx512_14_pfdone
 
-convNHWC_14x32_avx512_14_nopf:
+convNHWC_14x32_avx512_14_nopf1:
+	MOVQ       32(SP), R14
+	CMPQ       R14, 40(SP)
+	JAE        convNHWC_14x32_avx512_14_nopf2
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 32(SP)
+	JMP        convNHWC_14x32_avx512_14_pfdone
+
+convNHWC_14x32_avx512_14_nopf2:
+	MOVQ       48(SP), R14
+	CMPQ       R14, 56(SP)
+	JAE        convNHWC_14x32_avx512_14_nopf3
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 48(SP)
+	JMP        convNHWC_14x32_avx512_14_pfdone
+
+convNHWC_14x32_avx512_14_nopf3:
+convNHWC_14x32_avx512_14_pfdone:
 	VMOVUPS      (CX), Z28
 	VMOVUPS      64(CX), Z29
 	VBROADCASTSS (R10), Z30
@@ -612,15 +649,36 @@ convNHWC_14x32_avx512_13_kx:
 	JB   convNHWC_14x32_avx512_13_ctail
 
 convNHWC_14x32_avx512_13_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R14
 	CMPQ       R14, 24(SP)
-	JAE        convNHWC_14x32_avx512_13_nopf
+	JAE        convNHWC_14x32_avx512_13_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
 	MOVQ       R14, 16(SP)
+	JMP        convNHWC_14x32_avx512_13_pfdone
 
-convNHWC_14x32_avx512_13_nopf:
+convNHWC_14x32_avx512_13_nopf1:
+	MOVQ       32(SP), R14
+	CMPQ       R14, 40(SP)
+	JAE        convNHWC_14x32_avx512_13_nopf2
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 32(SP)
+	JMP        convNHWC_14x32_avx512_13_pfdone
+
+convNHWC_14x32_avx512_13_nopf2:
+	MOVQ       48(SP), R14
+	CMPQ       R14, 56(SP)
+	JAE        convNHWC_14x32_avx512_13_nopf3
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 48(SP)
+	JMP        convNHWC_14x32_avx512_13_pfdone
+
+convNHWC_14x32_avx512_13_nopf3:
+convNHWC_14x32_avx512_13_pfdone:
 	VMOVUPS      (CX), Z26
 	VMOVUPS      64(CX), Z27
 	VBROADCASTSS (R10), Z28
@@ -1004,15 +1062,36 @@ convNHWC_14x32_avx512_12_kx:
 	JB   convNHWC_14x32_avx512_12_ctail
 
 convNHWC_14x32_avx512_12_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R14
 	CMPQ       R14, 24(SP)
-	JAE        convNHWC_14x32_avx512_12_nopf
+	JAE        convNHWC_14x32_avx512_12_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
 	MOVQ       R14, 16(SP)
+	JMP        convNHWC_14x32_avx512_12_pfdone
 
-convNHWC_14x32_avx512_12_nopf:
+convNHWC_14x32_avx512_12_nopf1:
+	MOVQ       32(SP), R14
+	CMPQ       R14, 40(SP)
+	JAE        convNHWC_14x32_avx512_12_nopf2
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 32(SP)
+	JMP        convNHWC_14x32_avx512_12_pfdone
+
+convNHWC_14x32_avx512_12_nopf2:
+	MOVQ       48(SP), R14
+	CMPQ       R14, 56(SP)
+	JAE        convNHWC_14x32_avx512_12_nopf3
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 48(SP)
+	JMP        convNHWC_14x32_avx512_12_pfdone
+
+convNHWC_14x32_avx512_12_nopf3:
+convNHWC_14x32_avx512_12_pfdone:
 	VMOVUPS      (CX), Z24
 	VMOVUPS      64(CX), Z25
 	VBROADCASTSS (R10), Z26
@@ -1374,15 +1453,36 @@ convNHWC_14x32_avx512_11_kx:
 	JB   convNHWC_14x32_avx512_11_ctail
 
 convNHWC_14x32_avx512_11_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R14
 	CMPQ       R14, 24(SP)
-	JAE        convNHWC_14x32_avx512_11_nopf
+	JAE        convNHWC_14x32_avx512_11_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
 	MOVQ       R14, 16(SP)
+	JMP        convNHWC_14x32_avx512_11_pfdone
 
-convNHWC_14x32_avx512_11_nopf:
+convNHWC_14x32_avx512_11_nopf1:
+	MOVQ       32(SP), R14
+	CMPQ       R14, 40(SP)
+	JAE        convNHWC_14x32_avx512_11_nopf2
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 32(SP)
+	JMP        convNHWC_14x32_avx512_11_pfdone
+
+convNHWC_14x32_avx512_11_nopf2:
+	MOVQ       48(SP), R14
+	CMPQ       R14, 56(SP)
+	JAE        convNHWC_14x32_avx512_11_nopf3
+	PREFETCHT1 (R14)
+	ADDQ       $0x40, R14
+	MOVQ       R14, 48(SP)
+	JMP        convNHWC_14x32_avx512_11_pfdone
+
+convNHWC_14x32_avx512_11_nopf3:
+convNHWC_14x32_avx512_11_pfdone:
 	VMOVUPS      (CX), Z22
 	VMOVUPS      64(CX), Z23
 	VBROADCASTSS (R10), Z24
@@ -1720,15 +1820,36 @@ convNHWC_14x32_avx512_10_kx:
 	JB   convNHWC_14x32_avx512_10_ctail
 
 convNHWC_14x32_avx512_10_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R13
 	CMPQ       R13, 24(SP)
-	JAE        convNHWC_14x32_avx512_10_nopf
+	JAE        convNHWC_14x32_avx512_10_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
 	MOVQ       R13, 16(SP)
+	JMP        convNHWC_14x32_avx512_10_pfdone
 
-convNHWC_14x32_avx512_10_nopf:
+convNHWC_14x32_avx512_10_nopf1:
+	MOVQ       32(SP), R13
+	CMPQ       R13, 40(SP)
+	JAE        convNHWC_14x32_avx512_10_nopf2
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 32(SP)
+	JMP        convNHWC_14x32_avx512_10_pfdone
+
+convNHWC_14x32_avx512_10_nopf2:
+	MOVQ       48(SP), R13
+	CMPQ       R13, 56(SP)
+	JAE        convNHWC_14x32_avx512_10_nopf3
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 48(SP)
+	JMP        convNHWC_14x32_avx512_10_pfdone
+
+convNHWC_14x32_avx512_10_nopf3:
+convNHWC_14x32_avx512_10_pfdone:
 	VMOVUPS      (CX), Z20
 	VMOVUPS      64(CX), Z21
 	VBROADCASTSS (R10), Z22
@@ -2042,15 +2163,36 @@ convNHWC_14x32_avx512_9_kx:
 	JB   convNHWC_14x32_avx512_9_ctail
 
 convNHWC_14x32_avx512_9_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R13
 	CMPQ       R13, 24(SP)
-	JAE        convNHWC_14x32_avx512_9_nopf
+	JAE        convNHWC_14x32_avx512_9_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
 	MOVQ       R13, 16(SP)
+	JMP        convNHWC_14x32_avx512_9_pfdone
 
-convNHWC_14x32_avx512_9_nopf:
+convNHWC_14x32_avx512_9_nopf1:
+	MOVQ       32(SP), R13
+	CMPQ       R13, 40(SP)
+	JAE        convNHWC_14x32_avx512_9_nopf2
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 32(SP)
+	JMP        convNHWC_14x32_avx512_9_pfdone
+
+convNHWC_14x32_avx512_9_nopf2:
+	MOVQ       48(SP), R13
+	CMPQ       R13, 56(SP)
+	JAE        convNHWC_14x32_avx512_9_nopf3
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 48(SP)
+	JMP        convNHWC_14x32_avx512_9_pfdone
+
+convNHWC_14x32_avx512_9_nopf3:
+convNHWC_14x32_avx512_9_pfdone:
 	VMOVUPS      (CX), Z18
 	VMOVUPS      64(CX), Z19
 	VBROADCASTSS (R10), Z20
@@ -2342,15 +2484,36 @@ convNHWC_14x32_avx512_8_kx:
 	JB   convNHWC_14x32_avx512_8_ctail
 
 convNHWC_14x32_avx512_8_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R13
 	CMPQ       R13, 24(SP)
-	JAE        convNHWC_14x32_avx512_8_nopf
+	JAE        convNHWC_14x32_avx512_8_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
 	MOVQ       R13, 16(SP)
+	JMP        convNHWC_14x32_avx512_8_pfdone
 
-convNHWC_14x32_avx512_8_nopf:
+convNHWC_14x32_avx512_8_nopf1:
+	MOVQ       32(SP), R13
+	CMPQ       R13, 40(SP)
+	JAE        convNHWC_14x32_avx512_8_nopf2
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 32(SP)
+	JMP        convNHWC_14x32_avx512_8_pfdone
+
+convNHWC_14x32_avx512_8_nopf2:
+	MOVQ       48(SP), R13
+	CMPQ       R13, 56(SP)
+	JAE        convNHWC_14x32_avx512_8_nopf3
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 48(SP)
+	JMP        convNHWC_14x32_avx512_8_pfdone
+
+convNHWC_14x32_avx512_8_nopf3:
+convNHWC_14x32_avx512_8_pfdone:
 	VMOVUPS      (CX), Z16
 	VMOVUPS      64(CX), Z17
 	VBROADCASTSS (R10), Z18
@@ -2620,15 +2783,36 @@ convNHWC_14x32_avx512_7_kx:
 	JB   convNHWC_14x32_avx512_7_ctail
 
 convNHWC_14x32_avx512_7_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R13
 	CMPQ       R13, 24(SP)
-	JAE        convNHWC_14x32_avx512_7_nopf
+	JAE        convNHWC_14x32_avx512_7_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
 	MOVQ       R13, 16(SP)
+	JMP        convNHWC_14x32_avx512_7_pfdone
 
-convNHWC_14x32_avx512_7_nopf:
+convNHWC_14x32_avx512_7_nopf1:
+	MOVQ       32(SP), R13
+	CMPQ       R13, 40(SP)
+	JAE        convNHWC_14x32_avx512_7_nopf2
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 32(SP)
+	JMP        convNHWC_14x32_avx512_7_pfdone
+
+convNHWC_14x32_avx512_7_nopf2:
+	MOVQ       48(SP), R13
+	CMPQ       R13, 56(SP)
+	JAE        convNHWC_14x32_avx512_7_nopf3
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 48(SP)
+	JMP        convNHWC_14x32_avx512_7_pfdone
+
+convNHWC_14x32_avx512_7_nopf3:
+convNHWC_14x32_avx512_7_pfdone:
 	VMOVUPS      (CX), Z14
 	VMOVUPS      64(CX), Z15
 	VBROADCASTSS (R10), Z16
@@ -2876,15 +3060,36 @@ convNHWC_14x32_avx512_6_kx:
 	JB   convNHWC_14x32_avx512_6_ctail
 
 convNHWC_14x32_avx512_6_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R13
 	CMPQ       R13, 24(SP)
-	JAE        convNHWC_14x32_avx512_6_nopf
+	JAE        convNHWC_14x32_avx512_6_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
 	MOVQ       R13, 16(SP)
+	JMP        convNHWC_14x32_avx512_6_pfdone
 
-convNHWC_14x32_avx512_6_nopf:
+convNHWC_14x32_avx512_6_nopf1:
+	MOVQ       32(SP), R13
+	CMPQ       R13, 40(SP)
+	JAE        convNHWC_14x32_avx512_6_nopf2
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 32(SP)
+	JMP        convNHWC_14x32_avx512_6_pfdone
+
+convNHWC_14x32_avx512_6_nopf2:
+	MOVQ       48(SP), R13
+	CMPQ       R13, 56(SP)
+	JAE        convNHWC_14x32_avx512_6_nopf3
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 48(SP)
+	JMP        convNHWC_14x32_avx512_6_pfdone
+
+convNHWC_14x32_avx512_6_nopf3:
+convNHWC_14x32_avx512_6_pfdone:
 	VMOVUPS      (CX), Z12
 	VMOVUPS      64(CX), Z13
 	VBROADCASTSS (R10), Z14
@@ -3108,15 +3313,36 @@ convNHWC_14x32_avx512_5_kx:
 	JB   convNHWC_14x32_avx512_5_ctail
 
 convNHWC_14x32_avx512_5_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R12
 	CMPQ       R12, 24(SP)
-	JAE        convNHWC_14x32_avx512_5_nopf
+	JAE        convNHWC_14x32_avx512_5_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
 	MOVQ       R12, 16(SP)
+	JMP        convNHWC_14x32_avx512_5_pfdone
 
-convNHWC_14x32_avx512_5_nopf:
+convNHWC_14x32_avx512_5_nopf1:
+	MOVQ       32(SP), R12
+	CMPQ       R12, 40(SP)
+	JAE        convNHWC_14x32_avx512_5_nopf2
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 32(SP)
+	JMP        convNHWC_14x32_avx512_5_pfdone
+
+convNHWC_14x32_avx512_5_nopf2:
+	MOVQ       48(SP), R12
+	CMPQ       R12, 56(SP)
+	JAE        convNHWC_14x32_avx512_5_nopf3
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 48(SP)
+	JMP        convNHWC_14x32_avx512_5_pfdone
+
+convNHWC_14x32_avx512_5_nopf3:
+convNHWC_14x32_avx512_5_pfdone:
 	VMOVUPS      (CX), Z10
 	VMOVUPS      64(CX), Z11
 	VBROADCASTSS (R10), Z12
@@ -3316,15 +3542,36 @@ convNHWC_14x32_avx512_4_kx:
 	JB   convNHWC_14x32_avx512_4_ctail
 
 convNHWC_14x32_avx512_4_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R12
 	CMPQ       R12, 24(SP)
-	JAE        convNHWC_14x32_avx512_4_nopf
+	JAE        convNHWC_14x32_avx512_4_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
 	MOVQ       R12, 16(SP)
+	JMP        convNHWC_14x32_avx512_4_pfdone
 
-convNHWC_14x32_avx512_4_nopf:
+convNHWC_14x32_avx512_4_nopf1:
+	MOVQ       32(SP), R12
+	CMPQ       R12, 40(SP)
+	JAE        convNHWC_14x32_avx512_4_nopf2
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 32(SP)
+	JMP        convNHWC_14x32_avx512_4_pfdone
+
+convNHWC_14x32_avx512_4_nopf2:
+	MOVQ       48(SP), R12
+	CMPQ       R12, 56(SP)
+	JAE        convNHWC_14x32_avx512_4_nopf3
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 48(SP)
+	JMP        convNHWC_14x32_avx512_4_pfdone
+
+convNHWC_14x32_avx512_4_nopf3:
+convNHWC_14x32_avx512_4_pfdone:
 	VMOVUPS      (CX), Z8
 	VMOVUPS      64(CX), Z9
 	VBROADCASTSS (R10), Z10
@@ -3502,15 +3749,36 @@ convNHWC_14x32_avx512_3_kx:
 	JB   convNHWC_14x32_avx512_3_ctail
 
 convNHWC_14x32_avx512_3_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R11
 	CMPQ       R11, 24(SP)
-	JAE        convNHWC_14x32_avx512_3_nopf
+	JAE        convNHWC_14x32_avx512_3_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
 	MOVQ       R11, 16(SP)
+	JMP        convNHWC_14x32_avx512_3_pfdone
 
-convNHWC_14x32_avx512_3_nopf:
+convNHWC_14x32_avx512_3_nopf1:
+	MOVQ       32(SP), R11
+	CMPQ       R11, 40(SP)
+	JAE        convNHWC_14x32_avx512_3_nopf2
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 32(SP)
+	JMP        convNHWC_14x32_avx512_3_pfdone
+
+convNHWC_14x32_avx512_3_nopf2:
+	MOVQ       48(SP), R11
+	CMPQ       R11, 56(SP)
+	JAE        convNHWC_14x32_avx512_3_nopf3
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 48(SP)
+	JMP        convNHWC_14x32_avx512_3_pfdone
+
+convNHWC_14x32_avx512_3_nopf3:
+convNHWC_14x32_avx512_3_pfdone:
 	VMOVUPS      (CX), Z6
 	VMOVUPS      64(CX), Z7
 	VBROADCASTSS (R9), Z8
@@ -3666,15 +3934,36 @@ convNHWC_14x32_avx512_2_kx:
 	JB   convNHWC_14x32_avx512_2_ctail
 
 convNHWC_14x32_avx512_2_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R11
 	CMPQ       R11, 24(SP)
-	JAE        convNHWC_14x32_avx512_2_nopf
+	JAE        convNHWC_14x32_avx512_2_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
 	MOVQ       R11, 16(SP)
+	JMP        convNHWC_14x32_avx512_2_pfdone
 
-convNHWC_14x32_avx512_2_nopf:
+convNHWC_14x32_avx512_2_nopf1:
+	MOVQ       32(SP), R11
+	CMPQ       R11, 40(SP)
+	JAE        convNHWC_14x32_avx512_2_nopf2
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 32(SP)
+	JMP        convNHWC_14x32_avx512_2_pfdone
+
+convNHWC_14x32_avx512_2_nopf2:
+	MOVQ       48(SP), R11
+	CMPQ       R11, 56(SP)
+	JAE        convNHWC_14x32_avx512_2_nopf3
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 48(SP)
+	JMP        convNHWC_14x32_avx512_2_pfdone
+
+convNHWC_14x32_avx512_2_nopf3:
+convNHWC_14x32_avx512_2_pfdone:
 	VMOVUPS      (CX), Z4
 	VMOVUPS      64(CX), Z5
 	VBROADCASTSS (R9), Z6
@@ -3808,15 +4097,36 @@ convNHWC_14x32_avx512_1_kx:
 	JB   convNHWC_14x32_avx512_1_ctail
 
 convNHWC_14x32_avx512_1_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       16(SP), R10
 	CMPQ       R10, 24(SP)
-	JAE        convNHWC_14x32_avx512_1_nopf
+	JAE        convNHWC_14x32_avx512_1_nopf1
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
 	MOVQ       R10, 16(SP)
+	JMP        convNHWC_14x32_avx512_1_pfdone
 
-convNHWC_14x32_avx512_1_nopf:
+convNHWC_14x32_avx512_1_nopf1:
+	MOVQ       32(SP), R10
+	CMPQ       R10, 40(SP)
+	JAE        convNHWC_14x32_avx512_1_nopf2
+	PREFETCHT1 (R10)
+	ADDQ       $0x40, R10
+	MOVQ       R10, 32(SP)
+	JMP        convNHWC_14x32_avx512_1_pfdone
+
+convNHWC_14x32_avx512_1_nopf2:
+	MOVQ       48(SP), R10
+	CMPQ       R10, 56(SP)
+	JAE        convNHWC_14x32_avx512_1_nopf3
+	PREFETCHT1 (R10)
+	ADDQ       $0x40, R10
+	MOVQ       R10, 48(SP)
+	JMP        convNHWC_14x32_avx512_1_pfdone
+
+convNHWC_14x32_avx512_1_nopf3:
+convNHWC_14x32_avx512_1_pfdone:
 	VMOVUPS      (CX), Z2
 	VMOVUPS      64(CX), Z3
 	VBROADCASTSS (R8), Z4
@@ -3902,9 +4212,9 @@ convNHWC_14x32_avx512_done:
 	VZEROUPPER
 	RET
 
-// func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int)
+// func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $56-128
+TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $88-160
 	// Pixel tiles: out, in and the pixel count advance by P pixels per tile.
 	MOVQ out+0(FP), AX
 	MOVQ in+16(FP), CX
@@ -3918,15 +4228,31 @@ TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $56-128
 	SUBQ DI, SI
 	MOVQ SI, (SP)
 
-	// pfe = pf + 64*pfn: the prefetch range
+	// prefetch range 1: [pf, pf + 64*pfn)
 	MOVQ pf+112(FP), SI
 	MOVQ SI, 24(SP)
 	MOVQ pfn+120(FP), DI
 	SHLQ $0x06, DI
 	ADDQ SI, DI
 	MOVQ DI, 32(SP)
+
+	// prefetch range 2: [pf2, pf2 + 64*pfn2)
+	MOVQ pf2+128(FP), SI
+	MOVQ SI, 40(SP)
+	MOVQ pfn2+136(FP), DI
+	SHLQ $0x06, DI
+	ADDQ SI, DI
+	MOVQ DI, 48(SP)
+
+	// prefetch range 3: [pf3, pf3 + 64*pfn3)
+	MOVQ pf3+144(FP), SI
+	MOVQ SI, 56(SP)
+	MOVQ pfn3+152(FP), DI
+	SHLQ $0x06, DI
+	ADDQ SI, DI
+	MOVQ DI, 64(SP)
 	SHLQ $0x02, BX
-	MOVQ BX, 40(SP)
+	MOVQ BX, 72(SP)
 
 	// for n > 0 { P := tile size (6, or what is left, halved above 6); tile[P](); n -= P }
 convNHWC_6x16_avx2_next:
@@ -3955,12 +4281,12 @@ convNHWC_6x16_avx2_dispatch:
 
 convNHWC_6x16_avx2_6:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 48(SP)
+	MOVQ $0x00000000, 80(SP)
 
 convNHWC_6x16_avx2_6_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    48(SP), SI
+	MOVQ    80(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -3977,7 +4303,7 @@ convNHWC_6x16_avx2_6_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 48(SP), SI
+	MOVQ 80(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4005,15 +4331,36 @@ convNHWC_6x16_avx2_6_kx:
 	JB   convNHWC_6x16_avx2_6_ctail
 
 convNHWC_6x16_avx2_6_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       24(SP), R13
 	CMPQ       R13, 32(SP)
-	JAE        convNHWC_6x16_avx2_6_nopf
+	JAE        convNHWC_6x16_avx2_6_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
 	MOVQ       R13, 24(SP)
+	JMP        convNHWC_6x16_avx2_6_pfdone
 
-convNHWC_6x16_avx2_6_nopf:
+convNHWC_6x16_avx2_6_nopf1:
+	MOVQ       40(SP), R13
+	CMPQ       R13, 48(SP)
+	JAE        convNHWC_6x16_avx2_6_nopf2
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 40(SP)
+	JMP        convNHWC_6x16_avx2_6_pfdone
+
+convNHWC_6x16_avx2_6_nopf2:
+	MOVQ       56(SP), R13
+	CMPQ       R13, 64(SP)
+	JAE        convNHWC_6x16_avx2_6_nopf3
+	PREFETCHT1 (R13)
+	ADDQ       $0x40, R13
+	MOVQ       R13, 56(SP)
+	JMP        convNHWC_6x16_avx2_6_pfdone
+
+convNHWC_6x16_avx2_6_nopf3:
+convNHWC_6x16_avx2_6_pfdone:
 	VMOVUPS      (BX), Y12
 	VMOVUPS      32(BX), Y13
 	VBROADCASTSS (R10), Y14
@@ -4165,7 +4512,7 @@ convNHWC_6x16_avx2_6_cdone:
 convNHWC_6x16_avx2_6_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       48(SP), SI
+	MOVQ       80(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4210,10 +4557,10 @@ convNHWC_6x16_avx2_6_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y11, Y0, 32(BX)
-	MOVQ       48(SP), BX
+	MOVQ       80(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 48(SP)
-	CMPQ       BX, 40(SP)
+	MOVQ       BX, 80(SP)
+	CMPQ       BX, 72(SP)
 	JB         convNHWC_6x16_avx2_6_pass
 
 	// out += 6*so; in += 6*sx; n -= 6
@@ -4230,12 +4577,12 @@ convNHWC_6x16_avx2_6_store:
 
 convNHWC_6x16_avx2_5:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 48(SP)
+	MOVQ $0x00000000, 80(SP)
 
 convNHWC_6x16_avx2_5_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    48(SP), SI
+	MOVQ    80(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4250,7 +4597,7 @@ convNHWC_6x16_avx2_5_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 48(SP), SI
+	MOVQ 80(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4276,15 +4623,36 @@ convNHWC_6x16_avx2_5_kx:
 	JB   convNHWC_6x16_avx2_5_ctail
 
 convNHWC_6x16_avx2_5_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       24(SP), R12
 	CMPQ       R12, 32(SP)
-	JAE        convNHWC_6x16_avx2_5_nopf
+	JAE        convNHWC_6x16_avx2_5_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
 	MOVQ       R12, 24(SP)
+	JMP        convNHWC_6x16_avx2_5_pfdone
 
-convNHWC_6x16_avx2_5_nopf:
+convNHWC_6x16_avx2_5_nopf1:
+	MOVQ       40(SP), R12
+	CMPQ       R12, 48(SP)
+	JAE        convNHWC_6x16_avx2_5_nopf2
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 40(SP)
+	JMP        convNHWC_6x16_avx2_5_pfdone
+
+convNHWC_6x16_avx2_5_nopf2:
+	MOVQ       56(SP), R12
+	CMPQ       R12, 64(SP)
+	JAE        convNHWC_6x16_avx2_5_nopf3
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 56(SP)
+	JMP        convNHWC_6x16_avx2_5_pfdone
+
+convNHWC_6x16_avx2_5_nopf3:
+convNHWC_6x16_avx2_5_pfdone:
 	VMOVUPS      (BX), Y10
 	VMOVUPS      32(BX), Y11
 	VBROADCASTSS (R10), Y12
@@ -4417,7 +4785,7 @@ convNHWC_6x16_avx2_5_cdone:
 convNHWC_6x16_avx2_5_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       48(SP), SI
+	MOVQ       80(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4455,10 +4823,10 @@ convNHWC_6x16_avx2_5_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y9, Y0, 32(BX)
-	MOVQ       48(SP), BX
+	MOVQ       80(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 48(SP)
-	CMPQ       BX, 40(SP)
+	MOVQ       BX, 80(SP)
+	CMPQ       BX, 72(SP)
 	JB         convNHWC_6x16_avx2_5_pass
 
 	// out += 5*so; in += 5*sx; n -= 5
@@ -4475,12 +4843,12 @@ convNHWC_6x16_avx2_5_store:
 
 convNHWC_6x16_avx2_4:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 48(SP)
+	MOVQ $0x00000000, 80(SP)
 
 convNHWC_6x16_avx2_4_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    48(SP), SI
+	MOVQ    80(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4493,7 +4861,7 @@ convNHWC_6x16_avx2_4_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 48(SP), SI
+	MOVQ 80(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4519,15 +4887,36 @@ convNHWC_6x16_avx2_4_kx:
 	JB   convNHWC_6x16_avx2_4_ctail
 
 convNHWC_6x16_avx2_4_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       24(SP), R12
 	CMPQ       R12, 32(SP)
-	JAE        convNHWC_6x16_avx2_4_nopf
+	JAE        convNHWC_6x16_avx2_4_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
 	MOVQ       R12, 24(SP)
+	JMP        convNHWC_6x16_avx2_4_pfdone
 
-convNHWC_6x16_avx2_4_nopf:
+convNHWC_6x16_avx2_4_nopf1:
+	MOVQ       40(SP), R12
+	CMPQ       R12, 48(SP)
+	JAE        convNHWC_6x16_avx2_4_nopf2
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 40(SP)
+	JMP        convNHWC_6x16_avx2_4_pfdone
+
+convNHWC_6x16_avx2_4_nopf2:
+	MOVQ       56(SP), R12
+	CMPQ       R12, 64(SP)
+	JAE        convNHWC_6x16_avx2_4_nopf3
+	PREFETCHT1 (R12)
+	ADDQ       $0x40, R12
+	MOVQ       R12, 56(SP)
+	JMP        convNHWC_6x16_avx2_4_pfdone
+
+convNHWC_6x16_avx2_4_nopf3:
+convNHWC_6x16_avx2_4_pfdone:
 	VMOVUPS      (BX), Y8
 	VMOVUPS      32(BX), Y9
 	VBROADCASTSS (R10), Y10
@@ -4643,7 +5032,7 @@ convNHWC_6x16_avx2_4_cdone:
 convNHWC_6x16_avx2_4_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       48(SP), SI
+	MOVQ       80(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4674,10 +5063,10 @@ convNHWC_6x16_avx2_4_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y7, Y0, 32(BX)
-	MOVQ       48(SP), BX
+	MOVQ       80(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 48(SP)
-	CMPQ       BX, 40(SP)
+	MOVQ       BX, 80(SP)
+	CMPQ       BX, 72(SP)
 	JB         convNHWC_6x16_avx2_4_pass
 
 	// out += 4*so; in += 4*sx; n -= 4
@@ -4694,12 +5083,12 @@ convNHWC_6x16_avx2_4_store:
 
 convNHWC_6x16_avx2_3:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 48(SP)
+	MOVQ $0x00000000, 80(SP)
 
 convNHWC_6x16_avx2_3_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    48(SP), SI
+	MOVQ    80(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4710,7 +5099,7 @@ convNHWC_6x16_avx2_3_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 48(SP), SI
+	MOVQ 80(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4736,15 +5125,36 @@ convNHWC_6x16_avx2_3_kx:
 	JB   convNHWC_6x16_avx2_3_ctail
 
 convNHWC_6x16_avx2_3_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       24(SP), R11
 	CMPQ       R11, 32(SP)
-	JAE        convNHWC_6x16_avx2_3_nopf
+	JAE        convNHWC_6x16_avx2_3_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
 	MOVQ       R11, 24(SP)
+	JMP        convNHWC_6x16_avx2_3_pfdone
 
-convNHWC_6x16_avx2_3_nopf:
+convNHWC_6x16_avx2_3_nopf1:
+	MOVQ       40(SP), R11
+	CMPQ       R11, 48(SP)
+	JAE        convNHWC_6x16_avx2_3_nopf2
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 40(SP)
+	JMP        convNHWC_6x16_avx2_3_pfdone
+
+convNHWC_6x16_avx2_3_nopf2:
+	MOVQ       56(SP), R11
+	CMPQ       R11, 64(SP)
+	JAE        convNHWC_6x16_avx2_3_nopf3
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 56(SP)
+	JMP        convNHWC_6x16_avx2_3_pfdone
+
+convNHWC_6x16_avx2_3_nopf3:
+convNHWC_6x16_avx2_3_pfdone:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      32(BX), Y7
 	VBROADCASTSS (R9), Y8
@@ -4843,7 +5253,7 @@ convNHWC_6x16_avx2_3_cdone:
 convNHWC_6x16_avx2_3_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       48(SP), SI
+	MOVQ       80(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4867,10 +5277,10 @@ convNHWC_6x16_avx2_3_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y5, Y0, 32(BX)
-	MOVQ       48(SP), BX
+	MOVQ       80(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 48(SP)
-	CMPQ       BX, 40(SP)
+	MOVQ       BX, 80(SP)
+	CMPQ       BX, 72(SP)
 	JB         convNHWC_6x16_avx2_3_pass
 
 	// out += 3*so; in += 3*sx; n -= 3
@@ -4887,12 +5297,12 @@ convNHWC_6x16_avx2_3_store:
 
 convNHWC_6x16_avx2_2:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 48(SP)
+	MOVQ $0x00000000, 80(SP)
 
 convNHWC_6x16_avx2_2_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    48(SP), SI
+	MOVQ    80(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4901,7 +5311,7 @@ convNHWC_6x16_avx2_2_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 48(SP), SI
+	MOVQ 80(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4927,15 +5337,36 @@ convNHWC_6x16_avx2_2_kx:
 	JB   convNHWC_6x16_avx2_2_ctail
 
 convNHWC_6x16_avx2_2_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       24(SP), R11
 	CMPQ       R11, 32(SP)
-	JAE        convNHWC_6x16_avx2_2_nopf
+	JAE        convNHWC_6x16_avx2_2_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
 	MOVQ       R11, 24(SP)
+	JMP        convNHWC_6x16_avx2_2_pfdone
 
-convNHWC_6x16_avx2_2_nopf:
+convNHWC_6x16_avx2_2_nopf1:
+	MOVQ       40(SP), R11
+	CMPQ       R11, 48(SP)
+	JAE        convNHWC_6x16_avx2_2_nopf2
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 40(SP)
+	JMP        convNHWC_6x16_avx2_2_pfdone
+
+convNHWC_6x16_avx2_2_nopf2:
+	MOVQ       56(SP), R11
+	CMPQ       R11, 64(SP)
+	JAE        convNHWC_6x16_avx2_2_nopf3
+	PREFETCHT1 (R11)
+	ADDQ       $0x40, R11
+	MOVQ       R11, 56(SP)
+	JMP        convNHWC_6x16_avx2_2_pfdone
+
+convNHWC_6x16_avx2_2_nopf3:
+convNHWC_6x16_avx2_2_pfdone:
 	VMOVUPS      (BX), Y4
 	VMOVUPS      32(BX), Y5
 	VBROADCASTSS (R9), Y6
@@ -5017,7 +5448,7 @@ convNHWC_6x16_avx2_2_cdone:
 convNHWC_6x16_avx2_2_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       48(SP), SI
+	MOVQ       80(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -5034,10 +5465,10 @@ convNHWC_6x16_avx2_2_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y3, Y0, 32(BX)
-	MOVQ       48(SP), BX
+	MOVQ       80(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 48(SP)
-	CMPQ       BX, 40(SP)
+	MOVQ       BX, 80(SP)
+	CMPQ       BX, 72(SP)
 	JB         convNHWC_6x16_avx2_2_pass
 
 	// out += 2*so; in += 2*sx; n -= 2
@@ -5054,19 +5485,19 @@ convNHWC_6x16_avx2_2_store:
 
 convNHWC_6x16_avx2_1:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 48(SP)
+	MOVQ $0x00000000, 80(SP)
 
 convNHWC_6x16_avx2_1_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    48(SP), SI
+	MOVQ    80(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 48(SP), SI
+	MOVQ 80(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -5092,15 +5523,36 @@ convNHWC_6x16_avx2_1_kx:
 	JB   convNHWC_6x16_avx2_1_ctail
 
 convNHWC_6x16_avx2_1_c:
-	// if pf < pfe { prefetch pf; pf += 64 }
+	// the next line of the first prefetch range that has one left:
+	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ       24(SP), R10
 	CMPQ       R10, 32(SP)
-	JAE        convNHWC_6x16_avx2_1_nopf
+	JAE        convNHWC_6x16_avx2_1_nopf1
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
 	MOVQ       R10, 24(SP)
+	JMP        convNHWC_6x16_avx2_1_pfdone
 
-convNHWC_6x16_avx2_1_nopf:
+convNHWC_6x16_avx2_1_nopf1:
+	MOVQ       40(SP), R10
+	CMPQ       R10, 48(SP)
+	JAE        convNHWC_6x16_avx2_1_nopf2
+	PREFETCHT1 (R10)
+	ADDQ       $0x40, R10
+	MOVQ       R10, 40(SP)
+	JMP        convNHWC_6x16_avx2_1_pfdone
+
+convNHWC_6x16_avx2_1_nopf2:
+	MOVQ       56(SP), R10
+	CMPQ       R10, 64(SP)
+	JAE        convNHWC_6x16_avx2_1_nopf3
+	PREFETCHT1 (R10)
+	ADDQ       $0x40, R10
+	MOVQ       R10, 56(SP)
+	JMP        convNHWC_6x16_avx2_1_pfdone
+
+convNHWC_6x16_avx2_1_nopf3:
+convNHWC_6x16_avx2_1_pfdone:
 	VMOVUPS      (BX), Y2
 	VMOVUPS      32(BX), Y3
 	VBROADCASTSS (R8), Y4
@@ -5165,7 +5617,7 @@ convNHWC_6x16_avx2_1_cdone:
 convNHWC_6x16_avx2_1_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       48(SP), SI
+	MOVQ       80(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -5175,10 +5627,10 @@ convNHWC_6x16_avx2_1_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y1, Y0, 32(BX)
-	MOVQ       48(SP), BX
+	MOVQ       80(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 48(SP)
-	CMPQ       BX, 40(SP)
+	MOVQ       BX, 80(SP)
+	CMPQ       BX, 72(SP)
 	JB         convNHWC_6x16_avx2_1_pass
 
 	// out += 1*so; in += 1*sx; n -= 1

@@ -9,19 +9,23 @@ import (
 	"time"
 )
 
-// BenchmarkConvNHWCLayer runs a whole layer's calls as the generated code does
-// when it splits a layer by channel blocks: each block of 32 output channels
-// over every output row, one ConvNHWC call per row, with the weights packed per
-// block. Between runs it reads a 256 MiB buffer, so the layer's weights come
-// from memory, as they do in a network whose weights are hundreds of MB:
+// BenchmarkConvNHWCLayer runs a whole layer's calls as the generated code does,
+// one ConvNHWC call per output row and block of 32 output channels, with the
+// weights packed per block. Between runs it reads a 256 MiB buffer, so that the
+// layer's weights and activations come from memory, as they do in a network
+// whose weights are hundreds of MB:
 //
-//	cold:     ConvNHWC; each block's first row waits for its weights;
-//	prefetch: ConvNHWCNext, each row prefetching 1/rows of the next block's
-//	          weights (nn.Part's split), as the generated code does;
-//	hot:      the weights stay cached (no flush): the kernel's own rate.
+//	cold:     ConvNHWC;
+//	prefetch: ConvNHWCNext with the ranges the generated code passes;
+//	hot:      no flush: the weights stay cached (the 224×224 activations are
+//	          bigger than L2 and still come from L3 or memory).
 //
-// Shapes: VGG-16's 14×14 layers (512 → 512, 9.4 MB of weights) and AlexNet's
-// conv4 (13×13, 384 → 256, 3.5 MB). It reports the best run's GFLOP/s and
+// Shapes: split by blocks, each block over every row, VGG-16's 14×14 layers
+// (512 → 512, 9.4 MB of weights) and AlexNet's conv4 (13×13, 384 → 256, 3.5
+// MB), where each row prefetches 1/rows of the next block's weights; split by
+// rows, VGG-16's conv1_2 (224×224, 64 → 64, 12.8 MB in and out), in claims of
+// 8 rows, where the first block's call for a row prefetches the next row's new
+// input row and its output row. It reports the best run's GFLOP/s and
 // that as a percentage of the FMA peak probed between the runs (best probe).
 //
 //	go test -run '^$' -bench ConvNHWCLayer -benchtime 30x ./runtime/kernels/
@@ -31,9 +35,11 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 	for _, s := range []struct {
 		name     string
 		h, c, oc int
+		rows     bool // split by rows: claims of 8 rows, every block over them
 	}{
-		{"vgg14x14/C=512", 14, 512, 512},
-		{"alexnet13x13/C=384", 13, 384, 256},
+		{"vgg14x14/C=512", 14, 512, 512, false},
+		{"alexnet13x13/C=384", 13, 384, 256, false},
+		{"vgg224x224/C=64", 224, 64, 64, true},
 	} {
 		irs := (s.h + 2) * s.c
 		in := make([]float32, (s.h+2)*irs)
@@ -47,6 +53,24 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 		flop := 2 * float64(s.h*s.h*s.oc*9*s.c)
 		for _, mode := range []string{"cold", "prefetch", "hot"} {
 			layer := func() {
+				if s.rows {
+					// Claims of 8 rows; while the first block runs a row, prefetch
+					// the next row's new input row and its output row.
+					for r0 := 0; r0 < s.h; r0 += 8 {
+						for u := 0; u < nb; u++ {
+							for r := r0; r < r0+8; r++ {
+								var nin, nout []float32
+								if mode == "prefetch" && u == 0 && r+1 < r0+8 {
+									nin = in[(r+3)*irs : (r+4)*irs]
+									nout = out[(r+1)*s.h*s.oc : (r+2)*s.h*s.oc]
+								}
+								ConvNHWCNext(out[r*s.h*s.oc+u*NR:], s.oc, in[r*irs:], s.c, irs, s.c, 3*s.c, 3, 1,
+									w[u*pack:], bias[u*NR:], s.h, NR, true, nin, nout)
+							}
+						}
+					}
+					return
+				}
 				for u := 0; u < nb; u++ {
 					var nx []float32
 					if mode == "prefetch" && u+1 < nb {

@@ -132,14 +132,20 @@ func (c convCase) run(t *testing.T, rng *rand.Rand, plant func(in, w []float32))
 	ConvNHWC(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu)
 	checkConvOut(t, c.String(), got, want, c.np, c.nr, c.so)
 
-	// ConvNHWCNext computes the same bits whatever it prefetches: nothing, one
-	// element, its own weights or input, or a long unrelated buffer.
-	next := [][]float32{nil, w[:1], w, in, convNextBuf}[rng.IntN(5)]
+	// ConvNHWCNext computes the same bits whatever it prefetches: up to three
+	// ranges, each nothing, one element, its own weights or input, or a long
+	// unrelated buffer.
+	next := make([][]float32, rng.IntN(4))
+	lens := make([]int, len(next))
+	for i := range next {
+		next[i] = [][]float32{nil, w[:1], w, in, convNextBuf}[rng.IntN(5)]
+		lens[i] = len(next[i])
+	}
 	for i := range got {
 		got[i] = math.Float32frombits(convSentinel)
 	}
-	ConvNHWCNext(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu, next)
-	checkConvOut(t, c.String()+fmt.Sprintf(" ConvNHWCNext(len(next)=%d)", len(next)), got, want, c.np, c.nr, c.so)
+	ConvNHWCNext(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu, next...)
+	checkConvOut(t, c.String()+fmt.Sprintf(" ConvNHWCNext(ranges of %v)", lens), got, want, c.np, c.nr, c.so)
 }
 
 // convNextBuf is memory for ConvNHWCNext to prefetch: 1 MiB, more than any
@@ -510,6 +516,9 @@ func TestConvPanics(t *testing.T) {
 		}},
 		{"bias", func() {
 			ConvNHWC(make([]float32, 32), 32, make([]float32, 9), 1, 3, 1, 1, 3, 3, w, w[:NR-1], 1, 32, false)
+		}},
+		{"next", func() {
+			ConvNHWCNext(make([]float32, 32), 32, make([]float32, 9), 1, 3, 1, 1, 3, 3, w, nil, 1, 32, false, w, w, w, w)
 		}},
 		// ConvWgrad on 2 rows of 2 pixels, 2 input × 2 output channels:
 		// x and dy need (2-1)*5+(2-1)*1+2 = 8 elements at strides 1, 5.

@@ -8,3 +8,8 @@ package nn
 func Part(s []float32, i, n int) []float32 {
 	return s[i*len(s)/n : (i+1)*len(s)/n]
 }
+
+// Head returns the first n elements of s, or all of s if it is shorter.
+func Head(s []float32, n int) []float32 {
+	return s[:min(n, len(s))]
+}

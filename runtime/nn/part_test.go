@@ -32,3 +32,15 @@ func TestPartCovers(t *testing.T) {
 		t.Errorf("Part(nil) = %v", p)
 	}
 }
+
+func TestHead(t *testing.T) {
+	s := []float32{1, 2, 3}
+	for n, want := range []int{0, 1, 2, 3, 3, 3} {
+		if got := Head(s, n); len(got) != want || (want > 0 && &got[0] != &s[0]) {
+			t.Errorf("Head(s, %d) has %d elements, want the first %d", n, len(got), want)
+		}
+	}
+	if got := Head(nil, 5); len(got) != 0 {
+		t.Errorf("Head(nil, 5) = %v", got)
+	}
+}
