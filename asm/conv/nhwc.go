@@ -98,9 +98,9 @@ func convNHWC(t nhwcTile) {
 // nhwcLocals are the stack slots of the loop counters that do not fit in
 // registers next to a full tile.
 type nhwcLocals struct {
-	ky, kx    Mem // remaining kernel rows, columns
+	ky, kx    Mem    // remaining kernel rows, columns
 	pf, pfe   [3]Mem // per prefetch range: the next line to prefetch, the end
-	nrb, joff Mem // passes only: nr*4, and the pass's channel offset in bytes
+	nrb, joff Mem    // passes only: nr*4, and the pass's channel offset in bytes
 }
 
 // tile emits one P-pixel tile (all its passes).
