@@ -11,33 +11,41 @@ import (
 )
 
 // columns is the loop over the k columns of a row in tiles of c vectors, then
-// single vectors, then a masked vector for the last k mod lanes columns. tile
-// gets the byte offset of its first column.
+// one tile of the remaining whole vectors (fewer than c), then a masked vector
+// for the last k mod lanes columns. tile gets the byte offset of its first
+// column.
 //
 //	for ; coff+4*lanes*c <= 4*k; coff += 4*lanes*c { tile(c, false) }
-//	for ; coff+4*lanes <= 4*k; coff += 4*lanes { tile(1, false) }
+//	if w := (4*k-coff)/(4*lanes); w > 0 { tile(w, false); coff += 4*lanes*w }
 //	if coff < 4*k { tile(1, true) }
 func columns(i *isa, lbl string, c int, kb Mem, tile func(coff reg.GPVirtual, c int, masked bool)) {
 	vb := i.VBytes()
 	coff := GP64()
 	XORQ(coff, coff)
-	widths := []int{c}
-	if c > 1 {
-		widths = append(widths, 1)
-	}
-	for _, w := range widths {
+	l := fmt.Sprintf("%s_c%d", lbl, c)
+	Label(l)
+	Commentf("for ; coff+%d <= 4*k; coff += %d", c*vb, c*vb)
+	e := GP64()
+	LEAQ(Mem{Base: coff, Disp: c * vb}, e)
+	CMPQ(e, kb)
+	JA(LabelRef(l + "_end"))
+	tile(coff, c, false)
+	ADDQ(U32(c*vb), coff)
+	JMP(LabelRef(l))
+	Label(l + "_end")
+	for w := c - 1; w >= 1; w-- {
 		l := fmt.Sprintf("%s_c%d", lbl, w)
-		Label(l)
-		Commentf("for ; coff+%d <= 4*k; coff += %d", w*vb, w*vb)
+		Commentf("if coff+%d <= 4*k: the last %d whole vectors", w*vb, w)
 		e := GP64()
 		LEAQ(Mem{Base: coff, Disp: w * vb}, e)
 		CMPQ(e, kb)
 		JA(LabelRef(l + "_end"))
 		tile(coff, w, false)
 		ADDQ(U32(w*vb), coff)
-		JMP(LabelRef(l))
+		JMP(LabelRef(lbl + "_tail"))
 		Label(l + "_end")
 	}
+	Label(lbl + "_tail")
 	Commentf("if coff < 4*k: the last k mod %d columns, masked", i.Lanes)
 	CMPQ(coff, kb)
 	JE(LabelRef(lbl + "_cdone"))
@@ -46,7 +54,9 @@ func columns(i *isa, lbl string, c int, kb Mem, tile func(coff reg.GPVirtual, c 
 }
 
 // backDataTile is a LinearBackData register tile: m samples × c vectors of
-// dx columns; pf > 0 prefetches each W row that many bytes ahead.
+// dx columns; pf > 0 prefetches each W row that many bytes ahead, pf < 0
+// prefetches the tile's columns of the W rows -pf (1, 2, 4 or 8) and -pf+1
+// ahead.
 type backDataTile struct{ m, c, pf int }
 
 /*
@@ -77,6 +87,14 @@ func backData(i *isa, t backDataTile) {
 		}
 	}
 	kb, n4, ldw4, ldx4 := simd.Local4("k"), simd.Local4("n"), simd.Local4("ldw"), simd.Local4("ldx")
+	n8 := AllocLocal(8)
+	{
+		Comment("n8 = 4*n - 8: two more rows are left while j <= n8")
+		r := GP64()
+		MOVQ(n4, r)
+		SUBQ(U8(8), r)
+		MOVQ(r, n8)
+	}
 	tr := GP64()
 	MOVQ(simd.Arg("k"), tr)
 	ANDQ(U8(i.Lanes-1), tr)
@@ -125,34 +143,73 @@ func backData(i *isa, t backDataTile) {
 		wj := GP64()
 		MOVQ(simd.Arg("w"), wj)
 		ADDQ(coff, wj)
+		lw := GP64()
+		MOVQ(ldw4, lw)
 		j := GP64()
 		XORQ(j, j)
-		Label(lbl + "_j")
-		Comment("for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }")
-		wv := i.Vecs(c)
-		for v, x := range wv {
-			if masked {
-				tl.load(Mem{Base: wj, Disp: v * i.VBytes()}, tp, 0, x)
-			} else {
-				VMOVUPS(Mem{Base: wj, Disp: v * i.VBytes()}, x)
+		// step is one j: row (wj)+off of W, broadcasts dy[i][j+dj].
+		var pfRow Mem
+		step := func(row Mem, dj int) {
+			wv := i.Vecs(c)
+			for v, x := range wv {
+				m := row
+				m.Disp += v * i.VBytes()
+				if masked {
+					tl.load(m, tp, 0, x)
+				} else {
+					VMOVUPS(m, x)
+				}
+			}
+			if t.pf > 0 && !masked {
+				for v := 0; v < c; v++ {
+					m := row
+					m.Disp += v*i.VBytes() + t.pf
+					PREFETCHT0(m)
+				}
+			}
+			if t.pf < 0 && !masked {
+				for v := 0; v < c; v++ {
+					m := pfRow
+					m.Disp += v * i.VBytes()
+					if dj == 1 {
+						m = simd.At(pfRow.Base, lw, v*i.VBytes())
+					}
+					PREFETCHT0(m)
+				}
+			}
+			for s := range acc {
+				b := i.Vec()
+				VBROADCASTSS(simd.At(dyp[s], j, 4*dj), b)
+				for v := range wv {
+					VFMADD231PS(wv[v], b, acc[s][v])
+				}
 			}
 		}
-		if t.pf > 0 && !masked {
-			for v := 0; v < c; v++ {
-				PREFETCHT0(Mem{Base: wj, Disp: v*i.VBytes() + t.pf})
-			}
+		Comment("for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }")
+		CMPQ(n4, U8(8))
+		JB(LabelRef(lbl + "_j1"))
+		Label(lbl + "_j2")
+		if t.pf < 0 {
+			Commentf("prefetch W[j+%d], W[j+%d]", -t.pf, -t.pf+1)
+			pr := GP64()
+			LEAQ(Mem{Base: wj, Index: lw, Scale: uint8(-t.pf)}, pr)
+			pfRow = Mem{Base: pr}
 		}
-		for s := range acc {
-			b := i.Vec()
-			VBROADCASTSS(simd.At(dyp[s], j, 0), b)
-			for v := range wv {
-				VFMADD231PS(wv[v], b, acc[s][v])
-			}
-		}
-		ADDQ(ldw4, wj)
-		ADDQ(U8(4), j)
+		step(Mem{Base: wj}, 0)
+		step(simd.At(wj, lw, 0), 1)
+		LEAQ(Mem{Base: wj, Index: lw, Scale: 2}, wj)
+		ADDQ(U8(8), j)
+		CMPQ(j, n8)
+		JLE(LabelRef(lbl + "_j2"))
+		Label(lbl + "_j1")
+		Comment("if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }")
 		CMPQ(j, n4)
-		JB(LabelRef(lbl + "_j"))
+		JAE(LabelRef(lbl + "_jdone"))
+		pf := t.pf
+		t.pf = 0
+		step(Mem{Base: wj}, 0)
+		t.pf = pf
+		Label(lbl + "_jdone")
 		Comment("dx[i][c] = acc[i][c]")
 		dp = GP64()
 		MOVQ(simd.Arg("dx"), dp)
@@ -242,30 +299,50 @@ func backWeight(i *isa, t backWeightTile) {
 			ADDQ(coff, xi)
 			dyi := GP64()
 			MOVQ(dycol, dyi)
+			lx, ly := GP64(), GP64()
+			MOVQ(ldx4, lx)
+			MOVQ(ldy4, ly)
 			cnt := GP64()
 			MOVQ(simd.Arg("m"), cnt)
-			Label(clbl + "_i")
-			Comment("for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }")
-			xv := i.Vecs(c)
-			for v, x := range xv {
-				m := Mem{Base: xi, Disp: v * i.VBytes()}
-				if masked {
-					tl.load(m, tp, 0, x)
-				} else {
-					VMOVUPS(m, x)
+			// step is one sample: x row xrow, dy row dyrow.
+			step := func(xrow, dyrow Mem) {
+				xv := i.Vecs(c)
+				for v, x := range xv {
+					m := xrow
+					m.Disp += v * i.VBytes()
+					if masked {
+						tl.load(m, tp, 0, x)
+					} else {
+						VMOVUPS(m, x)
+					}
+				}
+				for j := range acc {
+					b := i.Vec()
+					m := dyrow
+					m.Disp += 4 * j
+					VBROADCASTSS(m, b)
+					for v := range xv {
+						VFMADD231PS(xv[v], b, acc[j][v])
+					}
 				}
 			}
-			for j := range acc {
-				b := i.Vec()
-				VBROADCASTSS(Mem{Base: dyi, Disp: 4 * j}, b)
-				for v := range xv {
-					VFMADD231PS(xv[v], b, acc[j][v])
-				}
-			}
-			ADDQ(ldx4, xi)
-			ADDQ(ldy4, dyi)
-			DECQ(cnt)
-			JNZ(LabelRef(clbl + "_i"))
+			Comment("for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }")
+			CMPQ(cnt, U8(2))
+			JB(LabelRef(clbl + "_i1"))
+			Label(clbl + "_i2")
+			step(Mem{Base: xi}, Mem{Base: dyi})
+			step(simd.At(xi, lx, 0), simd.At(dyi, ly, 0))
+			LEAQ(Mem{Base: xi, Index: lx, Scale: 2}, xi)
+			LEAQ(Mem{Base: dyi, Index: ly, Scale: 2}, dyi)
+			SUBQ(U8(2), cnt)
+			CMPQ(cnt, U8(2))
+			JAE(LabelRef(clbl + "_i2"))
+			Label(clbl + "_i1")
+			Comment("if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }")
+			CMPQ(cnt, U8(0))
+			JE(LabelRef(clbl + "_idone"))
+			step(Mem{Base: xi}, Mem{Base: dyi})
+			Label(clbl + "_idone")
 			Comment("dW[j][c] = acc[j][c]")
 			for j := range acc {
 				for v, a := range acc[j] {
@@ -300,5 +377,36 @@ func backWeight(i *isa, t backWeightTile) {
 	rowTile(1)
 	JMP(LabelRef(name + "_row"))
 	Label(name + "_done")
+	simd.Ret()
+}
+
+// streamUpdate emits the read-modify-write bandwidth probe that the
+// LinearBackWeight benchmarks compare with where dW's traffic bounds the
+// kernel: it loads and stores back every vector of p[:n] in place, the
+// traffic of a call to LinearBackWeight on a dW of n float32s.
+//
+//	for i := 0; i < n; i += 8*lanes { p[i:][:8*lanes] = p[i:][:8*lanes] }
+func streamUpdate(i *isa) {
+	name := "linearStreamUpdate_" + i.Name
+	TEXT(name, NOSPLIT, "func(p *float32, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s loads and stores back p[:n] (n > 0 a multiple of %d) with %s moves:", name, 8*i.Lanes, i.Kind),
+		"the read-modify-write bandwidth probe of the LinearBackWeight benchmarks.")
+	p := GP64()
+	MOVQ(simd.Arg("p"), p)
+	end := simd.Load4("n")
+	ADDQ(p, end)
+	Label(name + "_loop")
+	Commentf("p[:%d] = p[:%d]", 8*i.Lanes, 8*i.Lanes)
+	v := i.Vecs(8)
+	for a, x := range v {
+		VMOVUPS(Mem{Base: p, Disp: a * i.VBytes()}, x)
+	}
+	for a, x := range v {
+		VMOVUPS(x, Mem{Base: p, Disp: a * i.VBytes()})
+	}
+	ADDQ(U32(8*i.VBytes()), p)
+	CMPQ(p, end)
+	JB(LabelRef(name + "_loop"))
 	simd.Ret()
 }

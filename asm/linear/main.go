@@ -67,21 +67,27 @@ var (
 )
 
 // The LinearBackData tiles: m samples × c vectors of dx columns, m·c
-// accumulators, c W vectors and one broadcast of dy (m·c + c + 1 registers).
-// A call reads a block of W's rows (16, linear_amd64.go) as parallel
-// sequential streams; with more than one sample, AVX-512 falls behind the
-// hardware prefetchers when W comes from DRAM, and a software prefetch 512
-// bytes ahead gains ~30% there (~5% loss from L3); on AVX2 it only loses.
+// accumulators, c W vectors and one broadcast of dy (m·c + c + 1 registers);
+// the loop over W's rows is unrolled twice (README.md). With W in L2 a call
+// runs each chain over all n rows, and every tile reads W as short row
+// segments 4·ldw bytes apart, which the hardware prefetchers do not follow:
+// AVX-512 prefetches the rows 8 and 9 ahead (pf = -8; b4: ~70% → ~89% of
+// the FMA peak), which costs nothing when W comes from DRAM in blocks of 16
+// rows. On AVX2 the same prefetch gains ~2% from L2 and loses ~20% from
+// DRAM, so AVX2 has none. AVX2 tiles hold at most 6 samples: larger sample
+// blocks would have 1-vector tiles, 9 loads per 8 FMAs (~45% of the peak).
 var (
-	backDataAVX512 = []backDataTile{{1, 8, 0}, {2, 8, 512}, {3, 7, 512}, {4, 6, 512}, {5, 5, 512}, {6, 4, 512}, {7, 3, 512}, {8, 3, 512}}
-	backDataAVX2   = []backDataTile{{1, 7, 0}, {2, 5, 0}, {3, 3, 0}, {4, 3, 0}, {5, 2, 0}, {6, 2, 0}, {7, 1, 0}, {8, 1, 0}}
+	backDataAVX512 = []backDataTile{{1, 8, 0}, {2, 8, -8}, {3, 7, -8}, {4, 6, -8}, {5, 5, -8}, {6, 4, -8}, {7, 3, -8}, {8, 3, -8}}
+	backDataAVX2   = []backDataTile{{1, 7, 0}, {2, 5, 0}, {3, 3, 0}, {4, 3, 0}, {5, 2, 0}, {6, 2, 0}}
 )
 
 // The LinearBackWeight tiles: r rows of dW × c vectors of columns, r·c
-// accumulators, c x vectors and one broadcast of dy (r·c + c + 1 registers).
+// accumulators, c x vectors and one broadcast of dy (r·c + c + 1 registers);
+// the loop over the samples is unrolled twice. AVX2's 4×3 replaces 2×4,
+// whose 8 accumulators only just cover the FMA latency (4 cycles × 2 ports).
 var (
 	backWeightAVX512 = backWeightTile{r: 4, c: 6}
-	backWeightAVX2   = backWeightTile{r: 2, c: 4}
+	backWeightAVX2   = backWeightTile{r: 4, c: 3}
 )
 
 func main() {
@@ -103,5 +109,7 @@ func main() {
 	backWeight(avx2, backWeightAVX2)
 	streamRead(avx512)
 	streamRead(avx2)
+	streamUpdate(avx512)
+	streamUpdate(avx2)
 	Generate()
 }

@@ -155,7 +155,7 @@ var (
 	}
 	linearBackDataAVX2 = []linearBackDataKernel{
 		linearBackData_1x56_avx2, linearBackData_2x40_avx2, linearBackData_3x24_avx2, linearBackData_4x24_avx2,
-		linearBackData_5x16_avx2, linearBackData_6x16_avx2, linearBackData_7x8_avx2, linearBackData_8x8_avx2,
+		linearBackData_5x16_avx2, linearBackData_6x16_avx2,
 	}
 )
 
@@ -170,12 +170,17 @@ func linearBackData(dx []float32, ldx int, dy []float32, ldy int, w []float32, l
 		linearBackDataGo(dx, ldx, dy, ldy, w, ldw, m, n, k)
 		return
 	}
-	// The chains run over W's rows in blocks of linearBackDataRows, continued
-	// through dx: a call reads that many rows at once, as sequential streams,
-	// and the sample blocks of one row block find its rows in L2.
+	// A W beyond L2 runs in blocks of linearBackDataRows rows, the chains
+	// continued through dx: a call reads that many rows at once, as
+	// sequential streams, and the sample blocks of one row block find its
+	// rows in L2. A W within L2 runs in one block.
 	blocks := (m + len(ks) - 1) / len(ks)
-	for j0 := 0; j0 < n; j0 += linearBackDataRows {
-		nj := min(linearBackDataRows, n-j0)
+	rows := linearBackDataRows
+	if 4*n*k <= linearBackDataL2 {
+		rows = n
+	}
+	for j0 := 0; j0 < n; j0 += rows {
+		nj := min(rows, n-j0)
 		for i0, left := 0, blocks; i0 < m; left-- {
 			mb := (m - i0 + left - 1) / left
 			ks[mb-1](&dx[i0*ldx], ldx, &dy[i0*ldy+j0], ldy, &w[j0*ldw], ldw, nj, k, j0 > 0)
@@ -188,13 +193,63 @@ func linearBackData(dx []float32, ldx int, dy []float32, ldy int, w []float32, l
 // reads together (8 measures a little slower from DRAM, 32 from L3).
 const linearBackDataRows = 16
 
+// linearBackDataL2 bounds the W (bytes) that stays in a core's L2 across
+// calls: then each kernel call runs the chains over all n rows, so dx is
+// written once instead of stored and reloaded every 16 rows, and the tiles
+// prefetch W's next rows themselves (~97% of the FMA peak for b8 and up on
+// AVX-512, against ~75% in blocks of 16 rows; asm/linear/README.md).
+const linearBackDataL2 = 2 << 20
+
+// linearBackWeightXBytes bounds the x that one LinearBackWeight kernel call
+// reads (m samples × a chunk of the columns) when dW stays in L2 (within
+// linearBackDataL2): the chunk then stays in L1 while the kernel sweeps all
+// n rows of dW, instead of coming from L2 for every tile of rows (b32
+// 256x1024 on AVX-512: 63–84% → ~88% of the FMA peak). A chunk is copied to
+// a contiguous buffer first: x's rows are often 4 KiB multiples apart, and
+// more than 12 of them would fall into the same L1 sets. A dW beyond L2
+// bounds the kernel by its own traffic, and chunks, which read its rows in
+// shorter pieces, only lose there (10–15%).
+const linearBackWeightXBytes = 24 << 10
+
 func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32, ldx int, m, n, k int) {
-	switch {
-	case useAVX512:
-		linearBackWeight_4x96_avx512(&dw[0], ldw, &dy[0], ldy, &x[0], ldx, m, n, k)
-	case useAVX2:
-		linearBackWeight_2x32_avx2(&dw[0], ldw, &dy[0], ldy, &x[0], ldx, m, n, k)
-	default:
+	if !useAVX512 && !useAVX2 {
 		linearBackWeightGo(dw, ldw, dy, ldy, x, ldx, m, n, k)
+		return
+	}
+	// kern calls the kernel directly (not through a func value, which would
+	// make the stack chunk below escape to the heap).
+	kern := func(dw *float32, x *float32, ldx, k int) {
+		if useAVX512 {
+			linearBackWeight_4x96_avx512(dw, ldw, &dy[0], ldy, x, ldx, m, n, k)
+		} else {
+			linearBackWeight_4x24_avx2(dw, ldw, &dy[0], ldy, x, ldx, m, n, k)
+		}
+	}
+	width, lanes := 24, 8 // the kernel's tile width in columns, its vector
+	if useAVX512 {
+		width, lanes = 96, 16
+	}
+	if 4*m*k <= linearBackWeightXBytes || n < 4 || 4*n*k > linearBackDataL2 || 4*m*lanes > linearBackWeightXBytes {
+		kern(&dw[0], &x[0], ldx, k)
+		return
+	}
+	// The columns in chunks of kc (whole tiles if one fits): each dW
+	// element's chain is still one call's loop over the samples.
+	kc := linearBackWeightXBytes / (4 * m)
+	if kc >= width {
+		kc -= kc % width
+	} else {
+		kc = max(lanes, kc-kc%lanes)
+	}
+	// The chunk's copy lives on the stack: no allocation, nothing shared
+	// between concurrent callers.
+	var chunk [linearBackWeightXBytes / 4]float32
+	buf := chunk[:m*kc]
+	for k0 := 0; k0 < k; k0 += kc {
+		kk := min(kc, k-k0)
+		for i := 0; i < m; i++ {
+			copy(buf[i*kk:(i+1)*kk], x[i*ldx+k0:])
+		}
+		kern(&dw[k0], &buf[0], kk, kk)
 	}
 }

@@ -20329,7 +20329,7 @@ linear_8x3_avx2_not1:
 
 // func linearBackData_1x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·linearBackData_1x128_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_1x128_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -20346,6 +20346,11 @@ TEXT ·linearBackData_1x128_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), CX
 	SHLQ $0x02, CX
 	MOVQ CX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), CX
+	SUBQ $0x08, CX
+	MOVQ CX, 32(SP)
 	MOVQ k+56(FP), CX
 	ANDQ $0x0f, CX
 
@@ -20388,10 +20393,14 @@ linearBackData_1x128_avx512_1x8_zero:
 linearBackData_1x128_avx512_1x8_j0:
 	MOVQ w+32(FP), DX
 	ADDQ CX, DX
-	XORQ BX, BX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
 
-linearBackData_1x128_avx512_1x8_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x8_j1
+
+linearBackData_1x128_avx512_1x8_j2:
 	VMOVUPS      (DX), Z8
 	VMOVUPS      64(DX), Z9
 	VMOVUPS      128(DX), Z10
@@ -20400,7 +20409,7 @@ linearBackData_1x128_avx512_1x8_j:
 	VMOVUPS      320(DX), Z13
 	VMOVUPS      384(DX), Z14
 	VMOVUPS      448(DX), Z15
-	VBROADCASTSS (AX)(BX*1), Z16
+	VBROADCASTSS (AX)(SI*1), Z16
 	VFMADD231PS  Z8, Z16, Z0
 	VFMADD231PS  Z9, Z16, Z1
 	VFMADD231PS  Z10, Z16, Z2
@@ -20409,11 +20418,51 @@ linearBackData_1x128_avx512_1x8_j:
 	VFMADD231PS  Z13, Z16, Z5
 	VFMADD231PS  Z14, Z16, Z6
 	VFMADD231PS  Z15, Z16, Z7
-	ADDQ         16(SP), DX
-	ADDQ         $0x04, BX
-	CMPQ         BX, 8(SP)
-	JB           linearBackData_1x128_avx512_1x8_j
+	VMOVUPS      (DX)(BX*1), Z8
+	VMOVUPS      64(DX)(BX*1), Z9
+	VMOVUPS      128(DX)(BX*1), Z10
+	VMOVUPS      192(DX)(BX*1), Z11
+	VMOVUPS      256(DX)(BX*1), Z12
+	VMOVUPS      320(DX)(BX*1), Z13
+	VMOVUPS      384(DX)(BX*1), Z14
+	VMOVUPS      448(DX)(BX*1), Z15
+	VBROADCASTSS 4(AX)(SI*1), Z16
+	VFMADD231PS  Z8, Z16, Z0
+	VFMADD231PS  Z9, Z16, Z1
+	VFMADD231PS  Z10, Z16, Z2
+	VFMADD231PS  Z11, Z16, Z3
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x8_j2
 
+linearBackData_1x128_avx512_1x8_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x8_jdone
+	VMOVUPS      (DX), Z8
+	VMOVUPS      64(DX), Z9
+	VMOVUPS      128(DX), Z10
+	VMOVUPS      192(DX), Z11
+	VMOVUPS      256(DX), Z12
+	VMOVUPS      320(DX), Z13
+	VMOVUPS      384(DX), Z14
+	VMOVUPS      448(DX), Z15
+	VBROADCASTSS (AX)(SI*1), Z16
+	VFMADD231PS  Z8, Z16, Z0
+	VFMADD231PS  Z9, Z16, Z1
+	VFMADD231PS  Z10, Z16, Z2
+	VFMADD231PS  Z11, Z16, Z3
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+
+linearBackData_1x128_avx512_1x8_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DX
 	ADDQ    CX, DX
@@ -20429,8 +20478,526 @@ linearBackData_1x128_avx512_1x8_j:
 	JMP     linearBackData_1x128_avx512_c8
 
 linearBackData_1x128_avx512_c8_end:
-linearBackData_1x128_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+448 <= 4*k: the last 7 whole vectors
+	LEAQ 448(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x128_avx512_c7_end
+
+	// Tile of 1 sample(s) × 112 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x128_avx512_1x7_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	VMOVUPS 320(DX), Z5
+	VMOVUPS 384(DX), Z6
+	JMP     linearBackData_1x128_avx512_1x7_j0
+
+linearBackData_1x128_avx512_1x7_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+
+linearBackData_1x128_avx512_1x7_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x7_j1
+
+linearBackData_1x128_avx512_1x7_j2:
+	VMOVUPS      (DX), Z7
+	VMOVUPS      64(DX), Z8
+	VMOVUPS      128(DX), Z9
+	VMOVUPS      192(DX), Z10
+	VMOVUPS      256(DX), Z11
+	VMOVUPS      320(DX), Z12
+	VMOVUPS      384(DX), Z13
+	VBROADCASTSS (AX)(SI*1), Z14
+	VFMADD231PS  Z7, Z14, Z0
+	VFMADD231PS  Z8, Z14, Z1
+	VFMADD231PS  Z9, Z14, Z2
+	VFMADD231PS  Z10, Z14, Z3
+	VFMADD231PS  Z11, Z14, Z4
+	VFMADD231PS  Z12, Z14, Z5
+	VFMADD231PS  Z13, Z14, Z6
+	VMOVUPS      (DX)(BX*1), Z7
+	VMOVUPS      64(DX)(BX*1), Z8
+	VMOVUPS      128(DX)(BX*1), Z9
+	VMOVUPS      192(DX)(BX*1), Z10
+	VMOVUPS      256(DX)(BX*1), Z11
+	VMOVUPS      320(DX)(BX*1), Z12
+	VMOVUPS      384(DX)(BX*1), Z13
+	VBROADCASTSS 4(AX)(SI*1), Z14
+	VFMADD231PS  Z7, Z14, Z0
+	VFMADD231PS  Z8, Z14, Z1
+	VFMADD231PS  Z9, Z14, Z2
+	VFMADD231PS  Z10, Z14, Z3
+	VFMADD231PS  Z11, Z14, Z4
+	VFMADD231PS  Z12, Z14, Z5
+	VFMADD231PS  Z13, Z14, Z6
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x7_j2
+
+linearBackData_1x128_avx512_1x7_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x7_jdone
+	VMOVUPS      (DX), Z7
+	VMOVUPS      64(DX), Z8
+	VMOVUPS      128(DX), Z9
+	VMOVUPS      192(DX), Z10
+	VMOVUPS      256(DX), Z11
+	VMOVUPS      320(DX), Z12
+	VMOVUPS      384(DX), Z13
+	VBROADCASTSS (AX)(SI*1), Z14
+	VFMADD231PS  Z7, Z14, Z0
+	VFMADD231PS  Z8, Z14, Z1
+	VFMADD231PS  Z9, Z14, Z2
+	VFMADD231PS  Z10, Z14, Z3
+	VFMADD231PS  Z11, Z14, Z4
+	VFMADD231PS  Z12, Z14, Z5
+	VFMADD231PS  Z13, Z14, Z6
+
+linearBackData_1x128_avx512_1x7_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	VMOVUPS Z6, 384(DX)
+	ADDQ    $0x000001c0, CX
+	JMP     linearBackData_1x128_avx512_tail
+
+linearBackData_1x128_avx512_c7_end:
+	// if coff+384 <= 4*k: the last 6 whole vectors
+	LEAQ 384(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x128_avx512_c6_end
+
+	// Tile of 1 sample(s) × 96 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x128_avx512_1x6_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	VMOVUPS 320(DX), Z5
+	JMP     linearBackData_1x128_avx512_1x6_j0
+
+linearBackData_1x128_avx512_1x6_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_1x128_avx512_1x6_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x6_j1
+
+linearBackData_1x128_avx512_1x6_j2:
+	VMOVUPS      (DX), Z6
+	VMOVUPS      64(DX), Z7
+	VMOVUPS      128(DX), Z8
+	VMOVUPS      192(DX), Z9
+	VMOVUPS      256(DX), Z10
+	VMOVUPS      320(DX), Z11
+	VBROADCASTSS (AX)(SI*1), Z12
+	VFMADD231PS  Z6, Z12, Z0
+	VFMADD231PS  Z7, Z12, Z1
+	VFMADD231PS  Z8, Z12, Z2
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VMOVUPS      (DX)(BX*1), Z6
+	VMOVUPS      64(DX)(BX*1), Z7
+	VMOVUPS      128(DX)(BX*1), Z8
+	VMOVUPS      192(DX)(BX*1), Z9
+	VMOVUPS      256(DX)(BX*1), Z10
+	VMOVUPS      320(DX)(BX*1), Z11
+	VBROADCASTSS 4(AX)(SI*1), Z12
+	VFMADD231PS  Z6, Z12, Z0
+	VFMADD231PS  Z7, Z12, Z1
+	VFMADD231PS  Z8, Z12, Z2
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x6_j2
+
+linearBackData_1x128_avx512_1x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x6_jdone
+	VMOVUPS      (DX), Z6
+	VMOVUPS      64(DX), Z7
+	VMOVUPS      128(DX), Z8
+	VMOVUPS      192(DX), Z9
+	VMOVUPS      256(DX), Z10
+	VMOVUPS      320(DX), Z11
+	VBROADCASTSS (AX)(SI*1), Z12
+	VFMADD231PS  Z6, Z12, Z0
+	VFMADD231PS  Z7, Z12, Z1
+	VFMADD231PS  Z8, Z12, Z2
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+
+linearBackData_1x128_avx512_1x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	VMOVUPS Z5, 320(DX)
+	ADDQ    $0x00000180, CX
+	JMP     linearBackData_1x128_avx512_tail
+
+linearBackData_1x128_avx512_c6_end:
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x128_avx512_c5_end
+
+	// Tile of 1 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x128_avx512_1x5_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	VMOVUPS 256(DX), Z4
+	JMP     linearBackData_1x128_avx512_1x5_j0
+
+linearBackData_1x128_avx512_1x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+linearBackData_1x128_avx512_1x5_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x5_j1
+
+linearBackData_1x128_avx512_1x5_j2:
+	VMOVUPS      (DX), Z5
+	VMOVUPS      64(DX), Z6
+	VMOVUPS      128(DX), Z7
+	VMOVUPS      192(DX), Z8
+	VMOVUPS      256(DX), Z9
+	VBROADCASTSS (AX)(SI*1), Z10
+	VFMADD231PS  Z5, Z10, Z0
+	VFMADD231PS  Z6, Z10, Z1
+	VFMADD231PS  Z7, Z10, Z2
+	VFMADD231PS  Z8, Z10, Z3
+	VFMADD231PS  Z9, Z10, Z4
+	VMOVUPS      (DX)(BX*1), Z5
+	VMOVUPS      64(DX)(BX*1), Z6
+	VMOVUPS      128(DX)(BX*1), Z7
+	VMOVUPS      192(DX)(BX*1), Z8
+	VMOVUPS      256(DX)(BX*1), Z9
+	VBROADCASTSS 4(AX)(SI*1), Z10
+	VFMADD231PS  Z5, Z10, Z0
+	VFMADD231PS  Z6, Z10, Z1
+	VFMADD231PS  Z7, Z10, Z2
+	VFMADD231PS  Z8, Z10, Z3
+	VFMADD231PS  Z9, Z10, Z4
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x5_j2
+
+linearBackData_1x128_avx512_1x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x5_jdone
+	VMOVUPS      (DX), Z5
+	VMOVUPS      64(DX), Z6
+	VMOVUPS      128(DX), Z7
+	VMOVUPS      192(DX), Z8
+	VMOVUPS      256(DX), Z9
+	VBROADCASTSS (AX)(SI*1), Z10
+	VFMADD231PS  Z5, Z10, Z0
+	VFMADD231PS  Z6, Z10, Z1
+	VFMADD231PS  Z7, Z10, Z2
+	VFMADD231PS  Z8, Z10, Z3
+	VFMADD231PS  Z9, Z10, Z4
+
+linearBackData_1x128_avx512_1x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	VMOVUPS Z4, 256(DX)
+	ADDQ    $0x00000140, CX
+	JMP     linearBackData_1x128_avx512_tail
+
+linearBackData_1x128_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x128_avx512_c4_end
+
+	// Tile of 1 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x128_avx512_1x4_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	VMOVUPS 192(DX), Z3
+	JMP     linearBackData_1x128_avx512_1x4_j0
+
+linearBackData_1x128_avx512_1x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearBackData_1x128_avx512_1x4_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x4_j1
+
+linearBackData_1x128_avx512_1x4_j2:
+	VMOVUPS      (DX), Z4
+	VMOVUPS      64(DX), Z5
+	VMOVUPS      128(DX), Z6
+	VMOVUPS      192(DX), Z7
+	VBROADCASTSS (AX)(SI*1), Z8
+	VFMADD231PS  Z4, Z8, Z0
+	VFMADD231PS  Z5, Z8, Z1
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VMOVUPS      (DX)(BX*1), Z4
+	VMOVUPS      64(DX)(BX*1), Z5
+	VMOVUPS      128(DX)(BX*1), Z6
+	VMOVUPS      192(DX)(BX*1), Z7
+	VBROADCASTSS 4(AX)(SI*1), Z8
+	VFMADD231PS  Z4, Z8, Z0
+	VFMADD231PS  Z5, Z8, Z1
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x4_j2
+
+linearBackData_1x128_avx512_1x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x4_jdone
+	VMOVUPS      (DX), Z4
+	VMOVUPS      64(DX), Z5
+	VMOVUPS      128(DX), Z6
+	VMOVUPS      192(DX), Z7
+	VBROADCASTSS (AX)(SI*1), Z8
+	VFMADD231PS  Z4, Z8, Z0
+	VFMADD231PS  Z5, Z8, Z1
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+
+linearBackData_1x128_avx512_1x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	VMOVUPS Z3, 192(DX)
+	ADDQ    $0x00000100, CX
+	JMP     linearBackData_1x128_avx512_tail
+
+linearBackData_1x128_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x128_avx512_c3_end
+
+	// Tile of 1 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x128_avx512_1x3_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 128(DX), Z2
+	JMP     linearBackData_1x128_avx512_1x3_j0
+
+linearBackData_1x128_avx512_1x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+linearBackData_1x128_avx512_1x3_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x3_j1
+
+linearBackData_1x128_avx512_1x3_j2:
+	VMOVUPS      (DX), Z3
+	VMOVUPS      64(DX), Z4
+	VMOVUPS      128(DX), Z5
+	VBROADCASTSS (AX)(SI*1), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+	VMOVUPS      (DX)(BX*1), Z3
+	VMOVUPS      64(DX)(BX*1), Z4
+	VMOVUPS      128(DX)(BX*1), Z5
+	VBROADCASTSS 4(AX)(SI*1), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x3_j2
+
+linearBackData_1x128_avx512_1x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x3_jdone
+	VMOVUPS      (DX), Z3
+	VMOVUPS      64(DX), Z4
+	VMOVUPS      128(DX), Z5
+	VBROADCASTSS (AX)(SI*1), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+
+linearBackData_1x128_avx512_1x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 128(DX)
+	ADDQ    $0x000000c0, CX
+	JMP     linearBackData_1x128_avx512_tail
+
+linearBackData_1x128_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x128_avx512_c2_end
+
+	// Tile of 1 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x128_avx512_1x2_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Z0
+	VMOVUPS 64(DX), Z1
+	JMP     linearBackData_1x128_avx512_1x2_j0
+
+linearBackData_1x128_avx512_1x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+linearBackData_1x128_avx512_1x2_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x2_j1
+
+linearBackData_1x128_avx512_1x2_j2:
+	VMOVUPS      (DX), Z2
+	VMOVUPS      64(DX), Z3
+	VBROADCASTSS (AX)(SI*1), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+	VMOVUPS      (DX)(BX*1), Z2
+	VMOVUPS      64(DX)(BX*1), Z3
+	VBROADCASTSS 4(AX)(SI*1), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x2_j2
+
+linearBackData_1x128_avx512_1x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x2_jdone
+	VMOVUPS      (DX), Z2
+	VMOVUPS      64(DX), Z3
+	VBROADCASTSS (AX)(SI*1), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+
+linearBackData_1x128_avx512_1x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z1, 64(DX)
+	ADDQ    $0x00000080, CX
+	JMP     linearBackData_1x128_avx512_tail
+
+linearBackData_1x128_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(CX), DX
 	CMPQ DX, (SP)
 	JA   linearBackData_1x128_avx512_c1_end
@@ -20449,26 +21016,43 @@ linearBackData_1x128_avx512_1x1_zero:
 linearBackData_1x128_avx512_1x1_j0:
 	MOVQ w+32(FP), DX
 	ADDQ CX, DX
-	XORQ BX, BX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
 
-linearBackData_1x128_avx512_1x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x1_j1
+
+linearBackData_1x128_avx512_1x1_j2:
 	VMOVUPS      (DX), Z1
-	VBROADCASTSS (AX)(BX*1), Z2
+	VBROADCASTSS (AX)(SI*1), Z2
 	VFMADD231PS  Z1, Z2, Z0
-	ADDQ         16(SP), DX
-	ADDQ         $0x04, BX
-	CMPQ         BX, 8(SP)
-	JB           linearBackData_1x128_avx512_1x1_j
+	VMOVUPS      (DX)(BX*1), Z1
+	VBROADCASTSS 4(AX)(SI*1), Z2
+	VFMADD231PS  Z1, Z2, Z0
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x1_j2
 
+linearBackData_1x128_avx512_1x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x1_jdone
+	VMOVUPS      (DX), Z1
+	VBROADCASTSS (AX)(SI*1), Z2
+	VFMADD231PS  Z1, Z2, Z0
+
+linearBackData_1x128_avx512_1x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DX
 	ADDQ    CX, DX
 	VMOVUPS Z0, (DX)
 	ADDQ    $0x00000040, CX
-	JMP     linearBackData_1x128_avx512_c1
+	JMP     linearBackData_1x128_avx512_tail
 
 linearBackData_1x128_avx512_c1_end:
+linearBackData_1x128_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ CX, (SP)
 	JE   linearBackData_1x128_avx512_cdone
@@ -20487,18 +21071,34 @@ linearBackData_1x128_avx512_1x1m_zero:
 linearBackData_1x128_avx512_1x1m_j0:
 	MOVQ w+32(FP), DX
 	ADDQ CX, DX
-	XORQ BX, BX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
 
-linearBackData_1x128_avx512_1x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x128_avx512_1x1m_j1
+
+linearBackData_1x128_avx512_1x1m_j2:
 	VMOVUPS.Z    (DX), K1, Z1
-	VBROADCASTSS (AX)(BX*1), Z2
+	VBROADCASTSS (AX)(SI*1), Z2
 	VFMADD231PS  Z1, Z2, Z0
-	ADDQ         16(SP), DX
-	ADDQ         $0x04, BX
-	CMPQ         BX, 8(SP)
-	JB           linearBackData_1x128_avx512_1x1m_j
+	VMOVUPS.Z    (DX)(BX*1), K1, Z1
+	VBROADCASTSS 4(AX)(SI*1), Z2
+	VFMADD231PS  Z1, Z2, Z0
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x128_avx512_1x1m_j2
 
+linearBackData_1x128_avx512_1x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x128_avx512_1x1m_jdone
+	VMOVUPS.Z    (DX), K1, Z1
+	VBROADCASTSS (AX)(SI*1), Z2
+	VFMADD231PS  Z1, Z2, Z0
+
+linearBackData_1x128_avx512_1x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    CX, AX
@@ -20510,7 +21110,7 @@ linearBackData_1x128_avx512_cdone:
 
 // func linearBackData_2x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_2x128_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_2x128_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -20528,6 +21128,11 @@ TEXT ·linearBackData_2x128_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), DX
 	SHLQ $0x02, DX
 	MOVQ DX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), DX
+	SUBQ $0x08, DX
+	MOVQ DX, 32(SP)
 	MOVQ k+56(FP), DX
 	ANDQ $0x0f, DX
 
@@ -20587,10 +21192,16 @@ linearBackData_2x128_avx512_2x8_zero:
 linearBackData_2x128_avx512_2x8_j0:
 	MOVQ w+32(FP), BX
 	ADDQ DX, BX
-	XORQ SI, SI
+	MOVQ 16(SP), SI
+	XORQ DI, DI
 
-linearBackData_2x128_avx512_2x8_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x8_j1
+
+linearBackData_2x128_avx512_2x8_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
 	VMOVUPS      (BX), Z16
 	VMOVUPS      64(BX), Z17
 	VMOVUPS      128(BX), Z18
@@ -20599,15 +21210,15 @@ linearBackData_2x128_avx512_2x8_j:
 	VMOVUPS      320(BX), Z21
 	VMOVUPS      384(BX), Z22
 	VMOVUPS      448(BX), Z23
-	PREFETCHT0   512(BX)
-	PREFETCHT0   576(BX)
-	PREFETCHT0   640(BX)
-	PREFETCHT0   704(BX)
-	PREFETCHT0   768(BX)
-	PREFETCHT0   832(BX)
-	PREFETCHT0   896(BX)
-	PREFETCHT0   960(BX)
-	VBROADCASTSS (CX)(SI*1), Z24
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   128(R8)
+	PREFETCHT0   192(R8)
+	PREFETCHT0   256(R8)
+	PREFETCHT0   320(R8)
+	PREFETCHT0   384(R8)
+	PREFETCHT0   448(R8)
+	VBROADCASTSS (CX)(DI*1), Z24
 	VFMADD231PS  Z16, Z24, Z0
 	VFMADD231PS  Z17, Z24, Z1
 	VFMADD231PS  Z18, Z24, Z2
@@ -20616,7 +21227,7 @@ linearBackData_2x128_avx512_2x8_j:
 	VFMADD231PS  Z21, Z24, Z5
 	VFMADD231PS  Z22, Z24, Z6
 	VFMADD231PS  Z23, Z24, Z7
-	VBROADCASTSS (AX)(SI*1), Z24
+	VBROADCASTSS (AX)(DI*1), Z24
 	VFMADD231PS  Z16, Z24, Z8
 	VFMADD231PS  Z17, Z24, Z9
 	VFMADD231PS  Z18, Z24, Z10
@@ -20625,11 +21236,77 @@ linearBackData_2x128_avx512_2x8_j:
 	VFMADD231PS  Z21, Z24, Z13
 	VFMADD231PS  Z22, Z24, Z14
 	VFMADD231PS  Z23, Z24, Z15
-	ADDQ         16(SP), BX
-	ADDQ         $0x04, SI
-	CMPQ         SI, 8(SP)
-	JB           linearBackData_2x128_avx512_2x8_j
+	VMOVUPS      (BX)(SI*1), Z16
+	VMOVUPS      64(BX)(SI*1), Z17
+	VMOVUPS      128(BX)(SI*1), Z18
+	VMOVUPS      192(BX)(SI*1), Z19
+	VMOVUPS      256(BX)(SI*1), Z20
+	VMOVUPS      320(BX)(SI*1), Z21
+	VMOVUPS      384(BX)(SI*1), Z22
+	VMOVUPS      448(BX)(SI*1), Z23
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	PREFETCHT0   128(R8)(SI*1)
+	PREFETCHT0   192(R8)(SI*1)
+	PREFETCHT0   256(R8)(SI*1)
+	PREFETCHT0   320(R8)(SI*1)
+	PREFETCHT0   384(R8)(SI*1)
+	PREFETCHT0   448(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z0
+	VFMADD231PS  Z17, Z24, Z1
+	VFMADD231PS  Z18, Z24, Z2
+	VFMADD231PS  Z19, Z24, Z3
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS 4(AX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z8
+	VFMADD231PS  Z17, Z24, Z9
+	VFMADD231PS  Z18, Z24, Z10
+	VFMADD231PS  Z19, Z24, Z11
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x8_j2
 
+linearBackData_2x128_avx512_2x8_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x8_jdone
+	VMOVUPS      (BX), Z16
+	VMOVUPS      64(BX), Z17
+	VMOVUPS      128(BX), Z18
+	VMOVUPS      192(BX), Z19
+	VMOVUPS      256(BX), Z20
+	VMOVUPS      320(BX), Z21
+	VMOVUPS      384(BX), Z22
+	VMOVUPS      448(BX), Z23
+	VBROADCASTSS (CX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z0
+	VFMADD231PS  Z17, Z24, Z1
+	VFMADD231PS  Z18, Z24, Z2
+	VFMADD231PS  Z19, Z24, Z3
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (AX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z8
+	VFMADD231PS  Z17, Z24, Z9
+	VFMADD231PS  Z18, Z24, Z10
+	VFMADD231PS  Z19, Z24, Z11
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+
+linearBackData_2x128_avx512_2x8_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), BX
 	ADDQ    DX, BX
@@ -20654,8 +21331,784 @@ linearBackData_2x128_avx512_2x8_j:
 	JMP     linearBackData_2x128_avx512_c8
 
 linearBackData_2x128_avx512_c8_end:
-linearBackData_2x128_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+448 <= 4*k: the last 7 whole vectors
+	LEAQ 448(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128_avx512_c7_end
+
+	// Tile of 2 sample(s) × 112 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128_avx512_2x7_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	VMOVUPS 384(BX), Z6
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z7
+	VMOVUPS 64(BX), Z8
+	VMOVUPS 128(BX), Z9
+	VMOVUPS 192(BX), Z10
+	VMOVUPS 256(BX), Z11
+	VMOVUPS 320(BX), Z12
+	VMOVUPS 384(BX), Z13
+	JMP     linearBackData_2x128_avx512_2x7_j0
+
+linearBackData_2x128_avx512_2x7_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linearBackData_2x128_avx512_2x7_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x7_j1
+
+linearBackData_2x128_avx512_2x7_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
+	VMOVUPS      (BX), Z14
+	VMOVUPS      64(BX), Z15
+	VMOVUPS      128(BX), Z16
+	VMOVUPS      192(BX), Z17
+	VMOVUPS      256(BX), Z18
+	VMOVUPS      320(BX), Z19
+	VMOVUPS      384(BX), Z20
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   128(R8)
+	PREFETCHT0   192(R8)
+	PREFETCHT0   256(R8)
+	PREFETCHT0   320(R8)
+	PREFETCHT0   384(R8)
+	VBROADCASTSS (CX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z0
+	VFMADD231PS  Z15, Z21, Z1
+	VFMADD231PS  Z16, Z21, Z2
+	VFMADD231PS  Z17, Z21, Z3
+	VFMADD231PS  Z18, Z21, Z4
+	VFMADD231PS  Z19, Z21, Z5
+	VFMADD231PS  Z20, Z21, Z6
+	VBROADCASTSS (AX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z7
+	VFMADD231PS  Z15, Z21, Z8
+	VFMADD231PS  Z16, Z21, Z9
+	VFMADD231PS  Z17, Z21, Z10
+	VFMADD231PS  Z18, Z21, Z11
+	VFMADD231PS  Z19, Z21, Z12
+	VFMADD231PS  Z20, Z21, Z13
+	VMOVUPS      (BX)(SI*1), Z14
+	VMOVUPS      64(BX)(SI*1), Z15
+	VMOVUPS      128(BX)(SI*1), Z16
+	VMOVUPS      192(BX)(SI*1), Z17
+	VMOVUPS      256(BX)(SI*1), Z18
+	VMOVUPS      320(BX)(SI*1), Z19
+	VMOVUPS      384(BX)(SI*1), Z20
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	PREFETCHT0   128(R8)(SI*1)
+	PREFETCHT0   192(R8)(SI*1)
+	PREFETCHT0   256(R8)(SI*1)
+	PREFETCHT0   320(R8)(SI*1)
+	PREFETCHT0   384(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z0
+	VFMADD231PS  Z15, Z21, Z1
+	VFMADD231PS  Z16, Z21, Z2
+	VFMADD231PS  Z17, Z21, Z3
+	VFMADD231PS  Z18, Z21, Z4
+	VFMADD231PS  Z19, Z21, Z5
+	VFMADD231PS  Z20, Z21, Z6
+	VBROADCASTSS 4(AX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z7
+	VFMADD231PS  Z15, Z21, Z8
+	VFMADD231PS  Z16, Z21, Z9
+	VFMADD231PS  Z17, Z21, Z10
+	VFMADD231PS  Z18, Z21, Z11
+	VFMADD231PS  Z19, Z21, Z12
+	VFMADD231PS  Z20, Z21, Z13
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x7_j2
+
+linearBackData_2x128_avx512_2x7_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x7_jdone
+	VMOVUPS      (BX), Z14
+	VMOVUPS      64(BX), Z15
+	VMOVUPS      128(BX), Z16
+	VMOVUPS      192(BX), Z17
+	VMOVUPS      256(BX), Z18
+	VMOVUPS      320(BX), Z19
+	VMOVUPS      384(BX), Z20
+	VBROADCASTSS (CX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z0
+	VFMADD231PS  Z15, Z21, Z1
+	VFMADD231PS  Z16, Z21, Z2
+	VFMADD231PS  Z17, Z21, Z3
+	VFMADD231PS  Z18, Z21, Z4
+	VFMADD231PS  Z19, Z21, Z5
+	VFMADD231PS  Z20, Z21, Z6
+	VBROADCASTSS (AX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z7
+	VFMADD231PS  Z15, Z21, Z8
+	VFMADD231PS  Z16, Z21, Z9
+	VFMADD231PS  Z17, Z21, Z10
+	VFMADD231PS  Z18, Z21, Z11
+	VFMADD231PS  Z19, Z21, Z12
+	VFMADD231PS  Z20, Z21, Z13
+
+linearBackData_2x128_avx512_2x7_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	VMOVUPS Z5, 320(BX)
+	VMOVUPS Z6, 384(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z7, (BX)
+	VMOVUPS Z8, 64(BX)
+	VMOVUPS Z9, 128(BX)
+	VMOVUPS Z10, 192(BX)
+	VMOVUPS Z11, 256(BX)
+	VMOVUPS Z12, 320(BX)
+	VMOVUPS Z13, 384(BX)
+	ADDQ    $0x000001c0, DX
+	JMP     linearBackData_2x128_avx512_tail
+
+linearBackData_2x128_avx512_c7_end:
+	// if coff+384 <= 4*k: the last 6 whole vectors
+	LEAQ 384(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128_avx512_c6_end
+
+	// Tile of 2 sample(s) × 96 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128_avx512_2x6_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z6
+	VMOVUPS 64(BX), Z7
+	VMOVUPS 128(BX), Z8
+	VMOVUPS 192(BX), Z9
+	VMOVUPS 256(BX), Z10
+	VMOVUPS 320(BX), Z11
+	JMP     linearBackData_2x128_avx512_2x6_j0
+
+linearBackData_2x128_avx512_2x6_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_2x128_avx512_2x6_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x6_j1
+
+linearBackData_2x128_avx512_2x6_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
+	VMOVUPS      (BX), Z12
+	VMOVUPS      64(BX), Z13
+	VMOVUPS      128(BX), Z14
+	VMOVUPS      192(BX), Z15
+	VMOVUPS      256(BX), Z16
+	VMOVUPS      320(BX), Z17
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   128(R8)
+	PREFETCHT0   192(R8)
+	PREFETCHT0   256(R8)
+	PREFETCHT0   320(R8)
+	VBROADCASTSS (CX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z0
+	VFMADD231PS  Z13, Z18, Z1
+	VFMADD231PS  Z14, Z18, Z2
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (AX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z6
+	VFMADD231PS  Z13, Z18, Z7
+	VFMADD231PS  Z14, Z18, Z8
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VMOVUPS      (BX)(SI*1), Z12
+	VMOVUPS      64(BX)(SI*1), Z13
+	VMOVUPS      128(BX)(SI*1), Z14
+	VMOVUPS      192(BX)(SI*1), Z15
+	VMOVUPS      256(BX)(SI*1), Z16
+	VMOVUPS      320(BX)(SI*1), Z17
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	PREFETCHT0   128(R8)(SI*1)
+	PREFETCHT0   192(R8)(SI*1)
+	PREFETCHT0   256(R8)(SI*1)
+	PREFETCHT0   320(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z0
+	VFMADD231PS  Z13, Z18, Z1
+	VFMADD231PS  Z14, Z18, Z2
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 4(AX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z6
+	VFMADD231PS  Z13, Z18, Z7
+	VFMADD231PS  Z14, Z18, Z8
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x6_j2
+
+linearBackData_2x128_avx512_2x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x6_jdone
+	VMOVUPS      (BX), Z12
+	VMOVUPS      64(BX), Z13
+	VMOVUPS      128(BX), Z14
+	VMOVUPS      192(BX), Z15
+	VMOVUPS      256(BX), Z16
+	VMOVUPS      320(BX), Z17
+	VBROADCASTSS (CX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z0
+	VFMADD231PS  Z13, Z18, Z1
+	VFMADD231PS  Z14, Z18, Z2
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (AX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z6
+	VFMADD231PS  Z13, Z18, Z7
+	VFMADD231PS  Z14, Z18, Z8
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+
+linearBackData_2x128_avx512_2x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	VMOVUPS Z5, 320(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z6, (BX)
+	VMOVUPS Z7, 64(BX)
+	VMOVUPS Z8, 128(BX)
+	VMOVUPS Z9, 192(BX)
+	VMOVUPS Z10, 256(BX)
+	VMOVUPS Z11, 320(BX)
+	ADDQ    $0x00000180, DX
+	JMP     linearBackData_2x128_avx512_tail
+
+linearBackData_2x128_avx512_c6_end:
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128_avx512_c5_end
+
+	// Tile of 2 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128_avx512_2x5_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z5
+	VMOVUPS 64(BX), Z6
+	VMOVUPS 128(BX), Z7
+	VMOVUPS 192(BX), Z8
+	VMOVUPS 256(BX), Z9
+	JMP     linearBackData_2x128_avx512_2x5_j0
+
+linearBackData_2x128_avx512_2x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linearBackData_2x128_avx512_2x5_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x5_j1
+
+linearBackData_2x128_avx512_2x5_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
+	VMOVUPS      (BX), Z10
+	VMOVUPS      64(BX), Z11
+	VMOVUPS      128(BX), Z12
+	VMOVUPS      192(BX), Z13
+	VMOVUPS      256(BX), Z14
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   128(R8)
+	PREFETCHT0   192(R8)
+	PREFETCHT0   256(R8)
+	VBROADCASTSS (CX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z0
+	VFMADD231PS  Z11, Z15, Z1
+	VFMADD231PS  Z12, Z15, Z2
+	VFMADD231PS  Z13, Z15, Z3
+	VFMADD231PS  Z14, Z15, Z4
+	VBROADCASTSS (AX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z5
+	VFMADD231PS  Z11, Z15, Z6
+	VFMADD231PS  Z12, Z15, Z7
+	VFMADD231PS  Z13, Z15, Z8
+	VFMADD231PS  Z14, Z15, Z9
+	VMOVUPS      (BX)(SI*1), Z10
+	VMOVUPS      64(BX)(SI*1), Z11
+	VMOVUPS      128(BX)(SI*1), Z12
+	VMOVUPS      192(BX)(SI*1), Z13
+	VMOVUPS      256(BX)(SI*1), Z14
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	PREFETCHT0   128(R8)(SI*1)
+	PREFETCHT0   192(R8)(SI*1)
+	PREFETCHT0   256(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z0
+	VFMADD231PS  Z11, Z15, Z1
+	VFMADD231PS  Z12, Z15, Z2
+	VFMADD231PS  Z13, Z15, Z3
+	VFMADD231PS  Z14, Z15, Z4
+	VBROADCASTSS 4(AX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z5
+	VFMADD231PS  Z11, Z15, Z6
+	VFMADD231PS  Z12, Z15, Z7
+	VFMADD231PS  Z13, Z15, Z8
+	VFMADD231PS  Z14, Z15, Z9
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x5_j2
+
+linearBackData_2x128_avx512_2x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x5_jdone
+	VMOVUPS      (BX), Z10
+	VMOVUPS      64(BX), Z11
+	VMOVUPS      128(BX), Z12
+	VMOVUPS      192(BX), Z13
+	VMOVUPS      256(BX), Z14
+	VBROADCASTSS (CX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z0
+	VFMADD231PS  Z11, Z15, Z1
+	VFMADD231PS  Z12, Z15, Z2
+	VFMADD231PS  Z13, Z15, Z3
+	VFMADD231PS  Z14, Z15, Z4
+	VBROADCASTSS (AX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z5
+	VFMADD231PS  Z11, Z15, Z6
+	VFMADD231PS  Z12, Z15, Z7
+	VFMADD231PS  Z13, Z15, Z8
+	VFMADD231PS  Z14, Z15, Z9
+
+linearBackData_2x128_avx512_2x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z5, (BX)
+	VMOVUPS Z6, 64(BX)
+	VMOVUPS Z7, 128(BX)
+	VMOVUPS Z8, 192(BX)
+	VMOVUPS Z9, 256(BX)
+	ADDQ    $0x00000140, DX
+	JMP     linearBackData_2x128_avx512_tail
+
+linearBackData_2x128_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128_avx512_c4_end
+
+	// Tile of 2 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128_avx512_2x4_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z4
+	VMOVUPS 64(BX), Z5
+	VMOVUPS 128(BX), Z6
+	VMOVUPS 192(BX), Z7
+	JMP     linearBackData_2x128_avx512_2x4_j0
+
+linearBackData_2x128_avx512_2x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearBackData_2x128_avx512_2x4_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x4_j1
+
+linearBackData_2x128_avx512_2x4_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
+	VMOVUPS      (BX), Z8
+	VMOVUPS      64(BX), Z9
+	VMOVUPS      128(BX), Z10
+	VMOVUPS      192(BX), Z11
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   128(R8)
+	PREFETCHT0   192(R8)
+	VBROADCASTSS (CX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z0
+	VFMADD231PS  Z9, Z12, Z1
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (AX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VMOVUPS      (BX)(SI*1), Z8
+	VMOVUPS      64(BX)(SI*1), Z9
+	VMOVUPS      128(BX)(SI*1), Z10
+	VMOVUPS      192(BX)(SI*1), Z11
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	PREFETCHT0   128(R8)(SI*1)
+	PREFETCHT0   192(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z0
+	VFMADD231PS  Z9, Z12, Z1
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS 4(AX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x4_j2
+
+linearBackData_2x128_avx512_2x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x4_jdone
+	VMOVUPS      (BX), Z8
+	VMOVUPS      64(BX), Z9
+	VMOVUPS      128(BX), Z10
+	VMOVUPS      192(BX), Z11
+	VBROADCASTSS (CX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z0
+	VFMADD231PS  Z9, Z12, Z1
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (AX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+
+linearBackData_2x128_avx512_2x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z4, (BX)
+	VMOVUPS Z5, 64(BX)
+	VMOVUPS Z6, 128(BX)
+	VMOVUPS Z7, 192(BX)
+	ADDQ    $0x00000100, DX
+	JMP     linearBackData_2x128_avx512_tail
+
+linearBackData_2x128_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128_avx512_c3_end
+
+	// Tile of 2 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128_avx512_2x3_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z3
+	VMOVUPS 64(BX), Z4
+	VMOVUPS 128(BX), Z5
+	JMP     linearBackData_2x128_avx512_2x3_j0
+
+linearBackData_2x128_avx512_2x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_2x128_avx512_2x3_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x3_j1
+
+linearBackData_2x128_avx512_2x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
+	VMOVUPS      (BX), Z6
+	VMOVUPS      64(BX), Z7
+	VMOVUPS      128(BX), Z8
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	PREFETCHT0   128(R8)
+	VBROADCASTSS (CX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z0
+	VFMADD231PS  Z7, Z9, Z1
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (AX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z3
+	VFMADD231PS  Z7, Z9, Z4
+	VFMADD231PS  Z8, Z9, Z5
+	VMOVUPS      (BX)(SI*1), Z6
+	VMOVUPS      64(BX)(SI*1), Z7
+	VMOVUPS      128(BX)(SI*1), Z8
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	PREFETCHT0   128(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z0
+	VFMADD231PS  Z7, Z9, Z1
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 4(AX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z3
+	VFMADD231PS  Z7, Z9, Z4
+	VFMADD231PS  Z8, Z9, Z5
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x3_j2
+
+linearBackData_2x128_avx512_2x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x3_jdone
+	VMOVUPS      (BX), Z6
+	VMOVUPS      64(BX), Z7
+	VMOVUPS      128(BX), Z8
+	VBROADCASTSS (CX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z0
+	VFMADD231PS  Z7, Z9, Z1
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (AX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z3
+	VFMADD231PS  Z7, Z9, Z4
+	VFMADD231PS  Z8, Z9, Z5
+
+linearBackData_2x128_avx512_2x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z3, (BX)
+	VMOVUPS Z4, 64(BX)
+	VMOVUPS Z5, 128(BX)
+	ADDQ    $0x000000c0, DX
+	JMP     linearBackData_2x128_avx512_tail
+
+linearBackData_2x128_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128_avx512_c2_end
+
+	// Tile of 2 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128_avx512_2x2_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z2
+	VMOVUPS 64(BX), Z3
+	JMP     linearBackData_2x128_avx512_2x2_j0
+
+linearBackData_2x128_avx512_2x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearBackData_2x128_avx512_2x2_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x2_j1
+
+linearBackData_2x128_avx512_2x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
+	VMOVUPS      (BX), Z4
+	VMOVUPS      64(BX), Z5
+	PREFETCHT0   (R8)
+	PREFETCHT0   64(R8)
+	VBROADCASTSS (CX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z0
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (AX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z2
+	VFMADD231PS  Z5, Z6, Z3
+	VMOVUPS      (BX)(SI*1), Z4
+	VMOVUPS      64(BX)(SI*1), Z5
+	PREFETCHT0   (R8)(SI*1)
+	PREFETCHT0   64(R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z0
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS 4(AX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z2
+	VFMADD231PS  Z5, Z6, Z3
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x2_j2
+
+linearBackData_2x128_avx512_2x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x2_jdone
+	VMOVUPS      (BX), Z4
+	VMOVUPS      64(BX), Z5
+	VBROADCASTSS (CX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z0
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (AX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z2
+	VFMADD231PS  Z5, Z6, Z3
+
+linearBackData_2x128_avx512_2x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z2, (BX)
+	VMOVUPS Z3, 64(BX)
+	ADDQ    $0x00000080, DX
+	JMP     linearBackData_2x128_avx512_tail
+
+linearBackData_2x128_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(DX), BX
 	CMPQ BX, (SP)
 	JA   linearBackData_2x128_avx512_c1_end
@@ -20677,21 +22130,44 @@ linearBackData_2x128_avx512_2x1_zero:
 linearBackData_2x128_avx512_2x1_j0:
 	MOVQ w+32(FP), BX
 	ADDQ DX, BX
-	XORQ SI, SI
+	MOVQ 16(SP), SI
+	XORQ DI, DI
 
-linearBackData_2x128_avx512_2x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x1_j1
+
+linearBackData_2x128_avx512_2x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
 	VMOVUPS      (BX), Z2
-	PREFETCHT0   512(BX)
-	VBROADCASTSS (CX)(SI*1), Z3
+	PREFETCHT0   (R8)
+	VBROADCASTSS (CX)(DI*1), Z3
 	VFMADD231PS  Z2, Z3, Z0
-	VBROADCASTSS (AX)(SI*1), Z3
+	VBROADCASTSS (AX)(DI*1), Z3
 	VFMADD231PS  Z2, Z3, Z1
-	ADDQ         16(SP), BX
-	ADDQ         $0x04, SI
-	CMPQ         SI, 8(SP)
-	JB           linearBackData_2x128_avx512_2x1_j
+	VMOVUPS      (BX)(SI*1), Z2
+	PREFETCHT0   (R8)(SI*1)
+	VBROADCASTSS 4(CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS 4(AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x1_j2
 
+linearBackData_2x128_avx512_2x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x1_jdone
+	VMOVUPS      (BX), Z2
+	VBROADCASTSS (CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS (AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+
+linearBackData_2x128_avx512_2x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), BX
 	ADDQ    DX, BX
@@ -20699,9 +22175,10 @@ linearBackData_2x128_avx512_2x1_j:
 	ADDQ    24(SP), BX
 	VMOVUPS Z1, (BX)
 	ADDQ    $0x00000040, DX
-	JMP     linearBackData_2x128_avx512_c1
+	JMP     linearBackData_2x128_avx512_tail
 
 linearBackData_2x128_avx512_c1_end:
+linearBackData_2x128_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ DX, (SP)
 	JE   linearBackData_2x128_avx512_cdone
@@ -20723,20 +22200,42 @@ linearBackData_2x128_avx512_2x1m_zero:
 linearBackData_2x128_avx512_2x1m_j0:
 	MOVQ w+32(FP), BX
 	ADDQ DX, BX
-	XORQ SI, SI
+	MOVQ 16(SP), SI
+	XORQ DI, DI
 
-linearBackData_2x128_avx512_2x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128_avx512_2x1m_j1
+
+linearBackData_2x128_avx512_2x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (BX)(SI*8), R8
 	VMOVUPS.Z    (BX), K1, Z2
-	VBROADCASTSS (CX)(SI*1), Z3
+	VBROADCASTSS (CX)(DI*1), Z3
 	VFMADD231PS  Z2, Z3, Z0
-	VBROADCASTSS (AX)(SI*1), Z3
+	VBROADCASTSS (AX)(DI*1), Z3
 	VFMADD231PS  Z2, Z3, Z1
-	ADDQ         16(SP), BX
-	ADDQ         $0x04, SI
-	CMPQ         SI, 8(SP)
-	JB           linearBackData_2x128_avx512_2x1m_j
+	VMOVUPS.Z    (BX)(SI*1), K1, Z2
+	VBROADCASTSS 4(CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS 4(AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128_avx512_2x1m_j2
 
+linearBackData_2x128_avx512_2x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128_avx512_2x1m_jdone
+	VMOVUPS.Z    (BX), K1, Z2
+	VBROADCASTSS (CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS (AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+
+linearBackData_2x128_avx512_2x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    DX, AX
@@ -20750,7 +22249,7 @@ linearBackData_2x128_avx512_cdone:
 
 // func linearBackData_3x112_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_3x112_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_3x112_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -20769,6 +22268,11 @@ TEXT ·linearBackData_3x112_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), BX
 	SHLQ $0x02, BX
 	MOVQ BX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), BX
+	SUBQ $0x08, BX
+	MOVQ BX, 32(SP)
 	MOVQ k+56(FP), BX
 	ANDQ $0x0f, BX
 
@@ -20839,10 +22343,16 @@ linearBackData_3x112_avx512_3x7_zero:
 linearBackData_3x112_avx512_3x7_j0:
 	MOVQ w+32(FP), SI
 	ADDQ BX, SI
-	XORQ DI, DI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
 
-linearBackData_3x112_avx512_3x7_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x7_j1
+
+linearBackData_3x112_avx512_3x7_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
 	VMOVUPS      (SI), Z21
 	VMOVUPS      64(SI), Z22
 	VMOVUPS      128(SI), Z23
@@ -20850,14 +22360,14 @@ linearBackData_3x112_avx512_3x7_j:
 	VMOVUPS      256(SI), Z25
 	VMOVUPS      320(SI), Z26
 	VMOVUPS      384(SI), Z27
-	PREFETCHT0   512(SI)
-	PREFETCHT0   576(SI)
-	PREFETCHT0   640(SI)
-	PREFETCHT0   704(SI)
-	PREFETCHT0   768(SI)
-	PREFETCHT0   832(SI)
-	PREFETCHT0   896(SI)
-	VBROADCASTSS (CX)(DI*1), Z28
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   128(R9)
+	PREFETCHT0   192(R9)
+	PREFETCHT0   256(R9)
+	PREFETCHT0   320(R9)
+	PREFETCHT0   384(R9)
+	VBROADCASTSS (CX)(R8*1), Z28
 	VFMADD231PS  Z21, Z28, Z0
 	VFMADD231PS  Z22, Z28, Z1
 	VFMADD231PS  Z23, Z28, Z2
@@ -20865,7 +22375,7 @@ linearBackData_3x112_avx512_3x7_j:
 	VFMADD231PS  Z25, Z28, Z4
 	VFMADD231PS  Z26, Z28, Z5
 	VFMADD231PS  Z27, Z28, Z6
-	VBROADCASTSS (DX)(DI*1), Z28
+	VBROADCASTSS (DX)(R8*1), Z28
 	VFMADD231PS  Z21, Z28, Z7
 	VFMADD231PS  Z22, Z28, Z8
 	VFMADD231PS  Z23, Z28, Z9
@@ -20873,7 +22383,7 @@ linearBackData_3x112_avx512_3x7_j:
 	VFMADD231PS  Z25, Z28, Z11
 	VFMADD231PS  Z26, Z28, Z12
 	VFMADD231PS  Z27, Z28, Z13
-	VBROADCASTSS (AX)(DI*1), Z28
+	VBROADCASTSS (AX)(R8*1), Z28
 	VFMADD231PS  Z21, Z28, Z14
 	VFMADD231PS  Z22, Z28, Z15
 	VFMADD231PS  Z23, Z28, Z16
@@ -20881,11 +22391,86 @@ linearBackData_3x112_avx512_3x7_j:
 	VFMADD231PS  Z25, Z28, Z18
 	VFMADD231PS  Z26, Z28, Z19
 	VFMADD231PS  Z27, Z28, Z20
-	ADDQ         16(SP), SI
-	ADDQ         $0x04, DI
-	CMPQ         DI, 8(SP)
-	JB           linearBackData_3x112_avx512_3x7_j
+	VMOVUPS      (SI)(DI*1), Z21
+	VMOVUPS      64(SI)(DI*1), Z22
+	VMOVUPS      128(SI)(DI*1), Z23
+	VMOVUPS      192(SI)(DI*1), Z24
+	VMOVUPS      256(SI)(DI*1), Z25
+	VMOVUPS      320(SI)(DI*1), Z26
+	VMOVUPS      384(SI)(DI*1), Z27
+	PREFETCHT0   (R9)(DI*1)
+	PREFETCHT0   64(R9)(DI*1)
+	PREFETCHT0   128(R9)(DI*1)
+	PREFETCHT0   192(R9)(DI*1)
+	PREFETCHT0   256(R9)(DI*1)
+	PREFETCHT0   320(R9)(DI*1)
+	PREFETCHT0   384(R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z0
+	VFMADD231PS  Z22, Z28, Z1
+	VFMADD231PS  Z23, Z28, Z2
+	VFMADD231PS  Z24, Z28, Z3
+	VFMADD231PS  Z25, Z28, Z4
+	VFMADD231PS  Z26, Z28, Z5
+	VFMADD231PS  Z27, Z28, Z6
+	VBROADCASTSS 4(DX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z7
+	VFMADD231PS  Z22, Z28, Z8
+	VFMADD231PS  Z23, Z28, Z9
+	VFMADD231PS  Z24, Z28, Z10
+	VFMADD231PS  Z25, Z28, Z11
+	VFMADD231PS  Z26, Z28, Z12
+	VFMADD231PS  Z27, Z28, Z13
+	VBROADCASTSS 4(AX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z14
+	VFMADD231PS  Z22, Z28, Z15
+	VFMADD231PS  Z23, Z28, Z16
+	VFMADD231PS  Z24, Z28, Z17
+	VFMADD231PS  Z25, Z28, Z18
+	VFMADD231PS  Z26, Z28, Z19
+	VFMADD231PS  Z27, Z28, Z20
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x7_j2
 
+linearBackData_3x112_avx512_3x7_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x7_jdone
+	VMOVUPS      (SI), Z21
+	VMOVUPS      64(SI), Z22
+	VMOVUPS      128(SI), Z23
+	VMOVUPS      192(SI), Z24
+	VMOVUPS      256(SI), Z25
+	VMOVUPS      320(SI), Z26
+	VMOVUPS      384(SI), Z27
+	VBROADCASTSS (CX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z0
+	VFMADD231PS  Z22, Z28, Z1
+	VFMADD231PS  Z23, Z28, Z2
+	VFMADD231PS  Z24, Z28, Z3
+	VFMADD231PS  Z25, Z28, Z4
+	VFMADD231PS  Z26, Z28, Z5
+	VFMADD231PS  Z27, Z28, Z6
+	VBROADCASTSS (DX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z7
+	VFMADD231PS  Z22, Z28, Z8
+	VFMADD231PS  Z23, Z28, Z9
+	VFMADD231PS  Z24, Z28, Z10
+	VFMADD231PS  Z25, Z28, Z11
+	VFMADD231PS  Z26, Z28, Z12
+	VFMADD231PS  Z27, Z28, Z13
+	VBROADCASTSS (AX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z14
+	VFMADD231PS  Z22, Z28, Z15
+	VFMADD231PS  Z23, Z28, Z16
+	VFMADD231PS  Z24, Z28, Z17
+	VFMADD231PS  Z25, Z28, Z18
+	VFMADD231PS  Z26, Z28, Z19
+	VFMADD231PS  Z27, Z28, Z20
+
+linearBackData_3x112_avx512_3x7_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), SI
 	ADDQ    BX, SI
@@ -20916,8 +22501,757 @@ linearBackData_3x112_avx512_3x7_j:
 	JMP     linearBackData_3x112_avx512_c7
 
 linearBackData_3x112_avx512_c7_end:
-linearBackData_3x112_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+384 <= 4*k: the last 6 whole vectors
+	LEAQ 384(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112_avx512_c6_end
+
+	// Tile of 3 sample(s) × 96 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112_avx512_3x6_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VMOVUPS 256(SI), Z4
+	VMOVUPS 320(SI), Z5
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z6
+	VMOVUPS 64(SI), Z7
+	VMOVUPS 128(SI), Z8
+	VMOVUPS 192(SI), Z9
+	VMOVUPS 256(SI), Z10
+	VMOVUPS 320(SI), Z11
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z12
+	VMOVUPS 64(SI), Z13
+	VMOVUPS 128(SI), Z14
+	VMOVUPS 192(SI), Z15
+	VMOVUPS 256(SI), Z16
+	VMOVUPS 320(SI), Z17
+	JMP     linearBackData_3x112_avx512_3x6_j0
+
+linearBackData_3x112_avx512_3x6_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linearBackData_3x112_avx512_3x6_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x6_j1
+
+linearBackData_3x112_avx512_3x6_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
+	VMOVUPS      (SI), Z18
+	VMOVUPS      64(SI), Z19
+	VMOVUPS      128(SI), Z20
+	VMOVUPS      192(SI), Z21
+	VMOVUPS      256(SI), Z22
+	VMOVUPS      320(SI), Z23
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   128(R9)
+	PREFETCHT0   192(R9)
+	PREFETCHT0   256(R9)
+	PREFETCHT0   320(R9)
+	VBROADCASTSS (CX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z0
+	VFMADD231PS  Z19, Z24, Z1
+	VFMADD231PS  Z20, Z24, Z2
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (DX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z6
+	VFMADD231PS  Z19, Z24, Z7
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (AX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z12
+	VFMADD231PS  Z19, Z24, Z13
+	VFMADD231PS  Z20, Z24, Z14
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VMOVUPS      (SI)(DI*1), Z18
+	VMOVUPS      64(SI)(DI*1), Z19
+	VMOVUPS      128(SI)(DI*1), Z20
+	VMOVUPS      192(SI)(DI*1), Z21
+	VMOVUPS      256(SI)(DI*1), Z22
+	VMOVUPS      320(SI)(DI*1), Z23
+	PREFETCHT0   (R9)(DI*1)
+	PREFETCHT0   64(R9)(DI*1)
+	PREFETCHT0   128(R9)(DI*1)
+	PREFETCHT0   192(R9)(DI*1)
+	PREFETCHT0   256(R9)(DI*1)
+	PREFETCHT0   320(R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z0
+	VFMADD231PS  Z19, Z24, Z1
+	VFMADD231PS  Z20, Z24, Z2
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS 4(DX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z6
+	VFMADD231PS  Z19, Z24, Z7
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS 4(AX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z12
+	VFMADD231PS  Z19, Z24, Z13
+	VFMADD231PS  Z20, Z24, Z14
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x6_j2
+
+linearBackData_3x112_avx512_3x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x6_jdone
+	VMOVUPS      (SI), Z18
+	VMOVUPS      64(SI), Z19
+	VMOVUPS      128(SI), Z20
+	VMOVUPS      192(SI), Z21
+	VMOVUPS      256(SI), Z22
+	VMOVUPS      320(SI), Z23
+	VBROADCASTSS (CX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z0
+	VFMADD231PS  Z19, Z24, Z1
+	VFMADD231PS  Z20, Z24, Z2
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (DX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z6
+	VFMADD231PS  Z19, Z24, Z7
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (AX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z12
+	VFMADD231PS  Z19, Z24, Z13
+	VFMADD231PS  Z20, Z24, Z14
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+
+linearBackData_3x112_avx512_3x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	VMOVUPS Z4, 256(SI)
+	VMOVUPS Z5, 320(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z6, (SI)
+	VMOVUPS Z7, 64(SI)
+	VMOVUPS Z8, 128(SI)
+	VMOVUPS Z9, 192(SI)
+	VMOVUPS Z10, 256(SI)
+	VMOVUPS Z11, 320(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z12, (SI)
+	VMOVUPS Z13, 64(SI)
+	VMOVUPS Z14, 128(SI)
+	VMOVUPS Z15, 192(SI)
+	VMOVUPS Z16, 256(SI)
+	VMOVUPS Z17, 320(SI)
+	ADDQ    $0x00000180, BX
+	JMP     linearBackData_3x112_avx512_tail
+
+linearBackData_3x112_avx512_c6_end:
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112_avx512_c5_end
+
+	// Tile of 3 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112_avx512_3x5_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VMOVUPS 256(SI), Z4
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z5
+	VMOVUPS 64(SI), Z6
+	VMOVUPS 128(SI), Z7
+	VMOVUPS 192(SI), Z8
+	VMOVUPS 256(SI), Z9
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z10
+	VMOVUPS 64(SI), Z11
+	VMOVUPS 128(SI), Z12
+	VMOVUPS 192(SI), Z13
+	VMOVUPS 256(SI), Z14
+	JMP     linearBackData_3x112_avx512_3x5_j0
+
+linearBackData_3x112_avx512_3x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linearBackData_3x112_avx512_3x5_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x5_j1
+
+linearBackData_3x112_avx512_3x5_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
+	VMOVUPS      (SI), Z15
+	VMOVUPS      64(SI), Z16
+	VMOVUPS      128(SI), Z17
+	VMOVUPS      192(SI), Z18
+	VMOVUPS      256(SI), Z19
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   128(R9)
+	PREFETCHT0   192(R9)
+	PREFETCHT0   256(R9)
+	VBROADCASTSS (CX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z0
+	VFMADD231PS  Z16, Z20, Z1
+	VFMADD231PS  Z17, Z20, Z2
+	VFMADD231PS  Z18, Z20, Z3
+	VFMADD231PS  Z19, Z20, Z4
+	VBROADCASTSS (DX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z5
+	VFMADD231PS  Z16, Z20, Z6
+	VFMADD231PS  Z17, Z20, Z7
+	VFMADD231PS  Z18, Z20, Z8
+	VFMADD231PS  Z19, Z20, Z9
+	VBROADCASTSS (AX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z10
+	VFMADD231PS  Z16, Z20, Z11
+	VFMADD231PS  Z17, Z20, Z12
+	VFMADD231PS  Z18, Z20, Z13
+	VFMADD231PS  Z19, Z20, Z14
+	VMOVUPS      (SI)(DI*1), Z15
+	VMOVUPS      64(SI)(DI*1), Z16
+	VMOVUPS      128(SI)(DI*1), Z17
+	VMOVUPS      192(SI)(DI*1), Z18
+	VMOVUPS      256(SI)(DI*1), Z19
+	PREFETCHT0   (R9)(DI*1)
+	PREFETCHT0   64(R9)(DI*1)
+	PREFETCHT0   128(R9)(DI*1)
+	PREFETCHT0   192(R9)(DI*1)
+	PREFETCHT0   256(R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z0
+	VFMADD231PS  Z16, Z20, Z1
+	VFMADD231PS  Z17, Z20, Z2
+	VFMADD231PS  Z18, Z20, Z3
+	VFMADD231PS  Z19, Z20, Z4
+	VBROADCASTSS 4(DX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z5
+	VFMADD231PS  Z16, Z20, Z6
+	VFMADD231PS  Z17, Z20, Z7
+	VFMADD231PS  Z18, Z20, Z8
+	VFMADD231PS  Z19, Z20, Z9
+	VBROADCASTSS 4(AX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z10
+	VFMADD231PS  Z16, Z20, Z11
+	VFMADD231PS  Z17, Z20, Z12
+	VFMADD231PS  Z18, Z20, Z13
+	VFMADD231PS  Z19, Z20, Z14
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x5_j2
+
+linearBackData_3x112_avx512_3x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x5_jdone
+	VMOVUPS      (SI), Z15
+	VMOVUPS      64(SI), Z16
+	VMOVUPS      128(SI), Z17
+	VMOVUPS      192(SI), Z18
+	VMOVUPS      256(SI), Z19
+	VBROADCASTSS (CX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z0
+	VFMADD231PS  Z16, Z20, Z1
+	VFMADD231PS  Z17, Z20, Z2
+	VFMADD231PS  Z18, Z20, Z3
+	VFMADD231PS  Z19, Z20, Z4
+	VBROADCASTSS (DX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z5
+	VFMADD231PS  Z16, Z20, Z6
+	VFMADD231PS  Z17, Z20, Z7
+	VFMADD231PS  Z18, Z20, Z8
+	VFMADD231PS  Z19, Z20, Z9
+	VBROADCASTSS (AX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z10
+	VFMADD231PS  Z16, Z20, Z11
+	VFMADD231PS  Z17, Z20, Z12
+	VFMADD231PS  Z18, Z20, Z13
+	VFMADD231PS  Z19, Z20, Z14
+
+linearBackData_3x112_avx512_3x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	VMOVUPS Z4, 256(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z5, (SI)
+	VMOVUPS Z6, 64(SI)
+	VMOVUPS Z7, 128(SI)
+	VMOVUPS Z8, 192(SI)
+	VMOVUPS Z9, 256(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z10, (SI)
+	VMOVUPS Z11, 64(SI)
+	VMOVUPS Z12, 128(SI)
+	VMOVUPS Z13, 192(SI)
+	VMOVUPS Z14, 256(SI)
+	ADDQ    $0x00000140, BX
+	JMP     linearBackData_3x112_avx512_tail
+
+linearBackData_3x112_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112_avx512_c4_end
+
+	// Tile of 3 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112_avx512_3x4_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z8
+	VMOVUPS 64(SI), Z9
+	VMOVUPS 128(SI), Z10
+	VMOVUPS 192(SI), Z11
+	JMP     linearBackData_3x112_avx512_3x4_j0
+
+linearBackData_3x112_avx512_3x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_3x112_avx512_3x4_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x4_j1
+
+linearBackData_3x112_avx512_3x4_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
+	VMOVUPS      (SI), Z12
+	VMOVUPS      64(SI), Z13
+	VMOVUPS      128(SI), Z14
+	VMOVUPS      192(SI), Z15
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   128(R9)
+	PREFETCHT0   192(R9)
+	VBROADCASTSS (CX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z0
+	VFMADD231PS  Z13, Z16, Z1
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (DX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (AX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z8
+	VFMADD231PS  Z13, Z16, Z9
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VMOVUPS      (SI)(DI*1), Z12
+	VMOVUPS      64(SI)(DI*1), Z13
+	VMOVUPS      128(SI)(DI*1), Z14
+	VMOVUPS      192(SI)(DI*1), Z15
+	PREFETCHT0   (R9)(DI*1)
+	PREFETCHT0   64(R9)(DI*1)
+	PREFETCHT0   128(R9)(DI*1)
+	PREFETCHT0   192(R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z0
+	VFMADD231PS  Z13, Z16, Z1
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS 4(DX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS 4(AX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z8
+	VFMADD231PS  Z13, Z16, Z9
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x4_j2
+
+linearBackData_3x112_avx512_3x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x4_jdone
+	VMOVUPS      (SI), Z12
+	VMOVUPS      64(SI), Z13
+	VMOVUPS      128(SI), Z14
+	VMOVUPS      192(SI), Z15
+	VBROADCASTSS (CX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z0
+	VFMADD231PS  Z13, Z16, Z1
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (DX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (AX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z8
+	VFMADD231PS  Z13, Z16, Z9
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+
+linearBackData_3x112_avx512_3x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z4, (SI)
+	VMOVUPS Z5, 64(SI)
+	VMOVUPS Z6, 128(SI)
+	VMOVUPS Z7, 192(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z8, (SI)
+	VMOVUPS Z9, 64(SI)
+	VMOVUPS Z10, 128(SI)
+	VMOVUPS Z11, 192(SI)
+	ADDQ    $0x00000100, BX
+	JMP     linearBackData_3x112_avx512_tail
+
+linearBackData_3x112_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112_avx512_c3_end
+
+	// Tile of 3 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112_avx512_3x3_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z3
+	VMOVUPS 64(SI), Z4
+	VMOVUPS 128(SI), Z5
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z6
+	VMOVUPS 64(SI), Z7
+	VMOVUPS 128(SI), Z8
+	JMP     linearBackData_3x112_avx512_3x3_j0
+
+linearBackData_3x112_avx512_3x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+
+linearBackData_3x112_avx512_3x3_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x3_j1
+
+linearBackData_3x112_avx512_3x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
+	VMOVUPS      (SI), Z9
+	VMOVUPS      64(SI), Z10
+	VMOVUPS      128(SI), Z11
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	PREFETCHT0   128(R9)
+	VBROADCASTSS (CX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z0
+	VFMADD231PS  Z10, Z12, Z1
+	VFMADD231PS  Z11, Z12, Z2
+	VBROADCASTSS (DX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (AX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z6
+	VFMADD231PS  Z10, Z12, Z7
+	VFMADD231PS  Z11, Z12, Z8
+	VMOVUPS      (SI)(DI*1), Z9
+	VMOVUPS      64(SI)(DI*1), Z10
+	VMOVUPS      128(SI)(DI*1), Z11
+	PREFETCHT0   (R9)(DI*1)
+	PREFETCHT0   64(R9)(DI*1)
+	PREFETCHT0   128(R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z0
+	VFMADD231PS  Z10, Z12, Z1
+	VFMADD231PS  Z11, Z12, Z2
+	VBROADCASTSS 4(DX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS 4(AX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z6
+	VFMADD231PS  Z10, Z12, Z7
+	VFMADD231PS  Z11, Z12, Z8
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x3_j2
+
+linearBackData_3x112_avx512_3x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x3_jdone
+	VMOVUPS      (SI), Z9
+	VMOVUPS      64(SI), Z10
+	VMOVUPS      128(SI), Z11
+	VBROADCASTSS (CX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z0
+	VFMADD231PS  Z10, Z12, Z1
+	VFMADD231PS  Z11, Z12, Z2
+	VBROADCASTSS (DX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (AX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z6
+	VFMADD231PS  Z10, Z12, Z7
+	VFMADD231PS  Z11, Z12, Z8
+
+linearBackData_3x112_avx512_3x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z3, (SI)
+	VMOVUPS Z4, 64(SI)
+	VMOVUPS Z5, 128(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z6, (SI)
+	VMOVUPS Z7, 64(SI)
+	VMOVUPS Z8, 128(SI)
+	ADDQ    $0x000000c0, BX
+	JMP     linearBackData_3x112_avx512_tail
+
+linearBackData_3x112_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112_avx512_c2_end
+
+	// Tile of 3 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112_avx512_3x2_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z2
+	VMOVUPS 64(SI), Z3
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	JMP     linearBackData_3x112_avx512_3x2_j0
+
+linearBackData_3x112_avx512_3x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_3x112_avx512_3x2_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x2_j1
+
+linearBackData_3x112_avx512_3x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
+	VMOVUPS      (SI), Z6
+	VMOVUPS      64(SI), Z7
+	PREFETCHT0   (R9)
+	PREFETCHT0   64(R9)
+	VBROADCASTSS (CX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z0
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (DX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (AX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z4
+	VFMADD231PS  Z7, Z8, Z5
+	VMOVUPS      (SI)(DI*1), Z6
+	VMOVUPS      64(SI)(DI*1), Z7
+	PREFETCHT0   (R9)(DI*1)
+	PREFETCHT0   64(R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z0
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS 4(DX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS 4(AX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z4
+	VFMADD231PS  Z7, Z8, Z5
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x2_j2
+
+linearBackData_3x112_avx512_3x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x2_jdone
+	VMOVUPS      (SI), Z6
+	VMOVUPS      64(SI), Z7
+	VBROADCASTSS (CX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z0
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (DX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (AX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z4
+	VFMADD231PS  Z7, Z8, Z5
+
+linearBackData_3x112_avx512_3x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z2, (SI)
+	VMOVUPS Z3, 64(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z4, (SI)
+	VMOVUPS Z5, 64(SI)
+	ADDQ    $0x00000080, BX
+	JMP     linearBackData_3x112_avx512_tail
+
+linearBackData_3x112_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(BX), SI
 	CMPQ SI, (SP)
 	JA   linearBackData_3x112_avx512_c1_end
@@ -20942,23 +23276,50 @@ linearBackData_3x112_avx512_3x1_zero:
 linearBackData_3x112_avx512_3x1_j0:
 	MOVQ w+32(FP), SI
 	ADDQ BX, SI
-	XORQ DI, DI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
 
-linearBackData_3x112_avx512_3x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x1_j1
+
+linearBackData_3x112_avx512_3x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
 	VMOVUPS      (SI), Z3
-	PREFETCHT0   512(SI)
-	VBROADCASTSS (CX)(DI*1), Z4
+	PREFETCHT0   (R9)
+	VBROADCASTSS (CX)(R8*1), Z4
 	VFMADD231PS  Z3, Z4, Z0
-	VBROADCASTSS (DX)(DI*1), Z4
+	VBROADCASTSS (DX)(R8*1), Z4
 	VFMADD231PS  Z3, Z4, Z1
-	VBROADCASTSS (AX)(DI*1), Z4
+	VBROADCASTSS (AX)(R8*1), Z4
 	VFMADD231PS  Z3, Z4, Z2
-	ADDQ         16(SP), SI
-	ADDQ         $0x04, DI
-	CMPQ         DI, 8(SP)
-	JB           linearBackData_3x112_avx512_3x1_j
+	VMOVUPS      (SI)(DI*1), Z3
+	PREFETCHT0   (R9)(DI*1)
+	VBROADCASTSS 4(CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS 4(DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS 4(AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x1_j2
 
+linearBackData_3x112_avx512_3x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x1_jdone
+	VMOVUPS      (SI), Z3
+	VBROADCASTSS (CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS (DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS (AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+
+linearBackData_3x112_avx512_3x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), SI
 	ADDQ    BX, SI
@@ -20968,9 +23329,10 @@ linearBackData_3x112_avx512_3x1_j:
 	ADDQ    24(SP), SI
 	VMOVUPS Z2, (SI)
 	ADDQ    $0x00000040, BX
-	JMP     linearBackData_3x112_avx512_c1
+	JMP     linearBackData_3x112_avx512_tail
 
 linearBackData_3x112_avx512_c1_end:
+linearBackData_3x112_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ BX, (SP)
 	JE   linearBackData_3x112_avx512_cdone
@@ -20995,22 +23357,48 @@ linearBackData_3x112_avx512_3x1m_zero:
 linearBackData_3x112_avx512_3x1m_j0:
 	MOVQ w+32(FP), SI
 	ADDQ BX, SI
-	XORQ DI, DI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
 
-linearBackData_3x112_avx512_3x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112_avx512_3x1m_j1
+
+linearBackData_3x112_avx512_3x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (SI)(DI*8), R9
 	VMOVUPS.Z    (SI), K1, Z3
-	VBROADCASTSS (CX)(DI*1), Z4
+	VBROADCASTSS (CX)(R8*1), Z4
 	VFMADD231PS  Z3, Z4, Z0
-	VBROADCASTSS (DX)(DI*1), Z4
+	VBROADCASTSS (DX)(R8*1), Z4
 	VFMADD231PS  Z3, Z4, Z1
-	VBROADCASTSS (AX)(DI*1), Z4
+	VBROADCASTSS (AX)(R8*1), Z4
 	VFMADD231PS  Z3, Z4, Z2
-	ADDQ         16(SP), SI
-	ADDQ         $0x04, DI
-	CMPQ         DI, 8(SP)
-	JB           linearBackData_3x112_avx512_3x1m_j
+	VMOVUPS.Z    (SI)(DI*1), K1, Z3
+	VBROADCASTSS 4(CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS 4(DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS 4(AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112_avx512_3x1m_j2
 
+linearBackData_3x112_avx512_3x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112_avx512_3x1m_jdone
+	VMOVUPS.Z    (SI), K1, Z3
+	VBROADCASTSS (CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS (DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS (AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+
+linearBackData_3x112_avx512_3x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    BX, AX
@@ -21026,7 +23414,7 @@ linearBackData_3x112_avx512_cdone:
 
 // func linearBackData_4x96_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_4x96_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_4x96_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -21046,6 +23434,11 @@ TEXT ·linearBackData_4x96_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), SI
 	SHLQ $0x02, SI
 	MOVQ SI, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), SI
+	SUBQ $0x08, SI
+	MOVQ SI, 32(SP)
 	MOVQ k+56(FP), SI
 	ANDQ $0x0f, SI
 
@@ -21123,55 +23516,141 @@ linearBackData_4x96_avx512_4x6_zero:
 linearBackData_4x96_avx512_4x6_j0:
 	MOVQ w+32(FP), DI
 	ADDQ SI, DI
-	XORQ R8, R8
+	MOVQ 16(SP), R8
+	XORQ R9, R9
 
-linearBackData_4x96_avx512_4x6_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x6_j1
+
+linearBackData_4x96_avx512_4x6_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
 	VMOVUPS      (DI), Z24
 	VMOVUPS      64(DI), Z25
 	VMOVUPS      128(DI), Z26
 	VMOVUPS      192(DI), Z27
 	VMOVUPS      256(DI), Z28
 	VMOVUPS      320(DI), Z29
-	PREFETCHT0   512(DI)
-	PREFETCHT0   576(DI)
-	PREFETCHT0   640(DI)
-	PREFETCHT0   704(DI)
-	PREFETCHT0   768(DI)
-	PREFETCHT0   832(DI)
-	VBROADCASTSS (CX)(R8*1), Z30
+	PREFETCHT0   (R10)
+	PREFETCHT0   64(R10)
+	PREFETCHT0   128(R10)
+	PREFETCHT0   192(R10)
+	PREFETCHT0   256(R10)
+	PREFETCHT0   320(R10)
+	VBROADCASTSS (CX)(R9*1), Z30
 	VFMADD231PS  Z24, Z30, Z0
 	VFMADD231PS  Z25, Z30, Z1
 	VFMADD231PS  Z26, Z30, Z2
 	VFMADD231PS  Z27, Z30, Z3
 	VFMADD231PS  Z28, Z30, Z4
 	VFMADD231PS  Z29, Z30, Z5
-	VBROADCASTSS (DX)(R8*1), Z30
+	VBROADCASTSS (DX)(R9*1), Z30
 	VFMADD231PS  Z24, Z30, Z6
 	VFMADD231PS  Z25, Z30, Z7
 	VFMADD231PS  Z26, Z30, Z8
 	VFMADD231PS  Z27, Z30, Z9
 	VFMADD231PS  Z28, Z30, Z10
 	VFMADD231PS  Z29, Z30, Z11
-	VBROADCASTSS (BX)(R8*1), Z30
+	VBROADCASTSS (BX)(R9*1), Z30
 	VFMADD231PS  Z24, Z30, Z12
 	VFMADD231PS  Z25, Z30, Z13
 	VFMADD231PS  Z26, Z30, Z14
 	VFMADD231PS  Z27, Z30, Z15
 	VFMADD231PS  Z28, Z30, Z16
 	VFMADD231PS  Z29, Z30, Z17
-	VBROADCASTSS (AX)(R8*1), Z30
+	VBROADCASTSS (AX)(R9*1), Z30
 	VFMADD231PS  Z24, Z30, Z18
 	VFMADD231PS  Z25, Z30, Z19
 	VFMADD231PS  Z26, Z30, Z20
 	VFMADD231PS  Z27, Z30, Z21
 	VFMADD231PS  Z28, Z30, Z22
 	VFMADD231PS  Z29, Z30, Z23
-	ADDQ         16(SP), DI
-	ADDQ         $0x04, R8
-	CMPQ         R8, 8(SP)
-	JB           linearBackData_4x96_avx512_4x6_j
+	VMOVUPS      (DI)(R8*1), Z24
+	VMOVUPS      64(DI)(R8*1), Z25
+	VMOVUPS      128(DI)(R8*1), Z26
+	VMOVUPS      192(DI)(R8*1), Z27
+	VMOVUPS      256(DI)(R8*1), Z28
+	VMOVUPS      320(DI)(R8*1), Z29
+	PREFETCHT0   (R10)(R8*1)
+	PREFETCHT0   64(R10)(R8*1)
+	PREFETCHT0   128(R10)(R8*1)
+	PREFETCHT0   192(R10)(R8*1)
+	PREFETCHT0   256(R10)(R8*1)
+	PREFETCHT0   320(R10)(R8*1)
+	VBROADCASTSS 4(CX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS 4(DX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS 4(BX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS 4(AX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x6_j2
 
+linearBackData_4x96_avx512_4x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x6_jdone
+	VMOVUPS      (DI), Z24
+	VMOVUPS      64(DI), Z25
+	VMOVUPS      128(DI), Z26
+	VMOVUPS      192(DI), Z27
+	VMOVUPS      256(DI), Z28
+	VMOVUPS      320(DI), Z29
+	VBROADCASTSS (CX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS (DX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS (BX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS (AX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+
+linearBackData_4x96_avx512_4x6_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DI
 	ADDQ    SI, DI
@@ -21206,8 +23685,665 @@ linearBackData_4x96_avx512_4x6_j:
 	JMP     linearBackData_4x96_avx512_c6
 
 linearBackData_4x96_avx512_c6_end:
-linearBackData_4x96_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96_avx512_c5_end
+
+	// Tile of 4 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96_avx512_4x5_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 256(DI), Z4
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z5
+	VMOVUPS 64(DI), Z6
+	VMOVUPS 128(DI), Z7
+	VMOVUPS 192(DI), Z8
+	VMOVUPS 256(DI), Z9
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z10
+	VMOVUPS 64(DI), Z11
+	VMOVUPS 128(DI), Z12
+	VMOVUPS 192(DI), Z13
+	VMOVUPS 256(DI), Z14
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z15
+	VMOVUPS 64(DI), Z16
+	VMOVUPS 128(DI), Z17
+	VMOVUPS 192(DI), Z18
+	VMOVUPS 256(DI), Z19
+	JMP     linearBackData_4x96_avx512_4x5_j0
+
+linearBackData_4x96_avx512_4x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearBackData_4x96_avx512_4x5_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x5_j1
+
+linearBackData_4x96_avx512_4x5_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
+	VMOVUPS      (DI), Z20
+	VMOVUPS      64(DI), Z21
+	VMOVUPS      128(DI), Z22
+	VMOVUPS      192(DI), Z23
+	VMOVUPS      256(DI), Z24
+	PREFETCHT0   (R10)
+	PREFETCHT0   64(R10)
+	PREFETCHT0   128(R10)
+	PREFETCHT0   192(R10)
+	PREFETCHT0   256(R10)
+	VBROADCASTSS (CX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS (DX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS (BX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS (AX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+	VMOVUPS      (DI)(R8*1), Z20
+	VMOVUPS      64(DI)(R8*1), Z21
+	VMOVUPS      128(DI)(R8*1), Z22
+	VMOVUPS      192(DI)(R8*1), Z23
+	VMOVUPS      256(DI)(R8*1), Z24
+	PREFETCHT0   (R10)(R8*1)
+	PREFETCHT0   64(R10)(R8*1)
+	PREFETCHT0   128(R10)(R8*1)
+	PREFETCHT0   192(R10)(R8*1)
+	PREFETCHT0   256(R10)(R8*1)
+	VBROADCASTSS 4(CX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS 4(DX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS 4(BX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS 4(AX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x5_j2
+
+linearBackData_4x96_avx512_4x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x5_jdone
+	VMOVUPS      (DI), Z20
+	VMOVUPS      64(DI), Z21
+	VMOVUPS      128(DI), Z22
+	VMOVUPS      192(DI), Z23
+	VMOVUPS      256(DI), Z24
+	VBROADCASTSS (CX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS (DX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS (BX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS (AX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+
+linearBackData_4x96_avx512_4x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z5, (DI)
+	VMOVUPS Z6, 64(DI)
+	VMOVUPS Z7, 128(DI)
+	VMOVUPS Z8, 192(DI)
+	VMOVUPS Z9, 256(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	VMOVUPS Z12, 128(DI)
+	VMOVUPS Z13, 192(DI)
+	VMOVUPS Z14, 256(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z15, (DI)
+	VMOVUPS Z16, 64(DI)
+	VMOVUPS Z17, 128(DI)
+	VMOVUPS Z18, 192(DI)
+	VMOVUPS Z19, 256(DI)
+	ADDQ    $0x00000140, SI
+	JMP     linearBackData_4x96_avx512_tail
+
+linearBackData_4x96_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96_avx512_c4_end
+
+	// Tile of 4 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96_avx512_4x4_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z4
+	VMOVUPS 64(DI), Z5
+	VMOVUPS 128(DI), Z6
+	VMOVUPS 192(DI), Z7
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z8
+	VMOVUPS 64(DI), Z9
+	VMOVUPS 128(DI), Z10
+	VMOVUPS 192(DI), Z11
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z12
+	VMOVUPS 64(DI), Z13
+	VMOVUPS 128(DI), Z14
+	VMOVUPS 192(DI), Z15
+	JMP     linearBackData_4x96_avx512_4x4_j0
+
+linearBackData_4x96_avx512_4x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearBackData_4x96_avx512_4x4_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x4_j1
+
+linearBackData_4x96_avx512_4x4_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
+	VMOVUPS      (DI), Z16
+	VMOVUPS      64(DI), Z17
+	VMOVUPS      128(DI), Z18
+	VMOVUPS      192(DI), Z19
+	PREFETCHT0   (R10)
+	PREFETCHT0   64(R10)
+	PREFETCHT0   128(R10)
+	PREFETCHT0   192(R10)
+	VBROADCASTSS (CX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS (DX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS (BX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS (AX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+	VMOVUPS      (DI)(R8*1), Z16
+	VMOVUPS      64(DI)(R8*1), Z17
+	VMOVUPS      128(DI)(R8*1), Z18
+	VMOVUPS      192(DI)(R8*1), Z19
+	PREFETCHT0   (R10)(R8*1)
+	PREFETCHT0   64(R10)(R8*1)
+	PREFETCHT0   128(R10)(R8*1)
+	PREFETCHT0   192(R10)(R8*1)
+	VBROADCASTSS 4(CX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS 4(DX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS 4(BX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS 4(AX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x4_j2
+
+linearBackData_4x96_avx512_4x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x4_jdone
+	VMOVUPS      (DI), Z16
+	VMOVUPS      64(DI), Z17
+	VMOVUPS      128(DI), Z18
+	VMOVUPS      192(DI), Z19
+	VBROADCASTSS (CX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS (DX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS (BX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS (AX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+
+linearBackData_4x96_avx512_4x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	VMOVUPS Z6, 128(DI)
+	VMOVUPS Z7, 192(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	VMOVUPS Z10, 128(DI)
+	VMOVUPS Z11, 192(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+	VMOVUPS Z14, 128(DI)
+	VMOVUPS Z15, 192(DI)
+	ADDQ    $0x00000100, SI
+	JMP     linearBackData_4x96_avx512_tail
+
+linearBackData_4x96_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96_avx512_c3_end
+
+	// Tile of 4 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96_avx512_4x3_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z3
+	VMOVUPS 64(DI), Z4
+	VMOVUPS 128(DI), Z5
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z6
+	VMOVUPS 64(DI), Z7
+	VMOVUPS 128(DI), Z8
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z9
+	VMOVUPS 64(DI), Z10
+	VMOVUPS 128(DI), Z11
+	JMP     linearBackData_4x96_avx512_4x3_j0
+
+linearBackData_4x96_avx512_4x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_4x96_avx512_4x3_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x3_j1
+
+linearBackData_4x96_avx512_4x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
+	VMOVUPS      (DI), Z12
+	VMOVUPS      64(DI), Z13
+	VMOVUPS      128(DI), Z14
+	PREFETCHT0   (R10)
+	PREFETCHT0   64(R10)
+	PREFETCHT0   128(R10)
+	VBROADCASTSS (CX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS (DX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS (BX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS (AX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+	VMOVUPS      (DI)(R8*1), Z12
+	VMOVUPS      64(DI)(R8*1), Z13
+	VMOVUPS      128(DI)(R8*1), Z14
+	PREFETCHT0   (R10)(R8*1)
+	PREFETCHT0   64(R10)(R8*1)
+	PREFETCHT0   128(R10)(R8*1)
+	VBROADCASTSS 4(CX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS 4(DX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS 4(BX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS 4(AX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x3_j2
+
+linearBackData_4x96_avx512_4x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x3_jdone
+	VMOVUPS      (DI), Z12
+	VMOVUPS      64(DI), Z13
+	VMOVUPS      128(DI), Z14
+	VBROADCASTSS (CX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS (DX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS (BX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS (AX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+
+linearBackData_4x96_avx512_4x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z3, (DI)
+	VMOVUPS Z4, 64(DI)
+	VMOVUPS Z5, 128(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	VMOVUPS Z8, 128(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z9, (DI)
+	VMOVUPS Z10, 64(DI)
+	VMOVUPS Z11, 128(DI)
+	ADDQ    $0x000000c0, SI
+	JMP     linearBackData_4x96_avx512_tail
+
+linearBackData_4x96_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96_avx512_c2_end
+
+	// Tile of 4 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96_avx512_4x2_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z2
+	VMOVUPS 64(DI), Z3
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z4
+	VMOVUPS 64(DI), Z5
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z6
+	VMOVUPS 64(DI), Z7
+	JMP     linearBackData_4x96_avx512_4x2_j0
+
+linearBackData_4x96_avx512_4x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearBackData_4x96_avx512_4x2_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x2_j1
+
+linearBackData_4x96_avx512_4x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
+	VMOVUPS      (DI), Z8
+	VMOVUPS      64(DI), Z9
+	PREFETCHT0   (R10)
+	PREFETCHT0   64(R10)
+	VBROADCASTSS (CX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS (DX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS (BX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS (AX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+	VMOVUPS      (DI)(R8*1), Z8
+	VMOVUPS      64(DI)(R8*1), Z9
+	PREFETCHT0   (R10)(R8*1)
+	PREFETCHT0   64(R10)(R8*1)
+	VBROADCASTSS 4(CX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(DX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS 4(BX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS 4(AX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x2_j2
+
+linearBackData_4x96_avx512_4x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x2_jdone
+	VMOVUPS      (DI), Z8
+	VMOVUPS      64(DI), Z9
+	VBROADCASTSS (CX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS (DX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS (BX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS (AX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+
+linearBackData_4x96_avx512_4x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ    $0x00000080, SI
+	JMP     linearBackData_4x96_avx512_tail
+
+linearBackData_4x96_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(SI), DI
 	CMPQ DI, (SP)
 	JA   linearBackData_4x96_avx512_c1_end
@@ -21235,25 +24371,56 @@ linearBackData_4x96_avx512_4x1_zero:
 linearBackData_4x96_avx512_4x1_j0:
 	MOVQ w+32(FP), DI
 	ADDQ SI, DI
-	XORQ R8, R8
+	MOVQ 16(SP), R8
+	XORQ R9, R9
 
-linearBackData_4x96_avx512_4x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x1_j1
+
+linearBackData_4x96_avx512_4x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
 	VMOVUPS      (DI), Z4
-	PREFETCHT0   512(DI)
-	VBROADCASTSS (CX)(R8*1), Z5
+	PREFETCHT0   (R10)
+	VBROADCASTSS (CX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z0
-	VBROADCASTSS (DX)(R8*1), Z5
+	VBROADCASTSS (DX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z1
-	VBROADCASTSS (BX)(R8*1), Z5
+	VBROADCASTSS (BX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z2
-	VBROADCASTSS (AX)(R8*1), Z5
+	VBROADCASTSS (AX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z3
-	ADDQ         16(SP), DI
-	ADDQ         $0x04, R8
-	CMPQ         R8, 8(SP)
-	JB           linearBackData_4x96_avx512_4x1_j
+	VMOVUPS      (DI)(R8*1), Z4
+	PREFETCHT0   (R10)(R8*1)
+	VBROADCASTSS 4(CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 4(BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 4(AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x1_j2
 
+linearBackData_4x96_avx512_4x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x1_jdone
+	VMOVUPS      (DI), Z4
+	VBROADCASTSS (CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS (DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS (BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS (AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+
+linearBackData_4x96_avx512_4x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DI
 	ADDQ    SI, DI
@@ -21265,9 +24432,10 @@ linearBackData_4x96_avx512_4x1_j:
 	ADDQ    24(SP), DI
 	VMOVUPS Z3, (DI)
 	ADDQ    $0x00000040, SI
-	JMP     linearBackData_4x96_avx512_c1
+	JMP     linearBackData_4x96_avx512_tail
 
 linearBackData_4x96_avx512_c1_end:
+linearBackData_4x96_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ SI, (SP)
 	JE   linearBackData_4x96_avx512_cdone
@@ -21295,24 +24463,54 @@ linearBackData_4x96_avx512_4x1m_zero:
 linearBackData_4x96_avx512_4x1m_j0:
 	MOVQ w+32(FP), DI
 	ADDQ SI, DI
-	XORQ R8, R8
+	MOVQ 16(SP), R8
+	XORQ R9, R9
 
-linearBackData_4x96_avx512_4x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96_avx512_4x1m_j1
+
+linearBackData_4x96_avx512_4x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (DI)(R8*8), R10
 	VMOVUPS.Z    (DI), K1, Z4
-	VBROADCASTSS (CX)(R8*1), Z5
+	VBROADCASTSS (CX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z0
-	VBROADCASTSS (DX)(R8*1), Z5
+	VBROADCASTSS (DX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z1
-	VBROADCASTSS (BX)(R8*1), Z5
+	VBROADCASTSS (BX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z2
-	VBROADCASTSS (AX)(R8*1), Z5
+	VBROADCASTSS (AX)(R9*1), Z5
 	VFMADD231PS  Z4, Z5, Z3
-	ADDQ         16(SP), DI
-	ADDQ         $0x04, R8
-	CMPQ         R8, 8(SP)
-	JB           linearBackData_4x96_avx512_4x1m_j
+	VMOVUPS.Z    (DI)(R8*1), K1, Z4
+	VBROADCASTSS 4(CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 4(BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 4(AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96_avx512_4x1m_j2
 
+linearBackData_4x96_avx512_4x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96_avx512_4x1m_jdone
+	VMOVUPS.Z    (DI), K1, Z4
+	VBROADCASTSS (CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS (DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS (BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS (AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+
+linearBackData_4x96_avx512_4x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    SI, AX
@@ -21330,7 +24528,7 @@ linearBackData_4x96_avx512_cdone:
 
 // func linearBackData_5x80_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_5x80_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_5x80_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -21351,6 +24549,11 @@ TEXT ·linearBackData_5x80_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), DI
 	SHLQ $0x02, DI
 	MOVQ DI, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), DI
+	SUBQ $0x08, DI
+	MOVQ DI, 32(SP)
 	MOVQ k+56(FP), DI
 	ANDQ $0x0f, DI
 
@@ -21431,55 +24634,142 @@ linearBackData_5x80_avx512_5x5_zero:
 linearBackData_5x80_avx512_5x5_j0:
 	MOVQ w+32(FP), R8
 	ADDQ DI, R8
-	XORQ R9, R9
+	MOVQ 16(SP), R9
+	XORQ R10, R10
 
-linearBackData_5x80_avx512_5x5_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80_avx512_5x5_j1
+
+linearBackData_5x80_avx512_5x5_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R8)(R9*8), R11
 	VMOVUPS      (R8), Z25
 	VMOVUPS      64(R8), Z26
 	VMOVUPS      128(R8), Z27
 	VMOVUPS      192(R8), Z28
 	VMOVUPS      256(R8), Z29
-	PREFETCHT0   512(R8)
-	PREFETCHT0   576(R8)
-	PREFETCHT0   640(R8)
-	PREFETCHT0   704(R8)
-	PREFETCHT0   768(R8)
-	VBROADCASTSS (CX)(R9*1), Z30
+	PREFETCHT0   (R11)
+	PREFETCHT0   64(R11)
+	PREFETCHT0   128(R11)
+	PREFETCHT0   192(R11)
+	PREFETCHT0   256(R11)
+	VBROADCASTSS (CX)(R10*1), Z30
 	VFMADD231PS  Z25, Z30, Z0
 	VFMADD231PS  Z26, Z30, Z1
 	VFMADD231PS  Z27, Z30, Z2
 	VFMADD231PS  Z28, Z30, Z3
 	VFMADD231PS  Z29, Z30, Z4
-	VBROADCASTSS (DX)(R9*1), Z30
+	VBROADCASTSS (DX)(R10*1), Z30
 	VFMADD231PS  Z25, Z30, Z5
 	VFMADD231PS  Z26, Z30, Z6
 	VFMADD231PS  Z27, Z30, Z7
 	VFMADD231PS  Z28, Z30, Z8
 	VFMADD231PS  Z29, Z30, Z9
-	VBROADCASTSS (BX)(R9*1), Z30
+	VBROADCASTSS (BX)(R10*1), Z30
 	VFMADD231PS  Z25, Z30, Z10
 	VFMADD231PS  Z26, Z30, Z11
 	VFMADD231PS  Z27, Z30, Z12
 	VFMADD231PS  Z28, Z30, Z13
 	VFMADD231PS  Z29, Z30, Z14
-	VBROADCASTSS (SI)(R9*1), Z30
+	VBROADCASTSS (SI)(R10*1), Z30
 	VFMADD231PS  Z25, Z30, Z15
 	VFMADD231PS  Z26, Z30, Z16
 	VFMADD231PS  Z27, Z30, Z17
 	VFMADD231PS  Z28, Z30, Z18
 	VFMADD231PS  Z29, Z30, Z19
-	VBROADCASTSS (AX)(R9*1), Z30
+	VBROADCASTSS (AX)(R10*1), Z30
 	VFMADD231PS  Z25, Z30, Z20
 	VFMADD231PS  Z26, Z30, Z21
 	VFMADD231PS  Z27, Z30, Z22
 	VFMADD231PS  Z28, Z30, Z23
 	VFMADD231PS  Z29, Z30, Z24
-	ADDQ         16(SP), R8
-	ADDQ         $0x04, R9
-	CMPQ         R9, 8(SP)
-	JB           linearBackData_5x80_avx512_5x5_j
+	VMOVUPS      (R8)(R9*1), Z25
+	VMOVUPS      64(R8)(R9*1), Z26
+	VMOVUPS      128(R8)(R9*1), Z27
+	VMOVUPS      192(R8)(R9*1), Z28
+	VMOVUPS      256(R8)(R9*1), Z29
+	PREFETCHT0   (R11)(R9*1)
+	PREFETCHT0   64(R11)(R9*1)
+	PREFETCHT0   128(R11)(R9*1)
+	PREFETCHT0   192(R11)(R9*1)
+	PREFETCHT0   256(R11)(R9*1)
+	VBROADCASTSS 4(CX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z0
+	VFMADD231PS  Z26, Z30, Z1
+	VFMADD231PS  Z27, Z30, Z2
+	VFMADD231PS  Z28, Z30, Z3
+	VFMADD231PS  Z29, Z30, Z4
+	VBROADCASTSS 4(DX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z5
+	VFMADD231PS  Z26, Z30, Z6
+	VFMADD231PS  Z27, Z30, Z7
+	VFMADD231PS  Z28, Z30, Z8
+	VFMADD231PS  Z29, Z30, Z9
+	VBROADCASTSS 4(BX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z10
+	VFMADD231PS  Z26, Z30, Z11
+	VFMADD231PS  Z27, Z30, Z12
+	VFMADD231PS  Z28, Z30, Z13
+	VFMADD231PS  Z29, Z30, Z14
+	VBROADCASTSS 4(SI)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z15
+	VFMADD231PS  Z26, Z30, Z16
+	VFMADD231PS  Z27, Z30, Z17
+	VFMADD231PS  Z28, Z30, Z18
+	VFMADD231PS  Z29, Z30, Z19
+	VBROADCASTSS 4(AX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z20
+	VFMADD231PS  Z26, Z30, Z21
+	VFMADD231PS  Z27, Z30, Z22
+	VFMADD231PS  Z28, Z30, Z23
+	VFMADD231PS  Z29, Z30, Z24
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80_avx512_5x5_j2
 
+linearBackData_5x80_avx512_5x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80_avx512_5x5_jdone
+	VMOVUPS      (R8), Z25
+	VMOVUPS      64(R8), Z26
+	VMOVUPS      128(R8), Z27
+	VMOVUPS      192(R8), Z28
+	VMOVUPS      256(R8), Z29
+	VBROADCASTSS (CX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z0
+	VFMADD231PS  Z26, Z30, Z1
+	VFMADD231PS  Z27, Z30, Z2
+	VFMADD231PS  Z28, Z30, Z3
+	VFMADD231PS  Z29, Z30, Z4
+	VBROADCASTSS (DX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z5
+	VFMADD231PS  Z26, Z30, Z6
+	VFMADD231PS  Z27, Z30, Z7
+	VFMADD231PS  Z28, Z30, Z8
+	VFMADD231PS  Z29, Z30, Z9
+	VBROADCASTSS (BX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z10
+	VFMADD231PS  Z26, Z30, Z11
+	VFMADD231PS  Z27, Z30, Z12
+	VFMADD231PS  Z28, Z30, Z13
+	VFMADD231PS  Z29, Z30, Z14
+	VBROADCASTSS (SI)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z15
+	VFMADD231PS  Z26, Z30, Z16
+	VFMADD231PS  Z27, Z30, Z17
+	VFMADD231PS  Z28, Z30, Z18
+	VFMADD231PS  Z29, Z30, Z19
+	VBROADCASTSS (AX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z20
+	VFMADD231PS  Z26, Z30, Z21
+	VFMADD231PS  Z27, Z30, Z22
+	VFMADD231PS  Z28, Z30, Z23
+	VFMADD231PS  Z29, Z30, Z24
+
+linearBackData_5x80_avx512_5x5_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R8
 	ADDQ    DI, R8
@@ -21516,8 +24806,526 @@ linearBackData_5x80_avx512_5x5_j:
 	JMP     linearBackData_5x80_avx512_c5
 
 linearBackData_5x80_avx512_c5_end:
-linearBackData_5x80_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80_avx512_c4_end
+
+	// Tile of 5 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80_avx512_5x4_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z4
+	VMOVUPS 64(R8), Z5
+	VMOVUPS 128(R8), Z6
+	VMOVUPS 192(R8), Z7
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z8
+	VMOVUPS 64(R8), Z9
+	VMOVUPS 128(R8), Z10
+	VMOVUPS 192(R8), Z11
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z12
+	VMOVUPS 64(R8), Z13
+	VMOVUPS 128(R8), Z14
+	VMOVUPS 192(R8), Z15
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z16
+	VMOVUPS 64(R8), Z17
+	VMOVUPS 128(R8), Z18
+	VMOVUPS 192(R8), Z19
+	JMP     linearBackData_5x80_avx512_5x4_j0
+
+linearBackData_5x80_avx512_5x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearBackData_5x80_avx512_5x4_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80_avx512_5x4_j1
+
+linearBackData_5x80_avx512_5x4_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R8)(R9*8), R11
+	VMOVUPS      (R8), Z20
+	VMOVUPS      64(R8), Z21
+	VMOVUPS      128(R8), Z22
+	VMOVUPS      192(R8), Z23
+	PREFETCHT0   (R11)
+	PREFETCHT0   64(R11)
+	PREFETCHT0   128(R11)
+	PREFETCHT0   192(R11)
+	VBROADCASTSS (CX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z0
+	VFMADD231PS  Z21, Z24, Z1
+	VFMADD231PS  Z22, Z24, Z2
+	VFMADD231PS  Z23, Z24, Z3
+	VBROADCASTSS (DX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (BX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (SI)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VBROADCASTSS (AX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z16
+	VFMADD231PS  Z21, Z24, Z17
+	VFMADD231PS  Z22, Z24, Z18
+	VFMADD231PS  Z23, Z24, Z19
+	VMOVUPS      (R8)(R9*1), Z20
+	VMOVUPS      64(R8)(R9*1), Z21
+	VMOVUPS      128(R8)(R9*1), Z22
+	VMOVUPS      192(R8)(R9*1), Z23
+	PREFETCHT0   (R11)(R9*1)
+	PREFETCHT0   64(R11)(R9*1)
+	PREFETCHT0   128(R11)(R9*1)
+	PREFETCHT0   192(R11)(R9*1)
+	VBROADCASTSS 4(CX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z0
+	VFMADD231PS  Z21, Z24, Z1
+	VFMADD231PS  Z22, Z24, Z2
+	VFMADD231PS  Z23, Z24, Z3
+	VBROADCASTSS 4(DX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS 4(BX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS 4(SI)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VBROADCASTSS 4(AX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z16
+	VFMADD231PS  Z21, Z24, Z17
+	VFMADD231PS  Z22, Z24, Z18
+	VFMADD231PS  Z23, Z24, Z19
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80_avx512_5x4_j2
+
+linearBackData_5x80_avx512_5x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80_avx512_5x4_jdone
+	VMOVUPS      (R8), Z20
+	VMOVUPS      64(R8), Z21
+	VMOVUPS      128(R8), Z22
+	VMOVUPS      192(R8), Z23
+	VBROADCASTSS (CX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z0
+	VFMADD231PS  Z21, Z24, Z1
+	VFMADD231PS  Z22, Z24, Z2
+	VFMADD231PS  Z23, Z24, Z3
+	VBROADCASTSS (DX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (BX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (SI)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VBROADCASTSS (AX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z16
+	VFMADD231PS  Z21, Z24, Z17
+	VFMADD231PS  Z22, Z24, Z18
+	VFMADD231PS  Z23, Z24, Z19
+
+linearBackData_5x80_avx512_5x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	VMOVUPS Z2, 128(R8)
+	VMOVUPS Z3, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z4, (R8)
+	VMOVUPS Z5, 64(R8)
+	VMOVUPS Z6, 128(R8)
+	VMOVUPS Z7, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z8, (R8)
+	VMOVUPS Z9, 64(R8)
+	VMOVUPS Z10, 128(R8)
+	VMOVUPS Z11, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z12, (R8)
+	VMOVUPS Z13, 64(R8)
+	VMOVUPS Z14, 128(R8)
+	VMOVUPS Z15, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z16, (R8)
+	VMOVUPS Z17, 64(R8)
+	VMOVUPS Z18, 128(R8)
+	VMOVUPS Z19, 192(R8)
+	ADDQ    $0x00000100, DI
+	JMP     linearBackData_5x80_avx512_tail
+
+linearBackData_5x80_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80_avx512_c3_end
+
+	// Tile of 5 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80_avx512_5x3_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z3
+	VMOVUPS 64(R8), Z4
+	VMOVUPS 128(R8), Z5
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z6
+	VMOVUPS 64(R8), Z7
+	VMOVUPS 128(R8), Z8
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z9
+	VMOVUPS 64(R8), Z10
+	VMOVUPS 128(R8), Z11
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z12
+	VMOVUPS 64(R8), Z13
+	VMOVUPS 128(R8), Z14
+	JMP     linearBackData_5x80_avx512_5x3_j0
+
+linearBackData_5x80_avx512_5x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linearBackData_5x80_avx512_5x3_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80_avx512_5x3_j1
+
+linearBackData_5x80_avx512_5x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R8)(R9*8), R11
+	VMOVUPS      (R8), Z15
+	VMOVUPS      64(R8), Z16
+	VMOVUPS      128(R8), Z17
+	PREFETCHT0   (R11)
+	PREFETCHT0   64(R11)
+	PREFETCHT0   128(R11)
+	VBROADCASTSS (CX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z0
+	VFMADD231PS  Z16, Z18, Z1
+	VFMADD231PS  Z17, Z18, Z2
+	VBROADCASTSS (DX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (BX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z6
+	VFMADD231PS  Z16, Z18, Z7
+	VFMADD231PS  Z17, Z18, Z8
+	VBROADCASTSS (SI)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (AX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z12
+	VFMADD231PS  Z16, Z18, Z13
+	VFMADD231PS  Z17, Z18, Z14
+	VMOVUPS      (R8)(R9*1), Z15
+	VMOVUPS      64(R8)(R9*1), Z16
+	VMOVUPS      128(R8)(R9*1), Z17
+	PREFETCHT0   (R11)(R9*1)
+	PREFETCHT0   64(R11)(R9*1)
+	PREFETCHT0   128(R11)(R9*1)
+	VBROADCASTSS 4(CX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z0
+	VFMADD231PS  Z16, Z18, Z1
+	VFMADD231PS  Z17, Z18, Z2
+	VBROADCASTSS 4(DX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 4(BX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z6
+	VFMADD231PS  Z16, Z18, Z7
+	VFMADD231PS  Z17, Z18, Z8
+	VBROADCASTSS 4(SI)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS 4(AX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z12
+	VFMADD231PS  Z16, Z18, Z13
+	VFMADD231PS  Z17, Z18, Z14
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80_avx512_5x3_j2
+
+linearBackData_5x80_avx512_5x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80_avx512_5x3_jdone
+	VMOVUPS      (R8), Z15
+	VMOVUPS      64(R8), Z16
+	VMOVUPS      128(R8), Z17
+	VBROADCASTSS (CX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z0
+	VFMADD231PS  Z16, Z18, Z1
+	VFMADD231PS  Z17, Z18, Z2
+	VBROADCASTSS (DX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (BX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z6
+	VFMADD231PS  Z16, Z18, Z7
+	VFMADD231PS  Z17, Z18, Z8
+	VBROADCASTSS (SI)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (AX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z12
+	VFMADD231PS  Z16, Z18, Z13
+	VFMADD231PS  Z17, Z18, Z14
+
+linearBackData_5x80_avx512_5x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	VMOVUPS Z2, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z3, (R8)
+	VMOVUPS Z4, 64(R8)
+	VMOVUPS Z5, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z6, (R8)
+	VMOVUPS Z7, 64(R8)
+	VMOVUPS Z8, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z9, (R8)
+	VMOVUPS Z10, 64(R8)
+	VMOVUPS Z11, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z12, (R8)
+	VMOVUPS Z13, 64(R8)
+	VMOVUPS Z14, 128(R8)
+	ADDQ    $0x000000c0, DI
+	JMP     linearBackData_5x80_avx512_tail
+
+linearBackData_5x80_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80_avx512_c2_end
+
+	// Tile of 5 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80_avx512_5x2_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z2
+	VMOVUPS 64(R8), Z3
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z4
+	VMOVUPS 64(R8), Z5
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z6
+	VMOVUPS 64(R8), Z7
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z8
+	VMOVUPS 64(R8), Z9
+	JMP     linearBackData_5x80_avx512_5x2_j0
+
+linearBackData_5x80_avx512_5x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linearBackData_5x80_avx512_5x2_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80_avx512_5x2_j1
+
+linearBackData_5x80_avx512_5x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R8)(R9*8), R11
+	VMOVUPS      (R8), Z10
+	VMOVUPS      64(R8), Z11
+	PREFETCHT0   (R11)
+	PREFETCHT0   64(R11)
+	VBROADCASTSS (CX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z0
+	VFMADD231PS  Z11, Z12, Z1
+	VBROADCASTSS (DX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (BX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (SI)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VBROADCASTSS (AX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z8
+	VFMADD231PS  Z11, Z12, Z9
+	VMOVUPS      (R8)(R9*1), Z10
+	VMOVUPS      64(R8)(R9*1), Z11
+	PREFETCHT0   (R11)(R9*1)
+	PREFETCHT0   64(R11)(R9*1)
+	VBROADCASTSS 4(CX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z0
+	VFMADD231PS  Z11, Z12, Z1
+	VBROADCASTSS 4(DX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS 4(BX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS 4(SI)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VBROADCASTSS 4(AX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z8
+	VFMADD231PS  Z11, Z12, Z9
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80_avx512_5x2_j2
+
+linearBackData_5x80_avx512_5x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80_avx512_5x2_jdone
+	VMOVUPS      (R8), Z10
+	VMOVUPS      64(R8), Z11
+	VBROADCASTSS (CX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z0
+	VFMADD231PS  Z11, Z12, Z1
+	VBROADCASTSS (DX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (BX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (SI)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VBROADCASTSS (AX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z8
+	VFMADD231PS  Z11, Z12, Z9
+
+linearBackData_5x80_avx512_5x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z2, (R8)
+	VMOVUPS Z3, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z4, (R8)
+	VMOVUPS Z5, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z6, (R8)
+	VMOVUPS Z7, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z8, (R8)
+	VMOVUPS Z9, 64(R8)
+	ADDQ    $0x00000080, DI
+	JMP     linearBackData_5x80_avx512_tail
+
+linearBackData_5x80_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(DI), R8
 	CMPQ R8, (SP)
 	JA   linearBackData_5x80_avx512_c1_end
@@ -21548,27 +25356,62 @@ linearBackData_5x80_avx512_5x1_zero:
 linearBackData_5x80_avx512_5x1_j0:
 	MOVQ w+32(FP), R8
 	ADDQ DI, R8
-	XORQ R9, R9
+	MOVQ 16(SP), R9
+	XORQ R10, R10
 
-linearBackData_5x80_avx512_5x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80_avx512_5x1_j1
+
+linearBackData_5x80_avx512_5x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R8)(R9*8), R11
 	VMOVUPS      (R8), Z5
-	PREFETCHT0   512(R8)
-	VBROADCASTSS (CX)(R9*1), Z6
+	PREFETCHT0   (R11)
+	VBROADCASTSS (CX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z0
-	VBROADCASTSS (DX)(R9*1), Z6
+	VBROADCASTSS (DX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z1
-	VBROADCASTSS (BX)(R9*1), Z6
+	VBROADCASTSS (BX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z2
-	VBROADCASTSS (SI)(R9*1), Z6
+	VBROADCASTSS (SI)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z3
-	VBROADCASTSS (AX)(R9*1), Z6
+	VBROADCASTSS (AX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z4
-	ADDQ         16(SP), R8
-	ADDQ         $0x04, R9
-	CMPQ         R9, 8(SP)
-	JB           linearBackData_5x80_avx512_5x1_j
+	VMOVUPS      (R8)(R9*1), Z5
+	PREFETCHT0   (R11)(R9*1)
+	VBROADCASTSS 4(CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS 4(DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS 4(BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS 4(SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS 4(AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80_avx512_5x1_j2
 
+linearBackData_5x80_avx512_5x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80_avx512_5x1_jdone
+	VMOVUPS      (R8), Z5
+	VBROADCASTSS (CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS (DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS (SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS (AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+
+linearBackData_5x80_avx512_5x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R8
 	ADDQ    DI, R8
@@ -21582,9 +25425,10 @@ linearBackData_5x80_avx512_5x1_j:
 	ADDQ    24(SP), R8
 	VMOVUPS Z4, (R8)
 	ADDQ    $0x00000040, DI
-	JMP     linearBackData_5x80_avx512_c1
+	JMP     linearBackData_5x80_avx512_tail
 
 linearBackData_5x80_avx512_c1_end:
+linearBackData_5x80_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ DI, (SP)
 	JE   linearBackData_5x80_avx512_cdone
@@ -21615,26 +25459,60 @@ linearBackData_5x80_avx512_5x1m_zero:
 linearBackData_5x80_avx512_5x1m_j0:
 	MOVQ w+32(FP), R8
 	ADDQ DI, R8
-	XORQ R9, R9
+	MOVQ 16(SP), R9
+	XORQ R10, R10
 
-linearBackData_5x80_avx512_5x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80_avx512_5x1m_j1
+
+linearBackData_5x80_avx512_5x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R8)(R9*8), R11
 	VMOVUPS.Z    (R8), K1, Z5
-	VBROADCASTSS (CX)(R9*1), Z6
+	VBROADCASTSS (CX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z0
-	VBROADCASTSS (DX)(R9*1), Z6
+	VBROADCASTSS (DX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z1
-	VBROADCASTSS (BX)(R9*1), Z6
+	VBROADCASTSS (BX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z2
-	VBROADCASTSS (SI)(R9*1), Z6
+	VBROADCASTSS (SI)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z3
-	VBROADCASTSS (AX)(R9*1), Z6
+	VBROADCASTSS (AX)(R10*1), Z6
 	VFMADD231PS  Z5, Z6, Z4
-	ADDQ         16(SP), R8
-	ADDQ         $0x04, R9
-	CMPQ         R9, 8(SP)
-	JB           linearBackData_5x80_avx512_5x1m_j
+	VMOVUPS.Z    (R8)(R9*1), K1, Z5
+	VBROADCASTSS 4(CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS 4(DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS 4(BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS 4(SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS 4(AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80_avx512_5x1m_j2
 
+linearBackData_5x80_avx512_5x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80_avx512_5x1m_jdone
+	VMOVUPS.Z    (R8), K1, Z5
+	VBROADCASTSS (CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS (DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS (SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS (AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+
+linearBackData_5x80_avx512_5x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    DI, AX
@@ -21654,7 +25532,7 @@ linearBackData_5x80_avx512_cdone:
 
 // func linearBackData_6x64_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_6x64_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_6x64_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -21676,6 +25554,11 @@ TEXT ·linearBackData_6x64_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), R8
 	SHLQ $0x02, R8
 	MOVQ R8, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R8
+	SUBQ $0x08, R8
+	MOVQ R8, 32(SP)
 	MOVQ k+56(FP), R8
 	ANDQ $0x0f, R8
 
@@ -21755,53 +25638,137 @@ linearBackData_6x64_avx512_6x4_zero:
 linearBackData_6x64_avx512_6x4_j0:
 	MOVQ w+32(FP), R9
 	ADDQ R8, R9
-	XORQ R10, R10
+	MOVQ 16(SP), R10
+	XORQ R11, R11
 
-linearBackData_6x64_avx512_6x4_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64_avx512_6x4_j1
+
+linearBackData_6x64_avx512_6x4_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R9)(R10*8), R12
 	VMOVUPS      (R9), Z24
 	VMOVUPS      64(R9), Z25
 	VMOVUPS      128(R9), Z26
 	VMOVUPS      192(R9), Z27
-	PREFETCHT0   512(R9)
-	PREFETCHT0   576(R9)
-	PREFETCHT0   640(R9)
-	PREFETCHT0   704(R9)
-	VBROADCASTSS (CX)(R10*1), Z28
+	PREFETCHT0   (R12)
+	PREFETCHT0   64(R12)
+	PREFETCHT0   128(R12)
+	PREFETCHT0   192(R12)
+	VBROADCASTSS (CX)(R11*1), Z28
 	VFMADD231PS  Z24, Z28, Z0
 	VFMADD231PS  Z25, Z28, Z1
 	VFMADD231PS  Z26, Z28, Z2
 	VFMADD231PS  Z27, Z28, Z3
-	VBROADCASTSS (DX)(R10*1), Z28
+	VBROADCASTSS (DX)(R11*1), Z28
 	VFMADD231PS  Z24, Z28, Z4
 	VFMADD231PS  Z25, Z28, Z5
 	VFMADD231PS  Z26, Z28, Z6
 	VFMADD231PS  Z27, Z28, Z7
-	VBROADCASTSS (BX)(R10*1), Z28
+	VBROADCASTSS (BX)(R11*1), Z28
 	VFMADD231PS  Z24, Z28, Z8
 	VFMADD231PS  Z25, Z28, Z9
 	VFMADD231PS  Z26, Z28, Z10
 	VFMADD231PS  Z27, Z28, Z11
-	VBROADCASTSS (SI)(R10*1), Z28
+	VBROADCASTSS (SI)(R11*1), Z28
 	VFMADD231PS  Z24, Z28, Z12
 	VFMADD231PS  Z25, Z28, Z13
 	VFMADD231PS  Z26, Z28, Z14
 	VFMADD231PS  Z27, Z28, Z15
-	VBROADCASTSS (DI)(R10*1), Z28
+	VBROADCASTSS (DI)(R11*1), Z28
 	VFMADD231PS  Z24, Z28, Z16
 	VFMADD231PS  Z25, Z28, Z17
 	VFMADD231PS  Z26, Z28, Z18
 	VFMADD231PS  Z27, Z28, Z19
-	VBROADCASTSS (AX)(R10*1), Z28
+	VBROADCASTSS (AX)(R11*1), Z28
 	VFMADD231PS  Z24, Z28, Z20
 	VFMADD231PS  Z25, Z28, Z21
 	VFMADD231PS  Z26, Z28, Z22
 	VFMADD231PS  Z27, Z28, Z23
-	ADDQ         16(SP), R9
-	ADDQ         $0x04, R10
-	CMPQ         R10, 8(SP)
-	JB           linearBackData_6x64_avx512_6x4_j
+	VMOVUPS      (R9)(R10*1), Z24
+	VMOVUPS      64(R9)(R10*1), Z25
+	VMOVUPS      128(R9)(R10*1), Z26
+	VMOVUPS      192(R9)(R10*1), Z27
+	PREFETCHT0   (R12)(R10*1)
+	PREFETCHT0   64(R12)(R10*1)
+	PREFETCHT0   128(R12)(R10*1)
+	PREFETCHT0   192(R12)(R10*1)
+	VBROADCASTSS 4(CX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z0
+	VFMADD231PS  Z25, Z28, Z1
+	VFMADD231PS  Z26, Z28, Z2
+	VFMADD231PS  Z27, Z28, Z3
+	VBROADCASTSS 4(DX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z4
+	VFMADD231PS  Z25, Z28, Z5
+	VFMADD231PS  Z26, Z28, Z6
+	VFMADD231PS  Z27, Z28, Z7
+	VBROADCASTSS 4(BX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z8
+	VFMADD231PS  Z25, Z28, Z9
+	VFMADD231PS  Z26, Z28, Z10
+	VFMADD231PS  Z27, Z28, Z11
+	VBROADCASTSS 4(SI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z12
+	VFMADD231PS  Z25, Z28, Z13
+	VFMADD231PS  Z26, Z28, Z14
+	VFMADD231PS  Z27, Z28, Z15
+	VBROADCASTSS 4(DI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z16
+	VFMADD231PS  Z25, Z28, Z17
+	VFMADD231PS  Z26, Z28, Z18
+	VFMADD231PS  Z27, Z28, Z19
+	VBROADCASTSS 4(AX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z20
+	VFMADD231PS  Z25, Z28, Z21
+	VFMADD231PS  Z26, Z28, Z22
+	VFMADD231PS  Z27, Z28, Z23
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64_avx512_6x4_j2
 
+linearBackData_6x64_avx512_6x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64_avx512_6x4_jdone
+	VMOVUPS      (R9), Z24
+	VMOVUPS      64(R9), Z25
+	VMOVUPS      128(R9), Z26
+	VMOVUPS      192(R9), Z27
+	VBROADCASTSS (CX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z0
+	VFMADD231PS  Z25, Z28, Z1
+	VFMADD231PS  Z26, Z28, Z2
+	VFMADD231PS  Z27, Z28, Z3
+	VBROADCASTSS (DX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z4
+	VFMADD231PS  Z25, Z28, Z5
+	VFMADD231PS  Z26, Z28, Z6
+	VFMADD231PS  Z27, Z28, Z7
+	VBROADCASTSS (BX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z8
+	VFMADD231PS  Z25, Z28, Z9
+	VFMADD231PS  Z26, Z28, Z10
+	VFMADD231PS  Z27, Z28, Z11
+	VBROADCASTSS (SI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z12
+	VFMADD231PS  Z25, Z28, Z13
+	VFMADD231PS  Z26, Z28, Z14
+	VFMADD231PS  Z27, Z28, Z15
+	VBROADCASTSS (DI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z16
+	VFMADD231PS  Z25, Z28, Z17
+	VFMADD231PS  Z26, Z28, Z18
+	VFMADD231PS  Z27, Z28, Z19
+	VBROADCASTSS (AX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z20
+	VFMADD231PS  Z25, Z28, Z21
+	VFMADD231PS  Z26, Z28, Z22
+	VFMADD231PS  Z27, Z28, Z23
+
+linearBackData_6x64_avx512_6x4_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R9
 	ADDQ    R8, R9
@@ -21838,8 +25805,358 @@ linearBackData_6x64_avx512_6x4_j:
 	JMP     linearBackData_6x64_avx512_c4
 
 linearBackData_6x64_avx512_c4_end:
-linearBackData_6x64_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(R8), R9
+	CMPQ R9, (SP)
+	JA   linearBackData_6x64_avx512_c3_end
+
+	// Tile of 6 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_6x64_avx512_6x3_zero
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z3
+	VMOVUPS 64(R9), Z4
+	VMOVUPS 128(R9), Z5
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z6
+	VMOVUPS 64(R9), Z7
+	VMOVUPS 128(R9), Z8
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z9
+	VMOVUPS 64(R9), Z10
+	VMOVUPS 128(R9), Z11
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z12
+	VMOVUPS 64(R9), Z13
+	VMOVUPS 128(R9), Z14
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z15
+	VMOVUPS 64(R9), Z16
+	VMOVUPS 128(R9), Z17
+	JMP     linearBackData_6x64_avx512_6x3_j0
+
+linearBackData_6x64_avx512_6x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linearBackData_6x64_avx512_6x3_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64_avx512_6x3_j1
+
+linearBackData_6x64_avx512_6x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R9)(R10*8), R12
+	VMOVUPS      (R9), Z18
+	VMOVUPS      64(R9), Z19
+	VMOVUPS      128(R9), Z20
+	PREFETCHT0   (R12)
+	PREFETCHT0   64(R12)
+	PREFETCHT0   128(R12)
+	VBROADCASTSS (CX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z0
+	VFMADD231PS  Z19, Z21, Z1
+	VFMADD231PS  Z20, Z21, Z2
+	VBROADCASTSS (DX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z3
+	VFMADD231PS  Z19, Z21, Z4
+	VFMADD231PS  Z20, Z21, Z5
+	VBROADCASTSS (BX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z20, Z21, Z8
+	VBROADCASTSS (SI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z9
+	VFMADD231PS  Z19, Z21, Z10
+	VFMADD231PS  Z20, Z21, Z11
+	VBROADCASTSS (DI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z12
+	VFMADD231PS  Z19, Z21, Z13
+	VFMADD231PS  Z20, Z21, Z14
+	VBROADCASTSS (AX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z15
+	VFMADD231PS  Z19, Z21, Z16
+	VFMADD231PS  Z20, Z21, Z17
+	VMOVUPS      (R9)(R10*1), Z18
+	VMOVUPS      64(R9)(R10*1), Z19
+	VMOVUPS      128(R9)(R10*1), Z20
+	PREFETCHT0   (R12)(R10*1)
+	PREFETCHT0   64(R12)(R10*1)
+	PREFETCHT0   128(R12)(R10*1)
+	VBROADCASTSS 4(CX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z0
+	VFMADD231PS  Z19, Z21, Z1
+	VFMADD231PS  Z20, Z21, Z2
+	VBROADCASTSS 4(DX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z3
+	VFMADD231PS  Z19, Z21, Z4
+	VFMADD231PS  Z20, Z21, Z5
+	VBROADCASTSS 4(BX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z20, Z21, Z8
+	VBROADCASTSS 4(SI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z9
+	VFMADD231PS  Z19, Z21, Z10
+	VFMADD231PS  Z20, Z21, Z11
+	VBROADCASTSS 4(DI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z12
+	VFMADD231PS  Z19, Z21, Z13
+	VFMADD231PS  Z20, Z21, Z14
+	VBROADCASTSS 4(AX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z15
+	VFMADD231PS  Z19, Z21, Z16
+	VFMADD231PS  Z20, Z21, Z17
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64_avx512_6x3_j2
+
+linearBackData_6x64_avx512_6x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64_avx512_6x3_jdone
+	VMOVUPS      (R9), Z18
+	VMOVUPS      64(R9), Z19
+	VMOVUPS      128(R9), Z20
+	VBROADCASTSS (CX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z0
+	VFMADD231PS  Z19, Z21, Z1
+	VFMADD231PS  Z20, Z21, Z2
+	VBROADCASTSS (DX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z3
+	VFMADD231PS  Z19, Z21, Z4
+	VFMADD231PS  Z20, Z21, Z5
+	VBROADCASTSS (BX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z20, Z21, Z8
+	VBROADCASTSS (SI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z9
+	VFMADD231PS  Z19, Z21, Z10
+	VFMADD231PS  Z20, Z21, Z11
+	VBROADCASTSS (DI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z12
+	VFMADD231PS  Z19, Z21, Z13
+	VFMADD231PS  Z20, Z21, Z14
+	VBROADCASTSS (AX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z15
+	VFMADD231PS  Z19, Z21, Z16
+	VFMADD231PS  Z20, Z21, Z17
+
+linearBackData_6x64_avx512_6x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	VMOVUPS Z2, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z3, (R9)
+	VMOVUPS Z4, 64(R9)
+	VMOVUPS Z5, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z6, (R9)
+	VMOVUPS Z7, 64(R9)
+	VMOVUPS Z8, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z9, (R9)
+	VMOVUPS Z10, 64(R9)
+	VMOVUPS Z11, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z12, (R9)
+	VMOVUPS Z13, 64(R9)
+	VMOVUPS Z14, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z15, (R9)
+	VMOVUPS Z16, 64(R9)
+	VMOVUPS Z17, 128(R9)
+	ADDQ    $0x000000c0, R8
+	JMP     linearBackData_6x64_avx512_tail
+
+linearBackData_6x64_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(R8), R9
+	CMPQ R9, (SP)
+	JA   linearBackData_6x64_avx512_c2_end
+
+	// Tile of 6 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_6x64_avx512_6x2_zero
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z2
+	VMOVUPS 64(R9), Z3
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z4
+	VMOVUPS 64(R9), Z5
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z6
+	VMOVUPS 64(R9), Z7
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z8
+	VMOVUPS 64(R9), Z9
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z10
+	VMOVUPS 64(R9), Z11
+	JMP     linearBackData_6x64_avx512_6x2_j0
+
+linearBackData_6x64_avx512_6x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_6x64_avx512_6x2_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64_avx512_6x2_j1
+
+linearBackData_6x64_avx512_6x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R9)(R10*8), R12
+	VMOVUPS      (R9), Z12
+	VMOVUPS      64(R9), Z13
+	PREFETCHT0   (R12)
+	PREFETCHT0   64(R12)
+	VBROADCASTSS (CX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS (DX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS (BX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS (SI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS (DI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS (AX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+	VMOVUPS      (R9)(R10*1), Z12
+	VMOVUPS      64(R9)(R10*1), Z13
+	PREFETCHT0   (R12)(R10*1)
+	PREFETCHT0   64(R12)(R10*1)
+	VBROADCASTSS 4(CX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS 4(DX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS 4(BX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS 4(SI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS 4(DI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS 4(AX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64_avx512_6x2_j2
+
+linearBackData_6x64_avx512_6x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64_avx512_6x2_jdone
+	VMOVUPS      (R9), Z12
+	VMOVUPS      64(R9), Z13
+	VBROADCASTSS (CX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS (DX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS (BX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS (SI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS (DI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS (AX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+
+linearBackData_6x64_avx512_6x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z2, (R9)
+	VMOVUPS Z3, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z4, (R9)
+	VMOVUPS Z5, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z6, (R9)
+	VMOVUPS Z7, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z8, (R9)
+	VMOVUPS Z9, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z10, (R9)
+	VMOVUPS Z11, 64(R9)
+	ADDQ    $0x00000080, R8
+	JMP     linearBackData_6x64_avx512_tail
+
+linearBackData_6x64_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(R8), R9
 	CMPQ R9, (SP)
 	JA   linearBackData_6x64_avx512_c1_end
@@ -21873,29 +26190,68 @@ linearBackData_6x64_avx512_6x1_zero:
 linearBackData_6x64_avx512_6x1_j0:
 	MOVQ w+32(FP), R9
 	ADDQ R8, R9
-	XORQ R10, R10
+	MOVQ 16(SP), R10
+	XORQ R11, R11
 
-linearBackData_6x64_avx512_6x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64_avx512_6x1_j1
+
+linearBackData_6x64_avx512_6x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R9)(R10*8), R12
 	VMOVUPS      (R9), Z6
-	PREFETCHT0   512(R9)
-	VBROADCASTSS (CX)(R10*1), Z7
+	PREFETCHT0   (R12)
+	VBROADCASTSS (CX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z0
-	VBROADCASTSS (DX)(R10*1), Z7
+	VBROADCASTSS (DX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z1
-	VBROADCASTSS (BX)(R10*1), Z7
+	VBROADCASTSS (BX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z2
-	VBROADCASTSS (SI)(R10*1), Z7
+	VBROADCASTSS (SI)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z3
-	VBROADCASTSS (DI)(R10*1), Z7
+	VBROADCASTSS (DI)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z4
-	VBROADCASTSS (AX)(R10*1), Z7
+	VBROADCASTSS (AX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z5
-	ADDQ         16(SP), R9
-	ADDQ         $0x04, R10
-	CMPQ         R10, 8(SP)
-	JB           linearBackData_6x64_avx512_6x1_j
+	VMOVUPS      (R9)(R10*1), Z6
+	PREFETCHT0   (R12)(R10*1)
+	VBROADCASTSS 4(CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS 4(DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS 4(BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS 4(SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS 4(DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS 4(AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64_avx512_6x1_j2
 
+linearBackData_6x64_avx512_6x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64_avx512_6x1_jdone
+	VMOVUPS      (R9), Z6
+	VBROADCASTSS (CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS (DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS (BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS (SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS (DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS (AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+
+linearBackData_6x64_avx512_6x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R9
 	ADDQ    R8, R9
@@ -21911,9 +26267,10 @@ linearBackData_6x64_avx512_6x1_j:
 	ADDQ    24(SP), R9
 	VMOVUPS Z5, (R9)
 	ADDQ    $0x00000040, R8
-	JMP     linearBackData_6x64_avx512_c1
+	JMP     linearBackData_6x64_avx512_tail
 
 linearBackData_6x64_avx512_c1_end:
+linearBackData_6x64_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ R8, (SP)
 	JE   linearBackData_6x64_avx512_cdone
@@ -21947,28 +26304,66 @@ linearBackData_6x64_avx512_6x1m_zero:
 linearBackData_6x64_avx512_6x1m_j0:
 	MOVQ w+32(FP), R9
 	ADDQ R8, R9
-	XORQ R10, R10
+	MOVQ 16(SP), R10
+	XORQ R11, R11
 
-linearBackData_6x64_avx512_6x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64_avx512_6x1m_j1
+
+linearBackData_6x64_avx512_6x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R9)(R10*8), R12
 	VMOVUPS.Z    (R9), K1, Z6
-	VBROADCASTSS (CX)(R10*1), Z7
+	VBROADCASTSS (CX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z0
-	VBROADCASTSS (DX)(R10*1), Z7
+	VBROADCASTSS (DX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z1
-	VBROADCASTSS (BX)(R10*1), Z7
+	VBROADCASTSS (BX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z2
-	VBROADCASTSS (SI)(R10*1), Z7
+	VBROADCASTSS (SI)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z3
-	VBROADCASTSS (DI)(R10*1), Z7
+	VBROADCASTSS (DI)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z4
-	VBROADCASTSS (AX)(R10*1), Z7
+	VBROADCASTSS (AX)(R11*1), Z7
 	VFMADD231PS  Z6, Z7, Z5
-	ADDQ         16(SP), R9
-	ADDQ         $0x04, R10
-	CMPQ         R10, 8(SP)
-	JB           linearBackData_6x64_avx512_6x1m_j
+	VMOVUPS.Z    (R9)(R10*1), K1, Z6
+	VBROADCASTSS 4(CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS 4(DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS 4(BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS 4(SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS 4(DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS 4(AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64_avx512_6x1m_j2
 
+linearBackData_6x64_avx512_6x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64_avx512_6x1m_jdone
+	VMOVUPS.Z    (R9), K1, Z6
+	VBROADCASTSS (CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS (DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS (BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS (SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS (DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS (AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+
+linearBackData_6x64_avx512_6x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    R8, AX
@@ -21990,7 +26385,7 @@ linearBackData_6x64_avx512_cdone:
 
 // func linearBackData_7x48_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_7x48_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_7x48_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -22013,6 +26408,11 @@ TEXT ·linearBackData_7x48_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), R9
 	SHLQ $0x02, R9
 	MOVQ R9, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R9
+	SUBQ $0x08, R9
+	MOVQ R9, 32(SP)
 	MOVQ k+56(FP), R9
 	ANDQ $0x0f, R9
 
@@ -22087,49 +26487,126 @@ linearBackData_7x48_avx512_7x3_zero:
 linearBackData_7x48_avx512_7x3_j0:
 	MOVQ w+32(FP), R10
 	ADDQ R9, R10
-	XORQ R11, R11
+	MOVQ 16(SP), R11
+	XORQ R12, R12
 
-linearBackData_7x48_avx512_7x3_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48_avx512_7x3_j1
+
+linearBackData_7x48_avx512_7x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R10)(R11*8), R13
 	VMOVUPS      (R10), Z21
 	VMOVUPS      64(R10), Z22
 	VMOVUPS      128(R10), Z23
-	PREFETCHT0   512(R10)
-	PREFETCHT0   576(R10)
-	PREFETCHT0   640(R10)
-	VBROADCASTSS (CX)(R11*1), Z24
+	PREFETCHT0   (R13)
+	PREFETCHT0   64(R13)
+	PREFETCHT0   128(R13)
+	VBROADCASTSS (CX)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z0
 	VFMADD231PS  Z22, Z24, Z1
 	VFMADD231PS  Z23, Z24, Z2
-	VBROADCASTSS (DX)(R11*1), Z24
+	VBROADCASTSS (DX)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z3
 	VFMADD231PS  Z22, Z24, Z4
 	VFMADD231PS  Z23, Z24, Z5
-	VBROADCASTSS (BX)(R11*1), Z24
+	VBROADCASTSS (BX)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z6
 	VFMADD231PS  Z22, Z24, Z7
 	VFMADD231PS  Z23, Z24, Z8
-	VBROADCASTSS (SI)(R11*1), Z24
+	VBROADCASTSS (SI)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z9
 	VFMADD231PS  Z22, Z24, Z10
 	VFMADD231PS  Z23, Z24, Z11
-	VBROADCASTSS (DI)(R11*1), Z24
+	VBROADCASTSS (DI)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z12
 	VFMADD231PS  Z22, Z24, Z13
 	VFMADD231PS  Z23, Z24, Z14
-	VBROADCASTSS (R8)(R11*1), Z24
+	VBROADCASTSS (R8)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z15
 	VFMADD231PS  Z22, Z24, Z16
 	VFMADD231PS  Z23, Z24, Z17
-	VBROADCASTSS (AX)(R11*1), Z24
+	VBROADCASTSS (AX)(R12*1), Z24
 	VFMADD231PS  Z21, Z24, Z18
 	VFMADD231PS  Z22, Z24, Z19
 	VFMADD231PS  Z23, Z24, Z20
-	ADDQ         16(SP), R10
-	ADDQ         $0x04, R11
-	CMPQ         R11, 8(SP)
-	JB           linearBackData_7x48_avx512_7x3_j
+	VMOVUPS      (R10)(R11*1), Z21
+	VMOVUPS      64(R10)(R11*1), Z22
+	VMOVUPS      128(R10)(R11*1), Z23
+	PREFETCHT0   (R13)(R11*1)
+	PREFETCHT0   64(R13)(R11*1)
+	PREFETCHT0   128(R13)(R11*1)
+	VBROADCASTSS 4(CX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z0
+	VFMADD231PS  Z22, Z24, Z1
+	VFMADD231PS  Z23, Z24, Z2
+	VBROADCASTSS 4(DX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS 4(BX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z6
+	VFMADD231PS  Z22, Z24, Z7
+	VFMADD231PS  Z23, Z24, Z8
+	VBROADCASTSS 4(SI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS 4(DI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z12
+	VFMADD231PS  Z22, Z24, Z13
+	VFMADD231PS  Z23, Z24, Z14
+	VBROADCASTSS 4(R8)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VBROADCASTSS 4(AX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z18
+	VFMADD231PS  Z22, Z24, Z19
+	VFMADD231PS  Z23, Z24, Z20
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48_avx512_7x3_j2
 
+linearBackData_7x48_avx512_7x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48_avx512_7x3_jdone
+	VMOVUPS      (R10), Z21
+	VMOVUPS      64(R10), Z22
+	VMOVUPS      128(R10), Z23
+	VBROADCASTSS (CX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z0
+	VFMADD231PS  Z22, Z24, Z1
+	VFMADD231PS  Z23, Z24, Z2
+	VBROADCASTSS (DX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (BX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z6
+	VFMADD231PS  Z22, Z24, Z7
+	VFMADD231PS  Z23, Z24, Z8
+	VBROADCASTSS (SI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (DI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z12
+	VFMADD231PS  Z22, Z24, Z13
+	VFMADD231PS  Z23, Z24, Z14
+	VBROADCASTSS (R8)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VBROADCASTSS (AX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z18
+	VFMADD231PS  Z22, Z24, Z19
+	VFMADD231PS  Z23, Z24, Z20
+
+linearBackData_7x48_avx512_7x3_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R10
 	ADDQ    R9, R10
@@ -22164,8 +26641,179 @@ linearBackData_7x48_avx512_7x3_j:
 	JMP     linearBackData_7x48_avx512_c3
 
 linearBackData_7x48_avx512_c3_end:
-linearBackData_7x48_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(R9), R10
+	CMPQ R10, (SP)
+	JA   linearBackData_7x48_avx512_c2_end
+
+	// Tile of 7 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_7x48_avx512_7x2_zero
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z2
+	VMOVUPS 64(R10), Z3
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z4
+	VMOVUPS 64(R10), Z5
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z6
+	VMOVUPS 64(R10), Z7
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z8
+	VMOVUPS 64(R10), Z9
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z10
+	VMOVUPS 64(R10), Z11
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z12
+	VMOVUPS 64(R10), Z13
+	JMP     linearBackData_7x48_avx512_7x2_j0
+
+linearBackData_7x48_avx512_7x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linearBackData_7x48_avx512_7x2_j0:
+	MOVQ w+32(FP), R10
+	ADDQ R9, R10
+	MOVQ 16(SP), R11
+	XORQ R12, R12
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48_avx512_7x2_j1
+
+linearBackData_7x48_avx512_7x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R10)(R11*8), R13
+	VMOVUPS      (R10), Z14
+	VMOVUPS      64(R10), Z15
+	PREFETCHT0   (R13)
+	PREFETCHT0   64(R13)
+	VBROADCASTSS (CX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS (DX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (BX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z4
+	VFMADD231PS  Z15, Z16, Z5
+	VBROADCASTSS (SI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (DI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z8
+	VFMADD231PS  Z15, Z16, Z9
+	VBROADCASTSS (R8)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VBROADCASTSS (AX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z12
+	VFMADD231PS  Z15, Z16, Z13
+	VMOVUPS      (R10)(R11*1), Z14
+	VMOVUPS      64(R10)(R11*1), Z15
+	PREFETCHT0   (R13)(R11*1)
+	PREFETCHT0   64(R13)(R11*1)
+	VBROADCASTSS 4(CX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS 4(DX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS 4(BX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z4
+	VFMADD231PS  Z15, Z16, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS 4(DI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z8
+	VFMADD231PS  Z15, Z16, Z9
+	VBROADCASTSS 4(R8)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VBROADCASTSS 4(AX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z12
+	VFMADD231PS  Z15, Z16, Z13
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48_avx512_7x2_j2
+
+linearBackData_7x48_avx512_7x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48_avx512_7x2_jdone
+	VMOVUPS      (R10), Z14
+	VMOVUPS      64(R10), Z15
+	VBROADCASTSS (CX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS (DX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (BX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z4
+	VFMADD231PS  Z15, Z16, Z5
+	VBROADCASTSS (SI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (DI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z8
+	VFMADD231PS  Z15, Z16, Z9
+	VBROADCASTSS (R8)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VBROADCASTSS (AX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z12
+	VFMADD231PS  Z15, Z16, Z13
+
+linearBackData_7x48_avx512_7x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS Z0, (R10)
+	VMOVUPS Z1, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z2, (R10)
+	VMOVUPS Z3, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z4, (R10)
+	VMOVUPS Z5, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z6, (R10)
+	VMOVUPS Z7, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z8, (R10)
+	VMOVUPS Z9, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z10, (R10)
+	VMOVUPS Z11, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z12, (R10)
+	VMOVUPS Z13, 64(R10)
+	ADDQ    $0x00000080, R9
+	JMP     linearBackData_7x48_avx512_tail
+
+linearBackData_7x48_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(R9), R10
 	CMPQ R10, (SP)
 	JA   linearBackData_7x48_avx512_c1_end
@@ -22202,31 +26850,74 @@ linearBackData_7x48_avx512_7x1_zero:
 linearBackData_7x48_avx512_7x1_j0:
 	MOVQ w+32(FP), R10
 	ADDQ R9, R10
-	XORQ R11, R11
+	MOVQ 16(SP), R11
+	XORQ R12, R12
 
-linearBackData_7x48_avx512_7x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48_avx512_7x1_j1
+
+linearBackData_7x48_avx512_7x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R10)(R11*8), R13
 	VMOVUPS      (R10), Z7
-	PREFETCHT0   512(R10)
-	VBROADCASTSS (CX)(R11*1), Z8
+	PREFETCHT0   (R13)
+	VBROADCASTSS (CX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z0
-	VBROADCASTSS (DX)(R11*1), Z8
+	VBROADCASTSS (DX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z1
-	VBROADCASTSS (BX)(R11*1), Z8
+	VBROADCASTSS (BX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z2
-	VBROADCASTSS (SI)(R11*1), Z8
+	VBROADCASTSS (SI)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z3
-	VBROADCASTSS (DI)(R11*1), Z8
+	VBROADCASTSS (DI)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z4
-	VBROADCASTSS (R8)(R11*1), Z8
+	VBROADCASTSS (R8)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z5
-	VBROADCASTSS (AX)(R11*1), Z8
+	VBROADCASTSS (AX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z6
-	ADDQ         16(SP), R10
-	ADDQ         $0x04, R11
-	CMPQ         R11, 8(SP)
-	JB           linearBackData_7x48_avx512_7x1_j
+	VMOVUPS      (R10)(R11*1), Z7
+	PREFETCHT0   (R13)(R11*1)
+	VBROADCASTSS 4(CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS 4(DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS 4(BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS 4(SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS 4(DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS 4(R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS 4(AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48_avx512_7x1_j2
 
+linearBackData_7x48_avx512_7x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48_avx512_7x1_jdone
+	VMOVUPS      (R10), Z7
+	VBROADCASTSS (CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS (DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS (SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS (R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS (AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+
+linearBackData_7x48_avx512_7x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R10
 	ADDQ    R9, R10
@@ -22244,9 +26935,10 @@ linearBackData_7x48_avx512_7x1_j:
 	ADDQ    24(SP), R10
 	VMOVUPS Z6, (R10)
 	ADDQ    $0x00000040, R9
-	JMP     linearBackData_7x48_avx512_c1
+	JMP     linearBackData_7x48_avx512_tail
 
 linearBackData_7x48_avx512_c1_end:
+linearBackData_7x48_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ R9, (SP)
 	JE   linearBackData_7x48_avx512_cdone
@@ -22283,30 +26975,72 @@ linearBackData_7x48_avx512_7x1m_zero:
 linearBackData_7x48_avx512_7x1m_j0:
 	MOVQ w+32(FP), R10
 	ADDQ R9, R10
-	XORQ R11, R11
+	MOVQ 16(SP), R11
+	XORQ R12, R12
 
-linearBackData_7x48_avx512_7x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48_avx512_7x1m_j1
+
+linearBackData_7x48_avx512_7x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R10)(R11*8), R13
 	VMOVUPS.Z    (R10), K1, Z7
-	VBROADCASTSS (CX)(R11*1), Z8
+	VBROADCASTSS (CX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z0
-	VBROADCASTSS (DX)(R11*1), Z8
+	VBROADCASTSS (DX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z1
-	VBROADCASTSS (BX)(R11*1), Z8
+	VBROADCASTSS (BX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z2
-	VBROADCASTSS (SI)(R11*1), Z8
+	VBROADCASTSS (SI)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z3
-	VBROADCASTSS (DI)(R11*1), Z8
+	VBROADCASTSS (DI)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z4
-	VBROADCASTSS (R8)(R11*1), Z8
+	VBROADCASTSS (R8)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z5
-	VBROADCASTSS (AX)(R11*1), Z8
+	VBROADCASTSS (AX)(R12*1), Z8
 	VFMADD231PS  Z7, Z8, Z6
-	ADDQ         16(SP), R10
-	ADDQ         $0x04, R11
-	CMPQ         R11, 8(SP)
-	JB           linearBackData_7x48_avx512_7x1m_j
+	VMOVUPS.Z    (R10)(R11*1), K1, Z7
+	VBROADCASTSS 4(CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS 4(DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS 4(BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS 4(SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS 4(DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS 4(R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS 4(AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48_avx512_7x1m_j2
 
+linearBackData_7x48_avx512_7x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48_avx512_7x1m_jdone
+	VMOVUPS.Z    (R10), K1, Z7
+	VBROADCASTSS (CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS (DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS (SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS (R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS (AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+
+linearBackData_7x48_avx512_7x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    R9, AX
@@ -22330,7 +27064,7 @@ linearBackData_7x48_avx512_cdone:
 
 // func linearBackData_8x48_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·linearBackData_8x48_avx512(SB), NOSPLIT, $32-65
+TEXT ·linearBackData_8x48_avx512(SB), NOSPLIT, $40-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -22354,6 +27088,11 @@ TEXT ·linearBackData_8x48_avx512(SB), NOSPLIT, $32-65
 	MOVQ ldx+8(FP), R10
 	SHLQ $0x02, R10
 	MOVQ R10, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R10
+	SUBQ $0x08, R10
+	MOVQ R10, 32(SP)
 	MOVQ k+56(FP), R10
 	ANDQ $0x0f, R10
 
@@ -22435,53 +27174,138 @@ linearBackData_8x48_avx512_8x3_zero:
 linearBackData_8x48_avx512_8x3_j0:
 	MOVQ w+32(FP), R11
 	ADDQ R10, R11
-	XORQ R12, R12
+	MOVQ 16(SP), R12
+	XORQ R13, R13
 
-linearBackData_8x48_avx512_8x3_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48_avx512_8x3_j1
+
+linearBackData_8x48_avx512_8x3_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R11)(R12*8), R14
 	VMOVUPS      (R11), Z24
 	VMOVUPS      64(R11), Z25
 	VMOVUPS      128(R11), Z26
-	PREFETCHT0   512(R11)
-	PREFETCHT0   576(R11)
-	PREFETCHT0   640(R11)
-	VBROADCASTSS (CX)(R12*1), Z27
+	PREFETCHT0   (R14)
+	PREFETCHT0   64(R14)
+	PREFETCHT0   128(R14)
+	VBROADCASTSS (CX)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z0
 	VFMADD231PS  Z25, Z27, Z1
 	VFMADD231PS  Z26, Z27, Z2
-	VBROADCASTSS (DX)(R12*1), Z27
+	VBROADCASTSS (DX)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z3
 	VFMADD231PS  Z25, Z27, Z4
 	VFMADD231PS  Z26, Z27, Z5
-	VBROADCASTSS (BX)(R12*1), Z27
+	VBROADCASTSS (BX)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z6
 	VFMADD231PS  Z25, Z27, Z7
 	VFMADD231PS  Z26, Z27, Z8
-	VBROADCASTSS (SI)(R12*1), Z27
+	VBROADCASTSS (SI)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z9
 	VFMADD231PS  Z25, Z27, Z10
 	VFMADD231PS  Z26, Z27, Z11
-	VBROADCASTSS (DI)(R12*1), Z27
+	VBROADCASTSS (DI)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z12
 	VFMADD231PS  Z25, Z27, Z13
 	VFMADD231PS  Z26, Z27, Z14
-	VBROADCASTSS (R8)(R12*1), Z27
+	VBROADCASTSS (R8)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z15
 	VFMADD231PS  Z25, Z27, Z16
 	VFMADD231PS  Z26, Z27, Z17
-	VBROADCASTSS (R9)(R12*1), Z27
+	VBROADCASTSS (R9)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z18
 	VFMADD231PS  Z25, Z27, Z19
 	VFMADD231PS  Z26, Z27, Z20
-	VBROADCASTSS (AX)(R12*1), Z27
+	VBROADCASTSS (AX)(R13*1), Z27
 	VFMADD231PS  Z24, Z27, Z21
 	VFMADD231PS  Z25, Z27, Z22
 	VFMADD231PS  Z26, Z27, Z23
-	ADDQ         16(SP), R11
-	ADDQ         $0x04, R12
-	CMPQ         R12, 8(SP)
-	JB           linearBackData_8x48_avx512_8x3_j
+	VMOVUPS      (R11)(R12*1), Z24
+	VMOVUPS      64(R11)(R12*1), Z25
+	VMOVUPS      128(R11)(R12*1), Z26
+	PREFETCHT0   (R14)(R12*1)
+	PREFETCHT0   64(R14)(R12*1)
+	PREFETCHT0   128(R14)(R12*1)
+	VBROADCASTSS 4(CX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS 4(DX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z3
+	VFMADD231PS  Z25, Z27, Z4
+	VFMADD231PS  Z26, Z27, Z5
+	VBROADCASTSS 4(BX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS 4(SI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z9
+	VFMADD231PS  Z25, Z27, Z10
+	VFMADD231PS  Z26, Z27, Z11
+	VBROADCASTSS 4(DI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS 4(R8)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z15
+	VFMADD231PS  Z25, Z27, Z16
+	VFMADD231PS  Z26, Z27, Z17
+	VBROADCASTSS 4(R9)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS 4(AX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z21
+	VFMADD231PS  Z25, Z27, Z22
+	VFMADD231PS  Z26, Z27, Z23
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48_avx512_8x3_j2
 
+linearBackData_8x48_avx512_8x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48_avx512_8x3_jdone
+	VMOVUPS      (R11), Z24
+	VMOVUPS      64(R11), Z25
+	VMOVUPS      128(R11), Z26
+	VBROADCASTSS (CX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS (DX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z3
+	VFMADD231PS  Z25, Z27, Z4
+	VFMADD231PS  Z26, Z27, Z5
+	VBROADCASTSS (BX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS (SI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z9
+	VFMADD231PS  Z25, Z27, Z10
+	VFMADD231PS  Z26, Z27, Z11
+	VBROADCASTSS (DI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS (R8)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z15
+	VFMADD231PS  Z25, Z27, Z16
+	VFMADD231PS  Z26, Z27, Z17
+	VBROADCASTSS (R9)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS (AX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z21
+	VFMADD231PS  Z25, Z27, Z22
+	VFMADD231PS  Z26, Z27, Z23
+
+linearBackData_8x48_avx512_8x3_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R11
 	ADDQ    R10, R11
@@ -22520,8 +27344,196 @@ linearBackData_8x48_avx512_8x3_j:
 	JMP     linearBackData_8x48_avx512_c3
 
 linearBackData_8x48_avx512_c3_end:
-linearBackData_8x48_avx512_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(R10), R11
+	CMPQ R11, (SP)
+	JA   linearBackData_8x48_avx512_c2_end
+
+	// Tile of 8 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_8x48_avx512_8x2_zero
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z2
+	VMOVUPS 64(R11), Z3
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z4
+	VMOVUPS 64(R11), Z5
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z6
+	VMOVUPS 64(R11), Z7
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z8
+	VMOVUPS 64(R11), Z9
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z10
+	VMOVUPS 64(R11), Z11
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z12
+	VMOVUPS 64(R11), Z13
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z14
+	VMOVUPS 64(R11), Z15
+	JMP     linearBackData_8x48_avx512_8x2_j0
+
+linearBackData_8x48_avx512_8x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearBackData_8x48_avx512_8x2_j0:
+	MOVQ w+32(FP), R11
+	ADDQ R10, R11
+	MOVQ 16(SP), R12
+	XORQ R13, R13
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48_avx512_8x2_j1
+
+linearBackData_8x48_avx512_8x2_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R11)(R12*8), R14
+	VMOVUPS      (R11), Z16
+	VMOVUPS      64(R11), Z17
+	PREFETCHT0   (R14)
+	PREFETCHT0   64(R14)
+	VBROADCASTSS (CX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS (DX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS (BX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (SI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS (DI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS (R8)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (R9)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS (AX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+	VMOVUPS      (R11)(R12*1), Z16
+	VMOVUPS      64(R11)(R12*1), Z17
+	PREFETCHT0   (R14)(R12*1)
+	PREFETCHT0   64(R14)(R12*1)
+	VBROADCASTSS 4(CX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS 4(DX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS 4(BX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 4(SI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS 4(DI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS 4(R8)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS 4(R9)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS 4(AX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48_avx512_8x2_j2
+
+linearBackData_8x48_avx512_8x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48_avx512_8x2_jdone
+	VMOVUPS      (R11), Z16
+	VMOVUPS      64(R11), Z17
+	VBROADCASTSS (CX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS (DX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS (BX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (SI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS (DI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS (R8)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (R9)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS (AX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+
+linearBackData_8x48_avx512_8x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS Z0, (R11)
+	VMOVUPS Z1, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z4, (R11)
+	VMOVUPS Z5, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z6, (R11)
+	VMOVUPS Z7, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z8, (R11)
+	VMOVUPS Z9, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z10, (R11)
+	VMOVUPS Z11, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z12, (R11)
+	VMOVUPS Z13, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z14, (R11)
+	VMOVUPS Z15, 64(R11)
+	ADDQ    $0x00000080, R10
+	JMP     linearBackData_8x48_avx512_tail
+
+linearBackData_8x48_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(R10), R11
 	CMPQ R11, (SP)
 	JA   linearBackData_8x48_avx512_c1_end
@@ -22561,33 +27573,80 @@ linearBackData_8x48_avx512_8x1_zero:
 linearBackData_8x48_avx512_8x1_j0:
 	MOVQ w+32(FP), R11
 	ADDQ R10, R11
-	XORQ R12, R12
+	MOVQ 16(SP), R12
+	XORQ R13, R13
 
-linearBackData_8x48_avx512_8x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48_avx512_8x1_j1
+
+linearBackData_8x48_avx512_8x1_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R11)(R12*8), R14
 	VMOVUPS      (R11), Z8
-	PREFETCHT0   512(R11)
-	VBROADCASTSS (CX)(R12*1), Z9
+	PREFETCHT0   (R14)
+	VBROADCASTSS (CX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z0
-	VBROADCASTSS (DX)(R12*1), Z9
+	VBROADCASTSS (DX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z1
-	VBROADCASTSS (BX)(R12*1), Z9
+	VBROADCASTSS (BX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z2
-	VBROADCASTSS (SI)(R12*1), Z9
+	VBROADCASTSS (SI)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z3
-	VBROADCASTSS (DI)(R12*1), Z9
+	VBROADCASTSS (DI)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z4
-	VBROADCASTSS (R8)(R12*1), Z9
+	VBROADCASTSS (R8)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z5
-	VBROADCASTSS (R9)(R12*1), Z9
+	VBROADCASTSS (R9)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z6
-	VBROADCASTSS (AX)(R12*1), Z9
+	VBROADCASTSS (AX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z7
-	ADDQ         16(SP), R11
-	ADDQ         $0x04, R12
-	CMPQ         R12, 8(SP)
-	JB           linearBackData_8x48_avx512_8x1_j
+	VMOVUPS      (R11)(R12*1), Z8
+	PREFETCHT0   (R14)(R12*1)
+	VBROADCASTSS 4(CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 4(BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 4(SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 4(DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 4(R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 4(R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 4(AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48_avx512_8x1_j2
 
+linearBackData_8x48_avx512_8x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48_avx512_8x1_jdone
+	VMOVUPS      (R11), Z8
+	VBROADCASTSS (CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS (DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS (BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS (DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS (R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS (R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS (AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+
+linearBackData_8x48_avx512_8x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R11
 	ADDQ    R10, R11
@@ -22607,9 +27666,10 @@ linearBackData_8x48_avx512_8x1_j:
 	ADDQ    24(SP), R11
 	VMOVUPS Z7, (R11)
 	ADDQ    $0x00000040, R10
-	JMP     linearBackData_8x48_avx512_c1
+	JMP     linearBackData_8x48_avx512_tail
 
 linearBackData_8x48_avx512_c1_end:
+linearBackData_8x48_avx512_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ R10, (SP)
 	JE   linearBackData_8x48_avx512_cdone
@@ -22649,32 +27709,78 @@ linearBackData_8x48_avx512_8x1m_zero:
 linearBackData_8x48_avx512_8x1m_j0:
 	MOVQ w+32(FP), R11
 	ADDQ R10, R11
-	XORQ R12, R12
+	MOVQ 16(SP), R12
+	XORQ R13, R13
 
-linearBackData_8x48_avx512_8x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48_avx512_8x1m_j1
+
+linearBackData_8x48_avx512_8x1m_j2:
+	// prefetch W[j+8], W[j+9]
+	LEAQ         (R11)(R12*8), R14
 	VMOVUPS.Z    (R11), K1, Z8
-	VBROADCASTSS (CX)(R12*1), Z9
+	VBROADCASTSS (CX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z0
-	VBROADCASTSS (DX)(R12*1), Z9
+	VBROADCASTSS (DX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z1
-	VBROADCASTSS (BX)(R12*1), Z9
+	VBROADCASTSS (BX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z2
-	VBROADCASTSS (SI)(R12*1), Z9
+	VBROADCASTSS (SI)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z3
-	VBROADCASTSS (DI)(R12*1), Z9
+	VBROADCASTSS (DI)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z4
-	VBROADCASTSS (R8)(R12*1), Z9
+	VBROADCASTSS (R8)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z5
-	VBROADCASTSS (R9)(R12*1), Z9
+	VBROADCASTSS (R9)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z6
-	VBROADCASTSS (AX)(R12*1), Z9
+	VBROADCASTSS (AX)(R13*1), Z9
 	VFMADD231PS  Z8, Z9, Z7
-	ADDQ         16(SP), R11
-	ADDQ         $0x04, R12
-	CMPQ         R12, 8(SP)
-	JB           linearBackData_8x48_avx512_8x1m_j
+	VMOVUPS.Z    (R11)(R12*1), K1, Z8
+	VBROADCASTSS 4(CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 4(BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 4(SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 4(DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 4(R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 4(R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 4(AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48_avx512_8x1m_j2
 
+linearBackData_8x48_avx512_8x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48_avx512_8x1m_jdone
+	VMOVUPS.Z    (R11), K1, Z8
+	VBROADCASTSS (CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS (DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS (BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS (DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS (R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS (R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS (AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+
+linearBackData_8x48_avx512_8x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), AX
 	ADDQ    R10, AX
@@ -22700,7 +27806,7 @@ linearBackData_8x48_avx512_cdone:
 
 // func linearBackData_1x56_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
-TEXT ·linearBackData_1x56_avx2(SB), NOSPLIT, $40-65
+TEXT ·linearBackData_1x56_avx2(SB), NOSPLIT, $48-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -22717,6 +27823,11 @@ TEXT ·linearBackData_1x56_avx2(SB), NOSPLIT, $40-65
 	MOVQ ldx+8(FP), CX
 	SHLQ $0x02, CX
 	MOVQ CX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), CX
+	SUBQ $0x08, CX
+	MOVQ CX, 32(SP)
 	MOVQ k+56(FP), CX
 	ANDQ $0x07, CX
 
@@ -22724,7 +27835,7 @@ TEXT ·linearBackData_1x56_avx2(SB), NOSPLIT, $40-65
 	LEAQ linearTailTable<>+64(SB), DX
 	SHLQ $0x02, CX
 	SUBQ CX, DX
-	MOVQ DX, 32(SP)
+	MOVQ DX, 40(SP)
 	XORQ CX, CX
 
 linearBackData_1x56_avx2_c7:
@@ -22759,10 +27870,14 @@ linearBackData_1x56_avx2_1x7_zero:
 linearBackData_1x56_avx2_1x7_j0:
 	MOVQ w+32(FP), DX
 	ADDQ CX, DX
-	XORQ BX, BX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
 
-linearBackData_1x56_avx2_1x7_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x7_j1
+
+linearBackData_1x56_avx2_1x7_j2:
 	VMOVUPS      (DX), Y7
 	VMOVUPS      32(DX), Y8
 	VMOVUPS      64(DX), Y9
@@ -22770,7 +27885,7 @@ linearBackData_1x56_avx2_1x7_j:
 	VMOVUPS      128(DX), Y11
 	VMOVUPS      160(DX), Y12
 	VMOVUPS      192(DX), Y13
-	VBROADCASTSS (AX)(BX*1), Y14
+	VBROADCASTSS (AX)(SI*1), Y14
 	VFMADD231PS  Y7, Y14, Y0
 	VFMADD231PS  Y8, Y14, Y1
 	VFMADD231PS  Y9, Y14, Y2
@@ -22778,11 +27893,47 @@ linearBackData_1x56_avx2_1x7_j:
 	VFMADD231PS  Y11, Y14, Y4
 	VFMADD231PS  Y12, Y14, Y5
 	VFMADD231PS  Y13, Y14, Y6
-	ADDQ         16(SP), DX
-	ADDQ         $0x04, BX
-	CMPQ         BX, 8(SP)
-	JB           linearBackData_1x56_avx2_1x7_j
+	VMOVUPS      (DX)(BX*1), Y7
+	VMOVUPS      32(DX)(BX*1), Y8
+	VMOVUPS      64(DX)(BX*1), Y9
+	VMOVUPS      96(DX)(BX*1), Y10
+	VMOVUPS      128(DX)(BX*1), Y11
+	VMOVUPS      160(DX)(BX*1), Y12
+	VMOVUPS      192(DX)(BX*1), Y13
+	VBROADCASTSS 4(AX)(SI*1), Y14
+	VFMADD231PS  Y7, Y14, Y0
+	VFMADD231PS  Y8, Y14, Y1
+	VFMADD231PS  Y9, Y14, Y2
+	VFMADD231PS  Y10, Y14, Y3
+	VFMADD231PS  Y11, Y14, Y4
+	VFMADD231PS  Y12, Y14, Y5
+	VFMADD231PS  Y13, Y14, Y6
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x7_j2
 
+linearBackData_1x56_avx2_1x7_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x7_jdone
+	VMOVUPS      (DX), Y7
+	VMOVUPS      32(DX), Y8
+	VMOVUPS      64(DX), Y9
+	VMOVUPS      96(DX), Y10
+	VMOVUPS      128(DX), Y11
+	VMOVUPS      160(DX), Y12
+	VMOVUPS      192(DX), Y13
+	VBROADCASTSS (AX)(SI*1), Y14
+	VFMADD231PS  Y7, Y14, Y0
+	VFMADD231PS  Y8, Y14, Y1
+	VFMADD231PS  Y9, Y14, Y2
+	VFMADD231PS  Y10, Y14, Y3
+	VFMADD231PS  Y11, Y14, Y4
+	VFMADD231PS  Y12, Y14, Y5
+	VFMADD231PS  Y13, Y14, Y6
+
+linearBackData_1x56_avx2_1x7_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DX
 	ADDQ    CX, DX
@@ -22797,8 +27948,417 @@ linearBackData_1x56_avx2_1x7_j:
 	JMP     linearBackData_1x56_avx2_c7
 
 linearBackData_1x56_avx2_c7_end:
-linearBackData_1x56_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+	// if coff+192 <= 4*k: the last 6 whole vectors
+	LEAQ 192(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x56_avx2_c6_end
+
+	// Tile of 1 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x56_avx2_1x6_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	VMOVUPS 128(DX), Y4
+	VMOVUPS 160(DX), Y5
+	JMP     linearBackData_1x56_avx2_1x6_j0
+
+linearBackData_1x56_avx2_1x6_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linearBackData_1x56_avx2_1x6_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x6_j1
+
+linearBackData_1x56_avx2_1x6_j2:
+	VMOVUPS      (DX), Y6
+	VMOVUPS      32(DX), Y7
+	VMOVUPS      64(DX), Y8
+	VMOVUPS      96(DX), Y9
+	VMOVUPS      128(DX), Y10
+	VMOVUPS      160(DX), Y11
+	VBROADCASTSS (AX)(SI*1), Y12
+	VFMADD231PS  Y6, Y12, Y0
+	VFMADD231PS  Y7, Y12, Y1
+	VFMADD231PS  Y8, Y12, Y2
+	VFMADD231PS  Y9, Y12, Y3
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VMOVUPS      (DX)(BX*1), Y6
+	VMOVUPS      32(DX)(BX*1), Y7
+	VMOVUPS      64(DX)(BX*1), Y8
+	VMOVUPS      96(DX)(BX*1), Y9
+	VMOVUPS      128(DX)(BX*1), Y10
+	VMOVUPS      160(DX)(BX*1), Y11
+	VBROADCASTSS 4(AX)(SI*1), Y12
+	VFMADD231PS  Y6, Y12, Y0
+	VFMADD231PS  Y7, Y12, Y1
+	VFMADD231PS  Y8, Y12, Y2
+	VFMADD231PS  Y9, Y12, Y3
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x6_j2
+
+linearBackData_1x56_avx2_1x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x6_jdone
+	VMOVUPS      (DX), Y6
+	VMOVUPS      32(DX), Y7
+	VMOVUPS      64(DX), Y8
+	VMOVUPS      96(DX), Y9
+	VMOVUPS      128(DX), Y10
+	VMOVUPS      160(DX), Y11
+	VBROADCASTSS (AX)(SI*1), Y12
+	VFMADD231PS  Y6, Y12, Y0
+	VFMADD231PS  Y7, Y12, Y1
+	VFMADD231PS  Y8, Y12, Y2
+	VFMADD231PS  Y9, Y12, Y3
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+
+linearBackData_1x56_avx2_1x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	ADDQ    $0x000000c0, CX
+	JMP     linearBackData_1x56_avx2_tail
+
+linearBackData_1x56_avx2_c6_end:
+	// if coff+160 <= 4*k: the last 5 whole vectors
+	LEAQ 160(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x56_avx2_c5_end
+
+	// Tile of 1 sample(s) × 40 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x56_avx2_1x5_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	VMOVUPS 128(DX), Y4
+	JMP     linearBackData_1x56_avx2_1x5_j0
+
+linearBackData_1x56_avx2_1x5_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+
+linearBackData_1x56_avx2_1x5_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x5_j1
+
+linearBackData_1x56_avx2_1x5_j2:
+	VMOVUPS      (DX), Y5
+	VMOVUPS      32(DX), Y6
+	VMOVUPS      64(DX), Y7
+	VMOVUPS      96(DX), Y8
+	VMOVUPS      128(DX), Y9
+	VBROADCASTSS (AX)(SI*1), Y10
+	VFMADD231PS  Y5, Y10, Y0
+	VFMADD231PS  Y6, Y10, Y1
+	VFMADD231PS  Y7, Y10, Y2
+	VFMADD231PS  Y8, Y10, Y3
+	VFMADD231PS  Y9, Y10, Y4
+	VMOVUPS      (DX)(BX*1), Y5
+	VMOVUPS      32(DX)(BX*1), Y6
+	VMOVUPS      64(DX)(BX*1), Y7
+	VMOVUPS      96(DX)(BX*1), Y8
+	VMOVUPS      128(DX)(BX*1), Y9
+	VBROADCASTSS 4(AX)(SI*1), Y10
+	VFMADD231PS  Y5, Y10, Y0
+	VFMADD231PS  Y6, Y10, Y1
+	VFMADD231PS  Y7, Y10, Y2
+	VFMADD231PS  Y8, Y10, Y3
+	VFMADD231PS  Y9, Y10, Y4
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x5_j2
+
+linearBackData_1x56_avx2_1x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x5_jdone
+	VMOVUPS      (DX), Y5
+	VMOVUPS      32(DX), Y6
+	VMOVUPS      64(DX), Y7
+	VMOVUPS      96(DX), Y8
+	VMOVUPS      128(DX), Y9
+	VBROADCASTSS (AX)(SI*1), Y10
+	VFMADD231PS  Y5, Y10, Y0
+	VFMADD231PS  Y6, Y10, Y1
+	VFMADD231PS  Y7, Y10, Y2
+	VFMADD231PS  Y8, Y10, Y3
+	VFMADD231PS  Y9, Y10, Y4
+
+linearBackData_1x56_avx2_1x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	ADDQ    $0x000000a0, CX
+	JMP     linearBackData_1x56_avx2_tail
+
+linearBackData_1x56_avx2_c5_end:
+	// if coff+128 <= 4*k: the last 4 whole vectors
+	LEAQ 128(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x56_avx2_c4_end
+
+	// Tile of 1 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x56_avx2_1x4_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	JMP     linearBackData_1x56_avx2_1x4_j0
+
+linearBackData_1x56_avx2_1x4_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearBackData_1x56_avx2_1x4_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x4_j1
+
+linearBackData_1x56_avx2_1x4_j2:
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VMOVUPS      64(DX), Y6
+	VMOVUPS      96(DX), Y7
+	VBROADCASTSS (AX)(SI*1), Y8
+	VFMADD231PS  Y4, Y8, Y0
+	VFMADD231PS  Y5, Y8, Y1
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+	VMOVUPS      (DX)(BX*1), Y4
+	VMOVUPS      32(DX)(BX*1), Y5
+	VMOVUPS      64(DX)(BX*1), Y6
+	VMOVUPS      96(DX)(BX*1), Y7
+	VBROADCASTSS 4(AX)(SI*1), Y8
+	VFMADD231PS  Y4, Y8, Y0
+	VFMADD231PS  Y5, Y8, Y1
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x4_j2
+
+linearBackData_1x56_avx2_1x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x4_jdone
+	VMOVUPS      (DX), Y4
+	VMOVUPS      32(DX), Y5
+	VMOVUPS      64(DX), Y6
+	VMOVUPS      96(DX), Y7
+	VBROADCASTSS (AX)(SI*1), Y8
+	VFMADD231PS  Y4, Y8, Y0
+	VFMADD231PS  Y5, Y8, Y1
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+
+linearBackData_1x56_avx2_1x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	ADDQ    $0x00000080, CX
+	JMP     linearBackData_1x56_avx2_tail
+
+linearBackData_1x56_avx2_c4_end:
+	// if coff+96 <= 4*k: the last 3 whole vectors
+	LEAQ 96(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x56_avx2_c3_end
+
+	// Tile of 1 sample(s) × 24 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x56_avx2_1x3_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	JMP     linearBackData_1x56_avx2_1x3_j0
+
+linearBackData_1x56_avx2_1x3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+
+linearBackData_1x56_avx2_1x3_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x3_j1
+
+linearBackData_1x56_avx2_1x3_j2:
+	VMOVUPS      (DX), Y3
+	VMOVUPS      32(DX), Y4
+	VMOVUPS      64(DX), Y5
+	VBROADCASTSS (AX)(SI*1), Y6
+	VFMADD231PS  Y3, Y6, Y0
+	VFMADD231PS  Y4, Y6, Y1
+	VFMADD231PS  Y5, Y6, Y2
+	VMOVUPS      (DX)(BX*1), Y3
+	VMOVUPS      32(DX)(BX*1), Y4
+	VMOVUPS      64(DX)(BX*1), Y5
+	VBROADCASTSS 4(AX)(SI*1), Y6
+	VFMADD231PS  Y3, Y6, Y0
+	VFMADD231PS  Y4, Y6, Y1
+	VFMADD231PS  Y5, Y6, Y2
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x3_j2
+
+linearBackData_1x56_avx2_1x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x3_jdone
+	VMOVUPS      (DX), Y3
+	VMOVUPS      32(DX), Y4
+	VMOVUPS      64(DX), Y5
+	VBROADCASTSS (AX)(SI*1), Y6
+	VFMADD231PS  Y3, Y6, Y0
+	VFMADD231PS  Y4, Y6, Y1
+	VFMADD231PS  Y5, Y6, Y2
+
+linearBackData_1x56_avx2_1x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	ADDQ    $0x00000060, CX
+	JMP     linearBackData_1x56_avx2_tail
+
+linearBackData_1x56_avx2_c3_end:
+	// if coff+64 <= 4*k: the last 2 whole vectors
+	LEAQ 64(CX), DX
+	CMPQ DX, (SP)
+	JA   linearBackData_1x56_avx2_c2_end
+
+	// Tile of 1 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_1x56_avx2_1x2_zero
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	JMP     linearBackData_1x56_avx2_1x2_j0
+
+linearBackData_1x56_avx2_1x2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+linearBackData_1x56_avx2_1x2_j0:
+	MOVQ w+32(FP), DX
+	ADDQ CX, DX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x2_j1
+
+linearBackData_1x56_avx2_1x2_j2:
+	VMOVUPS      (DX), Y2
+	VMOVUPS      32(DX), Y3
+	VBROADCASTSS (AX)(SI*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      (DX)(BX*1), Y2
+	VMOVUPS      32(DX)(BX*1), Y3
+	VBROADCASTSS 4(AX)(SI*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x2_j2
+
+linearBackData_1x56_avx2_1x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x2_jdone
+	VMOVUPS      (DX), Y2
+	VMOVUPS      32(DX), Y3
+	VBROADCASTSS (AX)(SI*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+
+linearBackData_1x56_avx2_1x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DX
+	ADDQ    CX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    $0x00000040, CX
+	JMP     linearBackData_1x56_avx2_tail
+
+linearBackData_1x56_avx2_c2_end:
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(CX), DX
 	CMPQ DX, (SP)
 	JA   linearBackData_1x56_avx2_c1_end
@@ -22817,30 +28377,47 @@ linearBackData_1x56_avx2_1x1_zero:
 linearBackData_1x56_avx2_1x1_j0:
 	MOVQ w+32(FP), DX
 	ADDQ CX, DX
-	XORQ BX, BX
+	MOVQ 16(SP), BX
+	XORQ SI, SI
 
-linearBackData_1x56_avx2_1x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x1_j1
+
+linearBackData_1x56_avx2_1x1_j2:
 	VMOVUPS      (DX), Y1
-	VBROADCASTSS (AX)(BX*1), Y2
+	VBROADCASTSS (AX)(SI*1), Y2
 	VFMADD231PS  Y1, Y2, Y0
-	ADDQ         16(SP), DX
-	ADDQ         $0x04, BX
-	CMPQ         BX, 8(SP)
-	JB           linearBackData_1x56_avx2_1x1_j
+	VMOVUPS      (DX)(BX*1), Y1
+	VBROADCASTSS 4(AX)(SI*1), Y2
+	VFMADD231PS  Y1, Y2, Y0
+	LEAQ         (DX)(BX*2), DX
+	ADDQ         $0x08, SI
+	CMPQ         SI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x1_j2
 
+linearBackData_1x56_avx2_1x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         SI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x1_jdone
+	VMOVUPS      (DX), Y1
+	VBROADCASTSS (AX)(SI*1), Y2
+	VFMADD231PS  Y1, Y2, Y0
+
+linearBackData_1x56_avx2_1x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DX
 	ADDQ    CX, DX
 	VMOVUPS Y0, (DX)
 	ADDQ    $0x00000020, CX
-	JMP     linearBackData_1x56_avx2_c1
+	JMP     linearBackData_1x56_avx2_tail
 
 linearBackData_1x56_avx2_c1_end:
+linearBackData_1x56_avx2_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ CX, (SP)
 	JE   linearBackData_1x56_avx2_cdone
-	MOVQ 32(SP), DX
+	MOVQ 40(SP), DX
 
 	// Tile of 1 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
 	CMPB       more+64(FP), $0x00
@@ -22857,19 +28434,37 @@ linearBackData_1x56_avx2_1x1m_zero:
 linearBackData_1x56_avx2_1x1m_j0:
 	MOVQ w+32(FP), BX
 	ADDQ CX, BX
-	XORQ SI, SI
+	MOVQ 16(SP), SI
+	XORQ DI, DI
 
-linearBackData_1x56_avx2_1x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_1x56_avx2_1x1m_j1
+
+linearBackData_1x56_avx2_1x1m_j2:
 	VMOVUPS      (DX), Y1
 	VMASKMOVPS   (BX), Y1, Y1
-	VBROADCASTSS (AX)(SI*1), Y2
+	VBROADCASTSS (AX)(DI*1), Y2
 	VFMADD231PS  Y1, Y2, Y0
-	ADDQ         16(SP), BX
-	ADDQ         $0x04, SI
-	CMPQ         SI, 8(SP)
-	JB           linearBackData_1x56_avx2_1x1m_j
+	VMOVUPS      (DX), Y1
+	VMASKMOVPS   (BX)(SI*1), Y1, Y1
+	VBROADCASTSS 4(AX)(DI*1), Y2
+	VFMADD231PS  Y1, Y2, Y0
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_1x56_avx2_1x1m_j2
 
+linearBackData_1x56_avx2_1x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_1x56_avx2_1x1m_jdone
+	VMOVUPS      (DX), Y1
+	VMASKMOVPS   (BX), Y1, Y1
+	VBROADCASTSS (AX)(DI*1), Y2
+	VFMADD231PS  Y1, Y2, Y0
+
+linearBackData_1x56_avx2_1x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ       dx+0(FP), AX
 	ADDQ       CX, AX
@@ -22882,7 +28477,7 @@ linearBackData_1x56_avx2_cdone:
 
 // func linearBackData_2x40_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
-TEXT ·linearBackData_2x40_avx2(SB), NOSPLIT, $40-65
+TEXT ·linearBackData_2x40_avx2(SB), NOSPLIT, $48-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -22900,6 +28495,11 @@ TEXT ·linearBackData_2x40_avx2(SB), NOSPLIT, $40-65
 	MOVQ ldx+8(FP), DX
 	SHLQ $0x02, DX
 	MOVQ DX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), DX
+	SUBQ $0x08, DX
+	MOVQ DX, 32(SP)
 	MOVQ k+56(FP), DX
 	ANDQ $0x07, DX
 
@@ -22907,7 +28507,7 @@ TEXT ·linearBackData_2x40_avx2(SB), NOSPLIT, $40-65
 	LEAQ linearTailTable<>+64(SB), BX
 	SHLQ $0x02, DX
 	SUBQ DX, BX
-	MOVQ BX, 32(SP)
+	MOVQ BX, 40(SP)
 	XORQ DX, DX
 
 linearBackData_2x40_avx2_c5:
@@ -22949,32 +28549,76 @@ linearBackData_2x40_avx2_2x5_zero:
 linearBackData_2x40_avx2_2x5_j0:
 	MOVQ w+32(FP), BX
 	ADDQ DX, BX
-	XORQ SI, SI
+	MOVQ 16(SP), SI
+	XORQ DI, DI
 
-linearBackData_2x40_avx2_2x5_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x40_avx2_2x5_j1
+
+linearBackData_2x40_avx2_2x5_j2:
 	VMOVUPS      (BX), Y10
 	VMOVUPS      32(BX), Y11
 	VMOVUPS      64(BX), Y12
 	VMOVUPS      96(BX), Y13
 	VMOVUPS      128(BX), Y14
-	VBROADCASTSS (CX)(SI*1), Y15
+	VBROADCASTSS (CX)(DI*1), Y15
 	VFMADD231PS  Y10, Y15, Y0
 	VFMADD231PS  Y11, Y15, Y1
 	VFMADD231PS  Y12, Y15, Y2
 	VFMADD231PS  Y13, Y15, Y3
 	VFMADD231PS  Y14, Y15, Y4
-	VBROADCASTSS (AX)(SI*1), Y15
+	VBROADCASTSS (AX)(DI*1), Y15
 	VFMADD231PS  Y10, Y15, Y5
 	VFMADD231PS  Y11, Y15, Y6
 	VFMADD231PS  Y12, Y15, Y7
 	VFMADD231PS  Y13, Y15, Y8
 	VFMADD231PS  Y14, Y15, Y9
-	ADDQ         16(SP), BX
-	ADDQ         $0x04, SI
-	CMPQ         SI, 8(SP)
-	JB           linearBackData_2x40_avx2_2x5_j
+	VMOVUPS      (BX)(SI*1), Y10
+	VMOVUPS      32(BX)(SI*1), Y11
+	VMOVUPS      64(BX)(SI*1), Y12
+	VMOVUPS      96(BX)(SI*1), Y13
+	VMOVUPS      128(BX)(SI*1), Y14
+	VBROADCASTSS 4(CX)(DI*1), Y15
+	VFMADD231PS  Y10, Y15, Y0
+	VFMADD231PS  Y11, Y15, Y1
+	VFMADD231PS  Y12, Y15, Y2
+	VFMADD231PS  Y13, Y15, Y3
+	VFMADD231PS  Y14, Y15, Y4
+	VBROADCASTSS 4(AX)(DI*1), Y15
+	VFMADD231PS  Y10, Y15, Y5
+	VFMADD231PS  Y11, Y15, Y6
+	VFMADD231PS  Y12, Y15, Y7
+	VFMADD231PS  Y13, Y15, Y8
+	VFMADD231PS  Y14, Y15, Y9
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x40_avx2_2x5_j2
 
+linearBackData_2x40_avx2_2x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x40_avx2_2x5_jdone
+	VMOVUPS      (BX), Y10
+	VMOVUPS      32(BX), Y11
+	VMOVUPS      64(BX), Y12
+	VMOVUPS      96(BX), Y13
+	VMOVUPS      128(BX), Y14
+	VBROADCASTSS (CX)(DI*1), Y15
+	VFMADD231PS  Y10, Y15, Y0
+	VFMADD231PS  Y11, Y15, Y1
+	VFMADD231PS  Y12, Y15, Y2
+	VFMADD231PS  Y13, Y15, Y3
+	VFMADD231PS  Y14, Y15, Y4
+	VBROADCASTSS (AX)(DI*1), Y15
+	VFMADD231PS  Y10, Y15, Y5
+	VFMADD231PS  Y11, Y15, Y6
+	VFMADD231PS  Y12, Y15, Y7
+	VFMADD231PS  Y13, Y15, Y8
+	VFMADD231PS  Y14, Y15, Y9
+
+linearBackData_2x40_avx2_2x5_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), BX
 	ADDQ    DX, BX
@@ -22993,8 +28637,295 @@ linearBackData_2x40_avx2_2x5_j:
 	JMP     linearBackData_2x40_avx2_c5
 
 linearBackData_2x40_avx2_c5_end:
-linearBackData_2x40_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+	// if coff+128 <= 4*k: the last 4 whole vectors
+	LEAQ 128(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x40_avx2_c4_end
+
+	// Tile of 2 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x40_avx2_2x4_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	VMOVUPS 64(BX), Y2
+	VMOVUPS 96(BX), Y3
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Y4
+	VMOVUPS 32(BX), Y5
+	VMOVUPS 64(BX), Y6
+	VMOVUPS 96(BX), Y7
+	JMP     linearBackData_2x40_avx2_2x4_j0
+
+linearBackData_2x40_avx2_2x4_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearBackData_2x40_avx2_2x4_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x40_avx2_2x4_j1
+
+linearBackData_2x40_avx2_2x4_j2:
+	VMOVUPS      (BX), Y8
+	VMOVUPS      32(BX), Y9
+	VMOVUPS      64(BX), Y10
+	VMOVUPS      96(BX), Y11
+	VBROADCASTSS (CX)(DI*1), Y12
+	VFMADD231PS  Y8, Y12, Y0
+	VFMADD231PS  Y9, Y12, Y1
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS (AX)(DI*1), Y12
+	VFMADD231PS  Y8, Y12, Y4
+	VFMADD231PS  Y9, Y12, Y5
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+	VMOVUPS      (BX)(SI*1), Y8
+	VMOVUPS      32(BX)(SI*1), Y9
+	VMOVUPS      64(BX)(SI*1), Y10
+	VMOVUPS      96(BX)(SI*1), Y11
+	VBROADCASTSS 4(CX)(DI*1), Y12
+	VFMADD231PS  Y8, Y12, Y0
+	VFMADD231PS  Y9, Y12, Y1
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS 4(AX)(DI*1), Y12
+	VFMADD231PS  Y8, Y12, Y4
+	VFMADD231PS  Y9, Y12, Y5
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x40_avx2_2x4_j2
+
+linearBackData_2x40_avx2_2x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x40_avx2_2x4_jdone
+	VMOVUPS      (BX), Y8
+	VMOVUPS      32(BX), Y9
+	VMOVUPS      64(BX), Y10
+	VMOVUPS      96(BX), Y11
+	VBROADCASTSS (CX)(DI*1), Y12
+	VFMADD231PS  Y8, Y12, Y0
+	VFMADD231PS  Y9, Y12, Y1
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS (AX)(DI*1), Y12
+	VFMADD231PS  Y8, Y12, Y4
+	VFMADD231PS  Y9, Y12, Y5
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+
+linearBackData_2x40_avx2_2x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	VMOVUPS Y2, 64(BX)
+	VMOVUPS Y3, 96(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Y4, (BX)
+	VMOVUPS Y5, 32(BX)
+	VMOVUPS Y6, 64(BX)
+	VMOVUPS Y7, 96(BX)
+	ADDQ    $0x00000080, DX
+	JMP     linearBackData_2x40_avx2_tail
+
+linearBackData_2x40_avx2_c4_end:
+	// if coff+96 <= 4*k: the last 3 whole vectors
+	LEAQ 96(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x40_avx2_c3_end
+
+	// Tile of 2 sample(s) × 24 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x40_avx2_2x3_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	VMOVUPS 64(BX), Y2
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	JMP     linearBackData_2x40_avx2_2x3_j0
+
+linearBackData_2x40_avx2_2x3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linearBackData_2x40_avx2_2x3_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x40_avx2_2x3_j1
+
+linearBackData_2x40_avx2_2x3_j2:
+	VMOVUPS      (BX), Y6
+	VMOVUPS      32(BX), Y7
+	VMOVUPS      64(BX), Y8
+	VBROADCASTSS (CX)(DI*1), Y9
+	VFMADD231PS  Y6, Y9, Y0
+	VFMADD231PS  Y7, Y9, Y1
+	VFMADD231PS  Y8, Y9, Y2
+	VBROADCASTSS (AX)(DI*1), Y9
+	VFMADD231PS  Y6, Y9, Y3
+	VFMADD231PS  Y7, Y9, Y4
+	VFMADD231PS  Y8, Y9, Y5
+	VMOVUPS      (BX)(SI*1), Y6
+	VMOVUPS      32(BX)(SI*1), Y7
+	VMOVUPS      64(BX)(SI*1), Y8
+	VBROADCASTSS 4(CX)(DI*1), Y9
+	VFMADD231PS  Y6, Y9, Y0
+	VFMADD231PS  Y7, Y9, Y1
+	VFMADD231PS  Y8, Y9, Y2
+	VBROADCASTSS 4(AX)(DI*1), Y9
+	VFMADD231PS  Y6, Y9, Y3
+	VFMADD231PS  Y7, Y9, Y4
+	VFMADD231PS  Y8, Y9, Y5
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x40_avx2_2x3_j2
+
+linearBackData_2x40_avx2_2x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x40_avx2_2x3_jdone
+	VMOVUPS      (BX), Y6
+	VMOVUPS      32(BX), Y7
+	VMOVUPS      64(BX), Y8
+	VBROADCASTSS (CX)(DI*1), Y9
+	VFMADD231PS  Y6, Y9, Y0
+	VFMADD231PS  Y7, Y9, Y1
+	VFMADD231PS  Y8, Y9, Y2
+	VBROADCASTSS (AX)(DI*1), Y9
+	VFMADD231PS  Y6, Y9, Y3
+	VFMADD231PS  Y7, Y9, Y4
+	VFMADD231PS  Y8, Y9, Y5
+
+linearBackData_2x40_avx2_2x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	VMOVUPS Y2, 64(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Y3, (BX)
+	VMOVUPS Y4, 32(BX)
+	VMOVUPS Y5, 64(BX)
+	ADDQ    $0x00000060, DX
+	JMP     linearBackData_2x40_avx2_tail
+
+linearBackData_2x40_avx2_c3_end:
+	// if coff+64 <= 4*k: the last 2 whole vectors
+	LEAQ 64(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x40_avx2_c2_end
+
+	// Tile of 2 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x40_avx2_2x2_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Y2
+	VMOVUPS 32(BX), Y3
+	JMP     linearBackData_2x40_avx2_2x2_j0
+
+linearBackData_2x40_avx2_2x2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearBackData_2x40_avx2_2x2_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x40_avx2_2x2_j1
+
+linearBackData_2x40_avx2_2x2_j2:
+	VMOVUPS      (BX), Y4
+	VMOVUPS      32(BX), Y5
+	VBROADCASTSS (CX)(DI*1), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS (AX)(DI*1), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	VMOVUPS      (BX)(SI*1), Y4
+	VMOVUPS      32(BX)(SI*1), Y5
+	VBROADCASTSS 4(CX)(DI*1), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(AX)(DI*1), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x40_avx2_2x2_j2
+
+linearBackData_2x40_avx2_2x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x40_avx2_2x2_jdone
+	VMOVUPS      (BX), Y4
+	VMOVUPS      32(BX), Y5
+	VBROADCASTSS (CX)(DI*1), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS (AX)(DI*1), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+
+linearBackData_2x40_avx2_2x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Y0, (BX)
+	VMOVUPS Y1, 32(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Y2, (BX)
+	VMOVUPS Y3, 32(BX)
+	ADDQ    $0x00000040, DX
+	JMP     linearBackData_2x40_avx2_tail
+
+linearBackData_2x40_avx2_c2_end:
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(DX), BX
 	CMPQ BX, (SP)
 	JA   linearBackData_2x40_avx2_c1_end
@@ -23016,20 +28947,40 @@ linearBackData_2x40_avx2_2x1_zero:
 linearBackData_2x40_avx2_2x1_j0:
 	MOVQ w+32(FP), BX
 	ADDQ DX, BX
-	XORQ SI, SI
+	MOVQ 16(SP), SI
+	XORQ DI, DI
 
-linearBackData_2x40_avx2_2x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x40_avx2_2x1_j1
+
+linearBackData_2x40_avx2_2x1_j2:
 	VMOVUPS      (BX), Y2
-	VBROADCASTSS (CX)(SI*1), Y3
+	VBROADCASTSS (CX)(DI*1), Y3
 	VFMADD231PS  Y2, Y3, Y0
-	VBROADCASTSS (AX)(SI*1), Y3
+	VBROADCASTSS (AX)(DI*1), Y3
 	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         16(SP), BX
-	ADDQ         $0x04, SI
-	CMPQ         SI, 8(SP)
-	JB           linearBackData_2x40_avx2_2x1_j
+	VMOVUPS      (BX)(SI*1), Y2
+	VBROADCASTSS 4(CX)(DI*1), Y3
+	VFMADD231PS  Y2, Y3, Y0
+	VBROADCASTSS 4(AX)(DI*1), Y3
+	VFMADD231PS  Y2, Y3, Y1
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x40_avx2_2x1_j2
 
+linearBackData_2x40_avx2_2x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x40_avx2_2x1_jdone
+	VMOVUPS      (BX), Y2
+	VBROADCASTSS (CX)(DI*1), Y3
+	VFMADD231PS  Y2, Y3, Y0
+	VBROADCASTSS (AX)(DI*1), Y3
+	VFMADD231PS  Y2, Y3, Y1
+
+linearBackData_2x40_avx2_2x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), BX
 	ADDQ    DX, BX
@@ -23037,13 +28988,14 @@ linearBackData_2x40_avx2_2x1_j:
 	ADDQ    24(SP), BX
 	VMOVUPS Y1, (BX)
 	ADDQ    $0x00000020, DX
-	JMP     linearBackData_2x40_avx2_c1
+	JMP     linearBackData_2x40_avx2_tail
 
 linearBackData_2x40_avx2_c1_end:
+linearBackData_2x40_avx2_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ DX, (SP)
 	JE   linearBackData_2x40_avx2_cdone
-	MOVQ 32(SP), BX
+	MOVQ 40(SP), BX
 
 	// Tile of 2 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
 	CMPB       more+64(FP), $0x00
@@ -23064,21 +29016,43 @@ linearBackData_2x40_avx2_2x1m_zero:
 linearBackData_2x40_avx2_2x1m_j0:
 	MOVQ w+32(FP), SI
 	ADDQ DX, SI
-	XORQ DI, DI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
 
-linearBackData_2x40_avx2_2x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x40_avx2_2x1m_j1
+
+linearBackData_2x40_avx2_2x1m_j2:
 	VMOVUPS      (BX), Y2
 	VMASKMOVPS   (SI), Y2, Y2
-	VBROADCASTSS (CX)(DI*1), Y3
+	VBROADCASTSS (CX)(R8*1), Y3
 	VFMADD231PS  Y2, Y3, Y0
-	VBROADCASTSS (AX)(DI*1), Y3
+	VBROADCASTSS (AX)(R8*1), Y3
 	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         16(SP), SI
-	ADDQ         $0x04, DI
-	CMPQ         DI, 8(SP)
-	JB           linearBackData_2x40_avx2_2x1m_j
+	VMOVUPS      (BX), Y2
+	VMASKMOVPS   (SI)(DI*1), Y2, Y2
+	VBROADCASTSS 4(CX)(R8*1), Y3
+	VFMADD231PS  Y2, Y3, Y0
+	VBROADCASTSS 4(AX)(R8*1), Y3
+	VFMADD231PS  Y2, Y3, Y1
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_2x40_avx2_2x1m_j2
 
+linearBackData_2x40_avx2_2x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_2x40_avx2_2x1m_jdone
+	VMOVUPS      (BX), Y2
+	VMASKMOVPS   (SI), Y2, Y2
+	VBROADCASTSS (CX)(R8*1), Y3
+	VFMADD231PS  Y2, Y3, Y0
+	VBROADCASTSS (AX)(R8*1), Y3
+	VFMADD231PS  Y2, Y3, Y1
+
+linearBackData_2x40_avx2_2x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ       dx+0(FP), AX
 	ADDQ       DX, AX
@@ -23094,7 +29068,7 @@ linearBackData_2x40_avx2_cdone:
 
 // func linearBackData_3x24_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
-TEXT ·linearBackData_3x24_avx2(SB), NOSPLIT, $40-65
+TEXT ·linearBackData_3x24_avx2(SB), NOSPLIT, $48-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -23113,6 +29087,11 @@ TEXT ·linearBackData_3x24_avx2(SB), NOSPLIT, $40-65
 	MOVQ ldx+8(FP), BX
 	SHLQ $0x02, BX
 	MOVQ BX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), BX
+	SUBQ $0x08, BX
+	MOVQ BX, 32(SP)
 	MOVQ k+56(FP), BX
 	ANDQ $0x07, BX
 
@@ -23120,7 +29099,7 @@ TEXT ·linearBackData_3x24_avx2(SB), NOSPLIT, $40-65
 	LEAQ linearTailTable<>+64(SB), SI
 	SHLQ $0x02, BX
 	SUBQ BX, SI
-	MOVQ SI, 32(SP)
+	MOVQ SI, 40(SP)
 	XORQ BX, BX
 
 linearBackData_3x24_avx2_c3:
@@ -23161,30 +29140,70 @@ linearBackData_3x24_avx2_3x3_zero:
 linearBackData_3x24_avx2_3x3_j0:
 	MOVQ w+32(FP), SI
 	ADDQ BX, SI
-	XORQ DI, DI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
 
-linearBackData_3x24_avx2_3x3_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x24_avx2_3x3_j1
+
+linearBackData_3x24_avx2_3x3_j2:
 	VMOVUPS      (SI), Y9
 	VMOVUPS      32(SI), Y10
 	VMOVUPS      64(SI), Y11
-	VBROADCASTSS (CX)(DI*1), Y12
+	VBROADCASTSS (CX)(R8*1), Y12
 	VFMADD231PS  Y9, Y12, Y0
 	VFMADD231PS  Y10, Y12, Y1
 	VFMADD231PS  Y11, Y12, Y2
-	VBROADCASTSS (DX)(DI*1), Y12
+	VBROADCASTSS (DX)(R8*1), Y12
 	VFMADD231PS  Y9, Y12, Y3
 	VFMADD231PS  Y10, Y12, Y4
 	VFMADD231PS  Y11, Y12, Y5
-	VBROADCASTSS (AX)(DI*1), Y12
+	VBROADCASTSS (AX)(R8*1), Y12
 	VFMADD231PS  Y9, Y12, Y6
 	VFMADD231PS  Y10, Y12, Y7
 	VFMADD231PS  Y11, Y12, Y8
-	ADDQ         16(SP), SI
-	ADDQ         $0x04, DI
-	CMPQ         DI, 8(SP)
-	JB           linearBackData_3x24_avx2_3x3_j
+	VMOVUPS      (SI)(DI*1), Y9
+	VMOVUPS      32(SI)(DI*1), Y10
+	VMOVUPS      64(SI)(DI*1), Y11
+	VBROADCASTSS 4(CX)(R8*1), Y12
+	VFMADD231PS  Y9, Y12, Y0
+	VFMADD231PS  Y10, Y12, Y1
+	VFMADD231PS  Y11, Y12, Y2
+	VBROADCASTSS 4(DX)(R8*1), Y12
+	VFMADD231PS  Y9, Y12, Y3
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VBROADCASTSS 4(AX)(R8*1), Y12
+	VFMADD231PS  Y9, Y12, Y6
+	VFMADD231PS  Y10, Y12, Y7
+	VFMADD231PS  Y11, Y12, Y8
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x24_avx2_3x3_j2
 
+linearBackData_3x24_avx2_3x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x24_avx2_3x3_jdone
+	VMOVUPS      (SI), Y9
+	VMOVUPS      32(SI), Y10
+	VMOVUPS      64(SI), Y11
+	VBROADCASTSS (CX)(R8*1), Y12
+	VFMADD231PS  Y9, Y12, Y0
+	VFMADD231PS  Y10, Y12, Y1
+	VFMADD231PS  Y11, Y12, Y2
+	VBROADCASTSS (DX)(R8*1), Y12
+	VFMADD231PS  Y9, Y12, Y3
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VBROADCASTSS (AX)(R8*1), Y12
+	VFMADD231PS  Y9, Y12, Y6
+	VFMADD231PS  Y10, Y12, Y7
+	VFMADD231PS  Y11, Y12, Y8
+
+linearBackData_3x24_avx2_3x3_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), SI
 	ADDQ    BX, SI
@@ -23203,8 +29222,105 @@ linearBackData_3x24_avx2_3x3_j:
 	JMP     linearBackData_3x24_avx2_c3
 
 linearBackData_3x24_avx2_c3_end:
-linearBackData_3x24_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+	// if coff+64 <= 4*k: the last 2 whole vectors
+	LEAQ 64(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x24_avx2_c2_end
+
+	// Tile of 3 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x24_avx2_3x2_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Y2
+	VMOVUPS 32(SI), Y3
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	JMP     linearBackData_3x24_avx2_3x2_j0
+
+linearBackData_3x24_avx2_3x2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linearBackData_3x24_avx2_3x2_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x24_avx2_3x2_j1
+
+linearBackData_3x24_avx2_3x2_j2:
+	VMOVUPS      (SI), Y6
+	VMOVUPS      32(SI), Y7
+	VBROADCASTSS (CX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y0
+	VFMADD231PS  Y7, Y8, Y1
+	VBROADCASTSS (DX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+	VBROADCASTSS (AX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y4
+	VFMADD231PS  Y7, Y8, Y5
+	VMOVUPS      (SI)(DI*1), Y6
+	VMOVUPS      32(SI)(DI*1), Y7
+	VBROADCASTSS 4(CX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y0
+	VFMADD231PS  Y7, Y8, Y1
+	VBROADCASTSS 4(DX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+	VBROADCASTSS 4(AX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y4
+	VFMADD231PS  Y7, Y8, Y5
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x24_avx2_3x2_j2
+
+linearBackData_3x24_avx2_3x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x24_avx2_3x2_jdone
+	VMOVUPS      (SI), Y6
+	VMOVUPS      32(SI), Y7
+	VBROADCASTSS (CX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y0
+	VFMADD231PS  Y7, Y8, Y1
+	VBROADCASTSS (DX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+	VBROADCASTSS (AX)(R8*1), Y8
+	VFMADD231PS  Y6, Y8, Y4
+	VFMADD231PS  Y7, Y8, Y5
+
+linearBackData_3x24_avx2_3x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Y0, (SI)
+	VMOVUPS Y1, 32(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Y2, (SI)
+	VMOVUPS Y3, 32(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Y4, (SI)
+	VMOVUPS Y5, 32(SI)
+	ADDQ    $0x00000040, BX
+	JMP     linearBackData_3x24_avx2_tail
+
+linearBackData_3x24_avx2_c2_end:
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(BX), SI
 	CMPQ SI, (SP)
 	JA   linearBackData_3x24_avx2_c1_end
@@ -23229,22 +29345,46 @@ linearBackData_3x24_avx2_3x1_zero:
 linearBackData_3x24_avx2_3x1_j0:
 	MOVQ w+32(FP), SI
 	ADDQ BX, SI
-	XORQ DI, DI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
 
-linearBackData_3x24_avx2_3x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x24_avx2_3x1_j1
+
+linearBackData_3x24_avx2_3x1_j2:
 	VMOVUPS      (SI), Y3
-	VBROADCASTSS (CX)(DI*1), Y4
+	VBROADCASTSS (CX)(R8*1), Y4
 	VFMADD231PS  Y3, Y4, Y0
-	VBROADCASTSS (DX)(DI*1), Y4
+	VBROADCASTSS (DX)(R8*1), Y4
 	VFMADD231PS  Y3, Y4, Y1
-	VBROADCASTSS (AX)(DI*1), Y4
+	VBROADCASTSS (AX)(R8*1), Y4
 	VFMADD231PS  Y3, Y4, Y2
-	ADDQ         16(SP), SI
-	ADDQ         $0x04, DI
-	CMPQ         DI, 8(SP)
-	JB           linearBackData_3x24_avx2_3x1_j
+	VMOVUPS      (SI)(DI*1), Y3
+	VBROADCASTSS 4(CX)(R8*1), Y4
+	VFMADD231PS  Y3, Y4, Y0
+	VBROADCASTSS 4(DX)(R8*1), Y4
+	VFMADD231PS  Y3, Y4, Y1
+	VBROADCASTSS 4(AX)(R8*1), Y4
+	VFMADD231PS  Y3, Y4, Y2
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x24_avx2_3x1_j2
 
+linearBackData_3x24_avx2_3x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x24_avx2_3x1_jdone
+	VMOVUPS      (SI), Y3
+	VBROADCASTSS (CX)(R8*1), Y4
+	VFMADD231PS  Y3, Y4, Y0
+	VBROADCASTSS (DX)(R8*1), Y4
+	VFMADD231PS  Y3, Y4, Y1
+	VBROADCASTSS (AX)(R8*1), Y4
+	VFMADD231PS  Y3, Y4, Y2
+
+linearBackData_3x24_avx2_3x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), SI
 	ADDQ    BX, SI
@@ -23254,13 +29394,14 @@ linearBackData_3x24_avx2_3x1_j:
 	ADDQ    24(SP), SI
 	VMOVUPS Y2, (SI)
 	ADDQ    $0x00000020, BX
-	JMP     linearBackData_3x24_avx2_c1
+	JMP     linearBackData_3x24_avx2_tail
 
 linearBackData_3x24_avx2_c1_end:
+linearBackData_3x24_avx2_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ BX, (SP)
 	JE   linearBackData_3x24_avx2_cdone
-	MOVQ 32(SP), SI
+	MOVQ 40(SP), SI
 
 	// Tile of 3 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
 	CMPB       more+64(FP), $0x00
@@ -23285,23 +29426,49 @@ linearBackData_3x24_avx2_3x1m_zero:
 linearBackData_3x24_avx2_3x1m_j0:
 	MOVQ w+32(FP), DI
 	ADDQ BX, DI
-	XORQ R8, R8
+	MOVQ 16(SP), R8
+	XORQ R9, R9
 
-linearBackData_3x24_avx2_3x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x24_avx2_3x1m_j1
+
+linearBackData_3x24_avx2_3x1m_j2:
 	VMOVUPS      (SI), Y3
 	VMASKMOVPS   (DI), Y3, Y3
-	VBROADCASTSS (CX)(R8*1), Y4
+	VBROADCASTSS (CX)(R9*1), Y4
 	VFMADD231PS  Y3, Y4, Y0
-	VBROADCASTSS (DX)(R8*1), Y4
+	VBROADCASTSS (DX)(R9*1), Y4
 	VFMADD231PS  Y3, Y4, Y1
-	VBROADCASTSS (AX)(R8*1), Y4
+	VBROADCASTSS (AX)(R9*1), Y4
 	VFMADD231PS  Y3, Y4, Y2
-	ADDQ         16(SP), DI
-	ADDQ         $0x04, R8
-	CMPQ         R8, 8(SP)
-	JB           linearBackData_3x24_avx2_3x1m_j
+	VMOVUPS      (SI), Y3
+	VMASKMOVPS   (DI)(R8*1), Y3, Y3
+	VBROADCASTSS 4(CX)(R9*1), Y4
+	VFMADD231PS  Y3, Y4, Y0
+	VBROADCASTSS 4(DX)(R9*1), Y4
+	VFMADD231PS  Y3, Y4, Y1
+	VBROADCASTSS 4(AX)(R9*1), Y4
+	VFMADD231PS  Y3, Y4, Y2
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_3x24_avx2_3x1m_j2
 
+linearBackData_3x24_avx2_3x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_3x24_avx2_3x1m_jdone
+	VMOVUPS      (SI), Y3
+	VMASKMOVPS   (DI), Y3, Y3
+	VBROADCASTSS (CX)(R9*1), Y4
+	VFMADD231PS  Y3, Y4, Y0
+	VBROADCASTSS (DX)(R9*1), Y4
+	VFMADD231PS  Y3, Y4, Y1
+	VBROADCASTSS (AX)(R9*1), Y4
+	VFMADD231PS  Y3, Y4, Y2
+
+linearBackData_3x24_avx2_3x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ       dx+0(FP), AX
 	ADDQ       BX, AX
@@ -23320,7 +29487,7 @@ linearBackData_3x24_avx2_cdone:
 
 // func linearBackData_4x24_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
-TEXT ·linearBackData_4x24_avx2(SB), NOSPLIT, $40-65
+TEXT ·linearBackData_4x24_avx2(SB), NOSPLIT, $48-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -23340,6 +29507,11 @@ TEXT ·linearBackData_4x24_avx2(SB), NOSPLIT, $40-65
 	MOVQ ldx+8(FP), SI
 	SHLQ $0x02, SI
 	MOVQ SI, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), SI
+	SUBQ $0x08, SI
+	MOVQ SI, 32(SP)
 	MOVQ k+56(FP), SI
 	ANDQ $0x07, SI
 
@@ -23347,7 +29519,7 @@ TEXT ·linearBackData_4x24_avx2(SB), NOSPLIT, $40-65
 	LEAQ linearTailTable<>+64(SB), DI
 	SHLQ $0x02, SI
 	SUBQ SI, DI
-	MOVQ DI, 32(SP)
+	MOVQ DI, 40(SP)
 	XORQ SI, SI
 
 linearBackData_4x24_avx2_c3:
@@ -23395,34 +29567,82 @@ linearBackData_4x24_avx2_4x3_zero:
 linearBackData_4x24_avx2_4x3_j0:
 	MOVQ w+32(FP), DI
 	ADDQ SI, DI
-	XORQ R8, R8
+	MOVQ 16(SP), R8
+	XORQ R9, R9
 
-linearBackData_4x24_avx2_4x3_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x24_avx2_4x3_j1
+
+linearBackData_4x24_avx2_4x3_j2:
 	VMOVUPS      (DI), Y12
 	VMOVUPS      32(DI), Y13
 	VMOVUPS      64(DI), Y14
-	VBROADCASTSS (CX)(R8*1), Y15
+	VBROADCASTSS (CX)(R9*1), Y15
 	VFMADD231PS  Y12, Y15, Y0
 	VFMADD231PS  Y13, Y15, Y1
 	VFMADD231PS  Y14, Y15, Y2
-	VBROADCASTSS (DX)(R8*1), Y15
+	VBROADCASTSS (DX)(R9*1), Y15
 	VFMADD231PS  Y12, Y15, Y3
 	VFMADD231PS  Y13, Y15, Y4
 	VFMADD231PS  Y14, Y15, Y5
-	VBROADCASTSS (BX)(R8*1), Y15
+	VBROADCASTSS (BX)(R9*1), Y15
 	VFMADD231PS  Y12, Y15, Y6
 	VFMADD231PS  Y13, Y15, Y7
 	VFMADD231PS  Y14, Y15, Y8
-	VBROADCASTSS (AX)(R8*1), Y15
+	VBROADCASTSS (AX)(R9*1), Y15
 	VFMADD231PS  Y12, Y15, Y9
 	VFMADD231PS  Y13, Y15, Y10
 	VFMADD231PS  Y14, Y15, Y11
-	ADDQ         16(SP), DI
-	ADDQ         $0x04, R8
-	CMPQ         R8, 8(SP)
-	JB           linearBackData_4x24_avx2_4x3_j
+	VMOVUPS      (DI)(R8*1), Y12
+	VMOVUPS      32(DI)(R8*1), Y13
+	VMOVUPS      64(DI)(R8*1), Y14
+	VBROADCASTSS 4(CX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VFMADD231PS  Y14, Y15, Y2
+	VBROADCASTSS 4(DX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VFMADD231PS  Y14, Y15, Y5
+	VBROADCASTSS 4(BX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VFMADD231PS  Y14, Y15, Y8
+	VBROADCASTSS 4(AX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	VFMADD231PS  Y14, Y15, Y11
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x24_avx2_4x3_j2
 
+linearBackData_4x24_avx2_4x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x24_avx2_4x3_jdone
+	VMOVUPS      (DI), Y12
+	VMOVUPS      32(DI), Y13
+	VMOVUPS      64(DI), Y14
+	VBROADCASTSS (CX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VFMADD231PS  Y14, Y15, Y2
+	VBROADCASTSS (DX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VFMADD231PS  Y14, Y15, Y5
+	VBROADCASTSS (BX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VFMADD231PS  Y14, Y15, Y8
+	VBROADCASTSS (AX)(R9*1), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	VFMADD231PS  Y14, Y15, Y11
+
+linearBackData_4x24_avx2_4x3_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DI
 	ADDQ    SI, DI
@@ -23445,8 +29665,122 @@ linearBackData_4x24_avx2_4x3_j:
 	JMP     linearBackData_4x24_avx2_c3
 
 linearBackData_4x24_avx2_c3_end:
-linearBackData_4x24_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+	// if coff+64 <= 4*k: the last 2 whole vectors
+	LEAQ 64(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x24_avx2_c2_end
+
+	// Tile of 4 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x24_avx2_4x2_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Y2
+	VMOVUPS 32(DI), Y3
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Y4
+	VMOVUPS 32(DI), Y5
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Y6
+	VMOVUPS 32(DI), Y7
+	JMP     linearBackData_4x24_avx2_4x2_j0
+
+linearBackData_4x24_avx2_4x2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearBackData_4x24_avx2_4x2_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x24_avx2_4x2_j1
+
+linearBackData_4x24_avx2_4x2_j2:
+	VMOVUPS      (DI), Y8
+	VMOVUPS      32(DI), Y9
+	VBROADCASTSS (CX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS (DX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS (BX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS (AX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      (DI)(R8*1), Y8
+	VMOVUPS      32(DI)(R8*1), Y9
+	VBROADCASTSS 4(CX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(DX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 4(BX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 4(AX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x24_avx2_4x2_j2
+
+linearBackData_4x24_avx2_4x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x24_avx2_4x2_jdone
+	VMOVUPS      (DI), Y8
+	VMOVUPS      32(DI), Y9
+	VBROADCASTSS (CX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS (DX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS (BX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS (AX)(R9*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+
+linearBackData_4x24_avx2_4x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y3, 32(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Y4, (DI)
+	VMOVUPS Y5, 32(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Y6, (DI)
+	VMOVUPS Y7, 32(DI)
+	ADDQ    $0x00000040, SI
+	JMP     linearBackData_4x24_avx2_tail
+
+linearBackData_4x24_avx2_c2_end:
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(SI), DI
 	CMPQ DI, (SP)
 	JA   linearBackData_4x24_avx2_c1_end
@@ -23474,24 +29808,52 @@ linearBackData_4x24_avx2_4x1_zero:
 linearBackData_4x24_avx2_4x1_j0:
 	MOVQ w+32(FP), DI
 	ADDQ SI, DI
-	XORQ R8, R8
+	MOVQ 16(SP), R8
+	XORQ R9, R9
 
-linearBackData_4x24_avx2_4x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x24_avx2_4x1_j1
+
+linearBackData_4x24_avx2_4x1_j2:
 	VMOVUPS      (DI), Y4
-	VBROADCASTSS (CX)(R8*1), Y5
+	VBROADCASTSS (CX)(R9*1), Y5
 	VFMADD231PS  Y4, Y5, Y0
-	VBROADCASTSS (DX)(R8*1), Y5
+	VBROADCASTSS (DX)(R9*1), Y5
 	VFMADD231PS  Y4, Y5, Y1
-	VBROADCASTSS (BX)(R8*1), Y5
+	VBROADCASTSS (BX)(R9*1), Y5
 	VFMADD231PS  Y4, Y5, Y2
-	VBROADCASTSS (AX)(R8*1), Y5
+	VBROADCASTSS (AX)(R9*1), Y5
 	VFMADD231PS  Y4, Y5, Y3
-	ADDQ         16(SP), DI
-	ADDQ         $0x04, R8
-	CMPQ         R8, 8(SP)
-	JB           linearBackData_4x24_avx2_4x1_j
+	VMOVUPS      (DI)(R8*1), Y4
+	VBROADCASTSS 4(CX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(DX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 4(BX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 4(AX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x24_avx2_4x1_j2
 
+linearBackData_4x24_avx2_4x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x24_avx2_4x1_jdone
+	VMOVUPS      (DI), Y4
+	VBROADCASTSS (CX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS (DX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS (BX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS (AX)(R9*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+
+linearBackData_4x24_avx2_4x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), DI
 	ADDQ    SI, DI
@@ -23503,13 +29865,14 @@ linearBackData_4x24_avx2_4x1_j:
 	ADDQ    24(SP), DI
 	VMOVUPS Y3, (DI)
 	ADDQ    $0x00000020, SI
-	JMP     linearBackData_4x24_avx2_c1
+	JMP     linearBackData_4x24_avx2_tail
 
 linearBackData_4x24_avx2_c1_end:
+linearBackData_4x24_avx2_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ SI, (SP)
 	JE   linearBackData_4x24_avx2_cdone
-	MOVQ 32(SP), DI
+	MOVQ 40(SP), DI
 
 	// Tile of 4 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
 	CMPB       more+64(FP), $0x00
@@ -23538,25 +29901,55 @@ linearBackData_4x24_avx2_4x1m_zero:
 linearBackData_4x24_avx2_4x1m_j0:
 	MOVQ w+32(FP), R8
 	ADDQ SI, R8
-	XORQ R9, R9
+	MOVQ 16(SP), R9
+	XORQ R10, R10
 
-linearBackData_4x24_avx2_4x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x24_avx2_4x1m_j1
+
+linearBackData_4x24_avx2_4x1m_j2:
 	VMOVUPS      (DI), Y4
 	VMASKMOVPS   (R8), Y4, Y4
-	VBROADCASTSS (CX)(R9*1), Y5
+	VBROADCASTSS (CX)(R10*1), Y5
 	VFMADD231PS  Y4, Y5, Y0
-	VBROADCASTSS (DX)(R9*1), Y5
+	VBROADCASTSS (DX)(R10*1), Y5
 	VFMADD231PS  Y4, Y5, Y1
-	VBROADCASTSS (BX)(R9*1), Y5
+	VBROADCASTSS (BX)(R10*1), Y5
 	VFMADD231PS  Y4, Y5, Y2
-	VBROADCASTSS (AX)(R9*1), Y5
+	VBROADCASTSS (AX)(R10*1), Y5
 	VFMADD231PS  Y4, Y5, Y3
-	ADDQ         16(SP), R8
-	ADDQ         $0x04, R9
-	CMPQ         R9, 8(SP)
-	JB           linearBackData_4x24_avx2_4x1m_j
+	VMOVUPS      (DI), Y4
+	VMASKMOVPS   (R8)(R9*1), Y4, Y4
+	VBROADCASTSS 4(CX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(DX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 4(BX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 4(AX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_4x24_avx2_4x1m_j2
 
+linearBackData_4x24_avx2_4x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_4x24_avx2_4x1m_jdone
+	VMOVUPS      (DI), Y4
+	VMASKMOVPS   (R8), Y4, Y4
+	VBROADCASTSS (CX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS (DX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS (BX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS (AX)(R10*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+
+linearBackData_4x24_avx2_4x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ       dx+0(FP), AX
 	ADDQ       SI, AX
@@ -23578,7 +29971,7 @@ linearBackData_4x24_avx2_cdone:
 
 // func linearBackData_5x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
-TEXT ·linearBackData_5x16_avx2(SB), NOSPLIT, $40-65
+TEXT ·linearBackData_5x16_avx2(SB), NOSPLIT, $48-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -23599,6 +29992,11 @@ TEXT ·linearBackData_5x16_avx2(SB), NOSPLIT, $40-65
 	MOVQ ldx+8(FP), DI
 	SHLQ $0x02, DI
 	MOVQ DI, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), DI
+	SUBQ $0x08, DI
+	MOVQ DI, 32(SP)
 	MOVQ k+56(FP), DI
 	ANDQ $0x07, DI
 
@@ -23606,7 +30004,7 @@ TEXT ·linearBackData_5x16_avx2(SB), NOSPLIT, $40-65
 	LEAQ linearTailTable<>+64(SB), R8
 	SHLQ $0x02, DI
 	SUBQ DI, R8
-	MOVQ R8, 32(SP)
+	MOVQ R8, 40(SP)
 	XORQ DI, DI
 
 linearBackData_5x16_avx2_c2:
@@ -23651,32 +30049,76 @@ linearBackData_5x16_avx2_5x2_zero:
 linearBackData_5x16_avx2_5x2_j0:
 	MOVQ w+32(FP), R8
 	ADDQ DI, R8
-	XORQ R9, R9
+	MOVQ 16(SP), R9
+	XORQ R10, R10
 
-linearBackData_5x16_avx2_5x2_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x16_avx2_5x2_j1
+
+linearBackData_5x16_avx2_5x2_j2:
 	VMOVUPS      (R8), Y10
 	VMOVUPS      32(R8), Y11
-	VBROADCASTSS (CX)(R9*1), Y12
+	VBROADCASTSS (CX)(R10*1), Y12
 	VFMADD231PS  Y10, Y12, Y0
 	VFMADD231PS  Y11, Y12, Y1
-	VBROADCASTSS (DX)(R9*1), Y12
+	VBROADCASTSS (DX)(R10*1), Y12
 	VFMADD231PS  Y10, Y12, Y2
 	VFMADD231PS  Y11, Y12, Y3
-	VBROADCASTSS (BX)(R9*1), Y12
+	VBROADCASTSS (BX)(R10*1), Y12
 	VFMADD231PS  Y10, Y12, Y4
 	VFMADD231PS  Y11, Y12, Y5
-	VBROADCASTSS (SI)(R9*1), Y12
+	VBROADCASTSS (SI)(R10*1), Y12
 	VFMADD231PS  Y10, Y12, Y6
 	VFMADD231PS  Y11, Y12, Y7
-	VBROADCASTSS (AX)(R9*1), Y12
+	VBROADCASTSS (AX)(R10*1), Y12
 	VFMADD231PS  Y10, Y12, Y8
 	VFMADD231PS  Y11, Y12, Y9
-	ADDQ         16(SP), R8
-	ADDQ         $0x04, R9
-	CMPQ         R9, 8(SP)
-	JB           linearBackData_5x16_avx2_5x2_j
+	VMOVUPS      (R8)(R9*1), Y10
+	VMOVUPS      32(R8)(R9*1), Y11
+	VBROADCASTSS 4(CX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y0
+	VFMADD231PS  Y11, Y12, Y1
+	VBROADCASTSS 4(DX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS 4(BX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VBROADCASTSS 4(SI)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+	VBROADCASTSS 4(AX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y8
+	VFMADD231PS  Y11, Y12, Y9
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x16_avx2_5x2_j2
 
+linearBackData_5x16_avx2_5x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x16_avx2_5x2_jdone
+	VMOVUPS      (R8), Y10
+	VMOVUPS      32(R8), Y11
+	VBROADCASTSS (CX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y0
+	VFMADD231PS  Y11, Y12, Y1
+	VBROADCASTSS (DX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS (BX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VBROADCASTSS (SI)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+	VBROADCASTSS (AX)(R10*1), Y12
+	VFMADD231PS  Y10, Y12, Y8
+	VFMADD231PS  Y11, Y12, Y9
+
+linearBackData_5x16_avx2_5x2_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R8
 	ADDQ    DI, R8
@@ -23698,8 +30140,7 @@ linearBackData_5x16_avx2_5x2_j:
 	JMP     linearBackData_5x16_avx2_c2
 
 linearBackData_5x16_avx2_c2_end:
-linearBackData_5x16_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(DI), R8
 	CMPQ R8, (SP)
 	JA   linearBackData_5x16_avx2_c1_end
@@ -23730,26 +30171,58 @@ linearBackData_5x16_avx2_5x1_zero:
 linearBackData_5x16_avx2_5x1_j0:
 	MOVQ w+32(FP), R8
 	ADDQ DI, R8
-	XORQ R9, R9
+	MOVQ 16(SP), R9
+	XORQ R10, R10
 
-linearBackData_5x16_avx2_5x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x16_avx2_5x1_j1
+
+linearBackData_5x16_avx2_5x1_j2:
 	VMOVUPS      (R8), Y5
-	VBROADCASTSS (CX)(R9*1), Y6
+	VBROADCASTSS (CX)(R10*1), Y6
 	VFMADD231PS  Y5, Y6, Y0
-	VBROADCASTSS (DX)(R9*1), Y6
+	VBROADCASTSS (DX)(R10*1), Y6
 	VFMADD231PS  Y5, Y6, Y1
-	VBROADCASTSS (BX)(R9*1), Y6
+	VBROADCASTSS (BX)(R10*1), Y6
 	VFMADD231PS  Y5, Y6, Y2
-	VBROADCASTSS (SI)(R9*1), Y6
+	VBROADCASTSS (SI)(R10*1), Y6
 	VFMADD231PS  Y5, Y6, Y3
-	VBROADCASTSS (AX)(R9*1), Y6
+	VBROADCASTSS (AX)(R10*1), Y6
 	VFMADD231PS  Y5, Y6, Y4
-	ADDQ         16(SP), R8
-	ADDQ         $0x04, R9
-	CMPQ         R9, 8(SP)
-	JB           linearBackData_5x16_avx2_5x1_j
+	VMOVUPS      (R8)(R9*1), Y5
+	VBROADCASTSS 4(CX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y0
+	VBROADCASTSS 4(DX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(BX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y2
+	VBROADCASTSS 4(SI)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y3
+	VBROADCASTSS 4(AX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x16_avx2_5x1_j2
 
+linearBackData_5x16_avx2_5x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x16_avx2_5x1_jdone
+	VMOVUPS      (R8), Y5
+	VBROADCASTSS (CX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y0
+	VBROADCASTSS (DX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS (BX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y2
+	VBROADCASTSS (SI)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y3
+	VBROADCASTSS (AX)(R10*1), Y6
+	VFMADD231PS  Y5, Y6, Y4
+
+linearBackData_5x16_avx2_5x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R8
 	ADDQ    DI, R8
@@ -23763,13 +30236,14 @@ linearBackData_5x16_avx2_5x1_j:
 	ADDQ    24(SP), R8
 	VMOVUPS Y4, (R8)
 	ADDQ    $0x00000020, DI
-	JMP     linearBackData_5x16_avx2_c1
+	JMP     linearBackData_5x16_avx2_tail
 
 linearBackData_5x16_avx2_c1_end:
+linearBackData_5x16_avx2_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ DI, (SP)
 	JE   linearBackData_5x16_avx2_cdone
-	MOVQ 32(SP), R8
+	MOVQ 40(SP), R8
 
 	// Tile of 5 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
 	CMPB       more+64(FP), $0x00
@@ -23802,27 +30276,61 @@ linearBackData_5x16_avx2_5x1m_zero:
 linearBackData_5x16_avx2_5x1m_j0:
 	MOVQ w+32(FP), R9
 	ADDQ DI, R9
-	XORQ R10, R10
+	MOVQ 16(SP), R10
+	XORQ R11, R11
 
-linearBackData_5x16_avx2_5x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x16_avx2_5x1m_j1
+
+linearBackData_5x16_avx2_5x1m_j2:
 	VMOVUPS      (R8), Y5
 	VMASKMOVPS   (R9), Y5, Y5
-	VBROADCASTSS (CX)(R10*1), Y6
+	VBROADCASTSS (CX)(R11*1), Y6
 	VFMADD231PS  Y5, Y6, Y0
-	VBROADCASTSS (DX)(R10*1), Y6
+	VBROADCASTSS (DX)(R11*1), Y6
 	VFMADD231PS  Y5, Y6, Y1
-	VBROADCASTSS (BX)(R10*1), Y6
+	VBROADCASTSS (BX)(R11*1), Y6
 	VFMADD231PS  Y5, Y6, Y2
-	VBROADCASTSS (SI)(R10*1), Y6
+	VBROADCASTSS (SI)(R11*1), Y6
 	VFMADD231PS  Y5, Y6, Y3
-	VBROADCASTSS (AX)(R10*1), Y6
+	VBROADCASTSS (AX)(R11*1), Y6
 	VFMADD231PS  Y5, Y6, Y4
-	ADDQ         16(SP), R9
-	ADDQ         $0x04, R10
-	CMPQ         R10, 8(SP)
-	JB           linearBackData_5x16_avx2_5x1m_j
+	VMOVUPS      (R8), Y5
+	VMASKMOVPS   (R9)(R10*1), Y5, Y5
+	VBROADCASTSS 4(CX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y0
+	VBROADCASTSS 4(DX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(BX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y2
+	VBROADCASTSS 4(SI)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y3
+	VBROADCASTSS 4(AX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y4
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_5x16_avx2_5x1m_j2
 
+linearBackData_5x16_avx2_5x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_5x16_avx2_5x1m_jdone
+	VMOVUPS      (R8), Y5
+	VMASKMOVPS   (R9), Y5, Y5
+	VBROADCASTSS (CX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y0
+	VBROADCASTSS (DX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS (BX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y2
+	VBROADCASTSS (SI)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y3
+	VBROADCASTSS (AX)(R11*1), Y6
+	VFMADD231PS  Y5, Y6, Y4
+
+linearBackData_5x16_avx2_5x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ       dx+0(FP), AX
 	ADDQ       DI, AX
@@ -23847,7 +30355,7 @@ linearBackData_5x16_avx2_cdone:
 
 // func linearBackData_6x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
-TEXT ·linearBackData_6x16_avx2(SB), NOSPLIT, $40-65
+TEXT ·linearBackData_6x16_avx2(SB), NOSPLIT, $48-65
 	// dyp[i] = &dy[i*ldy]
 	MOVQ ldy+24(FP), AX
 	SHLQ $0x02, AX
@@ -23869,6 +30377,11 @@ TEXT ·linearBackData_6x16_avx2(SB), NOSPLIT, $40-65
 	MOVQ ldx+8(FP), R8
 	SHLQ $0x02, R8
 	MOVQ R8, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R8
+	SUBQ $0x08, R8
+	MOVQ R8, 32(SP)
 	MOVQ k+56(FP), R8
 	ANDQ $0x07, R8
 
@@ -23876,7 +30389,7 @@ TEXT ·linearBackData_6x16_avx2(SB), NOSPLIT, $40-65
 	LEAQ linearTailTable<>+64(SB), R9
 	SHLQ $0x02, R8
 	SUBQ R8, R9
-	MOVQ R9, 32(SP)
+	MOVQ R9, 40(SP)
 	XORQ R8, R8
 
 linearBackData_6x16_avx2_c2:
@@ -23926,35 +30439,85 @@ linearBackData_6x16_avx2_6x2_zero:
 linearBackData_6x16_avx2_6x2_j0:
 	MOVQ w+32(FP), R9
 	ADDQ R8, R9
-	XORQ R10, R10
+	MOVQ 16(SP), R10
+	XORQ R11, R11
 
-linearBackData_6x16_avx2_6x2_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x16_avx2_6x2_j1
+
+linearBackData_6x16_avx2_6x2_j2:
 	VMOVUPS      (R9), Y12
 	VMOVUPS      32(R9), Y13
-	VBROADCASTSS (CX)(R10*1), Y14
+	VBROADCASTSS (CX)(R11*1), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
-	VBROADCASTSS (DX)(R10*1), Y14
+	VBROADCASTSS (DX)(R11*1), Y14
 	VFMADD231PS  Y12, Y14, Y2
 	VFMADD231PS  Y13, Y14, Y3
-	VBROADCASTSS (BX)(R10*1), Y14
+	VBROADCASTSS (BX)(R11*1), Y14
 	VFMADD231PS  Y12, Y14, Y4
 	VFMADD231PS  Y13, Y14, Y5
-	VBROADCASTSS (SI)(R10*1), Y14
+	VBROADCASTSS (SI)(R11*1), Y14
 	VFMADD231PS  Y12, Y14, Y6
 	VFMADD231PS  Y13, Y14, Y7
-	VBROADCASTSS (DI)(R10*1), Y14
+	VBROADCASTSS (DI)(R11*1), Y14
 	VFMADD231PS  Y12, Y14, Y8
 	VFMADD231PS  Y13, Y14, Y9
-	VBROADCASTSS (AX)(R10*1), Y14
+	VBROADCASTSS (AX)(R11*1), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	ADDQ         16(SP), R9
-	ADDQ         $0x04, R10
-	CMPQ         R10, 8(SP)
-	JB           linearBackData_6x16_avx2_6x2_j
+	VMOVUPS      (R9)(R10*1), Y12
+	VMOVUPS      32(R9)(R10*1), Y13
+	VBROADCASTSS 4(CX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS 4(DX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS 4(BX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS 4(SI)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	VBROADCASTSS 4(DI)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS 4(AX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y10
+	VFMADD231PS  Y13, Y14, Y11
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x16_avx2_6x2_j2
 
+linearBackData_6x16_avx2_6x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x16_avx2_6x2_jdone
+	VMOVUPS      (R9), Y12
+	VMOVUPS      32(R9), Y13
+	VBROADCASTSS (CX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (DX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS (BX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (SI)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	VBROADCASTSS (DI)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS (AX)(R11*1), Y14
+	VFMADD231PS  Y12, Y14, Y10
+	VFMADD231PS  Y13, Y14, Y11
+
+linearBackData_6x16_avx2_6x2_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R9
 	ADDQ    R8, R9
@@ -23979,8 +30542,7 @@ linearBackData_6x16_avx2_6x2_j:
 	JMP     linearBackData_6x16_avx2_c2
 
 linearBackData_6x16_avx2_c2_end:
-linearBackData_6x16_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(R8), R9
 	CMPQ R9, (SP)
 	JA   linearBackData_6x16_avx2_c1_end
@@ -24014,28 +30576,64 @@ linearBackData_6x16_avx2_6x1_zero:
 linearBackData_6x16_avx2_6x1_j0:
 	MOVQ w+32(FP), R9
 	ADDQ R8, R9
-	XORQ R10, R10
+	MOVQ 16(SP), R10
+	XORQ R11, R11
 
-linearBackData_6x16_avx2_6x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x16_avx2_6x1_j1
+
+linearBackData_6x16_avx2_6x1_j2:
 	VMOVUPS      (R9), Y6
-	VBROADCASTSS (CX)(R10*1), Y7
+	VBROADCASTSS (CX)(R11*1), Y7
 	VFMADD231PS  Y6, Y7, Y0
-	VBROADCASTSS (DX)(R10*1), Y7
+	VBROADCASTSS (DX)(R11*1), Y7
 	VFMADD231PS  Y6, Y7, Y1
-	VBROADCASTSS (BX)(R10*1), Y7
+	VBROADCASTSS (BX)(R11*1), Y7
 	VFMADD231PS  Y6, Y7, Y2
-	VBROADCASTSS (SI)(R10*1), Y7
+	VBROADCASTSS (SI)(R11*1), Y7
 	VFMADD231PS  Y6, Y7, Y3
-	VBROADCASTSS (DI)(R10*1), Y7
+	VBROADCASTSS (DI)(R11*1), Y7
 	VFMADD231PS  Y6, Y7, Y4
-	VBROADCASTSS (AX)(R10*1), Y7
+	VBROADCASTSS (AX)(R11*1), Y7
 	VFMADD231PS  Y6, Y7, Y5
-	ADDQ         16(SP), R9
-	ADDQ         $0x04, R10
-	CMPQ         R10, 8(SP)
-	JB           linearBackData_6x16_avx2_6x1_j
+	VMOVUPS      (R9)(R10*1), Y6
+	VBROADCASTSS 4(CX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VBROADCASTSS 4(DX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VBROADCASTSS 4(BX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VBROADCASTSS 4(SI)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y3
+	VBROADCASTSS 4(DI)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y4
+	VBROADCASTSS 4(AX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y5
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x16_avx2_6x1_j2
 
+linearBackData_6x16_avx2_6x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x16_avx2_6x1_jdone
+	VMOVUPS      (R9), Y6
+	VBROADCASTSS (CX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VBROADCASTSS (DX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VBROADCASTSS (BX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VBROADCASTSS (SI)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y3
+	VBROADCASTSS (DI)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y4
+	VBROADCASTSS (AX)(R11*1), Y7
+	VFMADD231PS  Y6, Y7, Y5
+
+linearBackData_6x16_avx2_6x1_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ    dx+0(FP), R9
 	ADDQ    R8, R9
@@ -24051,13 +30649,14 @@ linearBackData_6x16_avx2_6x1_j:
 	ADDQ    24(SP), R9
 	VMOVUPS Y5, (R9)
 	ADDQ    $0x00000020, R8
-	JMP     linearBackData_6x16_avx2_c1
+	JMP     linearBackData_6x16_avx2_tail
 
 linearBackData_6x16_avx2_c1_end:
+linearBackData_6x16_avx2_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ R8, (SP)
 	JE   linearBackData_6x16_avx2_cdone
-	MOVQ 32(SP), R9
+	MOVQ 40(SP), R9
 
 	// Tile of 6 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
 	CMPB       more+64(FP), $0x00
@@ -24094,29 +30693,67 @@ linearBackData_6x16_avx2_6x1m_zero:
 linearBackData_6x16_avx2_6x1m_j0:
 	MOVQ w+32(FP), R10
 	ADDQ R8, R10
-	XORQ R11, R11
+	MOVQ 16(SP), R11
+	XORQ R12, R12
 
-linearBackData_6x16_avx2_6x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x16_avx2_6x1m_j1
+
+linearBackData_6x16_avx2_6x1m_j2:
 	VMOVUPS      (R9), Y6
 	VMASKMOVPS   (R10), Y6, Y6
-	VBROADCASTSS (CX)(R11*1), Y7
+	VBROADCASTSS (CX)(R12*1), Y7
 	VFMADD231PS  Y6, Y7, Y0
-	VBROADCASTSS (DX)(R11*1), Y7
+	VBROADCASTSS (DX)(R12*1), Y7
 	VFMADD231PS  Y6, Y7, Y1
-	VBROADCASTSS (BX)(R11*1), Y7
+	VBROADCASTSS (BX)(R12*1), Y7
 	VFMADD231PS  Y6, Y7, Y2
-	VBROADCASTSS (SI)(R11*1), Y7
+	VBROADCASTSS (SI)(R12*1), Y7
 	VFMADD231PS  Y6, Y7, Y3
-	VBROADCASTSS (DI)(R11*1), Y7
+	VBROADCASTSS (DI)(R12*1), Y7
 	VFMADD231PS  Y6, Y7, Y4
-	VBROADCASTSS (AX)(R11*1), Y7
+	VBROADCASTSS (AX)(R12*1), Y7
 	VFMADD231PS  Y6, Y7, Y5
-	ADDQ         16(SP), R10
-	ADDQ         $0x04, R11
-	CMPQ         R11, 8(SP)
-	JB           linearBackData_6x16_avx2_6x1m_j
+	VMOVUPS      (R9), Y6
+	VMASKMOVPS   (R10)(R11*1), Y6, Y6
+	VBROADCASTSS 4(CX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VBROADCASTSS 4(DX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VBROADCASTSS 4(BX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VBROADCASTSS 4(SI)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y3
+	VBROADCASTSS 4(DI)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y4
+	VBROADCASTSS 4(AX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y5
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_6x16_avx2_6x1m_j2
 
+linearBackData_6x16_avx2_6x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_6x16_avx2_6x1m_jdone
+	VMOVUPS      (R9), Y6
+	VMASKMOVPS   (R10), Y6, Y6
+	VBROADCASTSS (CX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y0
+	VBROADCASTSS (DX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y1
+	VBROADCASTSS (BX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VBROADCASTSS (SI)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y3
+	VBROADCASTSS (DI)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y4
+	VBROADCASTSS (AX)(R12*1), Y7
+	VFMADD231PS  Y6, Y7, Y5
+
+linearBackData_6x16_avx2_6x1m_jdone:
 	// dx[i][c] = acc[i][c]
 	MOVQ       dx+0(FP), AX
 	ADDQ       R8, AX
@@ -24139,451 +30776,6 @@ linearBackData_6x16_avx2_6x1m_j:
 	VMASKMOVPS Y5, Y0, (AX)
 
 linearBackData_6x16_avx2_cdone:
-	VZEROUPPER
-	RET
-
-// func linearBackData_7x8_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
-// Requires: AVX, FMA3
-TEXT ·linearBackData_7x8_avx2(SB), NOSPLIT, $40-65
-	// dyp[i] = &dy[i*ldy]
-	MOVQ ldy+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ dy+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), DI
-	LEAQ (DI)(AX*1), R8
-	LEAQ (R8)(AX*1), AX
-	MOVQ k+56(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, (SP)
-	MOVQ n+48(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, 8(SP)
-	MOVQ ldw+40(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, 16(SP)
-	MOVQ ldx+8(FP), R9
-	SHLQ $0x02, R9
-	MOVQ R9, 24(SP)
-	MOVQ k+56(FP), R9
-	ANDQ $0x07, R9
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), R10
-	SHLQ $0x02, R9
-	SUBQ R9, R10
-	MOVQ R10, 32(SP)
-	XORQ R9, R9
-
-linearBackData_7x8_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
-	LEAQ 32(R9), R10
-	CMPQ R10, (SP)
-	JA   linearBackData_7x8_avx2_c1_end
-
-	// Tile of 7 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
-	CMPB    more+64(FP), $0x00
-	JE      linearBackData_7x8_avx2_7x1_zero
-	MOVQ    dx+0(FP), R10
-	ADDQ    R9, R10
-	VMOVUPS (R10), Y0
-	ADDQ    24(SP), R10
-	VMOVUPS (R10), Y1
-	ADDQ    24(SP), R10
-	VMOVUPS (R10), Y2
-	ADDQ    24(SP), R10
-	VMOVUPS (R10), Y3
-	ADDQ    24(SP), R10
-	VMOVUPS (R10), Y4
-	ADDQ    24(SP), R10
-	VMOVUPS (R10), Y5
-	ADDQ    24(SP), R10
-	VMOVUPS (R10), Y6
-	JMP     linearBackData_7x8_avx2_7x1_j0
-
-linearBackData_7x8_avx2_7x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-
-linearBackData_7x8_avx2_7x1_j0:
-	MOVQ w+32(FP), R10
-	ADDQ R9, R10
-	XORQ R11, R11
-
-linearBackData_7x8_avx2_7x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
-	VMOVUPS      (R10), Y7
-	VBROADCASTSS (CX)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y0
-	VBROADCASTSS (DX)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y1
-	VBROADCASTSS (BX)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y2
-	VBROADCASTSS (SI)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y3
-	VBROADCASTSS (DI)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y4
-	VBROADCASTSS (R8)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y5
-	VBROADCASTSS (AX)(R11*1), Y8
-	VFMADD231PS  Y7, Y8, Y6
-	ADDQ         16(SP), R10
-	ADDQ         $0x04, R11
-	CMPQ         R11, 8(SP)
-	JB           linearBackData_7x8_avx2_7x1_j
-
-	// dx[i][c] = acc[i][c]
-	MOVQ    dx+0(FP), R10
-	ADDQ    R9, R10
-	VMOVUPS Y0, (R10)
-	ADDQ    24(SP), R10
-	VMOVUPS Y1, (R10)
-	ADDQ    24(SP), R10
-	VMOVUPS Y2, (R10)
-	ADDQ    24(SP), R10
-	VMOVUPS Y3, (R10)
-	ADDQ    24(SP), R10
-	VMOVUPS Y4, (R10)
-	ADDQ    24(SP), R10
-	VMOVUPS Y5, (R10)
-	ADDQ    24(SP), R10
-	VMOVUPS Y6, (R10)
-	ADDQ    $0x00000020, R9
-	JMP     linearBackData_7x8_avx2_c1
-
-linearBackData_7x8_avx2_c1_end:
-	// if coff < 4*k: the last k mod 8 columns, masked
-	CMPQ R9, (SP)
-	JE   linearBackData_7x8_avx2_cdone
-	MOVQ 32(SP), R10
-
-	// Tile of 7 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
-	CMPB       more+64(FP), $0x00
-	JE         linearBackData_7x8_avx2_7x1m_zero
-	MOVQ       dx+0(FP), R11
-	ADDQ       R9, R11
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS (R11), Y0, Y0
-	ADDQ       24(SP), R11
-	VMOVUPS    (R10), Y1
-	VMASKMOVPS (R11), Y1, Y1
-	ADDQ       24(SP), R11
-	VMOVUPS    (R10), Y2
-	VMASKMOVPS (R11), Y2, Y2
-	ADDQ       24(SP), R11
-	VMOVUPS    (R10), Y3
-	VMASKMOVPS (R11), Y3, Y3
-	ADDQ       24(SP), R11
-	VMOVUPS    (R10), Y4
-	VMASKMOVPS (R11), Y4, Y4
-	ADDQ       24(SP), R11
-	VMOVUPS    (R10), Y5
-	VMASKMOVPS (R11), Y5, Y5
-	ADDQ       24(SP), R11
-	VMOVUPS    (R10), Y6
-	VMASKMOVPS (R11), Y6, Y6
-	JMP        linearBackData_7x8_avx2_7x1m_j0
-
-linearBackData_7x8_avx2_7x1m_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-
-linearBackData_7x8_avx2_7x1m_j0:
-	MOVQ w+32(FP), R11
-	ADDQ R9, R11
-	XORQ R12, R12
-
-linearBackData_7x8_avx2_7x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
-	VMOVUPS      (R10), Y7
-	VMASKMOVPS   (R11), Y7, Y7
-	VBROADCASTSS (CX)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y0
-	VBROADCASTSS (DX)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y1
-	VBROADCASTSS (BX)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y2
-	VBROADCASTSS (SI)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y3
-	VBROADCASTSS (DI)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y4
-	VBROADCASTSS (R8)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y5
-	VBROADCASTSS (AX)(R12*1), Y8
-	VFMADD231PS  Y7, Y8, Y6
-	ADDQ         16(SP), R11
-	ADDQ         $0x04, R12
-	CMPQ         R12, 8(SP)
-	JB           linearBackData_7x8_avx2_7x1m_j
-
-	// dx[i][c] = acc[i][c]
-	MOVQ       dx+0(FP), AX
-	ADDQ       R9, AX
-	VMOVUPS    (R10), Y7
-	VMASKMOVPS Y0, Y7, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS Y1, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS Y2, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS Y3, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS Y4, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS Y5, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R10), Y0
-	VMASKMOVPS Y6, Y0, (AX)
-
-linearBackData_7x8_avx2_cdone:
-	VZEROUPPER
-	RET
-
-// func linearBackData_8x8_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
-// Requires: AVX, FMA3
-TEXT ·linearBackData_8x8_avx2(SB), NOSPLIT, $40-65
-	// dyp[i] = &dy[i*ldy]
-	MOVQ ldy+24(FP), AX
-	SHLQ $0x02, AX
-	MOVQ dy+16(FP), CX
-	LEAQ (CX)(AX*1), DX
-	LEAQ (DX)(AX*1), BX
-	LEAQ (BX)(AX*1), SI
-	LEAQ (SI)(AX*1), DI
-	LEAQ (DI)(AX*1), R8
-	LEAQ (R8)(AX*1), R9
-	LEAQ (R9)(AX*1), AX
-	MOVQ k+56(FP), R10
-	SHLQ $0x02, R10
-	MOVQ R10, (SP)
-	MOVQ n+48(FP), R10
-	SHLQ $0x02, R10
-	MOVQ R10, 8(SP)
-	MOVQ ldw+40(FP), R10
-	SHLQ $0x02, R10
-	MOVQ R10, 16(SP)
-	MOVQ ldx+8(FP), R10
-	SHLQ $0x02, R10
-	MOVQ R10, 24(SP)
-	MOVQ k+56(FP), R10
-	ANDQ $0x07, R10
-
-	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
-	LEAQ linearTailTable<>+64(SB), R11
-	SHLQ $0x02, R10
-	SUBQ R10, R11
-	MOVQ R11, 32(SP)
-	XORQ R10, R10
-
-linearBackData_8x8_avx2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
-	LEAQ 32(R10), R11
-	CMPQ R11, (SP)
-	JA   linearBackData_8x8_avx2_c1_end
-
-	// Tile of 8 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
-	CMPB    more+64(FP), $0x00
-	JE      linearBackData_8x8_avx2_8x1_zero
-	MOVQ    dx+0(FP), R11
-	ADDQ    R10, R11
-	VMOVUPS (R11), Y0
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y1
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y2
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y3
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y4
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y5
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y6
-	ADDQ    24(SP), R11
-	VMOVUPS (R11), Y7
-	JMP     linearBackData_8x8_avx2_8x1_j0
-
-linearBackData_8x8_avx2_8x1_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-
-linearBackData_8x8_avx2_8x1_j0:
-	MOVQ w+32(FP), R11
-	ADDQ R10, R11
-	XORQ R12, R12
-
-linearBackData_8x8_avx2_8x1_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
-	VMOVUPS      (R11), Y8
-	VBROADCASTSS (CX)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VBROADCASTSS (DX)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VBROADCASTSS (BX)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VBROADCASTSS (SI)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y3
-	VBROADCASTSS (DI)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y4
-	VBROADCASTSS (R8)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y5
-	VBROADCASTSS (R9)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y6
-	VBROADCASTSS (AX)(R12*1), Y9
-	VFMADD231PS  Y8, Y9, Y7
-	ADDQ         16(SP), R11
-	ADDQ         $0x04, R12
-	CMPQ         R12, 8(SP)
-	JB           linearBackData_8x8_avx2_8x1_j
-
-	// dx[i][c] = acc[i][c]
-	MOVQ    dx+0(FP), R11
-	ADDQ    R10, R11
-	VMOVUPS Y0, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y1, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y2, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y3, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y4, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y5, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y6, (R11)
-	ADDQ    24(SP), R11
-	VMOVUPS Y7, (R11)
-	ADDQ    $0x00000020, R10
-	JMP     linearBackData_8x8_avx2_c1
-
-linearBackData_8x8_avx2_c1_end:
-	// if coff < 4*k: the last k mod 8 columns, masked
-	CMPQ R10, (SP)
-	JE   linearBackData_8x8_avx2_cdone
-	MOVQ 32(SP), R11
-
-	// Tile of 8 sample(s) × 8 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
-	CMPB       more+64(FP), $0x00
-	JE         linearBackData_8x8_avx2_8x1m_zero
-	MOVQ       dx+0(FP), R12
-	ADDQ       R10, R12
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS (R12), Y0, Y0
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y1
-	VMASKMOVPS (R12), Y1, Y1
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y2
-	VMASKMOVPS (R12), Y2, Y2
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y3
-	VMASKMOVPS (R12), Y3, Y3
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y4
-	VMASKMOVPS (R12), Y4, Y4
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y5
-	VMASKMOVPS (R12), Y5, Y5
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y6
-	VMASKMOVPS (R12), Y6, Y6
-	ADDQ       24(SP), R12
-	VMOVUPS    (R11), Y7
-	VMASKMOVPS (R12), Y7, Y7
-	JMP        linearBackData_8x8_avx2_8x1m_j0
-
-linearBackData_8x8_avx2_8x1m_zero:
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-
-linearBackData_8x8_avx2_8x1m_j0:
-	MOVQ w+32(FP), R12
-	ADDQ R10, R12
-	XORQ R13, R13
-
-linearBackData_8x8_avx2_8x1m_j:
-	// for j := 0; j < n; j++ { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
-	VMOVUPS      (R11), Y8
-	VMASKMOVPS   (R12), Y8, Y8
-	VBROADCASTSS (CX)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y0
-	VBROADCASTSS (DX)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y1
-	VBROADCASTSS (BX)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y2
-	VBROADCASTSS (SI)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y3
-	VBROADCASTSS (DI)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y4
-	VBROADCASTSS (R8)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y5
-	VBROADCASTSS (R9)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y6
-	VBROADCASTSS (AX)(R13*1), Y9
-	VFMADD231PS  Y8, Y9, Y7
-	ADDQ         16(SP), R12
-	ADDQ         $0x04, R13
-	CMPQ         R13, 8(SP)
-	JB           linearBackData_8x8_avx2_8x1m_j
-
-	// dx[i][c] = acc[i][c]
-	MOVQ       dx+0(FP), AX
-	ADDQ       R10, AX
-	VMOVUPS    (R11), Y8
-	VMASKMOVPS Y0, Y8, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y1, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y2, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y3, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y4, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y5, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y6, Y0, (AX)
-	ADDQ       24(SP), AX
-	VMOVUPS    (R11), Y0
-	VMASKMOVPS Y7, Y0, (AX)
-
-linearBackData_8x8_avx2_cdone:
 	VZEROUPPER
 	RET
 
@@ -24662,10 +30854,15 @@ linearBackWeight_4x96_avx512_4_c6:
 	MOVQ    x+32(FP), R8
 	ADDQ    DI, R8
 	MOVQ    48(SP), R9
-	MOVQ    m+48(FP), R10
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
 
-linearBackWeight_4x96_avx512_4_4x6_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x6_i1
+
+linearBackWeight_4x96_avx512_4_4x6_i2:
 	VMOVUPS      (R8), Z24
 	VMOVUPS      64(R8), Z25
 	VMOVUPS      128(R8), Z26
@@ -24700,11 +30897,86 @@ linearBackWeight_4x96_avx512_4_4x6_i:
 	VFMADD231PS  Z27, Z30, Z21
 	VFMADD231PS  Z28, Z30, Z22
 	VFMADD231PS  Z29, Z30, Z23
-	ADDQ         16(SP), R8
-	ADDQ         24(SP), R9
-	DECQ         R10
-	JNZ          linearBackWeight_4x96_avx512_4_4x6_i
+	VMOVUPS      (R8)(R10*1), Z24
+	VMOVUPS      64(R8)(R10*1), Z25
+	VMOVUPS      128(R8)(R10*1), Z26
+	VMOVUPS      192(R8)(R10*1), Z27
+	VMOVUPS      256(R8)(R10*1), Z28
+	VMOVUPS      320(R8)(R10*1), Z29
+	VBROADCASTSS (R9)(R11*1), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS 4(R9)(R11*1), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS 8(R9)(R11*1), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS 12(R9)(R11*1), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x6_i2
 
+linearBackWeight_4x96_avx512_4_4x6_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x6_idone
+	VMOVUPS      (R8), Z24
+	VMOVUPS      64(R8), Z25
+	VMOVUPS      128(R8), Z26
+	VMOVUPS      192(R8), Z27
+	VMOVUPS      256(R8), Z28
+	VMOVUPS      320(R8), Z29
+	VBROADCASTSS (R9), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS 4(R9), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS 8(R9), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS 12(R9), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+
+linearBackWeight_4x96_avx512_4_4x6_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Z0, (CX)(DI*1)
 	VMOVUPS Z1, 64(CX)(DI*1)
@@ -24734,8 +31006,517 @@ linearBackWeight_4x96_avx512_4_4x6_i:
 	JMP     linearBackWeight_4x96_avx512_4_c6
 
 linearBackWeight_4x96_avx512_4_c6_end:
-linearBackWeight_4x96_avx512_4_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x96_avx512_4_c5_end
+
+	// Tile of 4 row(s) × 80 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Z0
+	VMOVUPS 64(CX)(DI*1), Z1
+	VMOVUPS 128(CX)(DI*1), Z2
+	VMOVUPS 192(CX)(DI*1), Z3
+	VMOVUPS 256(CX)(DI*1), Z4
+	VMOVUPS (DX)(DI*1), Z5
+	VMOVUPS 64(DX)(DI*1), Z6
+	VMOVUPS 128(DX)(DI*1), Z7
+	VMOVUPS 192(DX)(DI*1), Z8
+	VMOVUPS 256(DX)(DI*1), Z9
+	VMOVUPS (BX)(DI*1), Z10
+	VMOVUPS 64(BX)(DI*1), Z11
+	VMOVUPS 128(BX)(DI*1), Z12
+	VMOVUPS 192(BX)(DI*1), Z13
+	VMOVUPS 256(BX)(DI*1), Z14
+	VMOVUPS (SI)(DI*1), Z15
+	VMOVUPS 64(SI)(DI*1), Z16
+	VMOVUPS 128(SI)(DI*1), Z17
+	VMOVUPS 192(SI)(DI*1), Z18
+	VMOVUPS 256(SI)(DI*1), Z19
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x5_i1
+
+linearBackWeight_4x96_avx512_4_4x5_i2:
+	VMOVUPS      (R8), Z20
+	VMOVUPS      64(R8), Z21
+	VMOVUPS      128(R8), Z22
+	VMOVUPS      192(R8), Z23
+	VMOVUPS      256(R8), Z24
+	VBROADCASTSS (R9), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS 4(R9), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS 8(R9), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS 12(R9), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+	VMOVUPS      (R8)(R10*1), Z20
+	VMOVUPS      64(R8)(R10*1), Z21
+	VMOVUPS      128(R8)(R10*1), Z22
+	VMOVUPS      192(R8)(R10*1), Z23
+	VMOVUPS      256(R8)(R10*1), Z24
+	VBROADCASTSS (R9)(R11*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS 4(R9)(R11*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS 8(R9)(R11*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS 12(R9)(R11*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x5_i2
+
+linearBackWeight_4x96_avx512_4_4x5_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x5_idone
+	VMOVUPS      (R8), Z20
+	VMOVUPS      64(R8), Z21
+	VMOVUPS      128(R8), Z22
+	VMOVUPS      192(R8), Z23
+	VMOVUPS      256(R8), Z24
+	VBROADCASTSS (R9), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS 4(R9), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS 8(R9), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS 12(R9), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+
+linearBackWeight_4x96_avx512_4_4x5_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DI*1)
+	VMOVUPS Z1, 64(CX)(DI*1)
+	VMOVUPS Z2, 128(CX)(DI*1)
+	VMOVUPS Z3, 192(CX)(DI*1)
+	VMOVUPS Z4, 256(CX)(DI*1)
+	VMOVUPS Z5, (DX)(DI*1)
+	VMOVUPS Z6, 64(DX)(DI*1)
+	VMOVUPS Z7, 128(DX)(DI*1)
+	VMOVUPS Z8, 192(DX)(DI*1)
+	VMOVUPS Z9, 256(DX)(DI*1)
+	VMOVUPS Z10, (BX)(DI*1)
+	VMOVUPS Z11, 64(BX)(DI*1)
+	VMOVUPS Z12, 128(BX)(DI*1)
+	VMOVUPS Z13, 192(BX)(DI*1)
+	VMOVUPS Z14, 256(BX)(DI*1)
+	VMOVUPS Z15, (SI)(DI*1)
+	VMOVUPS Z16, 64(SI)(DI*1)
+	VMOVUPS Z17, 128(SI)(DI*1)
+	VMOVUPS Z18, 192(SI)(DI*1)
+	VMOVUPS Z19, 256(SI)(DI*1)
+	ADDQ    $0x00000140, DI
+	JMP     linearBackWeight_4x96_avx512_4_tail
+
+linearBackWeight_4x96_avx512_4_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x96_avx512_4_c4_end
+
+	// Tile of 4 row(s) × 64 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Z0
+	VMOVUPS 64(CX)(DI*1), Z1
+	VMOVUPS 128(CX)(DI*1), Z2
+	VMOVUPS 192(CX)(DI*1), Z3
+	VMOVUPS (DX)(DI*1), Z4
+	VMOVUPS 64(DX)(DI*1), Z5
+	VMOVUPS 128(DX)(DI*1), Z6
+	VMOVUPS 192(DX)(DI*1), Z7
+	VMOVUPS (BX)(DI*1), Z8
+	VMOVUPS 64(BX)(DI*1), Z9
+	VMOVUPS 128(BX)(DI*1), Z10
+	VMOVUPS 192(BX)(DI*1), Z11
+	VMOVUPS (SI)(DI*1), Z12
+	VMOVUPS 64(SI)(DI*1), Z13
+	VMOVUPS 128(SI)(DI*1), Z14
+	VMOVUPS 192(SI)(DI*1), Z15
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x4_i1
+
+linearBackWeight_4x96_avx512_4_4x4_i2:
+	VMOVUPS      (R8), Z16
+	VMOVUPS      64(R8), Z17
+	VMOVUPS      128(R8), Z18
+	VMOVUPS      192(R8), Z19
+	VBROADCASTSS (R9), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS 4(R9), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS 8(R9), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS 12(R9), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+	VMOVUPS      (R8)(R10*1), Z16
+	VMOVUPS      64(R8)(R10*1), Z17
+	VMOVUPS      128(R8)(R10*1), Z18
+	VMOVUPS      192(R8)(R10*1), Z19
+	VBROADCASTSS (R9)(R11*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS 4(R9)(R11*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS 8(R9)(R11*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS 12(R9)(R11*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x4_i2
+
+linearBackWeight_4x96_avx512_4_4x4_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x4_idone
+	VMOVUPS      (R8), Z16
+	VMOVUPS      64(R8), Z17
+	VMOVUPS      128(R8), Z18
+	VMOVUPS      192(R8), Z19
+	VBROADCASTSS (R9), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS 4(R9), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS 8(R9), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS 12(R9), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+
+linearBackWeight_4x96_avx512_4_4x4_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DI*1)
+	VMOVUPS Z1, 64(CX)(DI*1)
+	VMOVUPS Z2, 128(CX)(DI*1)
+	VMOVUPS Z3, 192(CX)(DI*1)
+	VMOVUPS Z4, (DX)(DI*1)
+	VMOVUPS Z5, 64(DX)(DI*1)
+	VMOVUPS Z6, 128(DX)(DI*1)
+	VMOVUPS Z7, 192(DX)(DI*1)
+	VMOVUPS Z8, (BX)(DI*1)
+	VMOVUPS Z9, 64(BX)(DI*1)
+	VMOVUPS Z10, 128(BX)(DI*1)
+	VMOVUPS Z11, 192(BX)(DI*1)
+	VMOVUPS Z12, (SI)(DI*1)
+	VMOVUPS Z13, 64(SI)(DI*1)
+	VMOVUPS Z14, 128(SI)(DI*1)
+	VMOVUPS Z15, 192(SI)(DI*1)
+	ADDQ    $0x00000100, DI
+	JMP     linearBackWeight_4x96_avx512_4_tail
+
+linearBackWeight_4x96_avx512_4_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x96_avx512_4_c3_end
+
+	// Tile of 4 row(s) × 48 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Z0
+	VMOVUPS 64(CX)(DI*1), Z1
+	VMOVUPS 128(CX)(DI*1), Z2
+	VMOVUPS (DX)(DI*1), Z3
+	VMOVUPS 64(DX)(DI*1), Z4
+	VMOVUPS 128(DX)(DI*1), Z5
+	VMOVUPS (BX)(DI*1), Z6
+	VMOVUPS 64(BX)(DI*1), Z7
+	VMOVUPS 128(BX)(DI*1), Z8
+	VMOVUPS (SI)(DI*1), Z9
+	VMOVUPS 64(SI)(DI*1), Z10
+	VMOVUPS 128(SI)(DI*1), Z11
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x3_i1
+
+linearBackWeight_4x96_avx512_4_4x3_i2:
+	VMOVUPS      (R8), Z12
+	VMOVUPS      64(R8), Z13
+	VMOVUPS      128(R8), Z14
+	VBROADCASTSS (R9), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS 4(R9), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS 8(R9), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS 12(R9), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+	VMOVUPS      (R8)(R10*1), Z12
+	VMOVUPS      64(R8)(R10*1), Z13
+	VMOVUPS      128(R8)(R10*1), Z14
+	VBROADCASTSS (R9)(R11*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS 4(R9)(R11*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS 8(R9)(R11*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS 12(R9)(R11*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x3_i2
+
+linearBackWeight_4x96_avx512_4_4x3_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x3_idone
+	VMOVUPS      (R8), Z12
+	VMOVUPS      64(R8), Z13
+	VMOVUPS      128(R8), Z14
+	VBROADCASTSS (R9), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS 4(R9), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS 8(R9), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS 12(R9), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+
+linearBackWeight_4x96_avx512_4_4x3_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DI*1)
+	VMOVUPS Z1, 64(CX)(DI*1)
+	VMOVUPS Z2, 128(CX)(DI*1)
+	VMOVUPS Z3, (DX)(DI*1)
+	VMOVUPS Z4, 64(DX)(DI*1)
+	VMOVUPS Z5, 128(DX)(DI*1)
+	VMOVUPS Z6, (BX)(DI*1)
+	VMOVUPS Z7, 64(BX)(DI*1)
+	VMOVUPS Z8, 128(BX)(DI*1)
+	VMOVUPS Z9, (SI)(DI*1)
+	VMOVUPS Z10, 64(SI)(DI*1)
+	VMOVUPS Z11, 128(SI)(DI*1)
+	ADDQ    $0x000000c0, DI
+	JMP     linearBackWeight_4x96_avx512_4_tail
+
+linearBackWeight_4x96_avx512_4_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x96_avx512_4_c2_end
+
+	// Tile of 4 row(s) × 32 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Z0
+	VMOVUPS 64(CX)(DI*1), Z1
+	VMOVUPS (DX)(DI*1), Z2
+	VMOVUPS 64(DX)(DI*1), Z3
+	VMOVUPS (BX)(DI*1), Z4
+	VMOVUPS 64(BX)(DI*1), Z5
+	VMOVUPS (SI)(DI*1), Z6
+	VMOVUPS 64(SI)(DI*1), Z7
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x2_i1
+
+linearBackWeight_4x96_avx512_4_4x2_i2:
+	VMOVUPS      (R8), Z8
+	VMOVUPS      64(R8), Z9
+	VBROADCASTSS (R9), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(R9), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS 8(R9), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS 12(R9), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+	VMOVUPS      (R8)(R10*1), Z8
+	VMOVUPS      64(R8)(R10*1), Z9
+	VBROADCASTSS (R9)(R11*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(R9)(R11*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS 8(R9)(R11*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS 12(R9)(R11*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x2_i2
+
+linearBackWeight_4x96_avx512_4_4x2_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x2_idone
+	VMOVUPS      (R8), Z8
+	VMOVUPS      64(R8), Z9
+	VBROADCASTSS (R9), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(R9), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS 8(R9), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS 12(R9), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+
+linearBackWeight_4x96_avx512_4_4x2_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DI*1)
+	VMOVUPS Z1, 64(CX)(DI*1)
+	VMOVUPS Z2, (DX)(DI*1)
+	VMOVUPS Z3, 64(DX)(DI*1)
+	VMOVUPS Z4, (BX)(DI*1)
+	VMOVUPS Z5, 64(BX)(DI*1)
+	VMOVUPS Z6, (SI)(DI*1)
+	VMOVUPS Z7, 64(SI)(DI*1)
+	ADDQ    $0x00000080, DI
+	JMP     linearBackWeight_4x96_avx512_4_tail
+
+linearBackWeight_4x96_avx512_4_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(DI), R8
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c1_end
@@ -24748,10 +31529,15 @@ linearBackWeight_4x96_avx512_4_c1:
 	MOVQ    x+32(FP), R8
 	ADDQ    DI, R8
 	MOVQ    48(SP), R9
-	MOVQ    m+48(FP), R10
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
 
-linearBackWeight_4x96_avx512_4_4x1_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x1_i1
+
+linearBackWeight_4x96_avx512_4_4x1_i2:
 	VMOVUPS      (R8), Z4
 	VBROADCASTSS (R9), Z5
 	VFMADD231PS  Z4, Z5, Z0
@@ -24761,20 +31547,46 @@ linearBackWeight_4x96_avx512_4_4x1_i:
 	VFMADD231PS  Z4, Z5, Z2
 	VBROADCASTSS 12(R9), Z5
 	VFMADD231PS  Z4, Z5, Z3
-	ADDQ         16(SP), R8
-	ADDQ         24(SP), R9
-	DECQ         R10
-	JNZ          linearBackWeight_4x96_avx512_4_4x1_i
+	VMOVUPS      (R8)(R10*1), Z4
+	VBROADCASTSS (R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x1_i2
 
+linearBackWeight_4x96_avx512_4_4x1_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x1_idone
+	VMOVUPS      (R8), Z4
+	VBROADCASTSS (R9), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(R9), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(R9), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(R9), Z5
+	VFMADD231PS  Z4, Z5, Z3
+
+linearBackWeight_4x96_avx512_4_4x1_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Z0, (CX)(DI*1)
 	VMOVUPS Z1, (DX)(DI*1)
 	VMOVUPS Z2, (BX)(DI*1)
 	VMOVUPS Z3, (SI)(DI*1)
 	ADDQ    $0x00000040, DI
-	JMP     linearBackWeight_4x96_avx512_4_c1
+	JMP     linearBackWeight_4x96_avx512_4_tail
 
 linearBackWeight_4x96_avx512_4_c1_end:
+linearBackWeight_4x96_avx512_4_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ DI, (SP)
 	JE   linearBackWeight_4x96_avx512_4_cdone
@@ -24787,10 +31599,15 @@ linearBackWeight_4x96_avx512_4_c1_end:
 	MOVQ      x+32(FP), R8
 	ADDQ      DI, R8
 	MOVQ      48(SP), R9
-	MOVQ      m+48(FP), R10
+	MOVQ      16(SP), R10
+	MOVQ      24(SP), R11
+	MOVQ      m+48(FP), R12
 
-linearBackWeight_4x96_avx512_4_4x1m_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x96_avx512_4_4x1m_i1
+
+linearBackWeight_4x96_avx512_4_4x1m_i2:
 	VMOVUPS.Z    (R8), K1, Z4
 	VBROADCASTSS (R9), Z5
 	VFMADD231PS  Z4, Z5, Z0
@@ -24800,11 +31617,36 @@ linearBackWeight_4x96_avx512_4_4x1m_i:
 	VFMADD231PS  Z4, Z5, Z2
 	VBROADCASTSS 12(R9), Z5
 	VFMADD231PS  Z4, Z5, Z3
-	ADDQ         16(SP), R8
-	ADDQ         24(SP), R9
-	DECQ         R10
-	JNZ          linearBackWeight_4x96_avx512_4_4x1m_i
+	VMOVUPS.Z    (R8)(R10*1), K1, Z4
+	VBROADCASTSS (R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(R9)(R11*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x96_avx512_4_4x1m_i2
 
+linearBackWeight_4x96_avx512_4_4x1m_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x96_avx512_4_4x1m_idone
+	VMOVUPS.Z    (R8), K1, Z4
+	VBROADCASTSS (R9), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(R9), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 8(R9), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 12(R9), Z5
+	VFMADD231PS  Z4, Z5, Z3
+
+linearBackWeight_4x96_avx512_4_4x1m_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Z0, K1, (CX)(DI*1)
 	VMOVUPS Z1, K1, (DX)(DI*1)
@@ -24845,10 +31687,15 @@ linearBackWeight_4x96_avx512_1_c6:
 	MOVQ    x+32(FP), BX
 	ADDQ    DX, BX
 	MOVQ    48(SP), SI
-	MOVQ    m+48(FP), DI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
 
-linearBackWeight_4x96_avx512_1_1x6_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x6_i1
+
+linearBackWeight_4x96_avx512_1_1x6_i2:
 	VMOVUPS      (BX), Z6
 	VMOVUPS      64(BX), Z7
 	VMOVUPS      128(BX), Z8
@@ -24862,11 +31709,44 @@ linearBackWeight_4x96_avx512_1_1x6_i:
 	VFMADD231PS  Z9, Z12, Z3
 	VFMADD231PS  Z10, Z12, Z4
 	VFMADD231PS  Z11, Z12, Z5
-	ADDQ         16(SP), BX
-	ADDQ         24(SP), SI
-	DECQ         DI
-	JNZ          linearBackWeight_4x96_avx512_1_1x6_i
+	VMOVUPS      (BX)(DI*1), Z6
+	VMOVUPS      64(BX)(DI*1), Z7
+	VMOVUPS      128(BX)(DI*1), Z8
+	VMOVUPS      192(BX)(DI*1), Z9
+	VMOVUPS      256(BX)(DI*1), Z10
+	VMOVUPS      320(BX)(DI*1), Z11
+	VBROADCASTSS (SI)(R8*1), Z12
+	VFMADD231PS  Z6, Z12, Z0
+	VFMADD231PS  Z7, Z12, Z1
+	VFMADD231PS  Z8, Z12, Z2
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x6_i2
 
+linearBackWeight_4x96_avx512_1_1x6_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x6_idone
+	VMOVUPS      (BX), Z6
+	VMOVUPS      64(BX), Z7
+	VMOVUPS      128(BX), Z8
+	VMOVUPS      192(BX), Z9
+	VMOVUPS      256(BX), Z10
+	VMOVUPS      320(BX), Z11
+	VBROADCASTSS (SI), Z12
+	VFMADD231PS  Z6, Z12, Z0
+	VFMADD231PS  Z7, Z12, Z1
+	VFMADD231PS  Z8, Z12, Z2
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+
+linearBackWeight_4x96_avx512_1_1x6_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Z0, (CX)(DX*1)
 	VMOVUPS Z1, 64(CX)(DX*1)
@@ -24878,8 +31758,271 @@ linearBackWeight_4x96_avx512_1_1x6_i:
 	JMP     linearBackWeight_4x96_avx512_1_c6
 
 linearBackWeight_4x96_avx512_1_c6_end:
-linearBackWeight_4x96_avx512_1_c1:
-	// for ; coff+64 <= 4*k; coff += 64
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackWeight_4x96_avx512_1_c5_end
+
+	// Tile of 1 row(s) × 80 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DX*1), Z0
+	VMOVUPS 64(CX)(DX*1), Z1
+	VMOVUPS 128(CX)(DX*1), Z2
+	VMOVUPS 192(CX)(DX*1), Z3
+	VMOVUPS 256(CX)(DX*1), Z4
+	MOVQ    x+32(FP), BX
+	ADDQ    DX, BX
+	MOVQ    48(SP), SI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x5_i1
+
+linearBackWeight_4x96_avx512_1_1x5_i2:
+	VMOVUPS      (BX), Z5
+	VMOVUPS      64(BX), Z6
+	VMOVUPS      128(BX), Z7
+	VMOVUPS      192(BX), Z8
+	VMOVUPS      256(BX), Z9
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  Z5, Z10, Z0
+	VFMADD231PS  Z6, Z10, Z1
+	VFMADD231PS  Z7, Z10, Z2
+	VFMADD231PS  Z8, Z10, Z3
+	VFMADD231PS  Z9, Z10, Z4
+	VMOVUPS      (BX)(DI*1), Z5
+	VMOVUPS      64(BX)(DI*1), Z6
+	VMOVUPS      128(BX)(DI*1), Z7
+	VMOVUPS      192(BX)(DI*1), Z8
+	VMOVUPS      256(BX)(DI*1), Z9
+	VBROADCASTSS (SI)(R8*1), Z10
+	VFMADD231PS  Z5, Z10, Z0
+	VFMADD231PS  Z6, Z10, Z1
+	VFMADD231PS  Z7, Z10, Z2
+	VFMADD231PS  Z8, Z10, Z3
+	VFMADD231PS  Z9, Z10, Z4
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x5_i2
+
+linearBackWeight_4x96_avx512_1_1x5_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x5_idone
+	VMOVUPS      (BX), Z5
+	VMOVUPS      64(BX), Z6
+	VMOVUPS      128(BX), Z7
+	VMOVUPS      192(BX), Z8
+	VMOVUPS      256(BX), Z9
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  Z5, Z10, Z0
+	VFMADD231PS  Z6, Z10, Z1
+	VFMADD231PS  Z7, Z10, Z2
+	VFMADD231PS  Z8, Z10, Z3
+	VFMADD231PS  Z9, Z10, Z4
+
+linearBackWeight_4x96_avx512_1_1x5_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DX*1)
+	VMOVUPS Z1, 64(CX)(DX*1)
+	VMOVUPS Z2, 128(CX)(DX*1)
+	VMOVUPS Z3, 192(CX)(DX*1)
+	VMOVUPS Z4, 256(CX)(DX*1)
+	ADDQ    $0x00000140, DX
+	JMP     linearBackWeight_4x96_avx512_1_tail
+
+linearBackWeight_4x96_avx512_1_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackWeight_4x96_avx512_1_c4_end
+
+	// Tile of 1 row(s) × 64 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DX*1), Z0
+	VMOVUPS 64(CX)(DX*1), Z1
+	VMOVUPS 128(CX)(DX*1), Z2
+	VMOVUPS 192(CX)(DX*1), Z3
+	MOVQ    x+32(FP), BX
+	ADDQ    DX, BX
+	MOVQ    48(SP), SI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x4_i1
+
+linearBackWeight_4x96_avx512_1_1x4_i2:
+	VMOVUPS      (BX), Z4
+	VMOVUPS      64(BX), Z5
+	VMOVUPS      128(BX), Z6
+	VMOVUPS      192(BX), Z7
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  Z4, Z8, Z0
+	VFMADD231PS  Z5, Z8, Z1
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VMOVUPS      (BX)(DI*1), Z4
+	VMOVUPS      64(BX)(DI*1), Z5
+	VMOVUPS      128(BX)(DI*1), Z6
+	VMOVUPS      192(BX)(DI*1), Z7
+	VBROADCASTSS (SI)(R8*1), Z8
+	VFMADD231PS  Z4, Z8, Z0
+	VFMADD231PS  Z5, Z8, Z1
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x4_i2
+
+linearBackWeight_4x96_avx512_1_1x4_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x4_idone
+	VMOVUPS      (BX), Z4
+	VMOVUPS      64(BX), Z5
+	VMOVUPS      128(BX), Z6
+	VMOVUPS      192(BX), Z7
+	VBROADCASTSS (SI), Z8
+	VFMADD231PS  Z4, Z8, Z0
+	VFMADD231PS  Z5, Z8, Z1
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+
+linearBackWeight_4x96_avx512_1_1x4_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DX*1)
+	VMOVUPS Z1, 64(CX)(DX*1)
+	VMOVUPS Z2, 128(CX)(DX*1)
+	VMOVUPS Z3, 192(CX)(DX*1)
+	ADDQ    $0x00000100, DX
+	JMP     linearBackWeight_4x96_avx512_1_tail
+
+linearBackWeight_4x96_avx512_1_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackWeight_4x96_avx512_1_c3_end
+
+	// Tile of 1 row(s) × 48 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DX*1), Z0
+	VMOVUPS 64(CX)(DX*1), Z1
+	VMOVUPS 128(CX)(DX*1), Z2
+	MOVQ    x+32(FP), BX
+	ADDQ    DX, BX
+	MOVQ    48(SP), SI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x3_i1
+
+linearBackWeight_4x96_avx512_1_1x3_i2:
+	VMOVUPS      (BX), Z3
+	VMOVUPS      64(BX), Z4
+	VMOVUPS      128(BX), Z5
+	VBROADCASTSS (SI), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+	VMOVUPS      (BX)(DI*1), Z3
+	VMOVUPS      64(BX)(DI*1), Z4
+	VMOVUPS      128(BX)(DI*1), Z5
+	VBROADCASTSS (SI)(R8*1), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x3_i2
+
+linearBackWeight_4x96_avx512_1_1x3_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x3_idone
+	VMOVUPS      (BX), Z3
+	VMOVUPS      64(BX), Z4
+	VMOVUPS      128(BX), Z5
+	VBROADCASTSS (SI), Z6
+	VFMADD231PS  Z3, Z6, Z0
+	VFMADD231PS  Z4, Z6, Z1
+	VFMADD231PS  Z5, Z6, Z2
+
+linearBackWeight_4x96_avx512_1_1x3_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DX*1)
+	VMOVUPS Z1, 64(CX)(DX*1)
+	VMOVUPS Z2, 128(CX)(DX*1)
+	ADDQ    $0x000000c0, DX
+	JMP     linearBackWeight_4x96_avx512_1_tail
+
+linearBackWeight_4x96_avx512_1_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackWeight_4x96_avx512_1_c2_end
+
+	// Tile of 1 row(s) × 32 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DX*1), Z0
+	VMOVUPS 64(CX)(DX*1), Z1
+	MOVQ    x+32(FP), BX
+	ADDQ    DX, BX
+	MOVQ    48(SP), SI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x2_i1
+
+linearBackWeight_4x96_avx512_1_1x2_i2:
+	VMOVUPS      (BX), Z2
+	VMOVUPS      64(BX), Z3
+	VBROADCASTSS (SI), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+	VMOVUPS      (BX)(DI*1), Z2
+	VMOVUPS      64(BX)(DI*1), Z3
+	VBROADCASTSS (SI)(R8*1), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x2_i2
+
+linearBackWeight_4x96_avx512_1_1x2_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x2_idone
+	VMOVUPS      (BX), Z2
+	VMOVUPS      64(BX), Z3
+	VBROADCASTSS (SI), Z4
+	VFMADD231PS  Z2, Z4, Z0
+	VFMADD231PS  Z3, Z4, Z1
+
+linearBackWeight_4x96_avx512_1_1x2_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Z0, (CX)(DX*1)
+	VMOVUPS Z1, 64(CX)(DX*1)
+	ADDQ    $0x00000080, DX
+	JMP     linearBackWeight_4x96_avx512_1_tail
+
+linearBackWeight_4x96_avx512_1_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
 	LEAQ 64(DX), BX
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c1_end
@@ -24889,24 +32032,43 @@ linearBackWeight_4x96_avx512_1_c1:
 	MOVQ    x+32(FP), BX
 	ADDQ    DX, BX
 	MOVQ    48(SP), SI
-	MOVQ    m+48(FP), DI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
 
-linearBackWeight_4x96_avx512_1_1x1_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x1_i1
+
+linearBackWeight_4x96_avx512_1_1x1_i2:
 	VMOVUPS      (BX), Z1
 	VBROADCASTSS (SI), Z2
 	VFMADD231PS  Z1, Z2, Z0
-	ADDQ         16(SP), BX
-	ADDQ         24(SP), SI
-	DECQ         DI
-	JNZ          linearBackWeight_4x96_avx512_1_1x1_i
+	VMOVUPS      (BX)(DI*1), Z1
+	VBROADCASTSS (SI)(R8*1), Z2
+	VFMADD231PS  Z1, Z2, Z0
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x1_i2
 
+linearBackWeight_4x96_avx512_1_1x1_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x1_idone
+	VMOVUPS      (BX), Z1
+	VBROADCASTSS (SI), Z2
+	VFMADD231PS  Z1, Z2, Z0
+
+linearBackWeight_4x96_avx512_1_1x1_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Z0, (CX)(DX*1)
 	ADDQ    $0x00000040, DX
-	JMP     linearBackWeight_4x96_avx512_1_c1
+	JMP     linearBackWeight_4x96_avx512_1_tail
 
 linearBackWeight_4x96_avx512_1_c1_end:
+linearBackWeight_4x96_avx512_1_tail:
 	// if coff < 4*k: the last k mod 16 columns, masked
 	CMPQ DX, (SP)
 	JE   linearBackWeight_4x96_avx512_1_cdone
@@ -24916,18 +32078,36 @@ linearBackWeight_4x96_avx512_1_c1_end:
 	MOVQ      x+32(FP), BX
 	ADDQ      DX, BX
 	MOVQ      48(SP), SI
-	MOVQ      m+48(FP), DI
+	MOVQ      16(SP), DI
+	MOVQ      24(SP), R8
+	MOVQ      m+48(FP), R9
 
-linearBackWeight_4x96_avx512_1_1x1m_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x96_avx512_1_1x1m_i1
+
+linearBackWeight_4x96_avx512_1_1x1m_i2:
 	VMOVUPS.Z    (BX), K1, Z1
 	VBROADCASTSS (SI), Z2
 	VFMADD231PS  Z1, Z2, Z0
-	ADDQ         16(SP), BX
-	ADDQ         24(SP), SI
-	DECQ         DI
-	JNZ          linearBackWeight_4x96_avx512_1_1x1m_i
+	VMOVUPS.Z    (BX)(DI*1), K1, Z1
+	VBROADCASTSS (SI)(R8*1), Z2
+	VFMADD231PS  Z1, Z2, Z0
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x96_avx512_1_1x1m_i2
 
+linearBackWeight_4x96_avx512_1_1x1m_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x96_avx512_1_1x1m_idone
+	VMOVUPS.Z    (BX), K1, Z1
+	VBROADCASTSS (SI), Z2
+	VFMADD231PS  Z1, Z2, Z0
+
+linearBackWeight_4x96_avx512_1_1x1m_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Z0, K1, (CX)(DX*1)
 
@@ -24943,9 +32123,9 @@ linearBackWeight_4x96_avx512_done:
 	VZEROUPPER
 	RET
 
-// func linearBackWeight_2x32_avx2(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
+// func linearBackWeight_4x24_avx2(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
 // Requires: AVX, FMA3
-TEXT ·linearBackWeight_2x32_avx2(SB), NOSPLIT, $64-72
+TEXT ·linearBackWeight_4x24_avx2(SB), NOSPLIT, $64-72
 	MOVQ k+64(FP), AX
 	SHLQ $0x02, AX
 	MOVQ AX, (SP)
@@ -24973,229 +32153,563 @@ TEXT ·linearBackWeight_2x32_avx2(SB), NOSPLIT, $64-72
 	SUBQ AX, CX
 	MOVQ CX, 56(SP)
 
-linearBackWeight_2x32_avx2_rows:
-	// for ; n >= 2; n -= 2
-	CMPQ 32(SP), $0x02
-	JL   linearBackWeight_2x32_avx2_row
+linearBackWeight_4x24_avx2_rows:
+	// for ; n >= 4; n -= 4
+	CMPQ 32(SP), $0x04
+	JL   linearBackWeight_4x24_avx2_row
 
-	// Tile of 2 row(s): dwp[j] = &dW[j][0]
+	// Tile of 4 row(s): dwp[j] = &dW[j][0]
 	MOVQ 8(SP), AX
 	MOVQ 40(SP), CX
 	LEAQ (CX)(AX*1), DX
-	XORQ BX, BX
+	LEAQ (DX)(AX*1), BX
+	LEAQ (BX)(AX*1), SI
+	XORQ DI, DI
 
-linearBackWeight_2x32_avx2_2_c4:
-	// for ; coff+128 <= 4*k; coff += 128
-	LEAQ 128(BX), SI
-	CMPQ SI, (SP)
-	JA   linearBackWeight_2x32_avx2_2_c4_end
+linearBackWeight_4x24_avx2_4_c3:
+	// for ; coff+96 <= 4*k; coff += 96
+	LEAQ 96(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x24_avx2_4_c3_end
 
-	// Tile of 2 row(s) × 32 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(BX*1), Y0
-	VMOVUPS 32(CX)(BX*1), Y1
-	VMOVUPS 64(CX)(BX*1), Y2
-	VMOVUPS 96(CX)(BX*1), Y3
-	VMOVUPS (DX)(BX*1), Y4
-	VMOVUPS 32(DX)(BX*1), Y5
-	VMOVUPS 64(DX)(BX*1), Y6
-	VMOVUPS 96(DX)(BX*1), Y7
-	MOVQ    x+32(FP), SI
-	ADDQ    BX, SI
-	MOVQ    48(SP), DI
-	MOVQ    m+48(FP), R8
+	// Tile of 4 row(s) × 24 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Y0
+	VMOVUPS 32(CX)(DI*1), Y1
+	VMOVUPS 64(CX)(DI*1), Y2
+	VMOVUPS (DX)(DI*1), Y3
+	VMOVUPS 32(DX)(DI*1), Y4
+	VMOVUPS 64(DX)(DI*1), Y5
+	VMOVUPS (BX)(DI*1), Y6
+	VMOVUPS 32(BX)(DI*1), Y7
+	VMOVUPS 64(BX)(DI*1), Y8
+	VMOVUPS (SI)(DI*1), Y9
+	VMOVUPS 32(SI)(DI*1), Y10
+	VMOVUPS 64(SI)(DI*1), Y11
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
 
-linearBackWeight_2x32_avx2_2_2x4_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
-	VMOVUPS      (SI), Y8
-	VMOVUPS      32(SI), Y9
-	VMOVUPS      64(SI), Y10
-	VMOVUPS      96(SI), Y11
-	VBROADCASTSS (DI), Y12
-	VFMADD231PS  Y8, Y12, Y0
-	VFMADD231PS  Y9, Y12, Y1
-	VFMADD231PS  Y10, Y12, Y2
-	VFMADD231PS  Y11, Y12, Y3
-	VBROADCASTSS 4(DI), Y12
-	VFMADD231PS  Y8, Y12, Y4
-	VFMADD231PS  Y9, Y12, Y5
-	VFMADD231PS  Y10, Y12, Y6
-	VFMADD231PS  Y11, Y12, Y7
-	ADDQ         16(SP), SI
-	ADDQ         24(SP), DI
-	DECQ         R8
-	JNZ          linearBackWeight_2x32_avx2_2_2x4_i
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x24_avx2_4_4x3_i1
 
+linearBackWeight_4x24_avx2_4_4x3_i2:
+	VMOVUPS      (R8), Y12
+	VMOVUPS      32(R8), Y13
+	VMOVUPS      64(R8), Y14
+	VBROADCASTSS (R9), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VFMADD231PS  Y14, Y15, Y2
+	VBROADCASTSS 4(R9), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VFMADD231PS  Y14, Y15, Y5
+	VBROADCASTSS 8(R9), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VFMADD231PS  Y14, Y15, Y8
+	VBROADCASTSS 12(R9), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	VFMADD231PS  Y14, Y15, Y11
+	VMOVUPS      (R8)(R10*1), Y12
+	VMOVUPS      32(R8)(R10*1), Y13
+	VMOVUPS      64(R8)(R10*1), Y14
+	VBROADCASTSS (R9)(R11*1), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VFMADD231PS  Y14, Y15, Y2
+	VBROADCASTSS 4(R9)(R11*1), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VFMADD231PS  Y14, Y15, Y5
+	VBROADCASTSS 8(R9)(R11*1), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VFMADD231PS  Y14, Y15, Y8
+	VBROADCASTSS 12(R9)(R11*1), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	VFMADD231PS  Y14, Y15, Y11
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x24_avx2_4_4x3_i2
+
+linearBackWeight_4x24_avx2_4_4x3_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x24_avx2_4_4x3_idone
+	VMOVUPS      (R8), Y12
+	VMOVUPS      32(R8), Y13
+	VMOVUPS      64(R8), Y14
+	VBROADCASTSS (R9), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VFMADD231PS  Y14, Y15, Y2
+	VBROADCASTSS 4(R9), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VFMADD231PS  Y14, Y15, Y5
+	VBROADCASTSS 8(R9), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VFMADD231PS  Y14, Y15, Y8
+	VBROADCASTSS 12(R9), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	VFMADD231PS  Y14, Y15, Y11
+
+linearBackWeight_4x24_avx2_4_4x3_idone:
 	// dW[j][c] = acc[j][c]
-	VMOVUPS Y0, (CX)(BX*1)
-	VMOVUPS Y1, 32(CX)(BX*1)
-	VMOVUPS Y2, 64(CX)(BX*1)
-	VMOVUPS Y3, 96(CX)(BX*1)
-	VMOVUPS Y4, (DX)(BX*1)
-	VMOVUPS Y5, 32(DX)(BX*1)
-	VMOVUPS Y6, 64(DX)(BX*1)
-	VMOVUPS Y7, 96(DX)(BX*1)
-	ADDQ    $0x00000080, BX
-	JMP     linearBackWeight_2x32_avx2_2_c4
+	VMOVUPS Y0, (CX)(DI*1)
+	VMOVUPS Y1, 32(CX)(DI*1)
+	VMOVUPS Y2, 64(CX)(DI*1)
+	VMOVUPS Y3, (DX)(DI*1)
+	VMOVUPS Y4, 32(DX)(DI*1)
+	VMOVUPS Y5, 64(DX)(DI*1)
+	VMOVUPS Y6, (BX)(DI*1)
+	VMOVUPS Y7, 32(BX)(DI*1)
+	VMOVUPS Y8, 64(BX)(DI*1)
+	VMOVUPS Y9, (SI)(DI*1)
+	VMOVUPS Y10, 32(SI)(DI*1)
+	VMOVUPS Y11, 64(SI)(DI*1)
+	ADDQ    $0x00000060, DI
+	JMP     linearBackWeight_4x24_avx2_4_c3
 
-linearBackWeight_2x32_avx2_2_c4_end:
-linearBackWeight_2x32_avx2_2_c1:
-	// for ; coff+32 <= 4*k; coff += 32
-	LEAQ 32(BX), SI
-	CMPQ SI, (SP)
-	JA   linearBackWeight_2x32_avx2_2_c1_end
+linearBackWeight_4x24_avx2_4_c3_end:
+	// if coff+64 <= 4*k: the last 2 whole vectors
+	LEAQ 64(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x24_avx2_4_c2_end
 
-	// Tile of 2 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(BX*1), Y0
-	VMOVUPS (DX)(BX*1), Y1
-	MOVQ    x+32(FP), SI
-	ADDQ    BX, SI
-	MOVQ    48(SP), DI
-	MOVQ    m+48(FP), R8
+	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Y0
+	VMOVUPS 32(CX)(DI*1), Y1
+	VMOVUPS (DX)(DI*1), Y2
+	VMOVUPS 32(DX)(DI*1), Y3
+	VMOVUPS (BX)(DI*1), Y4
+	VMOVUPS 32(BX)(DI*1), Y5
+	VMOVUPS (SI)(DI*1), Y6
+	VMOVUPS 32(SI)(DI*1), Y7
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
 
-linearBackWeight_2x32_avx2_2_2x1_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
-	VMOVUPS      (SI), Y2
-	VBROADCASTSS (DI), Y3
-	VFMADD231PS  Y2, Y3, Y0
-	VBROADCASTSS 4(DI), Y3
-	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         16(SP), SI
-	ADDQ         24(SP), DI
-	DECQ         R8
-	JNZ          linearBackWeight_2x32_avx2_2_2x1_i
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x24_avx2_4_4x2_i1
 
+linearBackWeight_4x24_avx2_4_4x2_i2:
+	VMOVUPS      (R8), Y8
+	VMOVUPS      32(R8), Y9
+	VBROADCASTSS (R9), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(R9), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(R9), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(R9), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	VMOVUPS      (R8)(R10*1), Y8
+	VMOVUPS      32(R8)(R10*1), Y9
+	VBROADCASTSS (R9)(R11*1), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(R9)(R11*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(R9)(R11*1), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(R9)(R11*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x24_avx2_4_4x2_i2
+
+linearBackWeight_4x24_avx2_4_4x2_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x24_avx2_4_4x2_idone
+	VMOVUPS      (R8), Y8
+	VMOVUPS      32(R8), Y9
+	VBROADCASTSS (R9), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(R9), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(R9), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(R9), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+
+linearBackWeight_4x24_avx2_4_4x2_idone:
 	// dW[j][c] = acc[j][c]
-	VMOVUPS Y0, (CX)(BX*1)
-	VMOVUPS Y1, (DX)(BX*1)
-	ADDQ    $0x00000020, BX
-	JMP     linearBackWeight_2x32_avx2_2_c1
+	VMOVUPS Y0, (CX)(DI*1)
+	VMOVUPS Y1, 32(CX)(DI*1)
+	VMOVUPS Y2, (DX)(DI*1)
+	VMOVUPS Y3, 32(DX)(DI*1)
+	VMOVUPS Y4, (BX)(DI*1)
+	VMOVUPS Y5, 32(BX)(DI*1)
+	VMOVUPS Y6, (SI)(DI*1)
+	VMOVUPS Y7, 32(SI)(DI*1)
+	ADDQ    $0x00000040, DI
+	JMP     linearBackWeight_4x24_avx2_4_tail
 
-linearBackWeight_2x32_avx2_2_c1_end:
+linearBackWeight_4x24_avx2_4_c2_end:
+	// if coff+32 <= 4*k: the last 1 whole vectors
+	LEAQ 32(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackWeight_4x24_avx2_4_c1_end
+
+	// Tile of 4 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DI*1), Y0
+	VMOVUPS (DX)(DI*1), Y1
+	VMOVUPS (BX)(DI*1), Y2
+	VMOVUPS (SI)(DI*1), Y3
+	MOVQ    x+32(FP), R8
+	ADDQ    DI, R8
+	MOVQ    48(SP), R9
+	MOVQ    16(SP), R10
+	MOVQ    24(SP), R11
+	MOVQ    m+48(FP), R12
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R12, $0x02
+	JB   linearBackWeight_4x24_avx2_4_4x1_i1
+
+linearBackWeight_4x24_avx2_4_4x1_i2:
+	VMOVUPS      (R8), Y4
+	VBROADCASTSS (R9), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(R9), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 8(R9), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 12(R9), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	VMOVUPS      (R8)(R10*1), Y4
+	VBROADCASTSS (R9)(R11*1), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(R9)(R11*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 8(R9)(R11*1), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 12(R9)(R11*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	LEAQ         (R8)(R10*2), R8
+	LEAQ         (R9)(R11*2), R9
+	SUBQ         $0x02, R12
+	CMPQ         R12, $0x02
+	JAE          linearBackWeight_4x24_avx2_4_4x1_i2
+
+linearBackWeight_4x24_avx2_4_4x1_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R12, $0x00
+	JE           linearBackWeight_4x24_avx2_4_4x1_idone
+	VMOVUPS      (R8), Y4
+	VBROADCASTSS (R9), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(R9), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 8(R9), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 12(R9), Y5
+	VFMADD231PS  Y4, Y5, Y3
+
+linearBackWeight_4x24_avx2_4_4x1_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Y0, (CX)(DI*1)
+	VMOVUPS Y1, (DX)(DI*1)
+	VMOVUPS Y2, (BX)(DI*1)
+	VMOVUPS Y3, (SI)(DI*1)
+	ADDQ    $0x00000020, DI
+	JMP     linearBackWeight_4x24_avx2_4_tail
+
+linearBackWeight_4x24_avx2_4_c1_end:
+linearBackWeight_4x24_avx2_4_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
-	CMPQ BX, (SP)
-	JE   linearBackWeight_2x32_avx2_2_cdone
-	MOVQ 56(SP), SI
+	CMPQ DI, (SP)
+	JE   linearBackWeight_4x24_avx2_4_cdone
+	MOVQ 56(SP), R8
 
-	// Tile of 2 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS    (SI), Y0
-	VMASKMOVPS (CX)(BX*1), Y0, Y0
-	VMOVUPS    (SI), Y1
-	VMASKMOVPS (DX)(BX*1), Y1, Y1
-	MOVQ       x+32(FP), DI
-	ADDQ       BX, DI
-	MOVQ       48(SP), R8
-	MOVQ       m+48(FP), R9
+	// Tile of 4 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS    (R8), Y0
+	VMASKMOVPS (CX)(DI*1), Y0, Y0
+	VMOVUPS    (R8), Y1
+	VMASKMOVPS (DX)(DI*1), Y1, Y1
+	VMOVUPS    (R8), Y2
+	VMASKMOVPS (BX)(DI*1), Y2, Y2
+	VMOVUPS    (R8), Y3
+	VMASKMOVPS (SI)(DI*1), Y3, Y3
+	MOVQ       x+32(FP), R9
+	ADDQ       DI, R9
+	MOVQ       48(SP), R10
+	MOVQ       16(SP), R11
+	MOVQ       24(SP), R12
+	MOVQ       m+48(FP), R13
 
-linearBackWeight_2x32_avx2_2_2x1m_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
-	VMOVUPS      (SI), Y2
-	VMASKMOVPS   (DI), Y2, Y2
-	VBROADCASTSS (R8), Y3
-	VFMADD231PS  Y2, Y3, Y0
-	VBROADCASTSS 4(R8), Y3
-	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         16(SP), DI
-	ADDQ         24(SP), R8
-	DECQ         R9
-	JNZ          linearBackWeight_2x32_avx2_2_2x1m_i
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R13, $0x02
+	JB   linearBackWeight_4x24_avx2_4_4x1m_i1
 
+linearBackWeight_4x24_avx2_4_4x1m_i2:
+	VMOVUPS      (R8), Y4
+	VMASKMOVPS   (R9), Y4, Y4
+	VBROADCASTSS (R10), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(R10), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 8(R10), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 12(R10), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	VMOVUPS      (R8), Y4
+	VMASKMOVPS   (R9)(R11*1), Y4, Y4
+	VBROADCASTSS (R10)(R12*1), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(R10)(R12*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 8(R10)(R12*1), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 12(R10)(R12*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	LEAQ         (R9)(R11*2), R9
+	LEAQ         (R10)(R12*2), R10
+	SUBQ         $0x02, R13
+	CMPQ         R13, $0x02
+	JAE          linearBackWeight_4x24_avx2_4_4x1m_i2
+
+linearBackWeight_4x24_avx2_4_4x1m_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R13, $0x00
+	JE           linearBackWeight_4x24_avx2_4_4x1m_idone
+	VMOVUPS      (R8), Y4
+	VMASKMOVPS   (R9), Y4, Y4
+	VBROADCASTSS (R10), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS 4(R10), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS 8(R10), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	VBROADCASTSS 12(R10), Y5
+	VFMADD231PS  Y4, Y5, Y3
+
+linearBackWeight_4x24_avx2_4_4x1m_idone:
 	// dW[j][c] = acc[j][c]
-	VMOVUPS    (SI), Y2
-	VMASKMOVPS Y0, Y2, (CX)(BX*1)
-	VMOVUPS    (SI), Y0
-	VMASKMOVPS Y1, Y0, (DX)(BX*1)
+	VMOVUPS    (R8), Y4
+	VMASKMOVPS Y0, Y4, (CX)(DI*1)
+	VMOVUPS    (R8), Y0
+	VMASKMOVPS Y1, Y0, (DX)(DI*1)
+	VMOVUPS    (R8), Y0
+	VMASKMOVPS Y2, Y0, (BX)(DI*1)
+	VMOVUPS    (R8), Y0
+	VMASKMOVPS Y3, Y0, (SI)(DI*1)
 
-linearBackWeight_2x32_avx2_2_cdone:
-	// next rows: dW += 2*ldw, dy += 2, n -= 2
-	LEAQ (DX)(AX*1), AX
+linearBackWeight_4x24_avx2_4_cdone:
+	// next rows: dW += 4*ldw, dy += 4, n -= 4
+	LEAQ (SI)(AX*1), AX
 	MOVQ AX, 40(SP)
-	ADDQ $0x08, 48(SP)
-	SUBQ $0x02, 32(SP)
-	JMP  linearBackWeight_2x32_avx2_rows
+	ADDQ $0x10, 48(SP)
+	SUBQ $0x04, 32(SP)
+	JMP  linearBackWeight_4x24_avx2_rows
 
-linearBackWeight_2x32_avx2_row:
+linearBackWeight_4x24_avx2_row:
 	// for ; n > 0; n--
 	CMPQ 32(SP), $0x00
-	JE   linearBackWeight_2x32_avx2_done
+	JE   linearBackWeight_4x24_avx2_done
 
 	// Tile of 1 row(s): dwp[j] = &dW[j][0]
 	MOVQ 8(SP), AX
 	MOVQ 40(SP), CX
 	XORQ DX, DX
 
-linearBackWeight_2x32_avx2_1_c4:
-	// for ; coff+128 <= 4*k; coff += 128
-	LEAQ 128(DX), BX
+linearBackWeight_4x24_avx2_1_c3:
+	// for ; coff+96 <= 4*k; coff += 96
+	LEAQ 96(DX), BX
 	CMPQ BX, (SP)
-	JA   linearBackWeight_2x32_avx2_1_c4_end
+	JA   linearBackWeight_4x24_avx2_1_c3_end
 
-	// Tile of 1 row(s) × 32 column(s) at coff: acc[j][v] = dW[j][c]
+	// Tile of 1 row(s) × 24 column(s) at coff: acc[j][v] = dW[j][c]
 	VMOVUPS (CX)(DX*1), Y0
 	VMOVUPS 32(CX)(DX*1), Y1
 	VMOVUPS 64(CX)(DX*1), Y2
-	VMOVUPS 96(CX)(DX*1), Y3
 	MOVQ    x+32(FP), BX
 	ADDQ    DX, BX
 	MOVQ    48(SP), SI
-	MOVQ    m+48(FP), DI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
 
-linearBackWeight_2x32_avx2_1_1x4_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
-	VMOVUPS      (BX), Y4
-	VMOVUPS      32(BX), Y5
-	VMOVUPS      64(BX), Y6
-	VMOVUPS      96(BX), Y7
-	VBROADCASTSS (SI), Y8
-	VFMADD231PS  Y4, Y8, Y0
-	VFMADD231PS  Y5, Y8, Y1
-	VFMADD231PS  Y6, Y8, Y2
-	VFMADD231PS  Y7, Y8, Y3
-	ADDQ         16(SP), BX
-	ADDQ         24(SP), SI
-	DECQ         DI
-	JNZ          linearBackWeight_2x32_avx2_1_1x4_i
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x24_avx2_1_1x3_i1
 
+linearBackWeight_4x24_avx2_1_1x3_i2:
+	VMOVUPS      (BX), Y3
+	VMOVUPS      32(BX), Y4
+	VMOVUPS      64(BX), Y5
+	VBROADCASTSS (SI), Y6
+	VFMADD231PS  Y3, Y6, Y0
+	VFMADD231PS  Y4, Y6, Y1
+	VFMADD231PS  Y5, Y6, Y2
+	VMOVUPS      (BX)(DI*1), Y3
+	VMOVUPS      32(BX)(DI*1), Y4
+	VMOVUPS      64(BX)(DI*1), Y5
+	VBROADCASTSS (SI)(R8*1), Y6
+	VFMADD231PS  Y3, Y6, Y0
+	VFMADD231PS  Y4, Y6, Y1
+	VFMADD231PS  Y5, Y6, Y2
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x24_avx2_1_1x3_i2
+
+linearBackWeight_4x24_avx2_1_1x3_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x24_avx2_1_1x3_idone
+	VMOVUPS      (BX), Y3
+	VMOVUPS      32(BX), Y4
+	VMOVUPS      64(BX), Y5
+	VBROADCASTSS (SI), Y6
+	VFMADD231PS  Y3, Y6, Y0
+	VFMADD231PS  Y4, Y6, Y1
+	VFMADD231PS  Y5, Y6, Y2
+
+linearBackWeight_4x24_avx2_1_1x3_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Y0, (CX)(DX*1)
 	VMOVUPS Y1, 32(CX)(DX*1)
 	VMOVUPS Y2, 64(CX)(DX*1)
-	VMOVUPS Y3, 96(CX)(DX*1)
-	ADDQ    $0x00000080, DX
-	JMP     linearBackWeight_2x32_avx2_1_c4
+	ADDQ    $0x00000060, DX
+	JMP     linearBackWeight_4x24_avx2_1_c3
 
-linearBackWeight_2x32_avx2_1_c4_end:
-linearBackWeight_2x32_avx2_1_c1:
-	// for ; coff+32 <= 4*k; coff += 32
+linearBackWeight_4x24_avx2_1_c3_end:
+	// if coff+64 <= 4*k: the last 2 whole vectors
+	LEAQ 64(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackWeight_4x24_avx2_1_c2_end
+
+	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
+	VMOVUPS (CX)(DX*1), Y0
+	VMOVUPS 32(CX)(DX*1), Y1
+	MOVQ    x+32(FP), BX
+	ADDQ    DX, BX
+	MOVQ    48(SP), SI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
+
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x24_avx2_1_1x2_i1
+
+linearBackWeight_4x24_avx2_1_1x2_i2:
+	VMOVUPS      (BX), Y2
+	VMOVUPS      32(BX), Y3
+	VBROADCASTSS (SI), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	VMOVUPS      (BX)(DI*1), Y2
+	VMOVUPS      32(BX)(DI*1), Y3
+	VBROADCASTSS (SI)(R8*1), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x24_avx2_1_1x2_i2
+
+linearBackWeight_4x24_avx2_1_1x2_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x24_avx2_1_1x2_idone
+	VMOVUPS      (BX), Y2
+	VMOVUPS      32(BX), Y3
+	VBROADCASTSS (SI), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+
+linearBackWeight_4x24_avx2_1_1x2_idone:
+	// dW[j][c] = acc[j][c]
+	VMOVUPS Y0, (CX)(DX*1)
+	VMOVUPS Y1, 32(CX)(DX*1)
+	ADDQ    $0x00000040, DX
+	JMP     linearBackWeight_4x24_avx2_1_tail
+
+linearBackWeight_4x24_avx2_1_c2_end:
+	// if coff+32 <= 4*k: the last 1 whole vectors
 	LEAQ 32(DX), BX
 	CMPQ BX, (SP)
-	JA   linearBackWeight_2x32_avx2_1_c1_end
+	JA   linearBackWeight_4x24_avx2_1_c1_end
 
 	// Tile of 1 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
 	VMOVUPS (CX)(DX*1), Y0
 	MOVQ    x+32(FP), BX
 	ADDQ    DX, BX
 	MOVQ    48(SP), SI
-	MOVQ    m+48(FP), DI
+	MOVQ    16(SP), DI
+	MOVQ    24(SP), R8
+	MOVQ    m+48(FP), R9
 
-linearBackWeight_2x32_avx2_1_1x1_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R9, $0x02
+	JB   linearBackWeight_4x24_avx2_1_1x1_i1
+
+linearBackWeight_4x24_avx2_1_1x1_i2:
 	VMOVUPS      (BX), Y1
 	VBROADCASTSS (SI), Y2
 	VFMADD231PS  Y1, Y2, Y0
-	ADDQ         16(SP), BX
-	ADDQ         24(SP), SI
-	DECQ         DI
-	JNZ          linearBackWeight_2x32_avx2_1_1x1_i
+	VMOVUPS      (BX)(DI*1), Y1
+	VBROADCASTSS (SI)(R8*1), Y2
+	VFMADD231PS  Y1, Y2, Y0
+	LEAQ         (BX)(DI*2), BX
+	LEAQ         (SI)(R8*2), SI
+	SUBQ         $0x02, R9
+	CMPQ         R9, $0x02
+	JAE          linearBackWeight_4x24_avx2_1_1x1_i2
 
+linearBackWeight_4x24_avx2_1_1x1_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R9, $0x00
+	JE           linearBackWeight_4x24_avx2_1_1x1_idone
+	VMOVUPS      (BX), Y1
+	VBROADCASTSS (SI), Y2
+	VFMADD231PS  Y1, Y2, Y0
+
+linearBackWeight_4x24_avx2_1_1x1_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS Y0, (CX)(DX*1)
 	ADDQ    $0x00000020, DX
-	JMP     linearBackWeight_2x32_avx2_1_c1
+	JMP     linearBackWeight_4x24_avx2_1_tail
 
-linearBackWeight_2x32_avx2_1_c1_end:
+linearBackWeight_4x24_avx2_1_c1_end:
+linearBackWeight_4x24_avx2_1_tail:
 	// if coff < 4*k: the last k mod 8 columns, masked
 	CMPQ DX, (SP)
-	JE   linearBackWeight_2x32_avx2_1_cdone
+	JE   linearBackWeight_4x24_avx2_1_cdone
 	MOVQ 56(SP), BX
 
 	// Tile of 1 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
@@ -25204,32 +32718,52 @@ linearBackWeight_2x32_avx2_1_c1_end:
 	MOVQ       x+32(FP), SI
 	ADDQ       DX, SI
 	MOVQ       48(SP), DI
-	MOVQ       m+48(FP), R8
+	MOVQ       16(SP), R8
+	MOVQ       24(SP), R9
+	MOVQ       m+48(FP), R10
 
-linearBackWeight_2x32_avx2_1_1x1m_i:
-	// for i := 0; i < m; i++ { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
+	CMPQ R10, $0x02
+	JB   linearBackWeight_4x24_avx2_1_1x1m_i1
+
+linearBackWeight_4x24_avx2_1_1x1m_i2:
 	VMOVUPS      (BX), Y1
 	VMASKMOVPS   (SI), Y1, Y1
 	VBROADCASTSS (DI), Y2
 	VFMADD231PS  Y1, Y2, Y0
-	ADDQ         16(SP), SI
-	ADDQ         24(SP), DI
-	DECQ         R8
-	JNZ          linearBackWeight_2x32_avx2_1_1x1m_i
+	VMOVUPS      (BX), Y1
+	VMASKMOVPS   (SI)(R8*1), Y1, Y1
+	VBROADCASTSS (DI)(R9*1), Y2
+	VFMADD231PS  Y1, Y2, Y0
+	LEAQ         (SI)(R8*2), SI
+	LEAQ         (DI)(R9*2), DI
+	SUBQ         $0x02, R10
+	CMPQ         R10, $0x02
+	JAE          linearBackWeight_4x24_avx2_1_1x1m_i2
 
+linearBackWeight_4x24_avx2_1_1x1m_i1:
+	// if i < m { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]) }
+	CMPQ         R10, $0x00
+	JE           linearBackWeight_4x24_avx2_1_1x1m_idone
+	VMOVUPS      (BX), Y1
+	VMASKMOVPS   (SI), Y1, Y1
+	VBROADCASTSS (DI), Y2
+	VFMADD231PS  Y1, Y2, Y0
+
+linearBackWeight_4x24_avx2_1_1x1m_idone:
 	// dW[j][c] = acc[j][c]
 	VMOVUPS    (BX), Y1
 	VMASKMOVPS Y0, Y1, (CX)(DX*1)
 
-linearBackWeight_2x32_avx2_1_cdone:
+linearBackWeight_4x24_avx2_1_cdone:
 	// next rows: dW += 1*ldw, dy += 1, n -= 1
 	LEAQ (CX)(AX*1), AX
 	MOVQ AX, 40(SP)
 	ADDQ $0x04, 48(SP)
 	SUBQ $0x01, 32(SP)
-	JMP  linearBackWeight_2x32_avx2_row
+	JMP  linearBackWeight_4x24_avx2_row
 
-linearBackWeight_2x32_avx2_done:
+linearBackWeight_4x24_avx2_done:
 	VZEROUPPER
 	RET
 
@@ -25308,5 +32842,69 @@ linearStreamRead_avx2_loop:
 	VADDPS Y5, Y0, Y0
 	VADDPS Y6, Y0, Y0
 	VADDPS Y7, Y0, Y0
+	VZEROUPPER
+	RET
+
+// func linearStreamUpdate_avx512(p *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·linearStreamUpdate_avx512(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+	SHLQ $0x02, CX
+	ADDQ AX, CX
+
+linearStreamUpdate_avx512_loop:
+	// p[:128] = p[:128]
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	VMOVUPS Z6, 384(AX)
+	VMOVUPS Z7, 448(AX)
+	ADDQ    $0x00000200, AX
+	CMPQ    AX, CX
+	JB      linearStreamUpdate_avx512_loop
+	VZEROUPPER
+	RET
+
+// func linearStreamUpdate_avx2(p *float32, n int)
+// Requires: AVX
+TEXT ·linearStreamUpdate_avx2(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+	SHLQ $0x02, CX
+	ADDQ AX, CX
+
+linearStreamUpdate_avx2_loop:
+	// p[:64] = p[:64]
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+	VMOVUPS 128(AX), Y4
+	VMOVUPS 160(AX), Y5
+	VMOVUPS 192(AX), Y6
+	VMOVUPS 224(AX), Y7
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
+	VMOVUPS Y3, 96(AX)
+	VMOVUPS Y4, 128(AX)
+	VMOVUPS Y5, 160(AX)
+	VMOVUPS Y6, 192(AX)
+	VMOVUPS Y7, 224(AX)
+	ADDQ    $0x00000100, AX
+	CMPQ    AX, CX
+	JB      linearStreamUpdate_avx2_loop
 	VZEROUPPER
 	RET

@@ -294,20 +294,6 @@ func linearBackData_5x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 //go:noescape
 func linearBackData_6x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 
-// linearBackData_7x8_avx2 is LinearBackData for 7 sample(s) (n, k ≥ 1): tiles of 8 columns × 7 sample(s)
-// in 7 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
-// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
-//
-//go:noescape
-func linearBackData_7x8_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
-
-// linearBackData_8x8_avx2 is LinearBackData for 8 sample(s) (n, k ≥ 1): tiles of 8 columns × 8 sample(s)
-// in 8 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
-// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
-//
-//go:noescape
-func linearBackData_8x8_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
-
 // linearBackWeight_4x96_avx512 is LinearBackWeight (m, n, k ≥ 1): tiles of 4 rows × 96 columns of dW
 // in 24 zmm accumulators, then single rows; each lane is one element's FMA chain
 // from its value in dW over the samples i ascending.
@@ -315,12 +301,12 @@ func linearBackData_8x8_avx2(dx *float32, ldx int, dy *float32, ldy int, w *floa
 //go:noescape
 func linearBackWeight_4x96_avx512(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
 
-// linearBackWeight_2x32_avx2 is LinearBackWeight (m, n, k ≥ 1): tiles of 2 rows × 32 columns of dW
-// in 8 ymm accumulators, then single rows; each lane is one element's FMA chain
+// linearBackWeight_4x24_avx2 is LinearBackWeight (m, n, k ≥ 1): tiles of 4 rows × 24 columns of dW
+// in 12 ymm accumulators, then single rows; each lane is one element's FMA chain
 // from its value in dW over the samples i ascending.
 //
 //go:noescape
-func linearBackWeight_2x32_avx2(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
+func linearBackWeight_4x24_avx2(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
 
 // linearStreamRead_avx512 reads p[:n] (n > 0 a multiple of 128) with zmm loads into 8 sums and discards them:
 // the streaming-read bandwidth probe of the Linear benchmarks.
@@ -333,3 +319,15 @@ func linearStreamRead_avx512(p *float32, n int)
 //
 //go:noescape
 func linearStreamRead_avx2(p *float32, n int)
+
+// linearStreamUpdate_avx512 loads and stores back p[:n] (n > 0 a multiple of 128) with zmm moves:
+// the read-modify-write bandwidth probe of the LinearBackWeight benchmarks.
+//
+//go:noescape
+func linearStreamUpdate_avx512(p *float32, n int)
+
+// linearStreamUpdate_avx2 loads and stores back p[:n] (n > 0 a multiple of 64) with ymm moves:
+// the read-modify-write bandwidth probe of the LinearBackWeight benchmarks.
+//
+//go:noescape
+func linearStreamUpdate_avx2(p *float32, n int)

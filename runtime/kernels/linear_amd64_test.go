@@ -236,30 +236,13 @@ func TestLinearKernelsSpecials(t *testing.T) {
 func TestLinearBackDataKernelsMatchGo(t *testing.T) {
 	isas := linAvailable(t)
 	rng := rand.New(rand.NewPCG(15, 16))
-	var arena linArena
-	defer arena.free()
 	c := 0
 	for _, k := range linTestK {
 		for _, m := range linTestM {
 			for _, n := range linTestN {
 				c++
 				ldx, ldw, ldy := linLayout(c, k, n)
-				mode := c % 4
-				dy := arena.tail(t, (m-1)*ldy+n)
-				w := arena.tail(t, (n-1)*ldw+k)
-				linFillMode(rng, dy, mode, n, true)
-				linFillMode(rng, w, mode, n, false)
-				want := linOutBuf((m-1)*ldx + k)
-				linearBackDataGo(want[linGuard:], ldx, dy, ldy, w, ldw, m, n, k)
-				for _, isa := range isas {
-					what := fmt.Sprintf("%s m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d mode=%d", isa, m, n, k, ldx, ldw, ldy, mode)
-					got := linOutBuf((m-1)*ldx + k)
-					restore := linUse(isa)
-					linCatch(t, what, func() { linearBackData(got[linGuard:], ldx, dy, ldy, w, ldw, m, n, k) })
-					restore()
-					linCompare(t, what, got, want, m, k, ldx)
-				}
-				arena.free()
+				linCheckBackData(t, isas, rng, m, n, k, ldx, ldw, ldy, c%4)
 			}
 		}
 	}
@@ -268,53 +251,140 @@ func TestLinearBackDataKernelsMatchGo(t *testing.T) {
 func TestLinearBackWeightKernelsMatchGo(t *testing.T) {
 	isas := linAvailable(t)
 	rng := rand.New(rand.NewPCG(17, 18))
-	var arena linArena
-	defer arena.free()
 	c := 0
 	for _, k := range linTestK {
 		for _, m := range linTestM {
 			for _, n := range linTestN {
 				c++
 				ldx, ldw, ldy := linLayout(c, k, n)
-				mode := c % 4
-				dy := arena.tail(t, (m-1)*ldy+n)
-				x := arena.tail(t, (m-1)*ldx+k)
-				linFillMode(rng, dy, mode, m, true)
-				linFillMode(rng, x, mode, m, false)
-				// dW: linGuard sentinels, then n rows whose gaps hold sentinels,
-				// ending at the PROT_NONE page.
-				size := (n-1)*ldw + k
-				init := make([]float32, linGuard+size)
-				for p := range init {
-					init[p] = math.Float32frombits(linSentinel)
-					if q := p - linGuard; q >= 0 && q%ldw < k {
-						init[p] = rng.Float32()*2 - 1
-						if mode == 2 && rng.IntN(8) == 0 {
-							init[p] = linSpecials[rng.IntN(len(linSpecials))]
-						}
-					}
+				linCheckBackWeight(t, isas, rng, m, n, k, ldx, ldw, ldy, c%4)
+			}
+		}
+	}
+}
+
+// linBackTileK are the column counts that give every backward tile (up to 8
+// vectors wide) each of its partial tiles — every number of whole vectors
+// left after the full tiles — with and without a masked tail of 1, 9 or 15
+// (AVX2: 1 or 7) columns.
+var linBackTileK = func() (ks []int) {
+	for v := 0; v < 18; v++ {
+		for _, t := range []int{0, 1, 9, 15} {
+			if 16*v+t > 0 {
+				ks = append(ks, 16*v+t)
+			}
+		}
+	}
+	return ks
+}()
+
+// TestLinearBackTilesMatchGo runs every backward kernel (the sample blocks of
+// m ≤ 8 and 13, the dW row tiles and single rows of n) through each of its
+// partial column tiles and tails, with n even and odd (the unrolled loops
+// over W's rows and over the samples, and their last single step).
+func TestLinearBackTilesMatchGo(t *testing.T) {
+	isas := linAvailable(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	c := 0
+	for _, k := range linBackTileK {
+		for _, m := range []int{1, 2, 3, 4, 5, 6, 7, 8, 13} {
+			for _, n := range []int{1, 2, 3, 5, 16, 17} {
+				c++
+				ldx, ldw, ldy := linLayout(c, k, n)
+				linCheckBackData(t, isas, rng, m, n, k, ldx, ldw, ldy, c%4)
+				linCheckBackWeight(t, isas, rng, m, n, k, ldx, ldw, ldy, c%4)
+			}
+		}
+	}
+}
+
+// TestLinearBackBlockedMatchGo covers the dispatch's blocked paths:
+// LinearBackData with a W beyond linearBackDataL2 (row blocks of
+// linearBackDataRows, the chains continued through dx, the last block
+// shorter and odd), and LinearBackWeight with an x beyond
+// linearBackWeightXBytes (column chunks of whole tiles, of whole vectors,
+// or of one vector, copied to a contiguous buffer; and n < 4, unchunked).
+func TestLinearBackBlockedMatchGo(t *testing.T) {
+	isas := linAvailable(t)
+	rng := rand.New(rand.NewPCG(23, 24))
+	for c, s := range []linShape{{1, 133, 4101}, {3, 133, 4101}, {8, 129, 4100}, {13, 133, 4101}} {
+		if 4*s.n*s.k <= linearBackDataL2 {
+			t.Fatalf("%v: W fits linearBackDataL2", s)
+		}
+		ldx, ldw, ldy := linLayout(c, s.k, s.n)
+		linCheckBackData(t, isas, rng, s.m, s.n, s.k, ldx, ldw, ldy, c%4)
+	}
+	for c, s := range []linShape{{17, 9, 1000}, {33, 5, 777}, {7, 13, 4101}, {40, 6, 200}, {200, 4, 50}, {200, 5, 47}, {64, 3, 500}, {32, 17, 1024}} {
+		if 4*s.m*s.k <= linearBackWeightXBytes {
+			t.Fatalf("%v: x fits linearBackWeightXBytes", s)
+		}
+		ldx, ldw, ldy := linLayout(c, s.k, s.n)
+		linCheckBackWeight(t, isas, rng, s.m, s.n, s.k, ldx, ldw, ldy, c%4)
+	}
+}
+
+// linCheckBackData runs LinearBackData on each of isas and compares dx with
+// linearBackDataGo's, inputs ending at a PROT_NONE page, dx among sentinels.
+func linCheckBackData(t *testing.T, isas []string, rng *rand.Rand, m, n, k, ldx, ldw, ldy, mode int) {
+	t.Helper()
+	var arena linArena
+	defer arena.free()
+	dy := arena.tail(t, (m-1)*ldy+n)
+	w := arena.tail(t, (n-1)*ldw+k)
+	linFillMode(rng, dy, mode, n, true)
+	linFillMode(rng, w, mode, n, false)
+	want := linOutBuf((m-1)*ldx + k)
+	linearBackDataGo(want[linGuard:], ldx, dy, ldy, w, ldw, m, n, k)
+	for _, isa := range isas {
+		what := fmt.Sprintf("%s m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d mode=%d", isa, m, n, k, ldx, ldw, ldy, mode)
+		got := linOutBuf((m-1)*ldx + k)
+		restore := linUse(isa)
+		linCatch(t, what, func() { linearBackData(got[linGuard:], ldx, dy, ldy, w, ldw, m, n, k) })
+		restore()
+		linCompare(t, what, got, want, m, k, ldx)
+	}
+}
+
+// linCheckBackWeight runs LinearBackWeight on each of isas and compares dW
+// with linearBackWeightGo's: dW starts from random values (mode 2: some
+// specials), its row gaps and linGuard elements before it hold sentinels,
+// and it and the inputs end at a PROT_NONE page.
+func linCheckBackWeight(t *testing.T, isas []string, rng *rand.Rand, m, n, k, ldx, ldw, ldy, mode int) {
+	t.Helper()
+	var arena linArena
+	defer arena.free()
+	dy := arena.tail(t, (m-1)*ldy+n)
+	x := arena.tail(t, (m-1)*ldx+k)
+	linFillMode(rng, dy, mode, m, true)
+	linFillMode(rng, x, mode, m, false)
+	size := (n-1)*ldw + k
+	init := make([]float32, linGuard+size)
+	for p := range init {
+		init[p] = math.Float32frombits(linSentinel)
+		if q := p - linGuard; q >= 0 && q%ldw < k {
+			init[p] = rng.Float32()*2 - 1
+			if mode == 2 && rng.IntN(8) == 0 {
+				init[p] = linSpecials[rng.IntN(len(linSpecials))]
+			}
+		}
+	}
+	want := append([]float32(nil), init...)
+	linearBackWeightGo(want[linGuard:], ldw, dy, ldy, x, ldx, m, n, k)
+	for _, isa := range isas {
+		what := fmt.Sprintf("%s m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d mode=%d", isa, m, n, k, ldx, ldw, ldy, mode)
+		got := arena.tail(t, len(init))
+		copy(got, init)
+		restore := linUse(isa)
+		linCatch(t, what, func() { linearBackWeight(got[linGuard:], ldw, dy, ldy, x, ldx, m, n, k) })
+		restore()
+		for p := range got {
+			q := p - linGuard
+			if q >= 0 && q%ldw < k {
+				if !linSame(got[p], want[p]) {
+					t.Fatalf("%s: dW[%d][%d] = %g, Go twin %g", what, q/ldw, q%ldw, got[p], want[p])
 				}
-				want := append([]float32(nil), init...)
-				linearBackWeightGo(want[linGuard:], ldw, dy, ldy, x, ldx, m, n, k)
-				for _, isa := range isas {
-					what := fmt.Sprintf("%s m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d mode=%d", isa, m, n, k, ldx, ldw, ldy, mode)
-					got := arena.tail(t, len(init))
-					copy(got, init)
-					restore := linUse(isa)
-					linCatch(t, what, func() { linearBackWeight(got[linGuard:], ldw, dy, ldy, x, ldx, m, n, k) })
-					restore()
-					for p := range got {
-						q := p - linGuard
-						if q >= 0 && q%ldw < k {
-							if !linSame(got[p], want[p]) {
-								t.Fatalf("%s: dW[%d][%d] = %g, Go twin %g", what, q/ldw, q%ldw, got[p], want[p])
-							}
-						} else if math.Float32bits(got[p]) != linSentinel {
-							t.Fatalf("%s: wrote %g at %d outside dW", what, got[p], q)
-						}
-					}
-				}
-				arena.free()
+			} else if math.Float32bits(got[p]) != linSentinel {
+				t.Fatalf("%s: wrote %g at %d outside dW", what, got[p], q)
 			}
 		}
 	}

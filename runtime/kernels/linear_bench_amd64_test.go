@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -155,6 +156,90 @@ func BenchmarkLinear(b *testing.B) {
 	}
 }
 
+// The backward kernels on the cached shapes are bound either by the FMAs or
+// by one stream of L2 traffic that no tile can avoid: LinearBackData reads
+// each W element once per call (m FMA lanes each), LinearBackWeight loads
+// and stores each dW element once per call (m FMA lanes each). linBackBench
+// times the kernel in slices interleaved with the FMA-peak loop and with a
+// probe of that traffic over a buffer of the same size (linearStreamRead for
+// W, linearStreamUpdate for dW: stream-GB/s), and reports the kernel's best
+// rate against both: best-GFLOP/s and %peak, best-GB/s and %stream. Which
+// one bounds the shape is the one whose ideal time (FLOPs at the peak rate,
+// bytes at the stream rate) is longer: %bound is the kernel's best rate as a
+// percentage of that limit, max(%peak, %stream), and bound-mem is 1 if the
+// traffic is the longer (asm/linear/README.md). Uncached shapes report only
+// the mean rates (GB/s of that traffic, GFLOP/s).
+func linBackBench(b *testing.B, isa string, s linShape, f func(), update bool, elems int) {
+	bytes := 4 * float64(elems)
+	if update {
+		bytes *= 2
+	}
+	gflop := 2 * float64(s.m*s.n*s.k) / 1e9
+	linBench(b, isa, false, f, bytes/1e9, gflop)
+	if !s.cached() {
+		return
+	}
+	best, peak, stream := linBoundRatio(isa, elems, update, f)
+	if peak == 0 || stream == 0 {
+		return
+	}
+	pp, ps := 100*gflop*1e9*best/peak, 100*bytes*best/stream
+	b.ReportMetric(gflop*best, "best-GFLOP/s")
+	b.ReportMetric(pp, "%peak")
+	b.ReportMetric(bytes*best/1e9, "best-GB/s")
+	b.ReportMetric(stream/1e9, "stream-GB/s")
+	b.ReportMetric(ps, "%stream")
+	b.ReportMetric(max(pp, ps), "%bound")
+	mem := 0.0
+	if ps > pp {
+		mem = 1
+	}
+	b.ReportMetric(mem, "bound-mem")
+}
+
+// linBoundRatio runs kernel, the FMA-peak loop of isa and a traffic probe over
+// n float32s (rounded up to its unroll: linearStreamUpdate if update, else
+// linearStreamRead) in alternating short slices, like peakRatio, and returns
+// the best slice rate of each: kernel calls/s, FLOP/s, bytes/s. It returns
+// zeros if the CPU lacks isa.
+func linBoundRatio(isa string, n int, update bool, kernel func()) (best, peak, stream float64) {
+	probe, fpi := peakProbe(isa)
+	if probe == nil {
+		return 0, 0, 0
+	}
+	read, rmw, unroll := linearStreamRead_avx512, linearStreamUpdate_avx512, 128
+	if isa == "avx2" {
+		read, rmw, unroll = linearStreamRead_avx2, linearStreamUpdate_avx2, 64
+	}
+	buf := make([]float32, (n+unroll-1)/unroll*unroll)
+	linBenchFill(buf)
+	traffic := func() { read(&buf[0], len(buf)) }
+	bytes := 4 * float64(len(buf))
+	if update {
+		traffic = func() { rmw(&buf[0], len(buf)) }
+		bytes *= 2
+	}
+	const slice = 500 * time.Microsecond
+	rate := func(f func(), amount float64) float64 {
+		k := 0
+		t := time.Now()
+		for time.Since(t) < slice {
+			f()
+			k++
+		}
+		return float64(k) * amount / time.Since(t).Seconds()
+	}
+	const iters = 1 << 10
+	probeCall := func() { probe(iters) }
+	rate(kernel, 1) // warm up caches and clocks
+	for range 40 {
+		best = max(best, rate(kernel, 1))
+		peak = max(peak, rate(probeCall, fpi*iters))
+		stream = max(stream, rate(traffic, bytes))
+	}
+	return best, peak, stream
+}
+
 func BenchmarkLinearBackData(b *testing.B) {
 	for _, isa := range linISAs {
 		for _, s := range linBackShapes {
@@ -165,8 +250,7 @@ func BenchmarkLinearBackData(b *testing.B) {
 				dx := make([]float32, s.m*s.k)
 				linBenchFill(dy)
 				linBenchFill(w)
-				linBench(b, isa, s.cached(), func() { LinearBackData(dx, s.k, dy, s.n, w, s.k, s.m, s.n, s.k) },
-					4*float64(s.n*s.k)/1e9, 2*float64(s.m*s.n*s.k)/1e9)
+				linBackBench(b, isa, s, func() { LinearBackData(dx, s.k, dy, s.n, w, s.k, s.m, s.n, s.k) }, false, s.n*s.k)
 			})
 		}
 	}
@@ -183,8 +267,7 @@ func BenchmarkLinearBackWeight(b *testing.B) {
 				linBenchFill(dy)
 				linBenchFill(x)
 				// GB/s counts dW read and written.
-				linBench(b, isa, s.cached(), func() { LinearBackWeight(dw, s.k, dy, s.n, x, s.k, s.m, s.n, s.k) },
-					8*float64(s.n*s.k)/1e9, 2*float64(s.m*s.n*s.k)/1e9)
+				linBackBench(b, isa, s, func() { LinearBackWeight(dw, s.k, dy, s.n, x, s.k, s.m, s.n, s.k) }, true, s.n*s.k)
 			})
 		}
 	}
