@@ -24,6 +24,7 @@ type benchLayer struct {
 	Phase   string  `json:"phase"`
 	Algo    string  `json:"algo,omitempty"`
 	MS      float64 `json:"ms"`
+	MinMS   float64 `json:"min_ms"` // the fastest run's time: the layer with the host's noise least in it
 	GFLOPS  float64 `json:"gflops"`
 	PctPeak float64 `json:"pct_peak"`
 	GBPS    float64 `json:"gbps,omitempty"`
@@ -50,6 +51,17 @@ type benchResult struct {
 	PeakGFLOPS     float64      `json:"peak_gflops"`
 	PeakBestGFLOPS float64      `json:"peak_best_gflops"`
 	Layers         []benchLayer `json:"layers"`
+	// Conv sums the convolution tasks (forward, and in a training step their
+	// input and weight gradients): median time, GFLOP/s, and % of the peak,
+	// which is the FLOP-weighted efficiency of the convolutions.
+	Conv benchSum `json:"conv"`
+}
+
+// benchSum is a sum over a kind of task.
+type benchSum struct {
+	MS      float64 `json:"ms"`
+	GFLOPS  float64 `json:"gflops"`
+	PctPeak float64 `json:"pct_peak"`
 }
 
 func benchCmd(args []string, stdout, stderr io.Writer) int {
@@ -205,8 +217,12 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 			continue
 		}
 		d := median(times[i])
-		l := benchLayer{Name: t.Layer, Kind: t.Kind, Phase: t.Phase, Algo: t.Algo, MS: float64(d) / 1e6}
+		l := benchLayer{Name: t.Layer, Kind: t.Kind, Phase: t.Phase, Algo: t.Algo, MS: float64(d) / 1e6, MinMS: float64(slicesMin(times[i])) / 1e6}
 		flops := 2 * float64(t.MACs) * float64(batch)
+		if t.Kind == "conv" && flops > 0 {
+			res.Conv.MS += l.MS
+			res.Conv.GFLOPS += flops / 1e9 // GFLOP for now, divided by the time below
+		}
 		macs += t.MACs * int64(batch)
 		if d > 0 && flops > 0 {
 			l.GFLOPS = flops / d.Seconds() / 1e9
@@ -225,6 +241,12 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 		res.Layers = append(res.Layers, l)
 	}
 	res.GFLOPS = 2 * float64(macs) / med.Seconds() / 1e9
+	if res.Conv.MS > 0 {
+		res.Conv.GFLOPS /= res.Conv.MS / 1e3
+		if peak > 0 {
+			res.Conv.PctPeak = 100 * res.Conv.GFLOPS / peak
+		}
+	}
 	return res, nil
 }
 
@@ -256,5 +278,8 @@ func writeBench(w io.Writer, r *benchResult) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t\n", l.Name, l.Phase, l.Kind, l.Algo, l.MS, gf, pct, gb)
 	}
 	tw.Flush()
+	if r.Conv.MS > 0 {
+		fmt.Fprintf(w, "convolutions: %.2f ms, %.1f GFLOP/s, %.0f%% of the peak (FLOP-weighted)\n", r.Conv.MS, r.Conv.GFLOPS, r.Conv.PctPeak)
+	}
 	fmt.Fprintf(w, "median %.2f ms (min %.2f), %.1f GFLOP/s; measured FMA peak %.0f GFLOP/s on %d threads (median of a probe after each run; best %.0f)\n", r.MedianMS, r.MinMS, r.GFLOPS, r.PeakGFLOPS, r.Threads, r.PeakBestGFLOPS)
 }

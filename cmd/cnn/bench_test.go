@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,11 +25,23 @@ func TestBenchJSONAndRoofline(t *testing.T) {
 		if r.Model != "vgg_mnist" || r.Mode != mode || r.Batch != 1 || r.MedianMS <= 0 || r.PeakGFLOPS <= 0 || len(r.Layers) == 0 {
 			t.Errorf("%s: %+v", mode, r)
 		}
-		points := 0
+		points, convMS, convGFLOP := 0, 0.0, 0.0
 		for _, l := range r.Layers {
 			if l.GFLOPS > 0 && l.Intensity > 0 {
 				points++
 			}
+			if l.MinMS <= 0 || l.MinMS > l.MS {
+				t.Errorf("%s: %s: min %v ms, median %v ms", mode, l.Name, l.MinMS, l.MS)
+			}
+			if l.Kind == "conv" && l.GFLOPS > 0 {
+				convMS += l.MS
+				convGFLOP += l.GFLOPS * l.MS / 1e3
+			}
+		}
+		// The convolutions' sum is their time and their FLOPs over it.
+		if want := convGFLOP / (convMS / 1e3); convMS == 0 || math.Abs(r.Conv.MS-convMS) > 1e-9*convMS ||
+			math.Abs(r.Conv.GFLOPS-want) > 1e-6*want || math.Abs(r.Conv.PctPeak-100*want/r.PeakGFLOPS) > 1e-6*r.Conv.PctPeak {
+			t.Errorf("%s: conv sum %+v, want %v ms at %v GFLOP/s", mode, r.Conv, convMS, want)
 		}
 		if points < 5 { // 3 convolutions and 2 linear layers
 			t.Errorf("%s: %d layers with an intensity, want 5", mode, points)
