@@ -61,3 +61,13 @@ func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int,
 func maxPoolNHWCArg(out []float32, so int, arg []int32, sa int, in []float32, sx, sy, sc, c, kh, kw, np int, base0, baseStep, rowW int) {
 	maxPoolNHWCArgGo(out, so, arg, sa, in, sx, sy, sc, c, kh, kw, np, base0, baseStep, rowW)
 }
+
+func packGather(dst, src []float32, n, sstep, jstride, nj int) {
+	packGatherGo(dst, src, n, sstep, jstride, nj)
+}
+
+func packGatherNT(dst, src []float32, n, sstep, jstride, nj int) {
+	packGatherGo(dst, src, n, sstep, jstride, nj)
+}
+
+func packFence() {}

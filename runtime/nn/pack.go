@@ -45,27 +45,34 @@ func packConvBlocks(dst, dstBias, w, b []float32, d ConvDims, scale, shift []flo
 	taps := d.KH * d.KW
 	size := taps * d.ICg * NR
 	row := d.ICg * taps // one output channel's weights in w
+	gather := packGatherFor(PackConvSize(d))
+	if scale != nil {
+		gather = kernels.PackGather // the fold rereads what it gathered
+	}
 	for u := lo; u < hi; u++ {
 		g, blk := u/ocb, u%ocb
 		nj := min(NR, d.OCg-blk*NR)
 		oc0 := g*d.OCg + blk*NR
 		base := dst[u*size : (u+1)*size]
-		if nj < NR {
-			clear(base) // the lanes past OCg stay zero
-		}
-		// Written in order, [tap][ic][j]; each j reads its own row of w, whose
-		// values for successive ic are taps apart.
-		for t := 0; t < taps; t++ {
-			for ic := 0; ic < d.ICg; ic++ {
-				o := base[(t*d.ICg+ic)*NR:]
-				o = o[:nj]
-				src := w[oc0*row+ic*taps+t:]
-				for j := range o {
-					v := src[j*row]
-					if scale != nil {
-						v = float32(float64(v) * scale[oc0+j])
+		// Row (t, ic) of the block is lane j = w[(oc0+j)*row + ic*taps + t], the
+		// lanes past OCg +0 (PackGather writes them). A pass takes packChunk input
+		// channels of every tap: its part of the nj rows of w stays in L1 while
+		// each tap gathers from it.
+		for ic0 := 0; ic0 < d.ICg; ic0 += packChunk {
+			n := min(packChunk, d.ICg-ic0)
+			for t := 0; t < taps; t++ {
+				o := base[(t*d.ICg+ic0)*NR : (t*d.ICg+ic0+n)*NR]
+				gather(o, w[oc0*row+ic0*taps+t:], n, taps, row, nj)
+				if scale != nil {
+					// Batch norm folded in, on the values just gathered:
+					// v = float32(float64(v) * scale[oc]).
+					sc := scale[oc0 : oc0+nj]
+					for i := 0; i < n; i++ {
+						r := o[i*NR : i*NR+nj]
+						for j, s := range sc {
+							r[j] = float32(float64(r[j]) * s)
+						}
 					}
-					o[j] = v
 				}
 			}
 		}
@@ -83,7 +90,29 @@ func packConvBlocks(dst, dstBias, w, b []float32, d ConvDims, scale, shift []flo
 			bias[j] = float32(bv)
 		}
 	}
+	kernels.PackFence() // order gather's streaming stores before the caller's
 }
+
+// packGatherFor is the gather for a pack of size floats: one larger than
+// packStreamMin, which the next layer's reads find in memory rather than in
+// the core's caches whatever the pack does, is stored past the caches (the
+// pack functions then end with kernels.PackFence).
+func packGatherFor(size int) func(dst, src []float32, n, sstep, jstride, nj int) {
+	if size >= packStreamMin {
+		return kernels.PackGatherNT
+	}
+	return kernels.PackGather
+}
+
+// packStreamMin is the pack size in floats from which the packs stream their
+// stores: 2 MiB, a core's L2.
+const packStreamMin = 1 << 19
+
+// packChunk is the rows (input channels for PackConv, output channels for
+// PackConvBackData) a pass of the packs gathers for every tap: NR rows of w
+// of packChunk·taps values each, 36 KiB for 3×3 kernels, are read from memory
+// once per pass and from cache for the other taps.
+const packChunk = 32
 
 // inParallel runs f over [0, units) split into contiguous parts on up to
 // GOMAXPROCS goroutines when the work (floats written) is large enough to pay
@@ -158,6 +187,16 @@ func PackConvBackData(dst, w []float32, d ConvDims) {
 func packBackDataUnits(dst, w []float32, d ConvDims, lo, hi int) {
 	NR := kernels.NR
 	icb := d.ICB()
+	kk := d.KH * d.KW
+	gather := packGatherFor(PackConvBackDataSize(d))
+	// The phase pairs with taps, and where each one's packs start in dst.
+	type phasePair struct {
+		py, px Phase
+		off    int // offset of the phase pair's packs in dst
+		unit   int // floats of one unit's pack
+	}
+	var room [16]phasePair // strides up to 4 without a heap allocation
+	pairs := room[:0]
 	off := 0
 	for _, py := range Phases(d.KH, d.SH) {
 		for _, px := range Phases(d.KW, d.SW) {
@@ -166,34 +205,36 @@ func packBackDataUnits(dst, w []float32, d ConvDims, lo, hi int) {
 				continue
 			}
 			unit := n * d.OCg * NR
-			for u := lo; u < hi; u++ {
-				g, ib := u/icb, u%icb
-				base := dst[off+u*unit : off+(u+1)*unit]
-				if (ib+1)*NR > d.ICg {
-					clear(base) // the lanes past ICg stay zero
-				}
+			pairs = append(pairs, phasePair{py, px, off, unit})
+			off += d.Groups * icb * unit
+		}
+	}
+	for u := lo; u < hi; u++ {
+		g, ib := u/icb, u%icb
+		nj := min(NR, d.ICg-ib*NR)
+		// Row o of tap (jy, jx) is lane j = w[(oc*ICg + ib*NR + j)*kk + ky*KW + kx]
+		// with oc = g*OCg + o, the lanes past ICg +0 (PackGather writes them). A
+		// pass takes packChunk output channels, whose nj·kk weights each are
+		// contiguous in w, through every tap of every phase pair.
+		for o0 := 0; o0 < d.OCg; o0 += packChunk {
+			n := min(packChunk, d.OCg-o0)
+			src := w[((g*d.OCg+o0)*d.ICg+ib*NR)*kk:]
+			for _, pp := range pairs {
+				py, px := pp.py, pp.px
+				base := dst[pp.off+u*pp.unit : pp.off+(u+1)*pp.unit]
 				for jy := 0; jy < py.T; jy++ {
 					ky := py.R + d.SH*(py.T-1-jy)
 					for jx := 0; jx < px.T; jx++ {
 						kx := px.R + d.SW*(px.T-1-jx)
-						tap := base[(jy*px.T+jx)*d.OCg*NR:]
-						nj := min(NR, d.ICg-ib*NR)
-						kk := d.KH * d.KW
-						for o := 0; o < d.OCg; o++ {
-							oc := g*d.OCg + o
-							t := tap[o*NR:]
-							t = t[:nj]
-							src := w[(oc*d.ICg+ib*NR)*kk+ky*d.KW+kx:]
-							for j := range t {
-								t[j] = src[j*kk]
-							}
-						}
+						tap := (jy*px.T + jx) * d.OCg * NR
+						o := base[tap+o0*NR : tap+(o0+n)*NR]
+						gather(o, src[ky*d.KW+kx:], n, d.ICg*kk, kk, nj)
 					}
 				}
 			}
-			off += d.Groups * icb * unit
 		}
 	}
+	kernels.PackFence() // order gather's streaming stores before the caller's
 }
 
 // PackConvBackDataSize is the length of PackConvBackData's dst.

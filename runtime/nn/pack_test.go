@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"math"
+	"math/rand/v2"
 	goruntime "runtime"
 	"slices"
 	"testing"
@@ -290,4 +292,154 @@ func TestAddConvGrad(t *testing.T) {
 			t.Errorf("%+v block %d taps [%d, %d): gradient differs", d, c.blk, c.t0, c.t1)
 		}
 	}
+}
+
+// packConvRef and packBackDataRef are the packs as plain loops over every
+// destination value (the scalar code PackGather replaced).
+func packConvRef(dst, dstBias, w, b []float32, d ConvDims, scale, shift []float64) {
+	NR, taps := kernels.NR, d.KH*d.KW
+	row := d.ICg * taps
+	for u := 0; u < d.Groups*d.OCB(); u++ {
+		g, blk := u/d.OCB(), u%d.OCB()
+		for t := 0; t < taps; t++ {
+			for ic := 0; ic < d.ICg; ic++ {
+				for j := 0; j < NR; j++ {
+					var v float32
+					if blk*NR+j < d.OCg {
+						oc := g*d.OCg + blk*NR + j
+						v = w[oc*row+ic*taps+t]
+						if scale != nil {
+							v = float32(float64(v) * scale[oc])
+						}
+					}
+					dst[((u*taps+t)*d.ICg+ic)*NR+j] = v
+				}
+			}
+		}
+		for j := 0; j < NR; j++ {
+			var bv float64
+			if blk*NR+j < d.OCg {
+				oc := g*d.OCg + blk*NR + j
+				if b != nil {
+					bv = float64(b[oc])
+				}
+				if scale != nil {
+					bv = float64(bv*scale[oc]) + shift[oc]
+				}
+			}
+			dstBias[u*NR+j] = float32(bv)
+		}
+	}
+}
+
+func packBackDataRef(dst, w []float32, d ConvDims) {
+	NR, kk := kernels.NR, d.KH*d.KW
+	off := 0
+	for _, py := range Phases(d.KH, d.SH) {
+		for _, px := range Phases(d.KW, d.SW) {
+			n := py.T * px.T
+			for u := 0; u < d.Groups*d.ICB(); u++ {
+				g, ib := u/d.ICB(), u%d.ICB()
+				for jy := 0; jy < py.T; jy++ {
+					for jx := 0; jx < px.T; jx++ {
+						ky, kx := py.R+d.SH*(py.T-1-jy), px.R+d.SW*(px.T-1-jx)
+						for o := 0; o < d.OCg; o++ {
+							for j := 0; j < NR; j++ {
+								var v float32
+								if ic := ib*NR + j; ic < d.ICg {
+									v = w[((g*d.OCg+o)*d.ICg+ic)*kk+ky*d.KW+kx]
+								}
+								dst[off+((u*n+jy*px.T+jx)*d.OCg+o)*NR+j] = v
+							}
+						}
+					}
+				}
+			}
+			off += d.Groups * d.ICB() * n * d.OCg * NR
+		}
+	}
+}
+
+// The packs equal the plain loops bit for bit (NaN payloads, −0 and
+// subnormals among the weights; stale values in dst) on AlexNet- and
+// VGG-like shapes with partial blocks, on every ISA, with and without the
+// batch norm fold, and through the streaming stores of the large packs.
+func TestPacksMatchReference(t *testing.T) {
+	specials := []uint32{0x80000000, 0x00000001, 0x807fffff, 0x7fc00001, 0xffa5a5a5, 0x7f800000}
+	shapes := []ConvDims{
+		{Groups: 1, ICg: 3, OCg: 64, KH: 11, KW: 11, SH: 4, SW: 4},  // AlexNet conv1
+		{Groups: 2, ICg: 48, OCg: 128, KH: 5, KW: 5, SH: 1, SW: 1},  // AlexNet 2012 conv2, groups
+		{Groups: 2, ICg: 3, OCg: 48, KH: 11, KW: 11, SH: 4, SW: 4},  // partial block, strided, groups
+		{Groups: 1, ICg: 64, OCg: 64, KH: 3, KW: 3, SH: 1, SW: 1},   // VGG
+		{Groups: 1, ICg: 256, OCg: 256, KH: 3, KW: 3, SH: 1, SW: 1}, // VGG, streamed packs
+		{Groups: 1, ICg: 70, OCg: 45, KH: 3, KW: 3, SH: 2, SW: 1},   // partial blocks both ways
+		{Groups: 3, ICg: 33, OCg: 1, KH: 1, KW: 1, SH: 1, SW: 1},    // one channel
+		{Groups: 1, ICg: 600, OCg: 520, KH: 3, KW: 3, SH: 1, SW: 1}, // streamed, partial, ragged chunks
+	}
+	defer kernels.SetISA(kernels.ISA())
+	for _, isa := range kernels.ISAs() {
+		if err := kernels.SetISA(isa); err != nil {
+			t.Fatal(err)
+		}
+		for k, d := range shapes {
+			rng := rand.New(rand.NewPCG(uint64(k), 3))
+			oc := d.Groups * d.OCg
+			w := make([]float32, oc*d.ICg*d.KH*d.KW)
+			for i := range w {
+				if rng.IntN(50) == 0 {
+					w[i] = math.Float32frombits(specials[rng.IntN(len(specials))])
+				} else {
+					w[i] = float32(rng.NormFloat64())
+				}
+			}
+			b := make([]float32, oc)
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			for i := range b {
+				b[i], scale[i], shift[i] = float32(rng.NormFloat64()), 0.5+rng.Float64(), rng.NormFloat64()
+			}
+			nb := d.Groups * d.OCB() * kernels.NR
+			for _, fold := range []bool{false, true} {
+				sc, sh := scale, shift
+				if !fold {
+					sc, sh = nil, nil
+				}
+				got, gotB := packStale(PackConvSize(d)), packStale(nb)
+				want, wantB := make([]float32, len(got)), make([]float32, nb)
+				PackConv(got, gotB, w, b, d, sc, sh)
+				packConvRef(want, wantB, w, b, d, sc, sh)
+				if i := packFirstDiff(got, want); i >= 0 {
+					t.Errorf("%s %+v fold %v: PackConv[%d] = %#x, want %#x", isa, d, fold, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+				}
+				if i := packFirstDiff(gotB, wantB); i >= 0 {
+					t.Errorf("%s %+v fold %v: PackConv bias[%d] = %v, want %v", isa, d, fold, i, gotB[i], wantB[i])
+				}
+			}
+			got := packStale(PackConvBackDataSize(d))
+			want := make([]float32, len(got))
+			PackConvBackData(got, w, d)
+			packBackDataRef(want, w, d)
+			if i := packFirstDiff(got, want); i >= 0 {
+				t.Errorf("%s %+v: PackConvBackData[%d] = %#x, want %#x", isa, d, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
+		}
+	}
+}
+
+// packStale returns n floats of a value no pack writes.
+func packStale(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = math.Float32frombits(0x7fbadbad)
+	}
+	return s
+}
+
+// packFirstDiff is the first index where a and b differ in bits, or -1.
+func packFirstDiff(a, b []float32) int {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i
+		}
+	}
+	return -1
 }
