@@ -18,6 +18,8 @@ type linearTile struct {
 	groups []int
 	wMem   bool // W is the memory operand of each FMA (one sample), else it is loaded once into a register
 	pf     int  // if > 0, the first group prefetches W this many bytes ahead (PREFETCHT0)
+	l2     bool // the variant for a W that stays in L2 (named linearL2_...): no prefetch
+	unroll bool // the K loop runs two blocks of 16 inputs per iteration
 }
 
 const linearSig = "func(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n, k int, lo float32, part *float32, flags int)"
@@ -36,6 +38,7 @@ type linearGen struct {
 	name string
 
 	kend  reg.GPVirtual // 4*(k &^ 15): bytes of the whole 16-input blocks
+	kend2 Mem           // kend - 64: the loop unrolled twice runs while off < kend2
 	tail  tail
 	ktail Mem // k & 15
 	nrem  Mem // outputs left
@@ -62,7 +65,11 @@ type linearGen struct {
 	}
 */
 func linear(i *isa, t linearTile) {
-	g := &linearGen{isa: i, t: t, name: fmt.Sprintf("linear_%dx%d_%s", t.m, t.r, i.Name)}
+	op := "linear"
+	if t.l2 {
+		op = "linearL2"
+	}
+	g := &linearGen{isa: i, t: t, name: fmt.Sprintf("%s_%dx%d_%s", op, t.m, t.r, i.Name)}
 	TEXT(g.name, NOSPLIT, linearSig)
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is Linear for %d sample(s) × n outputs (n, k ≥ 1) in tiles of %d output(s)", g.name, t.m, t.r),
@@ -72,10 +79,29 @@ func linear(i *isa, t linearTile) {
 		"is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for",
 		"relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple",
 		"of 16 but the last): flags&1 continues the 16 lane sums of each output from",
-		"part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.")
+		"part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.",
+		g.variant())
 	g.setup()
 	g.rows()
 	simd.Ret()
+}
+
+// variant is the last sentence of a kernel's doc: how it reads W.
+func (g *linearGen) variant() string {
+	t := g.t
+	var s string
+	switch {
+	case t.pf > 0:
+		s = fmt.Sprintf("It prefetches W %d bytes ahead (for a W beyond L2)", t.pf)
+	case t.l2:
+		s = "It does not prefetch W (for a W within L2)"
+	default:
+		s = "It does not prefetch W"
+	}
+	if t.unroll {
+		s += "; its K loop is unrolled twice"
+	}
+	return s + "."
 }
 
 func (g *linearGen) setup() {
@@ -89,6 +115,13 @@ func (g *linearGen) setup() {
 	MOVQ(t, g.ktail)
 	ANDQ(I8(-16), g.kend)
 	SHLQ(U8(2), g.kend)
+	if g.t.unroll {
+		Comment("kend2 = kend - 64: two blocks are left while off < kend2")
+		g.kend2 = AllocLocal(8)
+		k2 := GP64()
+		LEAQ(Mem{Base: g.kend, Disp: -64}, k2)
+		MOVQ(k2, g.kend2)
+	}
 	g.tail = setupTail(g.isa, t)
 	g.nrem = simd.Local("n")
 	g.yrow = simd.Local("y")
@@ -201,14 +234,18 @@ func (g *linearGen) group(wp []reg.GPVirtual, r, gi, s0, gs int) {
 	Label(lbl + "_kloop")
 	off := GP64()
 	XORQ(off, off)
-	TESTQ(g.kend, g.kend)
-	JZ(LabelRef(lbl + "_tail"))
-	Label(lbl + "_k")
-	Comment("for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }")
-	g.block(wp, xp, off, acc, gi == 0)
-	ADDQ(U8(64), off)
-	CMPQ(off, g.kend)
-	JB(LabelRef(lbl + "_k"))
+	if !g.t.unroll {
+		TESTQ(g.kend, g.kend)
+		JZ(LabelRef(lbl + "_tail"))
+		Label(lbl + "_k")
+		Comment("for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }")
+		g.block(wp, xp, off, 0, acc, gi == 0)
+		ADDQ(U8(64), off)
+		CMPQ(off, g.kend)
+		JB(LabelRef(lbl + "_k"))
+	} else {
+		g.kloop2(lbl, wp, xp, off, acc, gi == 0)
+	}
 
 	Label(lbl + "_tail")
 	Comment("if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }",
@@ -233,6 +270,27 @@ func (g *linearGen) group(wp []reg.GPVirtual, r, gi, s0, gs int) {
 	Label(lbl + "_next")
 }
 
+// kloop2 is a group's K loop unrolled twice: two blocks of 16 inputs per
+// iteration (half the loop's scalar uops), then at most one more block.
+func (g *linearGen) kloop2(lbl string, wp, xp []reg.GPVirtual, off reg.GPVirtual, acc [][][]reg.VecVirtual, first bool) {
+	Comment("for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)")
+	CMPQ(g.kend2, off)
+	JLE(LabelRef(lbl + "_k1"))
+	Label(lbl + "_k")
+	Comment("s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16")
+	g.block(wp, xp, off, 0, acc, first)
+	g.block(wp, xp, off, 64, acc, first)
+	SUBQ(I8(-128), off)
+	CMPQ(g.kend2, off)
+	JG(LabelRef(lbl + "_k"))
+	Label(lbl + "_k1")
+	Comment("if k < K&^15 { one more block of 16 inputs; k += 16 }")
+	CMPQ(off, g.kend)
+	JAE(LabelRef(lbl + "_tail"))
+	g.block(wp, xp, off, 0, acc, first)
+	ADDQ(U8(64), off)
+}
+
 // eachAcc calls f for every accumulator register of a group starting at
 // sample s0 with its byte offset in part.
 func (g *linearGen) eachAcc(acc [][][]reg.VecVirtual, s0 int, f func(a reg.VecVirtual, disp int)) {
@@ -245,22 +303,22 @@ func (g *linearGen) eachAcc(acc [][][]reg.VecVirtual, s0 int, f func(a reg.VecVi
 	}
 }
 
-// block is one 16-input block of a group: x and W at byte offset off, a
+// block is one 16-input block of a group: x and W at byte offset off+d, a
 // vector (of the 16 lanes) at a time: the group's x vectors into registers,
 // then each W vector once, into a register or (wMem) as the FMAs' operand.
-func (g *linearGen) block(wp, xp []reg.GPVirtual, off reg.GPVirtual, acc [][][]reg.VecVirtual, first bool) {
+func (g *linearGen) block(wp, xp []reg.GPVirtual, off reg.GPVirtual, d int, acc [][][]reg.VecVirtual, first bool) {
 	i, t := g.isa, g.t
 	vb := i.VBytes()
 	for p := range acc[0][0] {
 		xv := i.Vecs(len(xp))
 		for s, x := range xv {
-			VMOVUPS(simd.At(xp[s], off, p*vb), x)
+			VMOVUPS(simd.At(xp[s], off, d+p*vb), x)
 		}
 		for j := range acc {
 			if t.pf > 0 && first && p == 0 {
-				PREFETCHT0(simd.At(wp[j], off, t.pf))
+				PREFETCHT0(simd.At(wp[j], off, d+t.pf))
 			}
-			wm := simd.At(wp[j], off, p*vb)
+			wm := simd.At(wp[j], off, d+p*vb)
 			if t.wMem {
 				for s := range acc[j] {
 					VFMADD231PS(wm, xv[s], acc[j][s][p])

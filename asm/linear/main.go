@@ -37,7 +37,8 @@ import (
 // (8 lanes) at a time (2·g·r + g + 1 ≤ 16 ymm), so it runs 4 to 8 samples as
 // groups of 2 or 3 over the same W rows (up to 12 ymm accumulators each):
 // ~10% to 30% faster than sample blocks of 4x1 tiles with W in L2. On AVX-512,
-// 8 samples as 4+4 groups of 4x6 measured no faster than one 8x2 group.
+// 8 samples as 4+4 groups of 4x6 measured no faster than one 8x2 group (with
+// the prefetch, which these tiles keep for a W beyond L2; linearL2AVX512 below).
 //
 // One sample reads W at the streaming-read rate without help; with more
 // samples per W row the kernels fall behind the hardware prefetchers, and a
@@ -63,6 +64,36 @@ var (
 		{m: 6, r: 3, groups: []int{2, 2, 2}, pf: 1024},
 		{m: 7, r: 3, groups: []int{2, 2, 2, 1}, pf: 1024},
 		{m: 8, r: 3, groups: []int{2, 2, 2, 2}, pf: 1024},
+	}
+)
+
+// The Linear tiles for a W that stays in L2 across calls (linearL2_..., the
+// dispatch picks them when 4·n·k ≤ 2 MiB; asm/linear/README.md). They have no
+// W prefetch: with W in L2 the prefetch 1 KiB ahead costs ~10% (b4: ~85% →
+// ~93% of the FMA peak without it), and shorter distances (256, 512 bytes)
+// cost as much. On AVX-512 the K loop is unrolled twice (within noise, a
+// little ahead at b16 and b32), and 8 samples run as groups 4+4 of 4x6:
+// 10 loads per 24 FMAs instead of 10 per 16 for 8x2 (b8 256x1024: ~89% →
+// ~91–92%, b8 64x128: ~54% → ~61%). AVX2 keeps its tiles (unrolling measured
+// no gain there), and 2 samples keep the prefetching 2x3, which measured
+// ~3% faster with W in L2 too.
+var (
+	linearL2AVX512 = []linearTile{
+		{m: 2, r: 8, groups: []int{2}},
+		{m: 3, r: 8, groups: []int{3}},
+		{m: 4, r: 6, groups: []int{4}},
+		{m: 5, r: 4, groups: []int{5}},
+		{m: 6, r: 4, groups: []int{6}},
+		{m: 7, r: 3, groups: []int{7}},
+		{m: 8, r: 6, groups: []int{4, 4}},
+	}
+	linearL2AVX2 = []linearTile{
+		{m: 3, r: 2, groups: []int{3}},
+		{m: 4, r: 3, groups: []int{2, 2}},
+		{m: 5, r: 2, groups: []int{3, 2}},
+		{m: 6, r: 3, groups: []int{2, 2, 2}},
+		{m: 7, r: 3, groups: []int{2, 2, 2, 1}},
+		{m: 8, r: 3, groups: []int{2, 2, 2, 2}},
 	}
 )
 
@@ -97,6 +128,14 @@ func main() {
 		linear(avx512, t)
 	}
 	for _, t := range linearAVX2 {
+		linear(avx2, t)
+	}
+	for _, t := range linearL2AVX512 {
+		t.l2, t.unroll = true, true
+		linear(avx512, t)
+	}
+	for _, t := range linearL2AVX2 {
+		t.l2 = true
 		linear(avx2, t)
 	}
 	for _, t := range backDataAVX512 {

@@ -22,11 +22,13 @@ const (
 	linearStore = 2 // store them to part instead of finishing the outputs
 )
 
-// linearKernels is one ISA's Linear kernels by samples per call (index m-1).
-// rows is a common multiple of their tiles' output counts (the second number
+// linearKernels is one ISA's Linear kernels by samples per call (index m-1):
+// kern prefetch W (for a W beyond L2), l2 do not (asm/linear/main.go). rows
+// is a common multiple of all their tiles' output counts (the second number
 // in each name): row chunks of that many outputs have no remainder tile.
 type linearKernels struct {
 	kern []linearKernel
+	l2   []linearKernel
 	rows int
 }
 
@@ -36,12 +38,20 @@ var (
 			linear_1x8_avx512, linear_2x8_avx512, linear_3x8_avx512, linear_4x6_avx512,
 			linear_5x4_avx512, linear_6x4_avx512, linear_7x3_avx512, linear_8x2_avx512,
 		},
+		l2: []linearKernel{
+			linear_1x8_avx512, linearL2_2x8_avx512, linearL2_3x8_avx512, linearL2_4x6_avx512,
+			linearL2_5x4_avx512, linearL2_6x4_avx512, linearL2_7x3_avx512, linearL2_8x6_avx512,
+		},
 		rows: 24,
 	}
 	linearAVX2 = linearKernels{
 		kern: []linearKernel{
 			linear_1x6_avx2, linear_2x3_avx2, linear_3x2_avx2, linear_4x3_avx2,
 			linear_5x2_avx2, linear_6x3_avx2, linear_7x3_avx2, linear_8x3_avx2,
+		},
+		l2: []linearKernel{
+			linear_1x6_avx2, linear_2x3_avx2, linearL2_3x2_avx2, linearL2_4x3_avx2,
+			linearL2_5x2_avx2, linearL2_6x3_avx2, linearL2_7x3_avx2, linearL2_8x3_avx2,
 		},
 		rows: 6,
 	}
@@ -65,6 +75,14 @@ const (
 	// leaves a third of Zen 4's 32 KiB L1D to W and part; 32 KiB measures
 	// ~5% faster still on the 48 KiB L1D of Sapphire Rapids.
 	linearXBytes = 24 << 10
+	// linearXL2 is the largest x of one sample block that runs without
+	// input chunks when W stays in L2 (linearL2): the chunks' stores and
+	// reloads of the lane sums through part cost more than the L1 conflicts
+	// of a 32 KiB x (b8 256x1024 on AVX-512: ~80% in two chunks → ~88%
+	// unchunked, with the 8x2 tile). Larger x still runs in chunks of
+	// linearXBytes (28 and 32 KiB chunks measured the same within noise for
+	// b8 64x4096, 16 and 20 KiB ~4% slower).
+	linearXL2 = 32 << 10
 	// linearPartTiles is the number of row chunks of ks.rows outputs that
 	// one input chunk covers; their 16 lane sums wait in part in between.
 	linearPartTiles = 4
@@ -73,6 +91,13 @@ const (
 	// find those rows in L2.
 	linearChunkBytes = 512 << 10
 )
+
+// linearL2 bounds the W (bytes) that stays in a core's L2 across calls: the
+// kernels then come from ks.l2, without the W prefetch, which costs ~10% there
+// (b4 on AVX-512: ~85% → ~93% of the FMA peak) but gains ~15–25% when W comes
+// from DRAM (b8 4096x4096: ~16 → ~19.6 GB/s). A variable so that the tests can
+// run either set on any shape.
+var linearL2 = 2 << 20
 
 // linearParts holds the partial lane sums of chunked calls.
 var linearParts = sync.Pool{New: func() any { return new([]float32) }}
@@ -96,10 +121,14 @@ func linear(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bi
 	// block reads each W element once for all its samples.
 	blocks := (m + len(ks.kern) - 1) / len(ks.kern)
 	mb := (m + blocks - 1) / blocks
+	kern, xmax := ks.kern, linearXBytes
+	if 4*n*k <= linearL2 {
+		kern, xmax = ks.l2, linearXL2
+	}
 	kc, nc := k, n
 	var part []float32
 	var pp *[]float32
-	if mb > 1 && 4*mb*k > linearXBytes {
+	if mb > 1 && 4*mb*k > xmax {
 		// The inputs in chunks of kc: the sums run on in part.
 		kc = linearXBytes / (4 * mb) &^ 15
 		chunks := (k + kc - 1) / kc
@@ -133,7 +162,7 @@ func linear(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bi
 				if part != nil {
 					p = &part[i0*nc*16]
 				}
-				ks.kern[mb-1](&y[i0*ldy+j0], ldy, &x[i0*ldx+k0], ldx, &w[j0*ldw+k0], ldw, b, bstep, nn, min(kc, k-k0), lo, p, flags)
+				kern[mb-1](&y[i0*ldy+j0], ldy, &x[i0*ldx+k0], ldx, &w[j0*ldw+k0], ldw, b, bstep, nn, min(kc, k-k0), lo, p, flags)
 				i0 += mb
 			}
 		}

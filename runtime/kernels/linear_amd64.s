@@ -20327,6 +20327,21797 @@ linear_8x3_avx2_not1:
 	VZEROUPPER
 	RET
 
+// func linearL2_2x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_2x8_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_2x8_avx512_rows:
+	// for ; n >= 8; n -= 8
+	CMPQ 16(SP), $0x08
+	JL   linearL2_2x8_avx512_rest
+
+	// Tile of 2 sample(s) × 8 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R11)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_8x2_g0_zero
+	MOVQ    80(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	JMP     linearL2_2x8_avx512_8x2_g0_kloop
+
+linearL2_2x8_avx512_8x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearL2_2x8_avx512_8x2_g0_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_2x8_avx512_8x2_g0_k1
+
+linearL2_2x8_avx512_8x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R12)(R13*1), Z16
+	VMOVUPS     (CX)(R13*1), Z17
+	VMOVUPS     (DX)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VMOVUPS     (BX)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z2
+	VFMADD231PS Z17, Z18, Z3
+	VMOVUPS     (SI)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     (DI)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z6
+	VFMADD231PS Z17, Z18, Z7
+	VMOVUPS     (R8)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VMOVUPS     (R9)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     (R10)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z12
+	VFMADD231PS Z17, Z18, Z13
+	VMOVUPS     (R11)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z14
+	VFMADD231PS Z17, Z18, Z15
+	VMOVUPS     64(R12)(R13*1), Z16
+	VMOVUPS     64(CX)(R13*1), Z17
+	VMOVUPS     64(DX)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VMOVUPS     64(BX)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z2
+	VFMADD231PS Z17, Z18, Z3
+	VMOVUPS     64(SI)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     64(DI)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z6
+	VFMADD231PS Z17, Z18, Z7
+	VMOVUPS     64(R8)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VMOVUPS     64(R9)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     64(R10)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z12
+	VFMADD231PS Z17, Z18, Z13
+	VMOVUPS     64(R11)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z14
+	VFMADD231PS Z17, Z18, Z15
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_2x8_avx512_8x2_g0_k
+
+linearL2_2x8_avx512_8x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_2x8_avx512_8x2_g0_tail
+	VMOVUPS     (R12)(R13*1), Z16
+	VMOVUPS     (CX)(R13*1), Z17
+	VMOVUPS     (DX)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VMOVUPS     (BX)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z2
+	VFMADD231PS Z17, Z18, Z3
+	VMOVUPS     (SI)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     (DI)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z6
+	VFMADD231PS Z17, Z18, Z7
+	VMOVUPS     (R8)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VMOVUPS     (R9)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     (R10)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z12
+	VFMADD231PS Z17, Z18, Z13
+	VMOVUPS     (R11)(R13*1), Z18
+	VFMADD231PS Z16, Z18, Z14
+	VFMADD231PS Z17, Z18, Z15
+	ADDQ        $0x40, R13
+
+linearL2_2x8_avx512_8x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_8x2_g0_sum
+	VMOVUPS.Z   (R12)(R13*1), K1, Z16
+	VMOVUPS.Z   (CX)(R13*1), K1, Z17
+	VMOVUPS.Z   (DX)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z0
+	VFMADD231PS Z17, Z18, K1, Z1
+	VMOVUPS.Z   (BX)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z2
+	VFMADD231PS Z17, Z18, K1, Z3
+	VMOVUPS.Z   (SI)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z4
+	VFMADD231PS Z17, Z18, K1, Z5
+	VMOVUPS.Z   (DI)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z6
+	VFMADD231PS Z17, Z18, K1, Z7
+	VMOVUPS.Z   (R8)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z8
+	VFMADD231PS Z17, Z18, K1, Z9
+	VMOVUPS.Z   (R9)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z10
+	VFMADD231PS Z17, Z18, K1, Z11
+	VMOVUPS.Z   (R10)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z12
+	VFMADD231PS Z17, Z18, K1, Z13
+	VMOVUPS.Z   (R11)(R13*1), K1, Z18
+	VFMADD231PS Z16, Z18, K1, Z14
+	VFMADD231PS Z17, Z18, K1, Z15
+
+linearL2_2x8_avx512_8x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_8x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	JMP     linearL2_2x8_avx512_8x2_g0_next
+
+linearL2_2x8_avx512_8x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z16
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z8, Z0, Z17
+	VSHUFF32X4 $0xee, Z8, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z9, Z1, Z0
+	VSHUFF32X4 $0xee, Z9, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z10, Z2, Z1
+	VSHUFF32X4 $0xee, Z10, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z11, Z3, Z2
+	VSHUFF32X4 $0xee, Z11, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z12, Z4, Z3
+	VSHUFF32X4 $0xee, Z12, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z13, Z5, Z4
+	VSHUFF32X4 $0xee, Z13, Z5, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z14, Z6, Z5
+	VSHUFF32X4 $0xee, Z14, Z6, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z7, Z6
+	VSHUFF32X4 $0xee, Z15, Z7, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*8+jj] = max(lo, z[s*8+jj] + bias[0+jj]); y[i][0:8] = z[s*8:][:8]
+	VBROADCASTF64X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z16, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), Y0
+	VMOVUPS         Y0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), Y0
+	VMOVUPS         Y0, (DX)
+
+linearL2_2x8_avx512_8x2_g0_next:
+	// n -= 8; part += 8*m*16; y += 8; bias += 8*bstep
+	ADDQ   $0x00000400, 80(SP)
+	ADDQ   $0x20, 24(SP)
+	IMUL3Q $0x08, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JMP    linearL2_2x8_avx512_rows
+
+linearL2_2x8_avx512_rest:
+	// if n >= 7 { tile of 7; n -= 7 }
+	CMPQ 16(SP), $0x07
+	JL   linearL2_2x8_avx512_not7
+
+	// Tile of 2 sample(s) × 7 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R10)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_7x2_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	JMP     linearL2_2x8_avx512_7x2_g0_kloop
+
+linearL2_2x8_avx512_7x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linearL2_2x8_avx512_7x2_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_2x8_avx512_7x2_g0_k1
+
+linearL2_2x8_avx512_7x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R11)(R12*1), Z14
+	VMOVUPS     (CX)(R12*1), Z15
+	VMOVUPS     (DX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VMOVUPS     (BX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (SI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z4
+	VFMADD231PS Z15, Z16, Z5
+	VMOVUPS     (DI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (R8)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VMOVUPS     (R9)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	VMOVUPS     (R10)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z12
+	VFMADD231PS Z15, Z16, Z13
+	VMOVUPS     64(R11)(R12*1), Z14
+	VMOVUPS     64(CX)(R12*1), Z15
+	VMOVUPS     64(DX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VMOVUPS     64(BX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     64(SI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z4
+	VFMADD231PS Z15, Z16, Z5
+	VMOVUPS     64(DI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     64(R8)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VMOVUPS     64(R9)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	VMOVUPS     64(R10)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z12
+	VFMADD231PS Z15, Z16, Z13
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_2x8_avx512_7x2_g0_k
+
+linearL2_2x8_avx512_7x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_2x8_avx512_7x2_g0_tail
+	VMOVUPS     (R11)(R12*1), Z14
+	VMOVUPS     (CX)(R12*1), Z15
+	VMOVUPS     (DX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VMOVUPS     (BX)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (SI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z4
+	VFMADD231PS Z15, Z16, Z5
+	VMOVUPS     (DI)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (R8)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VMOVUPS     (R9)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	VMOVUPS     (R10)(R12*1), Z16
+	VFMADD231PS Z14, Z16, Z12
+	VFMADD231PS Z15, Z16, Z13
+	ADDQ        $0x40, R12
+
+linearL2_2x8_avx512_7x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_7x2_g0_sum
+	VMOVUPS.Z   (R11)(R12*1), K1, Z14
+	VMOVUPS.Z   (CX)(R12*1), K1, Z15
+	VMOVUPS.Z   (DX)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z0
+	VFMADD231PS Z15, Z16, K1, Z1
+	VMOVUPS.Z   (BX)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z2
+	VFMADD231PS Z15, Z16, K1, Z3
+	VMOVUPS.Z   (SI)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z4
+	VFMADD231PS Z15, Z16, K1, Z5
+	VMOVUPS.Z   (DI)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z6
+	VFMADD231PS Z15, Z16, K1, Z7
+	VMOVUPS.Z   (R8)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z8
+	VFMADD231PS Z15, Z16, K1, Z9
+	VMOVUPS.Z   (R9)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z10
+	VFMADD231PS Z15, Z16, K1, Z11
+	VMOVUPS.Z   (R10)(R12*1), K1, Z16
+	VFMADD231PS Z14, Z16, K1, Z12
+	VFMADD231PS Z15, Z16, K1, Z13
+
+linearL2_2x8_avx512_7x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_7x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	JMP     linearL2_2x8_avx512_7x2_g0_next
+
+linearL2_2x8_avx512_7x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z14
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z15
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z15, Z15
+	VSHUFF32X4 $0x44, Z12, Z8, Z0
+	VSHUFF32X4 $0xee, Z12, Z8, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z2, Z1
+	VSHUFF32X4 $0xee, Z3, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z13, Z10, Z2
+	VSHUFF32X4 $0xee, Z13, Z10, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z5, Z4, Z3
+	VSHUFF32X4 $0xee, Z5, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z7, Z6, Z5
+	VSHUFF32X4 $0xee, Z7, Z6, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z15, Z7
+	VSHUFF32X4 $0xdd, Z0, Z15, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  136(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 24(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  140(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X14, X0
+	VMOVSS  X0, 24(DX)
+
+linearL2_2x8_avx512_7x2_g0_next:
+	// n -= 7; part += 7*m*16; y += 7; bias += 7*bstep
+	ADDQ   $0x00000380, 80(SP)
+	ADDQ   $0x1c, 24(SP)
+	IMUL3Q $0x07, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x07, 16(SP)
+
+linearL2_2x8_avx512_not7:
+	// if n >= 6 { tile of 6; n -= 6 }
+	CMPQ 16(SP), $0x06
+	JL   linearL2_2x8_avx512_not6
+
+	// Tile of 2 sample(s) × 6 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_6x2_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	JMP     linearL2_2x8_avx512_6x2_g0_kloop
+
+linearL2_2x8_avx512_6x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearL2_2x8_avx512_6x2_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_2x8_avx512_6x2_g0_k1
+
+linearL2_2x8_avx512_6x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R10)(R11*1), Z12
+	VMOVUPS     (CX)(R11*1), Z13
+	VMOVUPS     (DX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VMOVUPS     (BX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z2
+	VFMADD231PS Z13, Z14, Z3
+	VMOVUPS     (SI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z4
+	VFMADD231PS Z13, Z14, Z5
+	VMOVUPS     (DI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z6
+	VFMADD231PS Z13, Z14, Z7
+	VMOVUPS     (R8)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VMOVUPS     (R9)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z10
+	VFMADD231PS Z13, Z14, Z11
+	VMOVUPS     64(R10)(R11*1), Z12
+	VMOVUPS     64(CX)(R11*1), Z13
+	VMOVUPS     64(DX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VMOVUPS     64(BX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z2
+	VFMADD231PS Z13, Z14, Z3
+	VMOVUPS     64(SI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z4
+	VFMADD231PS Z13, Z14, Z5
+	VMOVUPS     64(DI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z6
+	VFMADD231PS Z13, Z14, Z7
+	VMOVUPS     64(R8)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VMOVUPS     64(R9)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z10
+	VFMADD231PS Z13, Z14, Z11
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_2x8_avx512_6x2_g0_k
+
+linearL2_2x8_avx512_6x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_2x8_avx512_6x2_g0_tail
+	VMOVUPS     (R10)(R11*1), Z12
+	VMOVUPS     (CX)(R11*1), Z13
+	VMOVUPS     (DX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VMOVUPS     (BX)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z2
+	VFMADD231PS Z13, Z14, Z3
+	VMOVUPS     (SI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z4
+	VFMADD231PS Z13, Z14, Z5
+	VMOVUPS     (DI)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z6
+	VFMADD231PS Z13, Z14, Z7
+	VMOVUPS     (R8)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VMOVUPS     (R9)(R11*1), Z14
+	VFMADD231PS Z12, Z14, Z10
+	VFMADD231PS Z13, Z14, Z11
+	ADDQ        $0x40, R11
+
+linearL2_2x8_avx512_6x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_6x2_g0_sum
+	VMOVUPS.Z   (R10)(R11*1), K1, Z12
+	VMOVUPS.Z   (CX)(R11*1), K1, Z13
+	VMOVUPS.Z   (DX)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z0
+	VFMADD231PS Z13, Z14, K1, Z1
+	VMOVUPS.Z   (BX)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z2
+	VFMADD231PS Z13, Z14, K1, Z3
+	VMOVUPS.Z   (SI)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z4
+	VFMADD231PS Z13, Z14, K1, Z5
+	VMOVUPS.Z   (DI)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z6
+	VFMADD231PS Z13, Z14, K1, Z7
+	VMOVUPS.Z   (R8)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z8
+	VFMADD231PS Z13, Z14, K1, Z9
+	VMOVUPS.Z   (R9)(R11*1), K1, Z14
+	VFMADD231PS Z12, Z14, K1, Z10
+	VFMADD231PS Z13, Z14, K1, Z11
+
+linearL2_2x8_avx512_6x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_6x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linearL2_2x8_avx512_6x2_g0_next
+
+linearL2_2x8_avx512_6x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z13
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z2, Z1
+	VSHUFF32X4 $0xee, Z3, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z10, Z10, Z2
+	VSHUFF32X4 $0xee, Z10, Z10, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z5, Z4, Z3
+	VSHUFF32X4 $0xee, Z5, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z7, Z6, Z5
+	VSHUFF32X4 $0xee, Z7, Z6, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 20(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 20(DX)
+
+linearL2_2x8_avx512_6x2_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x18, 24(SP)
+	IMUL3Q $0x06, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x06, 16(SP)
+
+linearL2_2x8_avx512_not6:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 16(SP), $0x05
+	JL   linearL2_2x8_avx512_not5
+
+	// Tile of 2 sample(s) × 5 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_5x2_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	JMP     linearL2_2x8_avx512_5x2_g0_kloop
+
+linearL2_2x8_avx512_5x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linearL2_2x8_avx512_5x2_g0_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_2x8_avx512_5x2_g0_k1
+
+linearL2_2x8_avx512_5x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R9)(R10*1), Z10
+	VMOVUPS     (CX)(R10*1), Z11
+	VMOVUPS     (DX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VMOVUPS     (BX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (SI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     (DI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	VMOVUPS     (R8)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	VMOVUPS     64(R9)(R10*1), Z10
+	VMOVUPS     64(CX)(R10*1), Z11
+	VMOVUPS     64(DX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VMOVUPS     64(BX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     64(SI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     64(DI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	VMOVUPS     64(R8)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_2x8_avx512_5x2_g0_k
+
+linearL2_2x8_avx512_5x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_2x8_avx512_5x2_g0_tail
+	VMOVUPS     (R9)(R10*1), Z10
+	VMOVUPS     (CX)(R10*1), Z11
+	VMOVUPS     (DX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VMOVUPS     (BX)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (SI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     (DI)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	VMOVUPS     (R8)(R10*1), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ        $0x40, R10
+
+linearL2_2x8_avx512_5x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_5x2_g0_sum
+	VMOVUPS.Z   (R9)(R10*1), K1, Z10
+	VMOVUPS.Z   (CX)(R10*1), K1, Z11
+	VMOVUPS.Z   (DX)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z0
+	VFMADD231PS Z11, Z12, K1, Z1
+	VMOVUPS.Z   (BX)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z2
+	VFMADD231PS Z11, Z12, K1, Z3
+	VMOVUPS.Z   (SI)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z4
+	VFMADD231PS Z11, Z12, K1, Z5
+	VMOVUPS.Z   (DI)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z6
+	VFMADD231PS Z11, Z12, K1, Z7
+	VMOVUPS.Z   (R8)(R10*1), K1, Z12
+	VFMADD231PS Z10, Z12, K1, Z8
+	VFMADD231PS Z11, Z12, K1, Z9
+
+linearL2_2x8_avx512_5x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_5x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	JMP     linearL2_2x8_avx512_5x2_g0_next
+
+linearL2_2x8_avx512_5x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z10
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z11
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z11, Z11
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z2, Z1
+	VSHUFF32X4 $0xee, Z3, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z9, Z2
+	VSHUFF32X4 $0xee, Z9, Z9, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z5, Z4, Z3
+	VSHUFF32X4 $0xee, Z5, Z4, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z7, Z6, Z4
+	VSHUFF32X4 $0xee, Z7, Z6, Z5
+	VADDPS     Z5, Z4, Z4
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z11, Z5
+	VSHUFF32X4 $0xdd, Z0, Z11, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z5, Z3
+	VSHUFPS $0xee, Z0, Z5, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 16(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X10, X0
+	VMOVSS  X0, 16(DX)
+
+linearL2_2x8_avx512_5x2_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000280, 80(SP)
+	ADDQ   $0x14, 24(SP)
+	IMUL3Q $0x05, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x05, 16(SP)
+
+linearL2_2x8_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 16(SP), $0x04
+	JL   linearL2_2x8_avx512_not4
+
+	// Tile of 2 sample(s) × 4 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_4x2_g0_zero
+	MOVQ    80(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	VMOVUPS 320(R9), Z5
+	VMOVUPS 384(R9), Z6
+	VMOVUPS 448(R9), Z7
+	JMP     linearL2_2x8_avx512_4x2_g0_kloop
+
+linearL2_2x8_avx512_4x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearL2_2x8_avx512_4x2_g0_kloop:
+	XORQ R9, R9
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R9
+	JLE  linearL2_2x8_avx512_4x2_g0_k1
+
+linearL2_2x8_avx512_4x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R9*1), Z8
+	VMOVUPS     (CX)(R9*1), Z9
+	VMOVUPS     (DX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VMOVUPS     (BX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z2
+	VFMADD231PS Z9, Z10, Z3
+	VMOVUPS     (SI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z4
+	VFMADD231PS Z9, Z10, Z5
+	VMOVUPS     (DI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z6
+	VFMADD231PS Z9, Z10, Z7
+	VMOVUPS     64(R8)(R9*1), Z8
+	VMOVUPS     64(CX)(R9*1), Z9
+	VMOVUPS     64(DX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VMOVUPS     64(BX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z2
+	VFMADD231PS Z9, Z10, Z3
+	VMOVUPS     64(SI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z4
+	VFMADD231PS Z9, Z10, Z5
+	VMOVUPS     64(DI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z6
+	VFMADD231PS Z9, Z10, Z7
+	SUBQ        $-128, R9
+	CMPQ        8(SP), R9
+	JG          linearL2_2x8_avx512_4x2_g0_k
+
+linearL2_2x8_avx512_4x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R9, AX
+	JAE         linearL2_2x8_avx512_4x2_g0_tail
+	VMOVUPS     (R8)(R9*1), Z8
+	VMOVUPS     (CX)(R9*1), Z9
+	VMOVUPS     (DX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VMOVUPS     (BX)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z2
+	VFMADD231PS Z9, Z10, Z3
+	VMOVUPS     (SI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z4
+	VFMADD231PS Z9, Z10, Z5
+	VMOVUPS     (DI)(R9*1), Z10
+	VFMADD231PS Z8, Z10, Z6
+	VFMADD231PS Z9, Z10, Z7
+	ADDQ        $0x40, R9
+
+linearL2_2x8_avx512_4x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_4x2_g0_sum
+	VMOVUPS.Z   (R8)(R9*1), K1, Z8
+	VMOVUPS.Z   (CX)(R9*1), K1, Z9
+	VMOVUPS.Z   (DX)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z0
+	VFMADD231PS Z9, Z10, K1, Z1
+	VMOVUPS.Z   (BX)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z2
+	VFMADD231PS Z9, Z10, K1, Z3
+	VMOVUPS.Z   (SI)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z4
+	VFMADD231PS Z9, Z10, K1, Z5
+	VMOVUPS.Z   (DI)(R9*1), K1, Z10
+	VFMADD231PS Z8, Z10, K1, Z6
+	VFMADD231PS Z9, Z10, K1, Z7
+
+linearL2_2x8_avx512_4x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_4x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	JMP     linearL2_2x8_avx512_4x2_g0_next
+
+linearL2_2x8_avx512_4x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z8
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z9
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z1
+	VADDPS          Z1, Z0, Z0
+	VMAXPS          Z0, Z8, Z0
+	VMOVUPS         Z0, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+
+linearL2_2x8_avx512_4x2_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+
+linearL2_2x8_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linearL2_2x8_avx512_not3
+
+	// Tile of 2 sample(s) × 3 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	VMOVUPS 256(R8), Z4
+	VMOVUPS 320(R8), Z5
+	JMP     linearL2_2x8_avx512_3x2_g0_kloop
+
+linearL2_2x8_avx512_3x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearL2_2x8_avx512_3x2_g0_kloop:
+	XORQ R8, R8
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R8
+	JLE  linearL2_2x8_avx512_3x2_g0_k1
+
+linearL2_2x8_avx512_3x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VMOVUPS     (BX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	VMOVUPS     (SI)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z4
+	VFMADD231PS Z7, Z8, Z5
+	VMOVUPS     64(DI)(R8*1), Z6
+	VMOVUPS     64(CX)(R8*1), Z7
+	VMOVUPS     64(DX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VMOVUPS     64(BX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	VMOVUPS     64(SI)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z4
+	VFMADD231PS Z7, Z8, Z5
+	SUBQ        $-128, R8
+	CMPQ        8(SP), R8
+	JG          linearL2_2x8_avx512_3x2_g0_k
+
+linearL2_2x8_avx512_3x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R8, AX
+	JAE         linearL2_2x8_avx512_3x2_g0_tail
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VMOVUPS     (BX)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	VMOVUPS     (SI)(R8*1), Z8
+	VFMADD231PS Z6, Z8, Z4
+	VFMADD231PS Z7, Z8, Z5
+	ADDQ        $0x40, R8
+
+linearL2_2x8_avx512_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_3x2_g0_sum
+	VMOVUPS.Z   (DI)(R8*1), K1, Z6
+	VMOVUPS.Z   (CX)(R8*1), K1, Z7
+	VMOVUPS.Z   (DX)(R8*1), K1, Z8
+	VFMADD231PS Z6, Z8, K1, Z0
+	VFMADD231PS Z7, Z8, K1, Z1
+	VMOVUPS.Z   (BX)(R8*1), K1, Z8
+	VFMADD231PS Z6, Z8, K1, Z2
+	VFMADD231PS Z7, Z8, K1, Z3
+	VMOVUPS.Z   (SI)(R8*1), K1, Z8
+	VFMADD231PS Z6, Z8, K1, Z4
+	VFMADD231PS Z7, Z8, K1, Z5
+
+linearL2_2x8_avx512_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	JMP     linearL2_2x8_avx512_3x2_g0_next
+
+linearL2_2x8_avx512_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z7
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z2, Z0
+	VSHUFF32X4 $0xee, Z5, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z1, Z1, Z2
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z3, Z3, Z1
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z0, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_2x8_avx512_3x2_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linearL2_2x8_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_2x8_avx512_not2
+
+	// Tile of 2 sample(s) × 2 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	JMP     linearL2_2x8_avx512_2x2_g0_kloop
+
+linearL2_2x8_avx512_2x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearL2_2x8_avx512_2x2_g0_kloop:
+	XORQ DI, DI
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), DI
+	JLE  linearL2_2x8_avx512_2x2_g0_k1
+
+linearL2_2x8_avx512_2x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(DI*1), Z4
+	VMOVUPS     (CX)(DI*1), Z5
+	VMOVUPS     (DX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VMOVUPS     (BX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z2
+	VFMADD231PS Z5, Z6, Z3
+	VMOVUPS     64(SI)(DI*1), Z4
+	VMOVUPS     64(CX)(DI*1), Z5
+	VMOVUPS     64(DX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VMOVUPS     64(BX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z2
+	VFMADD231PS Z5, Z6, Z3
+	SUBQ        $-128, DI
+	CMPQ        8(SP), DI
+	JG          linearL2_2x8_avx512_2x2_g0_k
+
+linearL2_2x8_avx512_2x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        DI, AX
+	JAE         linearL2_2x8_avx512_2x2_g0_tail
+	VMOVUPS     (SI)(DI*1), Z4
+	VMOVUPS     (CX)(DI*1), Z5
+	VMOVUPS     (DX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VMOVUPS     (BX)(DI*1), Z6
+	VFMADD231PS Z4, Z6, Z2
+	VFMADD231PS Z5, Z6, Z3
+	ADDQ        $0x40, DI
+
+linearL2_2x8_avx512_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_2x2_g0_sum
+	VMOVUPS.Z   (SI)(DI*1), K1, Z4
+	VMOVUPS.Z   (CX)(DI*1), K1, Z5
+	VMOVUPS.Z   (DX)(DI*1), K1, Z6
+	VFMADD231PS Z4, Z6, K1, Z0
+	VFMADD231PS Z5, Z6, K1, Z1
+	VMOVUPS.Z   (BX)(DI*1), K1, Z6
+	VFMADD231PS Z4, Z6, K1, Z2
+	VFMADD231PS Z5, Z6, K1, Z3
+
+linearL2_2x8_avx512_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	JMP     linearL2_2x8_avx512_2x2_g0_next
+
+linearL2_2x8_avx512_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z1, Z1, Z2
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z3, Z3, Z1
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z1
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_2x8_avx512_2x2_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000100, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_2x8_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_2x8_avx512_not1
+
+	// Tile of 2 sample(s) × 1 output(s) in groups [2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_2x8_avx512_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	JMP     linearL2_2x8_avx512_1x2_g0_kloop
+
+linearL2_2x8_avx512_1x2_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+linearL2_2x8_avx512_1x2_g0_kloop:
+	XORQ SI, SI
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), SI
+	JLE  linearL2_2x8_avx512_1x2_g0_k1
+
+linearL2_2x8_avx512_1x2_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(SI*1), Z2
+	VMOVUPS     (CX)(SI*1), Z3
+	VMOVUPS     (DX)(SI*1), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	VMOVUPS     64(BX)(SI*1), Z2
+	VMOVUPS     64(CX)(SI*1), Z3
+	VMOVUPS     64(DX)(SI*1), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	SUBQ        $-128, SI
+	CMPQ        8(SP), SI
+	JG          linearL2_2x8_avx512_1x2_g0_k
+
+linearL2_2x8_avx512_1x2_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        SI, AX
+	JAE         linearL2_2x8_avx512_1x2_g0_tail
+	VMOVUPS     (BX)(SI*1), Z2
+	VMOVUPS     (CX)(SI*1), Z3
+	VMOVUPS     (DX)(SI*1), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ        $0x40, SI
+
+linearL2_2x8_avx512_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_2x8_avx512_1x2_g0_sum
+	VMOVUPS.Z   (BX)(SI*1), K1, Z2
+	VMOVUPS.Z   (CX)(SI*1), K1, Z3
+	VMOVUPS.Z   (DX)(SI*1), K1, Z4
+	VFMADD231PS Z2, Z4, K1, Z0
+	VFMADD231PS Z3, Z4, K1, Z1
+
+linearL2_2x8_avx512_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_2x8_avx512_1x2_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	JMP     linearL2_2x8_avx512_1x2_g0_next
+
+linearL2_2x8_avx512_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z2
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z3
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x88, Z0, Z0, Z3
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z3, Z3
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z3, Z1, Z0
+	VSHUFPS $0xee, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z0, Z1
+	VSHUFPS $0xdd, Z0, Z0, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z2, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_2x8_avx512_1x2_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000080, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_2x8_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_3x8_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_3x8_avx512_rows:
+	// for ; n >= 8; n -= 8
+	CMPQ 16(SP), $0x08
+	JL   linearL2_3x8_avx512_rest
+
+	// Tile of 3 sample(s) × 8 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R11)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R12
+	LEAQ (R12)(CX*1), R13
+	LEAQ (R13)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_8x3_g0_zero
+	MOVQ    80(SP), R14
+	VMOVUPS (R14), Z0
+	VMOVUPS 64(R14), Z1
+	VMOVUPS 128(R14), Z2
+	VMOVUPS 192(R14), Z3
+	VMOVUPS 256(R14), Z4
+	VMOVUPS 320(R14), Z5
+	VMOVUPS 384(R14), Z6
+	VMOVUPS 448(R14), Z7
+	VMOVUPS 512(R14), Z8
+	VMOVUPS 576(R14), Z9
+	VMOVUPS 640(R14), Z10
+	VMOVUPS 704(R14), Z11
+	VMOVUPS 768(R14), Z12
+	VMOVUPS 832(R14), Z13
+	VMOVUPS 896(R14), Z14
+	VMOVUPS 960(R14), Z15
+	VMOVUPS 1024(R14), Z16
+	VMOVUPS 1088(R14), Z17
+	VMOVUPS 1152(R14), Z18
+	VMOVUPS 1216(R14), Z19
+	VMOVUPS 1280(R14), Z20
+	VMOVUPS 1344(R14), Z21
+	VMOVUPS 1408(R14), Z22
+	VMOVUPS 1472(R14), Z23
+	JMP     linearL2_3x8_avx512_8x3_g0_kloop
+
+linearL2_3x8_avx512_8x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearL2_3x8_avx512_8x3_g0_kloop:
+	XORQ R14, R14
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R14
+	JLE  linearL2_3x8_avx512_8x3_g0_k1
+
+linearL2_3x8_avx512_8x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R12)(R14*1), Z24
+	VMOVUPS     (R13)(R14*1), Z25
+	VMOVUPS     (CX)(R14*1), Z26
+	VMOVUPS     (DX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z0
+	VFMADD231PS Z25, Z27, Z1
+	VFMADD231PS Z26, Z27, Z2
+	VMOVUPS     (BX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z3
+	VFMADD231PS Z25, Z27, Z4
+	VFMADD231PS Z26, Z27, Z5
+	VMOVUPS     (SI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z6
+	VFMADD231PS Z25, Z27, Z7
+	VFMADD231PS Z26, Z27, Z8
+	VMOVUPS     (DI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z9
+	VFMADD231PS Z25, Z27, Z10
+	VFMADD231PS Z26, Z27, Z11
+	VMOVUPS     (R8)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z12
+	VFMADD231PS Z25, Z27, Z13
+	VFMADD231PS Z26, Z27, Z14
+	VMOVUPS     (R9)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z15
+	VFMADD231PS Z25, Z27, Z16
+	VFMADD231PS Z26, Z27, Z17
+	VMOVUPS     (R10)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VFMADD231PS Z26, Z27, Z20
+	VMOVUPS     (R11)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z21
+	VFMADD231PS Z25, Z27, Z22
+	VFMADD231PS Z26, Z27, Z23
+	VMOVUPS     64(R12)(R14*1), Z24
+	VMOVUPS     64(R13)(R14*1), Z25
+	VMOVUPS     64(CX)(R14*1), Z26
+	VMOVUPS     64(DX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z0
+	VFMADD231PS Z25, Z27, Z1
+	VFMADD231PS Z26, Z27, Z2
+	VMOVUPS     64(BX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z3
+	VFMADD231PS Z25, Z27, Z4
+	VFMADD231PS Z26, Z27, Z5
+	VMOVUPS     64(SI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z6
+	VFMADD231PS Z25, Z27, Z7
+	VFMADD231PS Z26, Z27, Z8
+	VMOVUPS     64(DI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z9
+	VFMADD231PS Z25, Z27, Z10
+	VFMADD231PS Z26, Z27, Z11
+	VMOVUPS     64(R8)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z12
+	VFMADD231PS Z25, Z27, Z13
+	VFMADD231PS Z26, Z27, Z14
+	VMOVUPS     64(R9)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z15
+	VFMADD231PS Z25, Z27, Z16
+	VFMADD231PS Z26, Z27, Z17
+	VMOVUPS     64(R10)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VFMADD231PS Z26, Z27, Z20
+	VMOVUPS     64(R11)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z21
+	VFMADD231PS Z25, Z27, Z22
+	VFMADD231PS Z26, Z27, Z23
+	SUBQ        $-128, R14
+	CMPQ        8(SP), R14
+	JG          linearL2_3x8_avx512_8x3_g0_k
+
+linearL2_3x8_avx512_8x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R14, AX
+	JAE         linearL2_3x8_avx512_8x3_g0_tail
+	VMOVUPS     (R12)(R14*1), Z24
+	VMOVUPS     (R13)(R14*1), Z25
+	VMOVUPS     (CX)(R14*1), Z26
+	VMOVUPS     (DX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z0
+	VFMADD231PS Z25, Z27, Z1
+	VFMADD231PS Z26, Z27, Z2
+	VMOVUPS     (BX)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z3
+	VFMADD231PS Z25, Z27, Z4
+	VFMADD231PS Z26, Z27, Z5
+	VMOVUPS     (SI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z6
+	VFMADD231PS Z25, Z27, Z7
+	VFMADD231PS Z26, Z27, Z8
+	VMOVUPS     (DI)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z9
+	VFMADD231PS Z25, Z27, Z10
+	VFMADD231PS Z26, Z27, Z11
+	VMOVUPS     (R8)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z12
+	VFMADD231PS Z25, Z27, Z13
+	VFMADD231PS Z26, Z27, Z14
+	VMOVUPS     (R9)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z15
+	VFMADD231PS Z25, Z27, Z16
+	VFMADD231PS Z26, Z27, Z17
+	VMOVUPS     (R10)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VFMADD231PS Z26, Z27, Z20
+	VMOVUPS     (R11)(R14*1), Z27
+	VFMADD231PS Z24, Z27, Z21
+	VFMADD231PS Z25, Z27, Z22
+	VFMADD231PS Z26, Z27, Z23
+	ADDQ        $0x40, R14
+
+linearL2_3x8_avx512_8x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_8x3_g0_sum
+	VMOVUPS.Z   (R12)(R14*1), K1, Z24
+	VMOVUPS.Z   (R13)(R14*1), K1, Z25
+	VMOVUPS.Z   (CX)(R14*1), K1, Z26
+	VMOVUPS.Z   (DX)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z0
+	VFMADD231PS Z25, Z27, K1, Z1
+	VFMADD231PS Z26, Z27, K1, Z2
+	VMOVUPS.Z   (BX)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z3
+	VFMADD231PS Z25, Z27, K1, Z4
+	VFMADD231PS Z26, Z27, K1, Z5
+	VMOVUPS.Z   (SI)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z6
+	VFMADD231PS Z25, Z27, K1, Z7
+	VFMADD231PS Z26, Z27, K1, Z8
+	VMOVUPS.Z   (DI)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z9
+	VFMADD231PS Z25, Z27, K1, Z10
+	VFMADD231PS Z26, Z27, K1, Z11
+	VMOVUPS.Z   (R8)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z12
+	VFMADD231PS Z25, Z27, K1, Z13
+	VFMADD231PS Z26, Z27, K1, Z14
+	VMOVUPS.Z   (R9)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z15
+	VFMADD231PS Z25, Z27, K1, Z16
+	VFMADD231PS Z26, Z27, K1, Z17
+	VMOVUPS.Z   (R10)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z18
+	VFMADD231PS Z25, Z27, K1, Z19
+	VFMADD231PS Z26, Z27, K1, Z20
+	VMOVUPS.Z   (R11)(R14*1), K1, Z27
+	VFMADD231PS Z24, Z27, K1, Z21
+	VFMADD231PS Z25, Z27, K1, Z22
+	VFMADD231PS Z26, Z27, K1, Z23
+
+linearL2_3x8_avx512_8x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_8x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	VMOVUPS Z21, 1344(CX)
+	VMOVUPS Z22, 1408(CX)
+	VMOVUPS Z23, 1472(CX)
+	JMP     linearL2_3x8_avx512_8x3_g0_next
+
+linearL2_3x8_avx512_8x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z24
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z25
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z13, Z12, Z0
+	VSHUFF32X4 $0xee, Z13, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z14, Z14, Z1
+	VSHUFF32X4 $0xee, Z14, Z14, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z16, Z15, Z2
+	VSHUFF32X4 $0xee, Z16, Z15, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z17, Z17, Z3
+	VSHUFF32X4 $0xee, Z17, Z17, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z19, Z18, Z4
+	VSHUFF32X4 $0xee, Z19, Z18, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z20, Z20, Z5
+	VSHUFF32X4 $0xee, Z20, Z20, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z22, Z21, Z6
+	VSHUFF32X4 $0xee, Z22, Z21, Z7
+	VADDPS     Z7, Z6, Z6
+	VSHUFF32X4 $0x44, Z23, Z23, Z7
+	VSHUFF32X4 $0xee, Z23, Z23, Z8
+	VADDPS     Z8, Z7, Z7
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z8
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x88, Z3, Z2, Z0
+	VSHUFF32X4 $0xdd, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z4, Z1
+	VSHUFF32X4 $0xdd, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z7, Z6, Z2
+	VSHUFF32X4 $0xdd, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z8, Z3
+	VSHUFPS $0xee, Z0, Z8, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[4+jj]); y[i][4:8] = z[s*4:][:4]
+	VBROADCASTF32X4 16(CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, 16(DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, 16(DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, 16(DX)
+
+linearL2_3x8_avx512_8x3_g0_next:
+	// n -= 8; part += 8*m*16; y += 8; bias += 8*bstep
+	ADDQ   $0x00000600, 80(SP)
+	ADDQ   $0x20, 24(SP)
+	IMUL3Q $0x08, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JMP    linearL2_3x8_avx512_rows
+
+linearL2_3x8_avx512_rest:
+	// if n >= 7 { tile of 7; n -= 7 }
+	CMPQ 16(SP), $0x07
+	JL   linearL2_3x8_avx512_not7
+
+	// Tile of 3 sample(s) × 7 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R10)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_7x3_g0_zero
+	MOVQ    80(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	JMP     linearL2_3x8_avx512_7x3_g0_kloop
+
+linearL2_3x8_avx512_7x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+
+linearL2_3x8_avx512_7x3_g0_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_3x8_avx512_7x3_g0_k1
+
+linearL2_3x8_avx512_7x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R11)(R13*1), Z21
+	VMOVUPS     (R12)(R13*1), Z22
+	VMOVUPS     (CX)(R13*1), Z23
+	VMOVUPS     (DX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z0
+	VFMADD231PS Z22, Z24, Z1
+	VFMADD231PS Z23, Z24, Z2
+	VMOVUPS     (BX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	VMOVUPS     (SI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z6
+	VFMADD231PS Z22, Z24, Z7
+	VFMADD231PS Z23, Z24, Z8
+	VMOVUPS     (DI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (R8)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z12
+	VFMADD231PS Z22, Z24, Z13
+	VFMADD231PS Z23, Z24, Z14
+	VMOVUPS     (R9)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VMOVUPS     (R10)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z18
+	VFMADD231PS Z22, Z24, Z19
+	VFMADD231PS Z23, Z24, Z20
+	VMOVUPS     64(R11)(R13*1), Z21
+	VMOVUPS     64(R12)(R13*1), Z22
+	VMOVUPS     64(CX)(R13*1), Z23
+	VMOVUPS     64(DX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z0
+	VFMADD231PS Z22, Z24, Z1
+	VFMADD231PS Z23, Z24, Z2
+	VMOVUPS     64(BX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	VMOVUPS     64(SI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z6
+	VFMADD231PS Z22, Z24, Z7
+	VFMADD231PS Z23, Z24, Z8
+	VMOVUPS     64(DI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     64(R8)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z12
+	VFMADD231PS Z22, Z24, Z13
+	VFMADD231PS Z23, Z24, Z14
+	VMOVUPS     64(R9)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VMOVUPS     64(R10)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z18
+	VFMADD231PS Z22, Z24, Z19
+	VFMADD231PS Z23, Z24, Z20
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_3x8_avx512_7x3_g0_k
+
+linearL2_3x8_avx512_7x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_3x8_avx512_7x3_g0_tail
+	VMOVUPS     (R11)(R13*1), Z21
+	VMOVUPS     (R12)(R13*1), Z22
+	VMOVUPS     (CX)(R13*1), Z23
+	VMOVUPS     (DX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z0
+	VFMADD231PS Z22, Z24, Z1
+	VFMADD231PS Z23, Z24, Z2
+	VMOVUPS     (BX)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	VMOVUPS     (SI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z6
+	VFMADD231PS Z22, Z24, Z7
+	VFMADD231PS Z23, Z24, Z8
+	VMOVUPS     (DI)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (R8)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z12
+	VFMADD231PS Z22, Z24, Z13
+	VFMADD231PS Z23, Z24, Z14
+	VMOVUPS     (R9)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VMOVUPS     (R10)(R13*1), Z24
+	VFMADD231PS Z21, Z24, Z18
+	VFMADD231PS Z22, Z24, Z19
+	VFMADD231PS Z23, Z24, Z20
+	ADDQ        $0x40, R13
+
+linearL2_3x8_avx512_7x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_7x3_g0_sum
+	VMOVUPS.Z   (R11)(R13*1), K1, Z21
+	VMOVUPS.Z   (R12)(R13*1), K1, Z22
+	VMOVUPS.Z   (CX)(R13*1), K1, Z23
+	VMOVUPS.Z   (DX)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z0
+	VFMADD231PS Z22, Z24, K1, Z1
+	VFMADD231PS Z23, Z24, K1, Z2
+	VMOVUPS.Z   (BX)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z3
+	VFMADD231PS Z22, Z24, K1, Z4
+	VFMADD231PS Z23, Z24, K1, Z5
+	VMOVUPS.Z   (SI)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z6
+	VFMADD231PS Z22, Z24, K1, Z7
+	VFMADD231PS Z23, Z24, K1, Z8
+	VMOVUPS.Z   (DI)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (R8)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z12
+	VFMADD231PS Z22, Z24, K1, Z13
+	VFMADD231PS Z23, Z24, K1, Z14
+	VMOVUPS.Z   (R9)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z15
+	VFMADD231PS Z22, Z24, K1, Z16
+	VFMADD231PS Z23, Z24, K1, Z17
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VFMADD231PS Z21, Z24, K1, Z18
+	VFMADD231PS Z22, Z24, K1, Z19
+	VFMADD231PS Z23, Z24, K1, Z20
+
+linearL2_3x8_avx512_7x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_7x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	JMP     linearL2_3x8_avx512_7x3_g0_next
+
+linearL2_3x8_avx512_7x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z21
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z22
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z22, Z22
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z22, Z7
+	VSHUFF32X4 $0xdd, Z0, Z22, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z21, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z14, Z12, Z0
+	VSHUFF32X4 $0xee, Z14, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z20, Z20, Z1
+	VSHUFF32X4 $0xee, Z20, Z20, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z17, Z15, Z2
+	VSHUFF32X4 $0xee, Z17, Z15, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z18, Z13, Z3
+	VSHUFF32X4 $0xee, Z18, Z13, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z19, Z16, Z4
+	VSHUFF32X4 $0xee, Z19, Z16, Z5
+	VADDPS     Z5, Z4, Z4
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z5
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z3, Z3, Z1
+	VSHUFF32X4 $0xdd, Z3, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z5, Z3
+	VSHUFPS $0xee, Z0, Z5, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  92(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 24(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 24(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 16(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  20(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 20(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  24(CX), X0, X0
+	VMAXSS  X0, X21, X0
+	VMOVSS  X0, 24(DX)
+
+linearL2_3x8_avx512_7x3_g0_next:
+	// n -= 7; part += 7*m*16; y += 7; bias += 7*bstep
+	ADDQ   $0x00000540, 80(SP)
+	ADDQ   $0x1c, 24(SP)
+	IMUL3Q $0x07, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x07, 16(SP)
+
+linearL2_3x8_avx512_not7:
+	// if n >= 6 { tile of 6; n -= 6 }
+	CMPQ 16(SP), $0x06
+	JL   linearL2_3x8_avx512_not6
+
+	// Tile of 3 sample(s) × 6 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_6x3_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	JMP     linearL2_3x8_avx512_6x3_g0_kloop
+
+linearL2_3x8_avx512_6x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linearL2_3x8_avx512_6x3_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_3x8_avx512_6x3_g0_k1
+
+linearL2_3x8_avx512_6x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R10)(R12*1), Z18
+	VMOVUPS     (R11)(R12*1), Z19
+	VMOVUPS     (CX)(R12*1), Z20
+	VMOVUPS     (DX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z0
+	VFMADD231PS Z19, Z21, Z1
+	VFMADD231PS Z20, Z21, Z2
+	VMOVUPS     (BX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z3
+	VFMADD231PS Z19, Z21, Z4
+	VFMADD231PS Z20, Z21, Z5
+	VMOVUPS     (SI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z6
+	VFMADD231PS Z19, Z21, Z7
+	VFMADD231PS Z20, Z21, Z8
+	VMOVUPS     (DI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z9
+	VFMADD231PS Z19, Z21, Z10
+	VFMADD231PS Z20, Z21, Z11
+	VMOVUPS     (R8)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z12
+	VFMADD231PS Z19, Z21, Z13
+	VFMADD231PS Z20, Z21, Z14
+	VMOVUPS     (R9)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z15
+	VFMADD231PS Z19, Z21, Z16
+	VFMADD231PS Z20, Z21, Z17
+	VMOVUPS     64(R10)(R12*1), Z18
+	VMOVUPS     64(R11)(R12*1), Z19
+	VMOVUPS     64(CX)(R12*1), Z20
+	VMOVUPS     64(DX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z0
+	VFMADD231PS Z19, Z21, Z1
+	VFMADD231PS Z20, Z21, Z2
+	VMOVUPS     64(BX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z3
+	VFMADD231PS Z19, Z21, Z4
+	VFMADD231PS Z20, Z21, Z5
+	VMOVUPS     64(SI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z6
+	VFMADD231PS Z19, Z21, Z7
+	VFMADD231PS Z20, Z21, Z8
+	VMOVUPS     64(DI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z9
+	VFMADD231PS Z19, Z21, Z10
+	VFMADD231PS Z20, Z21, Z11
+	VMOVUPS     64(R8)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z12
+	VFMADD231PS Z19, Z21, Z13
+	VFMADD231PS Z20, Z21, Z14
+	VMOVUPS     64(R9)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z15
+	VFMADD231PS Z19, Z21, Z16
+	VFMADD231PS Z20, Z21, Z17
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_3x8_avx512_6x3_g0_k
+
+linearL2_3x8_avx512_6x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_3x8_avx512_6x3_g0_tail
+	VMOVUPS     (R10)(R12*1), Z18
+	VMOVUPS     (R11)(R12*1), Z19
+	VMOVUPS     (CX)(R12*1), Z20
+	VMOVUPS     (DX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z0
+	VFMADD231PS Z19, Z21, Z1
+	VFMADD231PS Z20, Z21, Z2
+	VMOVUPS     (BX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z3
+	VFMADD231PS Z19, Z21, Z4
+	VFMADD231PS Z20, Z21, Z5
+	VMOVUPS     (SI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z6
+	VFMADD231PS Z19, Z21, Z7
+	VFMADD231PS Z20, Z21, Z8
+	VMOVUPS     (DI)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z9
+	VFMADD231PS Z19, Z21, Z10
+	VFMADD231PS Z20, Z21, Z11
+	VMOVUPS     (R8)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z12
+	VFMADD231PS Z19, Z21, Z13
+	VFMADD231PS Z20, Z21, Z14
+	VMOVUPS     (R9)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z15
+	VFMADD231PS Z19, Z21, Z16
+	VFMADD231PS Z20, Z21, Z17
+	ADDQ        $0x40, R12
+
+linearL2_3x8_avx512_6x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_6x3_g0_sum
+	VMOVUPS.Z   (R10)(R12*1), K1, Z18
+	VMOVUPS.Z   (R11)(R12*1), K1, Z19
+	VMOVUPS.Z   (CX)(R12*1), K1, Z20
+	VMOVUPS.Z   (DX)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z0
+	VFMADD231PS Z19, Z21, K1, Z1
+	VFMADD231PS Z20, Z21, K1, Z2
+	VMOVUPS.Z   (BX)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z3
+	VFMADD231PS Z19, Z21, K1, Z4
+	VFMADD231PS Z20, Z21, K1, Z5
+	VMOVUPS.Z   (SI)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z6
+	VFMADD231PS Z19, Z21, K1, Z7
+	VFMADD231PS Z20, Z21, K1, Z8
+	VMOVUPS.Z   (DI)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z9
+	VFMADD231PS Z19, Z21, K1, Z10
+	VFMADD231PS Z20, Z21, K1, Z11
+	VMOVUPS.Z   (R8)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z12
+	VFMADD231PS Z19, Z21, K1, Z13
+	VFMADD231PS Z20, Z21, K1, Z14
+	VMOVUPS.Z   (R9)(R12*1), K1, Z21
+	VFMADD231PS Z18, Z21, K1, Z15
+	VFMADD231PS Z19, Z21, K1, Z16
+	VFMADD231PS Z20, Z21, K1, Z17
+
+linearL2_3x8_avx512_6x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_6x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	JMP     linearL2_3x8_avx512_6x3_g0_next
+
+linearL2_3x8_avx512_6x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z18
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z19
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z19, Z19
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z19, Z7
+	VSHUFF32X4 $0xdd, Z0, Z19, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z18, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z14, Z12, Z0
+	VSHUFF32X4 $0xee, Z14, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z15, Z1
+	VSHUFF32X4 $0xee, Z17, Z15, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z13, Z13, Z2
+	VSHUFF32X4 $0xee, Z13, Z13, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z16, Z16, Z3
+	VSHUFF32X4 $0xee, Z16, Z16, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[4+jj]); y[i][4:6] = z[s*2:][:2]
+	VBROADCASTSD 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z18, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 16(DX)
+
+linearL2_3x8_avx512_6x3_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000480, 80(SP)
+	ADDQ   $0x18, 24(SP)
+	IMUL3Q $0x06, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x06, 16(SP)
+
+linearL2_3x8_avx512_not6:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 16(SP), $0x05
+	JL   linearL2_3x8_avx512_not5
+
+	// Tile of 3 sample(s) × 5 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_5x3_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	VMOVUPS 768(R11), Z12
+	VMOVUPS 832(R11), Z13
+	VMOVUPS 896(R11), Z14
+	JMP     linearL2_3x8_avx512_5x3_g0_kloop
+
+linearL2_3x8_avx512_5x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linearL2_3x8_avx512_5x3_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_3x8_avx512_5x3_g0_k1
+
+linearL2_3x8_avx512_5x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R9)(R11*1), Z15
+	VMOVUPS     (R10)(R11*1), Z16
+	VMOVUPS     (CX)(R11*1), Z17
+	VMOVUPS     (DX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z0
+	VFMADD231PS Z16, Z18, Z1
+	VFMADD231PS Z17, Z18, Z2
+	VMOVUPS     (BX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     (SI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z6
+	VFMADD231PS Z16, Z18, Z7
+	VFMADD231PS Z17, Z18, Z8
+	VMOVUPS     (DI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     (R8)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z12
+	VFMADD231PS Z16, Z18, Z13
+	VFMADD231PS Z17, Z18, Z14
+	VMOVUPS     64(R9)(R11*1), Z15
+	VMOVUPS     64(R10)(R11*1), Z16
+	VMOVUPS     64(CX)(R11*1), Z17
+	VMOVUPS     64(DX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z0
+	VFMADD231PS Z16, Z18, Z1
+	VFMADD231PS Z17, Z18, Z2
+	VMOVUPS     64(BX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     64(SI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z6
+	VFMADD231PS Z16, Z18, Z7
+	VFMADD231PS Z17, Z18, Z8
+	VMOVUPS     64(DI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     64(R8)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z12
+	VFMADD231PS Z16, Z18, Z13
+	VFMADD231PS Z17, Z18, Z14
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_3x8_avx512_5x3_g0_k
+
+linearL2_3x8_avx512_5x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_3x8_avx512_5x3_g0_tail
+	VMOVUPS     (R9)(R11*1), Z15
+	VMOVUPS     (R10)(R11*1), Z16
+	VMOVUPS     (CX)(R11*1), Z17
+	VMOVUPS     (DX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z0
+	VFMADD231PS Z16, Z18, Z1
+	VFMADD231PS Z17, Z18, Z2
+	VMOVUPS     (BX)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     (SI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z6
+	VFMADD231PS Z16, Z18, Z7
+	VFMADD231PS Z17, Z18, Z8
+	VMOVUPS     (DI)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     (R8)(R11*1), Z18
+	VFMADD231PS Z15, Z18, Z12
+	VFMADD231PS Z16, Z18, Z13
+	VFMADD231PS Z17, Z18, Z14
+	ADDQ        $0x40, R11
+
+linearL2_3x8_avx512_5x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_5x3_g0_sum
+	VMOVUPS.Z   (R9)(R11*1), K1, Z15
+	VMOVUPS.Z   (R10)(R11*1), K1, Z16
+	VMOVUPS.Z   (CX)(R11*1), K1, Z17
+	VMOVUPS.Z   (DX)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z0
+	VFMADD231PS Z16, Z18, K1, Z1
+	VFMADD231PS Z17, Z18, K1, Z2
+	VMOVUPS.Z   (BX)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z3
+	VFMADD231PS Z16, Z18, K1, Z4
+	VFMADD231PS Z17, Z18, K1, Z5
+	VMOVUPS.Z   (SI)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z6
+	VFMADD231PS Z16, Z18, K1, Z7
+	VFMADD231PS Z17, Z18, K1, Z8
+	VMOVUPS.Z   (DI)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z9
+	VFMADD231PS Z16, Z18, K1, Z10
+	VFMADD231PS Z17, Z18, K1, Z11
+	VMOVUPS.Z   (R8)(R11*1), K1, Z18
+	VFMADD231PS Z15, Z18, K1, Z12
+	VFMADD231PS Z16, Z18, K1, Z13
+	VFMADD231PS Z17, Z18, K1, Z14
+
+linearL2_3x8_avx512_5x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_5x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	JMP     linearL2_3x8_avx512_5x3_g0_next
+
+linearL2_3x8_avx512_5x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z15
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z16
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z16, Z16
+	VSHUFF32X4 $0x44, Z12, Z2, Z0
+	VSHUFF32X4 $0xee, Z12, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z13, Z5, Z2
+	VSHUFF32X4 $0xee, Z13, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z14, Z8, Z4
+	VSHUFF32X4 $0xee, Z14, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z16, Z7
+	VSHUFF32X4 $0xdd, Z0, Z16, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  100(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  136(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 16(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  140(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 16(DX)
+	ADDQ    BX, DX
+	VMOVSS  120(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  124(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  12(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 12(DX)
+	VMOVSS  144(SP), X0
+	VADDSS  16(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 16(DX)
+
+linearL2_3x8_avx512_5x3_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x000003c0, 80(SP)
+	ADDQ   $0x14, 24(SP)
+	IMUL3Q $0x05, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x05, 16(SP)
+
+linearL2_3x8_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 16(SP), $0x04
+	JL   linearL2_3x8_avx512_not4
+
+	// Tile of 3 sample(s) × 4 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_4x3_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	VMOVUPS 640(R10), Z10
+	VMOVUPS 704(R10), Z11
+	JMP     linearL2_3x8_avx512_4x3_g0_kloop
+
+linearL2_3x8_avx512_4x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearL2_3x8_avx512_4x3_g0_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_3x8_avx512_4x3_g0_k1
+
+linearL2_3x8_avx512_4x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R10*1), Z12
+	VMOVUPS     (R9)(R10*1), Z13
+	VMOVUPS     (CX)(R10*1), Z14
+	VMOVUPS     (DX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z0
+	VFMADD231PS Z13, Z15, Z1
+	VFMADD231PS Z14, Z15, Z2
+	VMOVUPS     (BX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z3
+	VFMADD231PS Z13, Z15, Z4
+	VFMADD231PS Z14, Z15, Z5
+	VMOVUPS     (SI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VFMADD231PS Z13, Z15, Z7
+	VFMADD231PS Z14, Z15, Z8
+	VMOVUPS     (DI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z9
+	VFMADD231PS Z13, Z15, Z10
+	VFMADD231PS Z14, Z15, Z11
+	VMOVUPS     64(R8)(R10*1), Z12
+	VMOVUPS     64(R9)(R10*1), Z13
+	VMOVUPS     64(CX)(R10*1), Z14
+	VMOVUPS     64(DX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z0
+	VFMADD231PS Z13, Z15, Z1
+	VFMADD231PS Z14, Z15, Z2
+	VMOVUPS     64(BX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z3
+	VFMADD231PS Z13, Z15, Z4
+	VFMADD231PS Z14, Z15, Z5
+	VMOVUPS     64(SI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VFMADD231PS Z13, Z15, Z7
+	VFMADD231PS Z14, Z15, Z8
+	VMOVUPS     64(DI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z9
+	VFMADD231PS Z13, Z15, Z10
+	VFMADD231PS Z14, Z15, Z11
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_3x8_avx512_4x3_g0_k
+
+linearL2_3x8_avx512_4x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_3x8_avx512_4x3_g0_tail
+	VMOVUPS     (R8)(R10*1), Z12
+	VMOVUPS     (R9)(R10*1), Z13
+	VMOVUPS     (CX)(R10*1), Z14
+	VMOVUPS     (DX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z0
+	VFMADD231PS Z13, Z15, Z1
+	VFMADD231PS Z14, Z15, Z2
+	VMOVUPS     (BX)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z3
+	VFMADD231PS Z13, Z15, Z4
+	VFMADD231PS Z14, Z15, Z5
+	VMOVUPS     (SI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VFMADD231PS Z13, Z15, Z7
+	VFMADD231PS Z14, Z15, Z8
+	VMOVUPS     (DI)(R10*1), Z15
+	VFMADD231PS Z12, Z15, Z9
+	VFMADD231PS Z13, Z15, Z10
+	VFMADD231PS Z14, Z15, Z11
+	ADDQ        $0x40, R10
+
+linearL2_3x8_avx512_4x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_4x3_g0_sum
+	VMOVUPS.Z   (R8)(R10*1), K1, Z12
+	VMOVUPS.Z   (R9)(R10*1), K1, Z13
+	VMOVUPS.Z   (CX)(R10*1), K1, Z14
+	VMOVUPS.Z   (DX)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z0
+	VFMADD231PS Z13, Z15, K1, Z1
+	VFMADD231PS Z14, Z15, K1, Z2
+	VMOVUPS.Z   (BX)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z3
+	VFMADD231PS Z13, Z15, K1, Z4
+	VFMADD231PS Z14, Z15, K1, Z5
+	VMOVUPS.Z   (SI)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z6
+	VFMADD231PS Z13, Z15, K1, Z7
+	VFMADD231PS Z14, Z15, K1, Z8
+	VMOVUPS.Z   (DI)(R10*1), K1, Z15
+	VFMADD231PS Z12, Z15, K1, Z9
+	VFMADD231PS Z13, Z15, K1, Z10
+	VFMADD231PS Z14, Z15, K1, Z11
+
+linearL2_3x8_avx512_4x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_4x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linearL2_3x8_avx512_4x3_g0_next
+
+linearL2_3x8_avx512_4x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z13
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z2, Z2, Z0
+	VSHUFF32X4 $0xee, Z2, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z4, Z3, Z1
+	VSHUFF32X4 $0xee, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z5, Z5, Z2
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z6, Z3
+	VSHUFF32X4 $0xee, Z7, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z8, Z8, Z4
+	VSHUFF32X4 $0xee, Z8, Z8, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z10, Z9, Z5
+	VSHUFF32X4 $0xee, Z10, Z9, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z12, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+
+linearL2_3x8_avx512_4x3_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+
+linearL2_3x8_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linearL2_3x8_avx512_not3
+
+	// Tile of 3 sample(s) × 3 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_3x3_g0_zero
+	MOVQ    80(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	VMOVUPS 320(R9), Z5
+	VMOVUPS 384(R9), Z6
+	VMOVUPS 448(R9), Z7
+	VMOVUPS 512(R9), Z8
+	JMP     linearL2_3x8_avx512_3x3_g0_kloop
+
+linearL2_3x8_avx512_3x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+
+linearL2_3x8_avx512_3x3_g0_kloop:
+	XORQ R9, R9
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R9
+	JLE  linearL2_3x8_avx512_3x3_g0_k1
+
+linearL2_3x8_avx512_3x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z0
+	VFMADD231PS Z10, Z12, Z1
+	VFMADD231PS Z11, Z12, Z2
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     (SI)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VFMADD231PS Z10, Z12, Z7
+	VFMADD231PS Z11, Z12, Z8
+	VMOVUPS     64(DI)(R9*1), Z9
+	VMOVUPS     64(R8)(R9*1), Z10
+	VMOVUPS     64(CX)(R9*1), Z11
+	VMOVUPS     64(DX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z0
+	VFMADD231PS Z10, Z12, Z1
+	VFMADD231PS Z11, Z12, Z2
+	VMOVUPS     64(BX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     64(SI)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VFMADD231PS Z10, Z12, Z7
+	VFMADD231PS Z11, Z12, Z8
+	SUBQ        $-128, R9
+	CMPQ        8(SP), R9
+	JG          linearL2_3x8_avx512_3x3_g0_k
+
+linearL2_3x8_avx512_3x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R9, AX
+	JAE         linearL2_3x8_avx512_3x3_g0_tail
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z0
+	VFMADD231PS Z10, Z12, Z1
+	VFMADD231PS Z11, Z12, Z2
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     (SI)(R9*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VFMADD231PS Z10, Z12, Z7
+	VFMADD231PS Z11, Z12, Z8
+	ADDQ        $0x40, R9
+
+linearL2_3x8_avx512_3x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_3x3_g0_sum
+	VMOVUPS.Z   (DI)(R9*1), K1, Z9
+	VMOVUPS.Z   (R8)(R9*1), K1, Z10
+	VMOVUPS.Z   (CX)(R9*1), K1, Z11
+	VMOVUPS.Z   (DX)(R9*1), K1, Z12
+	VFMADD231PS Z9, Z12, K1, Z0
+	VFMADD231PS Z10, Z12, K1, Z1
+	VFMADD231PS Z11, Z12, K1, Z2
+	VMOVUPS.Z   (BX)(R9*1), K1, Z12
+	VFMADD231PS Z9, Z12, K1, Z3
+	VFMADD231PS Z10, Z12, K1, Z4
+	VFMADD231PS Z11, Z12, K1, Z5
+	VMOVUPS.Z   (SI)(R9*1), K1, Z12
+	VFMADD231PS Z9, Z12, K1, Z6
+	VFMADD231PS Z10, Z12, K1, Z7
+	VFMADD231PS Z11, Z12, K1, Z8
+
+linearL2_3x8_avx512_3x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_3x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	JMP     linearL2_3x8_avx512_3x3_g0_next
+
+linearL2_3x8_avx512_3x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z9
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z10
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z10, Z10
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z3, Z2
+	VSHUFF32X4 $0xee, Z5, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z6, Z1, Z3
+	VSHUFF32X4 $0xee, Z6, Z1, Z1
+	VADDPS     Z1, Z3, Z3
+	VSHUFF32X4 $0x44, Z7, Z4, Z1
+	VSHUFF32X4 $0xee, Z7, Z4, Z4
+	VADDPS     Z4, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z10, Z4
+	VSHUFF32X4 $0xdd, Z0, Z10, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x88, Z1, Z1, Z3
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z3, Z3
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z1
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z1, Z1
+	VSHUFPS $0x44, Z3, Z2, Z0
+	VSHUFPS $0xee, Z3, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z1, Z2
+	VSHUFPS $0xdd, Z0, Z1, Z0
+	VADDPS  Z0, Z2, Z2
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z2, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  112(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  116(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X9, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_3x8_avx512_3x3_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000240, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linearL2_3x8_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_3x8_avx512_not2
+
+	// Tile of 3 sample(s) × 2 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_2x3_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	VMOVUPS 256(R8), Z4
+	VMOVUPS 320(R8), Z5
+	JMP     linearL2_3x8_avx512_2x3_g0_kloop
+
+linearL2_3x8_avx512_2x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearL2_3x8_avx512_2x3_g0_kloop:
+	XORQ R8, R8
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R8
+	JLE  linearL2_3x8_avx512_2x3_g0_k1
+
+linearL2_3x8_avx512_2x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R8*1), Z6
+	VMOVUPS     (DI)(R8*1), Z7
+	VMOVUPS     (CX)(R8*1), Z8
+	VMOVUPS     (DX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z0
+	VFMADD231PS Z7, Z9, Z1
+	VFMADD231PS Z8, Z9, Z2
+	VMOVUPS     (BX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z3
+	VFMADD231PS Z7, Z9, Z4
+	VFMADD231PS Z8, Z9, Z5
+	VMOVUPS     64(SI)(R8*1), Z6
+	VMOVUPS     64(DI)(R8*1), Z7
+	VMOVUPS     64(CX)(R8*1), Z8
+	VMOVUPS     64(DX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z0
+	VFMADD231PS Z7, Z9, Z1
+	VFMADD231PS Z8, Z9, Z2
+	VMOVUPS     64(BX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z3
+	VFMADD231PS Z7, Z9, Z4
+	VFMADD231PS Z8, Z9, Z5
+	SUBQ        $-128, R8
+	CMPQ        8(SP), R8
+	JG          linearL2_3x8_avx512_2x3_g0_k
+
+linearL2_3x8_avx512_2x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R8, AX
+	JAE         linearL2_3x8_avx512_2x3_g0_tail
+	VMOVUPS     (SI)(R8*1), Z6
+	VMOVUPS     (DI)(R8*1), Z7
+	VMOVUPS     (CX)(R8*1), Z8
+	VMOVUPS     (DX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z0
+	VFMADD231PS Z7, Z9, Z1
+	VFMADD231PS Z8, Z9, Z2
+	VMOVUPS     (BX)(R8*1), Z9
+	VFMADD231PS Z6, Z9, Z3
+	VFMADD231PS Z7, Z9, Z4
+	VFMADD231PS Z8, Z9, Z5
+	ADDQ        $0x40, R8
+
+linearL2_3x8_avx512_2x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_2x3_g0_sum
+	VMOVUPS.Z   (SI)(R8*1), K1, Z6
+	VMOVUPS.Z   (DI)(R8*1), K1, Z7
+	VMOVUPS.Z   (CX)(R8*1), K1, Z8
+	VMOVUPS.Z   (DX)(R8*1), K1, Z9
+	VFMADD231PS Z6, Z9, K1, Z0
+	VFMADD231PS Z7, Z9, K1, Z1
+	VFMADD231PS Z8, Z9, K1, Z2
+	VMOVUPS.Z   (BX)(R8*1), K1, Z9
+	VFMADD231PS Z6, Z9, K1, Z3
+	VFMADD231PS Z7, Z9, K1, Z4
+	VFMADD231PS Z8, Z9, K1, Z5
+
+linearL2_3x8_avx512_2x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_2x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	JMP     linearL2_3x8_avx512_2x3_g0_next
+
+linearL2_3x8_avx512_2x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z7
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z3, Z0
+	VSHUFF32X4 $0xee, Z5, Z3, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z1, Z1, Z2
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z4, Z4, Z1
+	VSHUFF32X4 $0xee, Z4, Z4, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z6, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_3x8_avx512_2x3_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_3x8_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_3x8_avx512_not1
+
+	// Tile of 3 sample(s) × 1 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x8_avx512_1x3_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	JMP     linearL2_3x8_avx512_1x3_g0_kloop
+
+linearL2_3x8_avx512_1x3_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+linearL2_3x8_avx512_1x3_g0_kloop:
+	XORQ DI, DI
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), DI
+	JLE  linearL2_3x8_avx512_1x3_g0_k1
+
+linearL2_3x8_avx512_1x3_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(DI*1), Z3
+	VMOVUPS     (SI)(DI*1), Z4
+	VMOVUPS     (CX)(DI*1), Z5
+	VMOVUPS     (DX)(DI*1), Z6
+	VFMADD231PS Z3, Z6, Z0
+	VFMADD231PS Z4, Z6, Z1
+	VFMADD231PS Z5, Z6, Z2
+	VMOVUPS     64(BX)(DI*1), Z3
+	VMOVUPS     64(SI)(DI*1), Z4
+	VMOVUPS     64(CX)(DI*1), Z5
+	VMOVUPS     64(DX)(DI*1), Z6
+	VFMADD231PS Z3, Z6, Z0
+	VFMADD231PS Z4, Z6, Z1
+	VFMADD231PS Z5, Z6, Z2
+	SUBQ        $-128, DI
+	CMPQ        8(SP), DI
+	JG          linearL2_3x8_avx512_1x3_g0_k
+
+linearL2_3x8_avx512_1x3_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        DI, AX
+	JAE         linearL2_3x8_avx512_1x3_g0_tail
+	VMOVUPS     (BX)(DI*1), Z3
+	VMOVUPS     (SI)(DI*1), Z4
+	VMOVUPS     (CX)(DI*1), Z5
+	VMOVUPS     (DX)(DI*1), Z6
+	VFMADD231PS Z3, Z6, Z0
+	VFMADD231PS Z4, Z6, Z1
+	VFMADD231PS Z5, Z6, Z2
+	ADDQ        $0x40, DI
+
+linearL2_3x8_avx512_1x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_3x8_avx512_1x3_g0_sum
+	VMOVUPS.Z   (BX)(DI*1), K1, Z3
+	VMOVUPS.Z   (SI)(DI*1), K1, Z4
+	VMOVUPS.Z   (CX)(DI*1), K1, Z5
+	VMOVUPS.Z   (DX)(DI*1), K1, Z6
+	VFMADD231PS Z3, Z6, K1, Z0
+	VFMADD231PS Z4, Z6, K1, Z1
+	VFMADD231PS Z5, Z6, K1, Z2
+
+linearL2_3x8_avx512_1x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x8_avx512_1x3_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	JMP     linearL2_3x8_avx512_1x3_g0_next
+
+linearL2_3x8_avx512_1x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z3
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z4
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z4, Z4, Z2
+	VSHUFF32X4 $0xdd, Z4, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z2, Z1
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z1, Z1
+	VSHUFPS $0x44, Z0, Z0, Z2
+	VSHUFPS $0xee, Z0, Z0, Z0
+	VADDPS  Z0, Z2, Z2
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z2, Z1, Z0
+	VSHUFPS $0xdd, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z3, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_3x8_avx512_1x3_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000000c0, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_3x8_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_4x6_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_4x6_avx512_rows:
+	// for ; n >= 6; n -= 6
+	CMPQ 16(SP), $0x06
+	JL   linearL2_4x6_avx512_rest
+
+	// Tile of 4 sample(s) × 6 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x6_avx512_6x4_g0_zero
+	MOVQ    80(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	VMOVUPS 1344(R13), Z21
+	VMOVUPS 1408(R13), Z22
+	VMOVUPS 1472(R13), Z23
+	JMP     linearL2_4x6_avx512_6x4_g0_kloop
+
+linearL2_4x6_avx512_6x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearL2_4x6_avx512_6x4_g0_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_4x6_avx512_6x4_g0_k1
+
+linearL2_4x6_avx512_6x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	VMOVUPS     64(R10)(R13*1), Z24
+	VMOVUPS     64(R11)(R13*1), Z25
+	VMOVUPS     64(R12)(R13*1), Z26
+	VMOVUPS     64(CX)(R13*1), Z27
+	VMOVUPS     64(DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     64(BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     64(SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     64(DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     64(R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     64(R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_4x6_avx512_6x4_g0_k
+
+linearL2_4x6_avx512_6x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_4x6_avx512_6x4_g0_tail
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	ADDQ        $0x40, R13
+
+linearL2_4x6_avx512_6x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_4x6_avx512_6x4_g0_sum
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VMOVUPS.Z   (R11)(R13*1), K1, Z25
+	VMOVUPS.Z   (R12)(R13*1), K1, Z26
+	VMOVUPS.Z   (CX)(R13*1), K1, Z27
+	VMOVUPS.Z   (DX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z0
+	VFMADD231PS Z25, Z28, K1, Z1
+	VFMADD231PS Z26, Z28, K1, Z2
+	VFMADD231PS Z27, Z28, K1, Z3
+	VMOVUPS.Z   (BX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z4
+	VFMADD231PS Z25, Z28, K1, Z5
+	VFMADD231PS Z26, Z28, K1, Z6
+	VFMADD231PS Z27, Z28, K1, Z7
+	VMOVUPS.Z   (SI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z8
+	VFMADD231PS Z25, Z28, K1, Z9
+	VFMADD231PS Z26, Z28, K1, Z10
+	VFMADD231PS Z27, Z28, K1, Z11
+	VMOVUPS.Z   (DI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z12
+	VFMADD231PS Z25, Z28, K1, Z13
+	VFMADD231PS Z26, Z28, K1, Z14
+	VFMADD231PS Z27, Z28, K1, Z15
+	VMOVUPS.Z   (R8)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z16
+	VFMADD231PS Z25, Z28, K1, Z17
+	VFMADD231PS Z26, Z28, K1, Z18
+	VFMADD231PS Z27, Z28, K1, Z19
+	VMOVUPS.Z   (R9)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z20
+	VFMADD231PS Z25, Z28, K1, Z21
+	VFMADD231PS Z26, Z28, K1, Z22
+	VFMADD231PS Z27, Z28, K1, Z23
+
+linearL2_4x6_avx512_6x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x6_avx512_6x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	VMOVUPS Z21, 1344(CX)
+	VMOVUPS Z22, 1408(CX)
+	VMOVUPS Z23, 1472(CX)
+	JMP     linearL2_4x6_avx512_6x4_g0_next
+
+linearL2_4x6_avx512_6x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z24
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z25
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z18, Z16, Z0
+	VSHUFF32X4 $0xee, Z18, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z22, Z20, Z1
+	VSHUFF32X4 $0xee, Z22, Z20, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z19, Z17, Z2
+	VSHUFF32X4 $0xee, Z19, Z17, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z23, Z21, Z3
+	VSHUFF32X4 $0xee, Z23, Z21, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[4+jj]); y[i][4:6] = z[s*2:][:2]
+	VBROADCASTSD 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, 16(DX)
+
+linearL2_4x6_avx512_6x4_g0_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000600, 80(SP)
+	ADDQ   $0x18, 24(SP)
+	IMUL3Q $0x06, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x06, 16(SP)
+	JMP    linearL2_4x6_avx512_rows
+
+linearL2_4x6_avx512_rest:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 16(SP), $0x05
+	JL   linearL2_4x6_avx512_not5
+
+	// Tile of 4 sample(s) × 5 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x6_avx512_5x4_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	VMOVUPS 1152(R12), Z18
+	VMOVUPS 1216(R12), Z19
+	JMP     linearL2_4x6_avx512_5x4_g0_kloop
+
+linearL2_4x6_avx512_5x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearL2_4x6_avx512_5x4_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_4x6_avx512_5x4_g0_k1
+
+linearL2_4x6_avx512_5x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	VMOVUPS     64(R9)(R12*1), Z20
+	VMOVUPS     64(R10)(R12*1), Z21
+	VMOVUPS     64(R11)(R12*1), Z22
+	VMOVUPS     64(CX)(R12*1), Z23
+	VMOVUPS     64(DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     64(BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     64(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     64(DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     64(R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_4x6_avx512_5x4_g0_k
+
+linearL2_4x6_avx512_5x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_4x6_avx512_5x4_g0_tail
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	ADDQ        $0x40, R12
+
+linearL2_4x6_avx512_5x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_4x6_avx512_5x4_g0_sum
+	VMOVUPS.Z   (R9)(R12*1), K1, Z20
+	VMOVUPS.Z   (R10)(R12*1), K1, Z21
+	VMOVUPS.Z   (R11)(R12*1), K1, Z22
+	VMOVUPS.Z   (CX)(R12*1), K1, Z23
+	VMOVUPS.Z   (DX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z0
+	VFMADD231PS Z21, Z24, K1, Z1
+	VFMADD231PS Z22, Z24, K1, Z2
+	VFMADD231PS Z23, Z24, K1, Z3
+	VMOVUPS.Z   (BX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z4
+	VFMADD231PS Z21, Z24, K1, Z5
+	VFMADD231PS Z22, Z24, K1, Z6
+	VFMADD231PS Z23, Z24, K1, Z7
+	VMOVUPS.Z   (SI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z8
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (DI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z12
+	VFMADD231PS Z21, Z24, K1, Z13
+	VFMADD231PS Z22, Z24, K1, Z14
+	VFMADD231PS Z23, Z24, K1, Z15
+	VMOVUPS.Z   (R8)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z16
+	VFMADD231PS Z21, Z24, K1, Z17
+	VFMADD231PS Z22, Z24, K1, Z18
+	VFMADD231PS Z23, Z24, K1, Z19
+
+linearL2_4x6_avx512_5x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x6_avx512_5x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	JMP     linearL2_4x6_avx512_5x4_g0_next
+
+linearL2_4x6_avx512_5x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z20
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z21
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z21, Z21
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z21, Z7
+	VSHUFF32X4 $0xdd, Z0, Z21, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z20, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z16, Z16, Z0
+	VSHUFF32X4 $0xee, Z16, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z17, Z1
+	VSHUFF32X4 $0xee, Z17, Z17, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z18, Z18, Z2
+	VSHUFF32X4 $0xee, Z18, Z18, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z19, Z19, Z3
+	VSHUFF32X4 $0xee, Z19, Z19, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[4+jj]); y[i][4:5] = z[s*1:][:1]
+	VBROADCASTSS 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z20, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         96(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         100(SP), CX
+	MOVL         CX, 16(DX)
+
+linearL2_4x6_avx512_5x4_g0_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000500, 80(SP)
+	ADDQ   $0x14, 24(SP)
+	IMUL3Q $0x05, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x05, 16(SP)
+
+linearL2_4x6_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 16(SP), $0x04
+	JL   linearL2_4x6_avx512_not4
+
+	// Tile of 4 sample(s) × 4 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x6_avx512_4x4_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	VMOVUPS 768(R11), Z12
+	VMOVUPS 832(R11), Z13
+	VMOVUPS 896(R11), Z14
+	VMOVUPS 960(R11), Z15
+	JMP     linearL2_4x6_avx512_4x4_g0_kloop
+
+linearL2_4x6_avx512_4x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearL2_4x6_avx512_4x4_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_4x6_avx512_4x4_g0_k1
+
+linearL2_4x6_avx512_4x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     (DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	VMOVUPS     64(R8)(R11*1), Z16
+	VMOVUPS     64(R9)(R11*1), Z17
+	VMOVUPS     64(R10)(R11*1), Z18
+	VMOVUPS     64(CX)(R11*1), Z19
+	VMOVUPS     64(DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     64(BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     64(SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     64(DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_4x6_avx512_4x4_g0_k
+
+linearL2_4x6_avx512_4x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_4x6_avx512_4x4_g0_tail
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     (DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	ADDQ        $0x40, R11
+
+linearL2_4x6_avx512_4x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_4x6_avx512_4x4_g0_sum
+	VMOVUPS.Z   (R8)(R11*1), K1, Z16
+	VMOVUPS.Z   (R9)(R11*1), K1, Z17
+	VMOVUPS.Z   (R10)(R11*1), K1, Z18
+	VMOVUPS.Z   (CX)(R11*1), K1, Z19
+	VMOVUPS.Z   (DX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z0
+	VFMADD231PS Z17, Z20, K1, Z1
+	VFMADD231PS Z18, Z20, K1, Z2
+	VFMADD231PS Z19, Z20, K1, Z3
+	VMOVUPS.Z   (BX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z4
+	VFMADD231PS Z17, Z20, K1, Z5
+	VFMADD231PS Z18, Z20, K1, Z6
+	VFMADD231PS Z19, Z20, K1, Z7
+	VMOVUPS.Z   (SI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z8
+	VFMADD231PS Z17, Z20, K1, Z9
+	VFMADD231PS Z18, Z20, K1, Z10
+	VFMADD231PS Z19, Z20, K1, Z11
+	VMOVUPS.Z   (DI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z12
+	VFMADD231PS Z17, Z20, K1, Z13
+	VFMADD231PS Z18, Z20, K1, Z14
+	VFMADD231PS Z19, Z20, K1, Z15
+
+linearL2_4x6_avx512_4x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x6_avx512_4x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	JMP     linearL2_4x6_avx512_4x4_g0_next
+
+linearL2_4x6_avx512_4x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z16
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z17
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z16, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (DX)
+
+linearL2_4x6_avx512_4x4_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000400, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+
+linearL2_4x6_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linearL2_4x6_avx512_not3
+
+	// Tile of 4 sample(s) × 3 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x6_avx512_3x4_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	VMOVUPS 640(R10), Z10
+	VMOVUPS 704(R10), Z11
+	JMP     linearL2_4x6_avx512_3x4_g0_kloop
+
+linearL2_4x6_avx512_3x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearL2_4x6_avx512_3x4_g0_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_4x6_avx512_3x4_g0_k1
+
+linearL2_4x6_avx512_3x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	VMOVUPS     64(DI)(R10*1), Z12
+	VMOVUPS     64(R8)(R10*1), Z13
+	VMOVUPS     64(R9)(R10*1), Z14
+	VMOVUPS     64(CX)(R10*1), Z15
+	VMOVUPS     64(DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     64(BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     64(SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_4x6_avx512_3x4_g0_k
+
+linearL2_4x6_avx512_3x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_4x6_avx512_3x4_g0_tail
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	ADDQ        $0x40, R10
+
+linearL2_4x6_avx512_3x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_4x6_avx512_3x4_g0_sum
+	VMOVUPS.Z   (DI)(R10*1), K1, Z12
+	VMOVUPS.Z   (R8)(R10*1), K1, Z13
+	VMOVUPS.Z   (R9)(R10*1), K1, Z14
+	VMOVUPS.Z   (CX)(R10*1), K1, Z15
+	VMOVUPS.Z   (DX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z0
+	VFMADD231PS Z13, Z16, K1, Z1
+	VFMADD231PS Z14, Z16, K1, Z2
+	VFMADD231PS Z15, Z16, K1, Z3
+	VMOVUPS.Z   (BX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z4
+	VFMADD231PS Z13, Z16, K1, Z5
+	VFMADD231PS Z14, Z16, K1, Z6
+	VFMADD231PS Z15, Z16, K1, Z7
+	VMOVUPS.Z   (SI)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z8
+	VFMADD231PS Z13, Z16, K1, Z9
+	VFMADD231PS Z14, Z16, K1, Z10
+	VFMADD231PS Z15, Z16, K1, Z11
+
+linearL2_4x6_avx512_3x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x6_avx512_3x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linearL2_4x6_avx512_3x4_g0_next
+
+linearL2_4x6_avx512_3x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z13
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z4, Z2
+	VSHUFF32X4 $0xee, Z6, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z10, Z10, Z1
+	VSHUFF32X4 $0xee, Z10, Z10, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z5, Z3
+	VSHUFF32X4 $0xee, Z7, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  112(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  116(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_4x6_avx512_3x4_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linearL2_4x6_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_4x6_avx512_not2
+
+	// Tile of 4 sample(s) × 2 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x6_avx512_2x4_g0_zero
+	MOVQ    80(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	VMOVUPS 320(R9), Z5
+	VMOVUPS 384(R9), Z6
+	VMOVUPS 448(R9), Z7
+	JMP     linearL2_4x6_avx512_2x4_g0_kloop
+
+linearL2_4x6_avx512_2x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearL2_4x6_avx512_2x4_g0_kloop:
+	XORQ R9, R9
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R9
+	JLE  linearL2_4x6_avx512_2x4_g0_k1
+
+linearL2_4x6_avx512_2x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	VMOVUPS     64(SI)(R9*1), Z8
+	VMOVUPS     64(DI)(R9*1), Z9
+	VMOVUPS     64(R8)(R9*1), Z10
+	VMOVUPS     64(CX)(R9*1), Z11
+	VMOVUPS     64(DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     64(BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	SUBQ        $-128, R9
+	CMPQ        8(SP), R9
+	JG          linearL2_4x6_avx512_2x4_g0_k
+
+linearL2_4x6_avx512_2x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R9, AX
+	JAE         linearL2_4x6_avx512_2x4_g0_tail
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	ADDQ        $0x40, R9
+
+linearL2_4x6_avx512_2x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_4x6_avx512_2x4_g0_sum
+	VMOVUPS.Z   (SI)(R9*1), K1, Z8
+	VMOVUPS.Z   (DI)(R9*1), K1, Z9
+	VMOVUPS.Z   (R8)(R9*1), K1, Z10
+	VMOVUPS.Z   (CX)(R9*1), K1, Z11
+	VMOVUPS.Z   (DX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z0
+	VFMADD231PS Z9, Z12, K1, Z1
+	VFMADD231PS Z10, Z12, K1, Z2
+	VFMADD231PS Z11, Z12, K1, Z3
+	VMOVUPS.Z   (BX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z4
+	VFMADD231PS Z9, Z12, K1, Z5
+	VFMADD231PS Z10, Z12, K1, Z6
+	VFMADD231PS Z11, Z12, K1, Z7
+
+linearL2_4x6_avx512_2x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x6_avx512_2x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	JMP     linearL2_4x6_avx512_2x4_g0_next
+
+linearL2_4x6_avx512_2x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z8
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z9
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z1, Z2
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z5, Z1
+	VSHUFF32X4 $0xee, Z7, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z8, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_4x6_avx512_2x4_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_4x6_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_4x6_avx512_not1
+
+	// Tile of 4 sample(s) × 1 output(s) in groups [4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x6_avx512_1x4_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	JMP     linearL2_4x6_avx512_1x4_g0_kloop
+
+linearL2_4x6_avx512_1x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearL2_4x6_avx512_1x4_g0_kloop:
+	XORQ R8, R8
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R8
+	JLE  linearL2_4x6_avx512_1x4_g0_k1
+
+linearL2_4x6_avx512_1x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	VMOVUPS     64(BX)(R8*1), Z4
+	VMOVUPS     64(SI)(R8*1), Z5
+	VMOVUPS     64(DI)(R8*1), Z6
+	VMOVUPS     64(CX)(R8*1), Z7
+	VMOVUPS     64(DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	SUBQ        $-128, R8
+	CMPQ        8(SP), R8
+	JG          linearL2_4x6_avx512_1x4_g0_k
+
+linearL2_4x6_avx512_1x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R8, AX
+	JAE         linearL2_4x6_avx512_1x4_g0_tail
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	ADDQ        $0x40, R8
+
+linearL2_4x6_avx512_1x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_4x6_avx512_1x4_g0_sum
+	VMOVUPS.Z   (BX)(R8*1), K1, Z4
+	VMOVUPS.Z   (SI)(R8*1), K1, Z5
+	VMOVUPS.Z   (DI)(R8*1), K1, Z6
+	VMOVUPS.Z   (CX)(R8*1), K1, Z7
+	VMOVUPS.Z   (DX)(R8*1), K1, Z8
+	VFMADD231PS Z4, Z8, K1, Z0
+	VFMADD231PS Z5, Z8, K1, Z1
+	VFMADD231PS Z6, Z8, K1, Z2
+	VFMADD231PS Z7, Z8, K1, Z3
+
+linearL2_4x6_avx512_1x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x6_avx512_1x4_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	JMP     linearL2_4x6_avx512_1x4_g0_next
+
+linearL2_4x6_avx512_1x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z2
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_4x6_avx512_1x4_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000100, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_4x6_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_5x4_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_5x4_avx512_rows:
+	// for ; n >= 4; n -= 4
+	CMPQ 16(SP), $0x04
+	JL   linearL2_5x4_avx512_rest
+
+	// Tile of 5 sample(s) × 4 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x4_avx512_4x5_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	VMOVUPS 1152(R12), Z18
+	VMOVUPS 1216(R12), Z19
+	JMP     linearL2_5x4_avx512_4x5_g0_kloop
+
+linearL2_5x4_avx512_4x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearL2_5x4_avx512_4x5_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_5x4_avx512_4x5_g0_k1
+
+linearL2_5x4_avx512_4x5_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R12*1), Z20
+	VMOVUPS     (R9)(R12*1), Z21
+	VMOVUPS     (R10)(R12*1), Z22
+	VMOVUPS     (R11)(R12*1), Z23
+	VMOVUPS     (CX)(R12*1), Z24
+	VMOVUPS     (DX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z0
+	VFMADD231PS Z21, Z25, Z1
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VFMADD231PS Z24, Z25, Z4
+	VMOVUPS     (BX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z5
+	VFMADD231PS Z21, Z25, Z6
+	VFMADD231PS Z22, Z25, Z7
+	VFMADD231PS Z23, Z25, Z8
+	VFMADD231PS Z24, Z25, Z9
+	VMOVUPS     (SI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z10
+	VFMADD231PS Z21, Z25, Z11
+	VFMADD231PS Z22, Z25, Z12
+	VFMADD231PS Z23, Z25, Z13
+	VFMADD231PS Z24, Z25, Z14
+	VMOVUPS     (DI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z15
+	VFMADD231PS Z21, Z25, Z16
+	VFMADD231PS Z22, Z25, Z17
+	VFMADD231PS Z23, Z25, Z18
+	VFMADD231PS Z24, Z25, Z19
+	VMOVUPS     64(R8)(R12*1), Z20
+	VMOVUPS     64(R9)(R12*1), Z21
+	VMOVUPS     64(R10)(R12*1), Z22
+	VMOVUPS     64(R11)(R12*1), Z23
+	VMOVUPS     64(CX)(R12*1), Z24
+	VMOVUPS     64(DX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z0
+	VFMADD231PS Z21, Z25, Z1
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VFMADD231PS Z24, Z25, Z4
+	VMOVUPS     64(BX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z5
+	VFMADD231PS Z21, Z25, Z6
+	VFMADD231PS Z22, Z25, Z7
+	VFMADD231PS Z23, Z25, Z8
+	VFMADD231PS Z24, Z25, Z9
+	VMOVUPS     64(SI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z10
+	VFMADD231PS Z21, Z25, Z11
+	VFMADD231PS Z22, Z25, Z12
+	VFMADD231PS Z23, Z25, Z13
+	VFMADD231PS Z24, Z25, Z14
+	VMOVUPS     64(DI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z15
+	VFMADD231PS Z21, Z25, Z16
+	VFMADD231PS Z22, Z25, Z17
+	VFMADD231PS Z23, Z25, Z18
+	VFMADD231PS Z24, Z25, Z19
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_5x4_avx512_4x5_g0_k
+
+linearL2_5x4_avx512_4x5_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_5x4_avx512_4x5_g0_tail
+	VMOVUPS     (R8)(R12*1), Z20
+	VMOVUPS     (R9)(R12*1), Z21
+	VMOVUPS     (R10)(R12*1), Z22
+	VMOVUPS     (R11)(R12*1), Z23
+	VMOVUPS     (CX)(R12*1), Z24
+	VMOVUPS     (DX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z0
+	VFMADD231PS Z21, Z25, Z1
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VFMADD231PS Z24, Z25, Z4
+	VMOVUPS     (BX)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z5
+	VFMADD231PS Z21, Z25, Z6
+	VFMADD231PS Z22, Z25, Z7
+	VFMADD231PS Z23, Z25, Z8
+	VFMADD231PS Z24, Z25, Z9
+	VMOVUPS     (SI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z10
+	VFMADD231PS Z21, Z25, Z11
+	VFMADD231PS Z22, Z25, Z12
+	VFMADD231PS Z23, Z25, Z13
+	VFMADD231PS Z24, Z25, Z14
+	VMOVUPS     (DI)(R12*1), Z25
+	VFMADD231PS Z20, Z25, Z15
+	VFMADD231PS Z21, Z25, Z16
+	VFMADD231PS Z22, Z25, Z17
+	VFMADD231PS Z23, Z25, Z18
+	VFMADD231PS Z24, Z25, Z19
+	ADDQ        $0x40, R12
+
+linearL2_5x4_avx512_4x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_5x4_avx512_4x5_g0_sum
+	VMOVUPS.Z   (R8)(R12*1), K1, Z20
+	VMOVUPS.Z   (R9)(R12*1), K1, Z21
+	VMOVUPS.Z   (R10)(R12*1), K1, Z22
+	VMOVUPS.Z   (R11)(R12*1), K1, Z23
+	VMOVUPS.Z   (CX)(R12*1), K1, Z24
+	VMOVUPS.Z   (DX)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z0
+	VFMADD231PS Z21, Z25, K1, Z1
+	VFMADD231PS Z22, Z25, K1, Z2
+	VFMADD231PS Z23, Z25, K1, Z3
+	VFMADD231PS Z24, Z25, K1, Z4
+	VMOVUPS.Z   (BX)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z5
+	VFMADD231PS Z21, Z25, K1, Z6
+	VFMADD231PS Z22, Z25, K1, Z7
+	VFMADD231PS Z23, Z25, K1, Z8
+	VFMADD231PS Z24, Z25, K1, Z9
+	VMOVUPS.Z   (SI)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z10
+	VFMADD231PS Z21, Z25, K1, Z11
+	VFMADD231PS Z22, Z25, K1, Z12
+	VFMADD231PS Z23, Z25, K1, Z13
+	VFMADD231PS Z24, Z25, K1, Z14
+	VMOVUPS.Z   (DI)(R12*1), K1, Z25
+	VFMADD231PS Z20, Z25, K1, Z15
+	VFMADD231PS Z21, Z25, K1, Z16
+	VFMADD231PS Z22, Z25, K1, Z17
+	VFMADD231PS Z23, Z25, K1, Z18
+	VFMADD231PS Z24, Z25, K1, Z19
+
+linearL2_5x4_avx512_4x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x4_avx512_4x5_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	JMP     linearL2_5x4_avx512_4x5_g0_next
+
+linearL2_5x4_avx512_4x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z20
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z21
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z21, Z21
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z7, Z5, Z2
+	VSHUFF32X4 $0xee, Z7, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z5
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z5, Z5
+	VSHUFF32X4 $0x44, Z8, Z6, Z1
+	VSHUFF32X4 $0xee, Z8, Z6, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z21, Z3
+	VSHUFF32X4 $0xdd, Z0, Z21, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z5, Z2
+	VSHUFF32X4 $0xdd, Z5, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z1, Z1, Z4
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z4, Z4
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z3, Z1
+	VSHUFPS $0xee, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	VSHUFPS $0x44, Z4, Z2, Z0
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z1, Z2
+	VSHUFPS $0xdd, Z0, Z1, Z0
+	VADDPS  Z0, Z2, Z2
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z2, Z2
+	VMAXPS       Z2, Z20, Z2
+	VMOVUPS      Z2, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z12, Z10, Z0
+	VSHUFF32X4 $0xee, Z12, Z10, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z14, Z14, Z1
+	VSHUFF32X4 $0xee, Z14, Z14, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z17, Z15, Z2
+	VSHUFF32X4 $0xee, Z17, Z15, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z19, Z19, Z3
+	VSHUFF32X4 $0xee, Z19, Z19, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z13, Z11, Z4
+	VSHUFF32X4 $0xee, Z13, Z11, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z18, Z16, Z5
+	VSHUFF32X4 $0xee, Z18, Z16, Z6
+	VADDPS     Z6, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z6
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z6, Z6
+	VSHUFF32X4 $0x88, Z3, Z2, Z0
+	VSHUFF32X4 $0xdd, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z4, Z1
+	VSHUFF32X4 $0xdd, Z4, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z5, Z5, Z2
+	VSHUFF32X4 $0xdd, Z5, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z6, Z3
+	VSHUFPS $0xee, Z0, Z6, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[2+jj]); y[i][2:4] = z[s*2:][:2]
+	VBROADCASTSD 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z20, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, 8(DX)
+
+linearL2_5x4_avx512_4x5_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000500, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+	JMP    linearL2_5x4_avx512_rows
+
+linearL2_5x4_avx512_rest:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linearL2_5x4_avx512_not3
+
+	// Tile of 5 sample(s) × 3 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x4_avx512_3x5_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	VMOVUPS 768(R11), Z12
+	VMOVUPS 832(R11), Z13
+	VMOVUPS 896(R11), Z14
+	JMP     linearL2_5x4_avx512_3x5_g0_kloop
+
+linearL2_5x4_avx512_3x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linearL2_5x4_avx512_3x5_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_5x4_avx512_3x5_g0_k1
+
+linearL2_5x4_avx512_3x5_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R11*1), Z15
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z0
+	VFMADD231PS Z16, Z20, Z1
+	VFMADD231PS Z17, Z20, Z2
+	VFMADD231PS Z18, Z20, Z3
+	VFMADD231PS Z19, Z20, Z4
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z5
+	VFMADD231PS Z16, Z20, Z6
+	VFMADD231PS Z17, Z20, Z7
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z10
+	VFMADD231PS Z16, Z20, Z11
+	VFMADD231PS Z17, Z20, Z12
+	VFMADD231PS Z18, Z20, Z13
+	VFMADD231PS Z19, Z20, Z14
+	VMOVUPS     64(DI)(R11*1), Z15
+	VMOVUPS     64(R8)(R11*1), Z16
+	VMOVUPS     64(R9)(R11*1), Z17
+	VMOVUPS     64(R10)(R11*1), Z18
+	VMOVUPS     64(CX)(R11*1), Z19
+	VMOVUPS     64(DX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z0
+	VFMADD231PS Z16, Z20, Z1
+	VFMADD231PS Z17, Z20, Z2
+	VFMADD231PS Z18, Z20, Z3
+	VFMADD231PS Z19, Z20, Z4
+	VMOVUPS     64(BX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z5
+	VFMADD231PS Z16, Z20, Z6
+	VFMADD231PS Z17, Z20, Z7
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VMOVUPS     64(SI)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z10
+	VFMADD231PS Z16, Z20, Z11
+	VFMADD231PS Z17, Z20, Z12
+	VFMADD231PS Z18, Z20, Z13
+	VFMADD231PS Z19, Z20, Z14
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_5x4_avx512_3x5_g0_k
+
+linearL2_5x4_avx512_3x5_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_5x4_avx512_3x5_g0_tail
+	VMOVUPS     (DI)(R11*1), Z15
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z0
+	VFMADD231PS Z16, Z20, Z1
+	VFMADD231PS Z17, Z20, Z2
+	VFMADD231PS Z18, Z20, Z3
+	VFMADD231PS Z19, Z20, Z4
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z5
+	VFMADD231PS Z16, Z20, Z6
+	VFMADD231PS Z17, Z20, Z7
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z15, Z20, Z10
+	VFMADD231PS Z16, Z20, Z11
+	VFMADD231PS Z17, Z20, Z12
+	VFMADD231PS Z18, Z20, Z13
+	VFMADD231PS Z19, Z20, Z14
+	ADDQ        $0x40, R11
+
+linearL2_5x4_avx512_3x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_5x4_avx512_3x5_g0_sum
+	VMOVUPS.Z   (DI)(R11*1), K1, Z15
+	VMOVUPS.Z   (R8)(R11*1), K1, Z16
+	VMOVUPS.Z   (R9)(R11*1), K1, Z17
+	VMOVUPS.Z   (R10)(R11*1), K1, Z18
+	VMOVUPS.Z   (CX)(R11*1), K1, Z19
+	VMOVUPS.Z   (DX)(R11*1), K1, Z20
+	VFMADD231PS Z15, Z20, K1, Z0
+	VFMADD231PS Z16, Z20, K1, Z1
+	VFMADD231PS Z17, Z20, K1, Z2
+	VFMADD231PS Z18, Z20, K1, Z3
+	VFMADD231PS Z19, Z20, K1, Z4
+	VMOVUPS.Z   (BX)(R11*1), K1, Z20
+	VFMADD231PS Z15, Z20, K1, Z5
+	VFMADD231PS Z16, Z20, K1, Z6
+	VFMADD231PS Z17, Z20, K1, Z7
+	VFMADD231PS Z18, Z20, K1, Z8
+	VFMADD231PS Z19, Z20, K1, Z9
+	VMOVUPS.Z   (SI)(R11*1), K1, Z20
+	VFMADD231PS Z15, Z20, K1, Z10
+	VFMADD231PS Z16, Z20, K1, Z11
+	VFMADD231PS Z17, Z20, K1, Z12
+	VFMADD231PS Z18, Z20, K1, Z13
+	VFMADD231PS Z19, Z20, K1, Z14
+
+linearL2_5x4_avx512_3x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x4_avx512_3x5_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	JMP     linearL2_5x4_avx512_3x5_g0_next
+
+linearL2_5x4_avx512_3x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z15
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z16
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z16, Z16
+	VSHUFF32X4 $0x44, Z12, Z4, Z0
+	VSHUFF32X4 $0xee, Z12, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z7, Z5, Z2
+	VSHUFF32X4 $0xee, Z7, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z13, Z9, Z4
+	VSHUFF32X4 $0xee, Z13, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z5
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z5, Z5
+	VSHUFF32X4 $0x44, Z14, Z10, Z1
+	VSHUFF32X4 $0xee, Z14, Z10, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z8, Z6, Z3
+	VSHUFF32X4 $0xee, Z8, Z6, Z6
+	VADDPS     Z6, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z6
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z16, Z7
+	VSHUFF32X4 $0xdd, Z0, Z16, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z5, Z2
+	VSHUFF32X4 $0xdd, Z1, Z5, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z6, Z3, Z1
+	VSHUFF32X4 $0xdd, Z6, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  136(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  112(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  116(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  140(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  120(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  124(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  144(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X15, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_5x4_avx512_3x5_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x000003c0, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linearL2_5x4_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_5x4_avx512_not2
+
+	// Tile of 5 sample(s) × 2 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x4_avx512_2x5_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	VMOVUPS 384(R10), Z6
+	VMOVUPS 448(R10), Z7
+	VMOVUPS 512(R10), Z8
+	VMOVUPS 576(R10), Z9
+	JMP     linearL2_5x4_avx512_2x5_g0_kloop
+
+linearL2_5x4_avx512_2x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linearL2_5x4_avx512_2x5_g0_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_5x4_avx512_2x5_g0_k1
+
+linearL2_5x4_avx512_2x5_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R10*1), Z10
+	VMOVUPS     (DI)(R10*1), Z11
+	VMOVUPS     (R8)(R10*1), Z12
+	VMOVUPS     (R9)(R10*1), Z13
+	VMOVUPS     (CX)(R10*1), Z14
+	VMOVUPS     (DX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z0
+	VFMADD231PS Z11, Z15, Z1
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VFMADD231PS Z14, Z15, Z4
+	VMOVUPS     (BX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z5
+	VFMADD231PS Z11, Z15, Z6
+	VFMADD231PS Z12, Z15, Z7
+	VFMADD231PS Z13, Z15, Z8
+	VFMADD231PS Z14, Z15, Z9
+	VMOVUPS     64(SI)(R10*1), Z10
+	VMOVUPS     64(DI)(R10*1), Z11
+	VMOVUPS     64(R8)(R10*1), Z12
+	VMOVUPS     64(R9)(R10*1), Z13
+	VMOVUPS     64(CX)(R10*1), Z14
+	VMOVUPS     64(DX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z0
+	VFMADD231PS Z11, Z15, Z1
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VFMADD231PS Z14, Z15, Z4
+	VMOVUPS     64(BX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z5
+	VFMADD231PS Z11, Z15, Z6
+	VFMADD231PS Z12, Z15, Z7
+	VFMADD231PS Z13, Z15, Z8
+	VFMADD231PS Z14, Z15, Z9
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_5x4_avx512_2x5_g0_k
+
+linearL2_5x4_avx512_2x5_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_5x4_avx512_2x5_g0_tail
+	VMOVUPS     (SI)(R10*1), Z10
+	VMOVUPS     (DI)(R10*1), Z11
+	VMOVUPS     (R8)(R10*1), Z12
+	VMOVUPS     (R9)(R10*1), Z13
+	VMOVUPS     (CX)(R10*1), Z14
+	VMOVUPS     (DX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z0
+	VFMADD231PS Z11, Z15, Z1
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VFMADD231PS Z14, Z15, Z4
+	VMOVUPS     (BX)(R10*1), Z15
+	VFMADD231PS Z10, Z15, Z5
+	VFMADD231PS Z11, Z15, Z6
+	VFMADD231PS Z12, Z15, Z7
+	VFMADD231PS Z13, Z15, Z8
+	VFMADD231PS Z14, Z15, Z9
+	ADDQ        $0x40, R10
+
+linearL2_5x4_avx512_2x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_5x4_avx512_2x5_g0_sum
+	VMOVUPS.Z   (SI)(R10*1), K1, Z10
+	VMOVUPS.Z   (DI)(R10*1), K1, Z11
+	VMOVUPS.Z   (R8)(R10*1), K1, Z12
+	VMOVUPS.Z   (R9)(R10*1), K1, Z13
+	VMOVUPS.Z   (CX)(R10*1), K1, Z14
+	VMOVUPS.Z   (DX)(R10*1), K1, Z15
+	VFMADD231PS Z10, Z15, K1, Z0
+	VFMADD231PS Z11, Z15, K1, Z1
+	VFMADD231PS Z12, Z15, K1, Z2
+	VFMADD231PS Z13, Z15, K1, Z3
+	VFMADD231PS Z14, Z15, K1, Z4
+	VMOVUPS.Z   (BX)(R10*1), K1, Z15
+	VFMADD231PS Z10, Z15, K1, Z5
+	VFMADD231PS Z11, Z15, K1, Z6
+	VFMADD231PS Z12, Z15, K1, Z7
+	VFMADD231PS Z13, Z15, K1, Z8
+	VFMADD231PS Z14, Z15, K1, Z9
+
+linearL2_5x4_avx512_2x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x4_avx512_2x5_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	JMP     linearL2_5x4_avx512_2x5_g0_next
+
+linearL2_5x4_avx512_2x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z10
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z11
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z11, Z11
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z7, Z5, Z2
+	VSHUFF32X4 $0xee, Z7, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z5
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z5, Z5
+	VSHUFF32X4 $0x44, Z8, Z6, Z1
+	VSHUFF32X4 $0xee, Z8, Z6, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z11, Z3
+	VSHUFF32X4 $0xdd, Z0, Z11, Z0
+	VADDPS     Z0, Z3, Z3
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z5, Z2
+	VSHUFF32X4 $0xdd, Z5, Z5, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x88, Z1, Z1, Z4
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z4, Z4
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z3, Z1
+	VSHUFPS $0xee, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	VSHUFPS $0x44, Z4, Z2, Z0
+	VSHUFPS $0xee, Z4, Z2, Z2
+	VADDPS  Z2, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z1, Z2
+	VSHUFPS $0xdd, Z0, Z1, Z0
+	VADDPS  Z0, Z2, Z2
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z2, Z2
+	VMAXPS       Z2, Z10, Z2
+	VMOVUPS      Z2, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_5x4_avx512_2x5_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000280, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_5x4_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_5x4_avx512_not1
+
+	// Tile of 5 sample(s) × 1 output(s) in groups [5]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..4; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x4_avx512_1x5_g0_zero
+	MOVQ    80(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 256(R9), Z4
+	JMP     linearL2_5x4_avx512_1x5_g0_kloop
+
+linearL2_5x4_avx512_1x5_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+linearL2_5x4_avx512_1x5_g0_kloop:
+	XORQ R9, R9
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R9
+	JLE  linearL2_5x4_avx512_1x5_g0_k1
+
+linearL2_5x4_avx512_1x5_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(R9*1), Z5
+	VMOVUPS     (SI)(R9*1), Z6
+	VMOVUPS     (DI)(R9*1), Z7
+	VMOVUPS     (R8)(R9*1), Z8
+	VMOVUPS     (CX)(R9*1), Z9
+	VMOVUPS     (DX)(R9*1), Z10
+	VFMADD231PS Z5, Z10, Z0
+	VFMADD231PS Z6, Z10, Z1
+	VFMADD231PS Z7, Z10, Z2
+	VFMADD231PS Z8, Z10, Z3
+	VFMADD231PS Z9, Z10, Z4
+	VMOVUPS     64(BX)(R9*1), Z5
+	VMOVUPS     64(SI)(R9*1), Z6
+	VMOVUPS     64(DI)(R9*1), Z7
+	VMOVUPS     64(R8)(R9*1), Z8
+	VMOVUPS     64(CX)(R9*1), Z9
+	VMOVUPS     64(DX)(R9*1), Z10
+	VFMADD231PS Z5, Z10, Z0
+	VFMADD231PS Z6, Z10, Z1
+	VFMADD231PS Z7, Z10, Z2
+	VFMADD231PS Z8, Z10, Z3
+	VFMADD231PS Z9, Z10, Z4
+	SUBQ        $-128, R9
+	CMPQ        8(SP), R9
+	JG          linearL2_5x4_avx512_1x5_g0_k
+
+linearL2_5x4_avx512_1x5_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R9, AX
+	JAE         linearL2_5x4_avx512_1x5_g0_tail
+	VMOVUPS     (BX)(R9*1), Z5
+	VMOVUPS     (SI)(R9*1), Z6
+	VMOVUPS     (DI)(R9*1), Z7
+	VMOVUPS     (R8)(R9*1), Z8
+	VMOVUPS     (CX)(R9*1), Z9
+	VMOVUPS     (DX)(R9*1), Z10
+	VFMADD231PS Z5, Z10, Z0
+	VFMADD231PS Z6, Z10, Z1
+	VFMADD231PS Z7, Z10, Z2
+	VFMADD231PS Z8, Z10, Z3
+	VFMADD231PS Z9, Z10, Z4
+	ADDQ        $0x40, R9
+
+linearL2_5x4_avx512_1x5_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_5x4_avx512_1x5_g0_sum
+	VMOVUPS.Z   (BX)(R9*1), K1, Z5
+	VMOVUPS.Z   (SI)(R9*1), K1, Z6
+	VMOVUPS.Z   (DI)(R9*1), K1, Z7
+	VMOVUPS.Z   (R8)(R9*1), K1, Z8
+	VMOVUPS.Z   (CX)(R9*1), K1, Z9
+	VMOVUPS.Z   (DX)(R9*1), K1, Z10
+	VFMADD231PS Z5, Z10, K1, Z0
+	VFMADD231PS Z6, Z10, K1, Z1
+	VFMADD231PS Z7, Z10, K1, Z2
+	VFMADD231PS Z8, Z10, K1, Z3
+	VFMADD231PS Z9, Z10, K1, Z4
+
+linearL2_5x4_avx512_1x5_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x4_avx512_1x5_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	JMP     linearL2_5x4_avx512_1x5_g0_next
+
+linearL2_5x4_avx512_1x5_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z5
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z6
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z6, Z6
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z6, Z6, Z3
+	VSHUFF32X4 $0xdd, Z6, Z6, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z5, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         104(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_5x4_avx512_1x5_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000140, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_5x4_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_6x4_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_6x4_avx512_rows:
+	// for ; n >= 4; n -= 4
+	CMPQ 16(SP), $0x04
+	JL   linearL2_6x4_avx512_rest
+
+	// Tile of 6 sample(s) × 4 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x4_avx512_4x6_g0_zero
+	MOVQ    80(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	VMOVUPS 1344(R13), Z21
+	VMOVUPS 1408(R13), Z22
+	VMOVUPS 1472(R13), Z23
+	JMP     linearL2_6x4_avx512_4x6_g0_kloop
+
+linearL2_6x4_avx512_4x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearL2_6x4_avx512_4x6_g0_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_6x4_avx512_4x6_g0_k1
+
+linearL2_6x4_avx512_4x6_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R13*1), Z24
+	VMOVUPS     (R9)(R13*1), Z25
+	VMOVUPS     (R10)(R13*1), Z26
+	VMOVUPS     (R11)(R13*1), Z27
+	VMOVUPS     (R12)(R13*1), Z28
+	VMOVUPS     (CX)(R13*1), Z29
+	VMOVUPS     (DX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z0
+	VFMADD231PS Z25, Z30, Z1
+	VFMADD231PS Z26, Z30, Z2
+	VFMADD231PS Z27, Z30, Z3
+	VFMADD231PS Z28, Z30, Z4
+	VFMADD231PS Z29, Z30, Z5
+	VMOVUPS     (BX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z6
+	VFMADD231PS Z25, Z30, Z7
+	VFMADD231PS Z26, Z30, Z8
+	VFMADD231PS Z27, Z30, Z9
+	VFMADD231PS Z28, Z30, Z10
+	VFMADD231PS Z29, Z30, Z11
+	VMOVUPS     (SI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z12
+	VFMADD231PS Z25, Z30, Z13
+	VFMADD231PS Z26, Z30, Z14
+	VFMADD231PS Z27, Z30, Z15
+	VFMADD231PS Z28, Z30, Z16
+	VFMADD231PS Z29, Z30, Z17
+	VMOVUPS     (DI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z18
+	VFMADD231PS Z25, Z30, Z19
+	VFMADD231PS Z26, Z30, Z20
+	VFMADD231PS Z27, Z30, Z21
+	VFMADD231PS Z28, Z30, Z22
+	VFMADD231PS Z29, Z30, Z23
+	VMOVUPS     64(R8)(R13*1), Z24
+	VMOVUPS     64(R9)(R13*1), Z25
+	VMOVUPS     64(R10)(R13*1), Z26
+	VMOVUPS     64(R11)(R13*1), Z27
+	VMOVUPS     64(R12)(R13*1), Z28
+	VMOVUPS     64(CX)(R13*1), Z29
+	VMOVUPS     64(DX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z0
+	VFMADD231PS Z25, Z30, Z1
+	VFMADD231PS Z26, Z30, Z2
+	VFMADD231PS Z27, Z30, Z3
+	VFMADD231PS Z28, Z30, Z4
+	VFMADD231PS Z29, Z30, Z5
+	VMOVUPS     64(BX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z6
+	VFMADD231PS Z25, Z30, Z7
+	VFMADD231PS Z26, Z30, Z8
+	VFMADD231PS Z27, Z30, Z9
+	VFMADD231PS Z28, Z30, Z10
+	VFMADD231PS Z29, Z30, Z11
+	VMOVUPS     64(SI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z12
+	VFMADD231PS Z25, Z30, Z13
+	VFMADD231PS Z26, Z30, Z14
+	VFMADD231PS Z27, Z30, Z15
+	VFMADD231PS Z28, Z30, Z16
+	VFMADD231PS Z29, Z30, Z17
+	VMOVUPS     64(DI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z18
+	VFMADD231PS Z25, Z30, Z19
+	VFMADD231PS Z26, Z30, Z20
+	VFMADD231PS Z27, Z30, Z21
+	VFMADD231PS Z28, Z30, Z22
+	VFMADD231PS Z29, Z30, Z23
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_6x4_avx512_4x6_g0_k
+
+linearL2_6x4_avx512_4x6_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_6x4_avx512_4x6_g0_tail
+	VMOVUPS     (R8)(R13*1), Z24
+	VMOVUPS     (R9)(R13*1), Z25
+	VMOVUPS     (R10)(R13*1), Z26
+	VMOVUPS     (R11)(R13*1), Z27
+	VMOVUPS     (R12)(R13*1), Z28
+	VMOVUPS     (CX)(R13*1), Z29
+	VMOVUPS     (DX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z0
+	VFMADD231PS Z25, Z30, Z1
+	VFMADD231PS Z26, Z30, Z2
+	VFMADD231PS Z27, Z30, Z3
+	VFMADD231PS Z28, Z30, Z4
+	VFMADD231PS Z29, Z30, Z5
+	VMOVUPS     (BX)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z6
+	VFMADD231PS Z25, Z30, Z7
+	VFMADD231PS Z26, Z30, Z8
+	VFMADD231PS Z27, Z30, Z9
+	VFMADD231PS Z28, Z30, Z10
+	VFMADD231PS Z29, Z30, Z11
+	VMOVUPS     (SI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z12
+	VFMADD231PS Z25, Z30, Z13
+	VFMADD231PS Z26, Z30, Z14
+	VFMADD231PS Z27, Z30, Z15
+	VFMADD231PS Z28, Z30, Z16
+	VFMADD231PS Z29, Z30, Z17
+	VMOVUPS     (DI)(R13*1), Z30
+	VFMADD231PS Z24, Z30, Z18
+	VFMADD231PS Z25, Z30, Z19
+	VFMADD231PS Z26, Z30, Z20
+	VFMADD231PS Z27, Z30, Z21
+	VFMADD231PS Z28, Z30, Z22
+	VFMADD231PS Z29, Z30, Z23
+	ADDQ        $0x40, R13
+
+linearL2_6x4_avx512_4x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_6x4_avx512_4x6_g0_sum
+	VMOVUPS.Z   (R8)(R13*1), K1, Z24
+	VMOVUPS.Z   (R9)(R13*1), K1, Z25
+	VMOVUPS.Z   (R10)(R13*1), K1, Z26
+	VMOVUPS.Z   (R11)(R13*1), K1, Z27
+	VMOVUPS.Z   (R12)(R13*1), K1, Z28
+	VMOVUPS.Z   (CX)(R13*1), K1, Z29
+	VMOVUPS.Z   (DX)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z0
+	VFMADD231PS Z25, Z30, K1, Z1
+	VFMADD231PS Z26, Z30, K1, Z2
+	VFMADD231PS Z27, Z30, K1, Z3
+	VFMADD231PS Z28, Z30, K1, Z4
+	VFMADD231PS Z29, Z30, K1, Z5
+	VMOVUPS.Z   (BX)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z6
+	VFMADD231PS Z25, Z30, K1, Z7
+	VFMADD231PS Z26, Z30, K1, Z8
+	VFMADD231PS Z27, Z30, K1, Z9
+	VFMADD231PS Z28, Z30, K1, Z10
+	VFMADD231PS Z29, Z30, K1, Z11
+	VMOVUPS.Z   (SI)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z12
+	VFMADD231PS Z25, Z30, K1, Z13
+	VFMADD231PS Z26, Z30, K1, Z14
+	VFMADD231PS Z27, Z30, K1, Z15
+	VFMADD231PS Z28, Z30, K1, Z16
+	VFMADD231PS Z29, Z30, K1, Z17
+	VMOVUPS.Z   (DI)(R13*1), K1, Z30
+	VFMADD231PS Z24, Z30, K1, Z18
+	VFMADD231PS Z25, Z30, K1, Z19
+	VFMADD231PS Z26, Z30, K1, Z20
+	VFMADD231PS Z27, Z30, K1, Z21
+	VFMADD231PS Z28, Z30, K1, Z22
+	VFMADD231PS Z29, Z30, K1, Z23
+
+linearL2_6x4_avx512_4x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x4_avx512_4x6_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	VMOVUPS Z21, 1344(CX)
+	VMOVUPS Z22, 1408(CX)
+	VMOVUPS Z23, 1472(CX)
+	JMP     linearL2_6x4_avx512_4x6_g0_next
+
+linearL2_6x4_avx512_4x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z24
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z25
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z8, Z6, Z2
+	VSHUFF32X4 $0xee, Z8, Z6, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z10, Z10, Z4
+	VSHUFF32X4 $0xee, Z10, Z10, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z7, Z3
+	VSHUFF32X4 $0xee, Z9, Z7, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z14, Z12, Z0
+	VSHUFF32X4 $0xee, Z14, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z16, Z16, Z1
+	VSHUFF32X4 $0xee, Z16, Z16, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z20, Z18, Z2
+	VSHUFF32X4 $0xee, Z20, Z18, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z22, Z22, Z3
+	VSHUFF32X4 $0xee, Z22, Z22, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z15, Z13, Z4
+	VSHUFF32X4 $0xee, Z15, Z13, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z17, Z17, Z5
+	VSHUFF32X4 $0xee, Z17, Z17, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z21, Z19, Z6
+	VSHUFF32X4 $0xee, Z21, Z19, Z7
+	VADDPS     Z7, Z6, Z6
+	VSHUFF32X4 $0x44, Z23, Z23, Z7
+	VSHUFF32X4 $0xee, Z23, Z23, Z8
+	VADDPS     Z8, Z7, Z7
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z1, Z0, Z8
+	VSHUFF32X4 $0xdd, Z1, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x88, Z3, Z2, Z0
+	VSHUFF32X4 $0xdd, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z5, Z4, Z1
+	VSHUFF32X4 $0xdd, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z7, Z6, Z2
+	VSHUFF32X4 $0xdd, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z8, Z3
+	VSHUFPS $0xee, Z0, Z8, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[2+jj]); y[i][2:4] = z[s*2:][:2]
+	VBROADCASTSD 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, 8(DX)
+
+linearL2_6x4_avx512_4x6_g0_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000600, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+	JMP    linearL2_6x4_avx512_rows
+
+linearL2_6x4_avx512_rest:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linearL2_6x4_avx512_not3
+
+	// Tile of 6 sample(s) × 3 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x4_avx512_3x6_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	VMOVUPS 896(R12), Z14
+	VMOVUPS 960(R12), Z15
+	VMOVUPS 1024(R12), Z16
+	VMOVUPS 1088(R12), Z17
+	JMP     linearL2_6x4_avx512_3x6_g0_kloop
+
+linearL2_6x4_avx512_3x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linearL2_6x4_avx512_3x6_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_6x4_avx512_3x6_g0_k1
+
+linearL2_6x4_avx512_3x6_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R12*1), Z18
+	VMOVUPS     (R8)(R12*1), Z19
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z0
+	VFMADD231PS Z19, Z24, Z1
+	VFMADD231PS Z20, Z24, Z2
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z6
+	VFMADD231PS Z19, Z24, Z7
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z12
+	VFMADD231PS Z19, Z24, Z13
+	VFMADD231PS Z20, Z24, Z14
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VMOVUPS     64(DI)(R12*1), Z18
+	VMOVUPS     64(R8)(R12*1), Z19
+	VMOVUPS     64(R9)(R12*1), Z20
+	VMOVUPS     64(R10)(R12*1), Z21
+	VMOVUPS     64(R11)(R12*1), Z22
+	VMOVUPS     64(CX)(R12*1), Z23
+	VMOVUPS     64(DX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z0
+	VFMADD231PS Z19, Z24, Z1
+	VFMADD231PS Z20, Z24, Z2
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	VMOVUPS     64(BX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z6
+	VFMADD231PS Z19, Z24, Z7
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     64(SI)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z12
+	VFMADD231PS Z19, Z24, Z13
+	VFMADD231PS Z20, Z24, Z14
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_6x4_avx512_3x6_g0_k
+
+linearL2_6x4_avx512_3x6_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_6x4_avx512_3x6_g0_tail
+	VMOVUPS     (DI)(R12*1), Z18
+	VMOVUPS     (R8)(R12*1), Z19
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z0
+	VFMADD231PS Z19, Z24, Z1
+	VFMADD231PS Z20, Z24, Z2
+	VFMADD231PS Z21, Z24, Z3
+	VFMADD231PS Z22, Z24, Z4
+	VFMADD231PS Z23, Z24, Z5
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z6
+	VFMADD231PS Z19, Z24, Z7
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z18, Z24, Z12
+	VFMADD231PS Z19, Z24, Z13
+	VFMADD231PS Z20, Z24, Z14
+	VFMADD231PS Z21, Z24, Z15
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	ADDQ        $0x40, R12
+
+linearL2_6x4_avx512_3x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_6x4_avx512_3x6_g0_sum
+	VMOVUPS.Z   (DI)(R12*1), K1, Z18
+	VMOVUPS.Z   (R8)(R12*1), K1, Z19
+	VMOVUPS.Z   (R9)(R12*1), K1, Z20
+	VMOVUPS.Z   (R10)(R12*1), K1, Z21
+	VMOVUPS.Z   (R11)(R12*1), K1, Z22
+	VMOVUPS.Z   (CX)(R12*1), K1, Z23
+	VMOVUPS.Z   (DX)(R12*1), K1, Z24
+	VFMADD231PS Z18, Z24, K1, Z0
+	VFMADD231PS Z19, Z24, K1, Z1
+	VFMADD231PS Z20, Z24, K1, Z2
+	VFMADD231PS Z21, Z24, K1, Z3
+	VFMADD231PS Z22, Z24, K1, Z4
+	VFMADD231PS Z23, Z24, K1, Z5
+	VMOVUPS.Z   (BX)(R12*1), K1, Z24
+	VFMADD231PS Z18, Z24, K1, Z6
+	VFMADD231PS Z19, Z24, K1, Z7
+	VFMADD231PS Z20, Z24, K1, Z8
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (SI)(R12*1), K1, Z24
+	VFMADD231PS Z18, Z24, K1, Z12
+	VFMADD231PS Z19, Z24, K1, Z13
+	VFMADD231PS Z20, Z24, K1, Z14
+	VFMADD231PS Z21, Z24, K1, Z15
+	VFMADD231PS Z22, Z24, K1, Z16
+	VFMADD231PS Z23, Z24, K1, Z17
+
+linearL2_6x4_avx512_3x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x4_avx512_3x6_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	JMP     linearL2_6x4_avx512_3x6_g0_next
+
+linearL2_6x4_avx512_3x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z18
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z19
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z19, Z19
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z8, Z6, Z2
+	VSHUFF32X4 $0xee, Z8, Z6, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z10, Z10, Z4
+	VSHUFF32X4 $0xee, Z10, Z10, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z7, Z3
+	VSHUFF32X4 $0xee, Z9, Z7, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z19, Z7
+	VSHUFF32X4 $0xdd, Z0, Z19, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z18, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z16, Z12, Z0
+	VSHUFF32X4 $0xee, Z16, Z12, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z13, Z1
+	VSHUFF32X4 $0xee, Z17, Z13, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z14, Z14, Z2
+	VSHUFF32X4 $0xee, Z14, Z14, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z15, Z15, Z3
+	VSHUFF32X4 $0xee, Z15, Z15, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[2+jj]); y[i][2:3] = z[s*1:][:1]
+	VBROADCASTSS 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z18, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         96(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         100(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         104(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         108(SP), CX
+	MOVL         CX, 8(DX)
+
+linearL2_6x4_avx512_3x6_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000480, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linearL2_6x4_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_6x4_avx512_not2
+
+	// Tile of 6 sample(s) × 2 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x4_avx512_2x6_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	VMOVUPS 448(R11), Z7
+	VMOVUPS 512(R11), Z8
+	VMOVUPS 576(R11), Z9
+	VMOVUPS 640(R11), Z10
+	VMOVUPS 704(R11), Z11
+	JMP     linearL2_6x4_avx512_2x6_g0_kloop
+
+linearL2_6x4_avx512_2x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearL2_6x4_avx512_2x6_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_6x4_avx512_2x6_g0_k1
+
+linearL2_6x4_avx512_2x6_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R11*1), Z12
+	VMOVUPS     (DI)(R11*1), Z13
+	VMOVUPS     (R8)(R11*1), Z14
+	VMOVUPS     (R9)(R11*1), Z15
+	VMOVUPS     (R10)(R11*1), Z16
+	VMOVUPS     (CX)(R11*1), Z17
+	VMOVUPS     (DX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z0
+	VFMADD231PS Z13, Z18, Z1
+	VFMADD231PS Z14, Z18, Z2
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     (BX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z6
+	VFMADD231PS Z13, Z18, Z7
+	VFMADD231PS Z14, Z18, Z8
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	VMOVUPS     64(SI)(R11*1), Z12
+	VMOVUPS     64(DI)(R11*1), Z13
+	VMOVUPS     64(R8)(R11*1), Z14
+	VMOVUPS     64(R9)(R11*1), Z15
+	VMOVUPS     64(R10)(R11*1), Z16
+	VMOVUPS     64(CX)(R11*1), Z17
+	VMOVUPS     64(DX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z0
+	VFMADD231PS Z13, Z18, Z1
+	VFMADD231PS Z14, Z18, Z2
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     64(BX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z6
+	VFMADD231PS Z13, Z18, Z7
+	VFMADD231PS Z14, Z18, Z8
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_6x4_avx512_2x6_g0_k
+
+linearL2_6x4_avx512_2x6_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_6x4_avx512_2x6_g0_tail
+	VMOVUPS     (SI)(R11*1), Z12
+	VMOVUPS     (DI)(R11*1), Z13
+	VMOVUPS     (R8)(R11*1), Z14
+	VMOVUPS     (R9)(R11*1), Z15
+	VMOVUPS     (R10)(R11*1), Z16
+	VMOVUPS     (CX)(R11*1), Z17
+	VMOVUPS     (DX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z0
+	VFMADD231PS Z13, Z18, Z1
+	VFMADD231PS Z14, Z18, Z2
+	VFMADD231PS Z15, Z18, Z3
+	VFMADD231PS Z16, Z18, Z4
+	VFMADD231PS Z17, Z18, Z5
+	VMOVUPS     (BX)(R11*1), Z18
+	VFMADD231PS Z12, Z18, Z6
+	VFMADD231PS Z13, Z18, Z7
+	VFMADD231PS Z14, Z18, Z8
+	VFMADD231PS Z15, Z18, Z9
+	VFMADD231PS Z16, Z18, Z10
+	VFMADD231PS Z17, Z18, Z11
+	ADDQ        $0x40, R11
+
+linearL2_6x4_avx512_2x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_6x4_avx512_2x6_g0_sum
+	VMOVUPS.Z   (SI)(R11*1), K1, Z12
+	VMOVUPS.Z   (DI)(R11*1), K1, Z13
+	VMOVUPS.Z   (R8)(R11*1), K1, Z14
+	VMOVUPS.Z   (R9)(R11*1), K1, Z15
+	VMOVUPS.Z   (R10)(R11*1), K1, Z16
+	VMOVUPS.Z   (CX)(R11*1), K1, Z17
+	VMOVUPS.Z   (DX)(R11*1), K1, Z18
+	VFMADD231PS Z12, Z18, K1, Z0
+	VFMADD231PS Z13, Z18, K1, Z1
+	VFMADD231PS Z14, Z18, K1, Z2
+	VFMADD231PS Z15, Z18, K1, Z3
+	VFMADD231PS Z16, Z18, K1, Z4
+	VFMADD231PS Z17, Z18, K1, Z5
+	VMOVUPS.Z   (BX)(R11*1), K1, Z18
+	VFMADD231PS Z12, Z18, K1, Z6
+	VFMADD231PS Z13, Z18, K1, Z7
+	VFMADD231PS Z14, Z18, K1, Z8
+	VFMADD231PS Z15, Z18, K1, Z9
+	VFMADD231PS Z16, Z18, K1, Z10
+	VFMADD231PS Z17, Z18, K1, Z11
+
+linearL2_6x4_avx512_2x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x4_avx512_2x6_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	JMP     linearL2_6x4_avx512_2x6_g0_next
+
+linearL2_6x4_avx512_2x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z13
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z4, Z4, Z0
+	VSHUFF32X4 $0xee, Z4, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z8, Z6, Z2
+	VSHUFF32X4 $0xee, Z8, Z6, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z10, Z10, Z4
+	VSHUFF32X4 $0xee, Z10, Z10, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z9, Z7, Z3
+	VSHUFF32X4 $0xee, Z9, Z7, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z12, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_6x4_avx512_2x6_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_6x4_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_6x4_avx512_not1
+
+	// Tile of 6 sample(s) × 1 output(s) in groups [6]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..5; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x4_avx512_1x6_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 256(R10), Z4
+	VMOVUPS 320(R10), Z5
+	JMP     linearL2_6x4_avx512_1x6_g0_kloop
+
+linearL2_6x4_avx512_1x6_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearL2_6x4_avx512_1x6_g0_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_6x4_avx512_1x6_g0_k1
+
+linearL2_6x4_avx512_1x6_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(R10*1), Z6
+	VMOVUPS     (SI)(R10*1), Z7
+	VMOVUPS     (DI)(R10*1), Z8
+	VMOVUPS     (R8)(R10*1), Z9
+	VMOVUPS     (R9)(R10*1), Z10
+	VMOVUPS     (CX)(R10*1), Z11
+	VMOVUPS     (DX)(R10*1), Z12
+	VFMADD231PS Z6, Z12, Z0
+	VFMADD231PS Z7, Z12, Z1
+	VFMADD231PS Z8, Z12, Z2
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	VMOVUPS     64(BX)(R10*1), Z6
+	VMOVUPS     64(SI)(R10*1), Z7
+	VMOVUPS     64(DI)(R10*1), Z8
+	VMOVUPS     64(R8)(R10*1), Z9
+	VMOVUPS     64(R9)(R10*1), Z10
+	VMOVUPS     64(CX)(R10*1), Z11
+	VMOVUPS     64(DX)(R10*1), Z12
+	VFMADD231PS Z6, Z12, Z0
+	VFMADD231PS Z7, Z12, Z1
+	VFMADD231PS Z8, Z12, Z2
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_6x4_avx512_1x6_g0_k
+
+linearL2_6x4_avx512_1x6_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_6x4_avx512_1x6_g0_tail
+	VMOVUPS     (BX)(R10*1), Z6
+	VMOVUPS     (SI)(R10*1), Z7
+	VMOVUPS     (DI)(R10*1), Z8
+	VMOVUPS     (R8)(R10*1), Z9
+	VMOVUPS     (R9)(R10*1), Z10
+	VMOVUPS     (CX)(R10*1), Z11
+	VMOVUPS     (DX)(R10*1), Z12
+	VFMADD231PS Z6, Z12, Z0
+	VFMADD231PS Z7, Z12, Z1
+	VFMADD231PS Z8, Z12, Z2
+	VFMADD231PS Z9, Z12, Z3
+	VFMADD231PS Z10, Z12, Z4
+	VFMADD231PS Z11, Z12, Z5
+	ADDQ        $0x40, R10
+
+linearL2_6x4_avx512_1x6_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_6x4_avx512_1x6_g0_sum
+	VMOVUPS.Z   (BX)(R10*1), K1, Z6
+	VMOVUPS.Z   (SI)(R10*1), K1, Z7
+	VMOVUPS.Z   (DI)(R10*1), K1, Z8
+	VMOVUPS.Z   (R8)(R10*1), K1, Z9
+	VMOVUPS.Z   (R9)(R10*1), K1, Z10
+	VMOVUPS.Z   (CX)(R10*1), K1, Z11
+	VMOVUPS.Z   (DX)(R10*1), K1, Z12
+	VFMADD231PS Z6, Z12, K1, Z0
+	VFMADD231PS Z7, Z12, K1, Z1
+	VFMADD231PS Z8, Z12, K1, Z2
+	VFMADD231PS Z9, Z12, K1, Z3
+	VFMADD231PS Z10, Z12, K1, Z4
+	VFMADD231PS Z11, Z12, K1, Z5
+
+linearL2_6x4_avx512_1x6_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x4_avx512_1x6_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	JMP     linearL2_6x4_avx512_1x6_g0_next
+
+linearL2_6x4_avx512_1x6_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z6
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z7
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z7, Z7, Z3
+	VSHUFF32X4 $0xdd, Z7, Z7, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z6, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         104(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         108(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_6x4_avx512_1x6_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_6x4_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_7x3_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_7x3_avx512_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linearL2_7x3_avx512_rest
+
+	// Tile of 7 sample(s) × 3 output(s) in groups [7]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..6; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx512_3x7_g0_zero
+	MOVQ    80(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 256(R13), Z4
+	VMOVUPS 320(R13), Z5
+	VMOVUPS 384(R13), Z6
+	VMOVUPS 448(R13), Z7
+	VMOVUPS 512(R13), Z8
+	VMOVUPS 576(R13), Z9
+	VMOVUPS 640(R13), Z10
+	VMOVUPS 704(R13), Z11
+	VMOVUPS 768(R13), Z12
+	VMOVUPS 832(R13), Z13
+	VMOVUPS 896(R13), Z14
+	VMOVUPS 960(R13), Z15
+	VMOVUPS 1024(R13), Z16
+	VMOVUPS 1088(R13), Z17
+	VMOVUPS 1152(R13), Z18
+	VMOVUPS 1216(R13), Z19
+	VMOVUPS 1280(R13), Z20
+	JMP     linearL2_7x3_avx512_3x7_g0_kloop
+
+linearL2_7x3_avx512_3x7_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+
+linearL2_7x3_avx512_3x7_g0_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_7x3_avx512_3x7_g0_k1
+
+linearL2_7x3_avx512_3x7_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R13*1), Z21
+	VMOVUPS     (R8)(R13*1), Z22
+	VMOVUPS     (R9)(R13*1), Z23
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z0
+	VFMADD231PS Z22, Z28, Z1
+	VFMADD231PS Z23, Z28, Z2
+	VFMADD231PS Z24, Z28, Z3
+	VFMADD231PS Z25, Z28, Z4
+	VFMADD231PS Z26, Z28, Z5
+	VFMADD231PS Z27, Z28, Z6
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z7
+	VFMADD231PS Z22, Z28, Z8
+	VFMADD231PS Z23, Z28, Z9
+	VFMADD231PS Z24, Z28, Z10
+	VFMADD231PS Z25, Z28, Z11
+	VFMADD231PS Z26, Z28, Z12
+	VFMADD231PS Z27, Z28, Z13
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z14
+	VFMADD231PS Z22, Z28, Z15
+	VFMADD231PS Z23, Z28, Z16
+	VFMADD231PS Z24, Z28, Z17
+	VFMADD231PS Z25, Z28, Z18
+	VFMADD231PS Z26, Z28, Z19
+	VFMADD231PS Z27, Z28, Z20
+	VMOVUPS     64(DI)(R13*1), Z21
+	VMOVUPS     64(R8)(R13*1), Z22
+	VMOVUPS     64(R9)(R13*1), Z23
+	VMOVUPS     64(R10)(R13*1), Z24
+	VMOVUPS     64(R11)(R13*1), Z25
+	VMOVUPS     64(R12)(R13*1), Z26
+	VMOVUPS     64(CX)(R13*1), Z27
+	VMOVUPS     64(DX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z0
+	VFMADD231PS Z22, Z28, Z1
+	VFMADD231PS Z23, Z28, Z2
+	VFMADD231PS Z24, Z28, Z3
+	VFMADD231PS Z25, Z28, Z4
+	VFMADD231PS Z26, Z28, Z5
+	VFMADD231PS Z27, Z28, Z6
+	VMOVUPS     64(BX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z7
+	VFMADD231PS Z22, Z28, Z8
+	VFMADD231PS Z23, Z28, Z9
+	VFMADD231PS Z24, Z28, Z10
+	VFMADD231PS Z25, Z28, Z11
+	VFMADD231PS Z26, Z28, Z12
+	VFMADD231PS Z27, Z28, Z13
+	VMOVUPS     64(SI)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z14
+	VFMADD231PS Z22, Z28, Z15
+	VFMADD231PS Z23, Z28, Z16
+	VFMADD231PS Z24, Z28, Z17
+	VFMADD231PS Z25, Z28, Z18
+	VFMADD231PS Z26, Z28, Z19
+	VFMADD231PS Z27, Z28, Z20
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_7x3_avx512_3x7_g0_k
+
+linearL2_7x3_avx512_3x7_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_7x3_avx512_3x7_g0_tail
+	VMOVUPS     (DI)(R13*1), Z21
+	VMOVUPS     (R8)(R13*1), Z22
+	VMOVUPS     (R9)(R13*1), Z23
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z0
+	VFMADD231PS Z22, Z28, Z1
+	VFMADD231PS Z23, Z28, Z2
+	VFMADD231PS Z24, Z28, Z3
+	VFMADD231PS Z25, Z28, Z4
+	VFMADD231PS Z26, Z28, Z5
+	VFMADD231PS Z27, Z28, Z6
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z7
+	VFMADD231PS Z22, Z28, Z8
+	VFMADD231PS Z23, Z28, Z9
+	VFMADD231PS Z24, Z28, Z10
+	VFMADD231PS Z25, Z28, Z11
+	VFMADD231PS Z26, Z28, Z12
+	VFMADD231PS Z27, Z28, Z13
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z21, Z28, Z14
+	VFMADD231PS Z22, Z28, Z15
+	VFMADD231PS Z23, Z28, Z16
+	VFMADD231PS Z24, Z28, Z17
+	VFMADD231PS Z25, Z28, Z18
+	VFMADD231PS Z26, Z28, Z19
+	VFMADD231PS Z27, Z28, Z20
+	ADDQ        $0x40, R13
+
+linearL2_7x3_avx512_3x7_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_7x3_avx512_3x7_g0_sum
+	VMOVUPS.Z   (DI)(R13*1), K1, Z21
+	VMOVUPS.Z   (R8)(R13*1), K1, Z22
+	VMOVUPS.Z   (R9)(R13*1), K1, Z23
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VMOVUPS.Z   (R11)(R13*1), K1, Z25
+	VMOVUPS.Z   (R12)(R13*1), K1, Z26
+	VMOVUPS.Z   (CX)(R13*1), K1, Z27
+	VMOVUPS.Z   (DX)(R13*1), K1, Z28
+	VFMADD231PS Z21, Z28, K1, Z0
+	VFMADD231PS Z22, Z28, K1, Z1
+	VFMADD231PS Z23, Z28, K1, Z2
+	VFMADD231PS Z24, Z28, K1, Z3
+	VFMADD231PS Z25, Z28, K1, Z4
+	VFMADD231PS Z26, Z28, K1, Z5
+	VFMADD231PS Z27, Z28, K1, Z6
+	VMOVUPS.Z   (BX)(R13*1), K1, Z28
+	VFMADD231PS Z21, Z28, K1, Z7
+	VFMADD231PS Z22, Z28, K1, Z8
+	VFMADD231PS Z23, Z28, K1, Z9
+	VFMADD231PS Z24, Z28, K1, Z10
+	VFMADD231PS Z25, Z28, K1, Z11
+	VFMADD231PS Z26, Z28, K1, Z12
+	VFMADD231PS Z27, Z28, K1, Z13
+	VMOVUPS.Z   (SI)(R13*1), K1, Z28
+	VFMADD231PS Z21, Z28, K1, Z14
+	VFMADD231PS Z22, Z28, K1, Z15
+	VFMADD231PS Z23, Z28, K1, Z16
+	VFMADD231PS Z24, Z28, K1, Z17
+	VFMADD231PS Z25, Z28, K1, Z18
+	VFMADD231PS Z26, Z28, K1, Z19
+	VFMADD231PS Z27, Z28, K1, Z20
+
+linearL2_7x3_avx512_3x7_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx512_3x7_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	VMOVUPS Z14, 896(CX)
+	VMOVUPS Z15, 960(CX)
+	VMOVUPS Z16, 1024(CX)
+	VMOVUPS Z17, 1088(CX)
+	VMOVUPS Z18, 1152(CX)
+	VMOVUPS Z19, 1216(CX)
+	VMOVUPS Z20, 1280(CX)
+	JMP     linearL2_7x3_avx512_3x7_g0_next
+
+linearL2_7x3_avx512_3x7_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z21
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z22
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z22, Z22
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z9, Z7, Z2
+	VSHUFF32X4 $0xee, Z9, Z7, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z13, Z11, Z4
+	VSHUFF32X4 $0xee, Z13, Z11, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z10, Z8, Z3
+	VSHUFF32X4 $0xee, Z10, Z8, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z12, Z12, Z5
+	VSHUFF32X4 $0xee, Z12, Z12, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z22, Z7
+	VSHUFF32X4 $0xdd, Z0, Z22, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z21, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         136(SP), CX
+	MOVQ         CX, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z18, Z14, Z0
+	VSHUFF32X4 $0xee, Z18, Z14, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z19, Z15, Z1
+	VSHUFF32X4 $0xee, Z19, Z15, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z20, Z16, Z2
+	VSHUFF32X4 $0xee, Z20, Z16, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z17, Z17, Z3
+	VSHUFF32X4 $0xee, Z17, Z17, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[2+jj]); y[i][2:3] = z[s*1:][:1]
+	VBROADCASTSS 8(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z21, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         96(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         100(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         104(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         108(SP), CX
+	MOVL         CX, 8(DX)
+	ADDQ         BX, DX
+	MOVL         112(SP), CX
+	MOVL         CX, 8(DX)
+
+linearL2_7x3_avx512_3x7_g0_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000540, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linearL2_7x3_avx512_rows
+
+linearL2_7x3_avx512_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_7x3_avx512_not2
+
+	// Tile of 7 sample(s) × 2 output(s) in groups [7]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..6; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx512_2x7_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 256(R12), Z4
+	VMOVUPS 320(R12), Z5
+	VMOVUPS 384(R12), Z6
+	VMOVUPS 448(R12), Z7
+	VMOVUPS 512(R12), Z8
+	VMOVUPS 576(R12), Z9
+	VMOVUPS 640(R12), Z10
+	VMOVUPS 704(R12), Z11
+	VMOVUPS 768(R12), Z12
+	VMOVUPS 832(R12), Z13
+	JMP     linearL2_7x3_avx512_2x7_g0_kloop
+
+linearL2_7x3_avx512_2x7_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linearL2_7x3_avx512_2x7_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_7x3_avx512_2x7_g0_k1
+
+linearL2_7x3_avx512_2x7_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R12*1), Z14
+	VMOVUPS     (DI)(R12*1), Z15
+	VMOVUPS     (R8)(R12*1), Z16
+	VMOVUPS     (R9)(R12*1), Z17
+	VMOVUPS     (R10)(R12*1), Z18
+	VMOVUPS     (R11)(R12*1), Z19
+	VMOVUPS     (CX)(R12*1), Z20
+	VMOVUPS     (DX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z0
+	VFMADD231PS Z15, Z21, Z1
+	VFMADD231PS Z16, Z21, Z2
+	VFMADD231PS Z17, Z21, Z3
+	VFMADD231PS Z18, Z21, Z4
+	VFMADD231PS Z19, Z21, Z5
+	VFMADD231PS Z20, Z21, Z6
+	VMOVUPS     (BX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z7
+	VFMADD231PS Z15, Z21, Z8
+	VFMADD231PS Z16, Z21, Z9
+	VFMADD231PS Z17, Z21, Z10
+	VFMADD231PS Z18, Z21, Z11
+	VFMADD231PS Z19, Z21, Z12
+	VFMADD231PS Z20, Z21, Z13
+	VMOVUPS     64(SI)(R12*1), Z14
+	VMOVUPS     64(DI)(R12*1), Z15
+	VMOVUPS     64(R8)(R12*1), Z16
+	VMOVUPS     64(R9)(R12*1), Z17
+	VMOVUPS     64(R10)(R12*1), Z18
+	VMOVUPS     64(R11)(R12*1), Z19
+	VMOVUPS     64(CX)(R12*1), Z20
+	VMOVUPS     64(DX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z0
+	VFMADD231PS Z15, Z21, Z1
+	VFMADD231PS Z16, Z21, Z2
+	VFMADD231PS Z17, Z21, Z3
+	VFMADD231PS Z18, Z21, Z4
+	VFMADD231PS Z19, Z21, Z5
+	VFMADD231PS Z20, Z21, Z6
+	VMOVUPS     64(BX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z7
+	VFMADD231PS Z15, Z21, Z8
+	VFMADD231PS Z16, Z21, Z9
+	VFMADD231PS Z17, Z21, Z10
+	VFMADD231PS Z18, Z21, Z11
+	VFMADD231PS Z19, Z21, Z12
+	VFMADD231PS Z20, Z21, Z13
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_7x3_avx512_2x7_g0_k
+
+linearL2_7x3_avx512_2x7_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_7x3_avx512_2x7_g0_tail
+	VMOVUPS     (SI)(R12*1), Z14
+	VMOVUPS     (DI)(R12*1), Z15
+	VMOVUPS     (R8)(R12*1), Z16
+	VMOVUPS     (R9)(R12*1), Z17
+	VMOVUPS     (R10)(R12*1), Z18
+	VMOVUPS     (R11)(R12*1), Z19
+	VMOVUPS     (CX)(R12*1), Z20
+	VMOVUPS     (DX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z0
+	VFMADD231PS Z15, Z21, Z1
+	VFMADD231PS Z16, Z21, Z2
+	VFMADD231PS Z17, Z21, Z3
+	VFMADD231PS Z18, Z21, Z4
+	VFMADD231PS Z19, Z21, Z5
+	VFMADD231PS Z20, Z21, Z6
+	VMOVUPS     (BX)(R12*1), Z21
+	VFMADD231PS Z14, Z21, Z7
+	VFMADD231PS Z15, Z21, Z8
+	VFMADD231PS Z16, Z21, Z9
+	VFMADD231PS Z17, Z21, Z10
+	VFMADD231PS Z18, Z21, Z11
+	VFMADD231PS Z19, Z21, Z12
+	VFMADD231PS Z20, Z21, Z13
+	ADDQ        $0x40, R12
+
+linearL2_7x3_avx512_2x7_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_7x3_avx512_2x7_g0_sum
+	VMOVUPS.Z   (SI)(R12*1), K1, Z14
+	VMOVUPS.Z   (DI)(R12*1), K1, Z15
+	VMOVUPS.Z   (R8)(R12*1), K1, Z16
+	VMOVUPS.Z   (R9)(R12*1), K1, Z17
+	VMOVUPS.Z   (R10)(R12*1), K1, Z18
+	VMOVUPS.Z   (R11)(R12*1), K1, Z19
+	VMOVUPS.Z   (CX)(R12*1), K1, Z20
+	VMOVUPS.Z   (DX)(R12*1), K1, Z21
+	VFMADD231PS Z14, Z21, K1, Z0
+	VFMADD231PS Z15, Z21, K1, Z1
+	VFMADD231PS Z16, Z21, K1, Z2
+	VFMADD231PS Z17, Z21, K1, Z3
+	VFMADD231PS Z18, Z21, K1, Z4
+	VFMADD231PS Z19, Z21, K1, Z5
+	VFMADD231PS Z20, Z21, K1, Z6
+	VMOVUPS.Z   (BX)(R12*1), K1, Z21
+	VFMADD231PS Z14, Z21, K1, Z7
+	VFMADD231PS Z15, Z21, K1, Z8
+	VFMADD231PS Z16, Z21, K1, Z9
+	VFMADD231PS Z17, Z21, K1, Z10
+	VFMADD231PS Z18, Z21, K1, Z11
+	VFMADD231PS Z19, Z21, K1, Z12
+	VFMADD231PS Z20, Z21, K1, Z13
+
+linearL2_7x3_avx512_2x7_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx512_2x7_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 256(CX)
+	VMOVUPS Z5, 320(CX)
+	VMOVUPS Z6, 384(CX)
+	VMOVUPS Z7, 448(CX)
+	VMOVUPS Z8, 512(CX)
+	VMOVUPS Z9, 576(CX)
+	VMOVUPS Z10, 640(CX)
+	VMOVUPS Z11, 704(CX)
+	VMOVUPS Z12, 768(CX)
+	VMOVUPS Z13, 832(CX)
+	JMP     linearL2_7x3_avx512_2x7_g0_next
+
+linearL2_7x3_avx512_2x7_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z14
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z15
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z15, Z15
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z9, Z7, Z2
+	VSHUFF32X4 $0xee, Z9, Z7, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z13, Z11, Z4
+	VSHUFF32X4 $0xee, Z13, Z11, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z5, Z5, Z1
+	VSHUFF32X4 $0xee, Z5, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z10, Z8, Z3
+	VSHUFF32X4 $0xee, Z10, Z8, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z12, Z12, Z5
+	VSHUFF32X4 $0xee, Z12, Z12, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z15, Z7
+	VSHUFF32X4 $0xdd, Z0, Z15, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z14, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         120(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         128(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         136(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_7x3_avx512_2x7_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000380, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_7x3_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_7x3_avx512_not1
+
+	// Tile of 7 sample(s) × 1 output(s) in groups [7]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..6; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx512_1x7_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 256(R11), Z4
+	VMOVUPS 320(R11), Z5
+	VMOVUPS 384(R11), Z6
+	JMP     linearL2_7x3_avx512_1x7_g0_kloop
+
+linearL2_7x3_avx512_1x7_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+
+linearL2_7x3_avx512_1x7_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_7x3_avx512_1x7_g0_k1
+
+linearL2_7x3_avx512_1x7_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(R11*1), Z7
+	VMOVUPS     (SI)(R11*1), Z8
+	VMOVUPS     (DI)(R11*1), Z9
+	VMOVUPS     (R8)(R11*1), Z10
+	VMOVUPS     (R9)(R11*1), Z11
+	VMOVUPS     (R10)(R11*1), Z12
+	VMOVUPS     (CX)(R11*1), Z13
+	VMOVUPS     (DX)(R11*1), Z14
+	VFMADD231PS Z7, Z14, Z0
+	VFMADD231PS Z8, Z14, Z1
+	VFMADD231PS Z9, Z14, Z2
+	VFMADD231PS Z10, Z14, Z3
+	VFMADD231PS Z11, Z14, Z4
+	VFMADD231PS Z12, Z14, Z5
+	VFMADD231PS Z13, Z14, Z6
+	VMOVUPS     64(BX)(R11*1), Z7
+	VMOVUPS     64(SI)(R11*1), Z8
+	VMOVUPS     64(DI)(R11*1), Z9
+	VMOVUPS     64(R8)(R11*1), Z10
+	VMOVUPS     64(R9)(R11*1), Z11
+	VMOVUPS     64(R10)(R11*1), Z12
+	VMOVUPS     64(CX)(R11*1), Z13
+	VMOVUPS     64(DX)(R11*1), Z14
+	VFMADD231PS Z7, Z14, Z0
+	VFMADD231PS Z8, Z14, Z1
+	VFMADD231PS Z9, Z14, Z2
+	VFMADD231PS Z10, Z14, Z3
+	VFMADD231PS Z11, Z14, Z4
+	VFMADD231PS Z12, Z14, Z5
+	VFMADD231PS Z13, Z14, Z6
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_7x3_avx512_1x7_g0_k
+
+linearL2_7x3_avx512_1x7_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_7x3_avx512_1x7_g0_tail
+	VMOVUPS     (BX)(R11*1), Z7
+	VMOVUPS     (SI)(R11*1), Z8
+	VMOVUPS     (DI)(R11*1), Z9
+	VMOVUPS     (R8)(R11*1), Z10
+	VMOVUPS     (R9)(R11*1), Z11
+	VMOVUPS     (R10)(R11*1), Z12
+	VMOVUPS     (CX)(R11*1), Z13
+	VMOVUPS     (DX)(R11*1), Z14
+	VFMADD231PS Z7, Z14, Z0
+	VFMADD231PS Z8, Z14, Z1
+	VFMADD231PS Z9, Z14, Z2
+	VFMADD231PS Z10, Z14, Z3
+	VFMADD231PS Z11, Z14, Z4
+	VFMADD231PS Z12, Z14, Z5
+	VFMADD231PS Z13, Z14, Z6
+	ADDQ        $0x40, R11
+
+linearL2_7x3_avx512_1x7_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_7x3_avx512_1x7_g0_sum
+	VMOVUPS.Z   (BX)(R11*1), K1, Z7
+	VMOVUPS.Z   (SI)(R11*1), K1, Z8
+	VMOVUPS.Z   (DI)(R11*1), K1, Z9
+	VMOVUPS.Z   (R8)(R11*1), K1, Z10
+	VMOVUPS.Z   (R9)(R11*1), K1, Z11
+	VMOVUPS.Z   (R10)(R11*1), K1, Z12
+	VMOVUPS.Z   (CX)(R11*1), K1, Z13
+	VMOVUPS.Z   (DX)(R11*1), K1, Z14
+	VFMADD231PS Z7, Z14, K1, Z0
+	VFMADD231PS Z8, Z14, K1, Z1
+	VFMADD231PS Z9, Z14, K1, Z2
+	VFMADD231PS Z10, Z14, K1, Z3
+	VFMADD231PS Z11, Z14, K1, Z4
+	VFMADD231PS Z12, Z14, K1, Z5
+	VFMADD231PS Z13, Z14, K1, Z6
+
+linearL2_7x3_avx512_1x7_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx512_1x7_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, (AX)
+	VMOVUPS Z1, 64(AX)
+	VMOVUPS Z2, 128(AX)
+	VMOVUPS Z3, 192(AX)
+	VMOVUPS Z4, 256(AX)
+	VMOVUPS Z5, 320(AX)
+	VMOVUPS Z6, 384(AX)
+	JMP     linearL2_7x3_avx512_1x7_g0_next
+
+linearL2_7x3_avx512_1x7_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z7
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z4, Z0, Z8
+	VSHUFF32X4 $0xee, Z4, Z0, Z0
+	VADDPS     Z0, Z8, Z8
+	VSHUFF32X4 $0x44, Z5, Z1, Z0
+	VSHUFF32X4 $0xee, Z5, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z2, Z1
+	VSHUFF32X4 $0xee, Z6, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z8, Z8, Z3
+	VSHUFF32X4 $0xdd, Z8, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z2
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z7, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         104(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         108(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         112(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_7x3_avx512_1x7_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000001c0, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_7x3_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_8x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearL2_8x6_avx512(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// kend2 = kend - 64: two blocks are left while off < kend2
+	LEAQ -64(AX), DX
+	MOVQ DX, 8(SP)
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DX
+	KMOVW (DX)(CX*2), K1
+	MOVQ  n+64(FP), CX
+	MOVQ  CX, 16(SP)
+	MOVQ  y+0(FP), CX
+	MOVQ  CX, 24(SP)
+	MOVQ  w+32(FP), CX
+	MOVQ  CX, 32(SP)
+	MOVQ  bias+48(FP), CX
+	MOVQ  CX, 40(SP)
+	MOVQ  ldw+40(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 48(SP)
+	MOVQ  ldx+24(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 56(SP)
+	MOVQ  ldy+8(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 64(SP)
+	MOVQ  bstep+56(FP), CX
+	SHLQ  $0x02, CX
+	MOVQ  CX, 72(SP)
+	MOVQ  part+88(FP), CX
+	MOVQ  CX, 80(SP)
+
+linearL2_8x6_avx512_rows:
+	// for ; n >= 6; n -= 6
+	CMPQ 16(SP), $0x06
+	JL   linearL2_8x6_avx512_rest
+
+	// Tile of 8 sample(s) × 6 output(s) in groups [4 4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R9)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_6x4_g0_zero
+	MOVQ    80(SP), R13
+	VMOVUPS (R13), Z0
+	VMOVUPS 64(R13), Z1
+	VMOVUPS 128(R13), Z2
+	VMOVUPS 192(R13), Z3
+	VMOVUPS 512(R13), Z4
+	VMOVUPS 576(R13), Z5
+	VMOVUPS 640(R13), Z6
+	VMOVUPS 704(R13), Z7
+	VMOVUPS 1024(R13), Z8
+	VMOVUPS 1088(R13), Z9
+	VMOVUPS 1152(R13), Z10
+	VMOVUPS 1216(R13), Z11
+	VMOVUPS 1536(R13), Z12
+	VMOVUPS 1600(R13), Z13
+	VMOVUPS 1664(R13), Z14
+	VMOVUPS 1728(R13), Z15
+	VMOVUPS 2048(R13), Z16
+	VMOVUPS 2112(R13), Z17
+	VMOVUPS 2176(R13), Z18
+	VMOVUPS 2240(R13), Z19
+	VMOVUPS 2560(R13), Z20
+	VMOVUPS 2624(R13), Z21
+	VMOVUPS 2688(R13), Z22
+	VMOVUPS 2752(R13), Z23
+	JMP     linearL2_8x6_avx512_6x4_g0_kloop
+
+linearL2_8x6_avx512_6x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearL2_8x6_avx512_6x4_g0_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_8x6_avx512_6x4_g0_k1
+
+linearL2_8x6_avx512_6x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	VMOVUPS     64(R10)(R13*1), Z24
+	VMOVUPS     64(R11)(R13*1), Z25
+	VMOVUPS     64(R12)(R13*1), Z26
+	VMOVUPS     64(CX)(R13*1), Z27
+	VMOVUPS     64(DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     64(BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     64(SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     64(DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     64(R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     64(R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_8x6_avx512_6x4_g0_k
+
+linearL2_8x6_avx512_6x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_8x6_avx512_6x4_g0_tail
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	ADDQ        $0x40, R13
+
+linearL2_8x6_avx512_6x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_6x4_g0_sum
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VMOVUPS.Z   (R11)(R13*1), K1, Z25
+	VMOVUPS.Z   (R12)(R13*1), K1, Z26
+	VMOVUPS.Z   (CX)(R13*1), K1, Z27
+	VMOVUPS.Z   (DX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z0
+	VFMADD231PS Z25, Z28, K1, Z1
+	VFMADD231PS Z26, Z28, K1, Z2
+	VFMADD231PS Z27, Z28, K1, Z3
+	VMOVUPS.Z   (BX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z4
+	VFMADD231PS Z25, Z28, K1, Z5
+	VFMADD231PS Z26, Z28, K1, Z6
+	VFMADD231PS Z27, Z28, K1, Z7
+	VMOVUPS.Z   (SI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z8
+	VFMADD231PS Z25, Z28, K1, Z9
+	VFMADD231PS Z26, Z28, K1, Z10
+	VFMADD231PS Z27, Z28, K1, Z11
+	VMOVUPS.Z   (DI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z12
+	VFMADD231PS Z25, Z28, K1, Z13
+	VFMADD231PS Z26, Z28, K1, Z14
+	VFMADD231PS Z27, Z28, K1, Z15
+	VMOVUPS.Z   (R8)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z16
+	VFMADD231PS Z25, Z28, K1, Z17
+	VFMADD231PS Z26, Z28, K1, Z18
+	VFMADD231PS Z27, Z28, K1, Z19
+	VMOVUPS.Z   (R9)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z20
+	VFMADD231PS Z25, Z28, K1, Z21
+	VFMADD231PS Z26, Z28, K1, Z22
+	VFMADD231PS Z27, Z28, K1, Z23
+
+linearL2_8x6_avx512_6x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_6x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 512(CX)
+	VMOVUPS Z5, 576(CX)
+	VMOVUPS Z6, 640(CX)
+	VMOVUPS Z7, 704(CX)
+	VMOVUPS Z8, 1024(CX)
+	VMOVUPS Z9, 1088(CX)
+	VMOVUPS Z10, 1152(CX)
+	VMOVUPS Z11, 1216(CX)
+	VMOVUPS Z12, 1536(CX)
+	VMOVUPS Z13, 1600(CX)
+	VMOVUPS Z14, 1664(CX)
+	VMOVUPS Z15, 1728(CX)
+	VMOVUPS Z16, 2048(CX)
+	VMOVUPS Z17, 2112(CX)
+	VMOVUPS Z18, 2176(CX)
+	VMOVUPS Z19, 2240(CX)
+	VMOVUPS Z20, 2560(CX)
+	VMOVUPS Z21, 2624(CX)
+	VMOVUPS Z22, 2688(CX)
+	VMOVUPS Z23, 2752(CX)
+	JMP     linearL2_8x6_avx512_6x4_g0_next
+
+linearL2_8x6_avx512_6x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z24
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z25
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), R10
+	MOVQ    64(SP), R11
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (R10)
+	ADDQ            R11, R10
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (R10)
+	ADDQ            R11, R10
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (R10)
+	ADDQ            R11, R10
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (R10)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z18, Z16, Z0
+	VSHUFF32X4 $0xee, Z18, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z22, Z20, Z1
+	VSHUFF32X4 $0xee, Z22, Z20, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z19, Z17, Z2
+	VSHUFF32X4 $0xee, Z19, Z17, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z23, Z21, Z3
+	VSHUFF32X4 $0xee, Z23, Z21, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), R10
+	MOVQ    64(SP), R11
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[4+jj]); y[i][4:6] = z[s*2:][:2]
+	VBROADCASTSD 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, 16(R10)
+	ADDQ         R11, R10
+	MOVQ         96(SP), CX
+	MOVQ         CX, 16(R10)
+	ADDQ         R11, R10
+	MOVQ         104(SP), CX
+	MOVQ         CX, 16(R10)
+	ADDQ         R11, R10
+	MOVQ         112(SP), CX
+	MOVQ         CX, 16(R10)
+
+linearL2_8x6_avx512_6x4_g0_next:
+	// Group 1: samples 4..7; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R10
+	ADDQ CX, R10
+	ADDQ CX, R10
+	ADDQ CX, R10
+	ADDQ CX, R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), R12
+	LEAQ (R12)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_6x4_g1_zero
+	MOVQ    80(SP), R13
+	VMOVUPS 256(R13), Z0
+	VMOVUPS 320(R13), Z1
+	VMOVUPS 384(R13), Z2
+	VMOVUPS 448(R13), Z3
+	VMOVUPS 768(R13), Z4
+	VMOVUPS 832(R13), Z5
+	VMOVUPS 896(R13), Z6
+	VMOVUPS 960(R13), Z7
+	VMOVUPS 1280(R13), Z8
+	VMOVUPS 1344(R13), Z9
+	VMOVUPS 1408(R13), Z10
+	VMOVUPS 1472(R13), Z11
+	VMOVUPS 1792(R13), Z12
+	VMOVUPS 1856(R13), Z13
+	VMOVUPS 1920(R13), Z14
+	VMOVUPS 1984(R13), Z15
+	VMOVUPS 2304(R13), Z16
+	VMOVUPS 2368(R13), Z17
+	VMOVUPS 2432(R13), Z18
+	VMOVUPS 2496(R13), Z19
+	VMOVUPS 2816(R13), Z20
+	VMOVUPS 2880(R13), Z21
+	VMOVUPS 2944(R13), Z22
+	VMOVUPS 3008(R13), Z23
+	JMP     linearL2_8x6_avx512_6x4_g1_kloop
+
+linearL2_8x6_avx512_6x4_g1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearL2_8x6_avx512_6x4_g1_kloop:
+	XORQ R13, R13
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R13
+	JLE  linearL2_8x6_avx512_6x4_g1_k1
+
+linearL2_8x6_avx512_6x4_g1_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	VMOVUPS     64(R10)(R13*1), Z24
+	VMOVUPS     64(R11)(R13*1), Z25
+	VMOVUPS     64(R12)(R13*1), Z26
+	VMOVUPS     64(CX)(R13*1), Z27
+	VMOVUPS     64(DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     64(BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     64(SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     64(DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     64(R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     64(R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	SUBQ        $-128, R13
+	CMPQ        8(SP), R13
+	JG          linearL2_8x6_avx512_6x4_g1_k
+
+linearL2_8x6_avx512_6x4_g1_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R13, AX
+	JAE         linearL2_8x6_avx512_6x4_g1_tail
+	VMOVUPS     (R10)(R13*1), Z24
+	VMOVUPS     (R11)(R13*1), Z25
+	VMOVUPS     (R12)(R13*1), Z26
+	VMOVUPS     (CX)(R13*1), Z27
+	VMOVUPS     (DX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z0
+	VFMADD231PS Z25, Z28, Z1
+	VFMADD231PS Z26, Z28, Z2
+	VFMADD231PS Z27, Z28, Z3
+	VMOVUPS     (BX)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VFMADD231PS Z26, Z28, Z6
+	VFMADD231PS Z27, Z28, Z7
+	VMOVUPS     (SI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z8
+	VFMADD231PS Z25, Z28, Z9
+	VFMADD231PS Z26, Z28, Z10
+	VFMADD231PS Z27, Z28, Z11
+	VMOVUPS     (DI)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VFMADD231PS Z26, Z28, Z14
+	VFMADD231PS Z27, Z28, Z15
+	VMOVUPS     (R8)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z16
+	VFMADD231PS Z25, Z28, Z17
+	VFMADD231PS Z26, Z28, Z18
+	VFMADD231PS Z27, Z28, Z19
+	VMOVUPS     (R9)(R13*1), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VFMADD231PS Z26, Z28, Z22
+	VFMADD231PS Z27, Z28, Z23
+	ADDQ        $0x40, R13
+
+linearL2_8x6_avx512_6x4_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_6x4_g1_sum
+	VMOVUPS.Z   (R10)(R13*1), K1, Z24
+	VMOVUPS.Z   (R11)(R13*1), K1, Z25
+	VMOVUPS.Z   (R12)(R13*1), K1, Z26
+	VMOVUPS.Z   (CX)(R13*1), K1, Z27
+	VMOVUPS.Z   (DX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z0
+	VFMADD231PS Z25, Z28, K1, Z1
+	VFMADD231PS Z26, Z28, K1, Z2
+	VFMADD231PS Z27, Z28, K1, Z3
+	VMOVUPS.Z   (BX)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z4
+	VFMADD231PS Z25, Z28, K1, Z5
+	VFMADD231PS Z26, Z28, K1, Z6
+	VFMADD231PS Z27, Z28, K1, Z7
+	VMOVUPS.Z   (SI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z8
+	VFMADD231PS Z25, Z28, K1, Z9
+	VFMADD231PS Z26, Z28, K1, Z10
+	VFMADD231PS Z27, Z28, K1, Z11
+	VMOVUPS.Z   (DI)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z12
+	VFMADD231PS Z25, Z28, K1, Z13
+	VFMADD231PS Z26, Z28, K1, Z14
+	VFMADD231PS Z27, Z28, K1, Z15
+	VMOVUPS.Z   (R8)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z16
+	VFMADD231PS Z25, Z28, K1, Z17
+	VFMADD231PS Z26, Z28, K1, Z18
+	VFMADD231PS Z27, Z28, K1, Z19
+	VMOVUPS.Z   (R9)(R13*1), K1, Z28
+	VFMADD231PS Z24, Z28, K1, Z20
+	VFMADD231PS Z25, Z28, K1, Z21
+	VFMADD231PS Z26, Z28, K1, Z22
+	VFMADD231PS Z27, Z28, K1, Z23
+
+linearL2_8x6_avx512_6x4_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_6x4_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, 256(CX)
+	VMOVUPS Z1, 320(CX)
+	VMOVUPS Z2, 384(CX)
+	VMOVUPS Z3, 448(CX)
+	VMOVUPS Z4, 768(CX)
+	VMOVUPS Z5, 832(CX)
+	VMOVUPS Z6, 896(CX)
+	VMOVUPS Z7, 960(CX)
+	VMOVUPS Z8, 1280(CX)
+	VMOVUPS Z9, 1344(CX)
+	VMOVUPS Z10, 1408(CX)
+	VMOVUPS Z11, 1472(CX)
+	VMOVUPS Z12, 1792(CX)
+	VMOVUPS Z13, 1856(CX)
+	VMOVUPS Z14, 1920(CX)
+	VMOVUPS Z15, 1984(CX)
+	VMOVUPS Z16, 2304(CX)
+	VMOVUPS Z17, 2368(CX)
+	VMOVUPS Z18, 2432(CX)
+	VMOVUPS Z19, 2496(CX)
+	VMOVUPS Z20, 2816(CX)
+	VMOVUPS Z21, 2880(CX)
+	VMOVUPS Z22, 2944(CX)
+	VMOVUPS Z23, 3008(CX)
+	JMP     linearL2_8x6_avx512_6x4_g1_next
+
+linearL2_8x6_avx512_6x4_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z24
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z25
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z25, Z25
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z25, Z7
+	VSHUFF32X4 $0xdd, Z0, Z25, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z24, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z18, Z16, Z0
+	VSHUFF32X4 $0xee, Z18, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z22, Z20, Z1
+	VSHUFF32X4 $0xee, Z22, Z20, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z19, Z17, Z2
+	VSHUFF32X4 $0xee, Z19, Z17, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z23, Z21, Z3
+	VSHUFF32X4 $0xee, Z23, Z21, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[4+jj]); y[i][4:6] = z[s*2:][:2]
+	VBROADCASTSD 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z24, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, 16(DX)
+
+linearL2_8x6_avx512_6x4_g1_next:
+	// n -= 6; part += 6*m*16; y += 6; bias += 6*bstep
+	ADDQ   $0x00000c00, 80(SP)
+	ADDQ   $0x18, 24(SP)
+	IMUL3Q $0x06, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x06, 16(SP)
+	JMP    linearL2_8x6_avx512_rows
+
+linearL2_8x6_avx512_rest:
+	// if n >= 5 { tile of 5; n -= 5 }
+	CMPQ 16(SP), $0x05
+	JL   linearL2_8x6_avx512_not5
+
+	// Tile of 8 sample(s) × 5 output(s) in groups [4 4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (R8)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_5x4_g0_zero
+	MOVQ    80(SP), R12
+	VMOVUPS (R12), Z0
+	VMOVUPS 64(R12), Z1
+	VMOVUPS 128(R12), Z2
+	VMOVUPS 192(R12), Z3
+	VMOVUPS 512(R12), Z4
+	VMOVUPS 576(R12), Z5
+	VMOVUPS 640(R12), Z6
+	VMOVUPS 704(R12), Z7
+	VMOVUPS 1024(R12), Z8
+	VMOVUPS 1088(R12), Z9
+	VMOVUPS 1152(R12), Z10
+	VMOVUPS 1216(R12), Z11
+	VMOVUPS 1536(R12), Z12
+	VMOVUPS 1600(R12), Z13
+	VMOVUPS 1664(R12), Z14
+	VMOVUPS 1728(R12), Z15
+	VMOVUPS 2048(R12), Z16
+	VMOVUPS 2112(R12), Z17
+	VMOVUPS 2176(R12), Z18
+	VMOVUPS 2240(R12), Z19
+	JMP     linearL2_8x6_avx512_5x4_g0_kloop
+
+linearL2_8x6_avx512_5x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearL2_8x6_avx512_5x4_g0_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_8x6_avx512_5x4_g0_k1
+
+linearL2_8x6_avx512_5x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	VMOVUPS     64(R9)(R12*1), Z20
+	VMOVUPS     64(R10)(R12*1), Z21
+	VMOVUPS     64(R11)(R12*1), Z22
+	VMOVUPS     64(CX)(R12*1), Z23
+	VMOVUPS     64(DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     64(BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     64(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     64(DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     64(R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_8x6_avx512_5x4_g0_k
+
+linearL2_8x6_avx512_5x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_8x6_avx512_5x4_g0_tail
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	ADDQ        $0x40, R12
+
+linearL2_8x6_avx512_5x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_5x4_g0_sum
+	VMOVUPS.Z   (R9)(R12*1), K1, Z20
+	VMOVUPS.Z   (R10)(R12*1), K1, Z21
+	VMOVUPS.Z   (R11)(R12*1), K1, Z22
+	VMOVUPS.Z   (CX)(R12*1), K1, Z23
+	VMOVUPS.Z   (DX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z0
+	VFMADD231PS Z21, Z24, K1, Z1
+	VFMADD231PS Z22, Z24, K1, Z2
+	VFMADD231PS Z23, Z24, K1, Z3
+	VMOVUPS.Z   (BX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z4
+	VFMADD231PS Z21, Z24, K1, Z5
+	VFMADD231PS Z22, Z24, K1, Z6
+	VFMADD231PS Z23, Z24, K1, Z7
+	VMOVUPS.Z   (SI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z8
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (DI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z12
+	VFMADD231PS Z21, Z24, K1, Z13
+	VFMADD231PS Z22, Z24, K1, Z14
+	VFMADD231PS Z23, Z24, K1, Z15
+	VMOVUPS.Z   (R8)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z16
+	VFMADD231PS Z21, Z24, K1, Z17
+	VFMADD231PS Z22, Z24, K1, Z18
+	VFMADD231PS Z23, Z24, K1, Z19
+
+linearL2_8x6_avx512_5x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_5x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 512(CX)
+	VMOVUPS Z5, 576(CX)
+	VMOVUPS Z6, 640(CX)
+	VMOVUPS Z7, 704(CX)
+	VMOVUPS Z8, 1024(CX)
+	VMOVUPS Z9, 1088(CX)
+	VMOVUPS Z10, 1152(CX)
+	VMOVUPS Z11, 1216(CX)
+	VMOVUPS Z12, 1536(CX)
+	VMOVUPS Z13, 1600(CX)
+	VMOVUPS Z14, 1664(CX)
+	VMOVUPS Z15, 1728(CX)
+	VMOVUPS Z16, 2048(CX)
+	VMOVUPS Z17, 2112(CX)
+	VMOVUPS Z18, 2176(CX)
+	VMOVUPS Z19, 2240(CX)
+	JMP     linearL2_8x6_avx512_5x4_g0_next
+
+linearL2_8x6_avx512_5x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z20
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z21
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z21, Z21
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z21, Z7
+	VSHUFF32X4 $0xdd, Z0, Z21, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), R9
+	MOVQ    64(SP), R10
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z20, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (R9)
+	ADDQ            R10, R9
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (R9)
+	ADDQ            R10, R9
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (R9)
+	ADDQ            R10, R9
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (R9)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z16, Z16, Z0
+	VSHUFF32X4 $0xee, Z16, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z17, Z1
+	VSHUFF32X4 $0xee, Z17, Z17, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z18, Z18, Z2
+	VSHUFF32X4 $0xee, Z18, Z18, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z19, Z19, Z3
+	VSHUFF32X4 $0xee, Z19, Z19, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), R9
+	MOVQ    64(SP), R10
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[4+jj]); y[i][4:5] = z[s*1:][:1]
+	VBROADCASTSS 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z20, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, 16(R9)
+	ADDQ         R10, R9
+	MOVL         92(SP), CX
+	MOVL         CX, 16(R9)
+	ADDQ         R10, R9
+	MOVL         96(SP), CX
+	MOVL         CX, 16(R9)
+	ADDQ         R10, R9
+	MOVL         100(SP), CX
+	MOVL         CX, 16(R9)
+
+linearL2_8x6_avx512_5x4_g0_next:
+	// Group 1: samples 4..7; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R9
+	ADDQ CX, R9
+	ADDQ CX, R9
+	ADDQ CX, R9
+	ADDQ CX, R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), R11
+	LEAQ (R11)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_5x4_g1_zero
+	MOVQ    80(SP), R12
+	VMOVUPS 256(R12), Z0
+	VMOVUPS 320(R12), Z1
+	VMOVUPS 384(R12), Z2
+	VMOVUPS 448(R12), Z3
+	VMOVUPS 768(R12), Z4
+	VMOVUPS 832(R12), Z5
+	VMOVUPS 896(R12), Z6
+	VMOVUPS 960(R12), Z7
+	VMOVUPS 1280(R12), Z8
+	VMOVUPS 1344(R12), Z9
+	VMOVUPS 1408(R12), Z10
+	VMOVUPS 1472(R12), Z11
+	VMOVUPS 1792(R12), Z12
+	VMOVUPS 1856(R12), Z13
+	VMOVUPS 1920(R12), Z14
+	VMOVUPS 1984(R12), Z15
+	VMOVUPS 2304(R12), Z16
+	VMOVUPS 2368(R12), Z17
+	VMOVUPS 2432(R12), Z18
+	VMOVUPS 2496(R12), Z19
+	JMP     linearL2_8x6_avx512_5x4_g1_kloop
+
+linearL2_8x6_avx512_5x4_g1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearL2_8x6_avx512_5x4_g1_kloop:
+	XORQ R12, R12
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R12
+	JLE  linearL2_8x6_avx512_5x4_g1_k1
+
+linearL2_8x6_avx512_5x4_g1_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	VMOVUPS     64(R9)(R12*1), Z20
+	VMOVUPS     64(R10)(R12*1), Z21
+	VMOVUPS     64(R11)(R12*1), Z22
+	VMOVUPS     64(CX)(R12*1), Z23
+	VMOVUPS     64(DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     64(BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     64(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     64(DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     64(R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	SUBQ        $-128, R12
+	CMPQ        8(SP), R12
+	JG          linearL2_8x6_avx512_5x4_g1_k
+
+linearL2_8x6_avx512_5x4_g1_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R12, AX
+	JAE         linearL2_8x6_avx512_5x4_g1_tail
+	VMOVUPS     (R9)(R12*1), Z20
+	VMOVUPS     (R10)(R12*1), Z21
+	VMOVUPS     (R11)(R12*1), Z22
+	VMOVUPS     (CX)(R12*1), Z23
+	VMOVUPS     (DX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z0
+	VFMADD231PS Z21, Z24, Z1
+	VFMADD231PS Z22, Z24, Z2
+	VFMADD231PS Z23, Z24, Z3
+	VMOVUPS     (BX)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Z23, Z24, Z7
+	VMOVUPS     (SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z8
+	VFMADD231PS Z21, Z24, Z9
+	VFMADD231PS Z22, Z24, Z10
+	VFMADD231PS Z23, Z24, Z11
+	VMOVUPS     (DI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Z23, Z24, Z15
+	VMOVUPS     (R8)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z16
+	VFMADD231PS Z21, Z24, Z17
+	VFMADD231PS Z22, Z24, Z18
+	VFMADD231PS Z23, Z24, Z19
+	ADDQ        $0x40, R12
+
+linearL2_8x6_avx512_5x4_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_5x4_g1_sum
+	VMOVUPS.Z   (R9)(R12*1), K1, Z20
+	VMOVUPS.Z   (R10)(R12*1), K1, Z21
+	VMOVUPS.Z   (R11)(R12*1), K1, Z22
+	VMOVUPS.Z   (CX)(R12*1), K1, Z23
+	VMOVUPS.Z   (DX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z0
+	VFMADD231PS Z21, Z24, K1, Z1
+	VFMADD231PS Z22, Z24, K1, Z2
+	VFMADD231PS Z23, Z24, K1, Z3
+	VMOVUPS.Z   (BX)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z4
+	VFMADD231PS Z21, Z24, K1, Z5
+	VFMADD231PS Z22, Z24, K1, Z6
+	VFMADD231PS Z23, Z24, K1, Z7
+	VMOVUPS.Z   (SI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z8
+	VFMADD231PS Z21, Z24, K1, Z9
+	VFMADD231PS Z22, Z24, K1, Z10
+	VFMADD231PS Z23, Z24, K1, Z11
+	VMOVUPS.Z   (DI)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z12
+	VFMADD231PS Z21, Z24, K1, Z13
+	VFMADD231PS Z22, Z24, K1, Z14
+	VFMADD231PS Z23, Z24, K1, Z15
+	VMOVUPS.Z   (R8)(R12*1), K1, Z24
+	VFMADD231PS Z20, Z24, K1, Z16
+	VFMADD231PS Z21, Z24, K1, Z17
+	VFMADD231PS Z22, Z24, K1, Z18
+	VFMADD231PS Z23, Z24, K1, Z19
+
+linearL2_8x6_avx512_5x4_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_5x4_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, 256(CX)
+	VMOVUPS Z1, 320(CX)
+	VMOVUPS Z2, 384(CX)
+	VMOVUPS Z3, 448(CX)
+	VMOVUPS Z4, 768(CX)
+	VMOVUPS Z5, 832(CX)
+	VMOVUPS Z6, 896(CX)
+	VMOVUPS Z7, 960(CX)
+	VMOVUPS Z8, 1280(CX)
+	VMOVUPS Z9, 1344(CX)
+	VMOVUPS Z10, 1408(CX)
+	VMOVUPS Z11, 1472(CX)
+	VMOVUPS Z12, 1792(CX)
+	VMOVUPS Z13, 1856(CX)
+	VMOVUPS Z14, 1920(CX)
+	VMOVUPS Z15, 1984(CX)
+	VMOVUPS Z16, 2304(CX)
+	VMOVUPS Z17, 2368(CX)
+	VMOVUPS Z18, 2432(CX)
+	VMOVUPS Z19, 2496(CX)
+	JMP     linearL2_8x6_avx512_5x4_g1_next
+
+linearL2_8x6_avx512_5x4_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z20
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z21
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z21, Z21
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z21, Z7
+	VSHUFF32X4 $0xdd, Z0, Z21, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z20, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (DX)
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z16, Z16, Z0
+	VSHUFF32X4 $0xee, Z16, Z16, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z17, Z17, Z1
+	VSHUFF32X4 $0xee, Z17, Z17, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z18, Z18, Z2
+	VSHUFF32X4 $0xee, Z18, Z18, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z19, Z19, Z3
+	VSHUFF32X4 $0xee, Z19, Z19, Z4
+	VADDPS     Z4, Z3, Z3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z3, Z3, Z2
+	VSHUFF32X4 $0xdd, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z4, Z3
+	VSHUFPS $0xee, Z0, Z4, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[4+jj]); y[i][4:5] = z[s*1:][:1]
+	VBROADCASTSS 16(CX), Z0
+	VADDPS       Z0, Z1, Z1
+	VMAXPS       Z1, Z20, Z1
+	VMOVUPS      Z1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         92(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         96(SP), CX
+	MOVL         CX, 16(DX)
+	ADDQ         BX, DX
+	MOVL         100(SP), CX
+	MOVL         CX, 16(DX)
+
+linearL2_8x6_avx512_5x4_g1_next:
+	// n -= 5; part += 5*m*16; y += 5; bias += 5*bstep
+	ADDQ   $0x00000a00, 80(SP)
+	ADDQ   $0x14, 24(SP)
+	IMUL3Q $0x05, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x05, 16(SP)
+
+linearL2_8x6_avx512_not5:
+	// if n >= 4 { tile of 4; n -= 4 }
+	CMPQ 16(SP), $0x04
+	JL   linearL2_8x6_avx512_not4
+
+	// Tile of 8 sample(s) × 4 output(s) in groups [4 4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_4x4_g0_zero
+	MOVQ    80(SP), R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	VMOVUPS 192(R11), Z3
+	VMOVUPS 512(R11), Z4
+	VMOVUPS 576(R11), Z5
+	VMOVUPS 640(R11), Z6
+	VMOVUPS 704(R11), Z7
+	VMOVUPS 1024(R11), Z8
+	VMOVUPS 1088(R11), Z9
+	VMOVUPS 1152(R11), Z10
+	VMOVUPS 1216(R11), Z11
+	VMOVUPS 1536(R11), Z12
+	VMOVUPS 1600(R11), Z13
+	VMOVUPS 1664(R11), Z14
+	VMOVUPS 1728(R11), Z15
+	JMP     linearL2_8x6_avx512_4x4_g0_kloop
+
+linearL2_8x6_avx512_4x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearL2_8x6_avx512_4x4_g0_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_8x6_avx512_4x4_g0_k1
+
+linearL2_8x6_avx512_4x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     (DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	VMOVUPS     64(R8)(R11*1), Z16
+	VMOVUPS     64(R9)(R11*1), Z17
+	VMOVUPS     64(R10)(R11*1), Z18
+	VMOVUPS     64(CX)(R11*1), Z19
+	VMOVUPS     64(DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     64(BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     64(SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     64(DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_8x6_avx512_4x4_g0_k
+
+linearL2_8x6_avx512_4x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_8x6_avx512_4x4_g0_tail
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     (DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	ADDQ        $0x40, R11
+
+linearL2_8x6_avx512_4x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_4x4_g0_sum
+	VMOVUPS.Z   (R8)(R11*1), K1, Z16
+	VMOVUPS.Z   (R9)(R11*1), K1, Z17
+	VMOVUPS.Z   (R10)(R11*1), K1, Z18
+	VMOVUPS.Z   (CX)(R11*1), K1, Z19
+	VMOVUPS.Z   (DX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z0
+	VFMADD231PS Z17, Z20, K1, Z1
+	VFMADD231PS Z18, Z20, K1, Z2
+	VFMADD231PS Z19, Z20, K1, Z3
+	VMOVUPS.Z   (BX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z4
+	VFMADD231PS Z17, Z20, K1, Z5
+	VFMADD231PS Z18, Z20, K1, Z6
+	VFMADD231PS Z19, Z20, K1, Z7
+	VMOVUPS.Z   (SI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z8
+	VFMADD231PS Z17, Z20, K1, Z9
+	VFMADD231PS Z18, Z20, K1, Z10
+	VFMADD231PS Z19, Z20, K1, Z11
+	VMOVUPS.Z   (DI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z12
+	VFMADD231PS Z17, Z20, K1, Z13
+	VFMADD231PS Z18, Z20, K1, Z14
+	VFMADD231PS Z19, Z20, K1, Z15
+
+linearL2_8x6_avx512_4x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_4x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 512(CX)
+	VMOVUPS Z5, 576(CX)
+	VMOVUPS Z6, 640(CX)
+	VMOVUPS Z7, 704(CX)
+	VMOVUPS Z8, 1024(CX)
+	VMOVUPS Z9, 1088(CX)
+	VMOVUPS Z10, 1152(CX)
+	VMOVUPS Z11, 1216(CX)
+	VMOVUPS Z12, 1536(CX)
+	VMOVUPS Z13, 1600(CX)
+	VMOVUPS Z14, 1664(CX)
+	VMOVUPS Z15, 1728(CX)
+	JMP     linearL2_8x6_avx512_4x4_g0_next
+
+linearL2_8x6_avx512_4x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z16
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z17
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), R8
+	MOVQ    64(SP), R9
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z16, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (R8)
+	ADDQ            R9, R8
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (R8)
+	ADDQ            R9, R8
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (R8)
+	ADDQ            R9, R8
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (R8)
+
+linearL2_8x6_avx512_4x4_g0_next:
+	// Group 1: samples 4..7; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), R8
+	ADDQ CX, R8
+	ADDQ CX, R8
+	ADDQ CX, R8
+	ADDQ CX, R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), R10
+	LEAQ (R10)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_4x4_g1_zero
+	MOVQ    80(SP), R11
+	VMOVUPS 256(R11), Z0
+	VMOVUPS 320(R11), Z1
+	VMOVUPS 384(R11), Z2
+	VMOVUPS 448(R11), Z3
+	VMOVUPS 768(R11), Z4
+	VMOVUPS 832(R11), Z5
+	VMOVUPS 896(R11), Z6
+	VMOVUPS 960(R11), Z7
+	VMOVUPS 1280(R11), Z8
+	VMOVUPS 1344(R11), Z9
+	VMOVUPS 1408(R11), Z10
+	VMOVUPS 1472(R11), Z11
+	VMOVUPS 1792(R11), Z12
+	VMOVUPS 1856(R11), Z13
+	VMOVUPS 1920(R11), Z14
+	VMOVUPS 1984(R11), Z15
+	JMP     linearL2_8x6_avx512_4x4_g1_kloop
+
+linearL2_8x6_avx512_4x4_g1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearL2_8x6_avx512_4x4_g1_kloop:
+	XORQ R11, R11
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R11
+	JLE  linearL2_8x6_avx512_4x4_g1_k1
+
+linearL2_8x6_avx512_4x4_g1_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     (DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	VMOVUPS     64(R8)(R11*1), Z16
+	VMOVUPS     64(R9)(R11*1), Z17
+	VMOVUPS     64(R10)(R11*1), Z18
+	VMOVUPS     64(CX)(R11*1), Z19
+	VMOVUPS     64(DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     64(BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     64(SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     64(DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	SUBQ        $-128, R11
+	CMPQ        8(SP), R11
+	JG          linearL2_8x6_avx512_4x4_g1_k
+
+linearL2_8x6_avx512_4x4_g1_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R11, AX
+	JAE         linearL2_8x6_avx512_4x4_g1_tail
+	VMOVUPS     (R8)(R11*1), Z16
+	VMOVUPS     (R9)(R11*1), Z17
+	VMOVUPS     (R10)(R11*1), Z18
+	VMOVUPS     (CX)(R11*1), Z19
+	VMOVUPS     (DX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z0
+	VFMADD231PS Z17, Z20, Z1
+	VFMADD231PS Z18, Z20, Z2
+	VFMADD231PS Z19, Z20, Z3
+	VMOVUPS     (BX)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VFMADD231PS Z18, Z20, Z6
+	VFMADD231PS Z19, Z20, Z7
+	VMOVUPS     (SI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z8
+	VFMADD231PS Z17, Z20, Z9
+	VFMADD231PS Z18, Z20, Z10
+	VFMADD231PS Z19, Z20, Z11
+	VMOVUPS     (DI)(R11*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VFMADD231PS Z18, Z20, Z14
+	VFMADD231PS Z19, Z20, Z15
+	ADDQ        $0x40, R11
+
+linearL2_8x6_avx512_4x4_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_4x4_g1_sum
+	VMOVUPS.Z   (R8)(R11*1), K1, Z16
+	VMOVUPS.Z   (R9)(R11*1), K1, Z17
+	VMOVUPS.Z   (R10)(R11*1), K1, Z18
+	VMOVUPS.Z   (CX)(R11*1), K1, Z19
+	VMOVUPS.Z   (DX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z0
+	VFMADD231PS Z17, Z20, K1, Z1
+	VFMADD231PS Z18, Z20, K1, Z2
+	VFMADD231PS Z19, Z20, K1, Z3
+	VMOVUPS.Z   (BX)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z4
+	VFMADD231PS Z17, Z20, K1, Z5
+	VFMADD231PS Z18, Z20, K1, Z6
+	VFMADD231PS Z19, Z20, K1, Z7
+	VMOVUPS.Z   (SI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z8
+	VFMADD231PS Z17, Z20, K1, Z9
+	VFMADD231PS Z18, Z20, K1, Z10
+	VFMADD231PS Z19, Z20, K1, Z11
+	VMOVUPS.Z   (DI)(R11*1), K1, Z20
+	VFMADD231PS Z16, Z20, K1, Z12
+	VFMADD231PS Z17, Z20, K1, Z13
+	VFMADD231PS Z18, Z20, K1, Z14
+	VFMADD231PS Z19, Z20, K1, Z15
+
+linearL2_8x6_avx512_4x4_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_4x4_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, 256(CX)
+	VMOVUPS Z1, 320(CX)
+	VMOVUPS Z2, 384(CX)
+	VMOVUPS Z3, 448(CX)
+	VMOVUPS Z4, 768(CX)
+	VMOVUPS Z5, 832(CX)
+	VMOVUPS Z6, 896(CX)
+	VMOVUPS Z7, 960(CX)
+	VMOVUPS Z8, 1280(CX)
+	VMOVUPS Z9, 1344(CX)
+	VMOVUPS Z10, 1408(CX)
+	VMOVUPS Z11, 1472(CX)
+	VMOVUPS Z12, 1792(CX)
+	VMOVUPS Z13, 1856(CX)
+	VMOVUPS Z14, 1920(CX)
+	VMOVUPS Z15, 1984(CX)
+	JMP     linearL2_8x6_avx512_4x4_g1_next
+
+linearL2_8x6_avx512_4x4_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z16
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z1, Z0, Z17
+	VSHUFF32X4 $0xee, Z1, Z0, Z0
+	VADDPS     Z0, Z17, Z17
+	VSHUFF32X4 $0x44, Z3, Z2, Z0
+	VSHUFF32X4 $0xee, Z3, Z2, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z5, Z4, Z1
+	VSHUFF32X4 $0xee, Z5, Z4, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z6, Z2
+	VSHUFF32X4 $0xee, Z7, Z6, Z3
+	VADDPS     Z3, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z8, Z3
+	VSHUFF32X4 $0xee, Z9, Z8, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z10, Z4
+	VSHUFF32X4 $0xee, Z11, Z10, Z5
+	VADDPS     Z5, Z4, Z4
+	VSHUFF32X4 $0x44, Z13, Z12, Z5
+	VSHUFF32X4 $0xee, Z13, Z12, Z6
+	VADDPS     Z6, Z5, Z5
+	VSHUFF32X4 $0x44, Z15, Z14, Z6
+	VSHUFF32X4 $0xee, Z15, Z14, Z7
+	VADDPS     Z7, Z6, Z6
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z17, Z7
+	VSHUFF32X4 $0xdd, Z0, Z17, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z2, Z1, Z0
+	VSHUFF32X4 $0xdd, Z2, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z4, Z3, Z1
+	VSHUFF32X4 $0xdd, Z4, Z3, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x88, Z6, Z5, Z2
+	VSHUFF32X4 $0xdd, Z6, Z5, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z2, Z1, Z0
+	VSHUFPS $0xee, Z2, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*4+jj] = max(lo, z[s*4+jj] + bias[0+jj]); y[i][0:4] = z[s*4:][:4]
+	VBROADCASTF32X4 (CX), Z0
+	VADDPS          Z0, Z1, Z1
+	VMAXPS          Z1, Z16, Z1
+	VMOVUPS         Z1, 88(SP)
+	VMOVUPS         88(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         104(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         120(SP), X0
+	VMOVUPS         X0, (DX)
+	ADDQ            BX, DX
+	VMOVUPS         136(SP), X0
+	VMOVUPS         X0, (DX)
+
+linearL2_8x6_avx512_4x4_g1_next:
+	// n -= 4; part += 4*m*16; y += 4; bias += 4*bstep
+	ADDQ   $0x00000800, 80(SP)
+	ADDQ   $0x10, 24(SP)
+	IMUL3Q $0x04, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x04, 16(SP)
+
+linearL2_8x6_avx512_not4:
+	// if n >= 3 { tile of 3; n -= 3 }
+	CMPQ 16(SP), $0x03
+	JL   linearL2_8x6_avx512_not3
+
+	// Tile of 8 sample(s) × 3 output(s) in groups [4 4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_3x4_g0_zero
+	MOVQ    80(SP), R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	VMOVUPS 192(R10), Z3
+	VMOVUPS 512(R10), Z4
+	VMOVUPS 576(R10), Z5
+	VMOVUPS 640(R10), Z6
+	VMOVUPS 704(R10), Z7
+	VMOVUPS 1024(R10), Z8
+	VMOVUPS 1088(R10), Z9
+	VMOVUPS 1152(R10), Z10
+	VMOVUPS 1216(R10), Z11
+	JMP     linearL2_8x6_avx512_3x4_g0_kloop
+
+linearL2_8x6_avx512_3x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearL2_8x6_avx512_3x4_g0_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_8x6_avx512_3x4_g0_k1
+
+linearL2_8x6_avx512_3x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	VMOVUPS     64(DI)(R10*1), Z12
+	VMOVUPS     64(R8)(R10*1), Z13
+	VMOVUPS     64(R9)(R10*1), Z14
+	VMOVUPS     64(CX)(R10*1), Z15
+	VMOVUPS     64(DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     64(BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     64(SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_8x6_avx512_3x4_g0_k
+
+linearL2_8x6_avx512_3x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_8x6_avx512_3x4_g0_tail
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	ADDQ        $0x40, R10
+
+linearL2_8x6_avx512_3x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_3x4_g0_sum
+	VMOVUPS.Z   (DI)(R10*1), K1, Z12
+	VMOVUPS.Z   (R8)(R10*1), K1, Z13
+	VMOVUPS.Z   (R9)(R10*1), K1, Z14
+	VMOVUPS.Z   (CX)(R10*1), K1, Z15
+	VMOVUPS.Z   (DX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z0
+	VFMADD231PS Z13, Z16, K1, Z1
+	VFMADD231PS Z14, Z16, K1, Z2
+	VFMADD231PS Z15, Z16, K1, Z3
+	VMOVUPS.Z   (BX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z4
+	VFMADD231PS Z13, Z16, K1, Z5
+	VFMADD231PS Z14, Z16, K1, Z6
+	VFMADD231PS Z15, Z16, K1, Z7
+	VMOVUPS.Z   (SI)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z8
+	VFMADD231PS Z13, Z16, K1, Z9
+	VFMADD231PS Z14, Z16, K1, Z10
+	VFMADD231PS Z15, Z16, K1, Z11
+
+linearL2_8x6_avx512_3x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_3x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 512(CX)
+	VMOVUPS Z5, 576(CX)
+	VMOVUPS Z6, 640(CX)
+	VMOVUPS Z7, 704(CX)
+	VMOVUPS Z8, 1024(CX)
+	VMOVUPS Z9, 1088(CX)
+	VMOVUPS Z10, 1152(CX)
+	VMOVUPS Z11, 1216(CX)
+	JMP     linearL2_8x6_avx512_3x4_g0_next
+
+linearL2_8x6_avx512_3x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z13
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z4, Z2
+	VSHUFF32X4 $0xee, Z6, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z10, Z10, Z1
+	VSHUFF32X4 $0xee, Z10, Z10, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z5, Z3
+	VSHUFF32X4 $0xee, Z7, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  124(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  128(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  112(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  116(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  132(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_8x6_avx512_3x4_g0_next:
+	// Group 1: samples 4..7; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_3x4_g1_zero
+	MOVQ    80(SP), R10
+	VMOVUPS 256(R10), Z0
+	VMOVUPS 320(R10), Z1
+	VMOVUPS 384(R10), Z2
+	VMOVUPS 448(R10), Z3
+	VMOVUPS 768(R10), Z4
+	VMOVUPS 832(R10), Z5
+	VMOVUPS 896(R10), Z6
+	VMOVUPS 960(R10), Z7
+	VMOVUPS 1280(R10), Z8
+	VMOVUPS 1344(R10), Z9
+	VMOVUPS 1408(R10), Z10
+	VMOVUPS 1472(R10), Z11
+	JMP     linearL2_8x6_avx512_3x4_g1_kloop
+
+linearL2_8x6_avx512_3x4_g1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearL2_8x6_avx512_3x4_g1_kloop:
+	XORQ R10, R10
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R10
+	JLE  linearL2_8x6_avx512_3x4_g1_k1
+
+linearL2_8x6_avx512_3x4_g1_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	VMOVUPS     64(DI)(R10*1), Z12
+	VMOVUPS     64(R8)(R10*1), Z13
+	VMOVUPS     64(R9)(R10*1), Z14
+	VMOVUPS     64(CX)(R10*1), Z15
+	VMOVUPS     64(DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     64(BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     64(SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	SUBQ        $-128, R10
+	CMPQ        8(SP), R10
+	JG          linearL2_8x6_avx512_3x4_g1_k
+
+linearL2_8x6_avx512_3x4_g1_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R10, AX
+	JAE         linearL2_8x6_avx512_3x4_g1_tail
+	VMOVUPS     (DI)(R10*1), Z12
+	VMOVUPS     (R8)(R10*1), Z13
+	VMOVUPS     (R9)(R10*1), Z14
+	VMOVUPS     (CX)(R10*1), Z15
+	VMOVUPS     (DX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z0
+	VFMADD231PS Z13, Z16, Z1
+	VFMADD231PS Z14, Z16, Z2
+	VFMADD231PS Z15, Z16, Z3
+	VMOVUPS     (BX)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VFMADD231PS Z14, Z16, Z6
+	VFMADD231PS Z15, Z16, Z7
+	VMOVUPS     (SI)(R10*1), Z16
+	VFMADD231PS Z12, Z16, Z8
+	VFMADD231PS Z13, Z16, Z9
+	VFMADD231PS Z14, Z16, Z10
+	VFMADD231PS Z15, Z16, Z11
+	ADDQ        $0x40, R10
+
+linearL2_8x6_avx512_3x4_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_3x4_g1_sum
+	VMOVUPS.Z   (DI)(R10*1), K1, Z12
+	VMOVUPS.Z   (R8)(R10*1), K1, Z13
+	VMOVUPS.Z   (R9)(R10*1), K1, Z14
+	VMOVUPS.Z   (CX)(R10*1), K1, Z15
+	VMOVUPS.Z   (DX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z0
+	VFMADD231PS Z13, Z16, K1, Z1
+	VFMADD231PS Z14, Z16, K1, Z2
+	VFMADD231PS Z15, Z16, K1, Z3
+	VMOVUPS.Z   (BX)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z4
+	VFMADD231PS Z13, Z16, K1, Z5
+	VFMADD231PS Z14, Z16, K1, Z6
+	VFMADD231PS Z15, Z16, K1, Z7
+	VMOVUPS.Z   (SI)(R10*1), K1, Z16
+	VFMADD231PS Z12, Z16, K1, Z8
+	VFMADD231PS Z13, Z16, K1, Z9
+	VFMADD231PS Z14, Z16, K1, Z10
+	VFMADD231PS Z15, Z16, K1, Z11
+
+linearL2_8x6_avx512_3x4_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_3x4_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, 256(CX)
+	VMOVUPS Z1, 320(CX)
+	VMOVUPS Z2, 384(CX)
+	VMOVUPS Z3, 448(CX)
+	VMOVUPS Z4, 768(CX)
+	VMOVUPS Z5, 832(CX)
+	VMOVUPS Z6, 896(CX)
+	VMOVUPS Z7, 960(CX)
+	VMOVUPS Z8, 1280(CX)
+	VMOVUPS Z9, 1344(CX)
+	VMOVUPS Z10, 1408(CX)
+	VMOVUPS Z11, 1472(CX)
+	JMP     linearL2_8x6_avx512_3x4_g1_next
+
+linearL2_8x6_avx512_3x4_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z12
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z13
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z13, Z13
+	VSHUFF32X4 $0x44, Z8, Z8, Z0
+	VSHUFF32X4 $0xee, Z8, Z8, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z6, Z4, Z2
+	VSHUFF32X4 $0xee, Z6, Z4, Z4
+	VADDPS     Z4, Z2, Z2
+	VSHUFF32X4 $0x44, Z9, Z9, Z4
+	VSHUFF32X4 $0xee, Z9, Z9, Z6
+	VADDPS     Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z1, Z6
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z6, Z6
+	VSHUFF32X4 $0x44, Z10, Z10, Z1
+	VSHUFF32X4 $0xee, Z10, Z10, Z3
+	VADDPS     Z3, Z1, Z1
+	VSHUFF32X4 $0x44, Z7, Z5, Z3
+	VSHUFF32X4 $0xee, Z7, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x44, Z11, Z11, Z5
+	VSHUFF32X4 $0xee, Z11, Z11, Z7
+	VADDPS     Z7, Z5, Z5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z0, Z13, Z7
+	VSHUFF32X4 $0xdd, Z0, Z13, Z0
+	VADDPS     Z0, Z7, Z7
+	VSHUFF32X4 $0x88, Z4, Z2, Z0
+	VSHUFF32X4 $0xdd, Z4, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z6, Z2
+	VSHUFF32X4 $0xdd, Z1, Z6, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x88, Z5, Z3, Z1
+	VSHUFF32X4 $0xdd, Z5, Z3, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z0, Z7, Z3
+	VSHUFPS $0xee, Z0, Z7, Z0
+	VADDPS  Z0, Z3, Z3
+	VSHUFPS $0x44, Z1, Z2, Z0
+	VSHUFPS $0xee, Z1, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z0, Z3, Z1
+	VSHUFPS $0xdd, Z0, Z3, Z0
+	VADDPS  Z0, Z1, Z1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Z1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  120(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  124(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  104(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  108(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  128(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  112(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  116(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  132(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_8x6_avx512_3x4_g1_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000600, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+
+linearL2_8x6_avx512_not3:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_8x6_avx512_not2
+
+	// Tile of 8 sample(s) × 2 output(s) in groups [4 4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_2x4_g0_zero
+	MOVQ    80(SP), R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	VMOVUPS 512(R9), Z4
+	VMOVUPS 576(R9), Z5
+	VMOVUPS 640(R9), Z6
+	VMOVUPS 704(R9), Z7
+	JMP     linearL2_8x6_avx512_2x4_g0_kloop
+
+linearL2_8x6_avx512_2x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearL2_8x6_avx512_2x4_g0_kloop:
+	XORQ R9, R9
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R9
+	JLE  linearL2_8x6_avx512_2x4_g0_k1
+
+linearL2_8x6_avx512_2x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	VMOVUPS     64(SI)(R9*1), Z8
+	VMOVUPS     64(DI)(R9*1), Z9
+	VMOVUPS     64(R8)(R9*1), Z10
+	VMOVUPS     64(CX)(R9*1), Z11
+	VMOVUPS     64(DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     64(BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	SUBQ        $-128, R9
+	CMPQ        8(SP), R9
+	JG          linearL2_8x6_avx512_2x4_g0_k
+
+linearL2_8x6_avx512_2x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R9, AX
+	JAE         linearL2_8x6_avx512_2x4_g0_tail
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	ADDQ        $0x40, R9
+
+linearL2_8x6_avx512_2x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_2x4_g0_sum
+	VMOVUPS.Z   (SI)(R9*1), K1, Z8
+	VMOVUPS.Z   (DI)(R9*1), K1, Z9
+	VMOVUPS.Z   (R8)(R9*1), K1, Z10
+	VMOVUPS.Z   (CX)(R9*1), K1, Z11
+	VMOVUPS.Z   (DX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z0
+	VFMADD231PS Z9, Z12, K1, Z1
+	VFMADD231PS Z10, Z12, K1, Z2
+	VFMADD231PS Z11, Z12, K1, Z3
+	VMOVUPS.Z   (BX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z4
+	VFMADD231PS Z9, Z12, K1, Z5
+	VFMADD231PS Z10, Z12, K1, Z6
+	VFMADD231PS Z11, Z12, K1, Z7
+
+linearL2_8x6_avx512_2x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_2x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	VMOVUPS Z4, 512(CX)
+	VMOVUPS Z5, 576(CX)
+	VMOVUPS Z6, 640(CX)
+	VMOVUPS Z7, 704(CX)
+	JMP     linearL2_8x6_avx512_2x4_g0_next
+
+linearL2_8x6_avx512_2x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z8
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z9
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z1, Z2
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z5, Z1
+	VSHUFF32X4 $0xee, Z7, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z8, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         104(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         112(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_8x6_avx512_2x4_g0_next:
+	// Group 1: samples 4..7; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), R8
+	LEAQ (R8)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_2x4_g1_zero
+	MOVQ    80(SP), R9
+	VMOVUPS 256(R9), Z0
+	VMOVUPS 320(R9), Z1
+	VMOVUPS 384(R9), Z2
+	VMOVUPS 448(R9), Z3
+	VMOVUPS 768(R9), Z4
+	VMOVUPS 832(R9), Z5
+	VMOVUPS 896(R9), Z6
+	VMOVUPS 960(R9), Z7
+	JMP     linearL2_8x6_avx512_2x4_g1_kloop
+
+linearL2_8x6_avx512_2x4_g1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearL2_8x6_avx512_2x4_g1_kloop:
+	XORQ R9, R9
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R9
+	JLE  linearL2_8x6_avx512_2x4_g1_k1
+
+linearL2_8x6_avx512_2x4_g1_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	VMOVUPS     64(SI)(R9*1), Z8
+	VMOVUPS     64(DI)(R9*1), Z9
+	VMOVUPS     64(R8)(R9*1), Z10
+	VMOVUPS     64(CX)(R9*1), Z11
+	VMOVUPS     64(DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     64(BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	SUBQ        $-128, R9
+	CMPQ        8(SP), R9
+	JG          linearL2_8x6_avx512_2x4_g1_k
+
+linearL2_8x6_avx512_2x4_g1_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R9, AX
+	JAE         linearL2_8x6_avx512_2x4_g1_tail
+	VMOVUPS     (SI)(R9*1), Z8
+	VMOVUPS     (DI)(R9*1), Z9
+	VMOVUPS     (R8)(R9*1), Z10
+	VMOVUPS     (CX)(R9*1), Z11
+	VMOVUPS     (DX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z0
+	VFMADD231PS Z9, Z12, Z1
+	VFMADD231PS Z10, Z12, Z2
+	VFMADD231PS Z11, Z12, Z3
+	VMOVUPS     (BX)(R9*1), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z10, Z12, Z6
+	VFMADD231PS Z11, Z12, Z7
+	ADDQ        $0x40, R9
+
+linearL2_8x6_avx512_2x4_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_2x4_g1_sum
+	VMOVUPS.Z   (SI)(R9*1), K1, Z8
+	VMOVUPS.Z   (DI)(R9*1), K1, Z9
+	VMOVUPS.Z   (R8)(R9*1), K1, Z10
+	VMOVUPS.Z   (CX)(R9*1), K1, Z11
+	VMOVUPS.Z   (DX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z0
+	VFMADD231PS Z9, Z12, K1, Z1
+	VFMADD231PS Z10, Z12, K1, Z2
+	VFMADD231PS Z11, Z12, K1, Z3
+	VMOVUPS.Z   (BX)(R9*1), K1, Z12
+	VFMADD231PS Z8, Z12, K1, Z4
+	VFMADD231PS Z9, Z12, K1, Z5
+	VFMADD231PS Z10, Z12, K1, Z6
+	VFMADD231PS Z11, Z12, K1, Z7
+
+linearL2_8x6_avx512_2x4_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_2x4_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, 256(CX)
+	VMOVUPS Z1, 320(CX)
+	VMOVUPS Z2, 384(CX)
+	VMOVUPS Z3, 448(CX)
+	VMOVUPS Z4, 768(CX)
+	VMOVUPS Z5, 832(CX)
+	VMOVUPS Z6, 896(CX)
+	VMOVUPS Z7, 960(CX)
+	JMP     linearL2_8x6_avx512_2x4_g1_next
+
+linearL2_8x6_avx512_2x4_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z8
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z2, Z0, Z9
+	VSHUFF32X4 $0xee, Z2, Z0, Z0
+	VADDPS     Z0, Z9, Z9
+	VSHUFF32X4 $0x44, Z6, Z4, Z0
+	VSHUFF32X4 $0xee, Z6, Z4, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x44, Z3, Z1, Z2
+	VSHUFF32X4 $0xee, Z3, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+	VSHUFF32X4 $0x44, Z7, Z5, Z1
+	VSHUFF32X4 $0xee, Z7, Z5, Z3
+	VADDPS     Z3, Z1, Z1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z9, Z9, Z3
+	VSHUFF32X4 $0xdd, Z9, Z9, Z4
+	VADDPS     Z4, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z4
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z4, Z4
+	VSHUFF32X4 $0x88, Z2, Z2, Z0
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z0, Z0
+	VSHUFF32X4 $0x88, Z1, Z1, Z2
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z2, Z2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z4, Z3, Z1
+	VSHUFPS $0xee, Z4, Z3, Z3
+	VADDPS  Z3, Z1, Z1
+	VSHUFPS $0x44, Z2, Z0, Z3
+	VSHUFPS $0xee, Z2, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z1, Z0
+	VSHUFPS $0xdd, Z3, Z1, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z8, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         112(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_8x6_avx512_2x4_g1_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000400, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_8x6_avx512_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_8x6_avx512_not1
+
+	// Tile of 8 sample(s) × 1 output(s) in groups [4 4]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..3; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_1x4_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	JMP     linearL2_8x6_avx512_1x4_g0_kloop
+
+linearL2_8x6_avx512_1x4_g0_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearL2_8x6_avx512_1x4_g0_kloop:
+	XORQ R8, R8
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R8
+	JLE  linearL2_8x6_avx512_1x4_g0_k1
+
+linearL2_8x6_avx512_1x4_g0_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	VMOVUPS     64(BX)(R8*1), Z4
+	VMOVUPS     64(SI)(R8*1), Z5
+	VMOVUPS     64(DI)(R8*1), Z6
+	VMOVUPS     64(CX)(R8*1), Z7
+	VMOVUPS     64(DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	SUBQ        $-128, R8
+	CMPQ        8(SP), R8
+	JG          linearL2_8x6_avx512_1x4_g0_k
+
+linearL2_8x6_avx512_1x4_g0_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R8, AX
+	JAE         linearL2_8x6_avx512_1x4_g0_tail
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	ADDQ        $0x40, R8
+
+linearL2_8x6_avx512_1x4_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_1x4_g0_sum
+	VMOVUPS.Z   (BX)(R8*1), K1, Z4
+	VMOVUPS.Z   (SI)(R8*1), K1, Z5
+	VMOVUPS.Z   (DI)(R8*1), K1, Z6
+	VMOVUPS.Z   (CX)(R8*1), K1, Z7
+	VMOVUPS.Z   (DX)(R8*1), K1, Z8
+	VFMADD231PS Z4, Z8, K1, Z0
+	VFMADD231PS Z5, Z8, K1, Z1
+	VFMADD231PS Z6, Z8, K1, Z2
+	VFMADD231PS Z7, Z8, K1, Z3
+
+linearL2_8x6_avx512_1x4_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_1x4_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	VMOVUPS Z2, 128(CX)
+	VMOVUPS Z3, 192(CX)
+	JMP     linearL2_8x6_avx512_1x4_g0_next
+
+linearL2_8x6_avx512_1x4_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z2
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         96(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         100(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_8x6_avx512_1x4_g0_next:
+	// Group 1: samples 4..7; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x6_avx512_1x4_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Z0
+	VMOVUPS 320(R8), Z1
+	VMOVUPS 384(R8), Z2
+	VMOVUPS 448(R8), Z3
+	JMP     linearL2_8x6_avx512_1x4_g1_kloop
+
+linearL2_8x6_avx512_1x4_g1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearL2_8x6_avx512_1x4_g1_kloop:
+	XORQ R8, R8
+
+	// for k := 0; k+32 <= K; k += 32 { two blocks of 16 inputs } (unrolled twice)
+	CMPQ 8(SP), R8
+	JLE  linearL2_8x6_avx512_1x4_g1_k1
+
+linearL2_8x6_avx512_1x4_g1_k:
+	// s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]); then the same at k+16
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	VMOVUPS     64(BX)(R8*1), Z4
+	VMOVUPS     64(SI)(R8*1), Z5
+	VMOVUPS     64(DI)(R8*1), Z6
+	VMOVUPS     64(CX)(R8*1), Z7
+	VMOVUPS     64(DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	SUBQ        $-128, R8
+	CMPQ        8(SP), R8
+	JG          linearL2_8x6_avx512_1x4_g1_k
+
+linearL2_8x6_avx512_1x4_g1_k1:
+	// if k < K&^15 { one more block of 16 inputs; k += 16 }
+	CMPQ        R8, AX
+	JAE         linearL2_8x6_avx512_1x4_g1_tail
+	VMOVUPS     (BX)(R8*1), Z4
+	VMOVUPS     (SI)(R8*1), Z5
+	VMOVUPS     (DI)(R8*1), Z6
+	VMOVUPS     (CX)(R8*1), Z7
+	VMOVUPS     (DX)(R8*1), Z8
+	VFMADD231PS Z4, Z8, Z0
+	VFMADD231PS Z5, Z8, Z1
+	VFMADD231PS Z6, Z8, Z2
+	VFMADD231PS Z7, Z8, Z3
+	ADDQ        $0x40, R8
+
+linearL2_8x6_avx512_1x4_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ        (SP), $0x00
+	JE          linearL2_8x6_avx512_1x4_g1_sum
+	VMOVUPS.Z   (BX)(R8*1), K1, Z4
+	VMOVUPS.Z   (SI)(R8*1), K1, Z5
+	VMOVUPS.Z   (DI)(R8*1), K1, Z6
+	VMOVUPS.Z   (CX)(R8*1), K1, Z7
+	VMOVUPS.Z   (DX)(R8*1), K1, Z8
+	VFMADD231PS Z4, Z8, K1, Z0
+	VFMADD231PS Z5, Z8, K1, Z1
+	VFMADD231PS Z6, Z8, K1, Z2
+	VFMADD231PS Z7, Z8, K1, Z3
+
+linearL2_8x6_avx512_1x4_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x6_avx512_1x4_g1_out
+	MOVQ    80(SP), AX
+	VMOVUPS Z0, 256(AX)
+	VMOVUPS Z1, 320(AX)
+	VMOVUPS Z2, 384(AX)
+	VMOVUPS Z3, 448(AX)
+	JMP     linearL2_8x6_avx512_1x4_g1_next
+
+linearL2_8x6_avx512_1x4_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Z4
+
+	// t8[l] = s[l] + s[l+8], for two vectors at once
+	VSHUFF32X4 $0x44, Z0, Z0, Z5
+	VSHUFF32X4 $0xee, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x44, Z1, Z1, Z0
+	VSHUFF32X4 $0xee, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x44, Z2, Z2, Z1
+	VSHUFF32X4 $0xee, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+	VSHUFF32X4 $0x44, Z3, Z3, Z2
+	VSHUFF32X4 $0xee, Z3, Z3, Z3
+	VADDPS     Z3, Z2, Z2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VSHUFF32X4 $0x88, Z5, Z5, Z3
+	VSHUFF32X4 $0xdd, Z5, Z5, Z5
+	VADDPS     Z5, Z3, Z3
+	VSHUFF32X4 $0x88, Z0, Z0, Z5
+	VSHUFF32X4 $0xdd, Z0, Z0, Z0
+	VADDPS     Z0, Z5, Z5
+	VSHUFF32X4 $0x88, Z1, Z1, Z0
+	VSHUFF32X4 $0xdd, Z1, Z1, Z1
+	VADDPS     Z1, Z0, Z0
+	VSHUFF32X4 $0x88, Z2, Z2, Z1
+	VSHUFF32X4 $0xdd, Z2, Z2, Z2
+	VADDPS     Z2, Z1, Z1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Z5, Z3, Z2
+	VSHUFPS $0xee, Z5, Z3, Z3
+	VADDPS  Z3, Z2, Z2
+	VSHUFPS $0x44, Z1, Z0, Z3
+	VSHUFPS $0xee, Z1, Z0, Z0
+	VADDPS  Z0, Z3, Z3
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Z3, Z2, Z0
+	VSHUFPS $0xdd, Z3, Z2, Z1
+	VADDPS  Z1, Z0, Z0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Z1
+	VADDPS       Z1, Z0, Z0
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         100(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_8x6_avx512_1x4_g1_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_8x6_avx512_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3
+TEXT ·linearL2_3x2_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linearL2_3x2_avx2_rows:
+	// for ; n >= 2; n -= 2
+	CMPQ 16(SP), $0x02
+	JL   linearL2_3x2_avx2_rest
+
+	// Tile of 3 sample(s) × 2 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x2_avx2_2x3_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	VMOVUPS 256(R8), Y8
+	VMOVUPS 288(R8), Y9
+	VMOVUPS 320(R8), Y10
+	VMOVUPS 352(R8), Y11
+	JMP     linearL2_3x2_avx2_2x3_g0_kloop
+
+linearL2_3x2_avx2_2x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_3x2_avx2_2x3_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_3x2_avx2_2x3_g0_tail
+
+linearL2_3x2_avx2_2x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R8*1), Y12
+	VMOVUPS     (DI)(R8*1), Y13
+	VMOVUPS     (CX)(R8*1), Y14
+	VMOVUPS     (DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y2
+	VFMADD231PS Y14, Y15, Y4
+	VMOVUPS     (BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y8
+	VFMADD231PS Y14, Y15, Y10
+	VMOVUPS     32(SI)(R8*1), Y12
+	VMOVUPS     32(DI)(R8*1), Y13
+	VMOVUPS     32(CX)(R8*1), Y14
+	VMOVUPS     32(DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VFMADD231PS Y13, Y15, Y3
+	VFMADD231PS Y14, Y15, Y5
+	VMOVUPS     32(BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y7
+	VFMADD231PS Y13, Y15, Y9
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_3x2_avx2_2x3_g0_k
+
+linearL2_3x2_avx2_2x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_3x2_avx2_2x3_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_3x2_avx2_2x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x2_avx2_2x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 192(CX)
+	VMOVUPS Y7, 224(CX)
+	VMOVUPS Y8, 256(CX)
+	VMOVUPS Y9, 288(CX)
+	VMOVUPS Y10, 320(CX)
+	VMOVUPS Y11, 352(CX)
+	JMP     linearL2_3x2_avx2_2x3_g0_next
+
+linearL2_3x2_avx2_2x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y7, Y6, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y9, Y8, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y5, Y4, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y12, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         104(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_3x2_avx2_2x3_g0_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+	JMP    linearL2_3x2_avx2_rows
+
+linearL2_3x2_avx2_rest:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_3x2_avx2_not1
+
+	// Tile of 3 sample(s) × 1 output(s) in groups [3]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_3x2_avx2_1x3_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	JMP     linearL2_3x2_avx2_1x3_g0_kloop
+
+linearL2_3x2_avx2_1x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linearL2_3x2_avx2_1x3_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_3x2_avx2_1x3_g0_tail
+
+linearL2_3x2_avx2_1x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(DI*1), Y6
+	VMOVUPS     (SI)(DI*1), Y7
+	VMOVUPS     (CX)(DI*1), Y8
+	VMOVUPS     (DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y2
+	VFMADD231PS Y8, Y9, Y4
+	VMOVUPS     32(BX)(DI*1), Y6
+	VMOVUPS     32(SI)(DI*1), Y7
+	VMOVUPS     32(CX)(DI*1), Y8
+	VMOVUPS     32(DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y1
+	VFMADD231PS Y7, Y9, Y3
+	VFMADD231PS Y8, Y9, Y5
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_3x2_avx2_1x3_g0_k
+
+linearL2_3x2_avx2_1x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_3x2_avx2_1x3_g0_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y6
+	VMASKMOVPS  (DX)(DI*1), Y6, Y7
+	VMASKMOVPS  (BX)(DI*1), Y6, Y8
+	VORPS       128(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (SI)(DI*1), Y6, Y8
+	VORPS       128(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (CX)(DI*1), Y6, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y6
+	VMASKMOVPS  32(DX)(DI*1), Y6, Y7
+	VMASKMOVPS  32(BX)(DI*1), Y6, Y8
+	VORPS       160(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(SI)(DI*1), Y6, Y8
+	VORPS       160(AX), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linearL2_3x2_avx2_1x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_3x2_avx2_1x3_g0_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
+	VMOVUPS Y3, 96(AX)
+	VMOVUPS Y4, 128(AX)
+	VMOVUPS Y5, 160(AX)
+	JMP     linearL2_3x2_avx2_1x3_g0_next
+
+linearL2_3x2_avx2_1x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y6, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         96(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_3x2_avx2_1x3_g0_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000000c0, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_3x2_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_4x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3
+TEXT ·linearL2_4x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linearL2_4x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linearL2_4x3_avx2_rest
+
+	// Tile of 4 sample(s) × 3 output(s) in groups [2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 256(R8), Y4
+	VMOVUPS 288(R8), Y5
+	VMOVUPS 320(R8), Y6
+	VMOVUPS 352(R8), Y7
+	VMOVUPS 512(R8), Y8
+	VMOVUPS 544(R8), Y9
+	VMOVUPS 576(R8), Y10
+	VMOVUPS 608(R8), Y11
+	JMP     linearL2_4x3_avx2_3x2_g0_kloop
+
+linearL2_4x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_4x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_4x3_avx2_3x2_g0_tail
+
+linearL2_4x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_4x3_avx2_3x2_g0_k
+
+linearL2_4x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_4x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_4x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 256(CX)
+	VMOVUPS Y5, 288(CX)
+	VMOVUPS Y6, 320(CX)
+	VMOVUPS Y7, 352(CX)
+	VMOVUPS Y8, 512(CX)
+	VMOVUPS Y9, 544(CX)
+	VMOVUPS Y10, 576(CX)
+	VMOVUPS Y11, 608(CX)
+	JMP     linearL2_4x3_avx2_3x2_g0_next
+
+linearL2_4x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_4x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 384(R8), Y4
+	VMOVUPS 416(R8), Y5
+	VMOVUPS 448(R8), Y6
+	VMOVUPS 480(R8), Y7
+	VMOVUPS 640(R8), Y8
+	VMOVUPS 672(R8), Y9
+	VMOVUPS 704(R8), Y10
+	VMOVUPS 736(R8), Y11
+	JMP     linearL2_4x3_avx2_3x2_g1_kloop
+
+linearL2_4x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_4x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_4x3_avx2_3x2_g1_tail
+
+linearL2_4x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_4x3_avx2_3x2_g1_k
+
+linearL2_4x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_4x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_4x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	VMOVUPS Y8, 640(CX)
+	VMOVUPS Y9, 672(CX)
+	VMOVUPS Y10, 704(CX)
+	VMOVUPS Y11, 736(CX)
+	JMP     linearL2_4x3_avx2_3x2_g1_next
+
+linearL2_4x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_4x3_avx2_3x2_g1_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linearL2_4x3_avx2_rows
+
+linearL2_4x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_4x3_avx2_not2
+
+	// Tile of 4 sample(s) × 2 output(s) in groups [2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 256(DI), Y4
+	VMOVUPS 288(DI), Y5
+	VMOVUPS 320(DI), Y6
+	VMOVUPS 352(DI), Y7
+	JMP     linearL2_4x3_avx2_2x2_g0_kloop
+
+linearL2_4x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_4x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_4x3_avx2_2x2_g0_tail
+
+linearL2_4x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_4x3_avx2_2x2_g0_k
+
+linearL2_4x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_4x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_4x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 256(CX)
+	VMOVUPS Y5, 288(CX)
+	VMOVUPS Y6, 320(CX)
+	VMOVUPS Y7, 352(CX)
+	JMP     linearL2_4x3_avx2_2x2_g0_next
+
+linearL2_4x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_4x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 384(DI), Y4
+	VMOVUPS 416(DI), Y5
+	VMOVUPS 448(DI), Y6
+	VMOVUPS 480(DI), Y7
+	JMP     linearL2_4x3_avx2_2x2_g1_kloop
+
+linearL2_4x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_4x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_4x3_avx2_2x2_g1_tail
+
+linearL2_4x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_4x3_avx2_2x2_g1_k
+
+linearL2_4x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_4x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_4x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	JMP     linearL2_4x3_avx2_2x2_g1_next
+
+linearL2_4x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_4x3_avx2_2x2_g1_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_4x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_4x3_avx2_not1
+
+	// Tile of 4 sample(s) × 1 output(s) in groups [2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linearL2_4x3_avx2_1x2_g0_kloop
+
+linearL2_4x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_4x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_4x3_avx2_1x2_g0_tail
+
+linearL2_4x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_4x3_avx2_1x2_g0_k
+
+linearL2_4x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_4x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_4x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linearL2_4x3_avx2_1x2_g0_next
+
+linearL2_4x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_4x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_4x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linearL2_4x3_avx2_1x2_g1_kloop
+
+linearL2_4x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_4x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_4x3_avx2_1x2_g1_tail
+
+linearL2_4x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_4x3_avx2_1x2_g1_k
+
+linearL2_4x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_4x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_4x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_4x3_avx2_1x2_g1_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 128(AX)
+	VMOVUPS Y1, 160(AX)
+	VMOVUPS Y2, 192(AX)
+	VMOVUPS Y3, 224(AX)
+	JMP     linearL2_4x3_avx2_1x2_g1_next
+
+linearL2_4x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_4x3_avx2_1x2_g1_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000100, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_4x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_5x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3
+TEXT ·linearL2_5x2_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linearL2_5x2_avx2_rows:
+	// for ; n >= 2; n -= 2
+	CMPQ 16(SP), $0x02
+	JL   linearL2_5x2_avx2_rest
+
+	// Tile of 5 sample(s) × 2 output(s) in groups [3 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x2_avx2_2x3_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 320(R8), Y6
+	VMOVUPS 352(R8), Y7
+	VMOVUPS 384(R8), Y8
+	VMOVUPS 416(R8), Y9
+	VMOVUPS 448(R8), Y10
+	VMOVUPS 480(R8), Y11
+	JMP     linearL2_5x2_avx2_2x3_g0_kloop
+
+linearL2_5x2_avx2_2x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_5x2_avx2_2x3_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_5x2_avx2_2x3_g0_tail
+
+linearL2_5x2_avx2_2x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(R8*1), Y12
+	VMOVUPS     (DI)(R8*1), Y13
+	VMOVUPS     (CX)(R8*1), Y14
+	VMOVUPS     (DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y2
+	VFMADD231PS Y14, Y15, Y4
+	VMOVUPS     (BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y8
+	VFMADD231PS Y14, Y15, Y10
+	VMOVUPS     32(SI)(R8*1), Y12
+	VMOVUPS     32(DI)(R8*1), Y13
+	VMOVUPS     32(CX)(R8*1), Y14
+	VMOVUPS     32(DX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VFMADD231PS Y13, Y15, Y3
+	VFMADD231PS Y14, Y15, Y5
+	VMOVUPS     32(BX)(R8*1), Y15
+	VFMADD231PS Y12, Y15, Y7
+	VFMADD231PS Y13, Y15, Y9
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_5x2_avx2_2x3_g0_k
+
+linearL2_5x2_avx2_2x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_5x2_avx2_2x3_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (SI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_5x2_avx2_2x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x2_avx2_2x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	VMOVUPS Y6, 320(CX)
+	VMOVUPS Y7, 352(CX)
+	VMOVUPS Y8, 384(CX)
+	VMOVUPS Y9, 416(CX)
+	VMOVUPS Y10, 448(CX)
+	VMOVUPS Y11, 480(CX)
+	JMP     linearL2_5x2_avx2_2x3_g0_next
+
+linearL2_5x2_avx2_2x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y7, Y6, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y9, Y8, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y5, Y4, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y12, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         104(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_5x2_avx2_2x3_g0_next:
+	// Group 1: samples 3..4; xp[i] = &x[(3+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+3+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x2_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 192(DI), Y0
+	VMOVUPS 224(DI), Y1
+	VMOVUPS 256(DI), Y2
+	VMOVUPS 288(DI), Y3
+	VMOVUPS 512(DI), Y4
+	VMOVUPS 544(DI), Y5
+	VMOVUPS 576(DI), Y6
+	VMOVUPS 608(DI), Y7
+	JMP     linearL2_5x2_avx2_2x2_g1_kloop
+
+linearL2_5x2_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_5x2_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_5x2_avx2_2x2_g1_tail
+
+linearL2_5x2_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_5x2_avx2_2x2_g1_k
+
+linearL2_5x2_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_5x2_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_5x2_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x2_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 192(CX)
+	VMOVUPS Y1, 224(CX)
+	VMOVUPS Y2, 256(CX)
+	VMOVUPS Y3, 288(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	JMP     linearL2_5x2_avx2_2x2_g1_next
+
+linearL2_5x2_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_5x2_avx2_2x2_g1_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000280, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+	JMP    linearL2_5x2_avx2_rows
+
+linearL2_5x2_avx2_rest:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_5x2_avx2_not1
+
+	// Tile of 5 sample(s) × 1 output(s) in groups [3 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..2; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x2_avx2_1x3_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	JMP     linearL2_5x2_avx2_1x3_g0_kloop
+
+linearL2_5x2_avx2_1x3_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linearL2_5x2_avx2_1x3_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_5x2_avx2_1x3_g0_tail
+
+linearL2_5x2_avx2_1x3_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(DI*1), Y6
+	VMOVUPS     (SI)(DI*1), Y7
+	VMOVUPS     (CX)(DI*1), Y8
+	VMOVUPS     (DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y2
+	VFMADD231PS Y8, Y9, Y4
+	VMOVUPS     32(BX)(DI*1), Y6
+	VMOVUPS     32(SI)(DI*1), Y7
+	VMOVUPS     32(CX)(DI*1), Y8
+	VMOVUPS     32(DX)(DI*1), Y9
+	VFMADD231PS Y6, Y9, Y1
+	VFMADD231PS Y7, Y9, Y3
+	VFMADD231PS Y8, Y9, Y5
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_5x2_avx2_1x3_g0_k
+
+linearL2_5x2_avx2_1x3_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_5x2_avx2_1x3_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y6
+	VMASKMOVPS  (DX)(DI*1), Y6, Y7
+	VMASKMOVPS  (BX)(DI*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (SI)(DI*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (CX)(DI*1), Y6, Y6
+	VORPS       128(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y6
+	VMASKMOVPS  32(DX)(DI*1), Y6, Y7
+	VMASKMOVPS  32(BX)(DI*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(SI)(DI*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(CX)(DI*1), Y6, Y6
+	VORPS       160(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linearL2_5x2_avx2_1x3_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x2_avx2_1x3_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 128(CX)
+	VMOVUPS Y5, 160(CX)
+	JMP     linearL2_5x2_avx2_1x3_g0_next
+
+linearL2_5x2_avx2_1x3_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y6, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         96(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_5x2_avx2_1x3_g0_next:
+	// Group 1: samples 3..4; xp[i] = &x[(3+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+3+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_5x2_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 192(SI), Y0
+	VMOVUPS 224(SI), Y1
+	VMOVUPS 256(SI), Y2
+	VMOVUPS 288(SI), Y3
+	JMP     linearL2_5x2_avx2_1x2_g1_kloop
+
+linearL2_5x2_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_5x2_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_5x2_avx2_1x2_g1_tail
+
+linearL2_5x2_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_5x2_avx2_1x2_g1_k
+
+linearL2_5x2_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_5x2_avx2_1x2_g1_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_5x2_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_5x2_avx2_1x2_g1_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 192(AX)
+	VMOVUPS Y1, 224(AX)
+	VMOVUPS Y2, 256(AX)
+	VMOVUPS Y3, 288(AX)
+	JMP     linearL2_5x2_avx2_1x2_g1_next
+
+linearL2_5x2_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_5x2_avx2_1x2_g1_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000140, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_5x2_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_6x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3
+TEXT ·linearL2_6x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linearL2_6x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linearL2_6x3_avx2_rest
+
+	// Tile of 6 sample(s) × 3 output(s) in groups [2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 384(R8), Y4
+	VMOVUPS 416(R8), Y5
+	VMOVUPS 448(R8), Y6
+	VMOVUPS 480(R8), Y7
+	VMOVUPS 768(R8), Y8
+	VMOVUPS 800(R8), Y9
+	VMOVUPS 832(R8), Y10
+	VMOVUPS 864(R8), Y11
+	JMP     linearL2_6x3_avx2_3x2_g0_kloop
+
+linearL2_6x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_6x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_3x2_g0_tail
+
+linearL2_6x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_6x3_avx2_3x2_g0_k
+
+linearL2_6x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_6x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	VMOVUPS Y8, 768(CX)
+	VMOVUPS Y9, 800(CX)
+	VMOVUPS Y10, 832(CX)
+	VMOVUPS Y11, 864(CX)
+	JMP     linearL2_6x3_avx2_3x2_g0_next
+
+linearL2_6x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_6x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 512(R8), Y4
+	VMOVUPS 544(R8), Y5
+	VMOVUPS 576(R8), Y6
+	VMOVUPS 608(R8), Y7
+	VMOVUPS 896(R8), Y8
+	VMOVUPS 928(R8), Y9
+	VMOVUPS 960(R8), Y10
+	VMOVUPS 992(R8), Y11
+	JMP     linearL2_6x3_avx2_3x2_g1_kloop
+
+linearL2_6x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_6x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_3x2_g1_tail
+
+linearL2_6x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_6x3_avx2_3x2_g1_k
+
+linearL2_6x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_6x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	VMOVUPS Y8, 896(CX)
+	VMOVUPS Y9, 928(CX)
+	VMOVUPS Y10, 960(CX)
+	VMOVUPS Y11, 992(CX)
+	JMP     linearL2_6x3_avx2_3x2_g1_next
+
+linearL2_6x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_6x3_avx2_3x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_3x2_g2_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Y0
+	VMOVUPS 288(R8), Y1
+	VMOVUPS 320(R8), Y2
+	VMOVUPS 352(R8), Y3
+	VMOVUPS 640(R8), Y4
+	VMOVUPS 672(R8), Y5
+	VMOVUPS 704(R8), Y6
+	VMOVUPS 736(R8), Y7
+	VMOVUPS 1024(R8), Y8
+	VMOVUPS 1056(R8), Y9
+	VMOVUPS 1088(R8), Y10
+	VMOVUPS 1120(R8), Y11
+	JMP     linearL2_6x3_avx2_3x2_g2_kloop
+
+linearL2_6x3_avx2_3x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_6x3_avx2_3x2_g2_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_3x2_g2_tail
+
+linearL2_6x3_avx2_3x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_6x3_avx2_3x2_g2_k
+
+linearL2_6x3_avx2_3x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_3x2_g2_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_6x3_avx2_3x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_3x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	VMOVUPS Y8, 1024(CX)
+	VMOVUPS Y9, 1056(CX)
+	VMOVUPS Y10, 1088(CX)
+	VMOVUPS Y11, 1120(CX)
+	JMP     linearL2_6x3_avx2_3x2_g2_next
+
+linearL2_6x3_avx2_3x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_6x3_avx2_3x2_g2_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000480, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linearL2_6x3_avx2_rows
+
+linearL2_6x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_6x3_avx2_not2
+
+	// Tile of 6 sample(s) × 2 output(s) in groups [2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 384(DI), Y4
+	VMOVUPS 416(DI), Y5
+	VMOVUPS 448(DI), Y6
+	VMOVUPS 480(DI), Y7
+	JMP     linearL2_6x3_avx2_2x2_g0_kloop
+
+linearL2_6x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_6x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_2x2_g0_tail
+
+linearL2_6x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_6x3_avx2_2x2_g0_k
+
+linearL2_6x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_6x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 384(CX)
+	VMOVUPS Y5, 416(CX)
+	VMOVUPS Y6, 448(CX)
+	VMOVUPS Y7, 480(CX)
+	JMP     linearL2_6x3_avx2_2x2_g0_next
+
+linearL2_6x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_6x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 512(DI), Y4
+	VMOVUPS 544(DI), Y5
+	VMOVUPS 576(DI), Y6
+	VMOVUPS 608(DI), Y7
+	JMP     linearL2_6x3_avx2_2x2_g1_kloop
+
+linearL2_6x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_6x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_2x2_g1_tail
+
+linearL2_6x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_6x3_avx2_2x2_g1_k
+
+linearL2_6x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_6x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	JMP     linearL2_6x3_avx2_2x2_g1_next
+
+linearL2_6x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_6x3_avx2_2x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_2x2_g2_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 256(DI), Y0
+	VMOVUPS 288(DI), Y1
+	VMOVUPS 320(DI), Y2
+	VMOVUPS 352(DI), Y3
+	VMOVUPS 640(DI), Y4
+	VMOVUPS 672(DI), Y5
+	VMOVUPS 704(DI), Y6
+	VMOVUPS 736(DI), Y7
+	JMP     linearL2_6x3_avx2_2x2_g2_kloop
+
+linearL2_6x3_avx2_2x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_6x3_avx2_2x2_g2_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_2x2_g2_tail
+
+linearL2_6x3_avx2_2x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_6x3_avx2_2x2_g2_k
+
+linearL2_6x3_avx2_2x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_2x2_g2_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_6x3_avx2_2x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_2x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	JMP     linearL2_6x3_avx2_2x2_g2_next
+
+linearL2_6x3_avx2_2x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_6x3_avx2_2x2_g2_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000300, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_6x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_6x3_avx2_not1
+
+	// Tile of 6 sample(s) × 1 output(s) in groups [2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linearL2_6x3_avx2_1x2_g0_kloop
+
+linearL2_6x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_6x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_1x2_g0_tail
+
+linearL2_6x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_6x3_avx2_1x2_g0_k
+
+linearL2_6x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_6x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linearL2_6x3_avx2_1x2_g0_next
+
+linearL2_6x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_6x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linearL2_6x3_avx2_1x2_g1_kloop
+
+linearL2_6x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_6x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_1x2_g1_tail
+
+linearL2_6x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_6x3_avx2_1x2_g1_k
+
+linearL2_6x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_6x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_1x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	JMP     linearL2_6x3_avx2_1x2_g1_next
+
+linearL2_6x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_6x3_avx2_1x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_6x3_avx2_1x2_g2_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 256(SI), Y0
+	VMOVUPS 288(SI), Y1
+	VMOVUPS 320(SI), Y2
+	VMOVUPS 352(SI), Y3
+	JMP     linearL2_6x3_avx2_1x2_g2_kloop
+
+linearL2_6x3_avx2_1x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_6x3_avx2_1x2_g2_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_6x3_avx2_1x2_g2_tail
+
+linearL2_6x3_avx2_1x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_6x3_avx2_1x2_g2_k
+
+linearL2_6x3_avx2_1x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_6x3_avx2_1x2_g2_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_6x3_avx2_1x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_6x3_avx2_1x2_g2_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 256(AX)
+	VMOVUPS Y1, 288(AX)
+	VMOVUPS Y2, 320(AX)
+	VMOVUPS Y3, 352(AX)
+	JMP     linearL2_6x3_avx2_1x2_g2_next
+
+linearL2_6x3_avx2_1x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_6x3_avx2_1x2_g2_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000180, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_6x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_7x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3
+TEXT ·linearL2_7x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linearL2_7x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linearL2_7x3_avx2_rest
+
+	// Tile of 7 sample(s) × 3 output(s) in groups [2 2 2 1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 448(R8), Y4
+	VMOVUPS 480(R8), Y5
+	VMOVUPS 512(R8), Y6
+	VMOVUPS 544(R8), Y7
+	VMOVUPS 896(R8), Y8
+	VMOVUPS 928(R8), Y9
+	VMOVUPS 960(R8), Y10
+	VMOVUPS 992(R8), Y11
+	JMP     linearL2_7x3_avx2_3x2_g0_kloop
+
+linearL2_7x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_7x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_3x2_g0_tail
+
+linearL2_7x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_7x3_avx2_3x2_g0_k
+
+linearL2_7x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_7x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 448(CX)
+	VMOVUPS Y5, 480(CX)
+	VMOVUPS Y6, 512(CX)
+	VMOVUPS Y7, 544(CX)
+	VMOVUPS Y8, 896(CX)
+	VMOVUPS Y9, 928(CX)
+	VMOVUPS Y10, 960(CX)
+	VMOVUPS Y11, 992(CX)
+	JMP     linearL2_7x3_avx2_3x2_g0_next
+
+linearL2_7x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_7x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 576(R8), Y4
+	VMOVUPS 608(R8), Y5
+	VMOVUPS 640(R8), Y6
+	VMOVUPS 672(R8), Y7
+	VMOVUPS 1024(R8), Y8
+	VMOVUPS 1056(R8), Y9
+	VMOVUPS 1088(R8), Y10
+	VMOVUPS 1120(R8), Y11
+	JMP     linearL2_7x3_avx2_3x2_g1_kloop
+
+linearL2_7x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_7x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_3x2_g1_tail
+
+linearL2_7x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_7x3_avx2_3x2_g1_k
+
+linearL2_7x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_7x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 576(CX)
+	VMOVUPS Y5, 608(CX)
+	VMOVUPS Y6, 640(CX)
+	VMOVUPS Y7, 672(CX)
+	VMOVUPS Y8, 1024(CX)
+	VMOVUPS Y9, 1056(CX)
+	VMOVUPS Y10, 1088(CX)
+	VMOVUPS Y11, 1120(CX)
+	JMP     linearL2_7x3_avx2_3x2_g1_next
+
+linearL2_7x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_7x3_avx2_3x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x2_g2_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Y0
+	VMOVUPS 288(R8), Y1
+	VMOVUPS 320(R8), Y2
+	VMOVUPS 352(R8), Y3
+	VMOVUPS 704(R8), Y4
+	VMOVUPS 736(R8), Y5
+	VMOVUPS 768(R8), Y6
+	VMOVUPS 800(R8), Y7
+	VMOVUPS 1152(R8), Y8
+	VMOVUPS 1184(R8), Y9
+	VMOVUPS 1216(R8), Y10
+	VMOVUPS 1248(R8), Y11
+	JMP     linearL2_7x3_avx2_3x2_g2_kloop
+
+linearL2_7x3_avx2_3x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_7x3_avx2_3x2_g2_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_3x2_g2_tail
+
+linearL2_7x3_avx2_3x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_7x3_avx2_3x2_g2_k
+
+linearL2_7x3_avx2_3x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_3x2_g2_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_7x3_avx2_3x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 704(CX)
+	VMOVUPS Y5, 736(CX)
+	VMOVUPS Y6, 768(CX)
+	VMOVUPS Y7, 800(CX)
+	VMOVUPS Y8, 1152(CX)
+	VMOVUPS Y9, 1184(CX)
+	VMOVUPS Y10, 1216(CX)
+	VMOVUPS Y11, 1248(CX)
+	JMP     linearL2_7x3_avx2_3x2_g2_next
+
+linearL2_7x3_avx2_3x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_7x3_avx2_3x2_g2_next:
+	// Group 3: samples 6..6; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x1_g3_zero
+	MOVQ    80(SP), CX
+	VMOVUPS 384(CX), Y0
+	VMOVUPS 416(CX), Y1
+	VMOVUPS 832(CX), Y2
+	VMOVUPS 864(CX), Y3
+	VMOVUPS 1280(CX), Y4
+	VMOVUPS 1312(CX), Y5
+	JMP     linearL2_7x3_avx2_3x1_g3_kloop
+
+linearL2_7x3_avx2_3x1_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+linearL2_7x3_avx2_3x1_g3_kloop:
+	XORQ  CX, CX
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_3x1_g3_tail
+
+linearL2_7x3_avx2_3x1_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(CX*1), Y6
+	VMOVUPS     (DX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y0
+	VMOVUPS     (BX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y2
+	VMOVUPS     (SI)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y4
+	VMOVUPS     32(DI)(CX*1), Y6
+	VMOVUPS     32(DX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y1
+	VMOVUPS     32(BX)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y3
+	VMOVUPS     32(SI)(CX*1), Y7
+	VFMADD231PS Y6, Y7, Y5
+	ADDQ        $0x40, CX
+	CMPQ        CX, AX
+	JB          linearL2_7x3_avx2_3x1_g3_k
+
+linearL2_7x3_avx2_3x1_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_3x1_g3_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y6
+	VMASKMOVPS  (DX)(CX*1), Y6, Y7
+	VMASKMOVPS  (DI)(CX*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y0
+	VMASKMOVPS  (BX)(CX*1), Y6, Y7
+	VMASKMOVPS  (DI)(CX*1), Y6, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y2
+	VMASKMOVPS  (SI)(CX*1), Y6, Y7
+	VMASKMOVPS  (DI)(CX*1), Y6, Y6
+	VORPS       128(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y4
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y6
+	VMASKMOVPS  32(DX)(CX*1), Y6, Y7
+	VMASKMOVPS  32(DI)(CX*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y1
+	VMASKMOVPS  32(BX)(CX*1), Y6, Y7
+	VMASKMOVPS  32(DI)(CX*1), Y6, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y7, Y3
+	VMASKMOVPS  32(SI)(CX*1), Y6, Y7
+	VMASKMOVPS  32(DI)(CX*1), Y6, Y6
+	VORPS       160(R8), Y6, Y6
+	VFMADD231PS Y6, Y7, Y5
+
+linearL2_7x3_avx2_3x1_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_3x1_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 832(CX)
+	VMOVUPS Y3, 864(CX)
+	VMOVUPS Y4, 1280(CX)
+	VMOVUPS Y5, 1312(CX)
+	JMP     linearL2_7x3_avx2_3x1_g3_next
+
+linearL2_7x3_avx2_3x1_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y6
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y5, Y4, Y2
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y3
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y3, Y3
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y3, Y2
+	VSHUFPS $0xee, Y0, Y3, Y0
+	VADDPS  Y0, Y2, Y2
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y2, Y1
+	VSHUFPS $0xdd, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  96(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X6, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_7x3_avx2_3x1_g3_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000540, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linearL2_7x3_avx2_rows
+
+linearL2_7x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_7x3_avx2_not2
+
+	// Tile of 7 sample(s) × 2 output(s) in groups [2 2 2 1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 448(DI), Y4
+	VMOVUPS 480(DI), Y5
+	VMOVUPS 512(DI), Y6
+	VMOVUPS 544(DI), Y7
+	JMP     linearL2_7x3_avx2_2x2_g0_kloop
+
+linearL2_7x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_7x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_2x2_g0_tail
+
+linearL2_7x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_7x3_avx2_2x2_g0_k
+
+linearL2_7x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_7x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 448(CX)
+	VMOVUPS Y5, 480(CX)
+	VMOVUPS Y6, 512(CX)
+	VMOVUPS Y7, 544(CX)
+	JMP     linearL2_7x3_avx2_2x2_g0_next
+
+linearL2_7x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_7x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 576(DI), Y4
+	VMOVUPS 608(DI), Y5
+	VMOVUPS 640(DI), Y6
+	VMOVUPS 672(DI), Y7
+	JMP     linearL2_7x3_avx2_2x2_g1_kloop
+
+linearL2_7x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_7x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_2x2_g1_tail
+
+linearL2_7x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_7x3_avx2_2x2_g1_k
+
+linearL2_7x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_7x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 576(CX)
+	VMOVUPS Y5, 608(CX)
+	VMOVUPS Y6, 640(CX)
+	VMOVUPS Y7, 672(CX)
+	JMP     linearL2_7x3_avx2_2x2_g1_next
+
+linearL2_7x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_7x3_avx2_2x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x2_g2_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 256(DI), Y0
+	VMOVUPS 288(DI), Y1
+	VMOVUPS 320(DI), Y2
+	VMOVUPS 352(DI), Y3
+	VMOVUPS 704(DI), Y4
+	VMOVUPS 736(DI), Y5
+	VMOVUPS 768(DI), Y6
+	VMOVUPS 800(DI), Y7
+	JMP     linearL2_7x3_avx2_2x2_g2_kloop
+
+linearL2_7x3_avx2_2x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_7x3_avx2_2x2_g2_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_2x2_g2_tail
+
+linearL2_7x3_avx2_2x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_7x3_avx2_2x2_g2_k
+
+linearL2_7x3_avx2_2x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_2x2_g2_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_7x3_avx2_2x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 704(CX)
+	VMOVUPS Y5, 736(CX)
+	VMOVUPS Y6, 768(CX)
+	VMOVUPS Y7, 800(CX)
+	JMP     linearL2_7x3_avx2_2x2_g2_next
+
+linearL2_7x3_avx2_2x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_7x3_avx2_2x2_g2_next:
+	// Group 3: samples 6..6; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x1_g3_zero
+	MOVQ    80(SP), CX
+	VMOVUPS 384(CX), Y0
+	VMOVUPS 416(CX), Y1
+	VMOVUPS 832(CX), Y2
+	VMOVUPS 864(CX), Y3
+	JMP     linearL2_7x3_avx2_2x1_g3_kloop
+
+linearL2_7x3_avx2_2x1_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_7x3_avx2_2x1_g3_kloop:
+	XORQ  CX, CX
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_2x1_g3_tail
+
+linearL2_7x3_avx2_2x1_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(CX*1), Y4
+	VMOVUPS     (DX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VMOVUPS     (BX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y2
+	VMOVUPS     32(SI)(CX*1), Y4
+	VMOVUPS     32(DX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y1
+	VMOVUPS     32(BX)(CX*1), Y5
+	VFMADD231PS Y4, Y5, Y3
+	ADDQ        $0x40, CX
+	CMPQ        CX, AX
+	JB          linearL2_7x3_avx2_2x1_g3_k
+
+linearL2_7x3_avx2_2x1_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_2x1_g3_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(CX*1), Y4, Y5
+	VMASKMOVPS  (SI)(CX*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (BX)(CX*1), Y4, Y5
+	VMASKMOVPS  (SI)(CX*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(CX*1), Y4, Y5
+	VMASKMOVPS  32(SI)(CX*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(BX)(CX*1), Y4, Y5
+	VMASKMOVPS  32(SI)(CX*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_7x3_avx2_2x1_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_2x1_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 832(CX)
+	VMOVUPS Y3, 864(CX)
+	JMP     linearL2_7x3_avx2_2x1_g3_next
+
+linearL2_7x3_avx2_2x1_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_7x3_avx2_2x1_g3_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000380, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_7x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_7x3_avx2_not1
+
+	// Tile of 7 sample(s) × 1 output(s) in groups [2 2 2 1]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linearL2_7x3_avx2_1x2_g0_kloop
+
+linearL2_7x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_7x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_1x2_g0_tail
+
+linearL2_7x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_7x3_avx2_1x2_g0_k
+
+linearL2_7x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_7x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linearL2_7x3_avx2_1x2_g0_next
+
+linearL2_7x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_7x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linearL2_7x3_avx2_1x2_g1_kloop
+
+linearL2_7x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_7x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_1x2_g1_tail
+
+linearL2_7x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_7x3_avx2_1x2_g1_k
+
+linearL2_7x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_7x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	JMP     linearL2_7x3_avx2_1x2_g1_next
+
+linearL2_7x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_7x3_avx2_1x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x2_g2_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 256(SI), Y0
+	VMOVUPS 288(SI), Y1
+	VMOVUPS 320(SI), Y2
+	VMOVUPS 352(SI), Y3
+	JMP     linearL2_7x3_avx2_1x2_g2_kloop
+
+linearL2_7x3_avx2_1x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_7x3_avx2_1x2_g2_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_1x2_g2_tail
+
+linearL2_7x3_avx2_1x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_7x3_avx2_1x2_g2_k
+
+linearL2_7x3_avx2_1x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_1x2_g2_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_7x3_avx2_1x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	JMP     linearL2_7x3_avx2_1x2_g2_next
+
+linearL2_7x3_avx2_1x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_7x3_avx2_1x2_g2_next:
+	// Group 3: samples 6..6; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x1_g3_zero
+	MOVQ    80(SP), CX
+	VMOVUPS 384(CX), Y0
+	VMOVUPS 416(CX), Y1
+	JMP     linearL2_7x3_avx2_1x1_g3_kloop
+
+linearL2_7x3_avx2_1x1_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+linearL2_7x3_avx2_1x1_g3_kloop:
+	XORQ  CX, CX
+	TESTQ AX, AX
+	JZ    linearL2_7x3_avx2_1x1_g3_tail
+
+linearL2_7x3_avx2_1x1_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(CX*1), Y2
+	VMOVUPS     (DX)(CX*1), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VMOVUPS     32(BX)(CX*1), Y2
+	VMOVUPS     32(DX)(CX*1), Y3
+	VFMADD231PS Y2, Y3, Y1
+	ADDQ        $0x40, CX
+	CMPQ        CX, AX
+	JB          linearL2_7x3_avx2_1x1_g3_k
+
+linearL2_7x3_avx2_1x1_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_7x3_avx2_1x1_g3_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y2
+	VMASKMOVPS  (DX)(CX*1), Y2, Y3
+	VMASKMOVPS  (BX)(CX*1), Y2, Y2
+	VORPS       128(AX), Y2, Y2
+	VFMADD231PS Y2, Y3, Y0
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y2
+	VMASKMOVPS  32(DX)(CX*1), Y2, Y3
+	VMASKMOVPS  32(BX)(CX*1), Y2, Y2
+	VORPS       160(AX), Y2, Y2
+	VFMADD231PS Y2, Y3, Y1
+
+linearL2_7x3_avx2_1x1_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_7x3_avx2_1x1_g3_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 384(AX)
+	VMOVUPS Y1, 416(AX)
+	JMP     linearL2_7x3_avx2_1x1_g3_next
+
+linearL2_7x3_avx2_1x1_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y2
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y1
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y1, Y1
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y1, Y1, Y0
+	VSHUFPS $0xee, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y0, Y1
+	VSHUFPS $0xdd, Y0, Y0, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y2, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_7x3_avx2_1x1_g3_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x000001c0, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_7x3_avx2_not1:
+	VZEROUPPER
+	RET
+
+// func linearL2_8x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+// Requires: AVX, FMA3
+TEXT ·linearL2_8x3_avx2(SB), NOSPLIT, $152-104
+	// kend = 4*(k &^ 15), the whole 16-input blocks; t = k & 15, the inputs of the tail
+	MOVQ k+72(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	MOVQ CX, (SP)
+	ANDQ $-16, AX
+	SHLQ $0x02, AX
+
+	// ptr = &linearTailTable[16-t]: lane l of the mask is set iff l < t, of the padding is -0 iff l >= t
+	LEAQ linearTailTable<>+64(SB), DX
+	SHLQ $0x02, CX
+	SUBQ CX, DX
+	MOVQ DX, 8(SP)
+	MOVQ n+64(FP), CX
+	MOVQ CX, 16(SP)
+	MOVQ y+0(FP), CX
+	MOVQ CX, 24(SP)
+	MOVQ w+32(FP), CX
+	MOVQ CX, 32(SP)
+	MOVQ bias+48(FP), CX
+	MOVQ CX, 40(SP)
+	MOVQ ldw+40(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 48(SP)
+	MOVQ ldx+24(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 56(SP)
+	MOVQ ldy+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 64(SP)
+	MOVQ bstep+56(FP), CX
+	SHLQ $0x02, CX
+	MOVQ CX, 72(SP)
+	MOVQ part+88(FP), CX
+	MOVQ CX, 80(SP)
+
+linearL2_8x3_avx2_rows:
+	// for ; n >= 3; n -= 3
+	CMPQ 16(SP), $0x03
+	JL   linearL2_8x3_avx2_rest
+
+	// Tile of 8 sample(s) × 3 output(s) in groups [2 2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+	LEAQ (BX)(CX*1), SI
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (SI)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g0_zero
+	MOVQ    80(SP), R8
+	VMOVUPS (R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 512(R8), Y4
+	VMOVUPS 544(R8), Y5
+	VMOVUPS 576(R8), Y6
+	VMOVUPS 608(R8), Y7
+	VMOVUPS 1024(R8), Y8
+	VMOVUPS 1056(R8), Y9
+	VMOVUPS 1088(R8), Y10
+	VMOVUPS 1120(R8), Y11
+	JMP     linearL2_8x3_avx2_3x2_g0_kloop
+
+linearL2_8x3_avx2_3x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_8x3_avx2_3x2_g0_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_3x2_g0_tail
+
+linearL2_8x3_avx2_3x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_8x3_avx2_3x2_g0_k
+
+linearL2_8x3_avx2_3x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_3x2_g0_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_8x3_avx2_3x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	VMOVUPS Y8, 1024(CX)
+	VMOVUPS Y9, 1056(CX)
+	VMOVUPS Y10, 1088(CX)
+	VMOVUPS Y11, 1120(CX)
+	JMP     linearL2_8x3_avx2_3x2_g0_next
+
+linearL2_8x3_avx2_3x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_8x3_avx2_3x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g1_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 128(R8), Y0
+	VMOVUPS 160(R8), Y1
+	VMOVUPS 192(R8), Y2
+	VMOVUPS 224(R8), Y3
+	VMOVUPS 640(R8), Y4
+	VMOVUPS 672(R8), Y5
+	VMOVUPS 704(R8), Y6
+	VMOVUPS 736(R8), Y7
+	VMOVUPS 1152(R8), Y8
+	VMOVUPS 1184(R8), Y9
+	VMOVUPS 1216(R8), Y10
+	VMOVUPS 1248(R8), Y11
+	JMP     linearL2_8x3_avx2_3x2_g1_kloop
+
+linearL2_8x3_avx2_3x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_8x3_avx2_3x2_g1_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_3x2_g1_tail
+
+linearL2_8x3_avx2_3x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_8x3_avx2_3x2_g1_k
+
+linearL2_8x3_avx2_3x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_3x2_g1_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_8x3_avx2_3x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	VMOVUPS Y8, 1152(CX)
+	VMOVUPS Y9, 1184(CX)
+	VMOVUPS Y10, 1216(CX)
+	VMOVUPS Y11, 1248(CX)
+	JMP     linearL2_8x3_avx2_3x2_g1_next
+
+linearL2_8x3_avx2_3x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_8x3_avx2_3x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g2_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 256(R8), Y0
+	VMOVUPS 288(R8), Y1
+	VMOVUPS 320(R8), Y2
+	VMOVUPS 352(R8), Y3
+	VMOVUPS 768(R8), Y4
+	VMOVUPS 800(R8), Y5
+	VMOVUPS 832(R8), Y6
+	VMOVUPS 864(R8), Y7
+	VMOVUPS 1280(R8), Y8
+	VMOVUPS 1312(R8), Y9
+	VMOVUPS 1344(R8), Y10
+	VMOVUPS 1376(R8), Y11
+	JMP     linearL2_8x3_avx2_3x2_g2_kloop
+
+linearL2_8x3_avx2_3x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_8x3_avx2_3x2_g2_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_3x2_g2_tail
+
+linearL2_8x3_avx2_3x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_8x3_avx2_3x2_g2_k
+
+linearL2_8x3_avx2_3x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_3x2_g2_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_8x3_avx2_3x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 768(CX)
+	VMOVUPS Y5, 800(CX)
+	VMOVUPS Y6, 832(CX)
+	VMOVUPS Y7, 864(CX)
+	VMOVUPS Y8, 1280(CX)
+	VMOVUPS Y9, 1312(CX)
+	VMOVUPS Y10, 1344(CX)
+	VMOVUPS Y11, 1376(CX)
+	JMP     linearL2_8x3_avx2_3x2_g2_next
+
+linearL2_8x3_avx2_3x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DI
+	MOVQ    64(SP), R8
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+	ADDQ    R8, DI
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+	ADDQ    R8, DI
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DI)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DI)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DI)
+
+linearL2_8x3_avx2_3x2_g2_next:
+	// Group 3: samples 6..7; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	ADDQ CX, DI
+	LEAQ (DI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g3_zero
+	MOVQ    80(SP), R8
+	VMOVUPS 384(R8), Y0
+	VMOVUPS 416(R8), Y1
+	VMOVUPS 448(R8), Y2
+	VMOVUPS 480(R8), Y3
+	VMOVUPS 896(R8), Y4
+	VMOVUPS 928(R8), Y5
+	VMOVUPS 960(R8), Y6
+	VMOVUPS 992(R8), Y7
+	VMOVUPS 1408(R8), Y8
+	VMOVUPS 1440(R8), Y9
+	VMOVUPS 1472(R8), Y10
+	VMOVUPS 1504(R8), Y11
+	JMP     linearL2_8x3_avx2_3x2_g3_kloop
+
+linearL2_8x3_avx2_3x2_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+linearL2_8x3_avx2_3x2_g3_kloop:
+	XORQ  R8, R8
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_3x2_g3_tail
+
+linearL2_8x3_avx2_3x2_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (DI)(R8*1), Y12
+	VMOVUPS     (CX)(R8*1), Y13
+	VMOVUPS     (DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y2
+	VMOVUPS     (BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y6
+	VMOVUPS     (SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y8
+	VFMADD231PS Y13, Y14, Y10
+	VMOVUPS     32(DI)(R8*1), Y12
+	VMOVUPS     32(CX)(R8*1), Y13
+	VMOVUPS     32(DX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y1
+	VFMADD231PS Y13, Y14, Y3
+	VMOVUPS     32(BX)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y5
+	VFMADD231PS Y13, Y14, Y7
+	VMOVUPS     32(SI)(R8*1), Y14
+	VFMADD231PS Y12, Y14, Y9
+	VFMADD231PS Y13, Y14, Y11
+	ADDQ        $0x40, R8
+	CMPQ        R8, AX
+	JB          linearL2_8x3_avx2_3x2_g3_k
+
+linearL2_8x3_avx2_3x2_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_3x2_g3_sum
+	MOVQ 8(SP), R9
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R9), Y12
+	VMASKMOVPS  (DX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y2
+	VMASKMOVPS  (BX)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (CX)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y6
+	VMASKMOVPS  (SI)(R8*1), Y12, Y13
+	VMASKMOVPS  (DI)(R8*1), Y12, Y14
+	VORPS       128(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y8
+	VMASKMOVPS  (CX)(R8*1), Y12, Y12
+	VORPS       128(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y10
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R9), Y12
+	VMASKMOVPS  32(DX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y1
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y3
+	VMASKMOVPS  32(BX)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y5
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y7
+	VMASKMOVPS  32(SI)(R8*1), Y12, Y13
+	VMASKMOVPS  32(DI)(R8*1), Y12, Y14
+	VORPS       160(R9), Y14, Y14
+	VFMADD231PS Y14, Y13, Y9
+	VMASKMOVPS  32(CX)(R8*1), Y12, Y12
+	VORPS       160(R9), Y12, Y12
+	VFMADD231PS Y12, Y13, Y11
+
+linearL2_8x3_avx2_3x2_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_3x2_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 448(CX)
+	VMOVUPS Y3, 480(CX)
+	VMOVUPS Y4, 896(CX)
+	VMOVUPS Y5, 928(CX)
+	VMOVUPS Y6, 960(CX)
+	VMOVUPS Y7, 992(CX)
+	VMOVUPS Y8, 1408(CX)
+	VMOVUPS Y9, 1440(CX)
+	VMOVUPS Y10, 1472(CX)
+	VMOVUPS Y11, 1504(CX)
+	JMP     linearL2_8x3_avx2_3x2_g3_next
+
+linearL2_8x3_avx2_3x2_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y12
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t8[l] = s[l] + s[l+8] of output 4
+	VADDPS Y9, Y8, Y4
+
+	// t8[l] = s[l] + s[l+8] of output 5
+	VADDPS Y11, Y10, Y5
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y4, Y0, Y6
+	VPERM2F128 $0x31, Y4, Y0, Y0
+	VADDPS     Y0, Y6, Y6
+	VPERM2F128 $0x20, Y5, Y1, Y0
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y6, Y3
+	VSHUFPS $0xee, Y0, Y6, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// one output at a time: y[i][j] = max(lo, z[l] + bias[j])
+	VMOVUPS Y1, 88(SP)
+	VMOVSS  88(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  92(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  104(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+	ADDQ    BX, DX
+	VMOVSS  96(SP), X0
+	VADDSS  (CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, (DX)
+	VMOVSS  100(SP), X0
+	VADDSS  4(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 4(DX)
+	VMOVSS  108(SP), X0
+	VADDSS  8(CX), X0, X0
+	VMAXSS  X0, X12, X0
+	VMOVSS  X0, 8(DX)
+
+linearL2_8x3_avx2_3x2_g3_next:
+	// n -= 3; part += 3*m*16; y += 3; bias += 3*bstep
+	ADDQ   $0x00000600, 80(SP)
+	ADDQ   $0x0c, 24(SP)
+	IMUL3Q $0x03, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x03, 16(SP)
+	JMP    linearL2_8x3_avx2_rows
+
+linearL2_8x3_avx2_rest:
+	// if n >= 2 { tile of 2; n -= 2 }
+	CMPQ 16(SP), $0x02
+	JL   linearL2_8x3_avx2_not2
+
+	// Tile of 8 sample(s) × 2 output(s) in groups [2 2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+	LEAQ (DX)(CX*1), BX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (BX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g0_zero
+	MOVQ    80(SP), DI
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 512(DI), Y4
+	VMOVUPS 544(DI), Y5
+	VMOVUPS 576(DI), Y6
+	VMOVUPS 608(DI), Y7
+	JMP     linearL2_8x3_avx2_2x2_g0_kloop
+
+linearL2_8x3_avx2_2x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_8x3_avx2_2x2_g0_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_2x2_g0_tail
+
+linearL2_8x3_avx2_2x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_8x3_avx2_2x2_g0_k
+
+linearL2_8x3_avx2_2x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_2x2_g0_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_8x3_avx2_2x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	VMOVUPS Y4, 512(CX)
+	VMOVUPS Y5, 544(CX)
+	VMOVUPS Y6, 576(CX)
+	VMOVUPS Y7, 608(CX)
+	JMP     linearL2_8x3_avx2_2x2_g0_next
+
+linearL2_8x3_avx2_2x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_8x3_avx2_2x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g1_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 128(DI), Y0
+	VMOVUPS 160(DI), Y1
+	VMOVUPS 192(DI), Y2
+	VMOVUPS 224(DI), Y3
+	VMOVUPS 640(DI), Y4
+	VMOVUPS 672(DI), Y5
+	VMOVUPS 704(DI), Y6
+	VMOVUPS 736(DI), Y7
+	JMP     linearL2_8x3_avx2_2x2_g1_kloop
+
+linearL2_8x3_avx2_2x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_8x3_avx2_2x2_g1_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_2x2_g1_tail
+
+linearL2_8x3_avx2_2x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_8x3_avx2_2x2_g1_k
+
+linearL2_8x3_avx2_2x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_2x2_g1_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_8x3_avx2_2x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	VMOVUPS Y4, 640(CX)
+	VMOVUPS Y5, 672(CX)
+	VMOVUPS Y6, 704(CX)
+	VMOVUPS Y7, 736(CX)
+	JMP     linearL2_8x3_avx2_2x2_g1_next
+
+linearL2_8x3_avx2_2x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_8x3_avx2_2x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g2_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 256(DI), Y0
+	VMOVUPS 288(DI), Y1
+	VMOVUPS 320(DI), Y2
+	VMOVUPS 352(DI), Y3
+	VMOVUPS 768(DI), Y4
+	VMOVUPS 800(DI), Y5
+	VMOVUPS 832(DI), Y6
+	VMOVUPS 864(DI), Y7
+	JMP     linearL2_8x3_avx2_2x2_g2_kloop
+
+linearL2_8x3_avx2_2x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_8x3_avx2_2x2_g2_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_2x2_g2_tail
+
+linearL2_8x3_avx2_2x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_8x3_avx2_2x2_g2_k
+
+linearL2_8x3_avx2_2x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_2x2_g2_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_8x3_avx2_2x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	VMOVUPS Y4, 768(CX)
+	VMOVUPS Y5, 800(CX)
+	VMOVUPS Y6, 832(CX)
+	VMOVUPS Y7, 864(CX)
+	JMP     linearL2_8x3_avx2_2x2_g2_next
+
+linearL2_8x3_avx2_2x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), SI
+	MOVQ    64(SP), DI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+	ADDQ    DI, SI
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (SI)
+	ADDQ         DI, SI
+	MOVQ         96(SP), CX
+	MOVQ         CX, (SI)
+
+linearL2_8x3_avx2_2x2_g2_next:
+	// Group 3: samples 6..7; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	ADDQ CX, SI
+	LEAQ (SI)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g3_zero
+	MOVQ    80(SP), DI
+	VMOVUPS 384(DI), Y0
+	VMOVUPS 416(DI), Y1
+	VMOVUPS 448(DI), Y2
+	VMOVUPS 480(DI), Y3
+	VMOVUPS 896(DI), Y4
+	VMOVUPS 928(DI), Y5
+	VMOVUPS 960(DI), Y6
+	VMOVUPS 992(DI), Y7
+	JMP     linearL2_8x3_avx2_2x2_g3_kloop
+
+linearL2_8x3_avx2_2x2_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+linearL2_8x3_avx2_2x2_g3_kloop:
+	XORQ  DI, DI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_2x2_g3_tail
+
+linearL2_8x3_avx2_2x2_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (SI)(DI*1), Y8
+	VMOVUPS     (CX)(DI*1), Y9
+	VMOVUPS     (DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y2
+	VMOVUPS     (BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y4
+	VFMADD231PS Y9, Y10, Y6
+	VMOVUPS     32(SI)(DI*1), Y8
+	VMOVUPS     32(CX)(DI*1), Y9
+	VMOVUPS     32(DX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y1
+	VFMADD231PS Y9, Y10, Y3
+	VMOVUPS     32(BX)(DI*1), Y10
+	VFMADD231PS Y8, Y10, Y5
+	VFMADD231PS Y9, Y10, Y7
+	ADDQ        $0x40, DI
+	CMPQ        DI, AX
+	JB          linearL2_8x3_avx2_2x2_g3_k
+
+linearL2_8x3_avx2_2x2_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_2x2_g3_sum
+	MOVQ 8(SP), R8
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (R8), Y8
+	VMASKMOVPS  (DX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (CX)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y2
+	VMASKMOVPS  (BX)(DI*1), Y8, Y9
+	VMASKMOVPS  (SI)(DI*1), Y8, Y10
+	VORPS       128(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y4
+	VMASKMOVPS  (CX)(DI*1), Y8, Y8
+	VORPS       128(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y6
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(R8), Y8
+	VMASKMOVPS  32(DX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y1
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y3
+	VMASKMOVPS  32(BX)(DI*1), Y8, Y9
+	VMASKMOVPS  32(SI)(DI*1), Y8, Y10
+	VORPS       160(R8), Y10, Y10
+	VFMADD231PS Y10, Y9, Y5
+	VMASKMOVPS  32(CX)(DI*1), Y8, Y8
+	VORPS       160(R8), Y8, Y8
+	VFMADD231PS Y8, Y9, Y7
+
+linearL2_8x3_avx2_2x2_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_2x2_g3_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 384(CX)
+	VMOVUPS Y1, 416(CX)
+	VMOVUPS Y2, 448(CX)
+	VMOVUPS Y3, 480(CX)
+	VMOVUPS Y4, 896(CX)
+	VMOVUPS Y5, 928(CX)
+	VMOVUPS Y6, 960(CX)
+	VMOVUPS Y7, 992(CX)
+	JMP     linearL2_8x3_avx2_2x2_g3_next
+
+linearL2_8x3_avx2_2x2_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y8
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y5, Y4, Y1
+
+	// t8[l] = s[l] + s[l+8] of output 2
+	VADDPS Y3, Y2, Y2
+
+	// t8[l] = s[l] + s[l+8] of output 3
+	VADDPS Y7, Y6, Y3
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y4
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y4, Y4
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+	VPERM2F128 $0x20, Y2, Y2, Y1
+	VPERM2F128 $0x31, Y2, Y2, Y2
+	VADDPS     Y2, Y1, Y1
+	VPERM2F128 $0x20, Y3, Y3, Y2
+	VPERM2F128 $0x31, Y3, Y3, Y3
+	VADDPS     Y3, Y2, Y2
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y4, Y3
+	VSHUFPS $0xee, Y0, Y4, Y0
+	VADDPS  Y0, Y3, Y3
+	VSHUFPS $0x44, Y2, Y1, Y0
+	VSHUFPS $0xee, Y2, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y0, Y3, Y1
+	VSHUFPS $0xdd, Y0, Y3, Y0
+	VADDPS  Y0, Y1, Y1
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), DX
+	MOVQ    64(SP), BX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+	ADDQ    BX, DX
+
+	// z[s*2+jj] = max(lo, z[s*2+jj] + bias[0+jj]); y[i][0:2] = z[s*2:][:2]
+	VBROADCASTSD (CX), Y0
+	VADDPS       Y0, Y1, Y1
+	VMAXPS       Y1, Y8, Y1
+	VMOVUPS      Y1, 88(SP)
+	MOVQ         88(SP), CX
+	MOVQ         CX, (DX)
+	ADDQ         BX, DX
+	MOVQ         96(SP), CX
+	MOVQ         CX, (DX)
+
+linearL2_8x3_avx2_2x2_g3_next:
+	// n -= 2; part += 2*m*16; y += 2; bias += 2*bstep
+	ADDQ   $0x00000400, 80(SP)
+	ADDQ   $0x08, 24(SP)
+	IMUL3Q $0x02, 72(SP), CX
+	ADDQ   CX, 40(SP)
+	SUBQ   $0x02, 16(SP)
+
+linearL2_8x3_avx2_not2:
+	// if n >= 1 { tile of 1; n -= 1 }
+	CMPQ 16(SP), $0x01
+	JL   linearL2_8x3_avx2_not1
+
+	// Tile of 8 sample(s) × 1 output(s) in groups [2 2 2 2]
+	// wp[j] = &W[j][0]
+	MOVQ 48(SP), CX
+	MOVQ 32(SP), DX
+
+	// next &W[j][0] = wp[r-1] + ldw
+	LEAQ (DX)(CX*1), CX
+	MOVQ CX, 32(SP)
+
+	// Group 0: samples 0..1; xp[i] = &x[(0+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+0+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g0_zero
+	MOVQ    80(SP), SI
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	JMP     linearL2_8x3_avx2_1x2_g0_kloop
+
+linearL2_8x3_avx2_1x2_g0_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_8x3_avx2_1x2_g0_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_1x2_g0_tail
+
+linearL2_8x3_avx2_1x2_g0_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_8x3_avx2_1x2_g0_k
+
+linearL2_8x3_avx2_1x2_g0_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_1x2_g0_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_8x3_avx2_1x2_g0_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g0_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VMOVUPS Y2, 64(CX)
+	VMOVUPS Y3, 96(CX)
+	JMP     linearL2_8x3_avx2_1x2_g0_next
+
+linearL2_8x3_avx2_1x2_g0_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_8x3_avx2_1x2_g0_next:
+	// Group 1: samples 2..3; xp[i] = &x[(2+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+2+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g1_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 128(SI), Y0
+	VMOVUPS 160(SI), Y1
+	VMOVUPS 192(SI), Y2
+	VMOVUPS 224(SI), Y3
+	JMP     linearL2_8x3_avx2_1x2_g1_kloop
+
+linearL2_8x3_avx2_1x2_g1_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_8x3_avx2_1x2_g1_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_1x2_g1_tail
+
+linearL2_8x3_avx2_1x2_g1_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_8x3_avx2_1x2_g1_k
+
+linearL2_8x3_avx2_1x2_g1_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_1x2_g1_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_8x3_avx2_1x2_g1_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g1_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 128(CX)
+	VMOVUPS Y1, 160(CX)
+	VMOVUPS Y2, 192(CX)
+	VMOVUPS Y3, 224(CX)
+	JMP     linearL2_8x3_avx2_1x2_g1_next
+
+linearL2_8x3_avx2_1x2_g1_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_8x3_avx2_1x2_g1_next:
+	// Group 2: samples 4..5; xp[i] = &x[(4+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+4+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g2_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 256(SI), Y0
+	VMOVUPS 288(SI), Y1
+	VMOVUPS 320(SI), Y2
+	VMOVUPS 352(SI), Y3
+	JMP     linearL2_8x3_avx2_1x2_g2_kloop
+
+linearL2_8x3_avx2_1x2_g2_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_8x3_avx2_1x2_g2_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_1x2_g2_tail
+
+linearL2_8x3_avx2_1x2_g2_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_8x3_avx2_1x2_g2_k
+
+linearL2_8x3_avx2_1x2_g2_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_1x2_g2_sum
+	MOVQ 8(SP), DI
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (DI), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(DI), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(DI), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(DI), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_8x3_avx2_1x2_g2_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g2_out
+	MOVQ    80(SP), CX
+	VMOVUPS Y0, 256(CX)
+	VMOVUPS Y1, 288(CX)
+	VMOVUPS Y2, 320(CX)
+	VMOVUPS Y3, 352(CX)
+	JMP     linearL2_8x3_avx2_1x2_g2_next
+
+linearL2_8x3_avx2_1x2_g2_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), CX
+	MOVQ    24(SP), BX
+	MOVQ    64(SP), SI
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+	ADDQ    SI, BX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (CX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), CX
+	MOVL         CX, (BX)
+	ADDQ         SI, BX
+	MOVL         92(SP), CX
+	MOVL         CX, (BX)
+
+linearL2_8x3_avx2_1x2_g2_next:
+	// Group 3: samples 6..7; xp[i] = &x[(6+i)*ldx]
+	MOVQ 56(SP), CX
+	MOVQ x+16(FP), BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	ADDQ CX, BX
+	LEAQ (BX)(CX*1), CX
+
+	// s[j][i][l] = flags&linearLoad != 0 ? part[(j*m+6+i)*16+l] : +0
+	TESTQ   $0x00000001, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g3_zero
+	MOVQ    80(SP), SI
+	VMOVUPS 384(SI), Y0
+	VMOVUPS 416(SI), Y1
+	VMOVUPS 448(SI), Y2
+	VMOVUPS 480(SI), Y3
+	JMP     linearL2_8x3_avx2_1x2_g3_kloop
+
+linearL2_8x3_avx2_1x2_g3_zero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+linearL2_8x3_avx2_1x2_g3_kloop:
+	XORQ  SI, SI
+	TESTQ AX, AX
+	JZ    linearL2_8x3_avx2_1x2_g3_tail
+
+linearL2_8x3_avx2_1x2_g3_k:
+	// for k := 0; k < kend; k += 16 { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) }
+	VMOVUPS     (BX)(SI*1), Y4
+	VMOVUPS     (CX)(SI*1), Y5
+	VMOVUPS     (DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS     32(BX)(SI*1), Y4
+	VMOVUPS     32(CX)(SI*1), Y5
+	VMOVUPS     32(DX)(SI*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y3
+	ADDQ        $0x40, SI
+	CMPQ        SI, AX
+	JB          linearL2_8x3_avx2_1x2_g3_k
+
+linearL2_8x3_avx2_1x2_g3_tail:
+	// if t > 0 { for l := 0; l < t; l++ { s[j][i][l] = fma(x[i][k+l], W[j][k+l], s[j][i][l]) } }
+	// The lanes l >= t must not change (an added 0·0 would turn a -0 chain into +0).
+	CMPQ (SP), $0x00
+	JE   linearL2_8x3_avx2_1x2_g3_sum
+	MOVQ 8(SP), AX
+
+	// lanes 0..7: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     (AX), Y4
+	VMASKMOVPS  (DX)(SI*1), Y4, Y5
+	VMASKMOVPS  (BX)(SI*1), Y4, Y6
+	VORPS       128(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	VMASKMOVPS  (CX)(SI*1), Y4, Y4
+	VORPS       128(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y2
+
+	// lanes 8..15: W[j][k+l] (+0 past the tail), x[i][k+l] (-0 past the tail)
+	VMOVUPS     32(AX), Y4
+	VMASKMOVPS  32(DX)(SI*1), Y4, Y5
+	VMASKMOVPS  32(BX)(SI*1), Y4, Y6
+	VORPS       160(AX), Y6, Y6
+	VFMADD231PS Y6, Y5, Y1
+	VMASKMOVPS  32(CX)(SI*1), Y4, Y4
+	VORPS       160(AX), Y4, Y4
+	VFMADD231PS Y4, Y5, Y3
+
+linearL2_8x3_avx2_1x2_g3_sum:
+	// if flags&linearStore != 0 { part[(j*m+i)*16+l] = s[j][i][l] } else { finish the outputs }
+	TESTQ   $0x00000002, flags+96(FP)
+	JZ      linearL2_8x3_avx2_1x2_g3_out
+	MOVQ    80(SP), AX
+	VMOVUPS Y0, 384(AX)
+	VMOVUPS Y1, 416(AX)
+	VMOVUPS Y2, 448(AX)
+	VMOVUPS Y3, 480(AX)
+	JMP     linearL2_8x3_avx2_1x2_g3_next
+
+linearL2_8x3_avx2_1x2_g3_out:
+	// y = Dot16's tree of s + bias[j]; y = lo > y ? lo : y; y[i*ldy+j] = y
+	VBROADCASTSS lo+80(FP), Y4
+
+	// t8[l] = s[l] + s[l+8] of output 0
+	VADDPS Y1, Y0, Y0
+
+	// t8[l] = s[l] + s[l+8] of output 1
+	VADDPS Y3, Y2, Y1
+
+	// t4[l] = t8[l] + t8[l+4], for two vectors at once
+	VPERM2F128 $0x20, Y0, Y0, Y2
+	VPERM2F128 $0x31, Y0, Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VPERM2F128 $0x20, Y1, Y1, Y0
+	VPERM2F128 $0x31, Y1, Y1, Y1
+	VADDPS     Y1, Y0, Y0
+
+	// t2[l] = t4[l] + t4[l+2], for two vectors at once
+	VSHUFPS $0x44, Y0, Y2, Y1
+	VSHUFPS $0xee, Y0, Y2, Y0
+	VADDPS  Y0, Y1, Y1
+
+	// y = t2[0] + t2[1], for two vectors at once
+	VSHUFPS $0x88, Y1, Y1, Y0
+	VSHUFPS $0xdd, Y1, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    40(SP), AX
+	MOVQ    24(SP), CX
+	MOVQ    64(SP), DX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+	ADDQ    DX, CX
+
+	// z[s*1+jj] = max(lo, z[s*1+jj] + bias[0+jj]); y[i][0:1] = z[s*1:][:1]
+	VBROADCASTSS (AX), Y1
+	VADDPS       Y1, Y0, Y0
+	VMAXPS       Y0, Y4, Y0
+	VMOVUPS      Y0, 88(SP)
+	MOVL         88(SP), AX
+	MOVL         AX, (CX)
+	ADDQ         DX, CX
+	MOVL         92(SP), AX
+	MOVL         AX, (CX)
+
+linearL2_8x3_avx2_1x2_g3_next:
+	// n -= 1; part += 1*m*16; y += 1; bias += 1*bstep
+	ADDQ   $0x00000200, 80(SP)
+	ADDQ   $0x04, 24(SP)
+	IMUL3Q $0x01, 72(SP), AX
+	ADDQ   AX, 40(SP)
+	SUBQ   $0x01, 16(SP)
+
+linearL2_8x3_avx2_not1:
+	VZEROUPPER
+	RET
+
 // func linearBackData_1x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·linearBackData_1x128_avx512(SB), NOSPLIT, $40-65

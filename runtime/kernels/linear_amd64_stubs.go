@@ -12,6 +12,7 @@ package kernels
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W.
 //
 //go:noescape
 func linear_1x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -24,6 +25,7 @@ func linear_1x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_2x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -36,6 +38,7 @@ func linear_2x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -48,6 +51,7 @@ func linear_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -60,6 +64,7 @@ func linear_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -72,6 +77,7 @@ func linear_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -84,6 +90,7 @@ func linear_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -96,6 +103,7 @@ func linear_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_8x2_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -108,6 +116,7 @@ func linear_8x2_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W.
 //
 //go:noescape
 func linear_1x6_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -120,6 +129,7 @@ func linear_1x6_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_2x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -132,6 +142,7 @@ func linear_2x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -144,6 +155,7 @@ func linear_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_4x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -156,6 +168,7 @@ func linear_4x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_5x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -168,6 +181,7 @@ func linear_5x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_6x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -180,6 +194,7 @@ func linear_6x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_7x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
@@ -192,9 +207,179 @@ func linear_7x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw i
 // relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
 // of 16 but the last): flags&1 continues the 16 lane sums of each output from
 // part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It prefetches W 1024 bytes ahead (for a W beyond L2).
 //
 //go:noescape
 func linear_8x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_2x8_avx512 is Linear for 2 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_2x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_3x8_avx512 is Linear for 3 sample(s) × n outputs (n, k ≥ 1) in tiles of 8 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [3],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_3x8_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_4x6_avx512 is Linear for 4 sample(s) × n outputs (n, k ≥ 1) in tiles of 6 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [4],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_4x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_5x4_avx512 is Linear for 5 sample(s) × n outputs (n, k ≥ 1) in tiles of 4 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [5],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_5x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_6x4_avx512 is Linear for 6 sample(s) × n outputs (n, k ≥ 1) in tiles of 4 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [6],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_6x4_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_7x3_avx512 is Linear for 7 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [7],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_7x3_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_8x6_avx512 is Linear for 8 sample(s) × n outputs (n, k ≥ 1) in tiles of 6 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [4 4],
+// each output a 16-lane FMA chain in 1 zmm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2); its K loop is unrolled twice.
+//
+//go:noescape
+func linearL2_8x6_avx512(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_3x2_avx2 is Linear for 3 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [3],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2).
+//
+//go:noescape
+func linearL2_3x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_4x3_avx2 is Linear for 4 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2).
+//
+//go:noescape
+func linearL2_4x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_5x2_avx2 is Linear for 5 sample(s) × n outputs (n, k ≥ 1) in tiles of 2 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [3 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2).
+//
+//go:noescape
+func linearL2_5x2_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_6x3_avx2 is Linear for 6 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2).
+//
+//go:noescape
+func linearL2_6x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_7x3_avx2 is Linear for 7 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2 2 1],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2).
+//
+//go:noescape
+func linearL2_7x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
+
+// linearL2_8x3_avx2 is Linear for 8 sample(s) × n outputs (n, k ≥ 1) in tiles of 3 output(s)
+// (then one tile of each smaller width for the rest), each tile run as sample groups [2 2 2 2],
+// each output a 16-lane FMA chain in 2 ymm, reduced several outputs at a time by a
+// transposing butterfly that keeps Dot16's tree for each. bias points at bias[0] and bstep
+// is 1, or bias points at 16 × -0 (adding them changes nothing) and bstep is 0; lo is 0 for
+// relu, else -Inf: y = lo > y ? lo : y. A call may cover one chunk of the inputs (a multiple
+// of 16 but the last): flags&1 continues the 16 lane sums of each output from
+// part[(j*m+i)*16:], flags&2 stores them there instead of finishing the outputs.
+// It does not prefetch W (for a W within L2).
+//
+//go:noescape
+func linearL2_8x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw int, bias *float32, bstep int, n int, k int, lo float32, part *float32, flags int)
 
 // linearBackData_1x128_avx512 is LinearBackData for 1 sample(s) (n, k ≥ 1): tiles of 128 columns × 1 sample(s)
 // in 8 zmm accumulators, each lane one element's FMA chain over j ascending from +0,

@@ -202,6 +202,55 @@ func TestLinearKernelsMatchGo(t *testing.T) {
 	}
 }
 
+// TestLinearKernelsBothSets runs the shapes of TestLinearKernelsMatchGo
+// (fewer of them) through each of the two kernel sets, the one with W
+// prefetch (for a W beyond L2) and the one without (ks.l2), whatever the size
+// of W: every tile, every partial tile, k off multiples of 16, one and several
+// sample blocks, chunked inputs.
+func TestLinearKernelsBothSets(t *testing.T) {
+	isas := linAvailable(t)
+	defer func(v int) { linearL2 = v }(linearL2)
+	rng := rand.New(rand.NewPCG(15, 16))
+	var arena linArena
+	defer arena.free()
+	c := 0
+	for _, l2 := range []int{-1, math.MaxInt} {
+		linearL2 = l2
+		for _, k := range []int{1, 17, 33, 1024 + 16, 4096 + 5} {
+			for _, m := range linTestM {
+				for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 13, 25, 49} {
+					c++
+					ldx, ldw, ldy := linLayout(c, k, n)
+					mode := c % 5
+					x := arena.tail(t, (m-1)*ldx+k)
+					w := arena.tail(t, (n-1)*ldw+k)
+					b := arena.tail(t, n)
+					linFillMode(rng, x, mode, k, true)
+					linFillMode(rng, w, mode, k, false)
+					linFill(rng, b, false, 0.1)
+					relu := c%2 == 0
+					var bias []float32
+					if c%4 < 2 {
+						bias = b
+					}
+					want := linOutBuf((m-1)*ldy + n)
+					linearGo(want[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+					for _, isa := range isas {
+						what := fmt.Sprintf("%s l2=%d m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d bias=%v relu=%v mode=%d",
+							isa, l2, m, n, k, ldx, ldw, ldy, bias != nil, relu, mode)
+						got := linOutBuf((m-1)*ldy + n)
+						restore := linUse(isa)
+						linCatch(t, what, func() { linear(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu) })
+						restore()
+						linCompare(t, what, got, want, m, n, ldy)
+					}
+					arena.free()
+				}
+			}
+		}
+	}
+}
+
 // TestLinearKernelsSpecials runs dense special values (NaN, ±Inf, ±0,
 // subnormals, ±MaxFloat32) through every variant and small shape.
 func TestLinearKernelsSpecials(t *testing.T) {
