@@ -375,9 +375,10 @@ func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, bod
 	block := []jen.Code{unit}
 	if next != "" {
 		block = append(block,
-			jen.Comment("Prefetch the next block (the first, for the next claim) over these rows."),
-			x("u2 := (u + 1) %% (%s)", units),
-			x("nx := %s", next),
+			jen.Comment("Prefetch the next block (the first, for the next claim) over these rows,"),
+			jen.Comment("unless it is this one."),
+			jen.Var().Id("nx").Index().Float32(),
+			jen.If(x("u2 := (u + 1) %% (%s); u2 != u", units)).Block(x("nx = %s", next)),
 		)
 	}
 	return []jen.Code{

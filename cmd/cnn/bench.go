@@ -52,8 +52,11 @@ type benchResult struct {
 	PeakBestGFLOPS float64      `json:"peak_best_gflops"`
 	Layers         []benchLayer `json:"layers"`
 	// Conv sums the convolution tasks (forward, and in a training step their
-	// input and weight gradients): median time, GFLOP/s, and % of the peak,
-	// which is the FLOP-weighted efficiency of the convolutions.
+	// input and weight gradients): the sum of their median times, GFLOP/s, and
+	// % of the peak, which is the FLOP-weighted efficiency of the convolutions.
+	// A Winograd layer (fast mode) is credited with a direct convolution's
+	// FLOPs, so fast mode can pass 100%; a max pool that an evaluation
+	// convolution computes (gen's fusePools) counts in that convolution's time.
 	Conv benchSum `json:"conv"`
 }
 

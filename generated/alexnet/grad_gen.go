@@ -62,9 +62,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -1331,9 +1334,12 @@ func (m *Model) bwd3Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*153600 : (u2+1)*153600]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*153600 : (u2+1)*153600]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH

@@ -84,9 +84,12 @@ func (m *Model) eval1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -185,9 +188,12 @@ func (m *Model) eval3(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -279,9 +285,12 @@ func (m *Model) eval5(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -347,9 +356,12 @@ func (m *Model) eval6(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32

@@ -62,9 +62,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -199,9 +202,12 @@ func (m *Model) fwd4(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -336,9 +342,12 @@ func (m *Model) fwd7(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -449,9 +458,12 @@ func (m *Model) fwd9(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -2452,9 +2464,12 @@ func (m *Model) bwd9Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*73728 : (u2+1)*73728]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*73728 : (u2+1)*73728]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2654,9 +2669,12 @@ func (m *Model) bwd7Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*73728 : (u2+1)*73728]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*73728 : (u2+1)*73728]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2898,9 +2916,12 @@ func (m *Model) bwd4Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*36864 : (u2+1)*36864]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*36864 : (u2+1)*36864]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3142,9 +3163,12 @@ func (m *Model) bwd1Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*18432 : (u2+1)*18432]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*18432 : (u2+1)*18432]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH

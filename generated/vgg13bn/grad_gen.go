@@ -62,9 +62,12 @@ func (m *Model) fwd1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -175,9 +178,12 @@ func (m *Model) fwd3(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -312,9 +318,12 @@ func (m *Model) fwd6(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -425,9 +434,12 @@ func (m *Model) fwd8(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -562,9 +574,12 @@ func (m *Model) fwd11(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -675,9 +690,12 @@ func (m *Model) fwd13(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -2678,9 +2696,12 @@ func (m *Model) bwd13Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*73728 : (u2+1)*73728]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*73728 : (u2+1)*73728]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -2880,9 +2901,12 @@ func (m *Model) bwd11Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*73728 : (u2+1)*73728]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*73728 : (u2+1)*73728]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3124,9 +3148,12 @@ func (m *Model) bwd8Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*36864 : (u2+1)*36864]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*36864 : (u2+1)*36864]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3326,9 +3353,12 @@ func (m *Model) bwd6Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*36864 : (u2+1)*36864]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*36864 : (u2+1)*36864]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3570,9 +3600,12 @@ func (m *Model) bwd3Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*18432 : (u2+1)*18432]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*18432 : (u2+1)*18432]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
@@ -3772,9 +3805,12 @@ func (m *Model) bwd1Data(w, nw int) {
 		for u := 0; u < G*ICB; u++ {
 			g, ib := u/ICB, u%ICB
 			nr := min(NR, ICg-ib*NR)
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * ICB)
-			nx := wt[u2*18432 : (u2+1)*18432]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*18432 : (u2+1)*18432]
+			}
 			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH

@@ -77,9 +77,12 @@ func (m *Model) eval1(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -145,9 +148,12 @@ func (m *Model) eval2(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -239,9 +245,12 @@ func (m *Model) eval4(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -307,9 +316,12 @@ func (m *Model) eval5(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -401,9 +413,12 @@ func (m *Model) eval7(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -462,9 +477,12 @@ func (m *Model) eval8(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -523,9 +541,12 @@ func (m *Model) eval9(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -591,9 +612,12 @@ func (m *Model) eval10(w, nw int) {
 		r1 := min(r0+claim, rows)
 		for u := 0; u < G*OCB; u++ {
 			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows.
-			u2 := (u + 1) % (G * OCB)
-			nx := wt[u2*PACK : (u2+1)*PACK]
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * OCB); u2 != u {
+				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32

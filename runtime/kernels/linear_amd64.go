@@ -270,8 +270,8 @@ func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32,
 	} else {
 		kc = max(lanes, kc-kc%lanes)
 	}
-	// The chunk's copy lives on the stack: no allocation, nothing shared
-	// between concurrent callers.
+	// The chunk's copy lives on the stack: no heap allocation (a goroutine's
+	// stack grows once to hold it), nothing shared between concurrent callers.
 	var chunk [linearBackWeightXBytes / 4]float32
 	buf := chunk[:m*kc]
 	for k0 := 0; k0 < k; k0 += kc {

@@ -50,7 +50,9 @@ func PackGatherNT(dst, src []float32, n, sstep, jstride, nj int) {
 // PackGatherNT and before publishing their output (closing a channel,
 // sync.WaitGroup.Done, returning to a caller that hands it on). It must run
 // on the ISA the PackGatherNT calls ran on (SetISA must not be called
-// between them).
+// between them). If the Go scheduler moves the goroutine to another thread in
+// between, the switch itself drains the write-combining buffers (it runs
+// LOCK-prefixed instructions, which order streaming stores on x86).
 func PackFence() { packFence() }
 
 // checkPackGather panics, naming the function, on arguments PackGather does
