@@ -215,6 +215,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 	res.MedianMS = float64(med) / 1e6
 	res.MinMS = float64(slicesMin(total)) / 1e6
 	var macs int64
+	var convFlops float64 // of the convolution tasks, for res.Conv
 	for i, t := range tasks {
 		if len(times[i]) == 0 {
 			continue
@@ -224,7 +225,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 		flops := 2 * float64(t.MACs) * float64(batch)
 		if t.Kind == "conv" && flops > 0 {
 			res.Conv.MS += l.MS
-			res.Conv.GFLOPS += flops / 1e9 // GFLOP for now, divided by the time below
+			convFlops += flops
 		}
 		macs += t.MACs * int64(batch)
 		if d > 0 && flops > 0 {
@@ -245,7 +246,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 	}
 	res.GFLOPS = 2 * float64(macs) / med.Seconds() / 1e9
 	if res.Conv.MS > 0 {
-		res.Conv.GFLOPS /= res.Conv.MS / 1e3
+		res.Conv.GFLOPS = convFlops / (res.Conv.MS / 1e3) / 1e9
 		if peak > 0 {
 			res.Conv.PctPeak = 100 * res.Conv.GFLOPS / peak
 		}

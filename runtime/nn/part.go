@@ -1,12 +1,15 @@
 package nn
 
-// Part returns the i-th of n consecutive, nearly equal parts of s (0 ≤ i < n):
-// s[i*len(s)/n : (i+1)*len(s)/n]. The parts cover s in order without overlap.
+import "github.com/cnngen/cnngen/runtime/parallel"
+
+// Part returns the i-th of n consecutive, nearly equal parts of s (0 ≤ i < n),
+// split as parallel.Span splits work. The parts cover s in order without overlap.
 // Generated convolutions hand each row of a claim one part of the weights to
 // prefetch (kernels.ConvNHWCNext), so that a claim's rows together bring in
 // the next block's weights.
 func Part(s []float32, i, n int) []float32 {
-	return s[i*len(s)/n : (i+1)*len(s)/n]
+	lo, hi := parallel.Span(len(s), i, n)
+	return s[lo:hi]
 }
 
 // Head returns the first n elements of s, or all of s if it is shorter.
