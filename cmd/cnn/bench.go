@@ -225,7 +225,7 @@ func bench(name string, batch, threads int, mode runtime.Mode, train bool, reps,
 		flops := 2 * float64(t.MACs) * float64(batch)
 		if t.Kind == "conv" && flops > 0 {
 			res.Conv.MS += l.MS
-			convFlops += flops
+			convFlops += float64(flops) // rounded before the sum: no fused multiply-add
 		}
 		macs += t.MACs * int64(batch)
 		if d > 0 && flops > 0 {
