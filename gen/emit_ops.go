@@ -291,8 +291,27 @@ func (g *stepGen) convFwd() []jen.Code {
 	}
 	body := []jen.Code{x("b, oy := r/OH, r%%OH")}
 	args := []jen.Code{x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
-		x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU), jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0"))}
-	if !c.Fwd.ByBlocks {
+		x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)}
+	next := "wt[u2*PACK : (u2+1)*PACK]"
+	switch {
+	case c.Fwd.RowMajor:
+		// Each row runs every block; the weights stay in cache. Each block's call
+		// prefetches its share of the next row's output, the first also the input
+		// rows the next row adds: few channels per call (a first layer's) leave
+		// too few kernel iterations for one call to cover a whole row.
+		next = ""
+		body = append(body,
+			jen.Var().Id("nin").Op(",").Id("nout").Index().Float32(),
+			jen.If(x("r+1 < r1 && oy+1 < OH")).Block(
+				jen.If(x("u == 0")).Block(
+					x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString()),
+				),
+				x("nout = %s", jen.Qual(pkgNN, "Part").Call(x("out[b*OS+OI+(oy+1)*ORS:][:OW*OC]"), x("u"), x("G*OCB")).GoString()),
+			),
+		)
+		args = append(args, x("nin"), x("nout"))
+	case !c.Fwd.ByBlocks:
+		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
 		// A rows split runs over big activations: while the first block computes a
 		// row, it also prefetches the input rows the next row adds and that row's
 		// output (all its channels), which would otherwise come from memory.
@@ -304,6 +323,8 @@ func (g *stepGen) convFwd() []jen.Code {
 			),
 		)
 		args = append(args, x("nin"), x("nout"))
+	default:
+		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
 	}
 	body = append(body, jen.Qual(pkgKernels, "ConvNHWCNext").Call(args...))
 	group := 1
@@ -319,7 +340,7 @@ func (g *stepGen) convFwd() []jen.Code {
 			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
 		))
 	}
-	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB", "wt[u2*PACK : (u2+1)*PACK]", group,
+	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB", next, group,
 		x("g, ob := u/OCB, u%%OCB"), body...)...)
 }
 
@@ -331,7 +352,8 @@ func (g *stepGen) convFwd() []jen.Code {
 // since no sum is split.
 //
 //	rows split:   claim CLAIM rows at a time (CHUNK, or less so that every worker
-//	              gets several), run every block over them;
+//	              gets several), run every block over them (RowMajor: run every
+//	              block over each row in turn);
 //	blocks split: claim one block at a time, run it over every row (or over one of
 //	              ⌈8·workers/blocks⌉ parts of the rows when blocks are few).
 //
@@ -381,6 +403,10 @@ func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, bod
 			jen.If(x("u2 := (u + 1) %% (%s); u2 != u", units)).Block(x("nx = %s", next)),
 		)
 	}
+	nest := loop("u", 0, units, append(block, loop("r", "r0", "r1", body...))...)
+	if s.RowMajor {
+		nest = loop("r", "r0", "r1", loop("u", 0, units, append(block, body...)...))
+	}
 	return []jen.Code{
 		jen.Comment("The workers claim rows, a few at a time; each runs every channel block over them."),
 		jen.Const().Id("CHUNK").Op("=").Lit(s.Chunk).Comment("rows whose input stays in L2 while every block runs over them"),
@@ -390,7 +416,7 @@ func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, bod
 			x("r0 := int(m.next.Add(int64(claim))) - claim"),
 			jen.If(x("r0 >= rows")).Block(jen.Return()),
 			x("r1 := min(r0+claim, rows)"),
-			loop("u", 0, units, append(block, loop("r", "r0", "r1", body...))...),
+			nest,
 		),
 	}
 }

@@ -246,11 +246,25 @@ type ConvPlan struct {
 type Schedule struct {
 	ByBlocks bool // the workers claim channel blocks, each running its block over its rows
 	Chunk    int  // rows per claim in a row split (unused by a block split)
+	// RowMajor is a rows split whose weights are so small (rowMajorWeights) that
+	// each row runs every block before the next: a call then prefetches its share
+	// of the next row's output, so that all of it is in L2 when that row is stored.
+	RowMajor bool
 }
+
+// rowMajorWeights is the most packed weights a RowMajor rows split may have:
+// they stay in L2 (and mostly L1) however the rows and blocks interleave. VGG's
+// first layer (3 → 64, 7 KB) writes 12.8 MB at 224×224 and computes only 27
+// FMAs per output: block by block its stores waited for memory, row by row with
+// the next row's output prefetched it ran 1.6× faster (BenchmarkConvNHWCLayer).
+const rowMajorWeights = 32 << 10
 
 func (s Schedule) String() string {
 	if s.ByBlocks {
 		return "blocks"
+	}
+	if s.RowMajor {
+		return fmt.Sprintf("rows, %d-row chunks, every block per row", s.Chunk)
 	}
 	return fmt.Sprintf("rows, %d-row chunks", s.Chunk)
 }
@@ -294,7 +308,9 @@ func schedule(rows, units, rowBytes, step, window, blockBytes int) Schedule {
 	if input+blockBytes > 2*chunkBudget {
 		byBlocks = weights + units*input
 	}
-	return Schedule{ByBlocks: units >= 4 && byBlocks < byRows, Chunk: chunk}
+	s := Schedule{ByBlocks: units >= 4 && byBlocks < byRows, Chunk: chunk}
+	s.RowMajor = !s.ByBlocks && weights <= rowMajorWeights
+	return s
 }
 
 // Build plans m for the generated package pkg; source is the spec path used in
@@ -611,6 +627,9 @@ func partition(p *Plan, prog *Program) error {
 			st.Tile = fmt.Sprintf("pixels×%d", kernels.NR)
 			if !c.Fwd.ByBlocks {
 				st.Tile += fmt.Sprintf(", %d-row chunks", c.Fwd.Chunk)
+				if c.Fwd.RowMajor {
+					st.Tile += ", every block per row"
+				}
 			}
 			units := "output-channel blocks"
 			if c.WgradTaps {

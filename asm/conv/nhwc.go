@@ -30,7 +30,7 @@ func (t nhwcTile) name() string {
 	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.Name)
 }
 
-const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)"
+const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int, pfk int)"
 
 // convNHWC emits ConvNHWC for tile t:
 //
@@ -64,7 +64,7 @@ func convNHWC(t nhwcTile) {
 	rem := simd.LoadGP("np")
 	nrr := simd.LoadGP("nr")
 	m := setupMasks(t.isa, nrr, t.vecs)
-	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8)}
+	l := nhwcLocals{ky: AllocLocal(8), kx: AllocLocal(8), pfc: AllocLocal(8)}
 	for r, a := range [][2]string{{"pf", "pfn"}, {"pf2", "pfn2"}, {"pf3", "pfn3"}} {
 		Commentf("prefetch range %d: [%s, %s + 64*%s)", r+1, a[0], a[0], a[1])
 		l.pf[r], l.pfe[r] = AllocLocal(8), AllocLocal(8)
@@ -100,6 +100,7 @@ func convNHWC(t nhwcTile) {
 type nhwcLocals struct {
 	ky, kx    Mem    // remaining kernel rows, columns
 	pf, pfe   [3]Mem // per prefetch range: the next line to prefetch, the end
+	pfc       Mem    // lines left to prefetch at this iteration
 	nrb, joff Mem    // passes only: nr*4, and the pass's channel offset in bytes
 }
 
@@ -225,6 +226,9 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	Comment("the next line of the first prefetch range that has one left:",
 		"if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...")
 	pr := GP64()
+	MOVQ(simd.Arg("pfk"), pr)
+	MOVQ(pr, l.pfc)
+	Label(lbl + "_pf")
 	for r := range l.pf {
 		MOVQ(l.pf[r], pr)
 		CMPQ(pr, l.pfe[r])
@@ -232,9 +236,13 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 		PREFETCHT1(Mem{Base: pr})
 		ADDQ(U8(64), pr)
 		MOVQ(pr, l.pf[r])
-		JMP(LabelRef(lbl + "_pfdone"))
+		JMP(LabelRef(lbl + "_pfnext"))
 		Label(fmt.Sprintf("%s_nopf%d", lbl, r+1))
 	}
+	JMP(LabelRef(lbl + "_pfdone"))
+	Label(lbl + "_pfnext")
+	DECQ(l.pfc)
+	JNZ(LabelRef(lbl + "_pf"))
 	Label(lbl + "_pfdone")
 	for u := 0; u < U; u++ {
 		step(u)

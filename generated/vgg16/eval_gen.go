@@ -75,22 +75,18 @@ func (m *Model) eval1(w, nw int) {
 			return
 		}
 		r1 := min(r0+claim, rows)
-		for u := 0; u < G*OCB; u++ {
-			g, ob := u/OCB, u%OCB
-			// Prefetch the next block (the first, for the next claim) over these rows,
-			// unless it is this one.
-			var nx []float32
-			if u2 := (u + 1) % (G * OCB); u2 != u {
-				nx = wt[u2*PACK : (u2+1)*PACK]
-			}
-			for r := r0; r < r1; r++ {
+		for r := r0; r < r1; r++ {
+			for u := 0; u < G*OCB; u++ {
+				g, ob := u/OCB, u%OCB
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
-				if u == 0 && r+1 < r1 && oy+1 < OH {
-					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
+				if r+1 < r1 && oy+1 < OH {
+					if u == 0 {
+						nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+					}
+					nout = nn.Part(out[b*OS+OI+(oy+1)*ORS:][:OW*OC], u, G*OCB)
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin, nout)
 			}
 		}
 	}

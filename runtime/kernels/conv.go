@@ -40,9 +40,11 @@ func ConvNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 // three ranges of memory to be brought into the core's L2 cache while it
 // computes: what a later call will read (the packed weights of the next block,
 // the next row's input rows) or write (its output row). The assembly kernels
-// prefetch one 64-byte line per step of their unrolled channel loop, from the
+// prefetch 64-byte lines at each step of their unrolled channel loop, from the
 // start of the first range, then of the next, until the ranges or the call
-// end. A row whose weights or input come from memory waits for their transfer;
+// end: one line a step, or as many (up to 8) as it takes to cover the ranges in
+// the steps the call has (a first layer's 9 channels a kernel row leave few). A
+// row whose weights or input come from memory waits for their transfer;
 // prefetched, they arrive under the FMAs. The pure-Go twin ignores next.
 func ConvNHWCNext(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next ...[]float32) {
 	if np <= 0 || nr <= 0 {

@@ -12,6 +12,9 @@ import "unsafe"
 // starting each chain from +0 is what the contract says for none.
 var convZeroBias [NR]float32
 
+// convMaxPrefetchPerIter caps the lines a kernel prefetches at once.
+var convMaxPrefetchPerIter = 8
+
 func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next [][]float32) {
 	if !useAVX512 && !useAVX2 {
 		convNHWCGo(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu)
@@ -45,10 +48,22 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 			pf[i], pfn[i] = &next[i][0], int(last>>6-first>>6)+1
 		}
 	}
+	// The kernel prefetches pfk lines at each iteration of its channel loop
+	// (unrolled 4 times): enough that every line is fetched before the call
+	// ends, however few iterations it has (a first layer's 9 channels a row).
+	maxP, passes := 14, 1
+	if !useAVX512 {
+		maxP, passes = 6, 2
+	}
+	pfk := 1
+	if lines := pfn[0] + pfn[1] + pfn[2]; lines > 0 {
+		slots := max(1, (np+maxP-1)/maxP*passes*kh*kw*(cin/4))
+		pfk = min(convMaxPrefetchPerIter, (lines+slots-1)/slots)
+	}
 	if useAVX512 {
-		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2])
+		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
 	} else {
-		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2])
+		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
 	}
 }
 

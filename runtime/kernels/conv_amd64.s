@@ -70,9 +70,9 @@ DATA convMaskTable<>+248(SB)/4, $0x00000000
 DATA convMaskTable<>+252(SB)/4, $0x00000000
 GLOBL convMaskTable<>(SB), RODATA|NOPTR, $256
 
-// func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)
+// func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int, pfk int)
 // Requires: AVX, AVX512DQ, AVX512F, MMX+
-TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $64-160
+TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $72-168
 	// Pixel tiles: out, in and the pixel count advance by P pixels per tile.
 	MOVQ out+0(FP), AX
 	MOVQ in+16(FP), DX
@@ -89,27 +89,27 @@ TEXT ·convNHWC_14x32_avx512(SB), NOSPLIT, $64-160
 
 	// prefetch range 1: [pf, pf + 64*pfn)
 	MOVQ pf+112(FP), CX
-	MOVQ CX, 16(SP)
+	MOVQ CX, 24(SP)
 	MOVQ pfn+120(FP), SI
 	SHLQ $0x06, SI
 	ADDQ CX, SI
-	MOVQ SI, 24(SP)
+	MOVQ SI, 32(SP)
 
 	// prefetch range 2: [pf2, pf2 + 64*pfn2)
 	MOVQ pf2+128(FP), CX
-	MOVQ CX, 32(SP)
+	MOVQ CX, 40(SP)
 	MOVQ pfn2+136(FP), SI
 	SHLQ $0x06, SI
 	ADDQ CX, SI
-	MOVQ SI, 40(SP)
+	MOVQ SI, 48(SP)
 
 	// prefetch range 3: [pf3, pf3 + 64*pfn3)
 	MOVQ pf3+144(FP), CX
-	MOVQ CX, 48(SP)
+	MOVQ CX, 56(SP)
 	MOVQ pfn3+152(FP), SI
 	SHLQ $0x06, SI
 	ADDQ CX, SI
-	MOVQ SI, 56(SP)
+	MOVQ SI, 64(SP)
 
 	// for n > 0 { P := tile size (14, or what is left, halved above 14); tile[P](); n -= P }
 convNHWC_14x32_avx512_next:
@@ -216,33 +216,43 @@ convNHWC_14x32_avx512_14_kx:
 convNHWC_14x32_avx512_14_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R14
-	CMPQ       R14, 24(SP)
+	MOVQ pfk+160(FP), R14
+	MOVQ R14, 16(SP)
+
+convNHWC_14x32_avx512_14_pf:
+	MOVQ       24(SP), R14
+	CMPQ       R14, 32(SP)
 	JAE        convNHWC_14x32_avx512_14_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 16(SP)
-	JMP        convNHWC_14x32_avx512_14_pfdone
+	MOVQ       R14, 24(SP)
+	JMP        convNHWC_14x32_avx512_14_pfnext
 
 convNHWC_14x32_avx512_14_nopf1:
-	MOVQ       32(SP), R14
-	CMPQ       R14, 40(SP)
+	MOVQ       40(SP), R14
+	CMPQ       R14, 48(SP)
 	JAE        convNHWC_14x32_avx512_14_nopf2
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 32(SP)
-	JMP        convNHWC_14x32_avx512_14_pfdone
+	MOVQ       R14, 40(SP)
+	JMP        convNHWC_14x32_avx512_14_pfnext
 
 convNHWC_14x32_avx512_14_nopf2:
-	MOVQ       48(SP), R14
-	CMPQ       R14, 56(SP)
+	MOVQ       56(SP), R14
+	CMPQ       R14, 64(SP)
 	JAE        convNHWC_14x32_avx512_14_nopf3
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 48(SP)
-	JMP        convNHWC_14x32_avx512_14_pfdone
+	MOVQ       R14, 56(SP)
+	JMP        convNHWC_14x32_avx512_14_pfnext
 
 convNHWC_14x32_avx512_14_nopf3:
+	JMP convNHWC_14x32_avx512_14_pfdone
+
+convNHWC_14x32_avx512_14_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_14_pf
+
 convNHWC_14x32_avx512_14_pfdone:
 	VMOVUPS      (CX), Z28
 	VMOVUPS      64(CX), Z29
@@ -651,33 +661,43 @@ convNHWC_14x32_avx512_13_kx:
 convNHWC_14x32_avx512_13_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R14
-	CMPQ       R14, 24(SP)
+	MOVQ pfk+160(FP), R14
+	MOVQ R14, 16(SP)
+
+convNHWC_14x32_avx512_13_pf:
+	MOVQ       24(SP), R14
+	CMPQ       R14, 32(SP)
 	JAE        convNHWC_14x32_avx512_13_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 16(SP)
-	JMP        convNHWC_14x32_avx512_13_pfdone
+	MOVQ       R14, 24(SP)
+	JMP        convNHWC_14x32_avx512_13_pfnext
 
 convNHWC_14x32_avx512_13_nopf1:
-	MOVQ       32(SP), R14
-	CMPQ       R14, 40(SP)
+	MOVQ       40(SP), R14
+	CMPQ       R14, 48(SP)
 	JAE        convNHWC_14x32_avx512_13_nopf2
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 32(SP)
-	JMP        convNHWC_14x32_avx512_13_pfdone
+	MOVQ       R14, 40(SP)
+	JMP        convNHWC_14x32_avx512_13_pfnext
 
 convNHWC_14x32_avx512_13_nopf2:
-	MOVQ       48(SP), R14
-	CMPQ       R14, 56(SP)
+	MOVQ       56(SP), R14
+	CMPQ       R14, 64(SP)
 	JAE        convNHWC_14x32_avx512_13_nopf3
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 48(SP)
-	JMP        convNHWC_14x32_avx512_13_pfdone
+	MOVQ       R14, 56(SP)
+	JMP        convNHWC_14x32_avx512_13_pfnext
 
 convNHWC_14x32_avx512_13_nopf3:
+	JMP convNHWC_14x32_avx512_13_pfdone
+
+convNHWC_14x32_avx512_13_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_13_pf
+
 convNHWC_14x32_avx512_13_pfdone:
 	VMOVUPS      (CX), Z26
 	VMOVUPS      64(CX), Z27
@@ -1064,33 +1084,43 @@ convNHWC_14x32_avx512_12_kx:
 convNHWC_14x32_avx512_12_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R14
-	CMPQ       R14, 24(SP)
+	MOVQ pfk+160(FP), R14
+	MOVQ R14, 16(SP)
+
+convNHWC_14x32_avx512_12_pf:
+	MOVQ       24(SP), R14
+	CMPQ       R14, 32(SP)
 	JAE        convNHWC_14x32_avx512_12_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 16(SP)
-	JMP        convNHWC_14x32_avx512_12_pfdone
+	MOVQ       R14, 24(SP)
+	JMP        convNHWC_14x32_avx512_12_pfnext
 
 convNHWC_14x32_avx512_12_nopf1:
-	MOVQ       32(SP), R14
-	CMPQ       R14, 40(SP)
+	MOVQ       40(SP), R14
+	CMPQ       R14, 48(SP)
 	JAE        convNHWC_14x32_avx512_12_nopf2
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 32(SP)
-	JMP        convNHWC_14x32_avx512_12_pfdone
+	MOVQ       R14, 40(SP)
+	JMP        convNHWC_14x32_avx512_12_pfnext
 
 convNHWC_14x32_avx512_12_nopf2:
-	MOVQ       48(SP), R14
-	CMPQ       R14, 56(SP)
+	MOVQ       56(SP), R14
+	CMPQ       R14, 64(SP)
 	JAE        convNHWC_14x32_avx512_12_nopf3
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 48(SP)
-	JMP        convNHWC_14x32_avx512_12_pfdone
+	MOVQ       R14, 56(SP)
+	JMP        convNHWC_14x32_avx512_12_pfnext
 
 convNHWC_14x32_avx512_12_nopf3:
+	JMP convNHWC_14x32_avx512_12_pfdone
+
+convNHWC_14x32_avx512_12_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_12_pf
+
 convNHWC_14x32_avx512_12_pfdone:
 	VMOVUPS      (CX), Z24
 	VMOVUPS      64(CX), Z25
@@ -1455,33 +1485,43 @@ convNHWC_14x32_avx512_11_kx:
 convNHWC_14x32_avx512_11_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R14
-	CMPQ       R14, 24(SP)
+	MOVQ pfk+160(FP), R14
+	MOVQ R14, 16(SP)
+
+convNHWC_14x32_avx512_11_pf:
+	MOVQ       24(SP), R14
+	CMPQ       R14, 32(SP)
 	JAE        convNHWC_14x32_avx512_11_nopf1
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 16(SP)
-	JMP        convNHWC_14x32_avx512_11_pfdone
+	MOVQ       R14, 24(SP)
+	JMP        convNHWC_14x32_avx512_11_pfnext
 
 convNHWC_14x32_avx512_11_nopf1:
-	MOVQ       32(SP), R14
-	CMPQ       R14, 40(SP)
+	MOVQ       40(SP), R14
+	CMPQ       R14, 48(SP)
 	JAE        convNHWC_14x32_avx512_11_nopf2
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 32(SP)
-	JMP        convNHWC_14x32_avx512_11_pfdone
+	MOVQ       R14, 40(SP)
+	JMP        convNHWC_14x32_avx512_11_pfnext
 
 convNHWC_14x32_avx512_11_nopf2:
-	MOVQ       48(SP), R14
-	CMPQ       R14, 56(SP)
+	MOVQ       56(SP), R14
+	CMPQ       R14, 64(SP)
 	JAE        convNHWC_14x32_avx512_11_nopf3
 	PREFETCHT1 (R14)
 	ADDQ       $0x40, R14
-	MOVQ       R14, 48(SP)
-	JMP        convNHWC_14x32_avx512_11_pfdone
+	MOVQ       R14, 56(SP)
+	JMP        convNHWC_14x32_avx512_11_pfnext
 
 convNHWC_14x32_avx512_11_nopf3:
+	JMP convNHWC_14x32_avx512_11_pfdone
+
+convNHWC_14x32_avx512_11_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_11_pf
+
 convNHWC_14x32_avx512_11_pfdone:
 	VMOVUPS      (CX), Z22
 	VMOVUPS      64(CX), Z23
@@ -1822,33 +1862,43 @@ convNHWC_14x32_avx512_10_kx:
 convNHWC_14x32_avx512_10_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R13
-	CMPQ       R13, 24(SP)
+	MOVQ pfk+160(FP), R13
+	MOVQ R13, 16(SP)
+
+convNHWC_14x32_avx512_10_pf:
+	MOVQ       24(SP), R13
+	CMPQ       R13, 32(SP)
 	JAE        convNHWC_14x32_avx512_10_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 16(SP)
-	JMP        convNHWC_14x32_avx512_10_pfdone
+	MOVQ       R13, 24(SP)
+	JMP        convNHWC_14x32_avx512_10_pfnext
 
 convNHWC_14x32_avx512_10_nopf1:
-	MOVQ       32(SP), R13
-	CMPQ       R13, 40(SP)
+	MOVQ       40(SP), R13
+	CMPQ       R13, 48(SP)
 	JAE        convNHWC_14x32_avx512_10_nopf2
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 32(SP)
-	JMP        convNHWC_14x32_avx512_10_pfdone
+	MOVQ       R13, 40(SP)
+	JMP        convNHWC_14x32_avx512_10_pfnext
 
 convNHWC_14x32_avx512_10_nopf2:
-	MOVQ       48(SP), R13
-	CMPQ       R13, 56(SP)
+	MOVQ       56(SP), R13
+	CMPQ       R13, 64(SP)
 	JAE        convNHWC_14x32_avx512_10_nopf3
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 48(SP)
-	JMP        convNHWC_14x32_avx512_10_pfdone
+	MOVQ       R13, 56(SP)
+	JMP        convNHWC_14x32_avx512_10_pfnext
 
 convNHWC_14x32_avx512_10_nopf3:
+	JMP convNHWC_14x32_avx512_10_pfdone
+
+convNHWC_14x32_avx512_10_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_10_pf
+
 convNHWC_14x32_avx512_10_pfdone:
 	VMOVUPS      (CX), Z20
 	VMOVUPS      64(CX), Z21
@@ -2165,33 +2215,43 @@ convNHWC_14x32_avx512_9_kx:
 convNHWC_14x32_avx512_9_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R13
-	CMPQ       R13, 24(SP)
+	MOVQ pfk+160(FP), R13
+	MOVQ R13, 16(SP)
+
+convNHWC_14x32_avx512_9_pf:
+	MOVQ       24(SP), R13
+	CMPQ       R13, 32(SP)
 	JAE        convNHWC_14x32_avx512_9_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 16(SP)
-	JMP        convNHWC_14x32_avx512_9_pfdone
+	MOVQ       R13, 24(SP)
+	JMP        convNHWC_14x32_avx512_9_pfnext
 
 convNHWC_14x32_avx512_9_nopf1:
-	MOVQ       32(SP), R13
-	CMPQ       R13, 40(SP)
+	MOVQ       40(SP), R13
+	CMPQ       R13, 48(SP)
 	JAE        convNHWC_14x32_avx512_9_nopf2
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 32(SP)
-	JMP        convNHWC_14x32_avx512_9_pfdone
+	MOVQ       R13, 40(SP)
+	JMP        convNHWC_14x32_avx512_9_pfnext
 
 convNHWC_14x32_avx512_9_nopf2:
-	MOVQ       48(SP), R13
-	CMPQ       R13, 56(SP)
+	MOVQ       56(SP), R13
+	CMPQ       R13, 64(SP)
 	JAE        convNHWC_14x32_avx512_9_nopf3
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 48(SP)
-	JMP        convNHWC_14x32_avx512_9_pfdone
+	MOVQ       R13, 56(SP)
+	JMP        convNHWC_14x32_avx512_9_pfnext
 
 convNHWC_14x32_avx512_9_nopf3:
+	JMP convNHWC_14x32_avx512_9_pfdone
+
+convNHWC_14x32_avx512_9_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_9_pf
+
 convNHWC_14x32_avx512_9_pfdone:
 	VMOVUPS      (CX), Z18
 	VMOVUPS      64(CX), Z19
@@ -2486,33 +2546,43 @@ convNHWC_14x32_avx512_8_kx:
 convNHWC_14x32_avx512_8_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R13
-	CMPQ       R13, 24(SP)
+	MOVQ pfk+160(FP), R13
+	MOVQ R13, 16(SP)
+
+convNHWC_14x32_avx512_8_pf:
+	MOVQ       24(SP), R13
+	CMPQ       R13, 32(SP)
 	JAE        convNHWC_14x32_avx512_8_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 16(SP)
-	JMP        convNHWC_14x32_avx512_8_pfdone
+	MOVQ       R13, 24(SP)
+	JMP        convNHWC_14x32_avx512_8_pfnext
 
 convNHWC_14x32_avx512_8_nopf1:
-	MOVQ       32(SP), R13
-	CMPQ       R13, 40(SP)
+	MOVQ       40(SP), R13
+	CMPQ       R13, 48(SP)
 	JAE        convNHWC_14x32_avx512_8_nopf2
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 32(SP)
-	JMP        convNHWC_14x32_avx512_8_pfdone
+	MOVQ       R13, 40(SP)
+	JMP        convNHWC_14x32_avx512_8_pfnext
 
 convNHWC_14x32_avx512_8_nopf2:
-	MOVQ       48(SP), R13
-	CMPQ       R13, 56(SP)
+	MOVQ       56(SP), R13
+	CMPQ       R13, 64(SP)
 	JAE        convNHWC_14x32_avx512_8_nopf3
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 48(SP)
-	JMP        convNHWC_14x32_avx512_8_pfdone
+	MOVQ       R13, 56(SP)
+	JMP        convNHWC_14x32_avx512_8_pfnext
 
 convNHWC_14x32_avx512_8_nopf3:
+	JMP convNHWC_14x32_avx512_8_pfdone
+
+convNHWC_14x32_avx512_8_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_8_pf
+
 convNHWC_14x32_avx512_8_pfdone:
 	VMOVUPS      (CX), Z16
 	VMOVUPS      64(CX), Z17
@@ -2785,33 +2855,43 @@ convNHWC_14x32_avx512_7_kx:
 convNHWC_14x32_avx512_7_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R13
-	CMPQ       R13, 24(SP)
+	MOVQ pfk+160(FP), R13
+	MOVQ R13, 16(SP)
+
+convNHWC_14x32_avx512_7_pf:
+	MOVQ       24(SP), R13
+	CMPQ       R13, 32(SP)
 	JAE        convNHWC_14x32_avx512_7_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 16(SP)
-	JMP        convNHWC_14x32_avx512_7_pfdone
+	MOVQ       R13, 24(SP)
+	JMP        convNHWC_14x32_avx512_7_pfnext
 
 convNHWC_14x32_avx512_7_nopf1:
-	MOVQ       32(SP), R13
-	CMPQ       R13, 40(SP)
+	MOVQ       40(SP), R13
+	CMPQ       R13, 48(SP)
 	JAE        convNHWC_14x32_avx512_7_nopf2
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 32(SP)
-	JMP        convNHWC_14x32_avx512_7_pfdone
+	MOVQ       R13, 40(SP)
+	JMP        convNHWC_14x32_avx512_7_pfnext
 
 convNHWC_14x32_avx512_7_nopf2:
-	MOVQ       48(SP), R13
-	CMPQ       R13, 56(SP)
+	MOVQ       56(SP), R13
+	CMPQ       R13, 64(SP)
 	JAE        convNHWC_14x32_avx512_7_nopf3
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 48(SP)
-	JMP        convNHWC_14x32_avx512_7_pfdone
+	MOVQ       R13, 56(SP)
+	JMP        convNHWC_14x32_avx512_7_pfnext
 
 convNHWC_14x32_avx512_7_nopf3:
+	JMP convNHWC_14x32_avx512_7_pfdone
+
+convNHWC_14x32_avx512_7_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_7_pf
+
 convNHWC_14x32_avx512_7_pfdone:
 	VMOVUPS      (CX), Z14
 	VMOVUPS      64(CX), Z15
@@ -3062,33 +3142,43 @@ convNHWC_14x32_avx512_6_kx:
 convNHWC_14x32_avx512_6_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R13
-	CMPQ       R13, 24(SP)
+	MOVQ pfk+160(FP), R13
+	MOVQ R13, 16(SP)
+
+convNHWC_14x32_avx512_6_pf:
+	MOVQ       24(SP), R13
+	CMPQ       R13, 32(SP)
 	JAE        convNHWC_14x32_avx512_6_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 16(SP)
-	JMP        convNHWC_14x32_avx512_6_pfdone
+	MOVQ       R13, 24(SP)
+	JMP        convNHWC_14x32_avx512_6_pfnext
 
 convNHWC_14x32_avx512_6_nopf1:
-	MOVQ       32(SP), R13
-	CMPQ       R13, 40(SP)
+	MOVQ       40(SP), R13
+	CMPQ       R13, 48(SP)
 	JAE        convNHWC_14x32_avx512_6_nopf2
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 32(SP)
-	JMP        convNHWC_14x32_avx512_6_pfdone
+	MOVQ       R13, 40(SP)
+	JMP        convNHWC_14x32_avx512_6_pfnext
 
 convNHWC_14x32_avx512_6_nopf2:
-	MOVQ       48(SP), R13
-	CMPQ       R13, 56(SP)
+	MOVQ       56(SP), R13
+	CMPQ       R13, 64(SP)
 	JAE        convNHWC_14x32_avx512_6_nopf3
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 48(SP)
-	JMP        convNHWC_14x32_avx512_6_pfdone
+	MOVQ       R13, 56(SP)
+	JMP        convNHWC_14x32_avx512_6_pfnext
 
 convNHWC_14x32_avx512_6_nopf3:
+	JMP convNHWC_14x32_avx512_6_pfdone
+
+convNHWC_14x32_avx512_6_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_6_pf
+
 convNHWC_14x32_avx512_6_pfdone:
 	VMOVUPS      (CX), Z12
 	VMOVUPS      64(CX), Z13
@@ -3315,33 +3405,43 @@ convNHWC_14x32_avx512_5_kx:
 convNHWC_14x32_avx512_5_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R12
-	CMPQ       R12, 24(SP)
+	MOVQ pfk+160(FP), R12
+	MOVQ R12, 16(SP)
+
+convNHWC_14x32_avx512_5_pf:
+	MOVQ       24(SP), R12
+	CMPQ       R12, 32(SP)
 	JAE        convNHWC_14x32_avx512_5_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 16(SP)
-	JMP        convNHWC_14x32_avx512_5_pfdone
+	MOVQ       R12, 24(SP)
+	JMP        convNHWC_14x32_avx512_5_pfnext
 
 convNHWC_14x32_avx512_5_nopf1:
-	MOVQ       32(SP), R12
-	CMPQ       R12, 40(SP)
+	MOVQ       40(SP), R12
+	CMPQ       R12, 48(SP)
 	JAE        convNHWC_14x32_avx512_5_nopf2
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 32(SP)
-	JMP        convNHWC_14x32_avx512_5_pfdone
+	MOVQ       R12, 40(SP)
+	JMP        convNHWC_14x32_avx512_5_pfnext
 
 convNHWC_14x32_avx512_5_nopf2:
-	MOVQ       48(SP), R12
-	CMPQ       R12, 56(SP)
+	MOVQ       56(SP), R12
+	CMPQ       R12, 64(SP)
 	JAE        convNHWC_14x32_avx512_5_nopf3
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 48(SP)
-	JMP        convNHWC_14x32_avx512_5_pfdone
+	MOVQ       R12, 56(SP)
+	JMP        convNHWC_14x32_avx512_5_pfnext
 
 convNHWC_14x32_avx512_5_nopf3:
+	JMP convNHWC_14x32_avx512_5_pfdone
+
+convNHWC_14x32_avx512_5_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_5_pf
+
 convNHWC_14x32_avx512_5_pfdone:
 	VMOVUPS      (CX), Z10
 	VMOVUPS      64(CX), Z11
@@ -3544,33 +3644,43 @@ convNHWC_14x32_avx512_4_kx:
 convNHWC_14x32_avx512_4_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R12
-	CMPQ       R12, 24(SP)
+	MOVQ pfk+160(FP), R12
+	MOVQ R12, 16(SP)
+
+convNHWC_14x32_avx512_4_pf:
+	MOVQ       24(SP), R12
+	CMPQ       R12, 32(SP)
 	JAE        convNHWC_14x32_avx512_4_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 16(SP)
-	JMP        convNHWC_14x32_avx512_4_pfdone
+	MOVQ       R12, 24(SP)
+	JMP        convNHWC_14x32_avx512_4_pfnext
 
 convNHWC_14x32_avx512_4_nopf1:
-	MOVQ       32(SP), R12
-	CMPQ       R12, 40(SP)
+	MOVQ       40(SP), R12
+	CMPQ       R12, 48(SP)
 	JAE        convNHWC_14x32_avx512_4_nopf2
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 32(SP)
-	JMP        convNHWC_14x32_avx512_4_pfdone
+	MOVQ       R12, 40(SP)
+	JMP        convNHWC_14x32_avx512_4_pfnext
 
 convNHWC_14x32_avx512_4_nopf2:
-	MOVQ       48(SP), R12
-	CMPQ       R12, 56(SP)
+	MOVQ       56(SP), R12
+	CMPQ       R12, 64(SP)
 	JAE        convNHWC_14x32_avx512_4_nopf3
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 48(SP)
-	JMP        convNHWC_14x32_avx512_4_pfdone
+	MOVQ       R12, 56(SP)
+	JMP        convNHWC_14x32_avx512_4_pfnext
 
 convNHWC_14x32_avx512_4_nopf3:
+	JMP convNHWC_14x32_avx512_4_pfdone
+
+convNHWC_14x32_avx512_4_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_4_pf
+
 convNHWC_14x32_avx512_4_pfdone:
 	VMOVUPS      (CX), Z8
 	VMOVUPS      64(CX), Z9
@@ -3751,33 +3861,43 @@ convNHWC_14x32_avx512_3_kx:
 convNHWC_14x32_avx512_3_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R11
-	CMPQ       R11, 24(SP)
+	MOVQ pfk+160(FP), R11
+	MOVQ R11, 16(SP)
+
+convNHWC_14x32_avx512_3_pf:
+	MOVQ       24(SP), R11
+	CMPQ       R11, 32(SP)
 	JAE        convNHWC_14x32_avx512_3_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 16(SP)
-	JMP        convNHWC_14x32_avx512_3_pfdone
+	MOVQ       R11, 24(SP)
+	JMP        convNHWC_14x32_avx512_3_pfnext
 
 convNHWC_14x32_avx512_3_nopf1:
-	MOVQ       32(SP), R11
-	CMPQ       R11, 40(SP)
+	MOVQ       40(SP), R11
+	CMPQ       R11, 48(SP)
 	JAE        convNHWC_14x32_avx512_3_nopf2
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 32(SP)
-	JMP        convNHWC_14x32_avx512_3_pfdone
+	MOVQ       R11, 40(SP)
+	JMP        convNHWC_14x32_avx512_3_pfnext
 
 convNHWC_14x32_avx512_3_nopf2:
-	MOVQ       48(SP), R11
-	CMPQ       R11, 56(SP)
+	MOVQ       56(SP), R11
+	CMPQ       R11, 64(SP)
 	JAE        convNHWC_14x32_avx512_3_nopf3
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 48(SP)
-	JMP        convNHWC_14x32_avx512_3_pfdone
+	MOVQ       R11, 56(SP)
+	JMP        convNHWC_14x32_avx512_3_pfnext
 
 convNHWC_14x32_avx512_3_nopf3:
+	JMP convNHWC_14x32_avx512_3_pfdone
+
+convNHWC_14x32_avx512_3_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_3_pf
+
 convNHWC_14x32_avx512_3_pfdone:
 	VMOVUPS      (CX), Z6
 	VMOVUPS      64(CX), Z7
@@ -3936,33 +4056,43 @@ convNHWC_14x32_avx512_2_kx:
 convNHWC_14x32_avx512_2_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R11
-	CMPQ       R11, 24(SP)
+	MOVQ pfk+160(FP), R11
+	MOVQ R11, 16(SP)
+
+convNHWC_14x32_avx512_2_pf:
+	MOVQ       24(SP), R11
+	CMPQ       R11, 32(SP)
 	JAE        convNHWC_14x32_avx512_2_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 16(SP)
-	JMP        convNHWC_14x32_avx512_2_pfdone
+	MOVQ       R11, 24(SP)
+	JMP        convNHWC_14x32_avx512_2_pfnext
 
 convNHWC_14x32_avx512_2_nopf1:
-	MOVQ       32(SP), R11
-	CMPQ       R11, 40(SP)
+	MOVQ       40(SP), R11
+	CMPQ       R11, 48(SP)
 	JAE        convNHWC_14x32_avx512_2_nopf2
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 32(SP)
-	JMP        convNHWC_14x32_avx512_2_pfdone
+	MOVQ       R11, 40(SP)
+	JMP        convNHWC_14x32_avx512_2_pfnext
 
 convNHWC_14x32_avx512_2_nopf2:
-	MOVQ       48(SP), R11
-	CMPQ       R11, 56(SP)
+	MOVQ       56(SP), R11
+	CMPQ       R11, 64(SP)
 	JAE        convNHWC_14x32_avx512_2_nopf3
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 48(SP)
-	JMP        convNHWC_14x32_avx512_2_pfdone
+	MOVQ       R11, 56(SP)
+	JMP        convNHWC_14x32_avx512_2_pfnext
 
 convNHWC_14x32_avx512_2_nopf3:
+	JMP convNHWC_14x32_avx512_2_pfdone
+
+convNHWC_14x32_avx512_2_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_2_pf
+
 convNHWC_14x32_avx512_2_pfdone:
 	VMOVUPS      (CX), Z4
 	VMOVUPS      64(CX), Z5
@@ -4099,33 +4229,43 @@ convNHWC_14x32_avx512_1_kx:
 convNHWC_14x32_avx512_1_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       16(SP), R10
-	CMPQ       R10, 24(SP)
+	MOVQ pfk+160(FP), R10
+	MOVQ R10, 16(SP)
+
+convNHWC_14x32_avx512_1_pf:
+	MOVQ       24(SP), R10
+	CMPQ       R10, 32(SP)
 	JAE        convNHWC_14x32_avx512_1_nopf1
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
-	MOVQ       R10, 16(SP)
-	JMP        convNHWC_14x32_avx512_1_pfdone
+	MOVQ       R10, 24(SP)
+	JMP        convNHWC_14x32_avx512_1_pfnext
 
 convNHWC_14x32_avx512_1_nopf1:
-	MOVQ       32(SP), R10
-	CMPQ       R10, 40(SP)
+	MOVQ       40(SP), R10
+	CMPQ       R10, 48(SP)
 	JAE        convNHWC_14x32_avx512_1_nopf2
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
-	MOVQ       R10, 32(SP)
-	JMP        convNHWC_14x32_avx512_1_pfdone
+	MOVQ       R10, 40(SP)
+	JMP        convNHWC_14x32_avx512_1_pfnext
 
 convNHWC_14x32_avx512_1_nopf2:
-	MOVQ       48(SP), R10
-	CMPQ       R10, 56(SP)
+	MOVQ       56(SP), R10
+	CMPQ       R10, 64(SP)
 	JAE        convNHWC_14x32_avx512_1_nopf3
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
-	MOVQ       R10, 48(SP)
-	JMP        convNHWC_14x32_avx512_1_pfdone
+	MOVQ       R10, 56(SP)
+	JMP        convNHWC_14x32_avx512_1_pfnext
 
 convNHWC_14x32_avx512_1_nopf3:
+	JMP convNHWC_14x32_avx512_1_pfdone
+
+convNHWC_14x32_avx512_1_pfnext:
+	DECQ 16(SP)
+	JNZ  convNHWC_14x32_avx512_1_pf
+
 convNHWC_14x32_avx512_1_pfdone:
 	VMOVUPS      (CX), Z2
 	VMOVUPS      64(CX), Z3
@@ -4212,9 +4352,9 @@ convNHWC_14x32_avx512_done:
 	VZEROUPPER
 	RET
 
-// func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)
+// func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int, pfk int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $88-160
+TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $96-168
 	// Pixel tiles: out, in and the pixel count advance by P pixels per tile.
 	MOVQ out+0(FP), AX
 	MOVQ in+16(FP), CX
@@ -4230,29 +4370,29 @@ TEXT ·convNHWC_6x16_avx2(SB), NOSPLIT, $88-160
 
 	// prefetch range 1: [pf, pf + 64*pfn)
 	MOVQ pf+112(FP), SI
-	MOVQ SI, 24(SP)
+	MOVQ SI, 32(SP)
 	MOVQ pfn+120(FP), DI
 	SHLQ $0x06, DI
 	ADDQ SI, DI
-	MOVQ DI, 32(SP)
+	MOVQ DI, 40(SP)
 
 	// prefetch range 2: [pf2, pf2 + 64*pfn2)
 	MOVQ pf2+128(FP), SI
-	MOVQ SI, 40(SP)
+	MOVQ SI, 48(SP)
 	MOVQ pfn2+136(FP), DI
 	SHLQ $0x06, DI
 	ADDQ SI, DI
-	MOVQ DI, 48(SP)
+	MOVQ DI, 56(SP)
 
 	// prefetch range 3: [pf3, pf3 + 64*pfn3)
 	MOVQ pf3+144(FP), SI
-	MOVQ SI, 56(SP)
+	MOVQ SI, 64(SP)
 	MOVQ pfn3+152(FP), DI
 	SHLQ $0x06, DI
 	ADDQ SI, DI
-	MOVQ DI, 64(SP)
+	MOVQ DI, 72(SP)
 	SHLQ $0x02, BX
-	MOVQ BX, 72(SP)
+	MOVQ BX, 80(SP)
 
 	// for n > 0 { P := tile size (6, or what is left, halved above 6); tile[P](); n -= P }
 convNHWC_6x16_avx2_next:
@@ -4281,12 +4421,12 @@ convNHWC_6x16_avx2_dispatch:
 
 convNHWC_6x16_avx2_6:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 80(SP)
+	MOVQ $0x00000000, 88(SP)
 
 convNHWC_6x16_avx2_6_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    80(SP), SI
+	MOVQ    88(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4303,7 +4443,7 @@ convNHWC_6x16_avx2_6_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 80(SP), SI
+	MOVQ 88(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4333,33 +4473,43 @@ convNHWC_6x16_avx2_6_kx:
 convNHWC_6x16_avx2_6_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       24(SP), R13
-	CMPQ       R13, 32(SP)
+	MOVQ pfk+160(FP), R13
+	MOVQ R13, 24(SP)
+
+convNHWC_6x16_avx2_6_pf:
+	MOVQ       32(SP), R13
+	CMPQ       R13, 40(SP)
 	JAE        convNHWC_6x16_avx2_6_nopf1
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 24(SP)
-	JMP        convNHWC_6x16_avx2_6_pfdone
+	MOVQ       R13, 32(SP)
+	JMP        convNHWC_6x16_avx2_6_pfnext
 
 convNHWC_6x16_avx2_6_nopf1:
-	MOVQ       40(SP), R13
-	CMPQ       R13, 48(SP)
+	MOVQ       48(SP), R13
+	CMPQ       R13, 56(SP)
 	JAE        convNHWC_6x16_avx2_6_nopf2
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 40(SP)
-	JMP        convNHWC_6x16_avx2_6_pfdone
+	MOVQ       R13, 48(SP)
+	JMP        convNHWC_6x16_avx2_6_pfnext
 
 convNHWC_6x16_avx2_6_nopf2:
-	MOVQ       56(SP), R13
-	CMPQ       R13, 64(SP)
+	MOVQ       64(SP), R13
+	CMPQ       R13, 72(SP)
 	JAE        convNHWC_6x16_avx2_6_nopf3
 	PREFETCHT1 (R13)
 	ADDQ       $0x40, R13
-	MOVQ       R13, 56(SP)
-	JMP        convNHWC_6x16_avx2_6_pfdone
+	MOVQ       R13, 64(SP)
+	JMP        convNHWC_6x16_avx2_6_pfnext
 
 convNHWC_6x16_avx2_6_nopf3:
+	JMP convNHWC_6x16_avx2_6_pfdone
+
+convNHWC_6x16_avx2_6_pfnext:
+	DECQ 24(SP)
+	JNZ  convNHWC_6x16_avx2_6_pf
+
 convNHWC_6x16_avx2_6_pfdone:
 	VMOVUPS      (BX), Y12
 	VMOVUPS      32(BX), Y13
@@ -4512,7 +4662,7 @@ convNHWC_6x16_avx2_6_cdone:
 convNHWC_6x16_avx2_6_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       80(SP), SI
+	MOVQ       88(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4557,10 +4707,10 @@ convNHWC_6x16_avx2_6_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y11, Y0, 32(BX)
-	MOVQ       80(SP), BX
+	MOVQ       88(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 80(SP)
-	CMPQ       BX, 72(SP)
+	MOVQ       BX, 88(SP)
+	CMPQ       BX, 80(SP)
 	JB         convNHWC_6x16_avx2_6_pass
 
 	// out += 6*so; in += 6*sx; n -= 6
@@ -4577,12 +4727,12 @@ convNHWC_6x16_avx2_6_store:
 
 convNHWC_6x16_avx2_5:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 80(SP)
+	MOVQ $0x00000000, 88(SP)
 
 convNHWC_6x16_avx2_5_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    80(SP), SI
+	MOVQ    88(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4597,7 +4747,7 @@ convNHWC_6x16_avx2_5_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 80(SP), SI
+	MOVQ 88(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4625,33 +4775,43 @@ convNHWC_6x16_avx2_5_kx:
 convNHWC_6x16_avx2_5_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       24(SP), R12
-	CMPQ       R12, 32(SP)
+	MOVQ pfk+160(FP), R12
+	MOVQ R12, 24(SP)
+
+convNHWC_6x16_avx2_5_pf:
+	MOVQ       32(SP), R12
+	CMPQ       R12, 40(SP)
 	JAE        convNHWC_6x16_avx2_5_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 24(SP)
-	JMP        convNHWC_6x16_avx2_5_pfdone
+	MOVQ       R12, 32(SP)
+	JMP        convNHWC_6x16_avx2_5_pfnext
 
 convNHWC_6x16_avx2_5_nopf1:
-	MOVQ       40(SP), R12
-	CMPQ       R12, 48(SP)
+	MOVQ       48(SP), R12
+	CMPQ       R12, 56(SP)
 	JAE        convNHWC_6x16_avx2_5_nopf2
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 40(SP)
-	JMP        convNHWC_6x16_avx2_5_pfdone
+	MOVQ       R12, 48(SP)
+	JMP        convNHWC_6x16_avx2_5_pfnext
 
 convNHWC_6x16_avx2_5_nopf2:
-	MOVQ       56(SP), R12
-	CMPQ       R12, 64(SP)
+	MOVQ       64(SP), R12
+	CMPQ       R12, 72(SP)
 	JAE        convNHWC_6x16_avx2_5_nopf3
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 56(SP)
-	JMP        convNHWC_6x16_avx2_5_pfdone
+	MOVQ       R12, 64(SP)
+	JMP        convNHWC_6x16_avx2_5_pfnext
 
 convNHWC_6x16_avx2_5_nopf3:
+	JMP convNHWC_6x16_avx2_5_pfdone
+
+convNHWC_6x16_avx2_5_pfnext:
+	DECQ 24(SP)
+	JNZ  convNHWC_6x16_avx2_5_pf
+
 convNHWC_6x16_avx2_5_pfdone:
 	VMOVUPS      (BX), Y10
 	VMOVUPS      32(BX), Y11
@@ -4785,7 +4945,7 @@ convNHWC_6x16_avx2_5_cdone:
 convNHWC_6x16_avx2_5_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       80(SP), SI
+	MOVQ       88(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -4823,10 +4983,10 @@ convNHWC_6x16_avx2_5_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y9, Y0, 32(BX)
-	MOVQ       80(SP), BX
+	MOVQ       88(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 80(SP)
-	CMPQ       BX, 72(SP)
+	MOVQ       BX, 88(SP)
+	CMPQ       BX, 80(SP)
 	JB         convNHWC_6x16_avx2_5_pass
 
 	// out += 5*so; in += 5*sx; n -= 5
@@ -4843,12 +5003,12 @@ convNHWC_6x16_avx2_5_store:
 
 convNHWC_6x16_avx2_4:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 80(SP)
+	MOVQ $0x00000000, 88(SP)
 
 convNHWC_6x16_avx2_4_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    80(SP), SI
+	MOVQ    88(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -4861,7 +5021,7 @@ convNHWC_6x16_avx2_4_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 80(SP), SI
+	MOVQ 88(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -4889,33 +5049,43 @@ convNHWC_6x16_avx2_4_kx:
 convNHWC_6x16_avx2_4_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       24(SP), R12
-	CMPQ       R12, 32(SP)
+	MOVQ pfk+160(FP), R12
+	MOVQ R12, 24(SP)
+
+convNHWC_6x16_avx2_4_pf:
+	MOVQ       32(SP), R12
+	CMPQ       R12, 40(SP)
 	JAE        convNHWC_6x16_avx2_4_nopf1
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 24(SP)
-	JMP        convNHWC_6x16_avx2_4_pfdone
+	MOVQ       R12, 32(SP)
+	JMP        convNHWC_6x16_avx2_4_pfnext
 
 convNHWC_6x16_avx2_4_nopf1:
-	MOVQ       40(SP), R12
-	CMPQ       R12, 48(SP)
+	MOVQ       48(SP), R12
+	CMPQ       R12, 56(SP)
 	JAE        convNHWC_6x16_avx2_4_nopf2
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 40(SP)
-	JMP        convNHWC_6x16_avx2_4_pfdone
+	MOVQ       R12, 48(SP)
+	JMP        convNHWC_6x16_avx2_4_pfnext
 
 convNHWC_6x16_avx2_4_nopf2:
-	MOVQ       56(SP), R12
-	CMPQ       R12, 64(SP)
+	MOVQ       64(SP), R12
+	CMPQ       R12, 72(SP)
 	JAE        convNHWC_6x16_avx2_4_nopf3
 	PREFETCHT1 (R12)
 	ADDQ       $0x40, R12
-	MOVQ       R12, 56(SP)
-	JMP        convNHWC_6x16_avx2_4_pfdone
+	MOVQ       R12, 64(SP)
+	JMP        convNHWC_6x16_avx2_4_pfnext
 
 convNHWC_6x16_avx2_4_nopf3:
+	JMP convNHWC_6x16_avx2_4_pfdone
+
+convNHWC_6x16_avx2_4_pfnext:
+	DECQ 24(SP)
+	JNZ  convNHWC_6x16_avx2_4_pf
+
 convNHWC_6x16_avx2_4_pfdone:
 	VMOVUPS      (BX), Y8
 	VMOVUPS      32(BX), Y9
@@ -5032,7 +5202,7 @@ convNHWC_6x16_avx2_4_cdone:
 convNHWC_6x16_avx2_4_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       80(SP), SI
+	MOVQ       88(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -5063,10 +5233,10 @@ convNHWC_6x16_avx2_4_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y7, Y0, 32(BX)
-	MOVQ       80(SP), BX
+	MOVQ       88(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 80(SP)
-	CMPQ       BX, 72(SP)
+	MOVQ       BX, 88(SP)
+	CMPQ       BX, 80(SP)
 	JB         convNHWC_6x16_avx2_4_pass
 
 	// out += 4*so; in += 4*sx; n -= 4
@@ -5083,12 +5253,12 @@ convNHWC_6x16_avx2_4_store:
 
 convNHWC_6x16_avx2_3:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 80(SP)
+	MOVQ $0x00000000, 88(SP)
 
 convNHWC_6x16_avx2_3_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    80(SP), SI
+	MOVQ    88(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -5099,7 +5269,7 @@ convNHWC_6x16_avx2_3_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 80(SP), SI
+	MOVQ 88(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -5127,33 +5297,43 @@ convNHWC_6x16_avx2_3_kx:
 convNHWC_6x16_avx2_3_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       24(SP), R11
-	CMPQ       R11, 32(SP)
+	MOVQ pfk+160(FP), R11
+	MOVQ R11, 24(SP)
+
+convNHWC_6x16_avx2_3_pf:
+	MOVQ       32(SP), R11
+	CMPQ       R11, 40(SP)
 	JAE        convNHWC_6x16_avx2_3_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 24(SP)
-	JMP        convNHWC_6x16_avx2_3_pfdone
+	MOVQ       R11, 32(SP)
+	JMP        convNHWC_6x16_avx2_3_pfnext
 
 convNHWC_6x16_avx2_3_nopf1:
-	MOVQ       40(SP), R11
-	CMPQ       R11, 48(SP)
+	MOVQ       48(SP), R11
+	CMPQ       R11, 56(SP)
 	JAE        convNHWC_6x16_avx2_3_nopf2
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 40(SP)
-	JMP        convNHWC_6x16_avx2_3_pfdone
+	MOVQ       R11, 48(SP)
+	JMP        convNHWC_6x16_avx2_3_pfnext
 
 convNHWC_6x16_avx2_3_nopf2:
-	MOVQ       56(SP), R11
-	CMPQ       R11, 64(SP)
+	MOVQ       64(SP), R11
+	CMPQ       R11, 72(SP)
 	JAE        convNHWC_6x16_avx2_3_nopf3
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 56(SP)
-	JMP        convNHWC_6x16_avx2_3_pfdone
+	MOVQ       R11, 64(SP)
+	JMP        convNHWC_6x16_avx2_3_pfnext
 
 convNHWC_6x16_avx2_3_nopf3:
+	JMP convNHWC_6x16_avx2_3_pfdone
+
+convNHWC_6x16_avx2_3_pfnext:
+	DECQ 24(SP)
+	JNZ  convNHWC_6x16_avx2_3_pf
+
 convNHWC_6x16_avx2_3_pfdone:
 	VMOVUPS      (BX), Y6
 	VMOVUPS      32(BX), Y7
@@ -5253,7 +5433,7 @@ convNHWC_6x16_avx2_3_cdone:
 convNHWC_6x16_avx2_3_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       80(SP), SI
+	MOVQ       88(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -5277,10 +5457,10 @@ convNHWC_6x16_avx2_3_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y5, Y0, 32(BX)
-	MOVQ       80(SP), BX
+	MOVQ       88(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 80(SP)
-	CMPQ       BX, 72(SP)
+	MOVQ       BX, 88(SP)
+	CMPQ       BX, 80(SP)
 	JB         convNHWC_6x16_avx2_3_pass
 
 	// out += 3*so; in += 3*sx; n -= 3
@@ -5297,12 +5477,12 @@ convNHWC_6x16_avx2_3_store:
 
 convNHWC_6x16_avx2_2:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 80(SP)
+	MOVQ $0x00000000, 88(SP)
 
 convNHWC_6x16_avx2_2_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    80(SP), SI
+	MOVQ    88(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
@@ -5311,7 +5491,7 @@ convNHWC_6x16_avx2_2_pass:
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 80(SP), SI
+	MOVQ 88(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -5339,33 +5519,43 @@ convNHWC_6x16_avx2_2_kx:
 convNHWC_6x16_avx2_2_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       24(SP), R11
-	CMPQ       R11, 32(SP)
+	MOVQ pfk+160(FP), R11
+	MOVQ R11, 24(SP)
+
+convNHWC_6x16_avx2_2_pf:
+	MOVQ       32(SP), R11
+	CMPQ       R11, 40(SP)
 	JAE        convNHWC_6x16_avx2_2_nopf1
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 24(SP)
-	JMP        convNHWC_6x16_avx2_2_pfdone
+	MOVQ       R11, 32(SP)
+	JMP        convNHWC_6x16_avx2_2_pfnext
 
 convNHWC_6x16_avx2_2_nopf1:
-	MOVQ       40(SP), R11
-	CMPQ       R11, 48(SP)
+	MOVQ       48(SP), R11
+	CMPQ       R11, 56(SP)
 	JAE        convNHWC_6x16_avx2_2_nopf2
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 40(SP)
-	JMP        convNHWC_6x16_avx2_2_pfdone
+	MOVQ       R11, 48(SP)
+	JMP        convNHWC_6x16_avx2_2_pfnext
 
 convNHWC_6x16_avx2_2_nopf2:
-	MOVQ       56(SP), R11
-	CMPQ       R11, 64(SP)
+	MOVQ       64(SP), R11
+	CMPQ       R11, 72(SP)
 	JAE        convNHWC_6x16_avx2_2_nopf3
 	PREFETCHT1 (R11)
 	ADDQ       $0x40, R11
-	MOVQ       R11, 56(SP)
-	JMP        convNHWC_6x16_avx2_2_pfdone
+	MOVQ       R11, 64(SP)
+	JMP        convNHWC_6x16_avx2_2_pfnext
 
 convNHWC_6x16_avx2_2_nopf3:
+	JMP convNHWC_6x16_avx2_2_pfdone
+
+convNHWC_6x16_avx2_2_pfnext:
+	DECQ 24(SP)
+	JNZ  convNHWC_6x16_avx2_2_pf
+
 convNHWC_6x16_avx2_2_pfdone:
 	VMOVUPS      (BX), Y4
 	VMOVUPS      32(BX), Y5
@@ -5448,7 +5638,7 @@ convNHWC_6x16_avx2_2_cdone:
 convNHWC_6x16_avx2_2_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       80(SP), SI
+	MOVQ       88(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -5465,10 +5655,10 @@ convNHWC_6x16_avx2_2_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y3, Y0, 32(BX)
-	MOVQ       80(SP), BX
+	MOVQ       88(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 80(SP)
-	CMPQ       BX, 72(SP)
+	MOVQ       BX, 88(SP)
+	CMPQ       BX, 80(SP)
 	JB         convNHWC_6x16_avx2_2_pass
 
 	// out += 2*so; in += 2*sx; n -= 2
@@ -5485,19 +5675,19 @@ convNHWC_6x16_avx2_2_store:
 
 convNHWC_6x16_avx2_1:
 	// for joff := 0; joff < nr; joff += pass width (bytes)
-	MOVQ $0x00000000, 80(SP)
+	MOVQ $0x00000000, 88(SP)
 
 convNHWC_6x16_avx2_1_pass:
 	// acc[p][j] = bias[j]
 	MOVQ    bias+80(FP), BX
-	MOVQ    80(SP), SI
+	MOVQ    88(SP), SI
 	ADDQ    SI, BX
 	VMOVUPS (BX), Y0
 	VMOVUPS 32(BX), Y1
 
 	// w runs through [kh][kw][cin][NR] in order; in[p*sx+ky*sy+kx*sc+c] from the tap pointer
 	MOVQ w+72(FP), BX
-	MOVQ 80(SP), SI
+	MOVQ 88(SP), SI
 	ADDQ SI, BX
 	MOVQ CX, SI
 	MOVQ kh+56(FP), DI
@@ -5525,33 +5715,43 @@ convNHWC_6x16_avx2_1_kx:
 convNHWC_6x16_avx2_1_c:
 	// the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
-	MOVQ       24(SP), R10
-	CMPQ       R10, 32(SP)
+	MOVQ pfk+160(FP), R10
+	MOVQ R10, 24(SP)
+
+convNHWC_6x16_avx2_1_pf:
+	MOVQ       32(SP), R10
+	CMPQ       R10, 40(SP)
 	JAE        convNHWC_6x16_avx2_1_nopf1
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
-	MOVQ       R10, 24(SP)
-	JMP        convNHWC_6x16_avx2_1_pfdone
+	MOVQ       R10, 32(SP)
+	JMP        convNHWC_6x16_avx2_1_pfnext
 
 convNHWC_6x16_avx2_1_nopf1:
-	MOVQ       40(SP), R10
-	CMPQ       R10, 48(SP)
+	MOVQ       48(SP), R10
+	CMPQ       R10, 56(SP)
 	JAE        convNHWC_6x16_avx2_1_nopf2
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
-	MOVQ       R10, 40(SP)
-	JMP        convNHWC_6x16_avx2_1_pfdone
+	MOVQ       R10, 48(SP)
+	JMP        convNHWC_6x16_avx2_1_pfnext
 
 convNHWC_6x16_avx2_1_nopf2:
-	MOVQ       56(SP), R10
-	CMPQ       R10, 64(SP)
+	MOVQ       64(SP), R10
+	CMPQ       R10, 72(SP)
 	JAE        convNHWC_6x16_avx2_1_nopf3
 	PREFETCHT1 (R10)
 	ADDQ       $0x40, R10
-	MOVQ       R10, 56(SP)
-	JMP        convNHWC_6x16_avx2_1_pfdone
+	MOVQ       R10, 64(SP)
+	JMP        convNHWC_6x16_avx2_1_pfnext
 
 convNHWC_6x16_avx2_1_nopf3:
+	JMP convNHWC_6x16_avx2_1_pfdone
+
+convNHWC_6x16_avx2_1_pfnext:
+	DECQ 24(SP)
+	JNZ  convNHWC_6x16_avx2_1_pf
+
 convNHWC_6x16_avx2_1_pfdone:
 	VMOVUPS      (BX), Y2
 	VMOVUPS      32(BX), Y3
@@ -5617,7 +5817,7 @@ convNHWC_6x16_avx2_1_cdone:
 convNHWC_6x16_avx2_1_store:
 	// out[p*so+j] = acc[p][j] for j < nr
 	MOVQ       AX, BX
-	MOVQ       80(SP), SI
+	MOVQ       88(SP), SI
 	ADDQ       SI, BX
 	MOVQ       so+8(FP), DI
 	SHLQ       $0x02, DI
@@ -5627,10 +5827,10 @@ convNHWC_6x16_avx2_1_store:
 	MOVQ       (SP), DI
 	VMOVUPS    32(DI)(SI*1), Y0
 	VMASKMOVPS Y1, Y0, 32(BX)
-	MOVQ       80(SP), BX
+	MOVQ       88(SP), BX
 	ADDQ       $0x00000040, BX
-	MOVQ       BX, 80(SP)
-	CMPQ       BX, 72(SP)
+	MOVQ       BX, 88(SP)
+	CMPQ       BX, 80(SP)
 	JB         convNHWC_6x16_avx2_1_pass
 
 	// out += 1*so; in += 1*sx; n -= 1

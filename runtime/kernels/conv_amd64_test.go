@@ -151,7 +151,7 @@ func BenchmarkConvNHWCTaps(b *testing.B) {
 	for _, v := range []struct {
 		isa string
 		has bool
-		f   func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int)
+		f   func(out *float32, so int, in *float32, sx, sy, sc, cin, kh, kw int, w, bias *float32, np, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int, pfk int)
 	}{
 		{"avx512", useAVX512, convNHWC_14x32_avx512},
 		{"avx2", useAVX2, convNHWC_6x16_avx2},
@@ -161,7 +161,7 @@ func BenchmarkConvNHWCTaps(b *testing.B) {
 				b.Skipf("CPU lacks %s", v.isa)
 			}
 			kernel := func() {
-				v.f(&out[0], C, &in[0], sx, sy, sc, C, k, k, &w[0], &bias[0], np, NR, true, &w[0], 0, &w[0], 0, &w[0], 0)
+				v.f(&out[0], C, &in[0], sx, sy, sc, C, k, k, &w[0], &bias[0], np, NR, true, &w[0], 0, &w[0], 0, &w[0], 0, 1)
 			}
 			for b.Loop() {
 				kernel()

@@ -25,7 +25,10 @@ import (
 // MB), where each row prefetches 1/rows of the next block's weights; split by
 // rows, VGG-16's conv1_2 (224×224, 64 → 64, 12.8 MB in and out), in claims of
 // 8 rows, where the first block's call for a row prefetches the next row's new
-// input row and its output row. It reports the best run's GFLOP/s and
+// input row and its output row; and VGG-16's first layer (224×224, 3 → 64:
+// 12.8 MB out, 27 FMAs per output) row by row, each row running both blocks,
+// whose calls prefetch their half of the next row's output (the generator's
+// RowMajor schedule). It reports the best run's GFLOP/s and
 // that as a percentage of the FMA peak probed between the runs (best probe).
 //
 //	go test -run '^$' -bench ConvNHWCLayer -benchtime 30x ./runtime/kernels/
@@ -36,10 +39,12 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 		name     string
 		h, c, oc int
 		rows     bool // split by rows: claims of 8 rows, every block over them
+		rowMajor bool // split by rows, each row running every block
 	}{
-		{"vgg14x14/C=512", 14, 512, 512, false},
-		{"alexnet13x13/C=384", 13, 384, 256, false},
-		{"vgg224x224/C=64", 224, 64, 64, true},
+		{"vgg14x14/C=512", 14, 512, 512, false, false},
+		{"alexnet13x13/C=384", 13, 384, 256, false, false},
+		{"vgg224x224/C=64", 224, 64, 64, true, false},
+		{"vgg224x224/C=3", 224, 3, 64, false, true},
 	} {
 		irs := (s.h + 2) * s.c
 		in := make([]float32, (s.h+2)*irs)
@@ -53,6 +58,26 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 		flop := 2 * float64(s.h*s.h*s.oc*9*s.c)
 		for _, mode := range []string{"cold", "prefetch", "hot"} {
 			layer := func() {
+				if s.rowMajor {
+					// The first layer: each row runs both blocks; each call prefetches
+					// its half of the next row's output, the first also the input row
+					// the next row adds.
+					ors := s.h * s.oc
+					for r := 0; r < s.h; r++ {
+						for u := 0; u < nb; u++ {
+							var nin, nout []float32
+							if mode == "prefetch" && r+1 < s.h {
+								if u == 0 && r+3 < s.h+2 {
+									nin = in[(r+3)*irs : (r+4)*irs]
+								}
+								nout = out[(r+1)*ors : (r+2)*ors][u*ors/nb : (u+1)*ors/nb]
+							}
+							ConvNHWCNext(out[r*ors+u*NR:], s.oc, in[r*irs:], s.c, irs, s.c, 3*s.c, 3, 1,
+								w[u*pack:], bias[u*NR:], s.h, NR, true, nin, nout)
+						}
+					}
+					return
+				}
 				if s.rows {
 					// Claims of 8 rows; while the first block runs a row, prefetch
 					// the next row's new input row and its output row.
