@@ -293,7 +293,21 @@ func (g *stepGen) convFwd() []jen.Code {
 	args := []jen.Code{x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
 		x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)}
 	next := "wt[u2*PACK : (u2+1)*PACK]"
+	sched, call := c.Fwd, "ConvNHWCNext"
 	switch {
+	case c.Fwd.RowMajor && st.Pool == nil && st.Out.Size*4 > streamOutBytes:
+		// Each row runs every block, and the output, far bigger than the caches,
+		// streams to memory (no read for ownership; the next layer prefetches its
+		// input rows anyway). The first block's call prefetches the input rows the
+		// next row adds. Each worker fences its streaming stores before it is done.
+		next, sched.Stream, call = "", true, "ConvNHWCStream"
+		body = append(body,
+			jen.Var().Id("nin").Index().Float32(),
+			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(
+				x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString()),
+			),
+		)
+		args = append(args, x("nin"))
 	case c.Fwd.RowMajor:
 		// Each row runs every block; the weights stay in cache. Each block's call
 		// prefetches its share of the next row's output, the first also the input
@@ -326,7 +340,7 @@ func (g *stepGen) convFwd() []jen.Code {
 	default:
 		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
 	}
-	body = append(body, jen.Qual(pkgKernels, "ConvNHWCNext").Call(args...))
+	body = append(body, jen.Qual(pkgKernels, call).Call(args...))
 	group := 1
 	if pl := st.Pool; pl != nil {
 		// The max pool of the next step: after the last row of a row of windows,
@@ -340,7 +354,7 @@ func (g *stepGen) convFwd() []jen.Code {
 			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
 		))
 	}
-	return append(code, chunked(c.Fwd, "m.n*OH", "G*OCB", next, group,
+	return append(code, chunked(sched, "m.n*OH", "G*OCB", next, group,
 		x("g, ob := u/OCB, u%%OCB"), body...)...)
 }
 
@@ -403,6 +417,10 @@ func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, bod
 			jen.If(x("u2 := (u + 1) %% (%s); u2 != u", units)).Block(x("nx = %s", next)),
 		)
 	}
+	done := []jen.Code{jen.Return()}
+	if s.Stream {
+		done = []jen.Code{jen.Qual(pkgKernels, "StoreFence").Call().Comment("order this worker's streaming stores before the step ends"), jen.Return()}
+	}
 	nest := loop("u", 0, units, append(block, loop("r", "r0", "r1", body...))...)
 	if s.RowMajor {
 		nest = loop("r", "r0", "r1", loop("u", 0, units, append(block, body...)...))
@@ -414,7 +432,7 @@ func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, bod
 		claimSize(group),
 		jen.For().Block(
 			x("r0 := int(m.next.Add(int64(claim))) - claim"),
-			jen.If(x("r0 >= rows")).Block(jen.Return()),
+			jen.If(x("r0 >= rows")).Block(done...),
 			x("r1 := min(r0+claim, rows)"),
 			nest,
 		),

@@ -84,7 +84,8 @@ func TestReproducible(t *testing.T) {
 	}
 }
 
-// Buffers that are live at the same time never share memory.
+// Buffers that are live at the same time never share memory, and every buffer
+// starts on a multiple of 16 values (64 bytes).
 func TestArenaNoOverlap(t *testing.T) {
 	for _, name := range spec.Builtin() {
 		p := build(t, name)
@@ -95,6 +96,9 @@ func TestArenaNoOverlap(t *testing.T) {
 				}
 				if a.Off < 0 || (!a.Int && a.Off+a.Size > prog.Arena) || (a.Int && a.Off+a.Size > prog.IntArena) {
 					t.Errorf("%s %s: %v at %d+%d outside the arena", name, prog.Name, a, a.Off, a.Size)
+				}
+				if a.Off%16 != 0 {
+					t.Errorf("%s %s: %v at %d, not a multiple of 16 values", name, prog.Name, a, a.Off)
 				}
 				for _, b := range prog.Buffers[i+1:] {
 					if b.First < 0 || a.Int != b.Int {

@@ -250,7 +250,16 @@ type Schedule struct {
 	// each row runs every block before the next: a call then prefetches its share
 	// of the next row's output, so that all of it is in L2 when that row is stored.
 	RowMajor bool
+	// Stream is a RowMajor forward whose output streams to memory (set by the
+	// emitter: kernels.ConvNHWCStream, then kernels.StoreFence in each worker).
+	Stream bool
 }
+
+// streamOutBytes is the smallest output (per sample) a RowMajor convolution
+// without a fused pool writes with streaming stores: twice one core's L2, so
+// that it could not stay in cache for the next layer anyway. VGG's first
+// layer writes 12.8 MB.
+const streamOutBytes = 4 << 20
 
 // rowMajorWeights is the most packed weights a RowMajor rows split may have:
 // they stay in L2 (and mostly L1) however the rows and blocks interleave. VGG's
@@ -755,6 +764,9 @@ func allocate(p *Plan, prog *Program) error {
 }
 
 // place assigns offsets first-fit in order of first use; it returns the arena size.
+// Every offset is a multiple of 16 values (64 bytes, as the arena itself is a
+// large allocation that starts on a page), so that a buffer's first sample is
+// aligned for the kernels' vector and streaming stores.
 func place(bufs []*Buffer, ints bool) (int, error) {
 	type span struct{ off, end, last int }
 	var order []*Buffer
@@ -779,7 +791,7 @@ func place(bufs []*Buffer, ints bool) (int, error) {
 		for {
 			conflict := false
 			for _, s := range live {
-				if off < s.end && s.off < off+b.Size {
+				if off < s.end && s.off < off+size16(b.Size) {
 					off = s.end
 					conflict = true
 				}
@@ -789,7 +801,7 @@ func place(bufs []*Buffer, ints bool) (int, error) {
 			}
 		}
 		b.Off = off
-		live = append(live, span{off, off + b.Size, b.Last})
+		live = append(live, span{off, off + size16(b.Size), b.Last})
 		size = max(size, off+b.Size)
 	}
 	if size >= 1<<31 {
@@ -797,3 +809,6 @@ func place(bufs []*Buffer, ints bool) (int, error) {
 	}
 	return size, nil
 }
+
+// size16 rounds n values up to a multiple of 16.
+func size16(n int) int { return (n + 15) &^ 15 }

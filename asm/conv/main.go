@@ -51,6 +51,10 @@ func main() {
 	maskTable()
 	convNHWC(nhwcAVX512)
 	convNHWC(nhwcAVX2)
+	for _, t := range []nhwcTile{nhwcAVX512, nhwcAVX2} {
+		t.nt = true
+		convNHWC(t)
+	}
 	convWgrad(wgradAVX512)
 	convWgrad(wgradAVX2)
 	Generate()

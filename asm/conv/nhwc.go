@@ -21,12 +21,16 @@ type nhwcTile struct {
 	unroll int  // channel-loop unroll
 	bcst   bool // VFMADD231PS m32bcst (AVX-512) instead of VBROADCASTSS + FMA
 	wmem   bool // FMAs read weights from memory, not from weight registers
+	nt     bool // streaming stores (VMOVNTPS) of whole, aligned vectors: nr = NR only
 }
 
 func (t nhwcTile) width() int  { return t.vecs * t.isa.Lanes }
 func (t nhwcTile) passes() int { return nr / t.width() }
 
 func (t nhwcTile) name() string {
+	if t.nt {
+		return fmt.Sprintf("convNHWC_%dx%dnt_%s", t.maxP, t.width(), t.isa.Name)
+	}
 	return fmt.Sprintf("convNHWC_%dx%d_%s", t.maxP, t.width(), t.isa.Name)
 }
 
@@ -52,7 +56,11 @@ func convNHWC(t nhwcTile) {
 	name := t.name()
 	TEXT(name, NOSPLIT, nhwcSignature)
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s is ConvNHWC on %s: tiles of up to %d pixels × %d output channels", name, t.isa.Name, t.maxP, t.width()),
+	what := "ConvNHWC"
+	if t.nt {
+		what = "ConvNHWC with streaming stores (nr = NR, out and so aligned to the vector)"
+	}
+	Doc(fmt.Sprintf("%s is %s on %s: tiles of up to %d pixels × %d output channels", name, what, t.isa.Name, t.maxP, t.width()),
 		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes()),
 		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches",
 		"the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, one",
@@ -294,6 +302,10 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	so := simd.Load4("so")
 	for p := 0; p < P; p++ {
 		for v := 0; v < t.vecs; v++ {
+			if t.nt {
+				VMOVNTPS(acc[p][v], Mem{Base: op, Disp: v * i.VBytes()})
+				continue
+			}
 			m.store(acc[p][v], v, j, Mem{Base: op, Disp: v * i.VBytes()})
 		}
 		if p+1 < P {

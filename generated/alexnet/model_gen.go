@@ -34,7 +34,7 @@ const (
 	numBufferVals = 0
 	inSize        = InC * InH * InW
 	evalArena     = 349552
-	gradArena     = 1463040
+	gradArena     = 1463056
 	gradIntArena  = 88320
 	numConv       = 5
 )
@@ -298,25 +298,25 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 		m.gb[13] = m.arena[830640*mb : 834736*mb]   // act classifier.4[4096]
 		m.gb[14] = m.arena[834736*mb : 835736*mb]   // act classifier.6[1000]
 		m.gb[15] = m.arena[349552*mb : 500080*mb]   // grad x[224x224x3 NHWC]
-		m.gb[16] = m.arena[1240256*mb : 1463040*mb] // grad act features.0[55x55x64 NHWC halo 2x2]
+		m.gb[16] = m.arena[1240272*mb : 1463056*mb] // grad act features.0[55x55x64 NHWC halo 2x2]
 		m.gb[17] = m.arena[551024*mb : 597680*mb]   // grad act features.2[27x27x64 NHWC]
 		m.gi[18] = m.iarena[0*mb : 46656*mb]        // argmax features.2[27x27x64 NHWC]
-		m.gb[19] = m.arena[1055744*mb : 1240256*mb] // grad act features.3[27x27x192 NHWC halo 2x2]
+		m.gb[19] = m.arena[1055760*mb : 1240272*mb] // grad act features.3[27x27x192 NHWC halo 2x2]
 		m.gb[20] = m.arena[680624*mb : 713072*mb]   // grad act features.5[13x13x192 NHWC]
 		m.gi[21] = m.iarena[46656*mb : 79104*mb]    // argmax features.5[13x13x192 NHWC]
-		m.gb[22] = m.arena[969344*mb : 1055744*mb]  // grad act features.6[13x13x384 NHWC halo 1x1]
-		m.gb[23] = m.arena[911744*mb : 969344*mb]   // grad act features.8[13x13x256 NHWC halo 1x1]
-		m.gb[24] = m.arena[854144*mb : 911744*mb]   // grad act features.10[13x13x256 NHWC halo 1x1]
+		m.gb[22] = m.arena[969360*mb : 1055760*mb]  // grad act features.6[13x13x384 NHWC halo 1x1]
+		m.gb[23] = m.arena[911760*mb : 969360*mb]   // grad act features.8[13x13x256 NHWC halo 1x1]
+		m.gb[24] = m.arena[854160*mb : 911760*mb]   // grad act features.10[13x13x256 NHWC halo 1x1]
 		m.gb[25] = m.arena[799920*mb : 809136*mb]   // grad act features.12[6x6x256 NHWC]
 		m.gi[26] = m.iarena[79104*mb : 88320*mb]    // argmax features.12[6x6x256 NHWC]
 		m.gb[27] = m.arena[818352*mb : 827568*mb]   // grad act flatten[9216]
-		m.gb[28] = m.arena[844928*mb : 854144*mb]   // grad act classifier.0[9216]
+		m.gb[28] = m.arena[844944*mb : 854160*mb]   // grad act classifier.0[9216]
 		m.gb[29] = m.arena[809136*mb : 818352*mb]   // mask classifier.0[9216]
 		m.gb[30] = m.arena[830640*mb : 834736*mb]   // grad act classifier.1[4096]
-		m.gb[31] = m.arena[840832*mb : 844928*mb]   // grad act classifier.3[4096]
+		m.gb[31] = m.arena[840848*mb : 844944*mb]   // grad act classifier.3[4096]
 		m.gb[32] = m.arena[826544*mb : 830640*mb]   // mask classifier.3[4096]
-		m.gb[33] = m.arena[835736*mb : 839832*mb]   // grad act classifier.4[4096]
-		m.gb[34] = m.arena[839832*mb : 840832*mb]   // grad act classifier.6[1000]
+		m.gb[33] = m.arena[835744*mb : 839840*mb]   // grad act classifier.4[4096]
+		m.gb[34] = m.arena[839840*mb : 840840*mb]   // grad act classifier.6[1000]
 		m.gb[35] = m.arena[0*mb : 150528*mb]        // dx[150528]
 	} else {
 		m.eb[0] = m.arena[0*mb : 155952*mb]      // x[224x224x3 NHWC halo 2x2]

@@ -59,6 +59,7 @@ func (m *Model) fwd1(w, nw int) {
 	for {
 		r0 := int(m.next.Add(int64(claim))) - claim
 		if r0 >= rows {
+			kernels.StoreFence() // order this worker's streaming stores before the step ends
 			return
 		}
 		r1 := min(r0+claim, rows)
@@ -66,14 +67,11 @@ func (m *Model) fwd1(w, nw int) {
 			for u := 0; u < G*OCB; u++ {
 				g, ob := u/OCB, u%OCB
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
-				if r+1 < r1 && oy+1 < OH {
-					if u == 0 {
-						nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					}
-					nout = nn.Part(out[b*OS+OI+(oy+1)*ORS:][:OW*OC], u, G*OCB)
+				var nin []float32
+				if u == 0 && r+1 < r1 && oy+1 < OH {
+					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin, nout)
+				kernels.ConvNHWCStream(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin)
 			}
 		}
 	}

@@ -15,7 +15,7 @@ var convZeroBias [NR]float32
 // convMaxPrefetchPerIter caps the lines a kernel prefetches at once.
 var convMaxPrefetchPerIter = 8
 
-func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next [][]float32) {
+func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next [][]float32, stream bool) {
 	if !useAVX512 && !useAVX2 {
 		convNHWCGo(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu)
 		return
@@ -60,9 +60,20 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 		slots := max(1, (np+maxP-1)/maxP*passes*kh*kw*(cin/4))
 		pfk = min(convMaxPrefetchPerIter, (lines+slots-1)/slots)
 	}
-	if useAVX512 {
+	// Streaming stores need whole, aligned vectors at every pixel.
+	vb := 64
+	if !useAVX512 {
+		vb = 32
+	}
+	stream = stream && nr == NR && uintptr(unsafe.Pointer(&out[0]))%uintptr(vb) == 0 && (4*so)%vb == 0
+	switch {
+	case useAVX512 && stream:
+		convNHWC_14x32nt_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
+	case useAVX512:
 		convNHWC_14x32_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
-	} else {
+	case stream:
+		convNHWC_6x16nt_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
+	default:
 		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"unsafe"
 )
 
 // convISAs lists the implementations that ConvNHWC and ConvWgrad dispatch to
@@ -56,18 +55,6 @@ func TestConvAVX2NoEVEX(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no AVX2 kernel found in conv_amd64.s")
 	}
-}
-
-// convAligned returns n float32s starting on a 64-byte boundary (as packed
-// weights should be: a zmm load of a weight row then stays in one cache line).
-func convAligned(n int) []float32 {
-	b := make([]float32, n+16)
-	for i := range 16 {
-		if uintptr(unsafe.Pointer(&b[i]))%64 == 0 {
-			return b[i:][:n]
-		}
-	}
-	panic("unreachable")
 }
 
 // convBenchShapes are one output row of a layer (np pixels × 32 output

@@ -52,11 +52,14 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 		nb := s.oc / NR
 		w := convAligned(nb * pack)
 		bias := make([]float32, s.oc)
-		out := make([]float32, s.h*s.h*s.oc)
+		out := convAligned(s.h * s.h * s.oc)
 		convFill(rng, in, 0)
 		convFill(rng, w, 0)
 		flop := 2 * float64(s.h*s.h*s.oc*9*s.c)
-		for _, mode := range []string{"cold", "prefetch", "hot"} {
+		for _, mode := range []string{"cold", "prefetch", "hot", "stream"} {
+			if mode == "stream" && !s.rowMajor {
+				continue
+			}
 			layer := func() {
 				if s.rowMajor {
 					// The first layer: each row runs both blocks; each call prefetches
@@ -66,6 +69,14 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 					for r := 0; r < s.h; r++ {
 						for u := 0; u < nb; u++ {
 							var nin, nout []float32
+							if mode == "stream" {
+								if u == 0 && r+3 < s.h+2 {
+									nin = in[(r+3)*irs : (r+4)*irs]
+								}
+								ConvNHWCStream(out[r*ors+u*NR:], s.oc, in[r*irs:], s.c, irs, s.c, 3*s.c, 3, 1,
+									w[u*pack:], bias[u*NR:], s.h, NR, true, nin)
+								continue
+							}
 							if mode == "prefetch" && r+1 < s.h {
 								if u == 0 && r+3 < s.h+2 {
 									nin = in[(r+3)*irs : (r+4)*irs]
@@ -76,6 +87,7 @@ func BenchmarkConvNHWCLayer(b *testing.B) {
 								w[u*pack:], bias[u*NR:], s.h, NR, true, nin, nout)
 						}
 					}
+					StoreFence()
 					return
 				}
 				if s.rows {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // convISA is one implementation of the convolution kernels (see convISAs).
@@ -146,6 +147,20 @@ func (c convCase) run(t *testing.T, rng *rand.Rand, plant func(in, w []float32))
 	}
 	ConvNHWCNext(got[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu, next...)
 	checkConvOut(t, c.String()+fmt.Sprintf(" ConvNHWCNext(ranges of %v)", lens), got, want, c.np, c.nr, c.so)
+
+	// ConvNHWCStream too, with out on a 64-byte boundary (streaming stores when
+	// nr = NR and so is a multiple of the vector) and one value off it (stores as
+	// usual), both between the same sentinels.
+	for _, shift := range []int{0, 1} {
+		buf := convAligned(len(got) + 16)
+		g := buf[16-convGuardLen%16+shift:][:len(got)]
+		for i := range g {
+			g[i] = math.Float32frombits(convSentinel)
+		}
+		ConvNHWCStream(g[convGuardLen:][:lout], c.so, in, sx, sy, sc, c.cin, c.kh, c.kw, w, bias, c.np, c.nr, c.relu, next...)
+		StoreFence()
+		checkConvOut(t, c.String()+fmt.Sprintf(" ConvNHWCStream(out %d values past a 64-byte boundary)", shift), g, want, c.np, c.nr, c.so)
+	}
 }
 
 // convNextBuf is memory for ConvNHWCNext to prefetch: 1 MiB, more than any
@@ -608,4 +623,16 @@ func FuzzConvWgrad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// convAligned returns n float32s starting on a 64-byte boundary (as packed
+// weights should be: a zmm load of a weight row then stays in one cache line).
+func convAligned(n int) []float32 {
+	b := make([]float32, n+16)
+	for i := range 16 {
+		if uintptr(unsafe.Pointer(&b[i]))%64 == 0 {
+			return b[i:][:n]
+		}
+	}
+	panic("unreachable")
 }

@@ -4,7 +4,7 @@ package kernels
 
 // Without assembly every kernel is its pure-Go twin.
 
-func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, _ [][]float32) {
+func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, _ [][]float32, _ bool) {
 	convNHWCGo(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu)
 }
 
