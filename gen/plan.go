@@ -156,11 +156,17 @@ func fastAlgo(st *Step) string {
 // (runtime/winograd): 3×3, stride 1, padding 1, one group, and an output of at least
 // 20×20, where its 4× fewer multiplies pay for reading transformed weights 4× the
 // size (measured: 2.1–2.7× faster at 28² to 224², 1.1–1.5× at 14², 1.2–1.7× at
-// AlexNet's 13² with the weights in cache).
+// AlexNet's 13² with the weights in cache), and at least winogradMinC input
+// channels: the transforms cost per input and per output channel, the multiplies
+// they save per pair of them, so a first layer loses (VGG's, 3 → 64 at 224×224:
+// 1.53 ms as Winograd against 0.67 ms direct on two threads, in one series).
 func Winograd(l *spec.Layer) bool {
 	return l.Kind == spec.Conv && l.KH == 3 && l.KW == 3 && l.SH == 1 && l.SW == 1 && l.PH == 1 && l.PW == 1 &&
-		l.Groups == 1 && l.Out.H >= 20 && l.Out.W >= 20
+		l.Groups == 1 && l.Out.H >= 20 && l.Out.W >= 20 && l.In.C >= winogradMinC
 }
+
+// winogradMinC is the fewest input channels a Winograd convolution has.
+const winogradMinC = 16
 
 // Held is the name of the layer whose output the step's Out holds: the last layer
 // fused into it, or its own.

@@ -577,18 +577,6 @@ func (m *Model) deriveFast(all bool) error {
 			kernels.BF16(w.bf16[2], w.vals[128766336:132862336])
 		}
 	}
-	// features.0 as Winograd F(4×4, 3×3).
-	if m.fast || w.wino[0] != nil {
-		fresh := w.wino[0] == nil
-		if fresh {
-			w.wino[0] = make([]float32, winograd.PackSize(3, 64))
-		}
-		if all || fresh {
-			c := convInfo[0]
-			weight := w.vals[c.weight : c.weight+1728]
-			winograd.Pack(w.wino[0], weight, 3, 64)
-		}
-	}
 	// features.3 as Winograd F(4×4, 3×3).
 	if m.fast || w.wino[1] != nil {
 		fresh := w.wino[1] == nil
@@ -877,14 +865,14 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "winograd F(4x4,3x3)",
+	Algo:  "direct",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.0+features.1",
 	MACs:  int64(86704128),
 	Phase: "forward",
 }, {
-	Algo:  "own pass",
+	Algo:  "in features.0",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.2",

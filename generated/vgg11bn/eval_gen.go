@@ -51,18 +51,6 @@ func (m *Model) eval1(w, nw int) {
 	)
 	in, out := m.eb[0], m.eb[1]
 	wt, bias := m.w.packE[0], m.w.biasE[0]
-	if m.fast {
-		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
-		const TR = 56 // tile rows per sample
-		lo, hi := parallel.Span(m.n*TR, w, nw)
-		for r := lo; r < hi; {
-			b, t0 := r/TR, r%TR
-			t1 := min(TR, t0+hi-r)
-			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[0], bias, true, t0, t1, m.wscratch[w])
-			r += t1 - t0
-		}
-		return
-	}
 	const (
 		PKH, PKW = 2, 2 // features.3: 2×2 windows at stride 2×2
 		PS       = 831744
@@ -104,32 +92,7 @@ func (m *Model) eval1(w, nw int) {
 
 // eval2 computes features.3: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 64×224×224 → 64×112×112.
 func (m *Model) eval2(w, nw int) {
-	// In exact mode features.0 computed this pool; in fast mode it ran Winograd,
-	// which does not pool.
-	if !m.fast {
-		return
-	}
-	const (
-		H, W, C = 224, 224, 64
-		OH, OW  = 112, 112
-		IS      = 3211264
-		IRS     = 14336
-		II      = 0
-		OS      = 831744
-		ORS     = 7296
-		OI      = 7360
-	)
-	const (
-		KH, KW, SH, SW, PH, PW = 2, 2, 2, 2, 0, 0
-	)
-	in, out := m.eb[1], m.eb[2]
-	// The next convolution reads a zero halo around this buffer.
-	nn.ZeroHalos(m.eb[2], m.n, 831744, 112, 112, 64, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*112, w, nw)
-	for r := lo; r < hi; r++ {
-		b, oy := r/112, r%112
-		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
-	}
+	// The step of features.0 computes this pool, a block's rows at a time.
 }
 
 // eval3 computes features.4: Conv2d(64, 128, (3, 3), stride=(1, 1), padding=(1, 1)) + features.5 BatchNorm2d(128, eps=1e-05, momentum=0.1) + features.6 ReLU, 64×112×112 → 128×112×112.

@@ -672,18 +672,6 @@ func (m *Model) deriveFast(all bool) error {
 			kernels.BF16(w.bf16[2], w.vals[134260544:138356544])
 		}
 	}
-	// features.0 as Winograd F(4×4, 3×3).
-	if m.fast || w.wino[0] != nil {
-		fresh := w.wino[0] == nil
-		if fresh {
-			w.wino[0] = make([]float32, winograd.PackSize(3, 64))
-		}
-		if all || fresh {
-			c := convInfo[0]
-			weight := w.vals[c.weight : c.weight+1728]
-			winograd.Pack(w.wino[0], weight, 3, 64)
-		}
-	}
 	// features.2 as Winograd F(4×4, 3×3).
 	if m.fast || w.wino[1] != nil {
 		fresh := w.wino[1] == nil
@@ -1055,7 +1043,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "winograd F(4x4,3x3)",
+	Algo:  "direct",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.0+features.1",

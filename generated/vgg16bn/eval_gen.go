@@ -53,18 +53,6 @@ func (m *Model) eval1(w, nw int) {
 	wt, bias := m.w.packE[0], m.w.biasE[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[1], m.n, 3268864, 224, 224, 64, 1, 1, w, nw)
-	if m.fast {
-		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
-		const TR = 56 // tile rows per sample
-		lo, hi := parallel.Span(m.n*TR, w, nw)
-		for r := lo; r < hi; {
-			b, t0 := r/TR, r%TR
-			t1 := min(TR, t0+hi-r)
-			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[0], bias, true, t0, t1, m.wscratch[w])
-			r += t1 - t0
-		}
-		return
-	}
 	// The workers claim rows, a few at a time; each runs every channel block over them.
 	const CHUNK = 192 // rows whose input stays in L2 while every block runs over them
 	rows := m.n * OH

@@ -777,25 +777,6 @@ func (m *Model) deriveFast(all bool) error {
 			kernels.BF16(w.bf16[2], w.vals[139581248:143677248])
 		}
 	}
-	// features.0 as Winograd F(4×4, 3×3).
-	if m.fast || w.wino[0] != nil {
-		fresh := w.wino[0] == nil
-		if fresh {
-			w.wino[0] = make([]float32, winograd.PackSize(3, 64))
-		}
-		if all || fresh {
-			c := convInfo[0]
-			weight := w.vals[c.weight : c.weight+1728]
-			oc := 64
-			scale, shift := make([]float64, oc), make([]float64, oc)
-			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
-			folded := make([]float32, len(weight))
-			for k, v := range weight {
-				folded[k] = float32(float64(v) * scale[k/27])
-			}
-			winograd.Pack(w.wino[0], folded, 3, 64)
-		}
-	}
 	// features.3 as Winograd F(4×4, 3×3).
 	if m.fast || w.wino[1] != nil {
 		fresh := w.wino[1] == nil
@@ -1289,7 +1270,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "winograd F(4x4,3x3)",
+	Algo:  "direct",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.0+features.1+features.2",

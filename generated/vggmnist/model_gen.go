@@ -9,7 +9,6 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
-	winograd "github.com/cnngen/cnngen/runtime/winograd"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -253,12 +252,6 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	} else {
 		m.arena = make([]float32, evalArena*mb)
 	}
-	if m.fast {
-		m.wscratch = make([][]float32, cfg.Threads)
-		for i := range m.wscratch {
-			m.wscratch[i] = make([]float32, 86960)
-		}
-	}
 	if cfg.Training {
 		m.gb[0] = m.arena[0*mb : 900*mb]          // x[28x28x1 NHWC halo 1x1]
 		m.gb[1] = m.arena[912*mb : 26000*mb]      // act features.0[28x28x32 NHWC]
@@ -467,25 +460,6 @@ func (m *Model) deriveFast(all bool) error {
 			kernels.BF16(w.bf16[1], w.vals[388288:390848])
 		}
 	}
-	// features.0 as Winograd F(4×4, 3×3).
-	if m.fast || w.wino[0] != nil {
-		fresh := w.wino[0] == nil
-		if fresh {
-			w.wino[0] = make([]float32, winograd.PackSize(1, 32))
-		}
-		if all || fresh {
-			c := convInfo[0]
-			weight := w.vals[c.weight : c.weight+288]
-			oc := 32
-			scale, shift := make([]float64, oc), make([]float64, oc)
-			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
-			folded := make([]float32, len(weight))
-			for k, v := range weight {
-				folded[k] = float32(float64(v) * scale[k/9])
-			}
-			winograd.Pack(w.wino[0], folded, 1, 32)
-		}
-	}
 	return nil
 }
 
@@ -654,14 +628,14 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "winograd F(4x4,3x3)",
+	Algo:  "direct",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.0+features.1+features.2",
 	MACs:  int64(225792),
 	Phase: "forward",
 }, {
-	Algo:  "own pass",
+	Algo:  "in features.0",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.3",
