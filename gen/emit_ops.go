@@ -295,7 +295,7 @@ func (g *stepGen) convFwd() []jen.Code {
 	next := "wt[u2*PACK : (u2+1)*PACK]"
 	sched, call := c.Fwd, "ConvNHWCNext"
 	switch {
-	case c.Fwd.RowMajor && st.Pool == nil && st.Out.Size*4 > streamOutBytes:
+	case st.Stream:
 		// Each row runs every block, and the output, far bigger than the caches,
 		// streams to memory (no read for ownership; the next layer prefetches its
 		// input rows anyway). The first block's call prefetches the input rows the

@@ -5,7 +5,7 @@
 //
 // Build is a list of passes, each a small function over the plan:
 //
-//	lower → fuse → layout → partition → fusePools → allocate
+//	lower → fuse → layout → partition → fusePools → streams → allocate
 //
 // lower makes one step per spec layer; fuse folds ReLU into the conv, batch norm or
 // linear step before it, folds batch norm into the conv before it (evaluation
@@ -13,8 +13,9 @@
 // activation that a convolution reads the zero halo its padding needs, so no layer
 // pads at run time; partition fixes how each step's work is split over threads;
 // fusePools has a convolution compute the max pool after it when the pool's
-// windows tile its output (evaluation program only); allocate places every buffer
-// in one arena, reusing memory where lifetimes allow.
+// windows tile its output (evaluation program only); streams marks the first
+// layers that write their big output with streaming stores; allocate places every
+// buffer in one arena, reusing memory where lifetimes allow.
 //
 // A plan has two programs. Eval is inference only: batch norm folded, activations
 // freed as soon as the next layer has read them. Grad runs forward in either mode
@@ -136,6 +137,9 @@ type Step struct {
 	// output, which this step computes too, a block's rows at a time while they
 	// are in cache (see fusePools); PoolOf, on that pool's step, is this step.
 	Pool, PoolOf *Step
+	// Stream: this convolution writes its output with streaming stores
+	// (kernels.ConvNHWCStream; see streams).
+	Stream bool
 }
 
 // fastAlgo is the algorithm an evaluation step runs in fast mode, "" where it is
@@ -252,12 +256,13 @@ type ConvPlan struct {
 type Schedule struct {
 	ByBlocks bool // the workers claim channel blocks, each running its block over its rows
 	Chunk    int  // rows per claim in a row split (unused by a block split)
-	// RowMajor is a rows split whose weights are so small (rowMajorWeights) that
-	// each row runs every block before the next: a call then prefetches its share
-	// of the next row's output, so that all of it is in L2 when that row is stored.
+	// RowMajor is a forward rows split whose weights are so small
+	// (rowMajorWeights) that each row runs every block before the next: a call
+	// then prefetches its share of the next row's output, so that all of it is
+	// in L2 when that row is stored, unless the output streams (Step.Stream).
 	RowMajor bool
-	// Stream is a RowMajor forward whose output streams to memory (set by the
-	// emitter: kernels.ConvNHWCStream, then kernels.StoreFence in each worker).
+	// Stream, on the emitter's copy of a Step.Stream convolution's schedule,
+	// has each worker call kernels.StoreFence before it leaves the claim loop.
 	Stream bool
 }
 
@@ -323,9 +328,7 @@ func schedule(rows, units, rowBytes, step, window, blockBytes int) Schedule {
 	if input+blockBytes > 2*chunkBudget {
 		byBlocks = weights + units*input
 	}
-	s := Schedule{ByBlocks: units >= 4 && byBlocks < byRows, Chunk: chunk}
-	s.RowMajor = !s.ByBlocks && weights <= rowMajorWeights
-	return s
+	return Schedule{ByBlocks: units >= 4 && byBlocks < byRows, Chunk: chunk}
 }
 
 // Build plans m for the generated package pkg; source is the spec path used in
@@ -349,7 +352,7 @@ func Build(m *spec.Model, pkg, source string) (*Plan, error) {
 	}
 	for _, name := range []string{"eval", "grad"} {
 		prog := &Program{Name: name, Aliases: map[string]*Buffer{}}
-		for _, pass := range []func(*Plan, *Program) error{lower, fuse, layout, partition, fusePools, allocate} {
+		for _, pass := range []func(*Plan, *Program) error{lower, fuse, layout, partition, fusePools, streams, allocate} {
 			if err := pass(p, prog); err != nil {
 				return nil, fmt.Errorf("%s: %s program: %w", m.File, name, err)
 			}
@@ -404,6 +407,7 @@ func (p *Plan) convPlan(l *spec.Layer) *ConvPlan {
 	f32 := 4
 	inRow := (l.In.W + 2*l.PW) * l.In.C * f32
 	c.Fwd = schedule(l.Out.H, c.Groups*c.OCB, inRow, l.SH, l.KH-l.SH, l.KH*l.KW*c.ICg*kernels.NR*f32)
+	c.Fwd.RowMajor = !c.Fwd.ByBlocks && c.Groups*c.OCB*l.KH*l.KW*c.ICg*kernels.NR*f32 <= rowMajorWeights
 	// The input gradient reads the output gradient (with its halo) over about
 	// ⌈KH/SH⌉ rows per input row.
 	dyRow := (l.Out.W + 2*c.HaloX) * l.OutC * f32
@@ -696,6 +700,22 @@ func fusePools(p *Plan, prog *Program) error {
 	return nil
 }
 
+// streams marks the convolutions that write their output with streaming stores
+// (Step.Stream): a RowMajor forward with no fused pool and more than
+// streamOutBytes of output per sample, in both programs.
+func streams(p *Plan, prog *Program) error {
+	for _, st := range prog.Steps {
+		if st.Op != OpConv {
+			continue
+		}
+		if _, c := p.convOf(st.Layer); c.Fwd.RowMajor && st.Pool == nil && st.Out.Size*4 > streamOutBytes {
+			st.Stream = true
+			st.Tile += ", output streamed"
+		}
+	}
+	return nil
+}
+
 // allocate places the buffers in the arenas. A buffer lives from the first to the
 // last step that touches it (forward steps, then in Grad the backward steps in
 // reverse); two buffers share memory only if their lifetimes do not overlap.
@@ -770,9 +790,9 @@ func allocate(p *Plan, prog *Program) error {
 }
 
 // place assigns offsets first-fit in order of first use; it returns the arena size.
-// Every offset is a multiple of 16 values (64 bytes, as the arena itself is a
-// large allocation that starts on a page), so that a buffer's first sample is
-// aligned for the kernels' vector and streaming stores.
+// Every offset is a multiple of 16 values, so that a buffer's first sample
+// starts on 64 bytes (if the arena does: Go places allocations of 32 KiB and
+// more on pages) for the kernels' vector and streaming stores.
 func place(bufs []*Buffer, ints bool) (int, error) {
 	type span struct{ off, end, last int }
 	var order []*Buffer

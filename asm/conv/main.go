@@ -38,6 +38,9 @@ const nr = 32
 // calls of about 96 pixels; see runtime/kernels/conv_amd64.go). Its dy loads
 // are masked only in a partial block: a masked zmm load costs a uop on the FMA
 // ports, and unmasking the full blocks took it from ~88% to ~94% of peak.
+//
+// runtime/kernels/conv_amd64.go paces the prefetches by these tiles
+// (convTileP512, convTileP2, convPass2, convUnroll): change both together.
 var (
 	nhwcAVX512 = nhwcTile{isa: avx512, maxP: 14, vecs: 2, unroll: 4}
 	nhwcAVX2   = nhwcTile{isa: avx2, maxP: 6, vecs: 2, unroll: 4}

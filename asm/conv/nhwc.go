@@ -46,25 +46,26 @@ const nhwcSignature = "func(out *float32, so int, in *float32, sx, sy, sc, cin, 
 //	    if relu && acc[p][j] < 0 { acc[p][j] = 0 }
 //	    out[p*so+j] = acc[p][j]  (j < nr)
 //
-// Besides, each iteration of the unrolled channel loop prefetches one 64-byte
-// line into L2 (PREFETCHT1): the next of the pfn lines from pf until none is
-// left, then of the pfn2 lines from pf2, then of the pfn3 lines from pf3. The
-// caller passes what a later call will read (a block's weights, input rows) or
-// write (output rows), so that it arrives while this call computes. Prefetches
-// change no result.
+// Besides, each iteration of the unrolled channel loop prefetches pfk ≥ 1
+// 64-byte lines into L2 (PREFETCHT1): the next of the pfn lines from pf until
+// none is left, then of the pfn2 lines from pf2, then of the pfn3 lines from
+// pf3. The caller passes what a later call will read (a block's weights, input
+// rows) or write (output rows), so that it arrives while this call computes,
+// and pfk so that the call's iterations cover the ranges. Prefetches change no
+// result. With nt, the tile's stores are VMOVNTPS of whole vectors.
 func convNHWC(t nhwcTile) {
 	name := t.name()
 	TEXT(name, NOSPLIT, nhwcSignature)
 	Pragma("noescape")
 	what := "ConvNHWC"
 	if t.nt {
-		what = "ConvNHWC with streaming stores (nr = NR, out and so aligned to the vector)"
+		what = "ConvNHWC with streaming stores (nr = NR, out and 4*so multiples of 64 bytes)"
 	}
 	Doc(fmt.Sprintf("%s is %s on %s: tiles of up to %d pixels × %d output channels", name, what, t.isa.Name, t.maxP, t.width()),
 		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes()),
 		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches",
-		"the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, one",
-		"per iteration of its channel loop.")
+		"the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, pfk ≥ 1",
+		"per iteration of its unrolled channel loop.")
 
 	Comment("Pixel tiles: out, in and the pixel count advance by P pixels per tile.")
 	outp := simd.LoadGP("out")
@@ -231,7 +232,7 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	SUBQ(U32(U), cc)
 	JB(LabelRef(lbl + "_ctail"))
 	Label(lbl + "_c")
-	Comment("the next line of the first prefetch range that has one left:",
+	Comment("pfk times, the next line of the first prefetch range that has one left:",
 		"if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...")
 	pr := GP64()
 	MOVQ(simd.Arg("pfk"), pr)

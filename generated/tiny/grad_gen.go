@@ -744,16 +744,16 @@ func (m *Model) bwd4Data(w, nw int) {
 			return
 		}
 		r1 := min(r0+claim, rows)
-		for r := r0; r < r1; r++ {
-			for u := 0; u < G*ICB; u++ {
-				g, ib := u/ICB, u%ICB
-				nr := min(NR, ICg-ib*NR)
-				// Prefetch the next block (the first, for the next claim) over these rows,
-				// unless it is this one.
-				var nx []float32
-				if u2 := (u + 1) % (G * ICB); u2 != u {
-					nx = wt[u2*1728 : (u2+1)*1728]
-				}
+		for u := 0; u < G*ICB; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			// Prefetch the next block (the first, for the next claim) over these rows,
+			// unless it is this one.
+			var nx []float32
+			if u2 := (u + 1) % (G * ICB); u2 != u {
+				nx = wt[u2*1728 : (u2+1)*1728]
+			}
+			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]
@@ -989,10 +989,10 @@ func (m *Model) bwd1Data(w, nw int) {
 			return
 		}
 		r1 := min(r0+claim, rows)
-		for r := r0; r < r1; r++ {
-			for u := 0; u < G*ICB; u++ {
-				g, ib := u/ICB, u%ICB
-				nr := min(NR, ICg-ib*NR)
+		for u := 0; u < G*ICB; u++ {
+			g, ib := u/ICB, u%ICB
+			nr := min(NR, ICg-ib*NR)
+			for r := r0; r < r1; r++ {
 				b, iy := r/H, r%H
 				qy := (iy + PH) / SH
 				row := dx[b*XS+XI+iy*XRS+g*ICg+ib*NR:]

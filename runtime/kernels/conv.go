@@ -59,8 +59,8 @@ func ConvNHWCNext(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw i
 
 // ConvNHWCStream is ConvNHWCNext, with the same results, that writes out with
 // streaming (non-temporal) stores where it can: on AVX-512 and AVX2, for a
-// whole block (nr = NR) whose out and pixel stride so are aligned to the
-// vector (64 or 32 bytes). The output then goes to memory without first
+// whole block (nr = NR) whose out and pixel stride so (in bytes, 4*so) are
+// multiples of 64 bytes. The output then goes to memory without first
 // reading its lines into the cache. That pays for an output far bigger than
 // the caches, written by a layer that computes little per output and read
 // back only later (VGG's first layer: 12.8 MB, 27 FMAs per output); where
@@ -81,7 +81,8 @@ func ConvNHWCStream(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw
 }
 
 // StoreFence orders the calling goroutine's earlier streaming stores
-// (ConvNHWCStream, PackGatherNT) before its later stores; it is PackFence.
+// (ConvNHWCStream, PackGatherNT) before its later stores; it is PackFence (an
+// SFENCE, and nothing without AVX2, where nothing streams).
 func StoreFence() { packFence() }
 
 func checkConv(lout, so, lin, sx, sy, sc, cin, kh, kw, lw int, bias []float32, np, nr int) {

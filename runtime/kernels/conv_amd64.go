@@ -12,8 +12,17 @@ import "unsafe"
 // starting each chain from +0 is what the contract says for none.
 var convZeroBias [NR]float32
 
+// The tiles of the ConvNHWC kernels (asm/conv/main.go: nhwcAVX512, nhwcAVX2),
+// which the prefetch pacing counts with.
+const (
+	convTileP512 = 14 // AVX-512: pixels per tile, all NR channels in one pass
+	convTileP2   = 6  // AVX2: pixels per tile
+	convPass2    = 16 // AVX2: output channels per pass
+	convUnroll   = 4  // channels per iteration of the unrolled channel loop
+)
+
 // convMaxPrefetchPerIter caps the lines a kernel prefetches at once.
-var convMaxPrefetchPerIter = 8
+const convMaxPrefetchPerIter = 8
 
 func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next [][]float32, stream bool) {
 	if !useAVX512 && !useAVX2 {
@@ -48,24 +57,26 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 			pf[i], pfn[i] = &next[i][0], int(last>>6-first>>6)+1
 		}
 	}
-	// The kernel prefetches pfk lines at each iteration of its channel loop
-	// (unrolled 4 times): enough that every line is fetched before the call
-	// ends, however few iterations it has (a first layer's 9 channels a row).
-	maxP, passes := 14, 1
+	// The kernel prefetches pfk lines at each iteration of its unrolled channel
+	// loop: enough that every line is fetched before the call ends, however few
+	// iterations it has (a first layer's 9 channels a kernel row). The count
+	// follows the tiles of asm/conv/main.go: convTileP pixels, a pass per
+	// convPassChannels output channels, convUnroll channels an iteration (a
+	// call with fewer channels a tap runs no such iteration and prefetches
+	// nothing).
+	maxP, passCh := convTileP512, NR
 	if !useAVX512 {
-		maxP, passes = 6, 2
+		maxP, passCh = convTileP2, convPass2
 	}
 	pfk := 1
 	if lines := pfn[0] + pfn[1] + pfn[2]; lines > 0 {
-		slots := max(1, (np+maxP-1)/maxP*passes*kh*kw*(cin/4))
+		passes := (nr + passCh - 1) / passCh
+		slots := max(1, (np+maxP-1)/maxP*passes*kh*kw*(cin/convUnroll))
 		pfk = min(convMaxPrefetchPerIter, (lines+slots-1)/slots)
 	}
-	// Streaming stores need whole, aligned vectors at every pixel.
-	vb := 64
-	if !useAVX512 {
-		vb = 32
-	}
-	stream = stream && nr == NR && uintptr(unsafe.Pointer(&out[0]))%uintptr(vb) == 0 && (4*so)%vb == 0
+	// Streaming stores need whole vectors at every pixel, on 64-byte boundaries
+	// (also for AVX2's 32-byte stores: a line is then written by one call only).
+	stream = stream && nr == NR && uintptr(unsafe.Pointer(&out[0]))%64 == 0 && (4*so)%64 == 0
 	switch {
 	case useAVX512 && stream:
 		convNHWC_14x32nt_avx512(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)

@@ -214,7 +214,7 @@ convNHWC_14x32_avx512_14_kx:
 	JB   convNHWC_14x32_avx512_14_ctail
 
 convNHWC_14x32_avx512_14_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -659,7 +659,7 @@ convNHWC_14x32_avx512_13_kx:
 	JB   convNHWC_14x32_avx512_13_ctail
 
 convNHWC_14x32_avx512_13_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -1082,7 +1082,7 @@ convNHWC_14x32_avx512_12_kx:
 	JB   convNHWC_14x32_avx512_12_ctail
 
 convNHWC_14x32_avx512_12_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -1483,7 +1483,7 @@ convNHWC_14x32_avx512_11_kx:
 	JB   convNHWC_14x32_avx512_11_ctail
 
 convNHWC_14x32_avx512_11_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -1860,7 +1860,7 @@ convNHWC_14x32_avx512_10_kx:
 	JB   convNHWC_14x32_avx512_10_ctail
 
 convNHWC_14x32_avx512_10_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -2213,7 +2213,7 @@ convNHWC_14x32_avx512_9_kx:
 	JB   convNHWC_14x32_avx512_9_ctail
 
 convNHWC_14x32_avx512_9_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -2544,7 +2544,7 @@ convNHWC_14x32_avx512_8_kx:
 	JB   convNHWC_14x32_avx512_8_ctail
 
 convNHWC_14x32_avx512_8_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -2853,7 +2853,7 @@ convNHWC_14x32_avx512_7_kx:
 	JB   convNHWC_14x32_avx512_7_ctail
 
 convNHWC_14x32_avx512_7_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -3140,7 +3140,7 @@ convNHWC_14x32_avx512_6_kx:
 	JB   convNHWC_14x32_avx512_6_ctail
 
 convNHWC_14x32_avx512_6_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -3403,7 +3403,7 @@ convNHWC_14x32_avx512_5_kx:
 	JB   convNHWC_14x32_avx512_5_ctail
 
 convNHWC_14x32_avx512_5_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 16(SP)
@@ -3642,7 +3642,7 @@ convNHWC_14x32_avx512_4_kx:
 	JB   convNHWC_14x32_avx512_4_ctail
 
 convNHWC_14x32_avx512_4_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 16(SP)
@@ -3859,7 +3859,7 @@ convNHWC_14x32_avx512_3_kx:
 	JB   convNHWC_14x32_avx512_3_ctail
 
 convNHWC_14x32_avx512_3_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 16(SP)
@@ -4054,7 +4054,7 @@ convNHWC_14x32_avx512_2_kx:
 	JB   convNHWC_14x32_avx512_2_ctail
 
 convNHWC_14x32_avx512_2_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 16(SP)
@@ -4227,7 +4227,7 @@ convNHWC_14x32_avx512_1_kx:
 	JB   convNHWC_14x32_avx512_1_ctail
 
 convNHWC_14x32_avx512_1_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R10
 	MOVQ R10, 16(SP)
@@ -4471,7 +4471,7 @@ convNHWC_6x16_avx2_6_kx:
 	JB   convNHWC_6x16_avx2_6_ctail
 
 convNHWC_6x16_avx2_6_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 24(SP)
@@ -4773,7 +4773,7 @@ convNHWC_6x16_avx2_5_kx:
 	JB   convNHWC_6x16_avx2_5_ctail
 
 convNHWC_6x16_avx2_5_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 24(SP)
@@ -5047,7 +5047,7 @@ convNHWC_6x16_avx2_4_kx:
 	JB   convNHWC_6x16_avx2_4_ctail
 
 convNHWC_6x16_avx2_4_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 24(SP)
@@ -5295,7 +5295,7 @@ convNHWC_6x16_avx2_3_kx:
 	JB   convNHWC_6x16_avx2_3_ctail
 
 convNHWC_6x16_avx2_3_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 24(SP)
@@ -5517,7 +5517,7 @@ convNHWC_6x16_avx2_2_kx:
 	JB   convNHWC_6x16_avx2_2_ctail
 
 convNHWC_6x16_avx2_2_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 24(SP)
@@ -5713,7 +5713,7 @@ convNHWC_6x16_avx2_1_kx:
 	JB   convNHWC_6x16_avx2_1_ctail
 
 convNHWC_6x16_avx2_1_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R10
 	MOVQ R10, 24(SP)
@@ -5993,7 +5993,7 @@ convNHWC_14x32nt_avx512_14_kx:
 	JB   convNHWC_14x32nt_avx512_14_ctail
 
 convNHWC_14x32nt_avx512_14_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -6438,7 +6438,7 @@ convNHWC_14x32nt_avx512_13_kx:
 	JB   convNHWC_14x32nt_avx512_13_ctail
 
 convNHWC_14x32nt_avx512_13_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -6861,7 +6861,7 @@ convNHWC_14x32nt_avx512_12_kx:
 	JB   convNHWC_14x32nt_avx512_12_ctail
 
 convNHWC_14x32nt_avx512_12_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -7262,7 +7262,7 @@ convNHWC_14x32nt_avx512_11_kx:
 	JB   convNHWC_14x32nt_avx512_11_ctail
 
 convNHWC_14x32nt_avx512_11_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R14
 	MOVQ R14, 16(SP)
@@ -7639,7 +7639,7 @@ convNHWC_14x32nt_avx512_10_kx:
 	JB   convNHWC_14x32nt_avx512_10_ctail
 
 convNHWC_14x32nt_avx512_10_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -7992,7 +7992,7 @@ convNHWC_14x32nt_avx512_9_kx:
 	JB   convNHWC_14x32nt_avx512_9_ctail
 
 convNHWC_14x32nt_avx512_9_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -8323,7 +8323,7 @@ convNHWC_14x32nt_avx512_8_kx:
 	JB   convNHWC_14x32nt_avx512_8_ctail
 
 convNHWC_14x32nt_avx512_8_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -8632,7 +8632,7 @@ convNHWC_14x32nt_avx512_7_kx:
 	JB   convNHWC_14x32nt_avx512_7_ctail
 
 convNHWC_14x32nt_avx512_7_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -8919,7 +8919,7 @@ convNHWC_14x32nt_avx512_6_kx:
 	JB   convNHWC_14x32nt_avx512_6_ctail
 
 convNHWC_14x32nt_avx512_6_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 16(SP)
@@ -9182,7 +9182,7 @@ convNHWC_14x32nt_avx512_5_kx:
 	JB   convNHWC_14x32nt_avx512_5_ctail
 
 convNHWC_14x32nt_avx512_5_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 16(SP)
@@ -9421,7 +9421,7 @@ convNHWC_14x32nt_avx512_4_kx:
 	JB   convNHWC_14x32nt_avx512_4_ctail
 
 convNHWC_14x32nt_avx512_4_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 16(SP)
@@ -9638,7 +9638,7 @@ convNHWC_14x32nt_avx512_3_kx:
 	JB   convNHWC_14x32nt_avx512_3_ctail
 
 convNHWC_14x32nt_avx512_3_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 16(SP)
@@ -9833,7 +9833,7 @@ convNHWC_14x32nt_avx512_2_kx:
 	JB   convNHWC_14x32nt_avx512_2_ctail
 
 convNHWC_14x32nt_avx512_2_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 16(SP)
@@ -10006,7 +10006,7 @@ convNHWC_14x32nt_avx512_1_kx:
 	JB   convNHWC_14x32nt_avx512_1_ctail
 
 convNHWC_14x32nt_avx512_1_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R10
 	MOVQ R10, 16(SP)
@@ -10250,7 +10250,7 @@ convNHWC_6x16nt_avx2_6_kx:
 	JB   convNHWC_6x16nt_avx2_6_ctail
 
 convNHWC_6x16nt_avx2_6_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R13
 	MOVQ R13, 24(SP)
@@ -10528,7 +10528,7 @@ convNHWC_6x16nt_avx2_5_kx:
 	JB   convNHWC_6x16nt_avx2_5_ctail
 
 convNHWC_6x16nt_avx2_5_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 24(SP)
@@ -10782,7 +10782,7 @@ convNHWC_6x16nt_avx2_4_kx:
 	JB   convNHWC_6x16nt_avx2_4_ctail
 
 convNHWC_6x16nt_avx2_4_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R12
 	MOVQ R12, 24(SP)
@@ -11014,7 +11014,7 @@ convNHWC_6x16nt_avx2_3_kx:
 	JB   convNHWC_6x16nt_avx2_3_ctail
 
 convNHWC_6x16nt_avx2_3_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 24(SP)
@@ -11224,7 +11224,7 @@ convNHWC_6x16nt_avx2_2_kx:
 	JB   convNHWC_6x16nt_avx2_2_ctail
 
 convNHWC_6x16nt_avx2_2_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R11
 	MOVQ R11, 24(SP)
@@ -11412,7 +11412,7 @@ convNHWC_6x16nt_avx2_1_kx:
 	JB   convNHWC_6x16nt_avx2_1_ctail
 
 convNHWC_6x16nt_avx2_1_c:
-	// the next line of the first prefetch range that has one left:
+	// pfk times, the next line of the first prefetch range that has one left:
 	// if pf < pfe { prefetch pf; pf += 64 } else if pf2 < pfe2 { ... } else if ...
 	MOVQ pfk+160(FP), R10
 	MOVQ R10, 24(SP)

@@ -149,10 +149,10 @@ func (c convCase) run(t *testing.T, rng *rand.Rand, plant func(in, w []float32))
 	checkConvOut(t, c.String()+fmt.Sprintf(" ConvNHWCNext(ranges of %v)", lens), got, want, c.np, c.nr, c.so)
 
 	// ConvNHWCStream too, with out on a 64-byte boundary (streaming stores when
-	// nr = NR and so is a multiple of the vector) and one value off it (stores as
-	// usual), both between the same sentinels.
-	for _, shift := range []int{0, 1} {
-		buf := convAligned(len(got) + 16)
+	// nr = NR and 4*so is a multiple of 64), one value and 8 values (32 bytes,
+	// AVX2's vector) off it (stores as usual), all between the same sentinels.
+	for _, shift := range []int{0, 1, 8} {
+		buf := convAligned(len(got) + 32)
 		g := buf[16-convGuardLen%16+shift:][:len(got)]
 		for i := range g {
 			g[i] = math.Float32frombits(convSentinel)
