@@ -292,38 +292,30 @@ func (g *stepGen) convFwd() []jen.Code {
 	body := []jen.Code{x("b, oy := r/OH, r%%OH")}
 	args := []jen.Code{x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
 		x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)}
-	next := "wt[u2*PACK : (u2+1)*PACK]"
-	sched, call := c.Fwd, "ConvNHWCNext"
+	next, call := "wt[u2*PACK : (u2+1)*PACK]", "ConvNHWCNext"
+	// The input rows the next output row adds.
+	nin := x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString())
 	switch {
-	case st.Stream:
-		// Each row runs every block, and the output, far bigger than the caches,
-		// streams to memory (no read for ownership; the next layer prefetches its
-		// input rows anyway). The first block's call prefetches the input rows the
-		// next row adds. Each worker fences its streaming stores before it is done.
-		next, sched.Stream, call = "", true, "ConvNHWCStream"
-		body = append(body,
-			jen.Var().Id("nin").Index().Float32(),
-			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(
-				x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString()),
-			),
-		)
-		args = append(args, x("nin"))
 	case c.Fwd.RowMajor:
-		// Each row runs every block; the weights stay in cache. Each block's call
-		// prefetches its share of the next row's output, the first also the input
-		// rows the next row adds: few channels per call (a first layer's) leave
-		// too few kernel iterations for one call to cover a whole row.
+		// Each row runs every block; the weights stay in cache. The first block's
+		// call prefetches the next row's new input rows. The output either streams
+		// to memory (st.Stream: far bigger than the caches, no read for ownership,
+		// and the next layer prefetches its input rows anyway; each worker fences
+		// before it is done), or each block's call prefetches its share of the
+		// next row's output: few channels per call (a first layer's) leave too few
+		// kernel iterations for one call to cover a whole row.
 		next = ""
-		body = append(body,
-			jen.Var().Id("nin").Op(",").Id("nout").Index().Float32(),
-			jen.If(x("r+1 < r1 && oy+1 < OH")).Block(
-				jen.If(x("u == 0")).Block(
-					x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString()),
-				),
-				x("nout = %s", jen.Qual(pkgNN, "Part").Call(x("out[b*OS+OI+(oy+1)*ORS:][:OW*OC]"), x("u"), x("G*OCB")).GoString()),
-			),
-		)
-		args = append(args, x("nin"), x("nout"))
+		ahead := []jen.Code{jen.If(x("u == 0")).Block(nin)}
+		if st.Stream {
+			call = "ConvNHWCStream"
+			body = append(body, jen.Var().Id("nin").Index().Float32())
+			args = append(args, x("nin"))
+		} else {
+			ahead = append(ahead, x("nout = %s", jen.Qual(pkgNN, "Part").Call(x("out[b*OS+OI+(oy+1)*ORS:][:OW*OC]"), x("u"), x("G*OCB")).GoString()))
+			body = append(body, jen.Var().Id("nin").Op(",").Id("nout").Index().Float32())
+			args = append(args, x("nin"), x("nout"))
+		}
+		body = append(body, jen.If(x("r+1 < r1 && oy+1 < OH")).Block(ahead...))
 	case !c.Fwd.ByBlocks:
 		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
 		// A rows split runs over big activations: while the first block computes a
@@ -332,7 +324,7 @@ func (g *stepGen) convFwd() []jen.Code {
 		body = append(body,
 			jen.Var().Id("nin").Op(",").Id("nout").Index().Float32(),
 			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(
-				x("nin = %s", jen.Qual(pkgNN, "Head").Call(x("in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:]"), x("SH*IRS")).GoString()),
+				nin,
 				x("nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]"),
 			),
 		)
@@ -354,7 +346,7 @@ func (g *stepGen) convFwd() []jen.Code {
 			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
 		))
 	}
-	return append(code, chunked(sched, "m.n*OH", "G*OCB", next, group,
+	return append(code, chunked(c.Fwd, st.Stream, "m.n*OH", "G*OCB", next, group,
 		x("g, ob := u/OCB, u%%OCB"), body...)...)
 }
 
@@ -376,8 +368,10 @@ func (g *stepGen) convFwd() []jen.Code {
 // runs: the next block over the same rows in a rows split, the block of the claim
 // c+nw in a blocks split (claims go round the workers). body prefetches them,
 // a part per row (kernels.ConvNHWCNext with nn.Part(nx, r-r0, r1-r0)), so that
-// a block's first row does not wait for its weights to come from memory.
-func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, body ...jen.Code) []jen.Code {
+// a block's first row does not wait for its weights to come from memory. With
+// fence (a rows split whose body streams its stores), each worker calls
+// kernels.StoreFence before it leaves the claim loop.
+func chunked(s Schedule, fence bool, rows, units, next string, group int, unit jen.Code, body ...jen.Code) []jen.Code {
 	if s.ByBlocks {
 		claim := []jen.Code{
 			x("c := int(m.next.Add(1)) - 1"),
@@ -418,7 +412,7 @@ func chunked(s Schedule, rows, units, next string, group int, unit jen.Code, bod
 		)
 	}
 	done := []jen.Code{jen.Return()}
-	if s.Stream {
+	if fence {
 		done = []jen.Code{jen.Qual(pkgKernels, "StoreFence").Call().Comment("order this worker's streaming stores before the step ends"), jen.Return()}
 	}
 	nest := loop("u", 0, units, append(block, loop("r", "r0", "r1", body...))...)
@@ -651,7 +645,7 @@ func (g *stepGen) convDataBwd() []jen.Code {
 		body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
 	}
 	code = append(code, jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)))
-	code = append(code, chunked(c.Data, "m.n*H", "G*ICB", next, 1,
+	code = append(code, chunked(c.Data, false, "m.n*H", "G*ICB", next, 1,
 		x("g, ib := u/ICB, u%%ICB; nr := min(NR, ICg-ib*NR)"), body...)...)
 	return code
 }

@@ -66,8 +66,10 @@ func (m *Model) fwd1(w, nw int) {
 				g, ob := u/OCB, u%OCB
 				b, oy := r/OH, r%OH
 				var nin []float32
-				if u == 0 && r+1 < r1 && oy+1 < OH {
-					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+				if r+1 < r1 && oy+1 < OH {
+					if u == 0 {
+						nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
+					}
 				}
 				kernels.ConvNHWCStream(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), false, nin)
 			}

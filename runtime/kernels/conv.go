@@ -47,14 +47,7 @@ func ConvNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 // row whose weights or input come from memory waits for their transfer;
 // prefetched, they arrive under the FMAs. The pure-Go twin ignores next.
 func ConvNHWCNext(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next ...[]float32) {
-	if np <= 0 || nr <= 0 {
-		return
-	}
-	if len(next) > 3 {
-		panic("kernels.ConvNHWCNext: more than three prefetch ranges")
-	}
-	checkConv(len(out), so, len(in), sx, sy, sc, cin, kh, kw, len(w), bias, np, nr)
-	convNHWC(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, next, false)
+	convNHWCPrefetch("ConvNHWCNext", out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, next, false)
 }
 
 // ConvNHWCStream is ConvNHWCNext, with the same results, that writes out with
@@ -70,14 +63,20 @@ func ConvNHWCNext(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw i
 // StoreFence after its last ConvNHWCStream and before it tells another
 // goroutine the output is there.
 func ConvNHWCStream(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next ...[]float32) {
+	convNHWCPrefetch("ConvNHWCStream", out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, next, true)
+}
+
+// convNHWCPrefetch checks the arguments of ConvNHWCNext or ConvNHWCStream (fn)
+// and runs the kernel.
+func convNHWCPrefetch(fn string, out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, w, bias []float32, np, nr int, relu bool, next [][]float32, stream bool) {
 	if np <= 0 || nr <= 0 {
 		return
 	}
 	if len(next) > 3 {
-		panic("kernels.ConvNHWCStream: more than three prefetch ranges")
+		panic("kernels." + fn + ": more than three prefetch ranges")
 	}
 	checkConv(len(out), so, len(in), sx, sy, sc, cin, kh, kw, len(w), bias, np, nr)
-	convNHWC(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, next, true)
+	convNHWC(out, so, in, sx, sy, sc, cin, kh, kw, w, bias, np, nr, relu, next, stream)
 }
 
 // StoreFence orders the calling goroutine's earlier streaming stores

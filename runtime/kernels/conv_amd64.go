@@ -60,10 +60,10 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 	// The kernel prefetches pfk lines at each iteration of its unrolled channel
 	// loop: enough that every line is fetched before the call ends, however few
 	// iterations it has (a first layer's 9 channels a kernel row). The count
-	// follows the tiles of asm/conv/main.go: convTileP pixels, a pass per
-	// convPassChannels output channels, convUnroll channels an iteration (a
-	// call with fewer channels a tap runs no such iteration and prefetches
-	// nothing).
+	// follows the tiles of asm/conv/main.go: convTileP512 or convTileP2 pixels,
+	// a pass per NR or convPass2 output channels, convUnroll channels an
+	// iteration (a call with fewer channels a tap runs no such iteration and
+	// prefetches nothing).
 	maxP, passCh := convTileP512, NR
 	if !useAVX512 {
 		maxP, passCh = convTileP2, convPass2
