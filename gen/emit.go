@@ -3,12 +3,13 @@ package gen
 import (
 	"bytes"
 	"fmt"
-	"github.com/cnngen/cnngen/runtime/winograd"
 	"go/format"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
 
+	"github.com/cnngen/cnngen/runtime/kernels"
+	"github.com/cnngen/cnngen/runtime/winograd"
 	"github.com/cnngen/cnngen/spec"
 )
 
@@ -197,6 +198,9 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.List(jen.Id("packE"), jen.Id("biasE")).Index(jen.Id("numConv")).Index().Float32(),
 		jen.Comment("Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them."),
 		jen.Id("packB").Index(jen.Id("numConv")).Index().Float32(),
+		jen.Comment("Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1"),
+		jen.Comment("convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil."),
+		jen.List(jen.Id("lpack"), jen.Id("lbias")).Index(jen.Lit(max(1, len(linears(p))))).Index().Float32(),
 		jen.Comment("Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in"),
 		jen.Comment("torchvision layout; nil until a fast instance needs them."),
 		jen.Id("bf16").Index(jen.Lit(max(1, len(linears(p))))).Index().Uint16(),
@@ -411,7 +415,7 @@ func (e *emitter) modelMethods(f *jen.File) {
 			),
 		)
 	}
-	f.Add(recv().Id("derive").Params(jen.Id("all").Bool()).Error().Block(
+	derive := []jen.Code{
 		jen.Id("w").Op(":=").Id("m").Dot("w"),
 		jen.For(jen.List(jen.Id("i"), jen.Id("c")).Op(":=").Range().Id("convInfo")).Block(
 			jen.Id("size").Op(":=").Qual(pkgNN, "PackConvSize").Call(jen.Id("c").Dot("dims")),
@@ -456,8 +460,10 @@ func (e *emitter) modelMethods(f *jen.File) {
 				),
 			),
 		),
-		jen.Return(jen.Id("m").Dot("deriveFast").Call(jen.Id("all"))),
-	))
+	}
+	derive = append(derive, gemmPacks(p)...)
+	derive = append(derive, jen.Return(jen.Id("m").Dot("deriveFast").Call(jen.Id("all"))))
+	f.Add(recv().Id("derive").Params(jen.Id("all").Bool()).Error().Block(derive...))
 	for i, c := range p.Convs {
 		if !Winograd(c.Layer) {
 			continue
@@ -614,6 +620,40 @@ func winoScratch(p *Plan) int {
 		}
 	}
 	return sz
+}
+
+// gemmPacks packs the weights of the linear layers that exact mode runs as GEMMs
+// (LinearGEMM) for every instance, as derive does the convolutions' forward packs:
+// weights.lpack and lbias, the index of linears.
+func gemmPacks(p *Plan) []jen.Code {
+	var code []jen.Code
+	for i, l := range linears(p) {
+		if !LinearGEMM(l) {
+			continue
+		}
+		K, N := l.In.Size(), l.OutC
+		nb := (N + kernels.NR - 1) / kernels.NR
+		wp := p.param(l.Name + ".weight")
+		bias := jen.Nil()
+		if l.Bias {
+			bp := p.param(l.Name + ".bias")
+			bias = x("w.vals[%d:%d]", bp.Off, bp.Off+N)
+		}
+		code = append(code,
+			jen.Comment(fmt.Sprintf("%s.weight packed for its GEMM.", l.Name)),
+			jen.If(x("w.lpack[%d] == nil", i)).Block(
+				x("w.lpack[%d], w.lbias[%d] = make([]float32, %d), make([]float32, %d)", i, i, nb*kernels.NR*K, nb*kernels.NR),
+				x("all = true"),
+			),
+			jen.If(x("all")).Block(
+				jen.Qual(pkgNN, "PackConv").Call(x("w.lpack[%d]", i), x("w.lbias[%d]", i), x("w.vals[%d:%d]", wp.Off, wp.Off+wp.Len()), bias,
+					jen.Qual(pkgNN, "ConvDims").Values(jen.Dict{jen.Id("Groups"): jen.Lit(1), jen.Id("ICg"): jen.Lit(K), jen.Id("OCg"): jen.Lit(N),
+						jen.Id("KH"): jen.Lit(1), jen.Id("KW"): jen.Lit(1), jen.Id("SH"): jen.Lit(1), jen.Id("SW"): jen.Lit(1)}),
+					jen.Nil(), jen.Nil()),
+			),
+		)
+	}
+	return code
 }
 
 // linears lists the model's linear layers in net order; fast mode keeps a

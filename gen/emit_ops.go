@@ -1181,26 +1181,70 @@ func (g *stepGen) linearFwd() []jen.Code {
 		jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC)),
 		x("in, out, wt := %s, %s, %s", g.ref(st.In), g.ref(st.Out), wv),
 	}
+	if LinearGEMM(l) {
+		code[1] = x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))
+	}
 	biasArg := jen.Nil()
-	if l.Bias {
+	if l.Bias && !(g.grad && LinearGEMM(l)) {
 		code = append(code, x("bias := %s", bv))
 		biasArg = x("bias[lo:]")
+	}
+	idx := slices.Index(linears(g.e.p), l)
+	bf16 := jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
+	if LinearGEMM(l) {
+		if g.grad {
+			return append(code, g.linearGEMM(idx)...)
+		}
+		return append(append(code,
+			jen.If(x("m.fast")).Block(
+				jen.Comment("Fast mode streams the weights as bfloat16: half the bytes."),
+				span("N"),
+				jen.If(x("lo < hi")).Block(bf16),
+				jen.Return(),
+			),
+		), g.linearGEMM(idx)...)
 	}
 	exact := jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
 	if g.grad {
 		return append(code, span("N"), jen.If(x("lo < hi")).Block(exact))
 	}
-	idx := slices.Index(linears(g.e.p), l)
 	return append(code,
 		span("N"),
 		jen.If(x("lo >= hi")).Block(jen.Return()),
 		jen.If(x("m.fast")).Block(
 			jen.Comment("Fast mode streams the weights as bfloat16: half the bytes."),
-			jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
+			bf16,
 			jen.Return(),
 		),
 		exact,
 	)
+}
+
+/*
+lo, hi := parallel.Span(NB, w, nw)  // blocks of NR output features
+for b := lo; b < hi; b++ {
+	kernels.ConvNHWCNext(out[b*NR:], N, in, K, 0, 0, K, 1, 1, pack[b*K*NR:][:K*NR], bias[b*NR:][:NR], m.n, min(NR, N-b*NR), relu, next block's pack)
+}
+*/
+// linearGEMM is exact mode's forward of a linear layer that LinearGEMM picks: the
+// samples are a 1×1 convolution's pixels, its K input channels the layer's
+// inputs, and the weights the layer's pack (weights.lpack[idx]).
+func (g *stepGen) linearGEMM(idx int) []jen.Code {
+	l := g.st.Layer
+	nb := (l.OutC + kernels.NR - 1) / kernels.NR
+	return []jen.Code{
+		jen.Const().Defs(x("NB, NR = %d, %d", nb, kernels.NR)),
+		x("pack, pbias := m.w.lpack[%d], m.w.lbias[%d]", idx, idx),
+		jen.Comment("Blocks of NR outputs over all samples: the samples are a 1×1 convolution's"),
+		jen.Comment("pixels, and each output is one FMA chain from its bias over the K inputs."),
+		span("NB"),
+		loop("b", "lo", "hi",
+			x("var next []float32"),
+			jen.If(x("b+1 < hi")).Block(x("next = pack[(b+1)*K*NR:][:K*NR]")),
+			jen.Qual(pkgKernels, "ConvNHWCNext").Call(x("out[b*NR:]"), x("N"), x("in"), x("K"), jen.Lit(0), jen.Lit(0), x("K"), jen.Lit(1), jen.Lit(1),
+				x("pack[b*K*NR:][:K*NR]"), x("pbias[b*NR:][:NR]"), x("m.n"), x("min(NR, N-b*NR)"), jen.Lit(g.st.ReLU), x("next")),
+		),
+	}
 }
 
 func (g *stepGen) linearDataBwd() []jen.Code {

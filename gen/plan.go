@@ -172,6 +172,28 @@ func Winograd(l *spec.Layer) bool {
 // winogradMinC is the fewest input channels a Winograd convolution has.
 const winogradMinC = 16
 
+// LinearGEMM reports whether exact mode runs linear layer l as a GEMM on a packed
+// copy of its weights rather than as Dot16 on the weights in place: when they take
+// at most gemmMaxWeights bytes and the layer has at least kernels.NR outputs (a
+// classifier's 10 would fill a third of each FMA and read 3.2× its weights). The copy is the layer's weights as a 1×1
+// convolution's forward pack ([ocBlock][K][NR], nn.PackConv), and
+// kernels.ConvNHWC runs it with the samples as pixels: register tiles of up to 14
+// samples × 32 outputs, each output one FMA chain from the bias over the K inputs
+// in order, where Dot16 ends every output with a 16-lane reduction and, at batch
+// > 1, reads its W rows from L2 once per sample block. Big layers (AlexNet's and
+// VGG's, 16–411 MB) keep Dot16 in place: their batch-1 cost is streaming W from
+// memory once, and a second copy would double the model's largest tensors. The
+// choice depends on the shape alone, so a layer sums in one order at every
+// batch size, thread count and ISA. Fast mode streams every linear layer's
+// weights as bfloat16 (Dot16) whichever order exact mode uses.
+func LinearGEMM(l *spec.Layer) bool {
+	return l.Kind == spec.Linear && 4*l.In.Size()*l.OutC <= gemmMaxWeights && l.OutC >= kernels.NR
+}
+
+// gemmMaxWeights is the largest linear layer (bytes of fp32 weights) that runs as
+// a GEMM: one core's L2.
+const gemmMaxWeights = 2 << 20
+
 // Held is the name of the layer whose output the step's Out holds: the last layer
 // fused into it, or its own.
 func (s *Step) Held() string {
@@ -575,6 +597,10 @@ func layout(p *Plan, prog *Program) error {
 		if st.Op == OpLinear {
 			st.Algo = "dot16"
 			st.Tile = "rows×samples"
+			if LinearGEMM(st.Layer) {
+				st.Algo = "gemm"
+				st.Tile = fmt.Sprintf("samples×%d", kernels.NR)
+			}
 		}
 	}
 	if prog.Name == "grad" {

@@ -106,7 +106,7 @@ type Task struct {
 	Layer string // the layer (with the layers fused into it, e.g. "features.0+features.1")
 	Kind  string // "conv", "linear", "maxpool", ...
 	Phase string // "forward", "backward data", "backward weight", "backward bias", "relu mask", "backward"
-	Algo  string // the algorithm, e.g. "direct", "dot16"
+	Algo  string // the algorithm, e.g. "direct", "gemm", "dot16"
 	MACs  int64  // multiply-accumulates per sample
 	Bytes int64  // weight bytes read per call (linear layers stream theirs)
 }

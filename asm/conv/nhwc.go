@@ -89,7 +89,7 @@ func convNHWC(t nhwcTile) {
 		SHLQ(U8(2), nrr)
 		MOVQ(nrr, l.nrb)
 	}
-	tileLoop(name, rem, t.maxP, 4, func(P int, next string) {
+	tileLoop(name, rem, t.maxP, func(P int, next string) {
 		t.tile(fmt.Sprintf("%s_%d", name, P), P, outp, inp, m, l)
 		Commentf("out += %d*so; in += %d*sx; n -= %d", P, P, P)
 		d := simd.Load4("so")

@@ -238,18 +238,30 @@ func (m *Model) eval7(w, nw int) {
 	const (
 		K, N = 108, 32
 	)
-	in, out, wt := m.eb[6], m.eb[7], m.w.vals[1076:4532]
+	in, out := m.eb[6], m.eb[7]
 	bias := m.w.vals[4532:4564]
-	lo, hi := parallel.Span(N, w, nw)
-	if lo >= hi {
-		return
-	}
 	if m.fast {
 		// Fast mode streams the weights as bfloat16: half the bytes.
-		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		lo, hi := parallel.Span(N, w, nw)
+		if lo < hi {
+			kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		}
 		return
 	}
-	kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	const (
+		NB, NR = 1, 32
+	)
+	pack, pbias := m.w.lpack[0], m.w.lbias[0]
+	// Blocks of NR outputs over all samples: the samples are a 1×1 convolution's
+	// pixels, and each output is one FMA chain from its bias over the K inputs.
+	lo, hi := parallel.Span(NB, w, nw)
+	for b := lo; b < hi; b++ {
+		var next []float32
+		if b+1 < hi {
+			next = pack[(b+1)*K*NR:][:K*NR]
+		}
+		kernels.ConvNHWCNext(out[b*NR:], N, in, K, 0, 0, K, 1, 1, pack[b*K*NR:][:K*NR], pbias[b*NR:][:NR], m.n, min(NR, N-b*NR), true, next)
+	}
 }
 
 // eval8 computes classifier.4: Linear(32, 10, bias=true), 32 → 10.

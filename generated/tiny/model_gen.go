@@ -120,6 +120,9 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
+	// Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
+	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
+	lpack, lbias [2][]float32
 	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
 	// torchvision layout; nil until a fast instance needs them.
 	bf16 [2][]uint16
@@ -411,6 +414,22 @@ func (m *Model) derive(all bool) error {
 			}
 		}
 	}
+	// classifier.1.weight packed for its GEMM.
+	if w.lpack[0] == nil {
+		w.lpack[0], w.lbias[0] = make([]float32, 3456), make([]float32, 32)
+		all = true
+	}
+	if all {
+		nn.PackConv(w.lpack[0], w.lbias[0], w.vals[1076:4532], w.vals[4532:4564], nn.ConvDims{
+			Groups: 1,
+			ICg:    108,
+			KH:     1,
+			KW:     1,
+			OCg:    32,
+			SH:     1,
+			SW:     1,
+		}, nil, nil)
+	}
 	return m.deriveFast(all)
 }
 
@@ -580,7 +599,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(13824),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
@@ -722,7 +741,7 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(13824),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
@@ -764,21 +783,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "backward",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(0),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
 	MACs:  int64(0),
 	Phase: "relu mask",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(13824),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
 	MACs:  int64(3456),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(13824),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",

@@ -462,11 +462,20 @@ func (m *Model) fwd11(w, nw int) {
 	const (
 		K, N = 1152, 256
 	)
-	in, out, wt := m.gb[10], m.gb[11], m.w.vals[93120:388032]
-	bias := m.w.vals[388032:388288]
-	lo, hi := parallel.Span(N, w, nw)
-	if lo < hi {
-		kernels.Linear(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	in, out := m.gb[10], m.gb[11]
+	const (
+		NB, NR = 8, 32
+	)
+	pack, pbias := m.w.lpack[0], m.w.lbias[0]
+	// Blocks of NR outputs over all samples: the samples are a 1×1 convolution's
+	// pixels, and each output is one FMA chain from its bias over the K inputs.
+	lo, hi := parallel.Span(NB, w, nw)
+	for b := lo; b < hi; b++ {
+		var next []float32
+		if b+1 < hi {
+			next = pack[(b+1)*K*NR:][:K*NR]
+		}
+		kernels.ConvNHWCNext(out[b*NR:], N, in, K, 0, 0, K, 1, 1, pack[b*K*NR:][:K*NR], pbias[b*NR:][:NR], m.n, min(NR, N-b*NR), true, next)
 	}
 }
 

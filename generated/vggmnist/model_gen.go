@@ -136,6 +136,9 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
+	// Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
+	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
+	lpack, lbias [2][]float32
 	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
 	// torchvision layout; nil until a fast instance needs them.
 	bf16 [2][]uint16
@@ -434,6 +437,22 @@ func (m *Model) derive(all bool) error {
 			}
 		}
 	}
+	// classifier.0.weight packed for its GEMM.
+	if w.lpack[0] == nil {
+		w.lpack[0], w.lbias[0] = make([]float32, 294912), make([]float32, 256)
+		all = true
+	}
+	if all {
+		nn.PackConv(w.lpack[0], w.lbias[0], w.vals[93120:388032], w.vals[388032:388288], nn.ConvDims{
+			Groups: 1,
+			ICg:    1152,
+			KH:     1,
+			KW:     1,
+			OCg:    256,
+			SH:     1,
+			SW:     1,
+		}, nil, nil)
+	}
 	return m.deriveFast(all)
 }
 
@@ -606,7 +625,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(1179648),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
@@ -769,7 +788,7 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(1179648),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
@@ -811,21 +830,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "backward",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(0),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
 	MACs:  int64(0),
 	Phase: "relu mask",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(1179648),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
 	MACs:  int64(294912),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "gemm",
 	Bytes: int64(1179648),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",

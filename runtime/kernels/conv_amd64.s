@@ -116,7 +116,7 @@ convNHWC_14x32_avx512_next:
 	TESTQ BX, BX
 	JLE   convNHWC_14x32_avx512_done
 	MOVQ  BX, CX
-	CMPQ  BX, $0x00000012
+	CMPQ  BX, $0x0000001c
 	JAE   convNHWC_14x32_avx512_14
 	CMPQ  BX, $0x0000000e
 	JBE   convNHWC_14x32_avx512_dispatch
@@ -4399,7 +4399,7 @@ convNHWC_6x16_avx2_next:
 	TESTQ DX, DX
 	JLE   convNHWC_6x16_avx2_done
 	MOVQ  DX, BX
-	CMPQ  DX, $0x0000000a
+	CMPQ  DX, $0x0000000c
 	JAE   convNHWC_6x16_avx2_6
 	CMPQ  DX, $0x00000006
 	JBE   convNHWC_6x16_avx2_dispatch
@@ -5895,7 +5895,7 @@ convNHWC_14x32nt_avx512_next:
 	TESTQ BX, BX
 	JLE   convNHWC_14x32nt_avx512_done
 	MOVQ  BX, CX
-	CMPQ  BX, $0x00000012
+	CMPQ  BX, $0x0000001c
 	JAE   convNHWC_14x32nt_avx512_14
 	CMPQ  BX, $0x0000000e
 	JBE   convNHWC_14x32nt_avx512_dispatch
@@ -10178,7 +10178,7 @@ convNHWC_6x16nt_avx2_next:
 	TESTQ DX, DX
 	JLE   convNHWC_6x16nt_avx2_done
 	MOVQ  DX, BX
-	CMPQ  DX, $0x0000000a
+	CMPQ  DX, $0x0000000c
 	JAE   convNHWC_6x16nt_avx2_6
 	CMPQ  DX, $0x00000006
 	JBE   convNHWC_6x16nt_avx2_dispatch
@@ -11586,7 +11586,7 @@ convWgrad_14x32_avx512_next:
 	TESTQ BX, BX
 	JLE   convWgrad_14x32_avx512_done
 	MOVQ  BX, CX
-	CMPQ  BX, $0x00000012
+	CMPQ  BX, $0x0000001c
 	JAE   convWgrad_14x32_avx512_14
 	CMPQ  BX, $0x0000000e
 	JBE   convWgrad_14x32_avx512_dispatch
@@ -15446,7 +15446,7 @@ convWgrad_6x16_avx2_next:
 	TESTQ DX, DX
 	JLE   convWgrad_6x16_avx2_done
 	MOVQ  DX, BX
-	CMPQ  DX, $0x0000000a
+	CMPQ  DX, $0x0000000c
 	JAE   convWgrad_6x16_avx2_6
 	CMPQ  DX, $0x00000006
 	JBE   convWgrad_6x16_avx2_dispatch

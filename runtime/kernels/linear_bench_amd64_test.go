@@ -157,6 +157,43 @@ func BenchmarkLinear(b *testing.B) {
 	}
 }
 
+// BenchmarkLinearGEMM runs the cached shapes as exact mode runs a linear layer
+// whose weights take at most 2 MiB (gen.LinearGEMM): ConvNHWC over the samples
+// as pixels of a 1×1 convolution with K input channels, one call per block of
+// NR outputs, on the weights packed [block][K][NR] (nn.PackConv's layout).
+func BenchmarkLinearGEMM(b *testing.B) {
+	for _, isa := range linISAs {
+		for _, s := range linShapes {
+			if !s.cached() {
+				continue
+			}
+			b.Run(isa+"/"+s.String(), func(b *testing.B) {
+				linBenchISA(b, isa)
+				nb := (s.n + NR - 1) / NR
+				x := make([]float32, s.m*s.k)
+				w := make([]float32, s.n*s.k)
+				bias := make([]float32, nb*NR)
+				y := make([]float32, s.m*s.n)
+				linBenchFill(x)
+				linBenchFill(w)
+				linBenchFill(bias[:s.n])
+				pack := make([]float32, nb*s.k*NR)
+				for j := range s.n {
+					for c := range s.k {
+						pack[(j/NR*s.k+c)*NR+j%NR] = w[j*s.k+c]
+					}
+				}
+				f := func() {
+					for blk := range nb {
+						ConvNHWC(y[blk*NR:], s.n, x, s.k, 0, 0, s.k, 1, 1, pack[blk*s.k*NR:][:s.k*NR], bias[blk*NR:][:NR], s.m, min(NR, s.n-blk*NR), true)
+					}
+				}
+				linBench(b, isa, true, f, 0, 2*float64(s.m*s.n*s.k)/1e9)
+			})
+		}
+	}
+}
+
 // The backward kernels on the cached shapes are bound either by the FMAs or
 // by one stream of L2 traffic that no tile can avoid: LinearBackData reads
 // each W element once per call (m FMA lanes each), LinearBackWeight loads
