@@ -201,8 +201,8 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Comment("Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1"),
 		jen.Comment("convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil."),
 		jen.List(jen.Id("lpack"), jen.Id("lbias")).Index(jen.Lit(max(1, len(linears(p))))).Index().Float32(),
-		jen.Comment("Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in"),
-		jen.Comment("torchvision layout; nil until a fast instance needs them."),
+		jen.Comment("Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),"),
+		jen.Comment("in torchvision layout; nil until a fast instance needs them (always for a GEMM layer)."),
 		jen.Id("bf16").Index(jen.Lit(max(1, len(linears(p))))).Index().Uint16(),
 		jen.Comment("Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in"),
 		jen.Comment("as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil."),
@@ -405,6 +405,9 @@ func (e *emitter) modelMethods(f *jen.File) {
 	f.Comment("instance's running statistics.")
 	var bf []jen.Code
 	for i, l := range linears(p) {
+		if LinearGEMM(l) {
+			continue // fast mode runs it as exact mode does
+		}
 		wp := p.param(l.Name + ".weight")
 		bf = append(bf,
 			jen.Comment(fmt.Sprintf("%s.weight in bfloat16.", l.Name)),

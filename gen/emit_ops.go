@@ -1185,24 +1185,15 @@ func (g *stepGen) linearFwd() []jen.Code {
 		code[1] = x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))
 	}
 	biasArg := jen.Nil()
-	if l.Bias && !(g.grad && LinearGEMM(l)) {
+	if l.Bias && !LinearGEMM(l) {
 		code = append(code, x("bias := %s", bv))
 		biasArg = x("bias[lo:]")
 	}
 	idx := slices.Index(linears(g.e.p), l)
 	bf16 := jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
 	if LinearGEMM(l) {
-		if g.grad {
-			return append(code, g.linearGEMM(idx)...)
-		}
-		return append(append(code,
-			jen.If(x("m.fast")).Block(
-				jen.Comment("Fast mode streams the weights as bfloat16: half the bytes."),
-				span("N"),
-				jen.If(x("lo < hi")).Block(bf16),
-				jen.Return(),
-			),
-		), g.linearGEMM(idx)...)
+		// Both modes: fast mode has nothing faster for a layer this small.
+		return append(code, g.linearGEMM(idx)...)
 	}
 	exact := jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
 	if g.grad {

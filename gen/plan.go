@@ -146,7 +146,7 @@ type Step struct {
 // the exact one.
 func fastAlgo(st *Step) string {
 	switch {
-	case st.Op == OpLinear:
+	case st.Op == OpLinear && !LinearGEMM(st.Layer):
 		return "dot16 bf16"
 	case st.Op == OpConv && Winograd(st.Layer):
 		return "winograd F(4x4,3x3)"
@@ -172,6 +172,14 @@ func Winograd(l *spec.Layer) bool {
 // winogradMinC is the fewest input channels a Winograd convolution has.
 const winogradMinC = 16
 
+// Fast reports whether fast mode runs layer l with one of its reduced-precision
+// methods: a convolution as Winograd F(4×4, 3×3), a linear layer with bfloat16
+// weights (every linear layer but those exact mode runs as a GEMM, which fast mode
+// runs the same way). verify.FastBound takes it to bound fast mode's error.
+func Fast(l *spec.Layer) bool {
+	return Winograd(l) || (l.Kind == spec.Linear && !LinearGEMM(l))
+}
+
 // LinearGEMM reports whether exact mode runs linear layer l as a GEMM on a packed
 // copy of its weights rather than as Dot16 on the weights in place: when they take
 // at most gemmMaxWeights bytes and the layer has at least kernels.NR outputs (a
@@ -184,8 +192,8 @@ const winogradMinC = 16
 // VGG's, 16–411 MB) keep Dot16 in place: their batch-1 cost is streaming W from
 // memory once, and a second copy would double the model's largest tensors. The
 // choice depends on the shape alone, so a layer sums in one order at every
-// batch size, thread count and ISA. Fast mode streams every linear layer's
-// weights as bfloat16 (Dot16) whichever order exact mode uses.
+// batch size, thread count and ISA. Fast mode runs these layers the same way and
+// streams the other linear layers' weights as bfloat16 (Dot16).
 func LinearGEMM(l *spec.Layer) bool {
 	return l.Kind == spec.Linear && 4*l.In.Size()*l.OutC <= gemmMaxWeights && l.OutC >= kernels.NR
 }

@@ -18,9 +18,10 @@ const (
 	// count and for the AVX-512, AVX2 and pure-Go kernels.
 	Exact Mode = iota
 	// Fast, for inference instances only, runs 3×3 stride-1 convolutions with
-	// outputs of at least 20×20 as Winograd F(4×4, 3×3) and reads linear weights as
-	// bfloat16; its results are held to verify.FastBound, a bound derived from those
-	// methods. Results still do not depend on the thread count or the ISA.
+	// outputs of at least 20×20 as Winograd F(4×4, 3×3) and reads the weights of the
+	// linear layers too big for a GEMM (gen.LinearGEMM) as bfloat16; its results are
+	// held to verify.FastBound, a bound derived from those methods. Results still do
+	// not depend on the thread count or the ISA.
 	Fast
 )
 

@@ -12,7 +12,9 @@ import (
 // FastBound runs net in evaluation mode on x (n samples, NCHW) in float64 and
 // returns the reference logits and, for each logit, a bound on how far a generated
 // model in fast mode may be from it. The bound is derived from fast mode's methods,
-// layer by layer, not fitted to measurements:
+// layer by layer, not fitted to measurements; fast reports the layers that run one
+// (gen.Fast for generated models: a Winograd convolution, a linear layer with
+// bfloat16 weights), nil none:
 //
 // A layer computed from an input known within e (elementwise, |x̂ − x| ≤ e) is
 // within e' of its reference output, where with u = 2⁻²⁴, γ(k) = k·u/(1 − k·u),
@@ -23,16 +25,18 @@ import (
 //
 //   - direct convolution, K = C/groups·KH·KW terms in one FMA chain started from the
 //     bias: e' = P + δ·(A + |b|) + γ(K)·(1 + δ)·(A + |b|);
-//   - Winograd F(4×4, 3×3) (winograd reports which convolutions run so): e' = P +
+//   - Winograd F(4×4, 3×3) (fast reports which convolutions run so): e' = P +
 //     δ·(A + |b|) + γ(C + 13)·(1 + δ)·(|b| + T), T = Σ_c |Aᵀ|[(|G||g||Gᵀ|) ⊙
 //     (|Bᵀ|(|d| + e)|B|)]|A| over the output's 4×4 tile (runtime/winograd derives
 //     the chain length C + 13);
-//   - linear layers with bfloat16 weights summed in 16 lanes of ⌈K/16⌉ FMAs, a
+//   - a linear layer that fast reports with bfloat16 weights summed in 16 lanes of ⌈K/16⌉ FMAs, a
 //     4-level tree and the bias: e' = P + Lambda·2⁻⁸·Q + γ(⌈K/16⌉ + 5)·((1 + 2⁻⁸)·A +
 //     |b|), Q = √(Σ w²(|x| + e)²). Each weight's rounding error is within 2⁻⁸ of it,
 //     independent of the others and of mean zero, so by Hoeffding's inequality their
 //     sum exceeds Lambda·2⁻⁸·Q with probability below 2·exp(−Lambda²/2) ≈ 3·10⁻¹⁴
 //     per output (the worst case, 2⁻⁸·A, is some 30× larger on a 4096-wide layer);
+//   - any other linear layer, one FMA chain from the bias over its K inputs (the
+//     GEMM exact mode runs small layers as, gen.LinearGEMM): e' = P + γ(K)·(A + |b|);
 //   - a batch norm on its own, y = x·s + t in float64 rounded once: e' = |s|·e +
 //     2u·(|s|·(|x| + e) + |t|);
 //   - ReLU, dropout and flatten keep e; a max pool takes the window's largest e; the
@@ -40,7 +44,7 @@ import (
 //
 // Local response normalization has no bound here: FastBound returns an error for a
 // net that has it.
-func FastBound(net *Net, x []float64, n int, winograd func(*spec.Layer) bool) (logits, bound []float64, err error) {
+func FastBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (logits, bound []float64, err error) {
 	if err := net.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -84,7 +88,7 @@ func FastBound(net *Net, x []float64, n int, winograd func(*spec.Layer) bool) (l
 			P := rss(e, w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
 			var T []float64
 			k := float64(0)
-			if winograd != nil && winograd(l) {
+			if fast != nil && fast(l) {
 				T = winogradAbs(d, mag, absW)
 				k = gamma(l.In.C + 13)
 			} else {
@@ -135,7 +139,11 @@ func FastBound(net *Net, x []float64, n int, winograd func(*spec.Layer) bool) (l
 			P := rss(e, w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
 			Q := rss(addv(absv(cur), e), w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
 			k := gamma((d.In+15)/16 + 5)
-			const bf = 0x1p-8
+			bf := 0x1p-8
+			if fast == nil || !fast(l) {
+				// fp32 weights in one chain of K FMAs from the bias.
+				k, bf = gamma(d.In), 0
+			}
 			ne := make([]float64, len(y))
 			for j := range y {
 				ab := 0.0
@@ -314,10 +322,10 @@ func winogradAbs(d Conv2D, x, w []float64) []float64 {
 // Rel, the largest ratio of a logit's error to its bound (Tol 1) and as MaxAbs the
 // largest error; the second, the largest bound over the largest |logit| (Tol 0.1): a
 // broken layer moves the logits by about their own size, so a bound that large
-// would let it pass. winograd says which convolutions the model runs as Winograd
-// (gen.Winograd for generated models). Run on an exact-mode instance, the first
-// metric shows how far inside fast mode's bound exact mode stays.
-func CompareFast(m runtime.Model, sm *spec.Model, opt Options, winograd func(*spec.Layer) bool) (*Report, error) {
+// would let it pass. fast says which layers the model runs with fast mode's
+// methods, as for FastBound (gen.Fast for generated models). Run on an exact-mode
+// instance, the first metric shows how far inside fast mode's bound exact mode stays.
+func CompareFast(m runtime.Model, sm *spec.Model, opt Options, fast func(*spec.Layer) bool) (*Report, error) {
 	if opt.Batch == 0 {
 		opt.Batch = 2
 	}
@@ -331,7 +339,7 @@ func CompareFast(m runtime.Model, sm *spec.Model, opt Options, winograd func(*sp
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 77))
 	x := randomInput(rng, opt.Batch*sm.Input.Size())
-	ref, bound, err := FastBound(net, widen(x), opt.Batch, winograd)
+	ref, bound, err := FastBound(net, widen(x), opt.Batch, fast)
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func verifyModel(e generated.Entry, sm *spec.Model, md runtime.Mode, batch, thre
 			return out, err
 		}
 		defer fast.Close()
-		rep, err := verify.CompareFast(fast, sm, verify.Options{Batch: batch, Seed: seed}, gen.Winograd)
+		rep, err := verify.CompareFast(fast, sm, verify.Options{Batch: batch, Seed: seed}, gen.Fast)
 		if err != nil {
 			return out, err
 		}

@@ -476,7 +476,7 @@ func testNoInputGrad(t *testing.T, f Factory, sm *spec.Model) {
 }
 
 // Fast mode's logits lie within the bound verify.FastBound derives from its methods
-// (Winograd F(4×4, 3×3) where gen.Winograd says so, bfloat16 linear weights) around
+// (gen.Fast: Winograd F(4×4, 3×3), bfloat16 weights for the Dot16 linear layers) around
 // the float64 reference, and that bound is tight enough to catch a broken layer
 // (verify.CompareFast). The test logs how far inside the bound fast and exact mode
 // stay, and the top-1 agreement of fast and exact mode on 256 random inputs.
@@ -491,7 +491,7 @@ func testFast(t *testing.T, f Factory, sm *spec.Model) {
 	exact := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2})
 	var ratio [2]float64
 	for i, m := range []Model{fast, exact} {
-		rep, err := verify.CompareFast(m, sm, verify.Options{Batch: 4, Seed: 21}, gen.Winograd)
+		rep, err := verify.CompareFast(m, sm, verify.Options{Batch: 4, Seed: 21}, gen.Fast)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -239,15 +239,6 @@ func (m *Model) eval7(w, nw int) {
 		K, N = 108, 32
 	)
 	in, out := m.eb[6], m.eb[7]
-	bias := m.w.vals[4532:4564]
-	if m.fast {
-		// Fast mode streams the weights as bfloat16: half the bytes.
-		lo, hi := parallel.Span(N, w, nw)
-		if lo < hi {
-			kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
-		}
-		return
-	}
 	const (
 		NB, NR = 1, 32
 	)

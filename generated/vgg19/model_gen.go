@@ -348,8 +348,8 @@ type weights struct {
 	// Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [3][]float32
-	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
-	// torchvision layout; nil until a fast instance needs them.
+	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),
+	// in torchvision layout; nil until a fast instance needs them (always for a GEMM layer).
 	bf16 [3][]uint16
 	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
 	// as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil.

@@ -252,15 +252,6 @@ func (m *Model) eval8(w, nw int) {
 		K, N = 1152, 256
 	)
 	in, out := m.eb[7], m.eb[8]
-	bias := m.w.vals[388032:388288]
-	if m.fast {
-		// Fast mode streams the weights as bfloat16: half the bytes.
-		lo, hi := parallel.Span(N, w, nw)
-		if lo < hi {
-			kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
-		}
-		return
-	}
 	const (
 		NB, NR = 8, 32
 	)

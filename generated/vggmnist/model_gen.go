@@ -139,8 +139,8 @@ type weights struct {
 	// Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [2][]float32
-	// Fast mode: each linear layer's weights rounded to bfloat16 (kernels.BF16), in
-	// torchvision layout; nil until a fast instance needs them.
+	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),
+	// in torchvision layout; nil until a fast instance needs them (always for a GEMM layer).
 	bf16 [2][]uint16
 	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
 	// as in packE) of the convolutions that run as Winograd F(4×4, 3×3); else nil.
@@ -459,16 +459,6 @@ func (m *Model) derive(all bool) error {
 // deriveFast makes fast mode's copies of the weights, as derive does the packs.
 func (m *Model) deriveFast(all bool) error {
 	w := m.w
-	// classifier.0.weight in bfloat16.
-	if m.fast || w.bf16[0] != nil {
-		fresh := w.bf16[0] == nil
-		if fresh {
-			w.bf16[0] = make([]uint16, 294912)
-		}
-		if all || fresh {
-			kernels.BF16(w.bf16[0], w.vals[93120:388032])
-		}
-	}
 	// classifier.3.weight in bfloat16.
 	if m.fast || w.bf16[1] != nil {
 		fresh := w.bf16[1] == nil
@@ -696,7 +686,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16 bf16",
+	Algo:  "gemm",
 	Bytes: int64(589824),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
