@@ -195,6 +195,53 @@ func checkConvOut(t *testing.T, what string, got, want []float32, rows, nr, stri
 	}
 }
 
+// TestConvNHWCAsLinear runs ConvNHWC as exact mode runs a small linear layer
+// (gen.LinearGEMM): m samples as the pixels of a 1×1 convolution with k input
+// channels (sx = k, sy = sc = 0), one call per block of NR outputs with a
+// partial last block, on weights packed [block][k][NR]. Every output must be the
+// one FMA chain from its bias over the k inputs in order, bit for bit, on every
+// ISA, and nothing past the n outputs of each sample may be written.
+func TestConvNHWCAsLinear(t *testing.T) {
+	forEachConvISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for _, s := range []struct{ m, n, k int }{{1, 40, 7}, {5, 100, 33}, {9, 64, 128}, {16, 33, 1}, {33, 70, 257}} {
+			nb := (s.n + NR - 1) / NR
+			x := make([]float32, s.m*s.k)
+			w := make([]float32, s.n*s.k) // torchvision layout, n×k
+			b := make([]float32, s.n)
+			convFill(rng, x, 2)
+			convFill(rng, w, 2)
+			convFill(rng, b, 2)
+			pack, pbias := make([]float32, nb*s.k*NR), make([]float32, nb*NR)
+			for j := range s.n {
+				pbias[j] = b[j]
+				for c := range s.k {
+					pack[(j/NR*s.k+c)*NR+j%NR] = w[j*s.k+c]
+				}
+			}
+			got := make([]float32, 2*convGuardLen+s.m*s.n)
+			want := make([]float32, len(got))
+			for i := range got {
+				got[i] = math.Float32frombits(convSentinel)
+			}
+			for i := range s.m {
+				for j := range s.n {
+					acc := b[j]
+					for c := range s.k {
+						acc = FMA32(x[i*s.k+c], w[j*s.k+c], acc)
+					}
+					want[convGuardLen+i*s.n+j] = acc
+				}
+			}
+			y := got[convGuardLen:]
+			for blk := range nb {
+				ConvNHWC(y[blk*NR:], s.n, x, s.k, 0, 0, s.k, 1, 1, pack[blk*s.k*NR:][:s.k*NR], pbias[blk*NR:][:NR], s.m, min(NR, s.n-blk*NR), false)
+			}
+			checkConvOut(t, fmt.Sprintf("m=%d n=%d k=%d", s.m, s.n, s.k), got, want, s.m, s.n, s.n)
+		}
+	})
+}
+
 // TestConvNHWCTiles covers every partial pixel tile (np = 1..2×14+1, which
 // includes AVX2's 6-pixel tiles) and every channel count nr = 1..32, on small
 // kernels with and without the merged-taps path (sc == cin).
