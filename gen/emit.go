@@ -198,7 +198,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.List(jen.Id("packE"), jen.Id("biasE")).Index(jen.Id("numConv")).Index().Float32(),
 		jen.Comment("Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them."),
 		jen.Id("packB").Index(jen.Id("numConv")).Index().Float32(),
-		jen.Comment("Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1"),
+		jen.Comment("The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1"),
 		jen.Comment("convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil."),
 		jen.List(jen.Id("lpack"), jen.Id("lbias")).Index(jen.Lit(max(1, len(linears(p))))).Index().Float32(),
 		jen.Comment("Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),"),
@@ -625,8 +625,8 @@ func winoScratch(p *Plan) int {
 	return sz
 }
 
-// gemmPacks packs the weights of the linear layers that exact mode runs as GEMMs
-// (LinearGEMM) for every instance, as derive does the convolutions' forward packs:
+// gemmPacks packs the weights of the linear layers that run as GEMMs (LinearGEMM)
+// for every instance, as derive does the convolutions' forward packs:
 // weights.lpack and lbias, the index of linears.
 func gemmPacks(p *Plan) []jen.Code {
 	var code []jen.Code

@@ -1177,23 +1177,17 @@ func (g *stepGen) linearFwd() []jen.Code {
 	st := g.st
 	l := st.Layer
 	wv, bv := g.linearNames()
-	code := []jen.Code{
-		jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC)),
-		x("in, out, wt := %s, %s, %s", g.ref(st.In), g.ref(st.Out), wv),
-	}
-	if LinearGEMM(l) {
-		code[1] = x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))
-	}
-	biasArg := jen.Nil()
-	if l.Bias && !LinearGEMM(l) {
-		code = append(code, x("bias := %s", bv))
-		biasArg = x("bias[lo:]")
-	}
+	consts := jen.Const().Defs(x("K, N = %d, %d", l.In.Size(), l.OutC))
 	idx := slices.Index(linears(g.e.p), l)
-	bf16 := jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
 	if LinearGEMM(l) {
 		// Both modes: fast mode has nothing faster for a layer this small.
-		return append(code, g.linearGEMM(idx)...)
+		return append([]jen.Code{consts, x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))}, g.linearGEMM(idx)...)
+	}
+	code := []jen.Code{consts, x("in, out, wt := %s, %s, %s", g.ref(st.In), g.ref(st.Out), wv)}
+	biasArg := jen.Nil()
+	if l.Bias {
+		code = append(code, x("bias := %s", bv))
+		biasArg = x("bias[lo:]")
 	}
 	exact := jen.Qual(pkgKernels, "Linear").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
 	if g.grad {
@@ -1204,7 +1198,7 @@ func (g *stepGen) linearFwd() []jen.Code {
 		jen.If(x("lo >= hi")).Block(jen.Return()),
 		jen.If(x("m.fast")).Block(
 			jen.Comment("Fast mode streams the weights as bfloat16: half the bytes."),
-			bf16,
+			jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
 			jen.Return(),
 		),
 		exact,
@@ -1217,7 +1211,7 @@ for b := lo; b < hi; b++ {
 	kernels.ConvNHWCNext(out[b*NR:], N, in, K, 0, 0, K, 1, 1, pack[b*K*NR:][:K*NR], bias[b*NR:][:NR], m.n, min(NR, N-b*NR), relu, next block's pack)
 }
 */
-// linearGEMM is exact mode's forward of a linear layer that LinearGEMM picks: the
+// linearGEMM is the forward, in both modes, of a linear layer that LinearGEMM picks: the
 // samples are a 1×1 convolution's pixels, its K input channels the layer's
 // inputs, and the weights the layer's pack (weights.lpack[idx]).
 func (g *stepGen) linearGEMM(idx int) []jen.Code {

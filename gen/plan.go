@@ -180,11 +180,12 @@ func Fast(l *spec.Layer) bool {
 	return Winograd(l) || (l.Kind == spec.Linear && !LinearGEMM(l))
 }
 
-// LinearGEMM reports whether exact mode runs linear layer l as a GEMM on a packed
-// copy of its weights rather than as Dot16 on the weights in place: when they take
-// at most gemmMaxWeights bytes and the layer has at least kernels.NR outputs (a
-// classifier's 10 would fill a third of each FMA and read 3.2× its weights). The copy is the layer's weights as a 1×1
-// convolution's forward pack ([ocBlock][K][NR], nn.PackConv), and
+// LinearGEMM reports whether linear layer l runs as a GEMM on a packed copy of its
+// weights rather than as Dot16 on the weights in place: when they take at most
+// gemmMaxWeights bytes and the layer has at least kernels.NR outputs (a
+// classifier's 10 would fill a third of each FMA and read 3.2× its weights). The
+// copy is the layer's weights as a 1×1 convolution's forward pack ([ocBlock][K][NR],
+// nn.PackConv), and
 // kernels.ConvNHWC runs it with the samples as pixels: register tiles of up to 14
 // samples × 32 outputs, each output one FMA chain from the bias over the K inputs
 // in order, where Dot16 ends every output with a 16-lane reduction and, at batch

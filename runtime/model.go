@@ -19,9 +19,9 @@ const (
 	Exact Mode = iota
 	// Fast, for inference instances only, runs 3×3 stride-1 convolutions with
 	// outputs of at least 20×20 as Winograd F(4×4, 3×3) and reads the weights of the
-	// linear layers too big for a GEMM (gen.LinearGEMM) as bfloat16; its results are
-	// held to verify.FastBound, a bound derived from those methods. Results still do
-	// not depend on the thread count or the ISA.
+	// linear layers that run as Dot16 (not gen.LinearGEMM) as bfloat16; its results
+	// are held to verify.FastBound, a bound derived from those methods. Results still
+	// do not depend on the thread count or the ISA.
 	Fast
 )
 

@@ -168,7 +168,7 @@ type weights struct {
 	packE, biasE [numConv][]float32
 	// Input-gradient packs (nn.PackConvBackData); nil until a training instance needs them.
 	packB [numConv][]float32
-	// Exact mode's GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
+	// The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [3][]float32
 	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),

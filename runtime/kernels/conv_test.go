@@ -212,13 +212,8 @@ func TestConvNHWCAsLinear(t *testing.T) {
 			convFill(rng, x, 2)
 			convFill(rng, w, 2)
 			convFill(rng, b, 2)
-			pack, pbias := make([]float32, nb*s.k*NR), make([]float32, nb*NR)
-			for j := range s.n {
-				pbias[j] = b[j]
-				for c := range s.k {
-					pack[(j/NR*s.k+c)*NR+j%NR] = w[j*s.k+c]
-				}
-			}
+			pack, pbias := linearGEMMPack(w, s.n, s.k), make([]float32, nb*NR)
+			copy(pbias, b)
 			got := make([]float32, 2*convGuardLen+s.m*s.n)
 			want := make([]float32, len(got))
 			for i := range got {
@@ -233,13 +228,32 @@ func TestConvNHWCAsLinear(t *testing.T) {
 					want[convGuardLen+i*s.n+j] = acc
 				}
 			}
-			y := got[convGuardLen:]
-			for blk := range nb {
-				ConvNHWC(y[blk*NR:], s.n, x, s.k, 0, 0, s.k, 1, 1, pack[blk*s.k*NR:][:s.k*NR], pbias[blk*NR:][:NR], s.m, min(NR, s.n-blk*NR), false)
-			}
+			linearGEMMRun(got[convGuardLen:], x, pack, pbias, s.m, s.n, s.k, false)
 			checkConvOut(t, fmt.Sprintf("m=%d n=%d k=%d", s.m, s.n, s.k), got, want, s.m, s.n, s.n)
 		}
 	})
+}
+
+// linearGEMMPack packs a linear layer's n×k weights w (torchvision's layout) as
+// a 1×1 convolution's, [block of NR outputs][k][NR] with zeros past n: what
+// nn.PackConv makes for gen.LinearGEMM's layers.
+func linearGEMMPack(w []float32, n, k int) []float32 {
+	pack := make([]float32, (n+NR-1)/NR*k*NR)
+	for j := range n {
+		for c := range k {
+			pack[(j/NR*k+c)*NR+j%NR] = w[j*k+c]
+		}
+	}
+	return pack
+}
+
+// linearGEMMRun is the generated forward of a gen.LinearGEMM layer on one
+// thread: y (m×n) from x (m×k), one ConvNHWC call per block of NR outputs with
+// the samples as pixels. bias holds a multiple of NR values.
+func linearGEMMRun(y, x, pack, bias []float32, m, n, k int, relu bool) {
+	for blk := range (n + NR - 1) / NR {
+		ConvNHWC(y[blk*NR:], n, x, k, 0, 0, k, 1, 1, pack[blk*k*NR:][:k*NR], bias[blk*NR:][:NR], m, min(NR, n-blk*NR), relu)
+	}
 }
 
 // TestConvNHWCTiles covers every partial pixel tile (np = 1..2×14+1, which

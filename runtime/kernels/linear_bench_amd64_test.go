@@ -177,17 +177,8 @@ func BenchmarkLinearGEMM(b *testing.B) {
 				linBenchFill(x)
 				linBenchFill(w)
 				linBenchFill(bias[:s.n])
-				pack := make([]float32, nb*s.k*NR)
-				for j := range s.n {
-					for c := range s.k {
-						pack[(j/NR*s.k+c)*NR+j%NR] = w[j*s.k+c]
-					}
-				}
-				f := func() {
-					for blk := range nb {
-						ConvNHWC(y[blk*NR:], s.n, x, s.k, 0, 0, s.k, 1, 1, pack[blk*s.k*NR:][:s.k*NR], bias[blk*NR:][:NR], s.m, min(NR, s.n-blk*NR), true)
-					}
-				}
+				pack := linearGEMMPack(w, s.n, s.k)
+				f := func() { linearGEMMRun(y, x, pack, bias, s.m, s.n, s.k, true) }
 				linBench(b, isa, true, f, 0, 2*float64(s.m*s.n*s.k)/1e9)
 			})
 		}
