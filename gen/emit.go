@@ -201,7 +201,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Comment("The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1"),
 		jen.Comment("convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil."),
 		jen.List(jen.Id("lpack"), jen.Id("lbias")).Index(jen.Lit(max(1, len(linears(p))))).Index().Float32(),
-		jen.Comment("Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),"),
+		jen.Comment("Fast mode: each in-place linear layer's weights rounded to bfloat16 (kernels.BF16),"),
 		jen.Comment("in torchvision layout; nil until a fast instance needs them (always for a GEMM layer)."),
 		jen.Id("bf16").Index(jen.Lit(max(1, len(linears(p))))).Index().Uint16(),
 		jen.Comment("Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in"),

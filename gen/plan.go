@@ -128,7 +128,7 @@ type Step struct {
 	// Backward: gradient buffers for Out and In (Grad program).
 	DOut, DIn *Buffer
 
-	Algo      string    // "direct", "dot16", ...
+	Algo      string    // "direct", "gemm", "chain", ...
 	Tile      string    // register tile, for conv and linear
 	Part      Partition // forward partition
 	BackPart  string    // backward partitions, for the plan printout
@@ -181,20 +181,21 @@ func Fast(l *spec.Layer) bool {
 }
 
 // LinearGEMM reports whether linear layer l runs as a GEMM on a packed copy of its
-// weights rather than as Dot16 on the weights in place: when they take at most
+// weights rather than with kernels.LinearChain on the weights in place: when they take at most
 // gemmMaxWeights bytes and the layer has at least kernels.NR outputs (a
 // classifier's 10 would fill a third of each FMA and read 3.2× its weights). The
 // copy is the layer's weights as a 1×1 convolution's forward pack ([ocBlock][K][NR],
 // nn.PackConv), and
 // kernels.ConvNHWC runs it with the samples as pixels: register tiles of up to 14
 // samples × 32 outputs, each output one FMA chain from the bias over the K inputs
-// in order, where Dot16 ends every output with a 16-lane reduction and, at batch
-// > 1, reads its W rows from L2 once per sample block. Big layers (AlexNet's and
-// VGG's, 16–411 MB) keep Dot16 in place: their batch-1 cost is streaming W from
-// memory once, and a second copy would double the model's largest tensors. The
-// choice depends on the shape alone, so a layer sums in one order at every
-// batch size, thread count and ISA. Fast mode runs these layers the same way and
-// streams the other linear layers' weights as bfloat16 (Dot16).
+// in order. LinearChain sums in the same order (the same bits), but it must
+// transpose every block of 16 W rows in registers: with W in L2 that is ~3× the
+// time of the FMAs (30–37 GB/s on one core at batch 1), and when W streams from
+// memory it still costs 5–10% at batch 1. Big layers
+// (AlexNet's and VGG's, 16–411 MB) therefore stay in place: their batch-1 cost is
+// streaming W from memory once, and a second copy would double the model's largest
+// tensors. Fast mode runs these layers the same way and streams the other linear
+// layers' weights as bfloat16 (kernels.LinearBF16, 16 interleaved chains).
 func LinearGEMM(l *spec.Layer) bool {
 	return l.Kind == spec.Linear && 4*l.In.Size()*l.OutC <= gemmMaxWeights && l.OutC >= kernels.NR
 }
@@ -604,7 +605,7 @@ func layout(p *Plan, prog *Program) error {
 			st.Tile = fmt.Sprintf("pixels×%d", kernels.NR)
 		}
 		if st.Op == OpLinear {
-			st.Algo = "dot16"
+			st.Algo = "chain"
 			st.Tile = "rows×samples"
 			if LinearGEMM(st.Layer) {
 				st.Algo = "gemm"

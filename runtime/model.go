@@ -19,7 +19,7 @@ const (
 	Exact Mode = iota
 	// Fast, for inference instances only, runs 3×3 stride-1 convolutions with
 	// outputs of at least 20×20 as Winograd F(4×4, 3×3) and reads the weights of the
-	// linear layers that run as Dot16 (not gen.LinearGEMM) as bfloat16; its results
+	// linear layers that run in place (not gen.LinearGEMM) as bfloat16; its results
 	// are held to verify.FastBound, a bound derived from those methods. Results still
 	// do not depend on the thread count or the ISA.
 	Fast
@@ -107,7 +107,7 @@ type Task struct {
 	Layer string // the layer (with the layers fused into it, e.g. "features.0+features.1")
 	Kind  string // "conv", "linear", "maxpool", ...
 	Phase string // "forward", "backward data", "backward weight", "backward bias", "relu mask", "backward"
-	Algo  string // the algorithm, e.g. "direct", "gemm", "dot16"
+	Algo  string // the algorithm, e.g. "direct", "gemm", "chain"
 	MACs  int64  // multiply-accumulates per sample
 	Bytes int64  // weight bytes read per call (linear layers stream theirs)
 }

@@ -121,6 +121,22 @@ var (
 	backWeightAVX2   = backWeightTile{r: 4, c: 3}
 )
 
+// The LinearChain kernels (chain.go): one vector of W rows (16 on AVX-512, 8
+// on AVX2) × g samples, for g up to 12 on AVX-512 (16 registers for the rows,
+// 2 for the transpose, 12 accumulators) and 5 on AVX2 (8 + 2 + 5, one for the
+// broadcast). Every row is prefetched chainPF bytes ahead into L2: the step
+// reads 16 rows at once, 64 bytes of each, and at batch 1 from DRAM the
+// prefetch took AlexNet's fc6 (2 threads) from 7.7–8.1 ms to 6.8–7.3 ms.
+// More row blocks per step (2 or 4, for independent chains at batch 1), a
+// PREFETCHT0 and other distances (512 to 4096 bytes), and blocks built from
+// 128-bit pieces of 4 rows (VINSERTF32X4, leaving only the in-lane stages of
+// the transpose) measured no faster (asm/linear/README.md).
+const (
+	chainMaxAVX512 = 12
+	chainMaxAVX2   = 5
+	chainPF        = 1024
+)
+
 func main() {
 	ConstraintExpr("amd64,!purego") // printed as: //go:build amd64 && !purego
 	tailTables()
@@ -146,6 +162,12 @@ func main() {
 	}
 	backWeight(avx512, backWeightAVX512)
 	backWeight(avx2, backWeightAVX2)
+	for g := 1; g <= chainMaxAVX512; g++ {
+		chain(avx512, chainTile{g: g, rb: 1, pf: chainPF, t1: true})
+	}
+	for g := 1; g <= chainMaxAVX2; g++ {
+		chain(avx2, chainTile{g: g, rb: 1, pf: chainPF, t1: true})
+	}
 	streamRead(avx512)
 	streamRead(avx2)
 	streamUpdate(avx512)

@@ -171,7 +171,7 @@ type weights struct {
 	// The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [3][]float32
-	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),
+	// Fast mode: each in-place linear layer's weights rounded to bfloat16 (kernels.BF16),
 	// in torchvision layout; nil until a fast instance needs them (always for a GEMM layer).
 	bf16 [3][]uint16
 	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
@@ -672,21 +672,21 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(150994944),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
 	MACs:  int64(37748736),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.4+classifier.5",
 	MACs:  int64(16777216),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
@@ -863,7 +863,7 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(150994944),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
@@ -877,49 +877,49 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.4+classifier.5",
 	MACs:  int64(16777216),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
 	Phase: "backward data",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(0),
 	Kind:  "linear",
 	Layer: "classifier.4+classifier.5",
 	MACs:  int64(0),
 	Phase: "relu mask",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.4+classifier.5",
 	MACs:  int64(16777216),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.4+classifier.5",
@@ -933,21 +933,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "backward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(0),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
 	MACs:  int64(0),
 	Phase: "relu mask",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(150994944),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",
 	MACs:  int64(37748736),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(150994944),
 	Kind:  "linear",
 	Layer: "classifier.1+classifier.2",

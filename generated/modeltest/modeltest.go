@@ -476,7 +476,7 @@ func testNoInputGrad(t *testing.T, f Factory, sm *spec.Model) {
 }
 
 // Fast mode's logits lie within the bound verify.FastBound derives from its methods
-// (gen.Fast: Winograd F(4×4, 3×3), bfloat16 weights for the Dot16 linear layers) around
+// (gen.Fast: Winograd F(4×4, 3×3), bfloat16 weights for the in-place linear layers) around
 // the float64 reference, and that bound is tight enough to catch a broken layer
 // (verify.CompareFast). The test logs how far inside the bound fast and exact mode
 // stay, and the top-1 agreement of fast and exact mode on 256 random inputs.

@@ -123,7 +123,7 @@ type weights struct {
 	// The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [2][]float32
-	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),
+	// Fast mode: each in-place linear layer's weights rounded to bfloat16 (kernels.BF16),
 	// in torchvision layout; nil until a fast instance needs them (always for a GEMM layer).
 	bf16 [2][]uint16
 	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
@@ -596,7 +596,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(3456),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(1280),
 	Kind:  "linear",
 	Layer: "classifier.4",
@@ -745,21 +745,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(1280),
 	Kind:  "linear",
 	Layer: "classifier.4",
 	MACs:  int64(320),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(1280),
 	Kind:  "linear",
 	Layer: "classifier.4",
 	MACs:  int64(320),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(1280),
 	Kind:  "linear",
 	Layer: "classifier.4",

@@ -348,7 +348,7 @@ type weights struct {
 	// The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [3][]float32
-	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),
+	// Fast mode: each in-place linear layer's weights rounded to bfloat16 (kernels.BF16),
 	// in torchvision layout; nil until a fast instance needs them (always for a GEMM layer).
 	bf16 [3][]uint16
 	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
@@ -1119,21 +1119,21 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(411041792),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
 	MACs:  int64(102760448),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.3+classifier.4",
 	MACs:  int64(16777216),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
@@ -1485,7 +1485,7 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(411041792),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
@@ -1499,7 +1499,7 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.3+classifier.4",
@@ -1513,21 +1513,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
 	MACs:  int64(4096000),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(16384000),
 	Kind:  "linear",
 	Layer: "classifier.6",
@@ -1541,21 +1541,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "backward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(0),
 	Kind:  "linear",
 	Layer: "classifier.3+classifier.4",
 	MACs:  int64(0),
 	Phase: "relu mask",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.3+classifier.4",
 	MACs:  int64(16777216),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(67108864),
 	Kind:  "linear",
 	Layer: "classifier.3+classifier.4",
@@ -1569,21 +1569,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "backward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(0),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
 	MACs:  int64(0),
 	Phase: "relu mask",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(411041792),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",
 	MACs:  int64(102760448),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(411041792),
 	Kind:  "linear",
 	Layer: "classifier.0+classifier.1",

@@ -139,7 +139,7 @@ type weights struct {
 	// The GEMM linear layers (gen.LinearGEMM): the weights packed as a 1×1
 	// convolution's ([ocBlock][K][NR]) and the bias in blocks of NR; else nil.
 	lpack, lbias [2][]float32
-	// Fast mode: each Dot16 linear layer's weights rounded to bfloat16 (kernels.BF16),
+	// Fast mode: each in-place linear layer's weights rounded to bfloat16 (kernels.BF16),
 	// in torchvision layout; nil until a fast instance needs them (always for a GEMM layer).
 	bf16 [2][]uint16
 	// Fast mode: the Winograd-transformed weights (winograd.Pack, batch norm folded in
@@ -622,7 +622,7 @@ var evalTaskInfo = []runtime.Task{{
 	MACs:  int64(294912),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(10240),
 	Kind:  "linear",
 	Layer: "classifier.3",
@@ -792,21 +792,21 @@ var gradTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(10240),
 	Kind:  "linear",
 	Layer: "classifier.3",
 	MACs:  int64(2560),
 	Phase: "forward",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(10240),
 	Kind:  "linear",
 	Layer: "classifier.3",
 	MACs:  int64(2560),
 	Phase: "backward weight",
 }, {
-	Algo:  "dot16",
+	Algo:  "chain",
 	Bytes: int64(10240),
 	Kind:  "linear",
 	Layer: "classifier.3",

@@ -24,19 +24,25 @@ func Linear(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bi
 	if m <= 0 || n <= 0 {
 		return
 	}
+	checkLinear("Linear", len(y), ldy, len(x), ldx, len(w), ldw, bias, m, n, k)
+	linear(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+}
+
+// checkLinear panics, naming kernel fn, unless a forward linear call's slices
+// (their lengths ly, lx, lw) hold m samples × n outputs over k inputs (m, n ≥ 1).
+func checkLinear(fn string, ly, ldy, lx, ldx, lw, ldw int, bias []float32, m, n, k int) {
 	switch {
 	case k < 1:
-		panic("kernels.Linear: k < 1")
-	case len(y) < (m-1)*ldy+n:
-		panic("kernels.Linear: y too short")
-	case len(x) < (m-1)*ldx+k:
-		panic("kernels.Linear: x too short")
-	case len(w) < (n-1)*ldw+k:
-		panic("kernels.Linear: w too short")
+		panic("kernels." + fn + ": k < 1")
+	case ly < (m-1)*ldy+n:
+		panic("kernels." + fn + ": y too short")
+	case lx < (m-1)*ldx+k:
+		panic("kernels." + fn + ": x too short")
+	case lw < (n-1)*ldw+k:
+		panic("kernels." + fn + ": w too short")
 	case bias != nil && len(bias) < n:
-		panic("kernels.Linear: bias too short")
+		panic("kernels." + fn + ": bias too short")
 	}
-	linear(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
 }
 
 // linearGo is Linear's pure-Go twin.

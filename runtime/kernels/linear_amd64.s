@@ -54558,6 +54558,9382 @@ linearBackWeight_4x24_avx2_done:
 	VZEROUPPER
 	RET
 
+// func linearChain_16x1_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x1_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x1_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), CX
+	TESTQ   CX, CX
+	JZ      linearChain_16x1_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x1_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x1_avx512_tail
+
+linearChain_16x1_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z1
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z2
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z3
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z4
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z5
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z6
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	VUNPCKLPS        Z2, Z1, Z17
+	VUNPCKHPS        Z2, Z1, Z1
+	VUNPCKLPS        Z4, Z3, Z2
+	VUNPCKHPS        Z4, Z3, Z3
+	VUNPCKLPS        Z6, Z5, Z4
+	VUNPCKHPS        Z6, Z5, Z5
+	VUNPCKLPS        Z8, Z7, Z6
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPD        Z2, Z17, Z16
+	VUNPCKHPD        Z2, Z17, Z2
+	VUNPCKLPD        Z3, Z1, Z17
+	VUNPCKHPD        Z3, Z1, Z1
+	VUNPCKLPD        Z6, Z4, Z3
+	VUNPCKHPD        Z6, Z4, Z4
+	VUNPCKLPD        Z7, Z5, Z6
+	VUNPCKHPD        Z7, Z5, Z5
+	VUNPCKLPD        Z10, Z8, Z7
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z11, Z9, Z10
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z14, Z12, Z11
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z15, Z13, Z14
+	VUNPCKHPD        Z15, Z13, Z13
+	VSHUFF32X4       $0x88, Z3, Z16, Z15
+	VSHUFF32X4       $0xdd, Z3, Z16, Z3
+	VSHUFF32X4       $0x88, Z6, Z17, Z16
+	VSHUFF32X4       $0xdd, Z6, Z17, Z6
+	VSHUFF32X4       $0x88, Z4, Z2, Z17
+	VSHUFF32X4       $0xdd, Z4, Z2, Z2
+	VSHUFF32X4       $0x88, Z5, Z1, Z4
+	VSHUFF32X4       $0xdd, Z5, Z1, Z1
+	VSHUFF32X4       $0x88, Z11, Z7, Z5
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z14, Z10, Z11
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z12, Z8, Z14
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z13, Z9, Z12
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z5, Z15, Z13
+	VSHUFF32X4       $0xdd, Z5, Z15, Z5
+	VSHUFF32X4       $0x88, Z11, Z16, Z15
+	VSHUFF32X4       $0xdd, Z11, Z16, Z11
+	VSHUFF32X4       $0x88, Z14, Z17, Z16
+	VSHUFF32X4       $0xdd, Z14, Z17, Z14
+	VSHUFF32X4       $0x88, Z12, Z4, Z17
+	VSHUFF32X4       $0xdd, Z12, Z4, Z4
+	VSHUFF32X4       $0x88, Z7, Z3, Z12
+	VSHUFF32X4       $0xdd, Z7, Z3, Z3
+	VSHUFF32X4       $0x88, Z10, Z6, Z7
+	VSHUFF32X4       $0xdd, Z10, Z6, Z6
+	VSHUFF32X4       $0x88, Z8, Z2, Z10
+	VSHUFF32X4       $0xdd, Z8, Z2, Z2
+	VSHUFF32X4       $0x88, Z9, Z1, Z8
+	VSHUFF32X4       $0xdd, Z9, Z1, Z1
+	VFMADD231PS.BCST (CX), Z13, Z0
+	VFMADD231PS.BCST 4(CX), Z16, Z0
+	VFMADD231PS.BCST 8(CX), Z15, Z0
+	VFMADD231PS.BCST 12(CX), Z17, Z0
+	VFMADD231PS.BCST 16(CX), Z12, Z0
+	VFMADD231PS.BCST 20(CX), Z10, Z0
+	VFMADD231PS.BCST 24(CX), Z7, Z0
+	VFMADD231PS.BCST 28(CX), Z8, Z0
+	VFMADD231PS.BCST 32(CX), Z5, Z0
+	VFMADD231PS.BCST 36(CX), Z14, Z0
+	VFMADD231PS.BCST 40(CX), Z11, Z0
+	VFMADD231PS.BCST 44(CX), Z4, Z0
+	VFMADD231PS.BCST 48(CX), Z3, Z0
+	VFMADD231PS.BCST 52(CX), Z2, Z0
+	VFMADD231PS.BCST 56(CX), Z6, Z0
+	VFMADD231PS.BCST 60(CX), Z1, Z0
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000040, CX
+	DECQ             DX
+	JNZ              linearChain_16x1_avx512_k
+
+linearChain_16x1_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x1_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z1
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z2
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z3
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z4
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z5
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z6
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	VUNPCKLPS        Z2, Z1, Z17
+	VUNPCKHPS        Z2, Z1, Z1
+	VUNPCKLPS        Z4, Z3, Z2
+	VUNPCKHPS        Z4, Z3, Z3
+	VUNPCKLPS        Z6, Z5, Z4
+	VUNPCKHPS        Z6, Z5, Z5
+	VUNPCKLPS        Z8, Z7, Z6
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPD        Z2, Z17, Z16
+	VUNPCKHPD        Z2, Z17, Z2
+	VUNPCKLPD        Z3, Z1, Z17
+	VUNPCKHPD        Z3, Z1, Z1
+	VUNPCKLPD        Z6, Z4, Z3
+	VUNPCKHPD        Z6, Z4, Z4
+	VUNPCKLPD        Z7, Z5, Z6
+	VUNPCKHPD        Z7, Z5, Z5
+	VUNPCKLPD        Z10, Z8, Z7
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z11, Z9, Z10
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z14, Z12, Z11
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z15, Z13, Z14
+	VUNPCKHPD        Z15, Z13, Z13
+	VSHUFF32X4       $0x88, Z3, Z16, Z15
+	VSHUFF32X4       $0xdd, Z3, Z16, Z3
+	VSHUFF32X4       $0x88, Z6, Z17, Z16
+	VSHUFF32X4       $0xdd, Z6, Z17, Z6
+	VSHUFF32X4       $0x88, Z4, Z2, Z17
+	VSHUFF32X4       $0xdd, Z4, Z2, Z2
+	VSHUFF32X4       $0x88, Z5, Z1, Z4
+	VSHUFF32X4       $0xdd, Z5, Z1, Z1
+	VSHUFF32X4       $0x88, Z11, Z7, Z5
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z14, Z10, Z11
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z12, Z8, Z14
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z13, Z9, Z12
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z5, Z15, Z13
+	VSHUFF32X4       $0xdd, Z5, Z15, Z5
+	VSHUFF32X4       $0x88, Z11, Z16, Z15
+	VSHUFF32X4       $0xdd, Z11, Z16, Z11
+	VSHUFF32X4       $0x88, Z14, Z17, Z16
+	VSHUFF32X4       $0xdd, Z14, Z17, Z14
+	VSHUFF32X4       $0x88, Z12, Z4, Z17
+	VSHUFF32X4       $0xdd, Z12, Z4, Z4
+	VSHUFF32X4       $0x88, Z7, Z3, Z12
+	VSHUFF32X4       $0xdd, Z7, Z3, Z3
+	VSHUFF32X4       $0x88, Z10, Z6, Z7
+	VSHUFF32X4       $0xdd, Z10, Z6, Z6
+	VSHUFF32X4       $0x88, Z8, Z2, Z10
+	VSHUFF32X4       $0xdd, Z8, Z2, Z2
+	VSHUFF32X4       $0x88, Z9, Z1, Z8
+	VSHUFF32X4       $0xdd, Z9, Z1, Z1
+	VFMADD231PS.BCST (CX), Z13, Z0
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 4(CX), Z16, Z0
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 8(CX), Z15, Z0
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 12(CX), Z17, Z0
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 16(CX), Z12, Z0
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 20(CX), Z10, Z0
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 24(CX), Z7, Z0
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 28(CX), Z8, Z0
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 32(CX), Z5, Z0
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 36(CX), Z14, Z0
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 40(CX), Z11, Z0
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 44(CX), Z4, Z0
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 48(CX), Z3, Z0
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 52(CX), Z2, Z0
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 56(CX), Z6, Z0
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x1_avx512_tail0
+	VFMADD231PS.BCST 60(CX), Z1, Z0
+
+linearChain_16x1_avx512_tail0:
+linearChain_16x1_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z1
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z1, Z0
+	VMOVUPS      Z0, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x1_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x2_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x2_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x2_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x2_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x2_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x2_avx512_tail
+
+linearChain_16x2_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z2
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z3
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z4
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z5
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z6
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	VUNPCKLPS        Z3, Z2, Z18
+	VUNPCKHPS        Z3, Z2, Z2
+	VUNPCKLPS        Z5, Z4, Z3
+	VUNPCKHPS        Z5, Z4, Z4
+	VUNPCKLPS        Z7, Z6, Z5
+	VUNPCKHPS        Z7, Z6, Z6
+	VUNPCKLPS        Z9, Z8, Z7
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPD        Z3, Z18, Z17
+	VUNPCKHPD        Z3, Z18, Z3
+	VUNPCKLPD        Z4, Z2, Z18
+	VUNPCKHPD        Z4, Z2, Z2
+	VUNPCKLPD        Z7, Z5, Z4
+	VUNPCKHPD        Z7, Z5, Z5
+	VUNPCKLPD        Z8, Z6, Z7
+	VUNPCKHPD        Z8, Z6, Z6
+	VUNPCKLPD        Z11, Z9, Z8
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z12, Z10, Z11
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z15, Z13, Z12
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z16, Z14, Z15
+	VUNPCKHPD        Z16, Z14, Z14
+	VSHUFF32X4       $0x88, Z4, Z17, Z16
+	VSHUFF32X4       $0xdd, Z4, Z17, Z4
+	VSHUFF32X4       $0x88, Z7, Z18, Z17
+	VSHUFF32X4       $0xdd, Z7, Z18, Z7
+	VSHUFF32X4       $0x88, Z5, Z3, Z18
+	VSHUFF32X4       $0xdd, Z5, Z3, Z3
+	VSHUFF32X4       $0x88, Z6, Z2, Z5
+	VSHUFF32X4       $0xdd, Z6, Z2, Z2
+	VSHUFF32X4       $0x88, Z12, Z8, Z6
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z15, Z11, Z12
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z13, Z9, Z15
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z14, Z10, Z13
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z6, Z16, Z14
+	VSHUFF32X4       $0xdd, Z6, Z16, Z6
+	VSHUFF32X4       $0x88, Z12, Z17, Z16
+	VSHUFF32X4       $0xdd, Z12, Z17, Z12
+	VSHUFF32X4       $0x88, Z15, Z18, Z17
+	VSHUFF32X4       $0xdd, Z15, Z18, Z15
+	VSHUFF32X4       $0x88, Z13, Z5, Z18
+	VSHUFF32X4       $0xdd, Z13, Z5, Z5
+	VSHUFF32X4       $0x88, Z8, Z4, Z13
+	VSHUFF32X4       $0xdd, Z8, Z4, Z4
+	VSHUFF32X4       $0x88, Z11, Z7, Z8
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z9, Z3, Z11
+	VSHUFF32X4       $0xdd, Z9, Z3, Z3
+	VSHUFF32X4       $0x88, Z10, Z2, Z9
+	VSHUFF32X4       $0xdd, Z10, Z2, Z2
+	VFMADD231PS.BCST (CX), Z14, Z0
+	VFMADD231PS.BCST 4(CX), Z14, Z1
+	VFMADD231PS.BCST 8(CX), Z17, Z0
+	VFMADD231PS.BCST 12(CX), Z17, Z1
+	VFMADD231PS.BCST 16(CX), Z16, Z0
+	VFMADD231PS.BCST 20(CX), Z16, Z1
+	VFMADD231PS.BCST 24(CX), Z18, Z0
+	VFMADD231PS.BCST 28(CX), Z18, Z1
+	VFMADD231PS.BCST 32(CX), Z13, Z0
+	VFMADD231PS.BCST 36(CX), Z13, Z1
+	VFMADD231PS.BCST 40(CX), Z11, Z0
+	VFMADD231PS.BCST 44(CX), Z11, Z1
+	VFMADD231PS.BCST 48(CX), Z8, Z0
+	VFMADD231PS.BCST 52(CX), Z8, Z1
+	VFMADD231PS.BCST 56(CX), Z9, Z0
+	VFMADD231PS.BCST 60(CX), Z9, Z1
+	VFMADD231PS.BCST 64(CX), Z6, Z0
+	VFMADD231PS.BCST 68(CX), Z6, Z1
+	VFMADD231PS.BCST 72(CX), Z15, Z0
+	VFMADD231PS.BCST 76(CX), Z15, Z1
+	VFMADD231PS.BCST 80(CX), Z12, Z0
+	VFMADD231PS.BCST 84(CX), Z12, Z1
+	VFMADD231PS.BCST 88(CX), Z5, Z0
+	VFMADD231PS.BCST 92(CX), Z5, Z1
+	VFMADD231PS.BCST 96(CX), Z4, Z0
+	VFMADD231PS.BCST 100(CX), Z4, Z1
+	VFMADD231PS.BCST 104(CX), Z3, Z0
+	VFMADD231PS.BCST 108(CX), Z3, Z1
+	VFMADD231PS.BCST 112(CX), Z7, Z0
+	VFMADD231PS.BCST 116(CX), Z7, Z1
+	VFMADD231PS.BCST 120(CX), Z2, Z0
+	VFMADD231PS.BCST 124(CX), Z2, Z1
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000080, CX
+	DECQ             DX
+	JNZ              linearChain_16x2_avx512_k
+
+linearChain_16x2_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x2_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z2
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z3
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z4
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z5
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z6
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	VUNPCKLPS        Z3, Z2, Z18
+	VUNPCKHPS        Z3, Z2, Z2
+	VUNPCKLPS        Z5, Z4, Z3
+	VUNPCKHPS        Z5, Z4, Z4
+	VUNPCKLPS        Z7, Z6, Z5
+	VUNPCKHPS        Z7, Z6, Z6
+	VUNPCKLPS        Z9, Z8, Z7
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPD        Z3, Z18, Z17
+	VUNPCKHPD        Z3, Z18, Z3
+	VUNPCKLPD        Z4, Z2, Z18
+	VUNPCKHPD        Z4, Z2, Z2
+	VUNPCKLPD        Z7, Z5, Z4
+	VUNPCKHPD        Z7, Z5, Z5
+	VUNPCKLPD        Z8, Z6, Z7
+	VUNPCKHPD        Z8, Z6, Z6
+	VUNPCKLPD        Z11, Z9, Z8
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z12, Z10, Z11
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z15, Z13, Z12
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z16, Z14, Z15
+	VUNPCKHPD        Z16, Z14, Z14
+	VSHUFF32X4       $0x88, Z4, Z17, Z16
+	VSHUFF32X4       $0xdd, Z4, Z17, Z4
+	VSHUFF32X4       $0x88, Z7, Z18, Z17
+	VSHUFF32X4       $0xdd, Z7, Z18, Z7
+	VSHUFF32X4       $0x88, Z5, Z3, Z18
+	VSHUFF32X4       $0xdd, Z5, Z3, Z3
+	VSHUFF32X4       $0x88, Z6, Z2, Z5
+	VSHUFF32X4       $0xdd, Z6, Z2, Z2
+	VSHUFF32X4       $0x88, Z12, Z8, Z6
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z15, Z11, Z12
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z13, Z9, Z15
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z14, Z10, Z13
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z6, Z16, Z14
+	VSHUFF32X4       $0xdd, Z6, Z16, Z6
+	VSHUFF32X4       $0x88, Z12, Z17, Z16
+	VSHUFF32X4       $0xdd, Z12, Z17, Z12
+	VSHUFF32X4       $0x88, Z15, Z18, Z17
+	VSHUFF32X4       $0xdd, Z15, Z18, Z15
+	VSHUFF32X4       $0x88, Z13, Z5, Z18
+	VSHUFF32X4       $0xdd, Z13, Z5, Z5
+	VSHUFF32X4       $0x88, Z8, Z4, Z13
+	VSHUFF32X4       $0xdd, Z8, Z4, Z4
+	VSHUFF32X4       $0x88, Z11, Z7, Z8
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z9, Z3, Z11
+	VSHUFF32X4       $0xdd, Z9, Z3, Z3
+	VSHUFF32X4       $0x88, Z10, Z2, Z9
+	VSHUFF32X4       $0xdd, Z10, Z2, Z2
+	VFMADD231PS.BCST (CX), Z14, Z0
+	VFMADD231PS.BCST 4(CX), Z14, Z1
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 8(CX), Z17, Z0
+	VFMADD231PS.BCST 12(CX), Z17, Z1
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 16(CX), Z16, Z0
+	VFMADD231PS.BCST 20(CX), Z16, Z1
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 24(CX), Z18, Z0
+	VFMADD231PS.BCST 28(CX), Z18, Z1
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 32(CX), Z13, Z0
+	VFMADD231PS.BCST 36(CX), Z13, Z1
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 40(CX), Z11, Z0
+	VFMADD231PS.BCST 44(CX), Z11, Z1
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 48(CX), Z8, Z0
+	VFMADD231PS.BCST 52(CX), Z8, Z1
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 56(CX), Z9, Z0
+	VFMADD231PS.BCST 60(CX), Z9, Z1
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 64(CX), Z6, Z0
+	VFMADD231PS.BCST 68(CX), Z6, Z1
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 72(CX), Z15, Z0
+	VFMADD231PS.BCST 76(CX), Z15, Z1
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 80(CX), Z12, Z0
+	VFMADD231PS.BCST 84(CX), Z12, Z1
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 88(CX), Z5, Z0
+	VFMADD231PS.BCST 92(CX), Z5, Z1
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 96(CX), Z4, Z0
+	VFMADD231PS.BCST 100(CX), Z4, Z1
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 104(CX), Z3, Z0
+	VFMADD231PS.BCST 108(CX), Z3, Z1
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 112(CX), Z7, Z0
+	VFMADD231PS.BCST 116(CX), Z7, Z1
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x2_avx512_tail0
+	VFMADD231PS.BCST 120(CX), Z2, Z0
+	VFMADD231PS.BCST 124(CX), Z2, Z1
+
+linearChain_16x2_avx512_tail0:
+linearChain_16x2_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z2
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z2, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z2, Z1
+	VMOVUPS      Z1, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x2_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x3_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x3_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x3_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x3_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x3_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x3_avx512_tail
+
+linearChain_16x3_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z3
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z4
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z5
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z6
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	VUNPCKLPS        Z4, Z3, Z19
+	VUNPCKHPS        Z4, Z3, Z3
+	VUNPCKLPS        Z6, Z5, Z4
+	VUNPCKHPS        Z6, Z5, Z5
+	VUNPCKLPS        Z8, Z7, Z6
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPD        Z4, Z19, Z18
+	VUNPCKHPD        Z4, Z19, Z4
+	VUNPCKLPD        Z5, Z3, Z19
+	VUNPCKHPD        Z5, Z3, Z3
+	VUNPCKLPD        Z8, Z6, Z5
+	VUNPCKHPD        Z8, Z6, Z6
+	VUNPCKLPD        Z9, Z7, Z8
+	VUNPCKHPD        Z9, Z7, Z7
+	VUNPCKLPD        Z12, Z10, Z9
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z13, Z11, Z12
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z16, Z14, Z13
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z17, Z15, Z16
+	VUNPCKHPD        Z17, Z15, Z15
+	VSHUFF32X4       $0x88, Z5, Z18, Z17
+	VSHUFF32X4       $0xdd, Z5, Z18, Z5
+	VSHUFF32X4       $0x88, Z8, Z19, Z18
+	VSHUFF32X4       $0xdd, Z8, Z19, Z8
+	VSHUFF32X4       $0x88, Z6, Z4, Z19
+	VSHUFF32X4       $0xdd, Z6, Z4, Z4
+	VSHUFF32X4       $0x88, Z7, Z3, Z6
+	VSHUFF32X4       $0xdd, Z7, Z3, Z3
+	VSHUFF32X4       $0x88, Z13, Z9, Z7
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z16, Z12, Z13
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z14, Z10, Z16
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z15, Z11, Z14
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z7, Z17, Z15
+	VSHUFF32X4       $0xdd, Z7, Z17, Z7
+	VSHUFF32X4       $0x88, Z13, Z18, Z17
+	VSHUFF32X4       $0xdd, Z13, Z18, Z13
+	VSHUFF32X4       $0x88, Z16, Z19, Z18
+	VSHUFF32X4       $0xdd, Z16, Z19, Z16
+	VSHUFF32X4       $0x88, Z14, Z6, Z19
+	VSHUFF32X4       $0xdd, Z14, Z6, Z6
+	VSHUFF32X4       $0x88, Z9, Z5, Z14
+	VSHUFF32X4       $0xdd, Z9, Z5, Z5
+	VSHUFF32X4       $0x88, Z12, Z8, Z9
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z10, Z4, Z12
+	VSHUFF32X4       $0xdd, Z10, Z4, Z4
+	VSHUFF32X4       $0x88, Z11, Z3, Z10
+	VSHUFF32X4       $0xdd, Z11, Z3, Z3
+	VFMADD231PS.BCST (CX), Z15, Z0
+	VFMADD231PS.BCST 4(CX), Z15, Z1
+	VFMADD231PS.BCST 8(CX), Z15, Z2
+	VFMADD231PS.BCST 12(CX), Z18, Z0
+	VFMADD231PS.BCST 16(CX), Z18, Z1
+	VFMADD231PS.BCST 20(CX), Z18, Z2
+	VFMADD231PS.BCST 24(CX), Z17, Z0
+	VFMADD231PS.BCST 28(CX), Z17, Z1
+	VFMADD231PS.BCST 32(CX), Z17, Z2
+	VFMADD231PS.BCST 36(CX), Z19, Z0
+	VFMADD231PS.BCST 40(CX), Z19, Z1
+	VFMADD231PS.BCST 44(CX), Z19, Z2
+	VFMADD231PS.BCST 48(CX), Z14, Z0
+	VFMADD231PS.BCST 52(CX), Z14, Z1
+	VFMADD231PS.BCST 56(CX), Z14, Z2
+	VFMADD231PS.BCST 60(CX), Z12, Z0
+	VFMADD231PS.BCST 64(CX), Z12, Z1
+	VFMADD231PS.BCST 68(CX), Z12, Z2
+	VFMADD231PS.BCST 72(CX), Z9, Z0
+	VFMADD231PS.BCST 76(CX), Z9, Z1
+	VFMADD231PS.BCST 80(CX), Z9, Z2
+	VFMADD231PS.BCST 84(CX), Z10, Z0
+	VFMADD231PS.BCST 88(CX), Z10, Z1
+	VFMADD231PS.BCST 92(CX), Z10, Z2
+	VFMADD231PS.BCST 96(CX), Z7, Z0
+	VFMADD231PS.BCST 100(CX), Z7, Z1
+	VFMADD231PS.BCST 104(CX), Z7, Z2
+	VFMADD231PS.BCST 108(CX), Z16, Z0
+	VFMADD231PS.BCST 112(CX), Z16, Z1
+	VFMADD231PS.BCST 116(CX), Z16, Z2
+	VFMADD231PS.BCST 120(CX), Z13, Z0
+	VFMADD231PS.BCST 124(CX), Z13, Z1
+	VFMADD231PS.BCST 128(CX), Z13, Z2
+	VFMADD231PS.BCST 132(CX), Z6, Z0
+	VFMADD231PS.BCST 136(CX), Z6, Z1
+	VFMADD231PS.BCST 140(CX), Z6, Z2
+	VFMADD231PS.BCST 144(CX), Z5, Z0
+	VFMADD231PS.BCST 148(CX), Z5, Z1
+	VFMADD231PS.BCST 152(CX), Z5, Z2
+	VFMADD231PS.BCST 156(CX), Z4, Z0
+	VFMADD231PS.BCST 160(CX), Z4, Z1
+	VFMADD231PS.BCST 164(CX), Z4, Z2
+	VFMADD231PS.BCST 168(CX), Z8, Z0
+	VFMADD231PS.BCST 172(CX), Z8, Z1
+	VFMADD231PS.BCST 176(CX), Z8, Z2
+	VFMADD231PS.BCST 180(CX), Z3, Z0
+	VFMADD231PS.BCST 184(CX), Z3, Z1
+	VFMADD231PS.BCST 188(CX), Z3, Z2
+	ADDQ             $0x40, AX
+	ADDQ             $0x000000c0, CX
+	DECQ             DX
+	JNZ              linearChain_16x3_avx512_k
+
+linearChain_16x3_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x3_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z3
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z4
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z5
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z6
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	VUNPCKLPS        Z4, Z3, Z19
+	VUNPCKHPS        Z4, Z3, Z3
+	VUNPCKLPS        Z6, Z5, Z4
+	VUNPCKHPS        Z6, Z5, Z5
+	VUNPCKLPS        Z8, Z7, Z6
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPD        Z4, Z19, Z18
+	VUNPCKHPD        Z4, Z19, Z4
+	VUNPCKLPD        Z5, Z3, Z19
+	VUNPCKHPD        Z5, Z3, Z3
+	VUNPCKLPD        Z8, Z6, Z5
+	VUNPCKHPD        Z8, Z6, Z6
+	VUNPCKLPD        Z9, Z7, Z8
+	VUNPCKHPD        Z9, Z7, Z7
+	VUNPCKLPD        Z12, Z10, Z9
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z13, Z11, Z12
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z16, Z14, Z13
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z17, Z15, Z16
+	VUNPCKHPD        Z17, Z15, Z15
+	VSHUFF32X4       $0x88, Z5, Z18, Z17
+	VSHUFF32X4       $0xdd, Z5, Z18, Z5
+	VSHUFF32X4       $0x88, Z8, Z19, Z18
+	VSHUFF32X4       $0xdd, Z8, Z19, Z8
+	VSHUFF32X4       $0x88, Z6, Z4, Z19
+	VSHUFF32X4       $0xdd, Z6, Z4, Z4
+	VSHUFF32X4       $0x88, Z7, Z3, Z6
+	VSHUFF32X4       $0xdd, Z7, Z3, Z3
+	VSHUFF32X4       $0x88, Z13, Z9, Z7
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z16, Z12, Z13
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z14, Z10, Z16
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z15, Z11, Z14
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z7, Z17, Z15
+	VSHUFF32X4       $0xdd, Z7, Z17, Z7
+	VSHUFF32X4       $0x88, Z13, Z18, Z17
+	VSHUFF32X4       $0xdd, Z13, Z18, Z13
+	VSHUFF32X4       $0x88, Z16, Z19, Z18
+	VSHUFF32X4       $0xdd, Z16, Z19, Z16
+	VSHUFF32X4       $0x88, Z14, Z6, Z19
+	VSHUFF32X4       $0xdd, Z14, Z6, Z6
+	VSHUFF32X4       $0x88, Z9, Z5, Z14
+	VSHUFF32X4       $0xdd, Z9, Z5, Z5
+	VSHUFF32X4       $0x88, Z12, Z8, Z9
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z10, Z4, Z12
+	VSHUFF32X4       $0xdd, Z10, Z4, Z4
+	VSHUFF32X4       $0x88, Z11, Z3, Z10
+	VSHUFF32X4       $0xdd, Z11, Z3, Z3
+	VFMADD231PS.BCST (CX), Z15, Z0
+	VFMADD231PS.BCST 4(CX), Z15, Z1
+	VFMADD231PS.BCST 8(CX), Z15, Z2
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 12(CX), Z18, Z0
+	VFMADD231PS.BCST 16(CX), Z18, Z1
+	VFMADD231PS.BCST 20(CX), Z18, Z2
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 24(CX), Z17, Z0
+	VFMADD231PS.BCST 28(CX), Z17, Z1
+	VFMADD231PS.BCST 32(CX), Z17, Z2
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 36(CX), Z19, Z0
+	VFMADD231PS.BCST 40(CX), Z19, Z1
+	VFMADD231PS.BCST 44(CX), Z19, Z2
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 48(CX), Z14, Z0
+	VFMADD231PS.BCST 52(CX), Z14, Z1
+	VFMADD231PS.BCST 56(CX), Z14, Z2
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 60(CX), Z12, Z0
+	VFMADD231PS.BCST 64(CX), Z12, Z1
+	VFMADD231PS.BCST 68(CX), Z12, Z2
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 72(CX), Z9, Z0
+	VFMADD231PS.BCST 76(CX), Z9, Z1
+	VFMADD231PS.BCST 80(CX), Z9, Z2
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 84(CX), Z10, Z0
+	VFMADD231PS.BCST 88(CX), Z10, Z1
+	VFMADD231PS.BCST 92(CX), Z10, Z2
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 96(CX), Z7, Z0
+	VFMADD231PS.BCST 100(CX), Z7, Z1
+	VFMADD231PS.BCST 104(CX), Z7, Z2
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 108(CX), Z16, Z0
+	VFMADD231PS.BCST 112(CX), Z16, Z1
+	VFMADD231PS.BCST 116(CX), Z16, Z2
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 120(CX), Z13, Z0
+	VFMADD231PS.BCST 124(CX), Z13, Z1
+	VFMADD231PS.BCST 128(CX), Z13, Z2
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 132(CX), Z6, Z0
+	VFMADD231PS.BCST 136(CX), Z6, Z1
+	VFMADD231PS.BCST 140(CX), Z6, Z2
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 144(CX), Z5, Z0
+	VFMADD231PS.BCST 148(CX), Z5, Z1
+	VFMADD231PS.BCST 152(CX), Z5, Z2
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 156(CX), Z4, Z0
+	VFMADD231PS.BCST 160(CX), Z4, Z1
+	VFMADD231PS.BCST 164(CX), Z4, Z2
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 168(CX), Z8, Z0
+	VFMADD231PS.BCST 172(CX), Z8, Z1
+	VFMADD231PS.BCST 176(CX), Z8, Z2
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x3_avx512_tail0
+	VFMADD231PS.BCST 180(CX), Z3, Z0
+	VFMADD231PS.BCST 184(CX), Z3, Z1
+	VFMADD231PS.BCST 188(CX), Z3, Z2
+
+linearChain_16x3_avx512_tail0:
+linearChain_16x3_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z3
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z3, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z3, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z3, Z2
+	VMOVUPS      Z2, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x3_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x4_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x4_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x4_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x4_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x4_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x4_avx512_tail
+
+linearChain_16x4_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z4
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z5
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z6
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	VUNPCKLPS        Z5, Z4, Z20
+	VUNPCKHPS        Z5, Z4, Z4
+	VUNPCKLPS        Z7, Z6, Z5
+	VUNPCKHPS        Z7, Z6, Z6
+	VUNPCKLPS        Z9, Z8, Z7
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPD        Z5, Z20, Z19
+	VUNPCKHPD        Z5, Z20, Z5
+	VUNPCKLPD        Z6, Z4, Z20
+	VUNPCKHPD        Z6, Z4, Z4
+	VUNPCKLPD        Z9, Z7, Z6
+	VUNPCKHPD        Z9, Z7, Z7
+	VUNPCKLPD        Z10, Z8, Z9
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z13, Z11, Z10
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z14, Z12, Z13
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z17, Z15, Z14
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z18, Z16, Z17
+	VUNPCKHPD        Z18, Z16, Z16
+	VSHUFF32X4       $0x88, Z6, Z19, Z18
+	VSHUFF32X4       $0xdd, Z6, Z19, Z6
+	VSHUFF32X4       $0x88, Z9, Z20, Z19
+	VSHUFF32X4       $0xdd, Z9, Z20, Z9
+	VSHUFF32X4       $0x88, Z7, Z5, Z20
+	VSHUFF32X4       $0xdd, Z7, Z5, Z5
+	VSHUFF32X4       $0x88, Z8, Z4, Z7
+	VSHUFF32X4       $0xdd, Z8, Z4, Z4
+	VSHUFF32X4       $0x88, Z14, Z10, Z8
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z17, Z13, Z14
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z15, Z11, Z17
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z16, Z12, Z15
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z8, Z18, Z16
+	VSHUFF32X4       $0xdd, Z8, Z18, Z8
+	VSHUFF32X4       $0x88, Z14, Z19, Z18
+	VSHUFF32X4       $0xdd, Z14, Z19, Z14
+	VSHUFF32X4       $0x88, Z17, Z20, Z19
+	VSHUFF32X4       $0xdd, Z17, Z20, Z17
+	VSHUFF32X4       $0x88, Z15, Z7, Z20
+	VSHUFF32X4       $0xdd, Z15, Z7, Z7
+	VSHUFF32X4       $0x88, Z10, Z6, Z15
+	VSHUFF32X4       $0xdd, Z10, Z6, Z6
+	VSHUFF32X4       $0x88, Z13, Z9, Z10
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z11, Z5, Z13
+	VSHUFF32X4       $0xdd, Z11, Z5, Z5
+	VSHUFF32X4       $0x88, Z12, Z4, Z11
+	VSHUFF32X4       $0xdd, Z12, Z4, Z4
+	VFMADD231PS.BCST (CX), Z16, Z0
+	VFMADD231PS.BCST 4(CX), Z16, Z1
+	VFMADD231PS.BCST 8(CX), Z16, Z2
+	VFMADD231PS.BCST 12(CX), Z16, Z3
+	VFMADD231PS.BCST 16(CX), Z19, Z0
+	VFMADD231PS.BCST 20(CX), Z19, Z1
+	VFMADD231PS.BCST 24(CX), Z19, Z2
+	VFMADD231PS.BCST 28(CX), Z19, Z3
+	VFMADD231PS.BCST 32(CX), Z18, Z0
+	VFMADD231PS.BCST 36(CX), Z18, Z1
+	VFMADD231PS.BCST 40(CX), Z18, Z2
+	VFMADD231PS.BCST 44(CX), Z18, Z3
+	VFMADD231PS.BCST 48(CX), Z20, Z0
+	VFMADD231PS.BCST 52(CX), Z20, Z1
+	VFMADD231PS.BCST 56(CX), Z20, Z2
+	VFMADD231PS.BCST 60(CX), Z20, Z3
+	VFMADD231PS.BCST 64(CX), Z15, Z0
+	VFMADD231PS.BCST 68(CX), Z15, Z1
+	VFMADD231PS.BCST 72(CX), Z15, Z2
+	VFMADD231PS.BCST 76(CX), Z15, Z3
+	VFMADD231PS.BCST 80(CX), Z13, Z0
+	VFMADD231PS.BCST 84(CX), Z13, Z1
+	VFMADD231PS.BCST 88(CX), Z13, Z2
+	VFMADD231PS.BCST 92(CX), Z13, Z3
+	VFMADD231PS.BCST 96(CX), Z10, Z0
+	VFMADD231PS.BCST 100(CX), Z10, Z1
+	VFMADD231PS.BCST 104(CX), Z10, Z2
+	VFMADD231PS.BCST 108(CX), Z10, Z3
+	VFMADD231PS.BCST 112(CX), Z11, Z0
+	VFMADD231PS.BCST 116(CX), Z11, Z1
+	VFMADD231PS.BCST 120(CX), Z11, Z2
+	VFMADD231PS.BCST 124(CX), Z11, Z3
+	VFMADD231PS.BCST 128(CX), Z8, Z0
+	VFMADD231PS.BCST 132(CX), Z8, Z1
+	VFMADD231PS.BCST 136(CX), Z8, Z2
+	VFMADD231PS.BCST 140(CX), Z8, Z3
+	VFMADD231PS.BCST 144(CX), Z17, Z0
+	VFMADD231PS.BCST 148(CX), Z17, Z1
+	VFMADD231PS.BCST 152(CX), Z17, Z2
+	VFMADD231PS.BCST 156(CX), Z17, Z3
+	VFMADD231PS.BCST 160(CX), Z14, Z0
+	VFMADD231PS.BCST 164(CX), Z14, Z1
+	VFMADD231PS.BCST 168(CX), Z14, Z2
+	VFMADD231PS.BCST 172(CX), Z14, Z3
+	VFMADD231PS.BCST 176(CX), Z7, Z0
+	VFMADD231PS.BCST 180(CX), Z7, Z1
+	VFMADD231PS.BCST 184(CX), Z7, Z2
+	VFMADD231PS.BCST 188(CX), Z7, Z3
+	VFMADD231PS.BCST 192(CX), Z6, Z0
+	VFMADD231PS.BCST 196(CX), Z6, Z1
+	VFMADD231PS.BCST 200(CX), Z6, Z2
+	VFMADD231PS.BCST 204(CX), Z6, Z3
+	VFMADD231PS.BCST 208(CX), Z5, Z0
+	VFMADD231PS.BCST 212(CX), Z5, Z1
+	VFMADD231PS.BCST 216(CX), Z5, Z2
+	VFMADD231PS.BCST 220(CX), Z5, Z3
+	VFMADD231PS.BCST 224(CX), Z9, Z0
+	VFMADD231PS.BCST 228(CX), Z9, Z1
+	VFMADD231PS.BCST 232(CX), Z9, Z2
+	VFMADD231PS.BCST 236(CX), Z9, Z3
+	VFMADD231PS.BCST 240(CX), Z4, Z0
+	VFMADD231PS.BCST 244(CX), Z4, Z1
+	VFMADD231PS.BCST 248(CX), Z4, Z2
+	VFMADD231PS.BCST 252(CX), Z4, Z3
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000100, CX
+	DECQ             DX
+	JNZ              linearChain_16x4_avx512_k
+
+linearChain_16x4_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x4_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z4
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z5
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z6
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	VUNPCKLPS        Z5, Z4, Z20
+	VUNPCKHPS        Z5, Z4, Z4
+	VUNPCKLPS        Z7, Z6, Z5
+	VUNPCKHPS        Z7, Z6, Z6
+	VUNPCKLPS        Z9, Z8, Z7
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPD        Z5, Z20, Z19
+	VUNPCKHPD        Z5, Z20, Z5
+	VUNPCKLPD        Z6, Z4, Z20
+	VUNPCKHPD        Z6, Z4, Z4
+	VUNPCKLPD        Z9, Z7, Z6
+	VUNPCKHPD        Z9, Z7, Z7
+	VUNPCKLPD        Z10, Z8, Z9
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z13, Z11, Z10
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z14, Z12, Z13
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z17, Z15, Z14
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z18, Z16, Z17
+	VUNPCKHPD        Z18, Z16, Z16
+	VSHUFF32X4       $0x88, Z6, Z19, Z18
+	VSHUFF32X4       $0xdd, Z6, Z19, Z6
+	VSHUFF32X4       $0x88, Z9, Z20, Z19
+	VSHUFF32X4       $0xdd, Z9, Z20, Z9
+	VSHUFF32X4       $0x88, Z7, Z5, Z20
+	VSHUFF32X4       $0xdd, Z7, Z5, Z5
+	VSHUFF32X4       $0x88, Z8, Z4, Z7
+	VSHUFF32X4       $0xdd, Z8, Z4, Z4
+	VSHUFF32X4       $0x88, Z14, Z10, Z8
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z17, Z13, Z14
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z15, Z11, Z17
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z16, Z12, Z15
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z8, Z18, Z16
+	VSHUFF32X4       $0xdd, Z8, Z18, Z8
+	VSHUFF32X4       $0x88, Z14, Z19, Z18
+	VSHUFF32X4       $0xdd, Z14, Z19, Z14
+	VSHUFF32X4       $0x88, Z17, Z20, Z19
+	VSHUFF32X4       $0xdd, Z17, Z20, Z17
+	VSHUFF32X4       $0x88, Z15, Z7, Z20
+	VSHUFF32X4       $0xdd, Z15, Z7, Z7
+	VSHUFF32X4       $0x88, Z10, Z6, Z15
+	VSHUFF32X4       $0xdd, Z10, Z6, Z6
+	VSHUFF32X4       $0x88, Z13, Z9, Z10
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z11, Z5, Z13
+	VSHUFF32X4       $0xdd, Z11, Z5, Z5
+	VSHUFF32X4       $0x88, Z12, Z4, Z11
+	VSHUFF32X4       $0xdd, Z12, Z4, Z4
+	VFMADD231PS.BCST (CX), Z16, Z0
+	VFMADD231PS.BCST 4(CX), Z16, Z1
+	VFMADD231PS.BCST 8(CX), Z16, Z2
+	VFMADD231PS.BCST 12(CX), Z16, Z3
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 16(CX), Z19, Z0
+	VFMADD231PS.BCST 20(CX), Z19, Z1
+	VFMADD231PS.BCST 24(CX), Z19, Z2
+	VFMADD231PS.BCST 28(CX), Z19, Z3
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 32(CX), Z18, Z0
+	VFMADD231PS.BCST 36(CX), Z18, Z1
+	VFMADD231PS.BCST 40(CX), Z18, Z2
+	VFMADD231PS.BCST 44(CX), Z18, Z3
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 48(CX), Z20, Z0
+	VFMADD231PS.BCST 52(CX), Z20, Z1
+	VFMADD231PS.BCST 56(CX), Z20, Z2
+	VFMADD231PS.BCST 60(CX), Z20, Z3
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 64(CX), Z15, Z0
+	VFMADD231PS.BCST 68(CX), Z15, Z1
+	VFMADD231PS.BCST 72(CX), Z15, Z2
+	VFMADD231PS.BCST 76(CX), Z15, Z3
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 80(CX), Z13, Z0
+	VFMADD231PS.BCST 84(CX), Z13, Z1
+	VFMADD231PS.BCST 88(CX), Z13, Z2
+	VFMADD231PS.BCST 92(CX), Z13, Z3
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 96(CX), Z10, Z0
+	VFMADD231PS.BCST 100(CX), Z10, Z1
+	VFMADD231PS.BCST 104(CX), Z10, Z2
+	VFMADD231PS.BCST 108(CX), Z10, Z3
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 112(CX), Z11, Z0
+	VFMADD231PS.BCST 116(CX), Z11, Z1
+	VFMADD231PS.BCST 120(CX), Z11, Z2
+	VFMADD231PS.BCST 124(CX), Z11, Z3
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 128(CX), Z8, Z0
+	VFMADD231PS.BCST 132(CX), Z8, Z1
+	VFMADD231PS.BCST 136(CX), Z8, Z2
+	VFMADD231PS.BCST 140(CX), Z8, Z3
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 144(CX), Z17, Z0
+	VFMADD231PS.BCST 148(CX), Z17, Z1
+	VFMADD231PS.BCST 152(CX), Z17, Z2
+	VFMADD231PS.BCST 156(CX), Z17, Z3
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 160(CX), Z14, Z0
+	VFMADD231PS.BCST 164(CX), Z14, Z1
+	VFMADD231PS.BCST 168(CX), Z14, Z2
+	VFMADD231PS.BCST 172(CX), Z14, Z3
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 176(CX), Z7, Z0
+	VFMADD231PS.BCST 180(CX), Z7, Z1
+	VFMADD231PS.BCST 184(CX), Z7, Z2
+	VFMADD231PS.BCST 188(CX), Z7, Z3
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 192(CX), Z6, Z0
+	VFMADD231PS.BCST 196(CX), Z6, Z1
+	VFMADD231PS.BCST 200(CX), Z6, Z2
+	VFMADD231PS.BCST 204(CX), Z6, Z3
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 208(CX), Z5, Z0
+	VFMADD231PS.BCST 212(CX), Z5, Z1
+	VFMADD231PS.BCST 216(CX), Z5, Z2
+	VFMADD231PS.BCST 220(CX), Z5, Z3
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 224(CX), Z9, Z0
+	VFMADD231PS.BCST 228(CX), Z9, Z1
+	VFMADD231PS.BCST 232(CX), Z9, Z2
+	VFMADD231PS.BCST 236(CX), Z9, Z3
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x4_avx512_tail0
+	VFMADD231PS.BCST 240(CX), Z4, Z0
+	VFMADD231PS.BCST 244(CX), Z4, Z1
+	VFMADD231PS.BCST 248(CX), Z4, Z2
+	VFMADD231PS.BCST 252(CX), Z4, Z3
+
+linearChain_16x4_avx512_tail0:
+linearChain_16x4_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z4
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z4, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z4, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z4, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z4, Z3
+	VMOVUPS      Z3, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x4_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x5_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x5_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x5_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x5_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x5_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x5_avx512_tail
+
+linearChain_16x5_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z5
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z6
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	VUNPCKLPS        Z6, Z5, Z21
+	VUNPCKHPS        Z6, Z5, Z5
+	VUNPCKLPS        Z8, Z7, Z6
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPD        Z6, Z21, Z20
+	VUNPCKHPD        Z6, Z21, Z6
+	VUNPCKLPD        Z7, Z5, Z21
+	VUNPCKHPD        Z7, Z5, Z5
+	VUNPCKLPD        Z10, Z8, Z7
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z11, Z9, Z10
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z14, Z12, Z11
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z15, Z13, Z14
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z18, Z16, Z15
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z19, Z17, Z18
+	VUNPCKHPD        Z19, Z17, Z17
+	VSHUFF32X4       $0x88, Z7, Z20, Z19
+	VSHUFF32X4       $0xdd, Z7, Z20, Z7
+	VSHUFF32X4       $0x88, Z10, Z21, Z20
+	VSHUFF32X4       $0xdd, Z10, Z21, Z10
+	VSHUFF32X4       $0x88, Z8, Z6, Z21
+	VSHUFF32X4       $0xdd, Z8, Z6, Z6
+	VSHUFF32X4       $0x88, Z9, Z5, Z8
+	VSHUFF32X4       $0xdd, Z9, Z5, Z5
+	VSHUFF32X4       $0x88, Z15, Z11, Z9
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z18, Z14, Z15
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z16, Z12, Z18
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z17, Z13, Z16
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z9, Z19, Z17
+	VSHUFF32X4       $0xdd, Z9, Z19, Z9
+	VSHUFF32X4       $0x88, Z15, Z20, Z19
+	VSHUFF32X4       $0xdd, Z15, Z20, Z15
+	VSHUFF32X4       $0x88, Z18, Z21, Z20
+	VSHUFF32X4       $0xdd, Z18, Z21, Z18
+	VSHUFF32X4       $0x88, Z16, Z8, Z21
+	VSHUFF32X4       $0xdd, Z16, Z8, Z8
+	VSHUFF32X4       $0x88, Z11, Z7, Z16
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z14, Z10, Z11
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z12, Z6, Z14
+	VSHUFF32X4       $0xdd, Z12, Z6, Z6
+	VSHUFF32X4       $0x88, Z13, Z5, Z12
+	VSHUFF32X4       $0xdd, Z13, Z5, Z5
+	VFMADD231PS.BCST (CX), Z17, Z0
+	VFMADD231PS.BCST 4(CX), Z17, Z1
+	VFMADD231PS.BCST 8(CX), Z17, Z2
+	VFMADD231PS.BCST 12(CX), Z17, Z3
+	VFMADD231PS.BCST 16(CX), Z17, Z4
+	VFMADD231PS.BCST 20(CX), Z20, Z0
+	VFMADD231PS.BCST 24(CX), Z20, Z1
+	VFMADD231PS.BCST 28(CX), Z20, Z2
+	VFMADD231PS.BCST 32(CX), Z20, Z3
+	VFMADD231PS.BCST 36(CX), Z20, Z4
+	VFMADD231PS.BCST 40(CX), Z19, Z0
+	VFMADD231PS.BCST 44(CX), Z19, Z1
+	VFMADD231PS.BCST 48(CX), Z19, Z2
+	VFMADD231PS.BCST 52(CX), Z19, Z3
+	VFMADD231PS.BCST 56(CX), Z19, Z4
+	VFMADD231PS.BCST 60(CX), Z21, Z0
+	VFMADD231PS.BCST 64(CX), Z21, Z1
+	VFMADD231PS.BCST 68(CX), Z21, Z2
+	VFMADD231PS.BCST 72(CX), Z21, Z3
+	VFMADD231PS.BCST 76(CX), Z21, Z4
+	VFMADD231PS.BCST 80(CX), Z16, Z0
+	VFMADD231PS.BCST 84(CX), Z16, Z1
+	VFMADD231PS.BCST 88(CX), Z16, Z2
+	VFMADD231PS.BCST 92(CX), Z16, Z3
+	VFMADD231PS.BCST 96(CX), Z16, Z4
+	VFMADD231PS.BCST 100(CX), Z14, Z0
+	VFMADD231PS.BCST 104(CX), Z14, Z1
+	VFMADD231PS.BCST 108(CX), Z14, Z2
+	VFMADD231PS.BCST 112(CX), Z14, Z3
+	VFMADD231PS.BCST 116(CX), Z14, Z4
+	VFMADD231PS.BCST 120(CX), Z11, Z0
+	VFMADD231PS.BCST 124(CX), Z11, Z1
+	VFMADD231PS.BCST 128(CX), Z11, Z2
+	VFMADD231PS.BCST 132(CX), Z11, Z3
+	VFMADD231PS.BCST 136(CX), Z11, Z4
+	VFMADD231PS.BCST 140(CX), Z12, Z0
+	VFMADD231PS.BCST 144(CX), Z12, Z1
+	VFMADD231PS.BCST 148(CX), Z12, Z2
+	VFMADD231PS.BCST 152(CX), Z12, Z3
+	VFMADD231PS.BCST 156(CX), Z12, Z4
+	VFMADD231PS.BCST 160(CX), Z9, Z0
+	VFMADD231PS.BCST 164(CX), Z9, Z1
+	VFMADD231PS.BCST 168(CX), Z9, Z2
+	VFMADD231PS.BCST 172(CX), Z9, Z3
+	VFMADD231PS.BCST 176(CX), Z9, Z4
+	VFMADD231PS.BCST 180(CX), Z18, Z0
+	VFMADD231PS.BCST 184(CX), Z18, Z1
+	VFMADD231PS.BCST 188(CX), Z18, Z2
+	VFMADD231PS.BCST 192(CX), Z18, Z3
+	VFMADD231PS.BCST 196(CX), Z18, Z4
+	VFMADD231PS.BCST 200(CX), Z15, Z0
+	VFMADD231PS.BCST 204(CX), Z15, Z1
+	VFMADD231PS.BCST 208(CX), Z15, Z2
+	VFMADD231PS.BCST 212(CX), Z15, Z3
+	VFMADD231PS.BCST 216(CX), Z15, Z4
+	VFMADD231PS.BCST 220(CX), Z8, Z0
+	VFMADD231PS.BCST 224(CX), Z8, Z1
+	VFMADD231PS.BCST 228(CX), Z8, Z2
+	VFMADD231PS.BCST 232(CX), Z8, Z3
+	VFMADD231PS.BCST 236(CX), Z8, Z4
+	VFMADD231PS.BCST 240(CX), Z7, Z0
+	VFMADD231PS.BCST 244(CX), Z7, Z1
+	VFMADD231PS.BCST 248(CX), Z7, Z2
+	VFMADD231PS.BCST 252(CX), Z7, Z3
+	VFMADD231PS.BCST 256(CX), Z7, Z4
+	VFMADD231PS.BCST 260(CX), Z6, Z0
+	VFMADD231PS.BCST 264(CX), Z6, Z1
+	VFMADD231PS.BCST 268(CX), Z6, Z2
+	VFMADD231PS.BCST 272(CX), Z6, Z3
+	VFMADD231PS.BCST 276(CX), Z6, Z4
+	VFMADD231PS.BCST 280(CX), Z10, Z0
+	VFMADD231PS.BCST 284(CX), Z10, Z1
+	VFMADD231PS.BCST 288(CX), Z10, Z2
+	VFMADD231PS.BCST 292(CX), Z10, Z3
+	VFMADD231PS.BCST 296(CX), Z10, Z4
+	VFMADD231PS.BCST 300(CX), Z5, Z0
+	VFMADD231PS.BCST 304(CX), Z5, Z1
+	VFMADD231PS.BCST 308(CX), Z5, Z2
+	VFMADD231PS.BCST 312(CX), Z5, Z3
+	VFMADD231PS.BCST 316(CX), Z5, Z4
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000140, CX
+	DECQ             DX
+	JNZ              linearChain_16x5_avx512_k
+
+linearChain_16x5_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x5_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z5
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z6
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	VUNPCKLPS        Z6, Z5, Z21
+	VUNPCKHPS        Z6, Z5, Z5
+	VUNPCKLPS        Z8, Z7, Z6
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPD        Z6, Z21, Z20
+	VUNPCKHPD        Z6, Z21, Z6
+	VUNPCKLPD        Z7, Z5, Z21
+	VUNPCKHPD        Z7, Z5, Z5
+	VUNPCKLPD        Z10, Z8, Z7
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z11, Z9, Z10
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z14, Z12, Z11
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z15, Z13, Z14
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z18, Z16, Z15
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z19, Z17, Z18
+	VUNPCKHPD        Z19, Z17, Z17
+	VSHUFF32X4       $0x88, Z7, Z20, Z19
+	VSHUFF32X4       $0xdd, Z7, Z20, Z7
+	VSHUFF32X4       $0x88, Z10, Z21, Z20
+	VSHUFF32X4       $0xdd, Z10, Z21, Z10
+	VSHUFF32X4       $0x88, Z8, Z6, Z21
+	VSHUFF32X4       $0xdd, Z8, Z6, Z6
+	VSHUFF32X4       $0x88, Z9, Z5, Z8
+	VSHUFF32X4       $0xdd, Z9, Z5, Z5
+	VSHUFF32X4       $0x88, Z15, Z11, Z9
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z18, Z14, Z15
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z16, Z12, Z18
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z17, Z13, Z16
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z9, Z19, Z17
+	VSHUFF32X4       $0xdd, Z9, Z19, Z9
+	VSHUFF32X4       $0x88, Z15, Z20, Z19
+	VSHUFF32X4       $0xdd, Z15, Z20, Z15
+	VSHUFF32X4       $0x88, Z18, Z21, Z20
+	VSHUFF32X4       $0xdd, Z18, Z21, Z18
+	VSHUFF32X4       $0x88, Z16, Z8, Z21
+	VSHUFF32X4       $0xdd, Z16, Z8, Z8
+	VSHUFF32X4       $0x88, Z11, Z7, Z16
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z14, Z10, Z11
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z12, Z6, Z14
+	VSHUFF32X4       $0xdd, Z12, Z6, Z6
+	VSHUFF32X4       $0x88, Z13, Z5, Z12
+	VSHUFF32X4       $0xdd, Z13, Z5, Z5
+	VFMADD231PS.BCST (CX), Z17, Z0
+	VFMADD231PS.BCST 4(CX), Z17, Z1
+	VFMADD231PS.BCST 8(CX), Z17, Z2
+	VFMADD231PS.BCST 12(CX), Z17, Z3
+	VFMADD231PS.BCST 16(CX), Z17, Z4
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 20(CX), Z20, Z0
+	VFMADD231PS.BCST 24(CX), Z20, Z1
+	VFMADD231PS.BCST 28(CX), Z20, Z2
+	VFMADD231PS.BCST 32(CX), Z20, Z3
+	VFMADD231PS.BCST 36(CX), Z20, Z4
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 40(CX), Z19, Z0
+	VFMADD231PS.BCST 44(CX), Z19, Z1
+	VFMADD231PS.BCST 48(CX), Z19, Z2
+	VFMADD231PS.BCST 52(CX), Z19, Z3
+	VFMADD231PS.BCST 56(CX), Z19, Z4
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 60(CX), Z21, Z0
+	VFMADD231PS.BCST 64(CX), Z21, Z1
+	VFMADD231PS.BCST 68(CX), Z21, Z2
+	VFMADD231PS.BCST 72(CX), Z21, Z3
+	VFMADD231PS.BCST 76(CX), Z21, Z4
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 80(CX), Z16, Z0
+	VFMADD231PS.BCST 84(CX), Z16, Z1
+	VFMADD231PS.BCST 88(CX), Z16, Z2
+	VFMADD231PS.BCST 92(CX), Z16, Z3
+	VFMADD231PS.BCST 96(CX), Z16, Z4
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 100(CX), Z14, Z0
+	VFMADD231PS.BCST 104(CX), Z14, Z1
+	VFMADD231PS.BCST 108(CX), Z14, Z2
+	VFMADD231PS.BCST 112(CX), Z14, Z3
+	VFMADD231PS.BCST 116(CX), Z14, Z4
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 120(CX), Z11, Z0
+	VFMADD231PS.BCST 124(CX), Z11, Z1
+	VFMADD231PS.BCST 128(CX), Z11, Z2
+	VFMADD231PS.BCST 132(CX), Z11, Z3
+	VFMADD231PS.BCST 136(CX), Z11, Z4
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 140(CX), Z12, Z0
+	VFMADD231PS.BCST 144(CX), Z12, Z1
+	VFMADD231PS.BCST 148(CX), Z12, Z2
+	VFMADD231PS.BCST 152(CX), Z12, Z3
+	VFMADD231PS.BCST 156(CX), Z12, Z4
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 160(CX), Z9, Z0
+	VFMADD231PS.BCST 164(CX), Z9, Z1
+	VFMADD231PS.BCST 168(CX), Z9, Z2
+	VFMADD231PS.BCST 172(CX), Z9, Z3
+	VFMADD231PS.BCST 176(CX), Z9, Z4
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 180(CX), Z18, Z0
+	VFMADD231PS.BCST 184(CX), Z18, Z1
+	VFMADD231PS.BCST 188(CX), Z18, Z2
+	VFMADD231PS.BCST 192(CX), Z18, Z3
+	VFMADD231PS.BCST 196(CX), Z18, Z4
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 200(CX), Z15, Z0
+	VFMADD231PS.BCST 204(CX), Z15, Z1
+	VFMADD231PS.BCST 208(CX), Z15, Z2
+	VFMADD231PS.BCST 212(CX), Z15, Z3
+	VFMADD231PS.BCST 216(CX), Z15, Z4
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 220(CX), Z8, Z0
+	VFMADD231PS.BCST 224(CX), Z8, Z1
+	VFMADD231PS.BCST 228(CX), Z8, Z2
+	VFMADD231PS.BCST 232(CX), Z8, Z3
+	VFMADD231PS.BCST 236(CX), Z8, Z4
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 240(CX), Z7, Z0
+	VFMADD231PS.BCST 244(CX), Z7, Z1
+	VFMADD231PS.BCST 248(CX), Z7, Z2
+	VFMADD231PS.BCST 252(CX), Z7, Z3
+	VFMADD231PS.BCST 256(CX), Z7, Z4
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 260(CX), Z6, Z0
+	VFMADD231PS.BCST 264(CX), Z6, Z1
+	VFMADD231PS.BCST 268(CX), Z6, Z2
+	VFMADD231PS.BCST 272(CX), Z6, Z3
+	VFMADD231PS.BCST 276(CX), Z6, Z4
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 280(CX), Z10, Z0
+	VFMADD231PS.BCST 284(CX), Z10, Z1
+	VFMADD231PS.BCST 288(CX), Z10, Z2
+	VFMADD231PS.BCST 292(CX), Z10, Z3
+	VFMADD231PS.BCST 296(CX), Z10, Z4
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x5_avx512_tail0
+	VFMADD231PS.BCST 300(CX), Z5, Z0
+	VFMADD231PS.BCST 304(CX), Z5, Z1
+	VFMADD231PS.BCST 308(CX), Z5, Z2
+	VFMADD231PS.BCST 312(CX), Z5, Z3
+	VFMADD231PS.BCST 316(CX), Z5, Z4
+
+linearChain_16x5_avx512_tail0:
+linearChain_16x5_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z5
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z5, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z5, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z5, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z5, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z5, Z4
+	VMOVUPS      Z4, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x5_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x6_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x6_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x6_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x6_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x6_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x6_avx512_tail
+
+linearChain_16x6_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z6
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	VUNPCKLPS        Z7, Z6, Z22
+	VUNPCKHPS        Z7, Z6, Z6
+	VUNPCKLPS        Z9, Z8, Z7
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPD        Z7, Z22, Z21
+	VUNPCKHPD        Z7, Z22, Z7
+	VUNPCKLPD        Z8, Z6, Z22
+	VUNPCKHPD        Z8, Z6, Z6
+	VUNPCKLPD        Z11, Z9, Z8
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z12, Z10, Z11
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z15, Z13, Z12
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z16, Z14, Z15
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z19, Z17, Z16
+	VUNPCKHPD        Z19, Z17, Z17
+	VUNPCKLPD        Z20, Z18, Z19
+	VUNPCKHPD        Z20, Z18, Z18
+	VSHUFF32X4       $0x88, Z8, Z21, Z20
+	VSHUFF32X4       $0xdd, Z8, Z21, Z8
+	VSHUFF32X4       $0x88, Z11, Z22, Z21
+	VSHUFF32X4       $0xdd, Z11, Z22, Z11
+	VSHUFF32X4       $0x88, Z9, Z7, Z22
+	VSHUFF32X4       $0xdd, Z9, Z7, Z7
+	VSHUFF32X4       $0x88, Z10, Z6, Z9
+	VSHUFF32X4       $0xdd, Z10, Z6, Z6
+	VSHUFF32X4       $0x88, Z16, Z12, Z10
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z19, Z15, Z16
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z17, Z13, Z19
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z18, Z14, Z17
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z10, Z20, Z18
+	VSHUFF32X4       $0xdd, Z10, Z20, Z10
+	VSHUFF32X4       $0x88, Z16, Z21, Z20
+	VSHUFF32X4       $0xdd, Z16, Z21, Z16
+	VSHUFF32X4       $0x88, Z19, Z22, Z21
+	VSHUFF32X4       $0xdd, Z19, Z22, Z19
+	VSHUFF32X4       $0x88, Z17, Z9, Z22
+	VSHUFF32X4       $0xdd, Z17, Z9, Z9
+	VSHUFF32X4       $0x88, Z12, Z8, Z17
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z15, Z11, Z12
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z13, Z7, Z15
+	VSHUFF32X4       $0xdd, Z13, Z7, Z7
+	VSHUFF32X4       $0x88, Z14, Z6, Z13
+	VSHUFF32X4       $0xdd, Z14, Z6, Z6
+	VFMADD231PS.BCST (CX), Z18, Z0
+	VFMADD231PS.BCST 4(CX), Z18, Z1
+	VFMADD231PS.BCST 8(CX), Z18, Z2
+	VFMADD231PS.BCST 12(CX), Z18, Z3
+	VFMADD231PS.BCST 16(CX), Z18, Z4
+	VFMADD231PS.BCST 20(CX), Z18, Z5
+	VFMADD231PS.BCST 24(CX), Z21, Z0
+	VFMADD231PS.BCST 28(CX), Z21, Z1
+	VFMADD231PS.BCST 32(CX), Z21, Z2
+	VFMADD231PS.BCST 36(CX), Z21, Z3
+	VFMADD231PS.BCST 40(CX), Z21, Z4
+	VFMADD231PS.BCST 44(CX), Z21, Z5
+	VFMADD231PS.BCST 48(CX), Z20, Z0
+	VFMADD231PS.BCST 52(CX), Z20, Z1
+	VFMADD231PS.BCST 56(CX), Z20, Z2
+	VFMADD231PS.BCST 60(CX), Z20, Z3
+	VFMADD231PS.BCST 64(CX), Z20, Z4
+	VFMADD231PS.BCST 68(CX), Z20, Z5
+	VFMADD231PS.BCST 72(CX), Z22, Z0
+	VFMADD231PS.BCST 76(CX), Z22, Z1
+	VFMADD231PS.BCST 80(CX), Z22, Z2
+	VFMADD231PS.BCST 84(CX), Z22, Z3
+	VFMADD231PS.BCST 88(CX), Z22, Z4
+	VFMADD231PS.BCST 92(CX), Z22, Z5
+	VFMADD231PS.BCST 96(CX), Z17, Z0
+	VFMADD231PS.BCST 100(CX), Z17, Z1
+	VFMADD231PS.BCST 104(CX), Z17, Z2
+	VFMADD231PS.BCST 108(CX), Z17, Z3
+	VFMADD231PS.BCST 112(CX), Z17, Z4
+	VFMADD231PS.BCST 116(CX), Z17, Z5
+	VFMADD231PS.BCST 120(CX), Z15, Z0
+	VFMADD231PS.BCST 124(CX), Z15, Z1
+	VFMADD231PS.BCST 128(CX), Z15, Z2
+	VFMADD231PS.BCST 132(CX), Z15, Z3
+	VFMADD231PS.BCST 136(CX), Z15, Z4
+	VFMADD231PS.BCST 140(CX), Z15, Z5
+	VFMADD231PS.BCST 144(CX), Z12, Z0
+	VFMADD231PS.BCST 148(CX), Z12, Z1
+	VFMADD231PS.BCST 152(CX), Z12, Z2
+	VFMADD231PS.BCST 156(CX), Z12, Z3
+	VFMADD231PS.BCST 160(CX), Z12, Z4
+	VFMADD231PS.BCST 164(CX), Z12, Z5
+	VFMADD231PS.BCST 168(CX), Z13, Z0
+	VFMADD231PS.BCST 172(CX), Z13, Z1
+	VFMADD231PS.BCST 176(CX), Z13, Z2
+	VFMADD231PS.BCST 180(CX), Z13, Z3
+	VFMADD231PS.BCST 184(CX), Z13, Z4
+	VFMADD231PS.BCST 188(CX), Z13, Z5
+	VFMADD231PS.BCST 192(CX), Z10, Z0
+	VFMADD231PS.BCST 196(CX), Z10, Z1
+	VFMADD231PS.BCST 200(CX), Z10, Z2
+	VFMADD231PS.BCST 204(CX), Z10, Z3
+	VFMADD231PS.BCST 208(CX), Z10, Z4
+	VFMADD231PS.BCST 212(CX), Z10, Z5
+	VFMADD231PS.BCST 216(CX), Z19, Z0
+	VFMADD231PS.BCST 220(CX), Z19, Z1
+	VFMADD231PS.BCST 224(CX), Z19, Z2
+	VFMADD231PS.BCST 228(CX), Z19, Z3
+	VFMADD231PS.BCST 232(CX), Z19, Z4
+	VFMADD231PS.BCST 236(CX), Z19, Z5
+	VFMADD231PS.BCST 240(CX), Z16, Z0
+	VFMADD231PS.BCST 244(CX), Z16, Z1
+	VFMADD231PS.BCST 248(CX), Z16, Z2
+	VFMADD231PS.BCST 252(CX), Z16, Z3
+	VFMADD231PS.BCST 256(CX), Z16, Z4
+	VFMADD231PS.BCST 260(CX), Z16, Z5
+	VFMADD231PS.BCST 264(CX), Z9, Z0
+	VFMADD231PS.BCST 268(CX), Z9, Z1
+	VFMADD231PS.BCST 272(CX), Z9, Z2
+	VFMADD231PS.BCST 276(CX), Z9, Z3
+	VFMADD231PS.BCST 280(CX), Z9, Z4
+	VFMADD231PS.BCST 284(CX), Z9, Z5
+	VFMADD231PS.BCST 288(CX), Z8, Z0
+	VFMADD231PS.BCST 292(CX), Z8, Z1
+	VFMADD231PS.BCST 296(CX), Z8, Z2
+	VFMADD231PS.BCST 300(CX), Z8, Z3
+	VFMADD231PS.BCST 304(CX), Z8, Z4
+	VFMADD231PS.BCST 308(CX), Z8, Z5
+	VFMADD231PS.BCST 312(CX), Z7, Z0
+	VFMADD231PS.BCST 316(CX), Z7, Z1
+	VFMADD231PS.BCST 320(CX), Z7, Z2
+	VFMADD231PS.BCST 324(CX), Z7, Z3
+	VFMADD231PS.BCST 328(CX), Z7, Z4
+	VFMADD231PS.BCST 332(CX), Z7, Z5
+	VFMADD231PS.BCST 336(CX), Z11, Z0
+	VFMADD231PS.BCST 340(CX), Z11, Z1
+	VFMADD231PS.BCST 344(CX), Z11, Z2
+	VFMADD231PS.BCST 348(CX), Z11, Z3
+	VFMADD231PS.BCST 352(CX), Z11, Z4
+	VFMADD231PS.BCST 356(CX), Z11, Z5
+	VFMADD231PS.BCST 360(CX), Z6, Z0
+	VFMADD231PS.BCST 364(CX), Z6, Z1
+	VFMADD231PS.BCST 368(CX), Z6, Z2
+	VFMADD231PS.BCST 372(CX), Z6, Z3
+	VFMADD231PS.BCST 376(CX), Z6, Z4
+	VFMADD231PS.BCST 380(CX), Z6, Z5
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000180, CX
+	DECQ             DX
+	JNZ              linearChain_16x6_avx512_k
+
+linearChain_16x6_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x6_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z6
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	VUNPCKLPS        Z7, Z6, Z22
+	VUNPCKHPS        Z7, Z6, Z6
+	VUNPCKLPS        Z9, Z8, Z7
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPD        Z7, Z22, Z21
+	VUNPCKHPD        Z7, Z22, Z7
+	VUNPCKLPD        Z8, Z6, Z22
+	VUNPCKHPD        Z8, Z6, Z6
+	VUNPCKLPD        Z11, Z9, Z8
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z12, Z10, Z11
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z15, Z13, Z12
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z16, Z14, Z15
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z19, Z17, Z16
+	VUNPCKHPD        Z19, Z17, Z17
+	VUNPCKLPD        Z20, Z18, Z19
+	VUNPCKHPD        Z20, Z18, Z18
+	VSHUFF32X4       $0x88, Z8, Z21, Z20
+	VSHUFF32X4       $0xdd, Z8, Z21, Z8
+	VSHUFF32X4       $0x88, Z11, Z22, Z21
+	VSHUFF32X4       $0xdd, Z11, Z22, Z11
+	VSHUFF32X4       $0x88, Z9, Z7, Z22
+	VSHUFF32X4       $0xdd, Z9, Z7, Z7
+	VSHUFF32X4       $0x88, Z10, Z6, Z9
+	VSHUFF32X4       $0xdd, Z10, Z6, Z6
+	VSHUFF32X4       $0x88, Z16, Z12, Z10
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z19, Z15, Z16
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z17, Z13, Z19
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z18, Z14, Z17
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z10, Z20, Z18
+	VSHUFF32X4       $0xdd, Z10, Z20, Z10
+	VSHUFF32X4       $0x88, Z16, Z21, Z20
+	VSHUFF32X4       $0xdd, Z16, Z21, Z16
+	VSHUFF32X4       $0x88, Z19, Z22, Z21
+	VSHUFF32X4       $0xdd, Z19, Z22, Z19
+	VSHUFF32X4       $0x88, Z17, Z9, Z22
+	VSHUFF32X4       $0xdd, Z17, Z9, Z9
+	VSHUFF32X4       $0x88, Z12, Z8, Z17
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z15, Z11, Z12
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z13, Z7, Z15
+	VSHUFF32X4       $0xdd, Z13, Z7, Z7
+	VSHUFF32X4       $0x88, Z14, Z6, Z13
+	VSHUFF32X4       $0xdd, Z14, Z6, Z6
+	VFMADD231PS.BCST (CX), Z18, Z0
+	VFMADD231PS.BCST 4(CX), Z18, Z1
+	VFMADD231PS.BCST 8(CX), Z18, Z2
+	VFMADD231PS.BCST 12(CX), Z18, Z3
+	VFMADD231PS.BCST 16(CX), Z18, Z4
+	VFMADD231PS.BCST 20(CX), Z18, Z5
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 24(CX), Z21, Z0
+	VFMADD231PS.BCST 28(CX), Z21, Z1
+	VFMADD231PS.BCST 32(CX), Z21, Z2
+	VFMADD231PS.BCST 36(CX), Z21, Z3
+	VFMADD231PS.BCST 40(CX), Z21, Z4
+	VFMADD231PS.BCST 44(CX), Z21, Z5
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 48(CX), Z20, Z0
+	VFMADD231PS.BCST 52(CX), Z20, Z1
+	VFMADD231PS.BCST 56(CX), Z20, Z2
+	VFMADD231PS.BCST 60(CX), Z20, Z3
+	VFMADD231PS.BCST 64(CX), Z20, Z4
+	VFMADD231PS.BCST 68(CX), Z20, Z5
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 72(CX), Z22, Z0
+	VFMADD231PS.BCST 76(CX), Z22, Z1
+	VFMADD231PS.BCST 80(CX), Z22, Z2
+	VFMADD231PS.BCST 84(CX), Z22, Z3
+	VFMADD231PS.BCST 88(CX), Z22, Z4
+	VFMADD231PS.BCST 92(CX), Z22, Z5
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 96(CX), Z17, Z0
+	VFMADD231PS.BCST 100(CX), Z17, Z1
+	VFMADD231PS.BCST 104(CX), Z17, Z2
+	VFMADD231PS.BCST 108(CX), Z17, Z3
+	VFMADD231PS.BCST 112(CX), Z17, Z4
+	VFMADD231PS.BCST 116(CX), Z17, Z5
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 120(CX), Z15, Z0
+	VFMADD231PS.BCST 124(CX), Z15, Z1
+	VFMADD231PS.BCST 128(CX), Z15, Z2
+	VFMADD231PS.BCST 132(CX), Z15, Z3
+	VFMADD231PS.BCST 136(CX), Z15, Z4
+	VFMADD231PS.BCST 140(CX), Z15, Z5
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 144(CX), Z12, Z0
+	VFMADD231PS.BCST 148(CX), Z12, Z1
+	VFMADD231PS.BCST 152(CX), Z12, Z2
+	VFMADD231PS.BCST 156(CX), Z12, Z3
+	VFMADD231PS.BCST 160(CX), Z12, Z4
+	VFMADD231PS.BCST 164(CX), Z12, Z5
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 168(CX), Z13, Z0
+	VFMADD231PS.BCST 172(CX), Z13, Z1
+	VFMADD231PS.BCST 176(CX), Z13, Z2
+	VFMADD231PS.BCST 180(CX), Z13, Z3
+	VFMADD231PS.BCST 184(CX), Z13, Z4
+	VFMADD231PS.BCST 188(CX), Z13, Z5
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 192(CX), Z10, Z0
+	VFMADD231PS.BCST 196(CX), Z10, Z1
+	VFMADD231PS.BCST 200(CX), Z10, Z2
+	VFMADD231PS.BCST 204(CX), Z10, Z3
+	VFMADD231PS.BCST 208(CX), Z10, Z4
+	VFMADD231PS.BCST 212(CX), Z10, Z5
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 216(CX), Z19, Z0
+	VFMADD231PS.BCST 220(CX), Z19, Z1
+	VFMADD231PS.BCST 224(CX), Z19, Z2
+	VFMADD231PS.BCST 228(CX), Z19, Z3
+	VFMADD231PS.BCST 232(CX), Z19, Z4
+	VFMADD231PS.BCST 236(CX), Z19, Z5
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 240(CX), Z16, Z0
+	VFMADD231PS.BCST 244(CX), Z16, Z1
+	VFMADD231PS.BCST 248(CX), Z16, Z2
+	VFMADD231PS.BCST 252(CX), Z16, Z3
+	VFMADD231PS.BCST 256(CX), Z16, Z4
+	VFMADD231PS.BCST 260(CX), Z16, Z5
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 264(CX), Z9, Z0
+	VFMADD231PS.BCST 268(CX), Z9, Z1
+	VFMADD231PS.BCST 272(CX), Z9, Z2
+	VFMADD231PS.BCST 276(CX), Z9, Z3
+	VFMADD231PS.BCST 280(CX), Z9, Z4
+	VFMADD231PS.BCST 284(CX), Z9, Z5
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 288(CX), Z8, Z0
+	VFMADD231PS.BCST 292(CX), Z8, Z1
+	VFMADD231PS.BCST 296(CX), Z8, Z2
+	VFMADD231PS.BCST 300(CX), Z8, Z3
+	VFMADD231PS.BCST 304(CX), Z8, Z4
+	VFMADD231PS.BCST 308(CX), Z8, Z5
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 312(CX), Z7, Z0
+	VFMADD231PS.BCST 316(CX), Z7, Z1
+	VFMADD231PS.BCST 320(CX), Z7, Z2
+	VFMADD231PS.BCST 324(CX), Z7, Z3
+	VFMADD231PS.BCST 328(CX), Z7, Z4
+	VFMADD231PS.BCST 332(CX), Z7, Z5
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 336(CX), Z11, Z0
+	VFMADD231PS.BCST 340(CX), Z11, Z1
+	VFMADD231PS.BCST 344(CX), Z11, Z2
+	VFMADD231PS.BCST 348(CX), Z11, Z3
+	VFMADD231PS.BCST 352(CX), Z11, Z4
+	VFMADD231PS.BCST 356(CX), Z11, Z5
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x6_avx512_tail0
+	VFMADD231PS.BCST 360(CX), Z6, Z0
+	VFMADD231PS.BCST 364(CX), Z6, Z1
+	VFMADD231PS.BCST 368(CX), Z6, Z2
+	VFMADD231PS.BCST 372(CX), Z6, Z3
+	VFMADD231PS.BCST 376(CX), Z6, Z4
+	VFMADD231PS.BCST 380(CX), Z6, Z5
+
+linearChain_16x6_avx512_tail0:
+linearChain_16x6_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z6
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z6, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z6, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z6, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z6, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z6, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z6, Z5
+	VMOVUPS      Z5, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x6_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x7_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x7_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x7_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x7_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x7_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z6
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x7_avx512_tail
+
+linearChain_16x7_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z7
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z22
+	VUNPCKLPS        Z8, Z7, Z23
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPS        Z22, Z21, Z20
+	VUNPCKHPS        Z22, Z21, Z21
+	VUNPCKLPD        Z8, Z23, Z22
+	VUNPCKHPD        Z8, Z23, Z8
+	VUNPCKLPD        Z9, Z7, Z23
+	VUNPCKHPD        Z9, Z7, Z7
+	VUNPCKLPD        Z12, Z10, Z9
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z13, Z11, Z12
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z16, Z14, Z13
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z17, Z15, Z16
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z20, Z18, Z17
+	VUNPCKHPD        Z20, Z18, Z18
+	VUNPCKLPD        Z21, Z19, Z20
+	VUNPCKHPD        Z21, Z19, Z19
+	VSHUFF32X4       $0x88, Z9, Z22, Z21
+	VSHUFF32X4       $0xdd, Z9, Z22, Z9
+	VSHUFF32X4       $0x88, Z12, Z23, Z22
+	VSHUFF32X4       $0xdd, Z12, Z23, Z12
+	VSHUFF32X4       $0x88, Z10, Z8, Z23
+	VSHUFF32X4       $0xdd, Z10, Z8, Z8
+	VSHUFF32X4       $0x88, Z11, Z7, Z10
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z17, Z13, Z11
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z20, Z16, Z17
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z18, Z14, Z20
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z19, Z15, Z18
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z11, Z21, Z19
+	VSHUFF32X4       $0xdd, Z11, Z21, Z11
+	VSHUFF32X4       $0x88, Z17, Z22, Z21
+	VSHUFF32X4       $0xdd, Z17, Z22, Z17
+	VSHUFF32X4       $0x88, Z20, Z23, Z22
+	VSHUFF32X4       $0xdd, Z20, Z23, Z20
+	VSHUFF32X4       $0x88, Z18, Z10, Z23
+	VSHUFF32X4       $0xdd, Z18, Z10, Z10
+	VSHUFF32X4       $0x88, Z13, Z9, Z18
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z16, Z12, Z13
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z14, Z8, Z16
+	VSHUFF32X4       $0xdd, Z14, Z8, Z8
+	VSHUFF32X4       $0x88, Z15, Z7, Z14
+	VSHUFF32X4       $0xdd, Z15, Z7, Z7
+	VFMADD231PS.BCST (CX), Z19, Z0
+	VFMADD231PS.BCST 4(CX), Z19, Z1
+	VFMADD231PS.BCST 8(CX), Z19, Z2
+	VFMADD231PS.BCST 12(CX), Z19, Z3
+	VFMADD231PS.BCST 16(CX), Z19, Z4
+	VFMADD231PS.BCST 20(CX), Z19, Z5
+	VFMADD231PS.BCST 24(CX), Z19, Z6
+	VFMADD231PS.BCST 28(CX), Z22, Z0
+	VFMADD231PS.BCST 32(CX), Z22, Z1
+	VFMADD231PS.BCST 36(CX), Z22, Z2
+	VFMADD231PS.BCST 40(CX), Z22, Z3
+	VFMADD231PS.BCST 44(CX), Z22, Z4
+	VFMADD231PS.BCST 48(CX), Z22, Z5
+	VFMADD231PS.BCST 52(CX), Z22, Z6
+	VFMADD231PS.BCST 56(CX), Z21, Z0
+	VFMADD231PS.BCST 60(CX), Z21, Z1
+	VFMADD231PS.BCST 64(CX), Z21, Z2
+	VFMADD231PS.BCST 68(CX), Z21, Z3
+	VFMADD231PS.BCST 72(CX), Z21, Z4
+	VFMADD231PS.BCST 76(CX), Z21, Z5
+	VFMADD231PS.BCST 80(CX), Z21, Z6
+	VFMADD231PS.BCST 84(CX), Z23, Z0
+	VFMADD231PS.BCST 88(CX), Z23, Z1
+	VFMADD231PS.BCST 92(CX), Z23, Z2
+	VFMADD231PS.BCST 96(CX), Z23, Z3
+	VFMADD231PS.BCST 100(CX), Z23, Z4
+	VFMADD231PS.BCST 104(CX), Z23, Z5
+	VFMADD231PS.BCST 108(CX), Z23, Z6
+	VFMADD231PS.BCST 112(CX), Z18, Z0
+	VFMADD231PS.BCST 116(CX), Z18, Z1
+	VFMADD231PS.BCST 120(CX), Z18, Z2
+	VFMADD231PS.BCST 124(CX), Z18, Z3
+	VFMADD231PS.BCST 128(CX), Z18, Z4
+	VFMADD231PS.BCST 132(CX), Z18, Z5
+	VFMADD231PS.BCST 136(CX), Z18, Z6
+	VFMADD231PS.BCST 140(CX), Z16, Z0
+	VFMADD231PS.BCST 144(CX), Z16, Z1
+	VFMADD231PS.BCST 148(CX), Z16, Z2
+	VFMADD231PS.BCST 152(CX), Z16, Z3
+	VFMADD231PS.BCST 156(CX), Z16, Z4
+	VFMADD231PS.BCST 160(CX), Z16, Z5
+	VFMADD231PS.BCST 164(CX), Z16, Z6
+	VFMADD231PS.BCST 168(CX), Z13, Z0
+	VFMADD231PS.BCST 172(CX), Z13, Z1
+	VFMADD231PS.BCST 176(CX), Z13, Z2
+	VFMADD231PS.BCST 180(CX), Z13, Z3
+	VFMADD231PS.BCST 184(CX), Z13, Z4
+	VFMADD231PS.BCST 188(CX), Z13, Z5
+	VFMADD231PS.BCST 192(CX), Z13, Z6
+	VFMADD231PS.BCST 196(CX), Z14, Z0
+	VFMADD231PS.BCST 200(CX), Z14, Z1
+	VFMADD231PS.BCST 204(CX), Z14, Z2
+	VFMADD231PS.BCST 208(CX), Z14, Z3
+	VFMADD231PS.BCST 212(CX), Z14, Z4
+	VFMADD231PS.BCST 216(CX), Z14, Z5
+	VFMADD231PS.BCST 220(CX), Z14, Z6
+	VFMADD231PS.BCST 224(CX), Z11, Z0
+	VFMADD231PS.BCST 228(CX), Z11, Z1
+	VFMADD231PS.BCST 232(CX), Z11, Z2
+	VFMADD231PS.BCST 236(CX), Z11, Z3
+	VFMADD231PS.BCST 240(CX), Z11, Z4
+	VFMADD231PS.BCST 244(CX), Z11, Z5
+	VFMADD231PS.BCST 248(CX), Z11, Z6
+	VFMADD231PS.BCST 252(CX), Z20, Z0
+	VFMADD231PS.BCST 256(CX), Z20, Z1
+	VFMADD231PS.BCST 260(CX), Z20, Z2
+	VFMADD231PS.BCST 264(CX), Z20, Z3
+	VFMADD231PS.BCST 268(CX), Z20, Z4
+	VFMADD231PS.BCST 272(CX), Z20, Z5
+	VFMADD231PS.BCST 276(CX), Z20, Z6
+	VFMADD231PS.BCST 280(CX), Z17, Z0
+	VFMADD231PS.BCST 284(CX), Z17, Z1
+	VFMADD231PS.BCST 288(CX), Z17, Z2
+	VFMADD231PS.BCST 292(CX), Z17, Z3
+	VFMADD231PS.BCST 296(CX), Z17, Z4
+	VFMADD231PS.BCST 300(CX), Z17, Z5
+	VFMADD231PS.BCST 304(CX), Z17, Z6
+	VFMADD231PS.BCST 308(CX), Z10, Z0
+	VFMADD231PS.BCST 312(CX), Z10, Z1
+	VFMADD231PS.BCST 316(CX), Z10, Z2
+	VFMADD231PS.BCST 320(CX), Z10, Z3
+	VFMADD231PS.BCST 324(CX), Z10, Z4
+	VFMADD231PS.BCST 328(CX), Z10, Z5
+	VFMADD231PS.BCST 332(CX), Z10, Z6
+	VFMADD231PS.BCST 336(CX), Z9, Z0
+	VFMADD231PS.BCST 340(CX), Z9, Z1
+	VFMADD231PS.BCST 344(CX), Z9, Z2
+	VFMADD231PS.BCST 348(CX), Z9, Z3
+	VFMADD231PS.BCST 352(CX), Z9, Z4
+	VFMADD231PS.BCST 356(CX), Z9, Z5
+	VFMADD231PS.BCST 360(CX), Z9, Z6
+	VFMADD231PS.BCST 364(CX), Z8, Z0
+	VFMADD231PS.BCST 368(CX), Z8, Z1
+	VFMADD231PS.BCST 372(CX), Z8, Z2
+	VFMADD231PS.BCST 376(CX), Z8, Z3
+	VFMADD231PS.BCST 380(CX), Z8, Z4
+	VFMADD231PS.BCST 384(CX), Z8, Z5
+	VFMADD231PS.BCST 388(CX), Z8, Z6
+	VFMADD231PS.BCST 392(CX), Z12, Z0
+	VFMADD231PS.BCST 396(CX), Z12, Z1
+	VFMADD231PS.BCST 400(CX), Z12, Z2
+	VFMADD231PS.BCST 404(CX), Z12, Z3
+	VFMADD231PS.BCST 408(CX), Z12, Z4
+	VFMADD231PS.BCST 412(CX), Z12, Z5
+	VFMADD231PS.BCST 416(CX), Z12, Z6
+	VFMADD231PS.BCST 420(CX), Z7, Z0
+	VFMADD231PS.BCST 424(CX), Z7, Z1
+	VFMADD231PS.BCST 428(CX), Z7, Z2
+	VFMADD231PS.BCST 432(CX), Z7, Z3
+	VFMADD231PS.BCST 436(CX), Z7, Z4
+	VFMADD231PS.BCST 440(CX), Z7, Z5
+	VFMADD231PS.BCST 444(CX), Z7, Z6
+	ADDQ             $0x40, AX
+	ADDQ             $0x000001c0, CX
+	DECQ             DX
+	JNZ              linearChain_16x7_avx512_k
+
+linearChain_16x7_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x7_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z7
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z22
+	VUNPCKLPS        Z8, Z7, Z23
+	VUNPCKHPS        Z8, Z7, Z7
+	VUNPCKLPS        Z10, Z9, Z8
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPS        Z22, Z21, Z20
+	VUNPCKHPS        Z22, Z21, Z21
+	VUNPCKLPD        Z8, Z23, Z22
+	VUNPCKHPD        Z8, Z23, Z8
+	VUNPCKLPD        Z9, Z7, Z23
+	VUNPCKHPD        Z9, Z7, Z7
+	VUNPCKLPD        Z12, Z10, Z9
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z13, Z11, Z12
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z16, Z14, Z13
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z17, Z15, Z16
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z20, Z18, Z17
+	VUNPCKHPD        Z20, Z18, Z18
+	VUNPCKLPD        Z21, Z19, Z20
+	VUNPCKHPD        Z21, Z19, Z19
+	VSHUFF32X4       $0x88, Z9, Z22, Z21
+	VSHUFF32X4       $0xdd, Z9, Z22, Z9
+	VSHUFF32X4       $0x88, Z12, Z23, Z22
+	VSHUFF32X4       $0xdd, Z12, Z23, Z12
+	VSHUFF32X4       $0x88, Z10, Z8, Z23
+	VSHUFF32X4       $0xdd, Z10, Z8, Z8
+	VSHUFF32X4       $0x88, Z11, Z7, Z10
+	VSHUFF32X4       $0xdd, Z11, Z7, Z7
+	VSHUFF32X4       $0x88, Z17, Z13, Z11
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z20, Z16, Z17
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z18, Z14, Z20
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z19, Z15, Z18
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z11, Z21, Z19
+	VSHUFF32X4       $0xdd, Z11, Z21, Z11
+	VSHUFF32X4       $0x88, Z17, Z22, Z21
+	VSHUFF32X4       $0xdd, Z17, Z22, Z17
+	VSHUFF32X4       $0x88, Z20, Z23, Z22
+	VSHUFF32X4       $0xdd, Z20, Z23, Z20
+	VSHUFF32X4       $0x88, Z18, Z10, Z23
+	VSHUFF32X4       $0xdd, Z18, Z10, Z10
+	VSHUFF32X4       $0x88, Z13, Z9, Z18
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z16, Z12, Z13
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z14, Z8, Z16
+	VSHUFF32X4       $0xdd, Z14, Z8, Z8
+	VSHUFF32X4       $0x88, Z15, Z7, Z14
+	VSHUFF32X4       $0xdd, Z15, Z7, Z7
+	VFMADD231PS.BCST (CX), Z19, Z0
+	VFMADD231PS.BCST 4(CX), Z19, Z1
+	VFMADD231PS.BCST 8(CX), Z19, Z2
+	VFMADD231PS.BCST 12(CX), Z19, Z3
+	VFMADD231PS.BCST 16(CX), Z19, Z4
+	VFMADD231PS.BCST 20(CX), Z19, Z5
+	VFMADD231PS.BCST 24(CX), Z19, Z6
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 28(CX), Z22, Z0
+	VFMADD231PS.BCST 32(CX), Z22, Z1
+	VFMADD231PS.BCST 36(CX), Z22, Z2
+	VFMADD231PS.BCST 40(CX), Z22, Z3
+	VFMADD231PS.BCST 44(CX), Z22, Z4
+	VFMADD231PS.BCST 48(CX), Z22, Z5
+	VFMADD231PS.BCST 52(CX), Z22, Z6
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 56(CX), Z21, Z0
+	VFMADD231PS.BCST 60(CX), Z21, Z1
+	VFMADD231PS.BCST 64(CX), Z21, Z2
+	VFMADD231PS.BCST 68(CX), Z21, Z3
+	VFMADD231PS.BCST 72(CX), Z21, Z4
+	VFMADD231PS.BCST 76(CX), Z21, Z5
+	VFMADD231PS.BCST 80(CX), Z21, Z6
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 84(CX), Z23, Z0
+	VFMADD231PS.BCST 88(CX), Z23, Z1
+	VFMADD231PS.BCST 92(CX), Z23, Z2
+	VFMADD231PS.BCST 96(CX), Z23, Z3
+	VFMADD231PS.BCST 100(CX), Z23, Z4
+	VFMADD231PS.BCST 104(CX), Z23, Z5
+	VFMADD231PS.BCST 108(CX), Z23, Z6
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 112(CX), Z18, Z0
+	VFMADD231PS.BCST 116(CX), Z18, Z1
+	VFMADD231PS.BCST 120(CX), Z18, Z2
+	VFMADD231PS.BCST 124(CX), Z18, Z3
+	VFMADD231PS.BCST 128(CX), Z18, Z4
+	VFMADD231PS.BCST 132(CX), Z18, Z5
+	VFMADD231PS.BCST 136(CX), Z18, Z6
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 140(CX), Z16, Z0
+	VFMADD231PS.BCST 144(CX), Z16, Z1
+	VFMADD231PS.BCST 148(CX), Z16, Z2
+	VFMADD231PS.BCST 152(CX), Z16, Z3
+	VFMADD231PS.BCST 156(CX), Z16, Z4
+	VFMADD231PS.BCST 160(CX), Z16, Z5
+	VFMADD231PS.BCST 164(CX), Z16, Z6
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 168(CX), Z13, Z0
+	VFMADD231PS.BCST 172(CX), Z13, Z1
+	VFMADD231PS.BCST 176(CX), Z13, Z2
+	VFMADD231PS.BCST 180(CX), Z13, Z3
+	VFMADD231PS.BCST 184(CX), Z13, Z4
+	VFMADD231PS.BCST 188(CX), Z13, Z5
+	VFMADD231PS.BCST 192(CX), Z13, Z6
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 196(CX), Z14, Z0
+	VFMADD231PS.BCST 200(CX), Z14, Z1
+	VFMADD231PS.BCST 204(CX), Z14, Z2
+	VFMADD231PS.BCST 208(CX), Z14, Z3
+	VFMADD231PS.BCST 212(CX), Z14, Z4
+	VFMADD231PS.BCST 216(CX), Z14, Z5
+	VFMADD231PS.BCST 220(CX), Z14, Z6
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 224(CX), Z11, Z0
+	VFMADD231PS.BCST 228(CX), Z11, Z1
+	VFMADD231PS.BCST 232(CX), Z11, Z2
+	VFMADD231PS.BCST 236(CX), Z11, Z3
+	VFMADD231PS.BCST 240(CX), Z11, Z4
+	VFMADD231PS.BCST 244(CX), Z11, Z5
+	VFMADD231PS.BCST 248(CX), Z11, Z6
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 252(CX), Z20, Z0
+	VFMADD231PS.BCST 256(CX), Z20, Z1
+	VFMADD231PS.BCST 260(CX), Z20, Z2
+	VFMADD231PS.BCST 264(CX), Z20, Z3
+	VFMADD231PS.BCST 268(CX), Z20, Z4
+	VFMADD231PS.BCST 272(CX), Z20, Z5
+	VFMADD231PS.BCST 276(CX), Z20, Z6
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 280(CX), Z17, Z0
+	VFMADD231PS.BCST 284(CX), Z17, Z1
+	VFMADD231PS.BCST 288(CX), Z17, Z2
+	VFMADD231PS.BCST 292(CX), Z17, Z3
+	VFMADD231PS.BCST 296(CX), Z17, Z4
+	VFMADD231PS.BCST 300(CX), Z17, Z5
+	VFMADD231PS.BCST 304(CX), Z17, Z6
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 308(CX), Z10, Z0
+	VFMADD231PS.BCST 312(CX), Z10, Z1
+	VFMADD231PS.BCST 316(CX), Z10, Z2
+	VFMADD231PS.BCST 320(CX), Z10, Z3
+	VFMADD231PS.BCST 324(CX), Z10, Z4
+	VFMADD231PS.BCST 328(CX), Z10, Z5
+	VFMADD231PS.BCST 332(CX), Z10, Z6
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 336(CX), Z9, Z0
+	VFMADD231PS.BCST 340(CX), Z9, Z1
+	VFMADD231PS.BCST 344(CX), Z9, Z2
+	VFMADD231PS.BCST 348(CX), Z9, Z3
+	VFMADD231PS.BCST 352(CX), Z9, Z4
+	VFMADD231PS.BCST 356(CX), Z9, Z5
+	VFMADD231PS.BCST 360(CX), Z9, Z6
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 364(CX), Z8, Z0
+	VFMADD231PS.BCST 368(CX), Z8, Z1
+	VFMADD231PS.BCST 372(CX), Z8, Z2
+	VFMADD231PS.BCST 376(CX), Z8, Z3
+	VFMADD231PS.BCST 380(CX), Z8, Z4
+	VFMADD231PS.BCST 384(CX), Z8, Z5
+	VFMADD231PS.BCST 388(CX), Z8, Z6
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 392(CX), Z12, Z0
+	VFMADD231PS.BCST 396(CX), Z12, Z1
+	VFMADD231PS.BCST 400(CX), Z12, Z2
+	VFMADD231PS.BCST 404(CX), Z12, Z3
+	VFMADD231PS.BCST 408(CX), Z12, Z4
+	VFMADD231PS.BCST 412(CX), Z12, Z5
+	VFMADD231PS.BCST 416(CX), Z12, Z6
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x7_avx512_tail0
+	VFMADD231PS.BCST 420(CX), Z7, Z0
+	VFMADD231PS.BCST 424(CX), Z7, Z1
+	VFMADD231PS.BCST 428(CX), Z7, Z2
+	VFMADD231PS.BCST 432(CX), Z7, Z3
+	VFMADD231PS.BCST 436(CX), Z7, Z4
+	VFMADD231PS.BCST 440(CX), Z7, Z5
+	VFMADD231PS.BCST 444(CX), Z7, Z6
+
+linearChain_16x7_avx512_tail0:
+linearChain_16x7_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z7
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z7, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z7, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z7, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z7, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z7, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z7, Z5
+	VMOVUPS      Z5, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z6, Z7, Z6
+	VMOVUPS      Z6, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x7_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x8_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x8_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x8_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x8_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x8_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z6
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z7
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x8_avx512_tail
+
+linearChain_16x8_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z8
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z22
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z23
+	VUNPCKLPS        Z9, Z8, Z24
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPS        Z23, Z22, Z21
+	VUNPCKHPS        Z23, Z22, Z22
+	VUNPCKLPD        Z9, Z24, Z23
+	VUNPCKHPD        Z9, Z24, Z9
+	VUNPCKLPD        Z10, Z8, Z24
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z13, Z11, Z10
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z14, Z12, Z13
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z17, Z15, Z14
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z18, Z16, Z17
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z21, Z19, Z18
+	VUNPCKHPD        Z21, Z19, Z19
+	VUNPCKLPD        Z22, Z20, Z21
+	VUNPCKHPD        Z22, Z20, Z20
+	VSHUFF32X4       $0x88, Z10, Z23, Z22
+	VSHUFF32X4       $0xdd, Z10, Z23, Z10
+	VSHUFF32X4       $0x88, Z13, Z24, Z23
+	VSHUFF32X4       $0xdd, Z13, Z24, Z13
+	VSHUFF32X4       $0x88, Z11, Z9, Z24
+	VSHUFF32X4       $0xdd, Z11, Z9, Z9
+	VSHUFF32X4       $0x88, Z12, Z8, Z11
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z18, Z14, Z12
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z21, Z17, Z18
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z19, Z15, Z21
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z20, Z16, Z19
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z12, Z22, Z20
+	VSHUFF32X4       $0xdd, Z12, Z22, Z12
+	VSHUFF32X4       $0x88, Z18, Z23, Z22
+	VSHUFF32X4       $0xdd, Z18, Z23, Z18
+	VSHUFF32X4       $0x88, Z21, Z24, Z23
+	VSHUFF32X4       $0xdd, Z21, Z24, Z21
+	VSHUFF32X4       $0x88, Z19, Z11, Z24
+	VSHUFF32X4       $0xdd, Z19, Z11, Z11
+	VSHUFF32X4       $0x88, Z14, Z10, Z19
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z17, Z13, Z14
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z15, Z9, Z17
+	VSHUFF32X4       $0xdd, Z15, Z9, Z9
+	VSHUFF32X4       $0x88, Z16, Z8, Z15
+	VSHUFF32X4       $0xdd, Z16, Z8, Z8
+	VFMADD231PS.BCST (CX), Z20, Z0
+	VFMADD231PS.BCST 4(CX), Z20, Z1
+	VFMADD231PS.BCST 8(CX), Z20, Z2
+	VFMADD231PS.BCST 12(CX), Z20, Z3
+	VFMADD231PS.BCST 16(CX), Z20, Z4
+	VFMADD231PS.BCST 20(CX), Z20, Z5
+	VFMADD231PS.BCST 24(CX), Z20, Z6
+	VFMADD231PS.BCST 28(CX), Z20, Z7
+	VFMADD231PS.BCST 32(CX), Z23, Z0
+	VFMADD231PS.BCST 36(CX), Z23, Z1
+	VFMADD231PS.BCST 40(CX), Z23, Z2
+	VFMADD231PS.BCST 44(CX), Z23, Z3
+	VFMADD231PS.BCST 48(CX), Z23, Z4
+	VFMADD231PS.BCST 52(CX), Z23, Z5
+	VFMADD231PS.BCST 56(CX), Z23, Z6
+	VFMADD231PS.BCST 60(CX), Z23, Z7
+	VFMADD231PS.BCST 64(CX), Z22, Z0
+	VFMADD231PS.BCST 68(CX), Z22, Z1
+	VFMADD231PS.BCST 72(CX), Z22, Z2
+	VFMADD231PS.BCST 76(CX), Z22, Z3
+	VFMADD231PS.BCST 80(CX), Z22, Z4
+	VFMADD231PS.BCST 84(CX), Z22, Z5
+	VFMADD231PS.BCST 88(CX), Z22, Z6
+	VFMADD231PS.BCST 92(CX), Z22, Z7
+	VFMADD231PS.BCST 96(CX), Z24, Z0
+	VFMADD231PS.BCST 100(CX), Z24, Z1
+	VFMADD231PS.BCST 104(CX), Z24, Z2
+	VFMADD231PS.BCST 108(CX), Z24, Z3
+	VFMADD231PS.BCST 112(CX), Z24, Z4
+	VFMADD231PS.BCST 116(CX), Z24, Z5
+	VFMADD231PS.BCST 120(CX), Z24, Z6
+	VFMADD231PS.BCST 124(CX), Z24, Z7
+	VFMADD231PS.BCST 128(CX), Z19, Z0
+	VFMADD231PS.BCST 132(CX), Z19, Z1
+	VFMADD231PS.BCST 136(CX), Z19, Z2
+	VFMADD231PS.BCST 140(CX), Z19, Z3
+	VFMADD231PS.BCST 144(CX), Z19, Z4
+	VFMADD231PS.BCST 148(CX), Z19, Z5
+	VFMADD231PS.BCST 152(CX), Z19, Z6
+	VFMADD231PS.BCST 156(CX), Z19, Z7
+	VFMADD231PS.BCST 160(CX), Z17, Z0
+	VFMADD231PS.BCST 164(CX), Z17, Z1
+	VFMADD231PS.BCST 168(CX), Z17, Z2
+	VFMADD231PS.BCST 172(CX), Z17, Z3
+	VFMADD231PS.BCST 176(CX), Z17, Z4
+	VFMADD231PS.BCST 180(CX), Z17, Z5
+	VFMADD231PS.BCST 184(CX), Z17, Z6
+	VFMADD231PS.BCST 188(CX), Z17, Z7
+	VFMADD231PS.BCST 192(CX), Z14, Z0
+	VFMADD231PS.BCST 196(CX), Z14, Z1
+	VFMADD231PS.BCST 200(CX), Z14, Z2
+	VFMADD231PS.BCST 204(CX), Z14, Z3
+	VFMADD231PS.BCST 208(CX), Z14, Z4
+	VFMADD231PS.BCST 212(CX), Z14, Z5
+	VFMADD231PS.BCST 216(CX), Z14, Z6
+	VFMADD231PS.BCST 220(CX), Z14, Z7
+	VFMADD231PS.BCST 224(CX), Z15, Z0
+	VFMADD231PS.BCST 228(CX), Z15, Z1
+	VFMADD231PS.BCST 232(CX), Z15, Z2
+	VFMADD231PS.BCST 236(CX), Z15, Z3
+	VFMADD231PS.BCST 240(CX), Z15, Z4
+	VFMADD231PS.BCST 244(CX), Z15, Z5
+	VFMADD231PS.BCST 248(CX), Z15, Z6
+	VFMADD231PS.BCST 252(CX), Z15, Z7
+	VFMADD231PS.BCST 256(CX), Z12, Z0
+	VFMADD231PS.BCST 260(CX), Z12, Z1
+	VFMADD231PS.BCST 264(CX), Z12, Z2
+	VFMADD231PS.BCST 268(CX), Z12, Z3
+	VFMADD231PS.BCST 272(CX), Z12, Z4
+	VFMADD231PS.BCST 276(CX), Z12, Z5
+	VFMADD231PS.BCST 280(CX), Z12, Z6
+	VFMADD231PS.BCST 284(CX), Z12, Z7
+	VFMADD231PS.BCST 288(CX), Z21, Z0
+	VFMADD231PS.BCST 292(CX), Z21, Z1
+	VFMADD231PS.BCST 296(CX), Z21, Z2
+	VFMADD231PS.BCST 300(CX), Z21, Z3
+	VFMADD231PS.BCST 304(CX), Z21, Z4
+	VFMADD231PS.BCST 308(CX), Z21, Z5
+	VFMADD231PS.BCST 312(CX), Z21, Z6
+	VFMADD231PS.BCST 316(CX), Z21, Z7
+	VFMADD231PS.BCST 320(CX), Z18, Z0
+	VFMADD231PS.BCST 324(CX), Z18, Z1
+	VFMADD231PS.BCST 328(CX), Z18, Z2
+	VFMADD231PS.BCST 332(CX), Z18, Z3
+	VFMADD231PS.BCST 336(CX), Z18, Z4
+	VFMADD231PS.BCST 340(CX), Z18, Z5
+	VFMADD231PS.BCST 344(CX), Z18, Z6
+	VFMADD231PS.BCST 348(CX), Z18, Z7
+	VFMADD231PS.BCST 352(CX), Z11, Z0
+	VFMADD231PS.BCST 356(CX), Z11, Z1
+	VFMADD231PS.BCST 360(CX), Z11, Z2
+	VFMADD231PS.BCST 364(CX), Z11, Z3
+	VFMADD231PS.BCST 368(CX), Z11, Z4
+	VFMADD231PS.BCST 372(CX), Z11, Z5
+	VFMADD231PS.BCST 376(CX), Z11, Z6
+	VFMADD231PS.BCST 380(CX), Z11, Z7
+	VFMADD231PS.BCST 384(CX), Z10, Z0
+	VFMADD231PS.BCST 388(CX), Z10, Z1
+	VFMADD231PS.BCST 392(CX), Z10, Z2
+	VFMADD231PS.BCST 396(CX), Z10, Z3
+	VFMADD231PS.BCST 400(CX), Z10, Z4
+	VFMADD231PS.BCST 404(CX), Z10, Z5
+	VFMADD231PS.BCST 408(CX), Z10, Z6
+	VFMADD231PS.BCST 412(CX), Z10, Z7
+	VFMADD231PS.BCST 416(CX), Z9, Z0
+	VFMADD231PS.BCST 420(CX), Z9, Z1
+	VFMADD231PS.BCST 424(CX), Z9, Z2
+	VFMADD231PS.BCST 428(CX), Z9, Z3
+	VFMADD231PS.BCST 432(CX), Z9, Z4
+	VFMADD231PS.BCST 436(CX), Z9, Z5
+	VFMADD231PS.BCST 440(CX), Z9, Z6
+	VFMADD231PS.BCST 444(CX), Z9, Z7
+	VFMADD231PS.BCST 448(CX), Z13, Z0
+	VFMADD231PS.BCST 452(CX), Z13, Z1
+	VFMADD231PS.BCST 456(CX), Z13, Z2
+	VFMADD231PS.BCST 460(CX), Z13, Z3
+	VFMADD231PS.BCST 464(CX), Z13, Z4
+	VFMADD231PS.BCST 468(CX), Z13, Z5
+	VFMADD231PS.BCST 472(CX), Z13, Z6
+	VFMADD231PS.BCST 476(CX), Z13, Z7
+	VFMADD231PS.BCST 480(CX), Z8, Z0
+	VFMADD231PS.BCST 484(CX), Z8, Z1
+	VFMADD231PS.BCST 488(CX), Z8, Z2
+	VFMADD231PS.BCST 492(CX), Z8, Z3
+	VFMADD231PS.BCST 496(CX), Z8, Z4
+	VFMADD231PS.BCST 500(CX), Z8, Z5
+	VFMADD231PS.BCST 504(CX), Z8, Z6
+	VFMADD231PS.BCST 508(CX), Z8, Z7
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000200, CX
+	DECQ             DX
+	JNZ              linearChain_16x8_avx512_k
+
+linearChain_16x8_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x8_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z8
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z22
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z23
+	VUNPCKLPS        Z9, Z8, Z24
+	VUNPCKHPS        Z9, Z8, Z8
+	VUNPCKLPS        Z11, Z10, Z9
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPS        Z23, Z22, Z21
+	VUNPCKHPS        Z23, Z22, Z22
+	VUNPCKLPD        Z9, Z24, Z23
+	VUNPCKHPD        Z9, Z24, Z9
+	VUNPCKLPD        Z10, Z8, Z24
+	VUNPCKHPD        Z10, Z8, Z8
+	VUNPCKLPD        Z13, Z11, Z10
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z14, Z12, Z13
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z17, Z15, Z14
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z18, Z16, Z17
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z21, Z19, Z18
+	VUNPCKHPD        Z21, Z19, Z19
+	VUNPCKLPD        Z22, Z20, Z21
+	VUNPCKHPD        Z22, Z20, Z20
+	VSHUFF32X4       $0x88, Z10, Z23, Z22
+	VSHUFF32X4       $0xdd, Z10, Z23, Z10
+	VSHUFF32X4       $0x88, Z13, Z24, Z23
+	VSHUFF32X4       $0xdd, Z13, Z24, Z13
+	VSHUFF32X4       $0x88, Z11, Z9, Z24
+	VSHUFF32X4       $0xdd, Z11, Z9, Z9
+	VSHUFF32X4       $0x88, Z12, Z8, Z11
+	VSHUFF32X4       $0xdd, Z12, Z8, Z8
+	VSHUFF32X4       $0x88, Z18, Z14, Z12
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z21, Z17, Z18
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z19, Z15, Z21
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z20, Z16, Z19
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z12, Z22, Z20
+	VSHUFF32X4       $0xdd, Z12, Z22, Z12
+	VSHUFF32X4       $0x88, Z18, Z23, Z22
+	VSHUFF32X4       $0xdd, Z18, Z23, Z18
+	VSHUFF32X4       $0x88, Z21, Z24, Z23
+	VSHUFF32X4       $0xdd, Z21, Z24, Z21
+	VSHUFF32X4       $0x88, Z19, Z11, Z24
+	VSHUFF32X4       $0xdd, Z19, Z11, Z11
+	VSHUFF32X4       $0x88, Z14, Z10, Z19
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z17, Z13, Z14
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z15, Z9, Z17
+	VSHUFF32X4       $0xdd, Z15, Z9, Z9
+	VSHUFF32X4       $0x88, Z16, Z8, Z15
+	VSHUFF32X4       $0xdd, Z16, Z8, Z8
+	VFMADD231PS.BCST (CX), Z20, Z0
+	VFMADD231PS.BCST 4(CX), Z20, Z1
+	VFMADD231PS.BCST 8(CX), Z20, Z2
+	VFMADD231PS.BCST 12(CX), Z20, Z3
+	VFMADD231PS.BCST 16(CX), Z20, Z4
+	VFMADD231PS.BCST 20(CX), Z20, Z5
+	VFMADD231PS.BCST 24(CX), Z20, Z6
+	VFMADD231PS.BCST 28(CX), Z20, Z7
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 32(CX), Z23, Z0
+	VFMADD231PS.BCST 36(CX), Z23, Z1
+	VFMADD231PS.BCST 40(CX), Z23, Z2
+	VFMADD231PS.BCST 44(CX), Z23, Z3
+	VFMADD231PS.BCST 48(CX), Z23, Z4
+	VFMADD231PS.BCST 52(CX), Z23, Z5
+	VFMADD231PS.BCST 56(CX), Z23, Z6
+	VFMADD231PS.BCST 60(CX), Z23, Z7
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 64(CX), Z22, Z0
+	VFMADD231PS.BCST 68(CX), Z22, Z1
+	VFMADD231PS.BCST 72(CX), Z22, Z2
+	VFMADD231PS.BCST 76(CX), Z22, Z3
+	VFMADD231PS.BCST 80(CX), Z22, Z4
+	VFMADD231PS.BCST 84(CX), Z22, Z5
+	VFMADD231PS.BCST 88(CX), Z22, Z6
+	VFMADD231PS.BCST 92(CX), Z22, Z7
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 96(CX), Z24, Z0
+	VFMADD231PS.BCST 100(CX), Z24, Z1
+	VFMADD231PS.BCST 104(CX), Z24, Z2
+	VFMADD231PS.BCST 108(CX), Z24, Z3
+	VFMADD231PS.BCST 112(CX), Z24, Z4
+	VFMADD231PS.BCST 116(CX), Z24, Z5
+	VFMADD231PS.BCST 120(CX), Z24, Z6
+	VFMADD231PS.BCST 124(CX), Z24, Z7
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 128(CX), Z19, Z0
+	VFMADD231PS.BCST 132(CX), Z19, Z1
+	VFMADD231PS.BCST 136(CX), Z19, Z2
+	VFMADD231PS.BCST 140(CX), Z19, Z3
+	VFMADD231PS.BCST 144(CX), Z19, Z4
+	VFMADD231PS.BCST 148(CX), Z19, Z5
+	VFMADD231PS.BCST 152(CX), Z19, Z6
+	VFMADD231PS.BCST 156(CX), Z19, Z7
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 160(CX), Z17, Z0
+	VFMADD231PS.BCST 164(CX), Z17, Z1
+	VFMADD231PS.BCST 168(CX), Z17, Z2
+	VFMADD231PS.BCST 172(CX), Z17, Z3
+	VFMADD231PS.BCST 176(CX), Z17, Z4
+	VFMADD231PS.BCST 180(CX), Z17, Z5
+	VFMADD231PS.BCST 184(CX), Z17, Z6
+	VFMADD231PS.BCST 188(CX), Z17, Z7
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 192(CX), Z14, Z0
+	VFMADD231PS.BCST 196(CX), Z14, Z1
+	VFMADD231PS.BCST 200(CX), Z14, Z2
+	VFMADD231PS.BCST 204(CX), Z14, Z3
+	VFMADD231PS.BCST 208(CX), Z14, Z4
+	VFMADD231PS.BCST 212(CX), Z14, Z5
+	VFMADD231PS.BCST 216(CX), Z14, Z6
+	VFMADD231PS.BCST 220(CX), Z14, Z7
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 224(CX), Z15, Z0
+	VFMADD231PS.BCST 228(CX), Z15, Z1
+	VFMADD231PS.BCST 232(CX), Z15, Z2
+	VFMADD231PS.BCST 236(CX), Z15, Z3
+	VFMADD231PS.BCST 240(CX), Z15, Z4
+	VFMADD231PS.BCST 244(CX), Z15, Z5
+	VFMADD231PS.BCST 248(CX), Z15, Z6
+	VFMADD231PS.BCST 252(CX), Z15, Z7
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 256(CX), Z12, Z0
+	VFMADD231PS.BCST 260(CX), Z12, Z1
+	VFMADD231PS.BCST 264(CX), Z12, Z2
+	VFMADD231PS.BCST 268(CX), Z12, Z3
+	VFMADD231PS.BCST 272(CX), Z12, Z4
+	VFMADD231PS.BCST 276(CX), Z12, Z5
+	VFMADD231PS.BCST 280(CX), Z12, Z6
+	VFMADD231PS.BCST 284(CX), Z12, Z7
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 288(CX), Z21, Z0
+	VFMADD231PS.BCST 292(CX), Z21, Z1
+	VFMADD231PS.BCST 296(CX), Z21, Z2
+	VFMADD231PS.BCST 300(CX), Z21, Z3
+	VFMADD231PS.BCST 304(CX), Z21, Z4
+	VFMADD231PS.BCST 308(CX), Z21, Z5
+	VFMADD231PS.BCST 312(CX), Z21, Z6
+	VFMADD231PS.BCST 316(CX), Z21, Z7
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 320(CX), Z18, Z0
+	VFMADD231PS.BCST 324(CX), Z18, Z1
+	VFMADD231PS.BCST 328(CX), Z18, Z2
+	VFMADD231PS.BCST 332(CX), Z18, Z3
+	VFMADD231PS.BCST 336(CX), Z18, Z4
+	VFMADD231PS.BCST 340(CX), Z18, Z5
+	VFMADD231PS.BCST 344(CX), Z18, Z6
+	VFMADD231PS.BCST 348(CX), Z18, Z7
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 352(CX), Z11, Z0
+	VFMADD231PS.BCST 356(CX), Z11, Z1
+	VFMADD231PS.BCST 360(CX), Z11, Z2
+	VFMADD231PS.BCST 364(CX), Z11, Z3
+	VFMADD231PS.BCST 368(CX), Z11, Z4
+	VFMADD231PS.BCST 372(CX), Z11, Z5
+	VFMADD231PS.BCST 376(CX), Z11, Z6
+	VFMADD231PS.BCST 380(CX), Z11, Z7
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 384(CX), Z10, Z0
+	VFMADD231PS.BCST 388(CX), Z10, Z1
+	VFMADD231PS.BCST 392(CX), Z10, Z2
+	VFMADD231PS.BCST 396(CX), Z10, Z3
+	VFMADD231PS.BCST 400(CX), Z10, Z4
+	VFMADD231PS.BCST 404(CX), Z10, Z5
+	VFMADD231PS.BCST 408(CX), Z10, Z6
+	VFMADD231PS.BCST 412(CX), Z10, Z7
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 416(CX), Z9, Z0
+	VFMADD231PS.BCST 420(CX), Z9, Z1
+	VFMADD231PS.BCST 424(CX), Z9, Z2
+	VFMADD231PS.BCST 428(CX), Z9, Z3
+	VFMADD231PS.BCST 432(CX), Z9, Z4
+	VFMADD231PS.BCST 436(CX), Z9, Z5
+	VFMADD231PS.BCST 440(CX), Z9, Z6
+	VFMADD231PS.BCST 444(CX), Z9, Z7
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 448(CX), Z13, Z0
+	VFMADD231PS.BCST 452(CX), Z13, Z1
+	VFMADD231PS.BCST 456(CX), Z13, Z2
+	VFMADD231PS.BCST 460(CX), Z13, Z3
+	VFMADD231PS.BCST 464(CX), Z13, Z4
+	VFMADD231PS.BCST 468(CX), Z13, Z5
+	VFMADD231PS.BCST 472(CX), Z13, Z6
+	VFMADD231PS.BCST 476(CX), Z13, Z7
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x8_avx512_tail0
+	VFMADD231PS.BCST 480(CX), Z8, Z0
+	VFMADD231PS.BCST 484(CX), Z8, Z1
+	VFMADD231PS.BCST 488(CX), Z8, Z2
+	VFMADD231PS.BCST 492(CX), Z8, Z3
+	VFMADD231PS.BCST 496(CX), Z8, Z4
+	VFMADD231PS.BCST 500(CX), Z8, Z5
+	VFMADD231PS.BCST 504(CX), Z8, Z6
+	VFMADD231PS.BCST 508(CX), Z8, Z7
+
+linearChain_16x8_avx512_tail0:
+linearChain_16x8_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z8
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z8, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z8, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z8, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z8, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z8, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z8, Z5
+	VMOVUPS      Z5, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z6, Z8, Z6
+	VMOVUPS      Z6, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z7, Z8, Z7
+	VMOVUPS      Z7, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x8_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x9_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x9_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x9_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x9_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x9_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z6
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z7
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z8
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x9_avx512_tail
+
+linearChain_16x9_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z9
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z22
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z23
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z24
+	VUNPCKLPS        Z10, Z9, Z25
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPS        Z22, Z21, Z20
+	VUNPCKHPS        Z22, Z21, Z21
+	VUNPCKLPS        Z24, Z23, Z22
+	VUNPCKHPS        Z24, Z23, Z23
+	VUNPCKLPD        Z10, Z25, Z24
+	VUNPCKHPD        Z10, Z25, Z10
+	VUNPCKLPD        Z11, Z9, Z25
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z14, Z12, Z11
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z15, Z13, Z14
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z18, Z16, Z15
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z19, Z17, Z18
+	VUNPCKHPD        Z19, Z17, Z17
+	VUNPCKLPD        Z22, Z20, Z19
+	VUNPCKHPD        Z22, Z20, Z20
+	VUNPCKLPD        Z23, Z21, Z22
+	VUNPCKHPD        Z23, Z21, Z21
+	VSHUFF32X4       $0x88, Z11, Z24, Z23
+	VSHUFF32X4       $0xdd, Z11, Z24, Z11
+	VSHUFF32X4       $0x88, Z14, Z25, Z24
+	VSHUFF32X4       $0xdd, Z14, Z25, Z14
+	VSHUFF32X4       $0x88, Z12, Z10, Z25
+	VSHUFF32X4       $0xdd, Z12, Z10, Z10
+	VSHUFF32X4       $0x88, Z13, Z9, Z12
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z19, Z15, Z13
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z22, Z18, Z19
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z20, Z16, Z22
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z21, Z17, Z20
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z13, Z23, Z21
+	VSHUFF32X4       $0xdd, Z13, Z23, Z13
+	VSHUFF32X4       $0x88, Z19, Z24, Z23
+	VSHUFF32X4       $0xdd, Z19, Z24, Z19
+	VSHUFF32X4       $0x88, Z22, Z25, Z24
+	VSHUFF32X4       $0xdd, Z22, Z25, Z22
+	VSHUFF32X4       $0x88, Z20, Z12, Z25
+	VSHUFF32X4       $0xdd, Z20, Z12, Z12
+	VSHUFF32X4       $0x88, Z15, Z11, Z20
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z18, Z14, Z15
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z16, Z10, Z18
+	VSHUFF32X4       $0xdd, Z16, Z10, Z10
+	VSHUFF32X4       $0x88, Z17, Z9, Z16
+	VSHUFF32X4       $0xdd, Z17, Z9, Z9
+	VFMADD231PS.BCST (CX), Z21, Z0
+	VFMADD231PS.BCST 4(CX), Z21, Z1
+	VFMADD231PS.BCST 8(CX), Z21, Z2
+	VFMADD231PS.BCST 12(CX), Z21, Z3
+	VFMADD231PS.BCST 16(CX), Z21, Z4
+	VFMADD231PS.BCST 20(CX), Z21, Z5
+	VFMADD231PS.BCST 24(CX), Z21, Z6
+	VFMADD231PS.BCST 28(CX), Z21, Z7
+	VFMADD231PS.BCST 32(CX), Z21, Z8
+	VFMADD231PS.BCST 36(CX), Z24, Z0
+	VFMADD231PS.BCST 40(CX), Z24, Z1
+	VFMADD231PS.BCST 44(CX), Z24, Z2
+	VFMADD231PS.BCST 48(CX), Z24, Z3
+	VFMADD231PS.BCST 52(CX), Z24, Z4
+	VFMADD231PS.BCST 56(CX), Z24, Z5
+	VFMADD231PS.BCST 60(CX), Z24, Z6
+	VFMADD231PS.BCST 64(CX), Z24, Z7
+	VFMADD231PS.BCST 68(CX), Z24, Z8
+	VFMADD231PS.BCST 72(CX), Z23, Z0
+	VFMADD231PS.BCST 76(CX), Z23, Z1
+	VFMADD231PS.BCST 80(CX), Z23, Z2
+	VFMADD231PS.BCST 84(CX), Z23, Z3
+	VFMADD231PS.BCST 88(CX), Z23, Z4
+	VFMADD231PS.BCST 92(CX), Z23, Z5
+	VFMADD231PS.BCST 96(CX), Z23, Z6
+	VFMADD231PS.BCST 100(CX), Z23, Z7
+	VFMADD231PS.BCST 104(CX), Z23, Z8
+	VFMADD231PS.BCST 108(CX), Z25, Z0
+	VFMADD231PS.BCST 112(CX), Z25, Z1
+	VFMADD231PS.BCST 116(CX), Z25, Z2
+	VFMADD231PS.BCST 120(CX), Z25, Z3
+	VFMADD231PS.BCST 124(CX), Z25, Z4
+	VFMADD231PS.BCST 128(CX), Z25, Z5
+	VFMADD231PS.BCST 132(CX), Z25, Z6
+	VFMADD231PS.BCST 136(CX), Z25, Z7
+	VFMADD231PS.BCST 140(CX), Z25, Z8
+	VFMADD231PS.BCST 144(CX), Z20, Z0
+	VFMADD231PS.BCST 148(CX), Z20, Z1
+	VFMADD231PS.BCST 152(CX), Z20, Z2
+	VFMADD231PS.BCST 156(CX), Z20, Z3
+	VFMADD231PS.BCST 160(CX), Z20, Z4
+	VFMADD231PS.BCST 164(CX), Z20, Z5
+	VFMADD231PS.BCST 168(CX), Z20, Z6
+	VFMADD231PS.BCST 172(CX), Z20, Z7
+	VFMADD231PS.BCST 176(CX), Z20, Z8
+	VFMADD231PS.BCST 180(CX), Z18, Z0
+	VFMADD231PS.BCST 184(CX), Z18, Z1
+	VFMADD231PS.BCST 188(CX), Z18, Z2
+	VFMADD231PS.BCST 192(CX), Z18, Z3
+	VFMADD231PS.BCST 196(CX), Z18, Z4
+	VFMADD231PS.BCST 200(CX), Z18, Z5
+	VFMADD231PS.BCST 204(CX), Z18, Z6
+	VFMADD231PS.BCST 208(CX), Z18, Z7
+	VFMADD231PS.BCST 212(CX), Z18, Z8
+	VFMADD231PS.BCST 216(CX), Z15, Z0
+	VFMADD231PS.BCST 220(CX), Z15, Z1
+	VFMADD231PS.BCST 224(CX), Z15, Z2
+	VFMADD231PS.BCST 228(CX), Z15, Z3
+	VFMADD231PS.BCST 232(CX), Z15, Z4
+	VFMADD231PS.BCST 236(CX), Z15, Z5
+	VFMADD231PS.BCST 240(CX), Z15, Z6
+	VFMADD231PS.BCST 244(CX), Z15, Z7
+	VFMADD231PS.BCST 248(CX), Z15, Z8
+	VFMADD231PS.BCST 252(CX), Z16, Z0
+	VFMADD231PS.BCST 256(CX), Z16, Z1
+	VFMADD231PS.BCST 260(CX), Z16, Z2
+	VFMADD231PS.BCST 264(CX), Z16, Z3
+	VFMADD231PS.BCST 268(CX), Z16, Z4
+	VFMADD231PS.BCST 272(CX), Z16, Z5
+	VFMADD231PS.BCST 276(CX), Z16, Z6
+	VFMADD231PS.BCST 280(CX), Z16, Z7
+	VFMADD231PS.BCST 284(CX), Z16, Z8
+	VFMADD231PS.BCST 288(CX), Z13, Z0
+	VFMADD231PS.BCST 292(CX), Z13, Z1
+	VFMADD231PS.BCST 296(CX), Z13, Z2
+	VFMADD231PS.BCST 300(CX), Z13, Z3
+	VFMADD231PS.BCST 304(CX), Z13, Z4
+	VFMADD231PS.BCST 308(CX), Z13, Z5
+	VFMADD231PS.BCST 312(CX), Z13, Z6
+	VFMADD231PS.BCST 316(CX), Z13, Z7
+	VFMADD231PS.BCST 320(CX), Z13, Z8
+	VFMADD231PS.BCST 324(CX), Z22, Z0
+	VFMADD231PS.BCST 328(CX), Z22, Z1
+	VFMADD231PS.BCST 332(CX), Z22, Z2
+	VFMADD231PS.BCST 336(CX), Z22, Z3
+	VFMADD231PS.BCST 340(CX), Z22, Z4
+	VFMADD231PS.BCST 344(CX), Z22, Z5
+	VFMADD231PS.BCST 348(CX), Z22, Z6
+	VFMADD231PS.BCST 352(CX), Z22, Z7
+	VFMADD231PS.BCST 356(CX), Z22, Z8
+	VFMADD231PS.BCST 360(CX), Z19, Z0
+	VFMADD231PS.BCST 364(CX), Z19, Z1
+	VFMADD231PS.BCST 368(CX), Z19, Z2
+	VFMADD231PS.BCST 372(CX), Z19, Z3
+	VFMADD231PS.BCST 376(CX), Z19, Z4
+	VFMADD231PS.BCST 380(CX), Z19, Z5
+	VFMADD231PS.BCST 384(CX), Z19, Z6
+	VFMADD231PS.BCST 388(CX), Z19, Z7
+	VFMADD231PS.BCST 392(CX), Z19, Z8
+	VFMADD231PS.BCST 396(CX), Z12, Z0
+	VFMADD231PS.BCST 400(CX), Z12, Z1
+	VFMADD231PS.BCST 404(CX), Z12, Z2
+	VFMADD231PS.BCST 408(CX), Z12, Z3
+	VFMADD231PS.BCST 412(CX), Z12, Z4
+	VFMADD231PS.BCST 416(CX), Z12, Z5
+	VFMADD231PS.BCST 420(CX), Z12, Z6
+	VFMADD231PS.BCST 424(CX), Z12, Z7
+	VFMADD231PS.BCST 428(CX), Z12, Z8
+	VFMADD231PS.BCST 432(CX), Z11, Z0
+	VFMADD231PS.BCST 436(CX), Z11, Z1
+	VFMADD231PS.BCST 440(CX), Z11, Z2
+	VFMADD231PS.BCST 444(CX), Z11, Z3
+	VFMADD231PS.BCST 448(CX), Z11, Z4
+	VFMADD231PS.BCST 452(CX), Z11, Z5
+	VFMADD231PS.BCST 456(CX), Z11, Z6
+	VFMADD231PS.BCST 460(CX), Z11, Z7
+	VFMADD231PS.BCST 464(CX), Z11, Z8
+	VFMADD231PS.BCST 468(CX), Z10, Z0
+	VFMADD231PS.BCST 472(CX), Z10, Z1
+	VFMADD231PS.BCST 476(CX), Z10, Z2
+	VFMADD231PS.BCST 480(CX), Z10, Z3
+	VFMADD231PS.BCST 484(CX), Z10, Z4
+	VFMADD231PS.BCST 488(CX), Z10, Z5
+	VFMADD231PS.BCST 492(CX), Z10, Z6
+	VFMADD231PS.BCST 496(CX), Z10, Z7
+	VFMADD231PS.BCST 500(CX), Z10, Z8
+	VFMADD231PS.BCST 504(CX), Z14, Z0
+	VFMADD231PS.BCST 508(CX), Z14, Z1
+	VFMADD231PS.BCST 512(CX), Z14, Z2
+	VFMADD231PS.BCST 516(CX), Z14, Z3
+	VFMADD231PS.BCST 520(CX), Z14, Z4
+	VFMADD231PS.BCST 524(CX), Z14, Z5
+	VFMADD231PS.BCST 528(CX), Z14, Z6
+	VFMADD231PS.BCST 532(CX), Z14, Z7
+	VFMADD231PS.BCST 536(CX), Z14, Z8
+	VFMADD231PS.BCST 540(CX), Z9, Z0
+	VFMADD231PS.BCST 544(CX), Z9, Z1
+	VFMADD231PS.BCST 548(CX), Z9, Z2
+	VFMADD231PS.BCST 552(CX), Z9, Z3
+	VFMADD231PS.BCST 556(CX), Z9, Z4
+	VFMADD231PS.BCST 560(CX), Z9, Z5
+	VFMADD231PS.BCST 564(CX), Z9, Z6
+	VFMADD231PS.BCST 568(CX), Z9, Z7
+	VFMADD231PS.BCST 572(CX), Z9, Z8
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000240, CX
+	DECQ             DX
+	JNZ              linearChain_16x9_avx512_k
+
+linearChain_16x9_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x9_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z9
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z22
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z23
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z24
+	VUNPCKLPS        Z10, Z9, Z25
+	VUNPCKHPS        Z10, Z9, Z9
+	VUNPCKLPS        Z12, Z11, Z10
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPS        Z22, Z21, Z20
+	VUNPCKHPS        Z22, Z21, Z21
+	VUNPCKLPS        Z24, Z23, Z22
+	VUNPCKHPS        Z24, Z23, Z23
+	VUNPCKLPD        Z10, Z25, Z24
+	VUNPCKHPD        Z10, Z25, Z10
+	VUNPCKLPD        Z11, Z9, Z25
+	VUNPCKHPD        Z11, Z9, Z9
+	VUNPCKLPD        Z14, Z12, Z11
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z15, Z13, Z14
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z18, Z16, Z15
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z19, Z17, Z18
+	VUNPCKHPD        Z19, Z17, Z17
+	VUNPCKLPD        Z22, Z20, Z19
+	VUNPCKHPD        Z22, Z20, Z20
+	VUNPCKLPD        Z23, Z21, Z22
+	VUNPCKHPD        Z23, Z21, Z21
+	VSHUFF32X4       $0x88, Z11, Z24, Z23
+	VSHUFF32X4       $0xdd, Z11, Z24, Z11
+	VSHUFF32X4       $0x88, Z14, Z25, Z24
+	VSHUFF32X4       $0xdd, Z14, Z25, Z14
+	VSHUFF32X4       $0x88, Z12, Z10, Z25
+	VSHUFF32X4       $0xdd, Z12, Z10, Z10
+	VSHUFF32X4       $0x88, Z13, Z9, Z12
+	VSHUFF32X4       $0xdd, Z13, Z9, Z9
+	VSHUFF32X4       $0x88, Z19, Z15, Z13
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z22, Z18, Z19
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z20, Z16, Z22
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z21, Z17, Z20
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z13, Z23, Z21
+	VSHUFF32X4       $0xdd, Z13, Z23, Z13
+	VSHUFF32X4       $0x88, Z19, Z24, Z23
+	VSHUFF32X4       $0xdd, Z19, Z24, Z19
+	VSHUFF32X4       $0x88, Z22, Z25, Z24
+	VSHUFF32X4       $0xdd, Z22, Z25, Z22
+	VSHUFF32X4       $0x88, Z20, Z12, Z25
+	VSHUFF32X4       $0xdd, Z20, Z12, Z12
+	VSHUFF32X4       $0x88, Z15, Z11, Z20
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z18, Z14, Z15
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z16, Z10, Z18
+	VSHUFF32X4       $0xdd, Z16, Z10, Z10
+	VSHUFF32X4       $0x88, Z17, Z9, Z16
+	VSHUFF32X4       $0xdd, Z17, Z9, Z9
+	VFMADD231PS.BCST (CX), Z21, Z0
+	VFMADD231PS.BCST 4(CX), Z21, Z1
+	VFMADD231PS.BCST 8(CX), Z21, Z2
+	VFMADD231PS.BCST 12(CX), Z21, Z3
+	VFMADD231PS.BCST 16(CX), Z21, Z4
+	VFMADD231PS.BCST 20(CX), Z21, Z5
+	VFMADD231PS.BCST 24(CX), Z21, Z6
+	VFMADD231PS.BCST 28(CX), Z21, Z7
+	VFMADD231PS.BCST 32(CX), Z21, Z8
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 36(CX), Z24, Z0
+	VFMADD231PS.BCST 40(CX), Z24, Z1
+	VFMADD231PS.BCST 44(CX), Z24, Z2
+	VFMADD231PS.BCST 48(CX), Z24, Z3
+	VFMADD231PS.BCST 52(CX), Z24, Z4
+	VFMADD231PS.BCST 56(CX), Z24, Z5
+	VFMADD231PS.BCST 60(CX), Z24, Z6
+	VFMADD231PS.BCST 64(CX), Z24, Z7
+	VFMADD231PS.BCST 68(CX), Z24, Z8
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 72(CX), Z23, Z0
+	VFMADD231PS.BCST 76(CX), Z23, Z1
+	VFMADD231PS.BCST 80(CX), Z23, Z2
+	VFMADD231PS.BCST 84(CX), Z23, Z3
+	VFMADD231PS.BCST 88(CX), Z23, Z4
+	VFMADD231PS.BCST 92(CX), Z23, Z5
+	VFMADD231PS.BCST 96(CX), Z23, Z6
+	VFMADD231PS.BCST 100(CX), Z23, Z7
+	VFMADD231PS.BCST 104(CX), Z23, Z8
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 108(CX), Z25, Z0
+	VFMADD231PS.BCST 112(CX), Z25, Z1
+	VFMADD231PS.BCST 116(CX), Z25, Z2
+	VFMADD231PS.BCST 120(CX), Z25, Z3
+	VFMADD231PS.BCST 124(CX), Z25, Z4
+	VFMADD231PS.BCST 128(CX), Z25, Z5
+	VFMADD231PS.BCST 132(CX), Z25, Z6
+	VFMADD231PS.BCST 136(CX), Z25, Z7
+	VFMADD231PS.BCST 140(CX), Z25, Z8
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 144(CX), Z20, Z0
+	VFMADD231PS.BCST 148(CX), Z20, Z1
+	VFMADD231PS.BCST 152(CX), Z20, Z2
+	VFMADD231PS.BCST 156(CX), Z20, Z3
+	VFMADD231PS.BCST 160(CX), Z20, Z4
+	VFMADD231PS.BCST 164(CX), Z20, Z5
+	VFMADD231PS.BCST 168(CX), Z20, Z6
+	VFMADD231PS.BCST 172(CX), Z20, Z7
+	VFMADD231PS.BCST 176(CX), Z20, Z8
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 180(CX), Z18, Z0
+	VFMADD231PS.BCST 184(CX), Z18, Z1
+	VFMADD231PS.BCST 188(CX), Z18, Z2
+	VFMADD231PS.BCST 192(CX), Z18, Z3
+	VFMADD231PS.BCST 196(CX), Z18, Z4
+	VFMADD231PS.BCST 200(CX), Z18, Z5
+	VFMADD231PS.BCST 204(CX), Z18, Z6
+	VFMADD231PS.BCST 208(CX), Z18, Z7
+	VFMADD231PS.BCST 212(CX), Z18, Z8
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 216(CX), Z15, Z0
+	VFMADD231PS.BCST 220(CX), Z15, Z1
+	VFMADD231PS.BCST 224(CX), Z15, Z2
+	VFMADD231PS.BCST 228(CX), Z15, Z3
+	VFMADD231PS.BCST 232(CX), Z15, Z4
+	VFMADD231PS.BCST 236(CX), Z15, Z5
+	VFMADD231PS.BCST 240(CX), Z15, Z6
+	VFMADD231PS.BCST 244(CX), Z15, Z7
+	VFMADD231PS.BCST 248(CX), Z15, Z8
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 252(CX), Z16, Z0
+	VFMADD231PS.BCST 256(CX), Z16, Z1
+	VFMADD231PS.BCST 260(CX), Z16, Z2
+	VFMADD231PS.BCST 264(CX), Z16, Z3
+	VFMADD231PS.BCST 268(CX), Z16, Z4
+	VFMADD231PS.BCST 272(CX), Z16, Z5
+	VFMADD231PS.BCST 276(CX), Z16, Z6
+	VFMADD231PS.BCST 280(CX), Z16, Z7
+	VFMADD231PS.BCST 284(CX), Z16, Z8
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 288(CX), Z13, Z0
+	VFMADD231PS.BCST 292(CX), Z13, Z1
+	VFMADD231PS.BCST 296(CX), Z13, Z2
+	VFMADD231PS.BCST 300(CX), Z13, Z3
+	VFMADD231PS.BCST 304(CX), Z13, Z4
+	VFMADD231PS.BCST 308(CX), Z13, Z5
+	VFMADD231PS.BCST 312(CX), Z13, Z6
+	VFMADD231PS.BCST 316(CX), Z13, Z7
+	VFMADD231PS.BCST 320(CX), Z13, Z8
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 324(CX), Z22, Z0
+	VFMADD231PS.BCST 328(CX), Z22, Z1
+	VFMADD231PS.BCST 332(CX), Z22, Z2
+	VFMADD231PS.BCST 336(CX), Z22, Z3
+	VFMADD231PS.BCST 340(CX), Z22, Z4
+	VFMADD231PS.BCST 344(CX), Z22, Z5
+	VFMADD231PS.BCST 348(CX), Z22, Z6
+	VFMADD231PS.BCST 352(CX), Z22, Z7
+	VFMADD231PS.BCST 356(CX), Z22, Z8
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 360(CX), Z19, Z0
+	VFMADD231PS.BCST 364(CX), Z19, Z1
+	VFMADD231PS.BCST 368(CX), Z19, Z2
+	VFMADD231PS.BCST 372(CX), Z19, Z3
+	VFMADD231PS.BCST 376(CX), Z19, Z4
+	VFMADD231PS.BCST 380(CX), Z19, Z5
+	VFMADD231PS.BCST 384(CX), Z19, Z6
+	VFMADD231PS.BCST 388(CX), Z19, Z7
+	VFMADD231PS.BCST 392(CX), Z19, Z8
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 396(CX), Z12, Z0
+	VFMADD231PS.BCST 400(CX), Z12, Z1
+	VFMADD231PS.BCST 404(CX), Z12, Z2
+	VFMADD231PS.BCST 408(CX), Z12, Z3
+	VFMADD231PS.BCST 412(CX), Z12, Z4
+	VFMADD231PS.BCST 416(CX), Z12, Z5
+	VFMADD231PS.BCST 420(CX), Z12, Z6
+	VFMADD231PS.BCST 424(CX), Z12, Z7
+	VFMADD231PS.BCST 428(CX), Z12, Z8
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 432(CX), Z11, Z0
+	VFMADD231PS.BCST 436(CX), Z11, Z1
+	VFMADD231PS.BCST 440(CX), Z11, Z2
+	VFMADD231PS.BCST 444(CX), Z11, Z3
+	VFMADD231PS.BCST 448(CX), Z11, Z4
+	VFMADD231PS.BCST 452(CX), Z11, Z5
+	VFMADD231PS.BCST 456(CX), Z11, Z6
+	VFMADD231PS.BCST 460(CX), Z11, Z7
+	VFMADD231PS.BCST 464(CX), Z11, Z8
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 468(CX), Z10, Z0
+	VFMADD231PS.BCST 472(CX), Z10, Z1
+	VFMADD231PS.BCST 476(CX), Z10, Z2
+	VFMADD231PS.BCST 480(CX), Z10, Z3
+	VFMADD231PS.BCST 484(CX), Z10, Z4
+	VFMADD231PS.BCST 488(CX), Z10, Z5
+	VFMADD231PS.BCST 492(CX), Z10, Z6
+	VFMADD231PS.BCST 496(CX), Z10, Z7
+	VFMADD231PS.BCST 500(CX), Z10, Z8
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 504(CX), Z14, Z0
+	VFMADD231PS.BCST 508(CX), Z14, Z1
+	VFMADD231PS.BCST 512(CX), Z14, Z2
+	VFMADD231PS.BCST 516(CX), Z14, Z3
+	VFMADD231PS.BCST 520(CX), Z14, Z4
+	VFMADD231PS.BCST 524(CX), Z14, Z5
+	VFMADD231PS.BCST 528(CX), Z14, Z6
+	VFMADD231PS.BCST 532(CX), Z14, Z7
+	VFMADD231PS.BCST 536(CX), Z14, Z8
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x9_avx512_tail0
+	VFMADD231PS.BCST 540(CX), Z9, Z0
+	VFMADD231PS.BCST 544(CX), Z9, Z1
+	VFMADD231PS.BCST 548(CX), Z9, Z2
+	VFMADD231PS.BCST 552(CX), Z9, Z3
+	VFMADD231PS.BCST 556(CX), Z9, Z4
+	VFMADD231PS.BCST 560(CX), Z9, Z5
+	VFMADD231PS.BCST 564(CX), Z9, Z6
+	VFMADD231PS.BCST 568(CX), Z9, Z7
+	VFMADD231PS.BCST 572(CX), Z9, Z8
+
+linearChain_16x9_avx512_tail0:
+linearChain_16x9_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z9
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z9, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z9, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z9, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z9, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z9, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z9, Z5
+	VMOVUPS      Z5, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z6, Z9, Z6
+	VMOVUPS      Z6, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z7, Z9, Z7
+	VMOVUPS      Z7, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z8, Z9, Z8
+	VMOVUPS      Z8, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x9_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x10_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x10_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x10_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x10_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x10_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z6
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z7
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z8
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z9
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x10_avx512_tail
+
+linearChain_16x10_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z10
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z22
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z23
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z24
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z25
+	VUNPCKLPS        Z11, Z10, Z26
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPS        Z23, Z22, Z21
+	VUNPCKHPS        Z23, Z22, Z22
+	VUNPCKLPS        Z25, Z24, Z23
+	VUNPCKHPS        Z25, Z24, Z24
+	VUNPCKLPD        Z11, Z26, Z25
+	VUNPCKHPD        Z11, Z26, Z11
+	VUNPCKLPD        Z12, Z10, Z26
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z15, Z13, Z12
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z16, Z14, Z15
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z19, Z17, Z16
+	VUNPCKHPD        Z19, Z17, Z17
+	VUNPCKLPD        Z20, Z18, Z19
+	VUNPCKHPD        Z20, Z18, Z18
+	VUNPCKLPD        Z23, Z21, Z20
+	VUNPCKHPD        Z23, Z21, Z21
+	VUNPCKLPD        Z24, Z22, Z23
+	VUNPCKHPD        Z24, Z22, Z22
+	VSHUFF32X4       $0x88, Z12, Z25, Z24
+	VSHUFF32X4       $0xdd, Z12, Z25, Z12
+	VSHUFF32X4       $0x88, Z15, Z26, Z25
+	VSHUFF32X4       $0xdd, Z15, Z26, Z15
+	VSHUFF32X4       $0x88, Z13, Z11, Z26
+	VSHUFF32X4       $0xdd, Z13, Z11, Z11
+	VSHUFF32X4       $0x88, Z14, Z10, Z13
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z20, Z16, Z14
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z23, Z19, Z20
+	VSHUFF32X4       $0xdd, Z23, Z19, Z19
+	VSHUFF32X4       $0x88, Z21, Z17, Z23
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z22, Z18, Z21
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z14, Z24, Z22
+	VSHUFF32X4       $0xdd, Z14, Z24, Z14
+	VSHUFF32X4       $0x88, Z20, Z25, Z24
+	VSHUFF32X4       $0xdd, Z20, Z25, Z20
+	VSHUFF32X4       $0x88, Z23, Z26, Z25
+	VSHUFF32X4       $0xdd, Z23, Z26, Z23
+	VSHUFF32X4       $0x88, Z21, Z13, Z26
+	VSHUFF32X4       $0xdd, Z21, Z13, Z13
+	VSHUFF32X4       $0x88, Z16, Z12, Z21
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z19, Z15, Z16
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z17, Z11, Z19
+	VSHUFF32X4       $0xdd, Z17, Z11, Z11
+	VSHUFF32X4       $0x88, Z18, Z10, Z17
+	VSHUFF32X4       $0xdd, Z18, Z10, Z10
+	VFMADD231PS.BCST (CX), Z22, Z0
+	VFMADD231PS.BCST 4(CX), Z22, Z1
+	VFMADD231PS.BCST 8(CX), Z22, Z2
+	VFMADD231PS.BCST 12(CX), Z22, Z3
+	VFMADD231PS.BCST 16(CX), Z22, Z4
+	VFMADD231PS.BCST 20(CX), Z22, Z5
+	VFMADD231PS.BCST 24(CX), Z22, Z6
+	VFMADD231PS.BCST 28(CX), Z22, Z7
+	VFMADD231PS.BCST 32(CX), Z22, Z8
+	VFMADD231PS.BCST 36(CX), Z22, Z9
+	VFMADD231PS.BCST 40(CX), Z25, Z0
+	VFMADD231PS.BCST 44(CX), Z25, Z1
+	VFMADD231PS.BCST 48(CX), Z25, Z2
+	VFMADD231PS.BCST 52(CX), Z25, Z3
+	VFMADD231PS.BCST 56(CX), Z25, Z4
+	VFMADD231PS.BCST 60(CX), Z25, Z5
+	VFMADD231PS.BCST 64(CX), Z25, Z6
+	VFMADD231PS.BCST 68(CX), Z25, Z7
+	VFMADD231PS.BCST 72(CX), Z25, Z8
+	VFMADD231PS.BCST 76(CX), Z25, Z9
+	VFMADD231PS.BCST 80(CX), Z24, Z0
+	VFMADD231PS.BCST 84(CX), Z24, Z1
+	VFMADD231PS.BCST 88(CX), Z24, Z2
+	VFMADD231PS.BCST 92(CX), Z24, Z3
+	VFMADD231PS.BCST 96(CX), Z24, Z4
+	VFMADD231PS.BCST 100(CX), Z24, Z5
+	VFMADD231PS.BCST 104(CX), Z24, Z6
+	VFMADD231PS.BCST 108(CX), Z24, Z7
+	VFMADD231PS.BCST 112(CX), Z24, Z8
+	VFMADD231PS.BCST 116(CX), Z24, Z9
+	VFMADD231PS.BCST 120(CX), Z26, Z0
+	VFMADD231PS.BCST 124(CX), Z26, Z1
+	VFMADD231PS.BCST 128(CX), Z26, Z2
+	VFMADD231PS.BCST 132(CX), Z26, Z3
+	VFMADD231PS.BCST 136(CX), Z26, Z4
+	VFMADD231PS.BCST 140(CX), Z26, Z5
+	VFMADD231PS.BCST 144(CX), Z26, Z6
+	VFMADD231PS.BCST 148(CX), Z26, Z7
+	VFMADD231PS.BCST 152(CX), Z26, Z8
+	VFMADD231PS.BCST 156(CX), Z26, Z9
+	VFMADD231PS.BCST 160(CX), Z21, Z0
+	VFMADD231PS.BCST 164(CX), Z21, Z1
+	VFMADD231PS.BCST 168(CX), Z21, Z2
+	VFMADD231PS.BCST 172(CX), Z21, Z3
+	VFMADD231PS.BCST 176(CX), Z21, Z4
+	VFMADD231PS.BCST 180(CX), Z21, Z5
+	VFMADD231PS.BCST 184(CX), Z21, Z6
+	VFMADD231PS.BCST 188(CX), Z21, Z7
+	VFMADD231PS.BCST 192(CX), Z21, Z8
+	VFMADD231PS.BCST 196(CX), Z21, Z9
+	VFMADD231PS.BCST 200(CX), Z19, Z0
+	VFMADD231PS.BCST 204(CX), Z19, Z1
+	VFMADD231PS.BCST 208(CX), Z19, Z2
+	VFMADD231PS.BCST 212(CX), Z19, Z3
+	VFMADD231PS.BCST 216(CX), Z19, Z4
+	VFMADD231PS.BCST 220(CX), Z19, Z5
+	VFMADD231PS.BCST 224(CX), Z19, Z6
+	VFMADD231PS.BCST 228(CX), Z19, Z7
+	VFMADD231PS.BCST 232(CX), Z19, Z8
+	VFMADD231PS.BCST 236(CX), Z19, Z9
+	VFMADD231PS.BCST 240(CX), Z16, Z0
+	VFMADD231PS.BCST 244(CX), Z16, Z1
+	VFMADD231PS.BCST 248(CX), Z16, Z2
+	VFMADD231PS.BCST 252(CX), Z16, Z3
+	VFMADD231PS.BCST 256(CX), Z16, Z4
+	VFMADD231PS.BCST 260(CX), Z16, Z5
+	VFMADD231PS.BCST 264(CX), Z16, Z6
+	VFMADD231PS.BCST 268(CX), Z16, Z7
+	VFMADD231PS.BCST 272(CX), Z16, Z8
+	VFMADD231PS.BCST 276(CX), Z16, Z9
+	VFMADD231PS.BCST 280(CX), Z17, Z0
+	VFMADD231PS.BCST 284(CX), Z17, Z1
+	VFMADD231PS.BCST 288(CX), Z17, Z2
+	VFMADD231PS.BCST 292(CX), Z17, Z3
+	VFMADD231PS.BCST 296(CX), Z17, Z4
+	VFMADD231PS.BCST 300(CX), Z17, Z5
+	VFMADD231PS.BCST 304(CX), Z17, Z6
+	VFMADD231PS.BCST 308(CX), Z17, Z7
+	VFMADD231PS.BCST 312(CX), Z17, Z8
+	VFMADD231PS.BCST 316(CX), Z17, Z9
+	VFMADD231PS.BCST 320(CX), Z14, Z0
+	VFMADD231PS.BCST 324(CX), Z14, Z1
+	VFMADD231PS.BCST 328(CX), Z14, Z2
+	VFMADD231PS.BCST 332(CX), Z14, Z3
+	VFMADD231PS.BCST 336(CX), Z14, Z4
+	VFMADD231PS.BCST 340(CX), Z14, Z5
+	VFMADD231PS.BCST 344(CX), Z14, Z6
+	VFMADD231PS.BCST 348(CX), Z14, Z7
+	VFMADD231PS.BCST 352(CX), Z14, Z8
+	VFMADD231PS.BCST 356(CX), Z14, Z9
+	VFMADD231PS.BCST 360(CX), Z23, Z0
+	VFMADD231PS.BCST 364(CX), Z23, Z1
+	VFMADD231PS.BCST 368(CX), Z23, Z2
+	VFMADD231PS.BCST 372(CX), Z23, Z3
+	VFMADD231PS.BCST 376(CX), Z23, Z4
+	VFMADD231PS.BCST 380(CX), Z23, Z5
+	VFMADD231PS.BCST 384(CX), Z23, Z6
+	VFMADD231PS.BCST 388(CX), Z23, Z7
+	VFMADD231PS.BCST 392(CX), Z23, Z8
+	VFMADD231PS.BCST 396(CX), Z23, Z9
+	VFMADD231PS.BCST 400(CX), Z20, Z0
+	VFMADD231PS.BCST 404(CX), Z20, Z1
+	VFMADD231PS.BCST 408(CX), Z20, Z2
+	VFMADD231PS.BCST 412(CX), Z20, Z3
+	VFMADD231PS.BCST 416(CX), Z20, Z4
+	VFMADD231PS.BCST 420(CX), Z20, Z5
+	VFMADD231PS.BCST 424(CX), Z20, Z6
+	VFMADD231PS.BCST 428(CX), Z20, Z7
+	VFMADD231PS.BCST 432(CX), Z20, Z8
+	VFMADD231PS.BCST 436(CX), Z20, Z9
+	VFMADD231PS.BCST 440(CX), Z13, Z0
+	VFMADD231PS.BCST 444(CX), Z13, Z1
+	VFMADD231PS.BCST 448(CX), Z13, Z2
+	VFMADD231PS.BCST 452(CX), Z13, Z3
+	VFMADD231PS.BCST 456(CX), Z13, Z4
+	VFMADD231PS.BCST 460(CX), Z13, Z5
+	VFMADD231PS.BCST 464(CX), Z13, Z6
+	VFMADD231PS.BCST 468(CX), Z13, Z7
+	VFMADD231PS.BCST 472(CX), Z13, Z8
+	VFMADD231PS.BCST 476(CX), Z13, Z9
+	VFMADD231PS.BCST 480(CX), Z12, Z0
+	VFMADD231PS.BCST 484(CX), Z12, Z1
+	VFMADD231PS.BCST 488(CX), Z12, Z2
+	VFMADD231PS.BCST 492(CX), Z12, Z3
+	VFMADD231PS.BCST 496(CX), Z12, Z4
+	VFMADD231PS.BCST 500(CX), Z12, Z5
+	VFMADD231PS.BCST 504(CX), Z12, Z6
+	VFMADD231PS.BCST 508(CX), Z12, Z7
+	VFMADD231PS.BCST 512(CX), Z12, Z8
+	VFMADD231PS.BCST 516(CX), Z12, Z9
+	VFMADD231PS.BCST 520(CX), Z11, Z0
+	VFMADD231PS.BCST 524(CX), Z11, Z1
+	VFMADD231PS.BCST 528(CX), Z11, Z2
+	VFMADD231PS.BCST 532(CX), Z11, Z3
+	VFMADD231PS.BCST 536(CX), Z11, Z4
+	VFMADD231PS.BCST 540(CX), Z11, Z5
+	VFMADD231PS.BCST 544(CX), Z11, Z6
+	VFMADD231PS.BCST 548(CX), Z11, Z7
+	VFMADD231PS.BCST 552(CX), Z11, Z8
+	VFMADD231PS.BCST 556(CX), Z11, Z9
+	VFMADD231PS.BCST 560(CX), Z15, Z0
+	VFMADD231PS.BCST 564(CX), Z15, Z1
+	VFMADD231PS.BCST 568(CX), Z15, Z2
+	VFMADD231PS.BCST 572(CX), Z15, Z3
+	VFMADD231PS.BCST 576(CX), Z15, Z4
+	VFMADD231PS.BCST 580(CX), Z15, Z5
+	VFMADD231PS.BCST 584(CX), Z15, Z6
+	VFMADD231PS.BCST 588(CX), Z15, Z7
+	VFMADD231PS.BCST 592(CX), Z15, Z8
+	VFMADD231PS.BCST 596(CX), Z15, Z9
+	VFMADD231PS.BCST 600(CX), Z10, Z0
+	VFMADD231PS.BCST 604(CX), Z10, Z1
+	VFMADD231PS.BCST 608(CX), Z10, Z2
+	VFMADD231PS.BCST 612(CX), Z10, Z3
+	VFMADD231PS.BCST 616(CX), Z10, Z4
+	VFMADD231PS.BCST 620(CX), Z10, Z5
+	VFMADD231PS.BCST 624(CX), Z10, Z6
+	VFMADD231PS.BCST 628(CX), Z10, Z7
+	VFMADD231PS.BCST 632(CX), Z10, Z8
+	VFMADD231PS.BCST 636(CX), Z10, Z9
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000280, CX
+	DECQ             DX
+	JNZ              linearChain_16x10_avx512_k
+
+linearChain_16x10_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x10_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z10
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z22
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z23
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z24
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z25
+	VUNPCKLPS        Z11, Z10, Z26
+	VUNPCKHPS        Z11, Z10, Z10
+	VUNPCKLPS        Z13, Z12, Z11
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPS        Z23, Z22, Z21
+	VUNPCKHPS        Z23, Z22, Z22
+	VUNPCKLPS        Z25, Z24, Z23
+	VUNPCKHPS        Z25, Z24, Z24
+	VUNPCKLPD        Z11, Z26, Z25
+	VUNPCKHPD        Z11, Z26, Z11
+	VUNPCKLPD        Z12, Z10, Z26
+	VUNPCKHPD        Z12, Z10, Z10
+	VUNPCKLPD        Z15, Z13, Z12
+	VUNPCKHPD        Z15, Z13, Z13
+	VUNPCKLPD        Z16, Z14, Z15
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z19, Z17, Z16
+	VUNPCKHPD        Z19, Z17, Z17
+	VUNPCKLPD        Z20, Z18, Z19
+	VUNPCKHPD        Z20, Z18, Z18
+	VUNPCKLPD        Z23, Z21, Z20
+	VUNPCKHPD        Z23, Z21, Z21
+	VUNPCKLPD        Z24, Z22, Z23
+	VUNPCKHPD        Z24, Z22, Z22
+	VSHUFF32X4       $0x88, Z12, Z25, Z24
+	VSHUFF32X4       $0xdd, Z12, Z25, Z12
+	VSHUFF32X4       $0x88, Z15, Z26, Z25
+	VSHUFF32X4       $0xdd, Z15, Z26, Z15
+	VSHUFF32X4       $0x88, Z13, Z11, Z26
+	VSHUFF32X4       $0xdd, Z13, Z11, Z11
+	VSHUFF32X4       $0x88, Z14, Z10, Z13
+	VSHUFF32X4       $0xdd, Z14, Z10, Z10
+	VSHUFF32X4       $0x88, Z20, Z16, Z14
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z23, Z19, Z20
+	VSHUFF32X4       $0xdd, Z23, Z19, Z19
+	VSHUFF32X4       $0x88, Z21, Z17, Z23
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z22, Z18, Z21
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z14, Z24, Z22
+	VSHUFF32X4       $0xdd, Z14, Z24, Z14
+	VSHUFF32X4       $0x88, Z20, Z25, Z24
+	VSHUFF32X4       $0xdd, Z20, Z25, Z20
+	VSHUFF32X4       $0x88, Z23, Z26, Z25
+	VSHUFF32X4       $0xdd, Z23, Z26, Z23
+	VSHUFF32X4       $0x88, Z21, Z13, Z26
+	VSHUFF32X4       $0xdd, Z21, Z13, Z13
+	VSHUFF32X4       $0x88, Z16, Z12, Z21
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z19, Z15, Z16
+	VSHUFF32X4       $0xdd, Z19, Z15, Z15
+	VSHUFF32X4       $0x88, Z17, Z11, Z19
+	VSHUFF32X4       $0xdd, Z17, Z11, Z11
+	VSHUFF32X4       $0x88, Z18, Z10, Z17
+	VSHUFF32X4       $0xdd, Z18, Z10, Z10
+	VFMADD231PS.BCST (CX), Z22, Z0
+	VFMADD231PS.BCST 4(CX), Z22, Z1
+	VFMADD231PS.BCST 8(CX), Z22, Z2
+	VFMADD231PS.BCST 12(CX), Z22, Z3
+	VFMADD231PS.BCST 16(CX), Z22, Z4
+	VFMADD231PS.BCST 20(CX), Z22, Z5
+	VFMADD231PS.BCST 24(CX), Z22, Z6
+	VFMADD231PS.BCST 28(CX), Z22, Z7
+	VFMADD231PS.BCST 32(CX), Z22, Z8
+	VFMADD231PS.BCST 36(CX), Z22, Z9
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 40(CX), Z25, Z0
+	VFMADD231PS.BCST 44(CX), Z25, Z1
+	VFMADD231PS.BCST 48(CX), Z25, Z2
+	VFMADD231PS.BCST 52(CX), Z25, Z3
+	VFMADD231PS.BCST 56(CX), Z25, Z4
+	VFMADD231PS.BCST 60(CX), Z25, Z5
+	VFMADD231PS.BCST 64(CX), Z25, Z6
+	VFMADD231PS.BCST 68(CX), Z25, Z7
+	VFMADD231PS.BCST 72(CX), Z25, Z8
+	VFMADD231PS.BCST 76(CX), Z25, Z9
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 80(CX), Z24, Z0
+	VFMADD231PS.BCST 84(CX), Z24, Z1
+	VFMADD231PS.BCST 88(CX), Z24, Z2
+	VFMADD231PS.BCST 92(CX), Z24, Z3
+	VFMADD231PS.BCST 96(CX), Z24, Z4
+	VFMADD231PS.BCST 100(CX), Z24, Z5
+	VFMADD231PS.BCST 104(CX), Z24, Z6
+	VFMADD231PS.BCST 108(CX), Z24, Z7
+	VFMADD231PS.BCST 112(CX), Z24, Z8
+	VFMADD231PS.BCST 116(CX), Z24, Z9
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 120(CX), Z26, Z0
+	VFMADD231PS.BCST 124(CX), Z26, Z1
+	VFMADD231PS.BCST 128(CX), Z26, Z2
+	VFMADD231PS.BCST 132(CX), Z26, Z3
+	VFMADD231PS.BCST 136(CX), Z26, Z4
+	VFMADD231PS.BCST 140(CX), Z26, Z5
+	VFMADD231PS.BCST 144(CX), Z26, Z6
+	VFMADD231PS.BCST 148(CX), Z26, Z7
+	VFMADD231PS.BCST 152(CX), Z26, Z8
+	VFMADD231PS.BCST 156(CX), Z26, Z9
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 160(CX), Z21, Z0
+	VFMADD231PS.BCST 164(CX), Z21, Z1
+	VFMADD231PS.BCST 168(CX), Z21, Z2
+	VFMADD231PS.BCST 172(CX), Z21, Z3
+	VFMADD231PS.BCST 176(CX), Z21, Z4
+	VFMADD231PS.BCST 180(CX), Z21, Z5
+	VFMADD231PS.BCST 184(CX), Z21, Z6
+	VFMADD231PS.BCST 188(CX), Z21, Z7
+	VFMADD231PS.BCST 192(CX), Z21, Z8
+	VFMADD231PS.BCST 196(CX), Z21, Z9
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 200(CX), Z19, Z0
+	VFMADD231PS.BCST 204(CX), Z19, Z1
+	VFMADD231PS.BCST 208(CX), Z19, Z2
+	VFMADD231PS.BCST 212(CX), Z19, Z3
+	VFMADD231PS.BCST 216(CX), Z19, Z4
+	VFMADD231PS.BCST 220(CX), Z19, Z5
+	VFMADD231PS.BCST 224(CX), Z19, Z6
+	VFMADD231PS.BCST 228(CX), Z19, Z7
+	VFMADD231PS.BCST 232(CX), Z19, Z8
+	VFMADD231PS.BCST 236(CX), Z19, Z9
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 240(CX), Z16, Z0
+	VFMADD231PS.BCST 244(CX), Z16, Z1
+	VFMADD231PS.BCST 248(CX), Z16, Z2
+	VFMADD231PS.BCST 252(CX), Z16, Z3
+	VFMADD231PS.BCST 256(CX), Z16, Z4
+	VFMADD231PS.BCST 260(CX), Z16, Z5
+	VFMADD231PS.BCST 264(CX), Z16, Z6
+	VFMADD231PS.BCST 268(CX), Z16, Z7
+	VFMADD231PS.BCST 272(CX), Z16, Z8
+	VFMADD231PS.BCST 276(CX), Z16, Z9
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 280(CX), Z17, Z0
+	VFMADD231PS.BCST 284(CX), Z17, Z1
+	VFMADD231PS.BCST 288(CX), Z17, Z2
+	VFMADD231PS.BCST 292(CX), Z17, Z3
+	VFMADD231PS.BCST 296(CX), Z17, Z4
+	VFMADD231PS.BCST 300(CX), Z17, Z5
+	VFMADD231PS.BCST 304(CX), Z17, Z6
+	VFMADD231PS.BCST 308(CX), Z17, Z7
+	VFMADD231PS.BCST 312(CX), Z17, Z8
+	VFMADD231PS.BCST 316(CX), Z17, Z9
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 320(CX), Z14, Z0
+	VFMADD231PS.BCST 324(CX), Z14, Z1
+	VFMADD231PS.BCST 328(CX), Z14, Z2
+	VFMADD231PS.BCST 332(CX), Z14, Z3
+	VFMADD231PS.BCST 336(CX), Z14, Z4
+	VFMADD231PS.BCST 340(CX), Z14, Z5
+	VFMADD231PS.BCST 344(CX), Z14, Z6
+	VFMADD231PS.BCST 348(CX), Z14, Z7
+	VFMADD231PS.BCST 352(CX), Z14, Z8
+	VFMADD231PS.BCST 356(CX), Z14, Z9
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 360(CX), Z23, Z0
+	VFMADD231PS.BCST 364(CX), Z23, Z1
+	VFMADD231PS.BCST 368(CX), Z23, Z2
+	VFMADD231PS.BCST 372(CX), Z23, Z3
+	VFMADD231PS.BCST 376(CX), Z23, Z4
+	VFMADD231PS.BCST 380(CX), Z23, Z5
+	VFMADD231PS.BCST 384(CX), Z23, Z6
+	VFMADD231PS.BCST 388(CX), Z23, Z7
+	VFMADD231PS.BCST 392(CX), Z23, Z8
+	VFMADD231PS.BCST 396(CX), Z23, Z9
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 400(CX), Z20, Z0
+	VFMADD231PS.BCST 404(CX), Z20, Z1
+	VFMADD231PS.BCST 408(CX), Z20, Z2
+	VFMADD231PS.BCST 412(CX), Z20, Z3
+	VFMADD231PS.BCST 416(CX), Z20, Z4
+	VFMADD231PS.BCST 420(CX), Z20, Z5
+	VFMADD231PS.BCST 424(CX), Z20, Z6
+	VFMADD231PS.BCST 428(CX), Z20, Z7
+	VFMADD231PS.BCST 432(CX), Z20, Z8
+	VFMADD231PS.BCST 436(CX), Z20, Z9
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 440(CX), Z13, Z0
+	VFMADD231PS.BCST 444(CX), Z13, Z1
+	VFMADD231PS.BCST 448(CX), Z13, Z2
+	VFMADD231PS.BCST 452(CX), Z13, Z3
+	VFMADD231PS.BCST 456(CX), Z13, Z4
+	VFMADD231PS.BCST 460(CX), Z13, Z5
+	VFMADD231PS.BCST 464(CX), Z13, Z6
+	VFMADD231PS.BCST 468(CX), Z13, Z7
+	VFMADD231PS.BCST 472(CX), Z13, Z8
+	VFMADD231PS.BCST 476(CX), Z13, Z9
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 480(CX), Z12, Z0
+	VFMADD231PS.BCST 484(CX), Z12, Z1
+	VFMADD231PS.BCST 488(CX), Z12, Z2
+	VFMADD231PS.BCST 492(CX), Z12, Z3
+	VFMADD231PS.BCST 496(CX), Z12, Z4
+	VFMADD231PS.BCST 500(CX), Z12, Z5
+	VFMADD231PS.BCST 504(CX), Z12, Z6
+	VFMADD231PS.BCST 508(CX), Z12, Z7
+	VFMADD231PS.BCST 512(CX), Z12, Z8
+	VFMADD231PS.BCST 516(CX), Z12, Z9
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 520(CX), Z11, Z0
+	VFMADD231PS.BCST 524(CX), Z11, Z1
+	VFMADD231PS.BCST 528(CX), Z11, Z2
+	VFMADD231PS.BCST 532(CX), Z11, Z3
+	VFMADD231PS.BCST 536(CX), Z11, Z4
+	VFMADD231PS.BCST 540(CX), Z11, Z5
+	VFMADD231PS.BCST 544(CX), Z11, Z6
+	VFMADD231PS.BCST 548(CX), Z11, Z7
+	VFMADD231PS.BCST 552(CX), Z11, Z8
+	VFMADD231PS.BCST 556(CX), Z11, Z9
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 560(CX), Z15, Z0
+	VFMADD231PS.BCST 564(CX), Z15, Z1
+	VFMADD231PS.BCST 568(CX), Z15, Z2
+	VFMADD231PS.BCST 572(CX), Z15, Z3
+	VFMADD231PS.BCST 576(CX), Z15, Z4
+	VFMADD231PS.BCST 580(CX), Z15, Z5
+	VFMADD231PS.BCST 584(CX), Z15, Z6
+	VFMADD231PS.BCST 588(CX), Z15, Z7
+	VFMADD231PS.BCST 592(CX), Z15, Z8
+	VFMADD231PS.BCST 596(CX), Z15, Z9
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x10_avx512_tail0
+	VFMADD231PS.BCST 600(CX), Z10, Z0
+	VFMADD231PS.BCST 604(CX), Z10, Z1
+	VFMADD231PS.BCST 608(CX), Z10, Z2
+	VFMADD231PS.BCST 612(CX), Z10, Z3
+	VFMADD231PS.BCST 616(CX), Z10, Z4
+	VFMADD231PS.BCST 620(CX), Z10, Z5
+	VFMADD231PS.BCST 624(CX), Z10, Z6
+	VFMADD231PS.BCST 628(CX), Z10, Z7
+	VFMADD231PS.BCST 632(CX), Z10, Z8
+	VFMADD231PS.BCST 636(CX), Z10, Z9
+
+linearChain_16x10_avx512_tail0:
+linearChain_16x10_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z10
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z10, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z10, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z10, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z10, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z10, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z10, Z5
+	VMOVUPS      Z5, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z6, Z10, Z6
+	VMOVUPS      Z6, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z7, Z10, Z7
+	VMOVUPS      Z7, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z8, Z10, Z8
+	VMOVUPS      Z8, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z9, Z10, Z9
+	VMOVUPS      Z9, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x10_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x11_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x11_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x11_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x11_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x11_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z6
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z7
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z8
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z9
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z10
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x11_avx512_tail
+
+linearChain_16x11_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z11
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z22
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z23
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z24
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z25
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z26
+	VUNPCKLPS        Z12, Z11, Z27
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPS        Z22, Z21, Z20
+	VUNPCKHPS        Z22, Z21, Z21
+	VUNPCKLPS        Z24, Z23, Z22
+	VUNPCKHPS        Z24, Z23, Z23
+	VUNPCKLPS        Z26, Z25, Z24
+	VUNPCKHPS        Z26, Z25, Z25
+	VUNPCKLPD        Z12, Z27, Z26
+	VUNPCKHPD        Z12, Z27, Z12
+	VUNPCKLPD        Z13, Z11, Z27
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z16, Z14, Z13
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z17, Z15, Z16
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z20, Z18, Z17
+	VUNPCKHPD        Z20, Z18, Z18
+	VUNPCKLPD        Z21, Z19, Z20
+	VUNPCKHPD        Z21, Z19, Z19
+	VUNPCKLPD        Z24, Z22, Z21
+	VUNPCKHPD        Z24, Z22, Z22
+	VUNPCKLPD        Z25, Z23, Z24
+	VUNPCKHPD        Z25, Z23, Z23
+	VSHUFF32X4       $0x88, Z13, Z26, Z25
+	VSHUFF32X4       $0xdd, Z13, Z26, Z13
+	VSHUFF32X4       $0x88, Z16, Z27, Z26
+	VSHUFF32X4       $0xdd, Z16, Z27, Z16
+	VSHUFF32X4       $0x88, Z14, Z12, Z27
+	VSHUFF32X4       $0xdd, Z14, Z12, Z12
+	VSHUFF32X4       $0x88, Z15, Z11, Z14
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z21, Z17, Z15
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z24, Z20, Z21
+	VSHUFF32X4       $0xdd, Z24, Z20, Z20
+	VSHUFF32X4       $0x88, Z22, Z18, Z24
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z23, Z19, Z22
+	VSHUFF32X4       $0xdd, Z23, Z19, Z19
+	VSHUFF32X4       $0x88, Z15, Z25, Z23
+	VSHUFF32X4       $0xdd, Z15, Z25, Z15
+	VSHUFF32X4       $0x88, Z21, Z26, Z25
+	VSHUFF32X4       $0xdd, Z21, Z26, Z21
+	VSHUFF32X4       $0x88, Z24, Z27, Z26
+	VSHUFF32X4       $0xdd, Z24, Z27, Z24
+	VSHUFF32X4       $0x88, Z22, Z14, Z27
+	VSHUFF32X4       $0xdd, Z22, Z14, Z14
+	VSHUFF32X4       $0x88, Z17, Z13, Z22
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z20, Z16, Z17
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z18, Z12, Z20
+	VSHUFF32X4       $0xdd, Z18, Z12, Z12
+	VSHUFF32X4       $0x88, Z19, Z11, Z18
+	VSHUFF32X4       $0xdd, Z19, Z11, Z11
+	VFMADD231PS.BCST (CX), Z23, Z0
+	VFMADD231PS.BCST 4(CX), Z23, Z1
+	VFMADD231PS.BCST 8(CX), Z23, Z2
+	VFMADD231PS.BCST 12(CX), Z23, Z3
+	VFMADD231PS.BCST 16(CX), Z23, Z4
+	VFMADD231PS.BCST 20(CX), Z23, Z5
+	VFMADD231PS.BCST 24(CX), Z23, Z6
+	VFMADD231PS.BCST 28(CX), Z23, Z7
+	VFMADD231PS.BCST 32(CX), Z23, Z8
+	VFMADD231PS.BCST 36(CX), Z23, Z9
+	VFMADD231PS.BCST 40(CX), Z23, Z10
+	VFMADD231PS.BCST 44(CX), Z26, Z0
+	VFMADD231PS.BCST 48(CX), Z26, Z1
+	VFMADD231PS.BCST 52(CX), Z26, Z2
+	VFMADD231PS.BCST 56(CX), Z26, Z3
+	VFMADD231PS.BCST 60(CX), Z26, Z4
+	VFMADD231PS.BCST 64(CX), Z26, Z5
+	VFMADD231PS.BCST 68(CX), Z26, Z6
+	VFMADD231PS.BCST 72(CX), Z26, Z7
+	VFMADD231PS.BCST 76(CX), Z26, Z8
+	VFMADD231PS.BCST 80(CX), Z26, Z9
+	VFMADD231PS.BCST 84(CX), Z26, Z10
+	VFMADD231PS.BCST 88(CX), Z25, Z0
+	VFMADD231PS.BCST 92(CX), Z25, Z1
+	VFMADD231PS.BCST 96(CX), Z25, Z2
+	VFMADD231PS.BCST 100(CX), Z25, Z3
+	VFMADD231PS.BCST 104(CX), Z25, Z4
+	VFMADD231PS.BCST 108(CX), Z25, Z5
+	VFMADD231PS.BCST 112(CX), Z25, Z6
+	VFMADD231PS.BCST 116(CX), Z25, Z7
+	VFMADD231PS.BCST 120(CX), Z25, Z8
+	VFMADD231PS.BCST 124(CX), Z25, Z9
+	VFMADD231PS.BCST 128(CX), Z25, Z10
+	VFMADD231PS.BCST 132(CX), Z27, Z0
+	VFMADD231PS.BCST 136(CX), Z27, Z1
+	VFMADD231PS.BCST 140(CX), Z27, Z2
+	VFMADD231PS.BCST 144(CX), Z27, Z3
+	VFMADD231PS.BCST 148(CX), Z27, Z4
+	VFMADD231PS.BCST 152(CX), Z27, Z5
+	VFMADD231PS.BCST 156(CX), Z27, Z6
+	VFMADD231PS.BCST 160(CX), Z27, Z7
+	VFMADD231PS.BCST 164(CX), Z27, Z8
+	VFMADD231PS.BCST 168(CX), Z27, Z9
+	VFMADD231PS.BCST 172(CX), Z27, Z10
+	VFMADD231PS.BCST 176(CX), Z22, Z0
+	VFMADD231PS.BCST 180(CX), Z22, Z1
+	VFMADD231PS.BCST 184(CX), Z22, Z2
+	VFMADD231PS.BCST 188(CX), Z22, Z3
+	VFMADD231PS.BCST 192(CX), Z22, Z4
+	VFMADD231PS.BCST 196(CX), Z22, Z5
+	VFMADD231PS.BCST 200(CX), Z22, Z6
+	VFMADD231PS.BCST 204(CX), Z22, Z7
+	VFMADD231PS.BCST 208(CX), Z22, Z8
+	VFMADD231PS.BCST 212(CX), Z22, Z9
+	VFMADD231PS.BCST 216(CX), Z22, Z10
+	VFMADD231PS.BCST 220(CX), Z20, Z0
+	VFMADD231PS.BCST 224(CX), Z20, Z1
+	VFMADD231PS.BCST 228(CX), Z20, Z2
+	VFMADD231PS.BCST 232(CX), Z20, Z3
+	VFMADD231PS.BCST 236(CX), Z20, Z4
+	VFMADD231PS.BCST 240(CX), Z20, Z5
+	VFMADD231PS.BCST 244(CX), Z20, Z6
+	VFMADD231PS.BCST 248(CX), Z20, Z7
+	VFMADD231PS.BCST 252(CX), Z20, Z8
+	VFMADD231PS.BCST 256(CX), Z20, Z9
+	VFMADD231PS.BCST 260(CX), Z20, Z10
+	VFMADD231PS.BCST 264(CX), Z17, Z0
+	VFMADD231PS.BCST 268(CX), Z17, Z1
+	VFMADD231PS.BCST 272(CX), Z17, Z2
+	VFMADD231PS.BCST 276(CX), Z17, Z3
+	VFMADD231PS.BCST 280(CX), Z17, Z4
+	VFMADD231PS.BCST 284(CX), Z17, Z5
+	VFMADD231PS.BCST 288(CX), Z17, Z6
+	VFMADD231PS.BCST 292(CX), Z17, Z7
+	VFMADD231PS.BCST 296(CX), Z17, Z8
+	VFMADD231PS.BCST 300(CX), Z17, Z9
+	VFMADD231PS.BCST 304(CX), Z17, Z10
+	VFMADD231PS.BCST 308(CX), Z18, Z0
+	VFMADD231PS.BCST 312(CX), Z18, Z1
+	VFMADD231PS.BCST 316(CX), Z18, Z2
+	VFMADD231PS.BCST 320(CX), Z18, Z3
+	VFMADD231PS.BCST 324(CX), Z18, Z4
+	VFMADD231PS.BCST 328(CX), Z18, Z5
+	VFMADD231PS.BCST 332(CX), Z18, Z6
+	VFMADD231PS.BCST 336(CX), Z18, Z7
+	VFMADD231PS.BCST 340(CX), Z18, Z8
+	VFMADD231PS.BCST 344(CX), Z18, Z9
+	VFMADD231PS.BCST 348(CX), Z18, Z10
+	VFMADD231PS.BCST 352(CX), Z15, Z0
+	VFMADD231PS.BCST 356(CX), Z15, Z1
+	VFMADD231PS.BCST 360(CX), Z15, Z2
+	VFMADD231PS.BCST 364(CX), Z15, Z3
+	VFMADD231PS.BCST 368(CX), Z15, Z4
+	VFMADD231PS.BCST 372(CX), Z15, Z5
+	VFMADD231PS.BCST 376(CX), Z15, Z6
+	VFMADD231PS.BCST 380(CX), Z15, Z7
+	VFMADD231PS.BCST 384(CX), Z15, Z8
+	VFMADD231PS.BCST 388(CX), Z15, Z9
+	VFMADD231PS.BCST 392(CX), Z15, Z10
+	VFMADD231PS.BCST 396(CX), Z24, Z0
+	VFMADD231PS.BCST 400(CX), Z24, Z1
+	VFMADD231PS.BCST 404(CX), Z24, Z2
+	VFMADD231PS.BCST 408(CX), Z24, Z3
+	VFMADD231PS.BCST 412(CX), Z24, Z4
+	VFMADD231PS.BCST 416(CX), Z24, Z5
+	VFMADD231PS.BCST 420(CX), Z24, Z6
+	VFMADD231PS.BCST 424(CX), Z24, Z7
+	VFMADD231PS.BCST 428(CX), Z24, Z8
+	VFMADD231PS.BCST 432(CX), Z24, Z9
+	VFMADD231PS.BCST 436(CX), Z24, Z10
+	VFMADD231PS.BCST 440(CX), Z21, Z0
+	VFMADD231PS.BCST 444(CX), Z21, Z1
+	VFMADD231PS.BCST 448(CX), Z21, Z2
+	VFMADD231PS.BCST 452(CX), Z21, Z3
+	VFMADD231PS.BCST 456(CX), Z21, Z4
+	VFMADD231PS.BCST 460(CX), Z21, Z5
+	VFMADD231PS.BCST 464(CX), Z21, Z6
+	VFMADD231PS.BCST 468(CX), Z21, Z7
+	VFMADD231PS.BCST 472(CX), Z21, Z8
+	VFMADD231PS.BCST 476(CX), Z21, Z9
+	VFMADD231PS.BCST 480(CX), Z21, Z10
+	VFMADD231PS.BCST 484(CX), Z14, Z0
+	VFMADD231PS.BCST 488(CX), Z14, Z1
+	VFMADD231PS.BCST 492(CX), Z14, Z2
+	VFMADD231PS.BCST 496(CX), Z14, Z3
+	VFMADD231PS.BCST 500(CX), Z14, Z4
+	VFMADD231PS.BCST 504(CX), Z14, Z5
+	VFMADD231PS.BCST 508(CX), Z14, Z6
+	VFMADD231PS.BCST 512(CX), Z14, Z7
+	VFMADD231PS.BCST 516(CX), Z14, Z8
+	VFMADD231PS.BCST 520(CX), Z14, Z9
+	VFMADD231PS.BCST 524(CX), Z14, Z10
+	VFMADD231PS.BCST 528(CX), Z13, Z0
+	VFMADD231PS.BCST 532(CX), Z13, Z1
+	VFMADD231PS.BCST 536(CX), Z13, Z2
+	VFMADD231PS.BCST 540(CX), Z13, Z3
+	VFMADD231PS.BCST 544(CX), Z13, Z4
+	VFMADD231PS.BCST 548(CX), Z13, Z5
+	VFMADD231PS.BCST 552(CX), Z13, Z6
+	VFMADD231PS.BCST 556(CX), Z13, Z7
+	VFMADD231PS.BCST 560(CX), Z13, Z8
+	VFMADD231PS.BCST 564(CX), Z13, Z9
+	VFMADD231PS.BCST 568(CX), Z13, Z10
+	VFMADD231PS.BCST 572(CX), Z12, Z0
+	VFMADD231PS.BCST 576(CX), Z12, Z1
+	VFMADD231PS.BCST 580(CX), Z12, Z2
+	VFMADD231PS.BCST 584(CX), Z12, Z3
+	VFMADD231PS.BCST 588(CX), Z12, Z4
+	VFMADD231PS.BCST 592(CX), Z12, Z5
+	VFMADD231PS.BCST 596(CX), Z12, Z6
+	VFMADD231PS.BCST 600(CX), Z12, Z7
+	VFMADD231PS.BCST 604(CX), Z12, Z8
+	VFMADD231PS.BCST 608(CX), Z12, Z9
+	VFMADD231PS.BCST 612(CX), Z12, Z10
+	VFMADD231PS.BCST 616(CX), Z16, Z0
+	VFMADD231PS.BCST 620(CX), Z16, Z1
+	VFMADD231PS.BCST 624(CX), Z16, Z2
+	VFMADD231PS.BCST 628(CX), Z16, Z3
+	VFMADD231PS.BCST 632(CX), Z16, Z4
+	VFMADD231PS.BCST 636(CX), Z16, Z5
+	VFMADD231PS.BCST 640(CX), Z16, Z6
+	VFMADD231PS.BCST 644(CX), Z16, Z7
+	VFMADD231PS.BCST 648(CX), Z16, Z8
+	VFMADD231PS.BCST 652(CX), Z16, Z9
+	VFMADD231PS.BCST 656(CX), Z16, Z10
+	VFMADD231PS.BCST 660(CX), Z11, Z0
+	VFMADD231PS.BCST 664(CX), Z11, Z1
+	VFMADD231PS.BCST 668(CX), Z11, Z2
+	VFMADD231PS.BCST 672(CX), Z11, Z3
+	VFMADD231PS.BCST 676(CX), Z11, Z4
+	VFMADD231PS.BCST 680(CX), Z11, Z5
+	VFMADD231PS.BCST 684(CX), Z11, Z6
+	VFMADD231PS.BCST 688(CX), Z11, Z7
+	VFMADD231PS.BCST 692(CX), Z11, Z8
+	VFMADD231PS.BCST 696(CX), Z11, Z9
+	VFMADD231PS.BCST 700(CX), Z11, Z10
+	ADDQ             $0x40, AX
+	ADDQ             $0x000002c0, CX
+	DECQ             DX
+	JNZ              linearChain_16x11_avx512_k
+
+linearChain_16x11_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x11_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z11
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z22
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z23
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z24
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z25
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z26
+	VUNPCKLPS        Z12, Z11, Z27
+	VUNPCKHPS        Z12, Z11, Z11
+	VUNPCKLPS        Z14, Z13, Z12
+	VUNPCKHPS        Z14, Z13, Z13
+	VUNPCKLPS        Z16, Z15, Z14
+	VUNPCKHPS        Z16, Z15, Z15
+	VUNPCKLPS        Z18, Z17, Z16
+	VUNPCKHPS        Z18, Z17, Z17
+	VUNPCKLPS        Z20, Z19, Z18
+	VUNPCKHPS        Z20, Z19, Z19
+	VUNPCKLPS        Z22, Z21, Z20
+	VUNPCKHPS        Z22, Z21, Z21
+	VUNPCKLPS        Z24, Z23, Z22
+	VUNPCKHPS        Z24, Z23, Z23
+	VUNPCKLPS        Z26, Z25, Z24
+	VUNPCKHPS        Z26, Z25, Z25
+	VUNPCKLPD        Z12, Z27, Z26
+	VUNPCKHPD        Z12, Z27, Z12
+	VUNPCKLPD        Z13, Z11, Z27
+	VUNPCKHPD        Z13, Z11, Z11
+	VUNPCKLPD        Z16, Z14, Z13
+	VUNPCKHPD        Z16, Z14, Z14
+	VUNPCKLPD        Z17, Z15, Z16
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z20, Z18, Z17
+	VUNPCKHPD        Z20, Z18, Z18
+	VUNPCKLPD        Z21, Z19, Z20
+	VUNPCKHPD        Z21, Z19, Z19
+	VUNPCKLPD        Z24, Z22, Z21
+	VUNPCKHPD        Z24, Z22, Z22
+	VUNPCKLPD        Z25, Z23, Z24
+	VUNPCKHPD        Z25, Z23, Z23
+	VSHUFF32X4       $0x88, Z13, Z26, Z25
+	VSHUFF32X4       $0xdd, Z13, Z26, Z13
+	VSHUFF32X4       $0x88, Z16, Z27, Z26
+	VSHUFF32X4       $0xdd, Z16, Z27, Z16
+	VSHUFF32X4       $0x88, Z14, Z12, Z27
+	VSHUFF32X4       $0xdd, Z14, Z12, Z12
+	VSHUFF32X4       $0x88, Z15, Z11, Z14
+	VSHUFF32X4       $0xdd, Z15, Z11, Z11
+	VSHUFF32X4       $0x88, Z21, Z17, Z15
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z24, Z20, Z21
+	VSHUFF32X4       $0xdd, Z24, Z20, Z20
+	VSHUFF32X4       $0x88, Z22, Z18, Z24
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z23, Z19, Z22
+	VSHUFF32X4       $0xdd, Z23, Z19, Z19
+	VSHUFF32X4       $0x88, Z15, Z25, Z23
+	VSHUFF32X4       $0xdd, Z15, Z25, Z15
+	VSHUFF32X4       $0x88, Z21, Z26, Z25
+	VSHUFF32X4       $0xdd, Z21, Z26, Z21
+	VSHUFF32X4       $0x88, Z24, Z27, Z26
+	VSHUFF32X4       $0xdd, Z24, Z27, Z24
+	VSHUFF32X4       $0x88, Z22, Z14, Z27
+	VSHUFF32X4       $0xdd, Z22, Z14, Z14
+	VSHUFF32X4       $0x88, Z17, Z13, Z22
+	VSHUFF32X4       $0xdd, Z17, Z13, Z13
+	VSHUFF32X4       $0x88, Z20, Z16, Z17
+	VSHUFF32X4       $0xdd, Z20, Z16, Z16
+	VSHUFF32X4       $0x88, Z18, Z12, Z20
+	VSHUFF32X4       $0xdd, Z18, Z12, Z12
+	VSHUFF32X4       $0x88, Z19, Z11, Z18
+	VSHUFF32X4       $0xdd, Z19, Z11, Z11
+	VFMADD231PS.BCST (CX), Z23, Z0
+	VFMADD231PS.BCST 4(CX), Z23, Z1
+	VFMADD231PS.BCST 8(CX), Z23, Z2
+	VFMADD231PS.BCST 12(CX), Z23, Z3
+	VFMADD231PS.BCST 16(CX), Z23, Z4
+	VFMADD231PS.BCST 20(CX), Z23, Z5
+	VFMADD231PS.BCST 24(CX), Z23, Z6
+	VFMADD231PS.BCST 28(CX), Z23, Z7
+	VFMADD231PS.BCST 32(CX), Z23, Z8
+	VFMADD231PS.BCST 36(CX), Z23, Z9
+	VFMADD231PS.BCST 40(CX), Z23, Z10
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 44(CX), Z26, Z0
+	VFMADD231PS.BCST 48(CX), Z26, Z1
+	VFMADD231PS.BCST 52(CX), Z26, Z2
+	VFMADD231PS.BCST 56(CX), Z26, Z3
+	VFMADD231PS.BCST 60(CX), Z26, Z4
+	VFMADD231PS.BCST 64(CX), Z26, Z5
+	VFMADD231PS.BCST 68(CX), Z26, Z6
+	VFMADD231PS.BCST 72(CX), Z26, Z7
+	VFMADD231PS.BCST 76(CX), Z26, Z8
+	VFMADD231PS.BCST 80(CX), Z26, Z9
+	VFMADD231PS.BCST 84(CX), Z26, Z10
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 88(CX), Z25, Z0
+	VFMADD231PS.BCST 92(CX), Z25, Z1
+	VFMADD231PS.BCST 96(CX), Z25, Z2
+	VFMADD231PS.BCST 100(CX), Z25, Z3
+	VFMADD231PS.BCST 104(CX), Z25, Z4
+	VFMADD231PS.BCST 108(CX), Z25, Z5
+	VFMADD231PS.BCST 112(CX), Z25, Z6
+	VFMADD231PS.BCST 116(CX), Z25, Z7
+	VFMADD231PS.BCST 120(CX), Z25, Z8
+	VFMADD231PS.BCST 124(CX), Z25, Z9
+	VFMADD231PS.BCST 128(CX), Z25, Z10
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 132(CX), Z27, Z0
+	VFMADD231PS.BCST 136(CX), Z27, Z1
+	VFMADD231PS.BCST 140(CX), Z27, Z2
+	VFMADD231PS.BCST 144(CX), Z27, Z3
+	VFMADD231PS.BCST 148(CX), Z27, Z4
+	VFMADD231PS.BCST 152(CX), Z27, Z5
+	VFMADD231PS.BCST 156(CX), Z27, Z6
+	VFMADD231PS.BCST 160(CX), Z27, Z7
+	VFMADD231PS.BCST 164(CX), Z27, Z8
+	VFMADD231PS.BCST 168(CX), Z27, Z9
+	VFMADD231PS.BCST 172(CX), Z27, Z10
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 176(CX), Z22, Z0
+	VFMADD231PS.BCST 180(CX), Z22, Z1
+	VFMADD231PS.BCST 184(CX), Z22, Z2
+	VFMADD231PS.BCST 188(CX), Z22, Z3
+	VFMADD231PS.BCST 192(CX), Z22, Z4
+	VFMADD231PS.BCST 196(CX), Z22, Z5
+	VFMADD231PS.BCST 200(CX), Z22, Z6
+	VFMADD231PS.BCST 204(CX), Z22, Z7
+	VFMADD231PS.BCST 208(CX), Z22, Z8
+	VFMADD231PS.BCST 212(CX), Z22, Z9
+	VFMADD231PS.BCST 216(CX), Z22, Z10
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 220(CX), Z20, Z0
+	VFMADD231PS.BCST 224(CX), Z20, Z1
+	VFMADD231PS.BCST 228(CX), Z20, Z2
+	VFMADD231PS.BCST 232(CX), Z20, Z3
+	VFMADD231PS.BCST 236(CX), Z20, Z4
+	VFMADD231PS.BCST 240(CX), Z20, Z5
+	VFMADD231PS.BCST 244(CX), Z20, Z6
+	VFMADD231PS.BCST 248(CX), Z20, Z7
+	VFMADD231PS.BCST 252(CX), Z20, Z8
+	VFMADD231PS.BCST 256(CX), Z20, Z9
+	VFMADD231PS.BCST 260(CX), Z20, Z10
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 264(CX), Z17, Z0
+	VFMADD231PS.BCST 268(CX), Z17, Z1
+	VFMADD231PS.BCST 272(CX), Z17, Z2
+	VFMADD231PS.BCST 276(CX), Z17, Z3
+	VFMADD231PS.BCST 280(CX), Z17, Z4
+	VFMADD231PS.BCST 284(CX), Z17, Z5
+	VFMADD231PS.BCST 288(CX), Z17, Z6
+	VFMADD231PS.BCST 292(CX), Z17, Z7
+	VFMADD231PS.BCST 296(CX), Z17, Z8
+	VFMADD231PS.BCST 300(CX), Z17, Z9
+	VFMADD231PS.BCST 304(CX), Z17, Z10
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 308(CX), Z18, Z0
+	VFMADD231PS.BCST 312(CX), Z18, Z1
+	VFMADD231PS.BCST 316(CX), Z18, Z2
+	VFMADD231PS.BCST 320(CX), Z18, Z3
+	VFMADD231PS.BCST 324(CX), Z18, Z4
+	VFMADD231PS.BCST 328(CX), Z18, Z5
+	VFMADD231PS.BCST 332(CX), Z18, Z6
+	VFMADD231PS.BCST 336(CX), Z18, Z7
+	VFMADD231PS.BCST 340(CX), Z18, Z8
+	VFMADD231PS.BCST 344(CX), Z18, Z9
+	VFMADD231PS.BCST 348(CX), Z18, Z10
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 352(CX), Z15, Z0
+	VFMADD231PS.BCST 356(CX), Z15, Z1
+	VFMADD231PS.BCST 360(CX), Z15, Z2
+	VFMADD231PS.BCST 364(CX), Z15, Z3
+	VFMADD231PS.BCST 368(CX), Z15, Z4
+	VFMADD231PS.BCST 372(CX), Z15, Z5
+	VFMADD231PS.BCST 376(CX), Z15, Z6
+	VFMADD231PS.BCST 380(CX), Z15, Z7
+	VFMADD231PS.BCST 384(CX), Z15, Z8
+	VFMADD231PS.BCST 388(CX), Z15, Z9
+	VFMADD231PS.BCST 392(CX), Z15, Z10
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 396(CX), Z24, Z0
+	VFMADD231PS.BCST 400(CX), Z24, Z1
+	VFMADD231PS.BCST 404(CX), Z24, Z2
+	VFMADD231PS.BCST 408(CX), Z24, Z3
+	VFMADD231PS.BCST 412(CX), Z24, Z4
+	VFMADD231PS.BCST 416(CX), Z24, Z5
+	VFMADD231PS.BCST 420(CX), Z24, Z6
+	VFMADD231PS.BCST 424(CX), Z24, Z7
+	VFMADD231PS.BCST 428(CX), Z24, Z8
+	VFMADD231PS.BCST 432(CX), Z24, Z9
+	VFMADD231PS.BCST 436(CX), Z24, Z10
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 440(CX), Z21, Z0
+	VFMADD231PS.BCST 444(CX), Z21, Z1
+	VFMADD231PS.BCST 448(CX), Z21, Z2
+	VFMADD231PS.BCST 452(CX), Z21, Z3
+	VFMADD231PS.BCST 456(CX), Z21, Z4
+	VFMADD231PS.BCST 460(CX), Z21, Z5
+	VFMADD231PS.BCST 464(CX), Z21, Z6
+	VFMADD231PS.BCST 468(CX), Z21, Z7
+	VFMADD231PS.BCST 472(CX), Z21, Z8
+	VFMADD231PS.BCST 476(CX), Z21, Z9
+	VFMADD231PS.BCST 480(CX), Z21, Z10
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 484(CX), Z14, Z0
+	VFMADD231PS.BCST 488(CX), Z14, Z1
+	VFMADD231PS.BCST 492(CX), Z14, Z2
+	VFMADD231PS.BCST 496(CX), Z14, Z3
+	VFMADD231PS.BCST 500(CX), Z14, Z4
+	VFMADD231PS.BCST 504(CX), Z14, Z5
+	VFMADD231PS.BCST 508(CX), Z14, Z6
+	VFMADD231PS.BCST 512(CX), Z14, Z7
+	VFMADD231PS.BCST 516(CX), Z14, Z8
+	VFMADD231PS.BCST 520(CX), Z14, Z9
+	VFMADD231PS.BCST 524(CX), Z14, Z10
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 528(CX), Z13, Z0
+	VFMADD231PS.BCST 532(CX), Z13, Z1
+	VFMADD231PS.BCST 536(CX), Z13, Z2
+	VFMADD231PS.BCST 540(CX), Z13, Z3
+	VFMADD231PS.BCST 544(CX), Z13, Z4
+	VFMADD231PS.BCST 548(CX), Z13, Z5
+	VFMADD231PS.BCST 552(CX), Z13, Z6
+	VFMADD231PS.BCST 556(CX), Z13, Z7
+	VFMADD231PS.BCST 560(CX), Z13, Z8
+	VFMADD231PS.BCST 564(CX), Z13, Z9
+	VFMADD231PS.BCST 568(CX), Z13, Z10
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 572(CX), Z12, Z0
+	VFMADD231PS.BCST 576(CX), Z12, Z1
+	VFMADD231PS.BCST 580(CX), Z12, Z2
+	VFMADD231PS.BCST 584(CX), Z12, Z3
+	VFMADD231PS.BCST 588(CX), Z12, Z4
+	VFMADD231PS.BCST 592(CX), Z12, Z5
+	VFMADD231PS.BCST 596(CX), Z12, Z6
+	VFMADD231PS.BCST 600(CX), Z12, Z7
+	VFMADD231PS.BCST 604(CX), Z12, Z8
+	VFMADD231PS.BCST 608(CX), Z12, Z9
+	VFMADD231PS.BCST 612(CX), Z12, Z10
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 616(CX), Z16, Z0
+	VFMADD231PS.BCST 620(CX), Z16, Z1
+	VFMADD231PS.BCST 624(CX), Z16, Z2
+	VFMADD231PS.BCST 628(CX), Z16, Z3
+	VFMADD231PS.BCST 632(CX), Z16, Z4
+	VFMADD231PS.BCST 636(CX), Z16, Z5
+	VFMADD231PS.BCST 640(CX), Z16, Z6
+	VFMADD231PS.BCST 644(CX), Z16, Z7
+	VFMADD231PS.BCST 648(CX), Z16, Z8
+	VFMADD231PS.BCST 652(CX), Z16, Z9
+	VFMADD231PS.BCST 656(CX), Z16, Z10
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x11_avx512_tail0
+	VFMADD231PS.BCST 660(CX), Z11, Z0
+	VFMADD231PS.BCST 664(CX), Z11, Z1
+	VFMADD231PS.BCST 668(CX), Z11, Z2
+	VFMADD231PS.BCST 672(CX), Z11, Z3
+	VFMADD231PS.BCST 676(CX), Z11, Z4
+	VFMADD231PS.BCST 680(CX), Z11, Z5
+	VFMADD231PS.BCST 684(CX), Z11, Z6
+	VFMADD231PS.BCST 688(CX), Z11, Z7
+	VFMADD231PS.BCST 692(CX), Z11, Z8
+	VFMADD231PS.BCST 696(CX), Z11, Z9
+	VFMADD231PS.BCST 700(CX), Z11, Z10
+
+linearChain_16x11_avx512_tail0:
+linearChain_16x11_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z11
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z11, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z11, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z11, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z11, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z11, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z11, Z5
+	VMOVUPS      Z5, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z6, Z11, Z6
+	VMOVUPS      Z6, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z7, Z11, Z7
+	VMOVUPS      Z7, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z8, Z11, Z8
+	VMOVUPS      Z8, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z9, Z11, Z9
+	VMOVUPS      Z9, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z10, Z11, Z10
+	VMOVUPS      Z10, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x11_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_16x12_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, AVX512F, CMOV, MMX+
+TEXT ·linearChain_16x12_avx512(SB), NOSPLIT, $192-69
+	// kblk = k / 16; ktail = k % 16
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x0f, CX
+	SHRQ $0x04, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_16x12_avx512_block:
+	// nr = min(n, 16): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x10
+	MOVQ    $0x00000010, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x08
+	CMOVQHI DX, CX
+	MOVQ    CX, 128(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x09
+	CMOVQHI DX, CX
+	MOVQ    CX, 136(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0a
+	CMOVQHI DX, CX
+	MOVQ    CX, 144(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0b
+	CMOVQHI DX, CX
+	MOVQ    CX, 152(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0c
+	CMOVQHI DX, CX
+	MOVQ    CX, 160(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0d
+	CMOVQHI DX, CX
+	MOVQ    CX, 168(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0e
+	CMOVQHI DX, CX
+	MOVQ    CX, 176(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x0f
+	CMOVQHI DX, CX
+	MOVQ    CX, 184(SP)
+
+	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), CX
+	KMOVW (CX)(AX*2), K1
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_16x12_avx512_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_16x12_avx512_init:
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z6
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z7
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z8
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z9
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z10
+	ADDQ      CX, AX
+	VMOVUPS.Z (AX), K1, Z11
+	XORQ      AX, AX
+	MOVQ      xt+16(FP), CX
+	MOVQ      (SP), DX
+	TESTQ     DX, DX
+	JZ        linearChain_16x12_avx512_tail
+
+linearChain_16x12_avx512_k:
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	MOVQ             64(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z12
+	MOVQ             72(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z13
+	MOVQ             80(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z14
+	MOVQ             88(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z15
+	MOVQ             96(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z16
+	MOVQ             104(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z17
+	MOVQ             112(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z18
+	MOVQ             120(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z19
+	MOVQ             128(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z20
+	MOVQ             136(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z21
+	MOVQ             144(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z22
+	MOVQ             152(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z23
+	MOVQ             160(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z24
+	MOVQ             168(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z25
+	MOVQ             176(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z26
+	MOVQ             184(SP), BX
+	PREFETCHT1       1024(BX)(AX*1)
+	VMOVUPS          (BX)(AX*1), Z27
+	VUNPCKLPS        Z13, Z12, Z28
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPS        Z23, Z22, Z21
+	VUNPCKHPS        Z23, Z22, Z22
+	VUNPCKLPS        Z25, Z24, Z23
+	VUNPCKHPS        Z25, Z24, Z24
+	VUNPCKLPS        Z27, Z26, Z25
+	VUNPCKHPS        Z27, Z26, Z26
+	VUNPCKLPD        Z13, Z28, Z27
+	VUNPCKHPD        Z13, Z28, Z13
+	VUNPCKLPD        Z14, Z12, Z28
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z17, Z15, Z14
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z18, Z16, Z17
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z21, Z19, Z18
+	VUNPCKHPD        Z21, Z19, Z19
+	VUNPCKLPD        Z22, Z20, Z21
+	VUNPCKHPD        Z22, Z20, Z20
+	VUNPCKLPD        Z25, Z23, Z22
+	VUNPCKHPD        Z25, Z23, Z23
+	VUNPCKLPD        Z26, Z24, Z25
+	VUNPCKHPD        Z26, Z24, Z24
+	VSHUFF32X4       $0x88, Z14, Z27, Z26
+	VSHUFF32X4       $0xdd, Z14, Z27, Z14
+	VSHUFF32X4       $0x88, Z17, Z28, Z27
+	VSHUFF32X4       $0xdd, Z17, Z28, Z17
+	VSHUFF32X4       $0x88, Z15, Z13, Z28
+	VSHUFF32X4       $0xdd, Z15, Z13, Z13
+	VSHUFF32X4       $0x88, Z16, Z12, Z15
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z22, Z18, Z16
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z25, Z21, Z22
+	VSHUFF32X4       $0xdd, Z25, Z21, Z21
+	VSHUFF32X4       $0x88, Z23, Z19, Z25
+	VSHUFF32X4       $0xdd, Z23, Z19, Z19
+	VSHUFF32X4       $0x88, Z24, Z20, Z23
+	VSHUFF32X4       $0xdd, Z24, Z20, Z20
+	VSHUFF32X4       $0x88, Z16, Z26, Z24
+	VSHUFF32X4       $0xdd, Z16, Z26, Z16
+	VSHUFF32X4       $0x88, Z22, Z27, Z26
+	VSHUFF32X4       $0xdd, Z22, Z27, Z22
+	VSHUFF32X4       $0x88, Z25, Z28, Z27
+	VSHUFF32X4       $0xdd, Z25, Z28, Z25
+	VSHUFF32X4       $0x88, Z23, Z15, Z28
+	VSHUFF32X4       $0xdd, Z23, Z15, Z15
+	VSHUFF32X4       $0x88, Z18, Z14, Z23
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z21, Z17, Z18
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z19, Z13, Z21
+	VSHUFF32X4       $0xdd, Z19, Z13, Z13
+	VSHUFF32X4       $0x88, Z20, Z12, Z19
+	VSHUFF32X4       $0xdd, Z20, Z12, Z12
+	VFMADD231PS.BCST (CX), Z24, Z0
+	VFMADD231PS.BCST 4(CX), Z24, Z1
+	VFMADD231PS.BCST 8(CX), Z24, Z2
+	VFMADD231PS.BCST 12(CX), Z24, Z3
+	VFMADD231PS.BCST 16(CX), Z24, Z4
+	VFMADD231PS.BCST 20(CX), Z24, Z5
+	VFMADD231PS.BCST 24(CX), Z24, Z6
+	VFMADD231PS.BCST 28(CX), Z24, Z7
+	VFMADD231PS.BCST 32(CX), Z24, Z8
+	VFMADD231PS.BCST 36(CX), Z24, Z9
+	VFMADD231PS.BCST 40(CX), Z24, Z10
+	VFMADD231PS.BCST 44(CX), Z24, Z11
+	VFMADD231PS.BCST 48(CX), Z27, Z0
+	VFMADD231PS.BCST 52(CX), Z27, Z1
+	VFMADD231PS.BCST 56(CX), Z27, Z2
+	VFMADD231PS.BCST 60(CX), Z27, Z3
+	VFMADD231PS.BCST 64(CX), Z27, Z4
+	VFMADD231PS.BCST 68(CX), Z27, Z5
+	VFMADD231PS.BCST 72(CX), Z27, Z6
+	VFMADD231PS.BCST 76(CX), Z27, Z7
+	VFMADD231PS.BCST 80(CX), Z27, Z8
+	VFMADD231PS.BCST 84(CX), Z27, Z9
+	VFMADD231PS.BCST 88(CX), Z27, Z10
+	VFMADD231PS.BCST 92(CX), Z27, Z11
+	VFMADD231PS.BCST 96(CX), Z26, Z0
+	VFMADD231PS.BCST 100(CX), Z26, Z1
+	VFMADD231PS.BCST 104(CX), Z26, Z2
+	VFMADD231PS.BCST 108(CX), Z26, Z3
+	VFMADD231PS.BCST 112(CX), Z26, Z4
+	VFMADD231PS.BCST 116(CX), Z26, Z5
+	VFMADD231PS.BCST 120(CX), Z26, Z6
+	VFMADD231PS.BCST 124(CX), Z26, Z7
+	VFMADD231PS.BCST 128(CX), Z26, Z8
+	VFMADD231PS.BCST 132(CX), Z26, Z9
+	VFMADD231PS.BCST 136(CX), Z26, Z10
+	VFMADD231PS.BCST 140(CX), Z26, Z11
+	VFMADD231PS.BCST 144(CX), Z28, Z0
+	VFMADD231PS.BCST 148(CX), Z28, Z1
+	VFMADD231PS.BCST 152(CX), Z28, Z2
+	VFMADD231PS.BCST 156(CX), Z28, Z3
+	VFMADD231PS.BCST 160(CX), Z28, Z4
+	VFMADD231PS.BCST 164(CX), Z28, Z5
+	VFMADD231PS.BCST 168(CX), Z28, Z6
+	VFMADD231PS.BCST 172(CX), Z28, Z7
+	VFMADD231PS.BCST 176(CX), Z28, Z8
+	VFMADD231PS.BCST 180(CX), Z28, Z9
+	VFMADD231PS.BCST 184(CX), Z28, Z10
+	VFMADD231PS.BCST 188(CX), Z28, Z11
+	VFMADD231PS.BCST 192(CX), Z23, Z0
+	VFMADD231PS.BCST 196(CX), Z23, Z1
+	VFMADD231PS.BCST 200(CX), Z23, Z2
+	VFMADD231PS.BCST 204(CX), Z23, Z3
+	VFMADD231PS.BCST 208(CX), Z23, Z4
+	VFMADD231PS.BCST 212(CX), Z23, Z5
+	VFMADD231PS.BCST 216(CX), Z23, Z6
+	VFMADD231PS.BCST 220(CX), Z23, Z7
+	VFMADD231PS.BCST 224(CX), Z23, Z8
+	VFMADD231PS.BCST 228(CX), Z23, Z9
+	VFMADD231PS.BCST 232(CX), Z23, Z10
+	VFMADD231PS.BCST 236(CX), Z23, Z11
+	VFMADD231PS.BCST 240(CX), Z21, Z0
+	VFMADD231PS.BCST 244(CX), Z21, Z1
+	VFMADD231PS.BCST 248(CX), Z21, Z2
+	VFMADD231PS.BCST 252(CX), Z21, Z3
+	VFMADD231PS.BCST 256(CX), Z21, Z4
+	VFMADD231PS.BCST 260(CX), Z21, Z5
+	VFMADD231PS.BCST 264(CX), Z21, Z6
+	VFMADD231PS.BCST 268(CX), Z21, Z7
+	VFMADD231PS.BCST 272(CX), Z21, Z8
+	VFMADD231PS.BCST 276(CX), Z21, Z9
+	VFMADD231PS.BCST 280(CX), Z21, Z10
+	VFMADD231PS.BCST 284(CX), Z21, Z11
+	VFMADD231PS.BCST 288(CX), Z18, Z0
+	VFMADD231PS.BCST 292(CX), Z18, Z1
+	VFMADD231PS.BCST 296(CX), Z18, Z2
+	VFMADD231PS.BCST 300(CX), Z18, Z3
+	VFMADD231PS.BCST 304(CX), Z18, Z4
+	VFMADD231PS.BCST 308(CX), Z18, Z5
+	VFMADD231PS.BCST 312(CX), Z18, Z6
+	VFMADD231PS.BCST 316(CX), Z18, Z7
+	VFMADD231PS.BCST 320(CX), Z18, Z8
+	VFMADD231PS.BCST 324(CX), Z18, Z9
+	VFMADD231PS.BCST 328(CX), Z18, Z10
+	VFMADD231PS.BCST 332(CX), Z18, Z11
+	VFMADD231PS.BCST 336(CX), Z19, Z0
+	VFMADD231PS.BCST 340(CX), Z19, Z1
+	VFMADD231PS.BCST 344(CX), Z19, Z2
+	VFMADD231PS.BCST 348(CX), Z19, Z3
+	VFMADD231PS.BCST 352(CX), Z19, Z4
+	VFMADD231PS.BCST 356(CX), Z19, Z5
+	VFMADD231PS.BCST 360(CX), Z19, Z6
+	VFMADD231PS.BCST 364(CX), Z19, Z7
+	VFMADD231PS.BCST 368(CX), Z19, Z8
+	VFMADD231PS.BCST 372(CX), Z19, Z9
+	VFMADD231PS.BCST 376(CX), Z19, Z10
+	VFMADD231PS.BCST 380(CX), Z19, Z11
+	VFMADD231PS.BCST 384(CX), Z16, Z0
+	VFMADD231PS.BCST 388(CX), Z16, Z1
+	VFMADD231PS.BCST 392(CX), Z16, Z2
+	VFMADD231PS.BCST 396(CX), Z16, Z3
+	VFMADD231PS.BCST 400(CX), Z16, Z4
+	VFMADD231PS.BCST 404(CX), Z16, Z5
+	VFMADD231PS.BCST 408(CX), Z16, Z6
+	VFMADD231PS.BCST 412(CX), Z16, Z7
+	VFMADD231PS.BCST 416(CX), Z16, Z8
+	VFMADD231PS.BCST 420(CX), Z16, Z9
+	VFMADD231PS.BCST 424(CX), Z16, Z10
+	VFMADD231PS.BCST 428(CX), Z16, Z11
+	VFMADD231PS.BCST 432(CX), Z25, Z0
+	VFMADD231PS.BCST 436(CX), Z25, Z1
+	VFMADD231PS.BCST 440(CX), Z25, Z2
+	VFMADD231PS.BCST 444(CX), Z25, Z3
+	VFMADD231PS.BCST 448(CX), Z25, Z4
+	VFMADD231PS.BCST 452(CX), Z25, Z5
+	VFMADD231PS.BCST 456(CX), Z25, Z6
+	VFMADD231PS.BCST 460(CX), Z25, Z7
+	VFMADD231PS.BCST 464(CX), Z25, Z8
+	VFMADD231PS.BCST 468(CX), Z25, Z9
+	VFMADD231PS.BCST 472(CX), Z25, Z10
+	VFMADD231PS.BCST 476(CX), Z25, Z11
+	VFMADD231PS.BCST 480(CX), Z22, Z0
+	VFMADD231PS.BCST 484(CX), Z22, Z1
+	VFMADD231PS.BCST 488(CX), Z22, Z2
+	VFMADD231PS.BCST 492(CX), Z22, Z3
+	VFMADD231PS.BCST 496(CX), Z22, Z4
+	VFMADD231PS.BCST 500(CX), Z22, Z5
+	VFMADD231PS.BCST 504(CX), Z22, Z6
+	VFMADD231PS.BCST 508(CX), Z22, Z7
+	VFMADD231PS.BCST 512(CX), Z22, Z8
+	VFMADD231PS.BCST 516(CX), Z22, Z9
+	VFMADD231PS.BCST 520(CX), Z22, Z10
+	VFMADD231PS.BCST 524(CX), Z22, Z11
+	VFMADD231PS.BCST 528(CX), Z15, Z0
+	VFMADD231PS.BCST 532(CX), Z15, Z1
+	VFMADD231PS.BCST 536(CX), Z15, Z2
+	VFMADD231PS.BCST 540(CX), Z15, Z3
+	VFMADD231PS.BCST 544(CX), Z15, Z4
+	VFMADD231PS.BCST 548(CX), Z15, Z5
+	VFMADD231PS.BCST 552(CX), Z15, Z6
+	VFMADD231PS.BCST 556(CX), Z15, Z7
+	VFMADD231PS.BCST 560(CX), Z15, Z8
+	VFMADD231PS.BCST 564(CX), Z15, Z9
+	VFMADD231PS.BCST 568(CX), Z15, Z10
+	VFMADD231PS.BCST 572(CX), Z15, Z11
+	VFMADD231PS.BCST 576(CX), Z14, Z0
+	VFMADD231PS.BCST 580(CX), Z14, Z1
+	VFMADD231PS.BCST 584(CX), Z14, Z2
+	VFMADD231PS.BCST 588(CX), Z14, Z3
+	VFMADD231PS.BCST 592(CX), Z14, Z4
+	VFMADD231PS.BCST 596(CX), Z14, Z5
+	VFMADD231PS.BCST 600(CX), Z14, Z6
+	VFMADD231PS.BCST 604(CX), Z14, Z7
+	VFMADD231PS.BCST 608(CX), Z14, Z8
+	VFMADD231PS.BCST 612(CX), Z14, Z9
+	VFMADD231PS.BCST 616(CX), Z14, Z10
+	VFMADD231PS.BCST 620(CX), Z14, Z11
+	VFMADD231PS.BCST 624(CX), Z13, Z0
+	VFMADD231PS.BCST 628(CX), Z13, Z1
+	VFMADD231PS.BCST 632(CX), Z13, Z2
+	VFMADD231PS.BCST 636(CX), Z13, Z3
+	VFMADD231PS.BCST 640(CX), Z13, Z4
+	VFMADD231PS.BCST 644(CX), Z13, Z5
+	VFMADD231PS.BCST 648(CX), Z13, Z6
+	VFMADD231PS.BCST 652(CX), Z13, Z7
+	VFMADD231PS.BCST 656(CX), Z13, Z8
+	VFMADD231PS.BCST 660(CX), Z13, Z9
+	VFMADD231PS.BCST 664(CX), Z13, Z10
+	VFMADD231PS.BCST 668(CX), Z13, Z11
+	VFMADD231PS.BCST 672(CX), Z17, Z0
+	VFMADD231PS.BCST 676(CX), Z17, Z1
+	VFMADD231PS.BCST 680(CX), Z17, Z2
+	VFMADD231PS.BCST 684(CX), Z17, Z3
+	VFMADD231PS.BCST 688(CX), Z17, Z4
+	VFMADD231PS.BCST 692(CX), Z17, Z5
+	VFMADD231PS.BCST 696(CX), Z17, Z6
+	VFMADD231PS.BCST 700(CX), Z17, Z7
+	VFMADD231PS.BCST 704(CX), Z17, Z8
+	VFMADD231PS.BCST 708(CX), Z17, Z9
+	VFMADD231PS.BCST 712(CX), Z17, Z10
+	VFMADD231PS.BCST 716(CX), Z17, Z11
+	VFMADD231PS.BCST 720(CX), Z12, Z0
+	VFMADD231PS.BCST 724(CX), Z12, Z1
+	VFMADD231PS.BCST 728(CX), Z12, Z2
+	VFMADD231PS.BCST 732(CX), Z12, Z3
+	VFMADD231PS.BCST 736(CX), Z12, Z4
+	VFMADD231PS.BCST 740(CX), Z12, Z5
+	VFMADD231PS.BCST 744(CX), Z12, Z6
+	VFMADD231PS.BCST 748(CX), Z12, Z7
+	VFMADD231PS.BCST 752(CX), Z12, Z8
+	VFMADD231PS.BCST 756(CX), Z12, Z9
+	VFMADD231PS.BCST 760(CX), Z12, Z10
+	VFMADD231PS.BCST 764(CX), Z12, Z11
+	ADDQ             $0x40, AX
+	ADDQ             $0x00000300, CX
+	DECQ             DX
+	JNZ              linearChain_16x12_avx512_k
+
+linearChain_16x12_avx512_tail:
+	// if t := k % 16; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ  8(SP), DX
+	TESTQ DX, DX
+	JZ    linearChain_16x12_avx512_out
+	MOVQ  DX, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ             linearTailKMask<>+0(SB), SI
+	KMOVW            (SI)(BX*2), K2
+	MOVQ             64(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z12
+	MOVQ             72(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z13
+	MOVQ             80(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z14
+	MOVQ             88(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z15
+	MOVQ             96(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z16
+	MOVQ             104(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z17
+	MOVQ             112(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z18
+	MOVQ             120(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z19
+	MOVQ             128(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z20
+	MOVQ             136(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z21
+	MOVQ             144(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z22
+	MOVQ             152(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z23
+	MOVQ             160(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z24
+	MOVQ             168(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z25
+	MOVQ             176(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z26
+	MOVQ             184(SP), BX
+	VMOVUPS.Z        (BX)(AX*1), K2, Z27
+	VUNPCKLPS        Z13, Z12, Z28
+	VUNPCKHPS        Z13, Z12, Z12
+	VUNPCKLPS        Z15, Z14, Z13
+	VUNPCKHPS        Z15, Z14, Z14
+	VUNPCKLPS        Z17, Z16, Z15
+	VUNPCKHPS        Z17, Z16, Z16
+	VUNPCKLPS        Z19, Z18, Z17
+	VUNPCKHPS        Z19, Z18, Z18
+	VUNPCKLPS        Z21, Z20, Z19
+	VUNPCKHPS        Z21, Z20, Z20
+	VUNPCKLPS        Z23, Z22, Z21
+	VUNPCKHPS        Z23, Z22, Z22
+	VUNPCKLPS        Z25, Z24, Z23
+	VUNPCKHPS        Z25, Z24, Z24
+	VUNPCKLPS        Z27, Z26, Z25
+	VUNPCKHPS        Z27, Z26, Z26
+	VUNPCKLPD        Z13, Z28, Z27
+	VUNPCKHPD        Z13, Z28, Z13
+	VUNPCKLPD        Z14, Z12, Z28
+	VUNPCKHPD        Z14, Z12, Z12
+	VUNPCKLPD        Z17, Z15, Z14
+	VUNPCKHPD        Z17, Z15, Z15
+	VUNPCKLPD        Z18, Z16, Z17
+	VUNPCKHPD        Z18, Z16, Z16
+	VUNPCKLPD        Z21, Z19, Z18
+	VUNPCKHPD        Z21, Z19, Z19
+	VUNPCKLPD        Z22, Z20, Z21
+	VUNPCKHPD        Z22, Z20, Z20
+	VUNPCKLPD        Z25, Z23, Z22
+	VUNPCKHPD        Z25, Z23, Z23
+	VUNPCKLPD        Z26, Z24, Z25
+	VUNPCKHPD        Z26, Z24, Z24
+	VSHUFF32X4       $0x88, Z14, Z27, Z26
+	VSHUFF32X4       $0xdd, Z14, Z27, Z14
+	VSHUFF32X4       $0x88, Z17, Z28, Z27
+	VSHUFF32X4       $0xdd, Z17, Z28, Z17
+	VSHUFF32X4       $0x88, Z15, Z13, Z28
+	VSHUFF32X4       $0xdd, Z15, Z13, Z13
+	VSHUFF32X4       $0x88, Z16, Z12, Z15
+	VSHUFF32X4       $0xdd, Z16, Z12, Z12
+	VSHUFF32X4       $0x88, Z22, Z18, Z16
+	VSHUFF32X4       $0xdd, Z22, Z18, Z18
+	VSHUFF32X4       $0x88, Z25, Z21, Z22
+	VSHUFF32X4       $0xdd, Z25, Z21, Z21
+	VSHUFF32X4       $0x88, Z23, Z19, Z25
+	VSHUFF32X4       $0xdd, Z23, Z19, Z19
+	VSHUFF32X4       $0x88, Z24, Z20, Z23
+	VSHUFF32X4       $0xdd, Z24, Z20, Z20
+	VSHUFF32X4       $0x88, Z16, Z26, Z24
+	VSHUFF32X4       $0xdd, Z16, Z26, Z16
+	VSHUFF32X4       $0x88, Z22, Z27, Z26
+	VSHUFF32X4       $0xdd, Z22, Z27, Z22
+	VSHUFF32X4       $0x88, Z25, Z28, Z27
+	VSHUFF32X4       $0xdd, Z25, Z28, Z25
+	VSHUFF32X4       $0x88, Z23, Z15, Z28
+	VSHUFF32X4       $0xdd, Z23, Z15, Z15
+	VSHUFF32X4       $0x88, Z18, Z14, Z23
+	VSHUFF32X4       $0xdd, Z18, Z14, Z14
+	VSHUFF32X4       $0x88, Z21, Z17, Z18
+	VSHUFF32X4       $0xdd, Z21, Z17, Z17
+	VSHUFF32X4       $0x88, Z19, Z13, Z21
+	VSHUFF32X4       $0xdd, Z19, Z13, Z13
+	VSHUFF32X4       $0x88, Z20, Z12, Z19
+	VSHUFF32X4       $0xdd, Z20, Z12, Z12
+	VFMADD231PS.BCST (CX), Z24, Z0
+	VFMADD231PS.BCST 4(CX), Z24, Z1
+	VFMADD231PS.BCST 8(CX), Z24, Z2
+	VFMADD231PS.BCST 12(CX), Z24, Z3
+	VFMADD231PS.BCST 16(CX), Z24, Z4
+	VFMADD231PS.BCST 20(CX), Z24, Z5
+	VFMADD231PS.BCST 24(CX), Z24, Z6
+	VFMADD231PS.BCST 28(CX), Z24, Z7
+	VFMADD231PS.BCST 32(CX), Z24, Z8
+	VFMADD231PS.BCST 36(CX), Z24, Z9
+	VFMADD231PS.BCST 40(CX), Z24, Z10
+	VFMADD231PS.BCST 44(CX), Z24, Z11
+	CMPQ             DX, $0x01
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 48(CX), Z27, Z0
+	VFMADD231PS.BCST 52(CX), Z27, Z1
+	VFMADD231PS.BCST 56(CX), Z27, Z2
+	VFMADD231PS.BCST 60(CX), Z27, Z3
+	VFMADD231PS.BCST 64(CX), Z27, Z4
+	VFMADD231PS.BCST 68(CX), Z27, Z5
+	VFMADD231PS.BCST 72(CX), Z27, Z6
+	VFMADD231PS.BCST 76(CX), Z27, Z7
+	VFMADD231PS.BCST 80(CX), Z27, Z8
+	VFMADD231PS.BCST 84(CX), Z27, Z9
+	VFMADD231PS.BCST 88(CX), Z27, Z10
+	VFMADD231PS.BCST 92(CX), Z27, Z11
+	CMPQ             DX, $0x02
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 96(CX), Z26, Z0
+	VFMADD231PS.BCST 100(CX), Z26, Z1
+	VFMADD231PS.BCST 104(CX), Z26, Z2
+	VFMADD231PS.BCST 108(CX), Z26, Z3
+	VFMADD231PS.BCST 112(CX), Z26, Z4
+	VFMADD231PS.BCST 116(CX), Z26, Z5
+	VFMADD231PS.BCST 120(CX), Z26, Z6
+	VFMADD231PS.BCST 124(CX), Z26, Z7
+	VFMADD231PS.BCST 128(CX), Z26, Z8
+	VFMADD231PS.BCST 132(CX), Z26, Z9
+	VFMADD231PS.BCST 136(CX), Z26, Z10
+	VFMADD231PS.BCST 140(CX), Z26, Z11
+	CMPQ             DX, $0x03
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 144(CX), Z28, Z0
+	VFMADD231PS.BCST 148(CX), Z28, Z1
+	VFMADD231PS.BCST 152(CX), Z28, Z2
+	VFMADD231PS.BCST 156(CX), Z28, Z3
+	VFMADD231PS.BCST 160(CX), Z28, Z4
+	VFMADD231PS.BCST 164(CX), Z28, Z5
+	VFMADD231PS.BCST 168(CX), Z28, Z6
+	VFMADD231PS.BCST 172(CX), Z28, Z7
+	VFMADD231PS.BCST 176(CX), Z28, Z8
+	VFMADD231PS.BCST 180(CX), Z28, Z9
+	VFMADD231PS.BCST 184(CX), Z28, Z10
+	VFMADD231PS.BCST 188(CX), Z28, Z11
+	CMPQ             DX, $0x04
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 192(CX), Z23, Z0
+	VFMADD231PS.BCST 196(CX), Z23, Z1
+	VFMADD231PS.BCST 200(CX), Z23, Z2
+	VFMADD231PS.BCST 204(CX), Z23, Z3
+	VFMADD231PS.BCST 208(CX), Z23, Z4
+	VFMADD231PS.BCST 212(CX), Z23, Z5
+	VFMADD231PS.BCST 216(CX), Z23, Z6
+	VFMADD231PS.BCST 220(CX), Z23, Z7
+	VFMADD231PS.BCST 224(CX), Z23, Z8
+	VFMADD231PS.BCST 228(CX), Z23, Z9
+	VFMADD231PS.BCST 232(CX), Z23, Z10
+	VFMADD231PS.BCST 236(CX), Z23, Z11
+	CMPQ             DX, $0x05
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 240(CX), Z21, Z0
+	VFMADD231PS.BCST 244(CX), Z21, Z1
+	VFMADD231PS.BCST 248(CX), Z21, Z2
+	VFMADD231PS.BCST 252(CX), Z21, Z3
+	VFMADD231PS.BCST 256(CX), Z21, Z4
+	VFMADD231PS.BCST 260(CX), Z21, Z5
+	VFMADD231PS.BCST 264(CX), Z21, Z6
+	VFMADD231PS.BCST 268(CX), Z21, Z7
+	VFMADD231PS.BCST 272(CX), Z21, Z8
+	VFMADD231PS.BCST 276(CX), Z21, Z9
+	VFMADD231PS.BCST 280(CX), Z21, Z10
+	VFMADD231PS.BCST 284(CX), Z21, Z11
+	CMPQ             DX, $0x06
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 288(CX), Z18, Z0
+	VFMADD231PS.BCST 292(CX), Z18, Z1
+	VFMADD231PS.BCST 296(CX), Z18, Z2
+	VFMADD231PS.BCST 300(CX), Z18, Z3
+	VFMADD231PS.BCST 304(CX), Z18, Z4
+	VFMADD231PS.BCST 308(CX), Z18, Z5
+	VFMADD231PS.BCST 312(CX), Z18, Z6
+	VFMADD231PS.BCST 316(CX), Z18, Z7
+	VFMADD231PS.BCST 320(CX), Z18, Z8
+	VFMADD231PS.BCST 324(CX), Z18, Z9
+	VFMADD231PS.BCST 328(CX), Z18, Z10
+	VFMADD231PS.BCST 332(CX), Z18, Z11
+	CMPQ             DX, $0x07
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 336(CX), Z19, Z0
+	VFMADD231PS.BCST 340(CX), Z19, Z1
+	VFMADD231PS.BCST 344(CX), Z19, Z2
+	VFMADD231PS.BCST 348(CX), Z19, Z3
+	VFMADD231PS.BCST 352(CX), Z19, Z4
+	VFMADD231PS.BCST 356(CX), Z19, Z5
+	VFMADD231PS.BCST 360(CX), Z19, Z6
+	VFMADD231PS.BCST 364(CX), Z19, Z7
+	VFMADD231PS.BCST 368(CX), Z19, Z8
+	VFMADD231PS.BCST 372(CX), Z19, Z9
+	VFMADD231PS.BCST 376(CX), Z19, Z10
+	VFMADD231PS.BCST 380(CX), Z19, Z11
+	CMPQ             DX, $0x08
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 384(CX), Z16, Z0
+	VFMADD231PS.BCST 388(CX), Z16, Z1
+	VFMADD231PS.BCST 392(CX), Z16, Z2
+	VFMADD231PS.BCST 396(CX), Z16, Z3
+	VFMADD231PS.BCST 400(CX), Z16, Z4
+	VFMADD231PS.BCST 404(CX), Z16, Z5
+	VFMADD231PS.BCST 408(CX), Z16, Z6
+	VFMADD231PS.BCST 412(CX), Z16, Z7
+	VFMADD231PS.BCST 416(CX), Z16, Z8
+	VFMADD231PS.BCST 420(CX), Z16, Z9
+	VFMADD231PS.BCST 424(CX), Z16, Z10
+	VFMADD231PS.BCST 428(CX), Z16, Z11
+	CMPQ             DX, $0x09
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 432(CX), Z25, Z0
+	VFMADD231PS.BCST 436(CX), Z25, Z1
+	VFMADD231PS.BCST 440(CX), Z25, Z2
+	VFMADD231PS.BCST 444(CX), Z25, Z3
+	VFMADD231PS.BCST 448(CX), Z25, Z4
+	VFMADD231PS.BCST 452(CX), Z25, Z5
+	VFMADD231PS.BCST 456(CX), Z25, Z6
+	VFMADD231PS.BCST 460(CX), Z25, Z7
+	VFMADD231PS.BCST 464(CX), Z25, Z8
+	VFMADD231PS.BCST 468(CX), Z25, Z9
+	VFMADD231PS.BCST 472(CX), Z25, Z10
+	VFMADD231PS.BCST 476(CX), Z25, Z11
+	CMPQ             DX, $0x0a
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 480(CX), Z22, Z0
+	VFMADD231PS.BCST 484(CX), Z22, Z1
+	VFMADD231PS.BCST 488(CX), Z22, Z2
+	VFMADD231PS.BCST 492(CX), Z22, Z3
+	VFMADD231PS.BCST 496(CX), Z22, Z4
+	VFMADD231PS.BCST 500(CX), Z22, Z5
+	VFMADD231PS.BCST 504(CX), Z22, Z6
+	VFMADD231PS.BCST 508(CX), Z22, Z7
+	VFMADD231PS.BCST 512(CX), Z22, Z8
+	VFMADD231PS.BCST 516(CX), Z22, Z9
+	VFMADD231PS.BCST 520(CX), Z22, Z10
+	VFMADD231PS.BCST 524(CX), Z22, Z11
+	CMPQ             DX, $0x0b
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 528(CX), Z15, Z0
+	VFMADD231PS.BCST 532(CX), Z15, Z1
+	VFMADD231PS.BCST 536(CX), Z15, Z2
+	VFMADD231PS.BCST 540(CX), Z15, Z3
+	VFMADD231PS.BCST 544(CX), Z15, Z4
+	VFMADD231PS.BCST 548(CX), Z15, Z5
+	VFMADD231PS.BCST 552(CX), Z15, Z6
+	VFMADD231PS.BCST 556(CX), Z15, Z7
+	VFMADD231PS.BCST 560(CX), Z15, Z8
+	VFMADD231PS.BCST 564(CX), Z15, Z9
+	VFMADD231PS.BCST 568(CX), Z15, Z10
+	VFMADD231PS.BCST 572(CX), Z15, Z11
+	CMPQ             DX, $0x0c
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 576(CX), Z14, Z0
+	VFMADD231PS.BCST 580(CX), Z14, Z1
+	VFMADD231PS.BCST 584(CX), Z14, Z2
+	VFMADD231PS.BCST 588(CX), Z14, Z3
+	VFMADD231PS.BCST 592(CX), Z14, Z4
+	VFMADD231PS.BCST 596(CX), Z14, Z5
+	VFMADD231PS.BCST 600(CX), Z14, Z6
+	VFMADD231PS.BCST 604(CX), Z14, Z7
+	VFMADD231PS.BCST 608(CX), Z14, Z8
+	VFMADD231PS.BCST 612(CX), Z14, Z9
+	VFMADD231PS.BCST 616(CX), Z14, Z10
+	VFMADD231PS.BCST 620(CX), Z14, Z11
+	CMPQ             DX, $0x0d
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 624(CX), Z13, Z0
+	VFMADD231PS.BCST 628(CX), Z13, Z1
+	VFMADD231PS.BCST 632(CX), Z13, Z2
+	VFMADD231PS.BCST 636(CX), Z13, Z3
+	VFMADD231PS.BCST 640(CX), Z13, Z4
+	VFMADD231PS.BCST 644(CX), Z13, Z5
+	VFMADD231PS.BCST 648(CX), Z13, Z6
+	VFMADD231PS.BCST 652(CX), Z13, Z7
+	VFMADD231PS.BCST 656(CX), Z13, Z8
+	VFMADD231PS.BCST 660(CX), Z13, Z9
+	VFMADD231PS.BCST 664(CX), Z13, Z10
+	VFMADD231PS.BCST 668(CX), Z13, Z11
+	CMPQ             DX, $0x0e
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 672(CX), Z17, Z0
+	VFMADD231PS.BCST 676(CX), Z17, Z1
+	VFMADD231PS.BCST 680(CX), Z17, Z2
+	VFMADD231PS.BCST 684(CX), Z17, Z3
+	VFMADD231PS.BCST 688(CX), Z17, Z4
+	VFMADD231PS.BCST 692(CX), Z17, Z5
+	VFMADD231PS.BCST 696(CX), Z17, Z6
+	VFMADD231PS.BCST 700(CX), Z17, Z7
+	VFMADD231PS.BCST 704(CX), Z17, Z8
+	VFMADD231PS.BCST 708(CX), Z17, Z9
+	VFMADD231PS.BCST 712(CX), Z17, Z10
+	VFMADD231PS.BCST 716(CX), Z17, Z11
+	CMPQ             DX, $0x0f
+	JBE              linearChain_16x12_avx512_tail0
+	VFMADD231PS.BCST 720(CX), Z12, Z0
+	VFMADD231PS.BCST 724(CX), Z12, Z1
+	VFMADD231PS.BCST 728(CX), Z12, Z2
+	VFMADD231PS.BCST 732(CX), Z12, Z3
+	VFMADD231PS.BCST 736(CX), Z12, Z4
+	VFMADD231PS.BCST 740(CX), Z12, Z5
+	VFMADD231PS.BCST 744(CX), Z12, Z6
+	VFMADD231PS.BCST 748(CX), Z12, Z7
+	VFMADD231PS.BCST 752(CX), Z12, Z8
+	VFMADD231PS.BCST 756(CX), Z12, Z9
+	VFMADD231PS.BCST 760(CX), Z12, Z10
+	VFMADD231PS.BCST 764(CX), Z12, Z11
+
+linearChain_16x12_avx512_tail0:
+linearChain_16x12_avx512_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Z12
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Z0, Z12, Z0
+	VMOVUPS      Z0, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z1, Z12, Z1
+	VMOVUPS      Z1, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z2, Z12, Z2
+	VMOVUPS      Z2, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z3, Z12, Z3
+	VMOVUPS      Z3, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z4, Z12, Z4
+	VMOVUPS      Z4, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z5, Z12, Z5
+	VMOVUPS      Z5, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z6, Z12, Z6
+	VMOVUPS      Z6, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z7, Z12, Z7
+	VMOVUPS      Z7, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z8, Z12, Z8
+	VMOVUPS      Z8, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z9, Z12, Z9
+	VMOVUPS      Z9, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z10, Z12, Z10
+	VMOVUPS      Z10, K1, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Z11, Z12, Z11
+	VMOVUPS      Z11, K1, (AX)
+
+	// j += 16: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x10, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000040, 24(SP)
+	ADDQ   $0x00000040, 40(SP)
+	SUBQ   $0x10, 16(SP)
+	JG     linearChain_16x12_avx512_block
+	VZEROUPPER
+	RET
+
+// func linearChain_8x1_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·linearChain_8x1_avx2(SB), NOSPLIT, $144-69
+	// kblk = k / 8; ktail = k % 8
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x07, CX
+	SHRQ $0x03, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_8x1_avx2_block:
+	// nr = min(n, 8): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x08
+	MOVQ    $0x00000008, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+
+	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	LEAQ linearTailTable<>+64(SB), CX
+	SHLQ $0x02, AX
+	SUBQ AX, CX
+	MOVQ CX, 128(SP)
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), CX
+	TESTQ   CX, CX
+	JZ      linearChain_8x1_avx2_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_8x1_avx2_init:
+	MOVQ       128(SP), CX
+	VMOVUPS    (CX), Y0
+	VMASKMOVPS (AX), Y0, Y0
+	XORQ       AX, AX
+	MOVQ       xt+16(FP), CX
+	MOVQ       (SP), DX
+	TESTQ      DX, DX
+	JZ         linearChain_8x1_avx2_tail
+
+linearChain_8x1_avx2_k:
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	MOVQ         64(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y1
+	MOVQ         72(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y2
+	MOVQ         80(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y3
+	MOVQ         88(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y4
+	MOVQ         96(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y5
+	MOVQ         104(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y6
+	MOVQ         112(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y7
+	MOVQ         120(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y8
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VUNPCKLPS    Y4, Y3, Y2
+	VUNPCKHPS    Y4, Y3, Y3
+	VUNPCKLPS    Y6, Y5, Y4
+	VUNPCKHPS    Y6, Y5, Y5
+	VUNPCKLPS    Y8, Y7, Y6
+	VUNPCKHPS    Y8, Y7, Y7
+	VUNPCKLPD    Y2, Y9, Y8
+	VUNPCKHPD    Y2, Y9, Y2
+	VUNPCKLPD    Y3, Y1, Y9
+	VUNPCKHPD    Y3, Y1, Y1
+	VUNPCKLPD    Y6, Y4, Y3
+	VUNPCKHPD    Y6, Y4, Y4
+	VUNPCKLPD    Y7, Y5, Y6
+	VUNPCKHPD    Y7, Y5, Y5
+	VPERM2F128   $0x20, Y3, Y8, Y7
+	VPERM2F128   $0x31, Y3, Y8, Y3
+	VPERM2F128   $0x20, Y6, Y9, Y8
+	VPERM2F128   $0x31, Y6, Y9, Y6
+	VPERM2F128   $0x20, Y4, Y2, Y9
+	VPERM2F128   $0x31, Y4, Y2, Y2
+	VPERM2F128   $0x20, Y5, Y1, Y4
+	VPERM2F128   $0x31, Y5, Y1, Y1
+	VBROADCASTSS (CX), Y5
+	VFMADD231PS  Y5, Y7, Y0
+	VBROADCASTSS 4(CX), Y5
+	VFMADD231PS  Y5, Y9, Y0
+	VBROADCASTSS 8(CX), Y5
+	VFMADD231PS  Y5, Y8, Y0
+	VBROADCASTSS 12(CX), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VBROADCASTSS 16(CX), Y5
+	VFMADD231PS  Y5, Y3, Y0
+	VBROADCASTSS 20(CX), Y5
+	VFMADD231PS  Y5, Y2, Y0
+	VBROADCASTSS 24(CX), Y5
+	VFMADD231PS  Y5, Y6, Y0
+	VBROADCASTSS 28(CX), Y5
+	VFMADD231PS  Y5, Y1, Y0
+	ADDQ         $0x20, AX
+	ADDQ         $0x00000020, CX
+	DECQ         DX
+	JNZ          linearChain_8x1_avx2_k
+
+linearChain_8x1_avx2_tail:
+	// if t := k % 8; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ         8(SP), DX
+	TESTQ        DX, DX
+	JZ           linearChain_8x1_avx2_out
+	MOVQ         DX, BX
+	LEAQ         linearTailTable<>+64(SB), SI
+	SHLQ         $0x02, BX
+	SUBQ         BX, SI
+	MOVQ         SI, 136(SP)
+	MOVQ         64(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y1
+	VMASKMOVPS   (BX)(AX*1), Y1, Y1
+	MOVQ         72(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y2
+	VMASKMOVPS   (BX)(AX*1), Y2, Y2
+	MOVQ         80(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y3
+	VMASKMOVPS   (BX)(AX*1), Y3, Y3
+	MOVQ         88(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y4
+	VMASKMOVPS   (BX)(AX*1), Y4, Y4
+	MOVQ         96(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y5
+	VMASKMOVPS   (BX)(AX*1), Y5, Y5
+	MOVQ         104(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y6
+	VMASKMOVPS   (BX)(AX*1), Y6, Y6
+	MOVQ         112(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y7
+	VMASKMOVPS   (BX)(AX*1), Y7, Y7
+	MOVQ         120(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y8
+	VMASKMOVPS   (BX)(AX*1), Y8, Y8
+	VUNPCKLPS    Y2, Y1, Y9
+	VUNPCKHPS    Y2, Y1, Y1
+	VUNPCKLPS    Y4, Y3, Y2
+	VUNPCKHPS    Y4, Y3, Y3
+	VUNPCKLPS    Y6, Y5, Y4
+	VUNPCKHPS    Y6, Y5, Y5
+	VUNPCKLPS    Y8, Y7, Y6
+	VUNPCKHPS    Y8, Y7, Y7
+	VUNPCKLPD    Y2, Y9, Y8
+	VUNPCKHPD    Y2, Y9, Y2
+	VUNPCKLPD    Y3, Y1, Y9
+	VUNPCKHPD    Y3, Y1, Y1
+	VUNPCKLPD    Y6, Y4, Y3
+	VUNPCKHPD    Y6, Y4, Y4
+	VUNPCKLPD    Y7, Y5, Y6
+	VUNPCKHPD    Y7, Y5, Y5
+	VPERM2F128   $0x20, Y3, Y8, Y7
+	VPERM2F128   $0x31, Y3, Y8, Y3
+	VPERM2F128   $0x20, Y6, Y9, Y8
+	VPERM2F128   $0x31, Y6, Y9, Y6
+	VPERM2F128   $0x20, Y4, Y2, Y9
+	VPERM2F128   $0x31, Y4, Y2, Y2
+	VPERM2F128   $0x20, Y5, Y1, Y4
+	VPERM2F128   $0x31, Y5, Y1, Y1
+	VBROADCASTSS (CX), Y5
+	VFMADD231PS  Y5, Y7, Y0
+	CMPQ         DX, $0x01
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 4(CX), Y5
+	VFMADD231PS  Y5, Y9, Y0
+	CMPQ         DX, $0x02
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 8(CX), Y5
+	VFMADD231PS  Y5, Y8, Y0
+	CMPQ         DX, $0x03
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 12(CX), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	CMPQ         DX, $0x04
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 16(CX), Y5
+	VFMADD231PS  Y5, Y3, Y0
+	CMPQ         DX, $0x05
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 20(CX), Y5
+	VFMADD231PS  Y5, Y2, Y0
+	CMPQ         DX, $0x06
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 24(CX), Y5
+	VFMADD231PS  Y5, Y6, Y0
+	CMPQ         DX, $0x07
+	JBE          linearChain_8x1_avx2_tail0
+	VBROADCASTSS 28(CX), Y5
+	VFMADD231PS  Y5, Y1, Y0
+
+linearChain_8x1_avx2_tail0:
+linearChain_8x1_avx2_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Y1
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Y0, Y1, Y0
+	MOVQ         128(SP), CX
+	VMOVUPS      (CX), Y1
+	VMASKMOVPS   Y0, Y1, (AX)
+
+	// j += 8: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x08, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000020, 24(SP)
+	ADDQ   $0x00000020, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JG     linearChain_8x1_avx2_block
+	VZEROUPPER
+	RET
+
+// func linearChain_8x2_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·linearChain_8x2_avx2(SB), NOSPLIT, $144-69
+	// kblk = k / 8; ktail = k % 8
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x07, CX
+	SHRQ $0x03, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_8x2_avx2_block:
+	// nr = min(n, 8): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x08
+	MOVQ    $0x00000008, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+
+	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	LEAQ linearTailTable<>+64(SB), CX
+	SHLQ $0x02, AX
+	SUBQ AX, CX
+	MOVQ CX, 128(SP)
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_8x2_avx2_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_8x2_avx2_init:
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y0
+	VMASKMOVPS (AX), Y0, Y0
+	ADDQ       CX, AX
+	MOVQ       128(SP), CX
+	VMOVUPS    (CX), Y1
+	VMASKMOVPS (AX), Y1, Y1
+	XORQ       AX, AX
+	MOVQ       xt+16(FP), CX
+	MOVQ       (SP), DX
+	TESTQ      DX, DX
+	JZ         linearChain_8x2_avx2_tail
+
+linearChain_8x2_avx2_k:
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	MOVQ         64(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y2
+	MOVQ         72(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y3
+	MOVQ         80(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y4
+	MOVQ         88(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y5
+	MOVQ         96(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y6
+	MOVQ         104(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y7
+	MOVQ         112(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y8
+	MOVQ         120(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y9
+	VUNPCKLPS    Y3, Y2, Y10
+	VUNPCKHPS    Y3, Y2, Y2
+	VUNPCKLPS    Y5, Y4, Y3
+	VUNPCKHPS    Y5, Y4, Y4
+	VUNPCKLPS    Y7, Y6, Y5
+	VUNPCKHPS    Y7, Y6, Y6
+	VUNPCKLPS    Y9, Y8, Y7
+	VUNPCKHPS    Y9, Y8, Y8
+	VUNPCKLPD    Y3, Y10, Y9
+	VUNPCKHPD    Y3, Y10, Y3
+	VUNPCKLPD    Y4, Y2, Y10
+	VUNPCKHPD    Y4, Y2, Y2
+	VUNPCKLPD    Y7, Y5, Y4
+	VUNPCKHPD    Y7, Y5, Y5
+	VUNPCKLPD    Y8, Y6, Y7
+	VUNPCKHPD    Y8, Y6, Y6
+	VPERM2F128   $0x20, Y4, Y9, Y8
+	VPERM2F128   $0x31, Y4, Y9, Y4
+	VPERM2F128   $0x20, Y7, Y10, Y9
+	VPERM2F128   $0x31, Y7, Y10, Y7
+	VPERM2F128   $0x20, Y5, Y3, Y10
+	VPERM2F128   $0x31, Y5, Y3, Y3
+	VPERM2F128   $0x20, Y6, Y2, Y5
+	VPERM2F128   $0x31, Y6, Y2, Y2
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y6, Y8, Y0
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y6, Y8, Y1
+	VBROADCASTSS 8(CX), Y6
+	VFMADD231PS  Y6, Y10, Y0
+	VBROADCASTSS 12(CX), Y6
+	VFMADD231PS  Y6, Y10, Y1
+	VBROADCASTSS 16(CX), Y6
+	VFMADD231PS  Y6, Y9, Y0
+	VBROADCASTSS 20(CX), Y6
+	VFMADD231PS  Y6, Y9, Y1
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS 32(CX), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VBROADCASTSS 36(CX), Y6
+	VFMADD231PS  Y6, Y4, Y1
+	VBROADCASTSS 40(CX), Y6
+	VFMADD231PS  Y6, Y3, Y0
+	VBROADCASTSS 44(CX), Y6
+	VFMADD231PS  Y6, Y3, Y1
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y6, Y7, Y0
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y6, Y7, Y1
+	VBROADCASTSS 56(CX), Y6
+	VFMADD231PS  Y6, Y2, Y0
+	VBROADCASTSS 60(CX), Y6
+	VFMADD231PS  Y6, Y2, Y1
+	ADDQ         $0x20, AX
+	ADDQ         $0x00000040, CX
+	DECQ         DX
+	JNZ          linearChain_8x2_avx2_k
+
+linearChain_8x2_avx2_tail:
+	// if t := k % 8; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ         8(SP), DX
+	TESTQ        DX, DX
+	JZ           linearChain_8x2_avx2_out
+	MOVQ         DX, BX
+	LEAQ         linearTailTable<>+64(SB), SI
+	SHLQ         $0x02, BX
+	SUBQ         BX, SI
+	MOVQ         SI, 136(SP)
+	MOVQ         64(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y2
+	VMASKMOVPS   (BX)(AX*1), Y2, Y2
+	MOVQ         72(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y3
+	VMASKMOVPS   (BX)(AX*1), Y3, Y3
+	MOVQ         80(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y4
+	VMASKMOVPS   (BX)(AX*1), Y4, Y4
+	MOVQ         88(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y5
+	VMASKMOVPS   (BX)(AX*1), Y5, Y5
+	MOVQ         96(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y6
+	VMASKMOVPS   (BX)(AX*1), Y6, Y6
+	MOVQ         104(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y7
+	VMASKMOVPS   (BX)(AX*1), Y7, Y7
+	MOVQ         112(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y8
+	VMASKMOVPS   (BX)(AX*1), Y8, Y8
+	MOVQ         120(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y9
+	VMASKMOVPS   (BX)(AX*1), Y9, Y9
+	VUNPCKLPS    Y3, Y2, Y10
+	VUNPCKHPS    Y3, Y2, Y2
+	VUNPCKLPS    Y5, Y4, Y3
+	VUNPCKHPS    Y5, Y4, Y4
+	VUNPCKLPS    Y7, Y6, Y5
+	VUNPCKHPS    Y7, Y6, Y6
+	VUNPCKLPS    Y9, Y8, Y7
+	VUNPCKHPS    Y9, Y8, Y8
+	VUNPCKLPD    Y3, Y10, Y9
+	VUNPCKHPD    Y3, Y10, Y3
+	VUNPCKLPD    Y4, Y2, Y10
+	VUNPCKHPD    Y4, Y2, Y2
+	VUNPCKLPD    Y7, Y5, Y4
+	VUNPCKHPD    Y7, Y5, Y5
+	VUNPCKLPD    Y8, Y6, Y7
+	VUNPCKHPD    Y8, Y6, Y6
+	VPERM2F128   $0x20, Y4, Y9, Y8
+	VPERM2F128   $0x31, Y4, Y9, Y4
+	VPERM2F128   $0x20, Y7, Y10, Y9
+	VPERM2F128   $0x31, Y7, Y10, Y7
+	VPERM2F128   $0x20, Y5, Y3, Y10
+	VPERM2F128   $0x31, Y5, Y3, Y3
+	VPERM2F128   $0x20, Y6, Y2, Y5
+	VPERM2F128   $0x31, Y6, Y2, Y2
+	VBROADCASTSS (CX), Y6
+	VFMADD231PS  Y6, Y8, Y0
+	VBROADCASTSS 4(CX), Y6
+	VFMADD231PS  Y6, Y8, Y1
+	CMPQ         DX, $0x01
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 8(CX), Y6
+	VFMADD231PS  Y6, Y10, Y0
+	VBROADCASTSS 12(CX), Y6
+	VFMADD231PS  Y6, Y10, Y1
+	CMPQ         DX, $0x02
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 16(CX), Y6
+	VFMADD231PS  Y6, Y9, Y0
+	VBROADCASTSS 20(CX), Y6
+	VFMADD231PS  Y6, Y9, Y1
+	CMPQ         DX, $0x03
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 24(CX), Y6
+	VFMADD231PS  Y6, Y5, Y0
+	VBROADCASTSS 28(CX), Y6
+	VFMADD231PS  Y6, Y5, Y1
+	CMPQ         DX, $0x04
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 32(CX), Y6
+	VFMADD231PS  Y6, Y4, Y0
+	VBROADCASTSS 36(CX), Y6
+	VFMADD231PS  Y6, Y4, Y1
+	CMPQ         DX, $0x05
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 40(CX), Y6
+	VFMADD231PS  Y6, Y3, Y0
+	VBROADCASTSS 44(CX), Y6
+	VFMADD231PS  Y6, Y3, Y1
+	CMPQ         DX, $0x06
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 48(CX), Y6
+	VFMADD231PS  Y6, Y7, Y0
+	VBROADCASTSS 52(CX), Y6
+	VFMADD231PS  Y6, Y7, Y1
+	CMPQ         DX, $0x07
+	JBE          linearChain_8x2_avx2_tail0
+	VBROADCASTSS 56(CX), Y6
+	VFMADD231PS  Y6, Y2, Y0
+	VBROADCASTSS 60(CX), Y6
+	VFMADD231PS  Y6, Y2, Y1
+
+linearChain_8x2_avx2_tail0:
+linearChain_8x2_avx2_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Y2
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Y0, Y2, Y0
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y3
+	VMASKMOVPS   Y0, Y3, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y1, Y2, Y1
+	MOVQ         128(SP), CX
+	VMOVUPS      (CX), Y0
+	VMASKMOVPS   Y1, Y0, (AX)
+
+	// j += 8: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x08, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000020, 24(SP)
+	ADDQ   $0x00000020, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JG     linearChain_8x2_avx2_block
+	VZEROUPPER
+	RET
+
+// func linearChain_8x3_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·linearChain_8x3_avx2(SB), NOSPLIT, $144-69
+	// kblk = k / 8; ktail = k % 8
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x07, CX
+	SHRQ $0x03, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_8x3_avx2_block:
+	// nr = min(n, 8): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x08
+	MOVQ    $0x00000008, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+
+	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	LEAQ linearTailTable<>+64(SB), CX
+	SHLQ $0x02, AX
+	SUBQ AX, CX
+	MOVQ CX, 128(SP)
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_8x3_avx2_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_8x3_avx2_init:
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y0
+	VMASKMOVPS (AX), Y0, Y0
+	ADDQ       CX, AX
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y1
+	VMASKMOVPS (AX), Y1, Y1
+	ADDQ       CX, AX
+	MOVQ       128(SP), CX
+	VMOVUPS    (CX), Y2
+	VMASKMOVPS (AX), Y2, Y2
+	XORQ       AX, AX
+	MOVQ       xt+16(FP), CX
+	MOVQ       (SP), DX
+	TESTQ      DX, DX
+	JZ         linearChain_8x3_avx2_tail
+
+linearChain_8x3_avx2_k:
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	MOVQ         64(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y3
+	MOVQ         72(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y4
+	MOVQ         80(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y5
+	MOVQ         88(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y6
+	MOVQ         96(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y7
+	MOVQ         104(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y8
+	MOVQ         112(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y9
+	MOVQ         120(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y10
+	VUNPCKLPS    Y4, Y3, Y11
+	VUNPCKHPS    Y4, Y3, Y3
+	VUNPCKLPS    Y6, Y5, Y4
+	VUNPCKHPS    Y6, Y5, Y5
+	VUNPCKLPS    Y8, Y7, Y6
+	VUNPCKHPS    Y8, Y7, Y7
+	VUNPCKLPS    Y10, Y9, Y8
+	VUNPCKHPS    Y10, Y9, Y9
+	VUNPCKLPD    Y4, Y11, Y10
+	VUNPCKHPD    Y4, Y11, Y4
+	VUNPCKLPD    Y5, Y3, Y11
+	VUNPCKHPD    Y5, Y3, Y3
+	VUNPCKLPD    Y8, Y6, Y5
+	VUNPCKHPD    Y8, Y6, Y6
+	VUNPCKLPD    Y9, Y7, Y8
+	VUNPCKHPD    Y9, Y7, Y7
+	VPERM2F128   $0x20, Y5, Y10, Y9
+	VPERM2F128   $0x31, Y5, Y10, Y5
+	VPERM2F128   $0x20, Y8, Y11, Y10
+	VPERM2F128   $0x31, Y8, Y11, Y8
+	VPERM2F128   $0x20, Y6, Y4, Y11
+	VPERM2F128   $0x31, Y6, Y4, Y4
+	VPERM2F128   $0x20, Y7, Y3, Y6
+	VPERM2F128   $0x31, Y7, Y3, Y3
+	VBROADCASTSS (CX), Y7
+	VFMADD231PS  Y7, Y9, Y0
+	VBROADCASTSS 4(CX), Y7
+	VFMADD231PS  Y7, Y9, Y1
+	VBROADCASTSS 8(CX), Y7
+	VFMADD231PS  Y7, Y9, Y2
+	VBROADCASTSS 12(CX), Y7
+	VFMADD231PS  Y7, Y11, Y0
+	VBROADCASTSS 16(CX), Y7
+	VFMADD231PS  Y7, Y11, Y1
+	VBROADCASTSS 20(CX), Y7
+	VFMADD231PS  Y7, Y11, Y2
+	VBROADCASTSS 24(CX), Y7
+	VFMADD231PS  Y7, Y10, Y0
+	VBROADCASTSS 28(CX), Y7
+	VFMADD231PS  Y7, Y10, Y1
+	VBROADCASTSS 32(CX), Y7
+	VFMADD231PS  Y7, Y10, Y2
+	VBROADCASTSS 36(CX), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 40(CX), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 44(CX), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	VBROADCASTSS 48(CX), Y7
+	VFMADD231PS  Y7, Y5, Y0
+	VBROADCASTSS 52(CX), Y7
+	VFMADD231PS  Y7, Y5, Y1
+	VBROADCASTSS 56(CX), Y7
+	VFMADD231PS  Y7, Y5, Y2
+	VBROADCASTSS 60(CX), Y7
+	VFMADD231PS  Y7, Y4, Y0
+	VBROADCASTSS 64(CX), Y7
+	VFMADD231PS  Y7, Y4, Y1
+	VBROADCASTSS 68(CX), Y7
+	VFMADD231PS  Y7, Y4, Y2
+	VBROADCASTSS 72(CX), Y7
+	VFMADD231PS  Y7, Y8, Y0
+	VBROADCASTSS 76(CX), Y7
+	VFMADD231PS  Y7, Y8, Y1
+	VBROADCASTSS 80(CX), Y7
+	VFMADD231PS  Y7, Y8, Y2
+	VBROADCASTSS 84(CX), Y7
+	VFMADD231PS  Y7, Y3, Y0
+	VBROADCASTSS 88(CX), Y7
+	VFMADD231PS  Y7, Y3, Y1
+	VBROADCASTSS 92(CX), Y7
+	VFMADD231PS  Y7, Y3, Y2
+	ADDQ         $0x20, AX
+	ADDQ         $0x00000060, CX
+	DECQ         DX
+	JNZ          linearChain_8x3_avx2_k
+
+linearChain_8x3_avx2_tail:
+	// if t := k % 8; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ         8(SP), DX
+	TESTQ        DX, DX
+	JZ           linearChain_8x3_avx2_out
+	MOVQ         DX, BX
+	LEAQ         linearTailTable<>+64(SB), SI
+	SHLQ         $0x02, BX
+	SUBQ         BX, SI
+	MOVQ         SI, 136(SP)
+	MOVQ         64(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y3
+	VMASKMOVPS   (BX)(AX*1), Y3, Y3
+	MOVQ         72(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y4
+	VMASKMOVPS   (BX)(AX*1), Y4, Y4
+	MOVQ         80(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y5
+	VMASKMOVPS   (BX)(AX*1), Y5, Y5
+	MOVQ         88(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y6
+	VMASKMOVPS   (BX)(AX*1), Y6, Y6
+	MOVQ         96(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y7
+	VMASKMOVPS   (BX)(AX*1), Y7, Y7
+	MOVQ         104(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y8
+	VMASKMOVPS   (BX)(AX*1), Y8, Y8
+	MOVQ         112(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y9
+	VMASKMOVPS   (BX)(AX*1), Y9, Y9
+	MOVQ         120(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y10
+	VMASKMOVPS   (BX)(AX*1), Y10, Y10
+	VUNPCKLPS    Y4, Y3, Y11
+	VUNPCKHPS    Y4, Y3, Y3
+	VUNPCKLPS    Y6, Y5, Y4
+	VUNPCKHPS    Y6, Y5, Y5
+	VUNPCKLPS    Y8, Y7, Y6
+	VUNPCKHPS    Y8, Y7, Y7
+	VUNPCKLPS    Y10, Y9, Y8
+	VUNPCKHPS    Y10, Y9, Y9
+	VUNPCKLPD    Y4, Y11, Y10
+	VUNPCKHPD    Y4, Y11, Y4
+	VUNPCKLPD    Y5, Y3, Y11
+	VUNPCKHPD    Y5, Y3, Y3
+	VUNPCKLPD    Y8, Y6, Y5
+	VUNPCKHPD    Y8, Y6, Y6
+	VUNPCKLPD    Y9, Y7, Y8
+	VUNPCKHPD    Y9, Y7, Y7
+	VPERM2F128   $0x20, Y5, Y10, Y9
+	VPERM2F128   $0x31, Y5, Y10, Y5
+	VPERM2F128   $0x20, Y8, Y11, Y10
+	VPERM2F128   $0x31, Y8, Y11, Y8
+	VPERM2F128   $0x20, Y6, Y4, Y11
+	VPERM2F128   $0x31, Y6, Y4, Y4
+	VPERM2F128   $0x20, Y7, Y3, Y6
+	VPERM2F128   $0x31, Y7, Y3, Y3
+	VBROADCASTSS (CX), Y7
+	VFMADD231PS  Y7, Y9, Y0
+	VBROADCASTSS 4(CX), Y7
+	VFMADD231PS  Y7, Y9, Y1
+	VBROADCASTSS 8(CX), Y7
+	VFMADD231PS  Y7, Y9, Y2
+	CMPQ         DX, $0x01
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 12(CX), Y7
+	VFMADD231PS  Y7, Y11, Y0
+	VBROADCASTSS 16(CX), Y7
+	VFMADD231PS  Y7, Y11, Y1
+	VBROADCASTSS 20(CX), Y7
+	VFMADD231PS  Y7, Y11, Y2
+	CMPQ         DX, $0x02
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 24(CX), Y7
+	VFMADD231PS  Y7, Y10, Y0
+	VBROADCASTSS 28(CX), Y7
+	VFMADD231PS  Y7, Y10, Y1
+	VBROADCASTSS 32(CX), Y7
+	VFMADD231PS  Y7, Y10, Y2
+	CMPQ         DX, $0x03
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 36(CX), Y7
+	VFMADD231PS  Y7, Y6, Y0
+	VBROADCASTSS 40(CX), Y7
+	VFMADD231PS  Y7, Y6, Y1
+	VBROADCASTSS 44(CX), Y7
+	VFMADD231PS  Y7, Y6, Y2
+	CMPQ         DX, $0x04
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 48(CX), Y7
+	VFMADD231PS  Y7, Y5, Y0
+	VBROADCASTSS 52(CX), Y7
+	VFMADD231PS  Y7, Y5, Y1
+	VBROADCASTSS 56(CX), Y7
+	VFMADD231PS  Y7, Y5, Y2
+	CMPQ         DX, $0x05
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 60(CX), Y7
+	VFMADD231PS  Y7, Y4, Y0
+	VBROADCASTSS 64(CX), Y7
+	VFMADD231PS  Y7, Y4, Y1
+	VBROADCASTSS 68(CX), Y7
+	VFMADD231PS  Y7, Y4, Y2
+	CMPQ         DX, $0x06
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 72(CX), Y7
+	VFMADD231PS  Y7, Y8, Y0
+	VBROADCASTSS 76(CX), Y7
+	VFMADD231PS  Y7, Y8, Y1
+	VBROADCASTSS 80(CX), Y7
+	VFMADD231PS  Y7, Y8, Y2
+	CMPQ         DX, $0x07
+	JBE          linearChain_8x3_avx2_tail0
+	VBROADCASTSS 84(CX), Y7
+	VFMADD231PS  Y7, Y3, Y0
+	VBROADCASTSS 88(CX), Y7
+	VFMADD231PS  Y7, Y3, Y1
+	VBROADCASTSS 92(CX), Y7
+	VFMADD231PS  Y7, Y3, Y2
+
+linearChain_8x3_avx2_tail0:
+linearChain_8x3_avx2_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Y3
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Y0, Y3, Y0
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y4
+	VMASKMOVPS   Y0, Y4, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y1, Y3, Y1
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y0
+	VMASKMOVPS   Y1, Y0, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y2, Y3, Y2
+	MOVQ         128(SP), CX
+	VMOVUPS      (CX), Y0
+	VMASKMOVPS   Y2, Y0, (AX)
+
+	// j += 8: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x08, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000020, 24(SP)
+	ADDQ   $0x00000020, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JG     linearChain_8x3_avx2_block
+	VZEROUPPER
+	RET
+
+// func linearChain_8x4_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·linearChain_8x4_avx2(SB), NOSPLIT, $144-69
+	// kblk = k / 8; ktail = k % 8
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x07, CX
+	SHRQ $0x03, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_8x4_avx2_block:
+	// nr = min(n, 8): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x08
+	MOVQ    $0x00000008, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+
+	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	LEAQ linearTailTable<>+64(SB), CX
+	SHLQ $0x02, AX
+	SUBQ AX, CX
+	MOVQ CX, 128(SP)
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_8x4_avx2_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_8x4_avx2_init:
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y0
+	VMASKMOVPS (AX), Y0, Y0
+	ADDQ       CX, AX
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y1
+	VMASKMOVPS (AX), Y1, Y1
+	ADDQ       CX, AX
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y2
+	VMASKMOVPS (AX), Y2, Y2
+	ADDQ       CX, AX
+	MOVQ       128(SP), CX
+	VMOVUPS    (CX), Y3
+	VMASKMOVPS (AX), Y3, Y3
+	XORQ       AX, AX
+	MOVQ       xt+16(FP), CX
+	MOVQ       (SP), DX
+	TESTQ      DX, DX
+	JZ         linearChain_8x4_avx2_tail
+
+linearChain_8x4_avx2_k:
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	MOVQ         64(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y4
+	MOVQ         72(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y5
+	MOVQ         80(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y6
+	MOVQ         88(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y7
+	MOVQ         96(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y8
+	MOVQ         104(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y9
+	MOVQ         112(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y10
+	MOVQ         120(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y11
+	VUNPCKLPS    Y5, Y4, Y12
+	VUNPCKHPS    Y5, Y4, Y4
+	VUNPCKLPS    Y7, Y6, Y5
+	VUNPCKHPS    Y7, Y6, Y6
+	VUNPCKLPS    Y9, Y8, Y7
+	VUNPCKHPS    Y9, Y8, Y8
+	VUNPCKLPS    Y11, Y10, Y9
+	VUNPCKHPS    Y11, Y10, Y10
+	VUNPCKLPD    Y5, Y12, Y11
+	VUNPCKHPD    Y5, Y12, Y5
+	VUNPCKLPD    Y6, Y4, Y12
+	VUNPCKHPD    Y6, Y4, Y4
+	VUNPCKLPD    Y9, Y7, Y6
+	VUNPCKHPD    Y9, Y7, Y7
+	VUNPCKLPD    Y10, Y8, Y9
+	VUNPCKHPD    Y10, Y8, Y8
+	VPERM2F128   $0x20, Y6, Y11, Y10
+	VPERM2F128   $0x31, Y6, Y11, Y6
+	VPERM2F128   $0x20, Y9, Y12, Y11
+	VPERM2F128   $0x31, Y9, Y12, Y9
+	VPERM2F128   $0x20, Y7, Y5, Y12
+	VPERM2F128   $0x31, Y7, Y5, Y5
+	VPERM2F128   $0x20, Y8, Y4, Y7
+	VPERM2F128   $0x31, Y8, Y4, Y4
+	VBROADCASTSS (CX), Y8
+	VFMADD231PS  Y8, Y10, Y0
+	VBROADCASTSS 4(CX), Y8
+	VFMADD231PS  Y8, Y10, Y1
+	VBROADCASTSS 8(CX), Y8
+	VFMADD231PS  Y8, Y10, Y2
+	VBROADCASTSS 12(CX), Y8
+	VFMADD231PS  Y8, Y10, Y3
+	VBROADCASTSS 16(CX), Y8
+	VFMADD231PS  Y8, Y12, Y0
+	VBROADCASTSS 20(CX), Y8
+	VFMADD231PS  Y8, Y12, Y1
+	VBROADCASTSS 24(CX), Y8
+	VFMADD231PS  Y8, Y12, Y2
+	VBROADCASTSS 28(CX), Y8
+	VFMADD231PS  Y8, Y12, Y3
+	VBROADCASTSS 32(CX), Y8
+	VFMADD231PS  Y8, Y11, Y0
+	VBROADCASTSS 36(CX), Y8
+	VFMADD231PS  Y8, Y11, Y1
+	VBROADCASTSS 40(CX), Y8
+	VFMADD231PS  Y8, Y11, Y2
+	VBROADCASTSS 44(CX), Y8
+	VFMADD231PS  Y8, Y11, Y3
+	VBROADCASTSS 48(CX), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 52(CX), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 56(CX), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 60(CX), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 64(CX), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VBROADCASTSS 68(CX), Y8
+	VFMADD231PS  Y8, Y6, Y1
+	VBROADCASTSS 72(CX), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VBROADCASTSS 76(CX), Y8
+	VFMADD231PS  Y8, Y6, Y3
+	VBROADCASTSS 80(CX), Y8
+	VFMADD231PS  Y8, Y5, Y0
+	VBROADCASTSS 84(CX), Y8
+	VFMADD231PS  Y8, Y5, Y1
+	VBROADCASTSS 88(CX), Y8
+	VFMADD231PS  Y8, Y5, Y2
+	VBROADCASTSS 92(CX), Y8
+	VFMADD231PS  Y8, Y5, Y3
+	VBROADCASTSS 96(CX), Y8
+	VFMADD231PS  Y8, Y9, Y0
+	VBROADCASTSS 100(CX), Y8
+	VFMADD231PS  Y8, Y9, Y1
+	VBROADCASTSS 104(CX), Y8
+	VFMADD231PS  Y8, Y9, Y2
+	VBROADCASTSS 108(CX), Y8
+	VFMADD231PS  Y8, Y9, Y3
+	VBROADCASTSS 112(CX), Y8
+	VFMADD231PS  Y8, Y4, Y0
+	VBROADCASTSS 116(CX), Y8
+	VFMADD231PS  Y8, Y4, Y1
+	VBROADCASTSS 120(CX), Y8
+	VFMADD231PS  Y8, Y4, Y2
+	VBROADCASTSS 124(CX), Y8
+	VFMADD231PS  Y8, Y4, Y3
+	ADDQ         $0x20, AX
+	ADDQ         $0x00000080, CX
+	DECQ         DX
+	JNZ          linearChain_8x4_avx2_k
+
+linearChain_8x4_avx2_tail:
+	// if t := k % 8; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ         8(SP), DX
+	TESTQ        DX, DX
+	JZ           linearChain_8x4_avx2_out
+	MOVQ         DX, BX
+	LEAQ         linearTailTable<>+64(SB), SI
+	SHLQ         $0x02, BX
+	SUBQ         BX, SI
+	MOVQ         SI, 136(SP)
+	MOVQ         64(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y4
+	VMASKMOVPS   (BX)(AX*1), Y4, Y4
+	MOVQ         72(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y5
+	VMASKMOVPS   (BX)(AX*1), Y5, Y5
+	MOVQ         80(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y6
+	VMASKMOVPS   (BX)(AX*1), Y6, Y6
+	MOVQ         88(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y7
+	VMASKMOVPS   (BX)(AX*1), Y7, Y7
+	MOVQ         96(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y8
+	VMASKMOVPS   (BX)(AX*1), Y8, Y8
+	MOVQ         104(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y9
+	VMASKMOVPS   (BX)(AX*1), Y9, Y9
+	MOVQ         112(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y10
+	VMASKMOVPS   (BX)(AX*1), Y10, Y10
+	MOVQ         120(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y11
+	VMASKMOVPS   (BX)(AX*1), Y11, Y11
+	VUNPCKLPS    Y5, Y4, Y12
+	VUNPCKHPS    Y5, Y4, Y4
+	VUNPCKLPS    Y7, Y6, Y5
+	VUNPCKHPS    Y7, Y6, Y6
+	VUNPCKLPS    Y9, Y8, Y7
+	VUNPCKHPS    Y9, Y8, Y8
+	VUNPCKLPS    Y11, Y10, Y9
+	VUNPCKHPS    Y11, Y10, Y10
+	VUNPCKLPD    Y5, Y12, Y11
+	VUNPCKHPD    Y5, Y12, Y5
+	VUNPCKLPD    Y6, Y4, Y12
+	VUNPCKHPD    Y6, Y4, Y4
+	VUNPCKLPD    Y9, Y7, Y6
+	VUNPCKHPD    Y9, Y7, Y7
+	VUNPCKLPD    Y10, Y8, Y9
+	VUNPCKHPD    Y10, Y8, Y8
+	VPERM2F128   $0x20, Y6, Y11, Y10
+	VPERM2F128   $0x31, Y6, Y11, Y6
+	VPERM2F128   $0x20, Y9, Y12, Y11
+	VPERM2F128   $0x31, Y9, Y12, Y9
+	VPERM2F128   $0x20, Y7, Y5, Y12
+	VPERM2F128   $0x31, Y7, Y5, Y5
+	VPERM2F128   $0x20, Y8, Y4, Y7
+	VPERM2F128   $0x31, Y8, Y4, Y4
+	VBROADCASTSS (CX), Y8
+	VFMADD231PS  Y8, Y10, Y0
+	VBROADCASTSS 4(CX), Y8
+	VFMADD231PS  Y8, Y10, Y1
+	VBROADCASTSS 8(CX), Y8
+	VFMADD231PS  Y8, Y10, Y2
+	VBROADCASTSS 12(CX), Y8
+	VFMADD231PS  Y8, Y10, Y3
+	CMPQ         DX, $0x01
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 16(CX), Y8
+	VFMADD231PS  Y8, Y12, Y0
+	VBROADCASTSS 20(CX), Y8
+	VFMADD231PS  Y8, Y12, Y1
+	VBROADCASTSS 24(CX), Y8
+	VFMADD231PS  Y8, Y12, Y2
+	VBROADCASTSS 28(CX), Y8
+	VFMADD231PS  Y8, Y12, Y3
+	CMPQ         DX, $0x02
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 32(CX), Y8
+	VFMADD231PS  Y8, Y11, Y0
+	VBROADCASTSS 36(CX), Y8
+	VFMADD231PS  Y8, Y11, Y1
+	VBROADCASTSS 40(CX), Y8
+	VFMADD231PS  Y8, Y11, Y2
+	VBROADCASTSS 44(CX), Y8
+	VFMADD231PS  Y8, Y11, Y3
+	CMPQ         DX, $0x03
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 48(CX), Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VBROADCASTSS 52(CX), Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VBROADCASTSS 56(CX), Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VBROADCASTSS 60(CX), Y8
+	VFMADD231PS  Y8, Y7, Y3
+	CMPQ         DX, $0x04
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 64(CX), Y8
+	VFMADD231PS  Y8, Y6, Y0
+	VBROADCASTSS 68(CX), Y8
+	VFMADD231PS  Y8, Y6, Y1
+	VBROADCASTSS 72(CX), Y8
+	VFMADD231PS  Y8, Y6, Y2
+	VBROADCASTSS 76(CX), Y8
+	VFMADD231PS  Y8, Y6, Y3
+	CMPQ         DX, $0x05
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 80(CX), Y8
+	VFMADD231PS  Y8, Y5, Y0
+	VBROADCASTSS 84(CX), Y8
+	VFMADD231PS  Y8, Y5, Y1
+	VBROADCASTSS 88(CX), Y8
+	VFMADD231PS  Y8, Y5, Y2
+	VBROADCASTSS 92(CX), Y8
+	VFMADD231PS  Y8, Y5, Y3
+	CMPQ         DX, $0x06
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 96(CX), Y8
+	VFMADD231PS  Y8, Y9, Y0
+	VBROADCASTSS 100(CX), Y8
+	VFMADD231PS  Y8, Y9, Y1
+	VBROADCASTSS 104(CX), Y8
+	VFMADD231PS  Y8, Y9, Y2
+	VBROADCASTSS 108(CX), Y8
+	VFMADD231PS  Y8, Y9, Y3
+	CMPQ         DX, $0x07
+	JBE          linearChain_8x4_avx2_tail0
+	VBROADCASTSS 112(CX), Y8
+	VFMADD231PS  Y8, Y4, Y0
+	VBROADCASTSS 116(CX), Y8
+	VFMADD231PS  Y8, Y4, Y1
+	VBROADCASTSS 120(CX), Y8
+	VFMADD231PS  Y8, Y4, Y2
+	VBROADCASTSS 124(CX), Y8
+	VFMADD231PS  Y8, Y4, Y3
+
+linearChain_8x4_avx2_tail0:
+linearChain_8x4_avx2_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Y4
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Y0, Y4, Y0
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y5
+	VMASKMOVPS   Y0, Y5, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y1, Y4, Y1
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y0
+	VMASKMOVPS   Y1, Y0, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y2, Y4, Y2
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y0
+	VMASKMOVPS   Y2, Y0, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y3, Y4, Y3
+	MOVQ         128(SP), CX
+	VMOVUPS      (CX), Y0
+	VMASKMOVPS   Y3, Y0, (AX)
+
+	// j += 8: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x08, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000020, 24(SP)
+	ADDQ   $0x00000020, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JG     linearChain_8x4_avx2_block
+	VZEROUPPER
+	RET
+
+// func linearChain_8x5_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+// Requires: AVX, CMOV, FMA3, MMX+
+TEXT ·linearChain_8x5_avx2(SB), NOSPLIT, $144-69
+	// kblk = k / 8; ktail = k % 8
+	MOVQ k+56(FP), AX
+	MOVQ AX, CX
+	ANDQ $0x07, CX
+	SHRQ $0x03, AX
+	MOVQ AX, (SP)
+	MOVQ CX, 8(SP)
+	MOVQ n+48(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ y+0(FP), AX
+	MOVQ AX, 24(SP)
+	MOVQ w+24(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bias+40(FP), AX
+	MOVQ AX, 40(SP)
+	MOVQ ldw+32(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 48(SP)
+	MOVQ ldy+8(FP), AX
+	SHLQ $0x02, AX
+	MOVQ AX, 56(SP)
+
+linearChain_8x5_avx2_block:
+	// nr = min(n, 8): the rows of this step
+	MOVQ    16(SP), AX
+	CMPQ    AX, $0x08
+	MOVQ    $0x00000008, CX
+	CMOVQGT CX, AX
+
+	// rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one
+	MOVQ    32(SP), CX
+	MOVQ    48(SP), BX
+	MOVQ    CX, 64(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x01
+	CMOVQHI DX, CX
+	MOVQ    CX, 72(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x02
+	CMOVQHI DX, CX
+	MOVQ    CX, 80(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x03
+	CMOVQHI DX, CX
+	MOVQ    CX, 88(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x04
+	CMOVQHI DX, CX
+	MOVQ    CX, 96(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x05
+	CMOVQHI DX, CX
+	MOVQ    CX, 104(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x06
+	CMOVQHI DX, CX
+	MOVQ    CX, 112(SP)
+	LEAQ    (CX)(BX*1), DX
+	CMPQ    AX, $0x07
+	CMOVQHI DX, CX
+	MOVQ    CX, 120(SP)
+
+	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	LEAQ linearTailTable<>+64(SB), CX
+	SHLQ $0x02, AX
+	SUBQ AX, CX
+	MOVQ CX, 128(SP)
+
+	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	MOVQ    40(SP), AX
+	XORQ    CX, CX
+	MOVBQZX more+68(FP), DX
+	TESTQ   DX, DX
+	JZ      linearChain_8x5_avx2_init
+	MOVQ    24(SP), AX
+	MOVQ    56(SP), CX
+
+linearChain_8x5_avx2_init:
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y0
+	VMASKMOVPS (AX), Y0, Y0
+	ADDQ       CX, AX
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y1
+	VMASKMOVPS (AX), Y1, Y1
+	ADDQ       CX, AX
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y2
+	VMASKMOVPS (AX), Y2, Y2
+	ADDQ       CX, AX
+	MOVQ       128(SP), DX
+	VMOVUPS    (DX), Y3
+	VMASKMOVPS (AX), Y3, Y3
+	ADDQ       CX, AX
+	MOVQ       128(SP), CX
+	VMOVUPS    (CX), Y4
+	VMASKMOVPS (AX), Y4, Y4
+	XORQ       AX, AX
+	MOVQ       xt+16(FP), CX
+	MOVQ       (SP), DX
+	TESTQ      DX, DX
+	JZ         linearChain_8x5_avx2_tail
+
+linearChain_8x5_avx2_k:
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	MOVQ         64(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y5
+	MOVQ         72(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y6
+	MOVQ         80(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y7
+	MOVQ         88(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y8
+	MOVQ         96(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y9
+	MOVQ         104(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y10
+	MOVQ         112(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y11
+	MOVQ         120(SP), BX
+	PREFETCHT1   1024(BX)(AX*1)
+	VMOVUPS      (BX)(AX*1), Y12
+	VUNPCKLPS    Y6, Y5, Y13
+	VUNPCKHPS    Y6, Y5, Y5
+	VUNPCKLPS    Y8, Y7, Y6
+	VUNPCKHPS    Y8, Y7, Y7
+	VUNPCKLPS    Y10, Y9, Y8
+	VUNPCKHPS    Y10, Y9, Y9
+	VUNPCKLPS    Y12, Y11, Y10
+	VUNPCKHPS    Y12, Y11, Y11
+	VUNPCKLPD    Y6, Y13, Y12
+	VUNPCKHPD    Y6, Y13, Y6
+	VUNPCKLPD    Y7, Y5, Y13
+	VUNPCKHPD    Y7, Y5, Y5
+	VUNPCKLPD    Y10, Y8, Y7
+	VUNPCKHPD    Y10, Y8, Y8
+	VUNPCKLPD    Y11, Y9, Y10
+	VUNPCKHPD    Y11, Y9, Y9
+	VPERM2F128   $0x20, Y7, Y12, Y11
+	VPERM2F128   $0x31, Y7, Y12, Y7
+	VPERM2F128   $0x20, Y10, Y13, Y12
+	VPERM2F128   $0x31, Y10, Y13, Y10
+	VPERM2F128   $0x20, Y8, Y6, Y13
+	VPERM2F128   $0x31, Y8, Y6, Y6
+	VPERM2F128   $0x20, Y9, Y5, Y8
+	VPERM2F128   $0x31, Y9, Y5, Y5
+	VBROADCASTSS (CX), Y9
+	VFMADD231PS  Y9, Y11, Y0
+	VBROADCASTSS 4(CX), Y9
+	VFMADD231PS  Y9, Y11, Y1
+	VBROADCASTSS 8(CX), Y9
+	VFMADD231PS  Y9, Y11, Y2
+	VBROADCASTSS 12(CX), Y9
+	VFMADD231PS  Y9, Y11, Y3
+	VBROADCASTSS 16(CX), Y9
+	VFMADD231PS  Y9, Y11, Y4
+	VBROADCASTSS 20(CX), Y9
+	VFMADD231PS  Y9, Y13, Y0
+	VBROADCASTSS 24(CX), Y9
+	VFMADD231PS  Y9, Y13, Y1
+	VBROADCASTSS 28(CX), Y9
+	VFMADD231PS  Y9, Y13, Y2
+	VBROADCASTSS 32(CX), Y9
+	VFMADD231PS  Y9, Y13, Y3
+	VBROADCASTSS 36(CX), Y9
+	VFMADD231PS  Y9, Y13, Y4
+	VBROADCASTSS 40(CX), Y9
+	VFMADD231PS  Y9, Y12, Y0
+	VBROADCASTSS 44(CX), Y9
+	VFMADD231PS  Y9, Y12, Y1
+	VBROADCASTSS 48(CX), Y9
+	VFMADD231PS  Y9, Y12, Y2
+	VBROADCASTSS 52(CX), Y9
+	VFMADD231PS  Y9, Y12, Y3
+	VBROADCASTSS 56(CX), Y9
+	VFMADD231PS  Y9, Y12, Y4
+	VBROADCASTSS 60(CX), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 64(CX), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 68(CX), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 72(CX), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 76(CX), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VBROADCASTSS 80(CX), Y9
+	VFMADD231PS  Y9, Y7, Y0
+	VBROADCASTSS 84(CX), Y9
+	VFMADD231PS  Y9, Y7, Y1
+	VBROADCASTSS 88(CX), Y9
+	VFMADD231PS  Y9, Y7, Y2
+	VBROADCASTSS 92(CX), Y9
+	VFMADD231PS  Y9, Y7, Y3
+	VBROADCASTSS 96(CX), Y9
+	VFMADD231PS  Y9, Y7, Y4
+	VBROADCASTSS 100(CX), Y9
+	VFMADD231PS  Y9, Y6, Y0
+	VBROADCASTSS 104(CX), Y9
+	VFMADD231PS  Y9, Y6, Y1
+	VBROADCASTSS 108(CX), Y9
+	VFMADD231PS  Y9, Y6, Y2
+	VBROADCASTSS 112(CX), Y9
+	VFMADD231PS  Y9, Y6, Y3
+	VBROADCASTSS 116(CX), Y9
+	VFMADD231PS  Y9, Y6, Y4
+	VBROADCASTSS 120(CX), Y9
+	VFMADD231PS  Y9, Y10, Y0
+	VBROADCASTSS 124(CX), Y9
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 128(CX), Y9
+	VFMADD231PS  Y9, Y10, Y2
+	VBROADCASTSS 132(CX), Y9
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 136(CX), Y9
+	VFMADD231PS  Y9, Y10, Y4
+	VBROADCASTSS 140(CX), Y9
+	VFMADD231PS  Y9, Y5, Y0
+	VBROADCASTSS 144(CX), Y9
+	VFMADD231PS  Y9, Y5, Y1
+	VBROADCASTSS 148(CX), Y9
+	VFMADD231PS  Y9, Y5, Y2
+	VBROADCASTSS 152(CX), Y9
+	VFMADD231PS  Y9, Y5, Y3
+	VBROADCASTSS 156(CX), Y9
+	VFMADD231PS  Y9, Y5, Y4
+	ADDQ         $0x20, AX
+	ADDQ         $0x000000a0, CX
+	DECQ         DX
+	JNZ          linearChain_8x5_avx2_k
+
+linearChain_8x5_avx2_tail:
+	// if t := k % 8; t > 0 { the same for c < c0+t: the rows read under a mask }
+	MOVQ         8(SP), DX
+	TESTQ        DX, DX
+	JZ           linearChain_8x5_avx2_out
+	MOVQ         DX, BX
+	LEAQ         linearTailTable<>+64(SB), SI
+	SHLQ         $0x02, BX
+	SUBQ         BX, SI
+	MOVQ         SI, 136(SP)
+	MOVQ         64(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y5
+	VMASKMOVPS   (BX)(AX*1), Y5, Y5
+	MOVQ         72(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y6
+	VMASKMOVPS   (BX)(AX*1), Y6, Y6
+	MOVQ         80(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y7
+	VMASKMOVPS   (BX)(AX*1), Y7, Y7
+	MOVQ         88(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y8
+	VMASKMOVPS   (BX)(AX*1), Y8, Y8
+	MOVQ         96(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y9
+	VMASKMOVPS   (BX)(AX*1), Y9, Y9
+	MOVQ         104(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y10
+	VMASKMOVPS   (BX)(AX*1), Y10, Y10
+	MOVQ         112(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y11
+	VMASKMOVPS   (BX)(AX*1), Y11, Y11
+	MOVQ         120(SP), BX
+	MOVQ         136(SP), SI
+	VMOVUPS      (SI), Y12
+	VMASKMOVPS   (BX)(AX*1), Y12, Y12
+	VUNPCKLPS    Y6, Y5, Y13
+	VUNPCKHPS    Y6, Y5, Y5
+	VUNPCKLPS    Y8, Y7, Y6
+	VUNPCKHPS    Y8, Y7, Y7
+	VUNPCKLPS    Y10, Y9, Y8
+	VUNPCKHPS    Y10, Y9, Y9
+	VUNPCKLPS    Y12, Y11, Y10
+	VUNPCKHPS    Y12, Y11, Y11
+	VUNPCKLPD    Y6, Y13, Y12
+	VUNPCKHPD    Y6, Y13, Y6
+	VUNPCKLPD    Y7, Y5, Y13
+	VUNPCKHPD    Y7, Y5, Y5
+	VUNPCKLPD    Y10, Y8, Y7
+	VUNPCKHPD    Y10, Y8, Y8
+	VUNPCKLPD    Y11, Y9, Y10
+	VUNPCKHPD    Y11, Y9, Y9
+	VPERM2F128   $0x20, Y7, Y12, Y11
+	VPERM2F128   $0x31, Y7, Y12, Y7
+	VPERM2F128   $0x20, Y10, Y13, Y12
+	VPERM2F128   $0x31, Y10, Y13, Y10
+	VPERM2F128   $0x20, Y8, Y6, Y13
+	VPERM2F128   $0x31, Y8, Y6, Y6
+	VPERM2F128   $0x20, Y9, Y5, Y8
+	VPERM2F128   $0x31, Y9, Y5, Y5
+	VBROADCASTSS (CX), Y9
+	VFMADD231PS  Y9, Y11, Y0
+	VBROADCASTSS 4(CX), Y9
+	VFMADD231PS  Y9, Y11, Y1
+	VBROADCASTSS 8(CX), Y9
+	VFMADD231PS  Y9, Y11, Y2
+	VBROADCASTSS 12(CX), Y9
+	VFMADD231PS  Y9, Y11, Y3
+	VBROADCASTSS 16(CX), Y9
+	VFMADD231PS  Y9, Y11, Y4
+	CMPQ         DX, $0x01
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 20(CX), Y9
+	VFMADD231PS  Y9, Y13, Y0
+	VBROADCASTSS 24(CX), Y9
+	VFMADD231PS  Y9, Y13, Y1
+	VBROADCASTSS 28(CX), Y9
+	VFMADD231PS  Y9, Y13, Y2
+	VBROADCASTSS 32(CX), Y9
+	VFMADD231PS  Y9, Y13, Y3
+	VBROADCASTSS 36(CX), Y9
+	VFMADD231PS  Y9, Y13, Y4
+	CMPQ         DX, $0x02
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 40(CX), Y9
+	VFMADD231PS  Y9, Y12, Y0
+	VBROADCASTSS 44(CX), Y9
+	VFMADD231PS  Y9, Y12, Y1
+	VBROADCASTSS 48(CX), Y9
+	VFMADD231PS  Y9, Y12, Y2
+	VBROADCASTSS 52(CX), Y9
+	VFMADD231PS  Y9, Y12, Y3
+	VBROADCASTSS 56(CX), Y9
+	VFMADD231PS  Y9, Y12, Y4
+	CMPQ         DX, $0x03
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 60(CX), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VBROADCASTSS 64(CX), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VBROADCASTSS 68(CX), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VBROADCASTSS 72(CX), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VBROADCASTSS 76(CX), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	CMPQ         DX, $0x04
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 80(CX), Y9
+	VFMADD231PS  Y9, Y7, Y0
+	VBROADCASTSS 84(CX), Y9
+	VFMADD231PS  Y9, Y7, Y1
+	VBROADCASTSS 88(CX), Y9
+	VFMADD231PS  Y9, Y7, Y2
+	VBROADCASTSS 92(CX), Y9
+	VFMADD231PS  Y9, Y7, Y3
+	VBROADCASTSS 96(CX), Y9
+	VFMADD231PS  Y9, Y7, Y4
+	CMPQ         DX, $0x05
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 100(CX), Y9
+	VFMADD231PS  Y9, Y6, Y0
+	VBROADCASTSS 104(CX), Y9
+	VFMADD231PS  Y9, Y6, Y1
+	VBROADCASTSS 108(CX), Y9
+	VFMADD231PS  Y9, Y6, Y2
+	VBROADCASTSS 112(CX), Y9
+	VFMADD231PS  Y9, Y6, Y3
+	VBROADCASTSS 116(CX), Y9
+	VFMADD231PS  Y9, Y6, Y4
+	CMPQ         DX, $0x06
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 120(CX), Y9
+	VFMADD231PS  Y9, Y10, Y0
+	VBROADCASTSS 124(CX), Y9
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 128(CX), Y9
+	VFMADD231PS  Y9, Y10, Y2
+	VBROADCASTSS 132(CX), Y9
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 136(CX), Y9
+	VFMADD231PS  Y9, Y10, Y4
+	CMPQ         DX, $0x07
+	JBE          linearChain_8x5_avx2_tail0
+	VBROADCASTSS 140(CX), Y9
+	VFMADD231PS  Y9, Y5, Y0
+	VBROADCASTSS 144(CX), Y9
+	VFMADD231PS  Y9, Y5, Y1
+	VBROADCASTSS 148(CX), Y9
+	VFMADD231PS  Y9, Y5, Y2
+	VBROADCASTSS 152(CX), Y9
+	VFMADD231PS  Y9, Y5, Y3
+	VBROADCASTSS 156(CX), Y9
+	VFMADD231PS  Y9, Y5, Y4
+
+linearChain_8x5_avx2_tail0:
+linearChain_8x5_avx2_out:
+	// y[i][j:j+nr] = lo > acc ? lo : acc
+	VBROADCASTSS lo+64(FP), Y5
+	MOVQ         24(SP), AX
+	MOVQ         56(SP), CX
+	VMAXPS       Y0, Y5, Y0
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y6
+	VMASKMOVPS   Y0, Y6, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y1, Y5, Y1
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y0
+	VMASKMOVPS   Y1, Y0, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y2, Y5, Y2
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y0
+	VMASKMOVPS   Y2, Y0, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y3, Y5, Y3
+	MOVQ         128(SP), DX
+	VMOVUPS      (DX), Y0
+	VMASKMOVPS   Y3, Y0, (AX)
+	ADDQ         CX, AX
+	VMAXPS       Y4, Y5, Y4
+	MOVQ         128(SP), CX
+	VMOVUPS      (CX), Y0
+	VMASKMOVPS   Y4, Y0, (AX)
+
+	// j += 8: W, y and bias move on a step
+	MOVQ   48(SP), AX
+	IMUL3Q $0x08, AX, AX
+	ADDQ   AX, 32(SP)
+	ADDQ   $0x00000020, 24(SP)
+	ADDQ   $0x00000020, 40(SP)
+	SUBQ   $0x08, 16(SP)
+	JG     linearChain_8x5_avx2_block
+	VZEROUPPER
+	RET
+
 // func linearStreamRead_avx512(p *float32, n int)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·linearStreamRead_avx512(SB), NOSPLIT, $0-16

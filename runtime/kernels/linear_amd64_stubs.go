@@ -493,6 +493,193 @@ func linearBackWeight_4x96_avx512(dw *float32, ldw int, dy *float32, ldy int, x 
 //go:noescape
 func linearBackWeight_4x24_avx2(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
 
+// linearChain_16x1_avx512 is LinearChain for 1 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 1); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x1_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x2_avx512 is LinearChain for 2 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 2); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x2_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x3_avx512 is LinearChain for 3 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 3); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x3_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x4_avx512 is LinearChain for 4 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 4); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x4_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x5_avx512 is LinearChain for 5 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 5); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x5_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x6_avx512 is LinearChain for 6 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 6); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x6_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x7_avx512 is LinearChain for 7 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 7); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x7_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x8_avx512 is LinearChain for 8 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 8); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x8_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x9_avx512 is LinearChain for 9 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 9); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x9_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x10_avx512 is LinearChain for 10 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 10); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x10_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x11_avx512 is LinearChain for 11 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 11); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x11_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_16x12_avx512 is LinearChain for 12 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 16 rows at a time are read 16 inputs at a time and transposed
+// in registers, so that a lane of a zmm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 12); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_16x12_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_8x1_avx2 is LinearChain for 1 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 8 rows at a time are read 8 inputs at a time and transposed
+// in registers, so that a lane of a ymm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 1); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_8x1_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_8x2_avx2 is LinearChain for 2 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 8 rows at a time are read 8 inputs at a time and transposed
+// in registers, so that a lane of a ymm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 2); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_8x2_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_8x3_avx2 is LinearChain for 3 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 8 rows at a time are read 8 inputs at a time and transposed
+// in registers, so that a lane of a ymm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 3); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_8x3_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_8x4_avx2 is LinearChain for 4 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 8 rows at a time are read 8 inputs at a time and transposed
+// in registers, so that a lane of a ymm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 4); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_8x4_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
+// linearChain_8x5_avx2 is LinearChain for 5 sample(s) × n outputs (n, k ≥ 1): each output one FMA chain
+// over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k
+// layout (row stride ldw); 8 rows at a time are read 8 inputs at a time and transposed
+// in registers, so that a lane of a ymm is an output and the FMAs take one input column
+// at a time. xt is x packed as xt[c][i] (c < k, i < 5); y[i][j] is at y[i*ldy+j]. lo is 0
+// for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
+// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+//
+//go:noescape
+func linearChain_8x5_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
+
 // linearStreamRead_avx512 reads p[:n] (n > 0 a multiple of 128) with zmm loads into 8 sums and discards them:
 // the streaming-read bandwidth probe of the Linear benchmarks.
 //

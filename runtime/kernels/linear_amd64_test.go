@@ -441,7 +441,15 @@ func linCheckBackWeight(t *testing.T, isas []string, rng *rand.Rand, m, n, k, ld
 
 // FuzzLinear compares every Linear variant with linearGo on fuzzed shapes,
 // strides and values (the raw bytes become float32 bit patterns).
-func FuzzLinear(f *testing.F) {
+func FuzzLinear(f *testing.F) { linFuzz(f, linearGo, linear, false) }
+
+// FuzzLinearChain does the same for LinearChain against linearChainGo, and on
+// odd seeds through the chunked dispatch (chainUse).
+func FuzzLinearChain(f *testing.F) { linFuzz(f, linearChainGo, linearChain, true) }
+
+// linFuzz is the body of the forward fuzz targets: kern (the dispatching
+// kernel) against twin.
+func linFuzz(f *testing.F, twin, kern func(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool), chunks bool) {
 	f.Add(uint8(0), uint8(0), uint16(0), uint8(0), uint64(0), []byte{})
 	f.Add(uint8(8), uint8(31), uint16(16), uint8(3), uint64(1), []byte{0, 0, 0x80, 0x7f})
 	f.Add(uint8(9), uint8(33), uint16(4100), uint8(0x1f), uint64(2), []byte{0, 0, 0xc0, 0x7f, 0, 0, 0, 0x80})
@@ -473,12 +481,14 @@ func FuzzLinear(f *testing.F) {
 			linFill(rng, bias, false, 0.2)
 		}
 		want := linOutBuf((m-1)*ldy + n)
-		linearGo(want[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+		twin(want[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+		chunk := chunks && seed&1 != 0
 		for _, isa := range isas {
-			what := fmt.Sprintf("%s m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d bias=%v relu=%v", isa, m, n, k, ldx, ldw, ldy, withBias, relu)
+			what := fmt.Sprintf("%s m=%d n=%d k=%d ldx=%d ldw=%d ldy=%d bias=%v relu=%v chunk=%v", isa, m, n, k, ldx, ldw, ldy, withBias, relu, chunk)
 			got := linOutBuf((m-1)*ldy + n)
-			restore := linUse(isa)
-			linCatch(t, what, func() { linear(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu) })
+			restore, restoreChain := linUse(isa), chainUse(chunk)
+			linCatch(t, what, func() { kern(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu) })
+			restoreChain()
 			restore()
 			linCompare(t, what, got, want, m, n, ldy)
 		}

@@ -138,7 +138,11 @@ func BenchmarkLinearStream(b *testing.B) {
 	}
 }
 
-func BenchmarkLinear(b *testing.B) {
+func BenchmarkLinear(b *testing.B) { linForwardBench(b, Linear) }
+
+// linForwardBench is the body of BenchmarkLinear and BenchmarkLinearChain:
+// kernel on every ISA and shape.
+func linForwardBench(b *testing.B, kernel func(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool)) {
 	for _, isa := range linISAs {
 		for _, s := range linShapes {
 			b.Run(isa+"/"+s.String(), func(b *testing.B) {
@@ -150,7 +154,7 @@ func BenchmarkLinear(b *testing.B) {
 				linBenchFill(x)
 				linBenchFill(w)
 				linBenchFill(bias)
-				linBench(b, isa, s.cached(), func() { Linear(y, s.n, x, s.k, w, s.k, bias, s.m, s.n, s.k, true) },
+				linBench(b, isa, s.cached(), func() { kernel(y, s.n, x, s.k, w, s.k, bias, s.m, s.n, s.k, true) },
 					4*float64(s.n*s.k)/1e9, 2*float64(s.m*s.n*s.k)/1e9)
 			})
 		}

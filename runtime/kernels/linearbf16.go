@@ -65,18 +65,7 @@ func LinearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int,
 	if m <= 0 || n <= 0 {
 		return
 	}
-	switch {
-	case k < 1:
-		panic("kernels.LinearBF16: k < 1")
-	case len(y) < (m-1)*ldy+n:
-		panic("kernels.LinearBF16: y too short")
-	case len(x) < (m-1)*ldx+k:
-		panic("kernels.LinearBF16: x too short")
-	case len(w) < (n-1)*ldw+k:
-		panic("kernels.LinearBF16: w too short")
-	case bias != nil && len(bias) < n:
-		panic("kernels.LinearBF16: bias too short")
-	}
+	checkLinear("LinearBF16", len(y), ldy, len(x), ldx, len(w), ldw, bias, m, n, k)
 	linearBF16(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
 }
 
