@@ -20,6 +20,7 @@ import (
 	"github.com/cnngen/cnngen/generated/vgg16bn"
 	"github.com/cnngen/cnngen/generated/vgg19"
 	"github.com/cnngen/cnngen/generated/vgg19bn"
+	"github.com/cnngen/cnngen/generated/vggcifar"
 	"github.com/cnngen/cnngen/generated/vggmnist"
 	"github.com/cnngen/cnngen/runtime"
 )
@@ -96,6 +97,11 @@ var All = []Entry{
 		New: func(c runtime.Config) (Model, error) { return wrap(vgg19bn.New(c)) },
 		NewFrom: func(src Model, c runtime.Config) (Model, error) {
 			return wrap(vgg19bn.NewFrom(src.(*vgg19bn.Model), c))
+		}},
+	{Name: "vgg_cifar", Spec: "spec/vgg_cifar.cnn", MACs: vggcifar.MACs, Params: vggcifar.NumParams,
+		New: func(c runtime.Config) (Model, error) { return wrap(vggcifar.New(c)) },
+		NewFrom: func(src Model, c runtime.Config) (Model, error) {
+			return wrap(vggcifar.NewFrom(src.(*vggcifar.Model), c))
 		}},
 	{Name: "vgg_mnist", Spec: "spec/vgg_mnist.cnn", MACs: vggmnist.MACs, Params: vggmnist.NumParams,
 		New: func(c runtime.Config) (Model, error) { return wrap(vggmnist.New(c)) },
