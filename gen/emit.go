@@ -221,6 +221,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("gi").Index(jen.Lit(len(p.Grad.Buffers))).Index().Int32().Comment("the grad program's int32 buffers"),
 		jen.Id("dwScratch").Index(jen.Id("numConv")).Index().Float32().Comment("packed weight gradients"),
 		jen.Id("wscratch").Index().Index().Float32().Comment("fast mode: each worker's Winograd scratch"),
+		jen.Id("lscratch").Index().Index().Float32().Comment("each worker's packed inputs for kernels.LinearChainBuf"),
 		jen.Id("pool").Op("*").Qual(pkgParallel, "Pool"),
 		jen.Id("next").Qual("sync/atomic", "Int64").Comment("the next unit a convolution's workers claim; zeroed before every task"),
 		jen.Id("pcg").Op("*").Qual("math/rand/v2", "PCG").Comment("the dropout masks' source"),
@@ -314,6 +315,14 @@ func (e *emitter) modelMethods(f *jen.File) {
 		).Else().Block(
 			jen.Id("m").Dot("arena").Op("=").Make(jen.Index().Float32(), jen.Id("evalArena").Op("*").Id("mb")),
 		),
+	}
+	if k := chainMaxK(p); k > 0 {
+		body = append(body,
+			x("m.lscratch = make([][]float32, cfg.Threads)"),
+			jen.For(x("i := range m.lscratch")).Block(
+				jen.Id("m").Dot("lscratch").Index(jen.Id("i")).Op("=").Make(jen.Index().Float32(), jen.Qual(pkgKernels, "LinearChainBufLen").Call(jen.Id("mb"), jen.Lit(k))),
+			),
+		)
 	}
 	if sz := winoScratch(p); sz > 0 {
 		body = append(body, jen.If(x("m.fast")).Block(
@@ -614,6 +623,19 @@ func (e *emitter) modelMethods(f *jen.File) {
 
 // winoScratch is the scratch each worker needs for the model's Winograd
 // convolutions (the largest of them), or 0 if it has none.
+// chainMaxK is the most inputs of a linear layer that runs kernels.LinearChainBuf
+// (not LinearGEMM), 0 if none does: each worker's packing buffer holds a batch of
+// that many.
+func chainMaxK(p *Plan) int {
+	k := 0
+	for _, l := range linears(p) {
+		if !LinearGEMM(l) {
+			k = max(k, l.In.Size())
+		}
+	}
+	return k
+}
+
 func winoScratch(p *Plan) int {
 	sz := 0
 	for _, c := range p.Convs {

@@ -1171,7 +1171,7 @@ func (g *stepGen) linearNames() (w, b string) {
 
 /*
 lo, hi := parallel.Span(N, w, nw)   // output features
-kernels.LinearChain(out[lo:], N, in, K, W[lo*K:], K, bias[lo:], m.n, hi-lo, K, relu)
+kernels.LinearChainBuf(out[lo:], N, in, K, W[lo*K:], K, bias[lo:], m.n, hi-lo, K, relu, m.lscratch[w])
 */
 func (g *stepGen) linearFwd() []jen.Code {
 	st := g.st
@@ -1189,7 +1189,7 @@ func (g *stepGen) linearFwd() []jen.Code {
 		code = append(code, x("bias := %s", bv))
 		biasArg = x("bias[lo:]")
 	}
-	exact := jen.Qual(pkgKernels, "LinearChain").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU))
+	exact := jen.Qual(pkgKernels, "LinearChainBuf").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("wt[lo*K:]"), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU), x("m.lscratch[w]"))
 	if g.grad {
 		return append(code, span("N"), jen.If(x("lo < hi")).Block(exact))
 	}

@@ -368,7 +368,7 @@ func (m *Model) eval10(w, nw int) {
 		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 		return
 	}
-	kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 }
 
 // eval11 computes classifier.4: Linear(4096, 4096, bias=true) + classifier.5 ReLU, 4096 → 4096.
@@ -387,7 +387,7 @@ func (m *Model) eval11(w, nw int) {
 		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 		return
 	}
-	kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 }
 
 // eval12 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -406,5 +406,5 @@ func (m *Model) eval12(w, nw int) {
 		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 		return
 	}
-	kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 }

@@ -385,7 +385,7 @@ func (m *Model) fwd11(w, nw int) {
 	bias := m.w.vals[40218432:40222528]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -419,7 +419,7 @@ func (m *Model) fwd13(w, nw int) {
 	bias := m.w.vals[56999744:57003840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -432,7 +432,7 @@ func (m *Model) fwd14(w, nw int) {
 	bias := m.w.vals[61099840:61100840]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 	}
 }
 

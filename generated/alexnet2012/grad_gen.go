@@ -430,7 +430,7 @@ func (m *Model) fwd12(w, nw int) {
 	bias := m.w.vals[40082816:40086912]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -464,7 +464,7 @@ func (m *Model) fwd14(w, nw int) {
 	bias := m.w.vals[56864128:56868224]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -498,7 +498,7 @@ func (m *Model) fwd16(w, nw int) {
 	bias := m.w.vals[60964224:60965224]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 	}
 }
 

@@ -668,7 +668,7 @@ func (m *Model) fwd17(w, nw int) {
 	bias := m.w.vals[112165440:112169536]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -702,7 +702,7 @@ func (m *Model) fwd19(w, nw int) {
 	bias := m.w.vals[128946752:128950848]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -736,7 +736,7 @@ func (m *Model) fwd21(w, nw int) {
 	bias := m.w.vals[133046848:133047848]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 	}
 }
 

@@ -815,7 +815,7 @@ func (m *Model) eval17(w, nw int) {
 		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[0][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 		return
 	}
-	kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 }
 
 // eval18 computes classifier.3: Linear(4096, 4096, bias=true) + classifier.4 ReLU, 4096 → 4096.
@@ -834,7 +834,7 @@ func (m *Model) eval18(w, nw int) {
 		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
 		return
 	}
-	kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 }
 
 // eval19 computes classifier.6: Linear(4096, 1000, bias=true), 4096 → 1000.
@@ -853,5 +853,5 @@ func (m *Model) eval19(w, nw int) {
 		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[2][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
 		return
 	}
-	kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 }

@@ -812,7 +812,7 @@ func (m *Model) fwd20(w, nw int) {
 	bias := m.w.vals[117475136:117479232]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -846,7 +846,7 @@ func (m *Model) fwd22(w, nw int) {
 	bias := m.w.vals[134256448:134260544]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -880,7 +880,7 @@ func (m *Model) fwd24(w, nw int) {
 	bias := m.w.vals[138356544:138357544]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 	}
 }
 

@@ -1644,7 +1644,7 @@ func (m *Model) fwd33(w, nw int) {
 	bias := m.w.vals[117483584:117487680]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -1678,7 +1678,7 @@ func (m *Model) fwd35(w, nw int) {
 	bias := m.w.vals[134264896:134268992]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, true, m.lscratch[w])
 	}
 }
 
@@ -1712,7 +1712,7 @@ func (m *Model) fwd37(w, nw int) {
 	bias := m.w.vals[138364992:138365992]
 	lo, hi := parallel.Span(N, w, nw)
 	if lo < hi {
-		kernels.LinearChain(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 	}
 }
 

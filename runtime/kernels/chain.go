@@ -19,7 +19,30 @@ func LinearChain(y []float32, ldy int, x []float32, ldx int, w []float32, ldw in
 		return
 	}
 	checkLinear("LinearChain", len(y), ldy, len(x), ldx, len(w), ldw, bias, m, n, k)
-	linearChain(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+	linearChain(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu, nil)
+}
+
+// LinearChainBuf is LinearChain with the caller's buffer for the packed inputs
+// (at least LinearChainBufLen(m, k) floats), so that it never allocates; LinearChain
+// takes one from a sync.Pool, which a garbage collection may empty.
+func LinearChainBuf(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool, buf []float32) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	checkLinear("LinearChainBuf", len(y), ldy, len(x), ldx, len(w), ldw, bias, m, n, k)
+	if len(buf) < LinearChainBufLen(m, k) {
+		panic("kernels.LinearChainBuf: buf too short")
+	}
+	linearChain(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu, buf)
+}
+
+// LinearChainBufLen is the length of LinearChainBuf's buffer for m samples of k
+// inputs: the kernels read the samples packed as x[c][i], except a single one.
+func LinearChainBufLen(m, k int) int {
+	if m <= 1 {
+		return 0
+	}
+	return m * k
 }
 
 // linearChainGo is LinearChain's pure-Go twin.

@@ -35,10 +35,13 @@ var chainL2 = 2 << 20
 
 var chainChunkBytes = 512 << 10
 
-// chainPacks holds the packed inputs of calls with more than one sample.
+// chainPacks holds the packed inputs of LinearChain's calls with more than one
+// sample (LinearChainBuf brings its own).
 var chainPacks = sync.Pool{New: func() any { return new([]float32) }}
 
-func linearChain(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool) {
+// linearChain runs LinearChain with buf (nil: a pooled buffer) for the packed
+// inputs.
+func linearChain(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool, buf []float32) {
 	var ks []chainKernel
 	lanes := 16
 	switch {
@@ -59,14 +62,19 @@ func linearChain(y []float32, ldy int, x []float32, ldx int, w []float32, ldw in
 	groups := (m + len(ks) - 1) / len(ks)
 	var xt []float32
 	var pp *[]float32
-	if m == 1 {
+	switch {
+	case m == 1:
 		xt = x[:k]
-	} else {
+	case buf != nil:
+		xt = buf[:m*k]
+	default:
 		pp = chainPacks.Get().(*[]float32)
 		if len(*pp) < m*k {
 			*pp = make([]float32, m*k)
 		}
 		xt = *pp
+	}
+	if m > 1 {
 		for i0, left := 0, groups; i0 < m; left-- {
 			g := (m - i0 + left - 1) / left
 			p := xt[i0*k : (i0+g)*k]

@@ -64,7 +64,7 @@ func TestLinearChainKernelsMatchGo(t *testing.T) {
 							isa, chunk, m, n, k, ldx, ldw, ldy, bias != nil, relu, mode)
 						got := linOutBuf((m-1)*ldy + n)
 						restore, restoreChain := linUse(isa), chainUse(chunk)
-						linCatch(t, what, func() { linearChain(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu) })
+						linCatch(t, what, func() { linearChain(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu, nil) })
 						restoreChain()
 						restore()
 						linCompare(t, what, got, want, m, n, ldy)

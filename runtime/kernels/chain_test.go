@@ -27,7 +27,11 @@ func TestLinearChainMatchesGEMM(t *testing.T) {
 				want := make([]float32, s.m*s.n)
 				linearGEMMRun(want, x, linearGEMMPack(w, s.n, s.k), b, s.m, s.n, s.k, relu)
 				got := make([]float32, s.m*s.n)
-				LinearChain(got, s.n, x, s.k, w, s.k, b[:s.n], s.m, s.n, s.k, relu)
+				if relu { // the caller's packing buffer; the pooled one otherwise
+					LinearChainBuf(got, s.n, x, s.k, w, s.k, b[:s.n], s.m, s.n, s.k, relu, make([]float32, LinearChainBufLen(s.m, s.k)))
+				} else {
+					LinearChain(got, s.n, x, s.k, w, s.k, b[:s.n], s.m, s.n, s.k, relu)
+				}
 				for p := range got {
 					if !sameConv(got[p], want[p]) {
 						t.Fatalf("m=%d n=%d k=%d relu=%v: y[%d][%d] = %g (%#x), GEMM %g (%#x)", s.m, s.n, s.k, relu,
@@ -81,23 +85,26 @@ func TestLinearChainNoBias(t *testing.T) {
 func TestLinearChainPanics(t *testing.T) {
 	y, x, w := make([]float32, 6), make([]float32, 6), make([]float32, 9)
 	for _, c := range []struct {
-		name string
+		want string
 		f    func()
 	}{
-		{"k < 1", func() { LinearChain(y, 3, x, 3, w, 3, nil, 2, 3, 0, false) }},
-		{"y too short", func() { LinearChain(y[:5], 3, x, 3, w, 3, nil, 2, 3, 3, false) }},
-		{"x too short", func() { LinearChain(y, 3, x[:5], 3, w, 3, nil, 2, 3, 3, false) }},
-		{"w too short", func() { LinearChain(y, 3, x, 3, w[:8], 3, nil, 2, 3, 3, false) }},
-		{"bias too short", func() { LinearChain(y, 3, x, 3, w, 3, make([]float32, 2), 2, 3, 3, false) }},
+		{"LinearChain: k < 1", func() { LinearChain(y, 3, x, 3, w, 3, nil, 2, 3, 0, false) }},
+		{"LinearChain: y too short", func() { LinearChain(y[:5], 3, x, 3, w, 3, nil, 2, 3, 3, false) }},
+		{"LinearChain: x too short", func() { LinearChain(y, 3, x[:5], 3, w, 3, nil, 2, 3, 3, false) }},
+		{"LinearChain: w too short", func() { LinearChain(y, 3, x, 3, w[:8], 3, nil, 2, 3, 3, false) }},
+		{"LinearChain: bias too short", func() { LinearChain(y, 3, x, 3, w, 3, make([]float32, 2), 2, 3, 3, false) }},
+		{"LinearChainBuf: w too short", func() { LinearChainBuf(y, 3, x, 3, w[:8], 3, nil, 2, 3, 3, false, make([]float32, 6)) }},
+		{"LinearChainBuf: buf too short", func() { LinearChainBuf(y, 3, x, 3, w, 3, nil, 2, 3, 3, false, make([]float32, 5)) }},
 	} {
 		func() {
 			defer func() {
-				r := recover()
-				if r == nil || fmt.Sprint(r) != "kernels.LinearChain: "+c.name {
-					t.Errorf("%s: recovered %v", c.name, r)
+				if r := recover(); r == nil || fmt.Sprint(r) != "kernels."+c.want {
+					t.Errorf("%s: recovered %v", c.want, r)
 				}
 			}()
 			c.f()
 		}()
 	}
+	// One sample needs no buffer.
+	LinearChainBuf(y, 3, x, 3, w, 3, nil, 1, 3, 3, false, nil)
 }

@@ -72,6 +72,6 @@ func packGatherNT(dst, src []float32, n, sstep, jstride, nj int) {
 
 func packFence() {}
 
-func linearChain(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool) {
+func linearChain(y []float32, ldy int, x []float32, ldx int, w []float32, ldw int, bias []float32, m, n, k int, relu bool, _ []float32) {
 	linearChainGo(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
 }
