@@ -221,7 +221,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("gi").Index(jen.Lit(len(p.Grad.Buffers))).Index().Int32().Comment("the grad program's int32 buffers"),
 		jen.Id("dwScratch").Index(jen.Id("numConv")).Index().Float32().Comment("packed weight gradients"),
 		jen.Id("wscratch").Index().Index().Float32().Comment("fast mode: each worker's Winograd scratch"),
-		jen.Id("lscratch").Index().Index().Float32().Comment("each worker's packed inputs for kernels.LinearChainBuf"),
+		jen.Id("lscratch").Index().Index().Float32().Comment("each worker's buffer for kernels.LinearChainBuf and LinearBF16Buf"),
 		jen.Id("pool").Op("*").Qual(pkgParallel, "Pool"),
 		jen.Id("next").Qual("sync/atomic", "Int64").Comment("the next unit a convolution's workers claim; zeroed before every task"),
 		jen.Id("pcg").Op("*").Qual("math/rand/v2", "PCG").Comment("the dropout masks' source"),
@@ -316,11 +316,13 @@ func (e *emitter) modelMethods(f *jen.File) {
 			jen.Id("m").Dot("arena").Op("=").Make(jen.Index().Float32(), jen.Id("evalArena").Op("*").Id("mb")),
 		),
 	}
-	if k := chainMaxK(p); k > 0 {
+	if k, n := chainMax(p); k > 0 {
 		body = append(body,
 			x("m.lscratch = make([][]float32, cfg.Threads)"),
 			jen.For(x("i := range m.lscratch")).Block(
-				jen.Id("m").Dot("lscratch").Index(jen.Id("i")).Op("=").Make(jen.Index().Float32(), jen.Qual(pkgKernels, "LinearChainBufLen").Call(jen.Id("mb"), jen.Lit(k))),
+				jen.Id("m").Dot("lscratch").Index(jen.Id("i")).Op("=").Make(jen.Index().Float32(), jen.Id("max").Call(
+					jen.Qual(pkgKernels, "LinearChainBufLen").Call(jen.Id("mb"), jen.Lit(k)),
+					jen.Qual(pkgKernels, "LinearBF16BufLen").Call(jen.Id("mb"), jen.Lit(n)))),
 			),
 		)
 	}
@@ -623,17 +625,17 @@ func (e *emitter) modelMethods(f *jen.File) {
 
 // winoScratch is the scratch each worker needs for the model's Winograd
 // convolutions (the largest of them), or 0 if it has none.
-// chainMaxK is the most inputs of a linear layer that runs kernels.LinearChainBuf
-// (not LinearGEMM), 0 if none does: each worker's packing buffer holds a batch of
-// that many.
-func chainMaxK(p *Plan) int {
-	k := 0
+// chainMax is the most inputs and outputs of the linear layers that keep their
+// weights in place (not LinearGEMM; kernels.LinearChainBuf, in fast mode
+// LinearBF16Buf), 0, 0 if there are none: each worker's buffer (m.lscratch) holds
+// what either kernel needs for a batch of them.
+func chainMax(p *Plan) (k, n int) {
 	for _, l := range linears(p) {
 		if !LinearGEMM(l) {
-			k = max(k, l.In.Size())
+			k, n = max(k, l.In.Size()), max(n, l.OutC)
 		}
 	}
-	return k
+	return k, n
 }
 
 func winoScratch(p *Plan) int {

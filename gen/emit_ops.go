@@ -1198,7 +1198,7 @@ func (g *stepGen) linearFwd() []jen.Code {
 		jen.If(x("lo >= hi")).Block(jen.Return()),
 		jen.If(x("m.fast")).Block(
 			jen.Comment("Fast mode streams the weights as bfloat16: half the bytes."),
-			jen.Qual(pkgKernels, "LinearBF16").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU)),
+			jen.Qual(pkgKernels, "LinearBF16Buf").Call(x("out[lo:]"), x("N"), x("in"), x("K"), x("m.w.bf16[%d][lo*K:]", idx), x("K"), biasArg, x("m.n"), x("hi-lo"), x("K"), jen.Lit(st.ReLU), x("m.lscratch[w]")),
 			jen.Return(),
 		),
 		exact,

@@ -49,6 +49,7 @@ func Run(t *testing.T, f Factory) {
 		t.Run("Threads", func(t *testing.T) { testThreads(t, f, sm, 1, []int{1, 2}) })
 		t.Run("NoInputGrad", func(t *testing.T) { testNoInputGrad(t, f, sm) })
 		t.Run("FastSmoke", func(t *testing.T) { testFastSmoke(t, f, sm) })
+		t.Run("AllocsForward", func(t *testing.T) { testAllocsForward(t, f, sm) })
 		return
 	}
 	t.Run("Reference", func(t *testing.T) { testReference(t, f, sm) })
@@ -563,6 +564,20 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// testAllocsForward is testAllocs's inference half for a big net, one call per
+// mode after a warm-up: at batch 2 its linear layers run with several samples
+// per kernel call, in input chunks in fast mode (the paths that need buffers).
+func testAllocsForward(t *testing.T, f Factory, sm *spec.Model) {
+	const n = 2
+	x := input(sm, n, 6)
+	for _, mode := range []runtime.Mode{runtime.Exact, runtime.Fast} {
+		m := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2, Mode: mode})
+		if a := testing.AllocsPerRun(1, func() { goruntime.GC(); goruntime.GC(); m.Forward(x, n) }); a != 0 {
+			t.Errorf("%v Forward allocates %v times per call", mode, a)
+		}
+	}
 }
 
 func testAllocs(t *testing.T, f Factory, sm *spec.Model) {

@@ -194,7 +194,7 @@ type Model struct {
 	gi                [41][]int32        // the grad program's int32 buffers
 	dwScratch         [numConv][]float32 // packed weight gradients
 	wscratch          [][]float32        // fast mode: each worker's Winograd scratch
-	lscratch          [][]float32        // each worker's packed inputs for kernels.LinearChainBuf
+	lscratch          [][]float32        // each worker's buffer for kernels.LinearChainBuf and LinearBF16Buf
 	pool              *parallel.Pool
 	next              atomic.Int64 // the next unit a convolution's workers claim; zeroed before every task
 	pcg               *rand.PCG    // the dropout masks' source
@@ -293,7 +293,7 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	}
 	m.lscratch = make([][]float32, cfg.Threads)
 	for i := range m.lscratch {
-		m.lscratch[i] = make([]float32, kernels.LinearChainBufLen(mb, 256))
+		m.lscratch[i] = make([]float32, max(kernels.LinearChainBufLen(mb, 256), kernels.LinearBF16BufLen(mb, 10)))
 	}
 	if m.fast {
 		m.wscratch = make([][]float32, cfg.Threads)

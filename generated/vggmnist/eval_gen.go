@@ -281,7 +281,7 @@ func (m *Model) eval9(w, nw int) {
 	}
 	if m.fast {
 		// Fast mode streams the weights as bfloat16: half the bytes.
-		kernels.LinearBF16(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, false)
+		kernels.LinearBF16Buf(out[lo:], N, in, K, m.w.bf16[1][lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])
 		return
 	}
 	kernels.LinearChainBuf(out[lo:], N, in, K, wt[lo*K:], K, bias[lo:], m.n, hi-lo, K, false, m.lscratch[w])

@@ -54,7 +54,7 @@ func sgdUpdate(v, g, buf []float32, lr, wd, mom float32, first, nesterov, zeroGr
 	sgdUpdateGo(v, g, buf, lr, wd, mom, first, nesterov, zeroGrad)
 }
 
-func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool) {
+func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool, _ []float32) {
 	linearBF16Go(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
 }
 

@@ -66,8 +66,38 @@ func LinearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int,
 		return
 	}
 	checkLinear("LinearBF16", len(y), ldy, len(x), ldx, len(w), ldw, bias, m, n, k)
-	linearBF16(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu)
+	linearBF16(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu, nil)
 }
+
+// LinearBF16Buf is LinearBF16 with the caller's buffer for the partial sums of
+// calls that run in input chunks (at least LinearBF16BufLen(m, n) floats), so
+// that it never allocates; LinearBF16 takes one from a sync.Pool, which a garbage
+// collection may empty.
+func LinearBF16Buf(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool, buf []float32) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	checkLinear("LinearBF16Buf", len(y), ldy, len(x), ldx, len(w), ldw, bias, m, n, k)
+	if len(buf) < LinearBF16BufLen(m, n) {
+		panic("kernels.LinearBF16Buf: buf too short")
+	}
+	linearBF16(y, ldy, x, ldx, w, ldw, bias, m, n, k, relu, buf)
+}
+
+// LinearBF16BufLen is the length of LinearBF16Buf's buffer for m samples and n
+// outputs: the Lanes partial sums of every sample for up to linearPartRows
+// outputs at a time (none for one sample, which never runs in chunks).
+func LinearBF16BufLen(m, n int) int {
+	if m <= 1 {
+		return 0
+	}
+	return Lanes * m * min(n, linearPartRows)
+}
+
+// linearPartRows bounds the outputs whose partial sums wait at once in a chunked
+// LinearBF16 call: a row chunk of the dispatch (ks.rows·linearPartTiles, at most
+// 24·4 on AVX-512).
+const linearPartRows = 96
 
 // linearBF16Go is LinearBF16's pure-Go twin: it widens each row of W and
 // takes Dot16 of it with each sample, as linearGo does.

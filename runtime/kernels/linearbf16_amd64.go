@@ -37,7 +37,9 @@ var (
 	}
 )
 
-func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool) {
+// linearBF16 runs LinearBF16 with buf (nil: a pooled buffer) for the partial sums
+// of chunked calls.
+func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int, bias []float32, m, n, k int, relu bool, buf []float32) {
 	var ks *linearBF16Kernels
 	switch {
 	case useAVX512:
@@ -65,12 +67,16 @@ func linearBF16(y []float32, ldy int, x []float32, ldx int, w []uint16, ldw int,
 		kc = linearXBytes / (4 * mb) &^ 15
 		chunks := (k + kc - 1) / kc
 		kc = ((k+chunks-1)/chunks + 15) &^ 15 // even chunks
-		nc = min(n, ks.rows*linearPartTiles)
-		pp = linearParts.Get().(*[]float32)
-		if len(*pp) < nc*m*16 {
-			*pp = make([]float32, nc*m*16)
+		nc = min(n, ks.rows*linearPartTiles)  // at most linearPartRows
+		if buf != nil {
+			part = buf[:nc*m*16]
+		} else {
+			pp = linearParts.Get().(*[]float32)
+			if len(*pp) < nc*m*16 {
+				*pp = make([]float32, nc*m*16)
+			}
+			part = *pp
 		}
-		part = *pp
 	} else if blocks > 1 {
 		nc = max(ks.rows, linearChunkBytes/(2*k)/ks.rows*ks.rows)
 	}

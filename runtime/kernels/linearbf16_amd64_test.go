@@ -56,11 +56,28 @@ func linBF16Case(t *testing.T, isas []string, x []float32, ldx int, w []uint16, 
 		got := linOutBuf((m-1)*ldy + n)
 		ref := linOutBuf((m-1)*ldy + n)
 		restore := linUse(isa)
-		linCatch(t, what, func() { linearBF16(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu) })
+		linCatch(t, what, func() { linearBF16(got[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu, nil) })
 		linear(ref[linGuard:], ldy, x, ldx, wf, ldw, bias, m, n, k, relu)
+		// The caller's buffer for the partial sums, exactly as long as
+		// LinearBF16BufLen says: a dispatch that needed more would panic.
+		gotBuf := linOutBuf((m-1)*ldy + n)
+		linCatch(t, what+" (LinearBF16Buf)", func() {
+			linearBF16(gotBuf[linGuard:], ldy, x, ldx, w, ldw, bias, m, n, k, relu, make([]float32, LinearBF16BufLen(m, n)))
+		})
 		restore()
 		linCompare(t, what, got, want, m, n, ldy)
+		linCompare(t, what+" (LinearBF16Buf)", gotBuf, want, m, n, ldy)
 		linCompare(t, what+" (vs Linear on the widened W)", got, ref, m, n, ldy)
+	}
+}
+
+// TestLinearBF16PartRows checks that no dispatch holds partial sums for more
+// outputs at once than LinearBF16BufLen provides for.
+func TestLinearBF16PartRows(t *testing.T) {
+	for _, ks := range []*linearBF16Kernels{&linearBF16AVX512, &linearBF16AVX2} {
+		if r := ks.rows * linearPartTiles; r > linearPartRows {
+			t.Errorf("row chunks of %d outputs, LinearBF16BufLen allows %d", r, linearPartRows)
+		}
 	}
 }
 
