@@ -68,7 +68,8 @@ func chain(i *isa, t chainTile) {
 		fmt.Sprintf("in registers, so that a lane of a %s is an output and the FMAs take one input column", i.Kind),
 		fmt.Sprintf("at a time. xt is x packed as xt[c][i] (c < k, i < %d); y[i][j] is at y[i*ldy+j]. lo is 0", t.g),
 		"for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its",
-		"missing rows repeat the last row and are neither read from bias or y nor stored."+g.variant())
+		"missing rows repeat the last row and are neither read from bias or y nor stored.",
+		g.variant())
 	g.setup()
 	g.blocks()
 	simd.Ret()
@@ -102,7 +103,7 @@ func (g *chainGen) variant() string {
 	if g.t.t1 {
 		lvl = "L2 (PREFETCHT1)"
 	}
-	return fmt.Sprintf(" Each row is prefetched %d bytes ahead into %s.", g.t.pf, lvl)
+	return fmt.Sprintf("Each row is prefetched %d bytes ahead into %s.", g.t.pf, lvl)
 }
 
 // rowPtr is the stack slot of row r's pointer.
@@ -305,11 +306,13 @@ func (g *chainGen) step(b int, off, xp reg.GPVirtual, acc []reg.VecVirtual, t re
 		}
 		load(simd.At(p, off, 0), rows[r])
 	}
+	Commentf("col[c][r] = W[j+r][c0+c]: the %d×%d block transposed in registers", l, l)
 	cols := transpose(i, rows)
 	var bc reg.VecVirtual
 	if i != avx512 {
 		bc = i.Vec()
 	}
+	Comment("acc[i] = fma(xt[c0+c][i], col[c], acc[i]) for c ascending")
 	for c := 0; c < l; c++ {
 		if t != nil && c > 0 {
 			CMPQ(t, U8(c))

@@ -499,7 +499,8 @@ func linearBackWeight_4x24_avx2(dw *float32, ldw int, dy *float32, ldy int, x *f
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 1); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x1_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -510,7 +511,8 @@ func linearChain_16x1_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 2); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x2_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -521,7 +523,8 @@ func linearChain_16x2_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 3); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x3_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -532,7 +535,8 @@ func linearChain_16x3_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 4); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x4_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -543,7 +547,8 @@ func linearChain_16x4_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 5); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x5_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -554,7 +559,8 @@ func linearChain_16x5_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 6); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x6_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -565,7 +571,8 @@ func linearChain_16x6_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 7); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x7_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -576,7 +583,8 @@ func linearChain_16x7_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 8); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x8_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -587,7 +595,8 @@ func linearChain_16x8_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 9); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x9_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -598,7 +607,8 @@ func linearChain_16x9_avx512(y *float32, ldy int, xt *float32, w *float32, ldw i
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 10); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x10_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -609,7 +619,8 @@ func linearChain_16x10_avx512(y *float32, ldy int, xt *float32, w *float32, ldw 
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 11); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x11_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -620,7 +631,8 @@ func linearChain_16x11_avx512(y *float32, ldy int, xt *float32, w *float32, ldw 
 // in registers, so that a lane of a zmm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 12); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_16x12_avx512(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -631,7 +643,8 @@ func linearChain_16x12_avx512(y *float32, ldy int, xt *float32, w *float32, ldw 
 // in registers, so that a lane of a ymm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 1); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_8x1_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -642,7 +655,8 @@ func linearChain_8x1_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int,
 // in registers, so that a lane of a ymm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 2); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_8x2_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -653,7 +667,8 @@ func linearChain_8x2_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int,
 // in registers, so that a lane of a ymm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 3); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_8x3_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -664,7 +679,8 @@ func linearChain_8x3_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int,
 // in registers, so that a lane of a ymm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 4); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_8x4_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
@@ -675,7 +691,8 @@ func linearChain_8x4_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int,
 // in registers, so that a lane of a ymm is an output and the FMAs take one input column
 // at a time. xt is x packed as xt[c][i] (c < k, i < 5); y[i][j] is at y[i*ldy+j]. lo is 0
 // for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its
-// missing rows repeat the last row and are neither read from bias or y nor stored. Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
+// missing rows repeat the last row and are neither read from bias or y nor stored.
+// Each row is prefetched 1024 bytes ahead into L2 (PREFETCHT1).
 //
 //go:noescape
 func linearChain_8x5_avx2(y *float32, ldy int, xt *float32, w *float32, ldw int, bias *float32, n int, k int, lo float32, more bool)
