@@ -33,6 +33,8 @@ var (
 // the first find the chunk in L2, the chains carried through y.
 var chainL2 = 2 << 20
 
+// chainChunkBytes bounds the W of one such chunk: half of Zen 4's 1 MiB L2 (a
+// variable so that the tests can force many small chunks).
 var chainChunkBytes = 512 << 10
 
 // chainPacks holds the packed inputs of LinearChain's calls with more than one
