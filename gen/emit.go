@@ -623,8 +623,6 @@ func (e *emitter) modelMethods(f *jen.File) {
 	))
 }
 
-// winoScratch is the scratch each worker needs for the model's Winograd
-// convolutions (the largest of them), or 0 if it has none.
 // chainMax is the most inputs and outputs of the linear layers that keep their
 // weights in place (not LinearGEMM; kernels.LinearChainBuf, in fast mode
 // LinearBF16Buf), 0, 0 if there are none: each worker's buffer (m.lscratch) holds
@@ -638,6 +636,8 @@ func chainMax(p *Plan) (k, n int) {
 	return k, n
 }
 
+// winoScratch is the scratch each worker needs for the model's Winograd
+// convolutions (the largest of them), or 0 if it has none.
 func winoScratch(p *Plan) int {
 	sz := 0
 	for _, c := range p.Convs {

@@ -189,9 +189,9 @@ func Fast(l *spec.Layer) bool {
 // kernels.ConvNHWC runs it with the samples as pixels: register tiles of up to 14
 // samples × 32 outputs, each output one FMA chain from the bias over the K inputs
 // in order. LinearChain sums in the same order (the same bits), but it must
-// transpose every block of 16 W rows in registers: with W in L2 that is ~3× the
-// time of the FMAs (30–37 GB/s on one core at batch 1), and when W streams from
-// memory it still costs 5–10% at batch 1. Big layers
+// transpose every block of 16 W rows in registers: with W in L2 that takes longer
+// than the FMAs (22–41 GB/s of W on one core at batch 1), and when W streams from
+// memory it still costs up to 5–10% at batch 1 (1–2% between two series). Big layers
 // (AlexNet's and VGG's, 16–411 MB) therefore stay in place: their batch-1 cost is
 // streaming W from memory once, and a second copy would double the model's largest
 // tensors. Fast mode runs these layers the same way and streams the other linear
