@@ -204,7 +204,7 @@ func checkConvOut(t *testing.T, what string, got, want []float32, rows, nr, stri
 func TestConvNHWCAsLinear(t *testing.T) {
 	forEachConvISA(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(5, 6))
-		for _, s := range []struct{ m, n, k int }{{1, 40, 7}, {5, 100, 33}, {9, 64, 128}, {16, 33, 1}, {33, 70, 257}} {
+		for _, s := range []struct{ m, n, k int }{{1, 40, 7}, {2, 96, 64}, {4, 65, 9}, {5, 100, 33}, {9, 64, 128}, {16, 33, 1}, {33, 70, 257}} {
 			nb := (s.n + NR - 1) / NR
 			x := make([]float32, s.m*s.k)
 			w := make([]float32, s.n*s.k) // torchvision layout, n×k

@@ -183,16 +183,19 @@ func BenchmarkLinearGEMM(b *testing.B) {
 				linBenchFill(bias[:s.n])
 				pack := linearGEMMPack(w, s.n, s.k)
 				f := func() { linearGEMMRun(y, x, pack, bias, s.m, s.n, s.k, true) }
-				linBench(b, isa, true, f, 0, 2*float64(s.m*s.n*s.k)/1e9)
+				linBoundBench(b, isa, s, f, false, nb*NR*s.k)
 			})
 		}
 	}
 }
 
-// The backward kernels on the cached shapes are bound either by the FMAs or
-// by one stream of L2 traffic that no tile can avoid: LinearBackData reads
-// each W element once per call (m FMA lanes each), LinearBackWeight loads
-// and stores each dW element once per call (m FMA lanes each). linBackBench
+// The GEMM and the backward kernels on the cached shapes are bound either by
+// the FMAs or by one stream of L2 traffic that no tile can avoid: the GEMM
+// and LinearBackData read each (packed) W element once per call (m FMA lanes
+// each), LinearBackWeight loads and stores each dW element once per call (m
+// FMA lanes each). At m = 2 that is 2 bytes of W per FMA lane, which L2
+// cannot deliver at the FMA rate; around m = 4 (GEMM, LinearBackData) or 8
+// (LinearBackWeight) the two limits are about equal. linBoundBench
 // times the kernel in slices interleaved with the FMA-peak loop and with a
 // probe of that traffic over a buffer of the same size (linearStreamRead for
 // W, linearStreamUpdate for dW: stream-GB/s), and reports the kernel's best
@@ -202,7 +205,7 @@ func BenchmarkLinearGEMM(b *testing.B) {
 // percentage of that limit, max(%peak, %stream), and bound-mem is 1 if the
 // traffic is the longer (asm/linear/README.md). Uncached shapes report only
 // the mean rates (GB/s of that traffic, GFLOP/s).
-func linBackBench(b *testing.B, isa string, s linShape, f func(), update bool, elems int) {
+func linBoundBench(b *testing.B, isa string, s linShape, f func(), update bool, elems int) {
 	bytes := 4 * float64(elems)
 	if update {
 		bytes *= 2
@@ -283,7 +286,7 @@ func BenchmarkLinearBackData(b *testing.B) {
 				dx := make([]float32, s.m*s.k)
 				linBenchFill(dy)
 				linBenchFill(w)
-				linBackBench(b, isa, s, func() { LinearBackData(dx, s.k, dy, s.n, w, s.k, s.m, s.n, s.k) }, false, s.n*s.k)
+				linBoundBench(b, isa, s, func() { LinearBackData(dx, s.k, dy, s.n, w, s.k, s.m, s.n, s.k) }, false, s.n*s.k)
 			})
 		}
 	}
@@ -300,7 +303,7 @@ func BenchmarkLinearBackWeight(b *testing.B) {
 				linBenchFill(dy)
 				linBenchFill(x)
 				// GB/s counts dW read and written.
-				linBackBench(b, isa, s, func() { LinearBackWeight(dw, s.k, dy, s.n, x, s.k, s.m, s.n, s.k) }, true, s.n*s.k)
+				linBoundBench(b, isa, s, func() { LinearBackWeight(dw, s.k, dy, s.n, x, s.k, s.m, s.n, s.k) }, true, s.n*s.k)
 			})
 		}
 	}
