@@ -10,13 +10,13 @@ import (
 	"github.com/cnngen/cnngen/asm/internal/simd"
 )
 
-// chainTile is a LinearChain kernel: rb blocks of one vector of outputs (a
-// lane per W row) × g samples, rb·g accumulators. x comes packed as xt[k][g]
-// (sample minor), so every broadcast of a step is one displacement off one
-// pointer.
+// chainTile is a LinearChain kernel: one vector of outputs (a lane per W
+// row) × g samples, g accumulators. x comes packed as xt[k][g] (sample
+// minor), so every broadcast of a step is one displacement off one pointer.
+// (Two and four vectors of rows per step, for more independent chains at
+// small g, measured no faster: README.md.)
 type chainTile struct {
 	g  int  // samples per call
-	rb int  // row blocks per step: independent chains for one sample
 	pf int  // if > 0, prefetch each W row this many bytes ahead
 	t1 bool // PREFETCHT1 (else PREFETCHT0)
 }
@@ -29,8 +29,7 @@ type chainGen struct {
 	t    chainTile
 	name string
 
-	lanes int
-	rowsN int // lanes·rb: the rows of one step
+	lanes int // the rows of one step
 	cols  []int
 
 	kblk  Mem // k / lanes: whole blocks of inputs
@@ -41,11 +40,11 @@ type chainGen struct {
 	brow  Mem // &bias[j]
 	ldw4  Mem
 	ldy4  Mem
-	rows  Mem // rowsN pointers: the step's W rows, the last valid one repeated
+	rows  Mem // lanes pointers: the step's W rows, the last valid one repeated
 }
 
 func chainName(i *isa, t chainTile) string {
-	return fmt.Sprintf("linearChain_%dx%d_%s", i.Lanes*t.rb, t.g, i.Name)
+	return fmt.Sprintf("linearChain_%dx%d_%s", i.Lanes, t.g, i.Name)
 }
 
 /*
@@ -58,13 +57,13 @@ func chainName(i *isa, t chainTile) string {
 	}
 */
 func chain(i *isa, t chainTile) {
-	g := &chainGen{isa: i, t: t, lanes: i.Lanes, rowsN: i.Lanes * t.rb, name: chainName(i, t)}
+	g := &chainGen{isa: i, t: t, lanes: i.Lanes, name: chainName(i, t)}
 	g.cols = transposeCols(i.Lanes)
 	TEXT(g.name, NOSPLIT, chainSig)
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is LinearChain for %d sample(s) × n outputs (n, k ≥ 1): each output one FMA chain", g.name, t.g),
 		"over its k inputs in order, from bias[j] (or from y[i][j] if more). W is torchvision's n×k",
-		fmt.Sprintf("layout (row stride ldw); %d rows at a time are read %d inputs at a time and transposed", g.rowsN, i.Lanes),
+		fmt.Sprintf("layout (row stride ldw); %d rows at a time are read %d inputs at a time and transposed", i.Lanes, i.Lanes),
 		fmt.Sprintf("in registers, so that a lane of a %s is an output and the FMAs take one input column", i.Kind),
 		fmt.Sprintf("at a time. xt is x packed as xt[c][i] (c < k, i < %d); y[i][j] is at y[i*ldy+j]. lo is 0", t.g),
 		"for relu, else -Inf: y = lo > acc ? lo : acc. The last rows may be a partial step: its",
@@ -92,7 +91,7 @@ func (g *chainGen) setup() {
 	g.brow = simd.Local("bias")
 	g.ldw4 = simd.Local4("ldw")
 	g.ldy4 = simd.Local4("ldy")
-	g.rows = AllocLocal(8 * g.rowsN)
+	g.rows = AllocLocal(8 * g.lanes)
 }
 
 func (g *chainGen) variant() string {
@@ -109,18 +108,18 @@ func (g *chainGen) variant() string {
 // rowPtr is the stack slot of row r's pointer.
 func (g *chainGen) rowPtr(r int) Mem { return Mem{Base: g.rows.Base, Disp: g.rows.Disp + 8*r} }
 
-// blocks is the loop over steps of rowsN outputs.
+// blocks is the loop over steps of lanes outputs.
 //
-//	for ; n > 0; n -= rowsN { step(min(n, rowsN)) }
+//	for ; n > 0; n -= lanes { step(min(n, lanes)) }
 func (g *chainGen) blocks() {
-	i, l, rb := g.isa, g.lanes, g.t.rb
+	i, l := g.isa, g.lanes
 	Label(g.name + "_block")
-	Commentf("nr = min(n, %d): the rows of this step", g.rowsN)
+	Commentf("nr = min(n, %d): the rows of this step", l)
 	nr := GP64()
 	MOVQ(g.nrem, nr)
-	CMPQ(nr, U8(g.rowsN))
+	CMPQ(nr, U8(l))
 	big := GP64()
-	MOVQ(U32(g.rowsN), big)
+	MOVQ(U32(l), big)
 	CMOVQGT(big, nr)
 
 	Comment("rows[r] = &W[j+min(r, nr-1)][0]: a missing row repeats the last one")
@@ -128,9 +127,9 @@ func (g *chainGen) blocks() {
 		p, q, ldw := GP64(), GP64(), GP64()
 		MOVQ(g.wrow, p)
 		MOVQ(g.ldw4, ldw)
-		for r := 0; r < g.rowsN; r++ {
+		for r := 0; r < l; r++ {
 			MOVQ(p, g.rowPtr(r))
-			if r+1 < g.rowsN {
+			if r+1 < l {
 				LEAQ(simd.At(p, ldw, 0), q)
 				CMPQ(nr, U8(r+1))
 				CMOVQHI(q, p)
@@ -138,42 +137,31 @@ func (g *chainGen) blocks() {
 		}
 	}
 
-	Commentf("The masks of the blocks: block b has min(max(nr-%d*b, 0), %d) rows", l, l)
-	km := make([]reg.OpmaskVirtual, rb)
-	mptr := make([]Mem, rb)
-	for b := 0; b < rb; b++ {
-		c, z := GP64(), GP64()
+	Comment("The mask of the step's nr rows")
+	var km reg.OpmaskVirtual
+	var mptr Mem
+	{
+		c := GP64()
 		MOVQ(nr, c)
-		if b > 0 {
-			XORQ(z, z)
-			SUBQ(U8(l*b), c)
-			CMOVQLT(z, c)
-			MOVQ(U32(l), z)
-			CMPQ(c, U8(l))
-			CMOVQGT(z, c)
-		}
 		if i == avx512 {
-			km[b] = simd.LoadOpmask(tailKMask, c)
+			km = simd.LoadOpmask(tailKMask, c)
 		} else {
-			mptr[b] = simd.TailPtr(tailTable, 16, c)
+			mptr = simd.TailPtr(tailTable, 16, c)
 		}
 	}
-	maskLoad := func(b int, m Mem, x reg.VecVirtual) {
+	maskLoad := func(m Mem, x reg.VecVirtual) {
 		if i == avx512 {
-			VMOVUPS_Z(m, km[b], x)
+			VMOVUPS_Z(m, km, x)
 			return
 		}
 		p := GP64()
-		MOVQ(mptr[b], p)
+		MOVQ(mptr, p)
 		VMOVUPS(Mem{Base: p}, x)
 		VMASKMOVPS(m, x, x)
 	}
 
-	acc := make([][]reg.VecVirtual, rb)
-	for b := range acc {
-		acc[b] = i.Vecs(g.t.g)
-	}
-	Comment("acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]")
+	acc := i.Vecs(g.t.g)
+	Comment("acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]")
 	{
 		src := GP64()
 		ldy := GP64()
@@ -190,9 +178,7 @@ func (g *chainGen) blocks() {
 			if s > 0 {
 				ADDQ(ldy, src)
 			}
-			for b := range acc {
-				maskLoad(b, Mem{Base: src, Disp: 4 * l * b}, acc[b][s])
-			}
+			maskLoad(Mem{Base: src}, acc[s])
 		}
 	}
 
@@ -203,10 +189,8 @@ func (g *chainGen) blocks() {
 	TESTQ(cnt, cnt)
 	JZ(LabelRef(g.name + "_tail"))
 	Label(g.name + "_k")
-	Commentf("for c0 := 0; c0+%d <= k; c0 += %d { for c := c0; c < c0+%d; c++ { acc[b][i] = fma(xt[c][i], W[j+%d*b:][:%d][c], acc[b][i]) } }", l, l, l, l, l)
-	for b := 0; b < rb; b++ {
-		g.step(b, off, xp, acc[b], nil, func(m Mem, x reg.VecVirtual) { VMOVUPS(m, x) })
-	}
+	Commentf("for c0 := 0; c0+%d <= k; c0 += %d { for c := c0; c < c0+%d; c++ { acc[i] = fma(xt[c][i], W[j:][:%d][c], acc[i]) } }", l, l, l, l)
+	g.step(off, xp, acc, nil, func(m Mem, x reg.VecVirtual) { VMOVUPS(m, x) })
 	ADDQ(U8(4*l), off)
 	ADDQ(U32(4*l*g.t.g), xp)
 	DECQ(cnt)
@@ -235,10 +219,8 @@ func (g *chainGen) blocks() {
 			VMASKMOVPS(m, x, x)
 		}
 	}
-	for b := 0; b < rb; b++ {
-		g.step(b, off, xp, acc[b], t, load)
-		Label(fmt.Sprintf("%s_tail%d", g.name, b))
-	}
+	g.step(off, xp, acc, t, load)
+	Label(g.name + "_tailend")
 
 	Label(g.name + "_out")
 	Comment("y[i][j:j+nr] = lo > acc ? lo : acc")
@@ -251,31 +233,29 @@ func (g *chainGen) blocks() {
 		if s > 0 {
 			ADDQ(ldy, dst)
 		}
-		for b := range acc {
-			a := acc[b][s]
-			VMAXPS(a, lo, a)
-			m := Mem{Base: dst, Disp: 4 * l * b}
-			if i == avx512 {
-				VMOVUPS(a, km[b], m)
-			} else {
-				mk, p := i.Vec(), GP64()
-				MOVQ(mptr[b], p)
-				VMOVUPS(Mem{Base: p}, mk)
-				VMASKMOVPS(a, mk, m)
-			}
+		a := acc[s]
+		VMAXPS(a, lo, a)
+		m := Mem{Base: dst}
+		if i == avx512 {
+			VMOVUPS(a, km, m)
+		} else {
+			mk, p := i.Vec(), GP64()
+			MOVQ(mptr, p)
+			VMOVUPS(Mem{Base: p}, mk)
+			VMASKMOVPS(a, mk, m)
 		}
 	}
 
-	Commentf("j += %d: W, y and bias move on a step", g.rowsN)
+	Commentf("j += %d: W, y and bias move on a step", l)
 	{
 		r := GP64()
 		MOVQ(g.ldw4, r)
-		IMUL3Q(U8(g.rowsN), r, r)
+		IMUL3Q(U8(l), r, r)
 		ADDQ(r, g.wrow)
 	}
-	ADDQ(U32(4*g.rowsN), g.yrow)
-	ADDQ(U32(4*g.rowsN), g.brow)
-	SUBQ(U8(g.rowsN), g.nrem)
+	ADDQ(U32(4*l), g.yrow)
+	ADDQ(U32(4*l), g.brow)
+	SUBQ(U8(l), g.nrem)
 	JG(LabelRef(g.name + "_block"))
 }
 
@@ -291,16 +271,16 @@ func (g *chainGen) prefetch(p, off reg.GPVirtual) {
 	}
 }
 
-// step is one block b of lanes rows × lanes inputs (or, t != nil, the first t
-// inputs): the rows' vectors at byte offset off, transposed in registers,
-// then for each input column c the FMAs of every sample with xt[c][i]
-// broadcast. A tail step ends at label _tail<b>.
-func (g *chainGen) step(b int, off, xp reg.GPVirtual, acc []reg.VecVirtual, t reg.GPVirtual, load func(Mem, reg.VecVirtual)) {
+// step is lanes rows × lanes inputs (or, t != nil, the first t inputs): the
+// rows' vectors at byte offset off, transposed in registers, then for each
+// input column c the FMAs of every sample with xt[c][i] broadcast. A tail
+// step ends at label _tailend.
+func (g *chainGen) step(off, xp reg.GPVirtual, acc []reg.VecVirtual, t reg.GPVirtual, load func(Mem, reg.VecVirtual)) {
 	i, l := g.isa, g.lanes
 	rows := i.Vecs(l)
 	for r := range rows {
 		p := GP64()
-		MOVQ(g.rowPtr(l*b+r), p)
+		MOVQ(g.rowPtr(r), p)
 		if t == nil {
 			g.prefetch(p, off)
 		}
@@ -316,7 +296,7 @@ func (g *chainGen) step(b int, off, xp reg.GPVirtual, acc []reg.VecVirtual, t re
 	for c := 0; c < l; c++ {
 		if t != nil && c > 0 {
 			CMPQ(t, U8(c))
-			JBE(LabelRef(fmt.Sprintf("%s_tail%d", g.name, b)))
+			JBE(LabelRef(g.name + "_tailend"))
 		}
 		g.fmas(xp, c, cols[g.cols[c]], acc, bc)
 	}

@@ -163,10 +163,10 @@ func main() {
 	backWeight(avx512, backWeightAVX512)
 	backWeight(avx2, backWeightAVX2)
 	for g := 1; g <= chainMaxAVX512; g++ {
-		chain(avx512, chainTile{g: g, rb: 1, pf: chainPF, t1: true})
+		chain(avx512, chainTile{g: g, pf: chainPF, t1: true})
 	}
 	for g := 1; g <= chainMaxAVX2; g++ {
-		chain(avx2, chainTile{g: g, rb: 1, pf: chainPF, t1: true})
+		chain(avx2, chainTile{g: g, pf: chainPF, t1: true})
 	}
 	streamRead(avx512)
 	streamRead(avx2)

@@ -54655,12 +54655,12 @@ linearChain_16x1_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), CX
@@ -54678,7 +54678,7 @@ linearChain_16x1_avx512_init:
 	JZ        linearChain_16x1_avx512_tail
 
 linearChain_16x1_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z1
@@ -54928,52 +54928,52 @@ linearChain_16x1_avx512_tail:
 	// acc[i] = fma(xt[c0+c][i], col[c], acc[i]) for c ascending
 	VFMADD231PS.BCST (CX), Z13, Z0
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 4(CX), Z16, Z0
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 8(CX), Z15, Z0
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 12(CX), Z17, Z0
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 16(CX), Z12, Z0
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 20(CX), Z10, Z0
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 24(CX), Z7, Z0
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 28(CX), Z8, Z0
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 32(CX), Z5, Z0
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 36(CX), Z14, Z0
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 40(CX), Z11, Z0
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 44(CX), Z4, Z0
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 48(CX), Z3, Z0
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 52(CX), Z2, Z0
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 56(CX), Z6, Z0
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x1_avx512_tail0
+	JBE              linearChain_16x1_avx512_tailend
 	VFMADD231PS.BCST 60(CX), Z1, Z0
 
-linearChain_16x1_avx512_tail0:
+linearChain_16x1_avx512_tailend:
 linearChain_16x1_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z1
@@ -55090,12 +55090,12 @@ linearChain_16x2_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -55115,7 +55115,7 @@ linearChain_16x2_avx512_init:
 	JZ        linearChain_16x2_avx512_tail
 
 linearChain_16x2_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z2
@@ -55382,67 +55382,67 @@ linearChain_16x2_avx512_tail:
 	VFMADD231PS.BCST (CX), Z14, Z0
 	VFMADD231PS.BCST 4(CX), Z14, Z1
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 8(CX), Z17, Z0
 	VFMADD231PS.BCST 12(CX), Z17, Z1
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 16(CX), Z16, Z0
 	VFMADD231PS.BCST 20(CX), Z16, Z1
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 24(CX), Z18, Z0
 	VFMADD231PS.BCST 28(CX), Z18, Z1
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 32(CX), Z13, Z0
 	VFMADD231PS.BCST 36(CX), Z13, Z1
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 40(CX), Z11, Z0
 	VFMADD231PS.BCST 44(CX), Z11, Z1
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 48(CX), Z8, Z0
 	VFMADD231PS.BCST 52(CX), Z8, Z1
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 56(CX), Z9, Z0
 	VFMADD231PS.BCST 60(CX), Z9, Z1
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 64(CX), Z6, Z0
 	VFMADD231PS.BCST 68(CX), Z6, Z1
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 72(CX), Z15, Z0
 	VFMADD231PS.BCST 76(CX), Z15, Z1
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 80(CX), Z12, Z0
 	VFMADD231PS.BCST 84(CX), Z12, Z1
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 88(CX), Z5, Z0
 	VFMADD231PS.BCST 92(CX), Z5, Z1
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 96(CX), Z4, Z0
 	VFMADD231PS.BCST 100(CX), Z4, Z1
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 104(CX), Z3, Z0
 	VFMADD231PS.BCST 108(CX), Z3, Z1
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 112(CX), Z7, Z0
 	VFMADD231PS.BCST 116(CX), Z7, Z1
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x2_avx512_tail0
+	JBE              linearChain_16x2_avx512_tailend
 	VFMADD231PS.BCST 120(CX), Z2, Z0
 	VFMADD231PS.BCST 124(CX), Z2, Z1
 
-linearChain_16x2_avx512_tail0:
+linearChain_16x2_avx512_tailend:
 linearChain_16x2_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z2
@@ -55562,12 +55562,12 @@ linearChain_16x3_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -55589,7 +55589,7 @@ linearChain_16x3_avx512_init:
 	JZ        linearChain_16x3_avx512_tail
 
 linearChain_16x3_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z3
@@ -55873,82 +55873,82 @@ linearChain_16x3_avx512_tail:
 	VFMADD231PS.BCST 4(CX), Z15, Z1
 	VFMADD231PS.BCST 8(CX), Z15, Z2
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 12(CX), Z18, Z0
 	VFMADD231PS.BCST 16(CX), Z18, Z1
 	VFMADD231PS.BCST 20(CX), Z18, Z2
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 24(CX), Z17, Z0
 	VFMADD231PS.BCST 28(CX), Z17, Z1
 	VFMADD231PS.BCST 32(CX), Z17, Z2
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 36(CX), Z19, Z0
 	VFMADD231PS.BCST 40(CX), Z19, Z1
 	VFMADD231PS.BCST 44(CX), Z19, Z2
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 48(CX), Z14, Z0
 	VFMADD231PS.BCST 52(CX), Z14, Z1
 	VFMADD231PS.BCST 56(CX), Z14, Z2
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 60(CX), Z12, Z0
 	VFMADD231PS.BCST 64(CX), Z12, Z1
 	VFMADD231PS.BCST 68(CX), Z12, Z2
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 72(CX), Z9, Z0
 	VFMADD231PS.BCST 76(CX), Z9, Z1
 	VFMADD231PS.BCST 80(CX), Z9, Z2
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 84(CX), Z10, Z0
 	VFMADD231PS.BCST 88(CX), Z10, Z1
 	VFMADD231PS.BCST 92(CX), Z10, Z2
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 96(CX), Z7, Z0
 	VFMADD231PS.BCST 100(CX), Z7, Z1
 	VFMADD231PS.BCST 104(CX), Z7, Z2
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 108(CX), Z16, Z0
 	VFMADD231PS.BCST 112(CX), Z16, Z1
 	VFMADD231PS.BCST 116(CX), Z16, Z2
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 120(CX), Z13, Z0
 	VFMADD231PS.BCST 124(CX), Z13, Z1
 	VFMADD231PS.BCST 128(CX), Z13, Z2
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 132(CX), Z6, Z0
 	VFMADD231PS.BCST 136(CX), Z6, Z1
 	VFMADD231PS.BCST 140(CX), Z6, Z2
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 144(CX), Z5, Z0
 	VFMADD231PS.BCST 148(CX), Z5, Z1
 	VFMADD231PS.BCST 152(CX), Z5, Z2
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 156(CX), Z4, Z0
 	VFMADD231PS.BCST 160(CX), Z4, Z1
 	VFMADD231PS.BCST 164(CX), Z4, Z2
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 168(CX), Z8, Z0
 	VFMADD231PS.BCST 172(CX), Z8, Z1
 	VFMADD231PS.BCST 176(CX), Z8, Z2
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x3_avx512_tail0
+	JBE              linearChain_16x3_avx512_tailend
 	VFMADD231PS.BCST 180(CX), Z3, Z0
 	VFMADD231PS.BCST 184(CX), Z3, Z1
 	VFMADD231PS.BCST 188(CX), Z3, Z2
 
-linearChain_16x3_avx512_tail0:
+linearChain_16x3_avx512_tailend:
 linearChain_16x3_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z3
@@ -56071,12 +56071,12 @@ linearChain_16x4_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -56100,7 +56100,7 @@ linearChain_16x4_avx512_init:
 	JZ        linearChain_16x4_avx512_tail
 
 linearChain_16x4_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z4
@@ -56401,97 +56401,97 @@ linearChain_16x4_avx512_tail:
 	VFMADD231PS.BCST 8(CX), Z16, Z2
 	VFMADD231PS.BCST 12(CX), Z16, Z3
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 16(CX), Z19, Z0
 	VFMADD231PS.BCST 20(CX), Z19, Z1
 	VFMADD231PS.BCST 24(CX), Z19, Z2
 	VFMADD231PS.BCST 28(CX), Z19, Z3
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 32(CX), Z18, Z0
 	VFMADD231PS.BCST 36(CX), Z18, Z1
 	VFMADD231PS.BCST 40(CX), Z18, Z2
 	VFMADD231PS.BCST 44(CX), Z18, Z3
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 48(CX), Z20, Z0
 	VFMADD231PS.BCST 52(CX), Z20, Z1
 	VFMADD231PS.BCST 56(CX), Z20, Z2
 	VFMADD231PS.BCST 60(CX), Z20, Z3
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 64(CX), Z15, Z0
 	VFMADD231PS.BCST 68(CX), Z15, Z1
 	VFMADD231PS.BCST 72(CX), Z15, Z2
 	VFMADD231PS.BCST 76(CX), Z15, Z3
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 80(CX), Z13, Z0
 	VFMADD231PS.BCST 84(CX), Z13, Z1
 	VFMADD231PS.BCST 88(CX), Z13, Z2
 	VFMADD231PS.BCST 92(CX), Z13, Z3
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 96(CX), Z10, Z0
 	VFMADD231PS.BCST 100(CX), Z10, Z1
 	VFMADD231PS.BCST 104(CX), Z10, Z2
 	VFMADD231PS.BCST 108(CX), Z10, Z3
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 112(CX), Z11, Z0
 	VFMADD231PS.BCST 116(CX), Z11, Z1
 	VFMADD231PS.BCST 120(CX), Z11, Z2
 	VFMADD231PS.BCST 124(CX), Z11, Z3
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 128(CX), Z8, Z0
 	VFMADD231PS.BCST 132(CX), Z8, Z1
 	VFMADD231PS.BCST 136(CX), Z8, Z2
 	VFMADD231PS.BCST 140(CX), Z8, Z3
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 144(CX), Z17, Z0
 	VFMADD231PS.BCST 148(CX), Z17, Z1
 	VFMADD231PS.BCST 152(CX), Z17, Z2
 	VFMADD231PS.BCST 156(CX), Z17, Z3
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 160(CX), Z14, Z0
 	VFMADD231PS.BCST 164(CX), Z14, Z1
 	VFMADD231PS.BCST 168(CX), Z14, Z2
 	VFMADD231PS.BCST 172(CX), Z14, Z3
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 176(CX), Z7, Z0
 	VFMADD231PS.BCST 180(CX), Z7, Z1
 	VFMADD231PS.BCST 184(CX), Z7, Z2
 	VFMADD231PS.BCST 188(CX), Z7, Z3
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 192(CX), Z6, Z0
 	VFMADD231PS.BCST 196(CX), Z6, Z1
 	VFMADD231PS.BCST 200(CX), Z6, Z2
 	VFMADD231PS.BCST 204(CX), Z6, Z3
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 208(CX), Z5, Z0
 	VFMADD231PS.BCST 212(CX), Z5, Z1
 	VFMADD231PS.BCST 216(CX), Z5, Z2
 	VFMADD231PS.BCST 220(CX), Z5, Z3
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 224(CX), Z9, Z0
 	VFMADD231PS.BCST 228(CX), Z9, Z1
 	VFMADD231PS.BCST 232(CX), Z9, Z2
 	VFMADD231PS.BCST 236(CX), Z9, Z3
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x4_avx512_tail0
+	JBE              linearChain_16x4_avx512_tailend
 	VFMADD231PS.BCST 240(CX), Z4, Z0
 	VFMADD231PS.BCST 244(CX), Z4, Z1
 	VFMADD231PS.BCST 248(CX), Z4, Z2
 	VFMADD231PS.BCST 252(CX), Z4, Z3
 
-linearChain_16x4_avx512_tail0:
+linearChain_16x4_avx512_tailend:
 linearChain_16x4_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z4
@@ -56617,12 +56617,12 @@ linearChain_16x5_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -56648,7 +56648,7 @@ linearChain_16x5_avx512_init:
 	JZ        linearChain_16x5_avx512_tail
 
 linearChain_16x5_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z5
@@ -56966,112 +56966,112 @@ linearChain_16x5_avx512_tail:
 	VFMADD231PS.BCST 12(CX), Z17, Z3
 	VFMADD231PS.BCST 16(CX), Z17, Z4
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 20(CX), Z20, Z0
 	VFMADD231PS.BCST 24(CX), Z20, Z1
 	VFMADD231PS.BCST 28(CX), Z20, Z2
 	VFMADD231PS.BCST 32(CX), Z20, Z3
 	VFMADD231PS.BCST 36(CX), Z20, Z4
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 40(CX), Z19, Z0
 	VFMADD231PS.BCST 44(CX), Z19, Z1
 	VFMADD231PS.BCST 48(CX), Z19, Z2
 	VFMADD231PS.BCST 52(CX), Z19, Z3
 	VFMADD231PS.BCST 56(CX), Z19, Z4
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 60(CX), Z21, Z0
 	VFMADD231PS.BCST 64(CX), Z21, Z1
 	VFMADD231PS.BCST 68(CX), Z21, Z2
 	VFMADD231PS.BCST 72(CX), Z21, Z3
 	VFMADD231PS.BCST 76(CX), Z21, Z4
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 80(CX), Z16, Z0
 	VFMADD231PS.BCST 84(CX), Z16, Z1
 	VFMADD231PS.BCST 88(CX), Z16, Z2
 	VFMADD231PS.BCST 92(CX), Z16, Z3
 	VFMADD231PS.BCST 96(CX), Z16, Z4
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 100(CX), Z14, Z0
 	VFMADD231PS.BCST 104(CX), Z14, Z1
 	VFMADD231PS.BCST 108(CX), Z14, Z2
 	VFMADD231PS.BCST 112(CX), Z14, Z3
 	VFMADD231PS.BCST 116(CX), Z14, Z4
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 120(CX), Z11, Z0
 	VFMADD231PS.BCST 124(CX), Z11, Z1
 	VFMADD231PS.BCST 128(CX), Z11, Z2
 	VFMADD231PS.BCST 132(CX), Z11, Z3
 	VFMADD231PS.BCST 136(CX), Z11, Z4
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 140(CX), Z12, Z0
 	VFMADD231PS.BCST 144(CX), Z12, Z1
 	VFMADD231PS.BCST 148(CX), Z12, Z2
 	VFMADD231PS.BCST 152(CX), Z12, Z3
 	VFMADD231PS.BCST 156(CX), Z12, Z4
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 160(CX), Z9, Z0
 	VFMADD231PS.BCST 164(CX), Z9, Z1
 	VFMADD231PS.BCST 168(CX), Z9, Z2
 	VFMADD231PS.BCST 172(CX), Z9, Z3
 	VFMADD231PS.BCST 176(CX), Z9, Z4
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 180(CX), Z18, Z0
 	VFMADD231PS.BCST 184(CX), Z18, Z1
 	VFMADD231PS.BCST 188(CX), Z18, Z2
 	VFMADD231PS.BCST 192(CX), Z18, Z3
 	VFMADD231PS.BCST 196(CX), Z18, Z4
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 200(CX), Z15, Z0
 	VFMADD231PS.BCST 204(CX), Z15, Z1
 	VFMADD231PS.BCST 208(CX), Z15, Z2
 	VFMADD231PS.BCST 212(CX), Z15, Z3
 	VFMADD231PS.BCST 216(CX), Z15, Z4
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 220(CX), Z8, Z0
 	VFMADD231PS.BCST 224(CX), Z8, Z1
 	VFMADD231PS.BCST 228(CX), Z8, Z2
 	VFMADD231PS.BCST 232(CX), Z8, Z3
 	VFMADD231PS.BCST 236(CX), Z8, Z4
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 240(CX), Z7, Z0
 	VFMADD231PS.BCST 244(CX), Z7, Z1
 	VFMADD231PS.BCST 248(CX), Z7, Z2
 	VFMADD231PS.BCST 252(CX), Z7, Z3
 	VFMADD231PS.BCST 256(CX), Z7, Z4
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 260(CX), Z6, Z0
 	VFMADD231PS.BCST 264(CX), Z6, Z1
 	VFMADD231PS.BCST 268(CX), Z6, Z2
 	VFMADD231PS.BCST 272(CX), Z6, Z3
 	VFMADD231PS.BCST 276(CX), Z6, Z4
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 280(CX), Z10, Z0
 	VFMADD231PS.BCST 284(CX), Z10, Z1
 	VFMADD231PS.BCST 288(CX), Z10, Z2
 	VFMADD231PS.BCST 292(CX), Z10, Z3
 	VFMADD231PS.BCST 296(CX), Z10, Z4
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x5_avx512_tail0
+	JBE              linearChain_16x5_avx512_tailend
 	VFMADD231PS.BCST 300(CX), Z5, Z0
 	VFMADD231PS.BCST 304(CX), Z5, Z1
 	VFMADD231PS.BCST 308(CX), Z5, Z2
 	VFMADD231PS.BCST 312(CX), Z5, Z3
 	VFMADD231PS.BCST 316(CX), Z5, Z4
 
-linearChain_16x5_avx512_tail0:
+linearChain_16x5_avx512_tailend:
 linearChain_16x5_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z5
@@ -57200,12 +57200,12 @@ linearChain_16x6_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -57233,7 +57233,7 @@ linearChain_16x6_avx512_init:
 	JZ        linearChain_16x6_avx512_tail
 
 linearChain_16x6_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z6
@@ -57568,7 +57568,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 16(CX), Z18, Z4
 	VFMADD231PS.BCST 20(CX), Z18, Z5
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 24(CX), Z21, Z0
 	VFMADD231PS.BCST 28(CX), Z21, Z1
 	VFMADD231PS.BCST 32(CX), Z21, Z2
@@ -57576,7 +57576,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 40(CX), Z21, Z4
 	VFMADD231PS.BCST 44(CX), Z21, Z5
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 48(CX), Z20, Z0
 	VFMADD231PS.BCST 52(CX), Z20, Z1
 	VFMADD231PS.BCST 56(CX), Z20, Z2
@@ -57584,7 +57584,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 64(CX), Z20, Z4
 	VFMADD231PS.BCST 68(CX), Z20, Z5
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 72(CX), Z22, Z0
 	VFMADD231PS.BCST 76(CX), Z22, Z1
 	VFMADD231PS.BCST 80(CX), Z22, Z2
@@ -57592,7 +57592,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 88(CX), Z22, Z4
 	VFMADD231PS.BCST 92(CX), Z22, Z5
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 96(CX), Z17, Z0
 	VFMADD231PS.BCST 100(CX), Z17, Z1
 	VFMADD231PS.BCST 104(CX), Z17, Z2
@@ -57600,7 +57600,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 112(CX), Z17, Z4
 	VFMADD231PS.BCST 116(CX), Z17, Z5
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 120(CX), Z15, Z0
 	VFMADD231PS.BCST 124(CX), Z15, Z1
 	VFMADD231PS.BCST 128(CX), Z15, Z2
@@ -57608,7 +57608,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 136(CX), Z15, Z4
 	VFMADD231PS.BCST 140(CX), Z15, Z5
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 144(CX), Z12, Z0
 	VFMADD231PS.BCST 148(CX), Z12, Z1
 	VFMADD231PS.BCST 152(CX), Z12, Z2
@@ -57616,7 +57616,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 160(CX), Z12, Z4
 	VFMADD231PS.BCST 164(CX), Z12, Z5
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 168(CX), Z13, Z0
 	VFMADD231PS.BCST 172(CX), Z13, Z1
 	VFMADD231PS.BCST 176(CX), Z13, Z2
@@ -57624,7 +57624,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 184(CX), Z13, Z4
 	VFMADD231PS.BCST 188(CX), Z13, Z5
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 192(CX), Z10, Z0
 	VFMADD231PS.BCST 196(CX), Z10, Z1
 	VFMADD231PS.BCST 200(CX), Z10, Z2
@@ -57632,7 +57632,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 208(CX), Z10, Z4
 	VFMADD231PS.BCST 212(CX), Z10, Z5
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 216(CX), Z19, Z0
 	VFMADD231PS.BCST 220(CX), Z19, Z1
 	VFMADD231PS.BCST 224(CX), Z19, Z2
@@ -57640,7 +57640,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 232(CX), Z19, Z4
 	VFMADD231PS.BCST 236(CX), Z19, Z5
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 240(CX), Z16, Z0
 	VFMADD231PS.BCST 244(CX), Z16, Z1
 	VFMADD231PS.BCST 248(CX), Z16, Z2
@@ -57648,7 +57648,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 256(CX), Z16, Z4
 	VFMADD231PS.BCST 260(CX), Z16, Z5
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 264(CX), Z9, Z0
 	VFMADD231PS.BCST 268(CX), Z9, Z1
 	VFMADD231PS.BCST 272(CX), Z9, Z2
@@ -57656,7 +57656,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 280(CX), Z9, Z4
 	VFMADD231PS.BCST 284(CX), Z9, Z5
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 288(CX), Z8, Z0
 	VFMADD231PS.BCST 292(CX), Z8, Z1
 	VFMADD231PS.BCST 296(CX), Z8, Z2
@@ -57664,7 +57664,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 304(CX), Z8, Z4
 	VFMADD231PS.BCST 308(CX), Z8, Z5
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 312(CX), Z7, Z0
 	VFMADD231PS.BCST 316(CX), Z7, Z1
 	VFMADD231PS.BCST 320(CX), Z7, Z2
@@ -57672,7 +57672,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 328(CX), Z7, Z4
 	VFMADD231PS.BCST 332(CX), Z7, Z5
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 336(CX), Z11, Z0
 	VFMADD231PS.BCST 340(CX), Z11, Z1
 	VFMADD231PS.BCST 344(CX), Z11, Z2
@@ -57680,7 +57680,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 352(CX), Z11, Z4
 	VFMADD231PS.BCST 356(CX), Z11, Z5
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x6_avx512_tail0
+	JBE              linearChain_16x6_avx512_tailend
 	VFMADD231PS.BCST 360(CX), Z6, Z0
 	VFMADD231PS.BCST 364(CX), Z6, Z1
 	VFMADD231PS.BCST 368(CX), Z6, Z2
@@ -57688,7 +57688,7 @@ linearChain_16x6_avx512_tail:
 	VFMADD231PS.BCST 376(CX), Z6, Z4
 	VFMADD231PS.BCST 380(CX), Z6, Z5
 
-linearChain_16x6_avx512_tail0:
+linearChain_16x6_avx512_tailend:
 linearChain_16x6_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z6
@@ -57820,12 +57820,12 @@ linearChain_16x7_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -57855,7 +57855,7 @@ linearChain_16x7_avx512_init:
 	JZ        linearChain_16x7_avx512_tail
 
 linearChain_16x7_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z7
@@ -58207,7 +58207,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 20(CX), Z19, Z5
 	VFMADD231PS.BCST 24(CX), Z19, Z6
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 28(CX), Z22, Z0
 	VFMADD231PS.BCST 32(CX), Z22, Z1
 	VFMADD231PS.BCST 36(CX), Z22, Z2
@@ -58216,7 +58216,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 48(CX), Z22, Z5
 	VFMADD231PS.BCST 52(CX), Z22, Z6
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 56(CX), Z21, Z0
 	VFMADD231PS.BCST 60(CX), Z21, Z1
 	VFMADD231PS.BCST 64(CX), Z21, Z2
@@ -58225,7 +58225,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 76(CX), Z21, Z5
 	VFMADD231PS.BCST 80(CX), Z21, Z6
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 84(CX), Z23, Z0
 	VFMADD231PS.BCST 88(CX), Z23, Z1
 	VFMADD231PS.BCST 92(CX), Z23, Z2
@@ -58234,7 +58234,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 104(CX), Z23, Z5
 	VFMADD231PS.BCST 108(CX), Z23, Z6
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 112(CX), Z18, Z0
 	VFMADD231PS.BCST 116(CX), Z18, Z1
 	VFMADD231PS.BCST 120(CX), Z18, Z2
@@ -58243,7 +58243,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 132(CX), Z18, Z5
 	VFMADD231PS.BCST 136(CX), Z18, Z6
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 140(CX), Z16, Z0
 	VFMADD231PS.BCST 144(CX), Z16, Z1
 	VFMADD231PS.BCST 148(CX), Z16, Z2
@@ -58252,7 +58252,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 160(CX), Z16, Z5
 	VFMADD231PS.BCST 164(CX), Z16, Z6
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 168(CX), Z13, Z0
 	VFMADD231PS.BCST 172(CX), Z13, Z1
 	VFMADD231PS.BCST 176(CX), Z13, Z2
@@ -58261,7 +58261,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 188(CX), Z13, Z5
 	VFMADD231PS.BCST 192(CX), Z13, Z6
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 196(CX), Z14, Z0
 	VFMADD231PS.BCST 200(CX), Z14, Z1
 	VFMADD231PS.BCST 204(CX), Z14, Z2
@@ -58270,7 +58270,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 216(CX), Z14, Z5
 	VFMADD231PS.BCST 220(CX), Z14, Z6
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 224(CX), Z11, Z0
 	VFMADD231PS.BCST 228(CX), Z11, Z1
 	VFMADD231PS.BCST 232(CX), Z11, Z2
@@ -58279,7 +58279,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 244(CX), Z11, Z5
 	VFMADD231PS.BCST 248(CX), Z11, Z6
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 252(CX), Z20, Z0
 	VFMADD231PS.BCST 256(CX), Z20, Z1
 	VFMADD231PS.BCST 260(CX), Z20, Z2
@@ -58288,7 +58288,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 272(CX), Z20, Z5
 	VFMADD231PS.BCST 276(CX), Z20, Z6
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 280(CX), Z17, Z0
 	VFMADD231PS.BCST 284(CX), Z17, Z1
 	VFMADD231PS.BCST 288(CX), Z17, Z2
@@ -58297,7 +58297,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 300(CX), Z17, Z5
 	VFMADD231PS.BCST 304(CX), Z17, Z6
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 308(CX), Z10, Z0
 	VFMADD231PS.BCST 312(CX), Z10, Z1
 	VFMADD231PS.BCST 316(CX), Z10, Z2
@@ -58306,7 +58306,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 328(CX), Z10, Z5
 	VFMADD231PS.BCST 332(CX), Z10, Z6
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 336(CX), Z9, Z0
 	VFMADD231PS.BCST 340(CX), Z9, Z1
 	VFMADD231PS.BCST 344(CX), Z9, Z2
@@ -58315,7 +58315,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 356(CX), Z9, Z5
 	VFMADD231PS.BCST 360(CX), Z9, Z6
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 364(CX), Z8, Z0
 	VFMADD231PS.BCST 368(CX), Z8, Z1
 	VFMADD231PS.BCST 372(CX), Z8, Z2
@@ -58324,7 +58324,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 384(CX), Z8, Z5
 	VFMADD231PS.BCST 388(CX), Z8, Z6
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 392(CX), Z12, Z0
 	VFMADD231PS.BCST 396(CX), Z12, Z1
 	VFMADD231PS.BCST 400(CX), Z12, Z2
@@ -58333,7 +58333,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 412(CX), Z12, Z5
 	VFMADD231PS.BCST 416(CX), Z12, Z6
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x7_avx512_tail0
+	JBE              linearChain_16x7_avx512_tailend
 	VFMADD231PS.BCST 420(CX), Z7, Z0
 	VFMADD231PS.BCST 424(CX), Z7, Z1
 	VFMADD231PS.BCST 428(CX), Z7, Z2
@@ -58342,7 +58342,7 @@ linearChain_16x7_avx512_tail:
 	VFMADD231PS.BCST 440(CX), Z7, Z5
 	VFMADD231PS.BCST 444(CX), Z7, Z6
 
-linearChain_16x7_avx512_tail0:
+linearChain_16x7_avx512_tailend:
 linearChain_16x7_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z7
@@ -58477,12 +58477,12 @@ linearChain_16x8_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -58514,7 +58514,7 @@ linearChain_16x8_avx512_init:
 	JZ        linearChain_16x8_avx512_tail
 
 linearChain_16x8_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z8
@@ -58883,7 +58883,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 24(CX), Z20, Z6
 	VFMADD231PS.BCST 28(CX), Z20, Z7
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 32(CX), Z23, Z0
 	VFMADD231PS.BCST 36(CX), Z23, Z1
 	VFMADD231PS.BCST 40(CX), Z23, Z2
@@ -58893,7 +58893,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 56(CX), Z23, Z6
 	VFMADD231PS.BCST 60(CX), Z23, Z7
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 64(CX), Z22, Z0
 	VFMADD231PS.BCST 68(CX), Z22, Z1
 	VFMADD231PS.BCST 72(CX), Z22, Z2
@@ -58903,7 +58903,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 88(CX), Z22, Z6
 	VFMADD231PS.BCST 92(CX), Z22, Z7
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 96(CX), Z24, Z0
 	VFMADD231PS.BCST 100(CX), Z24, Z1
 	VFMADD231PS.BCST 104(CX), Z24, Z2
@@ -58913,7 +58913,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 120(CX), Z24, Z6
 	VFMADD231PS.BCST 124(CX), Z24, Z7
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 128(CX), Z19, Z0
 	VFMADD231PS.BCST 132(CX), Z19, Z1
 	VFMADD231PS.BCST 136(CX), Z19, Z2
@@ -58923,7 +58923,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 152(CX), Z19, Z6
 	VFMADD231PS.BCST 156(CX), Z19, Z7
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 160(CX), Z17, Z0
 	VFMADD231PS.BCST 164(CX), Z17, Z1
 	VFMADD231PS.BCST 168(CX), Z17, Z2
@@ -58933,7 +58933,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 184(CX), Z17, Z6
 	VFMADD231PS.BCST 188(CX), Z17, Z7
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 192(CX), Z14, Z0
 	VFMADD231PS.BCST 196(CX), Z14, Z1
 	VFMADD231PS.BCST 200(CX), Z14, Z2
@@ -58943,7 +58943,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 216(CX), Z14, Z6
 	VFMADD231PS.BCST 220(CX), Z14, Z7
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 224(CX), Z15, Z0
 	VFMADD231PS.BCST 228(CX), Z15, Z1
 	VFMADD231PS.BCST 232(CX), Z15, Z2
@@ -58953,7 +58953,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 248(CX), Z15, Z6
 	VFMADD231PS.BCST 252(CX), Z15, Z7
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 256(CX), Z12, Z0
 	VFMADD231PS.BCST 260(CX), Z12, Z1
 	VFMADD231PS.BCST 264(CX), Z12, Z2
@@ -58963,7 +58963,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 280(CX), Z12, Z6
 	VFMADD231PS.BCST 284(CX), Z12, Z7
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 288(CX), Z21, Z0
 	VFMADD231PS.BCST 292(CX), Z21, Z1
 	VFMADD231PS.BCST 296(CX), Z21, Z2
@@ -58973,7 +58973,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 312(CX), Z21, Z6
 	VFMADD231PS.BCST 316(CX), Z21, Z7
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 320(CX), Z18, Z0
 	VFMADD231PS.BCST 324(CX), Z18, Z1
 	VFMADD231PS.BCST 328(CX), Z18, Z2
@@ -58983,7 +58983,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 344(CX), Z18, Z6
 	VFMADD231PS.BCST 348(CX), Z18, Z7
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 352(CX), Z11, Z0
 	VFMADD231PS.BCST 356(CX), Z11, Z1
 	VFMADD231PS.BCST 360(CX), Z11, Z2
@@ -58993,7 +58993,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 376(CX), Z11, Z6
 	VFMADD231PS.BCST 380(CX), Z11, Z7
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 384(CX), Z10, Z0
 	VFMADD231PS.BCST 388(CX), Z10, Z1
 	VFMADD231PS.BCST 392(CX), Z10, Z2
@@ -59003,7 +59003,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 408(CX), Z10, Z6
 	VFMADD231PS.BCST 412(CX), Z10, Z7
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 416(CX), Z9, Z0
 	VFMADD231PS.BCST 420(CX), Z9, Z1
 	VFMADD231PS.BCST 424(CX), Z9, Z2
@@ -59013,7 +59013,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 440(CX), Z9, Z6
 	VFMADD231PS.BCST 444(CX), Z9, Z7
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 448(CX), Z13, Z0
 	VFMADD231PS.BCST 452(CX), Z13, Z1
 	VFMADD231PS.BCST 456(CX), Z13, Z2
@@ -59023,7 +59023,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 472(CX), Z13, Z6
 	VFMADD231PS.BCST 476(CX), Z13, Z7
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x8_avx512_tail0
+	JBE              linearChain_16x8_avx512_tailend
 	VFMADD231PS.BCST 480(CX), Z8, Z0
 	VFMADD231PS.BCST 484(CX), Z8, Z1
 	VFMADD231PS.BCST 488(CX), Z8, Z2
@@ -59033,7 +59033,7 @@ linearChain_16x8_avx512_tail:
 	VFMADD231PS.BCST 504(CX), Z8, Z6
 	VFMADD231PS.BCST 508(CX), Z8, Z7
 
-linearChain_16x8_avx512_tail0:
+linearChain_16x8_avx512_tailend:
 linearChain_16x8_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z8
@@ -59171,12 +59171,12 @@ linearChain_16x9_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -59210,7 +59210,7 @@ linearChain_16x9_avx512_init:
 	JZ        linearChain_16x9_avx512_tail
 
 linearChain_16x9_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z9
@@ -59596,7 +59596,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 28(CX), Z21, Z7
 	VFMADD231PS.BCST 32(CX), Z21, Z8
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 36(CX), Z24, Z0
 	VFMADD231PS.BCST 40(CX), Z24, Z1
 	VFMADD231PS.BCST 44(CX), Z24, Z2
@@ -59607,7 +59607,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 64(CX), Z24, Z7
 	VFMADD231PS.BCST 68(CX), Z24, Z8
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 72(CX), Z23, Z0
 	VFMADD231PS.BCST 76(CX), Z23, Z1
 	VFMADD231PS.BCST 80(CX), Z23, Z2
@@ -59618,7 +59618,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 100(CX), Z23, Z7
 	VFMADD231PS.BCST 104(CX), Z23, Z8
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 108(CX), Z25, Z0
 	VFMADD231PS.BCST 112(CX), Z25, Z1
 	VFMADD231PS.BCST 116(CX), Z25, Z2
@@ -59629,7 +59629,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 136(CX), Z25, Z7
 	VFMADD231PS.BCST 140(CX), Z25, Z8
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 144(CX), Z20, Z0
 	VFMADD231PS.BCST 148(CX), Z20, Z1
 	VFMADD231PS.BCST 152(CX), Z20, Z2
@@ -59640,7 +59640,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 172(CX), Z20, Z7
 	VFMADD231PS.BCST 176(CX), Z20, Z8
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 180(CX), Z18, Z0
 	VFMADD231PS.BCST 184(CX), Z18, Z1
 	VFMADD231PS.BCST 188(CX), Z18, Z2
@@ -59651,7 +59651,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 208(CX), Z18, Z7
 	VFMADD231PS.BCST 212(CX), Z18, Z8
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 216(CX), Z15, Z0
 	VFMADD231PS.BCST 220(CX), Z15, Z1
 	VFMADD231PS.BCST 224(CX), Z15, Z2
@@ -59662,7 +59662,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 244(CX), Z15, Z7
 	VFMADD231PS.BCST 248(CX), Z15, Z8
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 252(CX), Z16, Z0
 	VFMADD231PS.BCST 256(CX), Z16, Z1
 	VFMADD231PS.BCST 260(CX), Z16, Z2
@@ -59673,7 +59673,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 280(CX), Z16, Z7
 	VFMADD231PS.BCST 284(CX), Z16, Z8
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 288(CX), Z13, Z0
 	VFMADD231PS.BCST 292(CX), Z13, Z1
 	VFMADD231PS.BCST 296(CX), Z13, Z2
@@ -59684,7 +59684,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 316(CX), Z13, Z7
 	VFMADD231PS.BCST 320(CX), Z13, Z8
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 324(CX), Z22, Z0
 	VFMADD231PS.BCST 328(CX), Z22, Z1
 	VFMADD231PS.BCST 332(CX), Z22, Z2
@@ -59695,7 +59695,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 352(CX), Z22, Z7
 	VFMADD231PS.BCST 356(CX), Z22, Z8
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 360(CX), Z19, Z0
 	VFMADD231PS.BCST 364(CX), Z19, Z1
 	VFMADD231PS.BCST 368(CX), Z19, Z2
@@ -59706,7 +59706,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 388(CX), Z19, Z7
 	VFMADD231PS.BCST 392(CX), Z19, Z8
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 396(CX), Z12, Z0
 	VFMADD231PS.BCST 400(CX), Z12, Z1
 	VFMADD231PS.BCST 404(CX), Z12, Z2
@@ -59717,7 +59717,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 424(CX), Z12, Z7
 	VFMADD231PS.BCST 428(CX), Z12, Z8
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 432(CX), Z11, Z0
 	VFMADD231PS.BCST 436(CX), Z11, Z1
 	VFMADD231PS.BCST 440(CX), Z11, Z2
@@ -59728,7 +59728,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 460(CX), Z11, Z7
 	VFMADD231PS.BCST 464(CX), Z11, Z8
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 468(CX), Z10, Z0
 	VFMADD231PS.BCST 472(CX), Z10, Z1
 	VFMADD231PS.BCST 476(CX), Z10, Z2
@@ -59739,7 +59739,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 496(CX), Z10, Z7
 	VFMADD231PS.BCST 500(CX), Z10, Z8
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 504(CX), Z14, Z0
 	VFMADD231PS.BCST 508(CX), Z14, Z1
 	VFMADD231PS.BCST 512(CX), Z14, Z2
@@ -59750,7 +59750,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 532(CX), Z14, Z7
 	VFMADD231PS.BCST 536(CX), Z14, Z8
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x9_avx512_tail0
+	JBE              linearChain_16x9_avx512_tailend
 	VFMADD231PS.BCST 540(CX), Z9, Z0
 	VFMADD231PS.BCST 544(CX), Z9, Z1
 	VFMADD231PS.BCST 548(CX), Z9, Z2
@@ -59761,7 +59761,7 @@ linearChain_16x9_avx512_tail:
 	VFMADD231PS.BCST 568(CX), Z9, Z7
 	VFMADD231PS.BCST 572(CX), Z9, Z8
 
-linearChain_16x9_avx512_tail0:
+linearChain_16x9_avx512_tailend:
 linearChain_16x9_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z9
@@ -59902,12 +59902,12 @@ linearChain_16x10_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -59943,7 +59943,7 @@ linearChain_16x10_avx512_init:
 	JZ        linearChain_16x10_avx512_tail
 
 linearChain_16x10_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z10
@@ -60346,7 +60346,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 32(CX), Z22, Z8
 	VFMADD231PS.BCST 36(CX), Z22, Z9
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 40(CX), Z25, Z0
 	VFMADD231PS.BCST 44(CX), Z25, Z1
 	VFMADD231PS.BCST 48(CX), Z25, Z2
@@ -60358,7 +60358,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 72(CX), Z25, Z8
 	VFMADD231PS.BCST 76(CX), Z25, Z9
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 80(CX), Z24, Z0
 	VFMADD231PS.BCST 84(CX), Z24, Z1
 	VFMADD231PS.BCST 88(CX), Z24, Z2
@@ -60370,7 +60370,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 112(CX), Z24, Z8
 	VFMADD231PS.BCST 116(CX), Z24, Z9
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 120(CX), Z26, Z0
 	VFMADD231PS.BCST 124(CX), Z26, Z1
 	VFMADD231PS.BCST 128(CX), Z26, Z2
@@ -60382,7 +60382,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 152(CX), Z26, Z8
 	VFMADD231PS.BCST 156(CX), Z26, Z9
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 160(CX), Z21, Z0
 	VFMADD231PS.BCST 164(CX), Z21, Z1
 	VFMADD231PS.BCST 168(CX), Z21, Z2
@@ -60394,7 +60394,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 192(CX), Z21, Z8
 	VFMADD231PS.BCST 196(CX), Z21, Z9
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 200(CX), Z19, Z0
 	VFMADD231PS.BCST 204(CX), Z19, Z1
 	VFMADD231PS.BCST 208(CX), Z19, Z2
@@ -60406,7 +60406,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 232(CX), Z19, Z8
 	VFMADD231PS.BCST 236(CX), Z19, Z9
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 240(CX), Z16, Z0
 	VFMADD231PS.BCST 244(CX), Z16, Z1
 	VFMADD231PS.BCST 248(CX), Z16, Z2
@@ -60418,7 +60418,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 272(CX), Z16, Z8
 	VFMADD231PS.BCST 276(CX), Z16, Z9
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 280(CX), Z17, Z0
 	VFMADD231PS.BCST 284(CX), Z17, Z1
 	VFMADD231PS.BCST 288(CX), Z17, Z2
@@ -60430,7 +60430,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 312(CX), Z17, Z8
 	VFMADD231PS.BCST 316(CX), Z17, Z9
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 320(CX), Z14, Z0
 	VFMADD231PS.BCST 324(CX), Z14, Z1
 	VFMADD231PS.BCST 328(CX), Z14, Z2
@@ -60442,7 +60442,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 352(CX), Z14, Z8
 	VFMADD231PS.BCST 356(CX), Z14, Z9
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 360(CX), Z23, Z0
 	VFMADD231PS.BCST 364(CX), Z23, Z1
 	VFMADD231PS.BCST 368(CX), Z23, Z2
@@ -60454,7 +60454,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 392(CX), Z23, Z8
 	VFMADD231PS.BCST 396(CX), Z23, Z9
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 400(CX), Z20, Z0
 	VFMADD231PS.BCST 404(CX), Z20, Z1
 	VFMADD231PS.BCST 408(CX), Z20, Z2
@@ -60466,7 +60466,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 432(CX), Z20, Z8
 	VFMADD231PS.BCST 436(CX), Z20, Z9
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 440(CX), Z13, Z0
 	VFMADD231PS.BCST 444(CX), Z13, Z1
 	VFMADD231PS.BCST 448(CX), Z13, Z2
@@ -60478,7 +60478,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 472(CX), Z13, Z8
 	VFMADD231PS.BCST 476(CX), Z13, Z9
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 480(CX), Z12, Z0
 	VFMADD231PS.BCST 484(CX), Z12, Z1
 	VFMADD231PS.BCST 488(CX), Z12, Z2
@@ -60490,7 +60490,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 512(CX), Z12, Z8
 	VFMADD231PS.BCST 516(CX), Z12, Z9
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 520(CX), Z11, Z0
 	VFMADD231PS.BCST 524(CX), Z11, Z1
 	VFMADD231PS.BCST 528(CX), Z11, Z2
@@ -60502,7 +60502,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 552(CX), Z11, Z8
 	VFMADD231PS.BCST 556(CX), Z11, Z9
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 560(CX), Z15, Z0
 	VFMADD231PS.BCST 564(CX), Z15, Z1
 	VFMADD231PS.BCST 568(CX), Z15, Z2
@@ -60514,7 +60514,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 592(CX), Z15, Z8
 	VFMADD231PS.BCST 596(CX), Z15, Z9
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x10_avx512_tail0
+	JBE              linearChain_16x10_avx512_tailend
 	VFMADD231PS.BCST 600(CX), Z10, Z0
 	VFMADD231PS.BCST 604(CX), Z10, Z1
 	VFMADD231PS.BCST 608(CX), Z10, Z2
@@ -60526,7 +60526,7 @@ linearChain_16x10_avx512_tail:
 	VFMADD231PS.BCST 632(CX), Z10, Z8
 	VFMADD231PS.BCST 636(CX), Z10, Z9
 
-linearChain_16x10_avx512_tail0:
+linearChain_16x10_avx512_tailend:
 linearChain_16x10_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z10
@@ -60670,12 +60670,12 @@ linearChain_16x11_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -60713,7 +60713,7 @@ linearChain_16x11_avx512_init:
 	JZ        linearChain_16x11_avx512_tail
 
 linearChain_16x11_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z11
@@ -61133,7 +61133,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 36(CX), Z23, Z9
 	VFMADD231PS.BCST 40(CX), Z23, Z10
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 44(CX), Z26, Z0
 	VFMADD231PS.BCST 48(CX), Z26, Z1
 	VFMADD231PS.BCST 52(CX), Z26, Z2
@@ -61146,7 +61146,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 80(CX), Z26, Z9
 	VFMADD231PS.BCST 84(CX), Z26, Z10
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 88(CX), Z25, Z0
 	VFMADD231PS.BCST 92(CX), Z25, Z1
 	VFMADD231PS.BCST 96(CX), Z25, Z2
@@ -61159,7 +61159,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 124(CX), Z25, Z9
 	VFMADD231PS.BCST 128(CX), Z25, Z10
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 132(CX), Z27, Z0
 	VFMADD231PS.BCST 136(CX), Z27, Z1
 	VFMADD231PS.BCST 140(CX), Z27, Z2
@@ -61172,7 +61172,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 168(CX), Z27, Z9
 	VFMADD231PS.BCST 172(CX), Z27, Z10
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 176(CX), Z22, Z0
 	VFMADD231PS.BCST 180(CX), Z22, Z1
 	VFMADD231PS.BCST 184(CX), Z22, Z2
@@ -61185,7 +61185,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 212(CX), Z22, Z9
 	VFMADD231PS.BCST 216(CX), Z22, Z10
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 220(CX), Z20, Z0
 	VFMADD231PS.BCST 224(CX), Z20, Z1
 	VFMADD231PS.BCST 228(CX), Z20, Z2
@@ -61198,7 +61198,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 256(CX), Z20, Z9
 	VFMADD231PS.BCST 260(CX), Z20, Z10
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 264(CX), Z17, Z0
 	VFMADD231PS.BCST 268(CX), Z17, Z1
 	VFMADD231PS.BCST 272(CX), Z17, Z2
@@ -61211,7 +61211,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 300(CX), Z17, Z9
 	VFMADD231PS.BCST 304(CX), Z17, Z10
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 308(CX), Z18, Z0
 	VFMADD231PS.BCST 312(CX), Z18, Z1
 	VFMADD231PS.BCST 316(CX), Z18, Z2
@@ -61224,7 +61224,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 344(CX), Z18, Z9
 	VFMADD231PS.BCST 348(CX), Z18, Z10
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 352(CX), Z15, Z0
 	VFMADD231PS.BCST 356(CX), Z15, Z1
 	VFMADD231PS.BCST 360(CX), Z15, Z2
@@ -61237,7 +61237,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 388(CX), Z15, Z9
 	VFMADD231PS.BCST 392(CX), Z15, Z10
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 396(CX), Z24, Z0
 	VFMADD231PS.BCST 400(CX), Z24, Z1
 	VFMADD231PS.BCST 404(CX), Z24, Z2
@@ -61250,7 +61250,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 432(CX), Z24, Z9
 	VFMADD231PS.BCST 436(CX), Z24, Z10
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 440(CX), Z21, Z0
 	VFMADD231PS.BCST 444(CX), Z21, Z1
 	VFMADD231PS.BCST 448(CX), Z21, Z2
@@ -61263,7 +61263,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 476(CX), Z21, Z9
 	VFMADD231PS.BCST 480(CX), Z21, Z10
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 484(CX), Z14, Z0
 	VFMADD231PS.BCST 488(CX), Z14, Z1
 	VFMADD231PS.BCST 492(CX), Z14, Z2
@@ -61276,7 +61276,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 520(CX), Z14, Z9
 	VFMADD231PS.BCST 524(CX), Z14, Z10
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 528(CX), Z13, Z0
 	VFMADD231PS.BCST 532(CX), Z13, Z1
 	VFMADD231PS.BCST 536(CX), Z13, Z2
@@ -61289,7 +61289,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 564(CX), Z13, Z9
 	VFMADD231PS.BCST 568(CX), Z13, Z10
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 572(CX), Z12, Z0
 	VFMADD231PS.BCST 576(CX), Z12, Z1
 	VFMADD231PS.BCST 580(CX), Z12, Z2
@@ -61302,7 +61302,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 608(CX), Z12, Z9
 	VFMADD231PS.BCST 612(CX), Z12, Z10
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 616(CX), Z16, Z0
 	VFMADD231PS.BCST 620(CX), Z16, Z1
 	VFMADD231PS.BCST 624(CX), Z16, Z2
@@ -61315,7 +61315,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 652(CX), Z16, Z9
 	VFMADD231PS.BCST 656(CX), Z16, Z10
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x11_avx512_tail0
+	JBE              linearChain_16x11_avx512_tailend
 	VFMADD231PS.BCST 660(CX), Z11, Z0
 	VFMADD231PS.BCST 664(CX), Z11, Z1
 	VFMADD231PS.BCST 668(CX), Z11, Z2
@@ -61328,7 +61328,7 @@ linearChain_16x11_avx512_tail:
 	VFMADD231PS.BCST 696(CX), Z11, Z9
 	VFMADD231PS.BCST 700(CX), Z11, Z10
 
-linearChain_16x11_avx512_tail0:
+linearChain_16x11_avx512_tailend:
 linearChain_16x11_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z11
@@ -61475,12 +61475,12 @@ linearChain_16x12_avx512_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 184(SP)
 
-	// The masks of the blocks: block b has min(max(nr-16*b, 0), 16) rows
+	// The mask of the step's nr rows
 	// k = (1<<t) - 1: lane l is in the tail iff l < t
 	LEAQ  linearTailKMask<>+0(SB), CX
 	KMOVW (CX)(AX*2), K1
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -61520,7 +61520,7 @@ linearChain_16x12_avx512_init:
 	JZ        linearChain_16x12_avx512_tail
 
 linearChain_16x12_avx512_k:
-	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[b][i] = fma(xt[c][i], W[j+16*b:][:16][c], acc[b][i]) } }
+	// for c0 := 0; c0+16 <= k; c0 += 16 { for c := c0; c < c0+16; c++ { acc[i] = fma(xt[c][i], W[j:][:16][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Z12
@@ -61957,7 +61957,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 40(CX), Z24, Z10
 	VFMADD231PS.BCST 44(CX), Z24, Z11
 	CMPQ             DX, $0x01
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 48(CX), Z27, Z0
 	VFMADD231PS.BCST 52(CX), Z27, Z1
 	VFMADD231PS.BCST 56(CX), Z27, Z2
@@ -61971,7 +61971,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 88(CX), Z27, Z10
 	VFMADD231PS.BCST 92(CX), Z27, Z11
 	CMPQ             DX, $0x02
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 96(CX), Z26, Z0
 	VFMADD231PS.BCST 100(CX), Z26, Z1
 	VFMADD231PS.BCST 104(CX), Z26, Z2
@@ -61985,7 +61985,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 136(CX), Z26, Z10
 	VFMADD231PS.BCST 140(CX), Z26, Z11
 	CMPQ             DX, $0x03
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 144(CX), Z28, Z0
 	VFMADD231PS.BCST 148(CX), Z28, Z1
 	VFMADD231PS.BCST 152(CX), Z28, Z2
@@ -61999,7 +61999,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 184(CX), Z28, Z10
 	VFMADD231PS.BCST 188(CX), Z28, Z11
 	CMPQ             DX, $0x04
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 192(CX), Z23, Z0
 	VFMADD231PS.BCST 196(CX), Z23, Z1
 	VFMADD231PS.BCST 200(CX), Z23, Z2
@@ -62013,7 +62013,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 232(CX), Z23, Z10
 	VFMADD231PS.BCST 236(CX), Z23, Z11
 	CMPQ             DX, $0x05
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 240(CX), Z21, Z0
 	VFMADD231PS.BCST 244(CX), Z21, Z1
 	VFMADD231PS.BCST 248(CX), Z21, Z2
@@ -62027,7 +62027,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 280(CX), Z21, Z10
 	VFMADD231PS.BCST 284(CX), Z21, Z11
 	CMPQ             DX, $0x06
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 288(CX), Z18, Z0
 	VFMADD231PS.BCST 292(CX), Z18, Z1
 	VFMADD231PS.BCST 296(CX), Z18, Z2
@@ -62041,7 +62041,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 328(CX), Z18, Z10
 	VFMADD231PS.BCST 332(CX), Z18, Z11
 	CMPQ             DX, $0x07
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 336(CX), Z19, Z0
 	VFMADD231PS.BCST 340(CX), Z19, Z1
 	VFMADD231PS.BCST 344(CX), Z19, Z2
@@ -62055,7 +62055,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 376(CX), Z19, Z10
 	VFMADD231PS.BCST 380(CX), Z19, Z11
 	CMPQ             DX, $0x08
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 384(CX), Z16, Z0
 	VFMADD231PS.BCST 388(CX), Z16, Z1
 	VFMADD231PS.BCST 392(CX), Z16, Z2
@@ -62069,7 +62069,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 424(CX), Z16, Z10
 	VFMADD231PS.BCST 428(CX), Z16, Z11
 	CMPQ             DX, $0x09
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 432(CX), Z25, Z0
 	VFMADD231PS.BCST 436(CX), Z25, Z1
 	VFMADD231PS.BCST 440(CX), Z25, Z2
@@ -62083,7 +62083,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 472(CX), Z25, Z10
 	VFMADD231PS.BCST 476(CX), Z25, Z11
 	CMPQ             DX, $0x0a
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 480(CX), Z22, Z0
 	VFMADD231PS.BCST 484(CX), Z22, Z1
 	VFMADD231PS.BCST 488(CX), Z22, Z2
@@ -62097,7 +62097,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 520(CX), Z22, Z10
 	VFMADD231PS.BCST 524(CX), Z22, Z11
 	CMPQ             DX, $0x0b
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 528(CX), Z15, Z0
 	VFMADD231PS.BCST 532(CX), Z15, Z1
 	VFMADD231PS.BCST 536(CX), Z15, Z2
@@ -62111,7 +62111,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 568(CX), Z15, Z10
 	VFMADD231PS.BCST 572(CX), Z15, Z11
 	CMPQ             DX, $0x0c
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 576(CX), Z14, Z0
 	VFMADD231PS.BCST 580(CX), Z14, Z1
 	VFMADD231PS.BCST 584(CX), Z14, Z2
@@ -62125,7 +62125,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 616(CX), Z14, Z10
 	VFMADD231PS.BCST 620(CX), Z14, Z11
 	CMPQ             DX, $0x0d
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 624(CX), Z13, Z0
 	VFMADD231PS.BCST 628(CX), Z13, Z1
 	VFMADD231PS.BCST 632(CX), Z13, Z2
@@ -62139,7 +62139,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 664(CX), Z13, Z10
 	VFMADD231PS.BCST 668(CX), Z13, Z11
 	CMPQ             DX, $0x0e
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 672(CX), Z17, Z0
 	VFMADD231PS.BCST 676(CX), Z17, Z1
 	VFMADD231PS.BCST 680(CX), Z17, Z2
@@ -62153,7 +62153,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 712(CX), Z17, Z10
 	VFMADD231PS.BCST 716(CX), Z17, Z11
 	CMPQ             DX, $0x0f
-	JBE              linearChain_16x12_avx512_tail0
+	JBE              linearChain_16x12_avx512_tailend
 	VFMADD231PS.BCST 720(CX), Z12, Z0
 	VFMADD231PS.BCST 724(CX), Z12, Z1
 	VFMADD231PS.BCST 728(CX), Z12, Z2
@@ -62167,7 +62167,7 @@ linearChain_16x12_avx512_tail:
 	VFMADD231PS.BCST 760(CX), Z12, Z10
 	VFMADD231PS.BCST 764(CX), Z12, Z11
 
-linearChain_16x12_avx512_tail0:
+linearChain_16x12_avx512_tailend:
 linearChain_16x12_avx512_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Z12
@@ -62285,13 +62285,13 @@ linearChain_8x1_avx2_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 120(SP)
 
-	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	// The mask of the step's nr rows
 	LEAQ linearTailTable<>+64(SB), CX
 	SHLQ $0x02, AX
 	SUBQ AX, CX
 	MOVQ CX, 128(SP)
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), CX
@@ -62311,7 +62311,7 @@ linearChain_8x1_avx2_init:
 	JZ         linearChain_8x1_avx2_tail
 
 linearChain_8x1_avx2_k:
-	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[i] = fma(xt[c][i], W[j:][:8][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Y1
@@ -62458,35 +62458,35 @@ linearChain_8x1_avx2_tail:
 	VBROADCASTSS (CX), Y5
 	VFMADD231PS  Y5, Y7, Y0
 	CMPQ         DX, $0x01
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 4(CX), Y5
 	VFMADD231PS  Y5, Y9, Y0
 	CMPQ         DX, $0x02
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 8(CX), Y5
 	VFMADD231PS  Y5, Y8, Y0
 	CMPQ         DX, $0x03
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 12(CX), Y5
 	VFMADD231PS  Y5, Y4, Y0
 	CMPQ         DX, $0x04
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 16(CX), Y5
 	VFMADD231PS  Y5, Y3, Y0
 	CMPQ         DX, $0x05
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 20(CX), Y5
 	VFMADD231PS  Y5, Y2, Y0
 	CMPQ         DX, $0x06
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 24(CX), Y5
 	VFMADD231PS  Y5, Y6, Y0
 	CMPQ         DX, $0x07
-	JBE          linearChain_8x1_avx2_tail0
+	JBE          linearChain_8x1_avx2_tailend
 	VBROADCASTSS 28(CX), Y5
 	VFMADD231PS  Y5, Y1, Y0
 
-linearChain_8x1_avx2_tail0:
+linearChain_8x1_avx2_tailend:
 linearChain_8x1_avx2_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Y1
@@ -62573,13 +62573,13 @@ linearChain_8x2_avx2_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 120(SP)
 
-	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	// The mask of the step's nr rows
 	LEAQ linearTailTable<>+64(SB), CX
 	SHLQ $0x02, AX
 	SUBQ AX, CX
 	MOVQ CX, 128(SP)
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -62603,7 +62603,7 @@ linearChain_8x2_avx2_init:
 	JZ         linearChain_8x2_avx2_tail
 
 linearChain_8x2_avx2_k:
-	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[i] = fma(xt[c][i], W[j:][:8][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Y2
@@ -62768,49 +62768,49 @@ linearChain_8x2_avx2_tail:
 	VBROADCASTSS 4(CX), Y6
 	VFMADD231PS  Y6, Y8, Y1
 	CMPQ         DX, $0x01
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 8(CX), Y6
 	VFMADD231PS  Y6, Y10, Y0
 	VBROADCASTSS 12(CX), Y6
 	VFMADD231PS  Y6, Y10, Y1
 	CMPQ         DX, $0x02
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 16(CX), Y6
 	VFMADD231PS  Y6, Y9, Y0
 	VBROADCASTSS 20(CX), Y6
 	VFMADD231PS  Y6, Y9, Y1
 	CMPQ         DX, $0x03
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 24(CX), Y6
 	VFMADD231PS  Y6, Y5, Y0
 	VBROADCASTSS 28(CX), Y6
 	VFMADD231PS  Y6, Y5, Y1
 	CMPQ         DX, $0x04
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 32(CX), Y6
 	VFMADD231PS  Y6, Y4, Y0
 	VBROADCASTSS 36(CX), Y6
 	VFMADD231PS  Y6, Y4, Y1
 	CMPQ         DX, $0x05
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 40(CX), Y6
 	VFMADD231PS  Y6, Y3, Y0
 	VBROADCASTSS 44(CX), Y6
 	VFMADD231PS  Y6, Y3, Y1
 	CMPQ         DX, $0x06
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 48(CX), Y6
 	VFMADD231PS  Y6, Y7, Y0
 	VBROADCASTSS 52(CX), Y6
 	VFMADD231PS  Y6, Y7, Y1
 	CMPQ         DX, $0x07
-	JBE          linearChain_8x2_avx2_tail0
+	JBE          linearChain_8x2_avx2_tailend
 	VBROADCASTSS 56(CX), Y6
 	VFMADD231PS  Y6, Y2, Y0
 	VBROADCASTSS 60(CX), Y6
 	VFMADD231PS  Y6, Y2, Y1
 
-linearChain_8x2_avx2_tail0:
+linearChain_8x2_avx2_tailend:
 linearChain_8x2_avx2_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Y2
@@ -62902,13 +62902,13 @@ linearChain_8x3_avx2_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 120(SP)
 
-	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	// The mask of the step's nr rows
 	LEAQ linearTailTable<>+64(SB), CX
 	SHLQ $0x02, AX
 	SUBQ AX, CX
 	MOVQ CX, 128(SP)
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -62936,7 +62936,7 @@ linearChain_8x3_avx2_init:
 	JZ         linearChain_8x3_avx2_tail
 
 linearChain_8x3_avx2_k:
-	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[i] = fma(xt[c][i], W[j:][:8][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Y3
@@ -63119,7 +63119,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 8(CX), Y7
 	VFMADD231PS  Y7, Y9, Y2
 	CMPQ         DX, $0x01
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 12(CX), Y7
 	VFMADD231PS  Y7, Y11, Y0
 	VBROADCASTSS 16(CX), Y7
@@ -63127,7 +63127,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 20(CX), Y7
 	VFMADD231PS  Y7, Y11, Y2
 	CMPQ         DX, $0x02
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 24(CX), Y7
 	VFMADD231PS  Y7, Y10, Y0
 	VBROADCASTSS 28(CX), Y7
@@ -63135,7 +63135,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 32(CX), Y7
 	VFMADD231PS  Y7, Y10, Y2
 	CMPQ         DX, $0x03
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 36(CX), Y7
 	VFMADD231PS  Y7, Y6, Y0
 	VBROADCASTSS 40(CX), Y7
@@ -63143,7 +63143,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 44(CX), Y7
 	VFMADD231PS  Y7, Y6, Y2
 	CMPQ         DX, $0x04
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 48(CX), Y7
 	VFMADD231PS  Y7, Y5, Y0
 	VBROADCASTSS 52(CX), Y7
@@ -63151,7 +63151,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 56(CX), Y7
 	VFMADD231PS  Y7, Y5, Y2
 	CMPQ         DX, $0x05
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 60(CX), Y7
 	VFMADD231PS  Y7, Y4, Y0
 	VBROADCASTSS 64(CX), Y7
@@ -63159,7 +63159,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 68(CX), Y7
 	VFMADD231PS  Y7, Y4, Y2
 	CMPQ         DX, $0x06
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 72(CX), Y7
 	VFMADD231PS  Y7, Y8, Y0
 	VBROADCASTSS 76(CX), Y7
@@ -63167,7 +63167,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 80(CX), Y7
 	VFMADD231PS  Y7, Y8, Y2
 	CMPQ         DX, $0x07
-	JBE          linearChain_8x3_avx2_tail0
+	JBE          linearChain_8x3_avx2_tailend
 	VBROADCASTSS 84(CX), Y7
 	VFMADD231PS  Y7, Y3, Y0
 	VBROADCASTSS 88(CX), Y7
@@ -63175,7 +63175,7 @@ linearChain_8x3_avx2_tail:
 	VBROADCASTSS 92(CX), Y7
 	VFMADD231PS  Y7, Y3, Y2
 
-linearChain_8x3_avx2_tail0:
+linearChain_8x3_avx2_tailend:
 linearChain_8x3_avx2_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Y3
@@ -63272,13 +63272,13 @@ linearChain_8x4_avx2_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 120(SP)
 
-	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	// The mask of the step's nr rows
 	LEAQ linearTailTable<>+64(SB), CX
 	SHLQ $0x02, AX
 	SUBQ AX, CX
 	MOVQ CX, 128(SP)
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -63310,7 +63310,7 @@ linearChain_8x4_avx2_init:
 	JZ         linearChain_8x4_avx2_tail
 
 linearChain_8x4_avx2_k:
-	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[i] = fma(xt[c][i], W[j:][:8][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Y4
@@ -63511,7 +63511,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 12(CX), Y8
 	VFMADD231PS  Y8, Y10, Y3
 	CMPQ         DX, $0x01
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 16(CX), Y8
 	VFMADD231PS  Y8, Y12, Y0
 	VBROADCASTSS 20(CX), Y8
@@ -63521,7 +63521,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 28(CX), Y8
 	VFMADD231PS  Y8, Y12, Y3
 	CMPQ         DX, $0x02
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 32(CX), Y8
 	VFMADD231PS  Y8, Y11, Y0
 	VBROADCASTSS 36(CX), Y8
@@ -63531,7 +63531,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 44(CX), Y8
 	VFMADD231PS  Y8, Y11, Y3
 	CMPQ         DX, $0x03
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 48(CX), Y8
 	VFMADD231PS  Y8, Y7, Y0
 	VBROADCASTSS 52(CX), Y8
@@ -63541,7 +63541,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 60(CX), Y8
 	VFMADD231PS  Y8, Y7, Y3
 	CMPQ         DX, $0x04
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 64(CX), Y8
 	VFMADD231PS  Y8, Y6, Y0
 	VBROADCASTSS 68(CX), Y8
@@ -63551,7 +63551,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 76(CX), Y8
 	VFMADD231PS  Y8, Y6, Y3
 	CMPQ         DX, $0x05
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 80(CX), Y8
 	VFMADD231PS  Y8, Y5, Y0
 	VBROADCASTSS 84(CX), Y8
@@ -63561,7 +63561,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 92(CX), Y8
 	VFMADD231PS  Y8, Y5, Y3
 	CMPQ         DX, $0x06
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 96(CX), Y8
 	VFMADD231PS  Y8, Y9, Y0
 	VBROADCASTSS 100(CX), Y8
@@ -63571,7 +63571,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 108(CX), Y8
 	VFMADD231PS  Y8, Y9, Y3
 	CMPQ         DX, $0x07
-	JBE          linearChain_8x4_avx2_tail0
+	JBE          linearChain_8x4_avx2_tailend
 	VBROADCASTSS 112(CX), Y8
 	VFMADD231PS  Y8, Y4, Y0
 	VBROADCASTSS 116(CX), Y8
@@ -63581,7 +63581,7 @@ linearChain_8x4_avx2_tail:
 	VBROADCASTSS 124(CX), Y8
 	VFMADD231PS  Y8, Y4, Y3
 
-linearChain_8x4_avx2_tail0:
+linearChain_8x4_avx2_tailend:
 linearChain_8x4_avx2_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Y4
@@ -63683,13 +63683,13 @@ linearChain_8x5_avx2_block:
 	CMOVQHI DX, CX
 	MOVQ    CX, 120(SP)
 
-	// The masks of the blocks: block b has min(max(nr-8*b, 0), 8) rows
+	// The mask of the step's nr rows
 	LEAQ linearTailTable<>+64(SB), CX
 	SHLQ $0x02, AX
 	SUBQ AX, CX
 	MOVQ CX, 128(SP)
 
-	// acc[b][i] = more ? y[i][j+16b:][:nr] : bias[j+16b:][:nr]
+	// acc[i] = more ? y[i][j:][:nr] : bias[j:][:nr]
 	MOVQ    40(SP), AX
 	XORQ    CX, CX
 	MOVBQZX more+68(FP), DX
@@ -63725,7 +63725,7 @@ linearChain_8x5_avx2_init:
 	JZ         linearChain_8x5_avx2_tail
 
 linearChain_8x5_avx2_k:
-	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[b][i] = fma(xt[c][i], W[j+8*b:][:8][c], acc[b][i]) } }
+	// for c0 := 0; c0+8 <= k; c0 += 8 { for c := c0; c < c0+8; c++ { acc[i] = fma(xt[c][i], W[j:][:8][c], acc[i]) } }
 	MOVQ       64(SP), BX
 	PREFETCHT1 1024(BX)(AX*1)
 	VMOVUPS    (BX)(AX*1), Y5
@@ -63944,7 +63944,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 16(CX), Y9
 	VFMADD231PS  Y9, Y11, Y4
 	CMPQ         DX, $0x01
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 20(CX), Y9
 	VFMADD231PS  Y9, Y13, Y0
 	VBROADCASTSS 24(CX), Y9
@@ -63956,7 +63956,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 36(CX), Y9
 	VFMADD231PS  Y9, Y13, Y4
 	CMPQ         DX, $0x02
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 40(CX), Y9
 	VFMADD231PS  Y9, Y12, Y0
 	VBROADCASTSS 44(CX), Y9
@@ -63968,7 +63968,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 56(CX), Y9
 	VFMADD231PS  Y9, Y12, Y4
 	CMPQ         DX, $0x03
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 60(CX), Y9
 	VFMADD231PS  Y9, Y8, Y0
 	VBROADCASTSS 64(CX), Y9
@@ -63980,7 +63980,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 76(CX), Y9
 	VFMADD231PS  Y9, Y8, Y4
 	CMPQ         DX, $0x04
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 80(CX), Y9
 	VFMADD231PS  Y9, Y7, Y0
 	VBROADCASTSS 84(CX), Y9
@@ -63992,7 +63992,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 96(CX), Y9
 	VFMADD231PS  Y9, Y7, Y4
 	CMPQ         DX, $0x05
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 100(CX), Y9
 	VFMADD231PS  Y9, Y6, Y0
 	VBROADCASTSS 104(CX), Y9
@@ -64004,7 +64004,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 116(CX), Y9
 	VFMADD231PS  Y9, Y6, Y4
 	CMPQ         DX, $0x06
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 120(CX), Y9
 	VFMADD231PS  Y9, Y10, Y0
 	VBROADCASTSS 124(CX), Y9
@@ -64016,7 +64016,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 136(CX), Y9
 	VFMADD231PS  Y9, Y10, Y4
 	CMPQ         DX, $0x07
-	JBE          linearChain_8x5_avx2_tail0
+	JBE          linearChain_8x5_avx2_tailend
 	VBROADCASTSS 140(CX), Y9
 	VFMADD231PS  Y9, Y5, Y0
 	VBROADCASTSS 144(CX), Y9
@@ -64028,7 +64028,7 @@ linearChain_8x5_avx2_tail:
 	VBROADCASTSS 156(CX), Y9
 	VFMADD231PS  Y9, Y5, Y4
 
-linearChain_8x5_avx2_tail0:
+linearChain_8x5_avx2_tailend:
 linearChain_8x5_avx2_out:
 	// y[i][j:j+nr] = lo > acc ? lo : acc
 	VBROADCASTSS lo+64(FP), Y5
