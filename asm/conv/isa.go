@@ -165,7 +165,7 @@ func (a strided) advance(d int) {
 // as one tile, or as two halves if it is above maxP. No tile then has fewer
 // than (maxP+1)/2 rows unless n does: 32 pixels run as 14+9+9, not 14+14+4,
 // whose 4-pixel tile has too few accumulators to cover the FMA latency. The
-// rows of every shipped net's layers (multiples of 14, and 55, 27, 13) tile as
+// rows of the ImageNet nets' layers (multiples of 14, and 55, 27, 13) tile as
 // they did with the old rule (halving only below maxP+4). tile(P) emits the
 // code of a P-row tile, which must end by jumping to the returned label after
 // subtracting P from n.

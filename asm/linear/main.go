@@ -1,8 +1,9 @@
 // Command linear generates the linear-layer microkernels of runtime/kernels
-// (Linear, LinearBackData and LinearBackWeight; runtime/kernels/linear.go is the
-// contract) for AVX-512 and AVX2 with avo. Every kernel keeps the contract's FMA
-// order bit for bit, so its results equal linearGo's, linearBackDataGo's and
-// linearBackWeightGo's exactly:
+// (Linear, LinearChain, LinearBackData and LinearBackWeight; runtime/kernels/
+// linear.go and chain.go are the contracts) for AVX-512 and AVX2 with avo. Every
+// kernel keeps the contract's FMA order bit for bit, so its results equal
+// linearGo's, linearChainGo's, linearBackDataGo's and linearBackWeightGo's
+// exactly:
 //
 //   - Linear: one 16-lane accumulator per (sample, output), one zmm or two ymm
 //     (lanes 0-7 and 8-15), one VFMADD231PS per 16 inputs, the K tail under a

@@ -30,11 +30,15 @@ var (
 // chainL2 bounds the W (bytes) that the sample groups of one call may each
 // read whole: beyond it, and with more than one group, the call runs in chunks
 // of rows and inputs of at most chainChunkBytes of W, so that the groups after
-// the first find the chunk in L2, the chains carried through y.
+// the first find the chunk in L2, the chains carried through y. It is the 2 MiB
+// L2 of the machine measured (the plan's LinearGEMM bound too); a W just below
+// it on a 1 MiB L2 (Zen 4) costs the later groups a re-read from L3.
 var chainL2 = 2 << 20
 
-// chainChunkBytes bounds the W of one such chunk: half of Zen 4's 1 MiB L2 (a
-// variable so that the tests can force many small chunks).
+// chainChunkBytes bounds the W of one such chunk: half of the smaller L2 that
+// the kernels target (Zen 4's 1 MiB; the machine measured has 2 MiB), so that
+// a chunk stays in L2 next to x and y on either (a variable so that the tests
+// can force many small chunks).
 var chainChunkBytes = 512 << 10
 
 // chainPacks holds the packed inputs of LinearChain's calls with more than one

@@ -7,8 +7,10 @@ const Lanes = 16
 // in torchvision's layout (n×k, row-major, row stride ldw) used in place: row i of x
 // starts at x[i*ldx], y[i*ldy+j] receives output j of sample i. bias is nil for none.
 //
-// Exact mode's order. Each output is the dot product of two rows that are contiguous
-// in k, so it is summed in Lanes interleaved FMA chains, lane l taking k ≡ l (mod
+// Linear's order (LinearBF16's too, which fast mode runs; exact mode runs its linear
+// layers as LinearChain or as a GEMM, each output one FMA chain). Each output is the
+// dot product of two rows that are contiguous in k, so it is summed in Lanes
+// interleaved FMA chains, lane l taking k ≡ l (mod
 // Lanes) in ascending order, and the lanes are combined by a fixed tree:
 //
 //	s[l] = +0; for k := l; k < K; k += 16 { s[l] = fma(x[i][k], W[j][k], s[l]) }
