@@ -222,6 +222,7 @@ func (e *emitter) modelType(f *jen.File) {
 		jen.Id("dwScratch").Index(jen.Id("numConv")).Index().Float32().Comment("packed weight gradients"),
 		jen.Id("wscratch").Index().Index().Float32().Comment("fast mode: each worker's Winograd scratch"),
 		jen.Id("lscratch").Index().Index().Float32().Comment("each worker's buffer for kernels.LinearChainBuf and LinearBF16Buf"),
+		jen.Id("pring").Index().Index().Float32().Comment("each worker's output rows of a convolution that max pools them itself"),
 		jen.Id("pool").Op("*").Qual(pkgParallel, "Pool"),
 		jen.Id("next").Qual("sync/atomic", "Int64").Comment("the next unit a convolution's workers claim; zeroed before every task"),
 		jen.Id("pcg").Op("*").Qual("math/rand/v2", "PCG").Comment("the dropout masks' source"),
@@ -324,6 +325,12 @@ func (e *emitter) modelMethods(f *jen.File) {
 					jen.Qual(pkgKernels, "LinearChainBufLen").Call(jen.Id("mb"), jen.Lit(k)),
 					jen.Qual(pkgKernels, "LinearBF16BufLen").Call(jen.Id("mb"), jen.Lit(n)))),
 			),
+		)
+	}
+	if sz := poolRing(p); sz > 0 {
+		body = append(body,
+			x("m.pring = make([][]float32, cfg.Threads)"),
+			jen.For(x("i := range m.pring")).Block(x("m.pring[i] = make([]float32, %d)", sz)),
 		)
 	}
 	if sz := winoScratch(p); sz > 0 {
@@ -634,6 +641,23 @@ func chainMax(p *Plan) (k, n int) {
 		}
 	}
 	return k, n
+}
+
+// poolRing is the length of each worker's ring of output rows (m.pring) for the
+// eval program's convolutions that compute their max pool (Step.Pool): a window's
+// rows of the widest of them, or 0 if there are none. Such a convolution writes
+// its output rows there, a window's rows at a time, and pools them while they are
+// in L1/L2, instead of writing its whole output to memory and reading it back
+// (VGG-16's conv1_2: 12.8 MB); only fast mode's Winograd path, which does not
+// pool, writes the whole output.
+func poolRing(p *Plan) int {
+	sz := 0
+	for _, st := range p.Eval.Steps {
+		if st.Pool != nil {
+			sz = max(sz, st.Pool.Layer.KH*st.Out.RowStride())
+		}
+	}
+	return sz
 }
 
 // winoScratch is the scratch each worker needs for the model's Winograd

@@ -262,9 +262,13 @@ func (g *stepGen) convFwd() []jen.Code {
 	if !g.grad {
 		pack, bias = "packE", "biasE"
 	}
+	bufs := x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))
+	if st.Pool != nil && (g.grad || !Winograd(st.Layer)) {
+		bufs = x("in := %s // the output rows go to the ring", g.ref(st.In))
+	}
 	code := []jen.Code{
 		consts,
-		x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out)),
+		bufs,
 		x("wt, bias := m.w.%s[%d], m.w.%s[%d]", pack, st.ConvIndex, bias, st.ConvIndex),
 	}
 	code = append(code, g.zeroHalos(st.Out)...)
@@ -290,7 +294,14 @@ func (g *stepGen) convFwd() []jen.Code {
 		cin, kw = x("KW*C"), jen.Lit(1)
 	}
 	body := []jen.Code{x("b, oy := r/OH, r%%OH")}
-	args := []jen.Code{x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
+	// A convolution that max pools its output itself writes a window's rows to
+	// the worker's ring (see poolRing): claims and blocks' row runs are whole
+	// windows, so rows oy-PKH+1 … oy sit in the ring's rows 0 … PKH-1 in order.
+	dst, pooled := x("out[b*OS+OI+oy*ORS+g*OCg+ob*NR:]"), st.Pool != nil
+	if pooled {
+		dst = x("ring[oy%%PKH*ORS+g*OCg+ob*NR:]")
+	}
+	args := []jen.Code{dst, x("OC"), x("in[b*IS+IOFF+oy*SH*IRS+g*ICg:]"), x("SW*C"), x("IRS"), x("C"), cin, x("KH"), kw,
 		x("wt[u*PACK:]"), x("bias[u*NR:]"), x("OW"), x("min(NR, OCg-ob*NR)"), jen.Lit(st.ReLU)}
 	next, call := "wt[u2*PACK : (u2+1)*PACK]", "ConvNHWCNext"
 	// The input rows the next output row adds.
@@ -310,12 +321,25 @@ func (g *stepGen) convFwd() []jen.Code {
 			call = "ConvNHWCStream"
 			body = append(body, jen.Var().Id("nin").Index().Float32())
 			args = append(args, x("nin"))
+		} else if pooled {
+			// The ring's next row is in cache: prefetch only the input.
+			body = append(body, jen.Var().Id("nin").Index().Float32())
+			args = append(args, x("nin"))
 		} else {
 			ahead = append(ahead, x("nout = %s", jen.Qual(pkgNN, "Part").Call(x("out[b*OS+OI+(oy+1)*ORS:][:OW*OC]"), x("u"), x("G*OCB")).GoString()))
 			body = append(body, jen.Var().Id("nin").Op(",").Id("nout").Index().Float32())
 			args = append(args, x("nin"), x("nout"))
 		}
 		body = append(body, jen.If(x("r+1 < r1 && oy+1 < OH")).Block(ahead...))
+	case !c.Fwd.ByBlocks && pooled:
+		// A rows split whose output rows go to the ring: the first block's call
+		// prefetches the input rows the next row adds.
+		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
+		body = append(body,
+			jen.Var().Id("nin").Index().Float32(),
+			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(nin),
+		)
+		args = append(args, x("nin"))
 	case !c.Fwd.ByBlocks:
 		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
 		// A rows split runs over big activations: while the first block computes a
@@ -340,10 +364,10 @@ func (g *stepGen) convFwd() []jen.Code {
 		l := pl.Layer
 		group = l.KH
 		code = append(code, jen.Const().Defs(append([]jen.Code{x("PKH, PKW = %d, %d // %s: %d×%d windows at stride %d×%d", l.KH, l.KW, l.Name, l.KH, l.KW, l.SH, l.SW)}, geom("P", pl.Out)...)...))
-		code = append(code, x("pout := %s", g.ref(pl.Out)))
+		code = append(code, x("pout, ring := %s, m.pring[w]", g.ref(pl.Out)))
 		code = append(code, g.zeroHalos(pl.Out)...)
 		body = append(body, jen.If(x("oy%%PKH == PKH-1")).Block(
-			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
+			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("ring[g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
 		))
 	}
 	return append(code, chunked(c.Fwd, st.Stream, "m.n*OH", "G*OCB", next, group,

@@ -702,10 +702,12 @@ func partition(p *Plan, prog *Program) error {
 // (kernel = stride, no padding, the input a whole number of windows) and follow
 // the convolution whose output only they read to that convolution: after
 // it has computed a block's rows for a row of windows, it pools them, reading
-// the rows back from L1/L2 instead of from memory in a pass of their own. The
-// convolution still writes its whole output (a Winograd convolution in fast mode
-// does not pool, and its pool step runs as before). The pool's output is written
-// while the convolution still reads its input, so allocate keeps them apart.
+// the rows back from L1/L2 instead of from memory in a pass of their own. Its
+// direct path writes those rows to a per-worker ring of a window's rows
+// (poolRing) and never touches its output buffer; a Winograd convolution in fast
+// mode does not pool, writes the whole output there, and its pool step runs as
+// before. The pool's output is written while the convolution still reads its
+// input, so allocate keeps them apart.
 func fusePools(p *Plan, prog *Program) error {
 	if prog.Name != "eval" {
 		return nil

@@ -146,6 +146,7 @@ type Model struct {
 	dwScratch        [numConv][]float32 // packed weight gradients
 	wscratch         [][]float32        // fast mode: each worker's Winograd scratch
 	lscratch         [][]float32        // each worker's buffer for kernels.LinearChainBuf and LinearBF16Buf
+	pring            [][]float32        // each worker's output rows of a convolution that max pools them itself
 	pool             *parallel.Pool
 	next             atomic.Int64 // the next unit a convolution's workers claim; zeroed before every task
 	pcg              *rand.PCG    // the dropout masks' source

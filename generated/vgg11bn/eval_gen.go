@@ -49,7 +49,7 @@ func (m *Model) eval1(w, nw int) {
 		ORS                    = 14336
 		OI                     = 0
 	)
-	in, out := m.eb[0], m.eb[1]
+	in := m.eb[0] // the output rows go to the ring
 	wt, bias := m.w.packE[0], m.w.biasE[0]
 	const (
 		PKH, PKW = 2, 2 // features.3: 2×2 windows at stride 2×2
@@ -57,7 +57,7 @@ func (m *Model) eval1(w, nw int) {
 		PRS      = 7296
 		PI       = 7360
 	)
-	pout := m.eb[2]
+	pout, ring := m.eb[2], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[2], m.n, 831744, 112, 112, 64, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -74,16 +74,15 @@ func (m *Model) eval1(w, nw int) {
 			for u := 0; u < G*OCB; u++ {
 				g, ob := u/OCB, u%OCB
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if r+1 < r1 && oy+1 < OH {
 					if u == 0 {
 						nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
 					}
-					nout = nn.Part(out[b*OS+OI+(oy+1)*ORS:][:OW*OC], u, G*OCB)
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -132,7 +131,7 @@ func (m *Model) eval3(w, nw int) {
 		PRS      = 7424
 		PI       = 7552
 	)
-	pout := m.eb[4]
+	pout, ring := m.eb[4], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[4], m.n, 430592, 56, 56, 128, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -155,14 +154,13 @@ func (m *Model) eval3(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -300,7 +298,7 @@ func (m *Model) eval6(w, nw int) {
 		PRS      = 7680
 		PI       = 7936
 	)
-	pout := m.eb[7]
+	pout, ring := m.eb[7], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[7], m.n, 230400, 28, 28, 256, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -323,14 +321,13 @@ func (m *Model) eval6(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -462,7 +459,7 @@ func (m *Model) eval9(w, nw int) {
 		PRS      = 8192
 		PI       = 8704
 	)
-	pout := m.eb[10]
+	pout, ring := m.eb[10], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[10], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
@@ -485,9 +482,9 @@ func (m *Model) eval9(w, nw int) {
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			if oy%PKH == PKH-1 {
-				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 			}
 		}
 	}
@@ -586,7 +583,7 @@ func (m *Model) eval12(w, nw int) {
 		ORS                    = 7168
 		OI                     = 0
 	)
-	in, out := m.eb[11], m.eb[12]
+	in := m.eb[11] // the output rows go to the ring
 	wt, bias := m.w.packE[7], m.w.biasE[7]
 	const (
 		PKH, PKW = 2, 2 // features.28: 2×2 windows at stride 2×2
@@ -594,7 +591,7 @@ func (m *Model) eval12(w, nw int) {
 		PRS      = 3584
 		PI       = 0
 	)
-	pout := m.eb[13]
+	pout, ring := m.eb[13], m.pring[w]
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
@@ -615,9 +612,9 @@ func (m *Model) eval12(w, nw int) {
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			if oy%PKH == PKH-1 {
-				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 			}
 		}
 	}

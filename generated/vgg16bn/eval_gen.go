@@ -117,7 +117,7 @@ func (m *Model) eval2(w, nw int) {
 		PRS      = 7296
 		PI       = 7360
 	)
-	pout := m.eb[3]
+	pout, ring := m.eb[3], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[3], m.n, 831744, 112, 112, 64, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -140,14 +140,13 @@ func (m *Model) eval2(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -285,7 +284,7 @@ func (m *Model) eval5(w, nw int) {
 		PRS      = 7424
 		PI       = 7552
 	)
-	pout := m.eb[6]
+	pout, ring := m.eb[6], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[6], m.n, 430592, 56, 56, 128, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -308,14 +307,13 @@ func (m *Model) eval5(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -517,7 +515,7 @@ func (m *Model) eval9(w, nw int) {
 		PRS      = 7680
 		PI       = 7936
 	)
-	pout := m.eb[10]
+	pout, ring := m.eb[10], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[10], m.n, 230400, 28, 28, 256, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -540,14 +538,13 @@ func (m *Model) eval9(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -737,7 +734,7 @@ func (m *Model) eval13(w, nw int) {
 		PRS      = 8192
 		PI       = 8704
 	)
-	pout := m.eb[14]
+	pout, ring := m.eb[14], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[14], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
 	// The workers claim channel blocks, each run over every row; with fewer than
@@ -760,9 +757,9 @@ func (m *Model) eval13(w, nw int) {
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			if oy%PKH == PKH-1 {
-				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 			}
 		}
 	}
@@ -907,7 +904,7 @@ func (m *Model) eval17(w, nw int) {
 		ORS                    = 7168
 		OI                     = 0
 	)
-	in, out := m.eb[16], m.eb[17]
+	in := m.eb[16] // the output rows go to the ring
 	wt, bias := m.w.packE[12], m.w.biasE[12]
 	const (
 		PKH, PKW = 2, 2 // features.43: 2×2 windows at stride 2×2
@@ -915,7 +912,7 @@ func (m *Model) eval17(w, nw int) {
 		PRS      = 3584
 		PI       = 0
 	)
-	pout := m.eb[18]
+	pout, ring := m.eb[18], m.pring[w]
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
@@ -936,9 +933,9 @@ func (m *Model) eval17(w, nw int) {
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			if oy%PKH == PKH-1 {
-				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 			}
 		}
 	}

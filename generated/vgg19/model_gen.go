@@ -371,6 +371,7 @@ type Model struct {
 	dwScratch    [numConv][]float32 // packed weight gradients
 	wscratch     [][]float32        // fast mode: each worker's Winograd scratch
 	lscratch     [][]float32        // each worker's buffer for kernels.LinearChainBuf and LinearBF16Buf
+	pring        [][]float32        // each worker's output rows of a convolution that max pools them itself
 	pool         *parallel.Pool
 	next         atomic.Int64 // the next unit a convolution's workers claim; zeroed before every task
 	pcg          *rand.PCG    // the dropout masks' source
@@ -465,6 +466,10 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	m.lscratch = make([][]float32, cfg.Threads)
 	for i := range m.lscratch {
 		m.lscratch[i] = make([]float32, max(kernels.LinearChainBufLen(mb, 25088), kernels.LinearBF16BufLen(mb, 4096)))
+	}
+	m.pring = make([][]float32, cfg.Threads)
+	for i := range m.pring {
+		m.pring[i] = make([]float32, 28672)
 	}
 	if m.fast {
 		m.wscratch = make([][]float32, cfg.Threads)

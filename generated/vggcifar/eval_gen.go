@@ -117,7 +117,7 @@ func (m *Model) eval2(w, nw int) {
 		PRS      = 576
 		PI       = 608
 	)
-	pout := m.eb[3]
+	pout, ring := m.eb[3], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[3], m.n, 10368, 16, 16, 32, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -140,14 +140,13 @@ func (m *Model) eval2(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -253,7 +252,7 @@ func (m *Model) eval5(w, nw int) {
 		ORS                    = 1024
 		OI                     = 0
 	)
-	in, out := m.eb[4], m.eb[5]
+	in := m.eb[4] // the output rows go to the ring
 	wt, bias := m.w.packE[3], m.w.biasE[3]
 	const (
 		PKH, PKW = 2, 2 // features.13: 2×2 windows at stride 2×2
@@ -261,7 +260,7 @@ func (m *Model) eval5(w, nw int) {
 		PRS      = 640
 		PI       = 704
 	)
-	pout := m.eb[6]
+	pout, ring := m.eb[6], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[6], m.n, 6400, 8, 8, 64, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -284,14 +283,13 @@ func (m *Model) eval5(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -320,7 +318,7 @@ func (m *Model) eval7(w, nw int) {
 		ORS                    = 1024
 		OI                     = 0
 	)
-	in, out := m.eb[6], m.eb[7]
+	in := m.eb[6] // the output rows go to the ring
 	wt, bias := m.w.packE[4], m.w.biasE[4]
 	const (
 		PKH, PKW = 2, 2 // features.17: 2×2 windows at stride 2×2
@@ -328,7 +326,7 @@ func (m *Model) eval7(w, nw int) {
 		PRS      = 512
 		PI       = 0
 	)
-	pout := m.eb[8]
+	pout, ring := m.eb[8], m.pring[w]
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
@@ -349,9 +347,9 @@ func (m *Model) eval7(w, nw int) {
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
-			kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
+			kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0))
 			if oy%PKH == PKH-1 {
-				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+				kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 			}
 		}
 	}

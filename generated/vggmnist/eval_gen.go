@@ -48,7 +48,7 @@ func (m *Model) eval1(w, nw int) {
 		ORS                    = 896
 		OI                     = 0
 	)
-	in, out := m.eb[0], m.eb[1]
+	in := m.eb[0] // the output rows go to the ring
 	wt, bias := m.w.packE[0], m.w.biasE[0]
 	const (
 		PKH, PKW = 2, 2 // features.3: 2×2 windows at stride 2×2
@@ -56,7 +56,7 @@ func (m *Model) eval1(w, nw int) {
 		PRS      = 512
 		PI       = 544
 	)
-	pout := m.eb[2]
+	pout, ring := m.eb[2], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[2], m.n, 8192, 14, 14, 32, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -73,16 +73,15 @@ func (m *Model) eval1(w, nw int) {
 			for u := 0; u < G*OCB; u++ {
 				g, ob := u/OCB, u%OCB
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if r+1 < r1 && oy+1 < OH {
 					if u == 0 {
 						nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
 					}
-					nout = nn.Part(out[b*OS+OI+(oy+1)*ORS:][:OW*OC], u, G*OCB)
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
@@ -111,7 +110,7 @@ func (m *Model) eval3(w, nw int) {
 		ORS                    = 896
 		OI                     = 0
 	)
-	in, out := m.eb[2], m.eb[3]
+	in := m.eb[2] // the output rows go to the ring
 	wt, bias := m.w.packE[1], m.w.biasE[1]
 	const (
 		PKH, PKW = 2, 2 // features.7: 2×2 windows at stride 2×2
@@ -119,7 +118,7 @@ func (m *Model) eval3(w, nw int) {
 		PRS      = 576
 		PI       = 640
 	)
-	pout := m.eb[4]
+	pout, ring := m.eb[4], m.pring[w]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[4], m.n, 5184, 7, 7, 64, 1, 1, w, nw)
 	// The workers claim rows, a few at a time; each runs every channel block over them.
@@ -142,14 +141,13 @@ func (m *Model) eval3(w, nw int) {
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
-				var nin, nout []float32
+				var nin []float32
 				if u == 0 && r+1 < r1 && oy+1 < OH {
 					nin = nn.Head(in[b*IS+IOFF+((oy+1)*SH+KH-SH)*IRS:], SH*IRS)
-					nout = out[b*OS+OI+(oy+1)*ORS:][:OW*OC]
 				}
-				kernels.ConvNHWCNext(out[b*OS+OI+oy*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin, nout)
+				kernels.ConvNHWCNext(ring[oy%PKH*ORS+g*OCg+ob*NR:], OC, in[b*IS+IOFF+oy*SH*IRS+g*ICg:], SW*C, IRS, C, KW*C, KH, 1, wt[u*PACK:], bias[u*NR:], OW, min(NR, OCg-ob*NR), true, nn.Part(nx, r-r0, r1-r0), nin)
 				if oy%PKH == PKH-1 {
-					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, out[b*OS+OI+(oy-PKH+1)*ORS+g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
+					kernels.MaxPoolNHWC(pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:], OC, ring[g*OCg+ob*NR:], PKW*OC, ORS, OC, min(NR, OCg-ob*NR), PKH, PKW, OW/PKW)
 				}
 			}
 		}
