@@ -188,10 +188,11 @@ func rows(h int, y string, body ...jen.Code) []jen.Code {
 }
 
 /*
-	for r := lo; r < hi; r++ {
-		b, y := r/H, r%H
-		o := out[b*OS+OI+y*ORS:][:W*C]
-		for c := 0; c < C; c++ { for i, v := range m.x[((b*C+c)*H+y)*W:][:W] { o[i*C+c] = v } }
+	for each claim of inputClaim rows [r0, r1) {
+		for r := r0; r < r1; r++ {
+			b, y := r/H, r%H
+			nn.ToNHWC(out row y of sample b, m.x row y of sample b's first plane, C, H*W, W)
+		}
 	}
 */
 func (g *stepGen) inputFwd() []jen.Code {
@@ -201,13 +202,25 @@ func (g *stepGen) inputFwd() []jen.Code {
 		x("out := %s", g.ref(out)),
 	}
 	code = append(code, g.zeroHalos(out)...)
-	return append(code, rows(out.H, "y",
-		x("o := out[b*OS+OI+y*ORS:][:W*C]"),
-		loop("c", 0, "C",
-			jen.For(x("i, v := range m.x[((b*C+c)*H+y)*W:][:W]")).Block(x("o[i*C+c] = v")),
+	return append(code,
+		jen.Comment("The workers claim rows as they become free: a Forward's first task may find"),
+		jen.Comment("some of them still waking up, and the others take their rows."),
+		x("const CLAIM = %d", inputClaim),
+		x("rows := m.n * H"),
+		jen.For().Block(
+			x("r0 := int(m.next.Add(CLAIM)) - CLAIM"),
+			jen.If(x("r0 >= rows")).Block(jen.Return()),
+			x("r1 := min(r0+CLAIM, rows)"),
+			loop("r", "r0", "r1",
+				x("b, y := r/H, r%%H"),
+				jen.Qual(pkgNN, "ToNHWC").Call(x("out[b*OS+OI+y*ORS:]"), x("m.x[(b*C*H+y)*W:]"), x("C"), x("H*W"), x("W")),
+			),
 		),
-	)...)
+	)
 }
+
+// inputClaim is how many rows of the input a worker converts per claim.
+const inputClaim = 16
 
 func (g *stepGen) inputBwd() []jen.Code {
 	d := g.st.DOut
@@ -215,11 +228,7 @@ func (g *stepGen) inputBwd() []jen.Code {
 		jen.Const().Defs(append([]jen.Code{x("C, H, W = %d, %d, %d", d.C, d.H, d.W)}, geom("D", d)...)...),
 		x("dout, dx := %s, %s", g.ref(d), g.ref(g.prog.DX)),
 	}, rows(d.H, "y",
-		x("src := dout[b*DS+DI+y*DRS:][:W*C]"),
-		loop("c", 0, "C",
-			x("dst := dx[((b*C+c)*H+y)*W:][:W]"),
-			jen.For(x("i := range dst")).Block(x("dst[i] = src[i*C+c]")),
-		),
+		jen.Qual(pkgNN, "FromNHWC").Call(x("dx[(b*C*H+y)*W:]"), x("dout[b*DS+DI+y*DRS:]"), x("C"), x("H*W"), x("W")),
 	)...)
 }
 

@@ -20,14 +20,19 @@ func (m *Model) eval0(w, nw int) {
 	out := m.eb[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[0], m.n, 153228, 224, 224, 3, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*224, w, nw)
-	for r := lo; r < hi; r++ {
-		b, y := r/224, r%224
-		o := out[b*OS+OI+y*ORS:][:W*C]
-		for c := 0; c < C; c++ {
-			for i, v := range m.x[((b*C+c)*H+y)*W:][:W] {
-				o[i*C+c] = v
-			}
+	// The workers claim rows as they become free: a Forward's first task may find
+	// some of them still waking up, and the others take their rows.
+	const CLAIM = 16
+	rows := m.n * H
+	for {
+		r0 := int(m.next.Add(CLAIM)) - CLAIM
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+CLAIM, rows)
+		for r := r0; r < r1; r++ {
+			b, y := r/H, r%H
+			nn.ToNHWC(out[b*OS+OI+y*ORS:], m.x[(b*C*H+y)*W:], C, H*W, W)
 		}
 	}
 }

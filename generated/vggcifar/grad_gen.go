@@ -19,14 +19,19 @@ func (m *Model) fwd0(w, nw int) {
 	out := m.gb[0]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.gb[0], m.n, 3468, 32, 32, 3, 1, 1, w, nw)
-	lo, hi := parallel.Span(m.n*32, w, nw)
-	for r := lo; r < hi; r++ {
-		b, y := r/32, r%32
-		o := out[b*OS+OI+y*ORS:][:W*C]
-		for c := 0; c < C; c++ {
-			for i, v := range m.x[((b*C+c)*H+y)*W:][:W] {
-				o[i*C+c] = v
-			}
+	// The workers claim rows as they become free: a Forward's first task may find
+	// some of them still waking up, and the others take their rows.
+	const CLAIM = 16
+	rows := m.n * H
+	for {
+		r0 := int(m.next.Add(CLAIM)) - CLAIM
+		if r0 >= rows {
+			return
+		}
+		r1 := min(r0+CLAIM, rows)
+		for r := r0; r < r1; r++ {
+			b, y := r/H, r%H
+			nn.ToNHWC(out[b*OS+OI+y*ORS:], m.x[(b*C*H+y)*W:], C, H*W, W)
 		}
 	}
 }
@@ -2026,12 +2031,6 @@ func (m *Model) bwd0(w, nw int) {
 	lo, hi := parallel.Span(m.n*32, w, nw)
 	for r := lo; r < hi; r++ {
 		b, y := r/32, r%32
-		src := dout[b*DS+DI+y*DRS:][:W*C]
-		for c := 0; c < C; c++ {
-			dst := dx[((b*C+c)*H+y)*W:][:W]
-			for i := range dst {
-				dst[i] = src[i*C+c]
-			}
-		}
+		nn.FromNHWC(dx[(b*C*H+y)*W:], dout[b*DS+DI+y*DRS:], C, H*W, W)
 	}
 }
