@@ -379,8 +379,57 @@ func (g *stepGen) convFwd() []jen.Code {
 			jen.Qual(pkgKernels, "MaxPoolNHWC").Call(x("pout[b*PS+PI+oy/PKH*PRS+g*OCg+ob*NR:]"), x("OC"), x("ring[g*OCg+ob*NR:]"), x("PKW*OC"), x("ORS"), x("OC"), x("min(NR, OCg-ob*NR)"), x("PKH"), x("PKW"), x("OW/PKW")),
 		))
 	}
-	return append(code, chunked(c.Fwd, st.Stream, "m.n*OH", "G*OCB", next, group,
+	var after []jen.Code
+	if next != "" {
+		after = g.nextFirst(pack)
+	}
+	return append(code, chunked(c.Fwd, st.Stream, "m.n*OH", "G*OCB", next, after, group,
 		x("g, ob := u/OCB, u%%OCB"), body...)...)
+}
+
+// nextFirst renders what a convolution's last claims prefetch instead of a block
+// of their own: statements that set nx to the packed weights of the block the
+// worker most likely runs first in the program's next convolution, or nil if
+// there is none or its weights are small (RowMajor). Otherwise every worker
+// would start that layer waiting for a block (0.3–0.6 MB) from memory; on
+// AlexNet's 13×13 layers a block's first row computes for ~10 µs on two
+// threads, while the block takes ~30 µs to arrive. In a rows split every claim
+// starts with block 0; in a blocks split claim w (the workers' first claims go
+// round them in order, most of the time) runs block w/parts. Fast mode runs a
+// Winograd convolution from its own weights, so there the prefetch is skipped.
+func (g *stepGen) nextFirst(pack string) []jen.Code {
+	steps := g.prog.Steps
+	i := slices.Index(steps, g.st)
+	var ns *Step
+	for _, o := range steps[i+1:] {
+		if o.Op == OpConv {
+			ns = o
+			break
+		}
+	}
+	if ns == nil {
+		return nil
+	}
+	_, nc := g.e.p.convOf(ns.Layer)
+	if nc.Fwd.RowMajor {
+		return nil
+	}
+	l := ns.Layer
+	size, units := l.KH*l.KW*nc.ICg*kernels.NR, nc.Groups*nc.OCB
+	set := x("nx = m.w.%s[%d][:%d] // %s's first block", pack, ns.ConvIndex, size, l.Name)
+	if nc.Fwd.ByBlocks {
+		rows := fmt.Sprintf("m.n*%d", l.Out.H)
+		if ns.Pool != nil && ns.Pool.Layer.KH > 1 {
+			rows = fmt.Sprintf("m.n*%d/%d", l.Out.H, ns.Pool.Layer.KH)
+		}
+		set = jen.If(x("nu := w / min(%s, (8*nw+%d)/%d); nu < %d", rows, units-1, units, units)).Block(
+			x("nx = m.w.%s[%d][nu*%d : (nu+1)*%d] // the block of %s's claim w", pack, ns.ConvIndex, size, size, l.Name),
+		)
+	}
+	if !g.grad && Winograd(l) {
+		return []jen.Code{jen.If(x("!m.fast")).Block(set)}
+	}
+	return []jen.Code{set}
 }
 
 // chunked renders a convolution's loop nest under schedule s over rows (sample,
@@ -404,7 +453,7 @@ func (g *stepGen) convFwd() []jen.Code {
 // a block's first row does not wait for its weights to come from memory. With
 // fence (a rows split whose body streams its stores), each worker calls
 // kernels.StoreFence before it leaves the claim loop.
-func chunked(s Schedule, fence bool, rows, units, next string, group int, unit jen.Code, body ...jen.Code) []jen.Code {
+func chunked(s Schedule, fence bool, rows, units, next string, after []jen.Code, group int, unit jen.Code, body ...jen.Code) []jen.Code {
 	if s.ByBlocks {
 		claim := []jen.Code{
 			x("c := int(m.next.Add(1)) - 1"),
@@ -420,11 +469,16 @@ func chunked(s Schedule, fence bool, rows, units, next string, group int, unit j
 			claim = append(claim, x("r0, r1 := part*rows/parts, (part+1)*rows/parts"))
 		}
 		if next != "" {
-			claim = append(claim,
-				jen.Comment("Prefetch the block this worker most likely claims next, unless it is this one."),
-				jen.Var().Id("nx").Index().Float32(),
-				jen.If(x("u2 := (c + nw) / parts; u2 != u && u2 < %s", units)).Block(x("nx = %s", next)),
-			)
+			pf := jen.If(x("u2 := (c + nw) / parts; u2 != u && u2 < %s", units)).Block(x("nx = %s", next))
+			comment := []jen.Code{jen.Comment("Prefetch the block this worker most likely claims next, unless it is this one.")}
+			if after != nil {
+				pf = pf.Else().If(x("u2 >= %s", units)).Block(after...)
+				comment = []jen.Code{
+					jen.Comment("Prefetch the block this worker most likely claims next, unless it is this one"),
+					jen.Comment("(after its last claim, most likely, the one it runs first in the next layer)."),
+				}
+			}
+			claim = append(append(claim, comment...), jen.Var().Id("nx").Index().Float32(), pf)
 		}
 		return []jen.Code{
 			jen.Comment("The workers claim channel blocks, each run over every row; with fewer than"),
@@ -443,6 +497,12 @@ func chunked(s Schedule, fence bool, rows, units, next string, group int, unit j
 			jen.Var().Id("nx").Index().Float32(),
 			jen.If(x("u2 := (u + 1) %% (%s); u2 != u", units)).Block(x("nx = %s", next)),
 		)
+		if after != nil {
+			block = append(block,
+				jen.Comment("In its last claim, most likely, the block the worker runs first in the next layer."),
+				jen.If(x("u == %s-1 && r0+nw*claim >= rows", units)).Block(after...),
+			)
+		}
 	}
 	done := []jen.Code{jen.Return()}
 	if fence {
@@ -678,7 +738,7 @@ func (g *stepGen) convDataBwd() []jen.Code {
 		body = append(body, jen.Switch(x("(iy + PH) %% SH")).Block(cases...))
 	}
 	code = append(code, jen.Const().Defs(x("DPH, DPW = %d, %d // the output gradient's halo", d.PH, d.PW)))
-	code = append(code, chunked(c.Data, false, "m.n*H", "G*ICB", next, 1,
+	code = append(code, chunked(c.Data, false, "m.n*H", "G*ICB", next, nil, 1,
 		x("g, ib := u/ICB, u%%ICB; nr := min(NR, ICg-ib*NR)"), body...)...)
 	return code
 }

@@ -71,6 +71,12 @@ func (m *Model) eval1(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if nu := w / min(m.n*27, (8*nw+7)/8); nu < 8 {
+					nx = m.w.packE[1][nu*38400 : (nu+1)*38400] // the block of features.4's claim w
+				}
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -172,10 +178,15 @@ func (m *Model) eval4(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*13, (8*nw+11)/12); nu < 12 {
+				nx = m.w.packE[2][nu*73728 : (nu+1)*73728] // the block of features.8's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -274,10 +285,15 @@ func (m *Model) eval7(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*13, (8*nw+11)/12); nu < 12 {
+				nx = m.w.packE[3][nu*55296 : (nu+1)*55296] // the block of features.10's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -320,10 +336,15 @@ func (m *Model) eval8(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*13, (8*nw+7)/8); nu < 8 {
+				nx = m.w.packE[4][nu*55296 : (nu+1)*55296] // the block of features.12's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH

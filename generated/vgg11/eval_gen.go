@@ -157,6 +157,12 @@ func (m *Model) eval3(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if !m.fast {
+					nx = m.w.packE[2][:36864] // features.6's first block
+				}
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin []float32
@@ -253,6 +259,12 @@ func (m *Model) eval5(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if !m.fast {
+					nx = m.w.packE[3][:73728] // features.8's first block
+				}
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -323,6 +335,14 @@ func (m *Model) eval6(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if !m.fast {
+					if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+						nx = m.w.packE[4][nu*73728 : (nu+1)*73728] // the block of features.11's claim w
+					}
+				}
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -415,10 +435,17 @@ func (m *Model) eval8(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if !m.fast {
+				if nu := w / min(m.n*28/2, (8*nw+15)/16); nu < 16 {
+					nx = m.w.packE[5][nu*147456 : (nu+1)*147456] // the block of features.13's claim w
+				}
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -480,10 +507,15 @@ func (m *Model) eval9(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := 2*(part*(rows/2)/parts), 2*((part+1)*(rows/2)/parts)
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.packE[6][nu*147456 : (nu+1)*147456] // the block of features.16's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -559,10 +591,15 @@ func (m *Model) eval11(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14/2, (8*nw+15)/16); nu < 16 {
+				nx = m.w.packE[7][nu*147456 : (nu+1)*147456] // the block of features.18's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH

@@ -121,6 +121,10 @@ func (m *Model) fwd2(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[2][:18432] // features.5's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -199,6 +203,10 @@ func (m *Model) fwd4(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[3][:36864] // features.7's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -248,6 +256,10 @@ func (m *Model) fwd5(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[4][:36864] // features.10's first block
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -327,6 +339,10 @@ func (m *Model) fwd7(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[5][:73728] // features.12's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -376,6 +392,12 @@ func (m *Model) fwd8(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+					nx = m.w.pack[6][nu*73728 : (nu+1)*73728] // the block of features.15's claim w
+				}
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -450,10 +472,15 @@ func (m *Model) fwd10(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[7][nu*147456 : (nu+1)*147456] // the block of features.17's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -494,10 +521,15 @@ func (m *Model) fwd11(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[8][nu*147456 : (nu+1)*147456] // the block of features.20's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -566,10 +598,15 @@ func (m *Model) fwd13(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[9][nu*147456 : (nu+1)*147456] // the block of features.22's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH

@@ -121,6 +121,10 @@ func (m *Model) fwd2(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[2][:18432] // features.5's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -199,6 +203,10 @@ func (m *Model) fwd4(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[3][:36864] // features.7's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -248,6 +256,10 @@ func (m *Model) fwd5(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[4][:36864] // features.10's first block
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -327,6 +339,10 @@ func (m *Model) fwd7(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[5][:73728] // features.12's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -379,6 +395,10 @@ func (m *Model) fwd8(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[6][:73728] // features.14's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -428,6 +448,12 @@ func (m *Model) fwd9(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+					nx = m.w.pack[7][nu*73728 : (nu+1)*73728] // the block of features.17's claim w
+				}
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -502,10 +528,15 @@ func (m *Model) fwd11(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[8][nu*147456 : (nu+1)*147456] // the block of features.19's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -548,10 +579,15 @@ func (m *Model) fwd12(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[9][nu*147456 : (nu+1)*147456] // the block of features.21's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -592,10 +628,15 @@ func (m *Model) fwd13(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[10][nu*147456 : (nu+1)*147456] // the block of features.24's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -664,10 +705,15 @@ func (m *Model) fwd15(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[11][nu*147456 : (nu+1)*147456] // the block of features.26's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -710,10 +756,15 @@ func (m *Model) fwd16(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[12][nu*147456 : (nu+1)*147456] // the block of features.28's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH

@@ -185,6 +185,10 @@ func (m *Model) fwd3(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[2][:18432] // features.7's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -325,6 +329,10 @@ func (m *Model) fwd6(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[3][:36864] // features.10's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -440,6 +448,10 @@ func (m *Model) fwd8(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[4][:36864] // features.14's first block
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -581,6 +593,10 @@ func (m *Model) fwd11(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[5][:73728] // features.17's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -696,6 +712,10 @@ func (m *Model) fwd13(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[6][:73728] // features.20's first block
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -813,6 +833,10 @@ func (m *Model) fwd15(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[7][:73728] // features.23's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -928,6 +952,12 @@ func (m *Model) fwd17(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+					nx = m.w.pack[8][nu*73728 : (nu+1)*73728] // the block of features.27's claim w
+				}
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
@@ -1064,10 +1094,15 @@ func (m *Model) fwd20(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[9][nu*147456 : (nu+1)*147456] // the block of features.30's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -1174,10 +1209,15 @@ func (m *Model) fwd22(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[10][nu*147456 : (nu+1)*147456] // the block of features.33's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -1284,10 +1324,15 @@ func (m *Model) fwd24(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*28, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[11][nu*147456 : (nu+1)*147456] // the block of features.36's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -1394,10 +1439,15 @@ func (m *Model) fwd26(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[12][nu*147456 : (nu+1)*147456] // the block of features.40's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -1528,10 +1578,15 @@ func (m *Model) fwd29(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[13][nu*147456 : (nu+1)*147456] // the block of features.43's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -1638,10 +1693,15 @@ func (m *Model) fwd31(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[14][nu*147456 : (nu+1)*147456] // the block of features.46's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH
@@ -1748,10 +1808,15 @@ func (m *Model) fwd33(w, nw int) {
 		u, part := c/parts, c%parts
 		g, ob := u/OCB, u%OCB
 		r0, r1 := part*rows/parts, (part+1)*rows/parts
-		// Prefetch the block this worker most likely claims next, unless it is this one.
+		// Prefetch the block this worker most likely claims next, unless it is this one
+		// (after its last claim, most likely, the one it runs first in the next layer).
 		var nx []float32
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
+		} else if u2 >= G*OCB {
+			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+				nx = m.w.pack[15][nu*147456 : (nu+1)*147456] // the block of features.49's claim w
+			}
 		}
 		for r := r0; r < r1; r++ {
 			b, oy := r/OH, r%OH

@@ -185,6 +185,10 @@ func (m *Model) fwd3(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[2][:9216] // features.7's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -325,6 +329,10 @@ func (m *Model) fwd6(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				nx = m.w.pack[3][:18432] // features.10's first block
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
@@ -440,6 +448,12 @@ func (m *Model) fwd8(w, nw int) {
 			var nx []float32
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
+			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if nu := w / min(m.n*8, (8*nw+3)/4); nu < 4 {
+					nx = m.w.pack[4][nu*18432 : (nu+1)*18432] // the block of features.14's claim w
+				}
 			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH

@@ -209,6 +209,12 @@ func (m *Model) fwd4(w, nw int) {
 			if u2 := (u + 1) % (G * OCB); u2 != u {
 				nx = wt[u2*PACK : (u2+1)*PACK]
 			}
+			// In its last claim, most likely, the block the worker runs first in the next layer.
+			if u == G*OCB-1 && r0+nw*claim >= rows {
+				if nu := w / min(m.n*7, (8*nw+3)/4); nu < 4 {
+					nx = m.w.pack[2][nu*18432 : (nu+1)*18432] // the block of features.8's claim w
+				}
+			}
 			for r := r0; r < r1; r++ {
 				b, oy := r/OH, r%OH
 				var nin, nout []float32
