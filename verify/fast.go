@@ -21,36 +21,41 @@ import (
 // W the layer's weights (batch norm folded in, as the evaluation program folds it:
 // w·scale and b·scale + shift, each rounded once, δ = u; else δ = 0), A = |W|·(|x| + e)
 // and P = √(W²·e²) (see rss: the errors a layer receives are propagated as
-// independent, the rest is worst case):
+// independent). A sum of k terms in one chain of roundings (an FMA chain) is charged
+// γ̃(k) = min(γ(k), exp(Lambda·√k·u + k·u²/(1 − u)) − 1), the probabilistic bound of
+// Higham and Mary (2019) that exact mode's tolerances use (Lambda): the chain's
+// roundings independent and of mean zero, it holds with probability at least
+// 1 − 2k·exp(−Lambda²(1 − u)²/2) per sum; the short fixed sequences of roundings
+// (Winograd's transforms, a bias) keep the worst case γ:
 //
 //   - direct convolution, K = C/groups·KH·KW terms in one FMA chain started from the
-//     bias: e' = P + δ·(A + |b|) + γ(K)·(1 + δ)·(A + |b|);
+//     bias: e' = P + δ·(A + |b|) + γ̃(K)·(1 + δ)·(A + |b|);
 //   - Winograd F(4×4, 3×3) (fast reports which convolutions run so), step by step
 //     as runtime/winograd computes it (its doc.go), per 6×6 tile d of the input
 //     and channel c: Û = fl(G g Gᵀ) from float64 sums is within u·Um of U, Um =
 //     |G g Gᵀ| + 2⁻²⁶·|G||g||Gᵀ|; V̂ = Bᵀ d̂ B, four roundings deep, is within
 //     γ(4)·Wd of V = Bᵀ d̂ B, Wd = |Bᵀ|(|d| + e)|B|, and |V| ≤ Vm = |Bᵀ d B| +
 //     |Bᵀ| e |B|; M̂, the FMA chain over the C channels from +0, is within
-//     γ(C)·Σ_c |Û||V̂| of Σ_c Û ⊙ V̂; Ŷ = Aᵀ M̂ A + b, six roundings deep and one
+//     γ̃(C)·Σ_c |Û||V̂| of Σ_c Û ⊙ V̂; Ŷ = Aᵀ M̂ A + b, six roundings deep and one
 //     for the bias, is within γ(7)·(|Aᵀ||M̂||A| + |b|) of Aᵀ M̂ A + b. So with
 //     R1 = |Aᵀ|(Σ_c Um ⊙ Vm)|A| and R2 = |Aᵀ|(Σ_c Um ⊙ Wd)|A| over the output's
 //     4×4 tile: e' = P + δ·(A + |b|) + (1 + δ)·(ka·R1 + kb·R2 + γ(7)·|b|), ka =
-//     (γ(C)(1 + u) + u)(1 + γ(7)) + γ(7), kb = (γ(C)(1 + u) + u + 1)·γ(4)·(1 + γ(7)).
+//     (γ̃(C)(1 + u) + u)(1 + γ(7)) + γ(7), kb = (γ̃(C)(1 + u) + u + 1)·γ(4)·(1 + γ(7)).
 //     runtime/winograd's tests hold the kernels to the coarser γ(C + 13)·(|b| +
 //     Σ_c |Aᵀ|[(|G||g||Gᵀ|) ⊙ Wd]|A|), every term's roundings against the absolute
 //     transforms; here the long chain's roundings scale with the transformed
 //     magnitudes |U|, |V| and the absolute transforms only with the input
-//     transform's four, which on VGG-16 (random weights, seed 1) makes the bound
-//     after its last convolution 16 times smaller (0.065 of the output's scale
-//     against 1.05);
+//     transform's four, which on VGG-16 (random weights, seed 1, with γ for the
+//     chains) made the bound after its last convolution 16 times smaller (0.065
+//     of the output's scale against 1.05);
 //   - a linear layer that fast reports with bfloat16 weights summed in 16 lanes of ⌈K/16⌉ FMAs, a
-//     4-level tree and the bias: e' = P + Lambda·2⁻⁸·Q + γ(⌈K/16⌉ + 5)·((1 + 2⁻⁸)·A +
+//     4-level tree and the bias: e' = P + Lambda·2⁻⁸·Q + γ̃(⌈K/16⌉ + 5)·((1 + 2⁻⁸)·A +
 //     |b|), Q = √(Σ w²(|x| + e)²). Each weight's rounding error is within 2⁻⁸ of it,
 //     independent of the others and of mean zero, so by Hoeffding's inequality their
 //     sum exceeds Lambda·2⁻⁸·Q with probability below 2·exp(−Lambda²/2) ≈ 3·10⁻¹⁴
 //     per output (the worst case, 2⁻⁸·A, is some 30× larger on a 4096-wide layer);
 //   - any other linear layer, one FMA chain from the bias over its K inputs (the
-//     GEMM exact mode runs small layers as, gen.LinearGEMM): e' = P + γ(K)·(A + |b|);
+//     GEMM exact mode runs small layers as, gen.LinearGEMM): e' = P + γ̃(K)·(A + |b|);
 //   - a batch norm on its own, y = x·s + t in float64 rounded once: e' = |s|·e +
 //     2u·(|s|·(|x| + e) + |t|);
 //   - ReLU, dropout and flatten keep e; a max pool takes the window's largest e; the
@@ -68,6 +73,10 @@ func FastBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (logit
 	}
 	const u = 0x1p-24
 	gamma := func(k int) float64 { return float64(k) * u / (1 - float64(k)*u) }
+	chain := func(k int) float64 {
+		n := float64(k)
+		return min(gamma(k), math.Expm1(Lambda*math.Sqrt(n)*u+n*u*u/(1-u)))
+	}
 	cur := append([]float64(nil), x...)
 	e := make([]float64, len(cur))
 	layers := m.Layers
@@ -104,12 +113,12 @@ func FastBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (logit
 			var k, ka, kb float64
 			if fast != nil && fast(l) {
 				R1, R2 = winogradTerms(d, cur, e, w)
-				gc, g4 := gamma(l.In.C), gamma(4)
+				gc, g4 := chain(l.In.C), gamma(4)
 				k = gamma(7)
 				ka = (gc*(1+u)+u)*(1+k) + k
 				kb = ((gc*(1+u)+u)*g4 + g4) * (1 + k)
 			} else {
-				k = gamma(d.C / d.Groups * d.KH * d.KW)
+				k = chain(d.C / d.Groups * d.KH * d.KW)
 			}
 			plane := d.OutH() * d.OutW()
 			ne := make([]float64, len(y))
@@ -155,11 +164,11 @@ func FastBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (logit
 			A := d.Forward(addv(absv(cur), e), absW, nil)
 			P := rss(e, w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
 			Q := rss(addv(absv(cur), e), w, func(a, b []float64) []float64 { return d.Forward(a, b, nil) })
-			k := gamma((d.In+15)/16 + 5)
+			k := chain((d.In+15)/16 + 5)
 			bf := 0x1p-8
 			if fast == nil || !fast(l) {
 				// fp32 weights in one chain of K FMAs from the bias.
-				k, bf = gamma(d.In), 0
+				k, bf = chain(d.In), 0
 			}
 			ne := make([]float64, len(y))
 			for j := range y {
