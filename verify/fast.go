@@ -60,9 +60,11 @@ import (
 //     2u·(|s|·(|x| + e) + |t|);
 //   - ReLU, dropout and flatten keep e; a max pool takes the window's largest e; the
 //     average pool averages e and adds u·mean(|x| + e) for its rounding.
+//   - local response normalization, computed in float64 from the float32 input and
+//     rounded once: e' = lrnErr (the input errors through the largest derivatives
+//     over the box x ± e, plus that rounding).
 //
-// Local response normalization has no bound here: FastBound returns an error for a
-// net that has it.
+// Any other layer kind has no bound here: FastBound returns an error for it.
 func FastBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (logits, bound []float64, err error) {
 	if err := net.Validate(); err != nil {
 		return nil, nil, err
@@ -143,6 +145,10 @@ func FastBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (logit
 			cur, e = y, ne
 		case spec.ReLU:
 			cur = ReLU(cur)
+		case spec.LRN:
+			d := lrnDims(l, n)
+			y := d.Forward(cur)
+			cur, e = y, lrnErr(d, cur, e, y)
 		case spec.Dropout, spec.Flatten:
 		case spec.MaxPool:
 			d := maxPoolDims(l, n)
@@ -204,6 +210,38 @@ func rss(e, w []float64, op func(x, w []float64) []float64) []float64 {
 		p[i] = math.Sqrt(v)
 	}
 	return p
+}
+
+// lrnErr bounds, per output, how far local response normalization y = LRN(x)
+// (NCHW) computed as the generated code does (the window's squares summed in
+// float64, s = K + α/n·Σ, x·s^−β in float64, rounded once to float32) is from y
+// when its input is known within e. For x̂ in the box [x − e, x + e], s ≥ smin =
+// K + α/n·Σ_j max(0, |x_j| − e_j)², so by the mean value theorem
+//
+//	|y_c(x̂) − y_c(x)| ≤ smin^−β·e_c + 2β·α/n·smin^(−β−1)·(|x_c| + e_c)·Σ_j (|x_j| + e_j)·e_j
+//
+// (j over c's window), and the float64 steps and the final rounding add at most
+// (u + 2⁻⁴⁸)·(|y_c| + that). K ≤ 0 can make smin 0 and the bound infinite.
+func lrnErr(d LocalResponseNorm, x, e, y []float64) []float64 {
+	const u = 0x1p-24
+	hw := d.H * d.W
+	a := d.Alpha / float64(d.Size)
+	out := make([]float64, len(x))
+	for i := range x {
+		c := (i / hw) % d.C
+		base := i - c*hw // channel 0 of this sample and pixel
+		lo, hi := d.window(c)
+		smin, t := d.K, 0.0
+		for j := lo; j <= hi; j++ {
+			v, ej := math.Abs(x[base+j*hw]), e[base+j*hw]
+			m := math.Max(0, v-ej)
+			smin += a * m * m
+			t += (v + ej) * ej
+		}
+		prop := math.Pow(smin, -d.Beta)*e[i] + 2*d.Beta*a*math.Pow(smin, -d.Beta-1)*(math.Abs(x[i])+e[i])*t
+		out[i] = prop + (u+0x1p-48)*(math.Abs(y[i])+prop)
+	}
+	return out
 }
 
 // bnScaleShift is an evaluation-mode batch norm as y = x·s + t.

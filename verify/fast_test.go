@@ -3,7 +3,6 @@ package verify
 import (
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/cnngen/cnngen/spec"
@@ -43,12 +42,71 @@ func TestFastBound(t *testing.T) {
 			t.Fatalf("logit %d: bound %v direct, %v with Winograd", i, bd[i], bw[i])
 		}
 	}
-	lrn, err := spec.LoadBuiltin("alexnet2012")
+	// A net with local response normalization (tiny) gets a finite bound, and the
+	// logits of its reference.
+	lrn, err := spec.LoadBuiltin("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := NewNet(lrn)
-	if _, _, err := FastBound(ln, make([]float64, lrn.Input.Size()), 1, nil); err == nil || !strings.Contains(err.Error(), "no fast-mode bound") {
-		t.Errorf("LRN: error %v", err)
+	ln.InitRandom(4)
+	lx := make([]float64, 2*lrn.Input.Size())
+	for i := range lx {
+		lx[i] = float64(float32(rng.NormFloat64()))
+	}
+	lp, err := ln.Forward(lx, 2, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll, lb, err := FastBound(ln, lx, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range lp.Logits {
+		if math.Abs(ll[i]-want) > 1e-9*math.Abs(want) || !(lb[i] > 0 && lb[i] < math.Inf(1)) {
+			t.Fatalf("tiny logit %d: %v (reference %v), bound %v", i, ll[i], want, lb[i])
+		}
+	}
+}
+
+// lrnErr bounds LRN's output change over the whole box x ± e: every corner and
+// random points inside it stay within the bound, for windows clipped at both ends
+// and an α large enough that the window's cross terms dominate.
+func TestLRNErr(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, d := range []LocalResponseNorm{
+		{N: 2, C: 7, H: 2, W: 3, Size: 5, Alpha: 0.5, Beta: 0.75, K: 1},
+		{N: 1, C: 4, H: 1, W: 2, Size: 3, Alpha: 2, Beta: 1.5, K: 0.5},
+		{N: 1, C: 96, H: 2, W: 2, Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2}, // AlexNet 2012's
+	} {
+		n := d.N * d.C * d.H * d.W
+		x, e := make([]float64, n), make([]float64, n)
+		for i := range x {
+			x[i] = 2 * rng.NormFloat64()
+			e[i] = 0.3 * math.Abs(rng.NormFloat64())
+		}
+		y := d.Forward(x)
+		bound := lrnErr(d, x, e, y)
+		worst := 0.0
+		for trial := 0; trial < 400; trial++ {
+			xp := make([]float64, n)
+			for i := range x {
+				switch {
+				case trial < 200: // a corner
+					xp[i] = x[i] + e[i]*float64(2*rng.IntN(2)-1)
+				default:
+					xp[i] = x[i] + e[i]*(2*rng.Float64()-1)
+				}
+			}
+			yp := d.Forward(xp)
+			for i := range y {
+				diff := math.Abs(yp[i] - y[i])
+				if diff > bound[i] {
+					t.Fatalf("%+v: output %d moved %v, bound %v", d, i, diff, bound[i])
+				}
+				worst = max(worst, diff/bound[i])
+			}
+		}
+		t.Logf("%+v: largest change / bound %.3f", d, worst)
 	}
 }
