@@ -272,7 +272,7 @@ func (g *stepGen) convFwd() []jen.Code {
 		pack, bias = "packE", "biasE"
 	}
 	bufs := x("in, out := %s, %s", g.ref(st.In), g.ref(st.Out))
-	if st.Pool != nil && (g.grad || !Winograd(st.Layer)) {
+	if st.Pool != nil && !Winograd(st.Layer) { // (only the eval program pools in a convolution)
 		bufs = x("in := %s // the output rows go to the ring", g.ref(st.In))
 	}
 	code := []jen.Code{
@@ -326,12 +326,11 @@ func (g *stepGen) convFwd() []jen.Code {
 		// kernel iterations for one call to cover a whole row.
 		next = ""
 		ahead := []jen.Code{jen.If(x("u == 0")).Block(nin)}
-		if st.Stream {
-			call = "ConvNHWCStream"
-			body = append(body, jen.Var().Id("nin").Index().Float32())
-			args = append(args, x("nin"))
-		} else if pooled {
-			// The ring's next row is in cache: prefetch only the input.
+		// A ring's next row is in cache: then only the input is prefetched.
+		if st.Stream || pooled {
+			if st.Stream {
+				call = "ConvNHWCStream"
+			}
 			body = append(body, jen.Var().Id("nin").Index().Float32())
 			args = append(args, x("nin"))
 		} else {
@@ -340,20 +339,20 @@ func (g *stepGen) convFwd() []jen.Code {
 			args = append(args, x("nin"), x("nout"))
 		}
 		body = append(body, jen.If(x("r+1 < r1 && oy+1 < OH")).Block(ahead...))
-	case !c.Fwd.ByBlocks && pooled:
-		// A rows split whose output rows go to the ring: the first block's call
-		// prefetches the input rows the next row adds.
-		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
-		body = append(body,
-			jen.Var().Id("nin").Index().Float32(),
-			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(nin),
-		)
-		args = append(args, x("nin"))
 	case !c.Fwd.ByBlocks:
 		args = append(args, jen.Qual(pkgNN, "Part").Call(x("nx"), x("r-r0"), x("r1-r0")))
 		// A rows split runs over big activations: while the first block computes a
 		// row, it also prefetches the input rows the next row adds and that row's
-		// output (all its channels), which would otherwise come from memory.
+		// output (all its channels), which would otherwise come from memory; a
+		// ring's next row is in cache already.
+		if pooled {
+			body = append(body,
+				jen.Var().Id("nin").Index().Float32(),
+				jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(nin),
+			)
+			args = append(args, x("nin"))
+			break
+		}
 		body = append(body,
 			jen.Var().Id("nin").Op(",").Id("nout").Index().Float32(),
 			jen.If(x("u == 0 && r+1 < r1 && oy+1 < OH")).Block(
@@ -391,9 +390,9 @@ func (g *stepGen) convFwd() []jen.Code {
 // of their own: statements that set nx to the packed weights of the block the
 // worker most likely runs first in the program's next convolution, or nil if
 // there is none or its weights are small (RowMajor). Otherwise every worker
-// would start that layer waiting for a block (0.3–0.6 MB) from memory; on
-// AlexNet's 13×13 layers a block's first row computes for ~10 µs on two
-// threads, while the block takes ~30 µs to arrive. In a rows split every claim
+// would start that layer waiting for a block (0.3–0.6 MB) from memory: warming
+// that block before the layer made AlexNet's 13×13 conv4 2.7–3.4% faster on one
+// thread (asm/conv/README.md). In a rows split every claim
 // starts with block 0; in a blocks split claim w (the workers' first claims go
 // round them in order, most of the time) runs block w/parts. Fast mode runs a
 // Winograd convolution from its own weights, so there the prefetch is skipped.
