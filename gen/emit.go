@@ -850,8 +850,8 @@ func (e *emitter) inspect(f *jen.File) {
 	f.Comment("nchw copies n samples of an NHWC buffer with a halo out in C·H·W order.")
 	f.Func().Id("nchw").Params(jen.Id("buf").Index().Float32(), jen.Id("n"), jen.Id("size"), jen.Id("rs"), jen.Id("in"), jen.Id("c"), jen.Id("h"), jen.Id("w").Int()).Index().Float32().Block(
 		x("out := make([]float32, n*c*h*w)"),
-		loop("b", 0, "n", loop("y", 0, "h", loop("x", 0, "w", loop("k", 0, "c",
-			x("out[((b*c+k)*h+y)*w+x] = buf[b*size+in+y*rs+x*c+k]"))))),
+		loop("b", 0, "n", loop("y", 0, "h",
+			jen.Qual(pkgNN, "FromNHWC").Call(x("out[(b*c*h+y)*w:]"), x("buf[b*size+in+y*rs:]"), x("c"), x("h*w"), x("w")))),
 		jen.Return(jen.Id("out")),
 	)
 	recv := func() *jen.Statement { return jen.Func().Params(jen.Id("m").Op("*").Id("Model")) }

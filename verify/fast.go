@@ -223,7 +223,6 @@ func rss(e, w []float64, op func(x, w []float64) []float64) []float64 {
 // (j over c's window), and the float64 steps and the final rounding add at most
 // (u + 2⁻⁴⁸)·(|y_c| + that). K ≤ 0 can make smin 0 and the bound infinite.
 func lrnErr(d LocalResponseNorm, x, e, y []float64) []float64 {
-	const u = 0x1p-24
 	hw := d.H * d.W
 	a := d.Alpha / float64(d.Size)
 	out := make([]float64, len(x))
@@ -239,7 +238,7 @@ func lrnErr(d LocalResponseNorm, x, e, y []float64) []float64 {
 			t += (v + ej) * ej
 		}
 		prop := math.Pow(smin, -d.Beta)*e[i] + 2*d.Beta*a*math.Pow(smin, -d.Beta-1)*(math.Abs(x[i])+e[i])*t
-		out[i] = prop + (u+0x1p-48)*(math.Abs(y[i])+prop)
+		out[i] = prop + (Unit+0x1p-48)*(math.Abs(y[i])+prop)
 	}
 	return out
 }

@@ -1040,11 +1040,7 @@ func nchw(buf []float32, n, size, rs, in, c, h, w int) []float32 {
 	out := make([]float32, n*c*h*w)
 	for b := 0; b < n; b++ {
 		for y := 0; y < h; y++ {
-			for x := 0; x < w; x++ {
-				for k := 0; k < c; k++ {
-					out[((b*c+k)*h+y)*w+x] = buf[b*size+in+y*rs+x*c+k]
-				}
-			}
+			nn.FromNHWC(out[(b*c*h+y)*w:], buf[b*size+in+y*rs:], c, h*w, w)
 		}
 	}
 	return out
