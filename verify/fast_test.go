@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/cnngen/cnngen/runtime/kernels"
 	"github.com/cnngen/cnngen/spec"
 )
 
@@ -108,5 +109,35 @@ func TestLRNErr(t *testing.T) {
 			}
 		}
 		t.Logf("%+v: largest change / bound %.3f", d, worst)
+	}
+}
+
+// bf16Value, which FastBound rounds fast mode's linear weights with, agrees with
+// kernels.BF16, which the generated models round them with, on edge cases (ties
+// to even, subnormals, overflow to Inf) and on random float32 bit patterns.
+func TestBF16Value(t *testing.T) {
+	check := func(f float32) {
+		var h [1]uint16
+		kernels.BF16(h[:], []float32{f})
+		want := float64(math.Float32frombits(uint32(h[0]) << 16))
+		got := bf16Value(float64(f))
+		if got != want || math.Signbit(got) != math.Signbit(want) {
+			if math.IsNaN(got) && math.IsNaN(want) {
+				return
+			}
+			t.Fatalf("bf16Value(%x = %g) = %g, kernels.BF16 %g", math.Float32bits(f), f, got, want)
+		}
+	}
+	edges := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1 + 0x1p-8, 1 + 3*0x1p-8, 1 + 0x1p-8 + 0x1p-23,
+		0x1p-126, 0x1.01p-126, 0x1p-133, 0x1.8p-133, 0x1p-134, 0x1p-149, 0x1.8p-132,
+		math.MaxFloat32, 0x1.ffp127, 0x1.fefffep127, 0x1.fep127, float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN())}
+	for _, f := range edges {
+		check(f)
+		check(-f)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 1 << 20 {
+		check(math.Float32frombits(rng.Uint32()))
 	}
 }

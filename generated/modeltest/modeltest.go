@@ -480,14 +480,10 @@ func testNoInputGrad(t *testing.T, f Factory, sm *spec.Model) {
 // Fast mode's logits lie within the bound verify.FastBound derives from its methods
 // (gen.Fast: Winograd F(4×4, 3×3), bfloat16 weights for the in-place linear layers) around
 // the float64 reference, and that bound is tight enough to catch a broken layer
-// (verify.CompareFast). The test logs how far inside the bound fast and exact mode
-// stay, and the top-1 agreement of fast and exact mode on 256 random inputs.
+// (verify.CompareFast; also against the reference on the bfloat16 weights, within
+// the bound of the rounding errors alone). The test logs how far inside the bound fast
+// and exact mode stay, and the top-1 agreement of fast and exact mode on 256 random inputs.
 func testFast(t *testing.T, f Factory, sm *spec.Model) {
-	for _, l := range sm.Layers {
-		if l.Kind == spec.LRN {
-			t.Skipf("no fast-mode bound for %s (LRN): fast mode is checked on the other nets", l.Name)
-		}
-	}
 	const n = 64
 	fast := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2, Mode: runtime.Fast})
 	exact := newModel(t, f, runtime.Config{MaxBatch: n, Threads: 2})
@@ -502,7 +498,8 @@ func testFast(t *testing.T, f Factory, sm *spec.Model) {
 		}
 		ratio[i] = rep.Metrics[0].Rel
 		if i == 0 {
-			t.Logf("bound ≤ %.3g of the largest logit", rep.Metrics[1].Rel)
+			t.Logf("bound ≤ %.3g of the largest logit; error/rounding bound (bf16 weights applied) %.3g",
+				rep.Metrics[1].Rel, rep.Metrics[2].Rel)
 		}
 	}
 	// Both instances now hold CompareFast's weights.
