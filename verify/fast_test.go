@@ -43,6 +43,23 @@ func TestFastBound(t *testing.T) {
 			t.Fatalf("logit %d: bound %v direct, %v with Winograd", i, bd[i], bw[i])
 		}
 	}
+	// With bfloat16 linear layers the bound is the rounding bound around the logits
+	// of the net on the rounded weights plus how far those are from the reference.
+	bf := func(l *spec.Layer) bool { return l.Kind == spec.Linear }
+	ref, rounded, bound, rb, err := fastBounds(net, x, 2, bf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0.0
+	for i, want := range pass.Logits {
+		if math.Abs(ref[i]-want) > 1e-9*math.Abs(want) || !(rb[i] > 0 && rb[i] < math.Inf(1)) || bound[i] != rb[i]+math.Abs(rounded[i]-ref[i]) {
+			t.Fatalf("logit %d: reference %v (%v), on rounded weights %v, bound %v, rounding bound %v", i, ref[i], want, rounded[i], bound[i], rb[i])
+		}
+		moved = max(moved, math.Abs(rounded[i]-ref[i])/rb[i])
+	}
+	if moved < 1 {
+		t.Errorf("rounding the linear weights to bfloat16 moved the logits by at most %.3g of the rounding bound", moved)
+	}
 	// A net with local response normalization (tiny) gets a finite bound, and the
 	// logits of its reference.
 	lrn, err := spec.LoadBuiltin("tiny")
@@ -139,5 +156,46 @@ func TestBF16Value(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for range 1 << 20 {
 		check(math.Float32frombits(rng.Uint32()))
+	}
+}
+
+// reluErr bounds ReLU's output change over the whole box x ± e, inputs of either
+// sign near and far from 0, and is 0 where the input stays negative.
+func TestReLUErr(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	x, e := make([]float64, 400), make([]float64, 400)
+	for i := range x {
+		x[i] = rng.NormFloat64()
+		e[i] = 0.5 * math.Abs(rng.NormFloat64())
+	}
+	x[0], e[0] = -1, 1 // x + e = 0: stays at 0
+	bound := reluErr(x, e)
+	relu := func(v float64) float64 { return max(0, v) }
+	worst := 0.0
+	for trial := 0; trial < 200; trial++ {
+		for i := range x {
+			xp := x[i] + e[i]*(2*rng.Float64()-1)
+			if trial%2 == 0 {
+				xp = x[i] + e[i]*float64(2*rng.IntN(2)-1) // a corner
+			}
+			d := math.Abs(relu(xp) - relu(x[i]))
+			if d > bound[i]*(1+1e-12) { // the test's own x ± e rounds
+				t.Fatalf("x %v e %v: output moved %v, bound %v", x[i], e[i], d, bound[i])
+			}
+			if bound[i] > 0 {
+				worst = max(worst, d/bound[i])
+			}
+		}
+	}
+	for i := range x {
+		if x[i]+e[i] <= 0 && bound[i] != 0 {
+			t.Fatalf("x %v e %v stays negative, bound %v", x[i], e[i], bound[i])
+		}
+		if x[i] >= 0 && bound[i] != e[i] {
+			t.Fatalf("x %v e %v: bound %v, want e", x[i], e[i], bound[i])
+		}
+	}
+	if worst < 0.99 {
+		t.Errorf("the corners reach only %.3f of the bound", worst)
 	}
 }

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cnngen/cnngen/generated"
+	"github.com/cnngen/cnngen/runtime"
+	"github.com/cnngen/cnngen/spec"
 )
 
 // cnn bench -json reports every task of a forward with the fields the issue names,
@@ -65,5 +70,62 @@ func TestVerifyFast(t *testing.T) {
 	}
 	if !bytes.Contains(out.Bytes(), []byte("fast-mode inference instance against the bound")) || !bytes.Contains(out.Bytes(), []byte("logits / fast-mode bound")) {
 		t.Errorf("no fast-mode report:\n%s", out.String())
+	}
+	if !bytes.Contains(out.Bytes(), []byte("fast and exact mode on 256 random inputs")) {
+		t.Errorf("no top-1 agreement:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"verify", "-model", "vgg_mnist", "-mode", "fast", "-agree", "0", "-json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
+	}
+	if bytes.Contains(out.Bytes(), []byte("top-1 agreement")) {
+		t.Errorf("-agree 0 compared top-1 classes:\n%s", out.String())
+	}
+}
+
+// agreement gives the second instance the first one's weights: two exact instances
+// that held different weights then agree on every input, with identical logits; and
+// an input that makes the first give NaN never agrees.
+func TestAgreement(t *testing.T) {
+	e, err := generated.Lookup("vgg_mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := spec.LoadBuiltin("vgg_mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.New(runtime.Config{MaxBatch: 3, Threads: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := e.New(runtime.Config{MaxBatch: 3, Threads: 2, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Different weights in a.
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, p := range a.Params() {
+		for i := range p.Value {
+			p.Value[i] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := agreement(a, b, sm, 10, 3, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Agree != 10 || r.Inputs != 10 || r.MaxDiff != 0 {
+		t.Errorf("exact against exact on the same weights: %+v", r)
+	}
+	if got := argmax([]float32{1, 3, 3, float32(math.NaN())}); got != -1 {
+		t.Errorf("argmax with a NaN = %d", got)
+	}
+	if got := argmax([]float32{1, 3, 3, 2}); got != 1 {
+		t.Errorf("argmax = %d, want 1 (the first of equals)", got)
 	}
 }
