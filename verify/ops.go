@@ -83,6 +83,12 @@ func (d Conv2D) check(x, w []float64) {
 
 // Forward returns y = conv(x, w) + b. b may be nil (no bias); otherwise it has OutC
 // values.
+//
+// Each output is summed from its bias over c, then the kernel row p, then the
+// kernel column q, skipping the taps that fall in the padding, as the definition
+// reads. The loops run in that order with the output plane innermost (each tap
+// adds w·x to a whole row of outputs), which gives every output the same sequence
+// of additions as summing it alone, at several times the speed.
 func (d Conv2D) Forward(x, w, b []float64) []float64 {
 	d.check(x, w)
 	if b != nil {
@@ -94,30 +100,44 @@ func (d Conv2D) Forward(x, w, b []float64) []float64 {
 	for n := 0; n < d.N; n++ {
 		for o := 0; o < d.OutC; o++ {
 			g := o / og
-			for i := 0; i < oh; i++ {
-				for j := 0; j < ow; j++ {
-					s := 0.0
-					if b != nil {
-						s = b[o]
-					}
-					for c := 0; c < cg; c++ {
-						xc := x[(n*d.C+g*cg+c)*d.H*d.W:][:d.H*d.W] // input channel g·Cg+c
-						wc := w[(o*cg+c)*d.KH*d.KW:][:d.KH*d.KW]   // w[o,c,:,:]
-						for p := 0; p < d.KH; p++ {
+			yo := y[(n*d.OutC+o)*oh*ow:][:oh*ow]
+			if b != nil {
+				for k := range yo {
+					yo[k] = b[o]
+				}
+			}
+			for c := 0; c < cg; c++ {
+				xc := x[(n*d.C+g*cg+c)*d.H*d.W:][:d.H*d.W] // input channel g·Cg+c
+				wc := w[(o*cg+c)*d.KH*d.KW:][:d.KH*d.KW]   // w[o,c,:,:]
+				for p := 0; p < d.KH; p++ {
+					for q := 0; q < d.KW; q++ {
+						wv := wc[p*d.KW+q]
+						// Output columns j whose tap col = j·SW − PW + q is inside the row.
+						jlo := max(0, (d.PW-q+d.SW-1)/d.SW)
+						jhi := min(ow, (d.W-1+d.PW-q)/d.SW+1)
+						if d.W-1+d.PW-q < 0 || jlo >= jhi {
+							continue
+						}
+						for i := 0; i < oh; i++ {
 							r := i*d.SH - d.PH + p
 							if r < 0 || r >= d.H {
 								continue
 							}
-							for q := 0; q < d.KW; q++ {
-								col := j*d.SW - d.PW + q
-								if col < 0 || col >= d.W {
-									continue
+							xr, yr := xc[r*d.W:][:d.W], yo[i*ow:][:ow]
+							col := jlo*d.SW - d.PW + q
+							if d.SW == 1 {
+								ys := yr[jlo:jhi]
+								xs := xr[col:][:len(ys)]
+								for j, v := range xs {
+									ys[j] += wv * v
 								}
-								s += wc[p*d.KW+q] * xc[r*d.W+col]
+								continue
+							}
+							for j := jlo; j < jhi; j, col = j+1, col+d.SW {
+								yr[j] += wv * xr[col]
 							}
 						}
 					}
-					y[((n*d.OutC+o)*oh+i)*ow+j] = s
 				}
 			}
 		}

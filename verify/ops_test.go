@@ -429,3 +429,50 @@ func TestSoftmaxCrossEntropyGrad(t *testing.T) {
 		return l
 	})
 }
+
+// Conv2D.Forward runs its loops with the output plane innermost; every output must
+// still be the same sequence of additions as the definition's sum for that output
+// alone, bit for bit, over strides, padding (also wider than the kernel's reach),
+// groups and rectangular kernels.
+func TestConv2DForwardOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, d := range []Conv2D{
+		{N: 2, C: 3, H: 7, W: 9, OutC: 4, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, Groups: 1},
+		{N: 1, C: 4, H: 11, W: 13, OutC: 6, KH: 5, KW: 3, SH: 2, SW: 3, PH: 2, PW: 1, Groups: 2},
+		{N: 1, C: 3, H: 23, W: 23, OutC: 2, KH: 11, KW: 11, SH: 4, SW: 4, PH: 2, PW: 2, Groups: 1},
+		{N: 2, C: 2, H: 4, W: 5, OutC: 2, KH: 2, KW: 3, SH: 1, SW: 2, PH: 3, PW: 4, Groups: 1},
+		{N: 1, C: 6, H: 1, W: 1, OutC: 3, KH: 1, KW: 1, SH: 1, SW: 1, PH: 0, PW: 0, Groups: 3},
+	} {
+		x, w, b := make([]float64, d.N*d.C*d.H*d.W), make([]float64, d.WeightLen()), make([]float64, d.OutC)
+		for _, v := range [][]float64{x, w, b} {
+			for i := range v {
+				v[i] = rng.NormFloat64()
+			}
+		}
+		got := d.Forward(x, w, b)
+		oh, ow := d.OutH(), d.OutW()
+		cg, og := d.C/d.Groups, d.OutC/d.Groups
+		for n := 0; n < d.N; n++ {
+			for o := 0; o < d.OutC; o++ {
+				for i := 0; i < oh; i++ {
+					for j := 0; j < ow; j++ {
+						s := b[o]
+						for c := 0; c < cg; c++ {
+							for p := 0; p < d.KH; p++ {
+								for q := 0; q < d.KW; q++ {
+									r, col := i*d.SH-d.PH+p, j*d.SW-d.PW+q
+									if r >= 0 && r < d.H && col >= 0 && col < d.W {
+										s += w[((o*cg+c)*d.KH+p)*d.KW+q] * x[((n*d.C+o/og*cg+c)*d.H+r)*d.W+col]
+									}
+								}
+							}
+						}
+						if k := ((n*d.OutC+o)*oh+i)*ow + j; got[k] != s {
+							t.Fatalf("%+v: y[%d,%d,%d,%d] = %v, the definition's sum %v", d, n, o, i, j, got[k], s)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -525,9 +525,10 @@ func testFast(t *testing.T, f Factory, sm *spec.Model) {
 }
 
 // FastSmoke runs a big net's fast mode once against its exact mode: the float64
-// bound of Fast costs minutes on these nets, so this only checks that every fast
-// path is wired (a wrong weight layout or transform moves logits by their own
-// size), not the size of the error.
+// bound of Fast costs about a minute per net (`cnn verify -mode fast` runs it), ten
+// minutes over the big nets, so this only checks that every fast path is wired (a
+// wrong weight layout or transform moves logits by their own size), not the size
+// of the error.
 func testFastSmoke(t *testing.T, f Factory, sm *spec.Model) {
 	fast := newModel(t, f, runtime.Config{Threads: 2, Mode: runtime.Fast})
 	exact := newModel(t, f, runtime.Config{Threads: 2})
