@@ -114,7 +114,7 @@ func roundingBound(net *Net, x []float64, n int, fast func(*spec.Layer) bool) (r
 	if len(x) != n*m.Input.Size() {
 		return nil, nil, fmt.Errorf("verify: FastBound: input has %d values, want %d", len(x), n*m.Input.Size())
 	}
-	const u = 0x1p-24
+	const u = Unit
 	gamma := func(k int) float64 { return float64(k) * u / (1 - float64(k)*u) }
 	chain := func(k int) float64 {
 		n := float64(k)

@@ -83,9 +83,9 @@ func TestVerifyFast(t *testing.T) {
 	}
 }
 
-// agreement gives the second instance the first one's weights: two exact instances
-// that held different weights then agree on every input, with identical logits; and
-// an input that makes the first give NaN never agrees.
+// agreement compares two instances input by input: an exact instance sharing the
+// weights agrees on every input with identical logits; a fast one sharing them
+// gives different logits, and one with other weights disagrees on some inputs.
 func TestAgreement(t *testing.T) {
 	e, err := generated.Lookup("vgg_mnist")
 	if err != nil {
@@ -95,32 +95,43 @@ func TestAgreement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := e.New(runtime.Config{MaxBatch: 3, Threads: 2, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
+	newRandom := func(seed uint64) generated.Model {
+		m, err := e.New(runtime.Config{MaxBatch: 3, Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(seed, 4))
+		for _, p := range m.Params() {
+			for i := range p.Value {
+				p.Value[i] = float32(rng.NormFloat64() * 0.1)
+			}
+		}
+		if err := m.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return m
 	}
+	a := newRandom(3)
 	defer a.Close()
-	b, err := e.New(runtime.Config{MaxBatch: 3, Threads: 2, Seed: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	// Different weights in a.
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, p := range a.Params() {
-		for i := range p.Value {
-			p.Value[i] = float32(rng.NormFloat64() * 0.1)
+	for _, mode := range []runtime.Mode{runtime.Exact, runtime.Fast} {
+		b, err := e.NewFrom(a, runtime.Config{MaxBatch: 3, Threads: 2, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := agreement(b, a, sm, 10, 3, 5)
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Inputs != 10 || mode == runtime.Exact && (r.Agree != 10 || r.MaxDiff != 0) ||
+			mode == runtime.Fast && !(r.MaxDiff > 0 && r.MaxDiff < 0.05) {
+			t.Errorf("%v against exact on the same weights: %+v", mode, r)
 		}
 	}
-	if err := a.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := agreement(a, b, sm, 10, 3, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Agree != 10 || r.Inputs != 10 || r.MaxDiff != 0 {
-		t.Errorf("exact against exact on the same weights: %+v", r)
+	c := newRandom(7)
+	defer c.Close()
+	if r, err := agreement(c, a, sm, 10, 3, 5); err != nil || !(r.MaxDiff > 0.05 && r.Agree < 10) {
+		t.Errorf("two instances with different weights: %+v, %v", r, err)
 	}
 	if got := argmax([]float32{1, 3, 3, float32(math.NaN())}); got != -1 {
 		t.Errorf("argmax with a NaN = %d", got)

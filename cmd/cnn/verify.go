@@ -155,7 +155,7 @@ func verifyModel(e generated.Entry, sm *spec.Model, md runtime.Mode, batch, thre
 		if agree == 0 {
 			return out, nil
 		}
-		exact, err := e.New(runtime.Config{MaxBatch: batch, Threads: threads, Seed: seed})
+		exact, err := e.NewFrom(fast, runtime.Config{MaxBatch: batch, Threads: threads, Seed: seed})
 		if err != nil {
 			return out, err
 		}
@@ -219,25 +219,10 @@ func trainBatchOK(sm *spec.Model, n int) bool {
 	return true
 }
 
-// agreement gives exact the weights fast holds and runs n random inputs (normal,
-// from seed) through both, batch at a time, counting the inputs whose largest
-// logit is the same class in both.
+// agreement runs n random inputs (normal, from seed) through fast and exact,
+// which share their weights (NewFrom), batch at a time, counting the inputs whose
+// largest logit is the same class in both.
 func agreement(fast, exact runtime.Model, sm *spec.Model, n, batch int, seed uint64) (*agreeReport, error) {
-	for _, ps := range [][2][]runtime.Param{{fast.Params(), exact.Params()}, {fast.Buffers(), exact.Buffers()}} {
-		if len(ps[0]) != len(ps[1]) {
-			return nil, fmt.Errorf("fast and exact instances have %d and %d tensors", len(ps[0]), len(ps[1]))
-		}
-		for i, p := range ps[0] {
-			q := ps[1][i]
-			if p.Name != q.Name || len(p.Value) != len(q.Value) {
-				return nil, fmt.Errorf("fast instance's tensor %d is %s (%d values), exact's %s (%d)", i, p.Name, len(p.Value), q.Name, len(q.Value))
-			}
-			copy(q.Value, p.Value)
-		}
-	}
-	if err := exact.Sync(); err != nil {
-		return nil, err
-	}
 	a := &agreeReport{Model: sm.Name, Check: "top-1 agreement of fast and exact mode", Batch: batch, Seed: seed, Inputs: n}
 	rng := rand.New(rand.NewPCG(seed, 0xa9ee))
 	c, scale := sm.Classes(), 0.0
