@@ -57,7 +57,14 @@ func columns(i *isa, lbl string, c int, kb Mem, tile func(coff reg.GPVirtual, c 
 // dx columns; pf > 0 prefetches each W row that many bytes ahead, pf < 0
 // prefetches the tile's columns of the W rows -pf (1, 2, 4 or 8) and -pf+1
 // ahead.
-type backDataTile struct{ m, c, pf int }
+// backDataTile is a LinearBackData register tile: m samples × c vectors of
+// columns. pf < 0 prefetches W's rows -pf and -pf+1 ahead, pf > 0 each row pf
+// bytes ahead, pf = 0 nothing; np names a twin without the prefetch of a tile
+// that has one (the kernel's name gets "np").
+type backDataTile struct {
+	m, c, pf int
+	np       bool
+}
 
 /*
 	for i := 0; i < m; i++ {
@@ -69,12 +76,22 @@ type backDataTile struct{ m, c, pf int }
 	}
 */
 func backData(i *isa, t backDataTile) {
-	name := fmt.Sprintf("linearBackData_%dx%d_%s", t.m, t.c*i.Lanes, i.Name)
+	np, pfDoc := "", "It prefetches nothing."
+	switch {
+	case t.np:
+		np, pfDoc = "np", "It prefetches nothing (the twin of the kernel without \"np\", which prefetches W's rows)."
+	case t.pf < 0:
+		pfDoc = fmt.Sprintf("It prefetches W's rows j+%d and j+%d.", -t.pf, -t.pf+1)
+	case t.pf > 0:
+		pfDoc = fmt.Sprintf("It prefetches each W row %d bytes ahead.", t.pf)
+	}
+	name := fmt.Sprintf("linearBackData_%dx%d%s_%s", t.m, t.c*i.Lanes, np, i.Name)
 	TEXT(name, NOSPLIT, "func(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n, k int, more bool)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is LinearBackData for %d sample(s) (n, k ≥ 1): tiles of %d columns × %d sample(s)", name, t.m, t.c*i.Lanes, t.m),
 		fmt.Sprintf("in %d %s accumulators, each lane one element's FMA chain over j ascending from +0,", t.m*t.c, i.Kind),
-		"or, if more, continued from dx (the caller runs the chain over blocks of W's rows).")
+		"or, if more, continued from dx (the caller runs the chain over blocks of W's rows).",
+		pfDoc)
 	Comment("dyp[i] = &dy[i*ldy]")
 	ldy4 := simd.Load4("ldy")
 	dyp := make([]reg.GPVirtual, t.m)

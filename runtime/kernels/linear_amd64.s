@@ -49595,6 +49595,6372 @@ linearBackData_8x48_avx512_cdone:
 	VZEROUPPER
 	RET
 
+// func linearBackData_2x128np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_2x128np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), AX
+	MOVQ k+56(FP), DX
+	SHLQ $0x02, DX
+	MOVQ DX, (SP)
+	MOVQ n+48(FP), DX
+	SHLQ $0x02, DX
+	MOVQ DX, 8(SP)
+	MOVQ ldw+40(FP), DX
+	SHLQ $0x02, DX
+	MOVQ DX, 16(SP)
+	MOVQ ldx+8(FP), DX
+	SHLQ $0x02, DX
+	MOVQ DX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), DX
+	SUBQ $0x08, DX
+	MOVQ DX, 32(SP)
+	MOVQ k+56(FP), DX
+	ANDQ $0x0f, DX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), BX
+	KMOVW (BX)(DX*2), K1
+	XORQ  DX, DX
+
+linearBackData_2x128np_avx512_c8:
+	// for ; coff+512 <= 4*k; coff += 512
+	LEAQ 512(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c8_end
+
+	// Tile of 2 sample(s) × 128 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x8_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	VMOVUPS 384(BX), Z6
+	VMOVUPS 448(BX), Z7
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z8
+	VMOVUPS 64(BX), Z9
+	VMOVUPS 128(BX), Z10
+	VMOVUPS 192(BX), Z11
+	VMOVUPS 256(BX), Z12
+	VMOVUPS 320(BX), Z13
+	VMOVUPS 384(BX), Z14
+	VMOVUPS 448(BX), Z15
+	JMP     linearBackData_2x128np_avx512_2x8_j0
+
+linearBackData_2x128np_avx512_2x8_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearBackData_2x128np_avx512_2x8_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x8_j1
+
+linearBackData_2x128np_avx512_2x8_j2:
+	VMOVUPS      (BX), Z16
+	VMOVUPS      64(BX), Z17
+	VMOVUPS      128(BX), Z18
+	VMOVUPS      192(BX), Z19
+	VMOVUPS      256(BX), Z20
+	VMOVUPS      320(BX), Z21
+	VMOVUPS      384(BX), Z22
+	VMOVUPS      448(BX), Z23
+	VBROADCASTSS (CX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z0
+	VFMADD231PS  Z17, Z24, Z1
+	VFMADD231PS  Z18, Z24, Z2
+	VFMADD231PS  Z19, Z24, Z3
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (AX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z8
+	VFMADD231PS  Z17, Z24, Z9
+	VFMADD231PS  Z18, Z24, Z10
+	VFMADD231PS  Z19, Z24, Z11
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VMOVUPS      (BX)(SI*1), Z16
+	VMOVUPS      64(BX)(SI*1), Z17
+	VMOVUPS      128(BX)(SI*1), Z18
+	VMOVUPS      192(BX)(SI*1), Z19
+	VMOVUPS      256(BX)(SI*1), Z20
+	VMOVUPS      320(BX)(SI*1), Z21
+	VMOVUPS      384(BX)(SI*1), Z22
+	VMOVUPS      448(BX)(SI*1), Z23
+	VBROADCASTSS 4(CX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z0
+	VFMADD231PS  Z17, Z24, Z1
+	VFMADD231PS  Z18, Z24, Z2
+	VFMADD231PS  Z19, Z24, Z3
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS 4(AX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z8
+	VFMADD231PS  Z17, Z24, Z9
+	VFMADD231PS  Z18, Z24, Z10
+	VFMADD231PS  Z19, Z24, Z11
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x8_j2
+
+linearBackData_2x128np_avx512_2x8_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x8_jdone
+	VMOVUPS      (BX), Z16
+	VMOVUPS      64(BX), Z17
+	VMOVUPS      128(BX), Z18
+	VMOVUPS      192(BX), Z19
+	VMOVUPS      256(BX), Z20
+	VMOVUPS      320(BX), Z21
+	VMOVUPS      384(BX), Z22
+	VMOVUPS      448(BX), Z23
+	VBROADCASTSS (CX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z0
+	VFMADD231PS  Z17, Z24, Z1
+	VFMADD231PS  Z18, Z24, Z2
+	VFMADD231PS  Z19, Z24, Z3
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (AX)(DI*1), Z24
+	VFMADD231PS  Z16, Z24, Z8
+	VFMADD231PS  Z17, Z24, Z9
+	VFMADD231PS  Z18, Z24, Z10
+	VFMADD231PS  Z19, Z24, Z11
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+
+linearBackData_2x128np_avx512_2x8_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	VMOVUPS Z5, 320(BX)
+	VMOVUPS Z6, 384(BX)
+	VMOVUPS Z7, 448(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z8, (BX)
+	VMOVUPS Z9, 64(BX)
+	VMOVUPS Z10, 128(BX)
+	VMOVUPS Z11, 192(BX)
+	VMOVUPS Z12, 256(BX)
+	VMOVUPS Z13, 320(BX)
+	VMOVUPS Z14, 384(BX)
+	VMOVUPS Z15, 448(BX)
+	ADDQ    $0x00000200, DX
+	JMP     linearBackData_2x128np_avx512_c8
+
+linearBackData_2x128np_avx512_c8_end:
+	// if coff+448 <= 4*k: the last 7 whole vectors
+	LEAQ 448(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c7_end
+
+	// Tile of 2 sample(s) × 112 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x7_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	VMOVUPS 384(BX), Z6
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z7
+	VMOVUPS 64(BX), Z8
+	VMOVUPS 128(BX), Z9
+	VMOVUPS 192(BX), Z10
+	VMOVUPS 256(BX), Z11
+	VMOVUPS 320(BX), Z12
+	VMOVUPS 384(BX), Z13
+	JMP     linearBackData_2x128np_avx512_2x7_j0
+
+linearBackData_2x128np_avx512_2x7_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linearBackData_2x128np_avx512_2x7_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x7_j1
+
+linearBackData_2x128np_avx512_2x7_j2:
+	VMOVUPS      (BX), Z14
+	VMOVUPS      64(BX), Z15
+	VMOVUPS      128(BX), Z16
+	VMOVUPS      192(BX), Z17
+	VMOVUPS      256(BX), Z18
+	VMOVUPS      320(BX), Z19
+	VMOVUPS      384(BX), Z20
+	VBROADCASTSS (CX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z0
+	VFMADD231PS  Z15, Z21, Z1
+	VFMADD231PS  Z16, Z21, Z2
+	VFMADD231PS  Z17, Z21, Z3
+	VFMADD231PS  Z18, Z21, Z4
+	VFMADD231PS  Z19, Z21, Z5
+	VFMADD231PS  Z20, Z21, Z6
+	VBROADCASTSS (AX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z7
+	VFMADD231PS  Z15, Z21, Z8
+	VFMADD231PS  Z16, Z21, Z9
+	VFMADD231PS  Z17, Z21, Z10
+	VFMADD231PS  Z18, Z21, Z11
+	VFMADD231PS  Z19, Z21, Z12
+	VFMADD231PS  Z20, Z21, Z13
+	VMOVUPS      (BX)(SI*1), Z14
+	VMOVUPS      64(BX)(SI*1), Z15
+	VMOVUPS      128(BX)(SI*1), Z16
+	VMOVUPS      192(BX)(SI*1), Z17
+	VMOVUPS      256(BX)(SI*1), Z18
+	VMOVUPS      320(BX)(SI*1), Z19
+	VMOVUPS      384(BX)(SI*1), Z20
+	VBROADCASTSS 4(CX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z0
+	VFMADD231PS  Z15, Z21, Z1
+	VFMADD231PS  Z16, Z21, Z2
+	VFMADD231PS  Z17, Z21, Z3
+	VFMADD231PS  Z18, Z21, Z4
+	VFMADD231PS  Z19, Z21, Z5
+	VFMADD231PS  Z20, Z21, Z6
+	VBROADCASTSS 4(AX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z7
+	VFMADD231PS  Z15, Z21, Z8
+	VFMADD231PS  Z16, Z21, Z9
+	VFMADD231PS  Z17, Z21, Z10
+	VFMADD231PS  Z18, Z21, Z11
+	VFMADD231PS  Z19, Z21, Z12
+	VFMADD231PS  Z20, Z21, Z13
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x7_j2
+
+linearBackData_2x128np_avx512_2x7_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x7_jdone
+	VMOVUPS      (BX), Z14
+	VMOVUPS      64(BX), Z15
+	VMOVUPS      128(BX), Z16
+	VMOVUPS      192(BX), Z17
+	VMOVUPS      256(BX), Z18
+	VMOVUPS      320(BX), Z19
+	VMOVUPS      384(BX), Z20
+	VBROADCASTSS (CX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z0
+	VFMADD231PS  Z15, Z21, Z1
+	VFMADD231PS  Z16, Z21, Z2
+	VFMADD231PS  Z17, Z21, Z3
+	VFMADD231PS  Z18, Z21, Z4
+	VFMADD231PS  Z19, Z21, Z5
+	VFMADD231PS  Z20, Z21, Z6
+	VBROADCASTSS (AX)(DI*1), Z21
+	VFMADD231PS  Z14, Z21, Z7
+	VFMADD231PS  Z15, Z21, Z8
+	VFMADD231PS  Z16, Z21, Z9
+	VFMADD231PS  Z17, Z21, Z10
+	VFMADD231PS  Z18, Z21, Z11
+	VFMADD231PS  Z19, Z21, Z12
+	VFMADD231PS  Z20, Z21, Z13
+
+linearBackData_2x128np_avx512_2x7_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	VMOVUPS Z5, 320(BX)
+	VMOVUPS Z6, 384(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z7, (BX)
+	VMOVUPS Z8, 64(BX)
+	VMOVUPS Z9, 128(BX)
+	VMOVUPS Z10, 192(BX)
+	VMOVUPS Z11, 256(BX)
+	VMOVUPS Z12, 320(BX)
+	VMOVUPS Z13, 384(BX)
+	ADDQ    $0x000001c0, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c7_end:
+	// if coff+384 <= 4*k: the last 6 whole vectors
+	LEAQ 384(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c6_end
+
+	// Tile of 2 sample(s) × 96 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x6_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z6
+	VMOVUPS 64(BX), Z7
+	VMOVUPS 128(BX), Z8
+	VMOVUPS 192(BX), Z9
+	VMOVUPS 256(BX), Z10
+	VMOVUPS 320(BX), Z11
+	JMP     linearBackData_2x128np_avx512_2x6_j0
+
+linearBackData_2x128np_avx512_2x6_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_2x128np_avx512_2x6_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x6_j1
+
+linearBackData_2x128np_avx512_2x6_j2:
+	VMOVUPS      (BX), Z12
+	VMOVUPS      64(BX), Z13
+	VMOVUPS      128(BX), Z14
+	VMOVUPS      192(BX), Z15
+	VMOVUPS      256(BX), Z16
+	VMOVUPS      320(BX), Z17
+	VBROADCASTSS (CX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z0
+	VFMADD231PS  Z13, Z18, Z1
+	VFMADD231PS  Z14, Z18, Z2
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (AX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z6
+	VFMADD231PS  Z13, Z18, Z7
+	VFMADD231PS  Z14, Z18, Z8
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VMOVUPS      (BX)(SI*1), Z12
+	VMOVUPS      64(BX)(SI*1), Z13
+	VMOVUPS      128(BX)(SI*1), Z14
+	VMOVUPS      192(BX)(SI*1), Z15
+	VMOVUPS      256(BX)(SI*1), Z16
+	VMOVUPS      320(BX)(SI*1), Z17
+	VBROADCASTSS 4(CX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z0
+	VFMADD231PS  Z13, Z18, Z1
+	VFMADD231PS  Z14, Z18, Z2
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 4(AX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z6
+	VFMADD231PS  Z13, Z18, Z7
+	VFMADD231PS  Z14, Z18, Z8
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x6_j2
+
+linearBackData_2x128np_avx512_2x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x6_jdone
+	VMOVUPS      (BX), Z12
+	VMOVUPS      64(BX), Z13
+	VMOVUPS      128(BX), Z14
+	VMOVUPS      192(BX), Z15
+	VMOVUPS      256(BX), Z16
+	VMOVUPS      320(BX), Z17
+	VBROADCASTSS (CX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z0
+	VFMADD231PS  Z13, Z18, Z1
+	VFMADD231PS  Z14, Z18, Z2
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (AX)(DI*1), Z18
+	VFMADD231PS  Z12, Z18, Z6
+	VFMADD231PS  Z13, Z18, Z7
+	VFMADD231PS  Z14, Z18, Z8
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+
+linearBackData_2x128np_avx512_2x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	VMOVUPS Z5, 320(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z6, (BX)
+	VMOVUPS Z7, 64(BX)
+	VMOVUPS Z8, 128(BX)
+	VMOVUPS Z9, 192(BX)
+	VMOVUPS Z10, 256(BX)
+	VMOVUPS Z11, 320(BX)
+	ADDQ    $0x00000180, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c6_end:
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c5_end
+
+	// Tile of 2 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x5_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VMOVUPS 256(BX), Z4
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z5
+	VMOVUPS 64(BX), Z6
+	VMOVUPS 128(BX), Z7
+	VMOVUPS 192(BX), Z8
+	VMOVUPS 256(BX), Z9
+	JMP     linearBackData_2x128np_avx512_2x5_j0
+
+linearBackData_2x128np_avx512_2x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linearBackData_2x128np_avx512_2x5_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x5_j1
+
+linearBackData_2x128np_avx512_2x5_j2:
+	VMOVUPS      (BX), Z10
+	VMOVUPS      64(BX), Z11
+	VMOVUPS      128(BX), Z12
+	VMOVUPS      192(BX), Z13
+	VMOVUPS      256(BX), Z14
+	VBROADCASTSS (CX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z0
+	VFMADD231PS  Z11, Z15, Z1
+	VFMADD231PS  Z12, Z15, Z2
+	VFMADD231PS  Z13, Z15, Z3
+	VFMADD231PS  Z14, Z15, Z4
+	VBROADCASTSS (AX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z5
+	VFMADD231PS  Z11, Z15, Z6
+	VFMADD231PS  Z12, Z15, Z7
+	VFMADD231PS  Z13, Z15, Z8
+	VFMADD231PS  Z14, Z15, Z9
+	VMOVUPS      (BX)(SI*1), Z10
+	VMOVUPS      64(BX)(SI*1), Z11
+	VMOVUPS      128(BX)(SI*1), Z12
+	VMOVUPS      192(BX)(SI*1), Z13
+	VMOVUPS      256(BX)(SI*1), Z14
+	VBROADCASTSS 4(CX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z0
+	VFMADD231PS  Z11, Z15, Z1
+	VFMADD231PS  Z12, Z15, Z2
+	VFMADD231PS  Z13, Z15, Z3
+	VFMADD231PS  Z14, Z15, Z4
+	VBROADCASTSS 4(AX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z5
+	VFMADD231PS  Z11, Z15, Z6
+	VFMADD231PS  Z12, Z15, Z7
+	VFMADD231PS  Z13, Z15, Z8
+	VFMADD231PS  Z14, Z15, Z9
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x5_j2
+
+linearBackData_2x128np_avx512_2x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x5_jdone
+	VMOVUPS      (BX), Z10
+	VMOVUPS      64(BX), Z11
+	VMOVUPS      128(BX), Z12
+	VMOVUPS      192(BX), Z13
+	VMOVUPS      256(BX), Z14
+	VBROADCASTSS (CX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z0
+	VFMADD231PS  Z11, Z15, Z1
+	VFMADD231PS  Z12, Z15, Z2
+	VFMADD231PS  Z13, Z15, Z3
+	VFMADD231PS  Z14, Z15, Z4
+	VBROADCASTSS (AX)(DI*1), Z15
+	VFMADD231PS  Z10, Z15, Z5
+	VFMADD231PS  Z11, Z15, Z6
+	VFMADD231PS  Z12, Z15, Z7
+	VFMADD231PS  Z13, Z15, Z8
+	VFMADD231PS  Z14, Z15, Z9
+
+linearBackData_2x128np_avx512_2x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	VMOVUPS Z4, 256(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z5, (BX)
+	VMOVUPS Z6, 64(BX)
+	VMOVUPS Z7, 128(BX)
+	VMOVUPS Z8, 192(BX)
+	VMOVUPS Z9, 256(BX)
+	ADDQ    $0x00000140, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c4_end
+
+	// Tile of 2 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x4_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z4
+	VMOVUPS 64(BX), Z5
+	VMOVUPS 128(BX), Z6
+	VMOVUPS 192(BX), Z7
+	JMP     linearBackData_2x128np_avx512_2x4_j0
+
+linearBackData_2x128np_avx512_2x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearBackData_2x128np_avx512_2x4_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x4_j1
+
+linearBackData_2x128np_avx512_2x4_j2:
+	VMOVUPS      (BX), Z8
+	VMOVUPS      64(BX), Z9
+	VMOVUPS      128(BX), Z10
+	VMOVUPS      192(BX), Z11
+	VBROADCASTSS (CX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z0
+	VFMADD231PS  Z9, Z12, Z1
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (AX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VMOVUPS      (BX)(SI*1), Z8
+	VMOVUPS      64(BX)(SI*1), Z9
+	VMOVUPS      128(BX)(SI*1), Z10
+	VMOVUPS      192(BX)(SI*1), Z11
+	VBROADCASTSS 4(CX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z0
+	VFMADD231PS  Z9, Z12, Z1
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS 4(AX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x4_j2
+
+linearBackData_2x128np_avx512_2x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x4_jdone
+	VMOVUPS      (BX), Z8
+	VMOVUPS      64(BX), Z9
+	VMOVUPS      128(BX), Z10
+	VMOVUPS      192(BX), Z11
+	VBROADCASTSS (CX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z0
+	VFMADD231PS  Z9, Z12, Z1
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (AX)(DI*1), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+
+linearBackData_2x128np_avx512_2x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	VMOVUPS Z3, 192(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z4, (BX)
+	VMOVUPS Z5, 64(BX)
+	VMOVUPS Z6, 128(BX)
+	VMOVUPS Z7, 192(BX)
+	ADDQ    $0x00000100, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c3_end
+
+	// Tile of 2 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x3_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	VMOVUPS 128(BX), Z2
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z3
+	VMOVUPS 64(BX), Z4
+	VMOVUPS 128(BX), Z5
+	JMP     linearBackData_2x128np_avx512_2x3_j0
+
+linearBackData_2x128np_avx512_2x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_2x128np_avx512_2x3_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x3_j1
+
+linearBackData_2x128np_avx512_2x3_j2:
+	VMOVUPS      (BX), Z6
+	VMOVUPS      64(BX), Z7
+	VMOVUPS      128(BX), Z8
+	VBROADCASTSS (CX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z0
+	VFMADD231PS  Z7, Z9, Z1
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (AX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z3
+	VFMADD231PS  Z7, Z9, Z4
+	VFMADD231PS  Z8, Z9, Z5
+	VMOVUPS      (BX)(SI*1), Z6
+	VMOVUPS      64(BX)(SI*1), Z7
+	VMOVUPS      128(BX)(SI*1), Z8
+	VBROADCASTSS 4(CX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z0
+	VFMADD231PS  Z7, Z9, Z1
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 4(AX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z3
+	VFMADD231PS  Z7, Z9, Z4
+	VFMADD231PS  Z8, Z9, Z5
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x3_j2
+
+linearBackData_2x128np_avx512_2x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x3_jdone
+	VMOVUPS      (BX), Z6
+	VMOVUPS      64(BX), Z7
+	VMOVUPS      128(BX), Z8
+	VBROADCASTSS (CX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z0
+	VFMADD231PS  Z7, Z9, Z1
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (AX)(DI*1), Z9
+	VFMADD231PS  Z6, Z9, Z3
+	VFMADD231PS  Z7, Z9, Z4
+	VFMADD231PS  Z8, Z9, Z5
+
+linearBackData_2x128np_avx512_2x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	VMOVUPS Z2, 128(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z3, (BX)
+	VMOVUPS Z4, 64(BX)
+	VMOVUPS Z5, 128(BX)
+	ADDQ    $0x000000c0, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c2_end
+
+	// Tile of 2 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x2_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	VMOVUPS 64(BX), Z1
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z2
+	VMOVUPS 64(BX), Z3
+	JMP     linearBackData_2x128np_avx512_2x2_j0
+
+linearBackData_2x128np_avx512_2x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearBackData_2x128np_avx512_2x2_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x2_j1
+
+linearBackData_2x128np_avx512_2x2_j2:
+	VMOVUPS      (BX), Z4
+	VMOVUPS      64(BX), Z5
+	VBROADCASTSS (CX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z0
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (AX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z2
+	VFMADD231PS  Z5, Z6, Z3
+	VMOVUPS      (BX)(SI*1), Z4
+	VMOVUPS      64(BX)(SI*1), Z5
+	VBROADCASTSS 4(CX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z0
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS 4(AX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z2
+	VFMADD231PS  Z5, Z6, Z3
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x2_j2
+
+linearBackData_2x128np_avx512_2x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x2_jdone
+	VMOVUPS      (BX), Z4
+	VMOVUPS      64(BX), Z5
+	VBROADCASTSS (CX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z0
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (AX)(DI*1), Z6
+	VFMADD231PS  Z4, Z6, Z2
+	VFMADD231PS  Z5, Z6, Z3
+
+linearBackData_2x128np_avx512_2x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	VMOVUPS Z1, 64(BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z2, (BX)
+	VMOVUPS Z3, 64(BX)
+	ADDQ    $0x00000080, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(DX), BX
+	CMPQ BX, (SP)
+	JA   linearBackData_2x128np_avx512_c1_end
+
+	// Tile of 2 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_2x128np_avx512_2x1_zero
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS (BX), Z0
+	ADDQ    24(SP), BX
+	VMOVUPS (BX), Z1
+	JMP     linearBackData_2x128np_avx512_2x1_j0
+
+linearBackData_2x128np_avx512_2x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+linearBackData_2x128np_avx512_2x1_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x1_j1
+
+linearBackData_2x128np_avx512_2x1_j2:
+	VMOVUPS      (BX), Z2
+	VBROADCASTSS (CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS (AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+	VMOVUPS      (BX)(SI*1), Z2
+	VBROADCASTSS 4(CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS 4(AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x1_j2
+
+linearBackData_2x128np_avx512_2x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x1_jdone
+	VMOVUPS      (BX), Z2
+	VBROADCASTSS (CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS (AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+
+linearBackData_2x128np_avx512_2x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), BX
+	ADDQ    DX, BX
+	VMOVUPS Z0, (BX)
+	ADDQ    24(SP), BX
+	VMOVUPS Z1, (BX)
+	ADDQ    $0x00000040, DX
+	JMP     linearBackData_2x128np_avx512_tail
+
+linearBackData_2x128np_avx512_c1_end:
+linearBackData_2x128np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ DX, (SP)
+	JE   linearBackData_2x128np_avx512_cdone
+
+	// Tile of 2 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_2x128np_avx512_2x1m_zero
+	MOVQ      dx+0(FP), BX
+	ADDQ      DX, BX
+	VMOVUPS.Z (BX), K1, Z0
+	ADDQ      24(SP), BX
+	VMOVUPS.Z (BX), K1, Z1
+	JMP       linearBackData_2x128np_avx512_2x1m_j0
+
+linearBackData_2x128np_avx512_2x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+
+linearBackData_2x128np_avx512_2x1m_j0:
+	MOVQ w+32(FP), BX
+	ADDQ DX, BX
+	MOVQ 16(SP), SI
+	XORQ DI, DI
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_2x128np_avx512_2x1m_j1
+
+linearBackData_2x128np_avx512_2x1m_j2:
+	VMOVUPS.Z    (BX), K1, Z2
+	VBROADCASTSS (CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS (AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+	VMOVUPS.Z    (BX)(SI*1), K1, Z2
+	VBROADCASTSS 4(CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS 4(AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+	LEAQ         (BX)(SI*2), BX
+	ADDQ         $0x08, DI
+	CMPQ         DI, 32(SP)
+	JLE          linearBackData_2x128np_avx512_2x1m_j2
+
+linearBackData_2x128np_avx512_2x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         DI, 8(SP)
+	JAE          linearBackData_2x128np_avx512_2x1m_jdone
+	VMOVUPS.Z    (BX), K1, Z2
+	VBROADCASTSS (CX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z0
+	VBROADCASTSS (AX)(DI*1), Z3
+	VFMADD231PS  Z2, Z3, Z1
+
+linearBackData_2x128np_avx512_2x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    DX, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+
+linearBackData_2x128np_avx512_cdone:
+	VZEROUPPER
+	RET
+
+// func linearBackData_3x112np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_3x112np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), AX
+	MOVQ k+56(FP), BX
+	SHLQ $0x02, BX
+	MOVQ BX, (SP)
+	MOVQ n+48(FP), BX
+	SHLQ $0x02, BX
+	MOVQ BX, 8(SP)
+	MOVQ ldw+40(FP), BX
+	SHLQ $0x02, BX
+	MOVQ BX, 16(SP)
+	MOVQ ldx+8(FP), BX
+	SHLQ $0x02, BX
+	MOVQ BX, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), BX
+	SUBQ $0x08, BX
+	MOVQ BX, 32(SP)
+	MOVQ k+56(FP), BX
+	ANDQ $0x0f, BX
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), SI
+	KMOVW (SI)(BX*2), K1
+	XORQ  BX, BX
+
+linearBackData_3x112np_avx512_c7:
+	// for ; coff+448 <= 4*k; coff += 448
+	LEAQ 448(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c7_end
+
+	// Tile of 3 sample(s) × 112 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x7_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VMOVUPS 256(SI), Z4
+	VMOVUPS 320(SI), Z5
+	VMOVUPS 384(SI), Z6
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z7
+	VMOVUPS 64(SI), Z8
+	VMOVUPS 128(SI), Z9
+	VMOVUPS 192(SI), Z10
+	VMOVUPS 256(SI), Z11
+	VMOVUPS 320(SI), Z12
+	VMOVUPS 384(SI), Z13
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z14
+	VMOVUPS 64(SI), Z15
+	VMOVUPS 128(SI), Z16
+	VMOVUPS 192(SI), Z17
+	VMOVUPS 256(SI), Z18
+	VMOVUPS 320(SI), Z19
+	VMOVUPS 384(SI), Z20
+	JMP     linearBackData_3x112np_avx512_3x7_j0
+
+linearBackData_3x112np_avx512_3x7_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+
+linearBackData_3x112np_avx512_3x7_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x7_j1
+
+linearBackData_3x112np_avx512_3x7_j2:
+	VMOVUPS      (SI), Z21
+	VMOVUPS      64(SI), Z22
+	VMOVUPS      128(SI), Z23
+	VMOVUPS      192(SI), Z24
+	VMOVUPS      256(SI), Z25
+	VMOVUPS      320(SI), Z26
+	VMOVUPS      384(SI), Z27
+	VBROADCASTSS (CX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z0
+	VFMADD231PS  Z22, Z28, Z1
+	VFMADD231PS  Z23, Z28, Z2
+	VFMADD231PS  Z24, Z28, Z3
+	VFMADD231PS  Z25, Z28, Z4
+	VFMADD231PS  Z26, Z28, Z5
+	VFMADD231PS  Z27, Z28, Z6
+	VBROADCASTSS (DX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z7
+	VFMADD231PS  Z22, Z28, Z8
+	VFMADD231PS  Z23, Z28, Z9
+	VFMADD231PS  Z24, Z28, Z10
+	VFMADD231PS  Z25, Z28, Z11
+	VFMADD231PS  Z26, Z28, Z12
+	VFMADD231PS  Z27, Z28, Z13
+	VBROADCASTSS (AX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z14
+	VFMADD231PS  Z22, Z28, Z15
+	VFMADD231PS  Z23, Z28, Z16
+	VFMADD231PS  Z24, Z28, Z17
+	VFMADD231PS  Z25, Z28, Z18
+	VFMADD231PS  Z26, Z28, Z19
+	VFMADD231PS  Z27, Z28, Z20
+	VMOVUPS      (SI)(DI*1), Z21
+	VMOVUPS      64(SI)(DI*1), Z22
+	VMOVUPS      128(SI)(DI*1), Z23
+	VMOVUPS      192(SI)(DI*1), Z24
+	VMOVUPS      256(SI)(DI*1), Z25
+	VMOVUPS      320(SI)(DI*1), Z26
+	VMOVUPS      384(SI)(DI*1), Z27
+	VBROADCASTSS 4(CX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z0
+	VFMADD231PS  Z22, Z28, Z1
+	VFMADD231PS  Z23, Z28, Z2
+	VFMADD231PS  Z24, Z28, Z3
+	VFMADD231PS  Z25, Z28, Z4
+	VFMADD231PS  Z26, Z28, Z5
+	VFMADD231PS  Z27, Z28, Z6
+	VBROADCASTSS 4(DX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z7
+	VFMADD231PS  Z22, Z28, Z8
+	VFMADD231PS  Z23, Z28, Z9
+	VFMADD231PS  Z24, Z28, Z10
+	VFMADD231PS  Z25, Z28, Z11
+	VFMADD231PS  Z26, Z28, Z12
+	VFMADD231PS  Z27, Z28, Z13
+	VBROADCASTSS 4(AX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z14
+	VFMADD231PS  Z22, Z28, Z15
+	VFMADD231PS  Z23, Z28, Z16
+	VFMADD231PS  Z24, Z28, Z17
+	VFMADD231PS  Z25, Z28, Z18
+	VFMADD231PS  Z26, Z28, Z19
+	VFMADD231PS  Z27, Z28, Z20
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x7_j2
+
+linearBackData_3x112np_avx512_3x7_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x7_jdone
+	VMOVUPS      (SI), Z21
+	VMOVUPS      64(SI), Z22
+	VMOVUPS      128(SI), Z23
+	VMOVUPS      192(SI), Z24
+	VMOVUPS      256(SI), Z25
+	VMOVUPS      320(SI), Z26
+	VMOVUPS      384(SI), Z27
+	VBROADCASTSS (CX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z0
+	VFMADD231PS  Z22, Z28, Z1
+	VFMADD231PS  Z23, Z28, Z2
+	VFMADD231PS  Z24, Z28, Z3
+	VFMADD231PS  Z25, Z28, Z4
+	VFMADD231PS  Z26, Z28, Z5
+	VFMADD231PS  Z27, Z28, Z6
+	VBROADCASTSS (DX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z7
+	VFMADD231PS  Z22, Z28, Z8
+	VFMADD231PS  Z23, Z28, Z9
+	VFMADD231PS  Z24, Z28, Z10
+	VFMADD231PS  Z25, Z28, Z11
+	VFMADD231PS  Z26, Z28, Z12
+	VFMADD231PS  Z27, Z28, Z13
+	VBROADCASTSS (AX)(R8*1), Z28
+	VFMADD231PS  Z21, Z28, Z14
+	VFMADD231PS  Z22, Z28, Z15
+	VFMADD231PS  Z23, Z28, Z16
+	VFMADD231PS  Z24, Z28, Z17
+	VFMADD231PS  Z25, Z28, Z18
+	VFMADD231PS  Z26, Z28, Z19
+	VFMADD231PS  Z27, Z28, Z20
+
+linearBackData_3x112np_avx512_3x7_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	VMOVUPS Z4, 256(SI)
+	VMOVUPS Z5, 320(SI)
+	VMOVUPS Z6, 384(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z7, (SI)
+	VMOVUPS Z8, 64(SI)
+	VMOVUPS Z9, 128(SI)
+	VMOVUPS Z10, 192(SI)
+	VMOVUPS Z11, 256(SI)
+	VMOVUPS Z12, 320(SI)
+	VMOVUPS Z13, 384(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z14, (SI)
+	VMOVUPS Z15, 64(SI)
+	VMOVUPS Z16, 128(SI)
+	VMOVUPS Z17, 192(SI)
+	VMOVUPS Z18, 256(SI)
+	VMOVUPS Z19, 320(SI)
+	VMOVUPS Z20, 384(SI)
+	ADDQ    $0x000001c0, BX
+	JMP     linearBackData_3x112np_avx512_c7
+
+linearBackData_3x112np_avx512_c7_end:
+	// if coff+384 <= 4*k: the last 6 whole vectors
+	LEAQ 384(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c6_end
+
+	// Tile of 3 sample(s) × 96 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x6_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VMOVUPS 256(SI), Z4
+	VMOVUPS 320(SI), Z5
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z6
+	VMOVUPS 64(SI), Z7
+	VMOVUPS 128(SI), Z8
+	VMOVUPS 192(SI), Z9
+	VMOVUPS 256(SI), Z10
+	VMOVUPS 320(SI), Z11
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z12
+	VMOVUPS 64(SI), Z13
+	VMOVUPS 128(SI), Z14
+	VMOVUPS 192(SI), Z15
+	VMOVUPS 256(SI), Z16
+	VMOVUPS 320(SI), Z17
+	JMP     linearBackData_3x112np_avx512_3x6_j0
+
+linearBackData_3x112np_avx512_3x6_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linearBackData_3x112np_avx512_3x6_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x6_j1
+
+linearBackData_3x112np_avx512_3x6_j2:
+	VMOVUPS      (SI), Z18
+	VMOVUPS      64(SI), Z19
+	VMOVUPS      128(SI), Z20
+	VMOVUPS      192(SI), Z21
+	VMOVUPS      256(SI), Z22
+	VMOVUPS      320(SI), Z23
+	VBROADCASTSS (CX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z0
+	VFMADD231PS  Z19, Z24, Z1
+	VFMADD231PS  Z20, Z24, Z2
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (DX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z6
+	VFMADD231PS  Z19, Z24, Z7
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (AX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z12
+	VFMADD231PS  Z19, Z24, Z13
+	VFMADD231PS  Z20, Z24, Z14
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VMOVUPS      (SI)(DI*1), Z18
+	VMOVUPS      64(SI)(DI*1), Z19
+	VMOVUPS      128(SI)(DI*1), Z20
+	VMOVUPS      192(SI)(DI*1), Z21
+	VMOVUPS      256(SI)(DI*1), Z22
+	VMOVUPS      320(SI)(DI*1), Z23
+	VBROADCASTSS 4(CX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z0
+	VFMADD231PS  Z19, Z24, Z1
+	VFMADD231PS  Z20, Z24, Z2
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS 4(DX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z6
+	VFMADD231PS  Z19, Z24, Z7
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS 4(AX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z12
+	VFMADD231PS  Z19, Z24, Z13
+	VFMADD231PS  Z20, Z24, Z14
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x6_j2
+
+linearBackData_3x112np_avx512_3x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x6_jdone
+	VMOVUPS      (SI), Z18
+	VMOVUPS      64(SI), Z19
+	VMOVUPS      128(SI), Z20
+	VMOVUPS      192(SI), Z21
+	VMOVUPS      256(SI), Z22
+	VMOVUPS      320(SI), Z23
+	VBROADCASTSS (CX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z0
+	VFMADD231PS  Z19, Z24, Z1
+	VFMADD231PS  Z20, Z24, Z2
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (DX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z6
+	VFMADD231PS  Z19, Z24, Z7
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (AX)(R8*1), Z24
+	VFMADD231PS  Z18, Z24, Z12
+	VFMADD231PS  Z19, Z24, Z13
+	VFMADD231PS  Z20, Z24, Z14
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+
+linearBackData_3x112np_avx512_3x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	VMOVUPS Z4, 256(SI)
+	VMOVUPS Z5, 320(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z6, (SI)
+	VMOVUPS Z7, 64(SI)
+	VMOVUPS Z8, 128(SI)
+	VMOVUPS Z9, 192(SI)
+	VMOVUPS Z10, 256(SI)
+	VMOVUPS Z11, 320(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z12, (SI)
+	VMOVUPS Z13, 64(SI)
+	VMOVUPS Z14, 128(SI)
+	VMOVUPS Z15, 192(SI)
+	VMOVUPS Z16, 256(SI)
+	VMOVUPS Z17, 320(SI)
+	ADDQ    $0x00000180, BX
+	JMP     linearBackData_3x112np_avx512_tail
+
+linearBackData_3x112np_avx512_c6_end:
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c5_end
+
+	// Tile of 3 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x5_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	VMOVUPS 256(SI), Z4
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z5
+	VMOVUPS 64(SI), Z6
+	VMOVUPS 128(SI), Z7
+	VMOVUPS 192(SI), Z8
+	VMOVUPS 256(SI), Z9
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z10
+	VMOVUPS 64(SI), Z11
+	VMOVUPS 128(SI), Z12
+	VMOVUPS 192(SI), Z13
+	VMOVUPS 256(SI), Z14
+	JMP     linearBackData_3x112np_avx512_3x5_j0
+
+linearBackData_3x112np_avx512_3x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linearBackData_3x112np_avx512_3x5_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x5_j1
+
+linearBackData_3x112np_avx512_3x5_j2:
+	VMOVUPS      (SI), Z15
+	VMOVUPS      64(SI), Z16
+	VMOVUPS      128(SI), Z17
+	VMOVUPS      192(SI), Z18
+	VMOVUPS      256(SI), Z19
+	VBROADCASTSS (CX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z0
+	VFMADD231PS  Z16, Z20, Z1
+	VFMADD231PS  Z17, Z20, Z2
+	VFMADD231PS  Z18, Z20, Z3
+	VFMADD231PS  Z19, Z20, Z4
+	VBROADCASTSS (DX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z5
+	VFMADD231PS  Z16, Z20, Z6
+	VFMADD231PS  Z17, Z20, Z7
+	VFMADD231PS  Z18, Z20, Z8
+	VFMADD231PS  Z19, Z20, Z9
+	VBROADCASTSS (AX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z10
+	VFMADD231PS  Z16, Z20, Z11
+	VFMADD231PS  Z17, Z20, Z12
+	VFMADD231PS  Z18, Z20, Z13
+	VFMADD231PS  Z19, Z20, Z14
+	VMOVUPS      (SI)(DI*1), Z15
+	VMOVUPS      64(SI)(DI*1), Z16
+	VMOVUPS      128(SI)(DI*1), Z17
+	VMOVUPS      192(SI)(DI*1), Z18
+	VMOVUPS      256(SI)(DI*1), Z19
+	VBROADCASTSS 4(CX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z0
+	VFMADD231PS  Z16, Z20, Z1
+	VFMADD231PS  Z17, Z20, Z2
+	VFMADD231PS  Z18, Z20, Z3
+	VFMADD231PS  Z19, Z20, Z4
+	VBROADCASTSS 4(DX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z5
+	VFMADD231PS  Z16, Z20, Z6
+	VFMADD231PS  Z17, Z20, Z7
+	VFMADD231PS  Z18, Z20, Z8
+	VFMADD231PS  Z19, Z20, Z9
+	VBROADCASTSS 4(AX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z10
+	VFMADD231PS  Z16, Z20, Z11
+	VFMADD231PS  Z17, Z20, Z12
+	VFMADD231PS  Z18, Z20, Z13
+	VFMADD231PS  Z19, Z20, Z14
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x5_j2
+
+linearBackData_3x112np_avx512_3x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x5_jdone
+	VMOVUPS      (SI), Z15
+	VMOVUPS      64(SI), Z16
+	VMOVUPS      128(SI), Z17
+	VMOVUPS      192(SI), Z18
+	VMOVUPS      256(SI), Z19
+	VBROADCASTSS (CX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z0
+	VFMADD231PS  Z16, Z20, Z1
+	VFMADD231PS  Z17, Z20, Z2
+	VFMADD231PS  Z18, Z20, Z3
+	VFMADD231PS  Z19, Z20, Z4
+	VBROADCASTSS (DX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z5
+	VFMADD231PS  Z16, Z20, Z6
+	VFMADD231PS  Z17, Z20, Z7
+	VFMADD231PS  Z18, Z20, Z8
+	VFMADD231PS  Z19, Z20, Z9
+	VBROADCASTSS (AX)(R8*1), Z20
+	VFMADD231PS  Z15, Z20, Z10
+	VFMADD231PS  Z16, Z20, Z11
+	VFMADD231PS  Z17, Z20, Z12
+	VFMADD231PS  Z18, Z20, Z13
+	VFMADD231PS  Z19, Z20, Z14
+
+linearBackData_3x112np_avx512_3x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	VMOVUPS Z4, 256(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z5, (SI)
+	VMOVUPS Z6, 64(SI)
+	VMOVUPS Z7, 128(SI)
+	VMOVUPS Z8, 192(SI)
+	VMOVUPS Z9, 256(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z10, (SI)
+	VMOVUPS Z11, 64(SI)
+	VMOVUPS Z12, 128(SI)
+	VMOVUPS Z13, 192(SI)
+	VMOVUPS Z14, 256(SI)
+	ADDQ    $0x00000140, BX
+	JMP     linearBackData_3x112np_avx512_tail
+
+linearBackData_3x112np_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c4_end
+
+	// Tile of 3 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x4_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z8
+	VMOVUPS 64(SI), Z9
+	VMOVUPS 128(SI), Z10
+	VMOVUPS 192(SI), Z11
+	JMP     linearBackData_3x112np_avx512_3x4_j0
+
+linearBackData_3x112np_avx512_3x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_3x112np_avx512_3x4_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x4_j1
+
+linearBackData_3x112np_avx512_3x4_j2:
+	VMOVUPS      (SI), Z12
+	VMOVUPS      64(SI), Z13
+	VMOVUPS      128(SI), Z14
+	VMOVUPS      192(SI), Z15
+	VBROADCASTSS (CX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z0
+	VFMADD231PS  Z13, Z16, Z1
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (DX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (AX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z8
+	VFMADD231PS  Z13, Z16, Z9
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VMOVUPS      (SI)(DI*1), Z12
+	VMOVUPS      64(SI)(DI*1), Z13
+	VMOVUPS      128(SI)(DI*1), Z14
+	VMOVUPS      192(SI)(DI*1), Z15
+	VBROADCASTSS 4(CX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z0
+	VFMADD231PS  Z13, Z16, Z1
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS 4(DX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS 4(AX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z8
+	VFMADD231PS  Z13, Z16, Z9
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x4_j2
+
+linearBackData_3x112np_avx512_3x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x4_jdone
+	VMOVUPS      (SI), Z12
+	VMOVUPS      64(SI), Z13
+	VMOVUPS      128(SI), Z14
+	VMOVUPS      192(SI), Z15
+	VBROADCASTSS (CX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z0
+	VFMADD231PS  Z13, Z16, Z1
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (DX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z4
+	VFMADD231PS  Z13, Z16, Z5
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (AX)(R8*1), Z16
+	VFMADD231PS  Z12, Z16, Z8
+	VFMADD231PS  Z13, Z16, Z9
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+
+linearBackData_3x112np_avx512_3x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	VMOVUPS Z3, 192(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z4, (SI)
+	VMOVUPS Z5, 64(SI)
+	VMOVUPS Z6, 128(SI)
+	VMOVUPS Z7, 192(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z8, (SI)
+	VMOVUPS Z9, 64(SI)
+	VMOVUPS Z10, 128(SI)
+	VMOVUPS Z11, 192(SI)
+	ADDQ    $0x00000100, BX
+	JMP     linearBackData_3x112np_avx512_tail
+
+linearBackData_3x112np_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c3_end
+
+	// Tile of 3 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x3_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z3
+	VMOVUPS 64(SI), Z4
+	VMOVUPS 128(SI), Z5
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z6
+	VMOVUPS 64(SI), Z7
+	VMOVUPS 128(SI), Z8
+	JMP     linearBackData_3x112np_avx512_3x3_j0
+
+linearBackData_3x112np_avx512_3x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+
+linearBackData_3x112np_avx512_3x3_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x3_j1
+
+linearBackData_3x112np_avx512_3x3_j2:
+	VMOVUPS      (SI), Z9
+	VMOVUPS      64(SI), Z10
+	VMOVUPS      128(SI), Z11
+	VBROADCASTSS (CX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z0
+	VFMADD231PS  Z10, Z12, Z1
+	VFMADD231PS  Z11, Z12, Z2
+	VBROADCASTSS (DX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (AX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z6
+	VFMADD231PS  Z10, Z12, Z7
+	VFMADD231PS  Z11, Z12, Z8
+	VMOVUPS      (SI)(DI*1), Z9
+	VMOVUPS      64(SI)(DI*1), Z10
+	VMOVUPS      128(SI)(DI*1), Z11
+	VBROADCASTSS 4(CX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z0
+	VFMADD231PS  Z10, Z12, Z1
+	VFMADD231PS  Z11, Z12, Z2
+	VBROADCASTSS 4(DX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS 4(AX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z6
+	VFMADD231PS  Z10, Z12, Z7
+	VFMADD231PS  Z11, Z12, Z8
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x3_j2
+
+linearBackData_3x112np_avx512_3x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x3_jdone
+	VMOVUPS      (SI), Z9
+	VMOVUPS      64(SI), Z10
+	VMOVUPS      128(SI), Z11
+	VBROADCASTSS (CX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z0
+	VFMADD231PS  Z10, Z12, Z1
+	VFMADD231PS  Z11, Z12, Z2
+	VBROADCASTSS (DX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z3
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (AX)(R8*1), Z12
+	VFMADD231PS  Z9, Z12, Z6
+	VFMADD231PS  Z10, Z12, Z7
+	VFMADD231PS  Z11, Z12, Z8
+
+linearBackData_3x112np_avx512_3x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	VMOVUPS Z2, 128(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z3, (SI)
+	VMOVUPS Z4, 64(SI)
+	VMOVUPS Z5, 128(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z6, (SI)
+	VMOVUPS Z7, 64(SI)
+	VMOVUPS Z8, 128(SI)
+	ADDQ    $0x000000c0, BX
+	JMP     linearBackData_3x112np_avx512_tail
+
+linearBackData_3x112np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c2_end
+
+	// Tile of 3 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x2_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z2
+	VMOVUPS 64(SI), Z3
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	JMP     linearBackData_3x112np_avx512_3x2_j0
+
+linearBackData_3x112np_avx512_3x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_3x112np_avx512_3x2_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x2_j1
+
+linearBackData_3x112np_avx512_3x2_j2:
+	VMOVUPS      (SI), Z6
+	VMOVUPS      64(SI), Z7
+	VBROADCASTSS (CX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z0
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (DX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (AX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z4
+	VFMADD231PS  Z7, Z8, Z5
+	VMOVUPS      (SI)(DI*1), Z6
+	VMOVUPS      64(SI)(DI*1), Z7
+	VBROADCASTSS 4(CX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z0
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS 4(DX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS 4(AX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z4
+	VFMADD231PS  Z7, Z8, Z5
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x2_j2
+
+linearBackData_3x112np_avx512_3x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x2_jdone
+	VMOVUPS      (SI), Z6
+	VMOVUPS      64(SI), Z7
+	VBROADCASTSS (CX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z0
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (DX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z2
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (AX)(R8*1), Z8
+	VFMADD231PS  Z6, Z8, Z4
+	VFMADD231PS  Z7, Z8, Z5
+
+linearBackData_3x112np_avx512_3x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z1, 64(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z2, (SI)
+	VMOVUPS Z3, 64(SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z4, (SI)
+	VMOVUPS Z5, 64(SI)
+	ADDQ    $0x00000080, BX
+	JMP     linearBackData_3x112np_avx512_tail
+
+linearBackData_3x112np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(BX), SI
+	CMPQ SI, (SP)
+	JA   linearBackData_3x112np_avx512_c1_end
+
+	// Tile of 3 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_3x112np_avx512_3x1_zero
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z0
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z1
+	ADDQ    24(SP), SI
+	VMOVUPS (SI), Z2
+	JMP     linearBackData_3x112np_avx512_3x1_j0
+
+linearBackData_3x112np_avx512_3x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+linearBackData_3x112np_avx512_3x1_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x1_j1
+
+linearBackData_3x112np_avx512_3x1_j2:
+	VMOVUPS      (SI), Z3
+	VBROADCASTSS (CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS (DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS (AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+	VMOVUPS      (SI)(DI*1), Z3
+	VBROADCASTSS 4(CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS 4(DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS 4(AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x1_j2
+
+linearBackData_3x112np_avx512_3x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x1_jdone
+	VMOVUPS      (SI), Z3
+	VBROADCASTSS (CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS (DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS (AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+
+linearBackData_3x112np_avx512_3x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), SI
+	ADDQ    BX, SI
+	VMOVUPS Z0, (SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z1, (SI)
+	ADDQ    24(SP), SI
+	VMOVUPS Z2, (SI)
+	ADDQ    $0x00000040, BX
+	JMP     linearBackData_3x112np_avx512_tail
+
+linearBackData_3x112np_avx512_c1_end:
+linearBackData_3x112np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ BX, (SP)
+	JE   linearBackData_3x112np_avx512_cdone
+
+	// Tile of 3 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_3x112np_avx512_3x1m_zero
+	MOVQ      dx+0(FP), SI
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z0
+	ADDQ      24(SP), SI
+	VMOVUPS.Z (SI), K1, Z1
+	ADDQ      24(SP), SI
+	VMOVUPS.Z (SI), K1, Z2
+	JMP       linearBackData_3x112np_avx512_3x1m_j0
+
+linearBackData_3x112np_avx512_3x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+
+linearBackData_3x112np_avx512_3x1m_j0:
+	MOVQ w+32(FP), SI
+	ADDQ BX, SI
+	MOVQ 16(SP), DI
+	XORQ R8, R8
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_3x112np_avx512_3x1m_j1
+
+linearBackData_3x112np_avx512_3x1m_j2:
+	VMOVUPS.Z    (SI), K1, Z3
+	VBROADCASTSS (CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS (DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS (AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+	VMOVUPS.Z    (SI)(DI*1), K1, Z3
+	VBROADCASTSS 4(CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS 4(DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS 4(AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+	LEAQ         (SI)(DI*2), SI
+	ADDQ         $0x08, R8
+	CMPQ         R8, 32(SP)
+	JLE          linearBackData_3x112np_avx512_3x1m_j2
+
+linearBackData_3x112np_avx512_3x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R8, 8(SP)
+	JAE          linearBackData_3x112np_avx512_3x1m_jdone
+	VMOVUPS.Z    (SI), K1, Z3
+	VBROADCASTSS (CX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z0
+	VBROADCASTSS (DX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z1
+	VBROADCASTSS (AX)(R8*1), Z4
+	VFMADD231PS  Z3, Z4, Z2
+
+linearBackData_3x112np_avx512_3x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    BX, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z2, K1, (AX)
+
+linearBackData_3x112np_avx512_cdone:
+	VZEROUPPER
+	RET
+
+// func linearBackData_4x96np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_4x96np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), BX
+	LEAQ (BX)(AX*1), AX
+	MOVQ k+56(FP), SI
+	SHLQ $0x02, SI
+	MOVQ SI, (SP)
+	MOVQ n+48(FP), SI
+	SHLQ $0x02, SI
+	MOVQ SI, 8(SP)
+	MOVQ ldw+40(FP), SI
+	SHLQ $0x02, SI
+	MOVQ SI, 16(SP)
+	MOVQ ldx+8(FP), SI
+	SHLQ $0x02, SI
+	MOVQ SI, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), SI
+	SUBQ $0x08, SI
+	MOVQ SI, 32(SP)
+	MOVQ k+56(FP), SI
+	ANDQ $0x0f, SI
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), DI
+	KMOVW (DI)(SI*2), K1
+	XORQ  SI, SI
+
+linearBackData_4x96np_avx512_c6:
+	// for ; coff+384 <= 4*k; coff += 384
+	LEAQ 384(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96np_avx512_c6_end
+
+	// Tile of 4 sample(s) × 96 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96np_avx512_4x6_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 256(DI), Z4
+	VMOVUPS 320(DI), Z5
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z6
+	VMOVUPS 64(DI), Z7
+	VMOVUPS 128(DI), Z8
+	VMOVUPS 192(DI), Z9
+	VMOVUPS 256(DI), Z10
+	VMOVUPS 320(DI), Z11
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z12
+	VMOVUPS 64(DI), Z13
+	VMOVUPS 128(DI), Z14
+	VMOVUPS 192(DI), Z15
+	VMOVUPS 256(DI), Z16
+	VMOVUPS 320(DI), Z17
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z18
+	VMOVUPS 64(DI), Z19
+	VMOVUPS 128(DI), Z20
+	VMOVUPS 192(DI), Z21
+	VMOVUPS 256(DI), Z22
+	VMOVUPS 320(DI), Z23
+	JMP     linearBackData_4x96np_avx512_4x6_j0
+
+linearBackData_4x96np_avx512_4x6_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearBackData_4x96np_avx512_4x6_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x6_j1
+
+linearBackData_4x96np_avx512_4x6_j2:
+	VMOVUPS      (DI), Z24
+	VMOVUPS      64(DI), Z25
+	VMOVUPS      128(DI), Z26
+	VMOVUPS      192(DI), Z27
+	VMOVUPS      256(DI), Z28
+	VMOVUPS      320(DI), Z29
+	VBROADCASTSS (CX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS (DX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS (BX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS (AX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+	VMOVUPS      (DI)(R8*1), Z24
+	VMOVUPS      64(DI)(R8*1), Z25
+	VMOVUPS      128(DI)(R8*1), Z26
+	VMOVUPS      192(DI)(R8*1), Z27
+	VMOVUPS      256(DI)(R8*1), Z28
+	VMOVUPS      320(DI)(R8*1), Z29
+	VBROADCASTSS 4(CX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS 4(DX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS 4(BX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS 4(AX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x6_j2
+
+linearBackData_4x96np_avx512_4x6_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x6_jdone
+	VMOVUPS      (DI), Z24
+	VMOVUPS      64(DI), Z25
+	VMOVUPS      128(DI), Z26
+	VMOVUPS      192(DI), Z27
+	VMOVUPS      256(DI), Z28
+	VMOVUPS      320(DI), Z29
+	VBROADCASTSS (CX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z0
+	VFMADD231PS  Z25, Z30, Z1
+	VFMADD231PS  Z26, Z30, Z2
+	VFMADD231PS  Z27, Z30, Z3
+	VFMADD231PS  Z28, Z30, Z4
+	VFMADD231PS  Z29, Z30, Z5
+	VBROADCASTSS (DX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z6
+	VFMADD231PS  Z25, Z30, Z7
+	VFMADD231PS  Z26, Z30, Z8
+	VFMADD231PS  Z27, Z30, Z9
+	VFMADD231PS  Z28, Z30, Z10
+	VFMADD231PS  Z29, Z30, Z11
+	VBROADCASTSS (BX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z12
+	VFMADD231PS  Z25, Z30, Z13
+	VFMADD231PS  Z26, Z30, Z14
+	VFMADD231PS  Z27, Z30, Z15
+	VFMADD231PS  Z28, Z30, Z16
+	VFMADD231PS  Z29, Z30, Z17
+	VBROADCASTSS (AX)(R9*1), Z30
+	VFMADD231PS  Z24, Z30, Z18
+	VFMADD231PS  Z25, Z30, Z19
+	VFMADD231PS  Z26, Z30, Z20
+	VFMADD231PS  Z27, Z30, Z21
+	VFMADD231PS  Z28, Z30, Z22
+	VFMADD231PS  Z29, Z30, Z23
+
+linearBackData_4x96np_avx512_4x6_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	VMOVUPS Z8, 128(DI)
+	VMOVUPS Z9, 192(DI)
+	VMOVUPS Z10, 256(DI)
+	VMOVUPS Z11, 320(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+	VMOVUPS Z14, 128(DI)
+	VMOVUPS Z15, 192(DI)
+	VMOVUPS Z16, 256(DI)
+	VMOVUPS Z17, 320(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z18, (DI)
+	VMOVUPS Z19, 64(DI)
+	VMOVUPS Z20, 128(DI)
+	VMOVUPS Z21, 192(DI)
+	VMOVUPS Z22, 256(DI)
+	VMOVUPS Z23, 320(DI)
+	ADDQ    $0x00000180, SI
+	JMP     linearBackData_4x96np_avx512_c6
+
+linearBackData_4x96np_avx512_c6_end:
+	// if coff+320 <= 4*k: the last 5 whole vectors
+	LEAQ 320(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96np_avx512_c5_end
+
+	// Tile of 4 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96np_avx512_4x5_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 256(DI), Z4
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z5
+	VMOVUPS 64(DI), Z6
+	VMOVUPS 128(DI), Z7
+	VMOVUPS 192(DI), Z8
+	VMOVUPS 256(DI), Z9
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z10
+	VMOVUPS 64(DI), Z11
+	VMOVUPS 128(DI), Z12
+	VMOVUPS 192(DI), Z13
+	VMOVUPS 256(DI), Z14
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z15
+	VMOVUPS 64(DI), Z16
+	VMOVUPS 128(DI), Z17
+	VMOVUPS 192(DI), Z18
+	VMOVUPS 256(DI), Z19
+	JMP     linearBackData_4x96np_avx512_4x5_j0
+
+linearBackData_4x96np_avx512_4x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearBackData_4x96np_avx512_4x5_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x5_j1
+
+linearBackData_4x96np_avx512_4x5_j2:
+	VMOVUPS      (DI), Z20
+	VMOVUPS      64(DI), Z21
+	VMOVUPS      128(DI), Z22
+	VMOVUPS      192(DI), Z23
+	VMOVUPS      256(DI), Z24
+	VBROADCASTSS (CX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS (DX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS (BX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS (AX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+	VMOVUPS      (DI)(R8*1), Z20
+	VMOVUPS      64(DI)(R8*1), Z21
+	VMOVUPS      128(DI)(R8*1), Z22
+	VMOVUPS      192(DI)(R8*1), Z23
+	VMOVUPS      256(DI)(R8*1), Z24
+	VBROADCASTSS 4(CX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS 4(DX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS 4(BX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS 4(AX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x5_j2
+
+linearBackData_4x96np_avx512_4x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x5_jdone
+	VMOVUPS      (DI), Z20
+	VMOVUPS      64(DI), Z21
+	VMOVUPS      128(DI), Z22
+	VMOVUPS      192(DI), Z23
+	VMOVUPS      256(DI), Z24
+	VBROADCASTSS (CX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z0
+	VFMADD231PS  Z21, Z25, Z1
+	VFMADD231PS  Z22, Z25, Z2
+	VFMADD231PS  Z23, Z25, Z3
+	VFMADD231PS  Z24, Z25, Z4
+	VBROADCASTSS (DX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z5
+	VFMADD231PS  Z21, Z25, Z6
+	VFMADD231PS  Z22, Z25, Z7
+	VFMADD231PS  Z23, Z25, Z8
+	VFMADD231PS  Z24, Z25, Z9
+	VBROADCASTSS (BX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z10
+	VFMADD231PS  Z21, Z25, Z11
+	VFMADD231PS  Z22, Z25, Z12
+	VFMADD231PS  Z23, Z25, Z13
+	VFMADD231PS  Z24, Z25, Z14
+	VBROADCASTSS (AX)(R9*1), Z25
+	VFMADD231PS  Z20, Z25, Z15
+	VFMADD231PS  Z21, Z25, Z16
+	VFMADD231PS  Z22, Z25, Z17
+	VFMADD231PS  Z23, Z25, Z18
+	VFMADD231PS  Z24, Z25, Z19
+
+linearBackData_4x96np_avx512_4x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z5, (DI)
+	VMOVUPS Z6, 64(DI)
+	VMOVUPS Z7, 128(DI)
+	VMOVUPS Z8, 192(DI)
+	VMOVUPS Z9, 256(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	VMOVUPS Z12, 128(DI)
+	VMOVUPS Z13, 192(DI)
+	VMOVUPS Z14, 256(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z15, (DI)
+	VMOVUPS Z16, 64(DI)
+	VMOVUPS Z17, 128(DI)
+	VMOVUPS Z18, 192(DI)
+	VMOVUPS Z19, 256(DI)
+	ADDQ    $0x00000140, SI
+	JMP     linearBackData_4x96np_avx512_tail
+
+linearBackData_4x96np_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96np_avx512_c4_end
+
+	// Tile of 4 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96np_avx512_4x4_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z4
+	VMOVUPS 64(DI), Z5
+	VMOVUPS 128(DI), Z6
+	VMOVUPS 192(DI), Z7
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z8
+	VMOVUPS 64(DI), Z9
+	VMOVUPS 128(DI), Z10
+	VMOVUPS 192(DI), Z11
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z12
+	VMOVUPS 64(DI), Z13
+	VMOVUPS 128(DI), Z14
+	VMOVUPS 192(DI), Z15
+	JMP     linearBackData_4x96np_avx512_4x4_j0
+
+linearBackData_4x96np_avx512_4x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearBackData_4x96np_avx512_4x4_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x4_j1
+
+linearBackData_4x96np_avx512_4x4_j2:
+	VMOVUPS      (DI), Z16
+	VMOVUPS      64(DI), Z17
+	VMOVUPS      128(DI), Z18
+	VMOVUPS      192(DI), Z19
+	VBROADCASTSS (CX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS (DX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS (BX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS (AX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+	VMOVUPS      (DI)(R8*1), Z16
+	VMOVUPS      64(DI)(R8*1), Z17
+	VMOVUPS      128(DI)(R8*1), Z18
+	VMOVUPS      192(DI)(R8*1), Z19
+	VBROADCASTSS 4(CX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS 4(DX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS 4(BX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS 4(AX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x4_j2
+
+linearBackData_4x96np_avx512_4x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x4_jdone
+	VMOVUPS      (DI), Z16
+	VMOVUPS      64(DI), Z17
+	VMOVUPS      128(DI), Z18
+	VMOVUPS      192(DI), Z19
+	VBROADCASTSS (CX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z0
+	VFMADD231PS  Z17, Z20, Z1
+	VFMADD231PS  Z18, Z20, Z2
+	VFMADD231PS  Z19, Z20, Z3
+	VBROADCASTSS (DX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z18, Z20, Z6
+	VFMADD231PS  Z19, Z20, Z7
+	VBROADCASTSS (BX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z8
+	VFMADD231PS  Z17, Z20, Z9
+	VFMADD231PS  Z18, Z20, Z10
+	VFMADD231PS  Z19, Z20, Z11
+	VBROADCASTSS (AX)(R9*1), Z20
+	VFMADD231PS  Z16, Z20, Z12
+	VFMADD231PS  Z17, Z20, Z13
+	VFMADD231PS  Z18, Z20, Z14
+	VFMADD231PS  Z19, Z20, Z15
+
+linearBackData_4x96np_avx512_4x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	VMOVUPS Z6, 128(DI)
+	VMOVUPS Z7, 192(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	VMOVUPS Z10, 128(DI)
+	VMOVUPS Z11, 192(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z12, (DI)
+	VMOVUPS Z13, 64(DI)
+	VMOVUPS Z14, 128(DI)
+	VMOVUPS Z15, 192(DI)
+	ADDQ    $0x00000100, SI
+	JMP     linearBackData_4x96np_avx512_tail
+
+linearBackData_4x96np_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96np_avx512_c3_end
+
+	// Tile of 4 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96np_avx512_4x3_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z3
+	VMOVUPS 64(DI), Z4
+	VMOVUPS 128(DI), Z5
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z6
+	VMOVUPS 64(DI), Z7
+	VMOVUPS 128(DI), Z8
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z9
+	VMOVUPS 64(DI), Z10
+	VMOVUPS 128(DI), Z11
+	JMP     linearBackData_4x96np_avx512_4x3_j0
+
+linearBackData_4x96np_avx512_4x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_4x96np_avx512_4x3_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x3_j1
+
+linearBackData_4x96np_avx512_4x3_j2:
+	VMOVUPS      (DI), Z12
+	VMOVUPS      64(DI), Z13
+	VMOVUPS      128(DI), Z14
+	VBROADCASTSS (CX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS (DX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS (BX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS (AX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+	VMOVUPS      (DI)(R8*1), Z12
+	VMOVUPS      64(DI)(R8*1), Z13
+	VMOVUPS      128(DI)(R8*1), Z14
+	VBROADCASTSS 4(CX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS 4(DX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS 4(BX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS 4(AX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x3_j2
+
+linearBackData_4x96np_avx512_4x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x3_jdone
+	VMOVUPS      (DI), Z12
+	VMOVUPS      64(DI), Z13
+	VMOVUPS      128(DI), Z14
+	VBROADCASTSS (CX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z0
+	VFMADD231PS  Z13, Z15, Z1
+	VFMADD231PS  Z14, Z15, Z2
+	VBROADCASTSS (DX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z3
+	VFMADD231PS  Z13, Z15, Z4
+	VFMADD231PS  Z14, Z15, Z5
+	VBROADCASTSS (BX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z6
+	VFMADD231PS  Z13, Z15, Z7
+	VFMADD231PS  Z14, Z15, Z8
+	VBROADCASTSS (AX)(R9*1), Z15
+	VFMADD231PS  Z12, Z15, Z9
+	VFMADD231PS  Z13, Z15, Z10
+	VFMADD231PS  Z14, Z15, Z11
+
+linearBackData_4x96np_avx512_4x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z3, (DI)
+	VMOVUPS Z4, 64(DI)
+	VMOVUPS Z5, 128(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	VMOVUPS Z8, 128(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z9, (DI)
+	VMOVUPS Z10, 64(DI)
+	VMOVUPS Z11, 128(DI)
+	ADDQ    $0x000000c0, SI
+	JMP     linearBackData_4x96np_avx512_tail
+
+linearBackData_4x96np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96np_avx512_c2_end
+
+	// Tile of 4 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96np_avx512_4x2_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z2
+	VMOVUPS 64(DI), Z3
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z4
+	VMOVUPS 64(DI), Z5
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z6
+	VMOVUPS 64(DI), Z7
+	JMP     linearBackData_4x96np_avx512_4x2_j0
+
+linearBackData_4x96np_avx512_4x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearBackData_4x96np_avx512_4x2_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x2_j1
+
+linearBackData_4x96np_avx512_4x2_j2:
+	VMOVUPS      (DI), Z8
+	VMOVUPS      64(DI), Z9
+	VBROADCASTSS (CX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS (DX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS (BX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS (AX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+	VMOVUPS      (DI)(R8*1), Z8
+	VMOVUPS      64(DI)(R8*1), Z9
+	VBROADCASTSS 4(CX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS 4(DX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS 4(BX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS 4(AX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x2_j2
+
+linearBackData_4x96np_avx512_4x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x2_jdone
+	VMOVUPS      (DI), Z8
+	VMOVUPS      64(DI), Z9
+	VBROADCASTSS (CX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS (DX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z2
+	VFMADD231PS  Z9, Z10, Z3
+	VBROADCASTSS (BX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z4
+	VFMADD231PS  Z9, Z10, Z5
+	VBROADCASTSS (AX)(R9*1), Z10
+	VFMADD231PS  Z8, Z10, Z6
+	VFMADD231PS  Z9, Z10, Z7
+
+linearBackData_4x96np_avx512_4x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ    $0x00000080, SI
+	JMP     linearBackData_4x96np_avx512_tail
+
+linearBackData_4x96np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(SI), DI
+	CMPQ DI, (SP)
+	JA   linearBackData_4x96np_avx512_c1_end
+
+	// Tile of 4 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_4x96np_avx512_4x1_zero
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS (DI), Z0
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z1
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z2
+	ADDQ    24(SP), DI
+	VMOVUPS (DI), Z3
+	JMP     linearBackData_4x96np_avx512_4x1_j0
+
+linearBackData_4x96np_avx512_4x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearBackData_4x96np_avx512_4x1_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x1_j1
+
+linearBackData_4x96np_avx512_4x1_j2:
+	VMOVUPS      (DI), Z4
+	VBROADCASTSS (CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS (DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS (BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS (AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS      (DI)(R8*1), Z4
+	VBROADCASTSS 4(CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 4(BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 4(AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x1_j2
+
+linearBackData_4x96np_avx512_4x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x1_jdone
+	VMOVUPS      (DI), Z4
+	VBROADCASTSS (CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS (DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS (BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS (AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+
+linearBackData_4x96np_avx512_4x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), DI
+	ADDQ    SI, DI
+	VMOVUPS Z0, (DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z1, (DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z2, (DI)
+	ADDQ    24(SP), DI
+	VMOVUPS Z3, (DI)
+	ADDQ    $0x00000040, SI
+	JMP     linearBackData_4x96np_avx512_tail
+
+linearBackData_4x96np_avx512_c1_end:
+linearBackData_4x96np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ SI, (SP)
+	JE   linearBackData_4x96np_avx512_cdone
+
+	// Tile of 4 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_4x96np_avx512_4x1m_zero
+	MOVQ      dx+0(FP), DI
+	ADDQ      SI, DI
+	VMOVUPS.Z (DI), K1, Z0
+	ADDQ      24(SP), DI
+	VMOVUPS.Z (DI), K1, Z1
+	ADDQ      24(SP), DI
+	VMOVUPS.Z (DI), K1, Z2
+	ADDQ      24(SP), DI
+	VMOVUPS.Z (DI), K1, Z3
+	JMP       linearBackData_4x96np_avx512_4x1m_j0
+
+linearBackData_4x96np_avx512_4x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+
+linearBackData_4x96np_avx512_4x1m_j0:
+	MOVQ w+32(FP), DI
+	ADDQ SI, DI
+	MOVQ 16(SP), R8
+	XORQ R9, R9
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_4x96np_avx512_4x1m_j1
+
+linearBackData_4x96np_avx512_4x1m_j2:
+	VMOVUPS.Z    (DI), K1, Z4
+	VBROADCASTSS (CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS (DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS (BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS (AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	VMOVUPS.Z    (DI)(R8*1), K1, Z4
+	VBROADCASTSS 4(CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS 4(DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS 4(BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS 4(AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+	LEAQ         (DI)(R8*2), DI
+	ADDQ         $0x08, R9
+	CMPQ         R9, 32(SP)
+	JLE          linearBackData_4x96np_avx512_4x1m_j2
+
+linearBackData_4x96np_avx512_4x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R9, 8(SP)
+	JAE          linearBackData_4x96np_avx512_4x1m_jdone
+	VMOVUPS.Z    (DI), K1, Z4
+	VBROADCASTSS (CX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z0
+	VBROADCASTSS (DX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z1
+	VBROADCASTSS (BX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z2
+	VBROADCASTSS (AX)(R9*1), Z5
+	VFMADD231PS  Z4, Z5, Z3
+
+linearBackData_4x96np_avx512_4x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    SI, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z2, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z3, K1, (AX)
+
+linearBackData_4x96np_avx512_cdone:
+	VZEROUPPER
+	RET
+
+// func linearBackData_5x80np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_5x80np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), BX
+	LEAQ (BX)(AX*1), SI
+	LEAQ (SI)(AX*1), AX
+	MOVQ k+56(FP), DI
+	SHLQ $0x02, DI
+	MOVQ DI, (SP)
+	MOVQ n+48(FP), DI
+	SHLQ $0x02, DI
+	MOVQ DI, 8(SP)
+	MOVQ ldw+40(FP), DI
+	SHLQ $0x02, DI
+	MOVQ DI, 16(SP)
+	MOVQ ldx+8(FP), DI
+	SHLQ $0x02, DI
+	MOVQ DI, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), DI
+	SUBQ $0x08, DI
+	MOVQ DI, 32(SP)
+	MOVQ k+56(FP), DI
+	ANDQ $0x0f, DI
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), R8
+	KMOVW (R8)(DI*2), K1
+	XORQ  DI, DI
+
+linearBackData_5x80np_avx512_c5:
+	// for ; coff+320 <= 4*k; coff += 320
+	LEAQ 320(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80np_avx512_c5_end
+
+	// Tile of 5 sample(s) × 80 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80np_avx512_5x5_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	VMOVUPS 256(R8), Z4
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z5
+	VMOVUPS 64(R8), Z6
+	VMOVUPS 128(R8), Z7
+	VMOVUPS 192(R8), Z8
+	VMOVUPS 256(R8), Z9
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z10
+	VMOVUPS 64(R8), Z11
+	VMOVUPS 128(R8), Z12
+	VMOVUPS 192(R8), Z13
+	VMOVUPS 256(R8), Z14
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z15
+	VMOVUPS 64(R8), Z16
+	VMOVUPS 128(R8), Z17
+	VMOVUPS 192(R8), Z18
+	VMOVUPS 256(R8), Z19
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z20
+	VMOVUPS 64(R8), Z21
+	VMOVUPS 128(R8), Z22
+	VMOVUPS 192(R8), Z23
+	VMOVUPS 256(R8), Z24
+	JMP     linearBackData_5x80np_avx512_5x5_j0
+
+linearBackData_5x80np_avx512_5x5_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+
+linearBackData_5x80np_avx512_5x5_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80np_avx512_5x5_j1
+
+linearBackData_5x80np_avx512_5x5_j2:
+	VMOVUPS      (R8), Z25
+	VMOVUPS      64(R8), Z26
+	VMOVUPS      128(R8), Z27
+	VMOVUPS      192(R8), Z28
+	VMOVUPS      256(R8), Z29
+	VBROADCASTSS (CX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z0
+	VFMADD231PS  Z26, Z30, Z1
+	VFMADD231PS  Z27, Z30, Z2
+	VFMADD231PS  Z28, Z30, Z3
+	VFMADD231PS  Z29, Z30, Z4
+	VBROADCASTSS (DX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z5
+	VFMADD231PS  Z26, Z30, Z6
+	VFMADD231PS  Z27, Z30, Z7
+	VFMADD231PS  Z28, Z30, Z8
+	VFMADD231PS  Z29, Z30, Z9
+	VBROADCASTSS (BX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z10
+	VFMADD231PS  Z26, Z30, Z11
+	VFMADD231PS  Z27, Z30, Z12
+	VFMADD231PS  Z28, Z30, Z13
+	VFMADD231PS  Z29, Z30, Z14
+	VBROADCASTSS (SI)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z15
+	VFMADD231PS  Z26, Z30, Z16
+	VFMADD231PS  Z27, Z30, Z17
+	VFMADD231PS  Z28, Z30, Z18
+	VFMADD231PS  Z29, Z30, Z19
+	VBROADCASTSS (AX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z20
+	VFMADD231PS  Z26, Z30, Z21
+	VFMADD231PS  Z27, Z30, Z22
+	VFMADD231PS  Z28, Z30, Z23
+	VFMADD231PS  Z29, Z30, Z24
+	VMOVUPS      (R8)(R9*1), Z25
+	VMOVUPS      64(R8)(R9*1), Z26
+	VMOVUPS      128(R8)(R9*1), Z27
+	VMOVUPS      192(R8)(R9*1), Z28
+	VMOVUPS      256(R8)(R9*1), Z29
+	VBROADCASTSS 4(CX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z0
+	VFMADD231PS  Z26, Z30, Z1
+	VFMADD231PS  Z27, Z30, Z2
+	VFMADD231PS  Z28, Z30, Z3
+	VFMADD231PS  Z29, Z30, Z4
+	VBROADCASTSS 4(DX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z5
+	VFMADD231PS  Z26, Z30, Z6
+	VFMADD231PS  Z27, Z30, Z7
+	VFMADD231PS  Z28, Z30, Z8
+	VFMADD231PS  Z29, Z30, Z9
+	VBROADCASTSS 4(BX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z10
+	VFMADD231PS  Z26, Z30, Z11
+	VFMADD231PS  Z27, Z30, Z12
+	VFMADD231PS  Z28, Z30, Z13
+	VFMADD231PS  Z29, Z30, Z14
+	VBROADCASTSS 4(SI)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z15
+	VFMADD231PS  Z26, Z30, Z16
+	VFMADD231PS  Z27, Z30, Z17
+	VFMADD231PS  Z28, Z30, Z18
+	VFMADD231PS  Z29, Z30, Z19
+	VBROADCASTSS 4(AX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z20
+	VFMADD231PS  Z26, Z30, Z21
+	VFMADD231PS  Z27, Z30, Z22
+	VFMADD231PS  Z28, Z30, Z23
+	VFMADD231PS  Z29, Z30, Z24
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80np_avx512_5x5_j2
+
+linearBackData_5x80np_avx512_5x5_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80np_avx512_5x5_jdone
+	VMOVUPS      (R8), Z25
+	VMOVUPS      64(R8), Z26
+	VMOVUPS      128(R8), Z27
+	VMOVUPS      192(R8), Z28
+	VMOVUPS      256(R8), Z29
+	VBROADCASTSS (CX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z0
+	VFMADD231PS  Z26, Z30, Z1
+	VFMADD231PS  Z27, Z30, Z2
+	VFMADD231PS  Z28, Z30, Z3
+	VFMADD231PS  Z29, Z30, Z4
+	VBROADCASTSS (DX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z5
+	VFMADD231PS  Z26, Z30, Z6
+	VFMADD231PS  Z27, Z30, Z7
+	VFMADD231PS  Z28, Z30, Z8
+	VFMADD231PS  Z29, Z30, Z9
+	VBROADCASTSS (BX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z10
+	VFMADD231PS  Z26, Z30, Z11
+	VFMADD231PS  Z27, Z30, Z12
+	VFMADD231PS  Z28, Z30, Z13
+	VFMADD231PS  Z29, Z30, Z14
+	VBROADCASTSS (SI)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z15
+	VFMADD231PS  Z26, Z30, Z16
+	VFMADD231PS  Z27, Z30, Z17
+	VFMADD231PS  Z28, Z30, Z18
+	VFMADD231PS  Z29, Z30, Z19
+	VBROADCASTSS (AX)(R10*1), Z30
+	VFMADD231PS  Z25, Z30, Z20
+	VFMADD231PS  Z26, Z30, Z21
+	VFMADD231PS  Z27, Z30, Z22
+	VFMADD231PS  Z28, Z30, Z23
+	VFMADD231PS  Z29, Z30, Z24
+
+linearBackData_5x80np_avx512_5x5_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	VMOVUPS Z2, 128(R8)
+	VMOVUPS Z3, 192(R8)
+	VMOVUPS Z4, 256(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z5, (R8)
+	VMOVUPS Z6, 64(R8)
+	VMOVUPS Z7, 128(R8)
+	VMOVUPS Z8, 192(R8)
+	VMOVUPS Z9, 256(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z10, (R8)
+	VMOVUPS Z11, 64(R8)
+	VMOVUPS Z12, 128(R8)
+	VMOVUPS Z13, 192(R8)
+	VMOVUPS Z14, 256(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z15, (R8)
+	VMOVUPS Z16, 64(R8)
+	VMOVUPS Z17, 128(R8)
+	VMOVUPS Z18, 192(R8)
+	VMOVUPS Z19, 256(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z20, (R8)
+	VMOVUPS Z21, 64(R8)
+	VMOVUPS Z22, 128(R8)
+	VMOVUPS Z23, 192(R8)
+	VMOVUPS Z24, 256(R8)
+	ADDQ    $0x00000140, DI
+	JMP     linearBackData_5x80np_avx512_c5
+
+linearBackData_5x80np_avx512_c5_end:
+	// if coff+256 <= 4*k: the last 4 whole vectors
+	LEAQ 256(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80np_avx512_c4_end
+
+	// Tile of 5 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80np_avx512_5x4_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	VMOVUPS 192(R8), Z3
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z4
+	VMOVUPS 64(R8), Z5
+	VMOVUPS 128(R8), Z6
+	VMOVUPS 192(R8), Z7
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z8
+	VMOVUPS 64(R8), Z9
+	VMOVUPS 128(R8), Z10
+	VMOVUPS 192(R8), Z11
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z12
+	VMOVUPS 64(R8), Z13
+	VMOVUPS 128(R8), Z14
+	VMOVUPS 192(R8), Z15
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z16
+	VMOVUPS 64(R8), Z17
+	VMOVUPS 128(R8), Z18
+	VMOVUPS 192(R8), Z19
+	JMP     linearBackData_5x80np_avx512_5x4_j0
+
+linearBackData_5x80np_avx512_5x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+
+linearBackData_5x80np_avx512_5x4_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80np_avx512_5x4_j1
+
+linearBackData_5x80np_avx512_5x4_j2:
+	VMOVUPS      (R8), Z20
+	VMOVUPS      64(R8), Z21
+	VMOVUPS      128(R8), Z22
+	VMOVUPS      192(R8), Z23
+	VBROADCASTSS (CX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z0
+	VFMADD231PS  Z21, Z24, Z1
+	VFMADD231PS  Z22, Z24, Z2
+	VFMADD231PS  Z23, Z24, Z3
+	VBROADCASTSS (DX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (BX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (SI)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VBROADCASTSS (AX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z16
+	VFMADD231PS  Z21, Z24, Z17
+	VFMADD231PS  Z22, Z24, Z18
+	VFMADD231PS  Z23, Z24, Z19
+	VMOVUPS      (R8)(R9*1), Z20
+	VMOVUPS      64(R8)(R9*1), Z21
+	VMOVUPS      128(R8)(R9*1), Z22
+	VMOVUPS      192(R8)(R9*1), Z23
+	VBROADCASTSS 4(CX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z0
+	VFMADD231PS  Z21, Z24, Z1
+	VFMADD231PS  Z22, Z24, Z2
+	VFMADD231PS  Z23, Z24, Z3
+	VBROADCASTSS 4(DX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS 4(BX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS 4(SI)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VBROADCASTSS 4(AX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z16
+	VFMADD231PS  Z21, Z24, Z17
+	VFMADD231PS  Z22, Z24, Z18
+	VFMADD231PS  Z23, Z24, Z19
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80np_avx512_5x4_j2
+
+linearBackData_5x80np_avx512_5x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80np_avx512_5x4_jdone
+	VMOVUPS      (R8), Z20
+	VMOVUPS      64(R8), Z21
+	VMOVUPS      128(R8), Z22
+	VMOVUPS      192(R8), Z23
+	VBROADCASTSS (CX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z0
+	VFMADD231PS  Z21, Z24, Z1
+	VFMADD231PS  Z22, Z24, Z2
+	VFMADD231PS  Z23, Z24, Z3
+	VBROADCASTSS (DX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z4
+	VFMADD231PS  Z21, Z24, Z5
+	VFMADD231PS  Z22, Z24, Z6
+	VFMADD231PS  Z23, Z24, Z7
+	VBROADCASTSS (BX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z8
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (SI)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z12
+	VFMADD231PS  Z21, Z24, Z13
+	VFMADD231PS  Z22, Z24, Z14
+	VFMADD231PS  Z23, Z24, Z15
+	VBROADCASTSS (AX)(R10*1), Z24
+	VFMADD231PS  Z20, Z24, Z16
+	VFMADD231PS  Z21, Z24, Z17
+	VFMADD231PS  Z22, Z24, Z18
+	VFMADD231PS  Z23, Z24, Z19
+
+linearBackData_5x80np_avx512_5x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	VMOVUPS Z2, 128(R8)
+	VMOVUPS Z3, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z4, (R8)
+	VMOVUPS Z5, 64(R8)
+	VMOVUPS Z6, 128(R8)
+	VMOVUPS Z7, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z8, (R8)
+	VMOVUPS Z9, 64(R8)
+	VMOVUPS Z10, 128(R8)
+	VMOVUPS Z11, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z12, (R8)
+	VMOVUPS Z13, 64(R8)
+	VMOVUPS Z14, 128(R8)
+	VMOVUPS Z15, 192(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z16, (R8)
+	VMOVUPS Z17, 64(R8)
+	VMOVUPS Z18, 128(R8)
+	VMOVUPS Z19, 192(R8)
+	ADDQ    $0x00000100, DI
+	JMP     linearBackData_5x80np_avx512_tail
+
+linearBackData_5x80np_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80np_avx512_c3_end
+
+	// Tile of 5 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80np_avx512_5x3_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	VMOVUPS 128(R8), Z2
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z3
+	VMOVUPS 64(R8), Z4
+	VMOVUPS 128(R8), Z5
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z6
+	VMOVUPS 64(R8), Z7
+	VMOVUPS 128(R8), Z8
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z9
+	VMOVUPS 64(R8), Z10
+	VMOVUPS 128(R8), Z11
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z12
+	VMOVUPS 64(R8), Z13
+	VMOVUPS 128(R8), Z14
+	JMP     linearBackData_5x80np_avx512_5x3_j0
+
+linearBackData_5x80np_avx512_5x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+
+linearBackData_5x80np_avx512_5x3_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80np_avx512_5x3_j1
+
+linearBackData_5x80np_avx512_5x3_j2:
+	VMOVUPS      (R8), Z15
+	VMOVUPS      64(R8), Z16
+	VMOVUPS      128(R8), Z17
+	VBROADCASTSS (CX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z0
+	VFMADD231PS  Z16, Z18, Z1
+	VFMADD231PS  Z17, Z18, Z2
+	VBROADCASTSS (DX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (BX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z6
+	VFMADD231PS  Z16, Z18, Z7
+	VFMADD231PS  Z17, Z18, Z8
+	VBROADCASTSS (SI)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (AX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z12
+	VFMADD231PS  Z16, Z18, Z13
+	VFMADD231PS  Z17, Z18, Z14
+	VMOVUPS      (R8)(R9*1), Z15
+	VMOVUPS      64(R8)(R9*1), Z16
+	VMOVUPS      128(R8)(R9*1), Z17
+	VBROADCASTSS 4(CX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z0
+	VFMADD231PS  Z16, Z18, Z1
+	VFMADD231PS  Z17, Z18, Z2
+	VBROADCASTSS 4(DX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 4(BX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z6
+	VFMADD231PS  Z16, Z18, Z7
+	VFMADD231PS  Z17, Z18, Z8
+	VBROADCASTSS 4(SI)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS 4(AX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z12
+	VFMADD231PS  Z16, Z18, Z13
+	VFMADD231PS  Z17, Z18, Z14
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80np_avx512_5x3_j2
+
+linearBackData_5x80np_avx512_5x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80np_avx512_5x3_jdone
+	VMOVUPS      (R8), Z15
+	VMOVUPS      64(R8), Z16
+	VMOVUPS      128(R8), Z17
+	VBROADCASTSS (CX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z0
+	VFMADD231PS  Z16, Z18, Z1
+	VFMADD231PS  Z17, Z18, Z2
+	VBROADCASTSS (DX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z3
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (BX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z6
+	VFMADD231PS  Z16, Z18, Z7
+	VFMADD231PS  Z17, Z18, Z8
+	VBROADCASTSS (SI)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z9
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (AX)(R10*1), Z18
+	VFMADD231PS  Z15, Z18, Z12
+	VFMADD231PS  Z16, Z18, Z13
+	VFMADD231PS  Z17, Z18, Z14
+
+linearBackData_5x80np_avx512_5x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	VMOVUPS Z2, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z3, (R8)
+	VMOVUPS Z4, 64(R8)
+	VMOVUPS Z5, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z6, (R8)
+	VMOVUPS Z7, 64(R8)
+	VMOVUPS Z8, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z9, (R8)
+	VMOVUPS Z10, 64(R8)
+	VMOVUPS Z11, 128(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z12, (R8)
+	VMOVUPS Z13, 64(R8)
+	VMOVUPS Z14, 128(R8)
+	ADDQ    $0x000000c0, DI
+	JMP     linearBackData_5x80np_avx512_tail
+
+linearBackData_5x80np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80np_avx512_c2_end
+
+	// Tile of 5 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80np_avx512_5x2_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	VMOVUPS 64(R8), Z1
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z2
+	VMOVUPS 64(R8), Z3
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z4
+	VMOVUPS 64(R8), Z5
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z6
+	VMOVUPS 64(R8), Z7
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z8
+	VMOVUPS 64(R8), Z9
+	JMP     linearBackData_5x80np_avx512_5x2_j0
+
+linearBackData_5x80np_avx512_5x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+
+linearBackData_5x80np_avx512_5x2_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80np_avx512_5x2_j1
+
+linearBackData_5x80np_avx512_5x2_j2:
+	VMOVUPS      (R8), Z10
+	VMOVUPS      64(R8), Z11
+	VBROADCASTSS (CX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z0
+	VFMADD231PS  Z11, Z12, Z1
+	VBROADCASTSS (DX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (BX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (SI)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VBROADCASTSS (AX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z8
+	VFMADD231PS  Z11, Z12, Z9
+	VMOVUPS      (R8)(R9*1), Z10
+	VMOVUPS      64(R8)(R9*1), Z11
+	VBROADCASTSS 4(CX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z0
+	VFMADD231PS  Z11, Z12, Z1
+	VBROADCASTSS 4(DX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS 4(BX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS 4(SI)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VBROADCASTSS 4(AX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z8
+	VFMADD231PS  Z11, Z12, Z9
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80np_avx512_5x2_j2
+
+linearBackData_5x80np_avx512_5x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80np_avx512_5x2_jdone
+	VMOVUPS      (R8), Z10
+	VMOVUPS      64(R8), Z11
+	VBROADCASTSS (CX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z0
+	VFMADD231PS  Z11, Z12, Z1
+	VBROADCASTSS (DX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z2
+	VFMADD231PS  Z11, Z12, Z3
+	VBROADCASTSS (BX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z4
+	VFMADD231PS  Z11, Z12, Z5
+	VBROADCASTSS (SI)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z6
+	VFMADD231PS  Z11, Z12, Z7
+	VBROADCASTSS (AX)(R10*1), Z12
+	VFMADD231PS  Z10, Z12, Z8
+	VFMADD231PS  Z11, Z12, Z9
+
+linearBackData_5x80np_avx512_5x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z2, (R8)
+	VMOVUPS Z3, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z4, (R8)
+	VMOVUPS Z5, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z6, (R8)
+	VMOVUPS Z7, 64(R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z8, (R8)
+	VMOVUPS Z9, 64(R8)
+	ADDQ    $0x00000080, DI
+	JMP     linearBackData_5x80np_avx512_tail
+
+linearBackData_5x80np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(DI), R8
+	CMPQ R8, (SP)
+	JA   linearBackData_5x80np_avx512_c1_end
+
+	// Tile of 5 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_5x80np_avx512_5x1_zero
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS (R8), Z0
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z1
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z2
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z3
+	ADDQ    24(SP), R8
+	VMOVUPS (R8), Z4
+	JMP     linearBackData_5x80np_avx512_5x1_j0
+
+linearBackData_5x80np_avx512_5x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+linearBackData_5x80np_avx512_5x1_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80np_avx512_5x1_j1
+
+linearBackData_5x80np_avx512_5x1_j2:
+	VMOVUPS      (R8), Z5
+	VBROADCASTSS (CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS (DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS (SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS (AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+	VMOVUPS      (R8)(R9*1), Z5
+	VBROADCASTSS 4(CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS 4(DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS 4(BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS 4(SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS 4(AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80np_avx512_5x1_j2
+
+linearBackData_5x80np_avx512_5x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80np_avx512_5x1_jdone
+	VMOVUPS      (R8), Z5
+	VBROADCASTSS (CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS (DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS (SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS (AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+
+linearBackData_5x80np_avx512_5x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R8
+	ADDQ    DI, R8
+	VMOVUPS Z0, (R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z1, (R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z2, (R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z3, (R8)
+	ADDQ    24(SP), R8
+	VMOVUPS Z4, (R8)
+	ADDQ    $0x00000040, DI
+	JMP     linearBackData_5x80np_avx512_tail
+
+linearBackData_5x80np_avx512_c1_end:
+linearBackData_5x80np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ DI, (SP)
+	JE   linearBackData_5x80np_avx512_cdone
+
+	// Tile of 5 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_5x80np_avx512_5x1m_zero
+	MOVQ      dx+0(FP), R8
+	ADDQ      DI, R8
+	VMOVUPS.Z (R8), K1, Z0
+	ADDQ      24(SP), R8
+	VMOVUPS.Z (R8), K1, Z1
+	ADDQ      24(SP), R8
+	VMOVUPS.Z (R8), K1, Z2
+	ADDQ      24(SP), R8
+	VMOVUPS.Z (R8), K1, Z3
+	ADDQ      24(SP), R8
+	VMOVUPS.Z (R8), K1, Z4
+	JMP       linearBackData_5x80np_avx512_5x1m_j0
+
+linearBackData_5x80np_avx512_5x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+
+linearBackData_5x80np_avx512_5x1m_j0:
+	MOVQ w+32(FP), R8
+	ADDQ DI, R8
+	MOVQ 16(SP), R9
+	XORQ R10, R10
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_5x80np_avx512_5x1m_j1
+
+linearBackData_5x80np_avx512_5x1m_j2:
+	VMOVUPS.Z    (R8), K1, Z5
+	VBROADCASTSS (CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS (DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS (SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS (AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+	VMOVUPS.Z    (R8)(R9*1), K1, Z5
+	VBROADCASTSS 4(CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS 4(DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS 4(BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS 4(SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS 4(AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+	LEAQ         (R8)(R9*2), R8
+	ADDQ         $0x08, R10
+	CMPQ         R10, 32(SP)
+	JLE          linearBackData_5x80np_avx512_5x1m_j2
+
+linearBackData_5x80np_avx512_5x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R10, 8(SP)
+	JAE          linearBackData_5x80np_avx512_5x1m_jdone
+	VMOVUPS.Z    (R8), K1, Z5
+	VBROADCASTSS (CX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z0
+	VBROADCASTSS (DX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z1
+	VBROADCASTSS (BX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z2
+	VBROADCASTSS (SI)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z3
+	VBROADCASTSS (AX)(R10*1), Z6
+	VFMADD231PS  Z5, Z6, Z4
+
+linearBackData_5x80np_avx512_5x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    DI, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z2, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z3, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z4, K1, (AX)
+
+linearBackData_5x80np_avx512_cdone:
+	VZEROUPPER
+	RET
+
+// func linearBackData_6x64np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_6x64np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), BX
+	LEAQ (BX)(AX*1), SI
+	LEAQ (SI)(AX*1), DI
+	LEAQ (DI)(AX*1), AX
+	MOVQ k+56(FP), R8
+	SHLQ $0x02, R8
+	MOVQ R8, (SP)
+	MOVQ n+48(FP), R8
+	SHLQ $0x02, R8
+	MOVQ R8, 8(SP)
+	MOVQ ldw+40(FP), R8
+	SHLQ $0x02, R8
+	MOVQ R8, 16(SP)
+	MOVQ ldx+8(FP), R8
+	SHLQ $0x02, R8
+	MOVQ R8, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R8
+	SUBQ $0x08, R8
+	MOVQ R8, 32(SP)
+	MOVQ k+56(FP), R8
+	ANDQ $0x0f, R8
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), R9
+	KMOVW (R9)(R8*2), K1
+	XORQ  R8, R8
+
+linearBackData_6x64np_avx512_c4:
+	// for ; coff+256 <= 4*k; coff += 256
+	LEAQ 256(R8), R9
+	CMPQ R9, (SP)
+	JA   linearBackData_6x64np_avx512_c4_end
+
+	// Tile of 6 sample(s) × 64 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_6x64np_avx512_6x4_zero
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	VMOVUPS 192(R9), Z3
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z4
+	VMOVUPS 64(R9), Z5
+	VMOVUPS 128(R9), Z6
+	VMOVUPS 192(R9), Z7
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z8
+	VMOVUPS 64(R9), Z9
+	VMOVUPS 128(R9), Z10
+	VMOVUPS 192(R9), Z11
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z12
+	VMOVUPS 64(R9), Z13
+	VMOVUPS 128(R9), Z14
+	VMOVUPS 192(R9), Z15
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z16
+	VMOVUPS 64(R9), Z17
+	VMOVUPS 128(R9), Z18
+	VMOVUPS 192(R9), Z19
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z20
+	VMOVUPS 64(R9), Z21
+	VMOVUPS 128(R9), Z22
+	VMOVUPS 192(R9), Z23
+	JMP     linearBackData_6x64np_avx512_6x4_j0
+
+linearBackData_6x64np_avx512_6x4_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearBackData_6x64np_avx512_6x4_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64np_avx512_6x4_j1
+
+linearBackData_6x64np_avx512_6x4_j2:
+	VMOVUPS      (R9), Z24
+	VMOVUPS      64(R9), Z25
+	VMOVUPS      128(R9), Z26
+	VMOVUPS      192(R9), Z27
+	VBROADCASTSS (CX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z0
+	VFMADD231PS  Z25, Z28, Z1
+	VFMADD231PS  Z26, Z28, Z2
+	VFMADD231PS  Z27, Z28, Z3
+	VBROADCASTSS (DX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z4
+	VFMADD231PS  Z25, Z28, Z5
+	VFMADD231PS  Z26, Z28, Z6
+	VFMADD231PS  Z27, Z28, Z7
+	VBROADCASTSS (BX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z8
+	VFMADD231PS  Z25, Z28, Z9
+	VFMADD231PS  Z26, Z28, Z10
+	VFMADD231PS  Z27, Z28, Z11
+	VBROADCASTSS (SI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z12
+	VFMADD231PS  Z25, Z28, Z13
+	VFMADD231PS  Z26, Z28, Z14
+	VFMADD231PS  Z27, Z28, Z15
+	VBROADCASTSS (DI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z16
+	VFMADD231PS  Z25, Z28, Z17
+	VFMADD231PS  Z26, Z28, Z18
+	VFMADD231PS  Z27, Z28, Z19
+	VBROADCASTSS (AX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z20
+	VFMADD231PS  Z25, Z28, Z21
+	VFMADD231PS  Z26, Z28, Z22
+	VFMADD231PS  Z27, Z28, Z23
+	VMOVUPS      (R9)(R10*1), Z24
+	VMOVUPS      64(R9)(R10*1), Z25
+	VMOVUPS      128(R9)(R10*1), Z26
+	VMOVUPS      192(R9)(R10*1), Z27
+	VBROADCASTSS 4(CX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z0
+	VFMADD231PS  Z25, Z28, Z1
+	VFMADD231PS  Z26, Z28, Z2
+	VFMADD231PS  Z27, Z28, Z3
+	VBROADCASTSS 4(DX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z4
+	VFMADD231PS  Z25, Z28, Z5
+	VFMADD231PS  Z26, Z28, Z6
+	VFMADD231PS  Z27, Z28, Z7
+	VBROADCASTSS 4(BX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z8
+	VFMADD231PS  Z25, Z28, Z9
+	VFMADD231PS  Z26, Z28, Z10
+	VFMADD231PS  Z27, Z28, Z11
+	VBROADCASTSS 4(SI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z12
+	VFMADD231PS  Z25, Z28, Z13
+	VFMADD231PS  Z26, Z28, Z14
+	VFMADD231PS  Z27, Z28, Z15
+	VBROADCASTSS 4(DI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z16
+	VFMADD231PS  Z25, Z28, Z17
+	VFMADD231PS  Z26, Z28, Z18
+	VFMADD231PS  Z27, Z28, Z19
+	VBROADCASTSS 4(AX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z20
+	VFMADD231PS  Z25, Z28, Z21
+	VFMADD231PS  Z26, Z28, Z22
+	VFMADD231PS  Z27, Z28, Z23
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64np_avx512_6x4_j2
+
+linearBackData_6x64np_avx512_6x4_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64np_avx512_6x4_jdone
+	VMOVUPS      (R9), Z24
+	VMOVUPS      64(R9), Z25
+	VMOVUPS      128(R9), Z26
+	VMOVUPS      192(R9), Z27
+	VBROADCASTSS (CX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z0
+	VFMADD231PS  Z25, Z28, Z1
+	VFMADD231PS  Z26, Z28, Z2
+	VFMADD231PS  Z27, Z28, Z3
+	VBROADCASTSS (DX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z4
+	VFMADD231PS  Z25, Z28, Z5
+	VFMADD231PS  Z26, Z28, Z6
+	VFMADD231PS  Z27, Z28, Z7
+	VBROADCASTSS (BX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z8
+	VFMADD231PS  Z25, Z28, Z9
+	VFMADD231PS  Z26, Z28, Z10
+	VFMADD231PS  Z27, Z28, Z11
+	VBROADCASTSS (SI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z12
+	VFMADD231PS  Z25, Z28, Z13
+	VFMADD231PS  Z26, Z28, Z14
+	VFMADD231PS  Z27, Z28, Z15
+	VBROADCASTSS (DI)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z16
+	VFMADD231PS  Z25, Z28, Z17
+	VFMADD231PS  Z26, Z28, Z18
+	VFMADD231PS  Z27, Z28, Z19
+	VBROADCASTSS (AX)(R11*1), Z28
+	VFMADD231PS  Z24, Z28, Z20
+	VFMADD231PS  Z25, Z28, Z21
+	VFMADD231PS  Z26, Z28, Z22
+	VFMADD231PS  Z27, Z28, Z23
+
+linearBackData_6x64np_avx512_6x4_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	VMOVUPS Z2, 128(R9)
+	VMOVUPS Z3, 192(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z4, (R9)
+	VMOVUPS Z5, 64(R9)
+	VMOVUPS Z6, 128(R9)
+	VMOVUPS Z7, 192(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z8, (R9)
+	VMOVUPS Z9, 64(R9)
+	VMOVUPS Z10, 128(R9)
+	VMOVUPS Z11, 192(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z12, (R9)
+	VMOVUPS Z13, 64(R9)
+	VMOVUPS Z14, 128(R9)
+	VMOVUPS Z15, 192(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z16, (R9)
+	VMOVUPS Z17, 64(R9)
+	VMOVUPS Z18, 128(R9)
+	VMOVUPS Z19, 192(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z20, (R9)
+	VMOVUPS Z21, 64(R9)
+	VMOVUPS Z22, 128(R9)
+	VMOVUPS Z23, 192(R9)
+	ADDQ    $0x00000100, R8
+	JMP     linearBackData_6x64np_avx512_c4
+
+linearBackData_6x64np_avx512_c4_end:
+	// if coff+192 <= 4*k: the last 3 whole vectors
+	LEAQ 192(R8), R9
+	CMPQ R9, (SP)
+	JA   linearBackData_6x64np_avx512_c3_end
+
+	// Tile of 6 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_6x64np_avx512_6x3_zero
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	VMOVUPS 128(R9), Z2
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z3
+	VMOVUPS 64(R9), Z4
+	VMOVUPS 128(R9), Z5
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z6
+	VMOVUPS 64(R9), Z7
+	VMOVUPS 128(R9), Z8
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z9
+	VMOVUPS 64(R9), Z10
+	VMOVUPS 128(R9), Z11
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z12
+	VMOVUPS 64(R9), Z13
+	VMOVUPS 128(R9), Z14
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z15
+	VMOVUPS 64(R9), Z16
+	VMOVUPS 128(R9), Z17
+	JMP     linearBackData_6x64np_avx512_6x3_j0
+
+linearBackData_6x64np_avx512_6x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+
+linearBackData_6x64np_avx512_6x3_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64np_avx512_6x3_j1
+
+linearBackData_6x64np_avx512_6x3_j2:
+	VMOVUPS      (R9), Z18
+	VMOVUPS      64(R9), Z19
+	VMOVUPS      128(R9), Z20
+	VBROADCASTSS (CX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z0
+	VFMADD231PS  Z19, Z21, Z1
+	VFMADD231PS  Z20, Z21, Z2
+	VBROADCASTSS (DX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z3
+	VFMADD231PS  Z19, Z21, Z4
+	VFMADD231PS  Z20, Z21, Z5
+	VBROADCASTSS (BX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z20, Z21, Z8
+	VBROADCASTSS (SI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z9
+	VFMADD231PS  Z19, Z21, Z10
+	VFMADD231PS  Z20, Z21, Z11
+	VBROADCASTSS (DI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z12
+	VFMADD231PS  Z19, Z21, Z13
+	VFMADD231PS  Z20, Z21, Z14
+	VBROADCASTSS (AX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z15
+	VFMADD231PS  Z19, Z21, Z16
+	VFMADD231PS  Z20, Z21, Z17
+	VMOVUPS      (R9)(R10*1), Z18
+	VMOVUPS      64(R9)(R10*1), Z19
+	VMOVUPS      128(R9)(R10*1), Z20
+	VBROADCASTSS 4(CX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z0
+	VFMADD231PS  Z19, Z21, Z1
+	VFMADD231PS  Z20, Z21, Z2
+	VBROADCASTSS 4(DX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z3
+	VFMADD231PS  Z19, Z21, Z4
+	VFMADD231PS  Z20, Z21, Z5
+	VBROADCASTSS 4(BX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z20, Z21, Z8
+	VBROADCASTSS 4(SI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z9
+	VFMADD231PS  Z19, Z21, Z10
+	VFMADD231PS  Z20, Z21, Z11
+	VBROADCASTSS 4(DI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z12
+	VFMADD231PS  Z19, Z21, Z13
+	VFMADD231PS  Z20, Z21, Z14
+	VBROADCASTSS 4(AX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z15
+	VFMADD231PS  Z19, Z21, Z16
+	VFMADD231PS  Z20, Z21, Z17
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64np_avx512_6x3_j2
+
+linearBackData_6x64np_avx512_6x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64np_avx512_6x3_jdone
+	VMOVUPS      (R9), Z18
+	VMOVUPS      64(R9), Z19
+	VMOVUPS      128(R9), Z20
+	VBROADCASTSS (CX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z0
+	VFMADD231PS  Z19, Z21, Z1
+	VFMADD231PS  Z20, Z21, Z2
+	VBROADCASTSS (DX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z3
+	VFMADD231PS  Z19, Z21, Z4
+	VFMADD231PS  Z20, Z21, Z5
+	VBROADCASTSS (BX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z6
+	VFMADD231PS  Z19, Z21, Z7
+	VFMADD231PS  Z20, Z21, Z8
+	VBROADCASTSS (SI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z9
+	VFMADD231PS  Z19, Z21, Z10
+	VFMADD231PS  Z20, Z21, Z11
+	VBROADCASTSS (DI)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z12
+	VFMADD231PS  Z19, Z21, Z13
+	VFMADD231PS  Z20, Z21, Z14
+	VBROADCASTSS (AX)(R11*1), Z21
+	VFMADD231PS  Z18, Z21, Z15
+	VFMADD231PS  Z19, Z21, Z16
+	VFMADD231PS  Z20, Z21, Z17
+
+linearBackData_6x64np_avx512_6x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	VMOVUPS Z2, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z3, (R9)
+	VMOVUPS Z4, 64(R9)
+	VMOVUPS Z5, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z6, (R9)
+	VMOVUPS Z7, 64(R9)
+	VMOVUPS Z8, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z9, (R9)
+	VMOVUPS Z10, 64(R9)
+	VMOVUPS Z11, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z12, (R9)
+	VMOVUPS Z13, 64(R9)
+	VMOVUPS Z14, 128(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z15, (R9)
+	VMOVUPS Z16, 64(R9)
+	VMOVUPS Z17, 128(R9)
+	ADDQ    $0x000000c0, R8
+	JMP     linearBackData_6x64np_avx512_tail
+
+linearBackData_6x64np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(R8), R9
+	CMPQ R9, (SP)
+	JA   linearBackData_6x64np_avx512_c2_end
+
+	// Tile of 6 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_6x64np_avx512_6x2_zero
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS (R9), Z0
+	VMOVUPS 64(R9), Z1
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z2
+	VMOVUPS 64(R9), Z3
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z4
+	VMOVUPS 64(R9), Z5
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z6
+	VMOVUPS 64(R9), Z7
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z8
+	VMOVUPS 64(R9), Z9
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z10
+	VMOVUPS 64(R9), Z11
+	JMP     linearBackData_6x64np_avx512_6x2_j0
+
+linearBackData_6x64np_avx512_6x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+
+linearBackData_6x64np_avx512_6x2_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64np_avx512_6x2_j1
+
+linearBackData_6x64np_avx512_6x2_j2:
+	VMOVUPS      (R9), Z12
+	VMOVUPS      64(R9), Z13
+	VBROADCASTSS (CX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS (DX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS (BX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS (SI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS (DI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS (AX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+	VMOVUPS      (R9)(R10*1), Z12
+	VMOVUPS      64(R9)(R10*1), Z13
+	VBROADCASTSS 4(CX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS 4(DX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS 4(BX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS 4(SI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS 4(DI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS 4(AX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64np_avx512_6x2_j2
+
+linearBackData_6x64np_avx512_6x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64np_avx512_6x2_jdone
+	VMOVUPS      (R9), Z12
+	VMOVUPS      64(R9), Z13
+	VBROADCASTSS (CX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS (DX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS (BX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS (SI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS (DI)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS (AX)(R11*1), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+
+linearBackData_6x64np_avx512_6x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS Z0, (R9)
+	VMOVUPS Z1, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z2, (R9)
+	VMOVUPS Z3, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z4, (R9)
+	VMOVUPS Z5, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z6, (R9)
+	VMOVUPS Z7, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z8, (R9)
+	VMOVUPS Z9, 64(R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z10, (R9)
+	VMOVUPS Z11, 64(R9)
+	ADDQ    $0x00000080, R8
+	JMP     linearBackData_6x64np_avx512_tail
+
+linearBackData_6x64np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(R8), R9
+	CMPQ R9, (SP)
+	JA   linearBackData_6x64np_avx512_c1_end
+
+	// Tile of 6 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_6x64np_avx512_6x1_zero
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS (R9), Z0
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z1
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z2
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z3
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z4
+	ADDQ    24(SP), R9
+	VMOVUPS (R9), Z5
+	JMP     linearBackData_6x64np_avx512_6x1_j0
+
+linearBackData_6x64np_avx512_6x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_6x64np_avx512_6x1_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64np_avx512_6x1_j1
+
+linearBackData_6x64np_avx512_6x1_j2:
+	VMOVUPS      (R9), Z6
+	VBROADCASTSS (CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS (DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS (BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS (SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS (DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS (AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	VMOVUPS      (R9)(R10*1), Z6
+	VBROADCASTSS 4(CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS 4(DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS 4(BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS 4(SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS 4(DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS 4(AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64np_avx512_6x1_j2
+
+linearBackData_6x64np_avx512_6x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64np_avx512_6x1_jdone
+	VMOVUPS      (R9), Z6
+	VBROADCASTSS (CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS (DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS (BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS (SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS (DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS (AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+
+linearBackData_6x64np_avx512_6x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R9
+	ADDQ    R8, R9
+	VMOVUPS Z0, (R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z1, (R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z2, (R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z3, (R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z4, (R9)
+	ADDQ    24(SP), R9
+	VMOVUPS Z5, (R9)
+	ADDQ    $0x00000040, R8
+	JMP     linearBackData_6x64np_avx512_tail
+
+linearBackData_6x64np_avx512_c1_end:
+linearBackData_6x64np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ R8, (SP)
+	JE   linearBackData_6x64np_avx512_cdone
+
+	// Tile of 6 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_6x64np_avx512_6x1m_zero
+	MOVQ      dx+0(FP), R9
+	ADDQ      R8, R9
+	VMOVUPS.Z (R9), K1, Z0
+	ADDQ      24(SP), R9
+	VMOVUPS.Z (R9), K1, Z1
+	ADDQ      24(SP), R9
+	VMOVUPS.Z (R9), K1, Z2
+	ADDQ      24(SP), R9
+	VMOVUPS.Z (R9), K1, Z3
+	ADDQ      24(SP), R9
+	VMOVUPS.Z (R9), K1, Z4
+	ADDQ      24(SP), R9
+	VMOVUPS.Z (R9), K1, Z5
+	JMP       linearBackData_6x64np_avx512_6x1m_j0
+
+linearBackData_6x64np_avx512_6x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+
+linearBackData_6x64np_avx512_6x1m_j0:
+	MOVQ w+32(FP), R9
+	ADDQ R8, R9
+	MOVQ 16(SP), R10
+	XORQ R11, R11
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_6x64np_avx512_6x1m_j1
+
+linearBackData_6x64np_avx512_6x1m_j2:
+	VMOVUPS.Z    (R9), K1, Z6
+	VBROADCASTSS (CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS (DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS (BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS (SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS (DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS (AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	VMOVUPS.Z    (R9)(R10*1), K1, Z6
+	VBROADCASTSS 4(CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS 4(DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS 4(BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS 4(SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS 4(DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS 4(AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	LEAQ         (R9)(R10*2), R9
+	ADDQ         $0x08, R11
+	CMPQ         R11, 32(SP)
+	JLE          linearBackData_6x64np_avx512_6x1m_j2
+
+linearBackData_6x64np_avx512_6x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R11, 8(SP)
+	JAE          linearBackData_6x64np_avx512_6x1m_jdone
+	VMOVUPS.Z    (R9), K1, Z6
+	VBROADCASTSS (CX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z0
+	VBROADCASTSS (DX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z1
+	VBROADCASTSS (BX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS (SI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS (DI)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS (AX)(R11*1), Z7
+	VFMADD231PS  Z6, Z7, Z5
+
+linearBackData_6x64np_avx512_6x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    R8, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z2, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z3, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z4, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z5, K1, (AX)
+
+linearBackData_6x64np_avx512_cdone:
+	VZEROUPPER
+	RET
+
+// func linearBackData_7x48np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_7x48np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), BX
+	LEAQ (BX)(AX*1), SI
+	LEAQ (SI)(AX*1), DI
+	LEAQ (DI)(AX*1), R8
+	LEAQ (R8)(AX*1), AX
+	MOVQ k+56(FP), R9
+	SHLQ $0x02, R9
+	MOVQ R9, (SP)
+	MOVQ n+48(FP), R9
+	SHLQ $0x02, R9
+	MOVQ R9, 8(SP)
+	MOVQ ldw+40(FP), R9
+	SHLQ $0x02, R9
+	MOVQ R9, 16(SP)
+	MOVQ ldx+8(FP), R9
+	SHLQ $0x02, R9
+	MOVQ R9, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R9
+	SUBQ $0x08, R9
+	MOVQ R9, 32(SP)
+	MOVQ k+56(FP), R9
+	ANDQ $0x0f, R9
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), R10
+	KMOVW (R10)(R9*2), K1
+	XORQ  R9, R9
+
+linearBackData_7x48np_avx512_c3:
+	// for ; coff+192 <= 4*k; coff += 192
+	LEAQ 192(R9), R10
+	CMPQ R10, (SP)
+	JA   linearBackData_7x48np_avx512_c3_end
+
+	// Tile of 7 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_7x48np_avx512_7x3_zero
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	VMOVUPS 128(R10), Z2
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z3
+	VMOVUPS 64(R10), Z4
+	VMOVUPS 128(R10), Z5
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z6
+	VMOVUPS 64(R10), Z7
+	VMOVUPS 128(R10), Z8
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z9
+	VMOVUPS 64(R10), Z10
+	VMOVUPS 128(R10), Z11
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z12
+	VMOVUPS 64(R10), Z13
+	VMOVUPS 128(R10), Z14
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z15
+	VMOVUPS 64(R10), Z16
+	VMOVUPS 128(R10), Z17
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z18
+	VMOVUPS 64(R10), Z19
+	VMOVUPS 128(R10), Z20
+	JMP     linearBackData_7x48np_avx512_7x3_j0
+
+linearBackData_7x48np_avx512_7x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+
+linearBackData_7x48np_avx512_7x3_j0:
+	MOVQ w+32(FP), R10
+	ADDQ R9, R10
+	MOVQ 16(SP), R11
+	XORQ R12, R12
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48np_avx512_7x3_j1
+
+linearBackData_7x48np_avx512_7x3_j2:
+	VMOVUPS      (R10), Z21
+	VMOVUPS      64(R10), Z22
+	VMOVUPS      128(R10), Z23
+	VBROADCASTSS (CX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z0
+	VFMADD231PS  Z22, Z24, Z1
+	VFMADD231PS  Z23, Z24, Z2
+	VBROADCASTSS (DX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (BX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z6
+	VFMADD231PS  Z22, Z24, Z7
+	VFMADD231PS  Z23, Z24, Z8
+	VBROADCASTSS (SI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (DI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z12
+	VFMADD231PS  Z22, Z24, Z13
+	VFMADD231PS  Z23, Z24, Z14
+	VBROADCASTSS (R8)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VBROADCASTSS (AX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z18
+	VFMADD231PS  Z22, Z24, Z19
+	VFMADD231PS  Z23, Z24, Z20
+	VMOVUPS      (R10)(R11*1), Z21
+	VMOVUPS      64(R10)(R11*1), Z22
+	VMOVUPS      128(R10)(R11*1), Z23
+	VBROADCASTSS 4(CX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z0
+	VFMADD231PS  Z22, Z24, Z1
+	VFMADD231PS  Z23, Z24, Z2
+	VBROADCASTSS 4(DX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS 4(BX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z6
+	VFMADD231PS  Z22, Z24, Z7
+	VFMADD231PS  Z23, Z24, Z8
+	VBROADCASTSS 4(SI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS 4(DI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z12
+	VFMADD231PS  Z22, Z24, Z13
+	VFMADD231PS  Z23, Z24, Z14
+	VBROADCASTSS 4(R8)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VBROADCASTSS 4(AX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z18
+	VFMADD231PS  Z22, Z24, Z19
+	VFMADD231PS  Z23, Z24, Z20
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48np_avx512_7x3_j2
+
+linearBackData_7x48np_avx512_7x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48np_avx512_7x3_jdone
+	VMOVUPS      (R10), Z21
+	VMOVUPS      64(R10), Z22
+	VMOVUPS      128(R10), Z23
+	VBROADCASTSS (CX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z0
+	VFMADD231PS  Z22, Z24, Z1
+	VFMADD231PS  Z23, Z24, Z2
+	VBROADCASTSS (DX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z3
+	VFMADD231PS  Z22, Z24, Z4
+	VFMADD231PS  Z23, Z24, Z5
+	VBROADCASTSS (BX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z6
+	VFMADD231PS  Z22, Z24, Z7
+	VFMADD231PS  Z23, Z24, Z8
+	VBROADCASTSS (SI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z9
+	VFMADD231PS  Z22, Z24, Z10
+	VFMADD231PS  Z23, Z24, Z11
+	VBROADCASTSS (DI)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z12
+	VFMADD231PS  Z22, Z24, Z13
+	VFMADD231PS  Z23, Z24, Z14
+	VBROADCASTSS (R8)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z15
+	VFMADD231PS  Z22, Z24, Z16
+	VFMADD231PS  Z23, Z24, Z17
+	VBROADCASTSS (AX)(R12*1), Z24
+	VFMADD231PS  Z21, Z24, Z18
+	VFMADD231PS  Z22, Z24, Z19
+	VFMADD231PS  Z23, Z24, Z20
+
+linearBackData_7x48np_avx512_7x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS Z0, (R10)
+	VMOVUPS Z1, 64(R10)
+	VMOVUPS Z2, 128(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z3, (R10)
+	VMOVUPS Z4, 64(R10)
+	VMOVUPS Z5, 128(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z6, (R10)
+	VMOVUPS Z7, 64(R10)
+	VMOVUPS Z8, 128(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z9, (R10)
+	VMOVUPS Z10, 64(R10)
+	VMOVUPS Z11, 128(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z12, (R10)
+	VMOVUPS Z13, 64(R10)
+	VMOVUPS Z14, 128(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z15, (R10)
+	VMOVUPS Z16, 64(R10)
+	VMOVUPS Z17, 128(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z18, (R10)
+	VMOVUPS Z19, 64(R10)
+	VMOVUPS Z20, 128(R10)
+	ADDQ    $0x000000c0, R9
+	JMP     linearBackData_7x48np_avx512_c3
+
+linearBackData_7x48np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(R9), R10
+	CMPQ R10, (SP)
+	JA   linearBackData_7x48np_avx512_c2_end
+
+	// Tile of 7 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_7x48np_avx512_7x2_zero
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	VMOVUPS 64(R10), Z1
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z2
+	VMOVUPS 64(R10), Z3
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z4
+	VMOVUPS 64(R10), Z5
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z6
+	VMOVUPS 64(R10), Z7
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z8
+	VMOVUPS 64(R10), Z9
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z10
+	VMOVUPS 64(R10), Z11
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z12
+	VMOVUPS 64(R10), Z13
+	JMP     linearBackData_7x48np_avx512_7x2_j0
+
+linearBackData_7x48np_avx512_7x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+
+linearBackData_7x48np_avx512_7x2_j0:
+	MOVQ w+32(FP), R10
+	ADDQ R9, R10
+	MOVQ 16(SP), R11
+	XORQ R12, R12
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48np_avx512_7x2_j1
+
+linearBackData_7x48np_avx512_7x2_j2:
+	VMOVUPS      (R10), Z14
+	VMOVUPS      64(R10), Z15
+	VBROADCASTSS (CX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS (DX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (BX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z4
+	VFMADD231PS  Z15, Z16, Z5
+	VBROADCASTSS (SI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (DI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z8
+	VFMADD231PS  Z15, Z16, Z9
+	VBROADCASTSS (R8)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VBROADCASTSS (AX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z12
+	VFMADD231PS  Z15, Z16, Z13
+	VMOVUPS      (R10)(R11*1), Z14
+	VMOVUPS      64(R10)(R11*1), Z15
+	VBROADCASTSS 4(CX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS 4(DX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS 4(BX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z4
+	VFMADD231PS  Z15, Z16, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS 4(DI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z8
+	VFMADD231PS  Z15, Z16, Z9
+	VBROADCASTSS 4(R8)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VBROADCASTSS 4(AX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z12
+	VFMADD231PS  Z15, Z16, Z13
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48np_avx512_7x2_j2
+
+linearBackData_7x48np_avx512_7x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48np_avx512_7x2_jdone
+	VMOVUPS      (R10), Z14
+	VMOVUPS      64(R10), Z15
+	VBROADCASTSS (CX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z0
+	VFMADD231PS  Z15, Z16, Z1
+	VBROADCASTSS (DX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z2
+	VFMADD231PS  Z15, Z16, Z3
+	VBROADCASTSS (BX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z4
+	VFMADD231PS  Z15, Z16, Z5
+	VBROADCASTSS (SI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z6
+	VFMADD231PS  Z15, Z16, Z7
+	VBROADCASTSS (DI)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z8
+	VFMADD231PS  Z15, Z16, Z9
+	VBROADCASTSS (R8)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z10
+	VFMADD231PS  Z15, Z16, Z11
+	VBROADCASTSS (AX)(R12*1), Z16
+	VFMADD231PS  Z14, Z16, Z12
+	VFMADD231PS  Z15, Z16, Z13
+
+linearBackData_7x48np_avx512_7x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS Z0, (R10)
+	VMOVUPS Z1, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z2, (R10)
+	VMOVUPS Z3, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z4, (R10)
+	VMOVUPS Z5, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z6, (R10)
+	VMOVUPS Z7, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z8, (R10)
+	VMOVUPS Z9, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z10, (R10)
+	VMOVUPS Z11, 64(R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z12, (R10)
+	VMOVUPS Z13, 64(R10)
+	ADDQ    $0x00000080, R9
+	JMP     linearBackData_7x48np_avx512_tail
+
+linearBackData_7x48np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(R9), R10
+	CMPQ R10, (SP)
+	JA   linearBackData_7x48np_avx512_c1_end
+
+	// Tile of 7 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_7x48np_avx512_7x1_zero
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS (R10), Z0
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z1
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z2
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z3
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z4
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z5
+	ADDQ    24(SP), R10
+	VMOVUPS (R10), Z6
+	JMP     linearBackData_7x48np_avx512_7x1_j0
+
+linearBackData_7x48np_avx512_7x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+
+linearBackData_7x48np_avx512_7x1_j0:
+	MOVQ w+32(FP), R10
+	ADDQ R9, R10
+	MOVQ 16(SP), R11
+	XORQ R12, R12
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48np_avx512_7x1_j1
+
+linearBackData_7x48np_avx512_7x1_j2:
+	VMOVUPS      (R10), Z7
+	VBROADCASTSS (CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS (DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS (SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS (R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS (AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+	VMOVUPS      (R10)(R11*1), Z7
+	VBROADCASTSS 4(CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS 4(DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS 4(BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS 4(SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS 4(DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS 4(R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS 4(AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48np_avx512_7x1_j2
+
+linearBackData_7x48np_avx512_7x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48np_avx512_7x1_jdone
+	VMOVUPS      (R10), Z7
+	VBROADCASTSS (CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS (DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS (SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS (R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS (AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+
+linearBackData_7x48np_avx512_7x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R10
+	ADDQ    R9, R10
+	VMOVUPS Z0, (R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z1, (R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z2, (R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z3, (R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z4, (R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z5, (R10)
+	ADDQ    24(SP), R10
+	VMOVUPS Z6, (R10)
+	ADDQ    $0x00000040, R9
+	JMP     linearBackData_7x48np_avx512_tail
+
+linearBackData_7x48np_avx512_c1_end:
+linearBackData_7x48np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ R9, (SP)
+	JE   linearBackData_7x48np_avx512_cdone
+
+	// Tile of 7 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_7x48np_avx512_7x1m_zero
+	MOVQ      dx+0(FP), R10
+	ADDQ      R9, R10
+	VMOVUPS.Z (R10), K1, Z0
+	ADDQ      24(SP), R10
+	VMOVUPS.Z (R10), K1, Z1
+	ADDQ      24(SP), R10
+	VMOVUPS.Z (R10), K1, Z2
+	ADDQ      24(SP), R10
+	VMOVUPS.Z (R10), K1, Z3
+	ADDQ      24(SP), R10
+	VMOVUPS.Z (R10), K1, Z4
+	ADDQ      24(SP), R10
+	VMOVUPS.Z (R10), K1, Z5
+	ADDQ      24(SP), R10
+	VMOVUPS.Z (R10), K1, Z6
+	JMP       linearBackData_7x48np_avx512_7x1m_j0
+
+linearBackData_7x48np_avx512_7x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+
+linearBackData_7x48np_avx512_7x1m_j0:
+	MOVQ w+32(FP), R10
+	ADDQ R9, R10
+	MOVQ 16(SP), R11
+	XORQ R12, R12
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_7x48np_avx512_7x1m_j1
+
+linearBackData_7x48np_avx512_7x1m_j2:
+	VMOVUPS.Z    (R10), K1, Z7
+	VBROADCASTSS (CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS (DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS (SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS (R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS (AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+	VMOVUPS.Z    (R10)(R11*1), K1, Z7
+	VBROADCASTSS 4(CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS 4(DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS 4(BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS 4(SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS 4(DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS 4(R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS 4(AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+	LEAQ         (R10)(R11*2), R10
+	ADDQ         $0x08, R12
+	CMPQ         R12, 32(SP)
+	JLE          linearBackData_7x48np_avx512_7x1m_j2
+
+linearBackData_7x48np_avx512_7x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R12, 8(SP)
+	JAE          linearBackData_7x48np_avx512_7x1m_jdone
+	VMOVUPS.Z    (R10), K1, Z7
+	VBROADCASTSS (CX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z0
+	VBROADCASTSS (DX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z1
+	VBROADCASTSS (BX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z2
+	VBROADCASTSS (SI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z3
+	VBROADCASTSS (DI)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z4
+	VBROADCASTSS (R8)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z5
+	VBROADCASTSS (AX)(R12*1), Z8
+	VFMADD231PS  Z7, Z8, Z6
+
+linearBackData_7x48np_avx512_7x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    R9, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z2, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z3, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z4, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z5, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z6, K1, (AX)
+
+linearBackData_7x48np_avx512_cdone:
+	VZEROUPPER
+	RET
+
+// func linearBackData_8x48np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·linearBackData_8x48np_avx512(SB), NOSPLIT, $40-65
+	// dyp[i] = &dy[i*ldy]
+	MOVQ ldy+24(FP), AX
+	SHLQ $0x02, AX
+	MOVQ dy+16(FP), CX
+	LEAQ (CX)(AX*1), DX
+	LEAQ (DX)(AX*1), BX
+	LEAQ (BX)(AX*1), SI
+	LEAQ (SI)(AX*1), DI
+	LEAQ (DI)(AX*1), R8
+	LEAQ (R8)(AX*1), R9
+	LEAQ (R9)(AX*1), AX
+	MOVQ k+56(FP), R10
+	SHLQ $0x02, R10
+	MOVQ R10, (SP)
+	MOVQ n+48(FP), R10
+	SHLQ $0x02, R10
+	MOVQ R10, 8(SP)
+	MOVQ ldw+40(FP), R10
+	SHLQ $0x02, R10
+	MOVQ R10, 16(SP)
+	MOVQ ldx+8(FP), R10
+	SHLQ $0x02, R10
+	MOVQ R10, 24(SP)
+
+	// n8 = 4*n - 8: two more rows are left while j <= n8
+	MOVQ 8(SP), R10
+	SUBQ $0x08, R10
+	MOVQ R10, 32(SP)
+	MOVQ k+56(FP), R10
+	ANDQ $0x0f, R10
+
+	// k = (1<<t) - 1: lane l is in the tail iff l < t
+	LEAQ  linearTailKMask<>+0(SB), R11
+	KMOVW (R11)(R10*2), K1
+	XORQ  R10, R10
+
+linearBackData_8x48np_avx512_c3:
+	// for ; coff+192 <= 4*k; coff += 192
+	LEAQ 192(R10), R11
+	CMPQ R11, (SP)
+	JA   linearBackData_8x48np_avx512_c3_end
+
+	// Tile of 8 sample(s) × 48 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_8x48np_avx512_8x3_zero
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	VMOVUPS 128(R11), Z2
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z3
+	VMOVUPS 64(R11), Z4
+	VMOVUPS 128(R11), Z5
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z6
+	VMOVUPS 64(R11), Z7
+	VMOVUPS 128(R11), Z8
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z9
+	VMOVUPS 64(R11), Z10
+	VMOVUPS 128(R11), Z11
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z12
+	VMOVUPS 64(R11), Z13
+	VMOVUPS 128(R11), Z14
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z15
+	VMOVUPS 64(R11), Z16
+	VMOVUPS 128(R11), Z17
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z18
+	VMOVUPS 64(R11), Z19
+	VMOVUPS 128(R11), Z20
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z21
+	VMOVUPS 64(R11), Z22
+	VMOVUPS 128(R11), Z23
+	JMP     linearBackData_8x48np_avx512_8x3_j0
+
+linearBackData_8x48np_avx512_8x3_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+linearBackData_8x48np_avx512_8x3_j0:
+	MOVQ w+32(FP), R11
+	ADDQ R10, R11
+	MOVQ 16(SP), R12
+	XORQ R13, R13
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48np_avx512_8x3_j1
+
+linearBackData_8x48np_avx512_8x3_j2:
+	VMOVUPS      (R11), Z24
+	VMOVUPS      64(R11), Z25
+	VMOVUPS      128(R11), Z26
+	VBROADCASTSS (CX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS (DX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z3
+	VFMADD231PS  Z25, Z27, Z4
+	VFMADD231PS  Z26, Z27, Z5
+	VBROADCASTSS (BX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS (SI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z9
+	VFMADD231PS  Z25, Z27, Z10
+	VFMADD231PS  Z26, Z27, Z11
+	VBROADCASTSS (DI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS (R8)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z15
+	VFMADD231PS  Z25, Z27, Z16
+	VFMADD231PS  Z26, Z27, Z17
+	VBROADCASTSS (R9)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS (AX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z21
+	VFMADD231PS  Z25, Z27, Z22
+	VFMADD231PS  Z26, Z27, Z23
+	VMOVUPS      (R11)(R12*1), Z24
+	VMOVUPS      64(R11)(R12*1), Z25
+	VMOVUPS      128(R11)(R12*1), Z26
+	VBROADCASTSS 4(CX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS 4(DX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z3
+	VFMADD231PS  Z25, Z27, Z4
+	VFMADD231PS  Z26, Z27, Z5
+	VBROADCASTSS 4(BX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS 4(SI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z9
+	VFMADD231PS  Z25, Z27, Z10
+	VFMADD231PS  Z26, Z27, Z11
+	VBROADCASTSS 4(DI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS 4(R8)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z15
+	VFMADD231PS  Z25, Z27, Z16
+	VFMADD231PS  Z26, Z27, Z17
+	VBROADCASTSS 4(R9)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS 4(AX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z21
+	VFMADD231PS  Z25, Z27, Z22
+	VFMADD231PS  Z26, Z27, Z23
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48np_avx512_8x3_j2
+
+linearBackData_8x48np_avx512_8x3_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48np_avx512_8x3_jdone
+	VMOVUPS      (R11), Z24
+	VMOVUPS      64(R11), Z25
+	VMOVUPS      128(R11), Z26
+	VBROADCASTSS (CX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z0
+	VFMADD231PS  Z25, Z27, Z1
+	VFMADD231PS  Z26, Z27, Z2
+	VBROADCASTSS (DX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z3
+	VFMADD231PS  Z25, Z27, Z4
+	VFMADD231PS  Z26, Z27, Z5
+	VBROADCASTSS (BX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z6
+	VFMADD231PS  Z25, Z27, Z7
+	VFMADD231PS  Z26, Z27, Z8
+	VBROADCASTSS (SI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z9
+	VFMADD231PS  Z25, Z27, Z10
+	VFMADD231PS  Z26, Z27, Z11
+	VBROADCASTSS (DI)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z12
+	VFMADD231PS  Z25, Z27, Z13
+	VFMADD231PS  Z26, Z27, Z14
+	VBROADCASTSS (R8)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z15
+	VFMADD231PS  Z25, Z27, Z16
+	VFMADD231PS  Z26, Z27, Z17
+	VBROADCASTSS (R9)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z18
+	VFMADD231PS  Z25, Z27, Z19
+	VFMADD231PS  Z26, Z27, Z20
+	VBROADCASTSS (AX)(R13*1), Z27
+	VFMADD231PS  Z24, Z27, Z21
+	VFMADD231PS  Z25, Z27, Z22
+	VFMADD231PS  Z26, Z27, Z23
+
+linearBackData_8x48np_avx512_8x3_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS Z0, (R11)
+	VMOVUPS Z1, 64(R11)
+	VMOVUPS Z2, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z3, (R11)
+	VMOVUPS Z4, 64(R11)
+	VMOVUPS Z5, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z6, (R11)
+	VMOVUPS Z7, 64(R11)
+	VMOVUPS Z8, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z9, (R11)
+	VMOVUPS Z10, 64(R11)
+	VMOVUPS Z11, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z12, (R11)
+	VMOVUPS Z13, 64(R11)
+	VMOVUPS Z14, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z15, (R11)
+	VMOVUPS Z16, 64(R11)
+	VMOVUPS Z17, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z18, (R11)
+	VMOVUPS Z19, 64(R11)
+	VMOVUPS Z20, 128(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z21, (R11)
+	VMOVUPS Z22, 64(R11)
+	VMOVUPS Z23, 128(R11)
+	ADDQ    $0x000000c0, R10
+	JMP     linearBackData_8x48np_avx512_c3
+
+linearBackData_8x48np_avx512_c3_end:
+	// if coff+128 <= 4*k: the last 2 whole vectors
+	LEAQ 128(R10), R11
+	CMPQ R11, (SP)
+	JA   linearBackData_8x48np_avx512_c2_end
+
+	// Tile of 8 sample(s) × 32 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_8x48np_avx512_8x2_zero
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS (R11), Z0
+	VMOVUPS 64(R11), Z1
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z2
+	VMOVUPS 64(R11), Z3
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z4
+	VMOVUPS 64(R11), Z5
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z6
+	VMOVUPS 64(R11), Z7
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z8
+	VMOVUPS 64(R11), Z9
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z10
+	VMOVUPS 64(R11), Z11
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z12
+	VMOVUPS 64(R11), Z13
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z14
+	VMOVUPS 64(R11), Z15
+	JMP     linearBackData_8x48np_avx512_8x2_j0
+
+linearBackData_8x48np_avx512_8x2_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+
+linearBackData_8x48np_avx512_8x2_j0:
+	MOVQ w+32(FP), R11
+	ADDQ R10, R11
+	MOVQ 16(SP), R12
+	XORQ R13, R13
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48np_avx512_8x2_j1
+
+linearBackData_8x48np_avx512_8x2_j2:
+	VMOVUPS      (R11), Z16
+	VMOVUPS      64(R11), Z17
+	VBROADCASTSS (CX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS (DX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS (BX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (SI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS (DI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS (R8)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (R9)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS (AX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+	VMOVUPS      (R11)(R12*1), Z16
+	VMOVUPS      64(R11)(R12*1), Z17
+	VBROADCASTSS 4(CX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS 4(DX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS 4(BX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS 4(SI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS 4(DI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS 4(R8)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS 4(R9)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS 4(AX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48np_avx512_8x2_j2
+
+linearBackData_8x48np_avx512_8x2_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48np_avx512_8x2_jdone
+	VMOVUPS      (R11), Z16
+	VMOVUPS      64(R11), Z17
+	VBROADCASTSS (CX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VBROADCASTSS (DX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z2
+	VFMADD231PS  Z17, Z18, Z3
+	VBROADCASTSS (BX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z4
+	VFMADD231PS  Z17, Z18, Z5
+	VBROADCASTSS (SI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z6
+	VFMADD231PS  Z17, Z18, Z7
+	VBROADCASTSS (DI)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z8
+	VFMADD231PS  Z17, Z18, Z9
+	VBROADCASTSS (R8)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z10
+	VFMADD231PS  Z17, Z18, Z11
+	VBROADCASTSS (R9)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z12
+	VFMADD231PS  Z17, Z18, Z13
+	VBROADCASTSS (AX)(R13*1), Z18
+	VFMADD231PS  Z16, Z18, Z14
+	VFMADD231PS  Z17, Z18, Z15
+
+linearBackData_8x48np_avx512_8x2_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS Z0, (R11)
+	VMOVUPS Z1, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z4, (R11)
+	VMOVUPS Z5, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z6, (R11)
+	VMOVUPS Z7, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z8, (R11)
+	VMOVUPS Z9, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z10, (R11)
+	VMOVUPS Z11, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z12, (R11)
+	VMOVUPS Z13, 64(R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z14, (R11)
+	VMOVUPS Z15, 64(R11)
+	ADDQ    $0x00000080, R10
+	JMP     linearBackData_8x48np_avx512_tail
+
+linearBackData_8x48np_avx512_c2_end:
+	// if coff+64 <= 4*k: the last 1 whole vectors
+	LEAQ 64(R10), R11
+	CMPQ R11, (SP)
+	JA   linearBackData_8x48np_avx512_c1_end
+
+	// Tile of 8 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB    more+64(FP), $0x00
+	JE      linearBackData_8x48np_avx512_8x1_zero
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS (R11), Z0
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z1
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z2
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z3
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z4
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z5
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z6
+	ADDQ    24(SP), R11
+	VMOVUPS (R11), Z7
+	JMP     linearBackData_8x48np_avx512_8x1_j0
+
+linearBackData_8x48np_avx512_8x1_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearBackData_8x48np_avx512_8x1_j0:
+	MOVQ w+32(FP), R11
+	ADDQ R10, R11
+	MOVQ 16(SP), R12
+	XORQ R13, R13
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48np_avx512_8x1_j1
+
+linearBackData_8x48np_avx512_8x1_j2:
+	VMOVUPS      (R11), Z8
+	VBROADCASTSS (CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS (DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS (BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS (DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS (R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS (R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS (AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS      (R11)(R12*1), Z8
+	VBROADCASTSS 4(CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 4(BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 4(SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 4(DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 4(R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 4(R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 4(AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48np_avx512_8x1_j2
+
+linearBackData_8x48np_avx512_8x1_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48np_avx512_8x1_jdone
+	VMOVUPS      (R11), Z8
+	VBROADCASTSS (CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS (DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS (BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS (DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS (R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS (R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS (AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+
+linearBackData_8x48np_avx512_8x1_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), R11
+	ADDQ    R10, R11
+	VMOVUPS Z0, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z1, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z2, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z3, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z4, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z5, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z6, (R11)
+	ADDQ    24(SP), R11
+	VMOVUPS Z7, (R11)
+	ADDQ    $0x00000040, R10
+	JMP     linearBackData_8x48np_avx512_tail
+
+linearBackData_8x48np_avx512_c1_end:
+linearBackData_8x48np_avx512_tail:
+	// if coff < 4*k: the last k mod 16 columns, masked
+	CMPQ R10, (SP)
+	JE   linearBackData_8x48np_avx512_cdone
+
+	// Tile of 8 sample(s) × 16 column(s) at coff: acc[i][v] = more ? dx[i][c] : +0
+	CMPB      more+64(FP), $0x00
+	JE        linearBackData_8x48np_avx512_8x1m_zero
+	MOVQ      dx+0(FP), R11
+	ADDQ      R10, R11
+	VMOVUPS.Z (R11), K1, Z0
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z1
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z2
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z3
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z4
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z5
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z6
+	ADDQ      24(SP), R11
+	VMOVUPS.Z (R11), K1, Z7
+	JMP       linearBackData_8x48np_avx512_8x1m_j0
+
+linearBackData_8x48np_avx512_8x1m_zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+linearBackData_8x48np_avx512_8x1m_j0:
+	MOVQ w+32(FP), R11
+	ADDQ R10, R11
+	MOVQ 16(SP), R12
+	XORQ R13, R13
+
+	// for j := 0; j+2 <= n; j += 2 { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]); the same for j+1 }
+	CMPQ 8(SP), $0x08
+	JB   linearBackData_8x48np_avx512_8x1m_j1
+
+linearBackData_8x48np_avx512_8x1m_j2:
+	VMOVUPS.Z    (R11), K1, Z8
+	VBROADCASTSS (CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS (DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS (BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS (DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS (R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS (R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS (AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	VMOVUPS.Z    (R11)(R12*1), K1, Z8
+	VBROADCASTSS 4(CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS 4(DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS 4(BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS 4(SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS 4(DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS 4(R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS 4(R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS 4(AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+	LEAQ         (R11)(R12*2), R11
+	ADDQ         $0x08, R13
+	CMPQ         R13, 32(SP)
+	JLE          linearBackData_8x48np_avx512_8x1m_j2
+
+linearBackData_8x48np_avx512_8x1m_j1:
+	// if j < n { acc[i][c] = fma(dy[i][j], W[j][c], acc[i][c]) }
+	CMPQ         R13, 8(SP)
+	JAE          linearBackData_8x48np_avx512_8x1m_jdone
+	VMOVUPS.Z    (R11), K1, Z8
+	VBROADCASTSS (CX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z0
+	VBROADCASTSS (DX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z1
+	VBROADCASTSS (BX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z2
+	VBROADCASTSS (SI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z3
+	VBROADCASTSS (DI)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z4
+	VBROADCASTSS (R8)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z5
+	VBROADCASTSS (R9)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z6
+	VBROADCASTSS (AX)(R13*1), Z9
+	VFMADD231PS  Z8, Z9, Z7
+
+linearBackData_8x48np_avx512_8x1m_jdone:
+	// dx[i][c] = acc[i][c]
+	MOVQ    dx+0(FP), AX
+	ADDQ    R10, AX
+	VMOVUPS Z0, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z1, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z2, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z3, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z4, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z5, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z6, K1, (AX)
+	ADDQ    24(SP), AX
+	VMOVUPS Z7, K1, (AX)
+
+linearBackData_8x48np_avx512_cdone:
+	VZEROUPPER
+	RET
+
 // func linearBackData_1x56_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 // Requires: AVX, FMA3
 TEXT ·linearBackData_1x56_avx2(SB), NOSPLIT, $48-65

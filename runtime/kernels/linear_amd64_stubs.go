@@ -384,6 +384,7 @@ func linearL2_8x3_avx2(y *float32, ldy int, x *float32, ldx int, w *float32, ldw
 // linearBackData_1x128_avx512 is LinearBackData for 1 sample(s) (n, k ≥ 1): tiles of 128 columns × 1 sample(s)
 // in 8 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_1x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -391,6 +392,7 @@ func linearBackData_1x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *
 // linearBackData_2x128_avx512 is LinearBackData for 2 sample(s) (n, k ≥ 1): tiles of 128 columns × 2 sample(s)
 // in 16 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_2x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -398,6 +400,7 @@ func linearBackData_2x128_avx512(dx *float32, ldx int, dy *float32, ldy int, w *
 // linearBackData_3x112_avx512 is LinearBackData for 3 sample(s) (n, k ≥ 1): tiles of 112 columns × 3 sample(s)
 // in 21 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_3x112_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -405,6 +408,7 @@ func linearBackData_3x112_avx512(dx *float32, ldx int, dy *float32, ldy int, w *
 // linearBackData_4x96_avx512 is LinearBackData for 4 sample(s) (n, k ≥ 1): tiles of 96 columns × 4 sample(s)
 // in 24 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_4x96_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -412,6 +416,7 @@ func linearBackData_4x96_avx512(dx *float32, ldx int, dy *float32, ldy int, w *f
 // linearBackData_5x80_avx512 is LinearBackData for 5 sample(s) (n, k ≥ 1): tiles of 80 columns × 5 sample(s)
 // in 25 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_5x80_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -419,6 +424,7 @@ func linearBackData_5x80_avx512(dx *float32, ldx int, dy *float32, ldy int, w *f
 // linearBackData_6x64_avx512 is LinearBackData for 6 sample(s) (n, k ≥ 1): tiles of 64 columns × 6 sample(s)
 // in 24 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_6x64_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -426,6 +432,7 @@ func linearBackData_6x64_avx512(dx *float32, ldx int, dy *float32, ldy int, w *f
 // linearBackData_7x48_avx512 is LinearBackData for 7 sample(s) (n, k ≥ 1): tiles of 48 columns × 7 sample(s)
 // in 21 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_7x48_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -433,13 +440,71 @@ func linearBackData_7x48_avx512(dx *float32, ldx int, dy *float32, ldy int, w *f
 // linearBackData_8x48_avx512 is LinearBackData for 8 sample(s) (n, k ≥ 1): tiles of 48 columns × 8 sample(s)
 // in 24 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches W's rows j+8 and j+9.
 //
 //go:noescape
 func linearBackData_8x48_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
 
+// linearBackData_2x128np_avx512 is LinearBackData for 2 sample(s) (n, k ≥ 1): tiles of 128 columns × 2 sample(s)
+// in 16 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_2x128np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
+// linearBackData_3x112np_avx512 is LinearBackData for 3 sample(s) (n, k ≥ 1): tiles of 112 columns × 3 sample(s)
+// in 21 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_3x112np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
+// linearBackData_4x96np_avx512 is LinearBackData for 4 sample(s) (n, k ≥ 1): tiles of 96 columns × 4 sample(s)
+// in 24 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_4x96np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
+// linearBackData_5x80np_avx512 is LinearBackData for 5 sample(s) (n, k ≥ 1): tiles of 80 columns × 5 sample(s)
+// in 25 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_5x80np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
+// linearBackData_6x64np_avx512 is LinearBackData for 6 sample(s) (n, k ≥ 1): tiles of 64 columns × 6 sample(s)
+// in 24 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_6x64np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
+// linearBackData_7x48np_avx512 is LinearBackData for 7 sample(s) (n, k ≥ 1): tiles of 48 columns × 7 sample(s)
+// in 21 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_7x48np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
+// linearBackData_8x48np_avx512 is LinearBackData for 8 sample(s) (n, k ≥ 1): tiles of 48 columns × 8 sample(s)
+// in 24 zmm accumulators, each lane one element's FMA chain over j ascending from +0,
+// or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing (the twin of the kernel without "np", which prefetches W's rows).
+//
+//go:noescape
+func linearBackData_8x48np_avx512(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
+
 // linearBackData_1x56_avx2 is LinearBackData for 1 sample(s) (n, k ≥ 1): tiles of 56 columns × 1 sample(s)
 // in 7 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_1x56_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -447,6 +512,7 @@ func linearBackData_1x56_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 // linearBackData_2x40_avx2 is LinearBackData for 2 sample(s) (n, k ≥ 1): tiles of 40 columns × 2 sample(s)
 // in 10 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_2x40_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -454,6 +520,7 @@ func linearBackData_2x40_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 // linearBackData_3x24_avx2 is LinearBackData for 3 sample(s) (n, k ≥ 1): tiles of 24 columns × 3 sample(s)
 // in 9 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_3x24_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -461,6 +528,7 @@ func linearBackData_3x24_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 // linearBackData_4x24_avx2 is LinearBackData for 4 sample(s) (n, k ≥ 1): tiles of 24 columns × 4 sample(s)
 // in 12 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_4x24_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -468,6 +536,7 @@ func linearBackData_4x24_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 // linearBackData_5x16_avx2 is LinearBackData for 5 sample(s) (n, k ≥ 1): tiles of 16 columns × 5 sample(s)
 // in 10 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_5x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)
@@ -475,6 +544,7 @@ func linearBackData_5x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 // linearBackData_6x16_avx2 is LinearBackData for 6 sample(s) (n, k ≥ 1): tiles of 16 columns × 6 sample(s)
 // in 12 ymm accumulators, each lane one element's FMA chain over j ascending from +0,
 // or, if more, continued from dx (the caller runs the chain over blocks of W's rows).
+// It prefetches nothing.
 //
 //go:noescape
 func linearBackData_6x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n int, k int, more bool)

@@ -101,10 +101,13 @@ func (s linShape) cached() bool { return 4*s.n*s.k <= 2<<20 }
 
 // The benchmark shapes: AlexNet's fc6 (9216→4096, 151 MB of W), VGG's fc6
 // (25088→4096, 411 MB), fc7 (4096→4096, 67 MB) and fc8 (4096→1000, 16 MB),
-// plus 1024→256 (1 MB, L2-resident) at batches 1 to 32 (at batch 1 its GB/s
-// is the kernels' rate with W in L2, not memory's), 128→64 (32 KiB,
-// L1-resident) and 4096→64 (1 MiB, L2-resident, fc7's k), which show the
-// kernels' own speed.
+// plus 1024→256 (1 MiB, L2-resident on the Intel Xeon's 2 MiB L2, filling
+// Zen 5's 1 MiB) at batches 1 to 32 (at batch 1 its GB/s is the kernels' rate
+// with W in L2, not memory's), 1024→128 (512 KiB, in either L2), 128→64
+// (32 KiB, L1-resident) and 4096→64 (1 MiB, fc7's k), which show the kernels'
+// own speed; and for the backward kernels 1040→128, whose rows are not a
+// multiple of 4 KiB apart (on Zen 5 LinearBackData reads rows 4 KiB apart
+// markedly slower, asm/linear/README.md).
 var (
 	linStreamShapes = []linShape{{1, 4096, 9216}, {1, 4096, 25088}}
 	linShapes       = []linShape{
@@ -112,11 +115,14 @@ var (
 		{8, 4096, 9216}, {8, 4096, 4096}, {8, 1000, 4096},
 		{1, 256, 1024}, {2, 256, 1024}, {4, 256, 1024}, {8, 256, 1024}, {16, 256, 1024}, {32, 256, 1024},
 		{8, 64, 128}, {8, 64, 4096},
+		{4, 128, 1024}, {8, 128, 1024}, {16, 128, 1024},
 	}
 	linBackShapes = []linShape{
 		{8, 4096, 9216}, {8, 1000, 4096},
 		{4, 256, 1024}, {8, 256, 1024}, {16, 256, 1024}, {32, 256, 1024},
 		{8, 64, 128},
+		{4, 128, 1024}, {8, 128, 1024}, {16, 128, 1024}, {32, 128, 1024},
+		{8, 128, 1040},
 	}
 )
 
