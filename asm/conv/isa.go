@@ -166,18 +166,25 @@ func (a strided) advance(d int) {
 // than (maxP+1)/2 rows unless n does: 32 pixels run as 14+9+9, not 14+14+4,
 // whose 4-pixel tile has too few accumulators to cover the FMA latency. The
 // rows of the ImageNet nets' layers (multiples of 14, and 55, 27, 13) tile as
-// they did with the old rule (halving only below maxP+4). tile(P) emits the
-// code of a P-row tile, which must end by jumping to the returned label after
-// subtracting P from n.
+// they did with the old rule (halving only below maxP+4). With small > 0
+// (AVX2, whose tiles of at most small pixels run all NR channels in one
+// pass), a rest of maxP+1 … maxP+small runs as n-small and small instead of
+// halves: 8 pixels as 5+3, not 4+4 (8 accumulators each, at the edge of the
+// FMA latency), 9 as 6+3. tile(P) emits the code of a P-row tile, which must
+// end by jumping to the returned label after subtracting P from n.
 //
 //	for n > 0 {
 //	    P := maxP
-//	    if n < 2*maxP { P = n; if n > maxP { P = (n+1)/2 } }
+//	    if n < 2*maxP { P = n; if n > maxP+small { P = (n+1)/2 } else if n > maxP { P = n-small } }
 //	    tile[P](); n -= P
 //	}
-func tileLoop(name string, n reg.GPVirtual, maxP int, tile func(P int, next string)) {
+func tileLoop(name string, n reg.GPVirtual, maxP, small int, tile func(P int, next string)) {
 	next, done := name+"_next", name+"_done"
-	Comment(fmt.Sprintf("for n > 0 { P := tile size (%d, or what is left, halved above %d); tile[P](); n -= P }", maxP, maxP))
+	if small > 0 {
+		Comment(fmt.Sprintf("for n > 0 { P := tile size (%d; or what is left: n-%d if that leaves %d after one tile, else halved above %d); tile[P](); n -= P }", maxP, small, small, maxP))
+	} else {
+		Comment(fmt.Sprintf("for n > 0 { P := tile size (%d, or what is left, halved above %d); tile[P](); n -= P }", maxP, maxP))
+	}
 	Label(next)
 	TESTQ(n, n)
 	JLE(LabelRef(done))
@@ -187,6 +194,13 @@ func tileLoop(name string, n reg.GPVirtual, maxP int, tile func(P int, next stri
 	JAE(LabelRef(fmt.Sprintf("%s_%d", name, maxP)))
 	CMPQ(n, U32(maxP))
 	JBE(LabelRef(name + "_dispatch"))
+	if small > 0 {
+		CMPQ(n, U32(maxP+small))
+		JA(LabelRef(name + "_halve"))
+		SUBQ(U32(small), P)
+		JMP(LabelRef(name + "_dispatch"))
+		Label(name + "_halve")
+	}
 	INCQ(P)
 	SHRQ(U8(1), P)
 	Label(name + "_dispatch")

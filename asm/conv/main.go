@@ -29,7 +29,12 @@ const nr = 32
 // AVX2 has 16 ymm: a 6-pixel × 16-channel half block (12 accumulators, 2
 // weight vectors, 1 broadcast), run twice for the two halves of NR. It beat
 // 3 pixels × 32 channels with the weights read by the FMAs from memory
-// (wmem: true) by 2-5%.
+// (wmem: true) by 2-5%. Tiles of at most 3 pixels (small) run all 32
+// channels in one pass instead (3 × 32: 12 accumulators, 3 weight vectors,
+// the fourth read by the FMAs), and a rest of 7 to 9 pixels runs as 4, 5 or
+// 6 and then 3: 8 pixels in two 4 × 16 tiles had 8 accumulators per pass, at
+// the edge of what two FMA pipes of latency 4 need (on Zen 5, 78–81% of the
+// peak for the batch-8 GEMM; README.md).
 //
 // ConvWgrad is the same outer product with the roles of pixels and input
 // channels exchanged: 14 input channels × 32 output channels per tile (6 × 16
@@ -43,7 +48,7 @@ const nr = 32
 // (convTileP512, convTileP2, convPass2, convUnroll): change both together.
 var (
 	nhwcAVX512 = nhwcTile{isa: avx512, maxP: 14, vecs: 2, unroll: 4}
-	nhwcAVX2   = nhwcTile{isa: avx2, maxP: 6, vecs: 2, unroll: 4}
+	nhwcAVX2   = nhwcTile{isa: avx2, maxP: 6, vecs: 2, unroll: 4, small: 3}
 
 	wgradAVX512 = wgradTile{isa: avx512, maxC: 14, vecs: 2, unroll: 2}
 	wgradAVX2   = wgradTile{isa: avx2, maxC: 6, vecs: 2, unroll: 2}

@@ -21,7 +21,25 @@ type nhwcTile struct {
 	unroll int  // channel-loop unroll
 	bcst   bool // VFMADD231PS m32bcst (AVX-512) instead of VBROADCASTSS + FMA
 	wmem   bool // FMAs read weights from memory, not from weight registers
+	wregs  int  // if > 0 and !wmem: only the first wregs weight vectors in registers, the FMAs read the others from memory
 	nt     bool // streaming stores (VMOVNTPS) of whole, aligned vectors: nr = NR only
+	small  int  // tiles of at most small pixels run all NR channels in one pass (see smallTile)
+}
+
+// smallTile is the tile t runs P ≤ t.small pixels with: all NR channels in
+// one pass, 4P accumulators instead of 2P per pass (AVX2: a 3-pixel tile of
+// 16 channels has 6, too few for two FMA pipes of latency 4, and 3 × 32 has
+// 12). With 3 pixels the 4 weight vectors do not all fit beside the 12
+// accumulators and the broadcast: the FMAs read the last one from memory.
+// The FMAs are the same, in the same order, as in two passes.
+func (t nhwcTile) smallTile(P int) nhwcTile {
+	s := t
+	s.vecs = nr / t.isa.Lanes
+	s.small = 0
+	if P*s.vecs+s.vecs+1 > t.isa.Regs {
+		s.wregs = t.isa.Regs - 1 - P*s.vecs
+	}
+	return s
 }
 
 func (t nhwcTile) width() int  { return t.vecs * t.isa.Lanes }
@@ -61,8 +79,12 @@ func convNHWC(t nhwcTile) {
 	if t.nt {
 		what = "ConvNHWC with streaming stores (nr = NR, out and 4*so multiples of 64 bytes)"
 	}
+	small := ""
+	if t.small > 0 {
+		small = fmt.Sprintf(" (tiles of at most %d pixels: one pass of NR)", t.small)
+	}
 	Doc(fmt.Sprintf("%s is %s on %s: tiles of up to %d pixels × %d output channels", name, what, t.isa.Name, t.maxP, t.width()),
-		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes()),
+		fmt.Sprintf("(%d %s accumulators), %d pass(es) per NR block%s; strides are in float32s,", t.maxP*t.vecs, t.isa.Kind, t.passes(), small),
 		"bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches",
 		"the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, pfk ≥ 1",
 		"per iteration of its unrolled channel loop.")
@@ -89,8 +111,12 @@ func convNHWC(t nhwcTile) {
 		SHLQ(U8(2), nrr)
 		MOVQ(nrr, l.nrb)
 	}
-	tileLoop(name, rem, t.maxP, func(P int, next string) {
-		t.tile(fmt.Sprintf("%s_%d", name, P), P, outp, inp, m, l)
+	tileLoop(name, rem, t.maxP, t.small, func(P int, next string) {
+		tt := t
+		if P <= t.small {
+			tt = t.smallTile(P)
+		}
+		tt.tile(fmt.Sprintf("%s_%d", name, P), P, outp, inp, m, l)
 		Commentf("out += %d*so; in += %d*sx; n -= %d", P, P, P)
 		d := simd.Load4("so")
 		IMUL3Q(U32(P), d, d)
@@ -142,22 +168,30 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 	if t.bcst {
 		nb = 0
 	}
+	// wv weight vectors of a channel live in registers; the FMAs read the
+	// others (all of them with wmem) from memory.
+	wv := t.vecs
+	if t.wmem {
+		wv = 0
+	} else if t.wregs > 0 {
+		wv = t.wregs
+	}
 	wsets := 0
-	if !t.wmem {
+	if wv > 0 {
 		wsets = 1
-		if P*t.vecs+2*t.vecs+nb <= i.Regs {
+		if P*t.vecs+2*wv+nb <= i.Regs {
 			wsets = 2
 		}
 	}
-	if nb == 1 && P*t.vecs+wsets*t.vecs+2 <= i.Regs {
+	if nb == 1 && P*t.vecs+wsets*wv+2 <= i.Regs {
 		nb = 2
 	}
-	if P*t.vecs+wsets*t.vecs+nb > i.Regs {
+	if P*t.vecs+wsets*wv+nb > i.Regs {
 		panic(fmt.Sprintf("%s: %d-pixel tile needs too many registers", lbl, P))
 	}
 	W := make([][]reg.VecVirtual, wsets)
 	for s := range W {
-		W[s] = i.Vecs(t.vecs)
+		W[s] = i.Vecs(wv)
 	}
 	B := i.Vecs(nb)
 
@@ -218,7 +252,7 @@ func (t nhwcTile) tile(lbl string, P int, outp, inp reg.GPVirtual, m masks, l nh
 			b := B[p%nb]
 			VBROADCASTSS(x, b)
 			for v := 0; v < t.vecs; v++ {
-				if t.wmem {
+				if v >= wv {
 					VFMADD231PS(wmem(v), b, acc[p][v])
 				} else {
 					VFMADD231PS(w[v], b, acc[p][v])

@@ -70,7 +70,7 @@ func convWgrad(t wgradTile) {
 	m := setupMasks(t.isa, nrr, t.vecs)
 	SHLQ(U8(2), nrr)
 	MOVQ(nrr, l.nrb)
-	tileLoop(name, rem, t.maxC, func(P int, next string) {
+	tileLoop(name, rem, t.maxC, 0, func(P int, next string) {
 		t.tile(fmt.Sprintf("%s_%d", name, P), P, dwp, xc, m, l)
 		Commentf("dw += %d*NR; x += %d; n -= %d", P, P, P)
 		ADDQ(U32(4*nr*P), dwp)

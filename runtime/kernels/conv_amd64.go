@@ -18,6 +18,7 @@ const (
 	convTileP512 = 14 // AVX-512: pixels per tile, all NR channels in one pass
 	convTileP2   = 6  // AVX2: pixels per tile
 	convPass2    = 16 // AVX2: output channels per pass
+	convSmall2   = 3  // AVX2: tiles of at most this many pixels run all NR channels in one pass
 	convUnroll   = 4  // channels per iteration of the unrolled channel loop
 )
 
@@ -64,14 +65,13 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 	// a pass per NR or convPass2 output channels, convUnroll channels an
 	// iteration (a call with fewer channels a tap runs no such iteration and
 	// prefetches nothing).
-	maxP, passCh := convTileP512, NR
-	if !useAVX512 {
-		maxP, passCh = convTileP2, convPass2
-	}
 	pfk := 1
 	if lines := pfn[0] + pfn[1] + pfn[2]; lines > 0 {
-		passes := (nr + passCh - 1) / passCh
-		slots := max(1, (np+maxP-1)/maxP*passes*kh*kw*(cin/convUnroll))
+		tiles := (np + convTileP512 - 1) / convTileP512 // one pass each
+		if !useAVX512 {
+			tiles = convTilePasses2(np, nr)
+		}
+		slots := max(1, tiles*kh*kw*(cin/convUnroll))
 		pfk = min(convMaxPrefetchPerIter, (lines+slots-1)/slots)
 	}
 	// Streaming stores need whole vectors at every pixel, on 64-byte boundaries
@@ -87,6 +87,35 @@ func convNHWC(out []float32, so int, in []float32, sx, sy, sc, cin, kh, kw int, 
 	default:
 		convNHWC_6x16_avx2(&out[0], so, &in[0], sx, sy, sc, cin, kh, kw, &w[0], b, np, nr, relu, pf[0], pfn[0], pf[1], pfn[1], pf[2], pfn[2], pfk)
 	}
+}
+
+// convTilePasses2 counts the channel-loop runs of the AVX2 kernel over np
+// pixels of nr channels: its tiles (asm/conv's tileLoop: full tiles of
+// convTileP2 while 2·convTileP2 remain, then a rest of convTileP2+1 …
+// convTileP2+convSmall2 as n-convSmall2 and convSmall2, a larger one halved),
+// each run once per pass of convPass2 channels, or once if it has at most
+// convSmall2 pixels.
+func convTilePasses2(np, nr int) int {
+	passes := (nr + convPass2 - 1) / convPass2
+	k := 0
+	for n := np; n > 0; {
+		P := convTileP2
+		if n < 2*convTileP2 {
+			P = n
+			if n > convTileP2+convSmall2 {
+				P = (n + 1) / 2
+			} else if n > convTileP2 {
+				P = n - convSmall2
+			}
+		}
+		if P <= convSmall2 {
+			k++
+		} else {
+			k += passes
+		}
+		n -= P
+	}
+	return k
 }
 
 // wgradBlockPixels is the number of pixels (whole rows, at least one row) that

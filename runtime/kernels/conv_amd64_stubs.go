@@ -14,7 +14,7 @@ package kernels
 func convNHWC_14x32_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int, pfk int)
 
 // convNHWC_6x16_avx2 is ConvNHWC on avx2: tiles of up to 6 pixels × 16 output channels
-// (12 ymm accumulators), 2 pass(es) per NR block; strides are in float32s,
+// (12 ymm accumulators), 2 pass(es) per NR block (tiles of at most 3 pixels: one pass of NR); strides are in float32s,
 // bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches
 // the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, pfk ≥ 1
 // per iteration of its unrolled channel loop.
@@ -32,7 +32,7 @@ func convNHWC_6x16_avx2(out *float32, so int, in *float32, sx int, sy int, sc in
 func convNHWC_14x32nt_avx512(out *float32, so int, in *float32, sx int, sy int, sc int, cin int, kh int, kw int, w *float32, bias *float32, np int, nr int, relu bool, pf *float32, pfn int, pf2 *float32, pfn2 int, pf3 *float32, pfn3 int, pfk int)
 
 // convNHWC_6x16nt_avx2 is ConvNHWC with streaming stores (nr = NR, out and 4*so multiples of 64 bytes) on avx2: tiles of up to 6 pixels × 16 output channels
-// (12 ymm accumulators), 2 pass(es) per NR block; strides are in float32s,
+// (12 ymm accumulators), 2 pass(es) per NR block (tiles of at most 3 pixels: one pass of NR); strides are in float32s,
 // bias points at NR values (zeros for none), and np ≥ 1, 1 ≤ nr ≤ NR. It prefetches
 // the pfn, pfn2, pfn3 ≥ 0 cache lines from pf, pf2, pf3 into L2, in that order, pfk ≥ 1
 // per iteration of its unrolled channel loop.

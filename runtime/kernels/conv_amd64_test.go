@@ -203,3 +203,27 @@ func BenchmarkConvWgrad(b *testing.B) {
 		})
 	}
 }
+
+// TestConvTilePasses2 checks the AVX2 prefetch pacing's count of channel-loop
+// runs against the tilings asm/conv documents: full 6-pixel tiles in two
+// passes of 16 channels, a rest of 7–9 as n-3 then 3, 10–11 as halves, and
+// tiles of at most 3 pixels in one pass of all 32 channels.
+func TestConvTilePasses2(t *testing.T) {
+	for _, c := range []struct{ np, nr, want int }{
+		{1, 32, 1}, {3, 32, 1}, {4, 32, 2}, {6, 32, 2},
+		{7, 32, 3},    // 4+3
+		{8, 32, 3},    // 5+3
+		{9, 32, 3},    // 6+3
+		{10, 32, 4},   // 5+5
+		{12, 32, 4},   // 6+6
+		{13, 32, 5},   // 6+4+3
+		{14, 32, 5},   // 6+5+3
+		{56, 32, 19},  // 8×6+5+3
+		{8, 16, 2},    // 5+3, one pass of 16
+		{224, 32, 75}, // 36×6+5+3
+	} {
+		if got := convTilePasses2(c.np, c.nr); got != c.want {
+			t.Errorf("convTilePasses2(%d, %d) = %d, want %d", c.np, c.nr, got, c.want)
+		}
+	}
+}
