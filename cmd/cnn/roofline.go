@@ -104,11 +104,18 @@ func writeRoofline(path string, r *benchResult, gbps float64) error {
 	if len(pts) == 0 {
 		return fmt.Errorf("roofline: no layer with FLOPs to draw")
 	}
-	lo, hi = min(lo/2, r.PeakGFLOPS/gbps/4), max(hi*2, r.PeakGFLOPS/gbps*4)
+	// The pure-Go kernels have no FMA-peak probe (PeakGFLOPS is 0): then only
+	// the bandwidth roof is drawn.
+	peak := r.PeakGFLOPS
+	if peak > 0 {
+		lo, hi = min(lo/2, peak/gbps/4), max(hi*2, peak/gbps*4)
+	} else {
+		lo, hi, peak = lo/2, hi*2, math.Inf(1)
+	}
 	var roof plotter.XYs
 	for i := 0; i <= 64; i++ {
 		x := lo * math.Pow(hi/lo, float64(i)/64)
-		roof = append(roof, plotter.XY{X: x, Y: min(r.PeakGFLOPS, gbps*x)})
+		roof = append(roof, plotter.XY{X: x, Y: min(peak, gbps*x)})
 	}
 	line, err := plotter.NewLine(roof)
 	if err != nil {
@@ -129,7 +136,11 @@ func writeRoofline(path string, r *benchResult, gbps float64) error {
 		lb.TextStyle[i].Font.Size = vg.Points(6)
 	}
 	p.Add(line, sc, lb)
-	p.Legend.Add(fmt.Sprintf("roofs: %.0f GFLOP/s peak, %.1f GB/s read", r.PeakGFLOPS, gbps), line)
+	if r.PeakGFLOPS > 0 {
+		p.Legend.Add(fmt.Sprintf("roofs: %.0f GFLOP/s peak, %.1f GB/s read", r.PeakGFLOPS, gbps), line)
+	} else {
+		p.Legend.Add(fmt.Sprintf("roof: %.1f GB/s read (no FMA peak for the pure-Go kernels)", gbps), line)
+	}
 	p.Legend.Add("layers", sc)
 	p.Legend.Top, p.Legend.Left = true, true
 	wt, err := p.WriterTo(8*vg.Inch, 6*vg.Inch, "png")
