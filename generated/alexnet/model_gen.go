@@ -9,6 +9,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -290,6 +291,12 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	for i := range m.lscratch {
 		m.lscratch[i] = make([]float32, max(kernels.LinearChainBufLen(mb, 9216), kernels.LinearBF16BufLen(mb, 4096)))
 	}
+	if m.fast {
+		m.wscratch = make([][]float32, cfg.Threads)
+		for i := range m.wscratch {
+			m.wscratch[i] = make([]float32, 387984)
+		}
+	}
 	if cfg.Training {
 		m.gb[0] = m.arena[0*mb : 155952*mb]         // x[224x224x3 NHWC halo 2x2]
 		m.gb[1] = m.arena[155952*mb : 349552*mb]    // act features.0[55x55x64 NHWC]
@@ -514,6 +521,42 @@ func (m *Model) deriveFast(all bool) error {
 			kernels.BF16(w.bf16[2], w.vals[57003840:61099840])
 		}
 	}
+	// features.6 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[2] != nil {
+		fresh := w.wino[2] == nil
+		if fresh {
+			w.wino[2] = make([]float32, winograd.PackSize(192, 384))
+		}
+		if all || fresh {
+			c := convInfo[2]
+			weight := w.vals[c.weight : c.weight+663552]
+			winograd.Pack(w.wino[2], weight, 192, 384)
+		}
+	}
+	// features.8 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[3] != nil {
+		fresh := w.wino[3] == nil
+		if fresh {
+			w.wino[3] = make([]float32, winograd.PackSize(384, 256))
+		}
+		if all || fresh {
+			c := convInfo[3]
+			weight := w.vals[c.weight : c.weight+884736]
+			winograd.Pack(w.wino[3], weight, 384, 256)
+		}
+	}
+	// features.10 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[4] != nil {
+		fresh := w.wino[4] == nil
+		if fresh {
+			w.wino[4] = make([]float32, winograd.PackSize(256, 256))
+		}
+		if all || fresh {
+			c := convInfo[4]
+			weight := w.vals[c.weight : c.weight+589824]
+			winograd.Pack(w.wino[4], weight, 256, 256)
+		}
+	}
 	return nil
 }
 
@@ -731,21 +774,21 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.6+features.7",
 	MACs:  int64(112140288),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.8+features.9",
 	MACs:  int64(149520384),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.10+features.11",

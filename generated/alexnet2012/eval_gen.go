@@ -6,6 +6,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 )
 
 // eval0 computes input: NCHW 3 → NHWC.
@@ -184,8 +185,10 @@ func (m *Model) eval4(w, nw int) {
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
 		} else if u2 >= G*OCB {
-			if nu := w / min(m.n*13, (8*nw+11)/12); nu < 12 {
-				nx = m.w.packE[2][nu*73728 : (nu+1)*73728] // the block of features.8's claim w
+			if !m.fast {
+				if nu := w / min(m.n*13, (8*nw+11)/12); nu < 12 {
+					nx = m.w.packE[2][nu*73728 : (nu+1)*73728] // the block of features.8's claim w
+				}
 			}
 		}
 		for r := r0; r < r1; r++ {
@@ -272,6 +275,18 @@ func (m *Model) eval7(w, nw int) {
 	wt, bias := m.w.packE[2], m.w.biasE[2]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[7], m.n, 86400, 13, 13, 384, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 4 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[2], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.

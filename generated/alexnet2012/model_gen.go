@@ -9,6 +9,7 @@ import (
 	kernels "github.com/cnngen/cnngen/runtime/kernels"
 	nn "github.com/cnngen/cnngen/runtime/nn"
 	parallel "github.com/cnngen/cnngen/runtime/parallel"
+	winograd "github.com/cnngen/cnngen/runtime/winograd"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -290,6 +291,12 @@ func newInstance(cfg runtime.Config, w *weights, bufs []float32) (*Model, error)
 	for i := range m.lscratch {
 		m.lscratch[i] = make([]float32, max(kernels.LinearChainBufLen(mb, 9216), kernels.LinearBF16BufLen(mb, 4096)))
 	}
+	if m.fast {
+		m.wscratch = make([][]float32, cfg.Threads)
+		for i := range m.wscratch {
+			m.wscratch[i] = make([]float32, 385552)
+		}
+	}
 	if cfg.Training {
 		m.gb[0] = m.arena[0*mb : 154587*mb]         // x[227x227x3 NHWC]
 		m.gb[1] = m.arena[154592*mb : 444992*mb]    // act features.0[55x55x96 NHWC]
@@ -520,6 +527,18 @@ func (m *Model) deriveFast(all bool) error {
 		}
 		if all || fresh {
 			kernels.BF16(w.bf16[2], w.vals[56868224:60964224])
+		}
+	}
+	// features.8 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[2] != nil {
+		fresh := w.wino[2] == nil
+		if fresh {
+			w.wino[2] = make([]float32, winograd.PackSize(256, 384))
+		}
+		if all || fresh {
+			c := convInfo[2]
+			weight := w.vals[c.weight : c.weight+884736]
+			winograd.Pack(w.wino[2], weight, 256, 384)
 		}
 	}
 	return nil
@@ -767,7 +786,7 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.8+features.9",

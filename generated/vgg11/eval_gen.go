@@ -513,8 +513,10 @@ func (m *Model) eval9(w, nw int) {
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
 		} else if u2 >= G*OCB {
-			if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
-				nx = m.w.packE[6][nu*147456 : (nu+1)*147456] // the block of features.16's claim w
+			if !m.fast {
+				if nu := w / min(m.n*14, (8*nw+15)/16); nu < 16 {
+					nx = m.w.packE[6][nu*147456 : (nu+1)*147456] // the block of features.16's claim w
+				}
 			}
 		}
 		for r := r0; r < r1; r++ {
@@ -578,6 +580,18 @@ func (m *Model) eval11(w, nw int) {
 	wt, bias := m.w.packE[6], m.w.biasE[6]
 	// The next convolution reads a zero halo around this buffer.
 	nn.ZeroHalos(m.eb[11], m.n, 131072, 14, 14, 512, 1, 1, w, nw)
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 4 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[6], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	// The workers claim channel blocks, each run over every row; with fewer than
 	// 8 blocks per worker, over a part of the rows, so that a slow core holds up
 	// the others by a small claim.
@@ -597,8 +611,10 @@ func (m *Model) eval11(w, nw int) {
 		if u2 := (c + nw) / parts; u2 != u && u2 < G*OCB {
 			nx = wt[u2*PACK : (u2+1)*PACK]
 		} else if u2 >= G*OCB {
-			if nu := w / min(m.n*14/2, (8*nw+15)/16); nu < 16 {
-				nx = m.w.packE[7][nu*147456 : (nu+1)*147456] // the block of features.18's claim w
+			if !m.fast {
+				if nu := w / min(m.n*14/2, (8*nw+15)/16); nu < 16 {
+					nx = m.w.packE[7][nu*147456 : (nu+1)*147456] // the block of features.18's claim w
+				}
 			}
 		}
 		for r := r0; r < r1; r++ {
@@ -625,8 +641,20 @@ func (m *Model) eval12(w, nw int) {
 		ORS                    = 7168
 		OI                     = 0
 	)
-	in := m.eb[11] // the output rows go to the ring
+	in, out := m.eb[11], m.eb[12]
 	wt, bias := m.w.packE[7], m.w.biasE[7]
+	if m.fast {
+		// Fast mode: Winograd F(4×4, 3×3); the workers split the tile rows of the batch.
+		const TR = 4 // tile rows per sample
+		lo, hi := parallel.Span(m.n*TR, w, nw)
+		for r := lo; r < hi; {
+			b, t0 := r/TR, r%TR
+			t1 := min(TR, t0+hi-r)
+			winograd.Conv(out[b*OS+OI:], ORS, in[b*IS+IOFF:], IRS, OH, OW, C, OC, m.w.wino[7], bias, true, t0, t1, m.wscratch[w])
+			r += t1 - t0
+		}
+		return
+	}
 	const (
 		PKH, PKW = 2, 2 // features.20: 2×2 windows at stride 2×2
 		PS       = 25088
@@ -664,7 +692,30 @@ func (m *Model) eval12(w, nw int) {
 
 // eval13 computes features.20: MaxPool2d((2, 2), stride=(2, 2), padding=(0, 0)), 512×14×14 → 512×7×7.
 func (m *Model) eval13(w, nw int) {
-	// The step of features.18 computes this pool, a block's rows at a time.
+	// In exact mode features.18 computed this pool; in fast mode it ran Winograd,
+	// which does not pool.
+	if !m.fast {
+		return
+	}
+	const (
+		H, W, C = 14, 14, 512
+		OH, OW  = 7, 7
+		IS      = 100352
+		IRS     = 7168
+		II      = 0
+		OS      = 25088
+		ORS     = 3584
+		OI      = 0
+	)
+	const (
+		KH, KW, SH, SW, PH, PW = 2, 2, 2, 2, 0, 0
+	)
+	in, out := m.eb[12], m.eb[13]
+	lo, hi := parallel.Span(m.n*7, w, nw)
+	for r := lo; r < hi; r++ {
+		b, oy := r/7, r%7
+		kernels.MaxPoolNHWC(out[b*OS+OI+oy*ORS:], C, in[b*IS+II+oy*SH*IRS:], SW*C, IRS, C, C, KH, KW, OW)
+	}
 }
 
 // eval14 computes flatten: Flatten, 512×7×7 → 25088.

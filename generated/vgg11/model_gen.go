@@ -650,6 +650,30 @@ func (m *Model) deriveFast(all bool) error {
 			winograd.Pack(w.wino[5], weight, 512, 512)
 		}
 	}
+	// features.16 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[6] != nil {
+		fresh := w.wino[6] == nil
+		if fresh {
+			w.wino[6] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[6]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[6], weight, 512, 512)
+		}
+	}
+	// features.18 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[7] != nil {
+		fresh := w.wino[7] == nil
+		if fresh {
+			w.wino[7] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[7]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[7], weight, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -944,21 +968,21 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.16+features.17",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.18+features.19",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "in features.18",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.20",

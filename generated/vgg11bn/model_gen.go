@@ -709,6 +709,44 @@ func (m *Model) deriveFast(all bool) error {
 			winograd.Pack(w.wino[5], folded, 512, 512)
 		}
 	}
+	// features.22 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[6] != nil {
+		fresh := w.wino[6] == nil
+		if fresh {
+			w.wino[6] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[6]
+			weight := w.vals[c.weight : c.weight+2359296]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/4608])
+			}
+			winograd.Pack(w.wino[6], folded, 512, 512)
+		}
+	}
+	// features.25 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[7] != nil {
+		fresh := w.wino[7] == nil
+		if fresh {
+			w.wino[7] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[7]
+			weight := w.vals[c.weight : c.weight+2359296]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/4608])
+			}
+			winograd.Pack(w.wino[7], folded, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -1003,21 +1041,21 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.22+features.23+features.24",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.25+features.26+features.27",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "in features.25",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.28",

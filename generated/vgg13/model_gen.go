@@ -712,6 +712,30 @@ func (m *Model) deriveFast(all bool) error {
 			winograd.Pack(w.wino[7], weight, 512, 512)
 		}
 	}
+	// features.20 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[8] != nil {
+		fresh := w.wino[8] == nil
+		if fresh {
+			w.wino[8] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[8]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[8], weight, 512, 512)
+		}
+	}
+	// features.22 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[9] != nil {
+		fresh := w.wino[9] == nil
+		if fresh {
+			w.wino[9] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[9]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[9], weight, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -1034,21 +1058,21 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.20+features.21",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.22+features.23",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "in features.22",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.24",

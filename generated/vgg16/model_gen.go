@@ -793,6 +793,42 @@ func (m *Model) deriveFast(all bool) error {
 			winograd.Pack(w.wino[9], weight, 512, 512)
 		}
 	}
+	// features.24 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[10] != nil {
+		fresh := w.wino[10] == nil
+		if fresh {
+			w.wino[10] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[10]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[10], weight, 512, 512)
+		}
+	}
+	// features.26 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[11] != nil {
+		fresh := w.wino[11] == nil
+		if fresh {
+			w.wino[11] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[11]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[11], weight, 512, 512)
+		}
+	}
+	// features.28 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[12] != nil {
+		fresh := w.wino[12] == nil
+		if fresh {
+			w.wino[12] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[12]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[12], weight, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -1150,28 +1186,28 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.24+features.25",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.26+features.27",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.28+features.29",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "in features.28",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.30",

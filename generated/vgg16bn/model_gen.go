@@ -895,6 +895,63 @@ func (m *Model) deriveFast(all bool) error {
 			winograd.Pack(w.wino[9], folded, 512, 512)
 		}
 	}
+	// features.34 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[10] != nil {
+		fresh := w.wino[10] == nil
+		if fresh {
+			w.wino[10] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[10]
+			weight := w.vals[c.weight : c.weight+2359296]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/4608])
+			}
+			winograd.Pack(w.wino[10], folded, 512, 512)
+		}
+	}
+	// features.37 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[11] != nil {
+		fresh := w.wino[11] == nil
+		if fresh {
+			w.wino[11] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[11]
+			weight := w.vals[c.weight : c.weight+2359296]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/4608])
+			}
+			winograd.Pack(w.wino[11], folded, 512, 512)
+		}
+	}
+	// features.40 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[12] != nil {
+		fresh := w.wino[12] == nil
+		if fresh {
+			w.wino[12] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[12]
+			weight := w.vals[c.weight : c.weight+2359296]
+			oc := 512
+			scale, shift := make([]float64, oc), make([]float64, oc)
+			nn.BNFold(scale, shift, w.vals[c.bn:c.bn+oc], w.vals[c.bn+oc:c.bn+2*oc], m.bufs[c.bnBuf:c.bnBuf+oc], m.bufs[c.bnBuf+oc:c.bnBuf+2*oc], c.bnEps)
+			folded := make([]float32, len(weight))
+			for k, v := range weight {
+				folded[k] = float32(float64(v) * scale[k/4608])
+			}
+			winograd.Pack(w.wino[12], folded, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -1252,28 +1309,28 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.34+features.35+features.36",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.37+features.38+features.39",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.40+features.41+features.42",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "in features.40",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.43",

@@ -874,6 +874,54 @@ func (m *Model) deriveFast(all bool) error {
 			winograd.Pack(w.wino[11], weight, 512, 512)
 		}
 	}
+	// features.28 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[12] != nil {
+		fresh := w.wino[12] == nil
+		if fresh {
+			w.wino[12] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[12]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[12], weight, 512, 512)
+		}
+	}
+	// features.30 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[13] != nil {
+		fresh := w.wino[13] == nil
+		if fresh {
+			w.wino[13] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[13]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[13], weight, 512, 512)
+		}
+	}
+	// features.32 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[14] != nil {
+		fresh := w.wino[14] == nil
+		if fresh {
+			w.wino[14] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[14]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[14], weight, 512, 512)
+		}
+	}
+	// features.34 as Winograd F(4×4, 3×3).
+	if m.fast || w.wino[15] != nil {
+		fresh := w.wino[15] == nil
+		if fresh {
+			w.wino[15] = make([]float32, winograd.PackSize(512, 512))
+		}
+		if all || fresh {
+			c := convInfo[15]
+			weight := w.vals[c.weight : c.weight+2359296]
+			winograd.Pack(w.wino[15], weight, 512, 512)
+		}
+	}
 	return nil
 }
 
@@ -1266,35 +1314,35 @@ var fastTaskInfo = []runtime.Task{{
 	MACs:  int64(0),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.28+features.29",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.30+features.31",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.32+features.33",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "direct",
+	Algo:  "winograd F(4x4,3x3)",
 	Bytes: int64(0),
 	Kind:  "conv",
 	Layer: "features.34+features.35",
 	MACs:  int64(462422016),
 	Phase: "forward",
 }, {
-	Algo:  "in features.34",
+	Algo:  "own pass",
 	Bytes: int64(0),
 	Kind:  "maxpool",
 	Layer: "features.36",
