@@ -158,8 +158,9 @@ func fastAlgo(st *Step) string {
 
 // Winograd reports whether fast mode runs convolution l as Winograd F(4×4, 3×3)
 // (runtime/winograd): 3×3, stride 1, padding 1, one group, an output of at least
-// winogradMinHW on each side, where its 4× fewer multiplies pay for reading
-// transformed weights 4× the size, and at least winogradMinC input channels: the
+// winogradMinHW on each side (winogradSmallMinHW with winogradSmallMinC input
+// channels), where its 4× fewer multiplies pay for reading transformed weights 4×
+// the size, and at least winogradMinC input channels: the
 // transforms cost per input and per output channel, the multiplies they save per
 // pair of them, so a first layer loses (VGG's, 3 → 64 at 224×224: 1.53 ms as
 // Winograd against 0.67 ms direct on two threads, in one series).
@@ -168,15 +169,17 @@ func Winograd(l *spec.Layer) bool {
 		l.Groups != 1 || l.In.C < winogradMinC {
 		return false
 	}
-	return min(l.Out.H, l.Out.W) >= 20 || min(l.Out.H, l.Out.W) >= winogradMinHW && l.In.C >= winogradSmallMinC
+	side := min(l.Out.H, l.Out.W)
+	return side >= winogradMinHW || side >= winogradSmallMinHW && l.In.C >= winogradSmallMinC
 }
 
-// winogradMinHW is the smallest output side a Winograd convolution has, from 13 to
-// 19 only with at least winogradSmallMinC input channels. At 28² to
+// winogradMinHW is the smallest output side of a Winograd convolution with any
+// channel count, winogradSmallMinHW that of one with at least winogradSmallMinC
+// input channels. At 28² to
 // 224² Winograd ran 2.1–2.7× faster on the Intel Xeon; at 14² and AlexNet's 13²
 // only 1.1–1.7× with the weights in cache, and at batch 1 the transformed weights
 // (4× the size: 113 MB for VGG's three 14² layers) come from memory, which that
-// machine streamed at 11–16 GB/s a core, so those layers stayed direct (20). On the
+// machine streamed at 11–16 GB/s a core, so those layers stayed direct. On the
 // AMD EPYC (Zen 5: 25–43 GB/s a core), 2026-11-27, fast mode with them as Winograd,
 // three alternated runs of each binary on two threads: AlexNet's 13² layers 1.83–1.93
 // against 1.84–1.98 ms at batch 1 and 9.5–10.2 against 14.5–14.9 ms at batch 8
@@ -188,8 +191,9 @@ func Winograd(l *spec.Layer) bool {
 // so the small outputs need winogradSmallMinC channels, which the ImageNet nets'
 // 13² and 14² layers have (192 to 512).
 const (
-	winogradMinHW     = 13
-	winogradSmallMinC = 128
+	winogradMinHW      = 20
+	winogradSmallMinHW = 13
+	winogradSmallMinC  = 128
 )
 
 // winogradMinC is the fewest input channels a Winograd convolution has.

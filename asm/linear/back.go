@@ -59,12 +59,8 @@ func columns(i *isa, lbl string, c int, kb Mem, tile func(coff reg.GPVirtual, c 
 // ahead.
 // backDataTile is a LinearBackData register tile: m samples × c vectors of
 // columns. pf < 0 prefetches W's rows -pf and -pf+1 ahead, pf > 0 each row pf
-// bytes ahead, pf = 0 nothing; np names a twin without the prefetch of a tile
-// that has one (the kernel's name gets "np").
-type backDataTile struct {
-	m, c, pf int
-	np       bool
-}
+// bytes ahead, pf = 0 nothing.
+type backDataTile struct{ m, c, pf int }
 
 /*
 	for i := 0; i < m; i++ {
@@ -75,17 +71,22 @@ type backDataTile struct {
 		}
 	}
 */
-func backData(i *isa, t backDataTile) {
-	np, pfDoc := "", "It prefetches nothing."
+// With np, backData emits the twin of a prefetching tile without its prefetch
+// (the kernel's name gets "np").
+func backData(i *isa, t backDataTile, np bool) {
+	suffix, pfDoc := "", "It prefetches nothing."
+	if np {
+		t.pf = 0
+	}
 	switch {
-	case t.np:
-		np, pfDoc = "np", "It prefetches nothing (the twin of the kernel without \"np\", which prefetches W's rows)."
+	case np:
+		suffix, pfDoc = "np", "It prefetches nothing (the twin of the kernel without \"np\", which prefetches W's rows)."
 	case t.pf < 0:
 		pfDoc = fmt.Sprintf("It prefetches W's rows j+%d and j+%d.", -t.pf, -t.pf+1)
 	case t.pf > 0:
 		pfDoc = fmt.Sprintf("It prefetches each W row %d bytes ahead.", t.pf)
 	}
-	name := fmt.Sprintf("linearBackData_%dx%d%s_%s", t.m, t.c*i.Lanes, np, i.Name)
+	name := fmt.Sprintf("linearBackData_%dx%d%s_%s", t.m, t.c*i.Lanes, suffix, i.Name)
 	TEXT(name, NOSPLIT, "func(dx *float32, ldx int, dy *float32, ldy int, w *float32, ldw int, n, k int, more bool)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is LinearBackData for %d sample(s) (n, k ≥ 1): tiles of %d columns × %d sample(s)", name, t.m, t.c*i.Lanes, t.m),

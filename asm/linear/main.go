@@ -105,14 +105,16 @@ var (
 // segments 4·ldw bytes apart, which the hardware prefetchers do not follow:
 // AVX-512 prefetches the rows 8 and 9 ahead (pf = -8; b4: ~70% → ~89% of
 // the FMA peak), which costs nothing when W comes from DRAM in blocks of 16
-// rows. On AMD (Zen 5) that prefetch costs 7–10% with W in L2 and gains
-// ~15% from DRAM, so these tiles have twins without it ("np"), which the
-// dispatch runs on AMD with W in L2. On AVX2 (Intel) the same prefetch gains
-// ~2% from L2 and loses ~20% from DRAM, so AVX2 has none. AVX2 tiles hold at most 6 samples: larger sample
+// rows. On AMD (Zen 5) that prefetch costs with W in L2 (b8–b32/128x1024:
+// 79–92% of the peak with it, 95–98% without) and gains from DRAM
+// (b8/4096x9216: 16.2–17.1 against 14.4–14.7 GB/s), so these tiles have twins
+// without it ("np"), which the dispatch runs on AMD with W in L2. On AVX2
+// (Intel) the same prefetch gains ~2% from L2 and loses ~20% from DRAM, so
+// AVX2 has none. AVX2 tiles hold at most 6 samples: larger sample
 // blocks would have 1-vector tiles, 9 loads per 8 FMAs (~45% of the peak).
 var (
-	backDataAVX512 = []backDataTile{{1, 8, 0, false}, {2, 8, -8, false}, {3, 7, -8, false}, {4, 6, -8, false}, {5, 5, -8, false}, {6, 4, -8, false}, {7, 3, -8, false}, {8, 3, -8, false}}
-	backDataAVX2   = []backDataTile{{1, 7, 0, false}, {2, 5, 0, false}, {3, 3, 0, false}, {4, 3, 0, false}, {5, 2, 0, false}, {6, 2, 0, false}}
+	backDataAVX512 = []backDataTile{{1, 8, 0}, {2, 8, -8}, {3, 7, -8}, {4, 6, -8}, {5, 5, -8}, {6, 4, -8}, {7, 3, -8}, {8, 3, -8}}
+	backDataAVX2   = []backDataTile{{1, 7, 0}, {2, 5, 0}, {3, 3, 0}, {4, 3, 0}, {5, 2, 0}, {6, 2, 0}}
 )
 
 // The LinearBackWeight tiles: r rows of dW × c vectors of columns, r·c
@@ -158,16 +160,15 @@ func main() {
 		linear(avx2, t)
 	}
 	for _, t := range backDataAVX512 {
-		backData(avx512, t)
+		backData(avx512, t, false)
 	}
 	for _, t := range backDataAVX512 {
 		if t.pf != 0 {
-			t.pf, t.np = 0, true
-			backData(avx512, t)
+			backData(avx512, t, true)
 		}
 	}
 	for _, t := range backDataAVX2 {
-		backData(avx2, t)
+		backData(avx2, t, false)
 	}
 	backWeight(avx512, backWeightAVX512)
 	backWeight(avx2, backWeightAVX2)

@@ -208,9 +208,10 @@ func linearBackData(dx []float32, ldx int, dy []float32, ldy int, w []float32, l
 	// continued through dx: a call reads that many rows at once, as
 	// sequential streams, and the sample blocks of one row block find its
 	// rows in L2. A W within L2 runs in one block, on AMD without the AVX-512
-	// tiles' row prefetch: on Zen 5 it cost 7–10% there (b8–b32/128x1024:
-	// ~88% → ~98% of the FMA peak), and gained ~15% from DRAM (b8/4096x9216
-	// 14.5 → 16.7 GB/s); on the Intel Xeon it gained b4 ~70% → ~89% from L2.
+	// tiles' row prefetch: on Zen 5 it cost there (b8–b32/128x1024: 79–92%
+	// of the FMA peak with it, 95–98% without), and gained from DRAM
+	// (b8/4096x9216: 16.2–17.1 against 14.4–14.7 GB/s); on the Intel Xeon it
+	// gained b4 ~70% → ~89% from L2.
 	blocks := (m + len(ks) - 1) / len(ks)
 	rows := linearBackDataRows
 	if 4*n*k <= linearBackDataL2 {
