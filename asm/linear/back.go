@@ -256,9 +256,9 @@ type backWeightTile struct{ r, c int }
 /*
 	for j := 0; j < n; j++ {
 		for c := 0; c < k; c++ {
-			acc := dW[j][c]
+			acc := float32(0)
 			for i := 0; i < m; i++ { acc = fma(dy[i][j], x[i][c], acc) }
-			dW[j][c] = acc
+			dW[j][c] += acc
 		}
 	}
 */
@@ -268,7 +268,7 @@ func backWeight(i *isa, t backWeightTile) {
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s is LinearBackWeight (m, n, k ≥ 1): tiles of %d rows × %d columns of dW", name, t.r, t.c*i.Lanes),
 		fmt.Sprintf("in %d %s accumulators, then single rows; each lane is one element's FMA chain", t.r*t.c, i.Kind),
-		"from its value in dW over the samples i ascending.")
+		"from +0 over the samples i ascending, then added to dW.")
 	kb, ldw4, ldx4, ldy4 := simd.Local4("k"), simd.Local4("ldw"), simd.Local4("ldx"), simd.Local4("ldy")
 	nrem, dwrow, dycol := simd.Local("n"), simd.Local("dw"), simd.Local("dy")
 	tr := GP64()
@@ -299,17 +299,12 @@ func backWeight(i *isa, t backWeightTile) {
 			if masked && i == avx2 {
 				tp = tl.avx2Ptr()
 			}
-			Commentf("Tile of %d row(s) × %d column(s) at coff: acc[j][v] = dW[j][c]", r, c*i.Lanes)
+			Commentf("Tile of %d row(s) × %d column(s) at coff: acc[j][v] = +0", r, c*i.Lanes)
 			acc := make([][]reg.VecVirtual, r)
 			for j := range acc {
 				acc[j] = i.Vecs(c)
-				for v, a := range acc[j] {
-					m := simd.At(dwp[j], coff, v*i.VBytes())
-					if masked {
-						tl.load(m, tp, 0, a)
-					} else {
-						VMOVUPS(m, a)
-					}
+				for _, a := range acc[j] {
+					VXORPS(a, a, a)
 				}
 			}
 			xi := GP64()
@@ -361,10 +356,17 @@ func backWeight(i *isa, t backWeightTile) {
 			JE(LabelRef(clbl + "_idone"))
 			step(Mem{Base: xi}, Mem{Base: dyi})
 			Label(clbl + "_idone")
-			Comment("dW[j][c] = acc[j][c]")
+			Comment("dW[j][c] += acc[j][c]")
 			for j := range acc {
 				for v, a := range acc[j] {
 					m := simd.At(dwp[j], coff, v*i.VBytes())
+					if masked {
+						d := i.Vec()
+						tl.load(m, tp, 0, d)
+						VADDPS(d, a, a)
+					} else {
+						VADDPS(m, a, a)
+					}
 					if masked {
 						tl.store(a, tp, m)
 					} else {

@@ -132,10 +132,14 @@ func linearBackDataGo(dx []float32, ldx int, dy []float32, ldy int, w []float32,
 }
 
 // LinearBackWeight accumulates the weight gradient dW += dyᵀ·x for n outputs and k
-// inputs over m samples: each element continues its FMA chain from its current value,
-// over the samples in ascending order:
+// inputs over m samples: each element's FMA chain runs from +0 over the samples in
+// ascending order, and its sum is then added to dW, as PyTorch adds a batch's
+// gradient to .grad:
 //
-//	acc = dW[j][c]; for i < m { acc = fma(dy[i][j], x[i][c], acc) }; dW[j][c] = acc
+//	acc = +0; for i < m { acc = fma(dy[i][j], x[i][c], acc) }; dW[j][c] += acc
+//
+// (Starting the chain from dW[j][c] would round differently and, with a short
+// chain, wait for dW's load at every tile of the kernels.)
 func LinearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32, ldx int, m, n, k int) {
 	if m <= 0 || n <= 0 || k <= 0 {
 		return
@@ -155,13 +159,12 @@ func linearBackWeightGo(dw []float32, ldw int, dy []float32, ldy int, x []float3
 	for j := 0; j < n; j++ {
 		d := dw[j*ldw:]
 		d = d[:k]
-		for i := 0; i < m; i++ {
-			g := dy[i*ldy+j]
-			xi := x[i*ldx:]
-			xi = xi[:k]
-			for c := range d {
-				d[c] = FMA32(g, xi[c], d[c])
+		for c := range d {
+			var acc float32
+			for i := 0; i < m; i++ {
+				acc = FMA32(dy[i*ldy+j], x[i*ldx+c], acc)
 			}
+			d[c] += acc
 		}
 	}
 }

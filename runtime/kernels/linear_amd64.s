@@ -58937,7 +58937,7 @@ linearBackData_6x16_avx2_cdone:
 	RET
 
 // func linearBackWeight_4x96_avx512(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512DQ, AVX512F
 TEXT ·linearBackWeight_4x96_avx512(SB), NOSPLIT, $56-72
 	MOVQ k+64(FP), AX
 	SHLQ $0x02, AX
@@ -58983,37 +58983,37 @@ linearBackWeight_4x96_avx512_4_c6:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c6_end
 
-	// Tile of 4 row(s) × 96 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Z0
-	VMOVUPS 64(CX)(DI*1), Z1
-	VMOVUPS 128(CX)(DI*1), Z2
-	VMOVUPS 192(CX)(DI*1), Z3
-	VMOVUPS 256(CX)(DI*1), Z4
-	VMOVUPS 320(CX)(DI*1), Z5
-	VMOVUPS (DX)(DI*1), Z6
-	VMOVUPS 64(DX)(DI*1), Z7
-	VMOVUPS 128(DX)(DI*1), Z8
-	VMOVUPS 192(DX)(DI*1), Z9
-	VMOVUPS 256(DX)(DI*1), Z10
-	VMOVUPS 320(DX)(DI*1), Z11
-	VMOVUPS (BX)(DI*1), Z12
-	VMOVUPS 64(BX)(DI*1), Z13
-	VMOVUPS 128(BX)(DI*1), Z14
-	VMOVUPS 192(BX)(DI*1), Z15
-	VMOVUPS 256(BX)(DI*1), Z16
-	VMOVUPS 320(BX)(DI*1), Z17
-	VMOVUPS (SI)(DI*1), Z18
-	VMOVUPS 64(SI)(DI*1), Z19
-	VMOVUPS 128(SI)(DI*1), Z20
-	VMOVUPS 192(SI)(DI*1), Z21
-	VMOVUPS 256(SI)(DI*1), Z22
-	VMOVUPS 320(SI)(DI*1), Z23
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 96 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59134,30 +59134,54 @@ linearBackWeight_4x96_avx512_4_4x6_i1:
 	VFMADD231PS  Z29, Z30, Z23
 
 linearBackWeight_4x96_avx512_4_4x6_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DI*1)
+	VADDPS  64(CX)(DI*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DI*1)
+	VADDPS  128(CX)(DI*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DI*1)
+	VADDPS  192(CX)(DI*1), Z3, Z3
 	VMOVUPS Z3, 192(CX)(DI*1)
+	VADDPS  256(CX)(DI*1), Z4, Z4
 	VMOVUPS Z4, 256(CX)(DI*1)
+	VADDPS  320(CX)(DI*1), Z5, Z5
 	VMOVUPS Z5, 320(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Z6, Z6
 	VMOVUPS Z6, (DX)(DI*1)
+	VADDPS  64(DX)(DI*1), Z7, Z7
 	VMOVUPS Z7, 64(DX)(DI*1)
+	VADDPS  128(DX)(DI*1), Z8, Z8
 	VMOVUPS Z8, 128(DX)(DI*1)
+	VADDPS  192(DX)(DI*1), Z9, Z9
 	VMOVUPS Z9, 192(DX)(DI*1)
+	VADDPS  256(DX)(DI*1), Z10, Z10
 	VMOVUPS Z10, 256(DX)(DI*1)
+	VADDPS  320(DX)(DI*1), Z11, Z11
 	VMOVUPS Z11, 320(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Z12, Z12
 	VMOVUPS Z12, (BX)(DI*1)
+	VADDPS  64(BX)(DI*1), Z13, Z13
 	VMOVUPS Z13, 64(BX)(DI*1)
+	VADDPS  128(BX)(DI*1), Z14, Z14
 	VMOVUPS Z14, 128(BX)(DI*1)
+	VADDPS  192(BX)(DI*1), Z15, Z15
 	VMOVUPS Z15, 192(BX)(DI*1)
+	VADDPS  256(BX)(DI*1), Z16, Z16
 	VMOVUPS Z16, 256(BX)(DI*1)
+	VADDPS  320(BX)(DI*1), Z17, Z17
 	VMOVUPS Z17, 320(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Z18, Z18
 	VMOVUPS Z18, (SI)(DI*1)
+	VADDPS  64(SI)(DI*1), Z19, Z19
 	VMOVUPS Z19, 64(SI)(DI*1)
+	VADDPS  128(SI)(DI*1), Z20, Z20
 	VMOVUPS Z20, 128(SI)(DI*1)
+	VADDPS  192(SI)(DI*1), Z21, Z21
 	VMOVUPS Z21, 192(SI)(DI*1)
+	VADDPS  256(SI)(DI*1), Z22, Z22
 	VMOVUPS Z22, 256(SI)(DI*1)
+	VADDPS  320(SI)(DI*1), Z23, Z23
 	VMOVUPS Z23, 320(SI)(DI*1)
 	ADDQ    $0x00000180, DI
 	JMP     linearBackWeight_4x96_avx512_4_c6
@@ -59168,33 +59192,33 @@ linearBackWeight_4x96_avx512_4_c6_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c5_end
 
-	// Tile of 4 row(s) × 80 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Z0
-	VMOVUPS 64(CX)(DI*1), Z1
-	VMOVUPS 128(CX)(DI*1), Z2
-	VMOVUPS 192(CX)(DI*1), Z3
-	VMOVUPS 256(CX)(DI*1), Z4
-	VMOVUPS (DX)(DI*1), Z5
-	VMOVUPS 64(DX)(DI*1), Z6
-	VMOVUPS 128(DX)(DI*1), Z7
-	VMOVUPS 192(DX)(DI*1), Z8
-	VMOVUPS 256(DX)(DI*1), Z9
-	VMOVUPS (BX)(DI*1), Z10
-	VMOVUPS 64(BX)(DI*1), Z11
-	VMOVUPS 128(BX)(DI*1), Z12
-	VMOVUPS 192(BX)(DI*1), Z13
-	VMOVUPS 256(BX)(DI*1), Z14
-	VMOVUPS (SI)(DI*1), Z15
-	VMOVUPS 64(SI)(DI*1), Z16
-	VMOVUPS 128(SI)(DI*1), Z17
-	VMOVUPS 192(SI)(DI*1), Z18
-	VMOVUPS 256(SI)(DI*1), Z19
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 80 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59300,26 +59324,46 @@ linearBackWeight_4x96_avx512_4_4x5_i1:
 	VFMADD231PS  Z24, Z25, Z19
 
 linearBackWeight_4x96_avx512_4_4x5_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DI*1)
+	VADDPS  64(CX)(DI*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DI*1)
+	VADDPS  128(CX)(DI*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DI*1)
+	VADDPS  192(CX)(DI*1), Z3, Z3
 	VMOVUPS Z3, 192(CX)(DI*1)
+	VADDPS  256(CX)(DI*1), Z4, Z4
 	VMOVUPS Z4, 256(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Z5, Z5
 	VMOVUPS Z5, (DX)(DI*1)
+	VADDPS  64(DX)(DI*1), Z6, Z6
 	VMOVUPS Z6, 64(DX)(DI*1)
+	VADDPS  128(DX)(DI*1), Z7, Z7
 	VMOVUPS Z7, 128(DX)(DI*1)
+	VADDPS  192(DX)(DI*1), Z8, Z8
 	VMOVUPS Z8, 192(DX)(DI*1)
+	VADDPS  256(DX)(DI*1), Z9, Z9
 	VMOVUPS Z9, 256(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Z10, Z10
 	VMOVUPS Z10, (BX)(DI*1)
+	VADDPS  64(BX)(DI*1), Z11, Z11
 	VMOVUPS Z11, 64(BX)(DI*1)
+	VADDPS  128(BX)(DI*1), Z12, Z12
 	VMOVUPS Z12, 128(BX)(DI*1)
+	VADDPS  192(BX)(DI*1), Z13, Z13
 	VMOVUPS Z13, 192(BX)(DI*1)
+	VADDPS  256(BX)(DI*1), Z14, Z14
 	VMOVUPS Z14, 256(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Z15, Z15
 	VMOVUPS Z15, (SI)(DI*1)
+	VADDPS  64(SI)(DI*1), Z16, Z16
 	VMOVUPS Z16, 64(SI)(DI*1)
+	VADDPS  128(SI)(DI*1), Z17, Z17
 	VMOVUPS Z17, 128(SI)(DI*1)
+	VADDPS  192(SI)(DI*1), Z18, Z18
 	VMOVUPS Z18, 192(SI)(DI*1)
+	VADDPS  256(SI)(DI*1), Z19, Z19
 	VMOVUPS Z19, 256(SI)(DI*1)
 	ADDQ    $0x00000140, DI
 	JMP     linearBackWeight_4x96_avx512_4_tail
@@ -59330,29 +59374,29 @@ linearBackWeight_4x96_avx512_4_c5_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c4_end
 
-	// Tile of 4 row(s) × 64 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Z0
-	VMOVUPS 64(CX)(DI*1), Z1
-	VMOVUPS 128(CX)(DI*1), Z2
-	VMOVUPS 192(CX)(DI*1), Z3
-	VMOVUPS (DX)(DI*1), Z4
-	VMOVUPS 64(DX)(DI*1), Z5
-	VMOVUPS 128(DX)(DI*1), Z6
-	VMOVUPS 192(DX)(DI*1), Z7
-	VMOVUPS (BX)(DI*1), Z8
-	VMOVUPS 64(BX)(DI*1), Z9
-	VMOVUPS 128(BX)(DI*1), Z10
-	VMOVUPS 192(BX)(DI*1), Z11
-	VMOVUPS (SI)(DI*1), Z12
-	VMOVUPS 64(SI)(DI*1), Z13
-	VMOVUPS 128(SI)(DI*1), Z14
-	VMOVUPS 192(SI)(DI*1), Z15
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 64 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59443,22 +59487,38 @@ linearBackWeight_4x96_avx512_4_4x4_i1:
 	VFMADD231PS  Z19, Z20, Z15
 
 linearBackWeight_4x96_avx512_4_4x4_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DI*1)
+	VADDPS  64(CX)(DI*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DI*1)
+	VADDPS  128(CX)(DI*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DI*1)
+	VADDPS  192(CX)(DI*1), Z3, Z3
 	VMOVUPS Z3, 192(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Z4, Z4
 	VMOVUPS Z4, (DX)(DI*1)
+	VADDPS  64(DX)(DI*1), Z5, Z5
 	VMOVUPS Z5, 64(DX)(DI*1)
+	VADDPS  128(DX)(DI*1), Z6, Z6
 	VMOVUPS Z6, 128(DX)(DI*1)
+	VADDPS  192(DX)(DI*1), Z7, Z7
 	VMOVUPS Z7, 192(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Z8, Z8
 	VMOVUPS Z8, (BX)(DI*1)
+	VADDPS  64(BX)(DI*1), Z9, Z9
 	VMOVUPS Z9, 64(BX)(DI*1)
+	VADDPS  128(BX)(DI*1), Z10, Z10
 	VMOVUPS Z10, 128(BX)(DI*1)
+	VADDPS  192(BX)(DI*1), Z11, Z11
 	VMOVUPS Z11, 192(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Z12, Z12
 	VMOVUPS Z12, (SI)(DI*1)
+	VADDPS  64(SI)(DI*1), Z13, Z13
 	VMOVUPS Z13, 64(SI)(DI*1)
+	VADDPS  128(SI)(DI*1), Z14, Z14
 	VMOVUPS Z14, 128(SI)(DI*1)
+	VADDPS  192(SI)(DI*1), Z15, Z15
 	VMOVUPS Z15, 192(SI)(DI*1)
 	ADDQ    $0x00000100, DI
 	JMP     linearBackWeight_4x96_avx512_4_tail
@@ -59469,25 +59529,25 @@ linearBackWeight_4x96_avx512_4_c4_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c3_end
 
-	// Tile of 4 row(s) × 48 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Z0
-	VMOVUPS 64(CX)(DI*1), Z1
-	VMOVUPS 128(CX)(DI*1), Z2
-	VMOVUPS (DX)(DI*1), Z3
-	VMOVUPS 64(DX)(DI*1), Z4
-	VMOVUPS 128(DX)(DI*1), Z5
-	VMOVUPS (BX)(DI*1), Z6
-	VMOVUPS 64(BX)(DI*1), Z7
-	VMOVUPS 128(BX)(DI*1), Z8
-	VMOVUPS (SI)(DI*1), Z9
-	VMOVUPS 64(SI)(DI*1), Z10
-	VMOVUPS 128(SI)(DI*1), Z11
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 48 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59563,18 +59623,30 @@ linearBackWeight_4x96_avx512_4_4x3_i1:
 	VFMADD231PS  Z14, Z15, Z11
 
 linearBackWeight_4x96_avx512_4_4x3_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DI*1)
+	VADDPS  64(CX)(DI*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DI*1)
+	VADDPS  128(CX)(DI*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Z3, Z3
 	VMOVUPS Z3, (DX)(DI*1)
+	VADDPS  64(DX)(DI*1), Z4, Z4
 	VMOVUPS Z4, 64(DX)(DI*1)
+	VADDPS  128(DX)(DI*1), Z5, Z5
 	VMOVUPS Z5, 128(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Z6, Z6
 	VMOVUPS Z6, (BX)(DI*1)
+	VADDPS  64(BX)(DI*1), Z7, Z7
 	VMOVUPS Z7, 64(BX)(DI*1)
+	VADDPS  128(BX)(DI*1), Z8, Z8
 	VMOVUPS Z8, 128(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Z9, Z9
 	VMOVUPS Z9, (SI)(DI*1)
+	VADDPS  64(SI)(DI*1), Z10, Z10
 	VMOVUPS Z10, 64(SI)(DI*1)
+	VADDPS  128(SI)(DI*1), Z11, Z11
 	VMOVUPS Z11, 128(SI)(DI*1)
 	ADDQ    $0x000000c0, DI
 	JMP     linearBackWeight_4x96_avx512_4_tail
@@ -59585,21 +59657,21 @@ linearBackWeight_4x96_avx512_4_c3_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c2_end
 
-	// Tile of 4 row(s) × 32 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Z0
-	VMOVUPS 64(CX)(DI*1), Z1
-	VMOVUPS (DX)(DI*1), Z2
-	VMOVUPS 64(DX)(DI*1), Z3
-	VMOVUPS (BX)(DI*1), Z4
-	VMOVUPS 64(BX)(DI*1), Z5
-	VMOVUPS (SI)(DI*1), Z6
-	VMOVUPS 64(SI)(DI*1), Z7
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 32 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59660,14 +59732,22 @@ linearBackWeight_4x96_avx512_4_4x2_i1:
 	VFMADD231PS  Z9, Z10, Z7
 
 linearBackWeight_4x96_avx512_4_4x2_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DI*1)
+	VADDPS  64(CX)(DI*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Z2, Z2
 	VMOVUPS Z2, (DX)(DI*1)
+	VADDPS  64(DX)(DI*1), Z3, Z3
 	VMOVUPS Z3, 64(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Z4, Z4
 	VMOVUPS Z4, (BX)(DI*1)
+	VADDPS  64(BX)(DI*1), Z5, Z5
 	VMOVUPS Z5, 64(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Z6, Z6
 	VMOVUPS Z6, (SI)(DI*1)
+	VADDPS  64(SI)(DI*1), Z7, Z7
 	VMOVUPS Z7, 64(SI)(DI*1)
 	ADDQ    $0x00000080, DI
 	JMP     linearBackWeight_4x96_avx512_4_tail
@@ -59678,17 +59758,17 @@ linearBackWeight_4x96_avx512_4_c2_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x96_avx512_4_c1_end
 
-	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Z0
-	VMOVUPS (DX)(DI*1), Z1
-	VMOVUPS (BX)(DI*1), Z2
-	VMOVUPS (SI)(DI*1), Z3
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59734,10 +59814,14 @@ linearBackWeight_4x96_avx512_4_4x1_i1:
 	VFMADD231PS  Z4, Z5, Z3
 
 linearBackWeight_4x96_avx512_4_4x1_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DI*1)
+	VADDPS  (DX)(DI*1), Z1, Z1
 	VMOVUPS Z1, (DX)(DI*1)
+	VADDPS  (BX)(DI*1), Z2, Z2
 	VMOVUPS Z2, (BX)(DI*1)
+	VADDPS  (SI)(DI*1), Z3, Z3
 	VMOVUPS Z3, (SI)(DI*1)
 	ADDQ    $0x00000040, DI
 	JMP     linearBackWeight_4x96_avx512_4_tail
@@ -59748,17 +59832,17 @@ linearBackWeight_4x96_avx512_4_tail:
 	CMPQ DI, (SP)
 	JE   linearBackWeight_4x96_avx512_4_cdone
 
-	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS.Z (CX)(DI*1), K1, Z0
-	VMOVUPS.Z (DX)(DI*1), K1, Z1
-	VMOVUPS.Z (BX)(DI*1), K1, Z2
-	VMOVUPS.Z (SI)(DI*1), K1, Z3
-	MOVQ      x+32(FP), R8
-	ADDQ      DI, R8
-	MOVQ      48(SP), R9
-	MOVQ      16(SP), R10
-	MOVQ      24(SP), R11
-	MOVQ      m+48(FP), R12
+	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -59804,11 +59888,19 @@ linearBackWeight_4x96_avx512_4_4x1m_i1:
 	VFMADD231PS  Z4, Z5, Z3
 
 linearBackWeight_4x96_avx512_4_4x1m_idone:
-	// dW[j][c] = acc[j][c]
-	VMOVUPS Z0, K1, (CX)(DI*1)
-	VMOVUPS Z1, K1, (DX)(DI*1)
-	VMOVUPS Z2, K1, (BX)(DI*1)
-	VMOVUPS Z3, K1, (SI)(DI*1)
+	// dW[j][c] += acc[j][c]
+	VMOVUPS.Z (CX)(DI*1), K1, Z4
+	VADDPS    Z4, Z0, Z0
+	VMOVUPS   Z0, K1, (CX)(DI*1)
+	VMOVUPS.Z (DX)(DI*1), K1, Z0
+	VADDPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (DX)(DI*1)
+	VMOVUPS.Z (BX)(DI*1), K1, Z0
+	VADDPS    Z0, Z2, Z2
+	VMOVUPS   Z2, K1, (BX)(DI*1)
+	VMOVUPS.Z (SI)(DI*1), K1, Z0
+	VADDPS    Z0, Z3, Z3
+	VMOVUPS   Z3, K1, (SI)(DI*1)
 
 linearBackWeight_4x96_avx512_4_cdone:
 	// next rows: dW += 4*ldw, dy += 4, n -= 4
@@ -59834,19 +59926,19 @@ linearBackWeight_4x96_avx512_1_c6:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c6_end
 
-	// Tile of 1 row(s) × 96 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Z0
-	VMOVUPS 64(CX)(DX*1), Z1
-	VMOVUPS 128(CX)(DX*1), Z2
-	VMOVUPS 192(CX)(DX*1), Z3
-	VMOVUPS 256(CX)(DX*1), Z4
-	VMOVUPS 320(CX)(DX*1), Z5
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 96 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -59904,12 +59996,18 @@ linearBackWeight_4x96_avx512_1_1x6_i1:
 	VFMADD231PS  Z11, Z12, Z5
 
 linearBackWeight_4x96_avx512_1_1x6_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DX*1)
+	VADDPS  64(CX)(DX*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DX*1)
+	VADDPS  128(CX)(DX*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DX*1)
+	VADDPS  192(CX)(DX*1), Z3, Z3
 	VMOVUPS Z3, 192(CX)(DX*1)
+	VADDPS  256(CX)(DX*1), Z4, Z4
 	VMOVUPS Z4, 256(CX)(DX*1)
+	VADDPS  320(CX)(DX*1), Z5, Z5
 	VMOVUPS Z5, 320(CX)(DX*1)
 	ADDQ    $0x00000180, DX
 	JMP     linearBackWeight_4x96_avx512_1_c6
@@ -59920,18 +60018,18 @@ linearBackWeight_4x96_avx512_1_c6_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c5_end
 
-	// Tile of 1 row(s) × 80 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Z0
-	VMOVUPS 64(CX)(DX*1), Z1
-	VMOVUPS 128(CX)(DX*1), Z2
-	VMOVUPS 192(CX)(DX*1), Z3
-	VMOVUPS 256(CX)(DX*1), Z4
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 80 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -59983,11 +60081,16 @@ linearBackWeight_4x96_avx512_1_1x5_i1:
 	VFMADD231PS  Z9, Z10, Z4
 
 linearBackWeight_4x96_avx512_1_1x5_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DX*1)
+	VADDPS  64(CX)(DX*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DX*1)
+	VADDPS  128(CX)(DX*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DX*1)
+	VADDPS  192(CX)(DX*1), Z3, Z3
 	VMOVUPS Z3, 192(CX)(DX*1)
+	VADDPS  256(CX)(DX*1), Z4, Z4
 	VMOVUPS Z4, 256(CX)(DX*1)
 	ADDQ    $0x00000140, DX
 	JMP     linearBackWeight_4x96_avx512_1_tail
@@ -59998,17 +60101,17 @@ linearBackWeight_4x96_avx512_1_c5_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c4_end
 
-	// Tile of 1 row(s) × 64 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Z0
-	VMOVUPS 64(CX)(DX*1), Z1
-	VMOVUPS 128(CX)(DX*1), Z2
-	VMOVUPS 192(CX)(DX*1), Z3
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 64 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60054,10 +60157,14 @@ linearBackWeight_4x96_avx512_1_1x4_i1:
 	VFMADD231PS  Z7, Z8, Z3
 
 linearBackWeight_4x96_avx512_1_1x4_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DX*1)
+	VADDPS  64(CX)(DX*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DX*1)
+	VADDPS  128(CX)(DX*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DX*1)
+	VADDPS  192(CX)(DX*1), Z3, Z3
 	VMOVUPS Z3, 192(CX)(DX*1)
 	ADDQ    $0x00000100, DX
 	JMP     linearBackWeight_4x96_avx512_1_tail
@@ -60068,16 +60175,16 @@ linearBackWeight_4x96_avx512_1_c4_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c3_end
 
-	// Tile of 1 row(s) × 48 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Z0
-	VMOVUPS 64(CX)(DX*1), Z1
-	VMOVUPS 128(CX)(DX*1), Z2
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 48 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60117,9 +60224,12 @@ linearBackWeight_4x96_avx512_1_1x3_i1:
 	VFMADD231PS  Z5, Z6, Z2
 
 linearBackWeight_4x96_avx512_1_1x3_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DX*1)
+	VADDPS  64(CX)(DX*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DX*1)
+	VADDPS  128(CX)(DX*1), Z2, Z2
 	VMOVUPS Z2, 128(CX)(DX*1)
 	ADDQ    $0x000000c0, DX
 	JMP     linearBackWeight_4x96_avx512_1_tail
@@ -60130,15 +60240,15 @@ linearBackWeight_4x96_avx512_1_c3_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c2_end
 
-	// Tile of 1 row(s) × 32 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Z0
-	VMOVUPS 64(CX)(DX*1), Z1
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 32 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60172,8 +60282,10 @@ linearBackWeight_4x96_avx512_1_1x2_i1:
 	VFMADD231PS  Z3, Z4, Z1
 
 linearBackWeight_4x96_avx512_1_1x2_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DX*1)
+	VADDPS  64(CX)(DX*1), Z1, Z1
 	VMOVUPS Z1, 64(CX)(DX*1)
 	ADDQ    $0x00000080, DX
 	JMP     linearBackWeight_4x96_avx512_1_tail
@@ -60184,14 +60296,14 @@ linearBackWeight_4x96_avx512_1_c2_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x96_avx512_1_c1_end
 
-	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Z0
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60219,7 +60331,8 @@ linearBackWeight_4x96_avx512_1_1x1_i1:
 	VFMADD231PS  Z1, Z2, Z0
 
 linearBackWeight_4x96_avx512_1_1x1_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Z0, Z0
 	VMOVUPS Z0, (CX)(DX*1)
 	ADDQ    $0x00000040, DX
 	JMP     linearBackWeight_4x96_avx512_1_tail
@@ -60230,14 +60343,14 @@ linearBackWeight_4x96_avx512_1_tail:
 	CMPQ DX, (SP)
 	JE   linearBackWeight_4x96_avx512_1_cdone
 
-	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS.Z (CX)(DX*1), K1, Z0
-	MOVQ      x+32(FP), BX
-	ADDQ      DX, BX
-	MOVQ      48(SP), SI
-	MOVQ      16(SP), DI
-	MOVQ      24(SP), R8
-	MOVQ      m+48(FP), R9
+	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = +0
+	VXORPS Z0, Z0, Z0
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60265,8 +60378,10 @@ linearBackWeight_4x96_avx512_1_1x1m_i1:
 	VFMADD231PS  Z1, Z2, Z0
 
 linearBackWeight_4x96_avx512_1_1x1m_idone:
-	// dW[j][c] = acc[j][c]
-	VMOVUPS Z0, K1, (CX)(DX*1)
+	// dW[j][c] += acc[j][c]
+	VMOVUPS.Z (CX)(DX*1), K1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS   Z0, K1, (CX)(DX*1)
 
 linearBackWeight_4x96_avx512_1_cdone:
 	// next rows: dW += 1*ldw, dy += 1, n -= 1
@@ -60329,25 +60444,25 @@ linearBackWeight_4x24_avx2_4_c3:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x24_avx2_4_c3_end
 
-	// Tile of 4 row(s) × 24 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Y0
-	VMOVUPS 32(CX)(DI*1), Y1
-	VMOVUPS 64(CX)(DI*1), Y2
-	VMOVUPS (DX)(DI*1), Y3
-	VMOVUPS 32(DX)(DI*1), Y4
-	VMOVUPS 64(DX)(DI*1), Y5
-	VMOVUPS (BX)(DI*1), Y6
-	VMOVUPS 32(BX)(DI*1), Y7
-	VMOVUPS 64(BX)(DI*1), Y8
-	VMOVUPS (SI)(DI*1), Y9
-	VMOVUPS 32(SI)(DI*1), Y10
-	VMOVUPS 64(SI)(DI*1), Y11
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 24 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -60423,18 +60538,30 @@ linearBackWeight_4x24_avx2_4_4x3_i1:
 	VFMADD231PS  Y14, Y15, Y11
 
 linearBackWeight_4x24_avx2_4_4x3_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Y0, Y0
 	VMOVUPS Y0, (CX)(DI*1)
+	VADDPS  32(CX)(DI*1), Y1, Y1
 	VMOVUPS Y1, 32(CX)(DI*1)
+	VADDPS  64(CX)(DI*1), Y2, Y2
 	VMOVUPS Y2, 64(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Y3, Y3
 	VMOVUPS Y3, (DX)(DI*1)
+	VADDPS  32(DX)(DI*1), Y4, Y4
 	VMOVUPS Y4, 32(DX)(DI*1)
+	VADDPS  64(DX)(DI*1), Y5, Y5
 	VMOVUPS Y5, 64(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Y6, Y6
 	VMOVUPS Y6, (BX)(DI*1)
+	VADDPS  32(BX)(DI*1), Y7, Y7
 	VMOVUPS Y7, 32(BX)(DI*1)
+	VADDPS  64(BX)(DI*1), Y8, Y8
 	VMOVUPS Y8, 64(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Y9, Y9
 	VMOVUPS Y9, (SI)(DI*1)
+	VADDPS  32(SI)(DI*1), Y10, Y10
 	VMOVUPS Y10, 32(SI)(DI*1)
+	VADDPS  64(SI)(DI*1), Y11, Y11
 	VMOVUPS Y11, 64(SI)(DI*1)
 	ADDQ    $0x00000060, DI
 	JMP     linearBackWeight_4x24_avx2_4_c3
@@ -60445,21 +60572,21 @@ linearBackWeight_4x24_avx2_4_c3_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x24_avx2_4_c2_end
 
-	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Y0
-	VMOVUPS 32(CX)(DI*1), Y1
-	VMOVUPS (DX)(DI*1), Y2
-	VMOVUPS 32(DX)(DI*1), Y3
-	VMOVUPS (BX)(DI*1), Y4
-	VMOVUPS 32(BX)(DI*1), Y5
-	VMOVUPS (SI)(DI*1), Y6
-	VMOVUPS 32(SI)(DI*1), Y7
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 16 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -60520,14 +60647,22 @@ linearBackWeight_4x24_avx2_4_4x2_i1:
 	VFMADD231PS  Y9, Y10, Y7
 
 linearBackWeight_4x24_avx2_4_4x2_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Y0, Y0
 	VMOVUPS Y0, (CX)(DI*1)
+	VADDPS  32(CX)(DI*1), Y1, Y1
 	VMOVUPS Y1, 32(CX)(DI*1)
+	VADDPS  (DX)(DI*1), Y2, Y2
 	VMOVUPS Y2, (DX)(DI*1)
+	VADDPS  32(DX)(DI*1), Y3, Y3
 	VMOVUPS Y3, 32(DX)(DI*1)
+	VADDPS  (BX)(DI*1), Y4, Y4
 	VMOVUPS Y4, (BX)(DI*1)
+	VADDPS  32(BX)(DI*1), Y5, Y5
 	VMOVUPS Y5, 32(BX)(DI*1)
+	VADDPS  (SI)(DI*1), Y6, Y6
 	VMOVUPS Y6, (SI)(DI*1)
+	VADDPS  32(SI)(DI*1), Y7, Y7
 	VMOVUPS Y7, 32(SI)(DI*1)
 	ADDQ    $0x00000040, DI
 	JMP     linearBackWeight_4x24_avx2_4_tail
@@ -60538,17 +60673,17 @@ linearBackWeight_4x24_avx2_4_c2_end:
 	CMPQ R8, (SP)
 	JA   linearBackWeight_4x24_avx2_4_c1_end
 
-	// Tile of 4 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DI*1), Y0
-	VMOVUPS (DX)(DI*1), Y1
-	VMOVUPS (BX)(DI*1), Y2
-	VMOVUPS (SI)(DI*1), Y3
-	MOVQ    x+32(FP), R8
-	ADDQ    DI, R8
-	MOVQ    48(SP), R9
-	MOVQ    16(SP), R10
-	MOVQ    24(SP), R11
-	MOVQ    m+48(FP), R12
+	// Tile of 4 row(s) × 8 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   x+32(FP), R8
+	ADDQ   DI, R8
+	MOVQ   48(SP), R9
+	MOVQ   16(SP), R10
+	MOVQ   24(SP), R11
+	MOVQ   m+48(FP), R12
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R12, $0x02
@@ -60594,10 +60729,14 @@ linearBackWeight_4x24_avx2_4_4x1_i1:
 	VFMADD231PS  Y4, Y5, Y3
 
 linearBackWeight_4x24_avx2_4_4x1_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DI*1), Y0, Y0
 	VMOVUPS Y0, (CX)(DI*1)
+	VADDPS  (DX)(DI*1), Y1, Y1
 	VMOVUPS Y1, (DX)(DI*1)
+	VADDPS  (BX)(DI*1), Y2, Y2
 	VMOVUPS Y2, (BX)(DI*1)
+	VADDPS  (SI)(DI*1), Y3, Y3
 	VMOVUPS Y3, (SI)(DI*1)
 	ADDQ    $0x00000020, DI
 	JMP     linearBackWeight_4x24_avx2_4_tail
@@ -60609,21 +60748,17 @@ linearBackWeight_4x24_avx2_4_tail:
 	JE   linearBackWeight_4x24_avx2_4_cdone
 	MOVQ 56(SP), R8
 
-	// Tile of 4 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS    (R8), Y0
-	VMASKMOVPS (CX)(DI*1), Y0, Y0
-	VMOVUPS    (R8), Y1
-	VMASKMOVPS (DX)(DI*1), Y1, Y1
-	VMOVUPS    (R8), Y2
-	VMASKMOVPS (BX)(DI*1), Y2, Y2
-	VMOVUPS    (R8), Y3
-	VMASKMOVPS (SI)(DI*1), Y3, Y3
-	MOVQ       x+32(FP), R9
-	ADDQ       DI, R9
-	MOVQ       48(SP), R10
-	MOVQ       16(SP), R11
-	MOVQ       24(SP), R12
-	MOVQ       m+48(FP), R13
+	// Tile of 4 row(s) × 8 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   x+32(FP), R9
+	ADDQ   DI, R9
+	MOVQ   48(SP), R10
+	MOVQ   16(SP), R11
+	MOVQ   24(SP), R12
+	MOVQ   m+48(FP), R13
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R13, $0x02
@@ -60672,13 +60807,25 @@ linearBackWeight_4x24_avx2_4_4x1m_i1:
 	VFMADD231PS  Y4, Y5, Y3
 
 linearBackWeight_4x24_avx2_4_4x1m_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VMOVUPS    (R8), Y4
+	VMASKMOVPS (CX)(DI*1), Y4, Y4
+	VADDPS     Y4, Y0, Y0
 	VMOVUPS    (R8), Y4
 	VMASKMOVPS Y0, Y4, (CX)(DI*1)
 	VMOVUPS    (R8), Y0
+	VMASKMOVPS (DX)(DI*1), Y0, Y0
+	VADDPS     Y0, Y1, Y1
+	VMOVUPS    (R8), Y0
 	VMASKMOVPS Y1, Y0, (DX)(DI*1)
 	VMOVUPS    (R8), Y0
+	VMASKMOVPS (BX)(DI*1), Y0, Y0
+	VADDPS     Y0, Y2, Y2
+	VMOVUPS    (R8), Y0
 	VMASKMOVPS Y2, Y0, (BX)(DI*1)
+	VMOVUPS    (R8), Y0
+	VMASKMOVPS (SI)(DI*1), Y0, Y0
+	VADDPS     Y0, Y3, Y3
 	VMOVUPS    (R8), Y0
 	VMASKMOVPS Y3, Y0, (SI)(DI*1)
 
@@ -60706,16 +60853,16 @@ linearBackWeight_4x24_avx2_1_c3:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x24_avx2_1_c3_end
 
-	// Tile of 1 row(s) × 24 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Y0
-	VMOVUPS 32(CX)(DX*1), Y1
-	VMOVUPS 64(CX)(DX*1), Y2
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 24 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60755,9 +60902,12 @@ linearBackWeight_4x24_avx2_1_1x3_i1:
 	VFMADD231PS  Y5, Y6, Y2
 
 linearBackWeight_4x24_avx2_1_1x3_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Y0, Y0
 	VMOVUPS Y0, (CX)(DX*1)
+	VADDPS  32(CX)(DX*1), Y1, Y1
 	VMOVUPS Y1, 32(CX)(DX*1)
+	VADDPS  64(CX)(DX*1), Y2, Y2
 	VMOVUPS Y2, 64(CX)(DX*1)
 	ADDQ    $0x00000060, DX
 	JMP     linearBackWeight_4x24_avx2_1_c3
@@ -60768,15 +60918,15 @@ linearBackWeight_4x24_avx2_1_c3_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x24_avx2_1_c2_end
 
-	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Y0
-	VMOVUPS 32(CX)(DX*1), Y1
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 16 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60810,8 +60960,10 @@ linearBackWeight_4x24_avx2_1_1x2_i1:
 	VFMADD231PS  Y3, Y4, Y1
 
 linearBackWeight_4x24_avx2_1_1x2_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Y0, Y0
 	VMOVUPS Y0, (CX)(DX*1)
+	VADDPS  32(CX)(DX*1), Y1, Y1
 	VMOVUPS Y1, 32(CX)(DX*1)
 	ADDQ    $0x00000040, DX
 	JMP     linearBackWeight_4x24_avx2_1_tail
@@ -60822,14 +60974,14 @@ linearBackWeight_4x24_avx2_1_c2_end:
 	CMPQ BX, (SP)
 	JA   linearBackWeight_4x24_avx2_1_c1_end
 
-	// Tile of 1 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS (CX)(DX*1), Y0
-	MOVQ    x+32(FP), BX
-	ADDQ    DX, BX
-	MOVQ    48(SP), SI
-	MOVQ    16(SP), DI
-	MOVQ    24(SP), R8
-	MOVQ    m+48(FP), R9
+	// Tile of 1 row(s) × 8 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	MOVQ   x+32(FP), BX
+	ADDQ   DX, BX
+	MOVQ   48(SP), SI
+	MOVQ   16(SP), DI
+	MOVQ   24(SP), R8
+	MOVQ   m+48(FP), R9
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R9, $0x02
@@ -60857,7 +61009,8 @@ linearBackWeight_4x24_avx2_1_1x1_i1:
 	VFMADD231PS  Y1, Y2, Y0
 
 linearBackWeight_4x24_avx2_1_1x1_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VADDPS  (CX)(DX*1), Y0, Y0
 	VMOVUPS Y0, (CX)(DX*1)
 	ADDQ    $0x00000020, DX
 	JMP     linearBackWeight_4x24_avx2_1_tail
@@ -60869,15 +61022,14 @@ linearBackWeight_4x24_avx2_1_tail:
 	JE   linearBackWeight_4x24_avx2_1_cdone
 	MOVQ 56(SP), BX
 
-	// Tile of 1 row(s) × 8 column(s) at coff: acc[j][v] = dW[j][c]
-	VMOVUPS    (BX), Y0
-	VMASKMOVPS (CX)(DX*1), Y0, Y0
-	MOVQ       x+32(FP), SI
-	ADDQ       DX, SI
-	MOVQ       48(SP), DI
-	MOVQ       16(SP), R8
-	MOVQ       24(SP), R9
-	MOVQ       m+48(FP), R10
+	// Tile of 1 row(s) × 8 column(s) at coff: acc[j][v] = +0
+	VXORPS Y0, Y0, Y0
+	MOVQ   x+32(FP), SI
+	ADDQ   DX, SI
+	MOVQ   48(SP), DI
+	MOVQ   16(SP), R8
+	MOVQ   24(SP), R9
+	MOVQ   m+48(FP), R10
 
 	// for i := 0; i+2 <= m; i += 2 { acc[j][c] = fma(dy[i][j], x[i][c], acc[j][c]); the same for i+1 }
 	CMPQ R10, $0x02
@@ -60908,7 +61060,10 @@ linearBackWeight_4x24_avx2_1_1x1m_i1:
 	VFMADD231PS  Y1, Y2, Y0
 
 linearBackWeight_4x24_avx2_1_1x1m_idone:
-	// dW[j][c] = acc[j][c]
+	// dW[j][c] += acc[j][c]
+	VMOVUPS    (BX), Y1
+	VMASKMOVPS (CX)(DX*1), Y1, Y1
+	VADDPS     Y1, Y0, Y0
 	VMOVUPS    (BX), Y1
 	VMASKMOVPS Y0, Y1, (CX)(DX*1)
 

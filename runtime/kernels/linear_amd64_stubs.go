@@ -551,14 +551,14 @@ func linearBackData_6x16_avx2(dx *float32, ldx int, dy *float32, ldy int, w *flo
 
 // linearBackWeight_4x96_avx512 is LinearBackWeight (m, n, k ≥ 1): tiles of 4 rows × 96 columns of dW
 // in 24 zmm accumulators, then single rows; each lane is one element's FMA chain
-// from its value in dW over the samples i ascending.
+// from +0 over the samples i ascending, then added to dW.
 //
 //go:noescape
 func linearBackWeight_4x96_avx512(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)
 
 // linearBackWeight_4x24_avx2 is LinearBackWeight (m, n, k ≥ 1): tiles of 4 rows × 24 columns of dW
 // in 12 ymm accumulators, then single rows; each lane is one element's FMA chain
-// from its value in dW over the samples i ascending.
+// from +0 over the samples i ascending, then added to dW.
 //
 //go:noescape
 func linearBackWeight_4x24_avx2(dw *float32, ldw int, dy *float32, ldy int, x *float32, ldx int, m int, n int, k int)

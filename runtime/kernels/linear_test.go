@@ -233,11 +233,11 @@ func TestLinearBackWeightMatchesContract(t *testing.T) {
 				LinearBackWeight(got, ldw, dy, ldy, x, ldx, m, n, k)
 				for j := 0; j < n; j++ {
 					for c := 0; c < k; c++ {
-						acc := want[j*ldw+c]
+						var acc float32
 						for i := 0; i < m; i++ {
 							acc = FMA32(dy[i*ldy+j], x[i*ldx+c], acc)
 						}
-						want[j*ldw+c] = acc
+						want[j*ldw+c] += acc
 					}
 				}
 				for p := range got {
