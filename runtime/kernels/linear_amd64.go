@@ -245,12 +245,16 @@ const linearBackDataL2 = 2 << 20
 // reads (m samples × a chunk of the columns) when dW stays in L2 (within
 // linearBackDataL2): the chunk then stays in L1 while the kernel sweeps all
 // n rows of dW, instead of coming from L2 for every tile of rows (b32
-// 256x1024 on AVX-512: 63–84% → ~88% of the FMA peak). A chunk is copied to
-// a contiguous buffer first: x's rows are often 4 KiB multiples apart, and
-// more than 12 of them would fall into the same L1 sets. A dW beyond L2
-// bounds the kernel by its own traffic, and chunks, which read its rows in
-// shorter pieces, only lose there (10–15%).
-const linearBackWeightXBytes = 24 << 10
+// 256x1024 on AVX-512: 63–84% → ~88% of the FMA peak on the Xeon). A chunk
+// is copied to a contiguous buffer first: x's rows are often 4 KiB
+// multiples apart, and more than 12 of them would fall into the same L1
+// sets. Up to 32 KiB of x (two thirds of a 48 KiB L1) is read in place:
+// chunks cut dW's rows into shorter runs, which cost more than they save
+// there (Zen 5, b8/128x1024 and b8/256x1024, 32 KiB of x: 72–73% of the
+// peak in 24 KiB chunks, 84–89% whole; b16 and b32 the same with 24 or 32
+// KiB chunks). A dW beyond L2 bounds the kernel by its own traffic, and
+// chunks only lose there (10–15%).
+const linearBackWeightXBytes = 32 << 10
 
 func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32, ldx int, m, n, k int) {
 	if !useAVX512 && !useAVX2 {
