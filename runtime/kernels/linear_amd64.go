@@ -243,18 +243,25 @@ const linearBackDataL2 = 2 << 20
 
 // linearBackWeightXBytes bounds the x that one LinearBackWeight kernel call
 // reads (m samples × a chunk of the columns) when dW stays in L2 (within
-// linearBackDataL2): the chunk then stays in L1 while the kernel sweeps all
-// n rows of dW, instead of coming from L2 for every tile of rows (b32
-// 256x1024 on AVX-512: 63–84% → ~88% of the FMA peak on the Xeon). A chunk
-// is copied to a contiguous buffer first: x's rows are often 4 KiB
-// multiples apart, and more than 12 of them would fall into the same L1
-// sets. Up to 32 KiB of x (two thirds of a 48 KiB L1) is read in place:
-// chunks cut dW's rows into shorter runs, which cost more than they save
-// there (Zen 5, b8/128x1024 and b8/256x1024, 32 KiB of x: 72–73% of the
-// peak in 24 KiB chunks, 84–89% whole; b16 and b32 the same with 24 or 32
-// KiB chunks). A dW beyond L2 bounds the kernel by its own traffic, and
-// chunks only lose there (10–15%).
+// linearBackDataL2) and x is larger than linearBackWeightInPlace: the chunk
+// then stays in L1 while the kernel sweeps all n rows of dW, instead of
+// coming from L2 for every tile of rows (b32 256x1024 on AVX-512: 63–84% →
+// ~88% of the FMA peak on the Xeon). A chunk is copied to a contiguous
+// buffer first: x's rows are often 4 KiB multiples apart, and more than 12
+// of them would fall into the same L1 sets. A dW beyond L2 bounds the kernel
+// by its own traffic, and chunks only lose there (10–15%).
 const linearBackWeightXBytes = 32 << 10
+
+// linearBackWeightInPlace bounds the x that LinearBackWeight reads in place,
+// unchunked, with dW in L2: chunks cut dW's rows into shorter runs, which
+// cost more than they save up to about this size. On Zen 5, AVX-512, three
+// alternated runs (% of the FMA peak, in place against 32 KiB chunks):
+// b8/128x1040 (33 KiB of x) 90 against 71 (b8/128x1024, 32 KiB: 88–90
+// against 72–73 in 24 KiB chunks), b16/128x640 (40 KiB) 94–95 against
+// 84–85, b8/128x1280
+// (40 KiB) 68–70 against 71; beyond it chunks win: b8/128x1536 (48 KiB)
+// 65–68 against 70–74, b16/128x1024 (64 KiB) 74–75 against 85–86.
+const linearBackWeightInPlace = 40 << 10
 
 func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32, ldx int, m, n, k int) {
 	if !useAVX512 && !useAVX2 {
@@ -274,7 +281,7 @@ func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32,
 	if useAVX512 {
 		width, lanes = 96, 16
 	}
-	if 4*m*k <= linearBackWeightXBytes || n < 4 || 4*n*k > linearBackDataL2 || 4*m*lanes > linearBackWeightXBytes {
+	if 4*m*k <= linearBackWeightInPlace || n < 4 || 4*n*k > linearBackDataL2 || 4*m*lanes > linearBackWeightXBytes {
 		kern(&dw[0], &x[0], ldx, k)
 		return
 	}

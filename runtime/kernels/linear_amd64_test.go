@@ -351,7 +351,7 @@ func TestLinearBackTilesMatchGo(t *testing.T) {
 // LinearBackData with a W beyond linearBackDataL2 (row blocks of
 // linearBackDataRows, the chains continued through dx, the last block
 // shorter and odd), and LinearBackWeight with an x beyond
-// linearBackWeightXBytes (column chunks of whole tiles, of whole vectors,
+// linearBackWeightInPlace (column chunks of whole tiles, of whole vectors,
 // or of one vector, copied to a contiguous buffer; and n < 4, unchunked).
 func TestLinearBackBlockedMatchGo(t *testing.T) {
 	isas := linAvailable(t)
@@ -363,9 +363,9 @@ func TestLinearBackBlockedMatchGo(t *testing.T) {
 		ldx, ldw, ldy := linLayout(c, s.k, s.n)
 		linCheckBackData(t, isas, rng, s.m, s.n, s.k, ldx, ldw, ldy, c%4)
 	}
-	for c, s := range []linShape{{17, 9, 1000}, {33, 5, 777}, {7, 13, 4101}, {48, 6, 200}, {200, 4, 50}, {200, 5, 47}, {64, 3, 500}, {32, 17, 1024}} {
-		if 4*s.m*s.k <= linearBackWeightXBytes {
-			t.Fatalf("%v: x fits linearBackWeightXBytes", s)
+	for c, s := range []linShape{{17, 9, 1000}, {33, 5, 777}, {7, 13, 4101}, {52, 6, 200}, {210, 4, 50}, {220, 5, 47}, {64, 3, 500}, {32, 17, 1024}} {
+		if 4*s.m*s.k <= linearBackWeightInPlace {
+			t.Fatalf("%v: x fits linearBackWeightInPlace", s)
 		}
 		ldx, ldw, ldy := linLayout(c, s.k, s.n)
 		linCheckBackWeight(t, isas, rng, s.m, s.n, s.k, ldx, ldw, ldy, c%4)
