@@ -258,9 +258,9 @@ const linearBackWeightXBytes = 32 << 10
 // alternated runs (% of the FMA peak, in place against 32 KiB chunks):
 // b8/128x1040 (33 KiB of x) 90 against 71 (b8/128x1024, 32 KiB: 88–90
 // against 72–73 in 24 KiB chunks), b16/128x640 (40 KiB) 94–95 against
-// 84–85, b8/128x1280
-// (40 KiB) 68–70 against 71; beyond it chunks win: b8/128x1536 (48 KiB)
-// 65–68 against 70–74, b16/128x1024 (64 KiB) 74–75 against 85–86.
+// 84–85, b8/128x1280 (40 KiB) 68–70 against 71; beyond it chunks win:
+// b8/128x1536 (48 KiB) 65–68 against 70–74, b16/128x1024 (64 KiB) 74–75
+// against 85–86.
 const linearBackWeightInPlace = 40 << 10
 
 func linearBackWeight(dw []float32, ldw int, dy []float32, ldy int, x []float32, ldx int, m, n, k int) {
