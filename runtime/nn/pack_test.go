@@ -265,6 +265,9 @@ func TestAddConvGrad(t *testing.T) {
 		t0, t1 int
 	}{
 		{ConvDims{Groups: 1, ICg: 37, OCg: 40, KH: 3, KW: 3, SH: 1, SW: 1}, 1, 0, 9}, // partial block, tiles + rest
+		{ConvDims{Groups: 2, ICg: 20, OCg: 70, KH: 3, KW: 3, SH: 1, SW: 1}, 4, 0, 9}, // 3×3, group 1's first block
+		{ConvDims{Groups: 2, ICg: 20, OCg: 70, KH: 3, KW: 3, SH: 1, SW: 1}, 5, 0, 9}, // 3×3, group 1's second block
+		{ConvDims{Groups: 1, ICg: 9, OCg: 32, KH: 3, KW: 3, SH: 1, SW: 1}, 0, 3, 6},  // 3×3, one kernel row
 		{ConvDims{Groups: 2, ICg: 5, OCg: 3, KH: 5, KW: 3, SH: 2, SW: 3}, 1, 6, 9},   // group 1, one kernel row
 		{ConvDims{Groups: 1, ICg: 16, OCg: 32, KH: 1, KW: 1, SH: 1, SW: 1}, 0, 0, 1},
 	} {
