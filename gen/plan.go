@@ -160,10 +160,10 @@ func fastAlgo(st *Step) string {
 // (runtime/winograd): 3×3, stride 1, padding 1, one group, an output of at least
 // winogradMinHW on each side (winogradSmallMinHW with winogradSmallMinC input
 // channels), where its 4× fewer multiplies pay for reading transformed weights 4×
-// the size, and at least winogradMinC input channels: the
-// transforms cost per input and per output channel, the multiplies they save per
-// pair of them, so a first layer loses (VGG's, 3 → 64 at 224×224: 1.53 ms as
-// Winograd against 0.67 ms direct on two threads, in one series).
+// the size, and at least winogradMinC input channels: the transforms cost per input
+// and per output channel, the multiplies they save per pair of them, so a first
+// layer loses (VGG's, 3 → 64 at 224×224: 1.53 ms as Winograd against 0.67 ms direct
+// on two threads, in one series).
 func Winograd(l *spec.Layer) bool {
 	if l.Kind != spec.Conv || l.KH != 3 || l.KW != 3 || l.SH != 1 || l.SW != 1 || l.PH != 1 || l.PW != 1 ||
 		l.Groups != 1 || l.In.C < winogradMinC {
@@ -175,21 +175,20 @@ func Winograd(l *spec.Layer) bool {
 
 // winogradMinHW is the smallest output side of a Winograd convolution with any
 // channel count, winogradSmallMinHW that of one with at least winogradSmallMinC
-// input channels. At 28² to
-// 224² Winograd ran 2.1–2.7× faster on the Intel Xeon; at 14² and AlexNet's 13²
-// only 1.1–1.7× with the weights in cache, and at batch 1 the transformed weights
-// (4× the size: 113 MB for VGG's three 14² layers) come from memory, which that
-// machine streamed at 11–16 GB/s a core, so those layers stayed direct. On the
-// AMD EPYC (Zen 5: 25–43 GB/s a core), 2026-11-27, fast mode with them as Winograd,
-// three alternated runs of each binary on two threads: AlexNet's 13² layers 1.83–1.93
-// against 1.84–1.98 ms at batch 1 and 9.5–10.2 against 14.5–14.9 ms at batch 8
-// (the whole net 26.5–28.1 against 31.1–31.8 ms); VGG-16's 14² layers 7.5–8.1
-// against 8.6–8.8 ms at batch 1 and 33.0–33.5 against 57.5–59.4 ms at batch 8 (the
-// net 262–274 against 297–305 ms). With few channels the transforms cost more
-// than they save at batch 1: VGG-MNIST's 14² layer (32 → 64) took 0.068–0.089 ms
-// as Winograd against 0.044–0.051 direct (and 1.5–2.0 against 2.5 ms at batch 64),
-// so the small outputs need winogradSmallMinC channels, which the ImageNet nets'
-// 13² and 14² layers have (192 to 512).
+// input channels. At 28² to 224² Winograd ran 2.1–2.7× faster on the Intel Xeon; at
+// 14² and AlexNet's 13² only 1.1–1.7× with the weights in cache, and at batch 1 the
+// transformed weights (4× the size: 113 MB for VGG's three 14² layers) come from
+// memory, which that machine streamed at 11–16 GB/s a core, so those layers stayed
+// direct. On the AMD EPYC (Zen 5: 25–43 GB/s a core), 2026-11-27, fast mode with
+// them as Winograd, three alternated runs of each binary on two threads: AlexNet's
+// 13² layers 1.83–1.93 against 1.84–1.98 ms at batch 1 and 9.5–10.2 against
+// 14.5–14.9 ms at batch 8 (the whole net 26.5–28.1 against 31.1–31.8 ms); VGG-16's
+// 14² layers 7.5–8.1 against 8.6–8.8 ms at batch 1 and 33.0–33.5 against 57.5–59.4
+// ms at batch 8 (the net 262–274 against 297–305 ms). With few channels the
+// transforms cost more than they save at batch 1: VGG-MNIST's 14² layer (32 → 64)
+// took 0.068–0.089 ms as Winograd against 0.044–0.051 direct (and 1.5–2.0 against
+// 2.5 ms at batch 64), so the small outputs need winogradSmallMinC channels, which
+// the ImageNet nets' 13² and 14² layers have (192 to 512).
 const (
 	winogradMinHW      = 20
 	winogradSmallMinHW = 13
